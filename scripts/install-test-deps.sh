@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite drives for real: the CNCF registry
+# (Debian's docker-registry) as upstream, skopeo and containerd's ctr as clients,
+# iproute2 for network namespaces. Idempotent; needs root (CI runs as root).
+set -euo pipefail
+
+need=()
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v ctr >/dev/null 2>&1 || need+=(containerd)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "install-test-deps: all present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-deps: missing ${need[*]}; run this script as root (it uses apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Packaged services must not start on install: the tests run their own instances.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"
+echo "install-test-deps: installed ${need[*]}"

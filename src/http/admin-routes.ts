@@ -1,0 +1,67 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { isDigest } from '../oci/digest.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { Stats } from '../metrics/stats.js'
+import { isAdminRequest } from './admin.js'
+import { sendJson, sendText } from './respond.js'
+
+export interface AdminRoutesInit {
+  store: BlobStore
+  stats: Stats
+  adminToken: string
+  isReady: () => boolean
+  log: Logger
+}
+
+/** Stats, metrics, health, and the admin calls under /api/cache (SPEC 3.3). */
+export class AdminRoutes {
+  constructor (private readonly init: AdminRoutesInit) {}
+
+  async handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const { store, stats } = this.init
+    const path = url.pathname
+    const method = req.method ?? 'GET'
+    if (path === '/healthz') { sendJson(res, 200, { status: 'ok' }); return true }
+    if (path === '/readyz') {
+      const ready = this.init.isReady()
+      sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting' })
+      return true
+    }
+    if (path === '/metrics') {
+      sendText(res, 200, await stats.registry.metrics(), stats.registry.contentType)
+      return true
+    }
+    if (path === '/api/cache/stats' && (method === 'GET' || method === 'HEAD')) {
+      sendJson(res, 200, stats.snapshot())
+      return true
+    }
+    if (path !== '/api/cache' && !path.startsWith('/api/cache/')) return false
+
+    if (!isAdminRequest(req, this.init.adminToken)) {
+      sendJson(res, 403, { error: 'admin calls are allowed from loopback, or with Authorization: Bearer <CACHE_ADMIN_TOKEN>' })
+      return true
+    }
+    if (path === '/api/cache' && method === 'DELETE') {
+      const removed = await store.clear()
+      this.init.log.info({ removed }, 'store cleared on request')
+      sendJson(res, 200, { removed, current_size: store.size })
+      return true
+    }
+    if (path === '/api/cache/gc' && method === 'POST') {
+      const removed = await store.evict(true)
+      sendJson(res, 200, { removed, current_size: store.size })
+      return true
+    }
+    const pin = /^\/api\/cache\/pins\/(.+)$/.exec(path)
+    if (pin !== null && (method === 'PUT' || method === 'DELETE')) {
+      const digest = decodeURIComponent(pin[1] ?? '')
+      if (!isDigest(digest)) { sendJson(res, 400, { error: `invalid digest "${digest.slice(0, 100)}": expected sha256:<64 hex>` }); return true }
+      const found = await store.setPinned(digest, method === 'PUT')
+      sendJson(res, found ? 200 : 404, found ? { digest, pinned: method === 'PUT' } : { error: `${digest} is not in the store` })
+      return true
+    }
+    sendJson(res, 404, { error: `no such endpoint ${method} ${path}` })
+    return true
+  }
+}

@@ -1,0 +1,61 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** Counters named as in SPEC 3.3; the JSON stats and Prometheus metrics read the same numbers. */
+export const COUNTER_NAMES = [
+  'hits', 'misses', 'stores', 'evictions', 'errors',
+  'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers',
+  'revalidations_304', 'bytes_served', 'stale_tags_served'
+] as const
+export type CounterName = typeof COUNTER_NAMES[number]
+
+const HELP: Record<CounterName, string> = {
+  hits: 'Requests served from the local store',
+  misses: 'Requests for content the local store did not have',
+  stores: 'Blobs verified and committed to the store',
+  evictions: 'Blobs removed by the eviction policy',
+  errors: 'Requests that failed, corrupt files found, digest mismatches',
+  peer_hits: 'Misses answered by a peer',
+  upstream_hits: 'Misses answered by an upstream',
+  bytes_from_peers: 'Bytes received from peers',
+  bytes_from_upstream: 'Bytes received from upstreams',
+  bytes_served_to_peers: 'Bytes sent to peers',
+  revalidations_304: 'Conditional upstream requests answered 304',
+  bytes_served: 'Bytes sent to HTTP clients',
+  stale_tags_served: 'Tags served from the last resolution because the upstream was unavailable'
+}
+
+export interface StatsSnapshot extends Record<CounterName, number> {
+  current_size: number
+  hit_rate: number
+  peers_connected: number
+}
+
+export class Stats {
+  readonly registry = new Registry()
+  private readonly values = Object.fromEntries(COUNTER_NAMES.map(n => [n, 0])) as Record<CounterName, number>
+  private readonly counters: Record<CounterName, Counter>
+
+  constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
+    this.counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, new Counter({
+      name: `p2p_cache_${n}_total`, help: HELP[n], registers: [this.registry]
+    })])) as Record<CounterName, Counter>
+    new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
+    new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
+  }
+
+  inc (name: CounterName, by = 1): void {
+    this.values[name] += by
+    this.counters[name].inc(by)
+  }
+
+  snapshot (): StatsSnapshot {
+    const lookups = this.values.hits + this.values.misses
+    return {
+      ...this.values,
+      current_size: this.gauges.currentSize(),
+      hit_rate: lookups === 0 ? 0 : Number((this.values.hits / lookups).toFixed(4)),
+      peers_connected: this.gauges.peersConnected()
+    }
+  }
+}

@@ -1,0 +1,29 @@
+/** Error codes of the OCI distribution spec, plus the status each is sent with. */
+export type OciErrorCode =
+  | 'BLOB_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'MANIFEST_UNKNOWN'
+  | 'MANIFEST_INVALID'
+  | 'NAME_INVALID'
+  | 'NAME_UNKNOWN'
+  | 'TAG_INVALID'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
+  | 'UNSUPPORTED'
+  | 'TOOMANYREQUESTS'
+
+export class OciError extends Error {
+  constructor (
+    readonly status: number,
+    readonly code: OciErrorCode | 'UPSTREAM_UNAVAILABLE',
+    message: string,
+    readonly detail?: Record<string, unknown>
+  ) {
+    super(message)
+    this.name = 'OciError'
+  }
+
+  body (): string {
+    return JSON.stringify({ errors: [{ code: this.code, message: this.message, detail: this.detail ?? {} }] })
+  }
+}

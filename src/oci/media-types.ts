@@ -1,0 +1,38 @@
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
+export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json'
+export const DOCKER_MANIFEST_V1_SIGNED = 'application/vnd.docker.distribution.manifest.v1+prettyjws'
+
+export const INDEX_TYPES: readonly string[] = [OCI_INDEX, DOCKER_MANIFEST_LIST]
+export const MANIFEST_TYPES: readonly string[] = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST]
+
+/** What we ask upstream for when the client sent no Accept header of its own. */
+export const DEFAULT_MANIFEST_ACCEPT = MANIFEST_TYPES.join(', ')
+
+/** Distribution refuses manifests above 4 MiB; so do we, so a hostile upstream can't fill memory. */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+/** Media types named in an Accept header (parameters and q-values dropped). */
+export function acceptedTypes (accept: string | string[] | undefined): string[] {
+  const values = Array.isArray(accept) ? accept : accept === undefined ? [] : [accept]
+  return values
+    .flatMap(v => v.split(','))
+    .map(v => v.split(';')[0]?.trim().toLowerCase() ?? '')
+    .filter(v => v.length > 0)
+}
+
+/**
+ * Whether a client that sent `accept` can take a manifest of `mediaType`.
+ * No Accept, or a wildcard, takes anything: registries answer such clients with what they have.
+ */
+export function accepts (accept: readonly string[], mediaType: string): boolean {
+  if (accept.length === 0) return true
+  return accept.some(a => a === mediaType || a === '*/*' || a === 'application/*')
+}
+
+/** Tag resolutions differ by whether the client can take an index, so they are cached per class. */
+export function acceptClass (accept: readonly string[]): 'index' | 'single' {
+  if (accept.length === 0) return 'index'
+  return INDEX_TYPES.some(t => accepts(accept, t)) ? 'index' : 'single'
+}

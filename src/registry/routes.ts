@@ -1,0 +1,155 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from 'pino'
+import { DigestMismatchError } from '../oci/digest.js'
+import { OciError } from '../oci/errors.js'
+import { acceptedTypes } from '../oci/media-types.js'
+import type { BlobResolver } from '../resolver/blob-resolver.js'
+import type { ManifestResolver } from '../resolver/manifest-resolver.js'
+import type { Stats } from '../metrics/stats.js'
+import { UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
+import { parseRegistryPath } from './path.js'
+import { selectRange } from './range.js'
+import { upstreamRepository, type UpstreamSet } from './upstreams.js'
+
+export interface RegistryRoutesInit {
+  upstreams: UpstreamSet
+  blobs: BlobResolver
+  manifests: ManifestResolver
+  stats: Stats
+  log: Logger
+}
+
+const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
+
+/** The OCI distribution pull API as a mirror (SPEC 3.3). Returns false when the path is not ours. */
+export class RegistryRoutes {
+  constructor (private readonly init: RegistryRoutesInit) {}
+
+  async handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    if (!url.pathname.startsWith('/v2')) return false
+    const head = req.method === 'HEAD'
+    try {
+      if (req.method !== 'GET' && !head) {
+        throw new OciError(405, 'UNSUPPORTED', `${req.method ?? ''} is not supported: this is a read-only pull-through mirror`)
+      }
+      const route = parseRegistryPath(url.pathname)
+      if (route === undefined) throw new OciError(404, 'NAME_UNKNOWN', `no such endpoint ${url.pathname.slice(0, 200)}`)
+      if (route.kind === 'base') {
+        res.writeHead(200, { ...API_VERSION, 'content-type': 'application/json', 'content-length': 2 })
+        res.end(head ? undefined : '{}')
+        return true
+      }
+      const client = this.init.upstreams.select(url.searchParams.get('ns'))
+      const repo = upstreamRepository(client, route.name)
+      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head)
+      else await this.blob(req, res, client, repo, route.digest, head)
+    } catch (err) {
+      this.fail(res, err, head, url)
+    }
+    return true
+  }
+
+  private async manifest (req: IncomingMessage, res: ServerResponse, client: Parameters<ManifestResolver['get']>[0], repo: string, reference: string, head: boolean): Promise<void> {
+    const accept = acceptedTypes(req.headers.accept)
+    const headers: Record<string, string> = { ...API_VERSION }
+    let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
+    if (digest === undefined) {
+      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept)
+      digest = tag.digest
+      if (tag.staleSince !== undefined) {
+        headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${new Date(tag.staleSince).toISOString()}"`
+        headers['x-cache-stale-tag'] = new Date(tag.staleSince).toISOString()
+      }
+      if (head && tag.staleSince === undefined && tag.size !== undefined) {
+        // A HEAD by tag needs only the upstream's answer; no manifest download.
+        res.writeHead(200, { ...headers, 'content-type': tag.mediaType, 'content-length': tag.size, 'docker-content-digest': tag.digest, etag: `"${tag.digest}"`, 'x-cache': 'MISS', 'x-cache-source': client.name })
+        res.end()
+        return
+      }
+    }
+    const manifest = await this.init.manifests.get(client, repo, digest)
+    res.writeHead(200, {
+      ...headers,
+      'content-type': manifest.mediaType,
+      'content-length': manifest.body.byteLength,
+      'docker-content-digest': manifest.digest,
+      etag: `"${manifest.digest}"`,
+      'x-cache': manifest.cache,
+      'x-cache-source': manifest.origin
+    })
+    res.end(head ? undefined : manifest.body)
+    if (!head) this.init.stats.inc('bytes_served', manifest.body.byteLength)
+  }
+
+  private async blob (req: IncomingMessage, res: ServerResponse, client: Parameters<BlobResolver['open']>[0], repo: string, digest: `sha256:${string}`, head: boolean): Promise<void> {
+    const common = { ...API_VERSION, 'docker-content-digest': digest, etag: `"${digest}"`, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
+    if (head) {
+      const info = await this.init.blobs.head(client, repo, digest)
+      res.writeHead(200, { ...common, ...(info.size !== undefined ? { 'content-length': info.size } : {}), 'x-cache': info.cache, 'x-cache-source': info.cache === 'HIT' ? 'local' : client.name })
+      res.end()
+      return
+    }
+    const source = await this.init.blobs.open(client, repo, digest)
+    try {
+      const range = selectRange(req.headers.range, source.size)
+      const headers: Record<string, string | number> = { ...common, 'x-cache': source.cache, 'x-cache-source': source.origin }
+      if (range.kind === 'unsatisfiable') {
+        res.writeHead(416, { ...headers, 'content-range': `bytes */${source.size ?? '*'}`, 'content-length': 0 })
+        res.end()
+        return
+      }
+      const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, source.size]
+      if (end !== undefined) headers['content-length'] = end - start
+      if (range.kind === 'partial') headers['content-range'] = `bytes ${start}-${end === undefined ? '' : end - 1}/${source.size ?? '*'}`
+      res.writeHead(range.kind === 'partial' ? 206 : 200, headers)
+      const body = source.stream(start, end)
+      body.on('data', (chunk: Buffer) => this.init.stats.inc('bytes_served', chunk.byteLength))
+      await pipeline(body, res)
+    } finally {
+      await source.release()
+    }
+  }
+
+  private fail (res: ServerResponse, err: unknown, head: boolean, url: URL): void {
+    const { log, stats } = this.init
+    if (res.headersSent) {
+      // Mid-body failure (upstream cut, digest mismatch): an incomplete response is the only
+      // honest signal left; the client retries and we never complete it with wrong bytes.
+      if (!(err instanceof Error && 'code' in err && err.code === 'ERR_STREAM_PREMATURE_CLOSE')) {
+        stats.inc('errors')
+        log.warn({ path: url.pathname, err: (err as Error).message }, 'response aborted')
+      }
+      res.destroy()
+      return
+    }
+    if (err instanceof UpstreamStatusError && err.status < 500 && /json/.test(err.contentType ?? '') && err.body !== '') {
+      // The upstream's own OCI error (MANIFEST_UNKNOWN, BLOB_UNKNOWN, DENIED...) is the best answer.
+      res.writeHead(err.status, { ...API_VERSION, 'content-type': 'application/json', 'content-length': Buffer.byteLength(err.body) })
+      res.end(head ? undefined : err.body)
+      return
+    }
+    const error = toOciError(err)
+    if (error.status >= 500) {
+      stats.inc('errors')
+      log.warn({ path: url.pathname, status: error.status, err: error.message }, 'request failed')
+    }
+    const body = error.body()
+    res.writeHead(error.status, { ...API_VERSION, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(head ? undefined : body)
+  }
+}
+
+function toOciError (err: unknown): OciError {
+  if (err instanceof OciError) return err
+  if (err instanceof UpstreamStatusError) {
+    const code = err.status === 404 ? 'MANIFEST_UNKNOWN' : err.status === 401 ? 'UNAUTHORIZED' : err.status === 403 ? 'DENIED' : 'UNSUPPORTED'
+    return new OciError(err.status === 404 || err.status === 401 || err.status === 403 ? err.status : 502, code,
+      `upstream ${err.upstream} answered ${err.status}`, { upstreamBody: err.body.slice(0, 1000) })
+  }
+  if (err instanceof UpstreamUnavailableError) {
+    return new OciError(502, 'UPSTREAM_UNAVAILABLE', `${err.message}; the content is not in the cache. Check the upstream URL in CACHE_REGISTRY_UPSTREAMS and this host's network`)
+  }
+  if (err instanceof DigestMismatchError) return new OciError(502, 'DIGEST_INVALID', err.message)
+  return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
+}

@@ -1,0 +1,35 @@
+import { OciError } from '../oci/errors.js'
+import type { RegistryClient } from '../upstream/registry-client.js'
+
+/** The upstream clients by name; the first is the default for requests without `?ns=`. */
+export class UpstreamSet {
+  private readonly byName: Map<string, RegistryClient>
+
+  constructor (private readonly clients: RegistryClient[]) {
+    this.byName = new Map(clients.map(c => [c.name, c]))
+  }
+
+  /** containerd sends `?ns=<registry host>` (URL-encoded); Docker's registry-mirrors sends none. */
+  select (ns: string | null): RegistryClient {
+    if (ns === null || ns === '') {
+      const first = this.clients[0]
+      if (first === undefined) throw new OciError(400, 'UNSUPPORTED', 'no registry upstream is configured; set CACHE_REGISTRY_UPSTREAMS')
+      return first
+    }
+    const client = this.byName.get(ns)
+    if (client === undefined) {
+      throw new OciError(400, 'UNSUPPORTED', `unknown registry namespace ns=${ns.slice(0, 100)}: add it to CACHE_REGISTRY_UPSTREAMS as ${ns}=https://${ns} (configured: ${[...this.byName.keys()].join(', ')})`)
+    }
+    return client
+  }
+
+  async close (): Promise<void> {
+    await Promise.all(this.clients.map(async c => { await c.close() }))
+  }
+}
+
+/** Docker Hub keeps official images under library/; `alpine` means `library/alpine` there. */
+export function upstreamRepository (client: RegistryClient, name: string): string {
+  const isDockerHub = client.name === 'docker.io' || /(^|\.)docker\.io$/.test(client.url.hostname)
+  return isDockerHub && !name.includes('/') ? `library/${name}` : name
+}

@@ -1,0 +1,65 @@
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { RegistryClient } from '../upstream/registry-client.js'
+import type { Stats } from '../metrics/stats.js'
+import { BlobDownload } from './download.js'
+import type { BlobSource } from './source.js'
+
+export interface BlobResolverInit {
+  store: BlobStore
+  stats: Stats
+  log: Logger
+}
+
+/**
+ * local store → upstream (SPEC 2). Blobs are keyed by digest alone, so a layer shared by
+ * several images or repositories is fetched once; concurrent misses share one download.
+ */
+export class BlobResolver {
+  private readonly downloads = new Map<Digest, BlobDownload>()
+
+  constructor (private readonly init: BlobResolverInit) {}
+
+  async open (client: RegistryClient, repo: string, digest: Digest): Promise<BlobSource> {
+    const { store, stats, log } = this.init
+    const local = await store.openRead(digest)
+    if (local !== undefined) {
+      stats.inc('hits')
+      log.info({ digest, size: local.record.size, cache: 'HIT' }, 'blob hit')
+      return {
+        cache: 'HIT', origin: 'local', size: local.record.size,
+        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+        stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
+        release: local.release
+      }
+    }
+    stats.inc('misses')
+    let download = this.downloads.get(digest)
+    if (download === undefined) {
+      download = new BlobDownload(digest, repo, client, store, stats, log)
+      this.downloads.set(digest, download)
+      const started = download
+      started.done.then(() => stats.inc('upstream_hits'), () => stats.inc('errors'))
+        .finally(() => { if (this.downloads.get(digest) === started) this.downloads.delete(digest) })
+    }
+    const { size } = await download.ready
+    log.info({ digest, size, cache: 'MISS', upstream: client.name }, 'blob miss')
+    const active = download
+    return {
+      cache: 'MISS', origin: client.name, size,
+      stream: (start, end) => active.reader(start, end),
+      release: async () => {}
+    }
+  }
+
+  /** Blob size without fetching it (HEAD). */
+  async head (client: RegistryClient, repo: string, digest: Digest): Promise<{ cache: 'HIT' | 'MISS', size: number | undefined }> {
+    const record = await this.init.store.stat(digest)
+    if (record !== undefined) return { cache: 'HIT', size: record.size }
+    const res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {})
+    res.body.destroy()
+    const length = res.headers['content-length']
+    return { cache: 'MISS', size: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined }
+  }
+}

@@ -1,0 +1,134 @@
+import type { Logger } from 'pino'
+import { DigestMismatchError, isDigest, sha256Digest, type Digest } from '../oci/digest.js'
+import { acceptClass, accepts, DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
+import { OciError } from '../oci/errors.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { RegistryClient } from '../upstream/registry-client.js'
+import { UpstreamUnavailableError } from '../upstream/errors.js'
+import type { Stats } from '../metrics/stats.js'
+import type { CacheStatus } from './source.js'
+import type { TagCache } from './tag-cache.js'
+
+export interface ResolvedTag {
+  digest: Digest
+  mediaType: string
+  size: number | undefined
+  /** Set when the upstream was unavailable and the last known resolution was used. */
+  staleSince?: number
+}
+
+export interface Manifest {
+  digest: Digest
+  mediaType: string
+  body: Buffer
+  cache: CacheStatus
+  origin: string
+}
+
+export interface ManifestResolverInit {
+  store: BlobStore
+  tags: TagCache
+  stats: Stats
+  log: Logger
+}
+
+/**
+ * Tags are resolved by the upstream with HEAD (Docker Hub does not count HEADs against the pull
+ * limit); the manifest is then fetched by digest, verified, and kept in the blob store.
+ */
+export class ManifestResolver {
+  private readonly fetches = new Map<Digest, Promise<Manifest>>()
+
+  constructor (private readonly init: ManifestResolverInit) {}
+
+  async resolveTag (client: RegistryClient, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
+    const klass = acceptClass(accept)
+    const headers = { accept: accept.length > 0 ? accept.join(', ') : DEFAULT_MANIFEST_ACCEPT }
+    try {
+      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers)
+      res.body.destroy()
+      let digest = res.headers['docker-content-digest']
+      let mediaType = res.headers['content-type'] ?? ''
+      const length = res.headers['content-length']
+      let size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined
+      if (digest === undefined || !isDigest(digest)) {
+        // Some registries omit the digest on HEAD: fetch the manifest and hash it ourselves.
+        const full = await this.download(client, repo, tag, headers.accept)
+        ;({ digest, mediaType } = full)
+        size = full.body.byteLength
+      }
+      const resolved: ResolvedTag = { digest: digest as Digest, mediaType: mediaType.split(';')[0]?.trim() ?? '', size }
+      await this.init.tags.set(client.name, repo, tag, klass, { ...resolved, resolvedAt: Date.now() })
+      return resolved
+    } catch (err) {
+      if (!(err instanceof UpstreamUnavailableError)) throw err
+      const last = await this.init.tags.get(client.name, repo, tag, klass)
+      if (last === undefined || !accepts(accept, last.mediaType)) throw err
+      this.init.stats.inc('stale_tags_served')
+      this.init.log.warn({ upstream: client.name, repo, tag, digest: last.digest, resolvedAt: new Date(last.resolvedAt).toISOString(), reason: err.message },
+        'upstream unavailable; serving the last known digest for this tag')
+      return { digest: last.digest, mediaType: last.mediaType, size: last.size, staleSince: last.resolvedAt }
+    }
+  }
+
+  async get (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
+    const { store, stats, log } = this.init
+    const local = await store.openRead(digest)
+    if (local !== undefined) {
+      try {
+        const chunks: Buffer[] = []
+        for await (const chunk of local.stream()) chunks.push(chunk as Buffer)
+        stats.inc('hits')
+        log.info({ digest, size: local.record.size, cache: 'HIT' }, 'manifest hit')
+        return { digest, mediaType: local.record.mediaType ?? '', body: Buffer.concat(chunks), cache: 'HIT', origin: 'local' }
+      } finally {
+        await local.release()
+      }
+    }
+    stats.inc('misses')
+    let pending = this.fetches.get(digest)
+    if (pending === undefined) {
+      pending = this.fetchAndStore(client, repo, digest).finally(() => this.fetches.delete(digest))
+      this.fetches.set(digest, pending)
+    }
+    return await pending
+  }
+
+  private async fetchAndStore (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
+    const { store, stats, log } = this.init
+    const fetched = await this.download(client, repo, digest, DEFAULT_MANIFEST_ACCEPT)
+    if (fetched.digest !== digest) {
+      stats.inc('errors')
+      throw new DigestMismatchError(digest, fetched.digest, `upstream ${client.name}`)
+    }
+    const writer = await store.createWriter(digest)
+    try {
+      await writer.write(fetched.body)
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
+    await store.commit(writer, `upstream ${client.name}`, { mediaType: fetched.mediaType })
+    stats.inc('upstream_hits')
+    stats.inc('bytes_from_upstream', fetched.body.byteLength)
+    log.info({ digest, size: fetched.body.byteLength, cache: 'MISS', upstream: client.name }, 'manifest stored')
+    return { ...fetched, cache: 'MISS', origin: client.name }
+  }
+
+  private async download (client: RegistryClient, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
+    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept })
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).byteLength
+      if (size > MAX_MANIFEST_BYTES) {
+        res.body.destroy()
+        throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)
+      }
+      chunks.push(chunk as Buffer)
+    }
+    const body = Buffer.concat(chunks)
+    const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+    return { digest: sha256Digest(body), mediaType, body }
+  }
+}

@@ -1,0 +1,33 @@
+import type { Level } from 'level'
+import type { Digest } from '../oci/digest.js'
+
+export interface TagRecord {
+  digest: Digest
+  mediaType: string
+  size?: number
+  resolvedAt: number
+}
+
+/**
+ * The last digest each tag resolved to, per upstream and per Accept class, so a pull by tag
+ * can still be served while the upstream is unreachable. Never consulted when it answers.
+ */
+export class TagCache {
+  private readonly db
+
+  constructor (root: Level<string, unknown>) {
+    this.db = root.sublevel<string, TagRecord>('tags', { valueEncoding: 'json' })
+  }
+
+  private key (upstream: string, repo: string, tag: string, acceptClass: string): string {
+    return `${upstream}/${repo}:${tag}#${acceptClass}`
+  }
+
+  async get (upstream: string, repo: string, tag: string, acceptClass: string): Promise<TagRecord | undefined> {
+    return await this.db.get(this.key(upstream, repo, tag, acceptClass))
+  }
+
+  async set (upstream: string, repo: string, tag: string, acceptClass: string, record: TagRecord): Promise<void> {
+    await this.db.put(this.key(upstream, repo, tag, acceptClass), record)
+  }
+}

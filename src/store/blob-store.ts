@@ -1,0 +1,234 @@
+import { createReadStream, type ReadStream } from 'node:fs'
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { Level } from 'level'
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import { blobPath, storeLayout, type StoreLayout } from './layout.js'
+import { Leases } from './leases.js'
+import { planEviction, type Candidate, type EvictionPolicy } from './eviction.js'
+import { hashFile, reconcile, type BlobIndex } from './reconcile.js'
+import type { BlobRecord } from './record.js'
+import { BlobWriter } from './writer.js'
+
+export interface BlobStoreEvents {
+  onCommit?: (digest: Digest, size: number) => void
+  onEvict?: (digest: Digest, size: number) => void
+  /** A file that no longer matched its digest was found and removed. */
+  onCorrupt?: (digest: Digest) => void
+}
+
+export interface BlobStoreInit extends BlobStoreEvents {
+  dir: string
+  policy: EvictionPolicy
+  log: Logger
+}
+
+/** An open, leased, verified blob; `release` when the response is done. */
+export interface BlobHandle {
+  digest: Digest
+  record: BlobRecord
+  stream: (start?: number, end?: number) => ReadStream
+  release: () => Promise<void>
+}
+
+/** Avoids an index write on every hit; LRU order only needs coarse access times. */
+const ACCESS_TIME_RESOLUTION_MS = 60_000
+const READ_CHUNK = 256 * 1024
+
+/**
+ * Content-addressed blob files plus a level index (SPEC 3.5). All mutation goes through
+ * here so the size account, leases and eviction see every change.
+ */
+export class BlobStore {
+  readonly layout: StoreLayout
+  readonly db: Level<string, unknown>
+  private readonly index: BlobIndex
+  private readonly leases = new Leases()
+  private total = 0
+  private evicting: Promise<number> | undefined
+
+  private constructor (private readonly init: BlobStoreInit) {
+    this.layout = storeLayout(init.dir)
+    this.db = new Level<string, unknown>(this.layout.index, { valueEncoding: 'json' })
+    this.index = this.db.sublevel<string, BlobRecord>('blobs', { valueEncoding: 'json' })
+  }
+
+  static async open (init: BlobStoreInit): Promise<BlobStore> {
+    const store = new BlobStore(init)
+    await mkdir(store.layout.blobs, { recursive: true })
+    await mkdir(store.layout.tmp, { recursive: true })
+    await store.db.open()
+    const report = await reconcile(store.layout, store.index, Date.now())
+    for await (const record of store.index.values()) store.total += record.size
+    init.log.info({ ...report, size: store.total }, 'store opened')
+    return store
+  }
+
+  get size (): number {
+    return this.total
+  }
+
+  get policy (): EvictionPolicy {
+    return this.init.policy
+  }
+
+  async stat (digest: Digest): Promise<BlobRecord | undefined> {
+    return await this.index.get(digest)
+  }
+
+  /**
+   * Opens a blob for reading under a lease. A file changed since it was committed is re-hashed
+   * first; if it no longer matches it is deleted and the blob is reported missing.
+   */
+  async openRead (digest: Digest): Promise<BlobHandle | undefined> {
+    const record = await this.index.get(digest)
+    if (record === undefined) return undefined
+    const release = this.leases.acquire(digest)
+    const path = blobPath(this.layout, digest)
+    let file: FileHandle
+    try {
+      file = await open(path, 'r')
+    } catch {
+      release()
+      await this.forget(digest, record)
+      return undefined
+    }
+    const info = await file.stat()
+    if (info.size !== record.size || info.mtimeMs !== record.mtimeMs) {
+      const actual = await hashFile(path)
+      if (actual !== digest || info.size !== record.size) {
+        await file.close()
+        release()
+        this.init.log.error({ digest, expectedSize: record.size, size: info.size }, 'blob file corrupted on disk; removed, it will be fetched again')
+        await rm(path, { force: true })
+        await this.forget(digest, record)
+        this.init.onCorrupt?.(digest)
+        return undefined
+      }
+      record.mtimeMs = info.mtimeMs
+      await this.index.put(digest, record)
+    }
+    await this.touch(digest, record)
+    let closed = false
+    return {
+      digest,
+      record,
+      stream: (start?: number, end?: number) => createReadStream(path, {
+        fd: file, start, end, autoClose: false, highWaterMark: READ_CHUNK
+      }),
+      release: async () => {
+        if (closed) return
+        closed = true
+        release()
+        await file.close().catch(() => {})
+      }
+    }
+  }
+
+  /** Starts writing `digest`; the lease keeps eviction away until commit or abort. */
+  async createWriter (digest: Digest): Promise<BlobWriter> {
+    const release = this.leases.acquire(digest)
+    try {
+      return await BlobWriter.create(digest, join(this.layout.tmp, `${digest.slice(7, 23)}-${randomUUID()}`), release)
+    } catch (err) {
+      release()
+      throw err
+    }
+  }
+
+  /** Verifies, moves into place and indexes what `writer` wrote. */
+  async commit (writer: BlobWriter, source: string, meta: { mediaType?: string } = {}): Promise<BlobRecord> {
+    const { size, mtimeMs } = await writer.commit(blobPath(this.layout, writer.digest), source)
+    const previous = await this.index.get(writer.digest)
+    const now = Date.now()
+    const record: BlobRecord = {
+      size, mtimeMs, createdAt: previous?.createdAt ?? now, accessedAt: now,
+      ...(meta.mediaType !== undefined ? { mediaType: meta.mediaType } : {}),
+      ...(previous?.pinned === true ? { pinned: true } : {})
+    }
+    await this.index.put(writer.digest, record)
+    this.total += size - (previous?.size ?? 0)
+    this.init.onCommit?.(writer.digest, size)
+    if (this.total > this.init.policy.maxSize * this.init.policy.highWatermark) void this.evict().catch(() => {})
+    return record
+  }
+
+  async delete (digest: Digest): Promise<boolean> {
+    const record = await this.index.get(digest)
+    if (record === undefined) return false
+    await rm(blobPath(this.layout, digest), { force: true })
+    await this.forget(digest, record)
+    return true
+  }
+
+  async setPinned (digest: Digest, pinned: boolean): Promise<boolean> {
+    const record = await this.index.get(digest)
+    if (record === undefined) return false
+    if (pinned) record.pinned = true
+    else delete record.pinned
+    await this.index.put(digest, record)
+    return true
+  }
+
+  async * entries (): AsyncGenerator<[Digest, BlobRecord]> {
+    for await (const [key, record] of this.index.iterator()) yield [key as Digest, record]
+  }
+
+  /**
+   * Applies the eviction policy (SPEC 3.5); `force` prunes to the low watermark even when the
+   * store is below the high one (`p2p-cache gc`). Returns the number of blobs removed.
+   */
+  async evict (force = false): Promise<number> {
+    if (this.evicting !== undefined) return await this.evicting
+    this.evicting = this.runEviction(force).finally(() => { this.evicting = undefined })
+    return await this.evicting
+  }
+
+  /** Removes every blob that is not in use (DELETE /api/cache). */
+  async clear (): Promise<number> {
+    let removed = 0
+    for await (const [digest] of this.entries()) {
+      if (this.leases.held(digest)) continue
+      if (await this.delete(digest)) removed++
+    }
+    return removed
+  }
+
+  async close (): Promise<void> {
+    await this.evicting?.catch(() => {})
+    await this.db.close()
+  }
+
+  private async runEviction (force: boolean): Promise<number> {
+    const candidates: Candidate[] = []
+    for await (const [digest, record] of this.entries()) candidates.push({ digest, record })
+    const plan = planEviction(candidates, this.total, this.init.policy, Date.now(), d => this.leases.held(d), force)
+    if (plan.overrodeMinAge) {
+      this.init.log.warn({ size: this.total, maxSize: this.init.policy.maxSize },
+        'store is over CACHE_MAX_SIZE with only recently used blobs; evicting some of them — raise CACHE_MAX_SIZE if this repeats')
+    }
+    let removed = 0
+    for (const { digest, record } of plan.victims) {
+      if (this.leases.held(digest)) continue
+      await this.delete(digest)
+      removed++
+      this.init.onEvict?.(digest, record.size)
+      this.init.log.info({ digest, size: record.size }, 'evicted')
+    }
+    return removed
+  }
+
+  private async touch (digest: Digest, record: BlobRecord): Promise<void> {
+    const now = Date.now()
+    if (now - record.accessedAt < ACCESS_TIME_RESOLUTION_MS) return
+    record.accessedAt = now
+    await this.index.put(digest, record)
+  }
+
+  private async forget (digest: Digest, record: BlobRecord): Promise<void> {
+    await this.index.del(digest)
+    this.total -= record.size
+  }
+}

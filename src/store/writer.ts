@@ -1,0 +1,84 @@
+import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { DigestVerifier, type Digest } from '../oci/digest.js'
+import { StoreError } from './errors.js'
+
+/**
+ * Writes one blob: bytes go to a file in tmp/ while they are hashed; `commit` verifies the
+ * digest, fsyncs, and renames into place. Until then nothing is visible under blobs/.
+ */
+export class BlobWriter {
+  private readonly verifier: DigestVerifier
+  private written = 0
+  private finished = false
+
+  constructor (
+    readonly digest: Digest,
+    readonly tmpPath: string,
+    private readonly file: FileHandle,
+    private readonly onFinish: () => void
+  ) {
+    this.verifier = new DigestVerifier(digest)
+  }
+
+  static async create (digest: Digest, tmpPath: string, onFinish: () => void): Promise<BlobWriter> {
+    const file = await open(tmpPath, 'wx', 0o644)
+    return new BlobWriter(digest, tmpPath, file, onFinish)
+  }
+
+  get bytesWritten (): number {
+    return this.written
+  }
+
+  async write (chunk: Uint8Array): Promise<void> {
+    if (this.finished) throw new StoreError(`write to ${this.digest} after it was committed or aborted`)
+    this.verifier.update(chunk)
+    let offset = 0
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await this.file.write(chunk, offset, chunk.byteLength - offset, this.written + offset)
+      offset += bytesWritten
+    }
+    this.written += chunk.byteLength
+  }
+
+  /**
+   * Verifies and moves the file to `finalPath`. Throws DigestMismatchError (and removes the
+   * temporary file) when the content is not `digest`.
+   */
+  async commit (finalPath: string, source: string): Promise<{ size: number, mtimeMs: number }> {
+    this.finish()
+    try {
+      this.verifier.verify(source)
+      await this.file.sync()
+      const { mtimeMs } = await this.file.stat()
+      await this.file.close()
+      await mkdir(dirname(finalPath), { recursive: true })
+      await rename(this.tmpPath, finalPath)
+      await syncDir(dirname(finalPath))
+      return { size: this.written, mtimeMs }
+    } catch (err) {
+      await this.file.close().catch(() => {})
+      await rm(this.tmpPath, { force: true })
+      throw err
+    }
+  }
+
+  async abort (): Promise<void> {
+    if (this.finished) return
+    this.finish()
+    await this.file.close().catch(() => {})
+    await rm(this.tmpPath, { force: true })
+  }
+
+  private finish (): void {
+    if (this.finished) throw new StoreError(`blob writer for ${this.digest} finished twice`)
+    this.finished = true
+    this.onFinish()
+  }
+}
+
+/** The rename is durable only once the directory entry is on disk too. */
+async function syncDir (dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try { await handle.sync() } finally { await handle.close() }
+}

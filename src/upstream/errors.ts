@@ -1,0 +1,18 @@
+/**
+ * The upstream could not give an answer: connection refused, DNS, timeout, 5xx or 429.
+ * A tag may then be served from the last resolution; an answer (200/404/401...) always decides.
+ */
+export class UpstreamUnavailableError extends Error {
+  constructor (readonly upstream: string, readonly reason: string, readonly status?: number, options?: { cause?: unknown }) {
+    super(`upstream ${upstream} unavailable: ${reason}`, options)
+    this.name = 'UpstreamUnavailableError'
+  }
+}
+
+/** The upstream answered with a status we pass on to the client (404, 401, 403...). */
+export class UpstreamStatusError extends Error {
+  constructor (readonly upstream: string, readonly status: number, readonly body: string, readonly contentType: string | undefined) {
+    super(`upstream ${upstream} answered ${status}`)
+    this.name = 'UpstreamStatusError'
+  }
+}

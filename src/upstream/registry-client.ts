@@ -1,0 +1,181 @@
+import { Agent, request, type Dispatcher } from 'undici'
+import type { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { Credential, Upstream } from '../config/options.js'
+import { parseChallenge, type Challenge } from './challenge.js'
+import { UpstreamStatusError, UpstreamUnavailableError } from './errors.js'
+
+export interface RegistryClientInit {
+  upstream: Upstream
+  credential?: Credential
+  timeoutMs: number
+  log: Logger
+}
+
+export interface UpstreamResponse {
+  status: number
+  headers: Record<string, string | undefined>
+  body: Readable
+}
+
+interface Token { value: string, expiresAt: number }
+
+const MAX_REDIRECTS = 5
+const USER_AGENT = 'p2p-cache/0.1 (+registry mirror)'
+/** Token lifetime when the token server does not say (distribution's documented default). */
+const DEFAULT_TOKEN_TTL_S = 60
+
+function header (headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+function flatHeaders (headers: Dispatcher.ResponseData['headers']): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {}
+  for (const key of Object.keys(headers)) out[key] = header(headers, key)
+  return out
+}
+
+function basic (credential: Credential): string {
+  return `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`
+}
+
+/**
+ * Client of one upstream registry's pull API: Bearer token exchange from the
+ * `WWW-Authenticate` challenge (anonymous or with credentials), Basic auth, redirects to blob
+ * storage (credentials are not sent to another host), and typed failures.
+ */
+export class RegistryClient {
+  readonly name: string
+  readonly url: URL
+  private readonly agent: Agent
+  private readonly tokens = new Map<string, Token>()
+  private readonly log: Logger
+  /** Set once the upstream asked for Basic auth: later requests send it up front. */
+  private basicPreferred = false
+
+  constructor (private readonly init: RegistryClientInit) {
+    this.name = init.upstream.name
+    this.url = init.upstream.url
+    this.log = init.log.child({ upstream: init.upstream.name })
+    this.agent = new Agent({
+      connectTimeout: init.timeoutMs,
+      headersTimeout: init.timeoutMs,
+      bodyTimeout: init.timeoutMs,
+      connections: 32
+    })
+  }
+
+  /**
+   * Sends a pull-API request for `repo`, answering auth challenges and following redirects.
+   * 2xx and the client's own statuses (404, 401...) are returned; network failures, 5xx and
+   * 429 throw UpstreamUnavailableError.
+   */
+  async send (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+    const scope = `repository:${repo}:pull`
+    const base = this.init.upstream.url
+    const url = new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`)
+    let res = await this.exchange(method, url, { ...headers, ...this.cachedAuth(scope) }, signal)
+    if (res.statusCode === 401) {
+      const challenge = parseChallenge(header(res.headers, 'www-authenticate'))
+      await res.body.dump()
+      const auth = challenge === undefined ? undefined : await this.answer(challenge, scope, signal)
+      if (auth !== undefined) res = await this.exchange(method, url, { ...headers, authorization: auth }, signal)
+      else res = await this.exchange(method, url, headers, signal)
+    }
+    if (res.statusCode >= 500 || res.statusCode === 429) {
+      const text = await res.body.text().catch(() => '')
+      throw new UpstreamUnavailableError(this.name, `${method} ${path} answered ${res.statusCode} ${text.slice(0, 200)}`.trim(), res.statusCode)
+    }
+    return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body }
+  }
+
+  /** Like `send`, but any non-2xx becomes UpstreamStatusError (body read, for the client). */
+  async sendOk (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+    const res = await this.send(method, repo, path, headers, signal)
+    if (res.status < 200 || res.status > 299) {
+      const text = method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024)
+      throw new UpstreamStatusError(this.name, res.status, text, res.headers['content-type'])
+    }
+    return res
+  }
+
+  async close (): Promise<void> {
+    await this.agent.close()
+  }
+
+  private cachedAuth (scope: string): Record<string, string> {
+    for (const [key, token] of this.tokens) {
+      if (key.endsWith(`|${scope}`) && token.expiresAt > Date.now()) return { authorization: `Bearer ${token.value}` }
+    }
+    if (this.init.credential !== undefined && this.tokens.size === 0 && this.basicPreferred) return { authorization: basic(this.init.credential) }
+    return {}
+  }
+
+  private async answer (challenge: Challenge, scope: string, signal?: AbortSignal): Promise<string | undefined> {
+    if (challenge.scheme === 'basic') {
+      if (this.init.credential === undefined) return undefined
+      this.basicPreferred = true
+      return basic(this.init.credential)
+    }
+    if (challenge.scheme !== 'bearer' || challenge.params.realm === undefined) return undefined
+    const realm = new URL(challenge.params.realm)
+    const wanted = challenge.params.scope ?? scope
+    if (challenge.params.service !== undefined) realm.searchParams.set('service', challenge.params.service)
+    for (const s of wanted.split(' ')) realm.searchParams.append('scope', s)
+    const headers: Record<string, string> = {}
+    if (this.init.credential !== undefined) headers.authorization = basic(this.init.credential)
+    const res = await this.exchange('GET', realm, headers, signal)
+    const text = await res.body.text()
+    if (res.statusCode !== 200) {
+      this.log.warn({ status: res.statusCode, realm: realm.origin + realm.pathname }, 'token request refused')
+      if (res.statusCode >= 500 || res.statusCode === 429) throw new UpstreamUnavailableError(this.name, `token server answered ${res.statusCode}`, res.statusCode)
+      return undefined
+    }
+    let parsed: { token?: string, access_token?: string, expires_in?: number }
+    try { parsed = JSON.parse(text) as typeof parsed } catch { parsed = {} }
+    const value = parsed.token ?? parsed.access_token
+    if (value === undefined) return undefined
+    const ttl = Math.max(10, (parsed.expires_in ?? DEFAULT_TOKEN_TTL_S) - 10)
+    this.tokens.set(`${challenge.params.service ?? ''}|${wanted}`, { value, expiresAt: Date.now() + ttl * 1000 })
+    return `Bearer ${value}`
+  }
+
+  private async exchange (method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+    let target = url
+    let sendHeaders: Record<string, string> = { 'user-agent': USER_AGENT, ...headers }
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      let res: Dispatcher.ResponseData
+      try {
+        // undici's request does not follow redirects: each hop is ours to check.
+        res = await request(target, { method, headers: sendHeaders, dispatcher: this.agent, signal })
+      } catch (err) {
+        if (signal?.aborted === true) throw err
+        throw new UpstreamUnavailableError(this.name, `${method} ${target.origin}${target.pathname}: ${(err as Error).message}`, undefined, { cause: err })
+      }
+      const location = header(res.headers, 'location')
+      if (res.statusCode < 300 || res.statusCode > 399 || location === undefined) return res
+      await res.body.dump()
+      const next = new URL(location, target)
+      // Blob storage (S3, CDN) gets presigned URLs; our registry credentials stay with the registry.
+      if (next.host !== target.host) {
+        const { authorization: _drop, ...rest } = sendHeaders
+        sendHeaders = rest
+      }
+      target = next
+    }
+    throw new UpstreamUnavailableError(this.name, `more than ${MAX_REDIRECTS} redirects for ${url.pathname}`)
+  }
+}
+
+async function readLimited (body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const chunk of body) {
+    const buf = chunk as Buffer
+    if (n + buf.byteLength > limit) { body.destroy(); break }
+    chunks.push(buf)
+    n += buf.byteLength
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
