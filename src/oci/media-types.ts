@@ -31,6 +31,16 @@ export function accepts (accept: readonly string[], mediaType: string): boolean 
   return accept.some(a => a === mediaType || a === '*/*' || a === 'application/*')
 }
 
+/**
+ * The Accept header to send upstream for a client's list: its concrete manifest types, or every
+ * type we know when it named none (no Accept, or only wildcards — distribution answers 404 to an
+ * OCI manifest unless OCI is named explicitly).
+ */
+export function upstreamAccept (accept: readonly string[]): string {
+  const concrete = accept.filter(a => !a.includes('*'))
+  return concrete.length > 0 ? concrete.join(', ') : DEFAULT_MANIFEST_ACCEPT
+}
+
 /** Tag resolutions differ by whether the client can take an index, so they are cached per class. */
 export function acceptClass (accept: readonly string[]): 'index' | 'single' {
   if (accept.length === 0) return 'index'

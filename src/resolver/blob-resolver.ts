@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
-import type { RegistryClient } from '../upstream/registry-client.js'
+import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import type { Stats } from '../metrics/stats.js'
 import { BlobDownload } from './download.js'
 import type { BlobSource } from './source.js'
@@ -58,7 +58,7 @@ export class BlobResolver {
     const record = await this.init.store.stat(digest)
     if (record !== undefined) return { cache: 'HIT', size: record.size }
     const res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {})
-    res.body.destroy()
+    discard(res.body)
     const length = res.headers['content-length']
     return { cache: 'MISS', size: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined }
   }

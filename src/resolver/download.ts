@@ -5,7 +5,7 @@ import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { BlobRecord } from '../store/record.js'
 import type { BlobWriter } from '../store/writer.js'
-import type { RegistryClient } from '../upstream/registry-client.js'
+import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 
@@ -123,7 +123,7 @@ export class BlobDownload {
       this.log.info({ digest: this.digest, size: record.size, upstream: this.client.name }, 'blob stored')
       return record
     } catch (err) {
-      res.body.destroy()
+      discard(res.body)
       await writer?.abort().catch(() => {})
       throw err
     }

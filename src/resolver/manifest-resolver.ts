@@ -1,9 +1,9 @@
 import type { Logger } from 'pino'
 import { DigestMismatchError, isDigest, sha256Digest, type Digest } from '../oci/digest.js'
-import { acceptClass, accepts, DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
+import { acceptClass, accepts, DEFAULT_MANIFEST_ACCEPT, INDEX_TYPES, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
 import type { BlobStore } from '../store/blob-store.js'
-import type { RegistryClient } from '../upstream/registry-client.js'
+import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
@@ -43,10 +43,10 @@ export class ManifestResolver {
 
   async resolveTag (client: RegistryClient, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
     const klass = acceptClass(accept)
-    const headers = { accept: accept.length > 0 ? accept.join(', ') : DEFAULT_MANIFEST_ACCEPT }
+    const headers = { accept: upstreamAccept(accept) }
     try {
       const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers)
-      res.body.destroy()
+      discard(res.body)
       let digest = res.headers['docker-content-digest']
       let mediaType = res.headers['content-type'] ?? ''
       const length = res.headers['content-length']
@@ -58,7 +58,10 @@ export class ManifestResolver {
         size = full.body.byteLength
       }
       const resolved: ResolvedTag = { digest: digest as Digest, mediaType: mediaType.split(';')[0]?.trim() ?? '', size }
-      await this.init.tags.set(client.name, repo, tag, klass, { ...resolved, resolvedAt: Date.now() })
+      const record = { ...resolved, resolvedAt: Date.now() }
+      // A tag that is a single manifest (no index) is the answer for either class of client.
+      const classes = INDEX_TYPES.includes(resolved.mediaType) ? [klass] : ['index', 'single']
+      for (const c of classes) await this.init.tags.set(client.name, repo, tag, c, record)
       return resolved
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
@@ -122,7 +125,7 @@ export class ManifestResolver {
     for await (const chunk of res.body) {
       size += (chunk as Buffer).byteLength
       if (size > MAX_MANIFEST_BYTES) {
-        res.body.destroy()
+        discard(res.body)
         throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)
       }
       chunks.push(chunk as Buffer)

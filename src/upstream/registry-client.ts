@@ -168,12 +168,18 @@ export class RegistryClient {
   }
 }
 
+/** Drops a response body we don't need. undici emits 'error' on destroy, so listen first. */
+export function discard (body: Readable): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
 async function readLimited (body: Readable, limit: number): Promise<string> {
   const chunks: Buffer[] = []
   let n = 0
   for await (const chunk of body) {
     const buf = chunk as Buffer
-    if (n + buf.byteLength > limit) { body.destroy(); break }
+    if (n + buf.byteLength > limit) { discard(body); break }
     chunks.push(buf)
     n += buf.byteLength
   }
