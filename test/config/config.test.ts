@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { loadConfig } from '../../src/config/load.js'
+import { parseDuration, parseSize } from '../../src/config/units.js'
+import { CLI } from '../fixtures/sidecar-process.js'
+
+function runCli (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, stderr: string, stdout: string }> {
+  return new Promise(resolve => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, CACHE_ENABLE_P2P: 'false', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
+    })
+  })
+}
+
+describe('configuration', () => {
+  it('reads sizes and durations', () => {
+    assert.equal(parseSize('20GB'), 20e9)
+    assert.equal(parseSize('512MiB'), 512 * 1024 ** 2)
+    assert.equal(parseSize('1048576'), 1048576)
+    assert.equal(parseSize('1.5 GiB'), 1.5 * 1024 ** 3)
+    assert.equal(parseSize('20XB'), undefined)
+    assert.equal(parseDuration('10m'), 600_000)
+    assert.equal(parseDuration('1500ms'), 1500)
+    assert.equal(parseDuration('10'), undefined)
+  })
+
+  it('takes flags over env over defaults', () => {
+    const c = loadConfig({ maxSize: '1GB' }, { CACHE_MAX_SIZE: '2GB', CACHE_HTTP_ADDR: '0.0.0.0:1234' })
+    assert.equal(c.maxSize, 1e9)
+    assert.deepEqual(c.httpAddr, { host: '0.0.0.0', port: 1234 })
+    assert.equal(loadConfig({}, {}).registryUpstreams[0]?.name, 'docker.io')
+    assert.deepEqual(loadConfig({}, { CACHE_HTTP_ADDR: '[::1]:9080' }).httpAddr, { host: '::1', port: 9080 })
+    const ups = loadConfig({}, { CACHE_REGISTRY_UPSTREAMS: 'docker.io=https://registry-1.docker.io, ghcr.io=https://ghcr.io,127.0.0.1:5001=http://127.0.0.1:5001' }).registryUpstreams
+    assert.deepEqual(ups.map(u => u.name), ['docker.io', 'ghcr.io', '127.0.0.1:5001'])
+  })
+
+  const invalid: Array<[string, string]> = [
+    ['CACHE_MAX_SIZE', '20XB'],
+    ['CACHE_MAX_SIZE', '-1GB'],
+    ['CACHE_HTTP_ADDR', 'localhost'],
+    ['CACHE_HTTP_ADDR', '127.0.0.1:99999'],
+    ['CACHE_ENABLE_P2P', 'maybe'],
+    ['CACHE_REGISTRY_UPSTREAMS', 'docker.io'],
+    ['CACHE_REGISTRY_UPSTREAMS', 'a=ftp://x'],
+    ['CACHE_REGISTRY_UPSTREAMS', 'a=http://x,a=http://y'],
+    ['CACHE_REGISTRY_AUTH', 'docker.io=nopassword'],
+    ['CACHE_UPSTREAM_TIMEOUT', 'soon'],
+    ['CACHE_EVICT_MIN_AGE', '5'],
+    ['CACHE_EVICT_HIGH_WATERMARK', '150%'],
+    ['CACHE_EVICT_LOW_WATERMARK', '95%'],
+    ['CACHE_LOG_LEVEL', 'loud']
+  ]
+  for (const [name, value] of invalid) {
+    it(`stops start-up on ${name}=${value} with one line and exit code 2`, async () => {
+      const { code, stderr } = await runCli(['serve'], { [name]: value, CACHE_DIR: '/nonexistent/never-created' })
+      assert.equal(code, 2)
+      const lines = stderr.trim().split('\n')
+      assert.equal(lines.length, 1, `one line, got: ${stderr}`)
+      assert.match(lines[0] ?? '', new RegExp(`^p2p-cache: invalid ${name}="${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": expected .+`))
+    })
+  }
+
+  it('names the flag when the bad value came from a flag', async () => {
+    const { code, stderr } = await runCli(['serve', '--max-size', 'lots'], {})
+    assert.equal(code, 2)
+    assert.equal(stderr.trim(), 'p2p-cache: invalid --max-size="lots": expected a size of at least 1MB like 20GB, 512MiB or 1048576')
+  })
+})
