@@ -98,7 +98,7 @@ const credentials = z.string().transform((s, ctx): Map<string, Credential> => {
 export const OPTIONS = {
   dir: option({
     env: 'CACHE_DIR', flag: '--dir <path>', default: './.p2p-cache',
-    description: 'data dir: blobs, index, identity key',
+    description: 'data dir: blobs (by digest), tmp/, the level index',
     expected: 'a directory path', schema: z.string().trim().min(1)
   }),
   maxSize: option({
