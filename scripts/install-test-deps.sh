@@ -10,6 +10,7 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v ctr >/dev/null 2>&1 || need+=(containerd)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: all present"

@@ -116,8 +116,8 @@ export class RegistryRoutes {
     if (res.headersSent) {
       // Mid-body failure (upstream cut, digest mismatch): an incomplete response is the only
       // honest signal left; the client retries and we never complete it with wrong bytes.
+      // The download that failed counted its own error; a client hanging up is not ours.
       if (!(err instanceof Error && 'code' in err && err.code === 'ERR_STREAM_PREMATURE_CLOSE')) {
-        stats.inc('errors')
         log.warn({ path: url.pathname, err: (err as Error).message }, 'response aborted')
       }
       res.destroy()

@@ -3,6 +3,7 @@ import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import type { Stats } from '../metrics/stats.js'
+import { UpstreamStatusError } from '../upstream/errors.js'
 import { BlobDownload } from './download.js'
 import type { BlobSource } from './source.js'
 
@@ -40,7 +41,10 @@ export class BlobResolver {
       download = new BlobDownload(digest, repo, client, store, stats, log)
       this.downloads.set(digest, download)
       const started = download
-      started.done.then(() => stats.inc('upstream_hits'), () => stats.inc('errors'))
+      started.done.then(() => stats.inc('upstream_hits'), (err: unknown) => {
+        // An upstream 404/401 is an answer, not a failure of the cache.
+        if (!(err instanceof UpstreamStatusError)) stats.inc('errors')
+      })
         .finally(() => { if (this.downloads.get(digest) === started) this.downloads.delete(digest) })
     }
     const { size } = await download.ready

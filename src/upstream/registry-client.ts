@@ -136,7 +136,9 @@ export class RegistryClient {
     try { parsed = JSON.parse(text) as typeof parsed } catch { parsed = {} }
     const value = parsed.token ?? parsed.access_token
     if (value === undefined) return undefined
-    const ttl = Math.max(10, (parsed.expires_in ?? DEFAULT_TOKEN_TTL_S) - 10)
+    // Renew a little before expiry, but never keep a short-lived token past its life.
+    const lifetime = parsed.expires_in ?? DEFAULT_TOKEN_TTL_S
+    const ttl = Math.max(0, lifetime - Math.min(10, lifetime / 2))
     this.tokens.set(`${challenge.params.service ?? ''}|${wanted}`, { value, expiresAt: Date.now() + ttl * 1000 })
     return `Bearer ${value}`
   }

@@ -1,0 +1,369 @@
+/**
+ * `npm run bench`: the SPEC section 6 numbers that this build can measure, each as a ratio
+ * against a baseline measured in the same run on the same machine.
+ *
+ *   1. local-hit throughput of a large blob: sidecar (X-Cache: HIT) vs a plain node:http file
+ *      server process serving the same bytes, client hashing and not hashing;
+ *   2. peak RSS of the sidecar while serving the large blob to several clients at once;
+ *   3. N concurrent GETs of one cold blob: upstream GETs and upstream bytes / blob size;
+ *   4. skopeo pull through the mirror (cold and warm) vs straight from the registry.
+ *
+ * BENCH_QUICK=1 runs a smaller version (~30 s). BENCH_RSS_CLIENTS overrides the client count
+ * of the RSS row. Results also go to .bench/results.json.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { startRegistry, type Registry } from '../../test/fixtures/registry.js'
+import { startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
+import { buildImage, type ImageDescription } from '../../test/fixtures/oci-image.js'
+import { pullToLayout, pushLayout } from '../../test/fixtures/skopeo.js'
+import { Cleanup, guard } from './cleanup.js'
+import { fetchBlob, requestJson, uploadBlob, type FetchResult } from './http-client.js'
+import { memory, peakRssDuring, startFileServer, type FileServer } from './proc.js'
+import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
+
+const QUICK = process.env.BENCH_QUICK === '1'
+
+const CFG = {
+  mode: QUICK ? 'quick' : 'full',
+  /** Row 1 and 2: the blob served from the local store. */
+  largeBytes: (QUICK ? 64 : 256) * MiB,
+  hitRuns: QUICK ? 3 : 5,
+  rssClients: Number(process.env.BENCH_RSS_CLIENTS ?? '4'),
+  /** Row 3. */
+  coldBytes: (QUICK ? 16 : 64) * MiB,
+  coldClients: 8,
+  coldRuns: QUICK ? 2 : 3,
+  /** Row 4: image of pullLayers random layers of pullLayerBytes each (before gzip). */
+  pullLayers: 4,
+  pullLayerBytes: (QUICK ? 8 : 16) * MiB,
+  pullRuns: QUICK ? 3 : 5,
+  /** Hard limit for the whole run, setup and teardown included. */
+  deadlineMs: (QUICK ? 150 : 480) * 1000,
+  requestTimeoutMs: 120_000
+}
+
+const BLOB_REPO = 'bench/blobs'
+const IMAGE_REPO = 'bench/image'
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
+
+const t0 = performance.now()
+function log (msg: string): void {
+  console.error(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${msg}`)
+}
+
+interface Ctx {
+  work: string
+  registry: Registry
+  sidecar: SidecarProcess
+  sidecarPid: number
+  cleanup: Cleanup
+  rows: Row[]
+  samples: Record<string, unknown>
+}
+
+interface BlobFile { path: string, size: number, digest: string }
+
+/** Writes `size` random bytes to a file, hashing as it goes. */
+async function randomBlobFile (dir: string, name: string, size: number): Promise<BlobFile> {
+  const path = join(dir, name)
+  const hash = createHash('sha256')
+  const file = await open(path, 'wx')
+  try {
+    const chunk = 4 * MiB
+    for (let written = 0; written < size;) {
+      const buf = randomBytes(Math.min(chunk, size - written))
+      hash.update(buf)
+      await file.write(buf, 0, buf.byteLength, written)
+      written += buf.byteLength
+    }
+  } finally {
+    await file.close()
+  }
+  return { path, size, digest: `sha256:${hash.digest('hex')}` }
+}
+
+function mbps (r: FetchResult): number {
+  return r.bytes / MB / (r.ms / 1000)
+}
+
+function spread (xs: number[], digits: number): string {
+  return `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`
+}
+
+// ---------------------------------------------------------------------------------------
+// 1 + 2. Local hits of a large blob, and RSS under concurrent clients
+// ---------------------------------------------------------------------------------------
+
+async function localHits (ctx: Ctx): Promise<void> {
+  const { work, registry, sidecar, cleanup, rows } = ctx
+  const sizeLabel = `${CFG.largeBytes / MiB} MiB`
+  log(`local hit: writing a ${sizeLabel} random blob and pushing it to the registry`)
+  const blob = await randomBlobFile(work, 'large.bin', CFG.largeBytes)
+  await uploadBlob(registry.url, BLOB_REPO, blob.path, blob.size, blob.digest, CFG.requestTimeoutMs)
+
+  const fileServer: FileServer = await startFileServer(blob.path)
+  cleanup.add('file server', fileServer.stop)
+  const sidecarUrl = `${sidecar.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`
+  const baseUrl = `${fileServer.url}/large.bin`
+  const get = (url: string, hash: boolean): Promise<FetchResult> =>
+    fetchBlob(url, { hash, timeoutMs: CFG.requestTimeoutMs, ...(hash ? { expectDigest: blob.digest } : {}) })
+
+  const miss = await get(sidecarUrl, true)
+  log(`local hit: warm-up fetch through the sidecar: X-Cache ${String(miss.headers['x-cache'])}, ${mbps(miss).toFixed(0)} MB/s`)
+  const hitOf = async (hash: boolean): Promise<FetchResult> => {
+    const r = await get(sidecarUrl, hash)
+    if (r.headers['x-cache'] !== 'HIT') throw new Error(`expected X-Cache: HIT from the sidecar, got ${String(r.headers['x-cache'])}`)
+    return r
+  }
+
+  for (const hash of [true, false]) {
+    const label = hash ? 'client sha256' : 'no hash'
+    // One untimed round each: JIT, page cache, first-connection costs.
+    await hitOf(hash)
+    await get(baseUrl, hash)
+    const side: number[] = []
+    const base: number[] = []
+    for (let i = 0; i < CFG.hitRuns; i++) {
+      // Alternate who goes first so drift (thermal, page cache, GC) hits both alike.
+      if (i % 2 === 0) {
+        side.push(mbps(await hitOf(hash)))
+        base.push(mbps(await get(baseUrl, hash)))
+      } else {
+        base.push(mbps(await get(baseUrl, hash)))
+        side.push(mbps(await hitOf(hash)))
+      }
+    }
+    const value = median(side)
+    const baseline = median(base)
+    log(`local hit (${label}): sidecar ${spread(side, 0)} MB/s, file server ${spread(base, 0)} MB/s`)
+    ctx.samples[`local_hit_${hash ? 'hash' : 'nohash'}`] = { sidecar_mbps: side, file_server_mbps: base }
+    const ratio = ratioOf(value, baseline)
+    rows.push({
+      metric: `local hit ${sizeLabel}, ${label}`, unit: 'MB/s', value, baseline, ratio,
+      target: '>= 0.80', pass: ratio >= 0.8, digits: 0
+    })
+  }
+
+  // Peak RSS while several clients pull the large blob at once (no client hashing: the
+  // clients read as fast as they can, which is the most the server has to keep up with).
+  const n = CFG.rssClients
+  const concurrent = async (url: string, pid: number): Promise<{ peak: number, before: number, mbps: number, hwmUsed: boolean }> => {
+    const started = performance.now()
+    const r = await peakRssDuring(pid, () => Promise.all(Array.from({ length: n }, () => get(url, false))))
+    const seconds = (performance.now() - started) / 1000
+    return { peak: r.peak, before: r.before, hwmUsed: r.hwmUsed, mbps: r.result.reduce((s, x) => s + x.bytes, 0) / MB / seconds }
+  }
+  await concurrent(sidecarUrl, ctx.sidecarPid) // warm-up: n connections at once, untimed
+  const side = await concurrent(sidecarUrl, ctx.sidecarPid)
+  const base = await concurrent(baseUrl, fileServer.pid)
+  log(`rss: sidecar ${(side.before / MB).toFixed(0)} -> peak ${(side.peak / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} -> peak ${(base.peak / MB).toFixed(0)} MB (VmHWM reset: ${side.hwmUsed ? 'yes' : 'no, sampled VmRSS only'})`)
+  ctx.samples['rss'] = { clients: n, sidecar: side, file_server: base, sidecar_after: memory(ctx.sidecarPid) }
+  const tput = ratioOf(side.mbps, base.mbps)
+  rows.push({
+    metric: `local hit ${sizeLabel}, ${n} clients aggregate`, unit: 'MB/s', value: side.mbps, baseline: base.mbps,
+    ratio: tput, target: '-', pass: undefined, digits: 0
+  })
+  rows.push({
+    metric: `sidecar peak RSS, ${n} clients x ${sizeLabel}`, unit: 'MB', value: side.peak / MB, baseline: base.peak / MB,
+    ratio: ratioOf(side.peak, base.peak), target: 'value < 200 MB', pass: side.peak / MB < 200, digits: 0,
+    note: 'SPEC: < 200 MB serving 1 GiB blobs to 10 clients; baseline is the file server process under the same load'
+  })
+  await fileServer.stop()
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Concurrent cold fetch of one blob
+// ---------------------------------------------------------------------------------------
+
+async function concurrentCold (ctx: Ctx): Promise<void> {
+  const { work, registry, sidecar, rows } = ctx
+  const n = CFG.coldClients
+  const sizeLabel = `${CFG.coldBytes / MiB} MiB`
+  const gets: number[] = []
+  const byteRatios: number[] = []
+  const mirrorSeconds: number[] = []
+  const directSeconds: number[] = []
+  for (let run = 0; run < CFG.coldRuns; run++) {
+    // A new random blob each run: cold without clearing the store.
+    const blob = await randomBlobFile(work, `cold-${run}.bin`, CFG.coldBytes)
+    await uploadBlob(registry.url, BLOB_REPO, blob.path, blob.size, blob.digest, CFG.requestTimeoutMs)
+    await rm(blob.path, { force: true })
+    const opts = { hash: true, expectDigest: blob.digest, timeoutMs: CFG.requestTimeoutMs }
+    await registry.settled()
+    registry.clearRequests()
+    const before = await sidecar.stats()
+    let started = performance.now()
+    const results = await Promise.all(Array.from({ length: n }, () => fetchBlob(`${sidecar.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`, opts)))
+    mirrorSeconds.push((performance.now() - started) / 1000)
+    await registry.settled()
+    gets.push(registry.count({ method: 'GET', pathIncludes: `/blobs/${blob.digest}` }))
+    const after = await sidecar.stats()
+    const upstreamBytes = (after['bytes_from_upstream'] ?? 0) - (before['bytes_from_upstream'] ?? 0)
+    byteRatios.push(upstreamBytes / blob.size)
+    const misses = results.filter(r => r.headers['x-cache'] === 'MISS').length
+
+    started = performance.now()
+    await Promise.all(Array.from({ length: n }, () => fetchBlob(`${registry.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`, opts)))
+    directSeconds.push((performance.now() - started) / 1000)
+    log(`concurrent cold run ${run + 1}/${CFG.coldRuns}: ${n} GETs (${misses} MISS), upstream GETs ${gets[run] ?? '?'}, upstream bytes ${(upstreamBytes / blob.size).toFixed(3)} x blob, ${mirrorSeconds[run]?.toFixed(3) ?? '?'} s vs ${directSeconds[run]?.toFixed(3) ?? '?'} s direct`)
+  }
+  ctx.samples['concurrent_cold'] = { clients: n, upstream_gets: gets, upstream_byte_ratio: byteRatios, mirror_s: mirrorSeconds, direct_s: directSeconds }
+  const worstGets = Math.max(...gets)
+  const worstBytes = Math.max(...byteRatios)
+  rows.push({
+    metric: `cold ${sizeLabel} x${n} concurrent: upstream GETs (worst of ${CFG.coldRuns})`, unit: 'count', value: worstGets, baseline: n,
+    ratio: worstGets / n, target: 'value = 1', pass: worstGets === 1, digits: 0, note: 'baseline: client GETs'
+  })
+  rows.push({
+    metric: `cold ${sizeLabel} x${n} concurrent: upstream bytes (worst of ${CFG.coldRuns})`, unit: 'MB', value: worstBytes * CFG.coldBytes / MB,
+    baseline: CFG.coldBytes / MB, ratio: worstBytes, target: '<= 1.10', pass: worstBytes <= 1.1, digits: 1, note: 'baseline: blob size'
+  })
+  const mirror = median(mirrorSeconds)
+  const direct = median(directSeconds)
+  rows.push({
+    metric: `cold ${sizeLabel} x${n} concurrent: wall time`, unit: 's', value: mirror, baseline: direct,
+    ratio: ratioOf(mirror, direct), target: '-', pass: undefined, digits: 3, note: `baseline: ${n} concurrent GETs straight from the registry`
+  })
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. skopeo pulls: mirror (cold, warm) vs registry
+// ---------------------------------------------------------------------------------------
+
+async function checkLayout (out: string, image: ImageDescription): Promise<void> {
+  const got = new Set((await readdir(join(out, 'blobs', 'sha256'))).map(h => `sha256:${h}`))
+  const missing = image.allBlobDigests.filter(d => !got.has(d))
+  if (missing.length > 0) throw new Error(`pulled layout ${out} lacks ${missing.join(', ')}`)
+}
+
+async function pulls (ctx: Ctx): Promise<void> {
+  const { work, registry, sidecar, rows } = ctx
+  const layerLabel = `${CFG.pullLayers}x${CFG.pullLayerBytes / MiB} MiB`
+  log(`pull: building and pushing an image of ${layerLabel} layers`)
+  const layoutDir = join(work, 'image')
+  const image = await buildImage(layoutDir, { tag: 'v1', layers: CFG.pullLayers, layerSize: CFG.pullLayerBytes })
+  await pushLayout(layoutDir, 'v1', registry.host, IMAGE_REPO, { timeoutMs: CFG.requestTimeoutMs })
+  await rm(layoutDir, { recursive: true, force: true })
+  const blobCount = 1 + image.layers.length // config + layers; the manifest is not a blob GET
+
+  const pull = async (host: string): Promise<{ seconds: number, upstreamBlobGets: number }> => {
+    const out = await mkdtemp(join(work, 'pull-'))
+    try {
+      await registry.settled()
+      registry.clearRequests()
+      const started = performance.now()
+      await pullToLayout(host, IMAGE_REPO, 'v1', out, { timeoutMs: CFG.requestTimeoutMs })
+      const seconds = (performance.now() - started) / 1000
+      await registry.settled()
+      const upstreamBlobGets = registry.count({ kind: 'blob', method: 'GET' })
+      await checkLayout(out, image)
+      return { seconds, upstreamBlobGets }
+    } finally {
+      await rm(out, { recursive: true, force: true })
+    }
+  }
+  const clear = async (): Promise<void> => { await requestJson('DELETE', `${sidecar.url}/api/cache`) }
+
+  const direct: number[] = []
+  const cold: number[] = []
+  const warm: number[] = []
+  const anomalies: string[] = []
+  const mirrorPair = async (): Promise<void> => {
+    await clear()
+    const c = await pull(sidecar.host)
+    if (c.upstreamBlobGets !== blobCount) anomalies.push(`cold pull fetched ${c.upstreamBlobGets} blobs upstream, expected ${blobCount}`)
+    const w = await pull(sidecar.host)
+    if (w.upstreamBlobGets !== 0) anomalies.push(`warm pull fetched ${w.upstreamBlobGets} blobs upstream, expected 0`)
+    cold.push(c.seconds)
+    warm.push(w.seconds)
+  }
+  // Untimed round: skopeo and the sidecar's code paths warmed once.
+  await pull(registry.host)
+  await clear()
+  await pull(sidecar.host)
+  for (let i = 0; i < CFG.pullRuns; i++) {
+    if (i % 2 === 0) {
+      direct.push((await pull(registry.host)).seconds)
+      await mirrorPair()
+    } else {
+      await mirrorPair()
+      direct.push((await pull(registry.host)).seconds)
+    }
+    log(`pull run ${i + 1}/${CFG.pullRuns}: direct ${direct[i]?.toFixed(3) ?? '?'} s, mirror cold ${cold[i]?.toFixed(3) ?? '?'} s, warm ${warm[i]?.toFixed(3) ?? '?'} s`)
+  }
+  for (const a of new Set(anomalies)) log(`pull: WARNING ${a}`)
+  ctx.samples['pull'] = { direct_s: direct, cold_s: cold, warm_s: warm, anomalies }
+  const d = median(direct)
+  for (const [name, xs] of [['cold', cold], ['warm', warm]] as const) {
+    const v = median(xs)
+    rows.push({
+      metric: `skopeo pull ${layerLabel}, mirror ${name} vs direct`, unit: 's', value: v, baseline: d,
+      ratio: ratioOf(v, d), target: '-', pass: undefined, digits: 3, note: 'ratio = mirror time / direct time (lower is better)'
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main (): Promise<number> {
+  const cleanup = new Cleanup()
+  const disarm = guard(cleanup, CFG.deadlineMs)
+  const rows: Row[] = []
+  const samples: Record<string, unknown> = {}
+  const startedAt = new Date().toISOString()
+  log(`p2p-cache bench (${CFG.mode}), node ${process.version}, ${cpus().length} cpus`)
+  try {
+    const work = await mkdtemp(join(tmpdir(), 'p2p-cache-bench-'))
+    cleanup.add('work dir', () => rm(work, { recursive: true, force: true }))
+    const registry = await startRegistry()
+    cleanup.add('registry', () => registry.destroy())
+    const sidecarDir = join(work, 'sidecar')
+    await mkdir(sidecarDir)
+    const sidecar = await startSidecar({
+      CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
+      CACHE_LOG_LEVEL: 'info',
+      CACHE_MAX_SIZE: '20GB'
+    }, { dir: sidecarDir })
+    cleanup.add('sidecar', () => sidecar.destroy())
+    const sidecarPid = sidecar.proc.child.pid
+    if (sidecarPid === undefined) throw new Error('sidecar has no pid')
+    log(`registry ${registry.url}, sidecar ${sidecar.url} (pid ${sidecarPid})`)
+    const ctx: Ctx = { work, registry, sidecar, sidecarPid, cleanup, rows, samples }
+
+    await localHits(ctx)
+    await concurrentCold(ctx)
+    await pulls(ctx)
+  } catch (err) {
+    log(`FAILED: ${(err as Error).stack ?? String(err)}`)
+    await cleanup.run()
+    disarm()
+    return 1
+  }
+  await cleanup.run()
+  disarm()
+
+  console.log(`\np2p-cache bench (${CFG.mode}; ratios against baselines measured in this run)\n`)
+  console.log(formatTable(rows))
+  const notes = rows.filter(r => r.note !== undefined).map(r => `  ${r.metric}: ${r.note ?? ''}`)
+  if (notes.length > 0) console.log(`\nnotes:\n${notes.join('\n')}`)
+
+  const outDir = join(ROOT, '.bench')
+  await mkdir(outDir, { recursive: true })
+  const outFile = join(outDir, 'results.json')
+  await writeFile(outFile, JSON.stringify({
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, config: CFG,
+    durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
+  }, null, 2) + '\n')
+  console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)
+  return 0
+}
+
+main().then(code => process.exit(code), (err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
