@@ -45,7 +45,7 @@ export class RegistryRoutes {
       if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head)
       else await this.blob(req, res, client, repo, route.digest, head)
     } catch (err) {
-      this.fail(res, err, head, url)
+      this.fail(res, err, head, url, url.pathname.includes('/blobs/') ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN')
     }
     return true
   }
@@ -111,13 +111,14 @@ export class RegistryRoutes {
     }
   }
 
-  private fail (res: ServerResponse, err: unknown, head: boolean, url: URL): void {
+  private fail (res: ServerResponse, err: unknown, head: boolean, url: URL, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): void {
     const { log, stats } = this.init
     if (res.headersSent) {
       // Mid-body failure (upstream cut, digest mismatch): an incomplete response is the only
       // honest signal left; the client retries and we never complete it with wrong bytes.
-      // The download that failed counted its own error; a client hanging up is not ours.
+      // A client hanging up is not our failure; an upstream cut or a digest mismatch is.
       if (!(err instanceof Error && 'code' in err && err.code === 'ERR_STREAM_PREMATURE_CLOSE')) {
+        stats.inc('errors')
         log.warn({ path: url.pathname, err: (err as Error).message }, 'response aborted')
       }
       res.destroy()
@@ -129,7 +130,7 @@ export class RegistryRoutes {
       res.end(head ? undefined : err.body)
       return
     }
-    const error = toOciError(err)
+    const error = toOciError(err, unknownCode)
     if (error.status >= 500) {
       stats.inc('errors')
       log.warn({ path: url.pathname, status: error.status, err: error.message }, 'request failed')
@@ -140,10 +141,10 @@ export class RegistryRoutes {
   }
 }
 
-function toOciError (err: unknown): OciError {
+function toOciError (err: unknown, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): OciError {
   if (err instanceof OciError) return err
   if (err instanceof UpstreamStatusError) {
-    const code = err.status === 404 ? 'MANIFEST_UNKNOWN' : err.status === 401 ? 'UNAUTHORIZED' : err.status === 403 ? 'DENIED' : 'UNSUPPORTED'
+    const code = err.status === 404 ? unknownCode : err.status === 401 ? 'UNAUTHORIZED' : err.status === 403 ? 'DENIED' : 'UNSUPPORTED'
     return new OciError(err.status === 404 || err.status === 401 || err.status === 403 ? err.status : 502, code,
       `upstream ${err.upstream} answered ${err.status}`, { upstreamBody: err.body.slice(0, 1000) })
   }

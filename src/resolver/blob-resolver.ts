@@ -3,7 +3,6 @@ import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import type { Stats } from '../metrics/stats.js'
-import { UpstreamStatusError } from '../upstream/errors.js'
 import { BlobDownload } from './download.js'
 import type { BlobSource } from './source.js'
 
@@ -37,23 +36,28 @@ export class BlobResolver {
     }
     stats.inc('misses')
     let download = this.downloads.get(digest)
-    if (download === undefined) {
+    if (download === undefined || !download.retain()) {
       download = new BlobDownload(digest, repo, client, store, stats, log)
       this.downloads.set(digest, download)
       const started = download
-      started.done.then(() => stats.inc('upstream_hits'), (err: unknown) => {
-        // An upstream 404/401 is an answer, not a failure of the cache.
-        if (!(err instanceof UpstreamStatusError)) stats.inc('errors')
-      })
+      started.retain()
+      started.done.then(() => stats.inc('upstream_hits'), () => {})
         .finally(() => { if (this.downloads.get(digest) === started) this.downloads.delete(digest) })
     }
-    const { size } = await download.ready
-    log.info({ digest, size, cache: 'MISS', upstream: client.name }, 'blob miss')
+    // Retained above in the same tick as the lookup: the temporary file stays open for us.
     const active = download
+    let size: number | undefined
+    try {
+      ({ size } = await active.ready)
+    } catch (err) {
+      active.release()
+      throw err
+    }
+    log.info({ digest, size, cache: 'MISS', upstream: client.name }, 'blob miss')
     return {
       cache: 'MISS', origin: client.name, size,
       stream: (start, end) => active.reader(start, end),
-      release: async () => {}
+      release: async () => { active.release() }
     }
   }
 

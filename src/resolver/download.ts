@@ -52,13 +52,24 @@ export class BlobDownload {
     this.done.catch(() => {})
   }
 
-  /** A stream of bytes [start, end) of the blob as they arrive. */
-  reader (start: number, end: number | undefined): Readable {
+  /**
+   * Takes a hold on the temporary file for one response; false once the download is over and
+   * the file closed (the blob is then in the store, or failed). Pair with `release`.
+   */
+  retain (): boolean {
+    if (this.refs === 0) return false
     this.refs++
+    return true
+  }
+
+  release (): void {
+    this.unref()
+  }
+
+  /** A stream of bytes [start, end) of the blob as they arrive; the caller holds a `retain`. */
+  reader (start: number, end: number | undefined): Readable {
     let pos = start
     let pumping = false
-    let released = false
-    const release = (): void => { if (!released) { released = true; this.unref() } }
     const pump = async (stream: Readable): Promise<void> => {
       if (pumping) return
       pumping = true
@@ -94,9 +105,8 @@ export class BlobDownload {
     }
     return new Readable({
       highWaterMark: READ_CHUNK,
-      read () { void pump(this) },
-      destroy (err, callback) { release(); callback(err) }
-    }).on('end', release)
+      read () { void pump(this) }
+    })
   }
 
   private async run (readyResolve: (v: { size: number | undefined }) => void): Promise<BlobRecord> {

@@ -77,7 +77,10 @@ export class ManifestResolver {
   async get (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
     const { store, stats, log } = this.init
     const local = await store.openRead(digest)
-    if (local !== undefined) {
+    // A record without a media type was stored through /blobs/: the upstream must confirm that
+    // this digest is a manifest (and say its type) before we answer for it as one.
+    if (local !== undefined && local.record.mediaType === undefined) await local.release()
+    else if (local !== undefined) {
       try {
         const chunks: Buffer[] = []
         for await (const chunk of local.stream()) chunks.push(chunk as Buffer)
@@ -101,7 +104,6 @@ export class ManifestResolver {
     const { store, stats, log } = this.init
     const fetched = await this.download(client, repo, digest, DEFAULT_MANIFEST_ACCEPT)
     if (fetched.digest !== digest) {
-      stats.inc('errors')
       throw new DigestMismatchError(digest, fetched.digest, `upstream ${client.name}`)
     }
     const writer = await store.createWriter(digest)
