@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { buildImage } from '../fixtures/oci-image.js'
 import { pushLayout, pullToLayout } from '../fixtures/skopeo.js'
-import { CLI, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { runCli as cli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { freePort } from '../fixtures/ports.js'
-
-function cli (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number, stdout: string, stderr: string }> {
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
-    })
-  })
-}
 
 describe('CLI: stats and gc', function () {
   this.timeout(60_000)

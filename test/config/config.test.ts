@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { loadConfig } from '../../src/config/load.js'
 import { parseDuration, parseSize } from '../../src/config/units.js'
-import { CLI } from '../fixtures/sidecar-process.js'
-
-function runCli (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, stderr: string, stdout: string }> {
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, CACHE_ENABLE_P2P: 'false', ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
-    })
-  })
-}
+import { runCli } from '../fixtures/sidecar-process.js'
 
 describe('configuration', () => {
   it('reads sizes and durations', () => {
@@ -52,7 +43,7 @@ describe('configuration', () => {
   ]
   for (const [name, value] of invalid) {
     it(`stops start-up on ${name}=${value} with one line and exit code 2`, async () => {
-      const { code, stderr } = await runCli(['serve'], { [name]: value, CACHE_DIR: '/nonexistent/never-created' })
+      const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', [name]: value, CACHE_DIR: '/nonexistent/never-created' })
       assert.equal(code, 2)
       const lines = stderr.trim().split('\n')
       assert.equal(lines.length, 1, `one line, got: ${stderr}`)
@@ -61,7 +52,7 @@ describe('configuration', () => {
   }
 
   it('names the flag when the bad value came from a flag', async () => {
-    const { code, stderr } = await runCli(['serve', '--max-size', 'lots'], {})
+    const { code, stderr } = await runCli(['serve', '--max-size', 'lots'], { CACHE_ENABLE_P2P: 'false' })
     assert.equal(code, 2)
     assert.equal(stderr.trim(), 'p2p-cache: invalid --max-size="lots": expected a size of at least 1MB like 20GB, 512MiB or 1048576')
   })
