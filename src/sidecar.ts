@@ -49,9 +49,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log
   })))
   const resolverLog = log.child({ component: 'resolver' })
+  const blobs = new BlobResolver({ store, stats, log: resolverLog })
   const registry = new RegistryRoutes({
     upstreams,
-    blobs: new BlobResolver({ store, stats, log: resolverLog }),
+    blobs,
     manifests: new ManifestResolver({ store, tags: new TagCache(store.db), stats, log: resolverLog }),
     stats,
     log: log.child({ component: 'registry' })
@@ -82,6 +83,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
         // In-flight downloads get a grace period, then sockets are cut.
         setTimeout(() => { server.closeAllConnections() }, 5_000).unref()
       })
+      // Downloads outlive their clients (they warm the cache): let them commit before the index closes.
+      await blobs.drain(10_000)
       await upstreams.close()
       await openStore.close()
     }

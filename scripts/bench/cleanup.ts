@@ -10,9 +10,15 @@ export class Cleanup {
     this.steps.push({ what, fn })
   }
 
+  /** True once teardown has begun (a failure after that is a consequence, not the cause). */
+  get started (): boolean {
+    return this.running !== undefined
+  }
+
   run (): Promise<void> {
     this.running ??= (async () => {
-      for (const step of this.steps.reverse()) {
+      // Popping (not iterating) also runs steps registered while teardown is under way.
+      for (let step = this.steps.pop(); step !== undefined; step = this.steps.pop()) {
         try {
           await withTimeout(step.fn(), 20_000, `cleanup: ${step.what}`)
         } catch (err) {

@@ -18,6 +18,9 @@ export interface FetchResult {
   /** Request sent → last byte, milliseconds. */
   ms: number
   ttfbMs: number
+  /** Between the next-to-last byte and the last one: a sidecar holds the last byte of a miss
+   *  back until the blob is verified and committed. */
+  lastByteWaitMs: number
   digest: string | undefined
 }
 
@@ -30,6 +33,7 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
     const hash = opts.hash ? createHash('sha256') : undefined
     let bytes = 0
     let ttfbMs = 0
+    let almostMs = 0
     let settled = false
     const t0 = performance.now()
     const fail = (err: Error): void => {
@@ -47,14 +51,16 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
         fail(new Error(`GET ${url}: status ${status}`))
         return
       }
+      const length = res.headers['content-length']
+      const nextToLast = length === undefined ? Infinity : Number(length) - 1
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.byteLength
         hash?.update(chunk)
+        if (almostMs === 0 && bytes >= nextToLast) almostMs = performance.now() - t0
       })
       res.once('end', () => {
         if (settled) return
         const ms = performance.now() - t0
-        const length = res.headers['content-length']
         if (length !== undefined && Number(length) !== bytes) { fail(new Error(`GET ${url}: ${bytes} of ${length} bytes`)); return }
         const digest = hash === undefined ? undefined : `sha256:${hash.digest('hex')}`
         if (digest !== undefined && opts.expectDigest !== undefined && digest !== opts.expectDigest) {
@@ -63,7 +69,7 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
         }
         settled = true
         clearTimeout(timer)
-        resolve({ status, headers: res.headers, bytes, ms, ttfbMs, digest })
+        resolve({ status, headers: res.headers, bytes, ms, ttfbMs, lastByteWaitMs: almostMs === 0 ? 0 : ms - almostMs, digest })
       })
       res.once('error', fail)
       res.once('close', () => { if (!res.complete) fail(new Error(`GET ${url}: connection closed after ${bytes} bytes`)) })

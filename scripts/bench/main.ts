@@ -9,11 +9,16 @@
  *   4. skopeo pull through the mirror (cold and warm) vs straight from the registry.
  *
  * BENCH_QUICK=1 runs a smaller version (~30 s). BENCH_RSS_CLIENTS overrides the client count
- * of the RSS row. Results also go to .bench/results.json.
+ * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
+ * 64 KiB), for experiments. Results also go to .bench/results.json.
+ *
+ * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
+ * is printed with the table. Runs of a measurement and its baseline are interleaved so that load
+ * affects both alike; compare ratios, not absolute numbers, between runs.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -23,7 +28,7 @@ import { buildImage, type ImageDescription } from '../../test/fixtures/oci-image
 import { pullToLayout, pushLayout } from '../../test/fixtures/skopeo.js'
 import { Cleanup, guard } from './cleanup.js'
 import { fetchBlob, requestJson, uploadBlob, type FetchResult } from './http-client.js'
-import { memory, peakRssDuring, startFileServer, type FileServer } from './proc.js'
+import { cpuSeconds, memory, peakRssDuring, startFileServer, type FileServer } from './proc.js'
 import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -32,16 +37,16 @@ const CFG = {
   mode: QUICK ? 'quick' : 'full',
   /** Row 1 and 2: the blob served from the local store. */
   largeBytes: (QUICK ? 64 : 256) * MiB,
-  hitRuns: QUICK ? 3 : 5,
-  rssClients: Number(process.env.BENCH_RSS_CLIENTS ?? '4'),
+  hitRuns: QUICK ? 5 : 9,
+  rssClients: Number(process.env.BENCH_RSS_CLIENTS ?? (QUICK ? '4' : '10')),
   /** Row 3. */
   coldBytes: (QUICK ? 16 : 64) * MiB,
   coldClients: 8,
-  coldRuns: QUICK ? 2 : 3,
+  coldRuns: 3,
   /** Row 4: image of pullLayers random layers of pullLayerBytes each (before gzip). */
   pullLayers: 4,
   pullLayerBytes: (QUICK ? 8 : 16) * MiB,
-  pullRuns: QUICK ? 3 : 5,
+  pullRuns: QUICK ? 5 : 7,
   /** Hard limit for the whole run, setup and teardown included. */
   deadlineMs: (QUICK ? 150 : 480) * 1000,
   requestTimeoutMs: 120_000
@@ -87,6 +92,25 @@ async function randomBlobFile (dir: string, name: string, size: number): Promise
   return { path, size, digest: `sha256:${hash.digest('hex')}` }
 }
 
+interface GcCounts { major: number, all: number, seconds: number }
+
+/** The sidecar's own GC counters (prom-client default metrics on /metrics). */
+async function sidecarGc (sidecar: SidecarProcess): Promise<GcCounts> {
+  const text = await requestJson('GET', `${sidecar.url}/metrics`)
+  const out: GcCounts = { major: 0, all: 0, seconds: 0 }
+  if (typeof text !== 'string') return out
+  for (const m of text.matchAll(/^\w*nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"[^}]*\} ([\d.e+-]+)$/gm)) {
+    const v = Number(m[3])
+    if (m[1] === 'sum') out.seconds += v
+    else { out.all += v; if (m[2] === 'major') out.major += v }
+  }
+  return out
+}
+
+function gcDelta (a: GcCounts, b: GcCounts): GcCounts {
+  return { major: b.major - a.major, all: b.all - a.all, seconds: b.seconds - a.seconds }
+}
+
 function mbps (r: FetchResult): number {
   return r.bytes / MB / (r.ms / 1000)
 }
@@ -106,21 +130,36 @@ async function localHits (ctx: Ctx): Promise<void> {
   const blob = await randomBlobFile(work, 'large.bin', CFG.largeBytes)
   await uploadBlob(registry.url, BLOB_REPO, blob.path, blob.size, blob.digest, CFG.requestTimeoutMs)
 
-  const fileServer: FileServer = await startFileServer(blob.path)
+  const chunkKiB = process.env.BENCH_FS_CHUNK_KIB
+  const fileServer: FileServer = await startFileServer(blob.path, chunkKiB === undefined ? {} : { BENCH_FS_CHUNK_KIB: chunkKiB })
   cleanup.add('file server', fileServer.stop)
   const sidecarUrl = `${sidecar.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`
   const baseUrl = `${fileServer.url}/large.bin`
   const get = (url: string, hash: boolean): Promise<FetchResult> =>
     fetchBlob(url, { hash, timeoutMs: CFG.requestTimeoutMs, ...(hash ? { expectDigest: blob.digest } : {}) })
 
+  // The first GET through the sidecar is a cold miss: one client, streamed while it is stored.
+  const direct = await get(`${registry.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`, true)
   const miss = await get(sidecarUrl, true)
-  log(`local hit: warm-up fetch through the sidecar: X-Cache ${String(miss.headers['x-cache'])}, ${mbps(miss).toFixed(0)} MB/s`)
+  if (miss.headers['x-cache'] !== 'MISS') throw new Error(`expected X-Cache: MISS on the first GET, got ${String(miss.headers['x-cache'])}`)
+  log(`cold fetch, 1 client: sidecar ${mbps(miss).toFixed(0)} MB/s (first byte ${miss.ttfbMs.toFixed(0)} ms, last byte held ${miss.lastByteWaitMs.toFixed(0)} ms for verify+commit), registry direct ${mbps(direct).toFixed(0)} MB/s`)
+  ctx.samples['cold_single'] = {
+    sidecar_mbps: mbps(miss), direct_mbps: mbps(direct), sidecar_ttfb_ms: miss.ttfbMs, direct_ttfb_ms: direct.ttfbMs,
+    sidecar_last_byte_wait_ms: miss.lastByteWaitMs
+  }
+  rows.push({
+    metric: `cold fetch ${sizeLabel}, 1 client, client sha256`, unit: 'MB/s', value: mbps(miss), baseline: mbps(direct),
+    ratio: ratioOf(mbps(miss), mbps(direct)), target: '-', pass: undefined, digits: 0,
+    note: 'single run; baseline: the same GET straight from the registry'
+  })
   const hitOf = async (hash: boolean): Promise<FetchResult> => {
     const r = await get(sidecarUrl, hash)
     if (r.headers['x-cache'] !== 'HIT') throw new Error(`expected X-Cache: HIT from the sidecar, got ${String(r.headers['x-cache'])}`)
     return r
   }
 
+  const cpu = { sidecar: 0, fileServer: 0, bytes: 0 }
+  const gcStart = await sidecarGc(sidecar)
   for (const hash of [true, false]) {
     const label = hash ? 'client sha256' : 'no hash'
     // One untimed round each: JIT, page cache, first-connection costs.
@@ -128,6 +167,9 @@ async function localHits (ctx: Ctx): Promise<void> {
     await get(baseUrl, hash)
     const side: number[] = []
     const base: number[] = []
+    const gcBefore = await sidecarGc(sidecar)
+    const cpuSide = cpuSeconds(ctx.sidecarPid)
+    const cpuBase = cpuSeconds(fileServer.pid)
     for (let i = 0; i < CFG.hitRuns; i++) {
       // Alternate who goes first so drift (thermal, page cache, GC) hits both alike.
       if (i % 2 === 0) {
@@ -138,9 +180,13 @@ async function localHits (ctx: Ctx): Promise<void> {
         side.push(mbps(await hitOf(hash)))
       }
     }
+    cpu.sidecar += cpuSeconds(ctx.sidecarPid) - cpuSide
+    cpu.fileServer += cpuSeconds(fileServer.pid) - cpuBase
+    cpu.bytes += CFG.hitRuns * blob.size
     const value = median(side)
     const baseline = median(base)
-    log(`local hit (${label}): sidecar ${spread(side, 0)} MB/s, file server ${spread(base, 0)} MB/s`)
+    const gc = gcDelta(gcBefore, await sidecarGc(sidecar))
+    log(`local hit (${label}): sidecar ${spread(side, 0)} MB/s, file server ${spread(base, 0)} MB/s; sidecar GC: ${gc.major} major of ${gc.all}, ${(gc.seconds * 1000).toFixed(0)} ms`)
     ctx.samples[`local_hit_${hash ? 'hash' : 'nohash'}`] = { sidecar_mbps: side, file_server_mbps: base }
     const ratio = ratioOf(value, baseline)
     rows.push({
@@ -148,6 +194,15 @@ async function localHits (ctx: Ctx): Promise<void> {
       target: '>= 0.80', pass: ratio >= 0.8, digits: 0
     })
   }
+
+  const gib = cpu.bytes / (1024 * MiB)
+  const gc = gcDelta(gcStart, await sidecarGc(sidecar))
+  ctx.samples['local_hit_cpu'] = { sidecar_s: cpu.sidecar, file_server_s: cpu.fileServer, gib_each: gib, sidecar_gc: gc }
+  rows.push({
+    metric: 'local hit: server CPU per GiB served', unit: 's', value: cpu.sidecar / gib, baseline: cpu.fileServer / gib,
+    ratio: ratioOf(cpu.sidecar, cpu.fileServer), target: '-', pass: undefined, digits: 3,
+    note: `user+sys CPU of the server process over the local-hit runs (10 ms ticks); sidecar GC meanwhile: ${gc.major} major GCs (~${(gc.major / gib).toFixed(1)} per GiB served), ${(gc.seconds * 1000).toFixed(0)} ms in GC pauses`
+  })
 
   // Peak RSS while several clients pull the large blob at once (no client hashing: the
   // clients read as fast as they can, which is the most the server has to keep up with).
@@ -159,10 +214,12 @@ async function localHits (ctx: Ctx): Promise<void> {
     return { peak: r.peak, before: r.before, hwmUsed: r.hwmUsed, mbps: r.result.reduce((s, x) => s + x.bytes, 0) / MB / seconds }
   }
   await concurrent(sidecarUrl, ctx.sidecarPid) // warm-up: n connections at once, untimed
+  const gcBefore = await sidecarGc(sidecar)
   const side = await concurrent(sidecarUrl, ctx.sidecarPid)
+  const gcConc = gcDelta(gcBefore, await sidecarGc(sidecar))
   const base = await concurrent(baseUrl, fileServer.pid)
-  log(`rss: sidecar ${(side.before / MB).toFixed(0)} -> peak ${(side.peak / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} -> peak ${(base.peak / MB).toFixed(0)} MB (VmHWM reset: ${side.hwmUsed ? 'yes' : 'no, sampled VmRSS only'})`)
-  ctx.samples['rss'] = { clients: n, sidecar: side, file_server: base, sidecar_after: memory(ctx.sidecarPid) }
+  log(`rss: sidecar ${(side.before / MB).toFixed(0)} -> peak ${(side.peak / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} -> peak ${(base.peak / MB).toFixed(0)} MB (VmHWM reset: ${side.hwmUsed ? 'yes' : 'no, sampled VmRSS only'}); sidecar GC: ${gcConc.major} major of ${gcConc.all}, ${(gcConc.seconds * 1000).toFixed(0)} ms`)
+  ctx.samples['rss'] = { clients: n, sidecar: side, file_server: base, sidecar_after: memory(ctx.sidecarPid), sidecar_gc: gcConc }
   const tput = ratioOf(side.mbps, base.mbps)
   rows.push({
     metric: `local hit ${sizeLabel}, ${n} clients aggregate`, unit: 'MB/s', value: side.mbps, baseline: base.mbps,
@@ -171,7 +228,7 @@ async function localHits (ctx: Ctx): Promise<void> {
   rows.push({
     metric: `sidecar peak RSS, ${n} clients x ${sizeLabel}`, unit: 'MB', value: side.peak / MB, baseline: base.peak / MB,
     ratio: ratioOf(side.peak, base.peak), target: 'value < 200 MB', pass: side.peak / MB < 200, digits: 0,
-    note: 'SPEC: < 200 MB serving 1 GiB blobs to 10 clients; baseline is the file server process under the same load'
+    note: `RSS just before: sidecar ${(side.before / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} MB; baseline: the file server under the same load; SPEC: < 200 MB serving 1 GiB blobs to 10 clients`
   })
   await fileServer.stop()
 }
@@ -316,7 +373,9 @@ async function main (): Promise<number> {
   const rows: Row[] = []
   const samples: Record<string, unknown> = {}
   const startedAt = new Date().toISOString()
-  log(`p2p-cache bench (${CFG.mode}), node ${process.version}, ${cpus().length} cpus`)
+  const loadStart = loadavg()
+  log(`p2p-cache bench (${CFG.mode}), node ${process.version}, ${cpus().length} cpus, load average ${loadStart.map(x => x.toFixed(2)).join(' ')}`)
+  if ((loadStart[0] ?? 0) > cpus().length * 0.5) log('WARNING: the machine is busy; wall-clock figures will be noisy')
   try {
     const work = await mkdtemp(join(tmpdir(), 'p2p-cache-bench-'))
     cleanup.add('work dir', () => rm(work, { recursive: true, force: true }))
@@ -339,6 +398,7 @@ async function main (): Promise<number> {
     await concurrentCold(ctx)
     await pulls(ctx)
   } catch (err) {
+    if (cleanup.started) return await new Promise<number>(() => {}) // guard() is exiting
     log(`FAILED: ${(err as Error).stack ?? String(err)}`)
     await cleanup.run()
     disarm()
@@ -347,7 +407,8 @@ async function main (): Promise<number> {
   await cleanup.run()
   disarm()
 
-  console.log(`\np2p-cache bench (${CFG.mode}; ratios against baselines measured in this run)\n`)
+  const loadEnd = loadavg()
+  console.log(`\np2p-cache bench (${CFG.mode}; ratios against baselines measured in this run; ${cpus().length} cpus, 1-min load ${(loadStart[0] ?? 0).toFixed(2)} at start, ${(loadEnd[0] ?? 0).toFixed(2)} at end)\n`)
   console.log(formatTable(rows))
   const notes = rows.filter(r => r.note !== undefined).map(r => `  ${r.metric}: ${r.note ?? ''}`)
   if (notes.length > 0) console.log(`\nnotes:\n${notes.join('\n')}`)
@@ -356,7 +417,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, config: CFG,
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: CFG,
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

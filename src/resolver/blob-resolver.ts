@@ -23,6 +23,7 @@ export class BlobResolver {
 
   async open (client: RegistryClient, repo: string, digest: Digest): Promise<BlobSource> {
     const { store, stats, log } = this.init
+    await this.settle(digest)
     const local = await store.openRead(digest)
     if (local !== undefined) {
       stats.inc('hits')
@@ -63,11 +64,24 @@ export class BlobResolver {
 
   /** Blob size without fetching it (HEAD). */
   async head (client: RegistryClient, repo: string, digest: Digest): Promise<{ cache: 'HIT' | 'MISS', size: number | undefined }> {
+    await this.settle(digest)
     const record = await this.init.store.stat(digest)
     if (record !== undefined) return { cache: 'HIT', size: record.size }
     const res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {})
     discard(res.body)
     const length = res.headers['content-length']
     return { cache: 'MISS', size: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined }
+  }
+
+  /** Waits for every download in flight to finish (or fail), up to `timeoutMs`: shutdown. */
+  async drain (timeoutMs: number): Promise<void> {
+    const all = Promise.allSettled([...this.downloads.values()].map(async d => await d.done))
+    await Promise.race([all, new Promise(resolve => setTimeout(resolve, timeoutMs).unref())])
+  }
+
+  /** A verified download being committed is a local hit a few milliseconds from now. */
+  private async settle (digest: Digest): Promise<void> {
+    const committing = this.downloads.get(digest)
+    if (committing?.verified === true) await committing.done.catch(() => {})
   }
 }

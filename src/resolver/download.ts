@@ -10,6 +10,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 
 const READ_CHUNK = 256 * 1024
+const WRITE_BATCH = 1024 * 1024
 
 /**
  * One upstream fetch of a blob into the store. Any number of clients read it while it arrives
@@ -23,7 +24,8 @@ export class BlobDownload {
   readonly done: Promise<BlobRecord>
   size: number | undefined
   written = 0
-  committed = false
+  /** The digest matched: readers may have the last byte (the file may not be durable yet). */
+  verified = false
   error: Error | undefined
   private readFile: FileHandle | undefined
   private refs = 1
@@ -78,14 +80,14 @@ export class BlobDownload {
           const stop = end ?? this.size
           if (this.error !== undefined) { stream.destroy(this.error); return }
           if (stop !== undefined && pos >= stop) {
-            if (this.committed) { stream.push(null); return }
-          } else if (this.committed && pos >= this.written) {
+            if (this.verified) { stream.push(null); return }
+          } else if (this.verified && pos >= this.written) {
             stream.push(null)
             return
           }
           // Hold back the final byte of the requested span until the digest is verified.
           const available = Math.min(this.written, stop ?? Infinity)
-          const limit = this.committed ? available : available - 1
+          const limit = this.verified ? available : available - 1
           if (pos < limit && this.readFile !== undefined) {
             const n = Math.min(limit - pos, READ_CHUNK)
             const buf = Buffer.allocUnsafe(n)
@@ -118,18 +120,36 @@ export class BlobDownload {
       writer = await this.store.createWriter(this.digest)
       this.readFile = await open(writer.tmpPath, 'r')
       readyResolve({ size: this.size })
+      // Chunks already buffered are written together (up to WRITE_BATCH): one awaited write
+      // per ~64 KiB chunk leaves the thread pool, not the network, as the bottleneck. A chunk
+      // that arrives alone is written at once so readers see it without delay.
+      let batch: Buffer[] = []
+      let batchBytes = 0
       for await (const chunk of res.body) {
         const buf = chunk as Buffer
-        await writer.write(buf)
-        this.written += buf.byteLength
+        batch.push(buf)
+        batchBytes += buf.byteLength
         this.stats.inc('bytes_from_upstream', buf.byteLength)
+        if (batchBytes < WRITE_BATCH && res.body.readableLength > 0) continue
+        await writer.write(batch.length === 1 ? buf : Buffer.concat(batch, batchBytes))
+        this.written += batchBytes
+        batch = []
+        batchBytes = 0
         this.notify()
       }
       if (this.size !== undefined && this.written !== this.size) {
         throw new UpstreamUnavailableError(this.client.name, `blob ${this.digest} truncated at ${this.written} of ${this.size} bytes`)
       }
+      try {
+        writer.verify(`upstream ${this.client.name}`)
+      } catch (err) {
+        this.error = err as Error
+        this.notify()
+        throw err
+      }
+      this.verified = true
+      this.notify()
       const record = await this.store.commit(writer, `upstream ${this.client.name}`)
-      this.committed = true
       this.log.info({ digest: this.digest, size: record.size, upstream: this.client.name }, 'blob stored')
       return record
     } catch (err) {

@@ -11,6 +11,7 @@ export class BlobWriter {
   private readonly verifier: DigestVerifier
   private written = 0
   private finished = false
+  private verified = false
 
   constructor (
     readonly digest: Digest,
@@ -42,13 +43,23 @@ export class BlobWriter {
   }
 
   /**
-   * Verifies and moves the file to `finalPath`. Throws DigestMismatchError (and removes the
+   * Checks the digest of everything written; throws DigestMismatchError when it is not
+   * `digest`. Done before the (slow) fsync so readers can be released as soon as it holds.
+   */
+  verify (source: string): void {
+    if (this.verified) return
+    this.verifier.verify(source)
+    this.verified = true
+  }
+
+  /**
+   * Verifies (unless `verify` already did) and moves the file to `finalPath`. Throws DigestMismatchError (and removes the
    * temporary file) when the content is not `digest`.
    */
   async commit (finalPath: string, source: string): Promise<{ size: number, mtimeMs: number }> {
     this.finish()
     try {
-      this.verifier.verify(source)
+      this.verify(source)
       await this.file.sync()
       const { mtimeMs } = await this.file.stat()
       await this.file.close()
