@@ -45,7 +45,7 @@ export class RegistryRoutes {
       if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head)
       else await this.blob(req, res, client, repo, route.digest, head)
     } catch (err) {
-      this.fail(res, err, head, url, url.pathname.includes('/blobs/') ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN')
+      this.fail(res, err, head, url)
     }
     return true
   }
@@ -111,12 +111,12 @@ export class RegistryRoutes {
     }
   }
 
-  private fail (res: ServerResponse, err: unknown, head: boolean, url: URL, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): void {
+  private fail (res: ServerResponse, err: unknown, head: boolean, url: URL): void {
     const { log, stats } = this.init
     if (res.headersSent) {
       // Mid-body failure (upstream cut, digest mismatch): an incomplete response is the only
       // honest signal left; the client retries and we never complete it with wrong bytes.
-      // A client hanging up is not our failure; an upstream cut or a digest mismatch is.
+      // A client hanging up is not counted: that failure is not ours.
       if (!(err instanceof Error && 'code' in err && err.code === 'ERR_STREAM_PREMATURE_CLOSE')) {
         stats.inc('errors')
         log.warn({ path: url.pathname, err: (err as Error).message }, 'response aborted')
@@ -130,7 +130,7 @@ export class RegistryRoutes {
       res.end(head ? undefined : err.body)
       return
     }
-    const error = toOciError(err, unknownCode)
+    const error = toOciError(err, url.pathname.includes('/blobs/') ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN')
     if (error.status >= 500) {
       stats.inc('errors')
       log.warn({ path: url.pathname, status: error.status, err: error.message }, 'request failed')

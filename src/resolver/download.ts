@@ -49,7 +49,7 @@ export class BlobDownload {
       throw err
     }).finally(() => {
       this.notify()
-      this.unref()
+      this.release()
     })
     this.done.catch(() => {})
   }
@@ -65,7 +65,7 @@ export class BlobDownload {
   }
 
   release (): void {
-    this.unref()
+    if (--this.refs === 0) void this.readFile?.close().catch(() => {})
   }
 
   /** A stream of bytes [start, end) of the blob as they arrive; the caller holds a `retain`. */
@@ -140,13 +140,7 @@ export class BlobDownload {
       if (this.size !== undefined && this.written !== this.size) {
         throw new UpstreamUnavailableError(this.client.name, `blob ${this.digest} truncated at ${this.written} of ${this.size} bytes`)
       }
-      try {
-        writer.verify(`upstream ${this.client.name}`)
-      } catch (err) {
-        this.error = err as Error
-        this.notify()
-        throw err
-      }
+      writer.verify(`upstream ${this.client.name}`)
       this.verified = true
       this.notify()
       const record = await this.store.commit(writer, `upstream ${this.client.name}`)
@@ -163,9 +157,5 @@ export class BlobDownload {
     const waiters = this.waiters
     this.waiters = []
     for (const w of waiters) w()
-  }
-
-  private unref (): void {
-    if (--this.refs === 0) void this.readFile?.close().catch(() => {})
   }
 }

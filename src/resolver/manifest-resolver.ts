@@ -77,16 +77,18 @@ export class ManifestResolver {
   async get (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
     const { store, stats, log } = this.init
     const local = await store.openRead(digest)
-    // A record without a media type was stored through /blobs/: the upstream must confirm that
-    // this digest is a manifest (and say its type) before we answer for it as one.
-    if (local !== undefined && local.record.mediaType === undefined) await local.release()
-    else if (local !== undefined) {
+    if (local !== undefined) {
       try {
-        const chunks: Buffer[] = []
-        for await (const chunk of local.stream()) chunks.push(chunk as Buffer)
-        stats.inc('hits')
-        log.info({ digest, size: local.record.size, cache: 'HIT' }, 'manifest hit')
-        return { digest, mediaType: local.record.mediaType ?? '', body: Buffer.concat(chunks), cache: 'HIT', origin: 'local' }
+        // A record without a media type was stored through /blobs/: the upstream must confirm
+        // that this digest is a manifest (and say its type) before we answer for it as one.
+        const mediaType = local.record.mediaType
+        if (mediaType !== undefined) {
+          const chunks: Buffer[] = []
+          for await (const chunk of local.stream()) chunks.push(chunk as Buffer)
+          stats.inc('hits')
+          log.info({ digest, size: local.record.size, cache: 'HIT' }, 'manifest hit')
+          return { digest, mediaType, body: Buffer.concat(chunks), cache: 'HIT', origin: 'local' }
+        }
       } finally {
         await local.release()
       }
