@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { request, type IncomingHttpHeaders } from 'node:http'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
-import { buildImage, randomLayer, MT_OCI_MANIFEST, type ImageDescription, type LayerBlob } from '../fixtures/oci-image.js'
+import { buildImage, randomLayer, sha256, MT_OCI_MANIFEST, type ImageDescription, type LayerBlob } from '../fixtures/oci-image.js'
 import { pushLayout } from '../fixtures/skopeo.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
@@ -24,10 +24,6 @@ const STAT_FIELDS = [
   'hits', 'misses', 'stores', 'evictions', 'errors', 'current_size', 'hit_rate', 'peer_hits', 'upstream_hits',
   'bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers', 'peers_connected', 'revalidations_304'
 ]
-
-function sha256 (data: Buffer): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`
-}
 
 /**
  * One request with the path sent byte for byte (fetch() would normalize `..` and `%2e%2e`

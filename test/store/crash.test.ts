@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { mkdtemp, readdir, rm, stat, open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { buildImage, randomLayer, type ImageDescription, type LayerBlob } from '../fixtures/oci-image.js'
-import { pushLayout } from '../fixtures/skopeo.js'
+import { pushLayout, sha256File } from '../fixtures/skopeo.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
-
-async function sha256File (path: string): Promise<string> {
-  const hash = createHash('sha256')
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
-  return `sha256:${hash.digest('hex')}`
-}
 
 /** Every file under blobs/ must hash to its name, and tmp/ must be empty. */
 async function assertConsistent (dataDir: string): Promise<number> {
