@@ -10,24 +10,34 @@ import { BlobResolver } from './resolver/blob-resolver.js'
 import { ManifestResolver } from './resolver/manifest-resolver.js'
 import { RegistryRoutes } from './registry/routes.js'
 import { UpstreamSet } from './registry/upstreams.js'
-import { AdminRoutes } from './http/admin-routes.js'
+import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
 import { createHttpServer, listen } from './http/server.js'
+import { loadOrCreateIdentity } from './p2p/identity.js'
+import { Swarm } from './p2p/swarm.js'
+import type { PeerLookupInit } from './resolver/peer-lookup.js'
+import type { Digest } from './oci/digest.js'
 
 export interface Sidecar {
   httpAddr: HostPort
   store: BlobStore
   stats: Stats
+  swarm: Swarm | undefined
   stop: () => Promise<void>
 }
 
-/** Wires the components for `serve`: route → resolver → (store | upstream) → store. */
-export async function startSidecar (config: Config, log: Logger): Promise<Sidecar> {
-  if (config.enableP2p) {
-    log.warn('the peer-to-peer layer is not part of this build yet; running as a local pull-through cache (set CACHE_ENABLE_P2P=false to silence this)')
+export class P2pStartError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'P2pStartError'
   }
+}
+
+/** Wires the components for `serve`: route → resolver → (store | peers | upstream) → store. */
+export async function startSidecar (config: Config, log: Logger): Promise<Sidecar> {
   let ready = false
   let store: BlobStore | undefined = undefined
-  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => 0 })
+  let swarm: Swarm | undefined
+  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0 })
   store = await BlobStore.open({
     dir: config.dir,
     log: log.child({ component: 'store' }),
@@ -37,7 +47,11 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       lowWatermark: config.evictLowWatermark,
       minAgeMs: config.evictMinAge
     },
-    onCommit: () => stats.inc('stores'),
+    onCommit: (digest) => {
+      stats.inc('stores')
+      swarm?.announce(digest)
+    },
+    onDelete: (digest) => swarm?.forget(digest),
     onEvict: () => stats.inc('evictions'),
     onCorrupt: () => stats.inc('errors')
   })
@@ -48,33 +62,53 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     timeoutMs: config.upstreamTimeout,
     log
   })))
+  if (config.enableP2p) {
+    try {
+      swarm = await startSwarm(config, store, stats, log.child({ component: 'p2p' }))
+    } catch (err) {
+      await store.close()
+      await upstreams.close()
+      throw err
+    }
+  }
   const resolverLog = log.child({ component: 'resolver' })
-  const blobs = new BlobResolver({ store, stats, log: resolverLog })
+  const peers: PeerLookupInit | undefined = swarm === undefined
+    ? undefined
+    : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, log: resolverLog }
+  const blobs = new BlobResolver({ store, stats, log: resolverLog, ...(peers !== undefined ? { peers } : {}) })
   const registry = new RegistryRoutes({
     upstreams,
     blobs,
-    manifests: new ManifestResolver({ store, tags: new TagCache(store.db), stats, log: resolverLog }),
+    manifests: new ManifestResolver({ store, tags: new TagCache(store.db), stats, log: resolverLog, ...(peers !== undefined ? { peers } : {}) }),
     stats,
     log: log.child({ component: 'registry' })
   })
-  const admin = new AdminRoutes({ store, stats, adminToken: config.adminToken, isReady: () => ready, log })
+  const admin = new AdminRoutes({
+    store, stats, adminToken: config.adminToken, isReady: () => ready, log,
+    ...(swarm !== undefined ? { p2p: p2pInfo(swarm) } : {})
+  })
   const server: Server = createHttpServer([admin, registry], log)
   let httpAddr: HostPort
   try {
     httpAddr = await listen(server, config.httpAddr)
   } catch (err) {
+    await swarm?.stop()
     await store.close()
     await upstreams.close()
     throw err
   }
   ready = true
+  // What is already stored is announced in the background: readiness doesn't wait for the DHT.
+  if (swarm !== undefined) swarm.announceAll(storedDigests(store))
   log.info({ http: `${httpAddr.host}:${httpAddr.port}`, dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
 
   const openStore = store
+  const openSwarm = swarm
   return {
     httpAddr,
     store: openStore,
     stats,
+    swarm: openSwarm,
     stop: async () => {
       ready = false
       await new Promise<void>(resolve => {
@@ -85,8 +119,35 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       })
       // Downloads outlive their clients (they warm the cache): let them commit before the index closes.
       await blobs.drain(10_000)
+      await openSwarm?.stop()
       await upstreams.close()
       await openStore.close()
     }
   }
+}
+
+async function startSwarm (config: Config, store: BlobStore, stats: Stats, log: Logger): Promise<Swarm> {
+  const privateKey = await loadOrCreateIdentity(config.dir, log)
+  try {
+    return await Swarm.start({
+      privateKey,
+      listen: config.listenAddrs,
+      announce: config.announceAddrs,
+      bootstrap: config.bootstrapPeers,
+      mdns: config.mdns,
+      swarmKey: config.swarmKey,
+      maxUploads: config.maxUploads
+    }, { store, stats, log })
+  } catch (err) {
+    throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${(err as Error).message}. ` +
+      'Pick a free port with CACHE_P2P_PORT or CACHE_LISTEN_ADDRS, or run without peers with CACHE_ENABLE_P2P=false')
+  }
+}
+
+function p2pInfo (swarm: Swarm): () => P2pInfo {
+  return () => ({ peerId: swarm.peerId.toString(), addrs: swarm.addrs(), peers: swarm.peers() })
+}
+
+async function * storedDigests (store: BlobStore): AsyncGenerator<Digest> {
+  for await (const [digest] of store.entries()) yield digest
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import '../p2p/polyfill.js'
 import { Command } from 'commander'
 import { ConfigError } from '../config/errors.js'
 import { OPTIONS, type OptionKey } from '../config/options.js'
@@ -6,16 +7,21 @@ import { addConfigOptions, configFlags } from './config-options.js'
 import { serveCommand } from './serve.js'
 import { statsCommand, SidecarUnreachableError } from './stats.js'
 import { gcCommand } from './gc.js'
+import { idCommand } from './id.js'
+import { newSwarmKey } from '../p2p/swarm-key.js'
+import { P2pStartError } from '../sidecar.js'
+import { IdentityError } from '../p2p/identity.js'
 
 const SERVE_KEYS = Object.keys(OPTIONS) as OptionKey[]
 const GC_KEYS: OptionKey[] = ['dir', 'maxSize', 'evictMinAge', 'evictHighWatermark', 'evictLowWatermark', 'httpAddr', 'logLevel']
+const ID_KEYS: OptionKey[] = ['dir', 'p2pPort', 'listenAddrs', 'announceAddrs']
 
 const program = new Command('p2p-cache')
   .description('Peer-to-peer cache sidecar for CI runners: registry mirror backed by a verified local store')
   .showHelpAfterError()
 
 addConfigOptions(program.command('serve', { isDefault: true })
-  .description('start the HTTP server (registry mirror, stats, metrics)'), SERVE_KEYS)
+  .description('start the HTTP server (registry mirror, stats, metrics) and the peer-to-peer node'), SERVE_KEYS)
   .action(async (opts: Record<string, unknown>) => { await serveCommand(configFlags(opts)) })
 
 program.command('stats')
@@ -31,12 +37,18 @@ addConfigOptions(program.command('gc')
     await gcCommand({ ...configFlags(opts), ...(typeof opts.url === 'string' ? { url: opts.url } : {}) })
   })
 
+addConfigOptions(program.command('id')
+  .description("print this node's peer ID and dialable addresses (values for other runners' CACHE_BOOTSTRAP_PEERS); creates the identity if missing")
+  .option('--json', 'print JSON'), ID_KEYS)
+  .action(async (opts: Record<string, unknown>) => { await idCommand(configFlags(opts), { json: opts.json === true }) })
+
+program.command('swarm-key')
+  .description('print a new pre-shared key for a private swarm (CACHE_SWARM_KEY)')
+  .action(() => { process.stdout.write(`${newSwarmKey()}\n`) })
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`p2p-cache: ${err.message}\n`)
-    process.exit(2)
-  }
-  if (err instanceof SidecarUnreachableError) {
+  // Exit 2: the command could not run as configured; the message says what to change.
+  if (err instanceof ConfigError || err instanceof SidecarUnreachableError || err instanceof P2pStartError || err instanceof IdentityError) {
     process.stderr.write(`p2p-cache: ${err.message}\n`)
     process.exit(2)
   }

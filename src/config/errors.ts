@@ -1,7 +1,14 @@
 /** A bad configuration value: start-up stops with `message` on one line and exit code 2. */
 export class ConfigError extends Error {
-  constructor (readonly variable: string, readonly value: string, readonly expected: string) {
-    super(`invalid ${variable}=${JSON.stringify(value)}: expected ${expected}`)
+  /**
+   * `detail` names the bad part of a list (`entry "<text>": <reason>`); `secret` values are
+   * not echoed.
+   */
+  constructor (readonly variable: string, readonly value: string, readonly expected: string, detail?: string, secret = false) {
+    const shown = secret ? ' (value not shown)' : `=${JSON.stringify(value)}`
+    super(detail !== undefined
+      ? `invalid ${variable} ${detail}; expected ${expected}`
+      : `invalid ${variable}${shown}: expected ${expected}`)
     this.name = 'ConfigError'
   }
 }

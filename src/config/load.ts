@@ -1,3 +1,4 @@
+import { parseListenAddr } from '../p2p/addresses.js'
 import { ConfigError } from './errors.js'
 import { OPTIONS, type Config, type OptionKey, type OptionSpec } from './options.js'
 
@@ -8,7 +9,10 @@ function read<T> (spec: OptionSpec<T>, flagValue: string | undefined, env: NodeJ
     ? [spec.flag.split(' ')[0] as string, flagValue]
     : env[spec.env] !== undefined ? [spec.env, env[spec.env] as string] : [spec.env, spec.default ?? '']
   const result = spec.schema.safeParse(raw)
-  if (!result.success) throw new ConfigError(source, raw, spec.expected)
+  if (!result.success) {
+    const detail = result.error.issues.map(i => i.message).find(m => m.startsWith('entry '))
+    throw new ConfigError(source, raw, spec.expected, detail, spec.secret)
+  }
   return result.data
 }
 
@@ -25,6 +29,9 @@ export function loadConfig (flags: ConfigSource = {}, env: NodeJS.ProcessEnv = p
   if (config.evictLowWatermark >= config.evictHighWatermark) {
     const low = flags.evictLowWatermark ?? env.CACHE_EVICT_LOW_WATERMARK ?? OPTIONS.evictLowWatermark.default ?? ''
     throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low, OPTIONS.evictLowWatermark.expected)
+  }
+  if (config.listenAddrs.length === 0) {
+    config.listenAddrs = [parseListenAddr(`/ip4/0.0.0.0/tcp/${config.p2pPort}`)]
   }
   return config
 }

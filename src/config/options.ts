@@ -1,4 +1,7 @@
 import { z } from 'zod'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { AddressError, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, parseListenAddr } from '../p2p/addresses.js'
+import { parseSwarmKey } from '../p2p/swarm-key.js'
 import { parseDuration, parseSize } from './units.js'
 
 /**
@@ -14,6 +17,8 @@ export interface OptionSpec<T> {
   /** What a valid value looks like, for the one-line error. */
   expected: string
   schema: z.ZodType<T, string>
+  /** Never echo the value in errors or logs. */
+  secret?: boolean
 }
 
 function option<T> (spec: OptionSpec<T>): OptionSpec<T> {
@@ -72,7 +77,7 @@ const upstreams = z.string().transform((s, ctx): Upstream[] => {
     try { url = new URL(item.slice(eq + 1)) } catch { url = undefined }
     if (eq <= 0 || url === undefined || !['http:', 'https:'].includes(url.protocol) || !/^[A-Za-z0-9.:_-]+$/.test(name) ||
         out.some(u => u.name === name)) {
-      ctx.addIssue({ code: 'custom', message: `entry ${item}` })
+      ctx.addIssue({ code: 'custom', message: `entry "${item}": ${eq <= 0 || url === undefined ? 'not name=url' : out.some(u => u.name === name) ? `${name} is listed twice` : 'not an http(s) URL with a plain name'}` })
       return z.NEVER
     }
     url.pathname = url.pathname.replace(/\/+$/, '')
@@ -80,6 +85,28 @@ const upstreams = z.string().transform((s, ctx): Upstream[] => {
   }
   if (out.length === 0) { ctx.addIssue({ code: 'custom', message: 'empty' }); return z.NEVER }
   return out
+})
+
+/** Multiaddr lists: a bad entry is named in the error (`entry "<text>": <reason>`). */
+const addrList = (parseOne: (entry: string) => Multiaddr): z.ZodType<Multiaddr[], string> => z.string().transform((s, ctx) => {
+  try {
+    return parseAddrList(s, parseOne)
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err
+    ctx.addIssue({ code: 'custom', message: `entry "${err.entry}": ${err.reason}` })
+    return z.NEVER
+  }
+})
+
+const port = z.string().trim().regex(/^\d{1,5}$/).transform(Number).pipe(z.number().int().min(0).max(65535))
+
+const count = (min: number, max: number): z.ZodType<number, string> => z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max))
+
+const swarmKey = z.string().transform((s, ctx): Uint8Array | undefined => {
+  if (s.trim() === '') return undefined
+  const key = parseSwarmKey(s)
+  if (key === undefined) { ctx.addIssue({ code: 'custom', message: 'swarm key' }); return z.NEVER }
+  return key
 })
 
 export interface Credential { username: string, password: string }
@@ -116,6 +143,51 @@ export const OPTIONS = {
     description: 'join the peer-to-peer swarm; false = plain local pull-through cache',
     expected: 'true or false', schema: boolean
   }),
+  p2pPort: option({
+    env: 'CACHE_P2P_PORT', flag: '--p2p-port <port>', default: '9000',
+    description: 'libp2p TCP port, used when CACHE_LISTEN_ADDRS is not set',
+    expected: 'a port number 0-65535', schema: port
+  }),
+  listenAddrs: option({
+    env: 'CACHE_LISTEN_ADDRS', flag: '--listen-addrs <multiaddrs>', default: '',
+    description: 'libp2p listen addresses, comma separated (default /ip4/0.0.0.0/tcp/<CACHE_P2P_PORT>)',
+    expected: 'comma separated /ip4/<address>/tcp/<port> or /ip6/<address>/tcp/<port>', schema: addrList(parseListenAddr)
+  }),
+  announceAddrs: option({
+    env: 'CACHE_ANNOUNCE_ADDRS', flag: '--announce-addrs <multiaddrs>', default: '',
+    description: 'addresses other nodes should dial instead of the listen addresses, e.g. /ip4/<host-ip>/tcp/9000 for a container on a bridge network with -p 9000:9000',
+    expected: 'comma separated /ip4|ip6|dns4|dns6/<host>/tcp/<port>', schema: addrList(parseAnnounceAddr)
+  }),
+  bootstrapPeers: option({
+    env: 'CACHE_BOOTSTRAP_PEERS', flag: '--bootstrap-peers <multiaddrs>', default: '',
+    description: 'peers to join the swarm through, comma or space separated, each ending in /p2p/<peer id> (`p2p-cache id` prints them); /dns4/<compose service>/tcp/9000/p2p/<id> works',
+    expected: 'comma separated /ip4|ip6|dns4|dns6/<host>/tcp/<port>/p2p/<peer id> or /dnsaddr/<domain>/p2p/<peer id>', schema: addrList(parseBootstrapAddr)
+  }),
+  mdns: option({
+    env: 'CACHE_MDNS', flag: '--mdns <bool>', default: 'false',
+    description: 'discover peers on the local network segment with mDNS (host-networked runners on one LAN)',
+    expected: 'true or false', schema: boolean
+  }),
+  swarmKey: option({
+    env: 'CACHE_SWARM_KEY', flag: '--swarm-key <key>', default: '',
+    description: 'pre-shared key of a private swarm: only nodes with the same key connect (`p2p-cache swarm-key` makes one)',
+    expected: '64 hex characters, or the three-line swarm.key text', schema: swarmKey, secret: true
+  }),
+  peerLookupTimeout: option({
+    env: 'CACHE_PEER_LOOKUP_TIMEOUT', flag: '--peer-lookup-timeout <duration>', default: '1s',
+    description: 'time to find a peer that has a blob before the request goes upstream',
+    expected: 'a duration like 1s or 500ms', schema: duration
+  }),
+  peerFirstByteTimeout: option({
+    env: 'CACHE_PEER_FIRST_BYTE_TIMEOUT', flag: '--peer-first-byte-timeout <duration>', default: '3s',
+    description: 'a peer that sends nothing for this long (before the first byte or mid-transfer) is dropped for the next provider or the upstream',
+    expected: 'a duration like 3s or 500ms', schema: duration
+  }),
+  maxUploads: option({
+    env: 'CACHE_MAX_UPLOADS', flag: '--max-uploads <n>', default: '16',
+    description: 'blobs served to peers at once; further requests are refused and the peer asks another provider',
+    expected: 'an integer from 1 to 1024', schema: count(1, 1024)
+  }),
   registryUpstreams: option({
     env: 'CACHE_REGISTRY_UPSTREAMS', flag: '--registry-upstreams <list>', default: 'docker.io=https://registry-1.docker.io',
     description: 'name=url pairs, comma separated; `?ns=<name>` (containerd) selects one, the first is used without ns',
@@ -125,7 +197,7 @@ export const OPTIONS = {
   registryAuth: option({
     env: 'CACHE_REGISTRY_AUTH', flag: '--registry-auth <list>', default: '',
     description: 'name=user:secret pairs: credentials for an upstream (Basic, or exchanged for a Bearer token)',
-    expected: 'comma separated name=user:secret pairs', schema: credentials
+    expected: 'comma separated name=user:secret pairs', schema: credentials, secret: true
   }),
   dockerConfig: option({
     env: 'CACHE_DOCKER_CONFIG', flag: '--docker-config <path>', default: '',
@@ -155,7 +227,7 @@ export const OPTIONS = {
   adminToken: option({
     env: 'CACHE_ADMIN_TOKEN', flag: '--admin-token <token>', default: '',
     description: 'bearer token that allows admin calls (DELETE /api/cache, gc, pins) from non-loopback clients',
-    expected: 'a token string', schema: z.string()
+    expected: 'a token string', schema: z.string(), secret: true
   }),
   logLevel: option({
     env: 'CACHE_LOG_LEVEL', flag: '--log-level <level>', default: 'info',

@@ -11,7 +11,15 @@ export interface AdminRoutesInit {
   stats: Stats
   adminToken: string
   isReady: () => boolean
+  /** This node in the swarm (GET /api/p2p); undefined when CACHE_ENABLE_P2P=false. */
+  p2p?: () => P2pInfo
   log: Logger
+}
+
+export interface P2pInfo {
+  peerId: string
+  addrs: string[]
+  peers: Array<{ peerId: string, addrs: string[] }>
 }
 
 /** Stats, metrics, health, and the admin calls under /api/cache (SPEC 3.3). */
@@ -34,6 +42,12 @@ export class AdminRoutes {
     }
     if (path === '/api/cache/stats' && (method === 'GET' || method === 'HEAD')) {
       sendJson(res, 200, stats.snapshot())
+      return true
+    }
+    if (path === '/api/p2p' && (method === 'GET' || method === 'HEAD')) {
+      const info = this.init.p2p?.()
+      if (info === undefined) sendJson(res, 404, { error: 'the peer-to-peer layer is off (CACHE_ENABLE_P2P=false)' })
+      else sendJson(res, 200, info)
       return true
     }
     if (path !== '/api/cache' && !path.startsWith('/api/cache/')) return false

@@ -86,7 +86,7 @@ export class RegistryRoutes {
     const common = { ...API_VERSION, 'docker-content-digest': digest, etag: `"${digest}"`, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
     if (head) {
       const info = await this.init.blobs.head(client, repo, digest)
-      res.writeHead(200, { ...common, ...(info.size !== undefined ? { 'content-length': info.size } : {}), 'x-cache': info.cache, 'x-cache-source': info.cache === 'HIT' ? 'local' : client.name })
+      res.writeHead(200, { ...common, ...(info.size !== undefined ? { 'content-length': info.size } : {}), 'x-cache': info.cache, 'x-cache-source': info.origin })
       res.end()
       return
     }

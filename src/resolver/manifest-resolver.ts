@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { DigestMismatchError, isDigest, sha256Digest, type Digest } from '../oci/digest.js'
-import { acceptClass, accepts, DEFAULT_MANIFEST_ACCEPT, INDEX_TYPES, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
+import { acceptClass, accepts, DEFAULT_MANIFEST_ACCEPT, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
@@ -8,6 +8,12 @@ import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
 import type { TagCache } from './tag-cache.js'
+import type { PeerRef } from '../p2p/fetch/client.js'
+import { PeerFetchError } from '../p2p/fetch/errors.js'
+import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
+
+/** Overall bound on fetching one manifest from peers (each peer is also bounded by idleMs). */
+const PEER_MANIFEST_BUDGET_MS = 30_000
 
 export interface ResolvedTag {
   digest: Digest
@@ -30,6 +36,8 @@ export interface ManifestResolverInit {
   tags: TagCache
   stats: Stats
   log: Logger
+  /** The swarm, when CACHE_ENABLE_P2P is on: manifests by digest come from peers first. */
+  peers?: PeerLookupInit
 }
 
 /**
@@ -103,7 +111,11 @@ export class ManifestResolver {
   }
 
   private async fetchAndStore (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
-    const { store, stats, log } = this.init
+    const { store, stats, log, peers } = this.init
+    if (peers !== undefined) {
+      const fromPeer = await tryProviders(peers, digest, AbortSignal.timeout(PEER_MANIFEST_BUDGET_MS), async peer => await this.fromPeer(peers, peer, digest))
+      if (fromPeer !== undefined) return fromPeer
+    }
     const fetched = await this.download(client, repo, digest, DEFAULT_MANIFEST_ACCEPT)
     if (fetched.digest !== digest) {
       throw new DigestMismatchError(digest, fetched.digest, `upstream ${client.name}`)
@@ -122,6 +134,49 @@ export class ManifestResolver {
     return { ...fetched, cache: 'MISS', origin: client.name }
   }
 
+  /** A manifest from one provider: verified, typed (header, else its own mediaType field), stored. */
+  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, digest: Digest): Promise<Manifest> {
+    const { store, stats, log } = this.init
+    const blob = await peers.swarm.fetch(peer, { key: digest }, { signal: AbortSignal.timeout(PEER_MANIFEST_BUDGET_MS), idleMs: peers.idleMs })
+    if (blob.size > MAX_MANIFEST_BYTES) {
+      const err = new PeerFetchError(blob.peer, 'too_large', `announced a ${blob.size} byte manifest`)
+      blob.close(err)
+      throw err
+    }
+    const chunks: Buffer[] = []
+    try {
+      for await (const chunk of blob.body) chunks.push(chunk)
+    } catch (err) {
+      blob.close(err as Error)
+      throw err
+    }
+    blob.close()
+    const body = Buffer.concat(chunks)
+    stats.inc('bytes_from_peers', body.byteLength)
+    const actual = sha256Digest(body)
+    if (actual !== digest) {
+      const mismatch = new DigestMismatchError(digest, actual, `peer ${blob.peer}`)
+      stats.inc('errors')
+      peers.swarm.deny(blob.peer, mismatch.message)
+      throw new PeerFetchError(blob.peer, 'mismatch', mismatch.message)
+    }
+    const mediaType = blob.mediaType ?? declaredMediaType(body)
+    if (mediaType === undefined) {
+      throw new PeerFetchError(blob.peer, 'refused', `has ${digest} as a plain blob, without a manifest media type`)
+    }
+    const writer = await store.createWriter(digest)
+    try {
+      await writer.write(body)
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
+    await store.commit(writer, `peer ${blob.peer}`, { mediaType })
+    stats.inc('peer_hits')
+    log.info({ digest, size: body.byteLength, cache: 'PEER', peer: blob.peer }, 'manifest stored')
+    return { digest, mediaType, body, cache: 'PEER', origin: blob.peer }
+  }
+
   private async download (client: RegistryClient, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
     const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept })
     const chunks: Buffer[] = []
@@ -137,5 +192,15 @@ export class ManifestResolver {
     const body = Buffer.concat(chunks)
     const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
     return { digest: sha256Digest(body), mediaType, body }
+  }
+}
+
+/** The `mediaType` a manifest declares in its JSON, if it is one we serve. */
+function declaredMediaType (body: Buffer): string | undefined {
+  try {
+    const value = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType
+    return typeof value === 'string' && MANIFEST_TYPES.includes(value) ? value : undefined
+  } catch {
+    return undefined
   }
 }

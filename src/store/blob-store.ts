@@ -15,6 +15,8 @@ import { BlobWriter } from './writer.js'
 export interface BlobStoreEvents {
   onCommit?: (digest: Digest, size: number) => void
   onEvict?: (digest: Digest, size: number) => void
+  /** A blob left the store (eviction, DELETE, gc, corruption): stop announcing it. */
+  onDelete?: (digest: Digest) => void
   /** A file that no longer matched its digest was found and removed. */
   onCorrupt?: (digest: Digest) => void
 }
@@ -64,6 +66,11 @@ export class BlobStore {
     for await (const record of store.index.values()) store.total += record.size
     init.log.info({ ...report, size: store.total }, 'store opened')
     return store
+  }
+
+  /** The configured bound (CACHE_MAX_SIZE): no single blob can be larger. */
+  get maxSize (): number {
+    return this.init.policy.maxSize
   }
 
   get size (): number {
@@ -230,5 +237,6 @@ export class BlobStore {
   private async forget (digest: Digest, record: BlobRecord): Promise<void> {
     await this.index.del(digest)
     this.total -= record.size
+    this.init.onDelete?.(digest)
   }
 }

@@ -25,29 +25,48 @@ describe('configuration', () => {
     assert.deepEqual(ups.map(u => u.name), ['docker.io', 'ghcr.io', '127.0.0.1:5001'])
   })
 
-  const invalid: Array<[string, string]> = [
+  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  // [variable, value, the bad part a list error names (else the whole value is shown)]
+  const invalid: Array<[string, string, string?]> = [
     ['CACHE_MAX_SIZE', '20XB'],
     ['CACHE_MAX_SIZE', '-1GB'],
     ['CACHE_HTTP_ADDR', 'localhost'],
     ['CACHE_HTTP_ADDR', '127.0.0.1:99999'],
     ['CACHE_ENABLE_P2P', 'maybe'],
-    ['CACHE_REGISTRY_UPSTREAMS', 'docker.io'],
-    ['CACHE_REGISTRY_UPSTREAMS', 'a=ftp://x'],
-    ['CACHE_REGISTRY_UPSTREAMS', 'a=http://x,a=http://y'],
-    ['CACHE_REGISTRY_AUTH', 'docker.io=nopassword'],
+    ['CACHE_REGISTRY_UPSTREAMS', 'docker.io', 'docker.io'],
+    ['CACHE_REGISTRY_UPSTREAMS', 'a=http://x,b=ftp://x', 'b=ftp://x'],
+    ['CACHE_REGISTRY_UPSTREAMS', 'a=http://x,a=http://y', 'a=http://y'],
+    ['CACHE_P2P_PORT', '70000'],
+    ['CACHE_LISTEN_ADDRS', '/ip4/127.0.0.1/tcp/9000,/dns4/x/tcp/1', '/dns4/x/tcp/1'],
+    ['CACHE_ANNOUNCE_ADDRS', '10.0.0.1:9000', '10.0.0.1:9000'],
+    ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/9000', '/ip4/127.0.0.1/tcp/9000'],
+    ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid'],
+    ['CACHE_MAX_UPLOADS', '0'],
+    ['CACHE_PEER_LOOKUP_TIMEOUT', 'fast'],
     ['CACHE_UPSTREAM_TIMEOUT', 'soon'],
     ['CACHE_EVICT_MIN_AGE', '5'],
     ['CACHE_EVICT_HIGH_WATERMARK', '150%'],
     ['CACHE_EVICT_LOW_WATERMARK', '95%'],
     ['CACHE_LOG_LEVEL', 'loud']
   ]
-  for (const [name, value] of invalid) {
+  for (const [name, value, entry] of invalid) {
     it(`stops start-up on ${name}=${value} with one line and exit code 2`, async () => {
       const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', [name]: value, CACHE_DIR: '/nonexistent/never-created' })
       assert.equal(code, 2)
       const lines = stderr.trim().split('\n')
       assert.equal(lines.length, 1, `one line, got: ${stderr}`)
-      assert.match(lines[0] ?? '', new RegExp(`^p2p-cache: invalid ${name}="${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": expected .+`))
+      const named = entry === undefined ? `="${escape(value)}": expected` : ` entry "${escape(entry)}": .+; expected`
+      assert.match(lines[0] ?? '', new RegExp(`^p2p-cache: invalid ${name}${named} .+`))
+    })
+  }
+
+  const secrets: Array<[string, string]> = [['CACHE_REGISTRY_AUTH', 'docker.io=nopassword'], ['CACHE_SWARM_KEY', 'f00d']]
+  for (const [name, value] of secrets) {
+    it(`does not echo the secret ${name} in its error`, async () => {
+      const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', [name]: value, CACHE_DIR: '/nonexistent/never-created' })
+      assert.equal(code, 2)
+      assert.match(stderr.trim(), new RegExp(`^p2p-cache: invalid ${name} \\(value not shown\\): expected .+$`))
+      assert.ok(!stderr.includes(value))
     })
   }
 

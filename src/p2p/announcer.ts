@@ -1,0 +1,103 @@
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import type { P2pNode } from './node.js'
+import { blobCid } from './content-id.js'
+import { ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, PROVIDE_TIMEOUT_MS } from './constants.js'
+import { routingTableSize } from './routing-table.js'
+
+export interface AnnouncerComponents {
+  node: P2pNode
+  log: Logger
+}
+
+/**
+ * Provides stored digests on the DHT: everything already in the store at start-up (in batches,
+ * in the background) and each blob as it is committed. A provide that fails (no peers yet, or
+ * a timeout) is kept and retried when a peer connects; the DHT reprovides what succeeded.
+ */
+export class Announcer {
+  private queue = new Set<Digest>()
+  /** Waiting for a peer: the routing table was empty or the query failed. */
+  private readonly waiting = new Set<Digest>()
+  private running: Promise<void> | undefined
+  private readonly controller = new AbortController()
+  private readonly onConnect = (): void => {
+    if (this.waiting.size === 0) return
+    for (const d of this.waiting) this.queue.add(d)
+    this.waiting.clear()
+    this.kick()
+  }
+
+  announced = 0
+
+  constructor (private readonly components: AnnouncerComponents) {
+    components.node.addEventListener('peer:connect', this.onConnect)
+  }
+
+  announce (digest: Digest): void {
+    this.queue.add(digest)
+    this.kick()
+  }
+
+  /** Queues everything in `digests` (the store at start-up) without holding the caller. */
+  announceAll (digests: AsyncIterable<Digest>): void {
+    void (async () => {
+      for await (const digest of digests) {
+        if (this.controller.signal.aborted) return
+        this.queue.add(digest)
+      }
+      this.kick()
+    })().catch((err: Error) => { this.components.log.warn({ err: err.message }, 'could not list the store to announce it') })
+  }
+
+  /** The blob left the store: stop reproviding it (peers asking get "not found" anyway). */
+  forget (digest: Digest): void {
+    this.queue.delete(digest)
+    this.waiting.delete(digest)
+    void this.components.node.services.dht.cancelReprovide(blobCid(digest)).catch(() => {})
+  }
+
+  get pending (): number {
+    return this.queue.size + this.waiting.size
+  }
+
+  async stop (): Promise<void> {
+    this.controller.abort()
+    this.components.node.removeEventListener('peer:connect', this.onConnect)
+    await this.running
+  }
+
+  private kick (): void {
+    if (this.running !== undefined || this.controller.signal.aborted) return
+    this.running = this.drain().finally(() => {
+      this.running = undefined
+      if (this.queue.size > 0) this.kick()
+    })
+  }
+
+  private async drain (): Promise<void> {
+    const { node, log } = this.components
+    const signal = this.controller.signal
+    while (this.queue.size > 0 && !signal.aborted) {
+      const batch = [...this.queue].slice(0, ANNOUNCE_CONCURRENCY)
+      for (const d of batch) this.queue.delete(d)
+      if (routingTableSize(node) === 0) {
+        // A DHT query with no peers waits for one; park the digests until a peer connects.
+        for (const d of batch) this.waiting.add(d)
+        continue
+      }
+      await Promise.all(batch.map(async digest => {
+        try {
+          await node.contentRouting.provide(blobCid(digest), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
+          this.announced++
+          log.debug({ digest }, 'announced')
+        } catch (err) {
+          if (signal.aborted) return
+          this.waiting.add(digest)
+          log.debug({ digest, err: (err as Error).message }, 'announce failed; will retry when a peer connects')
+        }
+      }))
+      if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/** Protocol ids: our own namespace, so a node never joins (or answers) the public IPFS DHT. */
+export const KAD_PROTOCOL = '/p2p-cache/kad/1.0.0'
+export const FETCH_PROTOCOL = '/p2p-cache/fetch/1.0.0'
+
+/** Identity key file in CACHE_DIR (protobuf-encoded libp2p private key, mode 0600). */
+export const IDENTITY_FILE = 'identity.key'
+
+/**
+ * Provider records live minutes, not the IPFS 48 h: a runner that is gone must stop being
+ * asked for blobs soon. Records are re-announced well before they expire.
+ */
+export const PROVIDE_VALIDITY_MS = 30 * 60_000
+export const REPROVIDE_INTERVAL_MS = 5 * 60_000
+export const REPROVIDE_THRESHOLD_MS = 15 * 60_000
+/** How often stale provider records from other peers are dropped. */
+export const PROVIDERS_CLEANUP_S = 5 * 60
+
+/** Start-up announcement of what is already stored: batches, and a pause between them. */
+export const ANNOUNCE_CONCURRENCY = 8
+export const ANNOUNCE_BATCH_PAUSE_MS = 50
+/** One `provide` query may take this long before it is retried later. */
+export const PROVIDE_TIMEOUT_MS = 10_000
+
+/** Dials (bootstrap, fetch) get their own short budget; a wrong swarm key can hang a dial. */
+export const DIAL_TIMEOUT_MS = 5_000
+export const BOOTSTRAP_RETRY_MIN_MS = 1_000
+export const BOOTSTRAP_RETRY_MAX_MS = 30_000
+
+/** A peer that sent wrong bytes is not asked again for this long. */
+export const DENY_MS = 10 * 60_000
+/** Providers tried for one blob before going upstream. */
+export const MAX_PEER_ATTEMPTS = 3
+
+/** Fetch protocol framing limits. */
+export const MAX_REQUEST_BYTES = 1024
+export const MAX_RESPONSE_HEADER_BYTES = 4096
+/** Bytes buffered from a peer before its stream is paused; the consumer takes them in batches. */
+export const RECEIVE_HIGH_WATER = 4 * 1024 * 1024
+/** Above yamux's 16 MiB window, so a paused stream is not reset while data in flight lands. */
+export const MAX_READ_BUFFER = 32 * 1024 * 1024
+/** Size of file reads when serving a blob to a peer. */
+export const SEND_CHUNK = 256 * 1024

@@ -1,0 +1,24 @@
+import { DENY_MS } from './constants.js'
+
+/** Peers that sent bytes that did not match the digest they were asked for, for a while. */
+export class DenyList {
+  private readonly until = new Map<string, number>()
+
+  constructor (private readonly durationMs = DENY_MS) {}
+
+  add (peer: string): void {
+    this.until.set(peer, Date.now() + this.durationMs)
+  }
+
+  has (peer: string): boolean {
+    const until = this.until.get(peer)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.until.delete(peer)
+    return false
+  }
+
+  get size (): number {
+    return [...this.until.keys()].filter(p => this.has(p)).length
+  }
+}

@@ -1,0 +1,82 @@
+import type { PeerId, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { P2pNode } from '../node.js'
+import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
+import { decodeResponseHeader, encodeFrame, type FetchRequest } from './frames.js'
+import { PeerFetchError } from './errors.js'
+import { receive } from './receive.js'
+
+export interface PeerRef {
+  id: PeerId
+  multiaddrs: Multiaddr[]
+}
+
+export interface PeerBlob {
+  peer: string
+  /** Size of the whole blob, as the peer states it (verified by the digest at the end). */
+  size: number
+  start: number
+  length: number
+  mediaType?: string
+  /** The `length` bytes from `start`, batched; see `receive`. */
+  body: AsyncGenerator<Buffer>
+  /** Ends the exchange early (reset); after `body` is done, closes it cleanly. */
+  close: (err?: Error) => void
+}
+
+export interface FetchOptions {
+  signal: AbortSignal
+  /** No header, or no bytes, for this long: the peer is `stalled`. */
+  idleMs: number
+}
+
+/** Asks one peer for (a range of) a blob over `/p2p-cache/fetch/1.0.0`. */
+export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions): Promise<PeerBlob> {
+  const name = peer.id.toString()
+  if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
+  let stream: Stream
+  try {
+    stream = await node.dialProtocol(peer.id, FETCH_PROTOCOL, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+  } catch (err) {
+    throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
+  }
+  try {
+    const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_HEADER_BYTES })
+    const headerSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.idleMs)])
+    await lp.write(encodeFrame(request), { signal: headerSignal })
+    let header
+    try {
+      header = decodeResponseHeader((await lp.read({ signal: headerSignal })).subarray())
+    } catch (err) {
+      const stalled = headerSignal.aborted && !opts.signal.aborted
+      throw new PeerFetchError(name, stalled ? 'stalled' : 'protocol', stalled ? `no answer within ${opts.idleMs} ms` : (err as Error).message)
+    }
+    if (header.status !== 'ok') {
+      const reason = header.status === 'not_found' ? 'not_found' : header.status === 'busy' ? 'busy' : 'refused'
+      throw new PeerFetchError(name, reason, `answered ${header.status}${header.message !== undefined ? `: ${header.message}` : ''}`)
+    }
+    const { size, start, length } = header as Required<Pick<typeof header, 'size' | 'start' | 'length'>>
+    const wantedStart = request.start ?? 0
+    const wantedEnd = request.end === undefined ? size : Math.min(request.end, size)
+    if (start !== wantedStart || length !== Math.max(0, wantedEnd - wantedStart)) {
+      throw new PeerFetchError(name, 'protocol', `answered bytes ${start}+${length} to a request for ${wantedStart}-${wantedEnd}`)
+    }
+    const raw = lp.unwrap()
+    return {
+      peer: name,
+      size,
+      start,
+      length,
+      ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
+      body: receive(raw, name, length, opts.idleMs, opts.signal),
+      close: (err?: Error) => {
+        if (err !== undefined) raw.abort(err)
+        else void raw.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { raw.abort(e as Error) })
+      }
+    }
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}

@@ -1,0 +1,77 @@
+import { z } from 'zod'
+import { isDigest, type Digest } from '../../oci/digest.js'
+
+/**
+ * `/p2p-cache/fetch/1.0.0` frames. Both are one length-prefixed (unsigned varint) JSON object:
+ * the request, then the response header; after an `ok` header come exactly `length` raw bytes
+ * and the server closes its side.
+ */
+export interface FetchRequest {
+  key: Digest
+  /** First byte wanted (default 0). */
+  start?: number
+  /** One past the last byte wanted (default: the end). `start === end` asks for the header only. */
+  end?: number
+}
+
+export type FetchStatus = 'ok' | 'not_found' | 'busy' | 'bad_request' | 'error'
+
+export interface FetchResponseHeader {
+  status: FetchStatus
+  /** Size of the whole blob (ok). */
+  size?: number
+  /** Offset and count of the bytes that follow (ok). */
+  start?: number
+  length?: number
+  mediaType?: string
+  message?: string
+}
+
+export class FrameError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'FrameError'
+  }
+}
+
+const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+const requestSchema = z.strictObject({
+  key: z.string().refine(isDigest, 'key must be sha256:<64 lowercase hex>'),
+  start: offset.optional(),
+  end: offset.optional()
+}).refine(r => r.end === undefined || r.end >= (r.start ?? 0), 'end must not be before start')
+
+const headerSchema = z.strictObject({
+  status: z.enum(['ok', 'not_found', 'busy', 'bad_request', 'error']),
+  size: offset.optional(),
+  start: offset.optional(),
+  length: offset.optional(),
+  mediaType: z.string().max(255).optional(),
+  message: z.string().max(1000).optional()
+}).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
+  'an ok header carries size, start and length within size')
+
+function decode<T> (bytes: Uint8Array, schema: z.ZodType<T>, what: string): T {
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch {
+    throw new FrameError(`${what} is not UTF-8 JSON`)
+  }
+  const result = schema.safeParse(value)
+  if (!result.success) throw new FrameError(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`)
+  return result.data
+}
+
+export function encodeFrame (value: FetchRequest | FetchResponseHeader): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value))
+}
+
+export function decodeRequest (bytes: Uint8Array): FetchRequest {
+  return decode(bytes, requestSchema, 'fetch request') as FetchRequest
+}
+
+export function decodeResponseHeader (bytes: Uint8Array): FetchResponseHeader {
+  return decode(bytes, headerSchema, 'fetch response header')
+}

@@ -1,0 +1,90 @@
+import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import { MAX_READ_BUFFER, RECEIVE_HIGH_WATER } from '../constants.js'
+import { PeerFetchError } from './errors.js'
+
+/**
+ * Yields exactly `length` bytes from a libp2p stream, in batches of whatever arrived while the
+ * consumer was busy (so a file writer does one write per batch, not one per yamux frame).
+ * Backpressure: above RECEIVE_HIGH_WATER buffered bytes the stream is paused, which stops
+ * yamux granting window to the sender; it resumes when the consumer takes the batch.
+ * Completion is counted in bytes, not taken from close events, which can fire while data is
+ * still buffered. No data for `idleMs` fails with reason `stalled`.
+ */
+export async function * receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  stream.maxReadBufferLength = MAX_READ_BUFFER
+  let queue: Buffer[] = []
+  let queued = 0
+  let closed = false
+  let error: Error | undefined
+  let wake: (() => void) | undefined
+  const notify = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  const onMessage = (evt: StreamMessageEvent): void => {
+    const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    queue.push(buf)
+    queued += buf.byteLength
+    // A pause() inside a 'message' handler dispatched by resume() is undone by resume itself:
+    // defer it, and re-check that the consumer has not drained the queue meanwhile.
+    if (queued >= RECEIVE_HIGH_WATER) queueMicrotask(() => { if (queued >= RECEIVE_HIGH_WATER && stream.readStatus === 'readable') stream.pause() })
+    notify()
+  }
+  const onClose = (evt: StreamCloseEvent): void => {
+    closed = true
+    error ??= evt.error
+    notify()
+  }
+  const onEnd = (): void => {
+    closed = true
+    notify()
+  }
+  stream.addEventListener('message', onMessage)
+  stream.addEventListener('close', onClose)
+  stream.addEventListener('end', onEnd)
+  const onAbort = (): void => {
+    error ??= signal.reason instanceof Error ? signal.reason : new Error('aborted')
+    notify()
+  }
+  signal.addEventListener('abort', onAbort)
+  let delivered = 0
+  let timer: NodeJS.Timeout | undefined
+  try {
+    while (delivered < length) {
+      if (queued > 0) {
+        const batch = queue.length === 1 ? queue[0] as Buffer : Buffer.concat(queue, queued)
+        queue = []
+        queued = 0
+        if (stream.readStatus === 'paused') stream.resume()
+        if (delivered + batch.byteLength > length) {
+          throw new PeerFetchError(peer, 'protocol', `sent more than the ${length} bytes it announced`)
+        }
+        delivered += batch.byteLength
+        yield batch
+        continue
+      }
+      if (error !== undefined) {
+        throw error instanceof PeerFetchError ? error : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
+      }
+      if (closed || stream.readableEnded) {
+        throw new PeerFetchError(peer, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
+      }
+      await new Promise<void>((resolve, reject) => {
+        wake = resolve
+        timer = setTimeout(() => {
+          wake = undefined
+          reject(new PeerFetchError(peer, 'stalled', `sent nothing for ${idleMs} ms (after ${delivered} of ${length} bytes)`))
+        }, idleMs)
+      }).finally(() => clearTimeout(timer))
+    }
+  } finally {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', onAbort)
+    stream.removeEventListener('message', onMessage)
+    stream.removeEventListener('close', onClose)
+    stream.removeEventListener('end', onEnd)
+    if (stream.readStatus === 'paused') stream.resume()
+  }
+}

@@ -1,0 +1,115 @@
+import type { Connection, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { Logger } from 'pino'
+import type { BlobStore } from '../../store/blob-store.js'
+import type { Stats } from '../../metrics/stats.js'
+import type { P2pNode } from '../node.js'
+import { FETCH_PROTOCOL, MAX_REQUEST_BYTES } from '../constants.js'
+import { decodeRequest, encodeFrame, type FetchResponseHeader } from './frames.js'
+
+export interface FetchServerInit {
+  /** Blobs served to peers at once; more get `busy` and ask another provider. */
+  maxUploads: number
+  /** A peer that sends no request, or stops reading, for this long is cut off. */
+  idleTimeoutMs?: number
+}
+
+export interface FetchServerComponents {
+  node: P2pNode
+  store: BlobStore
+  stats: Stats
+  log: Logger
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+/** Streams one connection may have open on this protocol. */
+const MAX_INBOUND_STREAMS = 64
+
+/**
+ * Answers `/p2p-cache/fetch/1.0.0` from the local store only: a request from a peer is never
+ * forwarded to the upstream or to other peers (SPEC 3.4), so a swarm can't loop or amplify.
+ */
+export class FetchServer {
+  private uploads = 0
+  private readonly idleTimeoutMs: number
+
+  constructor (private readonly components: FetchServerComponents, private readonly init: FetchServerInit) {
+    this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+  }
+
+  get activeUploads (): number {
+    return this.uploads
+  }
+
+  async start (): Promise<void> {
+    await this.components.node.handle(FETCH_PROTOCOL, (stream, connection) => {
+      void this.serve(stream, connection)
+    }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+  }
+
+  async stop (): Promise<void> {
+    await this.components.node.unhandle(FETCH_PROTOCOL)
+  }
+
+  private async serve (stream: Stream, connection: Connection): Promise<void> {
+    const { store, stats } = this.components
+    const log = this.components.log.child({ peer: connection.remotePeer.toString() })
+    stream.inactivityTimeout = this.idleTimeoutMs
+    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+    const reply = async (header: FetchResponseHeader): Promise<void> => {
+      await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
+      await stream.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
+    }
+    let request
+    try {
+      request = decodeRequest((await lp.read({ signal: AbortSignal.timeout(this.idleTimeoutMs) })).subarray())
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'bad fetch request from peer')
+      await reply({ status: 'bad_request', message: (err as Error).message }).catch(e => { stream.abort(e as Error) })
+      return
+    }
+    const { key } = request
+    if (this.uploads >= this.init.maxUploads) {
+      await reply({ status: 'busy', message: `serving ${this.uploads} blobs already` }).catch(e => { stream.abort(e as Error) })
+      return
+    }
+    this.uploads++
+    let local
+    try {
+      local = await store.openRead(key)
+      if (local === undefined) {
+        await reply({ status: 'not_found' })
+        return
+      }
+      const size = local.record.size
+      const start = request.start ?? 0
+      const end = Math.min(request.end ?? size, size)
+      if (start > size) {
+        await reply({ status: 'bad_request', message: `range starts at ${start}, past the size ${size}` })
+        return
+      }
+      const length = Math.max(0, end - start)
+      await lp.write(encodeFrame({
+        status: 'ok', size, start, length,
+        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {})
+      }), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
+      const raw = lp.unwrap()
+      if (length > 0) {
+        for await (const chunk of local.stream(start, end - 1)) {
+          const buf = chunk as Buffer
+          stats.inc('bytes_served_to_peers', buf.byteLength)
+          // send() false = the muxer's buffer is full: wait, or memory grows with the blob.
+          if (!raw.send(buf)) await raw.onDrain({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
+        }
+      }
+      await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
+      log.debug({ digest: key, start, length }, 'served blob to peer')
+    } catch (err) {
+      log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer ended early')
+      stream.abort(err as Error)
+    } finally {
+      this.uploads--
+      await local?.release()
+    }
+  }
+}

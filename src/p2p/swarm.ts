@@ -1,0 +1,138 @@
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { Stats } from '../metrics/stats.js'
+import { Announcer } from './announcer.js'
+import { BootstrapDialer } from './bootstrap-dialer.js'
+import { blobCid } from './content-id.js'
+import { DenyList } from './deny-list.js'
+import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
+import type { FetchRequest } from './fetch/frames.js'
+import { FetchServer } from './fetch/server.js'
+import { createP2pNode, type P2pNode } from './node.js'
+import { routingTableSize } from './routing-table.js'
+
+export interface SwarmInit {
+  privateKey: PrivateKey
+  listen: Multiaddr[]
+  announce: Multiaddr[]
+  bootstrap: Multiaddr[]
+  mdns: boolean
+  swarmKey: Uint8Array | undefined
+  maxUploads: number
+}
+
+export interface SwarmComponents {
+  store: BlobStore
+  stats: Stats
+  log: Logger
+}
+
+export interface PeerSummary {
+  peerId: string
+  addrs: string[]
+}
+
+/**
+ * This node's part in the swarm: the libp2p node, the fetch protocol server, the announcer and
+ * the bootstrap dialer, behind the few calls the resolver and the HTTP routes need.
+ */
+export class Swarm {
+  readonly peerId: PeerId
+  private readonly denied = new DenyList()
+
+  private constructor (
+    readonly node: P2pNode,
+    private readonly server: FetchServer,
+    private readonly announcer: Announcer,
+    private readonly dialer: BootstrapDialer,
+    private readonly log: Logger
+  ) {
+    this.peerId = node.peerId
+  }
+
+  static async start (init: SwarmInit, components: SwarmComponents): Promise<Swarm> {
+    const log = components.log
+    const self = peerIdFromPrivateKey(init.privateKey)
+    // One bootstrap list for every service of a compose file names this node too: skip itself.
+    const bootstrap = init.bootstrap.filter(ma => ma.getComponents().findLast(c => c.name === 'p2p')?.value !== self.toString())
+    const node = await createP2pNode({ ...init, bootstrap })
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, log }, { maxUploads: init.maxUploads })
+    await server.start()
+    const announcer = new Announcer({ node, log })
+    const dialer = new BootstrapDialer({ node, log }, bootstrap)
+    dialer.start()
+    const swarm = new Swarm(node, server, announcer, dialer, log)
+    log.info({ peerId: self.toString(), addrs: swarm.addrs(), bootstrap: bootstrap.map(String) }, 'p2p node started')
+    return swarm
+  }
+
+  /** Addresses this node advertises, with /p2p/<id>. */
+  addrs (): string[] {
+    return this.node.getMultiaddrs().map(String)
+  }
+
+  peers (): PeerSummary[] {
+    const byPeer = new Map<string, string[]>()
+    for (const c of this.node.getConnections()) {
+      const id = c.remotePeer.toString()
+      byPeer.set(id, [...(byPeer.get(id) ?? []), c.remoteAddr.toString()])
+    }
+    return [...byPeer].map(([peerId, addrs]) => ({ peerId, addrs }))
+  }
+
+  peersConnected (): number {
+    return this.node.getPeers().length
+  }
+
+  /**
+   * Peers that announced `digest`, as the DHT finds them; never this node or a denied peer.
+   * An empty routing table is an immediate miss instead of a query that waits for a peer.
+   */
+  async * providers (digest: Digest, signal: AbortSignal): AsyncGenerator<PeerRef> {
+    if (routingTableSize(this.node) === 0) return
+    const seen = new Set<string>()
+    for await (const provider of this.node.contentRouting.findProviders(blobCid(digest), { signal })) {
+      const id = provider.id.toString()
+      if (provider.id.equals(this.peerId) || seen.has(id) || this.denied.has(id)) continue
+      seen.add(id)
+      yield { id: provider.id, multiaddrs: provider.multiaddrs }
+    }
+  }
+
+  async fetch (peer: PeerRef, request: FetchRequest, opts: FetchOptions): Promise<PeerBlob> {
+    return await fetchFromPeer(this.node, peer, request, opts)
+  }
+
+  /** The peer sent bytes that did not match: don't ask it again for a while. */
+  deny (peer: string, reason: string): void {
+    this.denied.add(peer)
+    this.log.warn({ peer, reason }, 'peer deny-listed')
+  }
+
+  isDenied (peer: string): boolean {
+    return this.denied.has(peer)
+  }
+
+  announce (digest: Digest): void {
+    this.announcer.announce(digest)
+  }
+
+  announceAll (digests: AsyncIterable<Digest>): void {
+    this.announcer.announceAll(digests)
+  }
+
+  forget (digest: Digest): void {
+    this.announcer.forget(digest)
+  }
+
+  async stop (): Promise<void> {
+    await this.dialer.stop()
+    await this.announcer.stop()
+    await this.server.stop()
+    await this.node.stop()
+  }
+}
