@@ -145,7 +145,7 @@ async function startSwarm (config: Config, store: BlobStore, stats: Stats, log: 
 }
 
 function p2pInfo (swarm: Swarm): () => P2pInfo {
-  return () => ({ peerId: swarm.peerId.toString(), addrs: swarm.addrs(), peers: swarm.peers() })
+  return () => ({ peerId: swarm.peerId.toString(), addrs: swarm.addrs(), peers: swarm.peers(), uploads: swarm.uploads })
 }
 
 async function * storedDigests (store: BlobStore): AsyncGenerator<Digest> {

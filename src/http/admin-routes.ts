@@ -20,6 +20,8 @@ export interface P2pInfo {
   peerId: string
   addrs: string[]
   peers: Array<{ peerId: string, addrs: string[] }>
+  /** Blobs being served to peers right now. */
+  uploads: number
 }
 
 /** Stats, metrics, health, and the admin calls under /api/cache (SPEC 3.3). */

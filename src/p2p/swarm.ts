@@ -84,6 +84,11 @@ export class Swarm {
     return [...byPeer].map(([peerId, addrs]) => ({ peerId, addrs }))
   }
 
+  /** Blobs being served to peers right now. */
+  get uploads (): number {
+    return this.server.activeUploads
+  }
+
   peersConnected (): number {
     return this.node.getPeers().length
   }
