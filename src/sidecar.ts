@@ -62,9 +62,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     timeoutMs: config.upstreamTimeout,
     log
   })))
+  const tags = new TagCache(store.db)
   if (config.enableP2p) {
     try {
-      swarm = await startSwarm(config, store, stats, log.child({ component: 'p2p' }))
+      swarm = await startSwarm(config, store, stats, tags, log.child({ component: 'p2p' }))
     } catch (err) {
       await store.close()
       await upstreams.close()
@@ -79,7 +80,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const registry = new RegistryRoutes({
     upstreams,
     blobs,
-    manifests: new ManifestResolver({ store, tags: new TagCache(store.db), stats, log: resolverLog, ...(peers !== undefined ? { peers } : {}) }),
+    manifests: new ManifestResolver({ store, tags, stats, log: resolverLog, ...(peers !== undefined ? { peers } : {}) }),
     stats,
     log: log.child({ component: 'registry' })
   })
@@ -126,7 +127,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
 }
 
-async function startSwarm (config: Config, store: BlobStore, stats: Stats, log: Logger): Promise<Swarm> {
+async function startSwarm (config: Config, store: BlobStore, stats: Stats, tags: TagCache, log: Logger): Promise<Swarm> {
   const privateKey = await loadOrCreateIdentity(config.dir, log)
   try {
     return await Swarm.start({
@@ -137,7 +138,7 @@ async function startSwarm (config: Config, store: BlobStore, stats: Stats, log: 
       mdns: config.mdns,
       swarmKey: config.swarmKey,
       maxUploads: config.maxUploads
-    }, { store, stats, log })
+    }, { store, stats, tags: async key => await tags.lookup(key), log })
   } catch (err) {
     throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${(err as Error).message}. ` +
       'Pick a free port with CACHE_P2P_PORT or CACHE_LISTEN_ADDRS, or run without peers with CACHE_ENABLE_P2P=false')

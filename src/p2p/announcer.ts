@@ -1,8 +1,7 @@
 import type { Logger } from 'pino'
-import type { Digest } from '../oci/digest.js'
 import type { P2pNode } from './node.js'
-import { blobCid } from './content-id.js'
-import { ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, PROVIDE_TIMEOUT_MS } from './constants.js'
+import { keyCid } from './content-id.js'
+import { ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.js'
 import { routingTableSize } from './routing-table.js'
 
 export interface AnnouncerComponents {
@@ -11,16 +10,18 @@ export interface AnnouncerComponents {
 }
 
 /**
- * Provides stored digests on the DHT: everything already in the store at start-up (in batches,
- * in the background) and each blob as it is committed. A provide that fails (no peers yet, or
- * a timeout) is kept and retried when a peer connects; the DHT reprovides what succeeded.
+ * Provides keys on the DHT: stored digests (everything in the store at start-up, in batches in
+ * the background, and each blob as it is committed) and tag keys as tags are resolved. A provide
+ * that fails (no peers yet, or a timeout) is kept and retried when a peer connects; the DHT
+ * reprovides what succeeded, so a key announced recently is not announced again.
  */
 export class Announcer {
-  private queue = new Set<Digest>()
+  private queue = new Set<string>()
   /** Waiting for a peer: the routing table was empty or the query failed. */
-  private readonly waiting = new Set<Digest>()
+  private readonly waiting = new Set<string>()
   private running: Promise<void> | undefined
   private readonly controller = new AbortController()
+  private readonly announcedAt = new Map<string, number>()
   private readonly onConnect = (): void => {
     if (this.waiting.size === 0) return
     for (const d of this.waiting) this.queue.add(d)
@@ -34,27 +35,29 @@ export class Announcer {
     components.node.addEventListener('peer:connect', this.onConnect)
   }
 
-  announce (digest: Digest): void {
-    this.queue.add(digest)
+  announce (key: string): void {
+    if (Date.now() - (this.announcedAt.get(key) ?? -Infinity) < REPROVIDE_INTERVAL_MS) return
+    this.queue.add(key)
     this.kick()
   }
 
   /** Queues everything in `digests` (the store at start-up) without holding the caller. */
-  announceAll (digests: AsyncIterable<Digest>): void {
+  announceAll (keys: AsyncIterable<string>): void {
     void (async () => {
-      for await (const digest of digests) {
+      for await (const key of keys) {
         if (this.controller.signal.aborted) return
-        this.queue.add(digest)
+        this.queue.add(key)
       }
       this.kick()
     })().catch((err: Error) => { this.components.log.warn({ err: err.message }, 'could not list the store to announce it') })
   }
 
   /** The blob left the store: stop reproviding it (peers asking get "not found" anyway). */
-  forget (digest: Digest): void {
-    this.queue.delete(digest)
-    this.waiting.delete(digest)
-    void this.components.node.services.dht.cancelReprovide(blobCid(digest)).catch(() => {})
+  forget (key: string): void {
+    this.queue.delete(key)
+    this.waiting.delete(key)
+    this.announcedAt.delete(key)
+    void this.components.node.services.dht.cancelReprovide(keyCid(key)).catch(() => {})
   }
 
   get pending (): number {
@@ -86,15 +89,16 @@ export class Announcer {
         for (const d of batch) this.waiting.add(d)
         continue
       }
-      await Promise.all(batch.map(async digest => {
+      await Promise.all(batch.map(async key => {
         try {
-          await node.contentRouting.provide(blobCid(digest), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
+          await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
           this.announced++
-          log.debug({ digest }, 'announced')
+          this.announcedAt.set(key, Date.now())
+          log.debug({ key }, 'announced')
         } catch (err) {
           if (signal.aborted) return
-          this.waiting.add(digest)
-          log.debug({ digest, err: (err as Error).message }, 'announce failed; will retry when a peer connects')
+          this.waiting.add(key)
+          log.debug({ key, err: (err as Error).message }, 'announce failed; will retry when a peer connects')
         }
       }))
       if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))

@@ -7,10 +7,11 @@ import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
 import { Announcer } from './announcer.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
-import { blobCid } from './content-id.js'
+import { keyCid } from './content-id.js'
 import { DenyList } from './deny-list.js'
 import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
-import type { FetchRequest } from './fetch/frames.js'
+import type { FetchRequest, TagAnswer } from './fetch/frames.js'
+import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer } from './fetch/server.js'
 import { createP2pNode, type P2pNode } from './node.js'
 import { routingTableSize } from './routing-table.js'
@@ -28,6 +29,8 @@ export interface SwarmInit {
 export interface SwarmComponents {
   store: BlobStore
   stats: Stats
+  /** Answers peers' tag keys from this node's tag cache. */
+  tags: (key: TagKey) => Promise<TagAnswer | undefined>
   log: Logger
 }
 
@@ -60,7 +63,7 @@ export class Swarm {
     // One bootstrap list for every service of a compose file names this node too: skip itself.
     const bootstrap = init.bootstrap.filter(ma => ma.getComponents().findLast(c => c.name === 'p2p')?.value !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, log }, { maxUploads: init.maxUploads })
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, log }, { maxUploads: init.maxUploads })
     await server.start()
     const announcer = new Announcer({ node, log })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
@@ -94,13 +97,14 @@ export class Swarm {
   }
 
   /**
-   * Peers that announced `digest`, as the DHT finds them; never this node or a denied peer.
-   * An empty routing table is an immediate miss instead of a query that waits for a peer.
+   * Peers that announced `key` (a digest or a tag key), as the DHT finds them; never this node
+   * or a denied peer. An empty routing table is an immediate miss instead of a query that waits
+   * for a peer.
    */
-  async * providers (digest: Digest, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async * providers (key: Digest | TagKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
     if (routingTableSize(this.node) === 0) return
     const seen = new Set<string>()
-    for await (const provider of this.node.contentRouting.findProviders(blobCid(digest), { signal })) {
+    for await (const provider of this.node.contentRouting.findProviders(keyCid(key), { signal })) {
       const id = provider.id.toString()
       if (provider.id.equals(this.peerId) || seen.has(id) || this.denied.has(id)) continue
       seen.add(id)
@@ -122,16 +126,16 @@ export class Swarm {
     return this.denied.has(peer)
   }
 
-  announce (digest: Digest): void {
-    this.announcer.announce(digest)
+  announce (key: Digest | TagKey): void {
+    this.announcer.announce(key)
   }
 
   announceAll (digests: AsyncIterable<Digest>): void {
     this.announcer.announceAll(digests)
   }
 
-  forget (digest: Digest): void {
-    this.announcer.forget(digest)
+  forget (key: Digest | TagKey): void {
+    this.announcer.forget(key)
   }
 
   async stop (): Promise<void> {

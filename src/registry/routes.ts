@@ -60,6 +60,7 @@ export class RegistryRoutes {
       if (tag.staleSince !== undefined) {
         headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${new Date(tag.staleSince).toISOString()}"`
         headers['x-cache-stale-tag'] = new Date(tag.staleSince).toISOString()
+        if (tag.peer !== undefined) headers['x-cache-tag-source'] = tag.peer
       }
       if (head && tag.staleSince === undefined && tag.size !== undefined) {
         // A HEAD by tag needs only the upstream's answer; no manifest download.

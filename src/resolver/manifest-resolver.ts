@@ -7,8 +7,9 @@ import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
-import type { TagCache } from './tag-cache.js'
+import type { TagCache, TagRecord } from './tag-cache.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
+import { tagKey } from '../oci/tag-key.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 
@@ -21,6 +22,8 @@ export interface ResolvedTag {
   size: number | undefined
   /** Set when the upstream was unavailable and the last known resolution was used. */
   staleSince?: number
+  /** The peer that resolved it, when this node had no resolution of its own. */
+  peer?: string
 }
 
 export interface Manifest {
@@ -69,17 +72,43 @@ export class ManifestResolver {
       const record = { ...resolved, resolvedAt: Date.now() }
       // A tag that is a single manifest (no index) is the answer for either class of client.
       const classes = INDEX_TYPES.includes(resolved.mediaType) ? [klass] : ['index', 'single']
-      for (const c of classes) await this.init.tags.set(client.name, repo, tag, c, record)
+      for (const c of classes) {
+        await this.init.tags.set(client.name, repo, tag, c, record)
+        this.init.peers?.swarm.announce(tagKey(client.name, repo, tag, c))
+      }
       return resolved
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
-      const last = await this.init.tags.get(client.name, repo, tag, klass)
+      const own: (TagRecord & { peer?: string }) | undefined = await this.init.tags.get(client.name, repo, tag, klass)
+      const last = own ?? await this.tagFromPeers(client.name, repo, tag, klass)
       if (last === undefined || !accepts(accept, last.mediaType)) throw err
       this.init.stats.inc('stale_tags_served')
-      this.init.log.warn({ upstream: client.name, repo, tag, digest: last.digest, resolvedAt: new Date(last.resolvedAt).toISOString(), reason: err.message },
+      this.init.log.warn({ upstream: client.name, repo, tag, digest: last.digest, resolvedAt: new Date(last.resolvedAt).toISOString(), peer: last.peer, reason: err.message },
         'upstream unavailable; serving the last known digest for this tag')
-      return { digest: last.digest, mediaType: last.mediaType, size: last.size, staleSince: last.resolvedAt }
+      return { digest: last.digest, mediaType: last.mediaType, size: last.size, staleSince: last.resolvedAt, ...(last.peer !== undefined ? { peer: last.peer } : {}) }
     }
+  }
+
+  /**
+   * What a peer last resolved the tag to (this node never did). Trusting a peer for the
+   * tag → digest step is the price of pulling by tag during an outage; the content itself is
+   * still verified by digest. The answer is kept, so the next pull needs no peer.
+   */
+  private async tagFromPeers (upstream: string, repo: string, tag: string, klass: 'index' | 'single'): Promise<(TagRecord & { peer: string }) | undefined> {
+    const peers = this.init.peers
+    if (peers === undefined) return undefined
+    const key = tagKey(upstream, repo, tag, klass)
+    const found = await tryProviders(peers, key, AbortSignal.timeout(peers.lookupTimeoutMs + peers.idleMs), async peer => {
+      const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: AbortSignal.timeout(peers.idleMs), idleMs: peers.idleMs })
+      answer.close()
+      if (answer.tag === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered tag ${key} without a tag record`)
+      return { ...answer.tag, peer: answer.peer }
+    })
+    if (found !== undefined) {
+      const { peer, ...record } = found
+      await this.init.tags.set(upstream, repo, tag, klass, record)
+    }
+    return found
   }
 
   async get (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
+import type { TagKey } from '../oci/tag-key.js'
 import type { Swarm } from '../p2p/swarm.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
@@ -15,20 +16,20 @@ export interface PeerLookupInit {
 }
 
 /**
- * Tries the providers of `digest` in the order the DHT finds them, at most MAX_PEER_ATTEMPTS,
+ * Tries the providers of `key` (a digest or a tag key) in the order the DHT finds them, at most MAX_PEER_ATTEMPTS,
  * until `attempt` returns a value. A PeerFetchError from one peer (dead, busy, slow, lying)
  * moves on to the next; other errors (local disk) propagate. Undefined = ask the upstream.
  */
 export async function tryProviders<T> (
   init: PeerLookupInit,
-  digest: Digest,
+  key: Digest | TagKey,
   signal: AbortSignal,
   attempt: (peer: PeerRef) => Promise<T | undefined>
 ): Promise<T | undefined> {
   const { swarm, log } = init
   const lookup = new AbortController()
   const timer = setTimeout(() => { lookup.abort(new Error(`no provider within ${init.lookupTimeoutMs} ms`)) }, init.lookupTimeoutMs)
-  const providers = swarm.providers(digest, AbortSignal.any([signal, lookup.signal]))
+  const providers = swarm.providers(key, AbortSignal.any([signal, lookup.signal]))
   let attempts = 0
   try {
     for await (const peer of providers) {
@@ -40,18 +41,18 @@ export async function tryProviders<T> (
         if (value !== undefined) return value
       } catch (err) {
         if (!(err instanceof PeerFetchError) || signal.aborted) throw err
-        log.info({ digest, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; trying the next source')
+        log.info({ key, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; trying the next source')
       }
       if (attempts >= MAX_PEER_ATTEMPTS) break
     }
   } catch (err) {
     if (signal.aborted) throw err
-    if (!lookup.signal.aborted) log.warn({ digest, err: (err as Error).message }, 'provider lookup failed')
+    if (!lookup.signal.aborted) log.warn({ key, err: (err as Error).message }, 'provider lookup failed')
   } finally {
     clearTimeout(timer)
     lookup.abort()
     await providers.return(undefined).catch(() => {})
   }
-  log.debug({ digest, attempts }, attempts === 0 ? 'no provider found' : 'no provider could serve')
+  log.debug({ key, attempts }, attempts === 0 ? 'no provider found' : 'no provider could serve')
   return undefined
 }

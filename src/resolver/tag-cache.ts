@@ -1,5 +1,6 @@
 import type { Level } from 'level'
 import type { Digest } from '../oci/digest.js'
+import { parseTagKey, type TagKey } from '../oci/tag-key.js'
 
 export interface TagRecord {
   digest: Digest
@@ -25,6 +26,12 @@ export class TagCache {
 
   async get (upstream: string, repo: string, tag: string, acceptClass: string): Promise<TagRecord | undefined> {
     return await this.db.get(this.key(upstream, repo, tag, acceptClass))
+  }
+
+  /** The record for a swarm tag key (a peer asking while its upstream is down). */
+  async lookup (key: TagKey): Promise<TagRecord | undefined> {
+    const parsed = parseTagKey(key)
+    return parsed === undefined ? undefined : await this.get(parsed.upstream, parsed.repo, parsed.tag, parsed.acceptClass)
   }
 
   async set (upstream: string, repo: string, tag: string, acceptClass: string, record: TagRecord): Promise<void> {

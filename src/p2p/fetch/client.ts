@@ -3,7 +3,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
 import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
-import { decodeResponseHeader, encodeFrame, type FetchRequest } from './frames.js'
+import { decodeResponseHeader, encodeFrame, type FetchRequest, type TagAnswer } from './frames.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
 
@@ -19,6 +19,8 @@ export interface PeerBlob {
   start: number
   length: number
   mediaType?: string
+  /** The answer to a tag key. */
+  tag?: TagAnswer
   /** The `length` bytes from `start`, batched; see `receive`. */
   body: AsyncGenerator<Buffer>
   /** Ends the exchange early (reset); after `body` is done, closes it cleanly. */
@@ -69,6 +71,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       start,
       length,
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
+      ...(header.tag !== undefined ? { tag: header.tag } : {}),
       body: receive(raw, name, length, opts.idleMs, opts.signal),
       close: (err?: Error) => {
         if (err !== undefined) raw.abort(err)

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { isDigest, type Digest } from '../../oci/digest.js'
+import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 
 /**
  * `/p2p-cache/fetch/1.0.0` frames. Both are one length-prefixed (unsigned varint) JSON object:
@@ -7,7 +8,8 @@ import { isDigest, type Digest } from '../../oci/digest.js'
  * and the server closes its side.
  */
 export interface FetchRequest {
-  key: Digest
+  /** A blob digest, or a tag key (the answer is a `tag` record in the header, no bytes). */
+  key: Digest | TagKey
   /** First byte wanted (default 0). */
   start?: number
   /** One past the last byte wanted (default: the end). `start === end` asks for the header only. */
@@ -25,6 +27,15 @@ export interface FetchResponseHeader {
   length?: number
   mediaType?: string
   message?: string
+  /** The answer to a tag key: what the peer last resolved the tag to, and when. */
+  tag?: TagAnswer
+}
+
+export interface TagAnswer {
+  digest: Digest
+  mediaType: string
+  size?: number
+  resolvedAt: number
 }
 
 export class FrameError extends Error {
@@ -37,7 +48,7 @@ export class FrameError extends Error {
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 const requestSchema = z.strictObject({
-  key: z.string().refine(isDigest, 'key must be sha256:<64 lowercase hex>'),
+  key: z.string().max(600).refine(k => isDigest(k) || isTagKey(k), 'key must be sha256:<64 lowercase hex> or tag:<upstream>/<repo>:<tag>#<index|single>'),
   start: offset.optional(),
   end: offset.optional()
 }).refine(r => r.end === undefined || r.end >= (r.start ?? 0), 'end must not be before start')
@@ -48,7 +59,13 @@ const headerSchema = z.strictObject({
   start: offset.optional(),
   length: offset.optional(),
   mediaType: z.string().max(255).optional(),
-  message: z.string().max(1000).optional()
+  message: z.string().max(1000).optional(),
+  tag: z.strictObject({
+    digest: z.string().refine(isDigest, 'tag digest must be sha256:<64 lowercase hex>'),
+    mediaType: z.string().max(255),
+    size: offset.optional(),
+    resolvedAt: offset
+  }).optional()
 }).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
   'an ok header carries size, start and length within size')
 
@@ -73,5 +90,5 @@ export function decodeRequest (bytes: Uint8Array): FetchRequest {
 }
 
 export function decodeResponseHeader (bytes: Uint8Array): FetchResponseHeader {
-  return decode(bytes, headerSchema, 'fetch response header')
+  return decode(bytes, headerSchema, 'fetch response header') as FetchResponseHeader
 }

@@ -5,7 +5,9 @@ import type { BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
 import { FETCH_PROTOCOL, MAX_REQUEST_BYTES } from '../constants.js'
-import { decodeRequest, encodeFrame, type FetchResponseHeader } from './frames.js'
+import { decodeRequest, encodeFrame, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import { isDigest } from '../../oci/digest.js'
+import type { TagKey } from '../../oci/tag-key.js'
 
 export interface FetchServerInit {
   /** Blobs served to peers at once; more get `busy` and ask another provider. */
@@ -18,6 +20,8 @@ export interface FetchServerComponents {
   node: P2pNode
   store: BlobStore
   stats: Stats
+  /** This node's last resolution of a tag, for peers whose upstream is down. */
+  tags: (key: TagKey) => Promise<TagAnswer | undefined>
   log: Logger
 }
 
@@ -69,6 +73,11 @@ export class FetchServer {
       return
     }
     const { key } = request
+    if (!isDigest(key)) {
+      const tag = await this.components.tags(key).catch(() => undefined)
+      await reply(tag === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, tag }).catch(e => { stream.abort(e as Error) })
+      return
+    }
     if (this.uploads >= this.init.maxUploads) {
       await reply({ status: 'busy', message: `serving ${this.uploads} blobs already` }).catch(e => { stream.abort(e as Error) })
       return
