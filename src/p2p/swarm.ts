@@ -1,6 +1,5 @@
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -13,16 +12,11 @@ import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from '.
 import type { FetchRequest, TagAnswer } from './fetch/frames.js'
 import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer } from './fetch/server.js'
-import { createP2pNode, type P2pNode } from './node.js'
+import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.js'
 import { routingTableSize } from './routing-table.js'
 
-export interface SwarmInit {
-  privateKey: PrivateKey
-  listen: Multiaddr[]
-  announce: Multiaddr[]
-  bootstrap: Multiaddr[]
-  mdns: boolean
-  swarmKey: Uint8Array | undefined
+export interface SwarmInit extends P2pNodeInit {
+  /** Blobs served to peers at once (CACHE_MAX_UPLOADS). */
   maxUploads: number
 }
 
