@@ -17,7 +17,10 @@ export interface FetchResult {
   bytes: number
   /** Request sent → last byte, milliseconds. */
   ms: number
+  /** Request sent → response headers, milliseconds. */
   ttfbMs: number
+  /** Request sent → first body byte, milliseconds (= ms for an empty body). */
+  firstByteMs: number
   /** Between the next-to-last byte and the last one: a sidecar holds the last byte of a miss
    *  back until the blob is verified and committed. */
   lastByteWaitMs: number
@@ -33,6 +36,7 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
     const hash = opts.hash ? createHash('sha256') : undefined
     let bytes = 0
     let ttfbMs = 0
+    let firstByteMs = 0
     let almostMs = 0
     let settled = false
     const t0 = performance.now()
@@ -54,6 +58,7 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
       const length = res.headers['content-length']
       const nextToLast = length === undefined ? Infinity : Number(length) - 1
       res.on('data', (chunk: Buffer) => {
+        if (bytes === 0 && chunk.byteLength > 0) firstByteMs = performance.now() - t0
         bytes += chunk.byteLength
         hash?.update(chunk)
         if (almostMs === 0 && bytes >= nextToLast) almostMs = performance.now() - t0
@@ -69,7 +74,7 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
         }
         settled = true
         clearTimeout(timer)
-        resolve({ status, headers: res.headers, bytes, ms, ttfbMs, lastByteWaitMs: almostMs === 0 ? 0 : ms - almostMs, digest })
+        resolve({ status, headers: res.headers, bytes, ms, ttfbMs, firstByteMs: bytes === 0 ? ms : firstByteMs, lastByteWaitMs: almostMs === 0 ? 0 : ms - almostMs, digest })
       })
       res.once('error', fail)
       res.once('close', () => { if (!res.complete) fail(new Error(`GET ${url}: connection closed after ${bytes} bytes`)) })

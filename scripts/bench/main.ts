@@ -6,18 +6,22 @@
  *      server process serving the same bytes, client hashing and not hashing;
  *   2. peak RSS of the sidecar while serving the large blob to several clients at once;
  *   3. N concurrent GETs of one cold blob: upstream GETs and upstream bytes / blob size;
- *   4. skopeo pull through the mirror (cold and warm) vs straight from the registry.
+ *   4. skopeo pull through the mirror (cold and warm) vs straight from the registry;
+ *   5. peer-to-peer transfer of a large blob between two sidecars vs the plain file server,
+ *      and the RSS of both nodes meanwhile (p2p.ts);
+ *   6. time to first byte of a peer hit on a 20-node swarm, p50 and p95 (p2p.ts).
  *
- * BENCH_QUICK=1 runs a smaller version (~30 s). BENCH_RSS_CLIENTS overrides the client count
+ * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
- * 64 KiB), for experiments. Results also go to .bench/results.json.
+ * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
+ * local,cold,pull,p2p,swarm) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
  * is printed with the table. Runs of a measurement and its baseline are interleaved so that load
  * affects both alike; compare ratios, not absolute numbers, between runs.
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -28,8 +32,10 @@ import { buildImage, type ImageDescription } from '../../test/fixtures/oci-image
 import { pullToLayout, pushLayout } from '../../test/fixtures/skopeo.js'
 import { Cleanup, guard } from './cleanup.js'
 import { fetchBlob, requestJson, uploadBlob, type FetchResult } from './http-client.js'
+import { gcDelta, mbps, randomBlobFile, sidecarGc, spread } from './common.js'
 import { cpuSeconds, memory, peakRssDuring, startFileServer, type FileServer } from './proc.js'
 import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
+import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 
@@ -48,9 +54,18 @@ const CFG = {
   pullLayerBytes: (QUICK ? 8 : 16) * MiB,
   pullRuns: QUICK ? 5 : 7,
   /** Hard limit for the whole run, setup and teardown included. */
-  deadlineMs: (QUICK ? 150 : 480) * 1000,
+  deadlineMs: (QUICK ? 240 : 660) * 1000,
   requestTimeoutMs: 120_000
 }
+const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
+
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'swarm'] as const
+type Section = typeof ALL_SECTIONS[number]
+const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
+for (const s of SECTIONS) {
+  if (!(ALL_SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_SECTIONS: unknown section "${s}"; known: ${ALL_SECTIONS.join(', ')}`)
+}
+const runs = (s: Section): boolean => SECTIONS.has(s)
 
 const BLOB_REPO = 'bench/blobs'
 const IMAGE_REPO = 'bench/image'
@@ -69,54 +84,6 @@ interface Ctx {
   cleanup: Cleanup
   rows: Row[]
   samples: Record<string, unknown>
-}
-
-interface BlobFile { path: string, size: number, digest: string }
-
-/** Writes `size` random bytes to a file, hashing as it goes. */
-async function randomBlobFile (dir: string, name: string, size: number): Promise<BlobFile> {
-  const path = join(dir, name)
-  const hash = createHash('sha256')
-  const file = await open(path, 'wx')
-  try {
-    const chunk = 4 * MiB
-    for (let written = 0; written < size;) {
-      const buf = randomBytes(Math.min(chunk, size - written))
-      hash.update(buf)
-      await file.write(buf, 0, buf.byteLength, written)
-      written += buf.byteLength
-    }
-  } finally {
-    await file.close()
-  }
-  return { path, size, digest: `sha256:${hash.digest('hex')}` }
-}
-
-interface GcCounts { major: number, all: number, seconds: number }
-
-/** The sidecar's own GC counters (prom-client default metrics on /metrics). */
-async function sidecarGc (sidecar: SidecarProcess): Promise<GcCounts> {
-  const text = await requestJson('GET', `${sidecar.url}/metrics`)
-  const out: GcCounts = { major: 0, all: 0, seconds: 0 }
-  if (typeof text !== 'string') return out
-  for (const m of text.matchAll(/^\w*nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"[^}]*\} ([\d.e+-]+)$/gm)) {
-    const v = Number(m[3])
-    if (m[1] === 'sum') out.seconds += v
-    else { out.all += v; if (m[2] === 'major') out.major += v }
-  }
-  return out
-}
-
-function gcDelta (a: GcCounts, b: GcCounts): GcCounts {
-  return { major: b.major - a.major, all: b.all - a.all, seconds: b.seconds - a.seconds }
-}
-
-function mbps (r: FetchResult): number {
-  return r.bytes / MB / (r.ms / 1000)
-}
-
-function spread (xs: number[], digits: number): string {
-  return `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`
 }
 
 // ---------------------------------------------------------------------------------------
@@ -159,7 +126,7 @@ async function localHits (ctx: Ctx): Promise<void> {
   }
 
   const cpu = { sidecar: 0, fileServer: 0, bytes: 0 }
-  const gcStart = await sidecarGc(sidecar)
+  const gcStart = await sidecarGc(sidecar.url)
   for (const hash of [true, false]) {
     const label = hash ? 'client sha256' : 'no hash'
     // One untimed round each: JIT, page cache, first-connection costs.
@@ -167,7 +134,7 @@ async function localHits (ctx: Ctx): Promise<void> {
     await get(baseUrl, hash)
     const side: number[] = []
     const base: number[] = []
-    const gcBefore = await sidecarGc(sidecar)
+    const gcBefore = await sidecarGc(sidecar.url)
     const cpuSide = cpuSeconds(ctx.sidecarPid)
     const cpuBase = cpuSeconds(fileServer.pid)
     for (let i = 0; i < CFG.hitRuns; i++) {
@@ -185,7 +152,7 @@ async function localHits (ctx: Ctx): Promise<void> {
     cpu.bytes += CFG.hitRuns * blob.size
     const value = median(side)
     const baseline = median(base)
-    const gc = gcDelta(gcBefore, await sidecarGc(sidecar))
+    const gc = gcDelta(gcBefore, await sidecarGc(sidecar.url))
     log(`local hit (${label}): sidecar ${spread(side, 0)} MB/s, file server ${spread(base, 0)} MB/s; sidecar GC: ${gc.major} major of ${gc.all}, ${(gc.seconds * 1000).toFixed(0)} ms`)
     ctx.samples[`local_hit_${hash ? 'hash' : 'nohash'}`] = { sidecar_mbps: side, file_server_mbps: base }
     const ratio = ratioOf(value, baseline)
@@ -196,7 +163,7 @@ async function localHits (ctx: Ctx): Promise<void> {
   }
 
   const gib = cpu.bytes / (1024 * MiB)
-  const gc = gcDelta(gcStart, await sidecarGc(sidecar))
+  const gc = gcDelta(gcStart, await sidecarGc(sidecar.url))
   ctx.samples['local_hit_cpu'] = { sidecar_s: cpu.sidecar, file_server_s: cpu.fileServer, gib_each: gib, sidecar_gc: gc }
   rows.push({
     metric: 'local hit: server CPU per GiB served', unit: 's', value: cpu.sidecar / gib, baseline: cpu.fileServer / gib,
@@ -214,9 +181,9 @@ async function localHits (ctx: Ctx): Promise<void> {
     return { peak: r.peak, before: r.before, hwmUsed: r.hwmUsed, mbps: r.result.reduce((s, x) => s + x.bytes, 0) / MB / seconds }
   }
   await concurrent(sidecarUrl, ctx.sidecarPid) // warm-up: n connections at once, untimed
-  const gcBefore = await sidecarGc(sidecar)
+  const gcBefore = await sidecarGc(sidecar.url)
   const side = await concurrent(sidecarUrl, ctx.sidecarPid)
-  const gcConc = gcDelta(gcBefore, await sidecarGc(sidecar))
+  const gcConc = gcDelta(gcBefore, await sidecarGc(sidecar.url))
   const base = await concurrent(baseUrl, fileServer.pid)
   log(`rss: sidecar ${(side.before / MB).toFixed(0)} -> peak ${(side.peak / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} -> peak ${(base.peak / MB).toFixed(0)} MB (VmHWM reset: ${side.hwmUsed ? 'yes' : 'no, sampled VmRSS only'}); sidecar GC: ${gcConc.major} major of ${gcConc.all}, ${(gcConc.seconds * 1000).toFixed(0)} ms`)
   ctx.samples['rss'] = { clients: n, sidecar: side, file_server: base, sidecar_after: memory(ctx.sidecarPid), sidecar_gc: gcConc }
@@ -381,22 +348,42 @@ async function main (): Promise<number> {
     cleanup.add('work dir', () => rm(work, { recursive: true, force: true }))
     const registry = await startRegistry()
     cleanup.add('registry', () => registry.destroy())
-    const sidecarDir = join(work, 'sidecar')
-    await mkdir(sidecarDir)
-    const sidecar = await startSidecar({
-      CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
-      CACHE_LOG_LEVEL: 'info',
-      CACHE_MAX_SIZE: '20GB'
-    }, { dir: sidecarDir })
-    cleanup.add('sidecar', () => sidecar.destroy())
-    const sidecarPid = sidecar.proc.child.pid
-    if (sidecarPid === undefined) throw new Error('sidecar has no pid')
-    log(`registry ${registry.url}, sidecar ${sidecar.url} (pid ${sidecarPid})`)
-    const ctx: Ctx = { work, registry, sidecar, sidecarPid, cleanup, rows, samples }
+    if (runs('local') || runs('cold') || runs('pull')) {
+      const sidecarDir = join(work, 'sidecar')
+      await mkdir(sidecarDir)
+      const sidecar = await startSidecar({
+        CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
+        CACHE_LOG_LEVEL: 'info',
+        CACHE_MAX_SIZE: '20GB'
+      }, { dir: sidecarDir })
+      cleanup.add('sidecar', () => sidecar.destroy())
+      const sidecarPid = sidecar.proc.child.pid
+      if (sidecarPid === undefined) throw new Error('sidecar has no pid')
+      log(`registry ${registry.url}, sidecar ${sidecar.url} (pid ${sidecarPid})`)
+      const ctx: Ctx = { work, registry, sidecar, sidecarPid, cleanup, rows, samples }
 
-    await localHits(ctx)
-    await concurrentCold(ctx)
-    await pulls(ctx)
+      if (runs('local')) await localHits(ctx)
+      if (runs('cold')) await concurrentCold(ctx)
+      if (runs('pull')) await pulls(ctx)
+      // Out of the way of the P2P sections (CPU, memory, page cache).
+      await sidecar.destroy()
+      await rm(sidecarDir, { recursive: true, force: true })
+    }
+    // The P2P sections start their own sidecars; one failing is reported as a FAIL row and
+    // the run goes on (its nodes are already torn down), so the table still comes out.
+    const p2pCtx = { work, registry, cleanup, rows, samples, log }
+    const section = async (name: string, fn: () => Promise<void>): Promise<void> => {
+      try {
+        await fn()
+      } catch (err) {
+        if (cleanup.started) throw err
+        log(`${name}: FAILED: ${(err as Error).stack ?? String(err)}`)
+        samples[`${name}_error`] = String((err as Error).message ?? err)
+        rows.push({ metric: `${name}: section failed`, unit: '-', value: NaN, baseline: undefined, ratio: undefined, target: 'completes', pass: false, digits: 0, note: (err as Error).message })
+      }
+    }
+    if (runs('p2p')) await section('P2P transfer', () => p2pThroughput(p2pCtx, P2P_CFG))
+    if (runs('swarm')) await section('P2P swarm', () => swarmTtfb(p2pCtx, P2P_CFG))
   } catch (err) {
     if (cleanup.started) return await new Promise<number>(() => {}) // guard() is exiting
     log(`FAILED: ${(err as Error).stack ?? String(err)}`)
@@ -417,7 +404,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: CFG,
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

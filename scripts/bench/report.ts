@@ -44,3 +44,11 @@ export function formatTable (rows: Row[]): string {
   const rule = widths.map(w => '-'.repeat(w)).join('-|-')
   return [line(header), rule, ...cells.map(line)].join('\n')
 }
+
+/** Nearest-rank percentile (p in 0..100) of `xs`; NaN when empty. */
+export function percentile (xs: number[], p: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const rank = Math.min(s.length, Math.max(1, Math.ceil(p / 100 * s.length)))
+  return s[rank - 1] as number
+}

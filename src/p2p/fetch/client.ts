@@ -39,7 +39,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
   if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
   let stream: Stream
   try {
-    stream = await node.dialProtocol(peer.id, FETCH_PROTOCOL, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+    stream = await node.dialProtocol(peer.id, FETCH_PROTOCOL, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))]) })
   } catch (err) {
     throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
   }
