@@ -9,8 +9,11 @@ import { PeerFetchError } from './errors.js'
  * yamux granting window to the sender; it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
  * still buffered. No data for `idleMs` fails with reason `stalled`.
+ *
+ * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
+ * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export async function * receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): AsyncGenerator<Buffer> {
   stream.maxReadBufferLength = MAX_READ_BUFFER
   let queue: Buffer[] = []
   let queued = 0
@@ -49,42 +52,44 @@ export async function * receive (stream: Stream, peer: string, length: number, i
     notify()
   }
   signal.addEventListener('abort', onAbort)
-  let delivered = 0
-  let timer: NodeJS.Timeout | undefined
-  try {
-    while (delivered < length) {
-      if (queued > 0) {
-        const batch = queue.length === 1 ? queue[0] as Buffer : Buffer.concat(queue, queued)
-        queue = []
-        queued = 0
-        if (stream.readStatus === 'paused') stream.resume()
-        if (delivered + batch.byteLength > length) {
-          throw new PeerFetchError(peer, 'protocol', `sent more than the ${length} bytes it announced`)
+  return (async function * () {
+    let delivered = 0
+    let timer: NodeJS.Timeout | undefined
+    try {
+      while (delivered < length) {
+        if (queued > 0) {
+          const batch = queue.length === 1 ? queue[0] as Buffer : Buffer.concat(queue, queued)
+          queue = []
+          queued = 0
+          if (stream.readStatus === 'paused') stream.resume()
+          if (delivered + batch.byteLength > length) {
+            throw new PeerFetchError(peer, 'protocol', `sent more than the ${length} bytes it announced`)
+          }
+          delivered += batch.byteLength
+          yield batch
+          continue
         }
-        delivered += batch.byteLength
-        yield batch
-        continue
+        if (error !== undefined) {
+          throw error instanceof PeerFetchError ? error : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
+        }
+        if (closed || stream.readableEnded) {
+          throw new PeerFetchError(peer, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
+        }
+        await new Promise<void>((resolve, reject) => {
+          wake = resolve
+          timer = setTimeout(() => {
+            wake = undefined
+            reject(new PeerFetchError(peer, 'stalled', `sent nothing for ${idleMs} ms (after ${delivered} of ${length} bytes)`))
+          }, idleMs)
+        }).finally(() => clearTimeout(timer))
       }
-      if (error !== undefined) {
-        throw error instanceof PeerFetchError ? error : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
-      }
-      if (closed || stream.readableEnded) {
-        throw new PeerFetchError(peer, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
-      }
-      await new Promise<void>((resolve, reject) => {
-        wake = resolve
-        timer = setTimeout(() => {
-          wake = undefined
-          reject(new PeerFetchError(peer, 'stalled', `sent nothing for ${idleMs} ms (after ${delivered} of ${length} bytes)`))
-        }, idleMs)
-      }).finally(() => clearTimeout(timer))
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+      stream.removeEventListener('end', onEnd)
+      if (stream.readStatus === 'paused') stream.resume()
     }
-  } finally {
-    clearTimeout(timer)
-    signal.removeEventListener('abort', onAbort)
-    stream.removeEventListener('message', onMessage)
-    stream.removeEventListener('close', onClose)
-    stream.removeEventListener('end', onEnd)
-    if (stream.readStatus === 'paused') stream.resume()
-  }
+  })()
 }
