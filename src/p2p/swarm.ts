@@ -98,11 +98,16 @@ export class Swarm {
   async * providers (key: Digest | TagKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
     if (routingTableSize(this.node) === 0) return
     const seen = new Set<string>()
-    for await (const provider of this.node.contentRouting.findProviders(keyCid(key), { signal })) {
-      const id = provider.id.toString()
-      if (provider.id.equals(this.peerId) || seen.has(id) || this.denied.has(id)) continue
-      seen.add(id)
-      yield { id: provider.id, multiaddrs: provider.multiaddrs }
+    // The DHT itself, not libp2p's content-routing facade, which merges every router and
+    // writes each result to the peer store before yielding it.
+    for await (const event of this.node.services.dht.findProviders(keyCid(key), { signal })) {
+      if (event.name !== 'PROVIDER') continue
+      for (const provider of event.providers) {
+        const id = provider.id.toString()
+        if (provider.id.equals(this.peerId) || seen.has(id) || this.denied.has(id)) continue
+        seen.add(id)
+        yield { id: provider.id, multiaddrs: provider.multiaddrs }
+      }
     }
   }
 

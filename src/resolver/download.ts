@@ -175,10 +175,7 @@ export class BlobDownload {
     }
     this.contributors.add(blob.peer)
     try {
-      for await (const batch of blob.body) {
-        stats.inc('bytes_from_peers', batch.byteLength)
-        await this.append(batch, true)
-      }
+      for await (const batch of blob.body) await this.append(batch, true)
     } catch (err) {
       blob.close(err as Error)
       throw err
@@ -234,7 +231,7 @@ export class BlobDownload {
           batchBytes += buf.byteLength
           stats.inc('bytes_from_upstream', buf.byteLength)
           if (batchBytes < WRITE_BATCH && res.body.readableLength > 0) continue
-          await this.append(batch.length === 1 ? buf : Buffer.concat(batch, batchBytes), false)
+          await this.append(batch, false)
           batch = []
           batchBytes = 0
         }
@@ -260,10 +257,15 @@ export class BlobDownload {
     }
   }
 
-  private async append (buf: Buffer, fromPeer: boolean): Promise<void> {
-    await this.writer?.write(buf)
-    this.written += buf.byteLength
-    if (fromPeer) this.peerBytes += buf.byteLength
+  private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {
+    await this.writer?.write(chunks)
+    let bytes = 0
+    for (const c of chunks) bytes += c.byteLength
+    this.written += bytes
+    if (fromPeer) {
+      this.peerBytes += bytes
+      this.init.stats.inc('bytes_from_peers', bytes)
+    }
     this.notify()
   }
 

@@ -174,7 +174,7 @@ export class ManifestResolver {
     }
     const chunks: Buffer[] = []
     try {
-      for await (const chunk of blob.body) chunks.push(chunk)
+      for await (const batch of blob.body) chunks.push(...batch)
     } catch (err) {
       blob.close(err as Error)
       throw err

@@ -31,19 +31,23 @@ export async function tryProviders<T> (
   const timer = setTimeout(() => { lookup.abort(new Error(`no provider within ${init.lookupTimeoutMs} ms`)) }, init.lookupTimeoutMs)
   const providers = swarm.providers(key, AbortSignal.any([signal, lookup.signal]))
   let attempts = 0
+  let result: T | undefined
   try {
     for await (const peer of providers) {
       // Denied while this lookup ran (it lied about another blob a moment ago).
       if (swarm.isDenied(peer.id.toString())) continue
       attempts++
       try {
-        const value = await attempt(peer)
-        if (value !== undefined) return value
+        result = await attempt(peer)
       } catch (err) {
         if (!(err instanceof PeerFetchError) || signal.aborted) throw err
         log.info({ key, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; trying the next source')
       }
-      if (attempts >= MAX_PEER_ATTEMPTS) break
+      // Stop the DHT query before leaving the loop: ending the iteration waits for it.
+      if (result !== undefined || attempts >= MAX_PEER_ATTEMPTS) {
+        lookup.abort()
+        break
+      }
     }
   } catch (err) {
     if (signal.aborted) throw err
@@ -51,8 +55,8 @@ export async function tryProviders<T> (
   } finally {
     clearTimeout(timer)
     lookup.abort()
-    await providers.return(undefined).catch(() => {})
   }
+  if (result !== undefined) return result
   log.debug({ key, attempts }, attempts === 0 ? 'no provider found' : 'no provider could serve')
   return undefined
 }

@@ -31,15 +31,28 @@ export class BlobWriter {
     return this.written
   }
 
-  async write (chunk: Uint8Array): Promise<void> {
+  /** Appends `chunk`, or several chunks in one vectored write (no copy into one buffer). */
+  async write (chunk: Uint8Array | Uint8Array[]): Promise<void> {
     if (this.finished) throw new StoreError(`write to ${this.digest} after it was committed or aborted`)
-    this.verifier.update(chunk)
-    let offset = 0
-    while (offset < chunk.byteLength) {
-      const { bytesWritten } = await this.file.write(chunk, offset, chunk.byteLength - offset, this.written + offset)
-      offset += bytesWritten
+    const chunks = Array.isArray(chunk) ? chunk : [chunk]
+    let total = 0
+    for (const c of chunks) {
+      this.verifier.update(c)
+      total += c.byteLength
     }
-    this.written += chunk.byteLength
+    let done = (await this.file.writev(chunks, this.written)).bytesWritten
+    // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
+    for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
+      const c = chunks[i] as Uint8Array
+      if (start + c.byteLength <= done) continue
+      let offset = done - start
+      while (offset < c.byteLength) {
+        const { bytesWritten } = await this.file.write(c, offset, c.byteLength - offset, this.written + start + offset)
+        offset += bytesWritten
+        done += bytesWritten
+      }
+    }
+    this.written += total
   }
 
   /**

@@ -89,6 +89,8 @@ describe('store survives crashes and disk corruption (sidecar process)', functio
     assert.ok(layer)
     const url = `${sidecar.url}/v2/crash/img/blobs/${layer.digest}`
     assert.equal((await fetchAndHash(url)).digest, layer.digest)
+    // The response ends when the digest verifies; the commit (rename, index) follows it.
+    await waitFor(async () => (await fetch(url, { method: 'HEAD' })).headers.get('x-cache') === 'HIT', { timeoutMs: 5_000, what: 'blob committed' })
     await registry.settled()
     const before = registry.count({ method: 'GET', pathIncludes: layer.digest })
     const hex = layer.digest.slice(7)

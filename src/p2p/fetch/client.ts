@@ -21,8 +21,8 @@ export interface PeerBlob {
   mediaType?: string
   /** The answer to a tag key. */
   tag?: TagAnswer
-  /** The `length` bytes from `start`, batched; see `receive`. */
-  body: AsyncGenerator<Buffer>
+  /** The `length` bytes from `start`, in batches of chunks; see `receive`. */
+  body: AsyncGenerator<Buffer[]>
   /** Ends the exchange early (reset); after `body` is done, closes it cleanly. */
   close: (err?: Error) => void
 }

@@ -4,7 +4,7 @@ import { PeerFetchError } from './errors.js'
 
 /**
  * Yields exactly `length` bytes from a libp2p stream, in batches of whatever arrived while the
- * consumer was busy (so a file writer does one write per batch, not one per yamux frame).
+ * consumer was busy (so a file writer does one vectored write per batch, not one per frame).
  * Backpressure: above RECEIVE_HIGH_WATER buffered bytes the stream is paused, which stops
  * yamux granting window to the sender; it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
@@ -13,7 +13,7 @@ import { PeerFetchError } from './errors.js'
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): AsyncGenerator<Buffer[]> {
   stream.maxReadBufferLength = MAX_READ_BUFFER
   let queue: Buffer[] = []
   let queued = 0
@@ -58,14 +58,15 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
     try {
       while (delivered < length) {
         if (queued > 0) {
-          const batch = queue.length === 1 ? queue[0] as Buffer : Buffer.concat(queue, queued)
+          const batch = queue
+          const bytes = queued
           queue = []
           queued = 0
           if (stream.readStatus === 'paused') stream.resume()
-          if (delivered + batch.byteLength > length) {
+          if (delivered + bytes > length) {
             throw new PeerFetchError(peer, 'protocol', `sent more than the ${length} bytes it announced`)
           }
-          delivered += batch.byteLength
+          delivered += bytes
           yield batch
           continue
         }
