@@ -1,7 +1,10 @@
 import type { Logger } from 'pino'
 import type { P2pNode } from './node.js'
 import { keyCid } from './content-id.js'
-import { ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS } from './constants.js'
+import {
+  ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, ANNOUNCE_RETRY_MAX_MS, ANNOUNCE_RETRY_MIN_MS, PROVIDE_TIMEOUT_MS,
+  REPROVIDE_INTERVAL_MS
+} from './constants.js'
 import { routingTableSize } from './routing-table.js'
 
 export interface AnnouncerComponents {
@@ -12,28 +15,26 @@ export interface AnnouncerComponents {
 /**
  * Provides keys on the DHT: stored digests (everything in the store at start-up, in batches in
  * the background, and each blob as it is committed) and tag keys as tags are resolved. A provide
- * that fails (no peers yet, or a timeout) is kept and retried when a peer connects; the DHT
+ * that can't run yet (empty routing table) or fails is parked and retried with backoff; the DHT
  * reprovides what succeeded, so a key announced recently is not announced again.
  */
 export class Announcer {
   private queue = new Set<string>()
-  /** Waiting for a peer: the routing table was empty or the query failed. */
+  /**
+   * Parked: the routing table was empty or the query failed. Retried on a timer, not on
+   * 'peer:connect': a new peer enters the routing table only after identify, so at connect time
+   * the table can still be empty.
+   */
   private readonly waiting = new Set<string>()
   private running: Promise<void> | undefined
   private readonly controller = new AbortController()
   private readonly announcedAt = new Map<string, number>()
-  private readonly onConnect = (): void => {
-    if (this.waiting.size === 0) return
-    for (const d of this.waiting) this.queue.add(d)
-    this.waiting.clear()
-    this.kick()
-  }
+  private retryTimer: NodeJS.Timeout | undefined
+  private retryMs = ANNOUNCE_RETRY_MIN_MS
 
   announced = 0
 
-  constructor (private readonly components: AnnouncerComponents) {
-    components.node.addEventListener('peer:connect', this.onConnect)
-  }
+  constructor (private readonly components: AnnouncerComponents) {}
 
   announce (key: string): void {
     if (Date.now() - (this.announcedAt.get(key) ?? -Infinity) < REPROVIDE_INTERVAL_MS) return
@@ -66,8 +67,26 @@ export class Announcer {
 
   async stop (): Promise<void> {
     this.controller.abort()
-    this.components.node.removeEventListener('peer:connect', this.onConnect)
+    clearTimeout(this.retryTimer)
     await this.running
+  }
+
+  private park (key: string): void {
+    this.waiting.add(key)
+    this.scheduleRetry()
+  }
+
+  private scheduleRetry (): void {
+    if (this.retryTimer !== undefined || this.controller.signal.aborted || this.waiting.size === 0) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      // Still alone: look again later, without a query.
+      if (routingTableSize(this.components.node) === 0) { this.scheduleRetry(); return }
+      for (const key of this.waiting) this.queue.add(key)
+      this.waiting.clear()
+      this.kick()
+    }, this.retryMs)
+    this.retryTimer.unref()
   }
 
   private kick (): void {
@@ -85,8 +104,8 @@ export class Announcer {
       const batch = [...this.queue].slice(0, ANNOUNCE_CONCURRENCY)
       for (const d of batch) this.queue.delete(d)
       if (routingTableSize(node) === 0) {
-        // A DHT query with no peers waits for one; park the digests until a peer connects.
-        for (const d of batch) this.waiting.add(d)
+        // A DHT query with no peers waits for one; park the keys until the table has some.
+        for (const key of batch) this.park(key)
         continue
       }
       await Promise.all(batch.map(async key => {
@@ -94,11 +113,14 @@ export class Announcer {
           await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
           this.announced++
           this.announcedAt.set(key, Date.now())
+          this.retryMs = ANNOUNCE_RETRY_MIN_MS
           log.debug({ key }, 'announced')
         } catch (err) {
           if (signal.aborted) return
-          this.waiting.add(key)
-          log.debug({ key, err: (err as Error).message }, 'announce failed; will retry when a peer connects')
+          // Failing with peers present (all unreachable, timeouts): back off.
+          this.retryMs = Math.min(this.retryMs * 2, ANNOUNCE_RETRY_MAX_MS)
+          this.park(key)
+          log.debug({ key, err: (err as Error).message, retryInMs: this.retryMs }, 'announce failed; will retry')
         }
       }))
       if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))

@@ -18,6 +18,9 @@ export const PROVIDERS_CLEANUP_S = 5 * 60
 /** Start-up announcement of what is already stored: batches, and a pause between them. */
 export const ANNOUNCE_CONCURRENCY = 8
 export const ANNOUNCE_BATCH_PAUSE_MS = 50
+/** Parked announcements (no peers yet, or a failed query) are retried after this, doubling. */
+export const ANNOUNCE_RETRY_MIN_MS = 500
+export const ANNOUNCE_RETRY_MAX_MS = 60_000
 /** One `provide` query may take this long before it is retried later. */
 export const PROVIDE_TIMEOUT_MS = 10_000
 
