@@ -129,6 +129,11 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
 
 async function startSwarm (config: Config, store: BlobStore, stats: Stats, tags: TagCache, log: Logger): Promise<Swarm> {
   const privateKey = await loadOrCreateIdentity(config.dir, log)
+  const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
+  if (config.swarmKey === undefined && exposed) {
+    log.warn({ listen: config.listenAddrs.map(String) },
+      'open swarm: any host that reaches the P2P port can join and fetch cached blobs by digest; set CACHE_SWARM_KEY (p2p-cache swarm-key) to restrict it to your runners')
+  }
   try {
     return await Swarm.start({
       privateKey,
@@ -140,8 +145,11 @@ async function startSwarm (config: Config, store: BlobStore, stats: Stats, tags:
       maxUploads: config.maxUploads
     }, { store, stats, tags: async key => await tags.lookup(key), log })
   } catch (err) {
-    throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${(err as Error).message}. ` +
-      'Pick a free port with CACHE_P2P_PORT or CACHE_LISTEN_ADDRS, or run without peers with CACHE_ENABLE_P2P=false')
+    const message = (err as Error).message
+    const hint = /EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(message)
+      ? 'Pick a free port or an address of this host with CACHE_LISTEN_ADDRS (or CACHE_P2P_PORT when CACHE_LISTEN_ADDRS is unset), or run without peers with CACHE_ENABLE_P2P=false'
+      : 'Run without peers with CACHE_ENABLE_P2P=false while this is investigated'
+    throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${message}. ${hint}`)
   }
 }
 

@@ -8,6 +8,9 @@ function read<T> (spec: OptionSpec<T>, flagValue: string | undefined, env: NodeJ
   const [source, raw] = flagValue !== undefined
     ? [spec.flag.split(' ')[0] as string, flagValue]
     : env[spec.env] !== undefined ? [spec.env, env[spec.env] as string] : [spec.env, spec.default ?? '']
+  if (spec.noEmpty === true && raw.trim() === '' && (flagValue !== undefined || env[spec.env] !== undefined)) {
+    throw new ConfigError(source, raw, spec.expected, undefined, spec.secret)
+  }
   const result = spec.schema.safeParse(raw)
   if (!result.success) {
     const detail = result.error.issues.map(i => i.message).find(m => m.startsWith('entry '))

@@ -19,6 +19,8 @@ export interface OptionSpec<T> {
   schema: z.ZodType<T, string>
   /** Never echo the value in errors or logs. */
   secret?: boolean
+  /** Set but empty is an error (an unset secret in CI must not quietly mean "no key"). */
+  noEmpty?: boolean
 }
 
 function option<T> (spec: OptionSpec<T>): OptionSpec<T> {
@@ -33,11 +35,14 @@ const size = (min: number): z.ZodType<number, string> => z.string().transform((s
   return n
 })
 
-const duration = z.string().transform((s, ctx) => {
+const boundedDuration = (min: number, max: number): z.ZodType<number, string> => z.string().transform((s, ctx) => {
   const n = parseDuration(s)
-  if (n === undefined) { ctx.addIssue({ code: 'custom', message: 'duration' }); return z.NEVER }
+  if (n === undefined || n < min || n > max) { ctx.addIssue({ code: 'custom', message: 'duration' }); return z.NEVER }
   return n
 })
+
+/** setTimeout's limit (2^31 - 1 ms, about 24.8 days). */
+const duration = boundedDuration(0, 2 ** 31 - 1)
 
 const boolean = z.string().transform((s, ctx) => {
   const v = s.trim().toLowerCase()
@@ -171,17 +176,17 @@ export const OPTIONS = {
   swarmKey: option({
     env: 'CACHE_SWARM_KEY', flag: '--swarm-key <key>', default: '',
     description: 'pre-shared key of a private swarm: only nodes with the same key connect (`p2p-cache swarm-key` makes one)',
-    expected: '64 hex characters, or the three-line swarm.key text', schema: swarmKey, secret: true
+    expected: '64 hex characters, or the three-line swarm.key text (unset it for an open swarm)', schema: swarmKey, secret: true, noEmpty: true
   }),
   peerLookupTimeout: option({
     env: 'CACHE_PEER_LOOKUP_TIMEOUT', flag: '--peer-lookup-timeout <duration>', default: '1s',
     description: 'time to find a peer that has a blob before the request goes upstream',
-    expected: 'a duration like 1s or 500ms', schema: duration
+    expected: 'a duration from 10ms to 10m, like 1s or 500ms', schema: boundedDuration(10, 600_000)
   }),
   peerFirstByteTimeout: option({
     env: 'CACHE_PEER_FIRST_BYTE_TIMEOUT', flag: '--peer-first-byte-timeout <duration>', default: '3s',
     description: 'a peer that sends nothing for this long (before the first byte or mid-transfer) is dropped for the next provider or the upstream',
-    expected: 'a duration like 3s or 500ms', schema: duration
+    expected: 'a duration from 10ms to 10m, like 3s or 500ms', schema: boundedDuration(10, 600_000)
   }),
   maxUploads: option({
     env: 'CACHE_MAX_UPLOADS', flag: '--max-uploads <n>', default: '16',

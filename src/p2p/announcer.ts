@@ -108,9 +108,14 @@ export class Announcer {
         for (const key of batch) this.park(key)
         continue
       }
+      // A short-lived parent per batch: AbortSignal.any() on the announcer's own signal for
+      // every provide would keep a reference per call for the life of the process.
+      const batchStop = new AbortController()
+      const onStop = (): void => { batchStop.abort() }
+      signal.addEventListener('abort', onStop)
       await Promise.all(batch.map(async key => {
         try {
-          await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
+          await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([batchStop.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
           this.announced++
           this.announcedAt.set(key, Date.now())
           this.retryMs = ANNOUNCE_RETRY_MIN_MS
@@ -123,6 +128,7 @@ export class Announcer {
           log.debug({ key, err: (err as Error).message, retryInMs: this.retryMs }, 'announce failed; will retry')
         }
       }))
+      signal.removeEventListener('abort', onStop)
       if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))
     }
   }

@@ -34,6 +34,12 @@ export const DENY_MS = 10 * 60_000
 /** Providers tried for one blob before going upstream. */
 export const MAX_PEER_ATTEMPTS = 3
 
+/**
+ * A transfer averaging less than this after the grace period is dropped for the next source:
+ * clients get no byte of a peer copy before it completes, so a trickling peer must not hold it.
+ */
+export const PEER_MIN_RATE = 1024 * 1024
+export const PEER_RATE_GRACE_MS = 10_000
 /** Fetch protocol framing limits. */
 export const MAX_REQUEST_BYTES = 1024
 export const MAX_RESPONSE_HEADER_BYTES = 4096

@@ -1,4 +1,5 @@
 import { chmod, link, mkdir, open, readFile, rm, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -40,7 +41,8 @@ export async function loadOrCreateIdentity (dir: string, log?: Logger): Promise<
   }
   const key = await generateKeyPair('Ed25519')
   await mkdir(dir, { recursive: true })
-  const tmp = `${path}.${process.pid}.tmp`
+  // Random, not the pid: in a container the pid is 1 on every start, and a leftover would block.
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
   const file = await open(tmp, 'wx', 0o600)
   try {
     await file.writeFile(privateKeyToProtobuf(key))

@@ -58,7 +58,12 @@ export class Swarm {
     const bootstrap = init.bootstrap.filter(ma => ma.getComponents().findLast(c => c.name === 'p2p')?.value !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
     const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, log }, { maxUploads: init.maxUploads })
-    await server.start()
+    try {
+      await server.start()
+    } catch (err) {
+      await node.stop()
+      throw err
+    }
     const announcer = new Announcer({ node, log })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
     dialer.start()

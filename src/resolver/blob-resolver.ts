@@ -74,8 +74,8 @@ export class BlobResolver {
     const peers = this.init.peers
     if (peers !== undefined) {
       // A header-only request (empty range): the peer states the size; nothing is stored.
-      const found = await tryProviders(peers, digest, AbortSignal.timeout(peers.lookupTimeoutMs + peers.idleMs), async peer => {
-        const blob = await peers.swarm.fetch(peer, { key: digest, start: 0, end: 0 }, { signal: AbortSignal.timeout(peers.idleMs), idleMs: peers.idleMs })
+      const found = await tryProviders(peers, digest, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, signal) => {
+        const blob = await peers.swarm.fetch(peer, { key: digest, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
         blob.close()
         return { cache: 'PEER' as const, origin: blob.peer, size: blob.size }
       })

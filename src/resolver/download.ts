@@ -116,6 +116,7 @@ export class BlobDownload {
           // everything while the file holds bytes from a peer.
           const available = Math.min(this.written, stop ?? Infinity)
           const limit = this.verified ? available : this.peerBytes > 0 ? 0 : available - 1
+          if (this.verified && this.readFile === undefined) throw new Error(`download of ${this.digest} lost its temporary file`)
           if (pos < limit && this.readFile !== undefined) {
             const n = Math.min(limit - pos, READ_CHUNK)
             const buf = Buffer.allocUnsafe(n)
@@ -141,10 +142,10 @@ export class BlobDownload {
 
   private async run (readyResolve: (v: { size: number | undefined }) => void): Promise<BlobRecord> {
     const { store, stats, log, peers, digest } = this.init
-    await this.restart()
     try {
+      await this.restart()
       if (peers !== undefined) {
-        const peer = await tryProviders(peers, digest, this.controller.signal, async p => await this.fromPeer(peers, p))
+        const peer = await tryProviders(peers, digest, { signal: this.controller.signal }, async (p, signal) => await this.fromPeer(peers, p, signal))
         if (peer !== undefined) {
           this.cache = 'PEER'
           this.origin = peer
@@ -152,8 +153,7 @@ export class BlobDownload {
         }
       }
       if (!this.verified) await this.fromUpstream(readyResolve)
-      const writer = this.writer as BlobWriter
-      const record = await store.commit(writer, this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`)
+      const record = await store.commit(this.file(), this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`)
       stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
       log.info({ digest, size: record.size, cache: this.cache, source: this.origin }, 'blob stored')
       return record
@@ -164,13 +164,13 @@ export class BlobDownload {
   }
 
   /** Fetches what is still missing from one provider; returns its id once the blob verified. */
-  private async fromPeer (peers: PeerLookupInit, peer: PeerRef): Promise<string> {
+  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<string> {
     const { store, stats, digest } = this.init
-    const blob = await peers.swarm.fetch(peer, { key: digest, start: this.written }, { signal: this.controller.signal, idleMs: peers.idleMs })
+    const blob = await peers.swarm.fetch(peer, { key: digest, start: this.written }, { signal, idleMs: peers.idleMs })
     if (blob.size > store.maxSize) {
-      const err = new PeerFetchError(blob.peer, 'too_large', `announced ${blob.size} bytes, more than CACHE_MAX_SIZE`)
+      // Not a lie (its CACHE_MAX_SIZE may be larger); this node just can't keep it.
+      const err = new PeerFetchError(blob.peer, 'too_large', `announced ${blob.size} bytes, more than this node's CACHE_MAX_SIZE`)
       blob.close(err)
-      peers.swarm.deny(blob.peer, err.message)
       throw err
     }
     this.contributors.add(blob.peer)
@@ -183,7 +183,7 @@ export class BlobDownload {
     blob.close()
     this.size = blob.size
     try {
-      this.writer?.verify(`peer ${blob.peer}`)
+      this.file().verify(`peer ${blob.peer}`)
     } catch (err) {
       if (!(err instanceof DigestMismatchError)) throw err
       // Which of the peers that contributed lied is unknowable from one digest: all are denied.
@@ -243,7 +243,7 @@ export class BlobDownload {
         throw err
       }
       try {
-        this.writer?.verify(`upstream ${client.name}`)
+        this.file().verify(`upstream ${client.name}`)
       } catch (err) {
         // Peer bytes before the resumed part may be what is wrong: once, fetch it all again.
         if (!(err instanceof DigestMismatchError) || this.peerBytes === 0 || attempt > 0) throw err
@@ -258,7 +258,7 @@ export class BlobDownload {
   }
 
   private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {
-    await this.writer?.write(chunks)
+    await this.file().write(chunks)
     let bytes = 0
     for (const c of chunks) bytes += c.byteLength
     this.written += bytes
@@ -279,8 +279,18 @@ export class BlobDownload {
     this.peerBytes = 0
     this.contributors.clear()
     const writer = await this.init.store.createWriter(this.init.digest)
+    try {
+      this.readFile = await open(writer.tmpPath, 'r')
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
     this.writer = writer
-    this.readFile = await open(writer.tmpPath, 'r')
+  }
+
+  private file (): BlobWriter {
+    if (this.writer === undefined) throw new Error(`no temporary file for ${this.init.digest}`)
+    return this.writer
   }
 
   private notify (): void {

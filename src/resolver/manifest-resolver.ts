@@ -98,8 +98,8 @@ export class ManifestResolver {
     const peers = this.init.peers
     if (peers === undefined) return undefined
     const key = tagKey(upstream, repo, tag, klass)
-    const found = await tryProviders(peers, key, AbortSignal.timeout(peers.lookupTimeoutMs + peers.idleMs), async peer => {
-      const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: AbortSignal.timeout(peers.idleMs), idleMs: peers.idleMs })
+    const found = await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, signal) => {
+      const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
       answer.close()
       if (answer.tag === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered tag ${key} without a tag record`)
       return { ...answer.tag, peer: answer.peer }
@@ -142,7 +142,7 @@ export class ManifestResolver {
   private async fetchAndStore (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
     const { store, stats, log, peers } = this.init
     if (peers !== undefined) {
-      const fromPeer = await tryProviders(peers, digest, AbortSignal.timeout(PEER_MANIFEST_BUDGET_MS), async peer => await this.fromPeer(peers, peer, digest))
+      const fromPeer = await tryProviders(peers, digest, { budgetMs: PEER_MANIFEST_BUDGET_MS }, async (peer, signal) => await this.fromPeer(peers, peer, digest, signal))
       if (fromPeer !== undefined) return fromPeer
     }
     const fetched = await this.download(client, repo, digest, DEFAULT_MANIFEST_ACCEPT)
@@ -164,9 +164,9 @@ export class ManifestResolver {
   }
 
   /** A manifest from one provider: verified, typed (header, else its own mediaType field), stored. */
-  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, digest: Digest): Promise<Manifest> {
+  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, digest: Digest, signal: AbortSignal): Promise<Manifest> {
     const { store, stats, log } = this.init
-    const blob = await peers.swarm.fetch(peer, { key: digest }, { signal: AbortSignal.timeout(PEER_MANIFEST_BUDGET_MS), idleMs: peers.idleMs })
+    const blob = await peers.swarm.fetch(peer, { key: digest }, { signal, idleMs: peers.idleMs })
     if (blob.size > MAX_MANIFEST_BYTES) {
       const err = new PeerFetchError(blob.peer, 'too_large', `announced a ${blob.size} byte manifest`)
       blob.close(err)
@@ -189,9 +189,13 @@ export class ManifestResolver {
       peers.swarm.deny(blob.peer, mismatch.message)
       throw new PeerFetchError(blob.peer, 'mismatch', mismatch.message)
     }
-    const mediaType = blob.mediaType ?? declaredMediaType(body)
-    if (mediaType === undefined) {
-      throw new PeerFetchError(blob.peer, 'refused', `has ${digest} as a plain blob, without a manifest media type`)
+    // The digest covers the body, not the peer's header: its type is taken only if it is a
+    // manifest type and agrees with the type the manifest declares (when it declares one).
+    const declared = declaredMediaType(body)
+    const stated = blob.mediaType !== undefined && MANIFEST_TYPES.includes(blob.mediaType) ? blob.mediaType : undefined
+    const mediaType = declared ?? stated
+    if (mediaType === undefined || (stated !== undefined && stated !== mediaType)) {
+      throw new PeerFetchError(blob.peer, 'refused', `has ${digest} without a manifest media type it can vouch for (header ${blob.mediaType ?? 'none'}, body ${declared ?? 'none'})`)
     }
     const writer = await store.createWriter(digest)
     try {
@@ -224,7 +228,7 @@ export class ManifestResolver {
   }
 }
 
-/** The `mediaType` a manifest declares in its JSON, if it is one we serve. */
+/** The `mediaType` a manifest declares in its JSON (covered by the digest), if it is one we serve. */
 function declaredMediaType (body: Buffer): string | undefined {
   try {
     const value = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType

@@ -15,46 +15,68 @@ export interface PeerLookupInit {
   log: Logger
 }
 
+export interface TryOptions {
+  /** Cancellation by the caller (shutdown): rethrown. */
+  signal?: AbortSignal
+  /** Overall budget for finding and fetching: when it runs out the answer is "go upstream". */
+  budgetMs?: number
+}
+
 /**
- * Tries the providers of `key` (a digest or a tag key) in the order the DHT finds them, at most MAX_PEER_ATTEMPTS,
- * until `attempt` returns a value. A PeerFetchError from one peer (dead, busy, slow, lying)
- * moves on to the next; other errors (local disk) propagate. Undefined = ask the upstream.
+ * Tries the providers of `key` (a digest or a tag key) in the order the DHT finds them, at most
+ * MAX_PEER_ATTEMPTS, until `attempt` returns a value. Finding providers is bounded by the lookup
+ * budget; providers found within it are tried in turn. A PeerFetchError from one peer (dead,
+ * busy, slow, lying) moves on to the next; other errors (the local disk) propagate.
+ * Undefined = ask the upstream.
  */
 export async function tryProviders<T> (
   init: PeerLookupInit,
   key: Digest | TagKey,
-  signal: AbortSignal,
-  attempt: (peer: PeerRef) => Promise<T | undefined>
+  opts: TryOptions,
+  attempt: (peer: PeerRef, signal: AbortSignal) => Promise<T | undefined>
 ): Promise<T | undefined> {
   const { swarm, log } = init
+  const caller = opts.signal ?? new AbortController().signal
   const lookup = new AbortController()
-  const timer = setTimeout(() => { lookup.abort(new Error(`no provider within ${init.lookupTimeoutMs} ms`)) }, init.lookupTimeoutMs)
-  const providers = swarm.providers(key, AbortSignal.any([signal, lookup.signal]))
+  const budget = new AbortController()
+  const lookupTimer = setTimeout(() => { lookup.abort(new Error(`no provider within ${init.lookupTimeoutMs} ms`)) }, init.lookupTimeoutMs)
+  const budgetTimer = opts.budgetMs === undefined ? undefined : setTimeout(() => { budget.abort(new Error(`peers took longer than ${opts.budgetMs ?? 0} ms`)) }, opts.budgetMs)
+  const attemptSignal = AbortSignal.any([caller, budget.signal])
+  const providers = swarm.providers(key, AbortSignal.any([attemptSignal, lookup.signal]))
   let attempts = 0
   let result: T | undefined
   try {
-    for await (const peer of providers) {
+    for (;;) {
+      let next: IteratorResult<PeerRef>
+      try {
+        next = await providers.next()
+      } catch (err) {
+        // The lookup ran out or failed: that is a miss, not an error, unless the caller cancelled.
+        if (caller.aborted) throw err
+        if (!lookup.signal.aborted && !budget.signal.aborted) log.warn({ key, err: (err as Error).message }, 'provider lookup failed')
+        break
+      }
+      if (next.done === true) break
+      const peer = next.value
       // Denied while this lookup ran (it lied about another blob a moment ago).
       if (swarm.isDenied(peer.id.toString())) continue
       attempts++
       try {
-        result = await attempt(peer)
+        result = await attempt(peer, attemptSignal)
       } catch (err) {
-        if (!(err instanceof PeerFetchError) || signal.aborted) throw err
+        if (!(err instanceof PeerFetchError)) throw err
+        if (caller.aborted) throw err
         log.info({ key, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; trying the next source')
+        if (budget.signal.aborted) break
       }
-      // Stop the DHT query before leaving the loop: ending the iteration waits for it.
-      if (result !== undefined || attempts >= MAX_PEER_ATTEMPTS) {
-        lookup.abort()
-        break
-      }
+      if (result !== undefined || attempts >= MAX_PEER_ATTEMPTS) break
     }
-  } catch (err) {
-    if (signal.aborted) throw err
-    if (!lookup.signal.aborted) log.warn({ key, err: (err as Error).message }, 'provider lookup failed')
   } finally {
-    clearTimeout(timer)
+    clearTimeout(lookupTimer)
+    clearTimeout(budgetTimer)
+    // Stop the DHT query before ending the iteration: return() waits for it.
     lookup.abort()
+    await providers.return(undefined).catch(() => {})
   }
   if (result !== undefined) return result
   log.debug({ key, attempts }, attempts === 0 ? 'no provider found' : 'no provider could serve')

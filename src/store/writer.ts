@@ -12,6 +12,8 @@ export class BlobWriter {
   private written = 0
   private finished = false
   private verified = false
+  /** A failed write leaves the hash ahead of the file: nothing may verify after it. */
+  private failed: Error | undefined
 
   constructor (
     readonly digest: Digest,
@@ -34,23 +36,29 @@ export class BlobWriter {
   /** Appends `chunk`, or several chunks in one vectored write (no copy into one buffer). */
   async write (chunk: Uint8Array | Uint8Array[]): Promise<void> {
     if (this.finished) throw new StoreError(`write to ${this.digest} after it was committed or aborted`)
+    if (this.failed !== undefined) throw this.failed
     const chunks = Array.isArray(chunk) ? chunk : [chunk]
     let total = 0
     for (const c of chunks) {
       this.verifier.update(c)
       total += c.byteLength
     }
-    let done = (await this.file.writev(chunks, this.written)).bytesWritten
-    // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
-    for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
-      const c = chunks[i] as Uint8Array
-      if (start + c.byteLength <= done) continue
-      let offset = done - start
-      while (offset < c.byteLength) {
-        const { bytesWritten } = await this.file.write(c, offset, c.byteLength - offset, this.written + start + offset)
-        offset += bytesWritten
-        done += bytesWritten
+    try {
+      let done = (await this.file.writev(chunks, this.written)).bytesWritten
+      // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
+      for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
+        const c = chunks[i] as Uint8Array
+        if (start + c.byteLength <= done) continue
+        let offset = done - start
+        while (offset < c.byteLength) {
+          const { bytesWritten } = await this.file.write(c, offset, c.byteLength - offset, this.written + start + offset)
+          offset += bytesWritten
+          done += bytesWritten
+        }
       }
+    } catch (err) {
+      this.failed = err as Error
+      throw err
     }
     this.written += total
   }
@@ -60,6 +68,7 @@ export class BlobWriter {
    * `digest`. Done before the (slow) fsync so readers can be released as soon as it holds.
    */
   verify (source: string): void {
+    if (this.failed !== undefined) throw this.failed
     if (this.verified) return
     this.verifier.verify(source)
     this.verified = true

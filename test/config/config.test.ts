@@ -43,6 +43,8 @@ describe('configuration', () => {
     ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid'],
     ['CACHE_MAX_UPLOADS', '0'],
     ['CACHE_PEER_LOOKUP_TIMEOUT', 'fast'],
+    ['CACHE_PEER_FIRST_BYTE_TIMEOUT', '0s'],
+    ['CACHE_UPSTREAM_TIMEOUT', '30d'],
     ['CACHE_UPSTREAM_TIMEOUT', 'soon'],
     ['CACHE_EVICT_MIN_AGE', '5'],
     ['CACHE_EVICT_HIGH_WATERMARK', '150%'],
@@ -69,6 +71,12 @@ describe('configuration', () => {
       assert.ok(!stderr.includes(value))
     })
   }
+
+  it('refuses a swarm key that is set but empty instead of running an open swarm', async () => {
+    const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_SWARM_KEY: '', CACHE_DIR: '/nonexistent/never-created' })
+    assert.equal(code, 2)
+    assert.match(stderr.trim(), /^p2p-cache: invalid CACHE_SWARM_KEY \(value not shown\): expected .*unset it for an open swarm/)
+  })
 
   it('names the flag when the bad value came from a flag', async () => {
     const { code, stderr } = await runCli(['serve', '--max-size', 'lots'], { CACHE_ENABLE_P2P: 'false' })

@@ -36,9 +36,9 @@ export interface FetchOptions {
 /** Asks one peer for (a range of) a blob over `/p2p-cache/fetch/1.0.0`. */
 export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions): Promise<PeerBlob> {
   const name = peer.id.toString()
-  if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
   let stream: Stream
   try {
+    if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
     stream = await node.dialProtocol(peer.id, FETCH_PROTOCOL, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))]) })
   } catch (err) {
     throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
@@ -46,9 +46,9 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_HEADER_BYTES })
     const headerSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.idleMs)])
-    await lp.write(encodeFrame(request), { signal: headerSignal })
     let header
     try {
+      await lp.write(encodeFrame(request), { signal: headerSignal })
       header = decodeResponseHeader((await lp.read({ signal: headerSignal })).subarray())
     } catch (err) {
       const stalled = headerSignal.aborted && !opts.signal.aborted
@@ -65,6 +65,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       throw new PeerFetchError(name, 'protocol', `answered bytes ${start}+${length} to a request for ${wantedStart}-${wantedEnd}`)
     }
     const raw = lp.unwrap()
+    const received = receive(raw, name, length, opts.idleMs, opts.signal)
     return {
       peer: name,
       size,
@@ -72,14 +73,16 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       length,
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
       ...(header.tag !== undefined ? { tag: header.tag } : {}),
-      body: receive(raw, name, length, opts.idleMs, opts.signal),
+      body: received.body,
       close: (err?: Error) => {
+        received.stop()
         if (err !== undefined) raw.abort(err)
         else void raw.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { raw.abort(e as Error) })
       }
     }
   } catch (err) {
     stream.abort(err as Error)
-    throw err
+    // Anything that went wrong on this peer's stream is that peer's failure: try the next one.
+    throw err instanceof PeerFetchError ? err : new PeerFetchError(name, 'protocol', (err as Error).message)
   }
 }

@@ -1,5 +1,5 @@
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
-import { MAX_READ_BUFFER, RECEIVE_HIGH_WATER } from '../constants.js'
+import { MAX_READ_BUFFER, PEER_MIN_RATE, PEER_RATE_GRACE_MS, RECEIVE_HIGH_WATER } from '../constants.js'
 import { PeerFetchError } from './errors.js'
 
 /**
@@ -8,12 +8,13 @@ import { PeerFetchError } from './errors.js'
  * Backpressure: above RECEIVE_HIGH_WATER buffered bytes the stream is paused, which stops
  * yamux granting window to the sender; it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
- * still buffered. No data for `idleMs` fails with reason `stalled`.
+ * still buffered. No data for `idleMs`, or less than PEER_MIN_RATE on average after a grace
+ * period, fails with reason `stalled`.
  *
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): AsyncGenerator<Buffer[]> {
+export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
   stream.maxReadBufferLength = MAX_READ_BUFFER
   let queue: Buffer[] = []
   let queued = 0
@@ -52,11 +53,26 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
     notify()
   }
   signal.addEventListener('abort', onAbort)
-  return (async function * () {
+  let timer: NodeJS.Timeout | undefined
+  // Also called when the body is never iterated (header-only answers, refused transfers).
+  const stop = (): void => {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', onAbort)
+    stream.removeEventListener('message', onMessage)
+    stream.removeEventListener('close', onClose)
+    stream.removeEventListener('end', onEnd)
+    if (stream.readStatus === 'paused') stream.resume()
+  }
+  const started = Date.now()
+  const body = (async function * () {
     let delivered = 0
-    let timer: NodeJS.Timeout | undefined
     try {
       while (delivered < length) {
+        // A peer that trickles (each chunk inside the idle budget) is as bad as a silent one.
+        const elapsed = Date.now() - started
+        if (elapsed > PEER_RATE_GRACE_MS && delivered / (elapsed / 1000) < PEER_MIN_RATE) {
+          throw new PeerFetchError(peer, 'stalled', `sent ${delivered} bytes in ${elapsed} ms, below ${PEER_MIN_RATE} bytes/s`)
+        }
         if (queued > 0) {
           const batch = queue
           const bytes = queued
@@ -85,12 +101,8 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
         }).finally(() => clearTimeout(timer))
       }
     } finally {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', onAbort)
-      stream.removeEventListener('message', onMessage)
-      stream.removeEventListener('close', onClose)
-      stream.removeEventListener('end', onEnd)
-      if (stream.readStatus === 'paused') stream.resume()
+      stop()
     }
   })()
+  return { body, stop }
 }

@@ -58,7 +58,6 @@ export class FetchServer {
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const { store, stats } = this.components
     const log = this.components.log.child({ peer: connection.remotePeer.toString() })
-    stream.inactivityTimeout = this.idleTimeoutMs
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const reply = async (header: FetchResponseHeader): Promise<void> => {
       await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
