@@ -1,5 +1,6 @@
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
+import type { PrivateKey } from '@libp2p/interface'
 import type { Config, HostPort } from './config/options.js'
 import { BlobStore } from './store/blob-store.js'
 import { Stats } from './metrics/stats.js'
@@ -13,6 +14,9 @@ import { UpstreamSet } from './registry/upstreams.js'
 import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
 import { createHttpServer, listen } from './http/server.js'
 import { loadOrCreateIdentity } from './p2p/identity.js'
+import { ApiRoutes } from './apicache/api-routes.js'
+import { ApiRecords } from './apicache/records.js'
+import { Scopes } from './apicache/scope.js'
 import { Swarm } from './p2p/swarm.js'
 import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
@@ -63,9 +67,11 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log
   })))
   const tags = new TagCache(store.db)
+  // One identity per node: the peer ID, and the key of the API cache's credential scopes.
+  const privateKey = await loadOrCreateIdentity(config.dir, log)
   if (config.enableP2p) {
     try {
-      swarm = await startSwarm(config, store, stats, tags, log.child({ component: 'p2p' }))
+      swarm = await startSwarm(config, privateKey, store, stats, tags, log.child({ component: 'p2p' }))
     } catch (err) {
       await store.close()
       await upstreams.close()
@@ -88,7 +94,18 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     store, stats, adminToken: config.adminToken, isReady: () => ready, log,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm) } : {})
   })
-  const server: Server = createHttpServer([admin, registry], log)
+  const api = new ApiRoutes({
+    upstreams: config.apiUpstreams,
+    store,
+    records: new ApiRecords(store.db),
+    scopes: new Scopes(privateKey.raw),
+    stats,
+    maxBody: config.apiMaxBody,
+    concurrency: config.apiConcurrency,
+    timeoutMs: config.upstreamTimeout,
+    log: log.child({ component: 'apicache' })
+  })
+  const server: Server = createHttpServer([admin, registry, api], log)
   let httpAddr: HostPort
   try {
     httpAddr = await listen(server, config.httpAddr)
@@ -96,6 +113,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await swarm?.stop()
     await store.close()
     await upstreams.close()
+    await api.close()
     throw err
   }
   ready = true
@@ -122,13 +140,13 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await blobs.drain(10_000)
       await openSwarm?.stop()
       await upstreams.close()
+      await api.close()
       await openStore.close()
     }
   }
 }
 
-async function startSwarm (config: Config, store: BlobStore, stats: Stats, tags: TagCache, log: Logger): Promise<Swarm> {
-  const privateKey = await loadOrCreateIdentity(config.dir, log)
+async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, tags: TagCache, log: Logger): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
     log.warn({ listen: config.listenAddrs.map(String) },

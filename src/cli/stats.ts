@@ -25,7 +25,9 @@ export async function statsCommand (opts: { url?: string, json?: boolean }): Pro
     process.stdout.write(JSON.stringify(stats, null, 2) + '\n')
     return
   }
-  const rows = Object.entries(stats).map(([k, v]) => [k, BYTE_FIELDS.has(k) ? formatBytes(v) : k === 'hit_rate' ? `${(v * 100).toFixed(1)}%` : String(v)])
+  const rows = Object.entries(stats).map(([k, v]): [string, string] => [k,
+    typeof v === 'object' ? Object.entries(v).map(([name, n]) => `${name}=${n}`).join(', ') || '-'
+      : BYTE_FIELDS.has(k) ? formatBytes(v) : k === 'hit_rate' ? `${(v * 100).toFixed(1)}%` : String(v)])
   const width = Math.max(...rows.map(r => (r[0] ?? '').length))
   process.stdout.write(`p2p-cache at ${base}\n` + rows.map(([k, v]) => `  ${(k ?? '').padEnd(width)}  ${v ?? ''}`).join('\n') + '\n')
 }

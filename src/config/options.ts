@@ -114,6 +114,18 @@ const swarmKey = z.string().transform((s, ctx): Uint8Array | undefined => {
   return key
 })
 
+/** Path prefixes the sidecar serves itself: an API upstream can't be named after them. */
+export const RESERVED_API_NAMES = ['v2', 'api', 'metrics', 'healthz', 'readyz']
+
+const apiUpstreams = upstreams.transform((list, ctx): Upstream[] => {
+  const reserved = list.find(u => RESERVED_API_NAMES.includes(u.name) || !/^[A-Za-z0-9._-]+$/.test(u.name))
+  if (reserved !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `entry "${reserved.name}=${reserved.url.href}": the name is reserved or not a plain path segment` })
+    return z.NEVER
+  }
+  return list
+})
+
 export interface Credential { username: string, password: string }
 
 /** `name=user:secret` pairs for upstreams that need Basic credentials or a token exchange. */
@@ -198,6 +210,22 @@ export const OPTIONS = {
     description: 'name=url pairs, comma separated; `?ns=<name>` (containerd) selects one, the first is used without ns',
     expected: 'comma separated name=http(s)://host[:port] pairs with unique names, e.g. docker.io=https://registry-1.docker.io',
     schema: upstreams
+  }),
+  apiUpstreams: option({
+    env: 'CACHE_API_UPSTREAMS', flag: '--api-upstreams <list>', default: 'github=https://api.github.com',
+    description: 'name=url pairs: `/<name>/<path>` on the sidecar is `<url>/<path>` upstream, with an HTTP cache in between',
+    expected: 'comma separated name=http(s)://host[/path] pairs; names are path segments other than v2, api, metrics, healthz, readyz',
+    schema: apiUpstreams
+  }),
+  apiMaxBody: option({
+    env: 'CACHE_API_MAX_BODY', flag: '--api-max-body <size>', default: '10MB',
+    description: 'largest API response body that is cached; larger ones are passed through',
+    expected: 'a size like 10MB or 512KiB', schema: size(1)
+  }),
+  apiConcurrency: option({
+    env: 'CACHE_API_CONCURRENCY', flag: '--api-concurrency <n>', default: '32',
+    description: 'requests in flight to one API upstream; more wait their turn',
+    expected: 'an integer from 1 to 1024', schema: count(1, 1024)
   }),
   registryAuth: option({
     env: 'CACHE_REGISTRY_AUTH', flag: '--registry-auth <list>', default: '',

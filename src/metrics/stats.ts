@@ -28,12 +28,16 @@ export interface StatsSnapshot extends Record<CounterName, number> {
   current_size: number
   hit_rate: number
   peers_connected: number
+  /** Last X-RateLimit-Remaining seen from each API upstream. */
+  api_ratelimit_remaining: Record<string, number>
 }
 
 export class Stats {
   readonly registry = new Registry()
   private readonly values = Object.fromEntries(COUNTER_NAMES.map(n => [n, 0])) as Record<CounterName, number>
   private readonly counters: Record<CounterName, Counter>
+  private readonly rateLimits = new Map<string, number>()
+  private readonly rateLimitGauge: Gauge
 
   constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
@@ -42,6 +46,12 @@ export class Stats {
     })])) as Record<CounterName, Counter>
     new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
+    this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream', labelNames: ['upstream'], registers: [this.registry] })
+  }
+
+  setApiRateLimit (upstream: string, remaining: number): void {
+    this.rateLimits.set(upstream, remaining)
+    this.rateLimitGauge.set({ upstream }, remaining)
   }
 
   inc (name: CounterName, by = 1): void {
@@ -55,7 +65,8 @@ export class Stats {
       ...this.values,
       current_size: this.gauges.currentSize(),
       hit_rate: lookups === 0 ? 0 : Number((this.values.hits / lookups).toFixed(4)),
-      peers_connected: this.gauges.peersConnected()
+      peers_connected: this.gauges.peersConnected(),
+      api_ratelimit_remaining: Object.fromEntries(this.rateLimits)
     }
   }
 }

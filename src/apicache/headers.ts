@@ -1,0 +1,27 @@
+import type { IncomingHttpHeaders } from 'node:http'
+
+/** RFC 9110 7.6.1: meaningful for one connection only, never forwarded or stored. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+
+export type HeaderMap = Record<string, string>
+
+/** One string per header (multi-valued joined), hop-by-hop ones and those named in `Connection` dropped. */
+export function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, drop: string[] = []): HeaderMap {
+  const named = String(headers.connection ?? '').toLowerCase().split(',').map(s => s.trim()).filter(Boolean)
+  const out: HeaderMap = {}
+  for (const [name, value] of Object.entries(headers)) {
+    const key = name.toLowerCase()
+    if (value === undefined || HOP_BY_HOP.has(key) || named.includes(key) || drop.includes(key)) continue
+    out[key] = Array.isArray(value) ? value.join(key === 'set-cookie' ? '\n' : ', ') : value
+  }
+  return out
+}
+
+/**
+ * Absolute URLs that point at the upstream (pagination `Link`, redirect `Location`) are
+ * rewritten to go through the sidecar, so a client that follows them stays on the cache.
+ */
+export function rewriteUpstreamUrls (value: string, upstream: URL, sidecarBase: string): string {
+  const base = upstream.href.replace(/\/+$/, '')
+  return value.split(base).join(sidecarBase)
+}

@@ -1,0 +1,42 @@
+import type { Level } from 'level'
+import type CachePolicy from 'http-cache-semantics'
+import type { Digest } from '../oci/digest.js'
+import type { HeaderMap } from './headers.js'
+
+/** A stored response: its policy (RFC 9111 state), what to send back, and the body by digest. */
+export interface ApiRecord {
+  policy: CachePolicy.CachePolicyObject
+  status: number
+  headers: HeaderMap
+  body: Digest
+  size: number
+  scope: string
+  storedAt: number
+}
+
+/**
+ * Responses by request (`<upstream> <path?query>`) and scope. Bodies live in the blob store
+ * under their sha256, so identical bodies are stored once.
+ */
+export class ApiRecords {
+  private readonly db
+
+  constructor (root: Level<string, unknown>) {
+    this.db = root.sublevel<string, ApiRecord>('api', { valueEncoding: 'json' })
+  }
+
+  async get (resource: string, scope: string): Promise<ApiRecord | undefined> {
+    return await this.db.get(`${resource}\0${scope}`)
+  }
+
+  /** Every scope's record of `resource`: candidates for a conditional request. */
+  async all (resource: string): Promise<ApiRecord[]> {
+    const out: ApiRecord[] = []
+    for await (const value of this.db.values({ gt: `${resource}\0`, lt: `${resource}\0\uffff`, limit: 64 })) out.push(value)
+    return out
+  }
+
+  async put (resource: string, record: ApiRecord): Promise<void> {
+    await this.db.put(`${resource}\0${record.scope}`, record)
+  }
+}
