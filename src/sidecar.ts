@@ -67,11 +67,12 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log
   })))
   const tags = new TagCache(store.db)
+  const apiRecords = new ApiRecords(store.db)
   // One identity per node: the peer ID, and the key of the API cache's credential scopes.
   const privateKey = await loadOrCreateIdentity(config.dir, log)
   if (config.enableP2p) {
     try {
-      swarm = await startSwarm(config, privateKey, store, stats, tags, log.child({ component: 'p2p' }))
+      swarm = await startSwarm(config, privateKey, store, stats, { tags, apiRecords }, log.child({ component: 'p2p' }))
     } catch (err) {
       await store.close()
       await upstreams.close()
@@ -97,7 +98,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const api = new ApiRoutes({
     upstreams: config.apiUpstreams,
     store,
-    records: new ApiRecords(store.db),
+    records: apiRecords,
+    ...(peers !== undefined ? { peers } : {}),
     scopes: new Scopes(privateKey.raw),
     stats,
     maxBody: config.apiMaxBody,
@@ -146,7 +148,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
 }
 
-async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, tags: TagCache, log: Logger): Promise<Swarm> {
+async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords }, log: Logger): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
     log.warn({ listen: config.listenAddrs.map(String) },
@@ -161,7 +163,13 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       mdns: config.mdns,
       swarmKey: config.swarmKey,
       maxUploads: config.maxUploads
-    }, { store, stats, tags: async key => await tags.lookup(key), log })
+    }, {
+      store,
+      stats,
+      tags: async key => await records.tags.lookup(key),
+      apiRecords: async key => await records.apiRecords.forPeer(key),
+      log
+    })
   } catch (err) {
     const message = (err as Error).message
     const hint = /EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(message)

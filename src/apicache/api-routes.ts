@@ -11,6 +11,9 @@ import { sha256Digest, type Digest } from '../oci/digest.js'
 import { endToEnd, rewriteUpstreamUrls, type HeaderMap } from './headers.js'
 import type { ApiRecord, ApiRecords } from './records.js'
 import type { Scopes } from './scope.js'
+import { apiKey, normalizeAccept } from './record-key.js'
+import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
+import { PeerFetchError } from '../p2p/fetch/errors.js'
 
 export interface ApiRoutesInit {
   upstreams: Upstream[]
@@ -21,6 +24,8 @@ export interface ApiRoutesInit {
   maxBody: number
   concurrency: number
   timeoutMs: number
+  /** The swarm, when CACHE_ENABLE_P2P is on: a first request can revalidate a peer's copy. */
+  peers?: PeerLookupInit
   log: Logger
 }
 
@@ -31,6 +36,16 @@ interface Answer {
   status: number
   headers: HeaderMap
   body: Buffer
+  /** The peer whose copy a 304 confirmed. */
+  peer?: string
+}
+
+/** A stored response that can be revalidated: ours, another scope's, or a peer's. */
+interface Candidate {
+  status: number
+  headers: HeaderMap
+  body: Buffer
+  peer?: string
 }
 
 interface ApiUpstream extends Upstream {
@@ -99,7 +114,11 @@ export class ApiRoutes {
 
   private async resolve (upstream: ApiUpstream, path: string, resource: string, scope: string, headers: HeaderMap): Promise<Answer> {
     const { records } = this.init
-    const policyRequest = { url: path, method: 'GET', headers: { ...headers, host: upstream.url.host } }
+    // The policy (which is stored) sees the scope in place of the credential: `Vary:
+    // Authorization` still works within a scope, and no token ever reaches the disk.
+    const policyHeaders: HeaderMap = { ...headers, host: upstream.url.host }
+    if (policyHeaders.authorization !== undefined) policyHeaders.authorization = scope
+    const policyRequest = { url: path, method: 'GET', headers: policyHeaders }
     const shared = scope === 'anon'
     const own = await records.get(resource, scope)
     if (own !== undefined) {
@@ -110,25 +129,65 @@ export class ApiRoutes {
         if (body !== undefined) return { cache: 'HIT', status: own.status, headers: policy.responseHeaders() as HeaderMap, body }
       }
     }
-    // A stored copy (ours, else another scope's) whose validator the requester presents with
-    // its own credentials: a 304 proves this requester may have those exact bytes.
-    const candidates = own !== undefined ? [own] : await records.all(resource)
-    for (const candidate of candidates) {
-      const validators: HeaderMap = {}
-      if (candidate.headers.etag !== undefined) validators['if-none-match'] = candidate.headers.etag
-      else if (candidate.headers['last-modified'] !== undefined) validators['if-modified-since'] = candidate.headers['last-modified']
-      else continue
-      const body = await this.readBody(candidate.body)
-      if (body === undefined) continue
+    // A stored copy (ours, else another scope's, else a peer's) whose validator the requester
+    // presents with its own credentials: a 304 proves this requester may have those exact bytes.
+    const candidate = await this.candidate(own !== undefined ? [own] : await records.all(resource)) ??
+      await this.fromPeers(resource, normalizeAccept(headers.accept))
+    if (candidate !== undefined) {
+      const validators: HeaderMap = candidate.headers.etag !== undefined
+        ? { 'if-none-match': candidate.headers.etag }
+        : { 'if-modified-since': candidate.headers['last-modified'] ?? '' }
       const res = await this.fetch(upstream, path, { ...headers, ...validators })
       if (res.status !== 304) return await this.fresh(upstream, res, policyRequest, resource, scope)
       // RFC 9111 4.3.4: the 304's headers update the stored ones.
       const merged = { ...candidate.headers, ...endToEnd(res.headers, ['content-length']) }
-      await this.store(resource, scope, policyRequest, candidate.status, merged, body, shared)
+      await this.store(resource, scope, policyRequest, candidate.status, merged, candidate.body, shared)
       this.init.stats.inc('revalidations_304')
-      return { cache: 'REVALIDATED', status: candidate.status, headers: merged, body }
+      return { cache: 'REVALIDATED', status: candidate.status, headers: merged, body: candidate.body, ...(candidate.peer !== undefined ? { peer: candidate.peer } : {}) }
     }
     return await this.fresh(upstream, await this.fetch(upstream, path, headers), policyRequest, resource, scope)
+  }
+
+  /** The first stored record with a validator whose body is still in the store. */
+  private async candidate (records: ApiRecord[]): Promise<Candidate | undefined> {
+    for (const record of records) {
+      if (record.headers.etag === undefined && record.headers['last-modified'] === undefined) continue
+      const body = await this.readBody(record.body)
+      if (body !== undefined) return { status: record.status, headers: record.headers, body }
+    }
+    return undefined
+  }
+
+  /** A peer's stored response for this request (no credential in the key), body verified. */
+  private async fromPeers (resource: string, accept: string): Promise<Candidate | undefined> {
+    const peers = this.init.peers
+    if (peers === undefined) return undefined
+    return await tryProviders(peers, apiKey(resource, accept), { budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs }, async (peer, signal) => {
+      const blob = await peers.swarm.fetch(peer, { key: apiKey(resource, accept) }, { signal, idleMs: peers.idleMs })
+      const api = blob.api
+      if (api === undefined || blob.size > this.init.maxBody) {
+        const err = new PeerFetchError(blob.peer, 'refused', api === undefined ? 'answered an API key without a record' : `an API body of ${blob.size} bytes`)
+        blob.close(err)
+        throw err
+      }
+      const chunks: Buffer[] = []
+      try {
+        for await (const batch of blob.body) chunks.push(...batch)
+      } catch (err) {
+        blob.close(err as Error)
+        throw err
+      }
+      blob.close()
+      const body = Buffer.concat(chunks)
+      if (sha256Digest(body) !== api.body) {
+        peers.swarm.deny(blob.peer, `API body for ${resource} does not match ${api.body}`)
+        throw new PeerFetchError(blob.peer, 'mismatch', `API body does not match ${api.body}`)
+      }
+      if (api.headers.etag === undefined && api.headers['last-modified'] === undefined) {
+        throw new PeerFetchError(blob.peer, 'refused', 'a record without a validator')
+      }
+      return { status: api.status, headers: api.headers, body, peer: blob.peer }
+    })
   }
 
   /** A full upstream response: stored when the policy allows, and answered. */
@@ -154,8 +213,10 @@ export class ApiRoutes {
       }
       await this.init.store.commit(writer, 'api upstream')
     }
-    const record: ApiRecord = { policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, storedAt: Date.now() }
+    const accept = normalizeAccept(request.headers.accept as string | undefined)
+    const record: ApiRecord = { policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now() }
     await this.init.records.put(resource, record)
+    this.init.peers?.swarm.announce(apiKey(resource, accept))
   }
 
   private async readBody (digest: Digest): Promise<Buffer | undefined> {
@@ -198,7 +259,7 @@ export class ApiRoutes {
     const headers: Record<string, string | number> = {
       ...this.clientHeaders(answer.headers, upstream, sidecarBase),
       'x-cache': answer.cache,
-      'x-cache-source': answer.cache === 'HIT' ? 'local' : upstream.name
+      'x-cache-source': answer.cache === 'HIT' ? 'local' : answer.peer ?? upstream.name
     }
     const etag = answer.headers.etag
     if (answer.status === 200 && etag !== undefined && req.headers['if-none-match'] === etag) {

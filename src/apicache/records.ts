@@ -2,6 +2,7 @@ import type { Level } from 'level'
 import type CachePolicy from 'http-cache-semantics'
 import type { Digest } from '../oci/digest.js'
 import type { HeaderMap } from './headers.js'
+import { parseApiKey, type ApiKey } from './record-key.js'
 
 /** A stored response: its policy (RFC 9111 state), what to send back, and the body by digest. */
 export interface ApiRecord {
@@ -11,6 +12,8 @@ export interface ApiRecord {
   body: Digest
   size: number
   scope: string
+  /** The request's Accept: part of the swarm key (the response may vary on it). */
+  accept: string
   storedAt: number
 }
 
@@ -34,6 +37,20 @@ export class ApiRecords {
     const out: ApiRecord[] = []
     for await (const value of this.db.values({ gt: `${resource}\0`, lt: `${resource}\0\uffff`, limit: 64 })) out.push(value)
     return out
+  }
+
+  /** The newest record of `resource` negotiated for `accept`, from any scope: what peers get. */
+  async newest (resource: string, accept: string): Promise<ApiRecord | undefined> {
+    const matching = (await this.all(resource)).filter(r => r.accept === accept)
+    return matching.sort((a, b) => b.storedAt - a.storedAt)[0]
+  }
+
+  /** What a peer asking for `key` gets: status, headers and the body's digest; never the scope or policy. */
+  async forPeer (key: ApiKey): Promise<{ status: number, headers: HeaderMap, body: Digest } | undefined> {
+    const parsed = parseApiKey(key)
+    if (parsed === undefined) return undefined
+    const record = await this.newest(parsed.resource, parsed.accept)
+    return record === undefined ? undefined : { status: record.status, headers: record.headers, body: record.body }
   }
 
   async put (resource: string, record: ApiRecord): Promise<void> {

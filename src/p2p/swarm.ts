@@ -9,7 +9,8 @@ import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
 import { DenyList } from './deny-list.js'
 import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
-import type { FetchRequest, TagAnswer } from './fetch/frames.js'
+import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
+import type { ApiKey } from '../apicache/record-key.js'
 import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer } from './fetch/server.js'
 import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.js'
@@ -25,6 +26,8 @@ export interface SwarmComponents {
   stats: Stats
   /** Answers peers' tag keys from this node's tag cache. */
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
+  /** Answers peers' API keys from this node's API cache. */
+  apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
   log: Logger
 }
 
@@ -57,7 +60,7 @@ export class Swarm {
     // One bootstrap list for every service of a compose file names this node too: skip itself.
     const bootstrap = init.bootstrap.filter(ma => ma.getComponents().findLast(c => c.name === 'p2p')?.value !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, log }, { maxUploads: init.maxUploads })
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, log }, { maxUploads: init.maxUploads })
     try {
       await server.start()
     } catch (err) {
@@ -100,7 +103,7 @@ export class Swarm {
    * or a denied peer. An empty routing table is an immediate miss instead of a query that waits
    * for a peer.
    */
-  async * providers (key: Digest | TagKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async * providers (key: Digest | TagKey | ApiKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
     if (routingTableSize(this.node) === 0) return
     const seen = new Set<string>()
     // The DHT itself, not libp2p's content-routing facade, which merges every router and
@@ -130,7 +133,7 @@ export class Swarm {
     return this.denied.has(peer)
   }
 
-  announce (key: Digest | TagKey): void {
+  announce (key: Digest | TagKey | ApiKey): void {
     this.announcer.announce(key)
   }
 

@@ -3,7 +3,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
 import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
-import { decodeResponseHeader, encodeFrame, type FetchRequest, type TagAnswer } from './frames.js'
+import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type TagAnswer } from './frames.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
 
@@ -21,6 +21,8 @@ export interface PeerBlob {
   mediaType?: string
   /** The answer to a tag key. */
   tag?: TagAnswer
+  /** The answer to an API key (its body is the bytes). */
+  api?: ApiAnswer
   /** The `length` bytes from `start`, in batches of chunks; see `receive`. */
   body: AsyncGenerator<Buffer[]>
   /** Ends the exchange early (reset); after `body` is done, closes it cleanly. */
@@ -73,6 +75,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       length,
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
       ...(header.tag !== undefined ? { tag: header.tag } : {}),
+      ...(header.api !== undefined ? { api: header.api } : {}),
       body: received.body,
       close: (err?: Error) => {
         received.stop()

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
+import { isApiKey, type ApiKey } from '../../apicache/record-key.js'
 
 /**
  * `/p2p-cache/fetch/1.0.0` frames. Both are one length-prefixed (unsigned varint) JSON object:
@@ -8,8 +9,11 @@ import { isTagKey, type TagKey } from '../../oci/tag-key.js'
  * and the server closes its side.
  */
 export interface FetchRequest {
-  /** A blob digest, or a tag key (the answer is a `tag` record in the header, no bytes). */
-  key: Digest | TagKey
+  /**
+   * A blob digest; a tag key (the answer is a `tag` record in the header, no bytes); or an API
+   * response key (an `api` record in the header, then its body, verified by the digest in it).
+   */
+  key: Digest | TagKey | ApiKey
   /** First byte wanted (default 0). */
   start?: number
   /** One past the last byte wanted (default: the end). `start === end` asks for the header only. */
@@ -29,6 +33,14 @@ export interface FetchResponseHeader {
   message?: string
   /** The answer to a tag key: what the peer last resolved the tag to, and when. */
   tag?: TagAnswer
+  /** The answer to an API key: the stored response; its body (digest `body`) follows. */
+  api?: ApiAnswer
+}
+
+export interface ApiAnswer {
+  status: number
+  headers: Record<string, string>
+  body: Digest
 }
 
 export interface TagAnswer {
@@ -48,7 +60,7 @@ export class FrameError extends Error {
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 const requestSchema = z.strictObject({
-  key: z.string().max(600).refine(k => isDigest(k) || isTagKey(k), 'key must be sha256:<64 lowercase hex> or tag:<upstream>/<repo>:<tag>#<index|single>'),
+  key: z.string().max(700).refine(k => isDigest(k) || isTagKey(k) || isApiKey(k), 'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single> or api:<upstream> <path>#<accept>'),
   start: offset.optional(),
   end: offset.optional()
 }).refine(r => r.end === undefined || r.end >= (r.start ?? 0), 'end must not be before start')
@@ -65,6 +77,11 @@ const headerSchema = z.strictObject({
     mediaType: z.string().max(255),
     size: offset.optional(),
     resolvedAt: offset
+  }).optional(),
+  api: z.strictObject({
+    status: z.number().int().min(200).max(599),
+    headers: z.record(z.string().max(100), z.string().max(8192)).refine(h => Object.keys(h).length <= 100, 'at most 100 headers'),
+    body: z.string().refine(isDigest, 'api body must be sha256:<64 lowercase hex>')
   }).optional()
 }).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
   'an ok header carries size, start and length within size')

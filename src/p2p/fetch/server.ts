@@ -5,9 +5,10 @@ import type { BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
 import { FETCH_PROTOCOL, MAX_REQUEST_BYTES } from '../constants.js'
-import { decodeRequest, encodeFrame, type FetchResponseHeader, type TagAnswer } from './frames.js'
-import { isDigest } from '../../oci/digest.js'
-import type { TagKey } from '../../oci/tag-key.js'
+import { decodeRequest, encodeFrame, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import { isDigest, type Digest } from '../../oci/digest.js'
+import { isTagKey, type TagKey } from '../../oci/tag-key.js'
+import type { ApiKey } from '../../apicache/record-key.js'
 
 export interface FetchServerInit {
   /** Blobs served to peers at once; more get `busy` and ask another provider. */
@@ -22,6 +23,8 @@ export interface FetchServerComponents {
   stats: Stats
   /** This node's last resolution of a tag, for peers whose upstream is down. */
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
+  /** A stored API response, for peers that will revalidate it with their own credentials. */
+  apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
   log: Logger
 }
 
@@ -72,11 +75,21 @@ export class FetchServer {
       return
     }
     const { key } = request
-    if (!isDigest(key)) {
+    if (isTagKey(key)) {
       const tag = await this.components.tags(key).catch(() => undefined)
       await reply(tag === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, tag }).catch(e => { stream.abort(e as Error) })
       return
     }
+    // An API response: its record in the header, then its body as the bytes (the whole body).
+    let api: ApiAnswer | undefined
+    if (!isDigest(key)) {
+      api = await this.components.apiRecords(key).catch(() => undefined)
+      if (api === undefined) {
+        await reply({ status: 'not_found' }).catch(e => { stream.abort(e as Error) })
+        return
+      }
+    }
+    const blob = api?.body ?? key as Digest
     if (this.uploads >= this.init.maxUploads) {
       await reply({ status: 'busy', message: `serving ${this.uploads} blobs already` }).catch(e => { stream.abort(e as Error) })
       return
@@ -84,14 +97,14 @@ export class FetchServer {
     this.uploads++
     let local
     try {
-      local = await store.openRead(key)
+      local = await store.openRead(blob)
       if (local === undefined) {
         await reply({ status: 'not_found' })
         return
       }
       const size = local.record.size
-      const start = request.start ?? 0
-      const end = Math.min(request.end ?? size, size)
+      const start = api !== undefined ? 0 : request.start ?? 0
+      const end = api !== undefined ? size : Math.min(request.end ?? size, size)
       if (start > size) {
         await reply({ status: 'bad_request', message: `range starts at ${start}, past the size ${size}` })
         return
@@ -99,7 +112,8 @@ export class FetchServer {
       const length = Math.max(0, end - start)
       await lp.write(encodeFrame({
         status: 'ok', size, start, length,
-        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {})
+        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+        ...(api !== undefined ? { api } : {})
       }), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       const raw = lp.unwrap()
       if (length > 0) {
