@@ -51,7 +51,8 @@ describe('what a node announces', function () {
     // Both drop it (DELETE /api/cache is what a janitor or eviction does to the store).
     // A blob still being served (leased) is kept by DELETE: repeat until the store is empty.
     for (const node of [a, b]) {
-      await waitFor(async () => ((await node.stats()).current_size ?? 0) > 0, { timeoutMs: 5_000, what: 'blob committed' })
+      // The response ends when the digest verifies; the commit follows it.
+      await waitFor(async () => (await fetch(url(node), { method: 'HEAD' })).headers.get('x-cache') === 'HIT', { timeoutMs: 5_000, what: 'blob committed' })
       await waitFor(async () => {
         const res = await fetch(`${node.url}/api/cache`, { method: 'DELETE' })
         return res.status === 200 && (await res.json() as { current_size: number }).current_size === 0
@@ -61,7 +62,7 @@ describe('what a node announces', function () {
     const upstreamBefore = registry.count({ method: 'GET', pathIncludes: digest })
     const again = await fetchBlob(url(b))
     assert.equal(again.digest, digest)
-    assert.equal(again.headers.get('x-cache'), 'MISS', 'no peer has it any more')
+    assert.equal(again.headers.get('x-cache'), 'MISS', `no peer has it any more (source ${again.headers.get('x-cache-source') ?? '?'}; A is ${a.peerId}, B is ${b.peerId})`)
     await registry.settled()
     assert.equal(registry.count({ method: 'GET', pathIncludes: digest }), upstreamBefore + 1)
   })
