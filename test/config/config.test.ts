@@ -42,6 +42,7 @@ describe('configuration', () => {
     ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/9000', '/ip4/127.0.0.1/tcp/9000'],
     ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid'],
     ['CACHE_MAX_UPLOADS', '0'],
+    ['CACHE_API_UPSTREAMS', 'github=https://api.github.com,v2=http://127.0.0.1:1', 'v2=http://127.0.0.1:1/'],
     ['CACHE_PEER_LOOKUP_TIMEOUT', 'fast'],
     ['CACHE_PEER_FIRST_BYTE_TIMEOUT', '0s'],
     ['CACHE_UPSTREAM_TIMEOUT', '30d'],
