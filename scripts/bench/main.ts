@@ -9,12 +9,17 @@
  *   4. skopeo pull through the mirror (cold and warm) vs straight from the registry;
  *   5. peer-to-peer transfer of a large blob between two sidecars vs the plain file server,
  *      and the RSS of both nodes meanwhile (p2p.ts);
- *   6. time to first byte of a peer hit on a 20-node swarm, p50 and p95 (p2p.ts).
+ *   6. time to first byte of a peer hit on a 20-node swarm, p50 and p95 (p2p.ts);
+ *   7. HTTP API cache: p50/p99 latency and requests/s of X-Cache: HIT answers under concurrent
+ *      load (autocannon), vs the same load straight on the fake api.github.com;
+ *   8. the same for authenticated GETs answered REVALIDATED (a conditional request upstream);
+ *   9. a replayed API workload: upstream requests, full responses and rate-limit units spent
+ *      through the sidecar vs straight to the fake (api.ts).
  *
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,swarm) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,swarm,api) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -36,6 +41,7 @@ import { gcDelta, mbps, randomBlobFile, sidecarGc, spread } from './common.js'
 import { cpuSeconds, memory, peakRssDuring, startFileServer, type FileServer } from './proc.js'
 import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
 import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
+import { apiCache, apiConfig } from './api.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 
@@ -58,14 +64,17 @@ const CFG = {
   requestTimeoutMs: 120_000
 }
 const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
+const API_CFG = apiConfig(QUICK)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'swarm'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'swarm', 'api'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
   if (!(ALL_SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_SECTIONS: unknown section "${s}"; known: ${ALL_SECTIONS.join(', ')}`)
 }
 const runs = (s: Section): boolean => SECTIONS.has(s)
+// The API section's share of the time budget (~50 s full, ~25 s quick, plus slack).
+if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 
 const BLOB_REPO = 'bench/blobs'
 const IMAGE_REPO = 'bench/image'
@@ -346,9 +355,10 @@ async function main (): Promise<number> {
   try {
     const work = await mkdtemp(join(tmpdir(), 'p2p-cache-bench-'))
     cleanup.add('work dir', () => rm(work, { recursive: true, force: true }))
-    const registry = await startRegistry()
-    cleanup.add('registry', () => registry.destroy())
-    if (runs('local') || runs('cold') || runs('pull')) {
+    // Only the registry sections need the registry (the API section has its own upstream).
+    const registry = runs('local') || runs('cold') || runs('pull') || runs('p2p') || runs('swarm') ? await startRegistry() : undefined
+    if (registry !== undefined) cleanup.add('registry', () => registry.destroy())
+    if (registry !== undefined && (runs('local') || runs('cold') || runs('pull'))) {
       const sidecarDir = join(work, 'sidecar')
       await mkdir(sidecarDir)
       const sidecar = await startSidecar({
@@ -369,9 +379,8 @@ async function main (): Promise<number> {
       await sidecar.destroy()
       await rm(sidecarDir, { recursive: true, force: true })
     }
-    // The P2P sections start their own sidecars; one failing is reported as a FAIL row and
+    // The P2P and API sections start their own sidecars; one failing is reported as a FAIL row and
     // the run goes on (its nodes are already torn down), so the table still comes out.
-    const p2pCtx = { work, registry, cleanup, rows, samples, log }
     const section = async (name: string, fn: () => Promise<void>): Promise<void> => {
       try {
         await fn()
@@ -382,8 +391,12 @@ async function main (): Promise<number> {
         rows.push({ metric: `${name}: section failed`, unit: '-', value: NaN, baseline: undefined, ratio: undefined, target: 'completes', pass: false, digits: 0, note: (err as Error).message })
       }
     }
-    if (runs('p2p')) await section('P2P transfer', () => p2pThroughput(p2pCtx, P2P_CFG))
-    if (runs('swarm')) await section('P2P swarm', () => swarmTtfb(p2pCtx, P2P_CFG))
+    if (registry !== undefined) {
+      const p2pCtx = { work, registry, cleanup, rows, samples, log }
+      if (runs('p2p')) await section('P2P transfer', () => p2pThroughput(p2pCtx, P2P_CFG))
+      if (runs('swarm')) await section('P2P swarm', () => swarmTtfb(p2pCtx, P2P_CFG))
+    }
+    if (runs('api')) await section('API cache', () => apiCache({ work, cleanup, rows, samples, log }, API_CFG))
   } catch (err) {
     if (cleanup.started) return await new Promise<number>(() => {}) // guard() is exiting
     log(`FAILED: ${(err as Error).stack ?? String(err)}`)
@@ -404,7 +417,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, api: API_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)
