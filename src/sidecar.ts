@@ -41,6 +41,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let ready = false
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
+  let api: ApiRoutes | undefined
   const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0 })
   store = await BlobStore.open({
     dir: config.dir,
@@ -55,7 +56,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       stats.inc('stores')
       swarm?.announce(digest)
     },
-    onDelete: (digest) => swarm?.forget(digest),
+    onDelete: (digest) => {
+      swarm?.forget(digest)
+      api?.forgetBodies()
+    },
     onEvict: () => stats.inc('evictions'),
     onCorrupt: () => stats.inc('errors')
   })
@@ -95,7 +99,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     store, stats, adminToken: config.adminToken, isReady: () => ready, log,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm) } : {})
   })
-  const api = new ApiRoutes({
+  api = new ApiRoutes({
     upstreams: config.apiUpstreams,
     store,
     records: apiRecords,
@@ -107,7 +111,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     timeoutMs: config.upstreamTimeout,
     log: log.child({ component: 'apicache' })
   })
-  const server: Server = createHttpServer([admin, registry, api], log)
+  const openApi = api
+  const server: Server = createHttpServer([admin, registry, openApi], log)
   let httpAddr: HostPort
   try {
     httpAddr = await listen(server, config.httpAddr)
@@ -115,7 +120,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await swarm?.stop()
     await store.close()
     await upstreams.close()
-    await api.close()
+    await openApi.close()
     throw err
   }
   ready = true
@@ -142,7 +147,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await blobs.drain(10_000)
       await openSwarm?.stop()
       await upstreams.close()
-      await api.close()
+      await openApi.close()
       await openStore.close()
     }
   }

@@ -52,6 +52,10 @@ interface ApiUpstream extends Upstream {
   queue: PQueue
 }
 
+/** Bound of the in-memory copy of recently stored responses. */
+const HOT_MAX_BYTES = 32 * 1024 * 1024
+const HOT_MAX_ENTRIES = 4096
+
 /** Request headers that are ours to set, or that would make the upstream answer differently per hop. */
 const NOT_FORWARDED = ['host', 'accept-encoding', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'content-length']
 
@@ -64,6 +68,9 @@ const NOT_FORWARDED = ['host', 'accept-encoding', 'if-none-match', 'if-modified-
 export class ApiRoutes {
   private readonly byName: Map<string, ApiUpstream>
   private readonly inflight = new Map<string, Promise<Answer>>()
+  /** Recently stored records with their bodies: a hit needs no index read or file open. */
+  private readonly hot = new Map<string, { record: ApiRecord, body: Buffer }>()
+  private hotBytes = 0
   private readonly agent: Dispatcher
 
   constructor (private readonly init: ApiRoutesInit) {
@@ -120,12 +127,13 @@ export class ApiRoutes {
     if (policyHeaders.authorization !== undefined) policyHeaders.authorization = scope
     const policyRequest = { url: path, method: 'GET', headers: policyHeaders }
     const shared = scope === 'anon'
-    const own = await records.get(resource, scope)
+    const hot = this.hot.get(`${resource}\0${scope}`)
+    const own = hot?.record ?? await records.get(resource, scope)
     if (own !== undefined) {
       const policy = CachePolicy.fromObject(own.policy)
       // Fresh and shareable without asking: anonymous entries, or ones the server marked public.
       if ((shared || /\bpublic\b/.test(own.headers['cache-control'] ?? '')) && policy.satisfiesWithoutRevalidation(policyRequest)) {
-        const body = await this.readBody(own.body)
+        const body = hot?.body ?? await this.readBody(own.body)
         if (body !== undefined) return { cache: 'HIT', status: own.status, headers: policy.responseHeaders() as HeaderMap, body }
       }
     }
@@ -216,7 +224,29 @@ export class ApiRoutes {
     const accept = normalizeAccept(request.headers.accept as string | undefined)
     const record: ApiRecord = { policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now() }
     await this.init.records.put(resource, record)
+    this.remember(`${resource}\0${scope}`, record, body)
     this.init.peers?.swarm.announce(apiKey(resource, accept))
+  }
+
+  /** A body left the blob store (eviction, DELETE /api/cache): forget every hot entry. */
+  forgetBodies (): void {
+    this.hot.clear()
+    this.hotBytes = 0
+  }
+
+  private remember (key: string, record: ApiRecord, body: Buffer): void {
+    if (body.byteLength > HOT_MAX_BYTES / 16) return
+    const previous = this.hot.get(key)
+    if (previous !== undefined) this.hotBytes -= previous.body.byteLength
+    this.hot.delete(key)
+    this.hot.set(key, { record, body })
+    this.hotBytes += body.byteLength
+    // Oldest first out (Map keeps insertion order; a store re-inserts).
+    for (const [k, v] of this.hot) {
+      if (this.hotBytes <= HOT_MAX_BYTES && this.hot.size <= HOT_MAX_ENTRIES) break
+      this.hot.delete(k)
+      this.hotBytes -= v.body.byteLength
+    }
   }
 
   private async readBody (digest: Digest): Promise<Buffer | undefined> {
