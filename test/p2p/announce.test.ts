@@ -44,6 +44,8 @@ describe('what a node announces', function () {
     const digest = await pushBlob(registry.url, 'team/gone', randomBytes(200_000))
     const url = (node: SwarmNode): string => `${node.url}/v2/team/gone/blobs/${digest}`
     assert.equal((await fetchBlob(url(a))).headers.get('x-cache'), 'MISS')
+    // A announces after its commit, which follows the response: wait for it (debug log).
+    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes(digest)), { timeoutMs: 10_000, what: 'A announced the blob' })
     const fromPeer = await fetchBlob(url(b))
     assert.equal(fromPeer.headers.get('x-cache'), 'PEER')
     assert.equal(fromPeer.digest, digest)
