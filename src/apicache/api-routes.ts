@@ -14,6 +14,7 @@ import type { Scopes } from './scope.js'
 import { apiKey, normalizeAccept } from './record-key.js'
 import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
+import { readAll } from '../p2p/fetch/client.js'
 
 export interface ApiRoutesInit {
   upstreams: Upstream[]
@@ -178,15 +179,7 @@ export class ApiRoutes {
         blob.close(err)
         throw err
       }
-      const chunks: Buffer[] = []
-      try {
-        for await (const batch of blob.body) chunks.push(...batch)
-      } catch (err) {
-        blob.close(err as Error)
-        throw err
-      }
-      blob.close()
-      const body = Buffer.concat(chunks)
+      const body = await readAll(blob)
       if (sha256Digest(body) !== api.body) {
         peers.swarm.deny(blob.peer, `API body for ${resource} does not match ${api.body}`)
         throw new PeerFetchError(blob.peer, 'mismatch', `API body does not match ${api.body}`)

@@ -8,7 +8,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
 import type { TagCache, TagRecord } from './tag-cache.js'
-import type { PeerRef } from '../p2p/fetch/client.js'
+import { readAll, type PeerRef } from '../p2p/fetch/client.js'
 import { tagKey } from '../oci/tag-key.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
@@ -172,15 +172,7 @@ export class ManifestResolver {
       blob.close(err)
       throw err
     }
-    const chunks: Buffer[] = []
-    try {
-      for await (const batch of blob.body) chunks.push(...batch)
-    } catch (err) {
-      blob.close(err as Error)
-      throw err
-    }
-    blob.close()
-    const body = Buffer.concat(chunks)
+    const body = await readAll(blob)
     stats.inc('bytes_from_peers', body.byteLength)
     const actual = sha256Digest(body)
     if (actual !== digest) {
