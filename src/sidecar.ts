@@ -87,11 +87,11 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const peers: PeerLookupInit | undefined = swarm === undefined
     ? undefined
     : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, log: resolverLog }
-  const blobs = new BlobResolver({ store, stats, log: resolverLog, ...(peers !== undefined ? { peers } : {}) })
+  const blobs = new BlobResolver({ store, stats, log: resolverLog, peers })
   const registry = new RegistryRoutes({
     upstreams,
     blobs,
-    manifests: new ManifestResolver({ store, tags, stats, log: resolverLog, ...(peers !== undefined ? { peers } : {}) }),
+    manifests: new ManifestResolver({ store, tags, stats, log: resolverLog, peers }),
     stats,
     log: log.child({ component: 'registry' })
   })
@@ -103,7 +103,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     upstreams: config.apiUpstreams,
     store,
     records: apiRecords,
-    ...(peers !== undefined ? { peers } : {}),
+    peers,
     scopes: new Scopes(privateKey.raw),
     stats,
     maxBody: config.apiMaxBody,

@@ -26,7 +26,7 @@ export interface ApiRoutesInit {
   concurrency: number
   timeoutMs: number
   /** The swarm, when CACHE_ENABLE_P2P is on: a first request can revalidate a peer's copy. */
-  peers?: PeerLookupInit
+  peers?: PeerLookupInit | undefined
   log: Logger
 }
 
@@ -51,6 +51,8 @@ interface Candidate {
 
 interface ApiUpstream extends Upstream {
   queue: PQueue
+  /** The URL without a trailing slash: `<base><path>` is the target. */
+  base: string
 }
 
 /** Bound of the in-memory copy of recently stored responses. */
@@ -75,7 +77,7 @@ export class ApiRoutes {
   private readonly agent: Dispatcher
 
   constructor (private readonly init: ApiRoutesInit) {
-    this.byName = new Map(init.upstreams.map(u => [u.name, { ...u, queue: new PQueue({ concurrency: init.concurrency }) }]))
+    this.byName = new Map(init.upstreams.map(u => [u.name, { ...u, queue: new PQueue({ concurrency: init.concurrency }), base: u.url.href.replace(/\/+$/, '') }]))
     this.agent = new Agent({ headersTimeout: init.timeoutMs, bodyTimeout: init.timeoutMs, connect: { timeout: init.timeoutMs } })
   }
 
@@ -143,10 +145,7 @@ export class ApiRoutes {
     const candidate = await this.candidate(own !== undefined ? [own] : await records.all(resource)) ??
       await this.fromPeers(resource, normalizeAccept(headers.accept))
     if (candidate !== undefined) {
-      const validators: HeaderMap = candidate.headers.etag !== undefined
-        ? { 'if-none-match': candidate.headers.etag }
-        : { 'if-modified-since': candidate.headers['last-modified'] ?? '' }
-      const res = await this.fetch(upstream, path, { ...headers, ...validators })
+      const res = await this.fetch(upstream, path, { ...headers, ...validators(candidate.headers) })
       if (res.status !== 304) return await this.fresh(upstream, res, policyRequest, resource, scope)
       // RFC 9111 4.3.4: the 304's headers update the stored ones.
       const merged = { ...candidate.headers, ...endToEnd(res.headers, ['content-length']) }
@@ -160,7 +159,7 @@ export class ApiRoutes {
   /** The first stored record with a validator whose body is still in the store. */
   private async candidate (records: ApiRecord[]): Promise<Candidate | undefined> {
     for (const record of records) {
-      if (record.headers.etag === undefined && record.headers['last-modified'] === undefined) continue
+      if (validators(record.headers) === undefined) continue
       const body = await this.readBody(record.body)
       if (body !== undefined) return { status: record.status, headers: record.headers, body }
     }
@@ -184,7 +183,7 @@ export class ApiRoutes {
         peers.swarm.deny(blob.peer, `API body for ${resource} does not match ${api.body}`)
         throw new PeerFetchError(blob.peer, 'mismatch', `API body does not match ${api.body}`)
       }
-      if (api.headers.etag === undefined && api.headers['last-modified'] === undefined) {
+      if (validators(api.headers) === undefined) {
         throw new PeerFetchError(blob.peer, 'refused', 'a record without a validator')
       }
       return { status: api.status, headers: api.headers, body, peer: blob.peer }
@@ -204,16 +203,7 @@ export class ApiRoutes {
     const policy = new CachePolicy(request, { status, headers }, { shared })
     if (!policy.storable()) return
     const digest = sha256Digest(body)
-    if (await this.init.store.stat(digest) === undefined) {
-      const writer = await this.init.store.createWriter(digest)
-      try {
-        await writer.write(body)
-      } catch (err) {
-        await writer.abort()
-        throw err
-      }
-      await this.init.store.commit(writer, 'api upstream')
-    }
+    if (await this.init.store.stat(digest) === undefined) await this.init.store.put(digest, body, 'api upstream')
     const accept = normalizeAccept(request.headers.accept as string | undefined)
     const record: ApiRecord = { policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now() }
     await this.init.records.put(resource, record)
@@ -246,9 +236,7 @@ export class ApiRoutes {
     const local = await this.init.store.openRead(digest)
     if (local === undefined) return undefined
     try {
-      const chunks: Buffer[] = []
-      for await (const chunk of local.stream()) chunks.push(chunk as Buffer)
-      return Buffer.concat(chunks)
+      return await local.read()
     } finally {
       await local.release()
     }
@@ -256,7 +244,7 @@ export class ApiRoutes {
 
   private async fetch (upstream: ApiUpstream, path: string, headers: HeaderMap): Promise<UpstreamAnswer> {
     return await upstream.queue.add(async () => {
-      const res = await request(this.target(upstream, path), { method: 'GET', headers: { ...headers, host: upstream.url.host }, dispatcher: this.agent })
+      const res = await request(`${upstream.base}${path}`, { method: 'GET', headers: { ...headers, host: upstream.url.host }, dispatcher: this.agent })
       const chunks: Buffer[] = []
       for await (const chunk of res.body) chunks.push(chunk as Buffer)
       this.noteRateLimit(upstream, res.headers)
@@ -267,7 +255,7 @@ export class ApiRoutes {
   /** Anything but GET/HEAD: streamed through, nothing stored. */
   private async pass (req: IncomingMessage, res: ServerResponse, upstream: ApiUpstream, path: string, sidecarBase: string): Promise<void> {
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
-    const up = await request(this.target(upstream, path), {
+    const up = await request(`${upstream.base}${path}`, {
       method: req.method as Dispatcher.HttpMethod,
       headers: { ...endToEnd(req.headers, ['host', 'accept-encoding']), host: upstream.url.host },
       body: hasBody ? req : null,
@@ -301,19 +289,23 @@ export class ApiRoutes {
     delete out['content-length']
     for (const name of ['link', 'location', 'content-location']) {
       const value = out[name]
-      if (value !== undefined) out[name] = rewriteUpstreamUrls(value, upstream.url, sidecarBase)
+      if (value !== undefined) out[name] = rewriteUpstreamUrls(value, upstream.base, sidecarBase)
     }
     return out
   }
 
-  private target (upstream: ApiUpstream, path: string): string {
-    return `${upstream.url.href.replace(/\/+$/, '')}${path}`
-  }
 
   private noteRateLimit (upstream: ApiUpstream, headers: Record<string, string | string[] | undefined>): void {
     const remaining = headers['x-ratelimit-remaining']
     if (typeof remaining === 'string' && /^\d+$/.test(remaining)) this.init.stats.setApiRateLimit(upstream.name, Number(remaining))
   }
+}
+
+/** The conditional headers a stored response allows (ETag first), or none: then it can't be revalidated. */
+function validators (headers: HeaderMap): HeaderMap | undefined {
+  if (headers.etag !== undefined) return { 'if-none-match': headers.etag }
+  if (headers['last-modified'] !== undefined) return { 'if-modified-since': headers['last-modified'] }
+  return undefined
 }
 
 interface UpstreamAnswer {

@@ -21,7 +21,6 @@ export function endToEnd (headers: IncomingHttpHeaders | Record<string, string |
  * Absolute URLs that point at the upstream (pagination `Link`, redirect `Location`) are
  * rewritten to go through the sidecar, so a client that follows them stays on the cache.
  */
-export function rewriteUpstreamUrls (value: string, upstream: URL, sidecarBase: string): string {
-  const base = upstream.href.replace(/\/+$/, '')
-  return value.split(base).join(sidecarBase)
+export function rewriteUpstreamUrls (value: string, upstreamBase: string, sidecarBase: string): string {
+  return value.split(upstreamBase).join(sidecarBase)
 }

@@ -12,7 +12,7 @@ export interface BlobResolverInit {
   stats: Stats
   log: Logger
   /** The swarm, when CACHE_ENABLE_P2P is on. */
-  peers?: PeerLookupInit
+  peers?: PeerLookupInit | undefined
 }
 
 /**
@@ -42,7 +42,7 @@ export class BlobResolver {
     stats.inc('misses')
     let download = this.downloads.get(digest)
     if (download === undefined || !download.retain()) {
-      download = new BlobDownload({ digest, repo, client, store, stats, log, ...(this.init.peers !== undefined ? { peers: this.init.peers } : {}) })
+      download = new BlobDownload({ digest, repo, client, store, stats, log, peers: this.init.peers })
       this.downloads.set(digest, download)
       const started = download
       started.retain()

@@ -24,7 +24,7 @@ export interface BlobDownloadInit {
   stats: Stats
   log: Logger
   /** Ask the swarm first; undefined = upstream only (CACHE_ENABLE_P2P=false). */
-  peers?: PeerLookupInit
+  peers?: PeerLookupInit | undefined
 }
 
 /**

@@ -40,7 +40,7 @@ export interface ManifestResolverInit {
   stats: Stats
   log: Logger
   /** The swarm, when CACHE_ENABLE_P2P is on: manifests by digest come from peers first. */
-  peers?: PeerLookupInit
+  peers?: PeerLookupInit | undefined
 }
 
 /**
@@ -120,11 +120,10 @@ export class ManifestResolver {
         // that this digest is a manifest (and say its type) before we answer for it as one.
         const mediaType = local.record.mediaType
         if (mediaType !== undefined) {
-          const chunks: Buffer[] = []
-          for await (const chunk of local.stream()) chunks.push(chunk as Buffer)
+          const body = await local.read()
           stats.inc('hits')
           log.info({ digest, size: local.record.size, cache: 'HIT' }, 'manifest hit')
-          return { digest, mediaType, body: Buffer.concat(chunks), cache: 'HIT', origin: 'local' }
+          return { digest, mediaType, body, cache: 'HIT', origin: 'local' }
         }
       } finally {
         await local.release()
@@ -149,14 +148,7 @@ export class ManifestResolver {
     if (fetched.digest !== digest) {
       throw new DigestMismatchError(digest, fetched.digest, `upstream ${client.name}`)
     }
-    const writer = await store.createWriter(digest)
-    try {
-      await writer.write(fetched.body)
-    } catch (err) {
-      await writer.abort()
-      throw err
-    }
-    await store.commit(writer, `upstream ${client.name}`, { mediaType: fetched.mediaType })
+    await store.put(digest, fetched.body, `upstream ${client.name}`, { mediaType: fetched.mediaType })
     stats.inc('upstream_hits')
     stats.inc('bytes_from_upstream', fetched.body.byteLength)
     log.info({ digest, size: fetched.body.byteLength, cache: 'MISS', upstream: client.name }, 'manifest stored')
@@ -189,14 +181,7 @@ export class ManifestResolver {
     if (mediaType === undefined || (stated !== undefined && stated !== mediaType)) {
       throw new PeerFetchError(blob.peer, 'refused', `has ${digest} without a manifest media type it can vouch for (header ${blob.mediaType ?? 'none'}, body ${declared ?? 'none'})`)
     }
-    const writer = await store.createWriter(digest)
-    try {
-      await writer.write(body)
-    } catch (err) {
-      await writer.abort()
-      throw err
-    }
-    await store.commit(writer, `peer ${blob.peer}`, { mediaType })
+    await store.put(digest, body, `peer ${blob.peer}`, { mediaType })
     stats.inc('peer_hits')
     log.info({ digest, size: body.byteLength, cache: 'PEER', peer: blob.peer }, 'manifest stored')
     return { digest, mediaType, body, cache: 'PEER', origin: blob.peer }

@@ -32,6 +32,8 @@ export interface BlobHandle {
   digest: Digest
   record: BlobRecord
   stream: (start?: number, end?: number) => ReadStream
+  /** The whole blob in memory: for small ones (manifests, API responses). */
+  read: () => Promise<Buffer>
   release: () => Promise<void>
 }
 
@@ -119,12 +121,18 @@ export class BlobStore {
     }
     await this.touch(digest, record)
     let closed = false
+    const stream = (start?: number, end?: number): ReadStream => createReadStream(path, {
+      fd: file, start, end, autoClose: false, highWaterMark: READ_CHUNK
+    })
     return {
       digest,
       record,
-      stream: (start?: number, end?: number) => createReadStream(path, {
-        fd: file, start, end, autoClose: false, highWaterMark: READ_CHUNK
-      }),
+      stream,
+      read: async () => {
+        const chunks: Buffer[] = []
+        for await (const chunk of stream()) chunks.push(chunk as Buffer)
+        return Buffer.concat(chunks)
+      },
       release: async () => {
         if (closed) return
         closed = true
@@ -143,6 +151,18 @@ export class BlobStore {
       release()
       throw err
     }
+  }
+
+  /** Stores a small body that is already in memory (manifests, API responses): write, verify, commit. */
+  async put (digest: Digest, body: Uint8Array, source: string, meta: { mediaType?: string } = {}): Promise<BlobRecord> {
+    const writer = await this.createWriter(digest)
+    try {
+      await writer.write(body)
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
+    return await this.commit(writer, source, meta)
   }
 
   /** Verifies, moves into place and indexes what `writer` wrote. */
