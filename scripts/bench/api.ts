@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import type { FakeGitHubOptions, FakeGitHubRequestFilter } from '../../test/fixtures/fake-github.js'
 import { startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
-import { Cleanup, withTimeout } from './cleanup.js'
+import { Cleanup, withSectionCleanup, withTimeout } from './cleanup.js'
 import { gcDelta, sidecarGc, type GcCounts } from './common.js'
 import { cpuSeconds, memory } from './proc.js'
 import { MB, percentile, ratioOf, type Row } from './report.js'
@@ -249,19 +249,6 @@ async function drive (url: string, headers: Record<string, string>, seconds: num
 const maxOf = (xs: number[]): number => xs.reduce((m, x) => x > m ? x : m, -Infinity)
 const fmt = (x: number, d = 2): string => Number.isFinite(x) ? x.toFixed(d) : '-'
 const tally = (counts: Record<string, number>): string => Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'
-
-/** Runs with `local` as their own teardown, also reachable from the run's (signals, deadline). */
-async function withSectionCleanup (ctx: ApiCtx, what: string, body: (local: Cleanup) => Promise<void>): Promise<void> {
-  const local = new Cleanup()
-  ctx.cleanup.add(what, () => local.run())
-  try {
-    await body(local)
-  } finally {
-    const t = performance.now()
-    await local.run()
-    ctx.log(`${what}: torn down in ${((performance.now() - t) / 1000).toFixed(1)} s`)
-  }
-}
 
 async function get (url: string, headers: Record<string, string>): Promise<{ status: number, cache: string, text: string }> {
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) })

@@ -58,3 +58,16 @@ export function guard (cleanup: Cleanup, deadlineMs: number): () => void {
     process.off('SIGTERM', onSigterm)
   }
 }
+
+/** Runs `body` with a teardown of its own, also reachable from the run's (signals, deadline). */
+export async function withSectionCleanup (ctx: { cleanup: Cleanup, log: (msg: string) => void }, what: string, body: (local: Cleanup) => Promise<void>): Promise<void> {
+  const local = new Cleanup()
+  ctx.cleanup.add(what, () => local.run())
+  try {
+    await body(local)
+  } finally {
+    const t = performance.now()
+    await local.run()
+    ctx.log(`${what}: torn down in ${((performance.now() - t) / 1000).toFixed(1)} s`)
+  }
+}

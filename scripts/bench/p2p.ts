@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Registry } from '../../test/fixtures/registry.js'
 import { waitFor } from '../../test/fixtures/wait.js'
-import { Cleanup } from './cleanup.js'
+import { Cleanup, withSectionCleanup } from './cleanup.js'
 import { randomBlobFile, gcDelta, sidecarGc, sleep, spread, type BlobFile, type GcCounts } from './common.js'
 import { fetchBlob, requestJson, uploadBlob, type FetchResult } from './http-client.js'
 import { startP2pNode, startP2pNodes, type P2pNode } from './p2p-node.js'
@@ -72,19 +72,6 @@ const NODE_ENV: NodeJS.ProcessEnv = process.env.BENCH_P2P_SWARM_KEY === '1'
   ? { CACHE_SWARM_KEY: randomBytes(32).toString('hex') }
   : {}
 const KEY_LABEL = NODE_ENV.CACHE_SWARM_KEY === undefined ? '' : ', swarm key'
-
-/** Runs `body` with a teardown of its own, also reachable from the run's (signals, deadline). */
-async function withSectionCleanup (ctx: P2pCtx, what: string, body: (local: Cleanup) => Promise<void>): Promise<void> {
-  const local = new Cleanup()
-  ctx.cleanup.add(what, () => local.run())
-  try {
-    await body(local)
-  } finally {
-    const t = performance.now()
-    await local.run()
-    ctx.log(`${what}: torn down in ${((performance.now() - t) / 1000).toFixed(1)} s`)
-  }
-}
 
 function header (r: FetchResult, name: string): string | undefined {
   const v = r.headers[name]
