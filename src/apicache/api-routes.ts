@@ -55,6 +55,13 @@ interface ApiUpstream extends Upstream {
   base: string
 }
 
+interface HotEntry {
+  record: ApiRecord
+  body: Buffer
+  /** The record's policy, parsed once: a hit then costs no JSON-to-policy rebuild. */
+  policy: CachePolicy
+}
+
 /** Bound of the in-memory copy of recently stored responses. */
 const HOT_MAX_BYTES = 32 * 1024 * 1024
 const HOT_MAX_ENTRIES = 4096
@@ -72,7 +79,7 @@ export class ApiRoutes {
   private readonly byName: Map<string, ApiUpstream>
   private readonly inflight = new Map<string, Promise<Answer>>()
   /** Recently stored records with their bodies: a hit needs no index read or file open. */
-  private readonly hot = new Map<string, { record: ApiRecord, body: Buffer }>()
+  private readonly hot = new Map<string, HotEntry>()
   private hotBytes = 0
   private readonly agent: Dispatcher
 
@@ -133,7 +140,7 @@ export class ApiRoutes {
     const hot = this.hot.get(`${resource}\0${scope}`)
     const own = hot?.record ?? await records.get(resource, scope)
     if (own !== undefined) {
-      const policy = CachePolicy.fromObject(own.policy)
+      const policy = hot?.policy ?? CachePolicy.fromObject(own.policy)
       // Fresh and shareable without asking: anonymous entries, or ones the server marked public.
       if ((shared || /\bpublic\b/.test(own.headers['cache-control'] ?? '')) && policy.satisfiesWithoutRevalidation(policyRequest)) {
         const body = hot?.body ?? await this.readBody(own.body)
@@ -207,7 +214,7 @@ export class ApiRoutes {
     const accept = normalizeAccept(request.headers.accept as string | undefined)
     const record: ApiRecord = { policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now() }
     await this.init.records.put(resource, record)
-    this.remember(`${resource}\0${scope}`, record, body)
+    this.remember(`${resource}\0${scope}`, { record, body, policy })
     this.init.peers?.swarm.announce(apiKey(resource, accept))
   }
 
@@ -217,13 +224,13 @@ export class ApiRoutes {
     this.hotBytes = 0
   }
 
-  private remember (key: string, record: ApiRecord, body: Buffer): void {
-    if (body.byteLength > HOT_MAX_BYTES / 16) return
+  private remember (key: string, entry: HotEntry): void {
+    if (entry.body.byteLength > HOT_MAX_BYTES / 16) return
     const previous = this.hot.get(key)
     if (previous !== undefined) this.hotBytes -= previous.body.byteLength
     this.hot.delete(key)
-    this.hot.set(key, { record, body })
-    this.hotBytes += body.byteLength
+    this.hot.set(key, entry)
+    this.hotBytes += entry.body.byteLength
     // Oldest first out (Map keeps insertion order; a store re-inserts).
     for (const [k, v] of this.hot) {
       if (this.hotBytes <= HOT_MAX_BYTES && this.hot.size <= HOT_MAX_ENTRIES) break
