@@ -97,7 +97,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   })
   const admin = new AdminRoutes({
     store, stats, adminToken: config.adminToken, isReady: () => ready, log,
-    ...(swarm !== undefined ? { p2p: p2pInfo(swarm) } : {})
+    ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
   api = new ApiRoutes({
     upstreams: config.apiUpstreams,
@@ -184,8 +184,15 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
   }
 }
 
-function p2pInfo (swarm: Swarm): () => P2pInfo {
-  return () => ({ peerId: swarm.peerId.toString(), addrs: swarm.addrs(), peers: swarm.peers(), uploads: swarm.uploads })
+function p2pInfo (swarm: Swarm, stats: Stats): () => P2pInfo {
+  return () => ({
+    peerId: swarm.peerId.toString(),
+    addrs: swarm.addrs(),
+    peers: swarm.peers(),
+    uploads: swarm.uploads,
+    routingTable: swarm.routingTableSize(),
+    lastPeerHitAt: stats.lastPeerHitAt?.toISOString() ?? null
+  })
 }
 
 async function * storedDigests (store: BlobStore): AsyncGenerator<Digest> {

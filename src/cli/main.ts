@@ -8,6 +8,7 @@ import { serveCommand } from './serve.js'
 import { statsCommand, SidecarUnreachableError } from './stats.js'
 import { gcCommand } from './gc.js'
 import { idCommand } from './id.js'
+import { diagnoseCommand } from './diagnose.js'
 import { newSwarmKey } from '../p2p/swarm-key.js'
 import { P2pStartError } from '../sidecar.js'
 import { IdentityError } from '../p2p/identity.js'
@@ -41,6 +42,19 @@ addConfigOptions(program.command('id')
   .description("print this node's peer ID and dialable addresses (values for other runners' CACHE_BOOTSTRAP_PEERS); creates the identity if missing")
   .option('--json', 'print JSON'), ID_KEYS)
   .action(async (opts: Record<string, unknown>) => { await idCommand(configFlags(opts), { json: opts.json === true }) })
+
+addConfigOptions(program.command('diagnose')
+  .description('check why peers can\'t see each other (network mode, ports, announce addresses, each bootstrap peer, the DHT, the running sidecar) and print the fix for each problem; exit 0 healthy, 1 problems, 2 unusable input')
+  .option('--json', 'print the report as JSON (schema p2p-cache/diagnose/v1, see docs/diagnose.schema.json)')
+  .option('--bootstrap <multiaddr...>', 'bootstrap addresses to check (default: CACHE_BOOTSTRAP_PEERS)')
+  .option('--http <url>', 'a running sidecar to check (default: the one on CACHE_HTTP_ADDR, if it answers)'), SERVE_KEYS)
+  .action(async (opts: Record<string, unknown>) => {
+    await diagnoseCommand(configFlags(opts), {
+      json: opts.json === true,
+      ...(Array.isArray(opts.bootstrap) ? { bootstrap: opts.bootstrap as string[] } : {}),
+      ...(typeof opts.http === 'string' ? { http: opts.http } : {})
+    })
+  })
 
 program.command('swarm-key')
   .description('print a new pre-shared key for a private swarm (CACHE_SWARM_KEY)')

@@ -22,6 +22,10 @@ export interface P2pInfo {
   peers: Array<{ peerId: string, addrs: string[] }>
   /** Blobs being served to peers right now. */
   uploads: number
+  /** Peers in the DHT routing table. */
+  routingTable: number
+  /** ISO time a peer last answered a miss, or null. */
+  lastPeerHitAt: string | null
 }
 
 /** Stats, metrics, health, and the admin calls under /api/cache (SPEC 3.3). */

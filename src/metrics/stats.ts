@@ -38,6 +38,8 @@ export class Stats {
   private readonly counters: Record<CounterName, Counter>
   private readonly rateLimits = new Map<string, number>()
   private readonly rateLimitGauge: Gauge
+  /** When a peer last answered a miss (diagnose reports it). */
+  lastPeerHitAt: Date | undefined
 
   constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
@@ -57,6 +59,7 @@ export class Stats {
   inc (name: CounterName, by = 1): void {
     this.values[name] += by
     this.counters[name].inc(by)
+    if (name === 'peer_hits') this.lastPeerHitAt = new Date()
   }
 
   snapshot (): StatsSnapshot {

@@ -12,6 +12,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
+import { VERSION } from '../version.js'
 import {
   DIAL_TIMEOUT_MS, KAD_PROTOCOL, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
   REPROVIDE_THRESHOLD_MS
@@ -50,6 +51,8 @@ export async function createP2pNode (init: P2pNodeInit): Promise<P2pNode> {
   if (init.mdns) peerDiscovery.push(mdns())
   return await createLibp2p({
     privateKey: init.privateKey,
+    // What identify tells peers: `diagnose` recognises a p2p-cache node (and its version) by it.
+    nodeInfo: { name: 'p2p-cache', version: VERSION, userAgent: `p2p-cache/${VERSION} node/${process.versions.node}` },
     addresses: {
       listen: init.listen.map(ma => ma.toString()),
       announce: init.announce.map(ma => ma.toString())

@@ -94,6 +94,10 @@ export class Swarm {
     return this.server.activeUploads
   }
 
+  routingTableSize (): number {
+    return routingTableSize(this.node)
+  }
+
   peersConnected (): number {
     return this.node.getPeers().length
   }

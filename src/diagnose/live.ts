@@ -1,0 +1,78 @@
+import { request } from 'undici'
+import type { P2pInfo } from '../http/admin-routes.js'
+import { fail, ok, skip, warn, type Finding } from './finding.js'
+import { HTTP_TIMEOUT_MS } from './constants.js'
+
+/** A running sidecar found on its HTTP address, with what its endpoints said. */
+export interface LiveSidecar {
+  url: string
+  status: { healthz: number, readyz: number, v2: number }
+  /** GET /api/p2p; undefined when the sidecar runs with CACHE_ENABLE_P2P=false. */
+  p2p?: P2pInfo
+  stats?: Record<string, unknown>
+  /** The sidecar's Date header, for the clock check. */
+  date?: string
+  rttMs: number
+}
+
+async function get (url: string): Promise<{ status: number, body: string, date?: string }> {
+  const res = await request(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+  const body = await res.body.text()
+  const date = res.headers.date
+  return { status: res.statusCode, body, ...(typeof date === 'string' ? { date } : {}) }
+}
+
+/** The sidecar answering at `url`, or undefined when nothing answers /healthz there. */
+export async function findSidecar (url: string): Promise<LiveSidecar | undefined> {
+  const started = performance.now()
+  let healthz
+  try {
+    healthz = await get(new URL('/healthz', url).href)
+  } catch {
+    return undefined
+  }
+  const rttMs = performance.now() - started
+  const [readyz, v2, p2p, stats] = await Promise.all(['/readyz', '/v2/', '/api/p2p', '/api/cache/stats'].map(async path => await get(new URL(path, url).href).catch(() => undefined)))
+  return {
+    url,
+    rttMs,
+    status: { healthz: healthz.status, readyz: readyz?.status ?? 0, v2: v2?.status ?? 0 },
+    ...(p2p?.status === 200 ? { p2p: JSON.parse(p2p.body) as P2pInfo } : {}),
+    ...(stats?.status === 200 ? { stats: JSON.parse(stats.body) as Record<string, unknown> } : {}),
+    ...(healthz.date !== undefined ? { date: healthz.date } : {})
+  }
+}
+
+/** The running sidecar's own view: endpoints, peers, routing table, last peer hit (SPEC 5, Spegel-style but with verdicts). */
+export function liveFindings (url: string, live: LiveSidecar | undefined, explicit: boolean, bootstrapConfigured: boolean): Finding[] {
+  if (live === undefined) {
+    return explicit
+      ? [fail('sidecar.http', `no sidecar answers at ${url}`, 'start it (`p2p-cache serve`), or pass the URL it listens on: `--http http://<host>:9080` (CACHE_HTTP_ADDR)', { url })]
+      : [skip('sidecar.http', `no sidecar running at ${url}; checked the configuration only`)]
+  }
+  const out: Finding[] = []
+  const { healthz, readyz, v2 } = live.status
+  const facts = { url, ...live.status, rttMs: Math.round(live.rttMs * 10) / 10 }
+  if (healthz !== 200 || v2 !== 200) {
+    out.push(fail('sidecar.http', `sidecar at ${url}: /healthz ${healthz}, /v2/ ${v2}`, 'check its log; restart it; `--http` must point at its CACHE_HTTP_ADDR', facts))
+  } else if (readyz !== 200) {
+    out.push(warn('sidecar.http', `sidecar at ${url} is alive but not ready (/readyz ${readyz})`, 'it is still starting (opening the store); check again, or read its log', facts))
+  } else {
+    out.push(ok('sidecar.http', `sidecar at ${url} answers /healthz, /readyz and /v2/ (${facts.rttMs} ms)`, facts))
+  }
+  const p2p = live.p2p
+  if (p2p === undefined) {
+    out.push(warn('sidecar.peers', 'the running sidecar has the peer-to-peer layer off: it shares nothing with other runners', 'start it with CACHE_ENABLE_P2P=true (the default)'))
+    return out
+  }
+  const peerHits = Number(live.stats?.peer_hits ?? 0)
+  const lastPeerHit = p2p.lastPeerHitAt ?? null
+  const peerFacts = { peerId: p2p.peerId, peers: p2p.peers.map(p => p.peerId), routingTable: p2p.routingTable ?? null, peerHits, lastPeerHit, addrs: p2p.addrs }
+  if (p2p.peers.length === 0) {
+    out.push(warn('sidecar.peers', `the running sidecar (peer ${p2p.peerId}) has no peers: it only serves what it fetched itself`,
+      bootstrapConfigured ? 'its bootstrap peers are unreachable: see the bootstrap checks above' : 'give it peers: CACHE_BOOTSTRAP_PEERS=<`p2p-cache id` of another runner>', peerFacts))
+  } else {
+    out.push(ok('sidecar.peers', `the running sidecar (peer ${p2p.peerId}) has ${p2p.peers.length} peer${p2p.peers.length === 1 ? '' : 's'}, ${p2p.routingTable ?? '?'} in its routing table; ${peerHits} peer hits${lastPeerHit !== null ? `, last at ${lastPeerHit}` : ''}`, peerFacts))
+  }
+  return out
+}

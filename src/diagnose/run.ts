@@ -1,0 +1,120 @@
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { IdentifyResult, PeerId } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Config } from '../config/options.js'
+import { createP2pNode, type P2pNode } from '../p2p/node.js'
+import { checkAnnounce } from './announce.js'
+import { checkBootstrapPeer, type BootstrapResult } from './bootstrap.js'
+import { checkDht } from './dht.js'
+import { environmentFindings, networkFacts } from './environment.js'
+import { warn, type Finding } from './finding.js'
+import { checkListen } from './listen.js'
+import { findSidecar, liveFindings } from './live.js'
+import { checkStorage } from './storage.js'
+import { checkClock, checkUpstreams } from './upstreams.js'
+import { REPORT_SCHEMA, type Report } from './report.js'
+import { VERSION } from '../version.js'
+
+export interface DiagnoseOptions {
+  /** Bootstrap addresses to check instead of CACHE_BOOTSTRAP_PEERS (as given: malformed ones are findings). */
+  bootstrap?: string[]
+  /** A running sidecar's URL; default: the one CACHE_HTTP_ADDR names, if it answers. */
+  http?: string
+  signal?: AbortSignal
+}
+
+/** Runs every check once, in the order a user would debug: this host, this node, its peers, the DHT, the sidecar. */
+export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Promise<Report> {
+  const started = Date.now()
+  const signal = opts.signal ?? new AbortController().signal
+  const findings: Finding[] = []
+  const network = await networkFacts()
+  findings.push(...environmentFindings(network))
+
+  const httpUrl = opts.http ?? localUrl(config.httpAddr.host, config.httpAddr.port)
+  const live = await findSidecar(httpUrl)
+  findings.push(...await checkListen(config.listenAddrs, config.httpAddr, live))
+
+  const entries = opts.bootstrap ?? config.bootstrapPeers.map(String)
+  const peers: BootstrapResult[] = []
+  let probe: P2pNode | undefined
+  try {
+    if (config.enableP2p || opts.bootstrap !== undefined) {
+      probe = await startProbe(config, live !== undefined && live.p2p !== undefined)
+      const identified = identifyWaiter(probe)
+      for (const entry of entries) {
+        const result = await checkBootstrapPeer(entry, { node: probe, swarmKey: config.swarmKey !== undefined, identified, signal })
+        peers.push(result)
+        findings.push(...result.findings)
+      }
+      if (entries.length === 0) findings.push(warn('bootstrap.address', 'no bootstrap peers: fine for the first node of a swarm, which others bootstrap to; any other node stays alone',
+        'give every runner but the first CACHE_BOOTSTRAP_PEERS=<`p2p-cache id` of a sidecar on another host> (or pass --bootstrap to check one)'))
+      findings.push(...checkAnnounce({ listen: config.listenAddrs, announce: config.announceAddrs, network, peers }))
+      const connections = peers.flatMap(p => p.connection !== undefined ? [p.connection] : [])
+      findings.push(...await checkDht({ probe, connections, finderKey: await generateKeyPair('Ed25519'), swarmKey: config.swarmKey, signal }))
+    }
+  } finally {
+    await Promise.resolve(probe?.stop()).catch(() => {})
+  }
+
+  findings.push(...liveFindings(httpUrl, live, opts.http !== undefined, entries.length > 0))
+  const upstreams = await checkUpstreams(config.registryUpstreams, config.apiUpstreams)
+  findings.push(...upstreams.findings)
+  const storedBytes = typeof live?.stats?.current_size === 'number' ? live.stats.current_size : undefined
+  findings.push(...await checkStorage(config.dir, config.maxSize, storedBytes))
+  findings.push(checkClock([...upstreams.dates, ...(live?.date !== undefined ? [live.date] : [])]))
+
+  const failures = findings.filter(f => f.verdict === 'fail').length
+  const warnings = findings.filter(f => f.verdict === 'warn').length
+  const unusable = peers.some(p => p.malformed) && opts.bootstrap !== undefined
+  return {
+    schema: REPORT_SCHEMA,
+    version: VERSION,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    probePeerId: probe?.peerId.toString() ?? null,
+    sidecar: live?.url ?? null,
+    network: { mode: network.mode, container: network.container.length > 0 },
+    verdict: unusable ? 'unusable-input' : failures > 0 ? 'problems' : 'healthy',
+    exitCode: unusable ? 2 : failures > 0 ? 1 : 0,
+    counts: { ok: findings.filter(f => f.verdict === 'ok').length, warn: warnings, fail: failures, skip: findings.filter(f => f.verdict === 'skip').length },
+    findings
+  }
+}
+
+/**
+ * A throwaway node with the sidecar's settings (swarm key, DHT protocol) but its own identity,
+ * so it never impersonates the running sidecar. It listens where the sidecar would when that
+ * port is free (peers then observe and could dial the real address), else on a random port.
+ */
+async function startProbe (config: Config, sidecarRunning: boolean): Promise<P2pNode> {
+  const privateKey = await generateKeyPair('Ed25519')
+  const base = { privateKey, bootstrap: [], mdns: false, swarmKey: config.swarmKey }
+  if (!sidecarRunning) {
+    try {
+      return await createP2pNode({ ...base, listen: config.listenAddrs, announce: config.announceAddrs })
+    } catch {
+      // The port is taken by something else: the listen check reports it; probe from anywhere.
+    }
+  }
+  return await createP2pNode({ ...base, listen: [multiaddr('/ip4/0.0.0.0/tcp/0')], announce: [] })
+}
+
+/** Identify runs on every new connection; resolves with its result for `peer` (or undefined when aborted). */
+function identifyWaiter (node: P2pNode): (peer: PeerId, signal: AbortSignal) => Promise<IdentifyResult | undefined> {
+  const results = new Map<string, IdentifyResult>()
+  node.addEventListener('peer:identify', evt => { results.set(evt.detail.peerId.toString(), evt.detail) })
+  return async (peer, signal) => {
+    while (!signal.aborted) {
+      const found = results.get(peer.toString())
+      if (found !== undefined) return found
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    return results.get(peer.toString())
+  }
+}
+
+function localUrl (host: string, port: number): string {
+  const target = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+  return `http://${target}:${port}`
+}
