@@ -96,8 +96,8 @@ export function environmentFindings (facts: NetworkFacts): Finding[] {
   const out: Finding[] = [ok('environment.container', where, { evidence: facts.container })]
   const networkFacts = { mode: facts.mode, reason: facts.reason, defaultGateway: facts.defaultGateway ?? null, defaultInterface: facts.defaultInterface ?? null, bridges: facts.bridges, addresses: addrs }
   if (facts.mode === 'bridge') {
-    out.push(warn('environment.network', `bridge network: ${facts.reason}; other hosts can't dial this container's own address`,
-      'run the sidecar with `--network host`, or publish the P2P port and announce the host\'s address: `-p 9000:9000 -e CACHE_ANNOUNCE_ADDRS=/ip4/<host-ip>/tcp/9000`', networkFacts))
+    // A fact, not a fault: whether peers can reach this node is the announce check's verdict.
+    out.push(ok('environment.network', `bridge network: ${facts.reason}; peers on other hosts need a published port and CACHE_ANNOUNCE_ADDRS (see announce.addresses)`, networkFacts))
   } else if (facts.mode === 'unknown') {
     out.push(warn('environment.network', `no network: ${facts.reason}`, 'give the container a network: `--network host` (or a bridge with `-p 9000:9000`)', networkFacts))
   } else {
