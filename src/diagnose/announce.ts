@@ -13,9 +13,10 @@ export interface AnnounceInput {
   peers: BootstrapResult[]
 }
 
-interface HostPort { host: string, port: number, text: string }
+/** An address this node announces, without /p2p/<id>. */
+export interface AnnouncedAddr { host: string, port: number, text: string }
 
-function hostPort (ma: string): HostPort | undefined {
+function hostPort (ma: string): AnnouncedAddr | undefined {
   const [host, tcp] = multiaddr(ma).getComponents()
   if (host === undefined || tcp === undefined) return undefined
   return { host: host.value ?? '', port: Number(tcp.value), text: ma.replace(/\/p2p\/[^/]+$/, '') }
@@ -29,8 +30,8 @@ function hostPort (ma: string): HostPort | undefined {
 export function checkAnnounce (input: AnnounceInput): Finding[] {
   const explicit = input.announce.length > 0
   const listenPort = Number(input.listen[0]?.getComponents()[1]?.value ?? '9000')
-  const addrs = dialableAddrs(input.listen, input.announce, 'self').map(hostPort).filter((a): a is HostPort => a !== undefined)
-  const usable = addrs.filter(a => !isLoopback(a.host) && !a.host.startsWith('fe80'))
+  const addrs = announcedAddrs(input.listen, input.announce)
+  const usable = reachableAddrs(addrs)
   const remotePeers = input.peers.filter(p => p.host !== undefined && !isLoopback(p.host))
   const observed = [...new Set(remotePeers.map(p => p.observed).filter((o): o is string => o !== undefined).map(o => hostPort(o)?.host ?? ''))].filter(Boolean)
   const hostIp = observed[0] ?? '<host-ip>'
@@ -69,4 +70,14 @@ export function checkAnnounce (input: AnnounceInput): Finding[] {
   }
   const seen = observed.length > 0 ? `; peers see this node as ${observed.join(', ')}` : ''
   return [ok('announce.addresses', `announces ${usable.map(a => a.text).join(', ')} (from ${source})${seen}`, facts)]
+}
+
+/** What this node tells peers to dial: CACHE_ANNOUNCE_ADDRS, else the listen addresses on every interface. */
+export function announcedAddrs (listen: Multiaddr[], announce: Multiaddr[]): AnnouncedAddr[] {
+  return dialableAddrs(listen, announce, 'self').map(hostPort).filter((a): a is AnnouncedAddr => a !== undefined)
+}
+
+/** The announced addresses another host could use at all (not loopback, not link-local). */
+export function reachableAddrs (addrs: AnnouncedAddr[]): AnnouncedAddr[] {
+  return addrs.filter(a => !isLoopback(a.host) && !a.host.startsWith('fe80'))
 }

@@ -22,6 +22,8 @@ export interface BootstrapResult {
   connection?: Connection
   /** The address the peer saw this node's connection come from (identify). */
   observed?: string
+  /** The protocols the peer runs (identify). */
+  protocols?: string[]
 }
 
 export interface BootstrapCheckInit {
@@ -148,6 +150,7 @@ async function dialPeer (ma: Multiaddr, expected: string, result: BootstrapResul
   // Without /p2p/<id>: that is the throwaway probe's ID, not this node's.
   const observed = id.observedAddr?.toString().replace(/\/p2p\/[^/]+$/, '')
   if (observed !== undefined) result.observed = observed
+  result.protocols = id.protocols
   const facts = { agent: id.agentVersion ?? null, protocols: id.protocols, observedAddr: observed ?? null }
   const isCache = id.protocols.includes(FETCH_PROTOCOL) && id.protocols.includes(KAD_PROTOCOL)
   if (!isCache) {

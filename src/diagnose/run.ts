@@ -3,7 +3,8 @@ import type { IdentifyResult, PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/options.js'
 import { createP2pNode, type P2pNode } from '../p2p/node.js'
-import { checkAnnounce } from './announce.js'
+import { announcedAddrs, checkAnnounce, reachableAddrs } from './announce.js'
+import { checkDialback } from './dialback.js'
 import { checkBootstrapPeer, type BootstrapResult } from './bootstrap.js'
 import { checkDht } from './dht.js'
 import { environmentFindings, networkFacts } from './environment.js'
@@ -40,7 +41,8 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   let probe: P2pNode | undefined
   try {
     if (config.enableP2p || opts.bootstrap !== undefined) {
-      probe = await startProbe(config, live !== undefined && live.p2p !== undefined)
+      const started = await startProbe(config, live !== undefined && live.p2p !== undefined)
+      probe = started.node
       const identified = identifyWaiter(probe)
       for (const entry of entries) {
         const result = await checkBootstrapPeer(entry, { node: probe, swarmKey: config.swarmKey !== undefined, identified, signal })
@@ -50,6 +52,9 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
       if (entries.length === 0) findings.push(warn('bootstrap.address', 'no bootstrap peers: fine for the first node of a swarm, which others bootstrap to; any other node stays alone',
         'give every runner but the first CACHE_BOOTSTRAP_PEERS=<`p2p-cache id` of a sidecar on another host> (or pass --bootstrap to check one)'))
       findings.push(...checkAnnounce({ listen: config.listenAddrs, announce: config.announceAddrs, network, peers }))
+      // Who answers at the announced addresses: the running sidecar, or the probe if it took the port.
+      const target = live?.p2p?.peerId ?? (started.onConfiguredPort ? probe.peerId.toString() : undefined)
+      findings.push(...await checkDialback({ announced: reachableAddrs(announcedAddrs(config.listenAddrs, config.announceAddrs)), peers, target, networkMode: network.mode, signal }))
       const connections = peers.flatMap(p => p.connection !== undefined ? [p.connection] : [])
       findings.push(...await checkDht({ probe, connections, finderKey: await generateKeyPair('Ed25519'), swarmKey: config.swarmKey, signal }))
     }
@@ -87,17 +92,17 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
  * so it never impersonates the running sidecar. It listens where the sidecar would when that
  * port is free (peers then observe and could dial the real address), else on a random port.
  */
-async function startProbe (config: Config, sidecarRunning: boolean): Promise<P2pNode> {
+async function startProbe (config: Config, sidecarRunning: boolean): Promise<{ node: P2pNode, onConfiguredPort: boolean }> {
   const privateKey = await generateKeyPair('Ed25519')
   const base = { privateKey, bootstrap: [], mdns: false, swarmKey: config.swarmKey }
   if (!sidecarRunning) {
     try {
-      return await createP2pNode({ ...base, listen: config.listenAddrs, announce: config.announceAddrs })
+      return { node: await createP2pNode({ ...base, listen: config.listenAddrs, announce: config.announceAddrs }), onConfiguredPort: true }
     } catch {
       // The port is taken by something else: the listen check reports it; probe from anywhere.
     }
   }
-  return await createP2pNode({ ...base, listen: [multiaddr('/ip4/0.0.0.0/tcp/0')], announce: [] })
+  return { node: await createP2pNode({ ...base, listen: [multiaddr('/ip4/0.0.0.0/tcp/0')], announce: [] }), onConfiguredPort: false }
 }
 
 /** Identify runs on every new connection; resolves with its result for `peer` (or undefined when aborted). */

@@ -1,6 +1,10 @@
 /** Protocol ids: our own namespace, so a node never joins (or answers) the public IPFS DHT. */
 export const KAD_PROTOCOL = '/p2p-cache/kad/1.0.0'
 export const FETCH_PROTOCOL = '/p2p-cache/fetch/1.0.0'
+export const DIALBACK_PROTOCOL = '/p2p-cache/dialback/1.0.0'
+/** A dial-back (diagnose asking a peer to dial its announced address) gets this long. */
+export const DIALBACK_TIMEOUT_MS = 5_000
+export const MAX_CONCURRENT_DIALBACKS = 4
 
 /** Identity key file in CACHE_DIR (protobuf-encoded libp2p private key, mode 0600). */
 export const IDENTITY_FILE = 'identity.key'

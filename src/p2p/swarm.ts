@@ -13,6 +13,7 @@ import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
 import type { ApiKey } from '../apicache/record-key.js'
 import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer } from './fetch/server.js'
+import { DialbackServer } from './dialback.js'
 import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.js'
 import { routingTableSize } from './routing-table.js'
 
@@ -47,6 +48,7 @@ export class Swarm {
   private constructor (
     readonly node: P2pNode,
     private readonly server: FetchServer,
+    private readonly dialback: DialbackServer,
     private readonly announcer: Announcer,
     private readonly dialer: BootstrapDialer,
     private readonly log: Logger
@@ -61,8 +63,10 @@ export class Swarm {
     const bootstrap = init.bootstrap.filter(ma => ma.getComponents().findLast(c => c.name === 'p2p')?.value !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
     const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, log }, { maxUploads: init.maxUploads })
+    const dialback = new DialbackServer({ node, log })
     try {
       await server.start()
+      await dialback.start()
     } catch (err) {
       await node.stop()
       throw err
@@ -70,7 +74,7 @@ export class Swarm {
     const announcer = new Announcer({ node, log })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
     dialer.start()
-    const swarm = new Swarm(node, server, announcer, dialer, log)
+    const swarm = new Swarm(node, server, dialback, announcer, dialer, log)
     log.info({ peerId: self.toString(), addrs: swarm.addrs(), bootstrap: bootstrap.map(String) }, 'p2p node started')
     return swarm
   }
@@ -153,6 +157,7 @@ export class Swarm {
     await this.dialer.stop()
     await this.announcer.stop()
     await this.server.stop()
+    await this.dialback.stop()
     await this.node.stop()
   }
 }

@@ -96,6 +96,8 @@ describe('diagnose on emulated hosts (network namespaces)', function () {
     assert.match(String(identify.facts?.observedAddr), new RegExp(`^/ip4/${H1.replaceAll('.', '\\.')}/tcp/`));
     assert.equal(find(report, 'dht.round-trip').verdict, 'ok');
     assert.equal(find(report, 'announce.addresses').verdict, 'ok');
+    // Host 2 dialled host 1's announced address back and reached the probe listening there.
+    assert.equal(find(report, 'announce.dialback', `/ip4/${H1}/tcp/9000`).verdict, 'ok');
   });
 
   it('host network with a running sidecar: --http reports its live state with verdicts', async () => {
@@ -109,6 +111,8 @@ describe('diagnose on emulated hosts (network namespaces)', function () {
       assert.equal(peers.verdict, 'ok', peers.summary);
       assert.deepEqual(peers.facts?.peers, [h2.peerId]);
       assert.ok(Number(peers.facts?.routingTable) >= 1, peers.summary);
+      // The dial-back reached the running sidecar (its ID), not the probe.
+      assert.equal(find(report, 'announce.dialback').verdict, 'ok');
     } finally {
       await h1.stop();
     }
@@ -137,9 +141,20 @@ describe('diagnose on emulated hosts (network namespaces)', function () {
       assert.equal(find(report, 'announce.addresses').verdict, 'ok');
       assert.match(String(find(report, 'bootstrap.identify').facts?.observedAddr), new RegExp(`^/ip4/${H1.replaceAll('.', '\\.')}/tcp/`));
       assert.equal(find(report, 'dht.round-trip').verdict, 'ok');
+      assert.equal(find(report, 'announce.dialback').verdict, 'ok', problems(report));
     } finally {
       await topo.unpublish(9000);
     }
+  });
+
+  it('bridge network announcing the host address without publishing the port: the dial-back fails with the -p fix', async () => {
+    const report = await diagnose(topo.c1, ['--bootstrap', bootstrapOf(H2)], { CACHE_ANNOUNCE_ADDRS: `/ip4/${H1}/tcp/9000` });
+    assert.equal(report.code, 1);
+    assert.equal(find(report, 'announce.addresses').verdict, 'ok');
+    const dialback = find(report, 'announce.dialback');
+    assert.equal(dialback.verdict, 'fail');
+    assert.match(dialback.summary, new RegExp(`could not dial /ip4/${H1.replaceAll('.', '\\.')}/tcp/9000 back`));
+    assert.match(dialback.fix ?? '', /-p 9000:9000/);
   });
 
   it('wrong peer ID in a bootstrap address: names the ID actually found there', async () => {
