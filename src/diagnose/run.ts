@@ -8,7 +8,7 @@ import { checkDialback } from './dialback.js'
 import { checkBootstrapPeer, type BootstrapResult } from './bootstrap.js'
 import { checkDht } from './dht.js'
 import { environmentFindings, networkFacts } from './environment.js'
-import { warn, type Finding } from './finding.js'
+import { skip, warn, type Finding } from './finding.js'
 import { checkListen } from './listen.js'
 import { findSidecar, liveFindings } from './live.js'
 import { checkStorage } from './storage.js'
@@ -57,6 +57,8 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
       findings.push(...await checkDialback({ announced: reachableAddrs(announcedAddrs(config.listenAddrs, config.announceAddrs)), peers, target, networkMode: network.mode, signal }))
       const connections = peers.flatMap(p => p.connection !== undefined ? [p.connection] : [])
       findings.push(...await checkDht({ probe, connections, finderKey: await generateKeyPair('Ed25519'), swarmKey: config.swarmKey, signal }))
+    } else {
+      findings.push(skip('bootstrap.address', 'the peer-to-peer layer is off (CACHE_ENABLE_P2P=false): no peer checks (pass --bootstrap to check one anyway)'))
     }
   } finally {
     await Promise.resolve(probe?.stop()).catch(() => {})
