@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real: the CNCF registry
 # (Debian's docker-registry) as upstream, skopeo and containerd's ctr as clients,
-# iproute2 for network namespaces. Idempotent; needs root (CI runs as root).
+# iproute2 and iptables for network namespaces, gh (the GitHub CLI) as an API
+# client. Idempotent; needs root (CI runs as root).
 set -euo pipefail
 
 need=()
@@ -9,8 +10,10 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v ctr >/dev/null 2>&1 || need+=(containerd)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v gh >/dev/null 2>&1 || need+=(gh)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: all present"

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
 import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Config, HostPort } from './config/options.js'
@@ -12,7 +13,8 @@ import { ManifestResolver } from './resolver/manifest-resolver.js'
 import { RegistryRoutes } from './registry/routes.js'
 import { UpstreamSet } from './registry/upstreams.js'
 import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
-import { createHttpServer, listen } from './http/server.js'
+import { createHttpServer, createHttpsServer, listen } from './http/server.js'
+import { loadTlsFiles } from './http/tls.js'
 import { loadOrCreateIdentity } from './p2p/identity.js'
 import { ApiRoutes } from './apicache/api-routes.js'
 import { ApiRecords } from './apicache/records.js'
@@ -23,6 +25,8 @@ import type { Digest } from './oci/digest.js'
 
 export interface Sidecar {
   httpAddr: HostPort
+  /** The HTTPS listener's address, when CACHE_HTTPS_ADDR is set. */
+  httpsAddr: HostPort | undefined
   store: BlobStore
   stats: Stats
   swarm: Swarm | undefined
@@ -39,6 +43,8 @@ export class P2pStartError extends Error {
 /** Wires the components for `serve`: route → resolver → (store | peers | upstream) → store. */
 export async function startSidecar (config: Config, log: Logger): Promise<Sidecar> {
   let ready = false
+  // Before anything opens: a bad certificate path stops start-up with nothing to undo.
+  const tls = config.httpsAddr === undefined ? undefined : loadTlsFiles(config.tlsCert, config.tlsKey)
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
   let api: ApiRoutes | undefined
@@ -112,11 +118,16 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log: log.child({ component: 'apicache' })
   })
   const openApi = api
-  const server: Server = createHttpServer([admin, registry, openApi], log)
+  const routes = [admin, registry, openApi]
+  const server: Server = createHttpServer(routes, log)
+  const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log)
   let httpAddr: HostPort
+  let httpsAddr: HostPort | undefined
   try {
     httpAddr = await listen(server, config.httpAddr)
+    if (tlsServer !== undefined && config.httpsAddr !== undefined) httpsAddr = await listen(tlsServer, config.httpsAddr)
   } catch (err) {
+    await Promise.all([server, tlsServer].map(async s => { if (s?.listening === true) await closeServer(s) }))
     await swarm?.stop()
     await store.close()
     await upstreams.close()
@@ -126,23 +137,19 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   ready = true
   // What is already stored is announced in the background: readiness doesn't wait for the DHT.
   if (swarm !== undefined) swarm.announceAll(storedDigests(store))
-  log.info({ http: `${httpAddr.host}:${httpAddr.port}`, dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
+  log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
 
   const openStore = store
   const openSwarm = swarm
   return {
     httpAddr,
+    httpsAddr,
     store: openStore,
     stats,
     swarm: openSwarm,
     stop: async () => {
       ready = false
-      await new Promise<void>(resolve => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-        // In-flight downloads get a grace period, then sockets are cut.
-        setTimeout(() => { server.closeAllConnections() }, 5_000).unref()
-      })
+      await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
       // Downloads outlive their clients (they warm the cache): let them commit before the index closes.
       await blobs.drain(10_000)
       await openSwarm?.stop()
@@ -182,6 +189,15 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       : 'Run without peers with CACHE_ENABLE_P2P=false while this is investigated'
     throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${message}. ${hint}`)
   }
+}
+
+/** Stops accepting; idle connections go now, in-flight downloads get a grace period, then sockets are cut. */
+async function closeServer (server: Server | HttpsServer): Promise<void> {
+  await new Promise<void>(resolve => {
+    server.close(() => resolve())
+    server.closeIdleConnections()
+    setTimeout(() => { server.closeAllConnections() }, 5_000).unref()
+  })
 }
 
 function p2pInfo (swarm: Swarm, stats: Stats): () => P2pInfo {

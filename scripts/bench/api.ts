@@ -13,7 +13,7 @@
  *      twice through a cold sidecar: upstream requests, full (non-304) upstream responses and
  *      rate-limit units spent, against the same workload straight to the fake (one unit each).
  *
- * The fake runs in a process of its own (fake-github-proc.ts), so neither the upstream nor the
+ * The fake runs in a process of its own (test/fixtures/fake-github-proc.ts), so neither the upstream nor the
  * baseline shares an event loop with the load generator, which runs in the bench process.
  * Latencies are autocannon's per-response times (request written → response complete), kept
  * per X-Cache value: only answers of the expected kind (HIT, REVALIDATED) count for the
@@ -22,16 +22,14 @@
  * BENCH_API_CONNECTIONS changes the connection count (default 50); BENCH_API_SEED the replayed
  * workload (default 1, so runs replay the same requests).
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { mkdir, rm } from 'node:fs/promises'
 import { cpus } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import type { FakeGitHubOptions, FakeGitHubRequestFilter } from '../../test/fixtures/fake-github.js'
+import { startFakeGitHubProcess, type FakeGitHubProcess } from '../../test/fixtures/fake-github-child.js'
 import { startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
-import { Cleanup, withSectionCleanup, withTimeout } from './cleanup.js'
+import { Cleanup, withSectionCleanup } from './cleanup.js'
 import { gcDelta, sidecarGc, type GcCounts } from './common.js'
 import { cpuSeconds, memory } from './proc.js'
 import { MB, percentile, ratioOf, type Row } from './report.js'
@@ -68,89 +66,8 @@ export interface ApiCtx {
   log: (msg: string) => void
 }
 
-const FAKE_PROC = resolve(fileURLToPath(import.meta.url), '../fake-github-proc.ts')
 /** What Octokit sends; the same on every request, through the sidecar and direct. */
 const ACCEPT = 'application/vnd.github+json'
-
-// ---------------------------------------------------------------------------------------
-// The fake api.github.com in its own process
-// ---------------------------------------------------------------------------------------
-
-interface FakeProc {
-  url: string
-  pid: number
-  count: (filter?: FakeGitHubRequestFilter) => Promise<number>
-  rateLimit: (token: string) => Promise<number>
-  setBody: (path: string, json: unknown) => Promise<void>
-  stop: () => Promise<void>
-}
-
-async function startFakeProcess (opts: FakeGitHubOptions, clearMs = 0): Promise<FakeProc> {
-  const child: ChildProcess = fork(FAKE_PROC, [], {
-    env: { ...process.env, BENCH_FAKE_OPTS: JSON.stringify(opts), ...(clearMs > 0 ? { BENCH_FAKE_CLEAR_MS: String(clearMs) } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc']
-  })
-  const tail: string[] = []
-  const keep = (chunk: Buffer): void => {
-    tail.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-    tail.splice(0, Math.max(0, tail.length - 20))
-  }
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
-  const exited = new Promise<void>(resolve => { child.once('exit', () => resolve()) })
-  const alive = (): boolean => child.exitCode === null && child.signalCode === null
-  const stop = async (): Promise<void> => {
-    if (!alive()) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => { if (alive()) child.kill('SIGKILL') }, 5_000)
-    await exited
-    clearTimeout(timer)
-  }
-
-  let nextId = 1
-  const pending = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
-  let onReady: ((url: string) => void) | undefined
-  child.on('message', (raw: unknown) => {
-    const msg = raw as { ready?: boolean, url?: string, id?: number, result?: unknown, error?: string }
-    if (msg.ready === true && typeof msg.url === 'string') { onReady?.(msg.url); return }
-    const p = msg.id === undefined ? undefined : pending.get(msg.id)
-    if (p === undefined || msg.id === undefined) return
-    pending.delete(msg.id)
-    if (msg.error !== undefined) p.reject(new Error(`fake-github: ${msg.error}`))
-    else p.resolve(msg.result)
-  })
-  void exited.then(() => {
-    for (const p of pending.values()) p.reject(new Error(`fake-github process exited: ${tail.join('\n')}`))
-    pending.clear()
-  })
-  const call = async (op: string, ...args: unknown[]): Promise<unknown> => {
-    if (!alive()) throw new Error(`fake-github process is not running: ${tail.join('\n')}`)
-    const id = nextId++
-    const answer = new Promise<unknown>((resolve, reject) => { pending.set(id, { resolve, reject }) })
-    child.send({ id, op, args })
-    return await withTimeout(answer, 10_000, `fake-github ${op}`)
-  }
-
-  try {
-    const url = await withTimeout(new Promise<string>((resolve, reject) => {
-      onReady = resolve
-      void exited.then(() => reject(new Error(`fake-github process exited before listening: ${tail.join('\n')}`)))
-    }), 20_000, 'fake-github process to listen')
-    const pid = child.pid
-    if (pid === undefined) throw new Error('fake-github process has no pid')
-    return {
-      url,
-      pid,
-      count: async filter => await call('count', filter ?? {}) as number,
-      rateLimit: async token => await call('rateLimit', token) as number,
-      setBody: async (path, json) => { await call('setBody', path, json) },
-      stop
-    }
-  } catch (err) {
-    await stop()
-    throw err
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Load (autocannon), latencies per X-Cache value
@@ -266,7 +183,7 @@ export async function apiCache (ctx: ApiCtx, cfg: ApiConfig): Promise<void> {
     // Rows 7-8: a rate limit that load can't exhaust, recorded requests forgotten every 200 ms
     // (counts come from the rate-limit buckets and the sidecar's stats). Row 9: the defaults
     // (5000 per bucket), every request recorded.
-    const [loadFake, replayFake] = await Promise.all([startFakeProcess({ rateLimit: 1e12 }, 200), startFakeProcess({})])
+    const [loadFake, replayFake] = await Promise.all([startFakeGitHubProcess({ rateLimit: 1e12 }, { clearMs: 200 }), startFakeGitHubProcess({})])
     local.add('API fake (load)', loadFake.stop)
     local.add('API fake (replay)', replayFake.stop)
     const dir = join(work, 'api-sidecar')
@@ -291,7 +208,7 @@ export async function apiCache (ctx: ApiCtx, cfg: ApiConfig): Promise<void> {
   })
 }
 
-async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, sidecarPid: number, fake: FakeProc): Promise<void> {
+async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, sidecarPid: number, fake: FakeGitHubProcess): Promise<void> {
   const { rows, log } = ctx
   const n = cfg.connections
   const path = '/repos/acme/public'
@@ -450,7 +367,7 @@ function workload (count: number, seed: number): Get[] {
 
 interface Upstream { requests: number, full: number, notModified: number, conditional: number, units: number }
 
-async function upstreamSnapshot (fake: FakeProc): Promise<Upstream> {
+async function upstreamSnapshot (fake: FakeGitHubProcess): Promise<Upstream> {
   const [requests, notModified, conditional, ...remaining] = await Promise.all([
     fake.count(), fake.count({ status: 304 }), fake.count({ conditional: true }), ...BUCKETS.map(b => fake.rateLimit(b))
   ])
@@ -462,7 +379,7 @@ function spent (a: Upstream, b: Upstream): Upstream {
   return { requests: b.requests - a.requests, full: b.full - a.full, notModified: b.notModified - a.notModified, conditional: b.conditional - a.conditional, units: a.units - b.units }
 }
 
-async function replayRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, fake: FakeProc): Promise<void> {
+async function replayRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, fake: FakeGitHubProcess): Promise<void> {
   const { rows, log } = ctx
   for (const r of RESOURCES) if (r.body !== undefined) await fake.setBody(r.path, r.body)
   const gets = workload(cfg.replayRequests, cfg.seed)

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import { pipeline } from 'node:stream/promises'
 import CachePolicy from 'http-cache-semantics'
 import PQueue from 'p-queue'
@@ -66,6 +67,22 @@ interface HotEntry {
 const HOT_MAX_BYTES = 32 * 1024 * 1024
 const HOT_MAX_ENTRIES = 4096
 
+/** Where an API request goes, and the prefix under which the client reached it. */
+interface Route {
+  upstream: ApiUpstream
+  /** Path and query string at the upstream. */
+  path: string
+  /** `<scheme>://<host><prefix>` as the client used it: upstream URLs in answers become this. */
+  sidecarBase: string
+}
+
+/**
+ * The upstream that GitHub Enterprise Server's URL layout (`/api/v3/<path>`, `/api/graphql`)
+ * stands for. Clients that only know github.com or a GHES host (gh with GH_HOST) can then use
+ * the sidecar as that host.
+ */
+const ENTERPRISE_UPSTREAM = 'github'
+
 /** Request headers that are ours to set, or that would make the upstream answer differently per hop. */
 const NOT_FORWARDED = ['host', 'accept-encoding', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'content-length']
 
@@ -89,11 +106,9 @@ export class ApiRoutes {
   }
 
   async handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
-    const m = /^\/([^/]+)(\/.*)?$/.exec(url.pathname)
-    const upstream = m === null ? undefined : this.byName.get(m[1] ?? '')
-    if (upstream === undefined) return false
-    const path = `${m?.[2] ?? '/'}${url.search}`
-    const sidecarBase = `http://${req.headers.host ?? '127.0.0.1'}/${upstream.name}`
+    const route = this.route(req, url)
+    if (route === undefined) return false
+    const { upstream, path, sidecarBase } = route
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         await this.pass(req, res, upstream, path, sidecarBase)
@@ -123,6 +138,25 @@ export class ApiRoutes {
       }
     }
     return true
+  }
+
+  /**
+   * `/<name>/<path>` for any upstream, and the GitHub Enterprise layout for the one named
+   * `github`. Anything else (including other `/api/...` paths) is not ours: it ends as a 404.
+   */
+  private route (req: IncomingMessage, url: URL): Route | undefined {
+    const origin = `${clientScheme(req)}://${req.headers.host ?? '127.0.0.1'}`
+    const enterprise = enterprisePath(url.pathname)
+    if (enterprise !== undefined) {
+      const upstream = this.byName.get(ENTERPRISE_UPSTREAM)
+      // Rewritten links stay in the layout the client uses: gh follows `Link: rel="next"` as
+      // given. (An upstream `/graphql` URL becomes `/api/v3/graphql`, which also lands here.)
+      return upstream === undefined ? undefined : { upstream, path: `${enterprise}${url.search}`, sidecarBase: `${origin}/api/v3` }
+    }
+    const m = /^\/([^/]+)(\/.*)?$/.exec(url.pathname)
+    const upstream = m === null ? undefined : this.byName.get(m[1] ?? '')
+    if (upstream === undefined) return undefined
+    return { upstream, path: `${m?.[2] ?? '/'}${url.search}`, sidecarBase: `${origin}/${upstream.name}` }
   }
 
   async close (): Promise<void> {
@@ -306,6 +340,22 @@ export class ApiRoutes {
     const remaining = headers['x-ratelimit-remaining']
     if (typeof remaining === 'string' && /^\d+$/.test(remaining)) this.init.stats.setApiRateLimit(upstream.name, Number(remaining))
   }
+}
+
+/**
+ * The upstream path of a GitHub Enterprise Server URL: `/api/v3/<path>` is REST `/<path>`,
+ * `/api/graphql` is `/graphql` (api.github.com has both at its root). Undefined: not that layout.
+ */
+function enterprisePath (pathname: string): string | undefined {
+  if (pathname === '/api/graphql') return '/graphql'
+  if (pathname === '/api/v3') return '/'
+  if (pathname.startsWith('/api/v3/')) return pathname.slice('/api/v3'.length)
+  return undefined
+}
+
+/** How the client reached us: links we hand back must use the same scheme (gh only speaks HTTPS). */
+function clientScheme (req: IncomingMessage): 'http' | 'https' {
+  return (req.socket as Partial<TLSSocket>).encrypted === true ? 'https' : 'http'
 }
 
 /** The conditional headers a stored response allows (ETag first), or none: then it can't be revalidated. */

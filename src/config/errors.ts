@@ -1,8 +1,8 @@
 /** A bad configuration value: start-up stops with `message` on one line and exit code 2. */
 export class ConfigError extends Error {
   /**
-   * `detail` names the bad part of a list (`entry "<text>": <reason>`); `secret` values are
-   * not echoed.
+   * `detail` names the bad part: a list's (`entry "<text>": <reason>`) or a file's
+   * (`file "<path>" <reason>`); `secret` values are not echoed.
    */
   constructor (readonly variable: string, readonly value: string, readonly expected: string, detail?: string, secret = false) {
     const shown = secret ? ' (value not shown)' : `=${JSON.stringify(value)}`

@@ -33,8 +33,24 @@ export function loadConfig (flags: ConfigSource = {}, env: NodeJS.ProcessEnv = p
     const low = flags.evictLowWatermark ?? env.CACHE_EVICT_LOW_WATERMARK ?? OPTIONS.evictLowWatermark.default ?? ''
     throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low, OPTIONS.evictLowWatermark.expected)
   }
+  checkTlsOptions(config, flags, env)
   if (config.listenAddrs.length === 0) {
     config.listenAddrs = [parseListenAddr(`/ip4/0.0.0.0/tcp/${config.p2pPort}`)]
   }
   return config
+}
+
+/**
+ * The HTTPS listener needs a certificate and its key, and those are only read for it: a path
+ * given without CACHE_HTTPS_ADDR is a forgotten address, not something to ignore silently.
+ * (Whether the files can be read and belong together is checked when `serve` starts.)
+ */
+function checkTlsOptions (config: Config, flags: ConfigSource, env: NodeJS.ProcessEnv): void {
+  if (config.httpsAddr !== undefined) {
+    if (config.tlsCert === '') throw new ConfigError('CACHE_TLS_CERT', flags.tlsCert ?? env.CACHE_TLS_CERT ?? '', OPTIONS.tlsCert.expected)
+    if (config.tlsKey === '') throw new ConfigError('CACHE_TLS_KEY', flags.tlsKey ?? env.CACHE_TLS_KEY ?? '', OPTIONS.tlsKey.expected)
+  } else if (config.tlsCert !== '' || config.tlsKey !== '') {
+    throw new ConfigError('CACHE_HTTPS_ADDR', flags.httpsAddr ?? env.CACHE_HTTPS_ADDR ?? '',
+      'host:port such as 127.0.0.1:9443 when CACHE_TLS_CERT or CACHE_TLS_KEY is set (they are only used by the HTTPS listener)')
+  }
 }

@@ -61,13 +61,27 @@ const fraction = z.string().transform((s, ctx) => {
 
 export interface HostPort { host: string, port: number }
 
-const hostPort = z.string().transform((s, ctx): HostPort => {
-  // "[::1]:9080", "127.0.0.1:9080", "0.0.0.0:9080", ":9080"
+/** "[::1]:9080", "127.0.0.1:9080", "0.0.0.0:9080", ":9080" (all interfaces); undefined = malformed. */
+function parseHostPort (s: string): HostPort | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(s.trim())
   const port = m === null ? NaN : Number(m[3])
-  if (m === null || !(port >= 0 && port <= 65535)) { ctx.addIssue({ code: 'custom', message: 'addr' }); return z.NEVER }
+  if (m === null || !(port >= 0 && port <= 65535)) return undefined
   const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2])
   return { host, port }
+}
+
+const hostPort = z.string().transform((s, ctx): HostPort => {
+  const addr = parseHostPort(s)
+  if (addr === undefined) { ctx.addIssue({ code: 'custom', message: 'addr' }); return z.NEVER }
+  return addr
+})
+
+/** Like hostPort, but empty = unset (a listener that is off unless asked for). */
+const optionalHostPort = z.string().transform((s, ctx): HostPort | undefined => {
+  if (s.trim() === '') return undefined
+  const addr = parseHostPort(s)
+  if (addr === undefined) { ctx.addIssue({ code: 'custom', message: 'addr' }); return z.NEVER }
+  return addr
 })
 
 export interface Upstream { name: string, url: URL }
@@ -154,6 +168,21 @@ export const OPTIONS = {
     env: 'CACHE_HTTP_ADDR', flag: '--http-addr <host:port>', default: '127.0.0.1:9080',
     description: 'HTTP listen address (registry mirror, API cache, stats, metrics)',
     expected: 'host:port such as 127.0.0.1:9080, 0.0.0.0:9080 or [::1]:9080', schema: hostPort
+  }),
+  httpsAddr: option({
+    env: 'CACHE_HTTPS_ADDR', flag: '--https-addr <host:port>', default: '',
+    description: 'HTTPS listen address, serving the same routes as CACHE_HTTP_ADDR with CACHE_TLS_CERT and CACHE_TLS_KEY (for clients that only speak HTTPS, like gh); unset = no HTTPS listener',
+    expected: 'host:port such as 127.0.0.1:9443, or empty for no HTTPS listener', schema: optionalHostPort
+  }),
+  tlsCert: option({
+    env: 'CACHE_TLS_CERT', flag: '--tls-cert <path>', default: '',
+    description: 'PEM certificate (chain) of the HTTPS listener; required with CACHE_HTTPS_ADDR',
+    expected: 'the path of a readable PEM certificate file (required with CACHE_HTTPS_ADDR)', schema: z.string().trim()
+  }),
+  tlsKey: option({
+    env: 'CACHE_TLS_KEY', flag: '--tls-key <path>', default: '',
+    description: 'PEM private key of CACHE_TLS_CERT; required with CACHE_HTTPS_ADDR',
+    expected: 'the path of a readable PEM private key file matching CACHE_TLS_CERT (required with CACHE_HTTPS_ADDR)', schema: z.string().trim()
   }),
   enableP2p: option({
     env: 'CACHE_ENABLE_P2P', flag: '--enable-p2p <bool>', default: 'true',

@@ -1,6 +1,9 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https'
+import type { Server as NetServer } from 'node:net'
 import type { Logger } from 'pino'
 import type { HostPort } from '../config/options.js'
+import type { TlsFiles } from './tls.js'
 import { sendJson } from './respond.js'
 
 /** A route group answers the request and returns true, or returns false to pass it on. */
@@ -8,8 +11,28 @@ export interface RouteGroup {
   handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>
 }
 
+/** The plain HTTP listener (CACHE_HTTP_ADDR). */
 export function createHttpServer (routes: RouteGroup[], log: Logger): Server {
-  const server = createServer((req, res) => {
+  const server = createServer(dispatch(routes, log))
+  server.keepAliveTimeout = 65_000
+  return server
+}
+
+/**
+ * The HTTPS listener (CACHE_HTTPS_ADDR): the same routes, for clients that only speak HTTPS
+ * (gh). A route that needs to know (absolute URLs it hands out) sees `req.socket.encrypted`.
+ */
+export function createHttpsServer (routes: RouteGroup[], tls: TlsFiles, log: Logger): HttpsServer {
+  const server = createTlsServer({ cert: tls.cert, key: tls.key }, dispatch(routes, log))
+  server.keepAliveTimeout = 65_000
+  // A client that gives up on the handshake (untrusted certificate) is its business, not an error of ours.
+  server.on('tlsClientError', (err: Error) => { log.debug({ err: err.message }, 'TLS handshake failed') })
+  return server
+}
+
+/** Each request goes to the first route group that takes it; none = 404. */
+function dispatch (routes: RouteGroup[], log: Logger): RequestListener {
+  return (req, res) => {
     void (async () => {
       let url: URL
       try {
@@ -27,12 +50,10 @@ export function createHttpServer (routes: RouteGroup[], log: Logger): Server {
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' })
       else res.destroy()
     })
-  })
-  server.keepAliveTimeout = 65_000
-  return server
+  }
 }
 
-export async function listen (server: Server, addr: HostPort): Promise<HostPort> {
+export async function listen (server: NetServer, addr: HostPort): Promise<HostPort> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(addr.port, addr.host, () => { server.off('error', reject); resolve() })

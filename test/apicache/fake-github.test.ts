@@ -161,6 +161,18 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(gh.requests({ method: 'PATCH' })[0]?.body, '{"state":"closed"}')
   })
 
+  it('POST /graphql answers { viewer { login } } with the token, other queries with errors, anonymous with 401', async () => {
+    const ask = async (query: string, headers: Record<string, string> = { authorization: 'bearer alice' }): Promise<{ status: number, json: unknown }> => {
+      const res = await fetch(`${gh.url}/graphql`, { method: 'POST', headers, body: JSON.stringify({ query }), signal: AbortSignal.timeout(5_000) })
+      return { status: res.status, json: await res.json() }
+    }
+    assert.deepEqual(await ask('query { viewer { login } }'), { status: 200, json: { data: { viewer: { login: 'alice' } } } })
+    const other = await ask('{ repository(owner: "acme", name: "public") { id } }')
+    assert.equal(other.status, 200)
+    assert.match(JSON.stringify(other.json), /"errors"/)
+    assert.equal((await ask('{ viewer { login } }', {})).status, 401)
+  })
+
   it('records requests: method, path with query, authorization, If-None-Match, token, status', async () => {
     await get('/repos/acme/public?x=1', { authorization: 'token alice', 'if-none-match': '"a"' })
     await get('/repos/acme/private')

@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { loadConfig } from '../../src/config/load.js'
 import { parseDuration, parseSize } from '../../src/config/units.js'
 import { runCli } from '../fixtures/sidecar-process.js'
@@ -32,6 +37,7 @@ describe('configuration', () => {
     ['CACHE_MAX_SIZE', '-1GB'],
     ['CACHE_HTTP_ADDR', 'localhost'],
     ['CACHE_HTTP_ADDR', '127.0.0.1:99999'],
+    ['CACHE_HTTPS_ADDR', 'localhost'],
     ['CACHE_ENABLE_P2P', 'maybe'],
     ['CACHE_REGISTRY_UPSTREAMS', 'docker.io', 'docker.io'],
     ['CACHE_REGISTRY_UPSTREAMS', 'a=http://x,b=ftp://x', 'b=ftp://x'],
@@ -77,6 +83,54 @@ describe('configuration', () => {
     const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_SWARM_KEY: '', CACHE_DIR: '/nonexistent/never-created' })
     assert.equal(code, 2)
     assert.match(stderr.trim(), /^p2p-cache: invalid CACHE_SWARM_KEY \(value not shown\): expected .*unset it for an open swarm/)
+  })
+
+  describe('HTTPS listener (CACHE_HTTPS_ADDR, CACHE_TLS_CERT, CACHE_TLS_KEY)', () => {
+    let dir: string
+    const pair = async (name: string): Promise<{ cert: string, key: string }> => {
+      const cert = join(dir, `${name}.crt`)
+      const key = join(dir, `${name}.key`)
+      await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
+      return { cert, key }
+    }
+    const serve = async (env: NodeJS.ProcessEnv): Promise<string> => {
+      const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_DIR: join(dir, 'data'), CACHE_HTTP_ADDR: '127.0.0.1:0', ...env })
+      assert.equal(code, 2, stderr)
+      const lines = stderr.trim().split('\n')
+      assert.equal(lines.length, 1, `one line, got: ${stderr}`)
+      return lines[0] ?? ''
+    }
+
+    before(async () => { dir = await mkdtemp(join(tmpdir(), 'p2p-cache-tls-')) })
+    after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+    it('is off by default; an address parses', () => {
+      assert.equal(loadConfig({}, {}).httpsAddr, undefined)
+      const c = loadConfig({}, { CACHE_HTTPS_ADDR: '127.0.0.1:9443', CACHE_TLS_CERT: '/c.pem', CACHE_TLS_KEY: '/k.pem' })
+      assert.deepEqual(c.httpsAddr, { host: '127.0.0.1', port: 9443 })
+      assert.equal(c.tlsCert, '/c.pem')
+    })
+
+    it('needs a certificate and a key with CACHE_HTTPS_ADDR, and an address with them', async () => {
+      assert.match(await serve({ CACHE_HTTPS_ADDR: '127.0.0.1:0' }), /^p2p-cache: invalid CACHE_TLS_CERT="": expected the path of a readable PEM certificate file \(required with CACHE_HTTPS_ADDR\)$/)
+      assert.match(await serve({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: '/c.pem' }), /^p2p-cache: invalid CACHE_TLS_KEY="": expected .*required with CACHE_HTTPS_ADDR/)
+      assert.match(await serve({ CACHE_TLS_CERT: '/c.pem', CACHE_TLS_KEY: '/k.pem' }), /^p2p-cache: invalid CACHE_HTTPS_ADDR="": expected host:port .*only used by the HTTPS listener/)
+    })
+
+    it('stops start-up on a missing, unparsable or mismatched file, naming it', async () => {
+      const a = await pair('a')
+      const b = await pair('b')
+      const missing = join(dir, 'missing.pem')
+      assert.match(await serve({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: missing, CACHE_TLS_KEY: a.key }),
+        new RegExp(`^p2p-cache: invalid CACHE_TLS_CERT file "${escape(missing)}" cannot be read \\(ENOENT\\); expected .+`))
+      assert.match(await serve({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: a.key, CACHE_TLS_KEY: a.key }),
+        new RegExp(`^p2p-cache: invalid CACHE_TLS_CERT file "${escape(a.key)}" is not a PEM certificate`))
+      assert.match(await serve({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: a.cert, CACHE_TLS_KEY: a.cert }),
+        new RegExp(`^p2p-cache: invalid CACHE_TLS_KEY file "${escape(a.cert)}" is not an unencrypted PEM private key`))
+      assert.match(await serve({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: a.cert, CACHE_TLS_KEY: b.key }),
+        new RegExp(`^p2p-cache: invalid CACHE_TLS_KEY file "${escape(b.key)}" is not the private key of the certificate in CACHE_TLS_CERT`))
+    })
   })
 
   it('names the flag when the bad value came from a flag', async () => {
