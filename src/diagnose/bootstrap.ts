@@ -1,13 +1,11 @@
 import { lookup } from 'node:dns/promises'
 import { connect } from 'node:net'
-import type { Connection, PeerId } from '@libp2p/interface'
-import type { IdentifyResult } from '@libp2p/interface'
+import type { Connection, IdentifyResult, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { AddressError, parseBootstrapAddr } from '../p2p/addresses.js'
 import { FETCH_PROTOCOL, KAD_PROTOCOL } from '../p2p/constants.js'
 import type { P2pNode } from '../p2p/node.js'
 import { fail, ok, warn, type Finding } from './finding.js'
-import { isLoopback } from './ip.js'
 import { DIAL_TIMEOUT_MS, IDENTIFY_TIMEOUT_MS, PNET_SNIFF_MS, TCP_TIMEOUT_MS } from './constants.js'
 
 /** What the checks of one bootstrap peer found, beyond the findings: inputs of later checks. */
@@ -97,8 +95,7 @@ export async function checkBootstrapPeer (entry: string, init: BootstrapCheckIni
     { rttMs: round(tcp.rttMs), peerUsesSwarmKey: tcp.pnet ?? null }, entry))
 
   // What was learned about the swarm key before the handshake names the failure precisely.
-  const dialed = await dialPeer(ma, expected, result, init, tcp.pnet)
-  return dialed
+  return await dialPeer(ma, expected, result, init, tcp.pnet)
 }
 
 async function dialPeer (ma: Multiaddr, expected: string, result: BootstrapResult, init: BootstrapCheckInit, peerPnet?: boolean): Promise<BootstrapResult> {
@@ -217,11 +214,6 @@ function round (n: number): number {
   return Math.round(n * 10) / 10
 }
 
-export function short (peerId: string): string {
+function short (peerId: string): string {
   return peerId.length > 16 ? `${peerId.slice(0, 8)}…${peerId.slice(-6)}` : peerId
-}
-
-/** Whether a bootstrap peer is on this host only (a loopback address). */
-export function isLocalPeer (result: BootstrapResult): boolean {
-  return result.host !== undefined && isLoopback(result.host)
 }
