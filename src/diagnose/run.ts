@@ -15,6 +15,7 @@ import { checkStorage } from './storage.js'
 import { checkClock, checkUpstreams } from './upstreams.js'
 import { REPORT_SCHEMA, type Report } from './report.js'
 import { VERSION } from '../version.js'
+import { sidecarUrlFor } from '../http/sidecar-url.js'
 
 export interface DiagnoseOptions {
   /** Bootstrap addresses to check instead of CACHE_BOOTSTRAP_PEERS (as given: malformed ones are findings). */
@@ -32,7 +33,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   const network = await networkFacts()
   findings.push(...environmentFindings(network))
 
-  const httpUrl = opts.http ?? localUrl(config.httpAddr.host, config.httpAddr.port)
+  const httpUrl = opts.http ?? sidecarUrlFor(config.httpAddr)
   const live = await findSidecar(httpUrl)
   findings.push(...await checkListen(config.listenAddrs, config.httpAddr, live))
 
@@ -119,9 +120,4 @@ function identifyWaiter (node: P2pNode): (peer: PeerId, signal: AbortSignal) => 
     }
     return results.get(peer.toString())
   }
-}
-
-function localUrl (host: string, port: number): string {
-  const target = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
-  return `http://${target}:${port}`
 }
