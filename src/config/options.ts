@@ -206,8 +206,8 @@ export const OPTIONS = {
   }),
   bootstrapPeers: option({
     env: 'CACHE_BOOTSTRAP_PEERS', flag: '--bootstrap-peers <multiaddrs>', default: '',
-    description: 'peers to join the swarm through, comma or space separated, each ending in /p2p/<peer id> (`p2p-cache id` prints them); /dns4/<compose service>/tcp/9000/p2p/<id> works',
-    expected: 'comma separated /ip4|ip6|dns4|dns6/<host>/tcp/<port>/p2p/<peer id> or /dnsaddr/<domain>/p2p/<peer id>', schema: addrList(parseBootstrapAddr)
+    description: 'peers to join the swarm through, comma or space separated: /ip4/<ip>/tcp/9000/p2p/<peer id> as `p2p-cache id` prints it, or /dns4/<name>/tcp/9000 without the ID (compose service names: the node that answers is trusted)',
+    expected: 'comma separated /ip4|ip6|dns4|dns6/<host>/tcp/<port>, optionally ending in /p2p/<peer id>, or /dnsaddr/<domain>/p2p/<peer id>', schema: addrList(parseBootstrapAddr)
   }),
   mdns: option({
     env: 'CACHE_MDNS', flag: '--mdns <bool>', default: 'false',

@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises'
 import { connect } from 'node:net'
 import type { Connection, IdentifyResult, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { AddressError, parseBootstrapAddr } from '../p2p/addresses.js'
+import { AddressError, parseBootstrapAddr, pinnedPeerId } from '../p2p/addresses.js'
 import { FETCH_PROTOCOL, KAD_PROTOCOL } from '../p2p/constants.js'
 import type { P2pNode } from '../p2p/node.js'
 import { fail, ok, warn, type Finding } from './finding.js'
@@ -48,7 +48,7 @@ export async function checkBootstrapPeer (entry: string, init: BootstrapCheckIni
     return result
   }
   const parts = ma.getComponents()
-  const expected = parts.findLast(c => c.name === 'p2p')?.value ?? ''
+  const expected = pinnedPeerId(ma) ?? ''
   const [hostPart, tcpPart] = parts
   if (hostPart === undefined || hostPart.name === 'dnsaddr' || tcpPart === undefined) {
     findings.push(ok('bootstrap.address', `${hostPart?.name ?? 'address'} entry; resolved by libp2p at dial time`, undefined, entry))
@@ -65,12 +65,12 @@ export async function checkBootstrapPeer (entry: string, init: BootstrapCheckIni
       host = found.address
     } catch (err) {
       findings.push(fail('bootstrap.address', `DNS name ${host} does not resolve (${errCode(err)})`,
-        `check the name: in docker compose it is the peer's service name on a shared network (/dns4/<service>/tcp/9000/p2p/<id>); or use /ip4/<address>/tcp/${port}/p2p/<id>`,
+        `check the name: in docker compose it is the peer's service name on a shared network (/dns4/<service>/tcp/9000); or use /ip4/<address>/tcp/${port}/p2p/<id>`,
         { name: host, error: errCode(err) }, entry))
       return result
     }
   } else {
-    findings.push(ok('bootstrap.address', `parses; peer ${short(expected)} at ${host}:${port}`, { address: host, port }, entry))
+    findings.push(ok('bootstrap.address', `parses; ${expected !== '' ? `peer ${short(expected)}` : 'any peer (no /p2p/<id>)'} at ${host}:${port}`, { address: host, port }, entry))
   }
   result.host = host
 
@@ -122,7 +122,7 @@ async function dialPeer (ma: Multiaddr, expected: string, result: BootstrapResul
     return result
   }
   const actual = connection.remotePeer.toString()
-  if (actual !== expected) {
+  if (expected !== '' && actual !== expected) {
     findings.push(fail('bootstrap.libp2p', `wrong peer ID: the node at this address is ${actual}, not ${expected}`,
       `use ${target.toString()}/p2p/${actual} (\`p2p-cache id\` on that host prints it); the ID changes when a sidecar starts without its CACHE_DIR (keep identity.key on a volume)`,
       { expected, actual }, entry))
@@ -130,7 +130,8 @@ async function dialPeer (ma: Multiaddr, expected: string, result: BootstrapResul
     return result
   }
   result.connection = connection
-  findings.push(ok('bootstrap.libp2p', `libp2p connected (Noise${init.swarmKey ? ', swarm key' : ''}, peer ID matches) in ${ms(started)}`, { peerId: actual }, entry))
+  const identity = expected !== '' ? 'peer ID matches' : `peer ${actual}, not pinned: the address has no /p2p/<id>`
+  findings.push(ok('bootstrap.libp2p', `libp2p connected (Noise${init.swarmKey ? ', swarm key' : ''}, ${identity}) in ${ms(started)}`, { peerId: actual }, entry))
 
   try {
     const rtt = await node.services.ping.ping(connection.remotePeer, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })

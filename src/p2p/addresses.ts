@@ -45,29 +45,38 @@ export function parseAnnounceAddr (entry: string): Multiaddr {
 }
 
 /**
- * A bootstrap peer: `/ip4|ip6|dns4|dns6|dns/<host>/tcp/<port>/p2p/<peer id>` or
- * `/dnsaddr/<domain>/p2p/<peer id>`; the peer ID is required so the dial is authenticated.
+ * A bootstrap peer: `/ip4|ip6|dns4|dns6|dns/<host>/tcp/<port>[/p2p/<peer id>]` or
+ * `/dnsaddr/<domain>/p2p/<peer id>`. With the peer ID the dial is authenticated (a node that
+ * answers with another key is refused); without it (compose service names, where IDs are
+ * unknown before the first start) the node trusts whoever answers there and learns its ID.
  */
 export function parseBootstrapAddr (entry: string): Multiaddr {
   const ma = parse(entry)
   const parts = ma.getComponents()
   const last = parts[parts.length - 1]
-  if (last?.name !== 'p2p' || last.value === undefined) {
-    throw new AddressError(entry, 'a bootstrap address ends in /p2p/<peer id> (print it with `p2p-cache id` on that node)')
-  }
-  try {
-    peerIdFromString(last.value)
-  } catch {
-    throw new AddressError(entry, `"${last.value}" is not a peer ID`)
+  if (last?.name === 'p2p') {
+    try {
+      peerIdFromString(last.value ?? '')
+    } catch {
+      throw new AddressError(entry, `"${last.value ?? ''}" is not a peer ID`)
+    }
   }
   const [host, tcp] = parts
+  const pinned = last?.name === 'p2p' ? 1 : 0
   const dialable = host?.name === 'dnsaddr'
-    ? parts.length === 2
-    : host !== undefined && HOSTS.has(host.name) && tcp?.name === 'tcp' && parts.length === 3
+    ? pinned === 1 && parts.length === 2
+    : host !== undefined && HOSTS.has(host.name) && tcp?.name === 'tcp' && parts.length === 2 + pinned
   if (!dialable) {
-    throw new AddressError(entry, 'expected /ip4|ip6|dns4|dns6/<host>/tcp/<port>/p2p/<peer id> or /dnsaddr/<domain>/p2p/<peer id>')
+    throw new AddressError(entry, host?.name === 'dnsaddr'
+      ? 'a /dnsaddr bootstrap address ends in /p2p/<peer id>'
+      : 'expected /ip4|ip6|dns4|dns6/<host>/tcp/<port>, optionally ending in /p2p/<peer id> (print it with `p2p-cache id` on that node)')
   }
   return ma
+}
+
+/** The peer ID pinned in an address (`/p2p/<id>`), if any. */
+export function pinnedPeerId (ma: Multiaddr): string | undefined {
+  return ma.getComponents().findLast(c => c.name === 'p2p')?.value
 }
 
 /** Parses a comma or whitespace separated list; throws AddressError naming the first bad entry. */

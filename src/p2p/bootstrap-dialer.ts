@@ -4,6 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { P2pNode } from './node.js'
+import { pinnedPeerId } from './addresses.js'
 import { BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIAL_TIMEOUT_MS } from './constants.js'
 
 export interface BootstrapDialerComponents {
@@ -35,27 +36,44 @@ export class BootstrapDialer {
   private async keep (ma: Multiaddr): Promise<void> {
     const { node, log } = this.components
     const signal = this.controller.signal
-    const id = peerIdFromString(ma.getComponents().findLast(c => c.name === 'p2p')?.value ?? '')
-    let delay = BOOTSTRAP_RETRY_MIN_MS
+    const pinned = pinnedPeerId(ma)
+    // Pinned: @libp2p/bootstrap made the first dial at start-up. Unpinned: this loop makes every
+    // dial and learns the ID from the handshake, again after each disconnect (a peer that
+    // restarted without its CACHE_DIR comes back with a new ID).
+    let id: PeerId | undefined = pinned !== undefined ? peerIdFromString(pinned) : undefined
+    let delay = pinned !== undefined ? BOOTSTRAP_RETRY_MIN_MS : 0
     let failures = 0
+    let self = false
     while (!signal.aborted) {
-      // The first dial is @libp2p/bootstrap's, at start-up.
       await sleep(delay, undefined, { signal })
-      if (node.getConnections(id).length > 0) {
-        if (failures > 0) log.info({ bootstrap: ma.toString() }, 'connected to bootstrap peer')
+      if (id !== undefined && node.getConnections(id).length > 0) {
+        if (failures > 0) log.info({ bootstrap: ma.toString(), peerId: id.toString() }, 'connected to bootstrap peer')
         failures = 0
         delay = BOOTSTRAP_RETRY_MIN_MS
         await this.disconnected(id, signal)
         continue
       }
       try {
-        await node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+        const conn = await node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
+        if (pinned === undefined && id?.equals(conn.remotePeer) !== true) {
+          id = conn.remotePeer
+          log.info({ bootstrap: ma.toString(), peerId: id.toString() }, 'bootstrap address without /p2p/<id>: connected to the node that answered')
+        }
       } catch (err) {
         if (signal.aborted) return
+        // A shared list without peer IDs names this node too (its own compose service name):
+        // libp2p refuses to dial itself. Not a problem to warn about; look again now and then
+        // in case the name moves to another node.
+        if (isDialSelf(err)) {
+          if (!self) log.debug({ bootstrap: ma.toString() }, 'bootstrap address is this node; skipped')
+          self = true
+          delay = BOOTSTRAP_RETRY_MAX_MS
+          continue
+        }
         failures++
-        log.warn({ bootstrap: ma.toString(), attempt: failures, retryInMs: Math.min(delay * 2, BOOTSTRAP_RETRY_MAX_MS), err: (err as Error).message },
+        delay = Math.min(Math.max(delay * 2, BOOTSTRAP_RETRY_MIN_MS), BOOTSTRAP_RETRY_MAX_MS)
+        log.warn({ bootstrap: ma.toString(), attempt: failures, retryInMs: delay, err: (err as Error).message },
           'bootstrap peer unreachable; retrying (check the address with `p2p-cache diagnose`)')
-        delay = Math.min(delay * 2, BOOTSTRAP_RETRY_MAX_MS)
         continue
       }
       delay = 0
@@ -77,4 +95,9 @@ export class BootstrapDialer {
       if (node.getConnections(id).length === 0) done()
     })
   }
+}
+
+/** libp2p's answer to a dial that reached this very node. */
+function isDialSelf (err: unknown): boolean {
+  return err instanceof Error && err.name === 'InvalidPeerIdError' && /dial self/i.test(err.message)
 }

@@ -13,6 +13,7 @@ import { tcp } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { VERSION } from '../version.js'
+import { pinnedPeerId } from './addresses.js'
 import {
   DIAL_TIMEOUT_MS, KAD_PROTOCOL, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
   REPROVIDE_THRESHOLD_MS
@@ -44,9 +45,11 @@ export type P2pNode = Libp2p<P2pServices>
  */
 export async function createP2pNode (init: P2pNodeInit): Promise<P2pNode> {
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
-  if (init.bootstrap.length > 0) {
+  // @libp2p/bootstrap needs the peer ID; BootstrapDialer dials the entries without one.
+  const pinned = init.bootstrap.filter(ma => pinnedPeerId(ma) !== undefined)
+  if (pinned.length > 0) {
     // timeout 0: dial at once (the default waits a second); retries are BootstrapDialer's job.
-    peerDiscovery.push(bootstrap({ list: init.bootstrap.map(ma => ma.toString()), timeout: 0 }))
+    peerDiscovery.push(bootstrap({ list: pinned.map(ma => ma.toString()), timeout: 0 }))
   }
   if (init.mdns) peerDiscovery.push(mdns())
   return await createLibp2p({

@@ -5,6 +5,7 @@ import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
 import { Announcer } from './announcer.js'
+import { pinnedPeerId } from './addresses.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
 import { DenyList } from './deny-list.js'
@@ -60,7 +61,7 @@ export class Swarm {
     const log = components.log
     const self = peerIdFromPrivateKey(init.privateKey)
     // One bootstrap list for every service of a compose file names this node too: skip itself.
-    const bootstrap = init.bootstrap.filter(ma => ma.getComponents().findLast(c => c.name === 'p2p')?.value !== self.toString())
+    const bootstrap = init.bootstrap.filter(ma => pinnedPeerId(ma) !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
     const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, log }, { maxUploads: init.maxUploads })
     const dialback = new DialbackServer({ node, log })

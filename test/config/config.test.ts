@@ -45,7 +45,7 @@ describe('configuration', () => {
     ['CACHE_P2P_PORT', '70000'],
     ['CACHE_LISTEN_ADDRS', '/ip4/127.0.0.1/tcp/9000,/dns4/x/tcp/1', '/dns4/x/tcp/1'],
     ['CACHE_ANNOUNCE_ADDRS', '10.0.0.1:9000', '10.0.0.1:9000'],
-    ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/9000', '/ip4/127.0.0.1/tcp/9000'],
+    ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/udp/9000', '/ip4/127.0.0.1/udp/9000'],
     ['CACHE_BOOTSTRAP_PEERS', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid'],
     ['CACHE_MAX_UPLOADS', '0'],
     ['CACHE_API_UPSTREAMS', 'github=https://api.github.com,v2=http://127.0.0.1:1', 'v2=http://127.0.0.1:1/'],

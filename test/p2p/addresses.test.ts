@@ -10,7 +10,8 @@ const ID = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 describe('p2p addresses, keys and content ids', () => {
   it('accepts every bootstrap form the README names', () => {
     for (const a of [`/ip4/10.0.0.1/tcp/9000/p2p/${ID}`, `/ip6/::1/tcp/9000/p2p/${ID}`, `/dns4/cache-seed/tcp/9000/p2p/${ID}`,
-      `/dns6/seed.example/tcp/9000/p2p/${ID}`, `/dnsaddr/bootstrap.example/p2p/${ID}`]) {
+      `/dns6/seed.example/tcp/9000/p2p/${ID}`, `/dnsaddr/bootstrap.example/p2p/${ID}`,
+      '/dns4/cache-b/tcp/9000', '/ip4/10.0.0.1/tcp/9000']) {
       assert.equal(parseBootstrapAddr(a).toString(), a)
     }
     assert.equal(parseAddrList(` /ip4/10.0.0.1/tcp/1/p2p/${ID},  /dns4/x/tcp/2/p2p/${ID}\n`, parseBootstrapAddr).length, 2)
@@ -18,7 +19,8 @@ describe('p2p addresses, keys and content ids', () => {
 
   it('names the bad entry of a list and says why', () => {
     const cases: Array<[string, RegExp]> = [
-      ['/ip4/10.0.0.1/tcp/9000', /ends in \/p2p\/<peer id>/],
+      ['/dnsaddr/bootstrap.example', /ends in \/p2p\/<peer id>/],
+      ['/ip4/10.0.0.1/tcp/9000/ws', /expected \/ip4/],
       [`/ip4/10.0.0.1/udp/9000/p2p/${ID}`, /expected \/ip4/],
       ['/ip4/10.0.0.1/tcp/1/p2p/QmNotAPeer', /is not a peer ID/],
       ['10.0.0.1:9000', /must start with "\/"/]

@@ -91,7 +91,7 @@ describe('p2p identity: `p2p-cache id`, persistence, bootstrap values', function
   describe('bad values stop start-up with exit code 2 and a line naming them', () => {
     const validPeer = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
     const bad: Array<[string, string, string]> = [
-      ['no /p2p/ part', '/ip4/127.0.0.1/tcp/9000', '/ip4/127.0.0.1/tcp/9000'],
+      ['UDP, not TCP', '/ip4/127.0.0.1/udp/9000', '/ip4/127.0.0.1/udp/9000'],
       ['not a multiaddr', 'not-a-multiaddr', 'not-a-multiaddr'],
       ['invalid IPv4', `/ip4/999.1.1.1/tcp/1/p2p/${validPeer}`, '/ip4/999.1.1.1/tcp/1'],
       ['bad peer id', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid', '/ip4/127.0.0.1/tcp/1/p2p/notapeerid'],
