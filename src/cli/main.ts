@@ -9,6 +9,10 @@ import { statsCommand, SidecarUnreachableError } from './stats.js'
 import { gcCommand } from './gc.js'
 import { idCommand } from './id.js'
 import { diagnoseCommand } from './diagnose.js'
+import { warmCommand } from './warm.js'
+import { healthcheckCommand } from './healthcheck.js'
+import { InvalidImageReferenceError, InvalidPlatformError } from '../oci/image-ref.js'
+import { VERSION } from '../version.js'
 import { newSwarmKey } from '../p2p/swarm-key.js'
 import { P2pStartError } from '../sidecar.js'
 import { IdentityError } from '../p2p/identity.js'
@@ -17,23 +21,71 @@ const SERVE_KEYS = Object.keys(OPTIONS) as OptionKey[]
 const GC_KEYS: OptionKey[] = ['dir', 'maxSize', 'evictMinAge', 'evictHighWatermark', 'evictLowWatermark', 'httpAddr', 'logLevel']
 const ID_KEYS: OptionKey[] = ['dir', 'p2pPort', 'listenAddrs', 'announceAddrs']
 
+/** The "Examples:" block that ends a command's --help: real invocations, one per line. */
+function examples (...lines: string[]): string {
+  return `\nExamples:\n${lines.map(l => `  $ ${l}`).join('\n')}`
+}
+
 const program = new Command('p2p-cache')
   .description('Peer-to-peer cache sidecar for CI runners: registry mirror backed by a verified local store')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError()
+  .addHelpText('after', examples(
+    'p2p-cache                                   # serve: mirror on 127.0.0.1:9080, data in ./.p2p-cache',
+    'p2p-cache warm alpine:3.20 node:20-slim     # pre-pull images into the running sidecar',
+    'p2p-cache stats',
+    'p2p-cache diagnose'
+  ))
 
 addConfigOptions(program.command('serve', { isDefault: true })
   .description('start the HTTP server (registry mirror, stats, metrics) and the peer-to-peer node'), SERVE_KEYS)
+  .addHelpText('after', examples(
+    'p2p-cache serve',
+    'CACHE_REGISTRY_UPSTREAMS=docker.io=https://registry-1.docker.io,ghcr.io=https://ghcr.io p2p-cache serve --max-size 50GB',
+    'p2p-cache serve --http-addr 0.0.0.0:9080 --announce-addrs /ip4/10.0.0.5/tcp/9000 --swarm-key "$CACHE_SWARM_KEY"',
+    'p2p-cache serve --enable-p2p false --dir /var/cache/p2p-cache   # a plain local pull-through cache'
+  ))
   .action(async (opts: Record<string, unknown>) => { await serveCommand(configFlags(opts)) })
+
+program.command('warm')
+  .description("pre-pull images into the running sidecar's cache through its registry API (manifests, config and layers); " +
+    'exit 0 all warmed, 1 an image failed, 2 unusable input or no sidecar')
+  .argument('<image...>', 'docker-style references: alpine:3.20, ghcr.io/org/img:tag, localhost:5000/x:y, name@sha256:<digest>; ' +
+    "one with a registry host is sent with ?ns=<host> (the host must be in the sidecar's CACHE_REGISTRY_UPSTREAMS), one without goes to its first upstream")
+  .option('--url <url>', 'sidecar URL (default from CACHE_HTTP_ADDR)')
+  .option('--platform <os/arch[/variant]>', "platform to warm from a multi-platform image (default: this machine's, e.g. linux/amd64)")
+  .option('--all-platforms', 'warm every platform of a multi-platform image')
+  .option('--concurrency <n>', 'requests to the sidecar at once, 1-64 (default 4)')
+  .option('--timeout <duration>', 'time one manifest or blob may take (default 5m)')
+  .addHelpText('after', examples(
+    'p2p-cache warm alpine:3.20 node:20-slim',
+    'p2p-cache warm ghcr.io/org/app:1.4 --all-platforms      # ghcr.io must be in CACHE_REGISTRY_UPSTREAMS',
+    'p2p-cache warm --platform linux/arm64 --concurrency 8 python:3.12-slim',
+    'p2p-cache warm --url http://10.0.0.5:9080 localhost:5000/ci/builder:latest'
+  ))
+  .action(async (images: string[], opts: { url?: string, platform?: string, allPlatforms?: boolean, concurrency?: string, timeout?: string }) => {
+    process.exitCode = await warmCommand(images, opts)
+  })
 
 program.command('stats')
   .description("print a running sidecar's stats")
   .option('--url <url>', 'sidecar URL (default from CACHE_HTTP_ADDR)')
   .option('--json', 'print the raw JSON')
+  .addHelpText('after', examples(
+    'p2p-cache stats',
+    'p2p-cache stats --url http://10.0.0.5:9080',
+    'p2p-cache stats --json | jq .hit_rate'
+  ))
   .action(async (opts: { url?: string, json?: boolean }) => { await statsCommand(opts) })
 
 addConfigOptions(program.command('gc')
   .description('apply the prune policy now (through the running sidecar, or on CACHE_DIR if none runs)')
   .option('--url <url>', 'sidecar URL (default from CACHE_HTTP_ADDR)'), GC_KEYS)
+  .addHelpText('after', examples(
+    'p2p-cache gc',
+    'p2p-cache gc --url http://127.0.0.1:9080',
+    'p2p-cache gc --dir /var/cache/p2p-cache --max-size 10GB   # no sidecar running: prunes the data dir itself'
+  ))
   .action(async (opts: Record<string, unknown>) => {
     await gcCommand({ ...configFlags(opts), ...(typeof opts.url === 'string' ? { url: opts.url } : {}) })
   })
@@ -41,6 +93,11 @@ addConfigOptions(program.command('gc')
 addConfigOptions(program.command('id')
   .description("print this node's peer ID and dialable addresses (values for other runners' CACHE_BOOTSTRAP_PEERS); creates the identity if missing")
   .option('--json', 'print JSON'), ID_KEYS)
+  .addHelpText('after', examples(
+    'p2p-cache id',
+    'p2p-cache id --announce-addrs /ip4/10.0.0.5/tcp/9000 --json',
+    'p2p-cache id --dir /var/cache/p2p-cache'
+  ))
   .action(async (opts: Record<string, unknown>) => { await idCommand(configFlags(opts), { json: opts.json === true }) })
 
 addConfigOptions(program.command('diagnose')
@@ -48,6 +105,11 @@ addConfigOptions(program.command('diagnose')
   .option('--json', 'print the report as JSON (schema p2p-cache/diagnose/v1, see docs/diagnose.schema.json)')
   .option('--bootstrap <multiaddr...>', 'bootstrap addresses to check (default: CACHE_BOOTSTRAP_PEERS)')
   .option('--http <url>', 'a running sidecar to check (default: the one on CACHE_HTTP_ADDR, if it answers)'), SERVE_KEYS)
+  .addHelpText('after', examples(
+    'p2p-cache diagnose',
+    'p2p-cache diagnose --bootstrap /dns4/runner-2/tcp/9000/p2p/12D3KooWKVAwjJhWMPZ27Kwwhe1S37KXeWdXHBnT7JSwgWEtfPuR',
+    'p2p-cache diagnose --http http://127.0.0.1:9080 --json > diagnose.json'
+  ))
   .action(async (opts: Record<string, unknown>) => {
     await diagnoseCommand(configFlags(opts), {
       json: opts.json === true,
@@ -56,13 +118,28 @@ addConfigOptions(program.command('diagnose')
     })
   })
 
+program.command('healthcheck')
+  .description('exit 0 when the sidecar on CACHE_HTTP_ADDR answers /healthz, 1 otherwise (the container image\'s HEALTHCHECK)')
+  .option('--url <url>', 'sidecar URL (default from CACHE_HTTP_ADDR)')
+  .option('--ready', 'ask /readyz instead: the store is open and the server listens')
+  .addHelpText('after', examples(
+    'p2p-cache healthcheck',
+    'p2p-cache healthcheck --ready --url http://127.0.0.1:9080   # e.g. a Kubernetes exec probe'
+  ))
+  .action(async (opts: { url?: string, ready?: boolean }) => { process.exitCode = await healthcheckCommand(opts) })
+
 program.command('swarm-key')
   .description('print a new pre-shared key for a private swarm (CACHE_SWARM_KEY)')
+  .addHelpText('after', examples(
+    'p2p-cache swarm-key',
+    'export CACHE_SWARM_KEY="$(p2p-cache swarm-key)"   # then give every runner the same value'
+  ))
   .action(() => { process.stdout.write(`${newSwarmKey()}\n`) })
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit 2: the command could not run as configured; the message says what to change.
-  if (err instanceof ConfigError || err instanceof SidecarUnreachableError || err instanceof P2pStartError || err instanceof IdentityError) {
+  if (err instanceof ConfigError || err instanceof SidecarUnreachableError || err instanceof P2pStartError || err instanceof IdentityError ||
+    err instanceof InvalidImageReferenceError || err instanceof InvalidPlatformError) {
     process.stderr.write(`p2p-cache: ${err.message}\n`)
     process.exit(2)
   }

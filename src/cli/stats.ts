@@ -10,8 +10,6 @@ export class SidecarUnreachableError extends Error {
   }
 }
 
-const BYTE_FIELDS = new Set(['current_size', 'bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers', 'bytes_served'])
-
 export async function statsCommand (opts: { url?: string, json?: boolean }): Promise<void> {
   const base = opts.url ?? localSidecarUrl()
   let stats: StatsSnapshot
@@ -25,9 +23,49 @@ export async function statsCommand (opts: { url?: string, json?: boolean }): Pro
     process.stdout.write(JSON.stringify(stats, null, 2) + '\n')
     return
   }
-  const rows = Object.entries(stats).map(([k, v]): [string, string] => [k,
-    typeof v === 'object' ? Object.entries(v).map(([name, n]) => `${name}=${n}`).join(', ') || '-'
-      : BYTE_FIELDS.has(k) ? formatBytes(v) : k === 'hit_rate' ? `${(v * 100).toFixed(1)}%` : String(v)])
-  const width = Math.max(...rows.map(r => (r[0] ?? '').length))
-  process.stdout.write(`p2p-cache at ${base}\n` + rows.map(([k, v]) => `  ${(k ?? '').padEnd(width)}  ${v ?? ''}`).join('\n') + '\n')
+  process.stdout.write(formatStats(base, stats))
+}
+
+type Section = [title: string, rows: Array<[label: string, value: string]>]
+
+const count = (n: number): string => n.toLocaleString('en-US')
+const plural = (n: number, one: string, many = `${one}s`): string => `${count(n)} ${n === 1 ? one : many}`
+
+/** The stats for a person: sections, sizes in units, the hit rate in percent. */
+export function formatStats (base: string, s: StatsSnapshot): string {
+  const lookups = s.hits + s.misses
+  const rateLimits = Object.entries(s.api_ratelimit_remaining ?? {})
+  const sections: Section[] = [
+    ['Store', [
+      ['size', formatBytes(s.current_size)],
+      ['stored', plural(s.stores, 'blob')],
+      ['evicted', plural(s.evictions, 'blob')]
+    ]],
+    ['Registry', [
+      ['hit rate', lookups === 0 ? '– (no requests yet)' : `${(s.hit_rate * 100).toFixed(1)}%  (${plural(s.hits, 'hit')}, ${plural(s.misses, 'miss', 'misses')})`],
+      ['misses from peers', `${count(s.peer_hits)}  (${formatBytes(s.bytes_from_peers)})`],
+      ['misses from upstream', `${count(s.upstream_hits)}  (${formatBytes(s.bytes_from_upstream)})`],
+      ['stale tags served', count(s.stale_tags_served)]
+    ]],
+    ['Peers', [
+      ['connected', count(s.peers_connected)],
+      ['sent to peers', formatBytes(s.bytes_served_to_peers)]
+    ]],
+    ['API', [
+      ['304 revalidations', count(s.revalidations_304)],
+      ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, n]) => `${name} ${count(n)}`).join(', ')]
+    ]],
+    ['HTTP', [
+      ['served to clients', formatBytes(s.bytes_served)],
+      ['errors', count(s.errors)]
+    ]]
+  ]
+  // A field added to the server's JSON later is still shown, under its own name.
+  const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'upstream_hits',
+    'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors'])
+  const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
+  if (other.length > 0) sections.push(['Other', other])
+  const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))
+  return `p2p-cache at ${base}\n` + sections.map(([title, rows]) =>
+    `\n${title}\n${rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`).join('\n')}\n`).join('')
 }

@@ -33,14 +33,23 @@ describe('CLI: stats and gc', function () {
     await rm(work, { recursive: true, force: true })
   })
 
-  it('stats prints the running sidecar\'s counters', async () => {
+  it('stats prints the running sidecar\'s counters for a person, and the raw JSON with --json', async () => {
     const text = await cli(['stats', '--url', sidecar.url], {})
     assert.equal(text.code, 0, text.stderr)
-    assert.match(text.stdout, /hit_rate/)
-    assert.match(text.stdout, /current_size\s+\d/)
     const json = await cli(['stats', '--json'], { CACHE_HTTP_ADDR: sidecar.host })
     assert.equal(json.code, 0, json.stderr)
-    assert.ok((JSON.parse(json.stdout) as { stores: number }).stores >= 5)
+    const raw = JSON.parse(json.stdout) as Record<string, number>
+    assert.ok((raw.stores ?? 0) >= 5)
+    // The JSON is the server's, untouched.
+    assert.deepEqual(Object.keys(raw).sort(), Object.keys(await sidecar.stats()).sort())
+    // Sections in order, sizes with units, the hit rate in percent next to its counts.
+    const titles = text.stdout.split('\n').filter(l => /^[A-Z]/.test(l))
+    assert.deepEqual(titles, ['Store', 'Registry', 'Peers', 'API', 'HTTP'])
+    assert.match(text.stdout, /^p2p-cache at http:\/\/127\.0\.0\.1:\d+\n\nStore\n {2}size +\d+(\.\d)? (B|KiB|MiB)\n {2}stored +\d+ blobs\n/)
+    assert.match(text.stdout, /\n {2}hit rate +\d+\.\d%  \(\d+ hits?, \d+ miss(es)?\)\n/)
+    assert.match(text.stdout, /\n {2}misses from upstream +\d+ {2}\(\d+(\.\d)? (B|KiB|MiB)\)\n/)
+    assert.match(text.stdout, /\n {2}connected +0\n/)
+    assert.doesNotMatch(text.stdout, /Other|_/, 'every field has a label')
   })
 
   it('stats says clearly when no sidecar runs', async () => {
