@@ -2,7 +2,8 @@
 # Installs the system packages the test suite drives for real: the CNCF registry
 # (Debian's docker-registry) as upstream, skopeo and containerd's ctr as clients,
 # iproute2 and iptables for network namespaces, gh (the GitHub CLI) as an API
-# client. Idempotent; needs root (CI runs as root).
+# client, docker-compose (v1, parses compose files without an engine) to validate
+# docker-compose.ci.yml. Idempotent; needs root (CI runs as root).
 set -euo pipefail
 
 need=()
@@ -14,6 +15,7 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v gh >/dev/null 2>&1 || need+=(gh)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: all present"
