@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress'
-import { formatBytes } from '../config/units.js'
-import type { CacheStatus } from '../resolver/source.js'
+import { formatBytes } from '../../config/units.js'
+import type { CacheStatus } from '../../resolver/source.js'
 
 /** One manifest or blob read through the sidecar. */
 export interface FetchedItem {
