@@ -18,7 +18,7 @@ export class UpstreamSet {
     }
     const client = this.byName.get(ns)
     if (client === undefined) {
-      throw new OciError(400, 'UNSUPPORTED', `unknown registry namespace ns=${ns.slice(0, 100)}: add it to CACHE_REGISTRY_UPSTREAMS as ${ns}=https://${ns} (configured: ${[...this.byName.keys()].join(', ')})`)
+      throw new OciError(400, 'UNSUPPORTED', `unknown registry namespace ns=${ns.slice(0, 100)}: add it to CACHE_REGISTRY_UPSTREAMS as ${upstreamEntryFor(ns)} (configured: ${[...this.byName.keys()].join(', ')})`)
     }
     return client
   }
@@ -32,4 +32,10 @@ export class UpstreamSet {
 export function upstreamRepository (client: RegistryClient, name: string): string {
   const isDockerHub = client.name === 'docker.io' || /(^|\.)docker\.io$/.test(client.url.hostname)
   return isDockerHub && !name.includes('/') ? `library/${name}` : name
+}
+
+/** The CACHE_REGISTRY_UPSTREAMS entry for a registry host: Docker Hub's API is not on docker.io itself. */
+export function upstreamEntryFor (host: string): string {
+  const name = host.slice(0, 100)
+  return name === 'docker.io' ? 'docker.io=https://registry-1.docker.io' : `${name}=https://${name}`
 }

@@ -97,6 +97,7 @@ describe('docker-compose.ci.yml', function () {
           (runner.network_mode === 'host' && c.network_mode === 'host' && loadConfig({}, containerEnv(c)).httpAddr.port === Number(url.port))) ?? []
         assert.ok(cache !== undefined && cacheName !== undefined, `${name}: P2P_CACHE_URL ${url.href} is a sidecar of profile ${profile}`)
         assert.equal(Number(url.port), loadConfig({}, containerEnv(cache)).httpAddr.port, `${name}: the sidecar's HTTP port`)
+        assert.equal(runner.environment?.P2P_CACHE_HOST, url.host, `${name}: P2P_CACHE_HOST is P2P_CACHE_URL's host (a registry host for skopeo/crane)`)
         assert.equal(runner.depends_on?.[cacheName]?.condition, 'service_healthy', `${name} waits for its sidecar's health check`)
         const dockerHost = runner.environment?.DOCKER_HOST
         if (runner.network_mode === 'host') {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { request, type Dispatcher } from 'undici'
 import { manifestReference, type ImageReference } from '../../oci/image-ref.js'
 import { DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../../oci/media-types.js'
+import { upstreamEntryFor } from '../../registry/upstreams.js'
 import type { CacheStatus } from '../../resolver/source.js'
 import { SidecarUnreachableError } from '../stats.js'
 import { SidecarAnswerError, UnusableImageError } from './errors.js'
@@ -142,7 +143,7 @@ function headerValue (headers: Record<string, string | string[] | undefined>, na
 function hintFor (status: number, code: string, message: string, ref: ImageReference): string | undefined {
   const registry = ref.host ?? "the sidecar's first upstream"
   if (status === 400 && message.includes('unknown registry namespace') && ref.host !== undefined) {
-    return `add the registry to the sidecar's CACHE_REGISTRY_UPSTREAMS (e.g. ${ref.host}=https://${ref.host}) and restart it, or leave the host out to pull from its first upstream`
+    return `add the registry to the sidecar's CACHE_REGISTRY_UPSTREAMS (e.g. ${upstreamEntryFor(ref.host)}) and restart it, or leave the host out to pull from its first upstream`
   }
   if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404) {
     return `check that ${ref.repository}${ref.digest === undefined ? ':' : '@'}${manifestReference(ref)} exists on ${registry}`
