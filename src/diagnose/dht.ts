@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Connection, PrivateKey } from '@libp2p/interface'
+import { KAD_PROTOCOL } from '../p2p/constants.js'
 import { recordCid } from '../p2p/content-id.js'
 import { createP2pNode, type P2pNode } from '../p2p/node.js'
 import { routingTableSize } from '../p2p/routing-table.js'
@@ -27,8 +28,13 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
   const signal = AbortSignal.any([init.signal, AbortSignal.timeout(DHT_TIMEOUT_MS)])
   const size = await waitForTable(probe, signal)
   if (size === 0) {
+    // What identify recorded for each peer tells a peer without the protocol from one the DHT didn't take in.
+    const peers = await Promise.all(connections.map(async c => {
+      const protocols = await probe.peerStore.get(c.remotePeer).then(p => p.protocols, (): string[] => [])
+      return { peerId: c.remotePeer.toString(), status: c.status, kad: protocols.includes(KAD_PROTOCOL) }
+    }))
     return [fail('dht.routing-table', 'routing table empty: the connected peers did not join this node\'s DHT (/p2p-cache/kad/1.0.0)',
-      'run the same p2p-cache version on every node; peers must be p2p-cache sidecars, not other libp2p nodes')]
+      'run the same p2p-cache version on every node; peers must be p2p-cache sidecars, not other libp2p nodes', { peers })]
   }
   const out: Finding[] = [ok('dht.routing-table', `${size} peer${size === 1 ? '' : 's'} in the routing table`, { size })]
   const cid = recordCid(`p2p-cache diagnose probe ${randomBytes(16).toString('hex')}`)
