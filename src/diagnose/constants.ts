@@ -7,6 +7,8 @@ export const IDENTIFY_TIMEOUT_MS = 3_000
 export const HTTP_TIMEOUT_MS = 5_000
 /** Provide + find of the DHT probe record. */
 export const DHT_TIMEOUT_MS = 10_000
+/** How long the routing table may stay empty after connecting before the peers are redialled once. */
+export const ROUTING_TABLE_RETRY_MS = 3_000
 /** Dial-back of an announced address by a peer. */
 export const DIALBACK_TIMEOUT_MS = 5_000
 /** Clock skew (against an upstream's Date header) worth a warning: tokens and TLS start failing. */
