@@ -29,10 +29,10 @@ import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import { startFakeGitHubProcess, type FakeGitHubProcess } from '../../test/fixtures/fake-github-child.js'
 import { startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
-import { Cleanup, withSectionCleanup } from './cleanup.js'
-import { gcDelta, sidecarGc, type GcCounts } from './common.js'
+import { withSectionCleanup } from './cleanup.js'
+import { gcDelta, sidecarGc, type GcCounts, type SectionCtx } from './common.js'
 import { cpuSeconds, memory } from './proc.js'
-import { MB, percentile, ratioOf, type Row } from './report.js'
+import { MB, percentile, ratioOf } from './report.js'
 
 export interface ApiConfig {
   /** Rows 7 and 8: autocannon connections, and timed seconds of load per target (two halves). */
@@ -57,14 +57,7 @@ export function apiConfig (quick: boolean): ApiConfig {
   }
 }
 
-export interface ApiCtx {
-  work: string
-  /** The run's teardown; the section also tears its processes down itself when it ends. */
-  cleanup: Cleanup
-  rows: Row[]
-  samples: Record<string, unknown>
-  log: (msg: string) => void
-}
+export type ApiCtx = SectionCtx
 
 /** What Octokit sends; the same on every request, through the sidecar and direct. */
 const ACCEPT = 'application/vnd.github+json'

@@ -3,7 +3,18 @@ import { createHash, randomBytes } from 'node:crypto'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { requestJson, type FetchResult } from './http-client.js'
-import { MB, MiB } from './report.js'
+import type { Cleanup } from './cleanup.js'
+import { MB, MiB, type Row } from './report.js'
+
+/** What every section gets from main.ts. */
+export interface SectionCtx {
+  work: string
+  /** The run's teardown; each section also tears its own processes down when it ends. */
+  cleanup: Cleanup
+  rows: Row[]
+  samples: Record<string, unknown>
+  log: (msg: string) => void
+}
 
 export interface BlobFile { path: string, size: number, digest: string }
 

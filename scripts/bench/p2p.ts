@@ -18,12 +18,12 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Registry } from '../../test/fixtures/registry.js'
 import { waitFor } from '../../test/fixtures/wait.js'
-import { Cleanup, withSectionCleanup } from './cleanup.js'
-import { randomBlobFile, gcDelta, sidecarGc, sleep, spread, type BlobFile, type GcCounts } from './common.js'
+import { withSectionCleanup } from './cleanup.js'
+import { randomBlobFile, gcDelta, sidecarGc, sleep, spread, type BlobFile, type GcCounts, type SectionCtx } from './common.js'
 import { fetchBlob, requestJson, uploadBlob, type FetchResult } from './http-client.js'
 import { startP2pNode, startP2pNodes, type P2pNode } from './p2p-node.js'
 import { cpuSeconds, memory, peakRssDuring, startFileServer } from './proc.js'
-import { median, MB, MiB, percentile, ratioOf, type Row } from './report.js'
+import { median, MB, MiB, percentile, ratioOf } from './report.js'
 
 export interface P2pConfig {
   /** Row 5: blob moved A → B, and the number of timed runs (each paired with a baseline run). */
@@ -52,14 +52,8 @@ export function p2pConfig (quick: boolean, requestTimeoutMs: number): P2pConfig 
   }
 }
 
-export interface P2pCtx {
-  work: string
+export interface P2pCtx extends SectionCtx {
   registry: Registry
-  /** The run's teardown; each section also tears its nodes down itself when it ends. */
-  cleanup: Cleanup
-  rows: Row[]
-  samples: Record<string, unknown>
-  log: (msg: string) => void
 }
 
 const REPO = 'bench/p2p'
