@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { chmod, cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config/load.js'
 import { OPTIONS } from '../../src/config/options.js'
 import { spawnManaged, type ManagedProcess } from '../fixtures/child.js'
+import { run } from '../fixtures/netns.js'
 import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
 
@@ -128,15 +128,15 @@ describe('Dockerfile (checked without a Docker engine)', function () {
       for (const f of ['package.json', 'package-lock.json']) await cp(join(ROOT, f), join(app, f))
       await cp(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true })
       // Hard links: a copy of node_modules in a second (prune only unlinks); a real copy across filesystems.
-      if ((await exec('cp', ['-al', join(ROOT, 'node_modules'), join(app, 'node_modules')], app)).code !== 0) {
+      if ((await run('cp', ['-al', join(ROOT, 'node_modules'), join(app, 'node_modules')])).code !== 0) {
         await cp(join(ROOT, 'node_modules'), join(app, 'node_modules'), { recursive: true, verbatimSymlinks: true })
       }
-      const pruned = await exec('npm', ['prune', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund'], app)
-      assert.equal(pruned.code, 0, pruned.output)
+      const pruned = await run('npm', ['prune', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 60_000 })
+      assert.equal(pruned.code, 0, pruned.stderr)
       await chmod(join(app, 'dist/cli/main.js'), 0o755)
       data = join(app, 'data')
       await mkdir(data)
-      if (process.getuid?.() === 0) await exec('chown', ['-R', '1000:1000', data], app)
+      if (process.getuid?.() === 0) await run('chown', ['-R', '1000:1000', data])
       env = {
         PATH: process.env.PATH,
         HOME: data,
@@ -155,7 +155,7 @@ describe('Dockerfile (checked without a Docker engine)', function () {
     })
 
     it('has no dev dependency left', async () => {
-      const res = await exec('node', ['-e', 'import("tsx").then(() => process.exit(1), () => process.exit(0))'], app)
+      const res = await run('node', ['-e', 'import("tsx").then(() => process.exit(1), () => process.exit(0))'], { cwd: app })
       assert.equal(res.code, 0, 'tsx (a dev dependency) is not in the runtime tree')
     })
 
@@ -167,23 +167,12 @@ describe('Dockerfile (checked without a Docker engine)', function () {
         if (serve?.isRunning() !== true) throw new Error(`serve exited: ${serve?.tail(20) ?? ''}`)
         return lines.some(l => l.includes('"p2p-cache ready"'))
       }, { timeoutMs: 20_000, what: 'the sidecar from the runtime tree to be ready' })
-      const up = await exec(process.execPath, [join(app, 'dist/cli/main.js'), 'healthcheck'], app, env)
-      assert.equal(up.code, 0, up.output)
+      const up = await run(process.execPath, [join(app, 'dist/cli/main.js'), 'healthcheck'], { cwd: app, env })
+      assert.equal(up.code, 0, up.stderr)
       await serve.stop()
-      const down = await exec(process.execPath, [join(app, 'dist/cli/main.js'), 'healthcheck'], app, env)
+      const down = await run(process.execPath, [join(app, 'dist/cli/main.js'), 'healthcheck'], { cwd: app, env })
       assert.equal(down.code, 1)
-      assert.match(down.output, /no answer from http:\/\/127\.0\.0\.1:\d+\/healthz/)
+      assert.match(down.stderr, /no answer from http:\/\/127\.0\.0\.1:\d+\/healthz/)
     })
   })
 })
-
-async function exec (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number, output: string }> {
-  return await new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 })
-    let output = ''
-    child.stdout.on('data', (b: Buffer) => { output += b.toString() })
-    child.stderr.on('data', (b: Buffer) => { output += b.toString() })
-    child.on('error', reject)
-    child.on('close', code => { resolve({ code: code ?? -1, output }) })
-  })
-}
