@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { freePort } from '../../test/fixtures/ports.js'
 import { runCli, startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
-import { p2pInfo, waitForPeers, type P2pInfo } from '../../test/fixtures/swarm.js'
+import { p2pInfo, waitForPeers } from '../../test/fixtures/swarm.js'
 import { waitFor } from '../../test/fixtures/wait.js'
 
 export interface DemoNode {
@@ -82,8 +82,7 @@ export async function waitForMesh (nodes: DemoNode[], timeoutMs: number): Promis
   await Promise.all(nodes.map(async n => {
     await waitForPeers(n.sidecar, others, timeoutMs)
     await waitFor(async () => {
-      const info = await p2pInfo(n.sidecar.url) as P2pInfo & { routingTable?: unknown }
-      return typeof info.routingTable === 'number' && info.routingTable >= others
+      return (await p2pInfo(n.sidecar.url)).routingTable >= others
     }, { timeoutMs, intervalMs: 100, what: `sidecar ${n.name} to have ${others} peers in its DHT routing table` })
   }))
 }
