@@ -46,6 +46,11 @@ function containerEnv (s: Service): Record<string, string> {
   const set = Object.entries(s.environment ?? {}).filter((e): e is [string, string] => e[1] !== null)
   return { ...IMAGE_ENV, ...Object.fromEntries(set) }
 }
+/** The same in a namespace: startNsSidecar's temp dir stands in for the /data volume. */
+function nsEnv (s: Service, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const { CACHE_DIR: _volume, ...env } = containerEnv(s)
+  return { ...env, ...extra }
+}
 
 describe('docker-compose.ci.yml', function () {
   this.timeout(60_000)
@@ -188,8 +193,7 @@ describe('docker-compose.ci.yml', function () {
       await bridge(lan, 'br0', undefined, caches.map((_, i) => `p${i + 1}`))
       const started: Array<{ ns: Netns, name: string, sidecar: NsSidecar, env: NodeJS.ProcessEnv }> = []
       for (const { ns, name, service } of members) {
-        const env: NodeJS.ProcessEnv = containerEnv(service)
-        delete env.CACHE_DIR // a temp dir per namespace stands in for the volume
+        const env = nsEnv(service)
         const sidecar = await startNsSidecar(ns, env)
         cleanup.push(async () => { await sidecar.stop() })
         started.push({ ns, name, sidecar, env })
@@ -211,12 +215,10 @@ describe('docker-compose.ci.yml', function () {
       cleanup.push(async () => { await topo.destroy() })
       // As the header says: publish 9000 and announce the host's IP.
       await topo.publish(9000)
-      const cEnv: NodeJS.ProcessEnv = { ...containerEnv(bridged), CACHE_ANNOUNCE_ADDRS: `/ip4/${H1}/tcp/9000` }
-      delete cEnv.CACHE_DIR
+      const cEnv = nsEnv(bridged, { CACHE_ANNOUNCE_ADDRS: `/ip4/${H1}/tcp/9000` })
       const c = await startNsSidecar(topo.c1, cEnv)
       cleanup.push(async () => { await c.stop() })
-      const hEnv: NodeJS.ProcessEnv = { ...containerEnv(hosted), CACHE_BOOTSTRAP_PEERS: `/ip4/${H1}/tcp/9000` }
-      delete hEnv.CACHE_DIR
+      const hEnv = nsEnv(hosted, { CACHE_BOOTSTRAP_PEERS: `/ip4/${H1}/tcp/9000` })
       const h = await startNsSidecar(topo.h2, hEnv)
       cleanup.push(async () => { await h.stop() })
       await waitPeers(topo.h2, hEnv, 1)
