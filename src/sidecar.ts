@@ -19,7 +19,7 @@ import { loadOrCreateIdentity } from './p2p/identity.js'
 import { ApiRoutes } from './apicache/api-routes.js'
 import { ApiRecords } from './apicache/records.js'
 import { Scopes } from './apicache/scope.js'
-import { Swarm } from './p2p/swarm.js'
+import { Swarm, type SwarmComponents } from './p2p/swarm.js'
 import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
 
@@ -48,6 +48,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
   let api: ApiRoutes | undefined
+  let blobs: BlobResolver | undefined
   const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0 })
   store = await BlobStore.open({
     dir: config.dir,
@@ -82,7 +83,13 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const privateKey = await loadOrCreateIdentity(config.dir, log)
   if (config.enableP2p) {
     try {
-      swarm = await startSwarm(config, privateKey, store, stats, { tags, apiRecords }, log.child({ component: 'p2p' }))
+      swarm = await startSwarm(config, privateKey, store, stats, {
+        tags,
+        apiRecords,
+        // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
+        inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
+        servesInProgress: digest => blobs?.servesInProgress(digest) ?? false
+      }, log.child({ component: 'p2p' }))
     } catch (err) {
       await store.close()
       await upstreams.close()
@@ -92,12 +99,13 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const resolverLog = log.child({ component: 'resolver' })
   const peers: PeerLookupInit | undefined = swarm === undefined
     ? undefined
-    : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, log: resolverLog }
-  const blobs = new BlobResolver({ store, stats, log: resolverLog, peers })
+    : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, stats, log: resolverLog }
+  blobs = new BlobResolver({ store, stats, log: resolverLog, peers })
+  const openBlobs = blobs
   const registry = new RegistryRoutes({
     upstreams,
     blobs,
-    manifests: new ManifestResolver({ store, tags, stats, log: resolverLog, peers }),
+    manifests: new ManifestResolver({ tags, stats, log: resolverLog, peers, blobs }),
     stats,
     log: log.child({ component: 'registry' })
   })
@@ -151,7 +159,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       ready = false
       await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
       // Downloads outlive their clients (they warm the cache): let them commit before the index closes.
-      await blobs.drain(10_000)
+      await openBlobs.drain(10_000)
       await openSwarm?.stop()
       await upstreams.close()
       await openApi.close()
@@ -160,7 +168,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
 }
 
-async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords }, log: Logger): Promise<Swarm> {
+async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'inProgress' | 'servesInProgress'>, log: Logger): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
     log.warn({ listen: config.listenAddrs.map(String) },
@@ -180,6 +188,8 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       stats,
       tags: async key => await records.tags.lookup(key),
       apiRecords: async key => await records.apiRecords.forPeer(key),
+      inProgress: records.inProgress,
+      servesInProgress: records.servesInProgress,
       log
     })
   } catch (err) {

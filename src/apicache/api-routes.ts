@@ -14,8 +14,9 @@ import type { ApiRecord, ApiRecords } from './records.js'
 import type { Scopes } from './scope.js'
 import { apiKey, normalizeAccept } from './record-key.js'
 import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
+import { fetchVerified, MemorySink } from '../resolver/peer-fetch.js'
+import { SingleFlight } from '../resolver/single-flight.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
-import { readAll } from '../p2p/fetch/client.js'
 
 export interface ApiRoutesInit {
   upstreams: Upstream[]
@@ -94,7 +95,7 @@ const NOT_FORWARDED = ['host', 'accept-encoding', 'if-none-match', 'if-modified-
  */
 export class ApiRoutes {
   private readonly byName: Map<string, ApiUpstream>
-  private readonly inflight = new Map<string, Promise<Answer>>()
+  private readonly inflight = new SingleFlight<string, Promise<Answer>>()
   /** Recently stored records with their bodies: a hit needs no index read or file open. */
   private readonly hot = new Map<string, HotEntry>()
   private hotBytes = 0
@@ -118,12 +119,19 @@ export class ApiRoutes {
       const scope = this.init.scopes.of(req.headers.authorization)
       const resource = `${upstream.name} ${path}`
       const key = `${resource}\0${scope}\0${headers.accept ?? ''}`
-      let pending = this.inflight.get(key)
-      if (pending === undefined) {
-        pending = this.resolve(upstream, path, resource, scope, headers).finally(() => this.inflight.delete(key))
-        this.inflight.set(key, pending)
+      // A client that hangs up releases its share; the request upstream stops when none is left.
+      const left = new AbortController()
+      res.once('close', () => { if (!res.writableFinished) left.abort(new Error('the client closed the connection')) })
+      const share = this.inflight.join(key, signal => {
+        const pending = this.resolve(upstream, path, resource, scope, headers, signal)
+        return { value: pending, done: pending }
+      }, left.signal)
+      let answer: Answer
+      try {
+        answer = await share.value
+      } finally {
+        share.release()
       }
-      const answer = await pending
       this.init.stats.inc(answer.cache === 'MISS' ? 'misses' : 'hits')
       this.send(req, res, answer, upstream, sidecarBase)
     } catch (err) {
@@ -163,7 +171,7 @@ export class ApiRoutes {
     await this.agent.close()
   }
 
-  private async resolve (upstream: ApiUpstream, path: string, resource: string, scope: string, headers: HeaderMap): Promise<Answer> {
+  private async resolve (upstream: ApiUpstream, path: string, resource: string, scope: string, headers: HeaderMap, signal: AbortSignal): Promise<Answer> {
     const { records } = this.init
     // The policy (which is stored) sees the scope in place of the credential: `Vary:
     // Authorization` still works within a scope, and no token ever reaches the disk.
@@ -184,9 +192,9 @@ export class ApiRoutes {
     // A stored copy (ours, else another scope's, else a peer's) whose validator the requester
     // presents with its own credentials: a 304 proves this requester may have those exact bytes.
     const candidate = await this.candidate(own !== undefined ? [own] : await records.all(resource)) ??
-      await this.fromPeers(resource, normalizeAccept(headers.accept))
+      await this.fromPeers(resource, normalizeAccept(headers.accept), signal)
     if (candidate !== undefined) {
-      const res = await this.fetch(upstream, path, { ...headers, ...validators(candidate.headers) })
+      const res = await this.fetch(upstream, path, { ...headers, ...validators(candidate.headers) }, signal)
       if (res.status !== 304) return await this.fresh(upstream, res, policyRequest, resource, scope)
       // RFC 9111 4.3.4: the 304's headers update the stored ones.
       const merged = { ...candidate.headers, ...endToEnd(res.headers, ['content-length']) }
@@ -194,7 +202,7 @@ export class ApiRoutes {
       this.init.stats.inc('revalidations_304')
       return { cache: 'REVALIDATED', status: candidate.status, headers: merged, body: candidate.body, ...(candidate.peer !== undefined ? { peer: candidate.peer } : {}) }
     }
-    return await this.fresh(upstream, await this.fetch(upstream, path, headers), policyRequest, resource, scope)
+    return await this.fresh(upstream, await this.fetch(upstream, path, headers, signal), policyRequest, resource, scope)
   }
 
   /** The first stored record with a validator whose body is still in the store. */
@@ -208,26 +216,25 @@ export class ApiRoutes {
   }
 
   /** A peer's stored response for this request (no credential in the key), body verified. */
-  private async fromPeers (resource: string, accept: string): Promise<Candidate | undefined> {
+  private async fromPeers (resource: string, accept: string, signal: AbortSignal): Promise<Candidate | undefined> {
     const peers = this.init.peers
     if (peers === undefined) return undefined
-    return await tryProviders(peers, apiKey(resource, accept), { budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs }, async (peer, signal) => {
-      const blob = await peers.swarm.fetch(peer, { key: apiKey(resource, accept) }, { signal, idleMs: peers.idleMs })
-      const api = blob.api
-      if (api === undefined || blob.size > this.init.maxBody) {
-        const err = new PeerFetchError(blob.peer, 'refused', api === undefined ? 'answered an API key without a record' : `an API body of ${blob.size} bytes`)
-        blob.close(err)
-        throw err
-      }
-      const body = await readAll(blob)
-      if (sha256Digest(body) !== api.body) {
-        peers.swarm.deny(blob.peer, `API body for ${resource} does not match ${api.body}`)
-        throw new PeerFetchError(blob.peer, 'mismatch', `API body does not match ${api.body}`)
-      }
-      if (validators(api.headers) === undefined) {
-        throw new PeerFetchError(blob.peer, 'refused', 'a record without a validator')
-      }
-      return { status: api.status, headers: api.headers, body, peer: blob.peer }
+    const key = apiKey(resource, accept)
+    return await tryProviders(peers, key, { signal, budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs }, async (peer, attempt) => {
+      let sink: MemorySink | undefined
+      const blob = await fetchVerified(peers, peer, {
+        request: { key },
+        signal: attempt,
+        maxSize: this.init.maxBody,
+        open: answer => {
+          if (answer.api === undefined) throw new PeerFetchError(answer.peer, 'refused', 'answered an API key without a record')
+          if (validators(answer.api.headers) === undefined) throw new PeerFetchError(answer.peer, 'refused', 'a record without a validator')
+          sink = new MemorySink(answer.api.body)
+          return sink
+        }
+      })
+      if (blob.api === undefined || sink === undefined) throw new PeerFetchError(blob.peer, 'protocol', 'lost its API record')
+      return { status: blob.api.status, headers: blob.api.headers, body: sink.body, peer: blob.peer }
     })
   }
 
@@ -283,14 +290,14 @@ export class ApiRoutes {
     }
   }
 
-  private async fetch (upstream: ApiUpstream, path: string, headers: HeaderMap): Promise<UpstreamAnswer> {
+  private async fetch (upstream: ApiUpstream, path: string, headers: HeaderMap, signal: AbortSignal): Promise<UpstreamAnswer> {
     return await upstream.queue.add(async () => {
-      const res = await request(`${upstream.base}${path}`, { method: 'GET', headers: { ...headers, host: upstream.url.host }, dispatcher: this.agent })
+      const res = await request(`${upstream.base}${path}`, { method: 'GET', headers: { ...headers, host: upstream.url.host }, dispatcher: this.agent, signal })
       const chunks: Buffer[] = []
       for await (const chunk of res.body) chunks.push(chunk as Buffer)
       this.noteRateLimit(upstream, res.headers)
       return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }
-    }) as UpstreamAnswer
+    }, { signal }) as UpstreamAnswer
   }
 
   /** Anything but GET/HEAD: streamed through, nothing stored. */

@@ -4,7 +4,8 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 export const COUNTER_NAMES = [
   'hits', 'misses', 'stores', 'evictions', 'errors',
   'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers',
-  'revalidations_304', 'bytes_served', 'stale_tags_served'
+  'revalidations_304', 'bytes_served', 'stale_tags_served',
+  'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -21,7 +22,11 @@ const HELP: Record<CounterName, string> = {
   bytes_served_to_peers: 'Bytes sent to peers',
   revalidations_304: 'Conditional upstream requests answered 304',
   bytes_served: 'Bytes sent to HTTP clients',
-  stale_tags_served: 'Tags served from the last resolution because the upstream was unavailable'
+  stale_tags_served: 'Tags served from the last resolution because the upstream was unavailable',
+  claims_won: 'Misses for which the coordinator told this node to fetch from the upstream',
+  claims_joined: 'Misses for which the coordinator named a peer that is fetching or has the content',
+  peer_inflight_joins: 'Peer transfers read from a download still in progress on that peer',
+  upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream'
 }
 
 export interface StatsSnapshot extends Record<CounterName, number> {

@@ -46,3 +46,16 @@ export function acceptClass (accept: readonly string[]): 'index' | 'single' {
   if (accept.length === 0) return 'index'
   return INDEX_TYPES.some(t => accepts(accept, t)) ? 'index' : 'single'
 }
+
+/**
+ * The `mediaType` a manifest declares in its JSON (covered by its digest), if it is one we
+ * serve; undefined for anything else, invalid JSON included.
+ */
+export function declaredMediaType (body: Buffer): string | undefined {
+  try {
+    const value = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType
+    return typeof value === 'string' && MANIFEST_TYPES.includes(value) ? value : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -15,8 +15,9 @@ export interface BootstrapDialerComponents {
 /**
  * Keeps a connection to each bootstrap peer. @libp2p/bootstrap dials them once at start-up;
  * a runner whose bootstrap peer is not up yet (compose start order, a restarting host) must
- * keep trying: each unreachable peer is a warning and a redial with exponential backoff, and a
- * lost connection is redialled.
+ * keep trying: an unreachable peer is redialled with exponential backoff (a warning from the
+ * second failure on: the first is often a peer still starting), and a lost connection is
+ * redialled.
  */
 export class BootstrapDialer {
   private readonly controller = new AbortController()
@@ -72,8 +73,11 @@ export class BootstrapDialer {
         }
         failures++
         delay = Math.min(Math.max(delay * 2, BOOTSTRAP_RETRY_MIN_MS), BOOTSTRAP_RETRY_MAX_MS)
-        log.warn({ bootstrap: ma.toString(), attempt: failures, retryInMs: delay, err: (err as Error).message },
-          'bootstrap peer unreachable; retrying (check the address with `p2p-cache diagnose`)')
+        // A fleet starting at once races: a first refusal is a peer not listening yet. From the
+        // second one on, it is worth a warning.
+        const fields = { bootstrap: ma.toString(), attempt: failures, retryInMs: delay, err: (err as Error).message }
+        if (failures === 1) log.info(fields, 'bootstrap peer not reachable yet; retrying')
+        else log.warn(fields, 'bootstrap peer unreachable; retrying (check the address with `p2p-cache diagnose`)')
         continue
       }
       delay = 0

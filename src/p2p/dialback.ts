@@ -4,6 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import type { P2pNode } from './node.js'
+import { decodeJsonFrame, encodeJsonFrame } from './json-frame.js'
 import { DIALBACK_PROTOCOL, DIALBACK_TIMEOUT_MS, MAX_CONCURRENT_DIALBACKS, MAX_REQUEST_BYTES } from './constants.js'
 
 /**
@@ -26,11 +27,6 @@ const answerSchema = z.strictObject({
   message: z.string().max(1000).optional()
 })
 
-const encode = (value: object): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
-
-function decode<T> (bytes: Uint8Array, schema: z.ZodType<T>): T {
-  return schema.parse(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)))
-}
 
 /** The IP of a multiaddr's first component, or undefined. */
 function ipOf (text: string): string | undefined {
@@ -57,13 +53,13 @@ export class DialbackServer {
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const signal = AbortSignal.timeout(DIALBACK_TIMEOUT_MS * 2)
     const reply = async (answer: DialbackAnswer): Promise<void> => {
-      await lp.write(encode(answer), { signal })
+      await lp.write(encodeJsonFrame(answer), { signal })
       await stream.close({ signal })
     }
     try {
       let addr: string
       try {
-        addr = decode((await lp.read({ signal })).subarray(), requestSchema).addr
+        addr = decodeJsonFrame((await lp.read({ signal })).subarray(), requestSchema, 'dial-back request').addr
         if (!/\/p2p\/[^/]+$/.test(addr) || ipOf(addr) === undefined) throw new Error('addr must be /ip4|ip6/<address>/tcp/<port>/p2p/<peer id>')
       } catch (err) {
         await reply({ status: 'bad_request', message: (err as Error).message })
@@ -103,8 +99,8 @@ export async function requestDialback (connection: Connection, addr: string, sig
   const stream = await connection.newStream(DIALBACK_PROTOCOL, { signal })
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES * 2 })
-    await lp.write(encode({ addr }), { signal })
-    const answer = decode((await lp.read({ signal })).subarray(), answerSchema)
+    await lp.write(encodeJsonFrame({ addr }), { signal })
+    const answer = decodeJsonFrame((await lp.read({ signal })).subarray(), answerSchema, 'dial-back answer')
     await stream.close({ signal }).catch(() => {})
     return answer
   } catch (err) {

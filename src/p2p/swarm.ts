@@ -13,7 +13,9 @@ import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from '.
 import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
 import type { ApiKey } from '../apicache/record-key.js'
 import type { TagKey } from '../oci/tag-key.js'
-import { FetchServer } from './fetch/server.js'
+import { FetchServer, type GrowingBlob } from './fetch/server.js'
+import { ClaimService, type CoordinatedAnswer } from './claim/service.js'
+import type { ClaimRequest } from './claim/frames.js'
 import { DialbackServer } from './dialback.js'
 import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.js'
 import { routingTableSize } from './routing-table.js'
@@ -30,6 +32,10 @@ export interface SwarmComponents {
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
   /** Answers peers' API keys from this node's API cache. */
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
+  /** This node's download of a digest in progress, served to peers as it arrives. */
+  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | undefined>
+  /** Whether `inProgress(digest)` would serve bytes now (a coordinator then names itself). */
+  servesInProgress: (digest: Digest) => boolean
   log: Logger
 }
 
@@ -50,6 +56,7 @@ export class Swarm {
     readonly node: P2pNode,
     private readonly server: FetchServer,
     private readonly dialback: DialbackServer,
+    private readonly claims: ClaimService,
     private readonly announcer: Announcer,
     private readonly dialer: BootstrapDialer,
     private readonly log: Logger
@@ -63,11 +70,17 @@ export class Swarm {
     // One bootstrap list for every service of a compose file names this node too: skip itself.
     const bootstrap = init.bootstrap.filter(ma => pinnedPeerId(ma) !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, log }, { maxUploads: init.maxUploads })
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, inProgress: components.inProgress, log }, { maxUploads: init.maxUploads })
     const dialback = new DialbackServer({ node, log })
+    const claims = new ClaimService({
+      node,
+      log,
+      has: async digest => components.servesInProgress(digest) || await components.store.stat(digest) !== undefined
+    })
     try {
       await server.start()
       await dialback.start()
+      await claims.start()
     } catch (err) {
       await node.stop()
       throw err
@@ -75,7 +88,7 @@ export class Swarm {
     const announcer = new Announcer({ node, log })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
     dialer.start()
-    const swarm = new Swarm(node, server, dialback, announcer, dialer, log)
+    const swarm = new Swarm(node, server, dialback, claims, announcer, dialer, log)
     log.info({ peerId: self.toString(), addrs: swarm.addrs(), bootstrap: bootstrap.map(String) }, 'p2p node started')
     return swarm
   }
@@ -132,6 +145,14 @@ export class Swarm {
     return await fetchFromPeer(this.node, peer, request, opts)
   }
 
+  /**
+   * Asks the coordinator of `request.key` who fetches it (see ClaimService.ask); undefined when
+   * no coordinator answered.
+   */
+  async claim (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
+    return await this.claims.ask(request, signal, to)
+  }
+
   /** The peer sent bytes that did not match: don't ask it again for a while. */
   deny (peer: string, reason: string): void {
     this.denied.add(peer)
@@ -159,6 +180,7 @@ export class Swarm {
     await this.announcer.stop()
     await this.server.stop()
     await this.dialback.stop()
+    await this.claims.stop()
     await this.node.stop()
   }
 }

@@ -42,15 +42,18 @@ export class RegistryRoutes {
       }
       const client = this.init.upstreams.select(url.searchParams.get('ns'))
       const repo = upstreamRepository(client, route.name)
-      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head)
-      else await this.blob(req, res, client, repo, route.digest, head)
+      // A client that hangs up releases its share of the download (the others keep theirs).
+      const left = new AbortController()
+      res.once('close', () => { if (!res.writableFinished) left.abort(new Error('the client closed the connection')) })
+      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left.signal)
+      else await this.blob(req, res, client, repo, route.digest, head, left.signal)
     } catch (err) {
       this.fail(res, err, head, url)
     }
     return true
   }
 
-  private async manifest (req: IncomingMessage, res: ServerResponse, client: Parameters<ManifestResolver['get']>[0], repo: string, reference: string, head: boolean): Promise<void> {
+  private async manifest (req: IncomingMessage, res: ServerResponse, client: Parameters<ManifestResolver['get']>[0], repo: string, reference: string, head: boolean, signal: AbortSignal): Promise<void> {
     const accept = acceptedTypes(req.headers.accept)
     const headers: Record<string, string> = { ...API_VERSION }
     let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
@@ -69,7 +72,7 @@ export class RegistryRoutes {
         return
       }
     }
-    const manifest = await this.init.manifests.get(client, repo, digest)
+    const manifest = await this.init.manifests.get(client, repo, digest, signal)
     res.writeHead(200, {
       ...headers,
       'content-type': manifest.mediaType,
@@ -83,7 +86,7 @@ export class RegistryRoutes {
     if (!head) this.init.stats.inc('bytes_served', manifest.body.byteLength)
   }
 
-  private async blob (req: IncomingMessage, res: ServerResponse, client: Parameters<BlobResolver['open']>[0], repo: string, digest: `sha256:${string}`, head: boolean): Promise<void> {
+  private async blob (req: IncomingMessage, res: ServerResponse, client: Parameters<BlobResolver['open']>[0], repo: string, digest: `sha256:${string}`, head: boolean, signal: AbortSignal): Promise<void> {
     const common = { ...API_VERSION, 'docker-content-digest': digest, etag: `"${digest}"`, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
     if (head) {
       const info = await this.init.blobs.head(client, repo, digest)
@@ -91,7 +94,7 @@ export class RegistryRoutes {
       res.end()
       return
     }
-    const source = await this.init.blobs.open(client, repo, digest)
+    const source = await this.init.blobs.open(client, repo, digest, { signal })
     try {
       const range = selectRange(req.headers.range, source.size)
       const headers: Record<string, string | number> = { ...common, 'x-cache': source.cache, 'x-cache-source': source.origin }

@@ -1,11 +1,13 @@
 import type { Logger } from 'pino'
+import { raceSignal } from 'race-signal'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import type { Stats } from '../metrics/stats.js'
-import { BlobDownload } from './download.js'
+import { BlobDownload, type DownloadKind } from './download.js'
 import type { BlobSource, CacheStatus } from './source.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
+import { SingleFlight } from './single-flight.js'
 
 export interface BlobResolverInit {
   store: BlobStore
@@ -15,60 +17,118 @@ export interface BlobResolverInit {
   peers?: PeerLookupInit | undefined
 }
 
+export interface OpenOptions {
+  /** `manifest`: fetched from /manifests/ with its media type, and a stored copy without one is a miss. */
+  kind?: DownloadKind
+  /** The client left: its share of the download is released (the download stops if it was the last). */
+  signal?: AbortSignal
+}
+
 /**
- * local store → peers found on the DHT → upstream (SPEC 2). Blobs are keyed by digest alone,
- * so a layer shared by several images or repositories is fetched once; concurrent misses share
- * one download.
+ * A download whose last reader left goes on this long: a client that retries, or asks for the
+ * next range, finds it still running.
+ */
+const DOWNLOAD_LINGER_MS = 5_000
+/** Joins of a download that finished between the lookup and the join: the store has it then. */
+const MAX_OPEN_TRIES = 3
+
+/**
+ * local store → swarm (claims, peers) → upstream (SPEC 2). Blobs are keyed by digest alone, so a
+ * layer shared by several images or repositories is fetched once; concurrent misses share one
+ * download, in this node (SingleFlight) and across the swarm (claims, see BlobDownload).
  */
 export class BlobResolver {
-  private readonly downloads = new Map<Digest, BlobDownload>()
+  private readonly downloads = new SingleFlight<string, BlobDownload>({ lingerMs: DOWNLOAD_LINGER_MS })
 
   constructor (private readonly init: BlobResolverInit) {}
 
-  async open (client: RegistryClient, repo: string, digest: Digest): Promise<BlobSource> {
-    const { store, stats, log } = this.init
-    await this.settle(digest)
-    const local = await store.openRead(digest)
-    if (local !== undefined) {
-      stats.inc('hits')
-      log.info({ digest, size: local.record.size, cache: 'HIT' }, 'blob hit')
-      return {
-        cache: 'HIT', origin: 'local', size: local.record.size,
-        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
-        stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
-        release: local.release
+  /**
+   * The blob `digest` for one response: a local hit, or a share of the download (started here
+   * if none runs). Throws the download's error (upstream status, unavailable, digest mismatch).
+   * The caller calls `release` when its response is over.
+   */
+  async open (client: RegistryClient, repo: string, digest: Digest, opts: OpenOptions = {}): Promise<BlobSource> {
+    const { store, stats, log, peers } = this.init
+    const kind = opts.kind ?? 'blob'
+    for (let tries = 1; ; tries++) {
+      await this.settle(kind, digest)
+      const local = await store.openRead(digest)
+      // A record without a media type was stored through /blobs/: as a manifest, the upstream
+      // must confirm the type (and it is fetched again).
+      if (local !== undefined && (kind === 'blob' || local.record.mediaType !== undefined)) {
+        stats.inc('hits')
+        log.info({ digest, kind, size: local.record.size, cache: 'HIT' }, `${kind} hit`)
+        return {
+          cache: 'HIT', origin: 'local', size: local.record.size,
+          ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+          stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
+          release: local.release
+        }
+      }
+      await local?.release()
+      if (tries === 1) stats.inc('misses')
+      const share = this.downloads.join(`${kind} ${digest}`, signal => {
+        const download = new BlobDownload({ digest, kind, repo, client, store, stats, log, peers, signal })
+        return { value: download, done: download.done }
+      }, opts.signal)
+      const active = share.value
+      if (!active.retain()) {
+        // It finished between the store lookup and the join: the store has it now (or it failed).
+        share.release()
+        if (tries < MAX_OPEN_TRIES) continue
+        throw active.error ?? new Error(`download of ${digest} ended while joining it`)
+      }
+      let size: number | undefined
+      try {
+        ({ size } = await active.ready)
+      } catch (err) {
+        active.release()
+        share.release()
+        throw err
+      }
+      log.info({ digest, kind, size, cache: active.cache, source: active.origin, joined: !share.started }, `${kind} miss`)
+      return readerOf(active, size, async () => { active.release(); share.release() })
+    }
+  }
+
+  /**
+   * This node's own download of `digest` in progress, once its size is known, for a peer's fetch
+   * request; never starts one (SPEC 3.4: no fetch on a peer's behalf). Undefined when there is
+   * none, it failed, or `signal` aborts first.
+   */
+  async inProgress (digest: Digest, signal: AbortSignal): Promise<BlobSource | undefined> {
+    for (const kind of ['blob', 'manifest'] as const) {
+      const share = this.downloads.joinExisting(`${kind} ${digest}`, signal)
+      if (share === undefined) continue
+      const active = share.value
+      if (!active.retain()) {
+        share.release()
+        continue
+      }
+      try {
+        const { size } = await raceSignal(active.ready, signal)
+        if (active.servesPeers) return readerOf(active, size, async () => { active.release(); share.release() })
+        active.release()
+        share.release()
+      } catch {
+        active.release()
+        share.release()
       }
     }
-    stats.inc('misses')
-    let download = this.downloads.get(digest)
-    if (download === undefined || !download.retain()) {
-      download = new BlobDownload({ digest, repo, client, store, stats, log, peers: this.init.peers })
-      this.downloads.set(digest, download)
-      const started = download
-      started.retain()
-      started.done.catch(() => {})
-        .finally(() => { if (this.downloads.get(digest) === started) this.downloads.delete(digest) })
-    }
-    // Retained above in the same tick as the lookup: the temporary file stays open for us.
-    const active = download
-    let size: number | undefined
-    try {
-      ({ size } = await active.ready)
-    } catch (err) {
-      active.release()
-      throw err
-    }
-    log.info({ digest, size, cache: active.cache, source: active.origin }, 'blob miss')
-    return {
-      cache: active.cache, origin: active.origin, size,
-      stream: (start, end) => active.reader(start, end),
-      release: async () => { active.release() }
-    }
+    return undefined
+  }
+
+  /** Whether a download of `digest` is under way here with bytes a peer may read (see `servesPeers`). */
+  servesInProgress (digest: Digest): boolean {
+    return ['blob', 'manifest'].some(kind => {
+      const download = this.downloads.peek(`${kind} ${digest}`)
+      return download !== undefined && download.sourced && download.servesPeers
+    })
   }
 
   /** Blob size without fetching it (HEAD). */
   async head (client: RegistryClient, repo: string, digest: Digest): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
-    await this.settle(digest)
+    await this.settle('blob', digest)
     const record = await this.init.store.stat(digest)
     if (record !== undefined) return { cache: 'HIT', origin: 'local', size: record.size }
     const peers = this.init.peers
@@ -87,16 +147,26 @@ export class BlobResolver {
     return { cache: 'MISS', origin: client.name, size: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined }
   }
 
-  /** Waits for every download in flight to finish (or fail), up to `timeoutMs`: shutdown. */
-  async drain (timeoutMs: number): Promise<void> {
-    for (const d of this.downloads.values()) d.cancel()
-    const all = Promise.allSettled([...this.downloads.values()].map(async d => await d.done))
-    await Promise.race([all, new Promise(resolve => setTimeout(resolve, timeoutMs).unref())])
+  /** Shutdown: downloads in flight get `graceMs` to commit, then are stopped. */
+  async drain (graceMs: number): Promise<void> {
+    await this.downloads.drain(new Error('shutting down'), graceMs)
   }
 
   /** A verified download being committed is a local hit a few milliseconds from now. */
-  private async settle (digest: Digest): Promise<void> {
-    const committing = this.downloads.get(digest)
+  private async settle (kind: DownloadKind, digest: Digest): Promise<void> {
+    const committing = this.downloads.peek(`${kind} ${digest}`)
     if (committing?.verified === true) await committing.done.catch(() => {})
+  }
+}
+
+/** One response's view of a download: bytes as they arrive, the media type as last known. */
+function readerOf (active: BlobDownload, size: number | undefined, release: () => Promise<void>): BlobSource {
+  return {
+    cache: active.cache,
+    origin: active.origin,
+    size,
+    get mediaType () { return active.mediaType },
+    stream: (start, end) => active.reader(start, end),
+    release
   }
 }

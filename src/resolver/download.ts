@@ -1,7 +1,11 @@
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
+import { DEFAULT_MANIFEST_ACCEPT, MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType } from '../oci/media-types.js'
+import { OciError } from '../oci/errors.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { BlobRecord } from '../store/record.js'
 import type { BlobWriter } from '../store/writer.js'
@@ -11,13 +15,21 @@ import { parseContentRange } from '../upstream/content-range.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
+import type { ClaimOp } from '../p2p/claim/frames.js'
+import { CLAIM_RENEW_MS, CLAIM_TIMEOUT_MS } from '../p2p/claim/constants.js'
+import { MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
+import { fetchVerified } from './peer-fetch.js'
 
 const READ_CHUNK = 256 * 1024
 const WRITE_BATCH = 1024 * 1024
 
+/** What is fetched: a blob (`/blobs/`), or a manifest by digest (`/manifests/`, typed, bounded). */
+export type DownloadKind = 'blob' | 'manifest'
+
 export interface BlobDownloadInit {
   digest: Digest
+  kind: DownloadKind
   repo: string
   client: RegistryClient
   store: BlobStore
@@ -25,55 +37,86 @@ export interface BlobDownloadInit {
   log: Logger
   /** Ask the swarm first; undefined = upstream only (CACHE_ENABLE_P2P=false). */
   peers?: PeerLookupInit | undefined
+  /** Aborted when every reader left (SingleFlight) or at shutdown: the download stops. */
+  signal: AbortSignal
+}
+
+/** The claim this node won: it fetches from the upstream and keeps the coordinator informed. */
+interface Lease {
+  coordinator: string
 }
 
 /**
- * One fetch of a blob into the store: from providers on the DHT, else (or to finish what a
- * peer left) from the upstream. Any number of clients read it while it arrives (from the
- * temporary file, each at its own pace), so concurrent pulls of a digest cost one copy.
+ * One fetch of a digest into the store. The swarm decides who goes upstream (issue 12): the
+ * key's coordinator answers a claim with "fetch" (this node goes upstream, renewing its lease
+ * while bytes arrive) or "join" (read it from the peer that is fetching or has it). When no
+ * coordinator answers, the DHT's provider records are tried, then the upstream. A peer that
+ * fails mid-way is reported to the coordinator and the rest comes from the next source, resumed
+ * with a Range where it can be.
  *
- * Readers never get bytes that could turn out wrong: upstream bytes stream through with the
- * last byte held back until the digest verifies; bytes from a peer are released only once the
- * whole blob verified, so a lying peer costs a retry from another source, not a client's pull.
+ * Any number of readers (HTTP clients, and peers through the fetch protocol) follow the
+ * temporary file as it grows, each at its own pace; the last byte of the blob is held back until
+ * the whole digest verified, whatever the source. When bytes from a peer turn out wrong, the file
+ * starts over: a reader that already had some of them is cut (its client retries), the peers
+ * are deny-listed, and nothing wrong is committed or served whole.
  */
 export class BlobDownload {
-  /** Resolves with the size once a source is committed to (upstream 2xx, or a verified peer copy). */
-  readonly ready: Promise<{ size: number | undefined }>
+  /**
+   * Resolves with the size once a source is committed to (an upstream 2xx, a peer's header).
+   * When the file starts over, a new one waits for the next source: a response that joins then
+   * names the source it will really read from.
+   */
+  get ready (): Promise<{ size: number | undefined }> {
+    return this.readyState.promise
+  }
+
   readonly done: Promise<BlobRecord>
   readonly digest: Digest
   size: number | undefined
   written = 0
   /** The digest matched: readers may have the last byte (the file may not be durable yet). */
   verified = false
-  /** Where the verified bytes came from: a peer (origin = its id) or the upstream. */
+  /** Where the bytes come from: a peer (origin = its id) or the upstream. */
   cache: 'PEER' | 'MISS' = 'MISS'
   origin: string
+  /** Manifests: the type the upstream stated, or the one a peer stated and the body confirms. */
+  mediaType: string | undefined
   error: Error | undefined
-  /** Bytes in the temporary file that came from peers; while > 0 readers wait for verification. */
+  /** A source answered (`ready` resolved). */
+  sourced = false
+  /** Bumped whenever the temporary file starts over: readers that had bytes of it are cut. */
+  private generation = 0
+  /** Bytes in the temporary file that came from peers. */
   private peerBytes = 0
   private readonly contributors = new Set<string>()
   private writer: BlobWriter | undefined
   private readFile: FileHandle | undefined
   private refs = 1
   private waiters: Array<() => void> = []
-  private readonly controller = new AbortController()
+  private readyState = pending<{ size: number | undefined }>()
 
   constructor (private readonly init: BlobDownloadInit) {
     this.digest = init.digest
     this.origin = init.client.name
-    let readyResolve!: (v: { size: number | undefined }) => void
-    let readyReject!: (e: Error) => void
-    this.ready = new Promise((resolve, reject) => { readyResolve = resolve; readyReject = reject })
-    this.ready.catch(() => {})
-    this.done = this.run(readyResolve).catch((err: Error) => {
+    this.done = this.run().catch((err: Error) => {
       this.error = err
-      readyReject(err)
+      this.readyState.reject(err)
       throw err
     }).finally(() => {
       this.notify()
       this.release()
     })
     this.done.catch(() => {})
+  }
+
+  /**
+   * Whether peers may read it before it verified: only bytes from the upstream are passed on
+   * while in progress. Bytes from a peer are not relayed unverified, so a liar's bytes never
+   * travel further than the node that asked it, and a node reading another's download in
+   * progress is reading what that node's upstream sent.
+   */
+  get servesPeers (): boolean {
+    return this.error === undefined && (this.verified || (this.cache === 'MISS' && this.peerBytes === 0))
   }
 
   /**
@@ -90,37 +133,41 @@ export class BlobDownload {
     if (--this.refs === 0) void this.readFile?.close().catch(() => {})
   }
 
-  /** Stops talking to peers (shutdown); the upstream part finishes or fails on its own. */
-  cancel (): void {
-    this.controller.abort(new Error('shutting down'))
-  }
-
   /** A stream of bytes [start, end) of the blob as they arrive; the caller holds a `retain`. */
   reader (start: number, end: number | undefined): Readable {
     let pos = start
+    let generation = this.generation
     let pumping = false
     const pump = async (stream: Readable): Promise<void> => {
       if (pumping) return
       pumping = true
       try {
         for (;;) {
-          const stop = end ?? this.size
           if (this.error !== undefined) { stream.destroy(this.error); return }
+          if (generation !== this.generation) {
+            if (pos > start) {
+              stream.destroy(new Error(`bytes of ${this.digest} from a peer did not verify; this response was cut before its last byte and nothing was stored — retry the request`))
+              return
+            }
+            generation = this.generation
+          }
+          const stop = end ?? this.size
           if (stop !== undefined && pos >= stop) {
             if (this.verified) { stream.push(null); return }
           } else if (this.verified && pos >= this.written) {
             stream.push(null)
             return
           }
-          // Hold back the final byte of the requested span until the digest is verified, and
-          // everything while the file holds bytes from a peer.
+          // The final byte of the requested span waits for the digest: a client never holds a
+          // complete wrong blob, whoever sent it.
           const available = Math.min(this.written, stop ?? Infinity)
-          const limit = this.verified ? available : this.peerBytes > 0 ? 0 : available - 1
+          const limit = this.verified ? available : available - 1
           if (this.verified && this.readFile === undefined) throw new Error(`download of ${this.digest} lost its temporary file`)
           if (pos < limit && this.readFile !== undefined) {
             const n = Math.min(limit - pos, READ_CHUNK)
             const buf = Buffer.allocUnsafe(n)
             const { bytesRead } = await this.readFile.read(buf, 0, n, pos)
+            if (generation !== this.generation) continue
             pos += bytesRead
             if (stream.destroyed) return
             if (!stream.push(bytesRead === n ? buf : buf.subarray(0, bytesRead))) return
@@ -140,69 +187,147 @@ export class BlobDownload {
     })
   }
 
-  private async run (readyResolve: (v: { size: number | undefined }) => void): Promise<BlobRecord> {
-    const { store, stats, log, peers, digest } = this.init
+  private async run (): Promise<BlobRecord> {
+    const { store, stats, log, peers, digest, kind } = this.init
+    let lease: Lease | undefined
     try {
       await this.restart()
-      if (peers !== undefined) {
-        const peer = await tryProviders(peers, digest, { signal: this.controller.signal }, async (p, signal) => await this.fromPeer(peers, p, signal))
-        if (peer !== undefined) {
-          this.cache = 'PEER'
-          this.origin = peer
-          readyResolve({ size: this.size })
-        }
-      }
-      if (!this.verified) await this.fromUpstream(readyResolve)
-      const record = await store.commit(this.file(), this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`)
+      if (peers !== undefined) lease = await this.fromSwarm(peers)
+      if (!this.verified) await this.renewing(lease, async () => { await this.fromUpstreamOrPeers() })
+      const source = this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`
+      const record = await store.commit(this.file(), source, kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {})
+      if (lease !== undefined) this.tell(lease, 'done')
       stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
-      log.info({ digest, size: record.size, cache: this.cache, source: this.origin }, 'blob stored')
+      log.info({ digest, kind, size: record.size, cache: this.cache, source: this.origin }, `${kind} stored`)
       return record
     } catch (err) {
       await this.writer?.abort().catch(() => {})
+      if (lease !== undefined) this.tell(lease, 'release')
+      if (peers !== undefined && await store.stat(digest).catch(() => undefined) === undefined) peers.swarm.forget(digest)
       throw err
     }
   }
 
-  /** Fetches what is still missing from one provider; returns its id once the blob verified. */
-  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<string> {
-    const { store, stats, digest } = this.init
-    const blob = await peers.swarm.fetch(peer, { key: digest, start: this.written }, { signal, idleMs: peers.idleMs })
-    if (blob.size > store.maxSize) {
-      // Not a lie (its CACHE_MAX_SIZE may be larger); this node just can't keep it.
-      const err = new PeerFetchError(blob.peer, 'too_large', `announced ${blob.size} bytes, more than this node's CACHE_MAX_SIZE`)
-      blob.close(err)
+  /**
+   * Asks the key's coordinator who fetches it, and reads from the peer it names until one
+   * delivers or MAX_PEER_ATTEMPTS failed (each failure is reported with the next claim). Returns
+   * the lease when this node is to go upstream; undefined when done or when the upstream should
+   * be asked without one (no coordinator answered, or every named peer failed).
+   */
+  private async fromSwarm (peers: PeerLookupInit): Promise<Lease | undefined> {
+    const { stats, log, digest, signal } = this.init
+    const self = peers.swarm.peerId.toString()
+    const failed: string[] = []
+    for (let round = 0; round <= MAX_PEER_ATTEMPTS && !this.verified; round++) {
+      const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed } : {}) }, signal)
+      if (claimed === undefined) {
+        // No coordinator reachable: the provider records the DHT has, then the upstream.
+        await tryProviders(peers, digest, { signal }, async (p, s) => { await this.fromPeer(peers, p, s); return true })
+        return undefined
+      }
+      const { answer, coordinator } = claimed
+      if (answer.status === 'fetch') {
+        stats.inc('claims_won')
+        log.info({ key: digest, coordinator }, 'claim won')
+        return { coordinator }
+      }
+      if (answer.status !== 'join') {
+        log.warn({ key: digest, coordinator, answer }, 'claim refused by the coordinator; fetching from the upstream')
+        return undefined
+      }
+      stats.inc('claims_joined')
+      log.info({ key: digest, peer: answer.peer, committed: answer.committed, coordinator }, 'claim joined')
+      if (answer.peer === self || peers.swarm.isDenied(answer.peer)) {
+        failed.push(answer.peer)
+        continue
+      }
+      try {
+        await this.fromPeer(peers, { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }, signal)
+        stats.inc('upstream_fetches_saved')
+      } catch (err) {
+        if (!(err instanceof PeerFetchError) || signal.aborted) throw err
+        log.info({ key: digest, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; asking the coordinator again')
+        failed.push(answer.peer)
+      }
+    }
+    return undefined
+  }
+
+  /** Fetches what is still missing from one peer, streaming it into the file; verified at the end. */
+  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<void> {
+    const { store, stats, digest, kind } = this.init
+    let stated: string | undefined
+    try {
+      await fetchVerified(peers, peer, {
+        request: { key: digest, start: this.written },
+        signal,
+        maxSize: kind === 'manifest' ? MAX_MANIFEST_BYTES : store.maxSize,
+        contributors: this.contributors,
+        open: blob => {
+          this.size = blob.size
+          this.cache = 'PEER'
+          this.origin = blob.peer
+          stated = blob.mediaType
+          if (blob.inProgress) stats.inc('peer_inflight_joins')
+          this.sourced = true
+          this.readyState.resolve({ size: blob.size })
+          return { write: async chunks => { await this.append(chunks, true) }, verify: source => { this.file().verify(source) } }
+        }
+      })
+    } catch (err) {
+      // Bytes that did not verify are of no use to anyone: start the file over.
+      if (err instanceof PeerFetchError && err.reason === 'mismatch') await this.restart()
       throw err
     }
-    this.contributors.add(blob.peer)
-    try {
-      for await (const batch of blob.body) await this.append(batch, true)
-    } catch (err) {
-      blob.close(err as Error)
-      throw err
-    }
-    blob.close()
-    this.size = blob.size
-    try {
-      this.file().verify(`peer ${blob.peer}`)
-    } catch (err) {
-      if (!(err instanceof DigestMismatchError)) throw err
-      // Which of the peers that contributed lied is unknowable from one digest: all are denied.
-      for (const p of this.contributors) peers.swarm.deny(p, err.message)
-      stats.inc('errors')
-      await this.restart()
-      throw new PeerFetchError(blob.peer, 'mismatch', err.message)
-    }
+    if (kind === 'manifest') this.mediaType = await this.vouchedMediaType(peer.id.toString(), stated)
     this.verified = true
     this.notify()
-    return blob.peer
+  }
+
+  /**
+   * A peer's digest covers a manifest's body, not the type it states: that is taken only if it
+   * is a manifest type and agrees with the type the body declares (when it declares one).
+   */
+  private async vouchedMediaType (peer: string, stated: string | undefined): Promise<string> {
+    const body = Buffer.alloc(this.written)
+    if (this.readFile !== undefined && this.written > 0) await this.readFile.read(body, 0, this.written, 0)
+    const declared = declaredMediaType(body)
+    const known = stated !== undefined && MANIFEST_TYPES.includes(stated) ? stated : undefined
+    const mediaType = declared ?? known
+    if (mediaType === undefined || (known !== undefined && known !== mediaType)) {
+      await this.restart()
+      throw new PeerFetchError(peer, 'refused', `has ${this.digest} without a manifest media type it can vouch for (header ${stated ?? 'none'}, body ${declared ?? 'none'})`)
+    }
+    return mediaType
+  }
+
+  /** The upstream; when it is unreachable, any provider the DHT knows (an outage is when peers matter). */
+  private async fromUpstreamOrPeers (): Promise<void> {
+    const { peers, digest, signal } = this.init
+    // Announced as the upstream fetch starts, not at commit: a peer that looks it up reads it
+    // while it arrives. (A node reading from a peer announces at commit: it does not pass on
+    // unverified peer bytes, see servesPeers.)
+    peers?.swarm.announce(digest)
+    try {
+      await this.fromUpstream()
+    } catch (err) {
+      if (!(err instanceof UpstreamUnavailableError) || peers === undefined || signal.aborted) throw err
+      const found = await tryProviders(peers, digest, { signal }, async (p, s) => { await this.fromPeer(peers, p, s); return true })
+      if (found === undefined) throw err
+    }
   }
 
   /** The upstream, resuming with a Range after what peers delivered when it can. */
-  private async fromUpstream (readyResolve: (v: { size: number | undefined }) => void): Promise<void> {
-    const { client, repo, stats, digest } = this.init
+  private async fromUpstream (): Promise<void> {
+    const { client, repo, stats, digest, kind, signal } = this.init
+    const manifest = kind === 'manifest'
+    // A manifest is small and registries need not serve ranges of one: fetched whole.
+    if (manifest && this.written > 0) await this.restart()
     for (let attempt = 0; ; attempt++) {
       const resumeAt = this.written
-      const res = await client.sendOk('GET', repo, `/v2/${repo}/blobs/${digest}`, resumeAt > 0 ? { range: `bytes=${resumeAt}-` } : {})
+      const headers: Record<string, string> = manifest ? { accept: DEFAULT_MANIFEST_ACCEPT } : {}
+      if (resumeAt > 0) headers.range = `bytes=${resumeAt}-`
+      const res = await client.sendOk('GET', repo, `/v2/${repo}/${manifest ? 'manifests' : 'blobs'}/${digest}`, headers, signal)
       try {
         const length = res.headers['content-length']
         let size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined
@@ -216,10 +341,13 @@ export class BlobDownload {
             throw new UpstreamUnavailableError(client.name, `answered ${res.status} with Content-Range ${res.headers['content-range'] ?? '(none)'} to a request from byte ${resumeAt}`)
           }
         }
+        if (manifest && size !== undefined && size > MAX_MANIFEST_BYTES) throw tooLarge(client.name, repo, digest)
         this.size = size
         this.cache = 'MISS'
         this.origin = client.name
-        readyResolve({ size })
+        if (manifest) this.mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+        this.sourced = true
+        this.readyState.resolve({ size })
         // Chunks already buffered are written together (up to WRITE_BATCH): one awaited write
         // per ~64 KiB chunk leaves the thread pool, not the network, as the bottleneck. A chunk
         // that arrives alone is written at once so readers see it without delay.
@@ -230,13 +358,14 @@ export class BlobDownload {
           batch.push(buf)
           batchBytes += buf.byteLength
           stats.inc('bytes_from_upstream', buf.byteLength)
+          if (manifest && this.written + batchBytes > MAX_MANIFEST_BYTES) throw tooLarge(client.name, repo, digest)
           if (batchBytes < WRITE_BATCH && res.body.readableLength > 0) continue
           await this.append(batch, false)
           batch = []
           batchBytes = 0
         }
         if (this.size !== undefined && this.written !== this.size) {
-          throw new UpstreamUnavailableError(client.name, `blob ${digest} truncated at ${this.written} of ${this.size} bytes`)
+          throw new UpstreamUnavailableError(client.name, `${kind} ${digest} truncated at ${this.written} of ${this.size} bytes`)
         }
       } catch (err) {
         discard(res.body)
@@ -246,8 +375,9 @@ export class BlobDownload {
         this.file().verify(`upstream ${client.name}`)
       } catch (err) {
         // Peer bytes before the resumed part may be what is wrong: once, fetch it all again.
+        // Nobody is deny-listed: which source was wrong is unknowable from one digest.
         if (!(err instanceof DigestMismatchError) || this.peerBytes === 0 || attempt > 0) throw err
-        for (const p of this.contributors) this.init.peers?.swarm.deny(p, err.message)
+        this.init.log.warn({ digest, peers: [...this.contributors], err: err.message }, 'bytes resumed from peers did not verify; fetching the whole blob from the upstream')
         await this.restart()
         continue
       }
@@ -257,19 +387,52 @@ export class BlobDownload {
     }
   }
 
+  /**
+   * Runs the upstream fetch under the lease: renewed every CLAIM_RENEW_MS while bytes arrive. A
+   * download that stalls stops renewing, so its lease lapses and the next claim goes to another
+   * node. When the coordinator is gone the renewal goes to the next closest, which takes it as a
+   * claim: the lease moves with the coordinator role.
+   */
+  private async renewing (lease: Lease | undefined, work: () => Promise<void>): Promise<void> {
+    if (lease === undefined) { await work(); return }
+    let seen = -1
+    const timer = setInterval(() => {
+      if (this.written === seen) return
+      seen = this.written
+      void this.renew(lease)
+    }, CLAIM_RENEW_MS)
+    timer.unref()
+    try {
+      await work()
+    } finally {
+      clearInterval(timer)
+    }
+  }
+
+  private async renew (lease: Lease): Promise<void> {
+    const swarm = this.init.peers?.swarm
+    if (swarm === undefined) return
+    const request = { op: 'renew' as const, key: this.digest }
+    const answer = await swarm.claim(request, AbortSignal.timeout(CLAIM_TIMEOUT_MS), lease.coordinator).catch(() => undefined) ??
+      await swarm.claim(request, AbortSignal.timeout(CLAIM_TIMEOUT_MS * 2)).catch(() => undefined)
+    if (answer !== undefined) lease.coordinator = answer.coordinator
+  }
+
+  /** `done` / `release` to the coordinator of the lease, in the background (best effort). */
+  private tell (lease: Lease, op: ClaimOp): void {
+    void this.init.peers?.swarm.claim({ op, key: this.digest }, AbortSignal.timeout(CLAIM_TIMEOUT_MS), lease.coordinator).catch(() => {})
+  }
+
   private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {
     await this.file().write(chunks)
     let bytes = 0
     for (const c of chunks) bytes += c.byteLength
     this.written += bytes
-    if (fromPeer) {
-      this.peerBytes += bytes
-      this.init.stats.inc('bytes_from_peers', bytes)
-    }
+    if (fromPeer) this.peerBytes += bytes
     this.notify()
   }
 
-  /** A fresh temporary file: at start, or after bytes that can't be kept. Readers have had none of them. */
+  /** A fresh temporary file: at start, or after bytes that can't be kept. */
   private async restart (): Promise<void> {
     await this.writer?.abort()
     await this.readFile?.close().catch(() => {})
@@ -277,6 +440,11 @@ export class BlobDownload {
     this.readFile = undefined
     this.written = 0
     this.peerBytes = 0
+    this.generation++
+    if (this.sourced) {
+      this.sourced = false
+      this.readyState = pending()
+    }
     this.contributors.clear()
     const writer = await this.init.store.createWriter(this.init.digest)
     try {
@@ -286,6 +454,7 @@ export class BlobDownload {
       throw err
     }
     this.writer = writer
+    this.notify()
   }
 
   private file (): BlobWriter {
@@ -298,4 +467,26 @@ export class BlobDownload {
     this.waiters = []
     for (const w of waiters) w()
   }
+}
+
+/** A promise with its settle functions (Node 20 has no Promise.withResolvers); never unhandled. */
+function pending<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e: Error) => void } {
+  let resolve!: (v: T) => void
+  let reject!: (e: Error) => void
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  promise.catch(() => {})
+  return { promise, resolve, reject }
+}
+
+function tooLarge (upstream: string, repo: string, digest: Digest): OciError {
+  return new OciError(502, 'MANIFEST_INVALID', `upstream ${upstream} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${digest}`)
+}
+
+/** A coordinator's addresses for a peer; one that does not parse is skipped (dialled by ID). */
+function parseAddrs (addrs: string[]): Multiaddr[] {
+  const out: Multiaddr[] = []
+  for (const a of addrs) {
+    try { out.push(multiaddr(a)) } catch {}
+  }
+  return out
 }

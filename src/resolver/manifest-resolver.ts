@@ -1,20 +1,16 @@
 import type { Logger } from 'pino'
-import { DigestMismatchError, isDigest, sha256Digest, type Digest } from '../oci/digest.js'
-import { acceptClass, accepts, DEFAULT_MANIFEST_ACCEPT, INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
+import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
+import { acceptClass, accepts, declaredMediaType, INDEX_TYPES, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
-import type { BlobStore } from '../store/blob-store.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
 import type { TagCache, TagRecord } from './tag-cache.js'
-import { readAll, type PeerRef } from '../p2p/fetch/client.js'
 import { tagKey } from '../oci/tag-key.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
-
-/** Overall bound on fetching one manifest from peers (each peer is also bounded by idleMs). */
-const PEER_MANIFEST_BUDGET_MS = 30_000
+import type { BlobResolver } from './blob-resolver.js'
 
 export interface ResolvedTag {
   digest: Digest
@@ -35,11 +31,12 @@ export interface Manifest {
 }
 
 export interface ManifestResolverInit {
-  store: BlobStore
   tags: TagCache
   stats: Stats
   log: Logger
-  /** The swarm, when CACHE_ENABLE_P2P is on: manifests by digest come from peers first. */
+  /** Manifests by digest are fetched (and single-flighted) as blobs with a media type. */
+  blobs: BlobResolver
+  /** The swarm, when CACHE_ENABLE_P2P is on: a tag a peer resolved, while the upstream is down. */
   peers?: PeerLookupInit | undefined
 }
 
@@ -48,8 +45,6 @@ export interface ManifestResolverInit {
  * limit); the manifest is then fetched by digest, verified, and kept in the blob store.
  */
 export class ManifestResolver {
-  private readonly fetches = new Map<Digest, Promise<Manifest>>()
-
   constructor (private readonly init: ManifestResolverInit) {}
 
   async resolveTag (client: RegistryClient, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
@@ -111,80 +106,24 @@ export class ManifestResolver {
     return found
   }
 
-  async get (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
-    const { store, stats, log } = this.init
-    const local = await store.openRead(digest)
-    if (local !== undefined) {
-      try {
-        // A record without a media type was stored through /blobs/: the upstream must confirm
-        // that this digest is a manifest (and say its type) before we answer for it as one.
-        const mediaType = local.record.mediaType
-        if (mediaType !== undefined) {
-          const body = await local.read()
-          stats.inc('hits')
-          log.info({ digest, size: local.record.size, cache: 'HIT' }, 'manifest hit')
-          return { digest, mediaType, body, cache: 'HIT', origin: 'local' }
-        }
-      } finally {
-        await local.release()
+  /**
+   * The manifest `digest`, verified: from the store, else through the blob resolver's download
+   * (local and swarm-wide single-flight, peers, upstream), kept with its media type.
+   * Throws OciError MANIFEST_INVALID when it is larger than MAX_MANIFEST_BYTES.
+   */
+  async get (client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Manifest> {
+    const source = await this.init.blobs.open(client, repo, digest, { kind: 'manifest', ...(signal !== undefined ? { signal } : {}) })
+    try {
+      if (source.size !== undefined && source.size > MAX_MANIFEST_BYTES) {
+        throw new OciError(502, 'MANIFEST_INVALID', `${source.origin} has a ${source.size} byte manifest for ${repo}@${digest}, above ${MAX_MANIFEST_BYTES} bytes`)
       }
+      const chunks: Buffer[] = []
+      for await (const chunk of source.stream(0, undefined)) chunks.push(chunk as Buffer)
+      const body = Buffer.concat(chunks)
+      return { digest, mediaType: source.mediaType ?? declaredMediaType(body) ?? '', body, cache: source.cache, origin: source.origin }
+    } finally {
+      await source.release()
     }
-    stats.inc('misses')
-    let pending = this.fetches.get(digest)
-    if (pending === undefined) {
-      pending = this.fetchAndStore(client, repo, digest).finally(() => this.fetches.delete(digest))
-      this.fetches.set(digest, pending)
-    }
-    return await pending
-  }
-
-  private async fetchAndStore (client: RegistryClient, repo: string, digest: Digest): Promise<Manifest> {
-    const { store, stats, log, peers } = this.init
-    if (peers !== undefined) {
-      const fromPeer = await tryProviders(peers, digest, { budgetMs: PEER_MANIFEST_BUDGET_MS }, async (peer, signal) => await this.fromPeer(peers, peer, digest, signal))
-      if (fromPeer !== undefined) return fromPeer
-    }
-    const fetched = await this.download(client, repo, digest, DEFAULT_MANIFEST_ACCEPT)
-    if (fetched.digest !== digest) {
-      throw new DigestMismatchError(digest, fetched.digest, `upstream ${client.name}`)
-    }
-    await store.put(digest, fetched.body, `upstream ${client.name}`, { mediaType: fetched.mediaType })
-    stats.inc('upstream_hits')
-    stats.inc('bytes_from_upstream', fetched.body.byteLength)
-    log.info({ digest, size: fetched.body.byteLength, cache: 'MISS', upstream: client.name }, 'manifest stored')
-    return { ...fetched, cache: 'MISS', origin: client.name }
-  }
-
-  /** A manifest from one provider: verified, typed (header, else its own mediaType field), stored. */
-  private async fromPeer (peers: PeerLookupInit, peer: PeerRef, digest: Digest, signal: AbortSignal): Promise<Manifest> {
-    const { store, stats, log } = this.init
-    const blob = await peers.swarm.fetch(peer, { key: digest }, { signal, idleMs: peers.idleMs })
-    if (blob.size > MAX_MANIFEST_BYTES) {
-      const err = new PeerFetchError(blob.peer, 'too_large', `announced a ${blob.size} byte manifest`)
-      blob.close(err)
-      throw err
-    }
-    const body = await readAll(blob)
-    stats.inc('bytes_from_peers', body.byteLength)
-    const actual = sha256Digest(body)
-    if (actual !== digest) {
-      const mismatch = new DigestMismatchError(digest, actual, `peer ${blob.peer}`)
-      stats.inc('errors')
-      peers.swarm.deny(blob.peer, mismatch.message)
-      throw new PeerFetchError(blob.peer, 'mismatch', mismatch.message)
-    }
-    // The digest covers the body, not the peer's header: its type is taken only if it is a
-    // manifest type and agrees with the type the manifest declares (when it declares one).
-    const declared = declaredMediaType(body)
-    const stated = blob.mediaType !== undefined && MANIFEST_TYPES.includes(blob.mediaType) ? blob.mediaType : undefined
-    const mediaType = declared ?? stated
-    if (mediaType === undefined || (stated !== undefined && stated !== mediaType)) {
-      throw new PeerFetchError(blob.peer, 'refused', `has ${digest} without a manifest media type it can vouch for (header ${blob.mediaType ?? 'none'}, body ${declared ?? 'none'})`)
-    }
-    await store.put(digest, body, `peer ${blob.peer}`, { mediaType })
-    stats.inc('peer_hits')
-    log.info({ digest, size: body.byteLength, cache: 'PEER', peer: blob.peer }, 'manifest stored')
-    return { digest, mediaType, body, cache: 'PEER', origin: blob.peer }
   }
 
   private async download (client: RegistryClient, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
@@ -202,15 +141,5 @@ export class ManifestResolver {
     const body = Buffer.concat(chunks)
     const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
     return { digest: sha256Digest(body), mediaType, body }
-  }
-}
-
-/** The `mediaType` a manifest declares in its JSON (covered by the digest), if it is one we serve. */
-function declaredMediaType (body: Buffer): string | undefined {
-  try {
-    const value = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType
-    return typeof value === 'string' && MANIFEST_TYPES.includes(value) ? value : undefined
-  } catch {
-    return undefined
   }
 }

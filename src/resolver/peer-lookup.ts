@@ -6,6 +6,7 @@ import type { Swarm } from '../p2p/swarm.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
+import type { Stats } from '../metrics/stats.js'
 
 export interface PeerLookupInit {
   swarm: Swarm
@@ -13,6 +14,7 @@ export interface PeerLookupInit {
   lookupTimeoutMs: number
   /** A peer silent this long (first byte or mid-transfer) is dropped (CACHE_PEER_FIRST_BYTE_TIMEOUT). */
   idleMs: number
+  stats: Stats
   log: Logger
 }
 

@@ -166,7 +166,13 @@ describe('examples/: static checks', function () {
     try {
       const unit = (await readFile(examplePath('fleet', 'p2p-cache.service'), 'utf8')).replaceAll('/usr/bin/docker', docker)
       await writeFile(join(dir, 'p2p-cache.service'), unit)
-      const r = await run('systemd-analyze', ['verify', join(dir, 'p2p-cache.service')], { timeoutMs: 20_000 })
+      // The unit Requires= docker.service, which only a Docker engine package installs; a
+      // client binary alone (as on this machine image) has none. A stand-in unit beside it
+      // lets verify check the rest (the trailing ':' keeps systemd's own unit paths).
+      if ((await run('systemctl', ['cat', 'docker.service'])).code !== 0) {
+        await writeFile(join(dir, 'docker.service'), '[Unit]\nDescription=stand-in for the Docker engine unit\n[Service]\nExecStart=/bin/true\n')
+      }
+      const r = await run('systemd-analyze', ['verify', join(dir, 'p2p-cache.service')], { timeoutMs: 20_000, env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } })
       assert.equal(r.code, 0, r.stderr)
       assert.equal(r.stderr.trim(), '', 'no warnings (unknown keys, bad values)')
       const exec = unitExecLines(unit)

@@ -68,7 +68,7 @@ describe('a peer that serves wrong bytes', function () {
     await rm(work, { recursive: true, force: true })
   })
 
-  it('costs the client nothing: the blob comes from the upstream, nothing wrong is stored, the liar is deny-listed', async () => {
+  it('costs the client one retry: its response is cut before the last byte, nothing wrong is stored, the liar is deny-listed', async () => {
     const env = { CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}` }
     const b = await startSwarmNode(env)
     nodes.push(b)
@@ -77,12 +77,15 @@ describe('a peer that serves wrong bytes', function () {
     const lying = liar = await startLiar(b.bootstrapAddr, [first, second])
     await waitFor(async () => ((await b.stats()).peers_connected ?? 0) >= 1, { timeoutMs: 10_000, what: 'B connected to the liar' })
 
+    // Peer bytes stream on as they arrive, the last one held back until the digest verified:
+    // the liar's copy never reaches the client whole; its connection is cut instead.
+    const cut = await get(b, first.digest).then(r => r, (err: unknown) => err)
+    assert.ok(cut instanceof Error, `the first response is cut, not completed: ${JSON.stringify(cut)}`)
+    assert.deepEqual(lying.served, [first.digest], 'the liar was asked first (the only provider)')
     const got = await get(b, first.digest)
     assert.equal(got.status, 200)
-    assert.equal(got.sha, first.digest, 'the client received the right bytes')
+    assert.equal(got.sha, first.digest, 'the retry receives the right bytes')
     assert.equal(got.size, first.size)
-    assert.equal(got.cache, 'MISS')
-    assert.deepEqual(lying.served, [first.digest], 'the liar was asked first (the only provider)')
     // The store commit (and its counter) follows the response by a few milliseconds.
     const stats = await waitFor(async () => { const s = await b.stats(); return s.upstream_hits === 1 ? s : undefined }, { timeoutMs: 5_000, what: 'upstream hit counted' })
     assert.equal(stats.peer_hits, 0)
@@ -115,7 +118,9 @@ describe('a peer that serves wrong bytes', function () {
     await waitFor(async () => ((await c.stats()).peers_connected ?? 0) >= 2, { timeoutMs: 15_000, what: 'C connected to the honest peer and the liar' })
     await registry.stop()
     try {
-      const got = await get(c, third.digest)
+      // The coordinator may name the liar first: that response is cut before its last byte
+      // (one retry), and the liar is then denied.
+      const got = await get(c, third.digest).catch(async () => await get(c, third.digest))
       assert.equal(got.status, 200)
       assert.equal(got.sha, third.digest)
       assert.equal(got.cache, 'PEER')

@@ -19,6 +19,8 @@ export interface PeerBlob {
   start: number
   length: number
   mediaType?: string
+  /** The peer is still fetching it: the bytes follow its download (held back until it verified the last). */
+  inProgress: boolean
   /** The answer to a tag key. */
   tag?: TagAnswer
   /** The answer to an API key (its body is the bytes). */
@@ -73,6 +75,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       size,
       start,
       length,
+      inProgress: header.inProgress === true,
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
       ...(header.tag !== undefined ? { tag: header.tag } : {}),
       ...(header.api !== undefined ? { api: header.api } : {}),

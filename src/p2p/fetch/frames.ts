@@ -2,6 +2,9 @@ import { z } from 'zod'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import { isApiKey, type ApiKey } from '../../apicache/record-key.js'
+import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
+
+export { FrameError } from '../json-frame.js'
 
 /**
  * `/p2p-cache/fetch/1.0.0` frames. Both are one length-prefixed (unsigned varint) JSON object:
@@ -31,6 +34,8 @@ export interface FetchResponseHeader {
   length?: number
   mediaType?: string
   message?: string
+  /** The bytes come from this node's download in progress: they follow it as it arrives. */
+  inProgress?: boolean
   /** The answer to a tag key: what the peer last resolved the tag to, and when. */
   tag?: TagAnswer
   /** The answer to an API key: the stored response; its body (digest `body`) follows. */
@@ -50,12 +55,6 @@ export interface TagAnswer {
   resolvedAt: number
 }
 
-export class FrameError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'FrameError'
-  }
-}
 
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
@@ -72,6 +71,7 @@ const headerSchema = z.strictObject({
   length: offset.optional(),
   mediaType: z.string().max(255).optional(),
   message: z.string().max(1000).optional(),
+  inProgress: z.boolean().optional(),
   tag: z.strictObject({
     digest: z.string().refine(isDigest, 'tag digest must be sha256:<64 lowercase hex>'),
     mediaType: z.string().max(255),
@@ -86,26 +86,14 @@ const headerSchema = z.strictObject({
 }).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
   'an ok header carries size, start and length within size')
 
-function decode<T> (bytes: Uint8Array, schema: z.ZodType<T>, what: string): T {
-  let value: unknown
-  try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
-  } catch {
-    throw new FrameError(`${what} is not UTF-8 JSON`)
-  }
-  const result = schema.safeParse(value)
-  if (!result.success) throw new FrameError(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`)
-  return result.data
-}
-
 export function encodeFrame (value: FetchRequest | FetchResponseHeader): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(value))
+  return encodeJsonFrame(value)
 }
 
 export function decodeRequest (bytes: Uint8Array): FetchRequest {
-  return decode(bytes, requestSchema, 'fetch request') as FetchRequest
+  return decodeJsonFrame(bytes, requestSchema, 'fetch request') as FetchRequest
 }
 
 export function decodeResponseHeader (bytes: Uint8Array): FetchResponseHeader {
-  return decode(bytes, headerSchema, 'fetch response header') as FetchResponseHeader
+  return decodeJsonFrame(bytes, headerSchema, 'fetch response header') as FetchResponseHeader
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
@@ -17,6 +18,16 @@ export interface FetchServerInit {
   idleTimeoutMs?: number
 }
 
+/** A blob this node is fetching right now; its bytes are readable as they arrive. */
+export interface GrowingBlob {
+  /** Whole size, once the source stated it. */
+  size: number | undefined
+  mediaType?: string
+  /** Bytes [start, end) as they arrive, the last byte held back until the digest verified. */
+  stream: (start: number, end: number | undefined) => Readable
+  release: () => Promise<void>
+}
+
 export interface FetchServerComponents {
   node: P2pNode
   store: BlobStore
@@ -25,6 +36,11 @@ export interface FetchServerComponents {
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
   /** A stored API response, for peers that will revalidate it with their own credentials. */
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
+  /**
+   * This node's own download of `digest` in progress, if any (never one started for the peer:
+   * SPEC 3.4), once its size is known; undefined when there is none or `signal` aborts first.
+   */
+  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | undefined>
   log: Logger
 }
 
@@ -33,8 +49,10 @@ const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 const MAX_INBOUND_STREAMS = 64
 
 /**
- * Answers `/p2p-cache/fetch/1.0.0` from the local store only: a request from a peer is never
- * forwarded to the upstream or to other peers (SPEC 3.4), so a swarm can't loop or amplify.
+ * Answers `/p2p-cache/fetch/1.0.0` from the local store, or from a download this node is doing
+ * for its own clients (following the file as it grows). A request from a peer never starts a
+ * fetch: it is not forwarded to the upstream or to other peers (SPEC 3.4), so a swarm can't
+ * loop or amplify.
  */
 export class FetchServer {
   private uploads = 0
@@ -95,14 +113,25 @@ export class FetchServer {
       return
     }
     this.uploads++
-    let local
+    let source: (GrowingBlob & { size: number, inProgress: boolean }) | undefined
     try {
-      local = await store.openRead(blob)
-      if (local === undefined) {
+      const local = await store.openRead(blob)
+      if (local !== undefined) {
+        source = {
+          size: local.record.size, inProgress: false, release: local.release,
+          ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+          stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
+        }
+      } else if (api === undefined) {
+        const growing = await this.components.inProgress(blob, AbortSignal.timeout(this.idleTimeoutMs)).catch(() => undefined)
+        if (growing?.size !== undefined) source = { ...growing, size: growing.size, inProgress: true }
+        else await growing?.release()
+      }
+      if (source === undefined) {
         await reply({ status: 'not_found' })
         return
       }
-      const size = local.record.size
+      const size = source.size
       const start = api !== undefined ? 0 : request.start ?? 0
       const end = api !== undefined ? size : Math.min(request.end ?? size, size)
       if (start > size) {
@@ -112,26 +141,35 @@ export class FetchServer {
       const length = Math.max(0, end - start)
       await lp.write(encodeFrame({
         status: 'ok', size, start, length,
-        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+        ...(source.mediaType !== undefined ? { mediaType: source.mediaType } : {}),
+        ...(source.inProgress ? { inProgress: true } : {}),
         ...(api !== undefined ? { api } : {})
       }), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       const raw = lp.unwrap()
       if (length > 0) {
-        for await (const chunk of local.stream(start, end - 1)) {
-          const buf = chunk as Buffer
-          stats.inc('bytes_served_to_peers', buf.byteLength)
-          // send() false = the muxer's buffer is full: wait, or memory grows with the blob.
-          if (!raw.send(buf)) await raw.onDrain({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
+        const body = source.stream(start, end)
+        // A download in progress can wait on its source: a peer that hangs up must not hold it.
+        const onClose = (): void => { body.destroy() }
+        raw.addEventListener('close', onClose)
+        try {
+          for await (const chunk of body) {
+            const buf = chunk as Buffer
+            stats.inc('bytes_served_to_peers', buf.byteLength)
+            // send() false = the muxer's buffer is full: wait, or memory grows with the blob.
+            if (!raw.send(buf)) await raw.onDrain({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
+          }
+        } finally {
+          raw.removeEventListener('close', onClose)
         }
       }
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
-      log.debug({ digest: key, start, length }, 'served blob to peer')
+      log.debug({ digest: key, start, length, inProgress: source.inProgress }, 'served blob to peer')
     } catch (err) {
       log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer ended early')
       stream.abort(err as Error)
     } finally {
       this.uploads--
-      await local?.release()
+      await source?.release()
     }
   }
 }

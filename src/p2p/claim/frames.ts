@@ -1,0 +1,58 @@
+import { z } from 'zod'
+import { isDigest, type Digest } from '../../oci/digest.js'
+import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
+
+/**
+ * `/p2p-cache/claim/1.0.0`: who fetches a digest from the upstream, decided by the key's
+ * coordinator (the live peer closest to the key by XOR distance). One length-prefixed JSON frame
+ * each way on a fresh stream; a malformed frame is a FrameError (json-frame.ts).
+ *
+ * - `claim`: "I miss `key`". Answer `fetch` (a lease of `leaseMs`: go upstream, renew while the
+ *   download progresses) or `join` (read it from `peer`, which is fetching it or has it).
+ *   `failed` names peers this node could not read it from (dead, stalled, lying): they are not
+ *   named again, and a claim they hold is taken over.
+ * - `renew`: the holder's download is progressing; answered like a claim (`fetch` = still yours).
+ * - `done`: the holder committed the blob; later claims are sent to it.
+ * - `release`: the holder gave up (its clients left, or the upstream failed); answer `ok`.
+ */
+export type ClaimOp = 'claim' | 'renew' | 'done' | 'release'
+
+export interface ClaimRequest {
+  op: ClaimOp
+  key: Digest
+  failed?: string[]
+}
+
+export type ClaimAnswer =
+  | { status: 'fetch', leaseMs: number }
+  | { status: 'join', peer: string, addrs: string[], committed: boolean }
+  | { status: 'ok' }
+  | { status: 'bad_request', message: string }
+
+
+const peerIdText = z.string().min(1).max(100).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a peer ID in base58')
+
+const requestSchema = z.strictObject({
+  op: z.enum(['claim', 'renew', 'done', 'release']),
+  key: z.string().refine(isDigest, 'key must be sha256:<64 lowercase hex>'),
+  failed: z.array(peerIdText).max(8).optional()
+})
+
+const answerSchema = z.discriminatedUnion('status', [
+  z.strictObject({ status: z.literal('fetch'), leaseMs: z.number().int().min(1).max(600_000) }),
+  z.strictObject({ status: z.literal('join'), peer: peerIdText, addrs: z.array(z.string().max(300)).max(16), committed: z.boolean() }),
+  z.strictObject({ status: z.literal('ok') }),
+  z.strictObject({ status: z.literal('bad_request'), message: z.string().max(1000) })
+])
+
+export function encodeClaimFrame (value: ClaimRequest | ClaimAnswer): Uint8Array {
+  return encodeJsonFrame(value)
+}
+
+export function decodeClaimRequest (bytes: Uint8Array): ClaimRequest {
+  return decodeJsonFrame(bytes, requestSchema, 'claim request') as ClaimRequest
+}
+
+export function decodeClaimAnswer (bytes: Uint8Array): ClaimAnswer {
+  return decodeJsonFrame(bytes, answerSchema, 'claim answer')
+}

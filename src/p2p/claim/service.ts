@@ -1,0 +1,165 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import type { CID } from 'multiformats/cid'
+import type { Logger } from 'pino'
+import type { Digest } from '../../oci/digest.js'
+import type { P2pNode } from '../node.js'
+import { keyCid } from '../content-id.js'
+import { MAX_REQUEST_BYTES } from '../constants.js'
+import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
+import { coordinatorsOf, keyKadId } from './distance.js'
+import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, type ClaimAnswer, type ClaimRequest } from './frames.js'
+import { ClaimTable, type Holder } from './table.js'
+
+export interface ClaimServiceComponents {
+  node: P2pNode
+  /** Whether this node has `digest` stored, or is downloading it with bytes it can serve. */
+  has: (digest: Digest) => Promise<boolean>
+  log: Logger
+}
+
+export interface CoordinatedAnswer {
+  answer: ClaimAnswer
+  /** Peer ID of the coordinator that answered (this node's own when it is the closest). */
+  coordinator: string
+}
+
+/** kad-dht internals this service reads: the routing table's XOR order and the provider store. */
+interface KadInternals {
+  routingTable?: { closestPeers?: (kadId: Uint8Array, options?: { count: number }) => PeerId[] }
+  providers?: { getProviders?: (cid: CID, options?: { signal?: AbortSignal }) => Promise<PeerId[]> }
+}
+
+const MAX_ANSWER_BYTES = 8 * 1024
+
+/**
+ * Swarm-wide single-flight (issue 12): serves `/p2p-cache/claim/1.0.0` as the coordinator of the
+ * keys closest to this node, and asks the coordinator of a key on behalf of the resolver.
+ *
+ * The coordinator of a key is the peer closest to it by XOR distance among this node and its
+ * routing table: the peers that hold the key's provider records, so a claim is answered from
+ * the claim table and those records in one round trip, without a DHT lookup. Views of the
+ * routing table can differ for a moment (a peer joining); the cost is a second fetch, never a
+ * wrong byte, since every transfer is verified by digest.
+ */
+export class ClaimService {
+  private readonly table = new ClaimTable()
+
+  constructor (private readonly components: ClaimServiceComponents) {}
+
+  async start (): Promise<void> {
+    await this.components.node.handle(CLAIM_PROTOCOL, (stream, connection) => {
+      void this.serve(stream, connection)
+    }, { maxInboundStreams: CLAIM_MAX_INBOUND_STREAMS })
+  }
+
+  async stop (): Promise<void> {
+    await this.components.node.unhandle(CLAIM_PROTOCOL)
+  }
+
+  /**
+   * Sends `request` to the key's coordinator; when it can't be reached within CLAIM_TIMEOUT_MS
+   * (dead, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all. `to` pins the
+   * coordinator (a holder renewing with the one that granted its lease). Undefined: nobody
+   * answered; the caller falls back to a provider lookup. Throws only when `signal` aborts.
+   */
+  async ask (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
+    const self = this.components.node.peerId.toString()
+    const candidates = to !== undefined ? [to] : await this.coordinators(request.key)
+    for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
+      signal.throwIfAborted()
+      if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
+      try {
+        return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
+      } catch (err) {
+        if (signal.aborted) throw err
+        this.components.log.info({ key: request.key, op: request.op, coordinator, err: (err as Error).message }, 'claim coordinator unreachable; asking the next closest peer')
+      }
+    }
+    return undefined
+  }
+
+  /**
+   * This node and the peers known to speak the claim protocol (its routing table's closest, and
+   * every connected one), closest to `key` first. Connected peers count: a peer enters the
+   * routing table only after kad-dht pinged it, and a node that just joined must still agree on
+   * the coordinator. Peers without the protocol (another program on the DHT) are never asked.
+   */
+  async coordinators (key: Digest): Promise<string[]> {
+    const { node } = this.components
+    const dht = node.services.dht as unknown as KadInternals
+    const near = dht.routingTable?.closestPeers?.(keyKadId(key), { count: CLAIM_COORDINATORS_TRIED + 1 }) ?? []
+    const self = node.peerId.toString()
+    const candidates = new Set([self])
+    for (const peer of new Set([...near, ...node.getPeers()])) {
+      if (candidates.has(peer.toString())) continue
+      const info = await node.peerStore.get(peer).catch(() => undefined)
+      if (info?.protocols.includes(CLAIM_PROTOCOL) === true) candidates.add(peer.toString())
+    }
+    return coordinatorsOf(key, [...candidates])
+  }
+
+  private async decide (from: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
+    return this.table.decide(await this.holder(from), request, request.op === 'claim' ? await this.providers(from, request.key, signal) : [])
+  }
+
+  /** `peer` with the addresses this node knows for it, so a joiner that is not connected can dial it. */
+  private async holder (peer: string): Promise<Holder> {
+    if (peer === this.components.node.peerId.toString()) return { peer, addrs: [] }
+    const info = await this.components.node.peerStore.get(peerIdFromString(peer)).catch(() => undefined)
+    return { peer, addrs: info?.addresses.map(a => a.multiaddr.toString()).slice(0, 16) ?? [] }
+  }
+
+  /**
+   * Who else can serve `key`: this node when it has it, then the provider records it holds (it
+   * is near the key, so it has them if anyone does).
+   */
+  private async providers (from: string, key: Digest, signal: AbortSignal): Promise<Holder[]> {
+    const { node } = this.components
+    const out: Holder[] = []
+    const self = node.peerId.toString()
+    if (from !== self && await this.components.has(key).catch(() => false)) out.push({ peer: self, addrs: [] })
+    const dht = node.services.dht as unknown as KadInternals
+    try {
+      const ids = await dht.providers?.getProviders?.(keyCid(key), { signal }) ?? []
+      for (const id of ids) if (!id.equals(node.peerId)) out.push(await this.holder(id.toString()))
+    } catch {}
+    return out
+  }
+
+  private async send (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
+    const stream = await this.components.node.dialProtocol(peerIdFromString(coordinator), CLAIM_PROTOCOL, { signal })
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
+      await lp.write(encodeClaimFrame(request), { signal })
+      const answer = decodeClaimAnswer((await lp.read({ signal })).subarray())
+      await stream.close({ signal }).catch(() => {})
+      return answer
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+
+  private async serve (stream: Stream, connection: Connection): Promise<void> {
+    const signal = AbortSignal.timeout(CLAIM_TIMEOUT_MS * 2)
+    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+    const from = connection.remotePeer.toString()
+    try {
+      let answer: ClaimAnswer
+      try {
+        const request = decodeClaimRequest((await lp.read({ signal })).subarray())
+        answer = await this.decide(from, request, signal)
+        this.components.log.debug({ peer: from, key: request.key, op: request.op, answer: answer.status }, 'claim answered')
+      } catch (err) {
+        this.components.log.warn({ peer: from, err: (err as Error).message }, 'bad claim request from peer')
+        answer = { status: 'bad_request', message: (err as Error).message.slice(0, 1000) }
+      }
+      await lp.write(encodeClaimFrame(answer), { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+}

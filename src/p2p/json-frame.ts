@@ -1,0 +1,30 @@
+import type { z } from 'zod'
+
+/** A protocol frame that is not UTF-8 JSON of the expected shape; the message says what was wrong. */
+export class FrameError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'FrameError'
+  }
+}
+
+/**
+ * The frames of this node's own protocols (fetch, claim, dial-back) are one length-prefixed
+ * JSON object each; these encode one, and decode and validate one with a zod schema.
+ */
+export function encodeJsonFrame (value: object): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(value))
+}
+
+/** Throws FrameError naming `what` when `bytes` is not UTF-8 JSON matching `schema`. */
+export function decodeJsonFrame<T> (bytes: Uint8Array, schema: z.ZodType<T>, what: string): T {
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch {
+    throw new FrameError(`${what} is not UTF-8 JSON`)
+  }
+  const result = schema.safeParse(value)
+  if (!result.success) throw new FrameError(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`)
+  return result.data
+}

@@ -1,0 +1,113 @@
+/** What `start` returns: the shared value, and when the work behind it is over. */
+export interface Flight<T> {
+  value: T
+  done: Promise<unknown>
+}
+
+/** One caller's part in a flight. `release` when the response is over (idempotent). */
+export interface Share<T> {
+  value: T
+  /** True for the caller whose join started the flight. */
+  started: boolean
+  release: () => void
+}
+
+export interface SingleFlightInit {
+  /**
+   * After the last share leaves, the work goes on this long (ms) before it is aborted: a client
+   * that reconnects (a retry, the next Range request) finds it still running.
+   */
+  lingerMs?: number
+}
+
+interface Entry<T> {
+  flight: Flight<T>
+  controller: AbortController
+  shares: number
+  linger: NodeJS.Timeout | undefined
+  over: boolean
+}
+
+/**
+ * Concurrent requests for one key share one piece of work (a download, an upstream request).
+ * Each caller holds a share; a caller that leaves (its `signal` aborts, or it releases) stops
+ * only its own part: the work is aborted once no share is left, and goes on for the others.
+ * The flight leaves the map when its `done` settles, so a later join starts afresh.
+ */
+export class SingleFlight<K, T> {
+  private readonly flights = new Map<K, Entry<T>>()
+  private readonly lingerMs: number
+
+  constructor (init: SingleFlightInit = {}) {
+    this.lingerMs = init.lingerMs ?? 0
+  }
+
+  get size (): number {
+    return this.flights.size
+  }
+
+  /** Joins the flight for `key`, starting it with `start(signal)` when there is none. */
+  join (key: K, start: (signal: AbortSignal) => Flight<T>, signal?: AbortSignal): Share<T> {
+    let entry = this.flights.get(key)
+    const started = entry === undefined
+    if (entry === undefined) {
+      const controller = new AbortController()
+      const created: Entry<T> = { flight: start(controller.signal), controller, shares: 0, linger: undefined, over: false }
+      entry = created
+      this.flights.set(key, created)
+      created.flight.done.catch(() => {}).finally(() => {
+        created.over = true
+        clearTimeout(created.linger)
+        if (this.flights.get(key) === created) this.flights.delete(key)
+      })
+    }
+    return this.share(entry, started, signal)
+  }
+
+  /** The value of the flight for `key`, without joining it. */
+  peek (key: K): T | undefined {
+    return this.flights.get(key)?.flight.value
+  }
+
+  /** A share of the flight for `key` if one is running; never starts one. */
+  joinExisting (key: K, signal?: AbortSignal): Share<T> | undefined {
+    const entry = this.flights.get(key)
+    return entry === undefined ? undefined : this.share(entry, false, signal)
+  }
+
+  /**
+   * Shutdown: waits up to `graceMs` for the flights running now to end (downloads commit what
+   * they fetched), aborts those still running with `reason` and gives them as long again to settle.
+   */
+  async drain (reason: Error, graceMs: number): Promise<void> {
+    const entries = [...this.flights.values()]
+    const all = Promise.allSettled(entries.map(async e => await e.flight.done))
+    await Promise.race([all, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
+    for (const e of entries) if (!e.over) e.controller.abort(reason)
+    await Promise.race([all, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
+  }
+
+  private share (entry: Entry<T>, started: boolean, signal: AbortSignal | undefined): Share<T> {
+    entry.shares++
+    clearTimeout(entry.linger)
+    entry.linger = undefined
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      signal?.removeEventListener('abort', release)
+      if (--entry.shares > 0 || entry.over) return
+      if (this.lingerMs === 0) {
+        entry.controller.abort(new Error('every client of this request left'))
+        return
+      }
+      entry.linger = setTimeout(() => {
+        if (entry.shares === 0) entry.controller.abort(new Error('every client of this request left'))
+      }, this.lingerMs)
+      entry.linger.unref()
+    }
+    if (signal?.aborted === true) queueMicrotask(release)
+    else signal?.addEventListener('abort', release, { once: true })
+    return { value: entry.flight.value, started, release }
+  }
+}
