@@ -14,12 +14,23 @@
  *      load (autocannon), vs the same load straight on the fake api.github.com;
  *   8. the same for authenticated GETs answered REVALIDATED (a conditional request upstream);
  *   9. a replayed API workload: upstream requests, full responses and rate-limit units spent
- *      through the sidecar vs straight to the fake (api.ts).
+ *      through the sidecar vs straight to the fake (api.ts);
+ *  10. a herd (herd.ts): N sidecar processes on loopback (N = 3, 5, 10; quick: 3, 5), each N its
+ *      own swarm bootstrapped to all and its own cold image (3 layers, ~75 MiB; quick ~24 MiB),
+ *      pulled by N skopeo at the same moment, each through its own sidecar. From the registry's
+ *      log: upstream blob bytes / image size (goal <= 1.1; GETs per blob digest x blob size,
+ *      Range requests noted) and the most manifest GETs of one digest (goal 1; HEADs by tag do
+ *      not count); and the slowest pull / a lone skopeo pull straight from the registry in the
+ *      same run (goal <= 1.3). The sidecars' claims_won, claims_joined, peer_inflight_joins and
+ *      upstream_fetches_saved go into the notes. As root, where network namespaces can be made,
+ *      the same for 3 emulated hosts and the registry on one bridge, every link shaped to
+ *      200 Mbit with tc tbf (BENCH_HERD_NETNS=0 skips it; otherwise skipped with the reason
+ *      printed). BENCH_HERD_NODES (e.g. 3,5) sets the loopback herd sizes.
  *
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,swarm,api) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,swarm,herd,api) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -42,6 +53,7 @@ import { cpuSeconds, memory, peakRssDuring, startFileServer, type FileServer } f
 import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
 import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 import { apiCache, apiConfig } from './api.js'
+import { herd, herdConfig } from './herd.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 
@@ -65,8 +77,9 @@ const CFG = {
 }
 const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
 const API_CFG = apiConfig(QUICK)
+const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'swarm', 'api'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'swarm', 'herd', 'api'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
@@ -75,6 +88,8 @@ for (const s of SECTIONS) {
 const runs = (s: Section): boolean => SECTIONS.has(s)
 // The API section's share of the time budget (~50 s full, ~25 s quick, plus slack).
 if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
+// The herd section's (~3 min full, ~1 min quick, plus slack).
+if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 
 const BLOB_REPO = 'bench/blobs'
 const IMAGE_REPO = 'bench/image'
@@ -356,7 +371,7 @@ async function main (): Promise<number> {
     const work = await mkdtemp(join(tmpdir(), 'p2p-cache-bench-'))
     cleanup.add('work dir', () => rm(work, { recursive: true, force: true }))
     // Only the registry sections need the registry (the API section has its own upstream).
-    const registry = runs('local') || runs('cold') || runs('pull') || runs('p2p') || runs('swarm') ? await startRegistry() : undefined
+    const registry = runs('local') || runs('cold') || runs('pull') || runs('p2p') || runs('swarm') || runs('herd') ? await startRegistry() : undefined
     if (registry !== undefined) cleanup.add('registry', () => registry.destroy())
     if (registry !== undefined && (runs('local') || runs('cold') || runs('pull'))) {
       const sidecarDir = join(work, 'sidecar')
@@ -395,6 +410,7 @@ async function main (): Promise<number> {
       const p2pCtx = { work, registry, cleanup, rows, samples, log }
       if (runs('p2p')) await section('P2P transfer', () => p2pThroughput(p2pCtx, P2P_CFG))
       if (runs('swarm')) await section('P2P swarm', () => swarmTtfb(p2pCtx, P2P_CFG))
+      if (runs('herd')) await section('herd', () => herd(p2pCtx, HERD_CFG))
     }
     if (runs('api')) await section('API cache', () => apiCache({ work, cleanup, rows, samples, log }, API_CFG))
   } catch (err) {
@@ -417,7 +433,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, api: API_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, herd: HERD_CFG, api: API_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

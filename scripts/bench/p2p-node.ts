@@ -16,7 +16,11 @@ import { httpStatus, waitFor } from '../../test/fixtures/wait.js'
 import { requestJson } from './http-client.js'
 
 export interface PeerInfo { peerId: string, addrs: string[] }
-export interface P2pInfo extends PeerInfo { peers: PeerInfo[] }
+export interface P2pInfo extends PeerInfo {
+  peers: PeerInfo[]
+  /** Peers in the DHT routing table; undefined when /api/p2p does not say. */
+  routingTable: number | undefined
+}
 
 export interface P2pNode {
   name: string
@@ -33,6 +37,8 @@ export interface P2pNode {
   stats: () => Promise<Record<string, number>>
   /** Log lines at warn level or above (pino JSON level >= 40), the last 100. */
   warnings: () => string[]
+  /** `claimMs` of each 'claim won' log line (info level): how long deciding a miss took. */
+  claimsWonMs: () => number[]
   stop: () => Promise<void>
 }
 
@@ -43,6 +49,9 @@ export interface P2pNodeOptions {
   /** CACHE_REGISTRY_UPSTREAMS, e.g. `127.0.0.1:5000=http://127.0.0.1:5000`. */
   upstreams: string
   bootstrap: string[]
+  /** The libp2p port on 127.0.0.1 (default: a free one); set it when the address must be known
+   *  before the node starts, e.g. for an identity made with `p2p-cache id` in `<root>/<name>`. */
+  p2pPort?: number
   /** Extra CACHE_* variables (override the defaults here). */
   env?: NodeJS.ProcessEnv
   /** Extra node flags before the CLI path, e.g. --cpu-prof for a profile of the node. */
@@ -63,7 +72,8 @@ export async function p2pInfo (url: string, timeoutMs = 5_000): Promise<P2pInfo>
   if (!isPeerInfo(body)) throw new Error(`GET ${url}/api/p2p: unexpected answer ${JSON.stringify(body)?.slice(0, 200) ?? ''}`)
   const o = body as unknown as Record<string, unknown>
   const peers = Array.isArray(o['peers']) ? (o['peers'] as unknown[]).filter(isPeerInfo) : []
-  return { peerId: body.peerId, addrs: body.addrs.map(String), peers }
+  const rt = o['routingTable']
+  return { peerId: body.peerId, addrs: body.addrs.map(String), peers, routingTable: typeof rt === 'number' ? rt : undefined }
 }
 
 /** The loopback TCP address among `addrs`, with /p2p/<peerId> appended when missing. */
@@ -76,7 +86,7 @@ export function loopbackDialAddr (info: PeerInfo): string {
 export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   const dir = join(opts.root, opts.name)
   await mkdir(dir, { recursive: true })
-  const [httpPort, p2pPort] = await Promise.all([freePort(), freePort()])
+  const [httpPort, p2pPort] = await Promise.all([freePort(), opts.p2pPort ?? freePort()])
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: dir,
@@ -93,11 +103,14 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   }
   const url = `http://127.0.0.1:${httpPort}`
   const warnings: string[] = []
+  const claimsWonMs: number[] = []
   const started = performance.now()
   const proc = spawnManaged(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'serve'], {
     env,
     tailSize: opts.tailSize ?? 50,
     onLine: line => {
+      const claim = /"claimMs":([\d.]+),"msg":"claim won"/.exec(line)
+      if (claim !== null) claimsWonMs.push(Number(claim[1]))
       const m = /"level":(\d+)/.exec(line)
       if (m !== null && Number(m[1]) >= 40) {
         warnings.push(line.length > 600 ? `${line.slice(0, 600)}...` : line)
@@ -130,6 +143,7 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
       info: () => p2pInfo(url),
       stats: async () => await requestJson('GET', `${url}/api/cache/stats`, 5_000) as Record<string, number>,
       warnings: () => warnings.slice(),
+      claimsWonMs: () => claimsWonMs.slice(),
       stop
     }
   } catch (err) {

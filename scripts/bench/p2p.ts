@@ -6,7 +6,8 @@
  *      bytes over loopback in the same run; peak RSS of A (serving) and B (fetching) meanwhile;
  *   6. time to first byte of a peer hit on a swarm of 20 sidecars (p50, p95), against the TTFB
  *      of a local hit on the same nodes; and the TTFB of a miss that goes upstream on the swarm
- *      (its DHT lookup finds nobody) against the same GET straight from the registry.
+ *      (its DHT lookup finds nobody) against the same GET straight from the registry; SPEC 6
+ *      wants such a miss decided in < 30 ms, so its p50 has that target.
  *
  * Only X-Cache: PEER answers count as peer figures; any other answer (an upstream MISS after a
  * failed lookup, say) is counted and reported, never mixed in. Every node is its own
@@ -62,9 +63,11 @@ const REPO = 'bench/p2p'
  * BENCH_P2P_SWARM_KEY=1 runs every P2P node with one random CACHE_SWARM_KEY (a private swarm:
  * pnet's extra stream cipher under Noise), to measure its cost; default: no key.
  */
-const NODE_ENV: NodeJS.ProcessEnv = process.env.BENCH_P2P_SWARM_KEY === '1'
-  ? { CACHE_SWARM_KEY: randomBytes(32).toString('hex') }
-  : {}
+// Info level: the 'claim won' lines carry how long deciding a miss took (claimMs).
+const NODE_ENV: NodeJS.ProcessEnv = {
+  CACHE_LOG_LEVEL: 'info',
+  ...(process.env.BENCH_P2P_SWARM_KEY === '1' ? { CACHE_SWARM_KEY: randomBytes(32).toString('hex') } : {})
+}
 const KEY_LABEL = NODE_ENV.CACHE_SWARM_KEY === undefined ? '' : ', swarm key'
 
 function header (r: FetchResult, name: string): string | undefined {
@@ -72,22 +75,25 @@ function header (r: FetchResult, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v
 }
 
-function tally (counts: Record<string, number>): string {
+export function tally (counts: Record<string, number>): string {
   return Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'
 }
 
 /** Nodes' warnings (log level >= warn), deduplicated by message, for the log and results. */
 function warningSummary (nodes: P2pNode[]): string[] {
+  return summarizeWarnings(nodes.flatMap(node => node.warnings()))
+}
+
+/** Pino log lines deduplicated by message (and error), each with its count. */
+export function summarizeWarnings (lines: string[]): string[] {
   const byMsg = new Map<string, number>()
-  for (const node of nodes) {
-    for (const line of node.warnings()) {
-      let msg = line
-      try {
-        const o = JSON.parse(line) as Record<string, unknown>
-        msg = `${String(o['msg'])}${o['err'] !== undefined ? `: ${JSON.stringify(o['err']).slice(0, 200)}` : ''}`
-      } catch { /* not JSON: keep the line */ }
-      byMsg.set(msg, (byMsg.get(msg) ?? 0) + 1)
-    }
+  for (const line of lines) {
+    let msg = line
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>
+      msg = `${String(o['msg'])}${o['err'] !== undefined ? `: ${JSON.stringify(o['err']).slice(0, 200)}` : ''}`
+    } catch { /* not JSON: keep the line */ }
+    byMsg.set(msg, (byMsg.get(msg) ?? 0) + 1)
   }
   return [...byMsg].map(([msg, n]) => `${n}x ${msg}`)
 }
@@ -387,6 +393,8 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
     const holders = blobs.map(() => new Set<string>())
     const seeders: number[] = []
     const missTtfb: number[] = []
+    /** The claim round trip of each seeding miss (from the seeder's 'claim won' log line). */
+    const missDecided: number[] = []
     const missCpu: number[] = []
     const missBusy: number[] = []
     const directTtfb: number[] = []
@@ -396,7 +404,9 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
       seeders.push(s)
       const node = nodes[s] as P2pNode
       directTtfb.push((await fetchBlob(`${registry.url}${path(blob)}`, opts(blob))).firstByteMs)
+      const claimsBefore = node.claimsWonMs().length
       const { result: r, cpuS, busyMs, reached } = await sample(() => fetchBlob(`${node.url}${path(blob)}`, opts(blob)))
+      missDecided.push(...node.claimsWonMs().slice(claimsBefore))
       if (!reached) notQuiet++
       const xc = header(r, 'x-cache') ?? '-'
       if (xc === 'MISS') { missTtfb.push(r.firstByteMs); missCpu.push(cpuS); missBusy.push(busyMs) } else seedOther[xc] = (seedOther[xc] ?? 0) + 1
@@ -434,7 +444,9 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
       const have = holders[bi] as Set<string>
       // Untimed: is the requester already connected to a node that has the blob?
       const connected = (await node.info()).peers.some(p => have.has(p.peerId))
+      const claimsBefore = node.claimsWonMs().length
       const { result: r, cpuS, busyMs, reached } = await sample(() => fetchBlob(`${node.url}${path(blob)}`, opts(blob)))
+      missDecided.push(...node.claimsWonMs().slice(claimsBefore))
       if (!reached) notQuiet++
       const xc = header(r, 'x-cache') ?? '-'
       if (xc !== 'PEER') {
@@ -491,7 +503,7 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
       peer_by_holders_ms: byHolders, peer_swarm_cpu_s: peerCpu, peer_swarm_busy_ms: peerBusy,
       local_hit_first_byte_ms: localFirstByte, not_peer: other, sources: sourceKinds, local_not_hit: localOther,
       upstream_gets_while_sampling: upstreamGets,
-      miss_first_byte_ms: missTtfb, miss_swarm_cpu_s: missCpu, miss_swarm_busy_ms: missBusy, direct_first_byte_ms: directTtfb, seeding_not_miss: seedOther,
+      miss_first_byte_ms: missTtfb, miss_decided_ms: missDecided, miss_swarm_cpu_s: missCpu, miss_swarm_busy_ms: missBusy, direct_first_byte_ms: directTtfb, seeding_not_miss: seedOther,
       stats_totals: { peer_hits: sum('peer_hits'), upstream_hits: sum('upstream_hits'), bytes_from_peers: sum('bytes_from_peers'), bytes_served_to_peers: sum('bytes_served_to_peers') },
       gc, warnings
     }
@@ -512,8 +524,14 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
     const d50 = percentile(directTtfb, 50)
     rows.push({
       metric: `upstream miss TTFB p50 on the swarm (no provider), ${cfg.swarmBlobBytes / 1024} KiB`, unit: 'ms', value: m50, baseline: d50, ratio: ratioOf(m50, d50),
-      target: '-', pass: undefined, digits: 1,
-      note: `${missTtfb.length} seeding GETs (DHT lookup that finds nobody, then upstream), each on a quiet swarm; swarm CPU per miss (lookup + provide) p50 ${median(missCpu).toFixed(2)} s; baseline: the same GET straight from the registry`
+      target: 'value < 30 ms', pass: m50 < 30, digits: 1,
+      note: `${missTtfb.length} seeding GETs (a claim at the digest's coordinator that answers "fetch", then upstream), each on a quiet swarm; swarm CPU per miss (claim, upstream, provide) p50 ${median(missCpu).toFixed(2)} s; baseline: the same GET straight from the registry`
+    })
+    const c50 = percentile(missDecided, 50)
+    rows.push({
+      metric: `miss decided on the swarm (claim round trip) p50, ${label}`, unit: 'ms', value: c50, baseline: d50, ratio: ratioOf(c50, d50),
+      target: 'value < 30 ms', pass: missDecided.length > 0 && c50 < 30, digits: 1,
+      note: `${missDecided.length} claims answered "fetch" (claimMs of the seeders' 'claim won' lines: coordinator chosen, asked, answered); SPEC 6: a miss nobody can serve is decided in < 30 ms; baseline: a GET straight from the registry (TTFB)`
     })
   })
 }

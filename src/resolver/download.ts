@@ -57,8 +57,8 @@ interface Lease {
  * Any number of readers (HTTP clients, and peers through the fetch protocol) follow the
  * temporary file as it grows, each at its own pace; the last byte of the blob is held back until
  * the whole digest verified, whatever the source. When bytes from a peer turn out wrong, the file
- * starts over: a reader that already had some of them is cut (its client retries), the peers
- * are deny-listed, and nothing wrong is committed or served whole.
+ * starts over: a reader that already had some of them is cut (its client retries), a peer that
+ * sent all of them is deny-listed, and nothing wrong is committed or served whole.
  */
 export class BlobDownload {
   /**
@@ -219,7 +219,9 @@ export class BlobDownload {
     const self = peers.swarm.peerId.toString()
     const failed: string[] = []
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !this.verified; round++) {
+      const asked = performance.now()
       const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed } : {}) }, signal)
+      const claimMs = Math.round((performance.now() - asked) * 10) / 10
       if (claimed === undefined) {
         // No coordinator reachable: the provider records the DHT has, then the upstream.
         await tryProviders(peers, digest, { signal }, async (p, s) => { await this.fromPeer(peers, p, s); return true })
@@ -228,7 +230,7 @@ export class BlobDownload {
       const { answer, coordinator } = claimed
       if (answer.status === 'fetch') {
         stats.inc('claims_won')
-        log.info({ key: digest, coordinator }, 'claim won')
+        log.info({ key: digest, coordinator, claimMs }, 'claim won')
         return { coordinator }
       }
       if (answer.status !== 'join') {
@@ -236,7 +238,7 @@ export class BlobDownload {
         return undefined
       }
       stats.inc('claims_joined')
-      log.info({ key: digest, peer: answer.peer, committed: answer.committed, coordinator }, 'claim joined')
+      log.info({ key: digest, peer: answer.peer, committed: answer.committed, coordinator, claimMs }, 'claim joined')
       if (answer.peer === self || peers.swarm.isDenied(answer.peer)) {
         failed.push(answer.peer)
         continue
@@ -304,10 +306,6 @@ export class BlobDownload {
   /** The upstream; when it is unreachable, any provider the DHT knows (an outage is when peers matter). */
   private async fromUpstreamOrPeers (): Promise<void> {
     const { peers, digest, signal } = this.init
-    // Announced as the upstream fetch starts, not at commit: a peer that looks it up reads it
-    // while it arrives. (A node reading from a peer announces at commit: it does not pass on
-    // unverified peer bytes, see servesPeers.)
-    peers?.swarm.announce(digest)
     try {
       await this.fromUpstream()
     } catch (err) {
@@ -353,6 +351,7 @@ export class BlobDownload {
         // that arrives alone is written at once so readers see it without delay.
         let batch: Buffer[] = []
         let batchBytes = 0
+        let announced = false
         for await (const chunk of res.body) {
           const buf = chunk as Buffer
           batch.push(buf)
@@ -363,6 +362,13 @@ export class BlobDownload {
           await this.append(batch, false)
           batch = []
           batchBytes = 0
+          if (!announced) {
+            // Announced while it arrives, not at commit, so a provider lookup finds it in progress
+            // (claims find it at once). After the first bytes: a DHT provide is a burst of work
+            // that would otherwise delay them. (A node reading from a peer announces at commit.)
+            announced = true
+            this.init.peers?.swarm.announce(digest)
+          }
         }
         if (this.size !== undefined && this.written !== this.size) {
           throw new UpstreamUnavailableError(client.name, `${kind} ${digest} truncated at ${this.written} of ${this.size} bytes`)

@@ -45,16 +45,25 @@ const MAX_ANSWER_BYTES = 8 * 1024
  */
 export class ClaimService {
   private readonly table = new ClaimTable()
+  /** Connected peers that speak the claim protocol (libp2p's registrar keeps it current). */
+  private readonly speakers = new Set<string>()
+  private topology: string | undefined
 
   constructor (private readonly components: ClaimServiceComponents) {}
 
   async start (): Promise<void> {
-    await this.components.node.handle(CLAIM_PROTOCOL, (stream, connection) => {
+    const { node } = this.components
+    await node.handle(CLAIM_PROTOCOL, (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: CLAIM_MAX_INBOUND_STREAMS })
+    this.topology = await node.register(CLAIM_PROTOCOL, {
+      onConnect: peer => { this.speakers.add(peer.toString()) },
+      onDisconnect: peer => { this.speakers.delete(peer.toString()) }
+    })
   }
 
   async stop (): Promise<void> {
+    if (this.topology !== undefined) this.components.node.unregister(this.topology)
     await this.components.node.unhandle(CLAIM_PROTOCOL)
   }
 
@@ -90,10 +99,10 @@ export class ClaimService {
     const { node } = this.components
     const dht = node.services.dht as unknown as KadInternals
     const near = dht.routingTable?.closestPeers?.(keyKadId(key), { count: CLAIM_COORDINATORS_TRIED + 1 }) ?? []
-    const self = node.peerId.toString()
-    const candidates = new Set([self])
-    for (const peer of new Set([...near, ...node.getPeers()])) {
+    const candidates = new Set([node.peerId.toString(), ...this.speakers])
+    for (const peer of near) {
       if (candidates.has(peer.toString())) continue
+      // In the table but not connected now: the peer store says whether it speaks the protocol.
       const info = await node.peerStore.get(peer).catch(() => undefined)
       if (info?.protocols.includes(CLAIM_PROTOCOL) === true) candidates.add(peer.toString())
     }
@@ -129,7 +138,8 @@ export class ClaimService {
   }
 
   private async send (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
-    const stream = await this.components.node.dialProtocol(peerIdFromString(coordinator), CLAIM_PROTOCOL, { signal })
+    // negotiateFully false: the protocol name goes with the request, one round trip less.
+    const stream = await this.components.node.dialProtocol(peerIdFromString(coordinator), CLAIM_PROTOCOL, { signal, negotiateFully: false })
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
       await lp.write(encodeClaimFrame(request), { signal })
