@@ -110,13 +110,14 @@ export class BlobDownload {
   }
 
   /**
-   * Whether peers may read it before it verified: only bytes from the upstream are passed on
-   * while in progress. Bytes from a peer are not relayed unverified, so a liar's bytes never
-   * travel further than the node that asked it, and a node reading another's download in
-   * progress is reading what that node's upstream sent.
+   * Whether peers may read it before it verified: while this node is the one fetching from the
+   * upstream (including a prefix it resumed after a peer failed: it took over), not while it
+   * reads from a peer (it is not the one the swarm was told about). Every hop holds back the
+   * last byte until its own copy verified, so a wrong prefix can cut transfers along the way but
+   * never completes one; only a peer that completes a transfer with wrong bytes is deny-listed.
    */
   get servesPeers (): boolean {
-    return this.error === undefined && (this.verified || (this.cache === 'MISS' && this.peerBytes === 0))
+    return this.error === undefined && (this.verified || this.cache === 'MISS')
   }
 
   /**
