@@ -110,13 +110,14 @@ export class BlobDownload {
   }
 
   /**
-   * Whether peers may read it (once a source answered): while it is in progress too, whether its
-   * bytes come from the upstream or from a peer (it relays, see ClaimTable). Every hop holds back
-   * the last byte until its own copy verified, so wrong bytes can cut transfers along the way but
-   * never complete one: only a peer that completes a transfer with wrong bytes is deny-listed.
+   * Whether peers may read it before it verified: while this node is the one fetching from the
+   * upstream (including a prefix it resumed after a peer failed: it took over), not while it
+   * reads from a peer (it is not the one the swarm was told about). Every hop holds back the
+   * last byte until its own copy verified, so a wrong prefix can cut transfers along the way but
+   * never completes one; only a peer that completes a transfer with wrong bytes is deny-listed.
    */
   get servesPeers (): boolean {
-    return this.error === undefined
+    return this.error === undefined && (this.verified || this.cache === 'MISS')
   }
 
   /**

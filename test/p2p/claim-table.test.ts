@@ -20,23 +20,6 @@ describe('claims: who fetches a digest from the upstream', () => {
     assert.equal(table.decide(a, { op: 'renew', key: KEY }, []).status, 'fetch')
   })
 
-  it('joiners of a download in progress form a relay chain (fan-out 1) or tree; a joiner whose relay failed goes to the holder', () => {
-    const d = { peer: 'PeerD', addrs: [] }
-    const chain = new ClaimTable({ now: () => 0 })
-    chain.decide(a, { op: 'claim', key: KEY }, [])
-    const parent = (from: typeof a, failed?: string[]): string => (chain.decide(from, { op: 'claim', key: KEY, ...(failed !== undefined ? { failed } : {}) }, []) as { peer: string }).peer
-    assert.equal(parent(b), 'PeerA')
-    assert.equal(parent(c), 'PeerB')
-    assert.equal(parent(d), 'PeerC')
-    assert.equal(parent(d, ['PeerC']), 'PeerA', 'its relay failed: the holder serves it')
-    assert.equal(parent({ peer: 'PeerE', addrs: [] }), 'PeerD', 'the failed relay left the chain')
-
-    const tree = new ClaimTable({ fanout: 2, now: () => 0 })
-    tree.decide(a, { op: 'claim', key: KEY }, [])
-    const parents = ['B', 'C', 'D', 'E', 'F'].map(n => (tree.decide({ peer: `Peer${n}`, addrs: [] }, { op: 'claim', key: KEY }, []) as { peer: string }).peer)
-    assert.deepEqual(parents, ['PeerA', 'PeerA', 'PeerB', 'PeerB', 'PeerC'])
-  })
-
   it('a lease that was not renewed lapses: the next claim fetches', () => {
     let now = 0
     const table = new ClaimTable({ leaseMs: 1_000, now: () => now })

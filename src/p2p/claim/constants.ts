@@ -6,12 +6,6 @@ export const CLAIM_LEASE_MS = 10_000
 export const CLAIM_RENEW_MS = 3_000
 /** After `done`, claims are sent to the holder for this long (its provider record lasts longer). */
 export const CLAIM_DONE_TTL_MS = 10 * 60_000
-/**
- * Joiners one peer serves from a download in progress. 1 makes a chain: every uplink carries one
- * copy, so a herd on links of equal speed pulls at about the speed of one pull; each joiner
- * relays to the next as bytes arrive.
- */
-export const CLAIM_FANOUT = 1
 /** Keys a coordinator tracks at once; the oldest go first. */
 export const CLAIM_TABLE_MAX = 100_000
 /**

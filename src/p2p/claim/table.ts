@@ -1,6 +1,6 @@
 import type { Digest } from '../../oci/digest.js'
 import type { ClaimAnswer, ClaimRequest } from './frames.js'
-import { CLAIM_DONE_TTL_MS, CLAIM_FANOUT, CLAIM_LEASE_MS, CLAIM_TABLE_MAX } from './constants.js'
+import { CLAIM_DONE_TTL_MS, CLAIM_LEASE_MS, CLAIM_TABLE_MAX } from './constants.js'
 
 /** A peer that has (or is fetching) a key, as a provider record or a claim names it. */
 export interface Holder {
@@ -12,15 +12,11 @@ interface Entry extends Holder {
   /** Lease end (fetching) or record end (committed), epoch ms. */
   until: number
   committed: boolean
-  /** Peers sent to read the holder's download in progress, in the order they joined. */
-  joiners: Holder[]
 }
 
 export interface ClaimTableInit {
   leaseMs?: number
   doneTtlMs?: number
-  /** Joiners one peer serves while the download is in progress (CLAIM_FANOUT). */
-  fanout?: number
   maxEntries?: number
   now?: () => number
 }
@@ -30,10 +26,7 @@ export interface ClaimTableInit {
  * itself: it only says who does, so SPEC 3.4's "no fetch-through for peers" holds.
  *
  * Decisions, for a claim from `from`:
- *  - a live entry held by another peer that `from` did not report failed → `join`: while the
- *    holder is still fetching, joiners form a relay tree (each peer serves at most `fanout`
- *    joiners, the holder first, then the joiners in the order they came), so no uplink carries
- *    more than `fanout` copies; a joiner whose relay failed is sent to the holder itself;
+ *  - a live entry held by another peer that `from` did not report failed → `join` it;
  *  - otherwise a provider record (another peer that stored it) → `join` it;
  *  - otherwise `from` gets the lease → `fetch`.
  */
@@ -41,14 +34,12 @@ export class ClaimTable {
   private readonly entries = new Map<Digest, Entry>()
   private readonly leaseMs: number
   private readonly doneTtlMs: number
-  private readonly fanout: number
   private readonly maxEntries: number
   private readonly now: () => number
 
   constructor (init: ClaimTableInit = {}) {
     this.leaseMs = init.leaseMs ?? CLAIM_LEASE_MS
     this.doneTtlMs = init.doneTtlMs ?? CLAIM_DONE_TTL_MS
-    this.fanout = init.fanout ?? CLAIM_FANOUT
     this.maxEntries = init.maxEntries ?? CLAIM_TABLE_MAX
     this.now = init.now ?? Date.now
   }
@@ -75,34 +66,21 @@ export class ClaimTable {
         if (entry?.peer === from.peer && !entry.committed) this.entries.delete(key)
         return { status: 'ok' }
       case 'done':
-        this.set(key, { ...from, until: now + this.doneTtlMs, committed: true, joiners: [] })
+        this.set(key, { ...from, until: now + this.doneTtlMs, committed: true })
         return { status: 'ok' }
       case 'claim':
       case 'renew': {
-        if (entry !== undefined && entry.peer !== from.peer) return this.join(entry, from, failed)
+        if (entry !== undefined && entry.peer !== from.peer) {
+          return { status: 'join', peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
+        }
         if (op === 'claim' && entry?.peer !== from.peer) {
           const provider = providers.find(p => p.peer !== from.peer && !failed.has(p.peer))
           if (provider !== undefined) return { status: 'join', peer: provider.peer, addrs: provider.addrs, committed: true }
         }
-        // A renewal keeps the joiners; a new holder starts a new tree.
-        this.set(key, { ...from, until: now + this.leaseMs, committed: false, joiners: entry?.peer === from.peer ? entry.joiners : [] })
+        this.set(key, { ...from, until: now + this.leaseMs, committed: false })
         return { status: 'fetch', leaseMs: this.leaseMs }
       }
     }
-  }
-
-  /** Where `from` reads a key that `entry`'s holder has or is fetching. */
-  private join (entry: Entry, from: Holder, failed: Set<string>): ClaimAnswer {
-    const holder = { status: 'join' as const, peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
-    if (entry.committed) return holder
-    if (failed.size > 0) entry.joiners = entry.joiners.filter(j => !failed.has(j.peer))
-    const at = entry.joiners.findIndex(j => j.peer === from.peer)
-    // Known already: its relay failed (or it asks again); the holder serves it from now on.
-    if (at >= 0) return holder
-    entry.joiners.push(from)
-    // Joiner i (from 0) reads from the holder when i < fanout, else from joiner ⌊i / fanout⌋ - 1.
-    const parent = entry.joiners[Math.floor((entry.joiners.length - 1) / this.fanout) - 1]
-    return parent === undefined ? holder : { status: 'join', peer: parent.peer, addrs: parent.addrs, committed: false }
   }
 
   private set (key: Digest, entry: Entry): void {
