@@ -39,8 +39,8 @@ export const DENY_MS = 10 * 60_000
 export const MAX_PEER_ATTEMPTS = 3
 
 /**
- * A transfer averaging less than this after the grace period is dropped for the next source:
- * clients get no byte of a peer copy before it completes, so a trickling peer must not hold it.
+ * A transfer of a stored copy averaging less than this after the grace period is dropped for the
+ * next source (a download in progress is exempt: it comes at its upstream's pace).
  */
 export const PEER_MIN_RATE = 1024 * 1024
 export const PEER_RATE_GRACE_MS = 10_000

@@ -279,9 +279,11 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       await assertStoresClean(survivors)
       const { sums, each } = await sumStats(survivors)
       assert.ok((sums.peer_inflight_joins ?? 0) >= 1, `the survivors read a download in progress from a peer:\n${each}`)
-      // One survivor takes the claim over and resumes upstream; the others read from it.
+      // One survivor takes the claim over and resumes upstream; the others read from it. When the
+      // fetcher was also the key's coordinator, a claim can reach the next coordinator before the
+      // takeover does, and win a second lease there: at most one more, never one per survivor.
       const bigGets = via.requests().filter(r => r.startsWith('GET ') && r.includes(big.digest))
-      assert.ok(bigGets.length <= 2, `the killed fetcher's GET and one taken over, not one per survivor: ${bigGets.length} upstream GETs of the big layer`)
+      assert.ok(bigGets.length <= 3, `the killed fetcher's GET and a takeover (two at most when it also coordinated), not one per survivor (${1 + survivors.length}): ${bigGets.length} upstream GETs of the big layer`)
       await pulls.get(fetcher.name)
     })
 

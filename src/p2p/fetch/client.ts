@@ -69,7 +69,9 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       throw new PeerFetchError(name, 'protocol', `answered bytes ${start}+${length} to a request for ${wantedStart}-${wantedEnd}`)
     }
     const raw = lp.unwrap()
-    const received = receive(raw, name, length, opts.idleMs, opts.signal)
+    // A download in progress comes at its upstream's pace, which no other source beats: only
+    // silence (idleMs) drops it, not a low average rate.
+    const received = receive(raw, name, length, opts.idleMs, opts.signal, { minRate: header.inProgress !== true })
     return {
       peer: name,
       size,

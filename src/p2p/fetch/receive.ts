@@ -8,13 +8,13 @@ import { PeerFetchError } from './errors.js'
  * Backpressure: above RECEIVE_HIGH_WATER buffered bytes the stream is paused, which stops
  * yamux granting window to the sender; it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
- * still buffered. No data for `idleMs`, or less than PEER_MIN_RATE on average after a grace
- * period, fails with reason `stalled`.
+ * still buffered. No data for `idleMs`, or (unless `minRate` is false) less than PEER_MIN_RATE
+ * on average after a grace period, fails with reason `stalled`.
  *
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
+export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
   stream.maxReadBufferLength = MAX_READ_BUFFER
   let queue: Buffer[] = []
   let queued = 0
@@ -70,7 +70,7 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
       while (delivered < length) {
         // A peer that trickles (each chunk inside the idle budget) is as bad as a silent one.
         const elapsed = Date.now() - started
-        if (elapsed > PEER_RATE_GRACE_MS && delivered / (elapsed / 1000) < PEER_MIN_RATE) {
+        if (opts.minRate !== false && elapsed > PEER_RATE_GRACE_MS && delivered / (elapsed / 1000) < PEER_MIN_RATE) {
           throw new PeerFetchError(peer, 'stalled', `sent ${delivered} bytes in ${elapsed} ms, below ${PEER_MIN_RATE} bytes/s`)
         }
         if (queued > 0) {
