@@ -37,9 +37,10 @@ const MAX_ANSWER_BYTES = 8 * 1024
  * Swarm-wide single-flight (issue 12): serves `/p2p-cache/claim/1.0.0` as the coordinator of the
  * keys closest to this node, and asks the coordinator of a key on behalf of the resolver.
  *
- * The coordinator of a key is the peer closest to it by XOR distance among this node and its
- * routing table: the peers that hold the key's provider records, so a claim is answered from
- * the claim table and those records in one round trip, without a DHT lookup. Views of the
+ * The coordinator of a key is the peer closest to it by XOR distance among this node, its
+ * routing table and its connected peers that speak the protocol: the peers that hold the key's
+ * provider records, so a claim is answered from the claim table, the coordinator's own copy and
+ * those records in one round trip, without a DHT lookup. Views of the
  * routing table can differ for a moment (a peer joining); the cost is a second fetch, never a
  * wrong byte, since every transfer is verified by digest.
  */
