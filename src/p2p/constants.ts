@@ -44,6 +44,13 @@ export const MAX_PEER_ATTEMPTS = 3
  */
 export const PEER_MIN_RATE = 1024 * 1024
 export const PEER_RATE_GRACE_MS = 10_000
+/**
+ * Silence tolerated from a peer serving a download in progress (instead of
+ * CACHE_PEER_FIRST_BYTE_TIMEOUT): it can't send faster than its own upstream, which may pause
+ * for seconds on a loaded registry. A dead peer is noticed at once (the connection resets); a hung
+ * one stops renewing its claim lease, which lasts as long.
+ */
+export const IN_PROGRESS_IDLE_MS = 10_000
 /** Fetch protocol framing limits. */
 export const MAX_REQUEST_BYTES = 1024
 export const MAX_RESPONSE_HEADER_BYTES = 4096

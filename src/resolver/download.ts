@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises'
+import { setTimeout as delay } from 'node:timers/promises'
 import { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -23,6 +24,13 @@ import { fetchVerified } from './peer-fetch.js'
 
 const READ_CHUNK = 256 * 1024
 const WRITE_BATCH = 1024 * 1024
+/**
+ * A peer a claim named that answers `busy` (it serves CACHE_MAX_UPLOADS already) is asked again
+ * after a pause, doubling from the first figure, for up to the second: any other source would be
+ * a second upstream fetch. Past that it counts as failed and the claim is taken over.
+ */
+const BUSY_RETRY_FIRST_MS = 100
+const BUSY_RETRY_TOTAL_MS = 10_000
 
 /** What is fetched: a blob (`/blobs/`), or a manifest by digest (`/manifests/`, typed, bounded). */
 export type DownloadKind = 'blob' | 'manifest'
@@ -245,7 +253,7 @@ export class BlobDownload {
         continue
       }
       try {
-        await this.fromPeer(peers, { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }, signal)
+        await this.fromNamedPeer(peers, { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }, signal)
         stats.inc('upstream_fetches_saved')
       } catch (err) {
         if (!(err instanceof PeerFetchError) || signal.aborted) throw err
@@ -254,6 +262,19 @@ export class BlobDownload {
       }
     }
     return undefined
+  }
+
+  /** `fromPeer`, waiting for a slot while the peer answers `busy` (see BUSY_RETRY_TOTAL_MS). */
+  private async fromNamedPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<void> {
+    for (let wait = BUSY_RETRY_FIRST_MS, waited = 0; ; waited += wait, wait *= 2) {
+      try {
+        await this.fromPeer(peers, peer, signal)
+        return
+      } catch (err) {
+        if (!(err instanceof PeerFetchError) || err.reason !== 'busy' || waited >= BUSY_RETRY_TOTAL_MS) throw err
+      }
+      await delay(wait, undefined, { signal })
+    }
   }
 
   /** Fetches what is still missing from one peer, streaming it into the file; verified at the end. */

@@ -2,7 +2,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
-import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
+import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
 import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type TagAnswer } from './frames.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
@@ -70,8 +70,9 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
     }
     const raw = lp.unwrap()
     // A download in progress comes at its upstream's pace, which no other source beats: only
-    // silence (idleMs) drops it, not a low average rate.
-    const received = receive(raw, name, length, opts.idleMs, opts.signal, { minRate: header.inProgress !== true })
+    // a longer silence drops it, not a low average rate.
+    const inProgress = header.inProgress === true
+    const received = receive(raw, name, length, inProgress ? Math.max(opts.idleMs, IN_PROGRESS_IDLE_MS) : opts.idleMs, opts.signal, { minRate: !inProgress })
     return {
       peer: name,
       size,
