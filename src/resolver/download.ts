@@ -273,6 +273,7 @@ export class BlobDownload {
       } catch (err) {
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy' || waited >= BUSY_RETRY_TOTAL_MS) throw err
       }
+      this.init.log.debug({ key: this.digest, peer: peer.id.toString(), waitMs: wait }, 'peer busy; asking it again')
       await delay(wait, undefined, { signal })
     }
   }
