@@ -55,11 +55,14 @@ export class SingleFlight<K, T> {
       const created: Entry<T> = { flight: start(controller.signal), controller, shares: 0, linger: undefined, over: false }
       entry = created
       this.flights.set(key, created)
-      created.flight.done.catch(() => {}).finally(() => {
+      // Registered before any caller awaits the value: a caller that releases right after its
+      // await finds the flight over, and nothing is aborted for nothing.
+      const settle = (): void => {
         created.over = true
         clearTimeout(created.linger)
         if (this.flights.get(key) === created) this.flights.delete(key)
-      })
+      }
+      created.flight.done.then(settle, settle)
     }
     return this.share(entry, started, signal)
   }

@@ -95,16 +95,3 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
     throw err instanceof PeerFetchError ? err : new PeerFetchError(name, 'protocol', (err as Error).message)
   }
 }
-
-/** The whole (small) body in memory, the exchange closed either way: manifests, API records. */
-export async function readAll (blob: PeerBlob): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  try {
-    for await (const batch of blob.body) chunks.push(...batch)
-  } catch (err) {
-    blob.close(err as Error)
-    throw err
-  }
-  blob.close()
-  return Buffer.concat(chunks)
-}
