@@ -51,6 +51,8 @@ export const PEER_RATE_GRACE_MS = 10_000
  * one stops renewing its claim lease, which lasts as long.
  */
 export const IN_PROGRESS_IDLE_MS = 10_000
+/** How long a fetch request waits for a download in progress to get its source before `busy`. */
+export const IN_PROGRESS_READY_WAIT_MS = 1_000
 /** Fetch protocol framing limits. */
 export const MAX_REQUEST_BYTES = 1024
 export const MAX_RESPONSE_HEADER_BYTES = 4096

@@ -33,7 +33,7 @@ export interface SwarmComponents {
   /** Answers peers' API keys from this node's API cache. */
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
   /** This node's download of a digest in progress, served to peers as it arrives. */
-  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | undefined>
+  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
   /** Whether `inProgress(digest)` would serve bytes now (a coordinator then names itself). */
   servesInProgress: (digest: Digest) => boolean
   log: Logger

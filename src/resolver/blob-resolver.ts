@@ -93,10 +93,12 @@ export class BlobResolver {
 
   /**
    * This node's own download of `digest` in progress, once its size is known, for a peer's fetch
-   * request; never starts one (SPEC 3.4: no fetch on a peer's behalf). Undefined when there is
-   * none, it failed, or `signal` aborts first.
+   * request; never starts one (SPEC 3.4: no fetch on a peer's behalf). `pending` when one runs but
+   * has no source yet when `signal` aborts (the peer is told `busy` and asks again); undefined
+   * when there is none, it failed, or it reads from a peer itself (see BlobDownload.servesPeers).
    */
-  async inProgress (digest: Digest, signal: AbortSignal): Promise<BlobSource | undefined> {
+  async inProgress (digest: Digest, signal: AbortSignal): Promise<BlobSource | 'pending' | undefined> {
+    let pending = false
     for (const kind of ['blob', 'manifest'] as const) {
       const share = this.downloads.joinExisting(`${kind} ${digest}`, signal)
       if (share === undefined) continue
@@ -108,14 +110,13 @@ export class BlobResolver {
       try {
         const { size } = await raceSignal(active.ready, signal)
         if (active.servesPeers) return readerOf(active, size, async () => { active.release(); share.release() })
-        active.release()
-        share.release()
       } catch {
-        active.release()
-        share.release()
+        pending ||= signal.aborted && active.error === undefined
       }
+      active.release()
+      share.release()
     }
-    return undefined
+    return pending ? 'pending' : undefined
   }
 
   /** Whether a download of `digest` is under way here with bytes a peer may read (see `servesPeers`). */

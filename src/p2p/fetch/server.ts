@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import type { BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
-import { FETCH_PROTOCOL, MAX_REQUEST_BYTES } from '../constants.js'
+import { FETCH_PROTOCOL, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
 import { decodeRequest, encodeFrame, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
@@ -38,9 +38,10 @@ export interface FetchServerComponents {
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
   /**
    * This node's own download of `digest` in progress, if any (never one started for the peer:
-   * SPEC 3.4), once its size is known; undefined when there is none or `signal` aborts first.
+   * SPEC 3.4), once its size is known; `pending` when it has no source yet as `signal` aborts;
+   * undefined when there is none.
    */
-  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | undefined>
+  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
   log: Logger
 }
 
@@ -123,7 +124,13 @@ export class FetchServer {
           stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
         }
       } else if (api === undefined) {
-        const growing = await this.components.inProgress(blob, AbortSignal.timeout(this.idleTimeoutMs)).catch(() => undefined)
+        // Briefly: the peer waits for this header only CACHE_PEER_FIRST_BYTE_TIMEOUT. A download
+        // whose upstream has not answered yet is `busy` for now, and the peer asks again.
+        const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
+        if (growing === 'pending') {
+          await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet' })
+          return
+        }
         if (growing?.size !== undefined) source = { ...growing, size: growing.size, inProgress: true }
         else await growing?.release()
       }
