@@ -158,7 +158,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     stop: async () => {
       ready = false
       await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
-      // Downloads outlive their clients (they warm the cache): let them commit before the index closes.
+      // Downloads in flight get a grace period to commit before the index closes, then stop.
       await openBlobs.drain(10_000)
       await openSwarm?.stop()
       await upstreams.close()

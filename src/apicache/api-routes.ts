@@ -9,6 +9,7 @@ import type { Upstream } from '../config/options.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
 import { sha256Digest, type Digest } from '../oci/digest.js'
+import { clientLeft } from '../http/client-left.js'
 import { endToEnd, rewriteUpstreamUrls, type HeaderMap } from './headers.js'
 import type { ApiRecord, ApiRecords } from './records.js'
 import type { Scopes } from './scope.js'
@@ -119,13 +120,11 @@ export class ApiRoutes {
       const scope = this.init.scopes.of(req.headers.authorization)
       const resource = `${upstream.name} ${path}`
       const key = `${resource}\0${scope}\0${headers.accept ?? ''}`
-      // A client that hangs up releases its share; the request upstream stops when none is left.
-      const left = new AbortController()
-      res.once('close', () => { if (!res.writableFinished) left.abort(new Error('the client closed the connection')) })
+      // The request upstream stops when every client that shares it has left.
       const share = this.inflight.join(key, signal => {
         const pending = this.resolve(upstream, path, resource, scope, headers, signal)
         return { value: pending, done: pending }
-      }, left.signal)
+      }, clientLeft(res))
       let answer: Answer
       try {
         answer = await share.value

@@ -8,6 +8,7 @@ import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { ManifestResolver } from '../resolver/manifest-resolver.js'
 import type { Stats } from '../metrics/stats.js'
 import { UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
+import { clientLeft } from '../http/client-left.js'
 import { parseRegistryPath } from './path.js'
 import { selectRange } from './range.js'
 import { upstreamRepository, type UpstreamSet } from './upstreams.js'
@@ -42,11 +43,9 @@ export class RegistryRoutes {
       }
       const client = this.init.upstreams.select(url.searchParams.get('ns'))
       const repo = upstreamRepository(client, route.name)
-      // A client that hangs up releases its share of the download (the others keep theirs).
-      const left = new AbortController()
-      res.once('close', () => { if (!res.writableFinished) left.abort(new Error('the client closed the connection')) })
-      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left.signal)
-      else await this.blob(req, res, client, repo, route.digest, head, left.signal)
+      const left = clientLeft(res)
+      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left)
+      else await this.blob(req, res, client, repo, route.digest, head, left)
     } catch (err) {
       this.fail(res, err, head, url)
     }
