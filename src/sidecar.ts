@@ -16,9 +16,12 @@ import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
 import { createHttpServer, createHttpsServer, listen } from './http/server.js'
 import { loadTlsFiles } from './http/tls.js'
 import { loadOrCreateIdentity } from './p2p/identity.js'
-import { ApiRoutes } from './apicache/api-routes.js'
+import { ApiRoutes } from './apicache/routes.js'
+import { ApiResolver } from './apicache/resolver.js'
 import { ApiRecords } from './apicache/records.js'
 import { Scopes } from './apicache/scope.js'
+import { ApiClient } from './upstream/api-client.js'
+import { loadFleetCredentials } from './upstream/fleet-credential.js'
 import { Swarm, type SwarmComponents } from './p2p/swarm.js'
 import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
@@ -45,9 +48,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let ready = false
   // Before anything opens: a bad certificate path stops start-up with nothing to undo.
   const tls = config.httpsAddr === undefined ? undefined : loadTlsFiles(config.tlsCert, config.tlsKey)
+  const fleet = loadFleetCredentials(config.apiUpstreams, config.apiAuth, config.apiApp)
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
-  let api: ApiRoutes | undefined
+  let api: ApiResolver | undefined
   let blobs: BlobResolver | undefined
   const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0 })
   store = await BlobStore.open({
@@ -65,7 +69,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     },
     onDelete: (digest) => {
       swarm?.forget(digest)
-      api?.forgetBodies()
+      api?.forgetBody(digest).catch(err => log.warn({ digest, err: (err as Error).message }, 'could not drop the API records of a deleted body'))
     },
     onEvict: () => stats.inc('evictions'),
     onCorrupt: () => stats.inc('errors')
@@ -113,20 +117,26 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     store, stats, adminToken: config.adminToken, isReady: () => ready, log,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
-  api = new ApiRoutes({
+  const scopes = new Scopes(privateKey.raw)
+  const apiClient = new ApiClient({
     upstreams: config.apiUpstreams,
-    store,
-    records: apiRecords,
-    peers,
-    scopes: new Scopes(privateKey.raw),
-    stats,
-    maxBody: config.apiMaxBody,
     concurrency: config.apiConcurrency,
     timeoutMs: config.upstreamTimeout,
+    onRateLimit: (upstream, authorization, remaining) => { stats.setApiRateLimit(upstream, api?.credentialLabel(upstream, authorization) ?? 'anon', remaining) }
+  })
+  api = new ApiResolver({
+    client: apiClient,
+    store,
+    records: apiRecords,
+    scopes,
+    fleet,
+    stats,
+    maxBody: config.apiMaxBody,
+    peers,
     log: log.child({ component: 'apicache' })
   })
-  const openApi = api
-  const routes = [admin, registry, openApi]
+  const apiRoutes = new ApiRoutes({ client: apiClient, resolver: api, stats, log: log.child({ component: 'apicache' }) })
+  const routes = [admin, registry, apiRoutes]
   const server: Server = createHttpServer(routes, log)
   const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log)
   let httpAddr: HostPort
@@ -139,7 +149,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await swarm?.stop()
     await store.close()
     await upstreams.close()
-    await openApi.close()
+    await apiClient.close()
     throw err
   }
   ready = true
@@ -162,7 +172,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await openBlobs.drain(10_000)
       await openSwarm?.stop()
       await upstreams.close()
-      await openApi.close()
+      await apiClient.close()
       await openStore.close()
     }
   }

@@ -24,3 +24,24 @@ export function endToEnd (headers: IncomingHttpHeaders | Record<string, string |
 export function rewriteUpstreamUrls (value: string, upstreamBase: string, sidecarBase: string): string {
   return value.split(upstreamBase).join(sidecarBase)
 }
+
+/**
+ * RFC 9110 13.1.2: whether an `If-None-Match` value matches `etag`, by weak comparison
+ * (`"x"` matches `W/"x"`); a list or `*` as the field allows.
+ */
+export function ifNoneMatchMatches (header: string, etag: string): boolean {
+  if (header.trim() === '*') return true
+  const opaque = (tag: string): string => tag.trim().replace(/^W\//, '')
+  const wanted = opaque(etag)
+  return header.split(',').some(tag => opaque(tag) === wanted)
+}
+
+/**
+ * Without `X-RateLimit-*`: those describe the bucket of the credential that made the upstream
+ * request, not the client that gets a stored or fleet-fetched answer.
+ */
+export function withoutRateLimit (headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {}
+  for (const [name, value] of Object.entries(headers)) if (!name.startsWith('x-ratelimit-')) out[name] = value
+  return out
+}

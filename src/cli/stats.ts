@@ -31,6 +31,18 @@ type Section = [title: string, rows: Array<[label: string, value: string]>]
 const count = (n: number): string => n.toLocaleString('en-US')
 const plural = (n: number, one: string, many = `${one}s`): string => `${count(n)} ${n === 1 ? one : many}`
 
+/** `fleet 4,990, anon 59, 3 client tokens (lowest 4,997)`: the fleet and anonymous buckets by name, clients' summed up. */
+function formatRateLimits (byCredential: Record<string, number>): string {
+  const parts: string[] = []
+  for (const name of ['fleet', 'anon']) {
+    const n = byCredential[name]
+    if (n !== undefined) parts.push(`${name} ${count(n)}`)
+  }
+  const clients = Object.entries(byCredential).filter(([name]) => name !== 'fleet' && name !== 'anon').map(([, n]) => n)
+  if (clients.length > 0) parts.push(`${plural(clients.length, 'client token')} (lowest ${count(Math.min(...clients))})`)
+  return parts.join(', ')
+}
+
 /** The stats for a person: sections, sizes in units, the hit rate in percent. */
 export function formatStats (base: string, s: StatsSnapshot): string {
   const lookups = s.hits + s.misses
@@ -56,7 +68,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     ]],
     ['API', [
       ['304 revalidations', count(s.revalidations_304)],
-      ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, n]) => `${name} ${count(n)}`).join(', ')]
+      ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, byCredential]) => `${name}: ${formatRateLimits(byCredential)}`).join('; ')]
     ]],
     ['HTTP', [
       ['served to clients', formatBytes(s.bytes_served)],

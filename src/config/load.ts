@@ -34,6 +34,7 @@ export function loadConfig (flags: ConfigSource = {}, env: NodeJS.ProcessEnv = p
     throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low, OPTIONS.evictLowWatermark.expected)
   }
   checkTlsOptions(config, flags, env)
+  checkFleetCredentials(config, flags, env)
   if (config.listenAddrs.length === 0) {
     config.listenAddrs = [parseListenAddr(`/ip4/0.0.0.0/tcp/${config.p2pPort}`)]
   }
@@ -52,5 +53,20 @@ function checkTlsOptions (config: Config, flags: ConfigSource, env: NodeJS.Proce
   } else if (config.tlsCert !== '' || config.tlsKey !== '') {
     throw new ConfigError('CACHE_HTTPS_ADDR', flags.httpsAddr ?? env.CACHE_HTTPS_ADDR ?? '',
       'host:port such as 127.0.0.1:9443 when CACHE_TLS_CERT or CACHE_TLS_KEY is set (they are only used by the HTTPS listener)')
+  }
+}
+
+/** A fleet credential is for one API upstream, given once: a token or a GitHub App. */
+function checkFleetCredentials (config: Config, flags: ConfigSource, env: NodeJS.ProcessEnv): void {
+  const names = config.apiUpstreams.map(u => u.name)
+  for (const name of config.apiAuth.keys()) {
+    if (!names.includes(name)) {
+      throw new ConfigError('CACHE_API_AUTH', flags.apiAuth ?? env.CACHE_API_AUTH ?? '', `names of CACHE_API_UPSTREAMS (${names.join(', ')})`, `entry for "${name}": no such API upstream`, true)
+    }
+  }
+  for (const name of config.apiApp.keys()) {
+    const raw = flags.apiApp ?? env.CACHE_API_APP ?? ''
+    if (!names.includes(name)) throw new ConfigError('CACHE_API_APP', raw, `names of CACHE_API_UPSTREAMS (${names.join(', ')})`, `entry for "${name}": no such API upstream`)
+    if (config.apiAuth.has(name)) throw new ConfigError('CACHE_API_APP', raw, 'one fleet credential per API upstream: CACHE_API_AUTH or CACHE_API_APP', `entry for "${name}": also in CACHE_API_AUTH`)
   }
 }

@@ -153,6 +153,37 @@ const credentials = z.string().transform((s, ctx): Map<string, Credential> => {
   return out
 })
 
+/** `name=token` pairs (CACHE_API_AUTH): one fleet token per API upstream. */
+const apiTokens = z.string().transform((s, ctx): Map<string, string> => {
+  const out = new Map<string, string>()
+  for (const [i, item] of s.split(/[\s,]+/).filter(Boolean).entries()) {
+    const m = /^([A-Za-z0-9._-]+)=(\S+)$/.exec(item)
+    // The entry itself is a secret: it is named by its position.
+    if (m === null || out.has(m[1] as string)) {
+      ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: ${m === null ? 'not name=token' : `${m[1] as string} is listed twice`}` })
+      return z.NEVER
+    }
+    out.set(m[1] as string, m[2] as string)
+  }
+  return out
+})
+
+export interface GitHubAppOption { appId: string, installationId: number, privateKeyFile: string }
+
+/** `name=<app id>:<installation id>:<private key file>` entries (CACHE_API_APP). */
+const githubApps = z.string().transform((s, ctx): Map<string, GitHubAppOption> => {
+  const out = new Map<string, GitHubAppOption>()
+  for (const item of s.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^([A-Za-z0-9._-]+)=(\d+):(\d+):(.+)$/.exec(item)
+    if (m === null || out.has(m[1] as string)) {
+      ctx.addIssue({ code: 'custom', message: `entry "${item}": ${m === null ? 'not name=<app id>:<installation id>:<private key file>' : 'the name is listed twice'}` })
+      return z.NEVER
+    }
+    out.set(m[1] as string, { appId: m[2] as string, installationId: Number(m[3]), privateKeyFile: m[4] as string })
+  }
+  return out
+})
+
 export const OPTIONS = {
   dir: option({
     env: 'CACHE_DIR', flag: '--dir <path>', default: './.p2p-cache',
@@ -255,6 +286,16 @@ export const OPTIONS = {
     env: 'CACHE_API_CONCURRENCY', flag: '--api-concurrency <n>', default: '32',
     description: 'requests in flight to one API upstream; more wait their turn',
     expected: 'an integer from 1 to 1024', schema: count(1, 1024)
+  }),
+  apiAuth: option({
+    env: 'CACHE_API_AUTH', flag: '--api-auth <list>', default: '',
+    description: 'name=token pairs: the fleet credential of an API upstream; shared responses are revalidated with it (free 304s), see "API cache"',
+    expected: 'comma separated name=token pairs, one per API upstream', schema: apiTokens, secret: true
+  }),
+  apiApp: option({
+    env: 'CACHE_API_APP', flag: '--api-app <list>', default: '',
+    description: 'name=<app id>:<installation id>:<private key file>: a GitHub App whose installation tokens (minted and refreshed by the sidecar) are the fleet credential',
+    expected: 'comma separated name=<app id>:<installation id>:<path to the app\'s PEM private key>', schema: githubApps
   }),
   registryAuth: option({
     env: 'CACHE_REGISTRY_AUTH', flag: '--registry-auth <list>', default: '',

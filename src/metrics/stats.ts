@@ -29,19 +29,25 @@ const HELP: Record<CounterName, string> = {
   upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream'
 }
 
+/** Credentials whose rate limit is reported per API upstream (the most recent ones). */
+const RATE_LIMIT_LABELS = 16
+
 export interface StatsSnapshot extends Record<CounterName, number> {
   current_size: number
   hit_rate: number
   peers_connected: number
-  /** Last X-RateLimit-Remaining seen from each API upstream. */
-  api_ratelimit_remaining: Record<string, number>
+  /**
+   * Last X-RateLimit-Remaining seen from each API upstream, per credential: `anon`, `fleet`, or
+   * 12 hex characters of the credential's keyed hash (its scope); the most recent 16 per upstream.
+   */
+  api_ratelimit_remaining: Record<string, Record<string, number>>
 }
 
 export class Stats {
   readonly registry = new Registry()
   private readonly values = Object.fromEntries(COUNTER_NAMES.map(n => [n, 0])) as Record<CounterName, number>
   private readonly counters: Record<CounterName, Counter>
-  private readonly rateLimits = new Map<string, number>()
+  private readonly rateLimits = new Map<string, Map<string, number>>()
   private readonly rateLimitGauge: Gauge
   /** When a peer last answered a miss (diagnose reports it). */
   lastPeerHitAt: Date | undefined
@@ -53,12 +59,24 @@ export class Stats {
     })])) as Record<CounterName, Counter>
     new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
-    this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream', labelNames: ['upstream'], registers: [this.registry] })
+    this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
   }
 
-  setApiRateLimit (upstream: string, remaining: number): void {
-    this.rateLimits.set(upstream, remaining)
-    this.rateLimitGauge.set({ upstream }, remaining)
+  /**
+   * `credential` is a label, never the credential: see StatsSnapshot.api_ratelimit_remaining.
+   * Every job brings a new token, so only the RATE_LIMIT_LABELS most recent are kept.
+   */
+  setApiRateLimit (upstream: string, credential: string, remaining: number): void {
+    let byCredential = this.rateLimits.get(upstream)
+    if (byCredential === undefined) this.rateLimits.set(upstream, byCredential = new Map())
+    byCredential.delete(credential)
+    byCredential.set(credential, remaining)
+    this.rateLimitGauge.set({ upstream, credential }, remaining)
+    for (const old of byCredential.keys()) {
+      if (byCredential.size <= RATE_LIMIT_LABELS) break
+      byCredential.delete(old)
+      this.rateLimitGauge.remove({ upstream, credential: old })
+    }
   }
 
   inc (name: CounterName, by = 1): void {
@@ -74,7 +92,7 @@ export class Stats {
       current_size: this.gauges.currentSize(),
       hit_rate: lookups === 0 ? 0 : Number((this.values.hits / lookups).toFixed(4)),
       peers_connected: this.gauges.peersConnected(),
-      api_ratelimit_remaining: Object.fromEntries(this.rateLimits)
+      api_ratelimit_remaining: Object.fromEntries([...this.rateLimits].map(([upstream, m]) => [upstream, Object.fromEntries(m)]))
     }
   }
 }

@@ -59,6 +59,7 @@ export class Announcer {
     this.waiting.delete(key)
     this.announcedAt.delete(key)
     void this.components.node.services.dht.cancelReprovide(keyCid(key)).catch(() => {})
+    this.components.log.debug({ key }, 'withdrawn')
   }
 
   get pending (): number {

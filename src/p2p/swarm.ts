@@ -11,7 +11,7 @@ import { keyCid } from './content-id.js'
 import { DenyList } from './deny-list.js'
 import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
 import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
-import type { ApiKey } from '../apicache/record-key.js'
+import type { ApiKey } from '../keys/api-key.js'
 import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer, type GrowingBlob } from './fetch/server.js'
 import { ClaimService, type CoordinatedAnswer } from './claim/service.js'
@@ -171,7 +171,7 @@ export class Swarm {
     this.announcer.announceAll(digests)
   }
 
-  forget (key: Digest | TagKey): void {
+  forget (key: Digest | TagKey | ApiKey): void {
     this.announcer.forget(key)
   }
 

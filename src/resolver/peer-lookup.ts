@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
-import type { ApiKey } from '../apicache/record-key.js'
+import type { ApiKey } from '../keys/api-key.js'
 import type { Swarm } from '../p2p/swarm.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'

@@ -92,7 +92,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(first.status, 200)
     assert.equal(first.data.full_name, 'acme/private')
     assert.equal(first.headers['x-cache'], 'MISS')
-    const etag = gh.etag('/repos/acme/private')
+    const etag = gh.etag('/repos/acme/private', 'alice')
     for (let i = 0; i < 2; i++) {
       const again = await octokit.repos.get({ owner: 'acme', repo: 'private' })
       assert.equal(again.status, 200, 'the client asked unconditionally: it gets 200 and the body')
@@ -108,18 +108,47 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(gh.rateLimit('alice'), 4999, 'the two revalidations were free')
     const stats = await apiStats(side.url)
     assert.equal(stats.revalidations_304, 2)
-    assert.deepEqual(stats.api_ratelimit_remaining, { github: 4999 })
+    const github = (stats.api_ratelimit_remaining as Record<string, Record<string, number>>).github ?? {}
+    assert.deepEqual(Object.values(github), [4999])
+    assert.match(Object.keys(github)[0] ?? '', /^[0-9a-f]{12}$/, 'labelled by a hash prefix, not the token')
   })
 
-  it('another token with access is revalidated with its own credentials (0 rate limit spent)', async () => {
+  it('another token with access is revalidated with its own credentials and If-Modified-Since, never alice\'s ETag (0 rate limit spent)', async () => {
     const alice = await octokitVia(side.url, 'alice').repos.get({ owner: 'acme', repo: 'private' })
     const carol = await octokitVia(side.url, 'carol').repos.get({ owner: 'acme', repo: 'private' })
     assert.deepEqual(carol.data, alice.data)
     assert.equal(carol.headers['x-cache'], 'REVALIDATED')
-    assert.deepEqual(gh.requests({ token: 'carol' }).map(r => [r.authorization, r.ifNoneMatch, r.status]), [
-      ['token carol', gh.etag('/repos/acme/private'), 304]
+    assert.deepEqual(gh.requests({ token: 'carol' }).map(r => [r.authorization, r.ifNoneMatch, r.ifModifiedSince, r.status]), [
+      ['token carol', undefined, alice.headers['last-modified'], 304]
     ])
     assert.equal(gh.rateLimit('carol'), 5000)
+  })
+
+  it('a list (no Last-Modified) for another token is a full GET with that token: another token\'s ETag is never sent', async () => {
+    const path = `${ISSUES_PATH}?page=1&per_page=2`
+    await octokitVia(side.url, 'alice').request(`GET ${path}`)
+    const carol = await octokitVia(side.url, 'carol').request(`GET ${path}`)
+    assert.equal(carol.headers['x-cache'], 'MISS')
+    assert.deepEqual(gh.requests({ token: 'carol' }).map(r => [r.ifNoneMatch, r.ifModifiedSince, r.status]), [[undefined, undefined, 200]])
+    assert.equal(gh.spent('carol'), 1, 'what GitHub charges without a fleet credential')
+  })
+
+  it('the client\'s own If-None-Match is compared weakly (RFC 9110 13.1.2): "x" matches a stored W/"x"', async () => {
+    const first = await call(api('/repos/acme/public'))
+    const etag = first.headers.get('etag') ?? ''
+    assert.match(etag, /^W\//)
+    const strong = etag.replace(/^W\//, '')
+    const again = await rawGet(api('/repos/acme/public'), { 'if-none-match': `"other", ${strong}` })
+    assert.equal(again.status, 304, JSON.stringify(again.headers))
+    assert.equal(again.headers['x-cache'], 'HIT')
+  })
+
+  it('a HIT does not repeat the stored X-RateLimit-* headers', async () => {
+    const first = await call(api('/repos/acme/public'))
+    assert.notEqual(first.headers.get('x-ratelimit-remaining'), null)
+    const hit = await call(api('/repos/acme/public'))
+    assert.equal(hit.cache, 'HIT')
+    assert.equal(hit.headers.get('x-ratelimit-remaining'), null)
   })
 
   it('a token without access gets the upstream 404, never the cached body', async () => {
@@ -129,7 +158,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.deepEqual(gh.requests({ token: 'bob' }).map(r => [r.path, r.status]), [['/repos/acme/private', 404]])
 
     // Not even when bob sends alice's ETag: the sidecar must not answer 304 from its cache.
-    const withEtag = await call(api('/repos/acme/private'), { headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private') ?? '' } })
+    const withEtag = await call(api('/repos/acme/private'), { headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private', 'alice') ?? '' } })
     assert.equal(withEtag.status, 404)
     assert.equal(JSON.parse(withEtag.text).message, 'Not Found')
     assert.equal(gh.count({ token: 'bob' }), 2)
@@ -248,15 +277,17 @@ describe('API cache: the GitHub API through one sidecar', function () {
     for (const u of urls) assert.ok(u.startsWith(`${side.url}/github/`), `Octokit fetched ${u}, not through the sidecar`)
   })
 
-  it('stats: revalidations_304 and api_ratelimit_remaining = { github: last X-RateLimit-Remaining seen }', async () => {
+  it('stats: revalidations_304 and api_ratelimit_remaining = { github: { <credential label>: last X-RateLimit-Remaining seen } }', async () => {
     const before = await apiStats(side.url)
     assert.equal(typeof before.revalidations_304, 'number')
     await call(api('/repos/acme/public'))
-    assert.deepEqual((await apiStats(side.url)).api_ratelimit_remaining, { github: 4999 })
+    assert.deepEqual((await apiStats(side.url)).api_ratelimit_remaining, { github: { anon: 4999 } })
     await call(api('/repos/acme/private'), { headers: auth('alice') })
     await call(api('/repos/acme/private'), { headers: auth('alice') })
     const stats = await apiStats(side.url)
-    assert.deepEqual(stats.api_ratelimit_remaining, { github: gh.rateLimit('alice') })
+    const github = (stats.api_ratelimit_remaining as Record<string, Record<string, number>>).github ?? {}
+    assert.equal(github.anon, 4999, 'anonymous and alice are not mixed')
+    assert.deepEqual(Object.entries(github).filter(([k]) => k !== 'anon').map(([, n]) => n), [gh.rateLimit('alice')])
     assert.equal(stats.revalidations_304, (before.revalidations_304 as number) + 1)
   })
 

@@ -18,10 +18,23 @@ function announcedSince (node: SwarmNode, from: number): string[] {
   })
 }
 
+/** Keys `node` logged as withdrawn (debug 'withdrawn') from line `from` on. */
+function withdrawnSince (node: SwarmNode, from: number): string[] {
+  return node.logs().slice(from).flatMap(line => {
+    try {
+      const rec = JSON.parse(line) as { msg?: unknown, key?: unknown }
+      return rec.msg === 'withdrawn' ? [String(rec.key)] : []
+    } catch {
+      return []
+    }
+  })
+}
+
 /**
  * Two sidecars A and B in one private swarm (B bootstraps to A), both in front of the fake GitHub
- * API. A record one node stored is found by the other on the DHT and revalidated upstream with
- * the second requester's own credentials: a 304, which costs that token nothing.
+ * API, no fleet credential. A record one node stored is found by the other on the DHT and
+ * revalidated upstream with the second requester's own credentials and If-Modified-Since (never
+ * another token's ETag): a 304, which costs that token nothing.
  */
 describe('API cache: two sidecars share API records', function () {
   this.timeout(90_000)
@@ -46,7 +59,7 @@ describe('API cache: two sidecars share API records', function () {
     return n
   }
 
-  it('alice via A, then carol via B for the first time: B revalidates A\'s record with carol\'s token (REVALIDATED, 0 spent)', async () => {
+  it('alice via A, then carol via B for the first time: B revalidates A\'s record with carol\'s token and If-Modified-Since (REVALIDATED, 0 spent)', async () => {
     const na = node(a, 'A')
     const nb = node(b, 'B')
     const logFrom = na.logs().length
@@ -72,7 +85,8 @@ describe('API cache: two sidecars share API records', function () {
     assert.equal(viaB.headers['x-cache'], 'REVALIDATED',
       `B's answer: X-Cache ${String(viaB.headers['x-cache'])}, X-Cache-Source ${String(viaB.headers['x-cache-source'])}; ` +
       `A logged an api: announcement: ${announced} (announced: ${JSON.stringify(announcedSince(na, logFrom))}); upstream saw from carol: ${JSON.stringify(carol)}`)
-    assert.deepEqual(carol.map(r => [r.path, r.ifNoneMatch, r.status]), [['/repos/acme/private', gh.etag('/repos/acme/private'), 304]])
+    // Without a fleet credential: If-Modified-Since with carol's token; alice's ETag would be a charged 200.
+    assert.deepEqual(carol.map(r => [r.path, r.ifNoneMatch, r.ifModifiedSince, r.status]), [['/repos/acme/private', undefined, viaA.headers['last-modified'], 304]])
     assert.equal(gh.rateLimit('carol'), 5000, 'carol spent nothing')
     assert.equal(gh.rateLimit('alice'), 4999, 'and alice nothing more')
     assert.ok([na.peerId, 'github', 'local'].includes(String(viaB.headers['x-cache-source'])),
@@ -91,8 +105,16 @@ describe('API cache: two sidecars share API records', function () {
     const anon = await call(`${nb.url}/github/repos/acme/private`)
     assert.equal(anon.status, 404)
     assert.doesNotMatch(anon.text, /acme\/private/)
-    const withEtag = await call(`${nb.url}/github/repos/acme/private`, { headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private') ?? '' } })
+    const withEtag = await call(`${nb.url}/github/repos/acme/private`, { headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private', 'alice') ?? '' } })
     assert.equal(withEtag.status, 404)
     assert.equal(gh.count({ token: 'bob', path: '/repos/acme/private' }), 2)
+  })
+
+  it('DELETE /api/cache on A withdraws A\'s API keys from the DHT with their bodies', async () => {
+    const na = node(a, 'A')
+    const from = na.logs().length
+    const res = await fetch(`${na.url}/api/cache`, { method: 'DELETE', signal: AbortSignal.timeout(10_000) })
+    assert.equal(res.status, 200)
+    await waitFor(() => withdrawnSince(na, from).some(k => k.startsWith('api:github /repos/acme/private#')), { timeoutMs: 10_000, intervalMs: 50, what: 'A to withdraw the api: key of /repos/acme/private' })
   })
 })

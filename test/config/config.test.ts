@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -78,6 +79,38 @@ describe('configuration', () => {
       assert.ok(!stderr.includes(value))
     })
   }
+
+  describe('fleet credentials (CACHE_API_AUTH, CACHE_API_APP)', () => {
+    const run = async (env: Record<string, string>): Promise<{ code: number | null, stderr: string }> =>
+      await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_DIR: '/nonexistent/never-created', ...env })
+
+    it('a malformed CACHE_API_AUTH entry is named by its position, the token never shown', async () => {
+      const { code, stderr } = await run({ CACHE_API_AUTH: 'github=ghp_secret1 ghp_secretvalue2' })
+      assert.equal(code, 2)
+      assert.match(stderr.trim(), /^p2p-cache: invalid CACHE_API_AUTH entry 2: not name=token; expected /)
+      assert.ok(!stderr.includes('ghp_secret'))
+    })
+
+    it('a fleet credential for an upstream that is not in CACHE_API_UPSTREAMS is an error, the token never shown', async () => {
+      const { code, stderr } = await run({ CACHE_API_AUTH: 'gitlab=ghp_secretvalue' })
+      assert.equal(code, 2)
+      assert.match(stderr.trim(), /^p2p-cache: invalid CACHE_API_AUTH entry for "gitlab": no such API upstream; expected names of CACHE_API_UPSTREAMS \(github\)$/)
+      assert.ok(!stderr.includes('ghp_secretvalue'))
+    })
+
+    it('CACHE_API_APP: a bad entry, both kinds for one upstream, and an unreadable or non-PEM key file', async () => {
+      const bad = await run({ CACHE_API_APP: 'github=12:x:/k.pem' })
+      assert.equal(bad.code, 2)
+      assert.match(bad.stderr, /invalid CACHE_API_APP entry "github=12:x:\/k.pem": not name=<app id>:<installation id>:<private key file>/)
+      const both = await run({ CACHE_API_APP: 'github=12:34:/k.pem', CACHE_API_AUTH: 'github=t0ken' })
+      assert.match(both.stderr, /invalid CACHE_API_APP entry for "github": also in CACHE_API_AUTH/)
+      const missing = await run({ CACHE_API_APP: 'github=12:34:/nonexistent/app.pem' })
+      assert.equal(missing.code, 2)
+      assert.match(missing.stderr, /invalid CACHE_API_APP file "\/nonexistent\/app.pem" cannot be read \(ENOENT\)/)
+      const notPem = await run({ CACHE_API_APP: `github=12:34:${fileURLToPath(import.meta.url)}` })
+      assert.match(notPem.stderr, /is not a PEM private key/)
+    })
+  })
 
   it('refuses a swarm key that is set but empty instead of running an open swarm', async () => {
     const { code, stderr } = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_SWARM_KEY: '', CACHE_DIR: '/nonexistent/never-created' })

@@ -34,7 +34,7 @@ describe('README', () => {
 
   it('the metrics table lists exactly what /metrics exports (besides process metrics)', async () => {
     const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
-    stats.setApiRateLimit('github', 1)
+    stats.setApiRateLimit('github', 'fleet', 1)
     const exported = (await stats.registry.getMetricsAsJSON()).map(m => m.name).filter(n => !n.startsWith('p2p_cache_process_')).sort()
     const rows = section(await readme(), 'Metrics').split('\n').filter(l => l.startsWith('| `p2p_cache_'))
     const documented = rows.map(r => /^\| `(p2p_cache_[a-z0-9_]+)/.exec(r)?.[1]).sort()

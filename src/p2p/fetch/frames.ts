@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
-import { isApiKey, type ApiKey } from '../../apicache/record-key.js'
+import { isApiKey, type ApiKey } from '../../keys/api-key.js'
 import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
 
 export { FrameError } from '../json-frame.js'
@@ -46,6 +46,8 @@ export interface ApiAnswer {
   status: number
   headers: Record<string, string>
   body: Digest
+  /** Whose validators `headers` hold (a fleet credential's validator identity), if known. */
+  validator?: string
 }
 
 export interface TagAnswer {
@@ -81,7 +83,8 @@ const headerSchema = z.strictObject({
   api: z.strictObject({
     status: z.number().int().min(200).max(599),
     headers: z.record(z.string().max(100), z.string().max(8192)).refine(h => Object.keys(h).length <= 100, 'at most 100 headers'),
-    body: z.string().refine(isDigest, 'api body must be sha256:<64 lowercase hex>')
+    body: z.string().refine(isDigest, 'api body must be sha256:<64 lowercase hex>'),
+    validator: z.string().regex(/^[0-9a-f]{32}$/).optional()
   }).optional()
 }).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
   'an ok header carries size, start and length within size')

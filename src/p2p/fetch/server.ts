@@ -9,7 +9,7 @@ import { FETCH_PROTOCOL, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '..
 import { decodeRequest, encodeFrame, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
-import type { ApiKey } from '../../apicache/record-key.js'
+import type { ApiKey } from '../../keys/api-key.js'
 
 export interface FetchServerInit {
   /** Blobs served to peers at once; more get `busy` and ask another provider. */

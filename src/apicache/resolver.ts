@@ -1,0 +1,361 @@
+import CachePolicy from 'http-cache-semantics'
+import type { Logger } from 'pino'
+import type { BlobStore } from '../store/blob-store.js'
+import type { Stats } from '../metrics/stats.js'
+import { sha256Digest, type Digest } from '../oci/digest.js'
+import { apiKey, normalizeAccept } from '../keys/api-key.js'
+import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
+import { fetchVerified, MemorySink } from '../resolver/peer-fetch.js'
+import { SingleFlight } from '../resolver/single-flight.js'
+import { PeerFetchError } from '../p2p/fetch/errors.js'
+import type { ApiClient, ApiUpstream, UpstreamAnswer } from '../upstream/api-client.js'
+import { FleetCredentialError, validatorIdentity, type FleetCredential } from '../upstream/fleet-credential.js'
+import { endToEnd, withoutRateLimit, type HeaderMap } from './headers.js'
+import type { ApiRecord, ApiRecords } from './records.js'
+import type { Scopes } from './scope.js'
+import { apiTarget, type ApiTarget } from './github-resource.js'
+import { HotRecords } from './hot-records.js'
+import { RepositoryAccess, visibilityOf, type Visibility } from './repository-access.js'
+import { FLEET_SCOPE } from './constants.js'
+
+export interface ApiResolverInit {
+  client: ApiClient
+  store: BlobStore
+  records: ApiRecords
+  scopes: Scopes
+  /** Fleet credentials by API upstream name (CACHE_API_AUTH, CACHE_API_APP). */
+  fleet: Map<string, FleetCredential>
+  stats: Stats
+  /** Largest body stored, in bytes (CACHE_API_MAX_BODY). */
+  maxBody: number
+  /** The swarm, when CACHE_ENABLE_P2P is on: a record a peer holds can be revalidated here. */
+  peers?: PeerLookupInit | undefined
+  log: Logger
+}
+
+/** A GET (or HEAD) to resolve: the upstream, its path and query, the client's end-to-end headers. */
+export interface ApiRequest {
+  upstream: ApiUpstream
+  path: string
+  /** Without conditional or hop-by-hop headers; `authorization` is the client's credential. */
+  headers: HeaderMap
+}
+
+export type CacheStatus = 'HIT' | 'MISS' | 'REVALIDATED'
+
+export interface ApiAnswer {
+  cache: CacheStatus
+  status: number
+  headers: HeaderMap
+  body: Buffer
+  /** The peer whose copy a 304 confirmed. */
+  peer?: string
+}
+
+/** A stored response that can be revalidated: this node's (any scope) or a peer's. */
+interface Candidate {
+  status: number
+  headers: HeaderMap
+  body: Buffer
+  /** See ApiRecord.validator. */
+  validator?: string | undefined
+  peer?: string
+}
+
+/** The fleet credential could not be used for this request: the client's own is. */
+class FleetUnusable extends Error {}
+
+/** Accept of the fleet's `GET /repos/{owner}/{repo}` that learns a repository's visibility. */
+const VISIBILITY_ACCEPT = 'application/vnd.github+json'
+/** A failing fleet credential is logged at most this often per upstream. */
+const FLEET_WARN_INTERVAL_MS = 60_000
+
+/**
+ * Local → peers → upstream for API GETs, with RFC 9111 semantics (http-cache-semantics).
+ *
+ * Whose response a client may be given (SPEC 3.3):
+ * - With a fleet credential for the upstream, a repository's resources are fetched and
+ *   revalidated with it (its ETags are stable, so repeats are free 304s) and stored under the
+ *   `fleet` scope. They go to any client when the repository is public, and to a client whose
+ *   credential proved read access to that area of a private repository with a request of its own.
+ * - Otherwise responses are partitioned by credential scope. A client is given another scope's
+ *   (or a peer's) stored body only after its own conditional request got a 304 upstream; that
+ *   request carries `If-Modified-Since`, never another token's ETag (GitHub's ETags are
+ *   token-specific: it would be a full, charged 200).
+ * Concurrent identical requests share one upstream request (per scope, or per fleet).
+ */
+export class ApiResolver {
+  private readonly inflight = new SingleFlight<string, Promise<ApiAnswer>>()
+  private readonly hot = new HotRecords()
+  private readonly access = new RepositoryAccess()
+  private readonly fleetWarnedAt = new Map<string, number>()
+
+  constructor (private readonly init: ApiResolverInit) {}
+
+  /**
+   * The answer to `req`. `signal`: this caller left; the upstream request stops when every
+   * caller sharing it has.
+   * @throws undici errors when the upstream can't be reached, AbortError
+   */
+  async get (req: ApiRequest, signal: AbortSignal): Promise<ApiAnswer> {
+    const scope = this.init.scopes.of(req.headers.authorization)
+    const target = apiTarget(req.path)
+    const resource = `${req.upstream.name} ${req.path}`
+    const accept = normalizeAccept(req.headers.accept)
+    const fleet = this.init.fleet.get(req.upstream.name)
+    if (fleet !== undefined && target.repo !== undefined) {
+      try {
+        if (await this.fleetMayServe(req, fleet, target.repo, target.section, scope, signal)) {
+          return await this.coalesced(`${resource}\0${FLEET_SCOPE}\0${accept}`, s => this.viaFleet(req, fleet, s), signal)
+        }
+      } catch (err) {
+        if (!(err instanceof FleetUnusable)) throw err
+      }
+    }
+    const answer = await this.coalesced(`${resource}\0${scope}\0${accept}`, s => this.viaClient(req, scope, target, s), signal)
+    // The client's own credential reached this area of the repository: it may be served from
+    // the fleet's copies of it for a while.
+    if (target.repo !== undefined && scope !== 'anon' && answer.cache !== 'HIT' && answer.status >= 200 && answer.status < 300) {
+      this.access.prove(scope, req.upstream.name, target.repo, target.section)
+    }
+    return answer
+  }
+
+  /** A body left the blob store: the records it held up are dropped and withdrawn from the DHT. */
+  async forgetBody (digest: Digest): Promise<void> {
+    const dropped = await this.init.records.dropBody(digest)
+    for (const { resource, scope, accept, key } of dropped) {
+      this.hot.forget(resource, scope, accept)
+      this.init.peers?.swarm.forget(key)
+    }
+  }
+
+  /** `anon`, `fleet`, or the first 12 characters of the credential's scope: a metrics label. */
+  credentialLabel (upstream: string, authorization: string | undefined): string {
+    if (this.init.fleet.get(upstream)?.owns(authorization) === true) return FLEET_SCOPE
+    const scope = this.init.scopes.of(authorization)
+    return scope === 'anon' ? scope : scope.slice(0, 12)
+  }
+
+  private async coalesced (key: string, run: (signal: AbortSignal) => Promise<ApiAnswer>, signal: AbortSignal): Promise<ApiAnswer> {
+    const share = this.inflight.join(key, s => {
+      const pending = run(s)
+      return { value: pending, done: pending }
+    }, signal)
+    try {
+      return await share.value
+    } finally {
+      share.release()
+    }
+  }
+
+  private async fleetMayServe (req: ApiRequest, fleet: FleetCredential, repo: string, section: string, scope: string, signal: AbortSignal): Promise<boolean> {
+    const visibility = await this.visibility(req, fleet, repo, signal)
+    return visibility === 'public' || (visibility === 'private' && this.access.proven(scope, req.upstream.name, repo, section))
+  }
+
+  /**
+   * What the fleet credential sees of `repo`: remembered, else learned by fetching the
+   * repository with it (with the client's Accept, so the record serves the client's own GET of
+   * the repository too; a free 304 after the first time).
+   */
+  private async visibility (req: ApiRequest, fleet: FleetCredential, repo: string, signal: AbortSignal): Promise<Visibility> {
+    const { upstream } = req
+    const known = this.access.visibility(upstream.name, repo)
+    if (known !== undefined) return known
+    const path = `/repos/${repo}`
+    const accept = req.headers.accept ?? VISIBILITY_ACCEPT
+    const probe: ApiRequest = { upstream, path, headers: { accept } }
+    await this.coalesced(`${upstream.name} ${path}\0${FLEET_SCOPE}\0${normalizeAccept(accept)}`, s => this.viaFleet(probe, fleet, s), signal)
+    return this.access.visibility(upstream.name, repo) ?? 'hidden'
+  }
+
+  /** `req` answered from the fleet's copy, revalidated or fetched with the fleet credential. */
+  private async viaFleet (req: ApiRequest, fleet: FleetCredential, signal: AbortSignal): Promise<ApiAnswer> {
+    const { upstream, path } = req
+    const resource = `${upstream.name} ${path}`
+    const accept = normalizeAccept(req.headers.accept)
+    const policyRequest = this.policyRequest(req, FLEET_SCOPE)
+    const stored = await this.stored(resource, FLEET_SCOPE, accept)
+    if (stored?.policy.satisfiesWithoutRevalidation(policyRequest) === true) {
+      return this.learned(req, { cache: 'HIT', status: stored.record.status, headers: withoutRateLimit(stored.policy.responseHeaders() as HeaderMap), body: stored.body })
+    }
+    let authorization: string
+    try {
+      authorization = await fleet.authorization(signal)
+    } catch (err) {
+      if (!(err instanceof FleetCredentialError)) throw err
+      this.fleetWarn(upstream.name, err.message)
+      throw new FleetUnusable(err.message)
+    }
+    const identity = validatorIdentity(authorization)
+    const headers = { ...req.headers }
+    delete headers.authorization
+    const candidate: Candidate | undefined = stored !== undefined
+      ? { status: stored.record.status, headers: stored.record.headers, body: stored.body, validator: stored.record.validator }
+      : await this.otherScopes(resource, accept, FLEET_SCOPE) ?? await this.fromPeers(resource, accept, signal)
+    const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, candidate.validator === identity)
+    const res = await this.init.client.get(upstream, path, { ...headers, authorization, ...conditional }, signal)
+    if (res.status === 401 || (res.status === 403 && res.headers['x-ratelimit-remaining'] === '0')) {
+      if (res.status === 401) fleet.rejected(authorization)
+      const reason = `the fleet credential got ${res.status} from ${upstream.name}${res.status === 401 ? ' (revoked or expired? check CACHE_API_AUTH / CACHE_API_APP)' : ' (its rate limit is spent)'}; clients' own credentials are used meanwhile`
+      this.fleetWarn(upstream.name, reason)
+      throw new FleetUnusable(reason)
+    }
+    if (res.status === 304 && candidate !== undefined && conditional !== undefined) {
+      const answer = await this.revalidated(resource, FLEET_SCOPE, policyRequest, candidate, res, identity)
+      return this.learned(req, { ...answer, headers: withoutRateLimit(answer.headers) })
+    }
+    const answer = await this.fresh(resource, FLEET_SCOPE, policyRequest, res, identity)
+    return this.learned(req, { ...answer, headers: withoutRateLimit(answer.headers) })
+  }
+
+  /** A repository's own resource (`/repos/{owner}/{repo}`) answered for the fleet says its visibility. */
+  private learned (req: ApiRequest, answer: ApiAnswer): ApiAnswer {
+    const target = apiTarget(req.path)
+    if (target.repo !== undefined && req.path.toLowerCase() === `/repos/${target.repo}`) {
+      this.access.learn(req.upstream.name, target.repo, visibilityOf(answer.status, answer.body))
+    }
+    return answer
+  }
+
+  /** `req` under the client's own credential scope. */
+  private async viaClient (req: ApiRequest, scope: string, target: ApiTarget, signal: AbortSignal): Promise<ApiAnswer> {
+    const { upstream, path } = req
+    const resource = `${upstream.name} ${path}`
+    const accept = normalizeAccept(req.headers.accept)
+    const shared = scope === 'anon'
+    const policyRequest = this.policyRequest(req, scope)
+    const stored = await this.stored(resource, scope, accept)
+    // Fresh and shareable without asking: anonymous entries, or ones the server marked public.
+    if (stored !== undefined && (shared || /\bpublic\b/.test(stored.record.headers['cache-control'] ?? '')) &&
+        stored.policy.satisfiesWithoutRevalidation(policyRequest)) {
+      return { cache: 'HIT', status: stored.record.status, headers: withoutRateLimit(stored.policy.responseHeaders() as HeaderMap), body: stored.body }
+    }
+    // Our own copy is revalidated with its own validators; another scope's or a peer's only
+    // with If-Modified-Since, and only where the representation doesn't depend on who asks.
+    const candidate: Candidate | undefined = stored !== undefined
+      ? { status: stored.record.status, headers: stored.record.headers, body: stored.body }
+      : target.shared ? await this.otherScopes(resource, accept, scope, true) ?? await this.fromPeers(resource, accept, signal, true) : undefined
+    const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, stored !== undefined)
+    const res = await this.init.client.get(upstream, path, { ...req.headers, ...conditional }, signal)
+    if (res.status === 304 && candidate !== undefined && conditional !== undefined) {
+      return await this.revalidated(resource, scope, policyRequest, candidate, res, undefined)
+    }
+    return await this.fresh(resource, scope, policyRequest, res, undefined)
+  }
+
+  /** The policy (which is stored) sees the scope in place of the credential: no token reaches the disk. */
+  private policyRequest (req: ApiRequest, scope: string): CachePolicy.Request {
+    const headers: HeaderMap = { ...req.headers, host: req.upstream.url.host }
+    if (headers.authorization !== undefined || scope === FLEET_SCOPE) headers.authorization = scope
+    // `Vary: Accept` then sees what the cache key sees: the default representation's names as one.
+    const accept = normalizeAccept(headers.accept)
+    if (accept === '') delete headers.accept
+    else headers.accept = accept
+    return { url: req.path, method: 'GET', headers }
+  }
+
+  /** This scope's record of the request with its body and policy, if the body is still stored. */
+  private async stored (resource: string, scope: string, accept: string): Promise<{ record: ApiRecord, body: Buffer, policy: CachePolicy } | undefined> {
+    const hot = this.hot.get(resource, scope, accept)
+    if (hot !== undefined) return hot
+    const record = await this.init.records.get(resource, scope, accept)
+    if (record === undefined) return undefined
+    const body = await this.readBody(record.body)
+    return body === undefined ? undefined : { record, body, policy: CachePolicy.fromObject(record.policy) }
+  }
+
+  /** Another scope's record for this Accept that can be revalidated (with Last-Modified when `dateOnly`). */
+  private async otherScopes (resource: string, accept: string, scope: string, dateOnly = false): Promise<Candidate | undefined> {
+    for (const record of await this.init.records.all(resource)) {
+      if (record.scope === scope || record.accept !== accept) continue
+      if (conditionalHeaders(record.headers, !dateOnly) === undefined) continue
+      const body = await this.readBody(record.body)
+      if (body !== undefined) return { status: record.status, headers: record.headers, body, validator: record.validator }
+    }
+    return undefined
+  }
+
+  /** A peer's stored response for this request (no credential in the key), body verified. */
+  private async fromPeers (resource: string, accept: string, signal: AbortSignal, dateOnly = false): Promise<Candidate | undefined> {
+    const peers = this.init.peers
+    if (peers === undefined) return undefined
+    const key = apiKey(resource, accept)
+    return await tryProviders(peers, key, { signal, budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs }, async (peer, attempt) => {
+      let sink: MemorySink | undefined
+      const blob = await fetchVerified(peers, peer, {
+        request: { key },
+        signal: attempt,
+        maxSize: this.init.maxBody,
+        open: answer => {
+          if (answer.api === undefined) throw new PeerFetchError(answer.peer, 'refused', 'answered an API key without a record')
+          if (conditionalHeaders(answer.api.headers, !dateOnly) === undefined) throw new PeerFetchError(answer.peer, 'refused', 'a record without a usable validator')
+          sink = new MemorySink(answer.api.body)
+          return sink
+        }
+      })
+      if (blob.api === undefined || sink === undefined) throw new PeerFetchError(blob.peer, 'protocol', 'lost its API record')
+      return { status: blob.api.status, headers: blob.api.headers, body: sink.body, validator: blob.api.validator, peer: blob.peer }
+    })
+  }
+
+  /** RFC 9111 4.3.4: the 304's headers update the stored ones; the candidate's body is stored under `scope`. */
+  private async revalidated (resource: string, scope: string, request: CachePolicy.Request, candidate: Candidate, res: UpstreamAnswer, validator: string | undefined): Promise<ApiAnswer> {
+    const merged = { ...candidate.headers, ...endToEnd(res.headers, ['content-length']) }
+    await this.store(resource, scope, request, candidate.status, merged, candidate.body, validator)
+    this.init.stats.inc('revalidations_304')
+    return { cache: 'REVALIDATED', status: candidate.status, headers: merged, body: candidate.body, ...(candidate.peer !== undefined ? { peer: candidate.peer } : {}) }
+  }
+
+  /** A full upstream response: stored when the policy allows, and answered. */
+  private async fresh (resource: string, scope: string, request: CachePolicy.Request, res: UpstreamAnswer, validator: string | undefined): Promise<ApiAnswer> {
+    const headers = endToEnd(res.headers, ['content-length'])
+    if (res.status === 200 && res.body.byteLength <= this.init.maxBody) {
+      await this.store(resource, scope, request, res.status, headers, res.body, validator)
+    }
+    return { cache: 'MISS', status: res.status, headers, body: res.body }
+  }
+
+  private async store (resource: string, scope: string, request: CachePolicy.Request, status: number, headers: HeaderMap, body: Buffer, validator: string | undefined): Promise<void> {
+    const policy = new CachePolicy(request, { status, headers }, { shared: scope === 'anon' })
+    if (!policy.storable()) return
+    const digest = sha256Digest(body)
+    if (await this.init.store.stat(digest) === undefined) await this.init.store.put(digest, body, 'api upstream')
+    const accept = normalizeAccept(request.headers.accept as string | undefined)
+    const record: ApiRecord = {
+      policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now(),
+      ...(validator !== undefined ? { validator } : {})
+    }
+    await this.init.records.put(resource, record)
+    this.hot.set(resource, scope, accept, { record, body, policy })
+    this.init.peers?.swarm.announce(apiKey(resource, accept))
+  }
+
+  private async readBody (digest: Digest): Promise<Buffer | undefined> {
+    const local = await this.init.store.openRead(digest)
+    if (local === undefined) return undefined
+    try {
+      return await local.read()
+    } finally {
+      await local.release()
+    }
+  }
+
+  private fleetWarn (upstream: string, message: string): void {
+    const last = this.fleetWarnedAt.get(upstream) ?? 0
+    if (Date.now() - last < FLEET_WARN_INTERVAL_MS) return
+    this.fleetWarnedAt.set(upstream, Date.now())
+    this.init.log.warn({ upstream }, message)
+  }
+}
+
+/**
+ * The conditional headers a stored response allows: its ETag when `ownEtag` (the credential
+ * about to be sent received it), else its Last-Modified; none: it can't be revalidated.
+ */
+function conditionalHeaders (headers: HeaderMap, ownEtag: boolean): HeaderMap | undefined {
+  if (ownEtag && headers.etag !== undefined) return { 'if-none-match': headers.etag }
+  if (headers['last-modified'] !== undefined) return { 'if-modified-since': headers['last-modified'] }
+  return undefined
+}

@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { dumpLogsIfFailed, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
+import { waitFor } from '../fixtures/wait.js'
+import { apiStats, call, ISSUES_PATH, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
+
+/** The fleet's token: the org's bot, which may read the private repository. */
+const FLEET = 'ghp_FleetBotToken0123456789abcdefghijklmnop'
+/** The test's own token for reading the upstream directly (its bucket is nobody else's). */
+const VERIFIER = 'verifier'
+const ACCEPT = 'application/vnd.github.v3+json'
+
+/** What one CI job asks of the API (the same every job): 30 GETs, 21 distinct. */
+function jobRequests (): string[] {
+  const pages = (path: string, perPage: number, count: number): string[] =>
+    Array.from({ length: count }, (_, i) => `${path}?page=${i + 1}&per_page=${perPage}`)
+  const distinct = [
+    '/repos/acme/public',
+    '/repos/acme/public/contents/README.md',
+    ...pages(ISSUES_PATH, 2, 3),
+    ...pages('/repos/acme/public/pulls', 2, 2),
+    ...pages(ISSUES_PATH, 1, 6),
+    ...pages('/repos/acme/public/pulls', 1, 4),
+    ...pages(ISSUES_PATH, 3, 2),
+    // The job's own (private) repository: GITHUB_TOKEN may read it.
+    '/repos/acme/private',
+    '/repos/acme/private/contents/README.md'
+  ]
+  // A job asks for some things again (a poll, a second step).
+  return [...distinct, ...distinct.slice(0, 9)]
+}
+
+/** Distinct `api:` keys `node` logged as announced (debug lines 'announced'). */
+function apiKeysAnnounced (node: SwarmNode): number {
+  const keys = new Set<string>()
+  for (const line of node.logs()) {
+    try {
+      const rec = JSON.parse(line) as { msg?: unknown, key?: unknown }
+      if (rec.msg === 'announced' && String(rec.key).startsWith('api:')) keys.add(String(rec.key))
+    } catch {}
+  }
+  return keys.size
+}
+
+async function filesUnder (dir: string): Promise<string[]> {
+  const out: string[] = []
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name)
+    if (e.isDirectory()) out.push(...await filesUnder(p))
+    else if (e.isFile()) out.push(p)
+  }
+  return out
+}
+
+async function assertNowhere (secret: string, side: SidecarProcess): Promise<void> {
+  for (const file of await filesUnder(side.dir)) {
+    assert.ok(!(await readFile(file)).includes(secret), `${file} holds the fleet credential`)
+  }
+  assert.ok(!side.logs().some(l => l.includes(secret)), 'a log line holds the fleet credential')
+}
+
+/**
+ * A replay of workflow runs against the realistic stand-in (token-specific ETags, a new
+ * repository-scoped token every job): with a fleet credential (CACHE_API_AUTH), two sidecar
+ * processes in one swarm, jobs alternating between them.
+ */
+describe('API cache: per-job tokens with a fleet credential, two sidecars', function () {
+  this.timeout(180_000)
+  let gh: FakeGitHub
+  let a: SwarmNode | undefined
+  let b: SwarmNode | undefined
+  const jobTokens: string[] = []
+
+  before(async () => {
+    gh = await startFakeGitHub({ tokens: { [FLEET]: { repos: ['acme/private'] }, [VERIFIER]: { repos: ['acme/private'] } } })
+    const env = { CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` }
+    a = await startSwarmNode(env)
+    b = await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: a.bootstrapAddr })
+    await Promise.all([waitForPeers(a, 1), waitForPeers(b, 1)])
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { A: a, B: b }, 40) })
+  after(async () => { await stopAll([a, b, gh]) })
+
+  const nodes = (): [SwarmNode, SwarmNode] => {
+    assert.ok(a !== undefined && b !== undefined, 'sidecars not started')
+    return [a, b]
+  }
+
+  it('10 jobs × 30 GETs: each job token spends at most 1 unit, the fleet at most 1 per distinct resource; every answer is the upstream\'s', async () => {
+    const [na, nb] = nodes()
+    const requests = jobRequests()
+    const distinct = new Set(requests).size
+    for (let job = 0; job < 10; job++) {
+      const token = `ghs_job${job}_${randomBytes(8).toString('hex')}`
+      gh.addToken(token, { repos: ['acme/private'] })
+      jobTokens.push(token)
+      const side = job % 2 === 0 ? na : nb
+      for (const path of requests) {
+        const res = await call(`${side.url}/github${path}`, { headers: { authorization: `token ${token}`, accept: ACCEPT } })
+        assert.equal(res.status, 200, `job ${job} ${path}: ${res.status} ${res.text.slice(0, 200)}`)
+        const direct = await fetch(`${gh.url}${path}`, { headers: { authorization: `token ${VERIFIER}`, accept: ACCEPT } })
+        assert.equal(res.text, await direct.text(), `job ${job} ${path}: the body is the upstream's`)
+      }
+      if (job === 0) {
+        // Let A's records reach the DHT before B's first job, as minutes between jobs would.
+        await waitFor(() => apiKeysAnnounced(na) >= distinct, { timeoutMs: 30_000, intervalMs: 100, what: 'A to announce its API records' })
+      }
+    }
+    const spent = jobTokens.map(t => gh.spent(t))
+    const fleet = gh.spent(FLEET)
+    assert.ok(spent.every(n => n <= 1), `job tokens spent ${JSON.stringify(spent)}`)
+    assert.ok(fleet <= distinct, `the fleet paid ${fleet} for ${distinct} distinct resources: ${JSON.stringify(gh.requests({ token: FLEET }).filter(r => r.charged).map(r => r.path))}`)
+    const total = spent.reduce((x, y) => x + y, 0) + fleet
+    assert.ok(total <= 0.3 * requests.length * 10, `units through the cache ${total} vs ${requests.length * 10} direct`)
+  })
+
+  it('a token without access to the private repository gets the upstream\'s 404, never the body', async () => {
+    const [na, nb] = nodes()
+    const outsider = `ghs_outsider_${randomBytes(8).toString('hex')}`
+    gh.addToken(outsider, { repos: [] })
+    for (const side of [na, nb]) {
+      for (const path of ['/repos/acme/private', '/repos/acme/private/contents/README.md']) {
+        const res = await call(`${side.url}/github${path}`, { headers: { authorization: `token ${outsider}`, accept: ACCEPT } })
+        assert.equal(res.status, 404, `${path} via ${side.url}`)
+        assert.doesNotMatch(res.text, /acme\/private|README/)
+      }
+      const anon = await call(`${side.url}/github/repos/acme/private`, { headers: { accept: ACCEPT } })
+      assert.equal(anon.status, 404)
+    }
+    // The public repository is public: anyone gets it, from the fleet's copy.
+    const pub = await call(`${na.url}/github/repos/acme/public`, { headers: { authorization: `token ${outsider}`, accept: ACCEPT } })
+    assert.equal(pub.status, 200)
+  })
+
+  it('a fleet-served answer carries no X-RateLimit-* (they are the fleet\'s bucket); stats report rate limits per credential label', async () => {
+    const [na] = nodes()
+    const res = await call(`${na.url}/github/repos/acme/public`, { headers: { authorization: `token ${jobTokens[0] ?? ''}`, accept: ACCEPT } })
+    assert.equal(res.headers.get('x-ratelimit-remaining'), null)
+    const stats = await apiStats(na.url)
+    const byCredential = (stats.api_ratelimit_remaining as Record<string, Record<string, number>>).github ?? {}
+    // B spends from the same bucket: A's last view is at least what is left now.
+    assert.ok(byCredential.fleet !== undefined && byCredential.fleet >= gh.rateLimit(FLEET), JSON.stringify(byCredential))
+    assert.ok(Object.keys(byCredential).every(k => k === 'fleet' || k === 'anon' || /^[0-9a-f]{12}$/.test(k)), JSON.stringify(byCredential))
+  })
+
+  it('the fleet credential is in no file under the cache dir and in no log line', async () => {
+    for (const side of nodes()) await assertNowhere(FLEET, side)
+  })
+})
+
+/**
+ * CACHE_API_APP: the sidecar mints GitHub App installation tokens with @octokit/auth-app from
+ * the app's private key, uses them as the fleet credential, and replaces them before they expire.
+ */
+describe('API cache: a GitHub App installation as the fleet credential', function () {
+  this.timeout(90_000)
+  let gh: FakeGitHub
+  let side: SidecarProcess | undefined
+
+  before(async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+    // Tokens live 6 s: the sidecar replaces one a quarter of its lifetime before it expires.
+    gh = await startFakeGitHub({ tokens: {}, apps: [{ appId: 4242, publicKeyPem: publicKey, installationId: 77, repos: ['acme/private'], tokenTtlMs: 6_000 }] })
+    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}` })
+    const keyFile = join(side.dir, 'app.pem')
+    await writeFile(keyFile, privateKey, { mode: 0o600 })
+    await side.stop()
+    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_APP: `github=4242:77:${keyFile}` }, { dir: side.dir })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
+  after(async () => { await stopAll([side, gh]) })
+
+  it('mints an installation token on first use and serves public repository resources with it', async () => {
+    assert.ok(side)
+    const res = await call(`${side.url}/github/repos/acme/public`, { headers: { accept: ACCEPT } })
+    assert.equal(res.status, 200)
+    assert.equal(gh.mintedTokens().length, 1)
+    const minted = gh.mintedTokens()[0] ?? ''
+    assert.ok(gh.count({ token: minted, path: '/repos/acme/public' }) >= 1, 'the upstream saw the minted token')
+  })
+
+  it('replaces the token before it expires: requests keep working, none reaches the upstream with an expired token', async () => {
+    assert.ok(side)
+    const url = side.url
+    let page = 0
+    await waitFor(async () => {
+      page++
+      const res = await call(`${url}/github${ISSUES_PATH}?page=1&per_page=${page}`, { headers: { accept: ACCEPT } })
+      assert.equal(res.status, 200, res.text)
+      return gh.mintedTokens().length >= 2
+    }, { timeoutMs: 30_000, intervalMs: 250, what: 'a second installation token' })
+    assert.equal(gh.count({ status: 401 }), 0, 'no request was refused as expired')
+  })
+
+  it('minted tokens are in no file under the cache dir and in no log line', async () => {
+    assert.ok(side)
+    for (const token of gh.mintedTokens()) await assertNowhere(token, side)
+  })
+})
