@@ -193,7 +193,7 @@ export class ApiResolver {
     delete headers.authorization
     const candidate: Candidate | undefined = stored !== undefined
       ? { status: stored.record.status, headers: stored.record.headers, body: stored.body, validator: stored.record.validator }
-      : await this.otherScopes(resource, accept, FLEET_SCOPE) ?? await this.fromPeers(resource, accept, signal)
+      : await this.otherScopes(resource, accept, FLEET_SCOPE, identity) ?? await this.fromPeers(resource, accept, signal, identity)
     const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, candidate.validator === identity)
     const res = await this.init.client.get(upstream, path, { ...headers, authorization, ...conditional }, signal)
     if (res.status === 401 || (res.status === 403 && res.headers['x-ratelimit-remaining'] === '0')) {
@@ -236,7 +236,7 @@ export class ApiResolver {
     // with If-Modified-Since, and only where the representation doesn't depend on who asks.
     const candidate: Candidate | undefined = stored !== undefined
       ? { status: stored.record.status, headers: stored.record.headers, body: stored.body }
-      : target.shared ? await this.otherScopes(resource, accept, scope, true) ?? await this.fromPeers(resource, accept, signal, true) : undefined
+      : target.shared ? await this.otherScopes(resource, accept, scope, undefined) ?? await this.fromPeers(resource, accept, signal, undefined) : undefined
     const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, stored !== undefined)
     const res = await this.init.client.get(upstream, path, { ...req.headers, ...conditional }, signal)
     if (res.status === 304 && candidate !== undefined && conditional !== undefined) {
@@ -266,19 +266,22 @@ export class ApiResolver {
     return body === undefined ? undefined : { record, body, policy: CachePolicy.fromObject(record.policy) }
   }
 
-  /** Another scope's record for this Accept that can be revalidated (with Last-Modified when `dateOnly`). */
-  private async otherScopes (resource: string, accept: string, scope: string, dateOnly = false): Promise<Candidate | undefined> {
+  /**
+   * Another scope's record for this Accept that the credential about to be sent can revalidate:
+   * with its ETag if `identity` (a fleet credential's) received it, else with its Last-Modified.
+   */
+  private async otherScopes (resource: string, accept: string, scope: string, identity: string | undefined): Promise<Candidate | undefined> {
     for (const record of await this.init.records.all(resource)) {
       if (record.scope === scope || record.accept !== accept) continue
-      if (conditionalHeaders(record.headers, !dateOnly) === undefined) continue
+      if (conditionalHeaders(record.headers, identity !== undefined && record.validator === identity) === undefined) continue
       const body = await this.readBody(record.body)
       if (body !== undefined) return { status: record.status, headers: record.headers, body, validator: record.validator }
     }
     return undefined
   }
 
-  /** A peer's stored response for this request (no credential in the key), body verified. */
-  private async fromPeers (resource: string, accept: string, signal: AbortSignal, dateOnly = false): Promise<Candidate | undefined> {
+  /** A peer's stored response for this request (no credential in the key) that `identity` can revalidate (see otherScopes), body verified. */
+  private async fromPeers (resource: string, accept: string, signal: AbortSignal, identity: string | undefined): Promise<Candidate | undefined> {
     const peers = this.init.peers
     if (peers === undefined) return undefined
     const key = apiKey(resource, accept)
@@ -290,7 +293,7 @@ export class ApiResolver {
         maxSize: this.init.maxBody,
         open: answer => {
           if (answer.api === undefined) throw new PeerFetchError(answer.peer, 'refused', 'answered an API key without a record')
-          if (conditionalHeaders(answer.api.headers, !dateOnly) === undefined) throw new PeerFetchError(answer.peer, 'refused', 'a record without a usable validator')
+          if (conditionalHeaders(answer.api.headers, identity !== undefined && answer.api.validator === identity) === undefined) throw new PeerFetchError(answer.peer, 'refused', 'a record without a usable validator')
           sink = new MemorySink(answer.api.body)
           return sink
         }

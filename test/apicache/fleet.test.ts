@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
-import { dumpLogsIfFailed, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
+import { dumpLogsIfFailed, loggedKeys, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
+import { secretLeaks } from '../fixtures/secrets.js'
 import { apiStats, call, ISSUES_PATH, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
 
 /** The fleet's token: the org's bot, which may read the private repository. */
@@ -33,33 +34,9 @@ function jobRequests (): string[] {
   return [...distinct, ...distinct.slice(0, 9)]
 }
 
-/** Distinct `api:` keys `node` logged as announced (debug lines 'announced'). */
-function apiKeysAnnounced (node: SwarmNode): number {
-  const keys = new Set<string>()
-  for (const line of node.logs()) {
-    try {
-      const rec = JSON.parse(line) as { msg?: unknown, key?: unknown }
-      if (rec.msg === 'announced' && String(rec.key).startsWith('api:')) keys.add(String(rec.key))
-    } catch {}
-  }
-  return keys.size
-}
-
-async function filesUnder (dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) out.push(...await filesUnder(p))
-    else if (e.isFile()) out.push(p)
-  }
-  return out
-}
-
 async function assertNowhere (secret: string, side: SidecarProcess): Promise<void> {
-  for (const file of await filesUnder(side.dir)) {
-    assert.ok(!(await readFile(file)).includes(secret), `${file} holds the fleet credential`)
-  }
-  assert.ok(!side.logs().some(l => l.includes(secret)), 'a log line holds the fleet credential')
+  await side.stop() // flushes the index to disk
+  assert.deepEqual(await secretLeaks(secret, side.dir, side.logs()), { files: [], lines: [] })
 }
 
 /**
@@ -107,7 +84,7 @@ describe('API cache: per-job tokens with a fleet credential, two sidecars', func
       }
       if (job === 0) {
         // Let A's records reach the DHT before B's first job, as minutes between jobs would.
-        await waitFor(() => apiKeysAnnounced(na) >= distinct, { timeoutMs: 30_000, intervalMs: 100, what: 'A to announce its API records' })
+        await waitFor(() => new Set(loggedKeys(na, 'announced').filter(k => k.startsWith('api:'))).size >= distinct, { timeoutMs: 30_000, intervalMs: 100, what: 'A to announce its API records' })
       }
     }
     const spent = jobTokens.map(t => gh.spent(t))

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
-import { readdir, readFile } from 'node:fs/promises'
 import { request, type IncomingHttpHeaders } from 'node:http'
-import { join } from 'node:path'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
+import { secretLeaks } from '../fixtures/secrets.js'
 import {
   apiStats, auth, call, ISSUES_PATH, octokitStatus, octokitVia, startFakeGitHub, type FakeGitHub
 } from '../fixtures/fake-github.js'
@@ -11,16 +10,6 @@ import {
 const DEFAULT_TOKENS = { alice: { repos: ['acme/private'] }, bob: { repos: [] }, carol: { repos: ['acme/private'] } }
 /** A token value distinctive enough to look for in the sidecar's files and logs. */
 const SECRET = 'ghp_Z9secretTokenValue0123456789abcdefXY'
-
-async function filesUnder (dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) out.push(...await filesUnder(p))
-    else if (e.isFile()) out.push(p)
-  }
-  return out
-}
 
 /**
  * GET through node:http with exactly `headers`: fetch does not let a caller set Host, and adds
@@ -340,12 +329,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     await octokit.paginate(octokit.issues.listForRepo, { owner: 'acme', repo: 'public', per_page: 2 })
     assert.equal(gh.count({ token: SECRET }), 5)
     await side.stop() // flushes the index to disk
-    const leaks: string[] = []
-    for (const f of await filesUnder(side.env.CACHE_DIR ?? '')) {
-      if ((await readFile(f)).includes(SECRET)) leaks.push(f)
-    }
-    assert.deepEqual(leaks, [], 'files containing the token')
-    assert.deepEqual(side.logs().filter(l => l.includes(SECRET)), [], 'log lines containing the token')
+    assert.deepEqual(await secretLeaks(SECRET, side.env.CACHE_DIR ?? '', side.logs()), { files: [], lines: [] })
   })
 
   it('a fresh anonymous entry answers the client\'s own conditional GET itself: 304, HIT, no upstream request', async () => {

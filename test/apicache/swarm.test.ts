@@ -1,34 +1,7 @@
 import assert from 'node:assert/strict'
-import { dumpLogsIfFailed, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
+import { dumpLogsIfFailed, loggedKeys, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { call, auth, octokitStatus, octokitVia, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
-
-/**
- * Keys of the pino records with msg 'announced' (debug level) that `node` logged from line
- * `from` on. API records are announced under keys starting with 'api:' (bodies under their digest).
- */
-function announcedSince (node: SwarmNode, from: number): string[] {
-  return node.logs().slice(from).flatMap(line => {
-    try {
-      const rec = JSON.parse(line) as { msg?: unknown, key?: unknown }
-      return rec.msg === 'announced' ? [String(rec.key)] : []
-    } catch {
-      return []
-    }
-  })
-}
-
-/** Keys `node` logged as withdrawn (debug 'withdrawn') from line `from` on. */
-function withdrawnSince (node: SwarmNode, from: number): string[] {
-  return node.logs().slice(from).flatMap(line => {
-    try {
-      const rec = JSON.parse(line) as { msg?: unknown, key?: unknown }
-      return rec.msg === 'withdrawn' ? [String(rec.key)] : []
-    } catch {
-      return []
-    }
-  })
-}
 
 /**
  * Two sidecars A and B in one private swarm (B bootstraps to A), both in front of the fake GitHub
@@ -73,7 +46,7 @@ describe('API cache: two sidecars share API records', function () {
     // below are the contract, and their message says whether it was seen.
     let announced = true
     try {
-      await waitFor(() => announcedSince(na, logFrom).some(k => k.startsWith('api:')), { timeoutMs: 10_000, intervalMs: 100, what: 'A to log an API record announcement' })
+      await waitFor(() => loggedKeys(na, 'announced', logFrom).some(k => k.startsWith('api:')), { timeoutMs: 10_000, intervalMs: 100, what: 'A to log an API record announcement' })
     } catch {
       announced = false
     }
@@ -84,7 +57,7 @@ describe('API cache: two sidecars share API records', function () {
     const carol = gh.requests({ token: 'carol' })
     assert.equal(viaB.headers['x-cache'], 'REVALIDATED',
       `B's answer: X-Cache ${String(viaB.headers['x-cache'])}, X-Cache-Source ${String(viaB.headers['x-cache-source'])}; ` +
-      `A logged an api: announcement: ${announced} (announced: ${JSON.stringify(announcedSince(na, logFrom))}); upstream saw from carol: ${JSON.stringify(carol)}`)
+      `A logged an api: announcement: ${announced} (announced: ${JSON.stringify(loggedKeys(na, 'announced', logFrom))}); upstream saw from carol: ${JSON.stringify(carol)}`)
     // Without a fleet credential: If-Modified-Since with carol's token; alice's ETag would be a charged 200.
     assert.deepEqual(carol.map(r => [r.path, r.ifNoneMatch, r.ifModifiedSince, r.status]), [['/repos/acme/private', undefined, viaA.headers['last-modified'], 304]])
     assert.equal(gh.rateLimit('carol'), 5000, 'carol spent nothing')
@@ -115,6 +88,6 @@ describe('API cache: two sidecars share API records', function () {
     const from = na.logs().length
     const res = await fetch(`${na.url}/api/cache`, { method: 'DELETE', signal: AbortSignal.timeout(10_000) })
     assert.equal(res.status, 200)
-    await waitFor(() => withdrawnSince(na, from).some(k => k.startsWith('api:github /repos/acme/private#')), { timeoutMs: 10_000, intervalMs: 50, what: 'A to withdraw the api: key of /repos/acme/private' })
+    await waitFor(() => loggedKeys(na, 'withdrawn', from).some(k => k.startsWith('api:github /repos/acme/private#')), { timeoutMs: 10_000, intervalMs: 50, what: 'A to withdraw the api: key of /repos/acme/private' })
   })
 })
