@@ -179,3 +179,30 @@ describe('API cache: a GitHub App installation as the fleet credential', functio
     for (const token of gh.mintedTokens()) await assertNowhere(token, side)
   })
 })
+
+/** Many runners start the same workflow at once: each job its own token, one fleet request upstream. */
+describe('API cache: 20 jobs at once, each with a new token, with a fleet credential', function () {
+  this.timeout(60_000)
+  let gh: FakeGitHub
+  let side: SidecarProcess | undefined
+
+  before(async () => {
+    gh = await startFakeGitHub({ tokens: { [FLEET]: {} }, delayMs: 100 })
+    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
+  after(async () => { await stopAll([side, gh]) })
+
+  it('the same list page asked by 20 new tokens at once costs the fleet one unit (and the repository one), the tokens none', async () => {
+    assert.ok(side)
+    const url = `${side.url}/github${ISSUES_PATH}?page=1&per_page=2`
+    const tokens = Array.from({ length: 20 }, (_, i) => `ghs_burst${i}_${randomBytes(6).toString('hex')}`)
+    for (const t of tokens) gh.addToken(t, {})
+    const answers = await Promise.all(tokens.map(async t => await call(url, { headers: { authorization: `token ${t}`, accept: ACCEPT } })))
+    assert.deepEqual([...new Set(answers.map(a => a.status))], [200])
+    assert.equal(new Set(answers.map(a => a.text)).size, 1)
+    assert.deepEqual(tokens.map(t => gh.spent(t)), tokens.map(() => 0))
+    assert.deepEqual(gh.requests({ token: FLEET }).map(r => r.path).sort(), [`${ISSUES_PATH}?page=1&per_page=2`, '/repos/acme/public'].sort())
+  })
+})
