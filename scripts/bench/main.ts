@@ -13,8 +13,9 @@
  *   7. HTTP API cache: p50/p99 latency and requests/s of X-Cache: HIT answers under concurrent
  *      load (autocannon), vs the same load straight on the fake api.github.com;
  *   8. the same for authenticated GETs answered REVALIDATED (a conditional request upstream);
- *   9. a replayed API workload: upstream requests, full responses and rate-limit units spent
- *      through the sidecar vs straight to the fake (api.ts);
+ *   9. per-job API replays: J jobs, each with a new repository-scoped token, making the same 30
+ *      GETs; rate-limit units spent through the sidecar (with a fleet credential, and without)
+ *      vs straight to the fake (api.ts);
  *  10. a herd (herd.ts): N sidecar processes on loopback (N = 3, 5, 10; quick: 3, 5), each N its
  *      own swarm bootstrapped to all and its own cold image (3 layers, ~75 MiB; quick ~24 MiB),
  *      pulled by N skopeo at the same moment, each through its own sidecar. From the registry's
