@@ -1,5 +1,6 @@
 import type CachePolicy from 'http-cache-semantics'
 import type { ApiRecord } from './records.js'
+import type { HeaderMap } from './headers.js'
 import { HOT_MAX_BYTES, HOT_MAX_ENTRIES } from './constants.js'
 
 export interface HotEntry {
@@ -7,6 +8,12 @@ export interface HotEntry {
   body: Buffer
   /** The record's policy, parsed once: a hit then costs no JSON-to-policy rebuild. */
   policy: CachePolicy
+  /** When the entry stops being fresh (ms since the epoch): the policy's timeToLive at store. */
+  freshUntil: number
+  /** The response's Vary names only headers the key holds: a fresh entry fits every request for it. */
+  varyInKey: boolean
+  /** The headers a HIT sends, as of one second (their `Age` has one-second resolution). */
+  hitHeaders?: { second: number, headers: HeaderMap }
 }
 
 /**

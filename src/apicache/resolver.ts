@@ -15,7 +15,7 @@ import type { ApiRecord, ApiRecords } from './records.js'
 import type { Scopes } from './scope.js'
 import { apiTarget, type ApiTarget } from './github-resource.js'
 import { HotRecords } from './hot-records.js'
-import { RepositoryAccess, visibilityOf, type Visibility } from './repository-access.js'
+import { RepositoryAccess, visibilityOf } from './repository-access.js'
 import { FLEET_SCOPE } from './constants.js'
 
 export interface ApiResolverInit {
@@ -62,6 +62,18 @@ interface Candidate {
   peer?: string
 }
 
+/** See ApiResolver.decide. */
+interface Decision {
+  scope: string
+  target: ApiTarget
+  /** `<upstream> <path?query>`. */
+  resource: string
+  /** Normalized (the record key's). */
+  accept: string
+  fleet?: FleetCredential
+  via: 'fleet' | 'client' | 'unknown'
+}
+
 /** The fleet credential could not be used for this request: the client's own is. */
 class FleetUnusable extends Error {}
 
@@ -93,32 +105,79 @@ export class ApiResolver {
   constructor (private readonly init: ApiResolverInit) {}
 
   /**
+   * The answer to `req` when a fresh copy this client may have is in memory: a HIT with no I/O,
+   * no coalescing and no signal (the hot path). Undefined: ask `get`.
+   */
+  hit (req: ApiRequest): ApiAnswer | undefined {
+    const d = this.decide(req)
+    if (d.via === 'unknown') return undefined
+    const scope = d.via === 'fleet' ? FLEET_SCOPE : d.scope
+    const hot = this.hot.get(d.resource, scope, d.accept)
+    if (hot === undefined) return undefined
+    // The policy's verdict, memoized: while the entry is fresh, a request without its own
+    // Cache-Control/Pragma whose Vary-ed headers are all in the key (Accept, Authorization as
+    // the scope, Accept-Encoding never forwarded) is what satisfiesWithoutRevalidation accepts.
+    const quick = hot.varyInKey && Date.now() < hot.freshUntil && req.headers['cache-control'] === undefined && req.headers.pragma === undefined
+    if (quick ? !shareableWithoutAsking(hot.record, scope) : !this.servable(hot, scope, req)) return undefined
+    return { cache: 'HIT', status: hot.record.status, headers: hitHeaders(hot), body: hot.body }
+  }
+
+  /**
    * The answer to `req`. `signal`: this caller left; the upstream request stops when every
    * caller sharing it has.
    * @throws undici errors when the upstream can't be reached, AbortError
    */
   async get (req: ApiRequest, signal: AbortSignal): Promise<ApiAnswer> {
-    const scope = this.init.scopes.of(req.headers.authorization)
-    const target = apiTarget(req.path)
-    const resource = `${req.upstream.name} ${req.path}`
-    const accept = normalizeAccept(req.headers.accept)
-    const fleet = this.init.fleet.get(req.upstream.name)
-    if (fleet !== undefined && target.repo !== undefined) {
+    let d = this.decide(req)
+    if (d.via === 'unknown' && d.fleet !== undefined && d.target.repo !== undefined) {
       try {
-        if (await this.fleetMayServe(req, fleet, target.repo, target.section, scope, signal)) {
-          return await this.coalesced(`${resource}\0${FLEET_SCOPE}\0${accept}`, s => this.viaFleet(req, fleet, s), signal)
-        }
+        await this.learnVisibility(req, d.fleet, d.target.repo, signal)
+        d = this.decide(req)
       } catch (err) {
         if (!(err instanceof FleetUnusable)) throw err
       }
     }
-    const answer = await this.coalesced(`${resource}\0${scope}\0${accept}`, s => this.viaClient(req, scope, target, s), signal)
+    if (d.via === 'fleet' && d.fleet !== undefined) {
+      const fleet = d.fleet
+      try {
+        return await this.coalesced(`${d.resource}\0${FLEET_SCOPE}\0${d.accept}`, s => this.viaFleet(req, fleet, s), signal)
+      } catch (err) {
+        if (!(err instanceof FleetUnusable)) throw err
+      }
+    }
+    const { scope, target } = d
+    const answer = await this.coalesced(`${d.resource}\0${scope}\0${d.accept}`, s => this.viaClient(req, scope, target, s), signal)
     // The client's own credential reached this area of the repository: it may be served from
     // the fleet's copies of it for a while.
     if (target.repo !== undefined && scope !== 'anon' && answer.cache !== 'HIT' && answer.status >= 200 && answer.status < 300) {
       this.access.prove(scope, req.upstream.name, target.repo, target.section)
     }
     return answer
+  }
+
+  /**
+   * Whose copy `req` is answered from, decided without I/O: `fleet` (a repository the fleet
+   * credential sees as public, or private with this client's access proven), `client` (its own
+   * scope), or `unknown` (the repository's visibility is still to be learned).
+   */
+  private decide (req: ApiRequest): Decision {
+    const scope = this.init.scopes.of(req.headers.authorization)
+    const target = apiTarget(req.path)
+    const base = { scope, target, resource: `${req.upstream.name} ${req.path}`, accept: normalizeAccept(req.headers.accept) }
+    const fleet = this.init.fleet.get(req.upstream.name)
+    if (fleet === undefined || target.repo === undefined) return { ...base, via: 'client' }
+    const visibility = this.access.visibility(req.upstream.name, target.repo)
+    if (visibility === undefined) return { ...base, fleet, via: 'unknown' }
+    const allowed = visibility === 'public' || (visibility === 'private' && this.access.proven(scope, req.upstream.name, target.repo, target.section))
+    return { ...base, fleet, via: allowed ? 'fleet' : 'client' }
+  }
+
+  /**
+   * Whether a stored copy under `scope` answers `req` without asking upstream: fresh (RFC 9111)
+   * and shareable without revalidation (anonymous, the fleet's, or marked `public`).
+   */
+  private servable (stored: { record: ApiRecord, policy: CachePolicy }, scope: string, req: ApiRequest): boolean {
+    return shareableWithoutAsking(stored.record, scope) && stored.policy.satisfiesWithoutRevalidation(this.policyRequest(req, scope))
   }
 
   /** A body left the blob store: the records it held up are dropped and withdrawn from the DHT. */
@@ -149,25 +208,19 @@ export class ApiResolver {
     }
   }
 
-  private async fleetMayServe (req: ApiRequest, fleet: FleetCredential, repo: string, section: string, scope: string, signal: AbortSignal): Promise<boolean> {
-    const visibility = await this.visibility(req, fleet, repo, signal)
-    return visibility === 'public' || (visibility === 'private' && this.access.proven(scope, req.upstream.name, repo, section))
-  }
-
   /**
-   * What the fleet credential sees of `repo`: remembered, else learned by fetching the
-   * repository with it (with the client's Accept, so the record serves the client's own GET of
-   * the repository too; a free 304 after the first time).
+   * Learns what the fleet credential sees of `repo` by fetching the repository with it (with the
+   * client's Accept, so the record serves the client's own GET of the repository too; a free 304
+   * after the first time). viaFleet records it.
    */
-  private async visibility (req: ApiRequest, fleet: FleetCredential, repo: string, signal: AbortSignal): Promise<Visibility> {
+  private async learnVisibility (req: ApiRequest, fleet: FleetCredential, repo: string, signal: AbortSignal): Promise<void> {
     const { upstream } = req
-    const known = this.access.visibility(upstream.name, repo)
-    if (known !== undefined) return known
     const path = `/repos/${repo}`
     const accept = req.headers.accept ?? VISIBILITY_ACCEPT
     const probe: ApiRequest = { upstream, path, headers: { accept } }
     await this.coalesced(`${upstream.name} ${path}\0${FLEET_SCOPE}\0${normalizeAccept(accept)}`, s => this.viaFleet(probe, fleet, s), signal)
-    return this.access.visibility(upstream.name, repo) ?? 'hidden'
+    // A repository answered with neither (a redirect, an error body) is not shared.
+    if (this.access.visibility(upstream.name, repo) === undefined) this.access.learn(upstream.name, repo, 'hidden')
   }
 
   /** `req` answered from the fleet's copy, revalidated or fetched with the fleet credential. */
@@ -177,8 +230,8 @@ export class ApiResolver {
     const accept = normalizeAccept(req.headers.accept)
     const policyRequest = this.policyRequest(req, FLEET_SCOPE)
     const stored = await this.stored(resource, FLEET_SCOPE, accept)
-    if (stored?.policy.satisfiesWithoutRevalidation(policyRequest) === true) {
-      return this.learned(req, { cache: 'HIT', status: stored.record.status, headers: withoutRateLimit(stored.policy.responseHeaders() as HeaderMap), body: stored.body })
+    if (stored !== undefined && this.servable(stored, FLEET_SCOPE, req)) {
+      return this.learned(req, { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored), body: stored.body })
     }
     let authorization: string
     try {
@@ -224,13 +277,10 @@ export class ApiResolver {
     const { upstream, path } = req
     const resource = `${upstream.name} ${path}`
     const accept = normalizeAccept(req.headers.accept)
-    const shared = scope === 'anon'
     const policyRequest = this.policyRequest(req, scope)
     const stored = await this.stored(resource, scope, accept)
-    // Fresh and shareable without asking: anonymous entries, or ones the server marked public.
-    if (stored !== undefined && (shared || /\bpublic\b/.test(stored.record.headers['cache-control'] ?? '')) &&
-        stored.policy.satisfiesWithoutRevalidation(policyRequest)) {
-      return { cache: 'HIT', status: stored.record.status, headers: withoutRateLimit(stored.policy.responseHeaders() as HeaderMap), body: stored.body }
+    if (stored !== undefined && this.servable(stored, scope, req)) {
+      return { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored), body: stored.body }
     }
     // Our own copy is revalidated with its own validators; another scope's or a peer's only
     // with If-Modified-Since, and only where the representation doesn't depend on who asks.
@@ -331,7 +381,7 @@ export class ApiResolver {
       ...(validator !== undefined ? { validator } : {})
     }
     await this.init.records.put(resource, record)
-    this.hot.set(resource, scope, accept, { record, body, policy })
+    this.hot.set(resource, scope, accept, { record, body, policy, freshUntil: Date.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) })
     this.init.peers?.swarm.announce(apiKey(resource, accept))
   }
 
@@ -351,6 +401,31 @@ export class ApiResolver {
     this.fleetWarnedAt.set(upstream, Date.now())
     this.init.log.warn({ upstream }, message)
   }
+}
+
+/** Anonymous copies, the fleet's, and ones the server marked `public` are given without asking upstream while fresh. */
+function shareableWithoutAsking (record: ApiRecord, scope: string): boolean {
+  return scope === 'anon' || scope === FLEET_SCOPE || /\bpublic\b/.test(record.headers['cache-control'] ?? '')
+}
+
+/** Request headers that are part of every record's key (or never forwarded): a Vary on them always matches. */
+const KEYED = new Set(['accept', 'authorization', 'accept-encoding'])
+
+/** Whether a response's `Vary` names only KEYED headers (or is absent). */
+function varyInKey (vary: string | undefined): boolean {
+  return vary === undefined || vary.split(',').every(name => KEYED.has(name.trim().toLowerCase()))
+}
+
+/**
+ * A stored copy's headers as a HIT sends them: `Age` as of now (RFC 9111 5.1, computed once per
+ * second and kept with a hot entry), no `X-RateLimit-*`.
+ */
+function hitHeaders (stored: { policy: CachePolicy, hitHeaders?: { second: number, headers: HeaderMap } }): HeaderMap {
+  const second = Math.floor(Date.now() / 1000)
+  if (stored.hitHeaders?.second === second) return stored.hitHeaders.headers
+  const headers = withoutRateLimit(stored.policy.responseHeaders() as HeaderMap)
+  stored.hitHeaders = { second, headers }
+  return headers
 }
 
 /**

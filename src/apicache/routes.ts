@@ -51,8 +51,9 @@ export class ApiRoutes {
         await this.pass(req, res, upstream, path, sidecarBase)
         return true
       }
+      const request = { upstream, path, headers: endToEnd(req.headers, NOT_FORWARDED) }
       // The request upstream stops when every client that shares it has left.
-      const answer = await this.init.resolver.get({ upstream, path, headers: endToEnd(req.headers, NOT_FORWARDED) }, clientLeft(res))
+      const answer = this.init.resolver.hit(request) ?? await this.init.resolver.get(request, clientLeft(res))
       this.init.stats.inc(answer.cache === 'MISS' ? 'misses' : 'hits')
       this.send(req, res, answer, upstream, sidecarBase)
     } catch (err) {

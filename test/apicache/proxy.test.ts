@@ -132,6 +132,16 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(again.headers['x-cache'], 'HIT')
   })
 
+  it('a request\'s own Cache-Control: no-cache is not answered from memory: it goes upstream (RFC 9111 5.2.1.4)', async () => {
+    await call(api('/repos/acme/public'))
+    assert.equal((await rawGet(api('/repos/acme/public'), {})).headers['x-cache'], 'HIT')
+    const before = gh.count({ path: '/repos/acme/public' })
+    const fresh = await rawGet(api('/repos/acme/public'), { 'cache-control': 'no-cache' })
+    assert.equal(fresh.status, 200)
+    assert.notEqual(fresh.headers['x-cache'], 'HIT')
+    assert.equal(gh.count({ path: '/repos/acme/public' }), before + 1)
+  })
+
   it('a HIT does not repeat the stored X-RateLimit-* headers', async () => {
     const first = await call(api('/repos/acme/public'))
     assert.notEqual(first.headers.get('x-ratelimit-remaining'), null)
