@@ -16,7 +16,8 @@
  *      private acme/private, like GITHUB_TOKEN), each making the same 30 GETs (21 distinct:
  *      single resources with Last-Modified, paginated lists without, the private repository
  *      and a file in it; test/apicache/fleet.test.ts) one after another, against a fresh fake
- *      whose ETags are token-specific. Through the sidecar with a fleet credential
+ *      whose ETags are token-specific and whose answers have max-age 0 (each GET finds the
+ *      stored copies stale, as jobs minutes apart do). Through the sidecar with a fleet credential
  *      (CACHE_API_AUTH for the `replay` upstream): rate-limit units = the job tokens' + the
  *      fleet's, for the first 10 jobs (target ratio ≤ 0.3) and for all of a larger count
  *      (target: a lower ratio than for 10 jobs), one cold run whose first 10 jobs are the
@@ -190,7 +191,9 @@ export async function apiCache (ctx: ApiCtx, cfg: ApiConfig): Promise<void> {
     // every request recorded, the fleet token known from the start, job tokens added per job.
     const [loadFake, replayFake] = await Promise.all([
       startFakeGitHubProcess({ rateLimit: 1e12 }, { clearMs: 200 }),
-      startFakeGitHubProcess({ tokens: { [FLEET]: { repos: JOB_REPOS } } })
+      // max-age 0: every job comes after the stored copies went stale, as jobs minutes apart do
+      // (with GitHub's 60 s, back-to-back jobs would be answered from memory and never revalidate).
+      startFakeGitHubProcess({ tokens: { [FLEET]: { repos: JOB_REPOS } }, maxAgeS: 0 })
     ])
     local.add('API fake (load)', loadFake.stop)
     local.add('API fake (replay)', replayFake.stop)
@@ -484,7 +487,7 @@ async function perJobReplayRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarPr
       metric: `API per-job replay, ${label(jobs)}: rate-limit units`, unit: 'count', value: units, baseline: baseUnits, ratio,
       target, pass: meets && diff.answers === 0, digits: 0,
       note: `units through the sidecar = job tokens ${sumOf(jobUnits)} (max ${Math.max(...jobUnits)} per job) + fleet credential ${fleetUnits}, ${distinct} distinct resources; ` +
-        `a new token per job (repos: ${JOB_REPOS.join(', ')}), CACHE_API_AUTH for the upstream; baseline: the same jobs straight to the fake with tokens of their own (one unit per GET); ` +
+        `a new token per job (repos: ${JOB_REPOS.join(', ')}), CACHE_API_AUTH for the upstream; every copy stale by the next GET (max-age 0): the fleet revalidates with its own ETag; baseline: the same jobs straight to the fake with tokens of their own (one unit per GET); ` +
         `${previous === undefined ? 'from a cold cache' : `the first ${previous.jobs} jobs are the row above`}; answers differing from direct (status or body): ${diff.answers}${diff.links > 0 ? `, Link headers differing: ${diff.links}` : ''}`
     })
     previous = { jobs, ratio }

@@ -6,12 +6,15 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
 export type HeaderMap = Record<string, string>
 
 /** One string per header (multi-valued joined), hop-by-hop ones and those named in `Connection` dropped. */
-export function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, drop: string[] = []): HeaderMap {
-  const named = String(headers.connection ?? '').toLowerCase().split(',').map(s => s.trim()).filter(Boolean)
+export function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, drop: readonly string[] = []): HeaderMap {
+  const connection = headers.connection
+  const named = connection === undefined ? undefined : String(connection).toLowerCase().split(',').map(s => s.trim()).filter(Boolean)
   const out: HeaderMap = {}
-  for (const [name, value] of Object.entries(headers)) {
+  // for...in, not Object.entries: this runs for every request, and allocates only `out`.
+  for (const name in headers) {
+    const value = headers[name]
     const key = name.toLowerCase()
-    if (value === undefined || HOP_BY_HOP.has(key) || named.includes(key) || drop.includes(key)) continue
+    if (value === undefined || HOP_BY_HOP.has(key) || named?.includes(key) === true || drop.includes(key)) continue
     out[key] = Array.isArray(value) ? value.join(key === 'set-cookie' ? '\n' : ', ') : value
   }
   return out

@@ -163,13 +163,14 @@ export class ApiResolver {
   private decide (req: ApiRequest): Decision {
     const scope = this.init.scopes.of(req.headers.authorization)
     const target = apiTarget(req.path)
-    const base = { scope, target, resource: `${req.upstream.name} ${req.path}`, accept: normalizeAccept(req.headers.accept) }
+    const d: Decision = { scope, target, resource: `${req.upstream.name} ${req.path}`, accept: normalizeAccept(req.headers.accept), via: 'client' }
     const fleet = this.init.fleet.get(req.upstream.name)
-    if (fleet === undefined || target.repo === undefined) return { ...base, via: 'client' }
+    if (fleet === undefined || target.repo === undefined) return d
+    d.fleet = fleet
     const visibility = this.access.visibility(req.upstream.name, target.repo)
-    if (visibility === undefined) return { ...base, fleet, via: 'unknown' }
-    const allowed = visibility === 'public' || (visibility === 'private' && this.access.proven(scope, req.upstream.name, target.repo, target.section))
-    return { ...base, fleet, via: allowed ? 'fleet' : 'client' }
+    if (visibility === undefined) d.via = 'unknown'
+    else if (visibility === 'public' || (visibility === 'private' && this.access.proven(scope, req.upstream.name, target.repo, target.section))) d.via = 'fleet'
+    return d
   }
 
   /**

@@ -92,16 +92,15 @@ export class ApiRoutes {
   /** Anything but GET/HEAD: streamed through, nothing stored. */
   private async pass (req: IncomingMessage, res: ServerResponse, upstream: ApiUpstream, path: string, sidecarBase: string): Promise<void> {
     const up = await this.init.client.pass(req, upstream, path, endToEnd(req.headers, ['host', 'accept-encoding']))
-    res.writeHead(up.statusCode, { ...this.clientHeaders(endToEnd(up.headers), upstream, sidecarBase), 'x-cache': 'PASS', 'x-cache-source': upstream.name })
+    res.writeHead(up.statusCode, this.clientHeaders(endToEnd(up.headers), upstream, sidecarBase, { 'x-cache': 'PASS', 'x-cache-source': upstream.name }))
     await pipeline(up.body, res)
   }
 
   private send (req: IncomingMessage, res: ServerResponse, answer: ApiAnswer, upstream: ApiUpstream, sidecarBase: string): void {
-    const headers: Record<string, string | number> = {
-      ...this.clientHeaders(answer.headers, upstream, sidecarBase),
+    const headers = this.clientHeaders(answer.headers, upstream, sidecarBase, {
       'x-cache': answer.cache,
       'x-cache-source': answer.cache === 'HIT' ? 'local' : answer.peer ?? upstream.name
-    }
+    })
     const etag = answer.headers.etag
     const ifNoneMatch = req.headers['if-none-match']
     if (answer.status === 200 && etag !== undefined && ifNoneMatch !== undefined && ifNoneMatchMatches(ifNoneMatch, etag)) {
@@ -109,22 +108,31 @@ export class ApiRoutes {
       res.end()
       return
     }
-    headers['content-length'] = answer.body.byteLength
+    headers['content-length'] = String(answer.body.byteLength)
     res.writeHead(answer.status, headers)
     res.end(req.method === 'HEAD' ? undefined : answer.body)
     if (req.method !== 'HEAD') this.init.stats.inc('bytes_served', answer.body.byteLength)
   }
 
-  private clientHeaders (headers: HeaderMap, upstream: ApiUpstream, sidecarBase: string): HeaderMap {
-    const out = { ...headers }
-    delete out['content-length']
-    for (const name of ['link', 'location', 'content-location']) {
-      const value = out[name]
-      if (value !== undefined) out[name] = rewriteUpstreamUrls(value, upstream.base, sidecarBase)
+  /**
+   * `headers` as the client gets them, with `extra`: no Content-Length (the caller sets its
+   * own), upstream URLs in Link/Location/Content-Location pointing at the sidecar. Built in one
+   * pass into a fresh object (this runs for every hit).
+   */
+  private clientHeaders (headers: HeaderMap, upstream: ApiUpstream, sidecarBase: string, extra: HeaderMap = {}): HeaderMap {
+    const out: HeaderMap = {}
+    for (const name in headers) {
+      const value = headers[name] as string
+      if (name === 'content-length') continue
+      out[name] = URL_HEADERS.has(name) ? rewriteUpstreamUrls(value, upstream.base, sidecarBase) : value
     }
+    for (const name in extra) out[name] = extra[name] as string
     return out
   }
 }
+
+/** Response headers that may carry an upstream URL. */
+const URL_HEADERS = new Set(['link', 'location', 'content-location'])
 
 /**
  * The upstream path of a GitHub Enterprise Server URL: `/api/v3/<path>` is REST `/<path>`,

@@ -206,3 +206,43 @@ describe('API cache: 20 jobs at once, each with a new token, with a fleet creden
     assert.deepEqual(gh.requests({ token: FLEET }).map(r => r.path).sort(), [`${ISSUES_PATH}?page=1&per_page=2`, '/repos/acme/public'].sort())
   })
 })
+
+/**
+ * Jobs far enough apart that every stored copy went stale in between (the stand-in's max-age is
+ * 0): each job's GETs are revalidated upstream, with the fleet credential and its own ETag.
+ */
+describe('API cache: jobs after the copies went stale, with a fleet credential', function () {
+  this.timeout(60_000)
+  let gh: FakeGitHub
+  let side: SidecarProcess | undefined
+
+  before(async () => {
+    gh = await startFakeGitHub({ tokens: { [FLEET]: { repos: ['acme/private'] } }, maxAgeS: 0 })
+    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
+  after(async () => { await stopAll([side, gh]) })
+
+  it('5 jobs × 30 GETs: the fleet pays once per distinct resource and revalidates with its own ETag (free 304s); the job tokens at most 1 unit each', async () => {
+    assert.ok(side)
+    const requests = jobRequests()
+    const distinct = new Set(requests).size
+    const tokens: string[] = []
+    for (let job = 0; job < 5; job++) {
+      const token = `ghs_stale${job}_${randomBytes(6).toString('hex')}`
+      gh.addToken(token, { repos: ['acme/private'] })
+      tokens.push(token)
+      for (const path of requests) {
+        const res = await call(`${side.url}/github${path}`, { headers: { authorization: `token ${token}`, accept: ACCEPT } })
+        assert.equal(res.status, 200, `job ${job} ${path}`)
+        if (job > 0 && !path.startsWith('/repos/acme/private')) assert.equal(res.cache, 'REVALIDATED', `job ${job} ${path}`)
+      }
+    }
+    assert.ok(gh.spent(FLEET) <= distinct, `the fleet paid ${gh.spent(FLEET)} for ${distinct} distinct resources`)
+    const fleetConditional = gh.requests({ token: FLEET, status: 304 })
+    assert.ok(fleetConditional.length > 0 && fleetConditional.every(r => r.ifNoneMatch !== undefined && r.ifNoneMatch === gh.etag(r.path, FLEET)),
+      'the fleet revalidated with the ETags it received')
+    assert.ok(tokens.every(t => gh.spent(t) <= 1), JSON.stringify(tokens.map(t => gh.spent(t))))
+  })
+})
