@@ -13,6 +13,8 @@ import { checkListen } from './listen.js'
 import { findSidecar, liveFindings } from './live.js'
 import { checkStorage } from './storage.js'
 import { checkClock, checkUpstreams } from './upstreams.js'
+import { checkFleetCredentials } from './fleet.js'
+import { loadFleetCredentials } from '../upstream/fleet-credential.js'
 import { REPORT_SCHEMA, type Report } from './report.js'
 import { VERSION } from '../version.js'
 import { sidecarUrlFor } from '../http/sidecar-url.js'
@@ -29,6 +31,8 @@ export interface DiagnoseOptions {
 export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Promise<Report> {
   const started = Date.now()
   const signal = opts.signal ?? new AbortController().signal
+  // A GitHub App key that can't be read is bad input: said before any check runs.
+  const fleet = loadFleetCredentials(config.apiUpstreams, config.apiAuth, config.apiApp)
   const findings: Finding[] = []
   const network = await networkFacts()
   findings.push(...environmentFindings(network))
@@ -68,6 +72,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   findings.push(...liveFindings(httpUrl, live, opts.http !== undefined, entries.length > 0))
   const upstreams = await checkUpstreams(config.registryUpstreams, config.apiUpstreams)
   findings.push(...upstreams.findings)
+  findings.push(...await checkFleetCredentials(config.apiUpstreams, fleet))
   const storedBytes = typeof live?.stats?.current_size === 'number' ? live.stats.current_size : undefined
   findings.push(...await checkStorage(config.dir, config.maxSize, storedBytes))
   findings.push(checkClock([...upstreams.dates, ...(live?.date !== undefined ? [live.date] : [])]))

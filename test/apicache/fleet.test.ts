@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, loggedKeys, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { secretLeaks } from '../fixtures/secrets.js'
@@ -244,5 +245,62 @@ describe('API cache: jobs after the copies went stale, with a fleet credential',
     assert.ok(fleetConditional.length > 0 && fleetConditional.every(r => r.ifNoneMatch !== undefined && r.ifNoneMatch === gh.etag(r.path, FLEET)),
       'the fleet revalidated with the ETags it received')
     assert.ok(tokens.every(t => gh.spent(t) <= 1), JSON.stringify(tokens.map(t => gh.spent(t))))
+  })
+})
+
+/** `p2p-cache diagnose` says whether each fleet credential is accepted, never what it is. */
+describe('diagnose: upstream.api.fleet', function () {
+  this.timeout(120_000)
+  let gh: FakeGitHub
+  let dir: string
+  let keyFile: string
+
+  before(async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+    gh = await startFakeGitHub({ tokens: { [FLEET]: {} }, apps: [{ appId: 31, publicKeyPem: publicKey, installationId: 9 }] })
+    dir = await mkdtemp(join(tmpdir(), 'p2p-cache-fleet-diag-'))
+    keyFile = join(dir, 'app.pem')
+    await writeFile(keyFile, privateKey, { mode: 0o600 })
+  })
+  after(async () => {
+    await gh.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  /** The fleet finding of `diagnose --json` with only loopback upstreams and P2P off. */
+  const fleetFinding = async (env: Record<string, string>): Promise<{ verdict: string, summary: string, fix?: string, stdout: string }> => {
+    const r = await runCli(['diagnose', '--json'], {
+      CACHE_DIR: join(dir, 'data'), CACHE_ENABLE_P2P: 'false', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/0', CACHE_HTTP_ADDR: '127.0.0.1:1',
+      CACHE_REGISTRY_UPSTREAMS: `docker.io=${gh.url}`, CACHE_API_UPSTREAMS: `github=${gh.url}`, ...env
+    }, { timeoutMs: 90_000 })
+    const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
+    const finding = report.findings.find(f => f.check === 'upstream.api.fleet')
+    assert.ok(finding, `no upstream.api.fleet finding: ${r.stdout.slice(0, 2000)} ${r.stderr}`)
+    return { ...finding, stdout: r.stdout }
+  }
+
+  it('a token the upstream accepts: ok, with its rate limit; the token is not in the report', async () => {
+    const f = await fleetFinding({ CACHE_API_AUTH: `github=${FLEET}` })
+    assert.equal(f.verdict, 'ok', f.summary)
+    assert.match(f.summary, /accepts the fleet credential \(token\) \(5000 of 5000 requests left this hour\)/)
+    assert.ok(!f.stdout.includes(FLEET))
+  })
+
+  it('a token the upstream refuses: warn, with the variable to fix', async () => {
+    const f = await fleetFinding({ CACHE_API_AUTH: 'github=ghp_revokedtoken' })
+    assert.equal(f.verdict, 'warn')
+    assert.match(f.summary, /refuses the fleet credential \(401/)
+    assert.match(f.fix ?? '', /CACHE_API_AUTH/)
+    assert.ok(!f.stdout.includes('ghp_revokedtoken'))
+  })
+
+  it('a GitHub App: ok once it mints a token; a wrong installation id: warn naming CACHE_API_APP', async () => {
+    const good = await fleetFinding({ CACHE_API_APP: `github=31:9:${keyFile}` })
+    assert.equal(good.verdict, 'ok', good.summary)
+    assert.match(good.summary, /GitHub App installation token/)
+    const bad = await fleetFinding({ CACHE_API_APP: `github=31:10:${keyFile}` })
+    assert.equal(bad.verdict, 'warn')
+    assert.match(bad.summary, /could not mint an installation token for app 31, installation 10 \(upstream answered 404\)/)
+    assert.match(bad.fix ?? '', /CACHE_API_APP/)
   })
 })
