@@ -7,8 +7,9 @@ export interface ApiTarget {
   repo?: string
   /**
    * The part of the repository the path is in: `''` for the repository itself, else the first
-   * segment after it (`issues`, `pulls`, `contents`...). Fine-grained tokens and GITHUB_TOKEN
-   * are granted per such area, so access proven in one does not open another.
+   * segment after it (`issues`, `pulls`, `contents`...; `actions/<next>` under `actions`, whose
+   * parts differ in who may read them). Fine-grained tokens and GITHUB_TOKEN are granted per
+   * such area, so access proven in one does not open another.
    */
   section: string
   /**
@@ -19,13 +20,33 @@ export interface ApiTarget {
   shared: boolean
 }
 
-const REPO = /^\/repos\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)(?:\/([^/?]*))?/
+const REPO = /^\/repos\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)(?:\/([^/?]*)(?:\/([^/?]*))?)?/
 const USER_PROFILE = /^\/users\/[A-Za-z0-9-]+\/?$/
 
 /** Classifies `path` (path and query at the upstream). */
 export function apiTarget (path: string): ApiTarget {
   const pathname = path.split('?')[0] ?? path
   const m = REPO.exec(pathname)
-  if (m !== null) return { repo: `${m[1] ?? ''}/${m[2] ?? ''}`.toLowerCase(), section: m[3] ?? '', shared: true }
+  if (m !== null) {
+    const first = m[3] ?? ''
+    return { repo: `${m[1] ?? ''}/${m[2] ?? ''}`.toLowerCase(), section: first === 'actions' ? `actions/${m[4] ?? ''}` : first, shared: true }
+  }
   return { section: '', shared: USER_PROFILE.test(pathname) }
+}
+
+/**
+ * Areas of a public repository that anyone may read (GitHub serves them to anonymous
+ * requests). The rest (hooks, keys, collaborators, secrets, runners, settings...) needs rights
+ * a fleet credential may have and a client may not: those are never served from the fleet's
+ * copy without the client's own proof.
+ */
+const PUBLIC_SECTIONS = new Set([
+  '', 'contents', 'readme', 'commits', 'branches', 'tags', 'releases', 'git', 'compare', 'languages',
+  'topics', 'license', 'contributors', 'stargazers', 'forks', 'issues', 'pulls', 'labels', 'milestones',
+  'statuses', 'check-runs', 'check-suites', 'actions/runs', 'actions/workflows', 'actions/artifacts', 'actions/jobs'
+])
+
+/** Whether anyone may read `section` of a public repository. */
+export function publicSection (section: string): boolean {
+  return PUBLIC_SECTIONS.has(section)
 }

@@ -13,7 +13,7 @@ import { FleetCredentialError, validatorIdentity, type FleetCredential } from '.
 import { endToEnd, withoutRateLimit, type HeaderMap } from './headers.js'
 import type { ApiRecord, ApiRecords } from './records.js'
 import type { Scopes } from './scope.js'
-import { apiTarget, type ApiTarget } from './github-resource.js'
+import { apiTarget, publicSection, type ApiTarget } from './github-resource.js'
 import { HotRecords } from './hot-records.js'
 import { RepositoryAccess, visibilityOf } from './repository-access.js'
 import { FLEET_SCOPE } from './constants.js'
@@ -156,9 +156,9 @@ export class ApiResolver {
   }
 
   /**
-   * Whose copy `req` is answered from, decided without I/O: `fleet` (a repository the fleet
-   * credential sees as public, or private with this client's access proven), `client` (its own
-   * scope), or `unknown` (the repository's visibility is still to be learned).
+   * Whose copy `req` is answered from, decided without I/O: `fleet` (an area anyone may read of
+   * a repository the fleet credential sees as public, or an area this client proved access to),
+   * `client` (its own scope), or `unknown` (the repository's visibility is still to be learned).
    */
   private decide (req: ApiRequest): Decision {
     const scope = this.init.scopes.of(req.headers.authorization)
@@ -169,7 +169,8 @@ export class ApiResolver {
     d.fleet = fleet
     const visibility = this.access.visibility(req.upstream.name, target.repo)
     if (visibility === undefined) d.via = 'unknown'
-    else if (visibility === 'public' || (visibility === 'private' && this.access.proven(scope, req.upstream.name, target.repo, target.section))) d.via = 'fleet'
+    else if ((visibility === 'public' && publicSection(target.section)) ||
+      (visibility !== 'hidden' && this.access.proven(scope, req.upstream.name, target.repo, target.section))) d.via = 'fleet'
     return d
   }
 
@@ -259,6 +260,12 @@ export class ApiResolver {
     if (res.status === 304 && candidate !== undefined && conditional !== undefined) {
       const answer = await this.revalidated(resource, FLEET_SCOPE, policyRequest, candidate, res, identity)
       return this.learned(req, { ...answer, headers: withoutRateLimit(answer.headers) })
+    }
+    if (res.status < 200 || res.status >= 300) {
+      // Only what the fleet may read is shared: its 403/404 says nothing of what the client may
+      // (an admin's token reads a repository's hooks where a read-only fleet token can't).
+      this.learned(req, { cache: 'MISS', status: res.status, headers: {}, body: res.body })
+      throw new FleetUnusable(`the fleet credential got ${res.status}`)
     }
     const answer = await this.fresh(resource, FLEET_SCOPE, policyRequest, res, identity)
     return this.learned(req, { ...answer, headers: withoutRateLimit(answer.headers) })

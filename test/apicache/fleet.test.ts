@@ -304,3 +304,46 @@ describe('diagnose: upstream.api.fleet', function () {
     assert.match(bad.fix ?? '', /CACHE_API_APP/)
   })
 })
+
+/**
+ * A public repository is not all public: its hooks, keys, secrets and settings need rights a
+ * fleet credential may have and a client may not, and the other way round.
+ */
+describe('API cache: areas of a public repository that need rights, with a fleet credential', function () {
+  this.timeout(60_000)
+  const ADMIN = 'ghs_repo_admin'
+  const READER = 'ghs_reader'
+  let gh: FakeGitHub
+  let adminFleet: SidecarProcess | undefined
+  let readFleet: SidecarProcess | undefined
+
+  before(async () => {
+    gh = await startFakeGitHub({ tokens: { [FLEET]: {}, fleetadmin: { admin: ['acme/public'] }, [ADMIN]: { admin: ['acme/public'] }, [READER]: {} } })
+    adminFleet = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: 'github=fleetadmin' })
+    readFleet = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { adminFleet, readFleet }) })
+  after(async () => { await stopAll([adminFleet, readFleet, gh]) })
+
+  const hooks = async (side: SidecarProcess | undefined, token: string): Promise<Awaited<ReturnType<typeof call>>> => {
+    assert.ok(side)
+    return await call(`${side.url}/github/repos/acme/public/hooks`, { headers: { authorization: `token ${token}`, accept: ACCEPT } })
+  }
+
+  it('a fleet credential with admin rights never hands a repository\'s hooks to a client without them', async () => {
+    assert.equal((await hooks(adminFleet, ADMIN)).status, 200)
+    const reader = await hooks(adminFleet, READER)
+    assert.equal(reader.status, 404)
+    assert.doesNotMatch(reader.text, /ci\.acme\.example/)
+    const anon = await call(`${adminFleet?.url ?? ''}/github/repos/acme/public/hooks`, { headers: { accept: ACCEPT } })
+    assert.equal(anon.status, 404)
+  })
+
+  it('a read-only fleet credential\'s 404 is not what an admin client gets: the client\'s own credential is asked', async () => {
+    const admin = await hooks(readFleet, ADMIN)
+    assert.equal(admin.status, 200)
+    assert.match(admin.text, /ci\.acme\.example/)
+    assert.equal((await hooks(readFleet, READER)).status, 404)
+  })
+})
