@@ -77,3 +77,28 @@ describe('CLI: stats and gc', function () {
     await sidecar.restart()
   })
 })
+
+describe('CLI: stats formatting', () => {
+  it('API rate limits: the fleet and anonymous buckets by name, client tokens summed up (their labels are hashes)', async () => {
+    const { Stats } = await import('../../src/metrics/stats.js')
+    const { formatStats } = await import('../../src/cli/stats.js')
+    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
+    stats.setApiRateLimit('github', 'fleet', 4990)
+    stats.setApiRateLimit('github', 'anon', 58)
+    stats.setApiRateLimit('github', '3f9a0c1d2e4b', 4998)
+    stats.setApiRateLimit('github', '0a1b2c3d4e5f', 4997)
+    const text = formatStats('http://127.0.0.1:9080', stats.snapshot())
+    assert.match(text, /\n {2}rate limit left +github: fleet 4,990, anon 58, 2 client tokens \(lowest 4,997\)\n/)
+  })
+
+  it('API rate limits keep the 16 most recent credentials per upstream (a new token every job)', async () => {
+    const { Stats } = await import('../../src/metrics/stats.js')
+    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
+    for (let i = 0; i < 40; i++) stats.setApiRateLimit('github', `job${i}`, 1000 - i)
+    const github = stats.snapshot().api_ratelimit_remaining.github ?? {}
+    assert.equal(Object.keys(github).length, 16)
+    assert.equal(github.job39, 961)
+    const exported = await stats.registry.getSingleMetricAsString('p2p_cache_api_ratelimit_remaining')
+    assert.equal(exported.split('\n').filter(l => l.startsWith('p2p_cache_api_ratelimit_remaining{')).length, 16)
+  })
+})
