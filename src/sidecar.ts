@@ -79,7 +79,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     upstream,
     credential: credentials.get(upstream.name),
     timeoutMs: config.upstreamTimeout,
-    log
+    log,
+    onRateLimit: (name, limit) => { stats.setRegistryRateLimit(name, limit) }
   })))
   const tags = new TagCache(store.db)
   const apiRecords = new ApiRecords(store.db)

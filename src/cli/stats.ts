@@ -31,6 +31,13 @@ type Section = [title: string, rows: Array<[label: string, value: string]>]
 const count = (n: number): string => n.toLocaleString('en-US')
 const plural = (n: number, one: string, many = `${one}s`): string => `${count(n)} ${n === 1 ? one : many}`
 
+/** `docker.io 76 of 100 per 6 h`, per upstream that stated one; `–` when none has. */
+function formatRegistryLimits (limits: StatsSnapshot['registry_ratelimit']): string {
+  const parts = Object.entries(limits).map(([name, l]) =>
+    `${name} ${count(l.remaining)}${l.limit !== undefined ? ` of ${count(l.limit)}` : ''}${l.window_s !== undefined ? ` per ${l.window_s % 3600 === 0 ? `${l.window_s / 3600} h` : `${l.window_s} s`}` : ''}`)
+  return parts.length === 0 ? '–' : parts.join(', ')
+}
+
 /** `fleet 4,990, anon 59, 3 client tokens (lowest 4,997)`: the fleet and anonymous buckets by name, clients' summed up. */
 function formatRateLimits (byCredential: Record<string, number>): string {
   const parts: string[] = []
@@ -57,7 +64,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['hit rate', lookups === 0 ? '– (no requests yet)' : `${(s.hit_rate * 100).toFixed(1)}%  (${plural(s.hits, 'hit')}, ${plural(s.misses, 'miss', 'misses')})`],
       ['misses from peers', `${count(s.peer_hits)}  (${formatBytes(s.bytes_from_peers)})`],
       ['misses from upstream', `${count(s.upstream_hits)}  (${formatBytes(s.bytes_from_upstream)})`],
-      ['stale tags served', count(s.stale_tags_served)]
+      ['stale tags served', count(s.stale_tags_served)],
+      ['upstream rate limit left', formatRegistryLimits(s.registry_ratelimit ?? {})]
     ]],
     ['Peers', [
       ['connected', count(s.peers_connected)],
@@ -78,7 +86,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
   // A field added to the server's JSON later is still shown, under its own name.
   const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'upstream_hits',
     'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors',
-    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins'])
+    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'registry_ratelimit'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

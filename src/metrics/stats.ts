@@ -41,6 +41,8 @@ export interface StatsSnapshot extends Record<CounterName, number> {
    * 12 hex characters of the credential's keyed hash (its scope); the most recent 16 per upstream.
    */
   api_ratelimit_remaining: Record<string, Record<string, number>>
+  /** Last `ratelimit-remaining` / `ratelimit-limit` (Docker Hub's pull limit) seen from each registry upstream. */
+  registry_ratelimit: Record<string, { remaining: number, limit?: number, window_s?: number }>
 }
 
 export class Stats {
@@ -49,6 +51,9 @@ export class Stats {
   private readonly counters: Record<CounterName, Counter>
   private readonly rateLimits = new Map<string, Map<string, number>>()
   private readonly rateLimitGauge: Gauge
+  private readonly registryLimits = new Map<string, { remaining: number, limit?: number, window_s?: number }>()
+  private readonly registryRemainingGauge: Gauge
+  private readonly registryLimitGauge: Gauge
   /** When a peer last answered a miss (diagnose reports it). */
   lastPeerHitAt: Date | undefined
 
@@ -60,6 +65,15 @@ export class Stats {
     new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
     this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
+    this.registryRemainingGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_remaining', help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)', labelNames: ['upstream'], registers: [this.registry] })
+    this.registryLimitGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_limit', help: 'Last ratelimit-limit seen from a registry upstream (Docker Hub: pulls allowed per window)', labelNames: ['upstream'], registers: [this.registry] })
+  }
+
+  /** Docker Hub's pull rate limit as an upstream last stated it (its `ratelimit-*` headers). */
+  setRegistryRateLimit (upstream: string, state: { remaining: number, limit?: number, windowS?: number }): void {
+    this.registryLimits.set(upstream, { remaining: state.remaining, ...(state.limit !== undefined ? { limit: state.limit } : {}), ...(state.windowS !== undefined ? { window_s: state.windowS } : {}) })
+    this.registryRemainingGauge.set({ upstream }, state.remaining)
+    if (state.limit !== undefined) this.registryLimitGauge.set({ upstream }, state.limit)
   }
 
   /**
@@ -92,7 +106,8 @@ export class Stats {
       current_size: this.gauges.currentSize(),
       hit_rate: lookups === 0 ? 0 : Number((this.values.hits / lookups).toFixed(4)),
       peers_connected: this.gauges.peersConnected(),
-      api_ratelimit_remaining: Object.fromEntries([...this.rateLimits].map(([upstream, m]) => [upstream, Object.fromEntries(m)]))
+      api_ratelimit_remaining: Object.fromEntries([...this.rateLimits].map(([upstream, m]) => [upstream, Object.fromEntries(m)])),
+      registry_ratelimit: Object.fromEntries(this.registryLimits)
     }
   }
 }

@@ -17,7 +17,9 @@ export class OciError extends Error {
     readonly status: number,
     readonly code: OciErrorCode | 'UPSTREAM_UNAVAILABLE',
     message: string,
-    readonly detail?: Record<string, unknown>
+    readonly detail?: Record<string, unknown>,
+    /** Response headers that go with it (Retry-After). */
+    readonly headers: Record<string, string> = {}
   ) {
     super(message)
     this.name = 'OciError'

@@ -7,7 +7,7 @@ import { acceptedTypes } from '../oci/media-types.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { ManifestResolver } from '../resolver/manifest-resolver.js'
 import type { Stats } from '../metrics/stats.js'
-import { UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
+import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
 import { clientLeft } from '../http/client-left.js'
 import { parseRegistryPath } from './path.js'
 import { selectRange } from './range.js'
@@ -134,12 +134,12 @@ export class RegistryRoutes {
       return
     }
     const error = toOciError(err, url.pathname.includes('/blobs/') ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN')
-    if (error.status >= 500) {
+    if (error.status >= 500 || error.status === 429) {
       stats.inc('errors')
       log.warn({ path: url.pathname, status: error.status, err: error.message }, 'request failed')
     }
     const body = error.body()
-    res.writeHead(error.status, { ...API_VERSION, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.writeHead(error.status, { ...API_VERSION, ...error.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     res.end(head ? undefined : body)
   }
 }
@@ -150,6 +150,12 @@ function toOciError (err: unknown, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNO
     const code = err.status === 404 ? unknownCode : err.status === 401 ? 'UNAUTHORIZED' : err.status === 403 ? 'DENIED' : 'UNSUPPORTED'
     return new OciError(err.status === 404 || err.status === 401 || err.status === 403 ? err.status : 502, code,
       `upstream ${err.upstream} answered ${err.status}`, { upstreamBody: err.body.slice(0, 1000) })
+  }
+  if (err instanceof UpstreamRateLimitedError) {
+    const wait = err.retryAfter !== undefined && /^\d+$/.test(err.retryAfter.trim()) ? `in ${err.retryAfter.trim()} s` : 'later'
+    return new OciError(429, 'TOOMANYREQUESTS',
+      `upstream ${err.upstream} is rate limiting this host (429) and the content is not in the cache or on a peer; try again ${wait}, or give the sidecar an account with a higher limit (CACHE_REGISTRY_AUTH)`,
+      undefined, err.retryAfter !== undefined ? { 'retry-after': err.retryAfter } : {})
   }
   if (err instanceof UpstreamUnavailableError) {
     return new OciError(502, 'UPSTREAM_UNAVAILABLE', `${err.message}; the content is not in the cache. Check the upstream URL in CACHE_REGISTRY_UPSTREAMS and this host's network`)

@@ -29,6 +29,8 @@ const WRITE_BATCH = 1024 * 1024
  * after a pause, doubling from the first figure, for up to the second: any other source would be
  * a second upstream fetch. Past that it counts as failed and the claim is taken over.
  */
+/** Times one download asks the upstream for the rest after it dropped mid-blob (each time after progress). */
+const MAX_UPSTREAM_RESUMES = 3
 const BUSY_RETRY_FIRST_MS = 100
 const BUSY_RETRY_TOTAL_MS = 10_000
 
@@ -344,7 +346,9 @@ export class BlobDownload {
     const manifest = kind === 'manifest'
     // A manifest is small and registries need not serve ranges of one: fetched whole.
     if (manifest && this.written > 0) await this.restart()
-    for (let attempt = 0; ; attempt++) {
+    let refetchedWhole = false
+    let resumes = 0
+    for (;;) {
       const resumeAt = this.written
       const headers: Record<string, string> = manifest ? { accept: DEFAULT_MANIFEST_ACCEPT } : {}
       if (resumeAt > 0) headers.range = `bytes=${resumeAt}-`
@@ -398,6 +402,14 @@ export class BlobDownload {
         }
       } catch (err) {
         discard(res.body)
+        // The upstream dropped the connection mid-blob after sending something: ask for the
+        // rest with a Range, so the clients reading this download see one whole transfer.
+        if (!manifest && !signal.aborted && this.written > resumeAt && resumes < MAX_UPSTREAM_RESUMES &&
+            !(err instanceof OciError) && !(err instanceof DigestMismatchError)) {
+          resumes++
+          this.init.log.info({ digest, upstream: client.name, at: this.written, size: this.size, err: (err as Error).message }, 'upstream dropped mid-blob; resuming with a Range')
+          continue
+        }
         throw err
       }
       try {
@@ -405,8 +417,9 @@ export class BlobDownload {
       } catch (err) {
         // Peer bytes before the resumed part may be what is wrong: once, fetch it all again.
         // Nobody is deny-listed: which source was wrong is unknowable from one digest.
-        if (!(err instanceof DigestMismatchError) || this.peerBytes === 0 || attempt > 0) throw err
+        if (!(err instanceof DigestMismatchError) || this.peerBytes === 0 || refetchedWhole) throw err
         this.init.log.warn({ digest, peers: [...this.contributors], err: err.message }, 'bytes resumed from peers did not verify; fetching the whole blob from the upstream')
+        refetchedWhole = true
         await this.restart()
         continue
       }

@@ -16,3 +16,15 @@ export class UpstreamStatusError extends Error {
     this.name = 'UpstreamStatusError'
   }
 }
+
+/**
+ * The upstream answered 429: this host (or its credential) spent its rate limit, e.g. Docker
+ * Hub's pull limit. Still "unavailable" for the fallbacks (a peer's copy, the last tag
+ * resolution); the client is told it is a rate limit, with the upstream's Retry-After.
+ */
+export class UpstreamRateLimitedError extends UpstreamUnavailableError {
+  constructor (upstream: string, reason: string, readonly retryAfter: string | undefined) {
+    super(upstream, reason, 429)
+    this.name = 'UpstreamRateLimitedError'
+  }
+}

@@ -3,13 +3,22 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Credential, Upstream } from '../config/options.js'
 import { parseChallenge, type Challenge } from './challenge.js'
-import { UpstreamStatusError, UpstreamUnavailableError } from './errors.js'
+import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from './errors.js'
 
 export interface RegistryClientInit {
   upstream: Upstream
   credential?: Credential
   timeoutMs: number
   log: Logger
+  /** Docker Hub's `ratelimit-remaining` / `ratelimit-limit` (`<n>;w=<s>`), whenever an answer carries them. */
+  onRateLimit?: (upstream: string, limit: RegistryRateLimit) => void
+}
+
+/** What an upstream said of its pull rate limit (Docker Hub: pulls per `windowS` seconds). */
+export interface RegistryRateLimit {
+  remaining: number
+  limit?: number
+  windowS?: number
 }
 
 export interface UpstreamResponse {
@@ -34,6 +43,13 @@ function flatHeaders (headers: Dispatcher.ResponseData['headers']): Record<strin
   const out: Record<string, string | undefined> = {}
   for (const key of Object.keys(headers)) out[key] = header(headers, key)
   return out
+}
+
+/** `76;w=21600` (Docker Hub: count and window in seconds) → its parts; undefined when absent or malformed. */
+function parseRateLimit (value: string | undefined): { n: number, windowS?: number } | undefined {
+  const m = value === undefined ? null : /^\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?/.exec(value)
+  if (m === null) return undefined
+  return m[2] !== undefined ? { n: Number(m[1]), windowS: Number(m[2]) } : { n: Number(m[1]) }
 }
 
 function basic (credential: Credential): string {
@@ -83,7 +99,12 @@ export class RegistryClient {
       if (auth !== undefined) res = await this.exchange(method, url, { ...headers, authorization: auth }, signal)
       else res = await this.exchange(method, url, headers, signal)
     }
-    if (res.statusCode >= 500 || res.statusCode === 429) {
+    this.noteRateLimit(res.headers)
+    if (res.statusCode === 429) {
+      const text = await res.body.text().catch(() => '')
+      throw new UpstreamRateLimitedError(this.name, `${method} ${path} answered 429 ${text.slice(0, 200)}`.trim(), header(res.headers, 'retry-after'))
+    }
+    if (res.statusCode >= 500) {
       const text = await res.body.text().catch(() => '')
       throw new UpstreamUnavailableError(this.name, `${method} ${path} answered ${res.statusCode} ${text.slice(0, 200)}`.trim(), res.statusCode)
     }
@@ -102,6 +123,14 @@ export class RegistryClient {
 
   async close (): Promise<void> {
     await this.agent.close()
+  }
+
+  private noteRateLimit (headers: Dispatcher.ResponseData['headers']): void {
+    const remaining = parseRateLimit(header(headers, 'ratelimit-remaining'))
+    if (remaining === undefined || this.init.onRateLimit === undefined) return
+    const limit = parseRateLimit(header(headers, 'ratelimit-limit'))
+    const windowS = remaining.windowS ?? limit?.windowS
+    this.init.onRateLimit(this.name, { remaining: remaining.n, ...(limit !== undefined ? { limit: limit.n } : {}), ...(windowS !== undefined ? { windowS } : {}) })
   }
 
   private cachedAuth (scope: string): Record<string, string> {
@@ -129,7 +158,8 @@ export class RegistryClient {
     const text = await res.body.text()
     if (res.statusCode !== 200) {
       this.log.warn({ status: res.statusCode, realm: realm.origin + realm.pathname }, 'token request refused')
-      if (res.statusCode >= 500 || res.statusCode === 429) throw new UpstreamUnavailableError(this.name, `token server answered ${res.statusCode}`, res.statusCode)
+      if (res.statusCode === 429) throw new UpstreamRateLimitedError(this.name, 'token server answered 429', header(res.headers, 'retry-after'))
+      if (res.statusCode >= 500) throw new UpstreamUnavailableError(this.name, `token server answered ${res.statusCode}`, res.statusCode)
       return undefined
     }
     let parsed: { token?: string, access_token?: string, expires_in?: number }

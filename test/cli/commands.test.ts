@@ -79,7 +79,7 @@ describe('CLI: stats and gc', function () {
 })
 
 describe('CLI: stats formatting', () => {
-  it('API rate limits: the fleet and anonymous buckets by name, client tokens summed up (their labels are hashes)', async () => {
+  it('rate limits: the API fleet and anonymous buckets by name, client tokens summed up (their labels are hashes); Docker Hub\'s pull limit per registry upstream', async () => {
     const { Stats } = await import('../../src/metrics/stats.js')
     const { formatStats } = await import('../../src/cli/stats.js')
     const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
@@ -89,6 +89,9 @@ describe('CLI: stats formatting', () => {
     stats.setApiRateLimit('github', '0a1b2c3d4e5f', 4997)
     const text = formatStats('http://127.0.0.1:9080', stats.snapshot())
     assert.match(text, /\n {2}rate limit left +github: fleet 4,990, anon 58, 2 client tokens \(lowest 4,997\)\n/)
+    assert.match(text, /\n {2}upstream rate limit left +–\n/)
+    stats.setRegistryRateLimit('docker.io', { remaining: 76, limit: 100, windowS: 21600 })
+    assert.match(formatStats('http://127.0.0.1:9080', stats.snapshot()), /\n {2}upstream rate limit left +docker\.io 76 of 100 per 6 h\n/)
   })
 
   it('API rate limits keep the 16 most recent credentials per upstream (a new token every job)', async () => {
