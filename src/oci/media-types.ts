@@ -59,3 +59,25 @@ export function declaredMediaType (body: Buffer): string | undefined {
     return undefined
   }
 }
+
+/**
+ * The media type of a manifest served with a generic `Content-Type` (`application/octet-stream`,
+ * `application/json`: some registries and proxies do): what the body declares, else what its
+ * shape says (OCI image-spec: `manifests` makes an index, `config` + `layers` a manifest).
+ * Undefined when the body is neither.
+ */
+export function manifestTypeOfBody (body: Buffer): string | undefined {
+  const declared = declaredMediaType(body)
+  if (declared !== undefined) return declared
+  try {
+    const json = JSON.parse(body.toString('utf8')) as { manifests?: unknown, config?: unknown, layers?: unknown }
+    if (Array.isArray(json.manifests)) return OCI_INDEX
+    if (typeof json.config === 'object' && json.config !== null && Array.isArray(json.layers)) return OCI_MANIFEST
+  } catch {}
+  return undefined
+}
+
+/** `stated` if it is a manifest type, else the type the body shows (see manifestTypeOfBody). */
+export function manifestType (stated: string | undefined, body: Buffer): string | undefined {
+  return stated !== undefined && MANIFEST_TYPES.includes(stated) ? stated : manifestTypeOfBody(body) ?? stated
+}

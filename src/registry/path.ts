@@ -22,11 +22,21 @@ export function parseRegistryPath (pathname: string): RegistryRoute | undefined 
     throw new OciError(400, 'NAME_INVALID', `invalid repository name "${name.slice(0, 200)}": expected lowercase path components like library/alpine`)
   }
   if (kind === 'blobs') {
-    if (!isDigest(reference)) throw new OciError(400, 'DIGEST_INVALID', `invalid digest "${reference.slice(0, 100)}": expected sha256:<64 lowercase hex>`)
+    if (!isDigest(reference)) throw digestError(reference)
     return { kind: 'blob', name, digest: reference }
   }
   if (isDigest(reference)) return { kind: 'manifest', name, reference, digest: reference }
-  if (reference.includes(':')) throw new OciError(400, 'DIGEST_INVALID', `unsupported digest "${reference.slice(0, 100)}": only sha256 is supported`)
+  if (reference.includes(':')) throw digestError(reference)
   if (!isTag(reference)) throw new OciError(400, 'TAG_INVALID', `invalid tag "${reference.slice(0, 200)}": expected [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`)
   return { kind: 'manifest', name, reference }
+}
+
+/** A reference that is not a usable digest: a malformed sha256 one, or another algorithm. */
+function digestError (reference: string): OciError {
+  const shown = reference.slice(0, 100)
+  const algorithm = reference.split(':')[0] ?? ''
+  if (algorithm === 'sha256' || !reference.includes(':')) {
+    return new OciError(400, 'DIGEST_INVALID', `malformed digest "${shown}": expected sha256: and 64 lowercase hex characters`)
+  }
+  return new OciError(400, 'DIGEST_INVALID', `unsupported digest algorithm "${algorithm.slice(0, 20)}" in "${shown}": only sha256 is supported`)
 }

@@ -65,8 +65,11 @@ export class RegistryRoutes {
         if (tag.peer !== undefined) headers['x-cache-tag-source'] = tag.peer
       }
       if (head && tag.staleSince === undefined && tag.size !== undefined) {
-        // A HEAD by tag needs only the upstream's answer; no manifest download.
-        res.writeHead(200, { ...headers, 'content-type': tag.mediaType, 'content-length': tag.size, 'docker-content-digest': tag.digest, etag: `"${tag.digest}"`, 'x-cache': 'MISS', 'x-cache-source': client.name })
+        // A HEAD by tag needs only the upstream's answer; no manifest download. X-Cache says
+        // what a GET would: HIT when the manifest is stored here.
+        const local = await this.init.blobs.stored(tag.digest)
+        this.init.stats.inc(local ? 'hits' : 'misses')
+        res.writeHead(200, { ...headers, 'content-type': tag.mediaType, 'content-length': tag.size, 'docker-content-digest': tag.digest, etag: `"${tag.digest}"`, 'x-cache': local ? 'HIT' : 'MISS', 'x-cache-source': local ? 'local' : client.name })
         res.end()
         return
       }
@@ -95,7 +98,7 @@ export class RegistryRoutes {
     }
     const source = await this.init.blobs.open(client, repo, digest, { signal })
     try {
-      const range = selectRange(req.headers.range, source.size)
+      const range = selectRange(req.headers.range, source.size, req.headers['if-range'] as string | undefined, `"${digest}"`)
       const headers: Record<string, string | number> = { ...common, 'x-cache': source.cache, 'x-cache-source': source.origin }
       if (range.kind === 'unsatisfiable') {
         res.writeHead(416, { ...headers, 'content-range': `bytes */${source.size ?? '*'}`, 'content-length': 0 })

@@ -127,6 +127,11 @@ export class BlobResolver {
     })
   }
 
+  /** Whether `digest` is in the local store now. */
+  async stored (digest: Digest): Promise<boolean> {
+    return await this.init.store.stat(digest) !== undefined
+  }
+
   /** Blob size without fetching it (HEAD). */
   async head (client: RegistryClient, repo: string, digest: Digest): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
     await this.settle('blob', digest)

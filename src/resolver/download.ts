@@ -5,7 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
-import { DEFAULT_MANIFEST_ACCEPT, MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType } from '../oci/media-types.js'
+import { DEFAULT_MANIFEST_ACCEPT, MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType, manifestTypeOfBody } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { BlobRecord } from '../store/record.js'
@@ -316,9 +316,7 @@ export class BlobDownload {
    * is a manifest type and agrees with the type the body declares (when it declares one).
    */
   private async vouchedMediaType (peer: string, stated: string | undefined): Promise<string> {
-    const body = Buffer.alloc(this.written)
-    if (this.readFile !== undefined && this.written > 0) await this.readFile.read(body, 0, this.written, 0)
-    const declared = declaredMediaType(body)
+    const declared = declaredMediaType(await this.readWritten())
     const known = stated !== undefined && MANIFEST_TYPES.includes(stated) ? stated : undefined
     const mediaType = declared ?? known
     if (mediaType === undefined || (known !== undefined && known !== mediaType)) {
@@ -326,6 +324,13 @@ export class BlobDownload {
       throw new PeerFetchError(peer, 'refused', `has ${this.digest} without a manifest media type it can vouch for (header ${stated ?? 'none'}, body ${declared ?? 'none'})`)
     }
     return mediaType
+  }
+
+  /** The bytes written so far (a manifest: small). */
+  private async readWritten (): Promise<Buffer> {
+    const body = Buffer.alloc(this.written)
+    if (this.readFile !== undefined && this.written > 0) await this.readFile.read(body, 0, this.written, 0)
+    return body
   }
 
   /** The upstream; when it is unreachable, any provider the DHT knows (an outage is when peers matter). */
@@ -422,6 +427,10 @@ export class BlobDownload {
         refetchedWhole = true
         await this.restart()
         continue
+      }
+      if (manifest && !MANIFEST_TYPES.includes(this.mediaType ?? '')) {
+        // A generic Content-Type (application/octet-stream): the stored type is the body's.
+        this.mediaType = manifestTypeOfBody(await this.readWritten()) ?? this.mediaType
       }
       this.verified = true
       this.notify()

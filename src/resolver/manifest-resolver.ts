@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
-import { acceptClass, accepts, declaredMediaType, INDEX_TYPES, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
+import { acceptClass, accepts, INDEX_TYPES, MANIFEST_TYPES, manifestType, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
@@ -63,7 +63,10 @@ export class ManifestResolver {
         ;({ digest, mediaType } = full)
         size = full.body.byteLength
       }
-      const resolved: ResolvedTag = { digest: digest as Digest, mediaType: mediaType.split(';')[0]?.trim() ?? '', size }
+      mediaType = mediaType.split(';')[0]?.trim() ?? ''
+      // A generic Content-Type (application/octet-stream) says nothing: the manifest's body does.
+      if (!MANIFEST_TYPES.includes(mediaType)) mediaType = (await this.get(client, repo, digest as Digest)).mediaType
+      const resolved: ResolvedTag = { digest: digest as Digest, mediaType, size }
       const record = { ...resolved, resolvedAt: Date.now() }
       // A tag that is a single manifest (no index) is the answer for either class of client.
       const classes = INDEX_TYPES.includes(resolved.mediaType) ? [klass] : ['index', 'single']
@@ -120,7 +123,7 @@ export class ManifestResolver {
       const chunks: Buffer[] = []
       for await (const chunk of source.stream(0, undefined)) chunks.push(chunk as Buffer)
       const body = Buffer.concat(chunks)
-      return { digest, mediaType: source.mediaType ?? declaredMediaType(body) ?? '', body, cache: source.cache, origin: source.origin }
+      return { digest, mediaType: manifestType(source.mediaType, body) ?? '', body, cache: source.cache, origin: source.origin }
     } finally {
       await source.release()
     }

@@ -194,6 +194,18 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal(blobGets(big.digest), 1)
     })
 
+    it('If-Range (RFC 9110 13.1.5): the range applies when it names the blob\'s ETag; a different ETag or a date gets the whole blob with 200', async () => {
+      const match = await fetch(blobUrl(big.digest), { headers: { range: 'bytes=0-99', 'if-range': `"${big.digest}"` } })
+      assert.equal(match.status, 206)
+      assert.equal((await match.arrayBuffer()).byteLength, 100)
+      for (const ifRange of ['"sha256:0000000000000000000000000000000000000000000000000000000000000000"', 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+        const other = await fetch(blobUrl(big.digest), { headers: { range: 'bytes=0-99', 'if-range': ifRange } })
+        assert.equal(other.status, 200, ifRange)
+        assert.equal(other.headers.get('content-range'), null)
+        assert.equal((await other.arrayBuffer()).byteLength, big.size, ifRange)
+      }
+    })
+
     it('answers 416 with Content-Range bytes */size to an unsatisfiable range, warm and cold', async () => {
       const warm = await fetch(blobUrl(big.digest), { headers: { range: `bytes=${big.size}-` } })
       assert.equal(warm.status, 416)
@@ -291,6 +303,17 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal((await res.arrayBuffer()).byteLength, 0)
       await registry.settled()
       assert.equal(registry.count({ kind: 'manifest', method: 'GET' }), 0)
+    })
+
+    it('HEAD by tag says what a GET would (X-Cache HIT once the manifest is stored) and is counted', async () => {
+      const get = await fetch(`${sidecar.url}/v2/team/app/manifests/v1`, { headers: { accept: MT_OCI_MANIFEST } })
+      await get.arrayBuffer()
+      const before = await sidecar.stats()
+      const head = await fetch(`${sidecar.url}/v2/team/app/manifests/v1`, { method: 'HEAD', headers: { accept: MT_OCI_MANIFEST } })
+      assert.equal(head.headers.get('x-cache'), 'HIT')
+      assert.equal(head.headers.get('x-cache-source'), 'local')
+      const after = await sidecar.stats()
+      assert.equal((after.hits ?? 0) - (before.hits ?? 0), 1)
     })
 
     it('containerd-style ?ns=<url-encoded registry host> selects the upstream', async () => {
@@ -397,6 +420,11 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal(parseErrors(put.body).errors[0]?.code, 'UNSUPPORTED')
       const digest = await raw(sidecar.port, 'GET', '/v2/team/app/blobs/sha256:abc')
       assert.equal(parseErrors(digest.body).errors[0]?.code, 'DIGEST_INVALID')
+      assert.equal(parseErrors(digest.body).errors[0]?.message, 'malformed digest "sha256:abc": expected sha256: and 64 lowercase hex characters')
+      const upper = await raw(sidecar.port, 'GET', `/v2/team/app/manifests/sha256:${'A'.repeat(64)}`)
+      assert.equal(parseErrors(upper.body).errors[0]?.message, `malformed digest "sha256:${'A'.repeat(64)}": expected sha256: and 64 lowercase hex characters`)
+      const sha512 = await raw(sidecar.port, 'GET', `/v2/team/app/manifests/sha512:${'a'.repeat(128)}`)
+      assert.match(parseErrors(sha512.body).errors[0]?.message ?? '', /^unsupported digest algorithm "sha512" in "sha512:a+": only sha256 is supported$/)
       const name = await raw(sidecar.port, 'GET', '/v2/Team/App/manifests/v1')
       assert.equal(parseErrors(name.body).errors[0]?.code, 'NAME_INVALID')
       const ns = await raw(sidecar.port, 'GET', '/v2/team/app/manifests/v1?ns=other.example')

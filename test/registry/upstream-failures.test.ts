@@ -103,4 +103,24 @@ describe('registry mirror: upstream rate limits and dropped connections', functi
       await fresh.destroy()
     }
   })
+
+  it('a manifest the upstream serves as application/octet-stream is served with the media type its body declares, by tag (GET, HEAD) and digest', async () => {
+    const fresh = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `docker.io=${upstream.url}` })
+    try {
+      upstream.set({ genericManifestType: true })
+      const head = await fetch(`${fresh.url}/v2/library/app/manifests/v1`, { method: 'HEAD', headers: { accept: image.mediaType } })
+      assert.equal(head.status, 200)
+      assert.equal(head.headers.get('content-type'), image.mediaType)
+      const get = await fetch(`${fresh.url}/v2/library/app/manifests/v1`, { headers: { accept: image.mediaType } })
+      assert.equal(get.headers.get('content-type'), image.mediaType)
+      await get.arrayBuffer()
+      const byDigest = await fetch(`${fresh.url}/v2/library/app/manifests/${image.manifestDigest}`, { headers: { accept: image.mediaType } })
+      assert.equal(byDigest.headers.get('content-type'), image.mediaType)
+      await byDigest.arrayBuffer()
+      const out = await mkdtemp(join(work, 'pull-generic-'))
+      await pullToLayout(fresh.host, 'library/app', 'v1', out)
+    } finally {
+      await fresh.destroy()
+    }
+  })
 })
