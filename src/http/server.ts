@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import type { HostPort } from '../config/options.js'
 import type { TlsFiles } from './tls.js'
 import { sendJson } from './respond.js'
+import { accessLog } from './access-log.js'
 
 /** A route group answers the request and returns true, or returns false to pass it on. */
 export interface RouteGroup {
@@ -32,7 +33,9 @@ export function createHttpsServer (routes: RouteGroup[], tls: TlsFiles, log: Log
 
 /** Each request goes to the first route group that takes it; none = 404. */
 function dispatch (routes: RouteGroup[], log: Logger): RequestListener {
+  const access = accessLog(log)
   return (req, res) => {
+    access?.(req, res)
     void (async () => {
       let url: URL
       try {

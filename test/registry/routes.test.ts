@@ -432,6 +432,27 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
     })
   })
 
+  describe('access log', () => {
+    it('one line per request at info: method, path, status, bytes, ms, X-Cache, source; no headers', async () => {
+      await (await fetch(blobUrl(big.digest))).arrayBuffer()
+      const from = sidecar.logs().length
+      const res = await fetch(`${blobUrl(big.digest)}?probe=access-log`, { headers: { authorization: 'Bearer not-for-the-log', range: 'bytes=0-9' } })
+      assert.equal(res.status, 206)
+      await res.arrayBuffer()
+      const line = await waitFor(() => sidecar.logs().slice(from).map(l => JSON.parse(l) as Record<string, unknown>)
+        .find(r => r.msg === 'request' && (r.req as { url?: string } | undefined)?.url?.includes('probe=access-log') === true), { timeoutMs: 5_000, intervalMs: 20, what: 'the access-log line' })
+      assert.equal(line.level, 30)
+      assert.equal(line.component, 'http')
+      assert.deepEqual(line.req, { method: 'GET', url: `/v2/team/app/blobs/${big.digest}?probe=access-log` })
+      assert.deepEqual(line.res, { status: 206 })
+      assert.equal(line.bytes, 10)
+      assert.equal(line.cache, 'HIT')
+      assert.equal(line.source, 'local')
+      assert.equal(typeof line.ms, 'number')
+      assert.ok(!sidecar.logs().some(l => l.includes('not-for-the-log')), 'no header reaches the log')
+    })
+  })
+
   describe('stats', () => {
     it('hits and misses move as requests are served', async () => {
       const s0 = await sidecar.stats()
