@@ -8,6 +8,7 @@ import { Stats } from './metrics/stats.js'
 import { RegistryClient } from './upstream/registry-client.js'
 import { resolveCredentials } from './upstream/credentials.js'
 import { TagCache } from './resolver/tag-cache.js'
+import { ListCache } from './resolver/list-cache.js'
 import { BlobResolver } from './resolver/blob-resolver.js'
 import { ManifestResolver } from './resolver/manifest-resolver.js'
 import { RegistryRoutes } from './registry/routes.js'
@@ -111,6 +112,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     upstreams,
     blobs,
     manifests: new ManifestResolver({ tags, stats, log: resolverLog, peers, blobs }),
+    lists: new ListCache(store.db, { stats, log: resolverLog }),
     stats,
     log: log.child({ component: 'registry' })
   })

@@ -6,8 +6,11 @@ export type RegistryRoute =
   | { kind: 'base' }
   | { kind: 'manifest', name: string, reference: string, digest?: Digest }
   | { kind: 'blob', name: string, digest: Digest }
+  | { kind: 'tags', name: string }
+  | { kind: 'referrers', name: string, digest: Digest }
 
-const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/
+const ROUTE = /^\/v2\/(.+)\/(manifests|blobs|referrers)\/([^/]+)$/
+const TAGS = /^\/v2\/(.+)\/tags\/list$/
 
 /**
  * Parses a pull-API path. The raw (undecoded) path is matched against the distribution name
@@ -15,11 +18,15 @@ const ROUTE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/
  */
 export function parseRegistryPath (pathname: string): RegistryRoute | undefined {
   if (pathname === '/v2/' || pathname === '/v2') return { kind: 'base' }
+  const tags = TAGS.exec(pathname)
+  if (tags !== null) return { kind: 'tags', name: checkedName(tags[1] ?? '') }
   const m = ROUTE.exec(pathname)
   if (m === null) return undefined
-  const [, name = '', kind, reference = ''] = m
-  if (!isRepositoryName(name)) {
-    throw new OciError(400, 'NAME_INVALID', `invalid repository name "${name.slice(0, 200)}": expected lowercase path components like library/alpine`)
+  const [, rawName = '', kind, reference = ''] = m
+  const name = checkedName(rawName)
+  if (kind === 'referrers') {
+    if (!isDigest(reference)) throw digestError(reference)
+    return { kind: 'referrers', name, digest: reference }
   }
   if (kind === 'blobs') {
     if (!isDigest(reference)) throw digestError(reference)
@@ -39,4 +46,11 @@ function digestError (reference: string): OciError {
     return new OciError(400, 'DIGEST_INVALID', `malformed digest "${shown}": expected sha256: and 64 lowercase hex characters`)
   }
   return new OciError(400, 'DIGEST_INVALID', `unsupported digest algorithm "${algorithm.slice(0, 20)}" in "${shown}": only sha256 is supported`)
+}
+
+function checkedName (name: string): string {
+  if (!isRepositoryName(name)) {
+    throw new OciError(400, 'NAME_INVALID', `invalid repository name "${name.slice(0, 200)}": expected lowercase path components like library/alpine`)
+  }
+  return name
 }

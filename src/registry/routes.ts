@@ -3,7 +3,10 @@ import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { DigestMismatchError } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
-import { acceptedTypes } from '../oci/media-types.js'
+import { acceptedTypes, OCI_INDEX } from '../oci/media-types.js'
+import type { Digest } from '../oci/digest.js'
+import type { ListAnswer, ListCache } from '../resolver/list-cache.js'
+import type { RegistryClient } from '../upstream/registry-client.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { ManifestResolver } from '../resolver/manifest-resolver.js'
 import type { Stats } from '../metrics/stats.js'
@@ -17,6 +20,8 @@ export interface RegistryRoutesInit {
   upstreams: UpstreamSet
   blobs: BlobResolver
   manifests: ManifestResolver
+  /** tags/list and referrers answers. */
+  lists: ListCache
   stats: Stats
   log: Logger
 }
@@ -45,6 +50,8 @@ export class RegistryRoutes {
       const repo = upstreamRepository(client, route.name)
       const left = clientLeft(res)
       if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left)
+      else if (route.kind === 'tags') await this.tags(res, client, repo, url, head, left)
+      else if (route.kind === 'referrers') await this.referrers(res, client, repo, route.digest, url, head, left)
       else await this.blob(req, res, client, repo, route.digest, head, left)
     } catch (err) {
       this.fail(res, err, head, url)
@@ -117,6 +124,58 @@ export class RegistryRoutes {
     }
   }
 
+  /**
+   * `GET /v2/<name>/tags/list[?n=&last=]`: asked upstream every time (revalidated when it sends
+   * an ETag), the last answer served while it is unavailable. The `Link` to the next page points
+   * at the sidecar.
+   */
+  private async tags (res: ServerResponse, client: RegistryClient, repo: string, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
+    const query = new URLSearchParams(url.searchParams)
+    query.delete('ns')
+    const q = query.toString()
+    const answer = await this.init.lists.get(client, repo, `/v2/${repo}/tags/list${q === '' ? '' : `?${q}`}`, 'application/json', signal)
+    const headers: Record<string, string> = { 'content-type': answer.contentType }
+    if (answer.link !== undefined) headers.link = sidecarLink(answer.link, client, url.searchParams.get('ns'))
+    this.sendList(res, answer, headers, head)
+  }
+
+  /**
+   * `GET /v2/<name>/referrers/<digest>[?artifactType=]` (OCI distribution 1.1): the upstream's
+   * answer, or where it has no referrers API (404), the index under the fallback tag
+   * `sha256-<hex>`, or an empty index. Filtered by `artifactType` here when asked
+   * (`OCI-Filters-Applied`).
+   */
+  private async referrers (res: ServerResponse, client: RegistryClient, repo: string, digest: Digest, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
+    const artifactType = url.searchParams.get('artifactType') ?? undefined
+    const fetchIndex = async (path: string): Promise<ListAnswer | undefined> => {
+      try {
+        return await this.init.lists.get(client, repo, path, OCI_INDEX, signal)
+      } catch (err) {
+        if (err instanceof UpstreamStatusError && [400, 404, 405].includes(err.status)) return undefined
+        throw err
+      }
+    }
+    const answer = await fetchIndex(`/v2/${repo}/referrers/${digest}`) ?? await fetchIndex(`/v2/${repo}/manifests/${digest.replace(':', '-')}`)
+    const index = referrersIndex(answer?.body, artifactType)
+    const headers: Record<string, string> = { 'content-type': OCI_INDEX }
+    if (artifactType !== undefined) headers['oci-filters-applied'] = 'artifactType'
+    this.sendList(res, answer === undefined ? { body: index, contentType: OCI_INDEX, cache: 'MISS', origin: client.name } : { ...answer, body: index }, headers, head)
+  }
+
+  private sendList (res: ServerResponse, answer: ListAnswer, headers: Record<string, string>, head: boolean): void {
+    const stale = answer.cache === 'STALE'
+    if (stale && answer.storedAt !== undefined) headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, fetched at ${new Date(answer.storedAt).toISOString()}"`
+    res.writeHead(200, {
+      ...API_VERSION,
+      ...headers,
+      'content-length': answer.body.byteLength,
+      'x-cache': stale ? 'HIT' : answer.cache,
+      'x-cache-source': answer.origin
+    })
+    res.end(head ? undefined : answer.body)
+    if (!head) this.init.stats.inc('bytes_served', answer.body.byteLength)
+  }
+
   private fail (res: ServerResponse, err: unknown, head: boolean, url: URL): void {
     const { log, stats } = this.init
     if (res.headersSent) {
@@ -145,6 +204,36 @@ export class RegistryRoutes {
     res.writeHead(error.status, { ...API_VERSION, ...error.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     res.end(head ? undefined : body)
   }
+}
+
+/**
+ * A `Link` to the next page as the client must follow it: the upstream's own origin removed
+ * (the path is the same on the sidecar), `ns=` kept for containerd-style requests.
+ */
+function sidecarLink (link: string, client: RegistryClient, ns: string | null): string {
+  const base = client.url.href.replace(/\/+$/, '')
+  return link.replace(/<([^>]*)>/g, (_all, target: string) => {
+    let path = target.startsWith(base) ? target.slice(base.length) : target
+    if (ns !== null && path.startsWith('/v2/')) path += `${path.includes('?') ? '&' : '?'}ns=${encodeURIComponent(ns)}`
+    return `<${path}>`
+  })
+}
+
+/**
+ * The referrers index to answer: the upstream's (or the fallback tag's) `manifests`, filtered to
+ * `artifactType` when given; an empty index when there is none (OCI distribution 1.1: a
+ * registry answers 200 with an empty index, not 404).
+ */
+function referrersIndex (body: Buffer | undefined, artifactType: string | undefined): Buffer {
+  let manifests: Array<{ artifactType?: unknown }> = []
+  if (body !== undefined) {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { manifests?: unknown }
+      if (Array.isArray(parsed.manifests)) manifests = parsed.manifests as Array<{ artifactType?: unknown }>
+    } catch {}
+  }
+  if (artifactType !== undefined) manifests = manifests.filter(m => m.artifactType === artifactType)
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }))
 }
 
 function toOciError (err: unknown, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): OciError {

@@ -206,7 +206,7 @@ export function discard (body: Readable): void {
   body.destroy()
 }
 
-async function readLimited (body: Readable, limit: number): Promise<string> {
+export async function readLimited (body: Readable, limit: number): Promise<string> {
   const chunks: Buffer[] = []
   let n = 0
   for await (const chunk of body) {
