@@ -3,7 +3,9 @@
 # (Debian's docker-registry) as upstream, skopeo and containerd's ctr as clients,
 # iproute2 and iptables for network namespaces, gh (the GitHub CLI) as an API
 # client, docker-compose (v1, parses compose files without an engine) to validate
-# docker-compose.ci.yml. Idempotent; needs root (CI runs as root).
+# docker-compose.ci.yml, and Debian's docker.io (dockerd 20.10), the engine most runners
+# use, which the tests start themselves inside a network namespace. Idempotent; needs root
+# (CI runs as root).
 set -euo pipefail
 
 need=()
@@ -16,6 +18,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v gh >/dev/null 2>&1 || need+=(gh)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: all present"

@@ -42,7 +42,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import autocannon from 'autocannon'
 import { startFakeGitHubProcess, type FakeGitHubProcess } from '../../test/fixtures/fake-github-child.js'
-import { ISSUES_PATH, PULLS_PATH } from '../../test/fixtures/fake-github.js'
+import { jobRequests } from '../../test/fixtures/fake-github.js'
 import { startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
 import { withSectionCleanup } from './cleanup.js'
 import { gcDelta, sidecarGc, type GcCounts, type SectionCtx } from './common.js'
@@ -337,29 +337,6 @@ const FLEET = 'ghp_bench_fleet'
 const JOB_REPOS = ['acme/private']
 /** What the jobs send (Octokit's Accept). */
 const JOB_ACCEPT = 'application/vnd.github.v3+json'
-
-/**
- * What one CI job asks of the API, the same every job: 30 GETs, 21 distinct (as `jobRequests`
- * in test/apicache/fleet.test.ts). Two single resources of the public repository, its issue and
- * pull-request lists paginated three ways (no Last-Modified), the job's own private repository
- * and a file in it, then the first nine again (a poll, a second step).
- */
-function jobRequests (): string[] {
-  const pages = (path: string, perPage: number, count: number): string[] =>
-    Array.from({ length: count }, (_, i) => `${path}?page=${i + 1}&per_page=${perPage}`)
-  const distinct = [
-    '/repos/acme/public',
-    '/repos/acme/public/contents/README.md',
-    ...pages(ISSUES_PATH, 2, 3),
-    ...pages(PULLS_PATH, 2, 2),
-    ...pages(ISSUES_PATH, 1, 6),
-    ...pages(PULLS_PATH, 1, 4),
-    ...pages(ISSUES_PATH, 3, 2),
-    '/repos/acme/private',
-    '/repos/acme/private/contents/README.md'
-  ]
-  return [...distinct, ...distinct.slice(0, 9)]
-}
 
 /** One pass of J jobs against one base URL (a sidecar upstream prefix, or the fake itself). */
 interface JobsRun {

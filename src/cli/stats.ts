@@ -1,7 +1,7 @@
 import { request } from 'undici'
-import { formatBytes } from '../config/units.js'
 import type { StatsSnapshot } from '../metrics/stats.js'
 import { localSidecarUrl } from './sidecar-url.js'
+import { formatStats } from './stats-format.js'
 
 export class SidecarUnreachableError extends Error {
   constructor (url: string, cause: unknown) {
@@ -24,72 +24,4 @@ export async function statsCommand (opts: { url?: string, json?: boolean }): Pro
     return
   }
   process.stdout.write(formatStats(base, stats))
-}
-
-type Section = [title: string, rows: Array<[label: string, value: string]>]
-
-const count = (n: number): string => n.toLocaleString('en-US')
-const plural = (n: number, one: string, many = `${one}s`): string => `${count(n)} ${n === 1 ? one : many}`
-
-/** `docker.io 76 of 100 per 6 h`, per upstream that stated one; `–` when none has. */
-function formatRegistryLimits (limits: StatsSnapshot['registry_ratelimit']): string {
-  const parts = Object.entries(limits).map(([name, l]) =>
-    `${name} ${count(l.remaining)}${l.limit !== undefined ? ` of ${count(l.limit)}` : ''}${l.window_s !== undefined ? ` per ${l.window_s % 3600 === 0 ? `${l.window_s / 3600} h` : `${l.window_s} s`}` : ''}`)
-  return parts.length === 0 ? '–' : parts.join(', ')
-}
-
-/** `fleet 4,990, anon 59, 3 client tokens (lowest 4,997)`: the fleet and anonymous buckets by name, clients' summed up. */
-function formatRateLimits (byCredential: Record<string, number>): string {
-  const parts: string[] = []
-  for (const name of ['fleet', 'anon']) {
-    const n = byCredential[name]
-    if (n !== undefined) parts.push(`${name} ${count(n)}`)
-  }
-  const clients = Object.entries(byCredential).filter(([name]) => name !== 'fleet' && name !== 'anon').map(([, n]) => n)
-  if (clients.length > 0) parts.push(`${plural(clients.length, 'client token')} (lowest ${count(Math.min(...clients))})`)
-  return parts.join(', ')
-}
-
-/** The stats for a person: sections, sizes in units, the hit rate in percent. */
-export function formatStats (base: string, s: StatsSnapshot): string {
-  const lookups = s.hits + s.misses
-  const rateLimits = Object.entries(s.api_ratelimit_remaining ?? {})
-  const sections: Section[] = [
-    ['Store', [
-      ['size', formatBytes(s.current_size)],
-      ['stored', plural(s.stores, 'blob')],
-      ['evicted', plural(s.evictions, 'blob')]
-    ]],
-    ['Registry', [
-      ['hit rate', lookups === 0 ? '– (no requests yet)' : `${(s.hit_rate * 100).toFixed(1)}%  (${plural(s.hits, 'hit')}, ${plural(s.misses, 'miss', 'misses')})`],
-      ['misses from peers', `${count(s.peer_hits)}  (${formatBytes(s.bytes_from_peers)})`],
-      ['misses from upstream', `${count(s.upstream_hits)}  (${formatBytes(s.bytes_from_upstream)})`],
-      ['stale tags served', count(s.stale_tags_served)],
-      ['upstream rate limit left', formatRegistryLimits(s.registry_ratelimit ?? {})]
-    ]],
-    ['Peers', [
-      ['connected', count(s.peers_connected)],
-      ['sent to peers', formatBytes(s.bytes_served_to_peers)],
-      ['claims won / joined', `${count(s.claims_won)} / ${count(s.claims_joined)}`],
-      ['upstream fetches saved', count(s.upstream_fetches_saved)],
-      ['read from downloads in progress', count(s.peer_inflight_joins)]
-    ]],
-    ['API', [
-      ['304 revalidations', count(s.revalidations_304)],
-      ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, byCredential]) => `${name}: ${formatRateLimits(byCredential)}`).join('; ')]
-    ]],
-    ['HTTP', [
-      ['served to clients', formatBytes(s.bytes_served)],
-      ['errors', count(s.errors)]
-    ]]
-  ]
-  // A field added to the server's JSON later is still shown, under its own name.
-  const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'upstream_hits',
-    'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors',
-    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'registry_ratelimit'])
-  const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
-  if (other.length > 0) sections.push(['Other', other])
-  const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))
-  return `p2p-cache at ${base}\n` + sections.map(([title, rows]) =>
-    `\n${title}\n${rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`).join('\n')}\n`).join('')
 }

@@ -2,7 +2,7 @@ import type { Level } from 'level'
 import type { Logger } from 'pino'
 import type { Stats } from '../metrics/stats.js'
 import { OciError } from '../oci/errors.js'
-import { discard, readLimited, type RegistryClient } from '../upstream/registry-client.js'
+import { discard, readBounded, readLimited, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
 
 /** A stored list answer (tags/list, referrers, a fallback-tag index). */
@@ -61,17 +61,8 @@ export class ListCache {
         // The upstream's own answer (404 NAME_UNKNOWN...) goes to the client as it is.
         throw new UpstreamStatusError(client.name, res.status, await readLimited(res.body, 64 * 1024), res.headers['content-type'])
       }
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).byteLength
-        if (size > MAX_LIST_BYTES) {
-          discard(res.body)
-          throw new OciError(502, 'UNSUPPORTED', `upstream ${client.name} sent a list larger than ${MAX_LIST_BYTES} bytes for ${path.slice(0, 200)}`)
-        }
-        chunks.push(chunk as Buffer)
-      }
-      const body = Buffer.concat(chunks)
+      const body = await readBounded(res.body, MAX_LIST_BYTES)
+      if (body === undefined) throw new OciError(502, 'UNSUPPORTED', `upstream ${client.name} sent a list larger than ${MAX_LIST_BYTES} bytes for ${path.slice(0, 200)}`)
       const record: ListRecord = {
         body: body.toString('base64'),
         contentType: res.headers['content-type'] ?? 'application/json',

@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { acceptClass, accepts, INDEX_TYPES, MANIFEST_TYPES, manifestType, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
-import { discard, type RegistryClient } from '../upstream/registry-client.js'
+import { discard, readBounded, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
@@ -131,17 +131,8 @@ export class ManifestResolver {
 
   private async download (client: RegistryClient, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
     const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept })
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of res.body) {
-      size += (chunk as Buffer).byteLength
-      if (size > MAX_MANIFEST_BYTES) {
-        discard(res.body)
-        throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)
-      }
-      chunks.push(chunk as Buffer)
-    }
-    const body = Buffer.concat(chunks)
+    const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
+    if (body === undefined) throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)
     const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
     return { digest: sha256Digest(body), mediaType, body }
   }

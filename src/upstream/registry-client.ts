@@ -206,6 +206,21 @@ export function discard (body: Readable): void {
   body.destroy()
 }
 
+/** The whole body, or undefined (and the rest discarded) once it passes `limit` bytes. */
+export async function readBounded (body: Readable, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).byteLength
+    if (size > limit) {
+      discard(body)
+      return undefined
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
 export async function readLimited (body: Readable, limit: number): Promise<string> {
   const chunks: Buffer[] = []
   let n = 0

@@ -7,33 +7,13 @@ import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-p
 import { dumpLogsIfFailed, loggedKeys, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { secretLeaks } from '../fixtures/secrets.js'
-import { apiStats, call, ISSUES_PATH, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
+import { apiStats, call, ISSUES_PATH, jobRequests, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
 
 /** The fleet's token: the org's bot, which may read the private repository. */
 const FLEET = 'ghp_FleetBotToken0123456789abcdefghijklmnop'
 /** The test's own token for reading the upstream directly (its bucket is nobody else's). */
 const VERIFIER = 'verifier'
 const ACCEPT = 'application/vnd.github.v3+json'
-
-/** What one CI job asks of the API (the same every job): 30 GETs, 21 distinct. */
-function jobRequests (): string[] {
-  const pages = (path: string, perPage: number, count: number): string[] =>
-    Array.from({ length: count }, (_, i) => `${path}?page=${i + 1}&per_page=${perPage}`)
-  const distinct = [
-    '/repos/acme/public',
-    '/repos/acme/public/contents/README.md',
-    ...pages(ISSUES_PATH, 2, 3),
-    ...pages('/repos/acme/public/pulls', 2, 2),
-    ...pages(ISSUES_PATH, 1, 6),
-    ...pages('/repos/acme/public/pulls', 1, 4),
-    ...pages(ISSUES_PATH, 3, 2),
-    // The job's own (private) repository: GITHUB_TOKEN may read it.
-    '/repos/acme/private',
-    '/repos/acme/private/contents/README.md'
-  ]
-  // A job asks for some things again (a poll, a second step).
-  return [...distinct, ...distinct.slice(0, 9)]
-}
 
 async function assertNowhere (secret: string, side: SidecarProcess): Promise<void> {
   await side.stop() // flushes the index to disk

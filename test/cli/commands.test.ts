@@ -81,7 +81,7 @@ describe('CLI: stats and gc', function () {
 describe('CLI: stats formatting', () => {
   it('rate limits: the API fleet and anonymous buckets by name, client tokens summed up (their labels are hashes); Docker Hub\'s pull limit per registry upstream', async () => {
     const { Stats } = await import('../../src/metrics/stats.js')
-    const { formatStats } = await import('../../src/cli/stats.js')
+    const { formatStats } = await import('../../src/cli/stats-format.js')
     const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
     stats.setApiRateLimit('github', 'fleet', 4990)
     stats.setApiRateLimit('github', 'anon', 58)
