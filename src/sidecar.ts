@@ -146,7 +146,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let httpsAddr: HostPort | undefined
   try {
     httpAddr = await listen(server, config.httpAddr)
-    if (tlsServer !== undefined && config.httpsAddr !== undefined) httpsAddr = await listen(tlsServer, config.httpsAddr)
+    if (tlsServer !== undefined && config.httpsAddr !== undefined) httpsAddr = await listen(tlsServer, config.httpsAddr, 'CACHE_HTTPS_ADDR')
   } catch (err) {
     await Promise.all([server, tlsServer].map(async s => { if (s?.listening === true) await closeServer(s) }))
     await swarm?.stop()
@@ -206,7 +206,8 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       log
     })
   } catch (err) {
-    const message = (err as Error).message
+    // libp2p's message spans lines (one per address): the start-up error is one line.
+    const message = (err as Error).message.split('\n').map(l => l.trim()).filter(Boolean).join(' ')
     const hint = /EADDRINUSE|EACCES|EADDRNOTAVAIL/.test(message)
       ? 'Pick a free port or an address of this host with CACHE_LISTEN_ADDRS (or CACHE_P2P_PORT when CACHE_LISTEN_ADDRS is unset), or run without peers with CACHE_ENABLE_P2P=false'
       : 'Run without peers with CACHE_ENABLE_P2P=false while this is investigated'

@@ -16,10 +16,13 @@ import { VERSION } from '../version.js'
 import { newSwarmKey } from '../p2p/swarm-key.js'
 import { P2pStartError } from '../sidecar.js'
 import { IdentityError } from '../p2p/identity.js'
+import { ListenError } from '../http/server.js'
+import { StoreOpenError } from '../store/errors.js'
+import { closestCommand, unknownVariables } from '../config/unknown-variables.js'
 
 const SERVE_KEYS = Object.keys(OPTIONS) as OptionKey[]
 const GC_KEYS: OptionKey[] = ['dir', 'maxSize', 'evictMinAge', 'evictHighWatermark', 'evictLowWatermark', 'httpAddr', 'logLevel']
-const ID_KEYS: OptionKey[] = ['dir', 'p2pPort', 'listenAddrs', 'announceAddrs']
+const ID_KEYS: OptionKey[] = ['dir', 'p2pPort', 'listenAddrs', 'announceAddrs', 'httpAddr']
 
 /** The "Examples:" block that ends a command's --help: real invocations, one per line. */
 function examples (...lines: string[]): string {
@@ -136,10 +139,23 @@ program.command('swarm-key')
   ))
   .action(() => { process.stdout.write(`${newSwarmKey()}\n`) })
 
+// A mistyped command is not an argument to the default `serve`: say so (usage error, exit 2).
+const first = process.argv[2]
+const commands = program.commands.map(c => c.name())
+if (first !== undefined && !first.startsWith('-') && first !== 'help' && !commands.includes(first)) {
+  const near = closestCommand(first, commands)
+  process.stderr.write(`p2p-cache: unknown command "${first.slice(0, 50)}"${near !== undefined ? ` (did you mean "${near}"?)` : ''}; commands: ${commands.join(', ')}\n`)
+  process.exit(2)
+}
+// A CACHE_* variable no option reads is ignored: say which one was probably meant.
+for (const { name, suggestion } of unknownVariables(process.env, Object.values(OPTIONS).map(o => o.env))) {
+  process.stderr.write(`p2p-cache: warning: ${name} is not a p2p-cache setting and is ignored${suggestion !== undefined ? ` (did you mean ${suggestion}?)` : ''}\n`)
+}
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit 2: the command could not run as configured; the message says what to change.
   if (err instanceof ConfigError || err instanceof SidecarUnreachableError || err instanceof P2pStartError || err instanceof IdentityError ||
-    err instanceof InvalidImageReferenceError || err instanceof InvalidPlatformError) {
+    err instanceof InvalidImageReferenceError || err instanceof InvalidPlatformError || err instanceof ListenError || err instanceof StoreOpenError) {
     process.stderr.write(`p2p-cache: ${err.message}\n`)
     process.exit(2)
   }

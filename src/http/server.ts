@@ -56,11 +56,36 @@ function dispatch (routes: RouteGroup[], log: Logger): RequestListener {
   }
 }
 
-export async function listen (server: NetServer, addr: HostPort): Promise<HostPort> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(addr.port, addr.host, () => { server.off('error', reject); resolve() })
-  })
+/** A listener could not bind: the message names the variable and what to change. */
+export class ListenError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ListenError'
+  }
+}
+
+/**
+ * Binds `server` to `addr`, configured as `variable` (CACHE_HTTP_ADDR, CACHE_HTTPS_ADDR).
+ * @throws ListenError for an address in use, not of this host, or needing privileges
+ */
+export async function listen (server: NetServer, addr: HostPort, variable = 'CACHE_HTTP_ADDR'): Promise<HostPort> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(addr.port, addr.host, () => { server.off('error', reject); resolve() })
+    })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const where = `${variable}=${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`
+    const why = code === 'EADDRINUSE'
+      ? 'the port is in use (another sidecar, or another server); pick a free one'
+      : code === 'EADDRNOTAVAIL'
+        ? 'that is not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses'
+        : code === 'EACCES'
+          ? 'a port below 1024 needs privileges; use a higher one'
+          : (err as Error).message
+    throw new ListenError(`cannot listen on ${where}: ${why} with ${variable}`, { cause: err })
+  }
   const bound = server.address()
   return typeof bound === 'object' && bound !== null ? { host: bound.address, port: bound.port } : addr
 }

@@ -11,6 +11,7 @@ import { planEviction, type Candidate, type EvictionPolicy } from './eviction.js
 import { hashFile, reconcile, type BlobIndex } from './reconcile.js'
 import type { BlobRecord } from './record.js'
 import { BlobWriter } from './writer.js'
+import { StoreOpenError } from './errors.js'
 
 export interface BlobStoreEvents {
   onCommit?: (digest: Digest, size: number) => void
@@ -59,11 +60,28 @@ export class BlobStore {
     this.index = this.db.sublevel<string, BlobRecord>('blobs', { valueEncoding: 'json' })
   }
 
+  /**
+   * Opens (creating) the store under `init.dir` and reconciles index and files (SPEC 3.5).
+   * @throws StoreOpenError when the directory can't be written or another process holds the index
+   */
   static async open (init: BlobStoreInit): Promise<BlobStore> {
     const store = new BlobStore(init)
-    await mkdir(store.layout.blobs, { recursive: true })
-    await mkdir(store.layout.tmp, { recursive: true })
-    await store.db.open()
+    for (const dir of [store.layout.blobs, store.layout.tmp]) {
+      try {
+        await mkdir(dir, { recursive: true })
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+        throw new StoreOpenError(`CACHE_DIR=${init.dir}: cannot create ${dir} (${code}); give the sidecar a writable directory (a volume) with CACHE_DIR`, { cause: err })
+      }
+    }
+    try {
+      await store.db.open()
+    } catch (err) {
+      const locked = (err as { cause?: { code?: unknown } }).cause?.code === 'LEVEL_LOCKED'
+      throw new StoreOpenError(locked
+        ? `CACHE_DIR=${init.dir} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`
+        : `CACHE_DIR=${init.dir}: cannot open the index (${(err as Error).message}); check the directory's permissions and free space`, { cause: err })
+    }
     const report = await reconcile(store.layout, store.index, Date.now())
     for await (const record of store.index.values()) store.total += record.size
     init.log.info({ ...report, size: store.total }, 'store opened')

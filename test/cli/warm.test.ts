@@ -162,7 +162,9 @@ describe('CLI: warm', function () {
     const res = await warm('registry.invalid:5000/team/app:1.0')
     assert.equal(res.code, 1)
     assert.match(res.stderr, /failed: the sidecar answered 400 UNSUPPORTED: unknown registry namespace ns=registry\.invalid:5000/)
-    assert.match(res.stderr, /hint: add the registry to the sidecar's CACHE_REGISTRY_UPSTREAMS \(e\.g\. registry\.invalid:5000=https:\/\/registry\.invalid:5000\)/)
+    assert.match(res.stderr, /hint: add registry\.invalid:5000 to the sidecar's CACHE_REGISTRY_UPSTREAMS \(e\.g\. registry\.invalid:5000=https:\/\/registry\.invalid:5000\) and restart it\n/)
+    // Never "leave the host out": that would pull the same path from the first upstream (Docker Hub).
+    assert.doesNotMatch(res.stderr, /leave the host out|first upstream/)
   })
 
   it('draws a progress bar on a terminal', async function () {

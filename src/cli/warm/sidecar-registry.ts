@@ -143,7 +143,8 @@ function headerValue (headers: Record<string, string | string[] | undefined>, na
 function hintFor (status: number, code: string, message: string, ref: ImageReference): string | undefined {
   const registry = ref.host ?? "the sidecar's first upstream"
   if (status === 400 && message.includes('unknown registry namespace') && ref.host !== undefined) {
-    return `add the registry to the sidecar's CACHE_REGISTRY_UPSTREAMS (e.g. ${upstreamEntryFor(ref.host)}) and restart it, or leave the host out to pull from its first upstream`
+    // Never "leave the host out": that would pull the same path from another registry (Docker Hub).
+    return `add ${ref.host} to the sidecar's CACHE_REGISTRY_UPSTREAMS (e.g. ${upstreamEntryFor(ref.host)}) and restart it`
   }
   if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404) {
     return `check that ${ref.repository}${ref.digest === undefined ? ':' : '@'}${manifestReference(ref)} exists on ${registry}`

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:net'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { startSwarmNode, type SwarmNode } from '../fixtures/swarm.js'
+
+/** A loopback port held by another server for the test's length. */
+async function busyPort (): Promise<{ port: number, server: Server }> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  assert.ok(address !== null && typeof address === 'object')
+  return { port: address.port, server }
+}
+
+/** stderr as lines, the warnings of unrelated variables left out. */
+const lines = (stderr: string): string[] => stderr.trim().split('\n').filter(Boolean)
+
+/**
+ * Start-up and CLI errors keep the one-line promise: what was wrong, the variable, what to do;
+ * exit 2 for a configuration the command can't run with.
+ */
+describe('CLI: start-up errors and usage mistakes, one line each', function () {
+  this.timeout(60_000)
+  let dir: string
+
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'p2p-cache-startup-')) })
+  after(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('the HTTP port in use: one line naming CACHE_HTTP_ADDR, exit 2', async () => {
+    const { port, server } = await busyPort()
+    try {
+      const r = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: `127.0.0.1:${port}`, CACHE_DIR: join(dir, 'http'), CACHE_LOG_LEVEL: 'silent' })
+      assert.equal(r.code, 2, r.stderr)
+      assert.deepEqual(lines(r.stderr), [`p2p-cache: cannot listen on CACHE_HTTP_ADDR=127.0.0.1:${port}: the port is in use (another sidecar, or another server); pick a free one with CACHE_HTTP_ADDR`])
+    } finally {
+      server.close()
+    }
+  })
+
+  it('the P2P port in use: one line naming CACHE_LISTEN_ADDRS, exit 2', async () => {
+    const { port, server } = await busyPort()
+    try {
+      const r = await runCli(['serve'], { CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port}`, CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: join(dir, 'p2p'), CACHE_LOG_LEVEL: 'silent' })
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal(lines(r.stderr).length, 1, r.stderr)
+      assert.match(r.stderr, /^p2p-cache: could not start the peer-to-peer node on \/ip4\/127\.0\.0\.1\/tcp\/\d+: .*CACHE_LISTEN_ADDRS/)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('CACHE_DIR in use by another running sidecar: one line, exit 2', async () => {
+    const first: SidecarProcess = await startSidecar({ CACHE_ENABLE_P2P: 'false' })
+    try {
+      const r = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: first.env.CACHE_DIR ?? '', CACHE_LOG_LEVEL: 'silent' })
+      assert.equal(r.code, 2, r.stderr)
+      assert.deepEqual(lines(r.stderr), [`p2p-cache: CACHE_DIR=${first.env.CACHE_DIR ?? ''} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`])
+    } finally {
+      await first.destroy()
+    }
+  })
+
+  it('a CACHE_DIR that can\'t be created: one line, exit 2', async () => {
+    const file = join(dir, 'a-file')
+    await writeFile(file, 'not a directory')
+    const r = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: join(file, 'cache'), CACHE_LOG_LEVEL: 'silent' })
+    assert.equal(r.code, 2, r.stderr)
+    assert.equal(lines(r.stderr).length, 1, r.stderr)
+    assert.match(r.stderr, /^p2p-cache: CACHE_DIR=.*a-file\/cache: cannot create .* \(ENOTDIR\); give the sidecar a writable directory \(a volume\) with CACHE_DIR\n$/)
+  })
+
+  it('an unknown CACHE_* variable is a warning naming the closest known one', async () => {
+    const r = await runCli(['id'], { CACHE_DIR: join(dir, 'id-warn'), CACHE_MAXSIZE: '5GB', CACHE_BOOTSTRAP_PEER: '/ip4/10.0.0.1/tcp/9000', CACHE_HTTP_ADDR: '127.0.0.1:1' })
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(lines(r.stderr), [
+      'p2p-cache: warning: CACHE_BOOTSTRAP_PEER is not a p2p-cache setting and is ignored (did you mean CACHE_BOOTSTRAP_PEERS?)',
+      'p2p-cache: warning: CACHE_MAXSIZE is not a p2p-cache setting and is ignored (did you mean CACHE_MAX_SIZE?)'
+    ])
+  })
+
+  it('a mistyped command says "unknown command" with the closest one, exit 2', async () => {
+    const r = await runCli(['statz'], {})
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /^p2p-cache: unknown command "statz" \(did you mean "stats"\?\); commands: serve, .*stats.*\n$/)
+  })
+
+  describe('`id` where a sidecar answers on CACHE_HTTP_ADDR', () => {
+    let node: SwarmNode | undefined
+    before(async () => { node = await startSwarmNode() })
+    after(async () => { await node?.destroy() })
+
+    it('with an empty CACHE_DIR: no new identity, the error names the running one (exit 2)', async () => {
+      assert.ok(node)
+      const empty = join(dir, 'id-empty')
+      const r = await runCli(['id'], { CACHE_DIR: empty, CACHE_HTTP_ADDR: node.host })
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, new RegExp(`^p2p-cache: CACHE_DIR=${empty} has no identity yet, but the sidecar at http://${node.host} is ${node.peerId}: run \`p2p-cache id\` with its CACHE_DIR`))
+      const again = await runCli(['id'], { CACHE_DIR: node.env.CACHE_DIR ?? '', CACHE_HTTP_ADDR: node.host })
+      assert.equal(again.code, 0, again.stderr)
+      assert.equal(again.stdout.split('\n')[0], node.peerId)
+      assert.equal(again.stderr, '')
+    })
+
+    it('with another identity in CACHE_DIR: printed, with a warning naming the running one', async () => {
+      assert.ok(node)
+      const other = join(dir, 'id-other')
+      const own = await runCli(['id'], { CACHE_DIR: other, CACHE_HTTP_ADDR: '127.0.0.1:1' })
+      assert.equal(own.code, 0, own.stderr)
+      const r = await runCli(['id'], { CACHE_DIR: other, CACHE_HTTP_ADDR: node.host })
+      assert.equal(r.code, 0)
+      assert.equal(r.stdout.split('\n')[0], own.stdout.split('\n')[0])
+      assert.match(r.stderr, new RegExp(`^p2p-cache: warning: the sidecar answering at http://${node.host} is ${node.peerId}, not `))
+    })
+  })
+})
