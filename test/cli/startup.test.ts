@@ -3,7 +3,11 @@ import { createServer, type Server } from 'node:net'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { freePort } from '../fixtures/ports.js'
+import { httpStatus, waitFor } from '../fixtures/wait.js'
 import { startSwarmNode, type SwarmNode } from '../fixtures/swarm.js'
 
 /** A loopback port held by another server for the test's length. */
@@ -114,5 +118,30 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
       assert.equal(r.stdout.split('\n')[0], own.stdout.split('\n')[0])
       assert.match(r.stderr, new RegExp(`^p2p-cache: warning: the sidecar answering at http://${node.host} is ${node.peerId}, not `))
     })
+  })
+
+  it('npm start: a SIGTERM to npm reaches the sidecar, which shuts down (the script execs node)', async () => {
+    const port = await freePort()
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: dir, CACHE_DIR: join(dir, 'npm-start'), CACHE_HTTP_ADDR: `127.0.0.1:${port}`, CACHE_ENABLE_P2P: 'false' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: the cleanup below can kill node too, whatever npm did.
+      detached: true
+    })
+    let out = ''
+    npm.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    npm.stderr.on('data', (c: Buffer) => { out += c.toString() })
+    const exited = new Promise<void>(resolve => npm.once('exit', () => resolve()))
+    try {
+      await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/readyz`, 1_000) === 200, { timeoutMs: 20_000, intervalMs: 100, what: 'npm start to serve' })
+      npm.kill('SIGTERM')
+      await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/healthz`, 500).then(() => false, () => true), { timeoutMs: 15_000, intervalMs: 100, what: 'the sidecar to stop' })
+      assert.match(out, /"signal":"SIGTERM","msg":"shutting down"/)
+    } finally {
+      try { process.kill(-(npm.pid ?? 0), 'SIGKILL') } catch {}
+      await exited
+    }
   })
 })
