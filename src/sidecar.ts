@@ -14,6 +14,7 @@ import { ManifestResolver } from './resolver/manifest-resolver.js'
 import { RegistryRoutes } from './registry/routes.js'
 import { UpstreamSet } from './registry/upstreams.js'
 import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
+import { ClientLog } from './http/client-log.js'
 import { createHttpServer, createHttpsServer, listen } from './http/server.js'
 import { loadTlsFiles } from './http/tls.js'
 import { loadOrCreateIdentity } from './p2p/identity.js'
@@ -108,16 +109,18 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, stats, log: resolverLog }
   blobs = new BlobResolver({ store, stats, log: resolverLog, peers })
   const openBlobs = blobs
+  const clients = new ClientLog()
   const registry = new RegistryRoutes({
     upstreams,
     blobs,
     manifests: new ManifestResolver({ tags, stats, log: resolverLog, peers, blobs }),
     lists: new ListCache(store.db, { stats, log: resolverLog }),
+    clients,
     stats,
     log: log.child({ component: 'registry' })
   })
   const admin = new AdminRoutes({
-    store, stats, adminToken: config.adminToken, isReady: () => ready, log,
+    store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
   const scopes = new Scopes(privateKey.raw)

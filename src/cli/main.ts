@@ -107,7 +107,9 @@ addConfigOptions(program.command('diagnose')
   .description('check why peers can\'t see each other (network mode, ports, announce addresses, each bootstrap peer, the DHT, the running sidecar) and print the fix for each problem; exit 0 healthy, 1 problems, 2 unusable input')
   .option('--json', 'print the report as JSON (schema p2p-cache/diagnose/v1, see docs/diagnose.schema.json)')
   .option('--bootstrap <multiaddr...>', 'bootstrap addresses to check (default: CACHE_BOOTSTRAP_PEERS)')
-  .option('--http <url>', 'a running sidecar to check (default: the one on CACHE_HTTP_ADDR, if it answers)'), SERVE_KEYS)
+  .option('--http <url>', 'a running sidecar to check (default: the one on CACHE_HTTP_ADDR, if it answers)')
+  .option('--docker-host <url>', 'the Docker engine whose registry mirrors to check (default: DOCKER_HOST, else unix:///var/run/docker.sock)')
+  .option('--containerd-hosts <dir>', 'containerd\'s registry hosts directory to check (default: /etc/containerd/certs.d)'), SERVE_KEYS)
   .addHelpText('after', examples(
     'p2p-cache diagnose',
     'p2p-cache diagnose --bootstrap /dns4/runner-2/tcp/9000/p2p/12D3KooWKVAwjJhWMPZ27Kwwhe1S37KXeWdXHBnT7JSwgWEtfPuR',
@@ -117,7 +119,9 @@ addConfigOptions(program.command('diagnose')
     await diagnoseCommand(configFlags(opts), {
       json: opts.json === true,
       ...(Array.isArray(opts.bootstrap) ? { bootstrap: opts.bootstrap as string[] } : {}),
-      ...(typeof opts.http === 'string' ? { http: opts.http } : {})
+      ...(typeof opts.http === 'string' ? { http: opts.http } : {}),
+      ...(typeof opts.dockerHost === 'string' ? { dockerHost: opts.dockerHost } : {}),
+      ...(typeof opts.containerdHosts === 'string' ? { containerdHosts: opts.containerdHosts } : {})
     })
   })
 

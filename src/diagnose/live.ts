@@ -1,5 +1,6 @@
 import { request } from 'undici'
 import type { P2pInfo } from '../http/admin-routes.js'
+import type { ClientSeen } from '../http/client-log.js'
 import { fail, ok, skip, warn, type Finding } from './finding.js'
 import { HTTP_TIMEOUT_MS } from './constants.js'
 
@@ -10,6 +11,8 @@ export interface LiveSidecar {
   /** GET /api/p2p; undefined when the sidecar runs with CACHE_ENABLE_P2P=false. */
   p2p?: P2pInfo
   stats?: Record<string, unknown>
+  /** GET /api/cache/clients: the registry clients it has seen, by family. */
+  clients?: Record<string, ClientSeen>
   /** The sidecar's Date header, for the clock check. */
   date?: string
   rttMs: number
@@ -32,13 +35,14 @@ export async function findSidecar (url: string): Promise<LiveSidecar | undefined
     return undefined
   }
   const rttMs = performance.now() - started
-  const [readyz, v2, p2p, stats] = await Promise.all(['/readyz', '/v2/', '/api/p2p', '/api/cache/stats'].map(async path => await get(new URL(path, url).href).catch(() => undefined)))
+  const [readyz, v2, p2p, stats, clients] = await Promise.all(['/readyz', '/v2/', '/api/p2p', '/api/cache/stats', '/api/cache/clients'].map(async path => await get(new URL(path, url).href).catch(() => undefined)))
   return {
     url,
     rttMs,
     status: { healthz: healthz.status, readyz: readyz?.status ?? 0, v2: v2?.status ?? 0 },
     ...(p2p?.status === 200 ? { p2p: JSON.parse(p2p.body) as P2pInfo } : {}),
     ...(stats?.status === 200 ? { stats: JSON.parse(stats.body) as Record<string, unknown> } : {}),
+    ...(clients?.status === 200 ? { clients: (JSON.parse(clients.body) as { clients: Record<string, ClientSeen> }).clients } : {}),
     ...(healthz.date !== undefined ? { date: healthz.date } : {})
   }
 }

@@ -14,6 +14,7 @@ import { findSidecar, liveFindings } from './live.js'
 import { checkStorage } from './storage.js'
 import { checkClock, checkUpstreams } from './upstreams.js'
 import { checkFleetCredentials } from './fleet.js'
+import { checkContainerd, checkDocker, DEFAULT_CONTAINERD_HOSTS, defaultDockerHost } from './clients.js'
 import { loadFleetCredentials } from '../upstream/fleet-credential.js'
 import { REPORT_SCHEMA, type Report } from './report.js'
 import { VERSION } from '../version.js'
@@ -24,6 +25,10 @@ export interface DiagnoseOptions {
   bootstrap?: string[]
   /** A running sidecar's URL; default: the one CACHE_HTTP_ADDR names, if it answers. */
   http?: string
+  /** The Docker engine to ask for its mirrors; default DOCKER_HOST, else /var/run/docker.sock. */
+  dockerHost?: string
+  /** containerd's hosts directory; default /etc/containerd/certs.d. */
+  containerdHosts?: string
   signal?: AbortSignal
 }
 
@@ -70,6 +75,9 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   }
 
   findings.push(...liveFindings(httpUrl, live, opts.http !== undefined, entries.length > 0))
+  // The clients of this host: is the sidecar their mirror, and have they reached it?
+  findings.push(await checkDocker(opts.dockerHost ?? defaultDockerHost(), httpUrl, live?.clients))
+  findings.push(await checkContainerd(opts.containerdHosts ?? DEFAULT_CONTAINERD_HOSTS, httpUrl, live?.clients))
   const upstreams = await checkUpstreams(config.registryUpstreams, config.apiUpstreams)
   findings.push(...upstreams.findings)
   findings.push(...await checkFleetCredentials(config.apiUpstreams, fleet))

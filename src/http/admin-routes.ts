@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
+import type { ClientLog } from './client-log.js'
 import { isDigest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
@@ -13,6 +14,8 @@ export interface AdminRoutesInit {
   isReady: () => boolean
   /** This node in the swarm (GET /api/p2p); undefined when CACHE_ENABLE_P2P=false. */
   p2p?: () => P2pInfo
+  /** Registry clients seen (GET /api/cache/clients). */
+  clients: ClientLog
   log: Logger
 }
 
@@ -48,6 +51,10 @@ export class AdminRoutes {
     }
     if (path === '/api/cache/stats' && (method === 'GET' || method === 'HEAD')) {
       sendJson(res, 200, stats.snapshot())
+      return true
+    }
+    if (path === '/api/cache/clients' && (method === 'GET' || method === 'HEAD')) {
+      sendJson(res, 200, { clients: this.init.clients.snapshot() })
       return true
     }
     if (path === '/api/p2p' && (method === 'GET' || method === 'HEAD')) {

@@ -7,6 +7,7 @@ import { acceptedTypes, OCI_INDEX } from '../oci/media-types.js'
 import type { Digest } from '../oci/digest.js'
 import type { ListAnswer, ListCache } from '../resolver/list-cache.js'
 import type { RegistryClient } from '../upstream/registry-client.js'
+import type { ClientLog } from '../http/client-log.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { ManifestResolver } from '../resolver/manifest-resolver.js'
 import type { Stats } from '../metrics/stats.js'
@@ -22,6 +23,8 @@ export interface RegistryRoutesInit {
   manifests: ManifestResolver
   /** tags/list and referrers answers. */
   lists: ListCache
+  /** Who pulls: every pull-API request's User-Agent family. */
+  clients: ClientLog
   stats: Stats
   log: Logger
 }
@@ -34,6 +37,7 @@ export class RegistryRoutes {
 
   async handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (!url.pathname.startsWith('/v2')) return false
+    this.init.clients.note(req.headers['user-agent'])
     const head = req.method === 'HEAD'
     try {
       if (req.method !== 'GET' && !head) {

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { buildMultiArchImage, type ImageDescription } from '../fixtures/oci-image.js'
 import { pushLayout } from '../fixtures/skopeo.js'
-import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { CLI, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
 import { Netns, netnsUnavailable } from '../fixtures/netns.js'
 import { startDockerd, DOCKERD_BIN, type Dockerd } from '../fixtures/dockerd.js'
@@ -65,6 +65,26 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
     assert.ok(r.code === 0 || /No such image/.test(r.stderr), r.stderr)
   }
 
+  /** `p2p-cache diagnose --json` inside the namespace: its client.docker finding. */
+  const dockerFinding = async (): Promise<{ verdict: string, summary: string, fix?: string }> => {
+    assert.ok(ns)
+    const r = await ns.run(process.execPath, [CLI, 'diagnose', '--json', '--http', sidecar.url, '--docker-host', dockerd.host, '--containerd-hosts', join(work, 'no-containerd')], {
+      env: { PATH: process.env.PATH, HOME: work, CACHE_DIR: join(work, 'diagnose'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: sidecar.host, CACHE_REGISTRY_UPSTREAMS: `docker.io=${registry.url}`, CACHE_API_UPSTREAMS: `github=${registry.url}` },
+      timeoutMs: 60_000
+    })
+    const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
+    const finding = report.findings.find(f => f.check === 'client.docker')
+    assert.ok(finding, r.stdout.slice(0, 2000))
+    return finding
+  }
+
+  it('diagnose before any pull: dockerd has the sidecar as its mirror but never reached it (a warning with the fix)', async () => {
+    const f = await dockerFinding()
+    assert.equal(f.verdict, 'warn', f.summary)
+    assert.match(f.summary, /^dockerd has the sidecar as its mirror but never reached it/)
+    assert.match(f.fix ?? '', /docker pull/)
+  })
+
   it('docker info lists the sidecar as its registry mirror', async () => {
     const info = await dockerd.docker(['info', '--format', '{{json .RegistryConfig.Mirrors}}'])
     assert.equal(info.code, 0, info.stderr)
@@ -83,6 +103,12 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
     for (const layer of amd64.layers) assert.equal(registry.count({ method: 'GET', pathIncludes: layer.digest }), 1, `layer ${layer.digest} fetched once upstream`)
     const stats = await sidecar.stats()
     assert.ok((stats.stores ?? 0) >= 2 + amd64.layers.length, JSON.stringify(stats))
+  })
+
+  it('diagnose after a pull: dockerd uses the sidecar, and its last request is named', async () => {
+    const f = await dockerFinding()
+    assert.equal(f.verdict, 'ok', f.summary)
+    assert.match(f.summary, /^dockerd uses the sidecar as its registry mirror; its last request reached the sidecar \d+ s ago \(\d+ in all\)$/)
   })
 
   it('warm pull after docker rmi: served from the sidecar, the upstream sees no blob GET', async () => {

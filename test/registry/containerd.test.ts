@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { buildImage, buildMultiArchImage, randomLayer, type ImageDescription } from '../fixtures/oci-image.js'
 import { pushLayout } from '../fixtures/skopeo.js'
-import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { startContainerd, writeHostsToml, type Containerd } from '../fixtures/containerd.js'
 import { freePort } from '../fixtures/ports.js'
 
@@ -154,6 +154,30 @@ describe('containerd (ctr) pulls through the sidecar as its hosts.toml mirror', 
     assert.equal(res.headers.get('content-type'), multi.mediaType)
     assert.equal(res.headers.get('x-cache'), 'HIT')
     await res.arrayBuffer()
+  })
+
+  /** `p2p-cache diagnose --json` against this sidecar and `hosts`: its client.containerd finding. */
+  const containerdFinding = async (hosts: string): Promise<{ verdict: string, summary: string, fix?: string }> => {
+    const r = await runCli(['diagnose', '--json', '--http', sidecar.url, '--containerd-hosts', hosts, '--docker-host', `unix://${join(work, 'no-docker.sock')}`], {
+      HOME: work, CACHE_DIR: join(work, 'diagnose'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: sidecar.host,
+      CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, CACHE_API_UPSTREAMS: `github=${registry.url}`
+    }, { timeoutMs: 60_000 })
+    const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
+    const finding = report.findings.find(f => f.check === 'client.containerd')
+    assert.ok(finding, r.stdout.slice(0, 2000))
+    return finding
+  }
+
+  it('diagnose: containerd mirrors the registry through the sidecar and has reached it; a hosts dir without it is a warning with the fix', async () => {
+    const f = await containerdFinding(hostsDir)
+    assert.equal(f.verdict, 'ok', f.summary)
+    assert.match(f.summary, new RegExp(`^containerd mirrors ${registry.host.replace(/\./g, '\\.')} through the sidecar; its last request reached the sidecar \\d+ s ago`))
+    const empty = join(work, 'hosts-empty')
+    await mkdir(join(empty, 'docker.io'), { recursive: true })
+    const none = await containerdFinding(empty)
+    assert.equal(none.verdict, 'warn')
+    assert.match(none.summary, /^no hosts\.toml under .* names the sidecar/)
+    assert.match(none.fix ?? '', /hosts\.toml with \[host\."http:\/\/127\.0\.0\.1:\d+"\] capabilities = \["pull", "resolve"\]/)
   })
 
   it('the pull fails when the sidecar is down (proof the mirror is the only path)', async () => {
