@@ -46,11 +46,6 @@ export class HotRecords {
     this.delete(`${resource}\0${scope}\0${accept}`)
   }
 
-  clear (): void {
-    this.entries.clear()
-    this.bytes = 0
-  }
-
   private delete (key: string): void {
     const previous = this.entries.get(key)
     if (previous === undefined) return

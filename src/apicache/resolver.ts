@@ -233,7 +233,8 @@ export class ApiResolver {
     const policyRequest = this.policyRequest(req, FLEET_SCOPE)
     const stored = await this.stored(resource, FLEET_SCOPE, accept)
     if (stored !== undefined && this.servable(stored, FLEET_SCOPE, req)) {
-      return this.learned(req, { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored), body: stored.body })
+      this.learnVisibilityFrom(req, stored.record.status, stored.body)
+      return { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored), body: stored.body }
     }
     let authorization: string
     try {
@@ -259,25 +260,26 @@ export class ApiResolver {
     }
     if (res.status === 304 && candidate !== undefined && conditional !== undefined) {
       const answer = await this.revalidated(resource, FLEET_SCOPE, policyRequest, candidate, res, identity)
-      return this.learned(req, { ...answer, headers: withoutRateLimit(answer.headers) })
+      this.learnVisibilityFrom(req, answer.status, answer.body)
+      return { ...answer, headers: withoutRateLimit(answer.headers) }
     }
     if (res.status < 200 || res.status >= 300) {
       // Only what the fleet may read is shared: its 403/404 says nothing of what the client may
       // (an admin's token reads a repository's hooks where a read-only fleet token can't).
-      this.learned(req, { cache: 'MISS', status: res.status, headers: {}, body: res.body })
+      this.learnVisibilityFrom(req, res.status, res.body)
       throw new FleetUnusable(`the fleet credential got ${res.status}`)
     }
     const answer = await this.fresh(resource, FLEET_SCOPE, policyRequest, res, identity)
-    return this.learned(req, { ...answer, headers: withoutRateLimit(answer.headers) })
+    this.learnVisibilityFrom(req, answer.status, answer.body)
+    return { ...answer, headers: withoutRateLimit(answer.headers) }
   }
 
   /** A repository's own resource (`/repos/{owner}/{repo}`) answered for the fleet says its visibility. */
-  private learned (req: ApiRequest, answer: ApiAnswer): ApiAnswer {
+  private learnVisibilityFrom (req: ApiRequest, status: number, body: Buffer): void {
     const target = apiTarget(req.path)
     if (target.repo !== undefined && req.path.toLowerCase() === `/repos/${target.repo}`) {
-      this.access.learn(req.upstream.name, target.repo, visibilityOf(answer.status, answer.body))
+      this.access.learn(req.upstream.name, target.repo, visibilityOf(status, body))
     }
-    return answer
   }
 
   /** `req` under the client's own credential scope. */
