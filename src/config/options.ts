@@ -119,6 +119,8 @@ const addrList = (parseOne: (entry: string) => Multiaddr): z.ZodType<Multiaddr[]
 
 const port = z.string().trim().regex(/^\d{1,5}$/).transform(Number).pipe(z.number().int().min(0).max(65535))
 
+const dataPort = z.string().trim().toLowerCase().pipe(z.union([z.enum(['auto', 'off']), port]))
+
 const count = (min: number, max: number): z.ZodType<number, string> => z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max))
 
 const swarmKey = z.string().transform((s, ctx): Uint8Array | undefined => {
@@ -224,6 +226,11 @@ export const OPTIONS = {
     env: 'CACHE_P2P_PORT', flag: '--p2p-port <port>', default: '9000',
     description: 'libp2p TCP port, used when CACHE_LISTEN_ADDRS is not set',
     expected: 'a port number 0-65535', schema: port
+  }),
+  p2pDataPort: option({
+    env: 'CACHE_P2P_DATA_PORT', flag: '--p2p-data-port <port>', default: 'auto',
+    description: 'TCP port of the data channel that carries large blobs between peers (TLS 1.3 with a one-time key from the libp2p exchange, several times faster than the libp2p connection); auto = the P2P port + 1 (9001), or any free port if that one is taken; off = every byte over libp2p',
+    expected: 'auto, off, or a port number 0-65535', schema: dataPort
   }),
   listenAddrs: option({
     env: 'CACHE_LISTEN_ADDRS', flag: '--listen-addrs <multiaddrs>', default: '',

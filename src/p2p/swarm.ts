@@ -9,7 +9,9 @@ import { pinnedPeerId } from './addresses.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
 import { DenyList } from './deny-list.js'
-import { fetchFromPeer, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
+import { fetchFromPeer, type DataChannelUse, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
+import { DataServer, type DataServerInit } from './data/server.js'
+import { DATA_UNREACHABLE_MS } from './data/constants.js'
 import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
 import type { ApiKey } from '../keys/api-key.js'
 import type { TagKey } from '../oci/tag-key.js'
@@ -23,6 +25,8 @@ import { routingTableSize } from './routing-table.js'
 export interface SwarmInit extends P2pNodeInit {
   /** Blobs served to peers at once (CACHE_MAX_UPLOADS). */
   maxUploads: number
+  /** The data channel's listener (CACHE_P2P_DATA_PORT); undefined = off, every byte over libp2p. */
+  data?: DataServerInit | undefined
 }
 
 export interface SwarmComponents {
@@ -51,10 +55,21 @@ export interface PeerSummary {
 export class Swarm {
   readonly peerId: PeerId
   private readonly denied = new DenyList()
+  /** Peers whose data channel port this node could not reach: their bytes come over libp2p. */
+  private readonly dataUnreachable = new DenyList(DATA_UNREACHABLE_MS)
+  private readonly dataUse: DataChannelUse = {
+    wanted: peer => !this.dataUnreachable.has(peer),
+    unreachable: (peer, err) => {
+      this.dataUnreachable.add(peer)
+      this.log.warn({ peer, err: err.message, forMs: DATA_UNREACHABLE_MS },
+        "the peer's data channel port is unreachable from here: its blobs come over the libp2p connection (slower) for a while. Open or publish its CACHE_P2P_DATA_PORT (TCP, the P2P port + 1 by default)")
+    }
+  }
 
   private constructor (
     readonly node: P2pNode,
     private readonly server: FetchServer,
+    private readonly data: DataServer | undefined,
     private readonly dialback: DialbackServer,
     private readonly claims: ClaimService,
     private readonly announcer: Announcer,
@@ -70,7 +85,8 @@ export class Swarm {
     // One bootstrap list for every service of a compose file names this node too: skip itself.
     const bootstrap = init.bootstrap.filter(ma => pinnedPeerId(ma) !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, inProgress: components.inProgress, log }, { maxUploads: init.maxUploads })
+    const data = init.data === undefined ? undefined : new DataServer({ log }, init.data)
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, inProgress: components.inProgress, data, log }, { maxUploads: init.maxUploads })
     const dialback = new DialbackServer({ node, log })
     const claims = new ClaimService({
       node,
@@ -78,18 +94,20 @@ export class Swarm {
       has: async digest => components.servesInProgress(digest) || await components.store.stat(digest) !== undefined
     })
     try {
+      await data?.start()
       await server.start()
       await dialback.start()
       await claims.start()
     } catch (err) {
+      await data?.stop()
       await node.stop()
       throw err
     }
     const announcer = new Announcer({ node, log })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
     dialer.start()
-    const swarm = new Swarm(node, server, dialback, claims, announcer, dialer, log)
-    log.info({ peerId: self.toString(), addrs: swarm.addrs(), bootstrap: bootstrap.map(String) }, 'p2p node started')
+    const swarm = new Swarm(node, server, data, dialback, claims, announcer, dialer, log)
+    log.info({ peerId: self.toString(), addrs: swarm.addrs(), dataPort: data?.port, bootstrap: bootstrap.map(String) }, 'p2p node started')
     return swarm
   }
 
@@ -105,6 +123,11 @@ export class Swarm {
       byPeer.set(id, [...(byPeer.get(id) ?? []), c.remoteAddr.toString()])
     }
     return [...byPeer].map(([peerId, addrs]) => ({ peerId, addrs }))
+  }
+
+  /** The data channel's TCP port, when it is on. */
+  get dataPort (): number | undefined {
+    return this.data?.port
   }
 
   /** Blobs being served to peers right now. */
@@ -142,7 +165,7 @@ export class Swarm {
   }
 
   async fetch (peer: PeerRef, request: FetchRequest, opts: FetchOptions): Promise<PeerBlob> {
-    return await fetchFromPeer(this.node, peer, request, opts)
+    return await fetchFromPeer(this.node, peer, request, opts, this.data === undefined ? undefined : this.dataUse)
   }
 
   /**
@@ -179,6 +202,7 @@ export class Swarm {
     await this.dialer.stop()
     await this.announcer.stop()
     await this.server.stop()
+    await this.data?.stop()
     await this.dialback.stop()
     await this.claims.stop()
     await this.node.stop()

@@ -1,11 +1,15 @@
-import type { PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
-import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
+import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, FETCH_PROTOCOL_DATA, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
+import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
+import { connectData } from '../data/connect.js'
+import { isDigest } from '../../oci/digest.js'
 import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type TagAnswer } from './frames.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
+import { socketSource, streamSource } from './byte-source.js'
 
 export interface PeerRef {
   id: PeerId
@@ -25,6 +29,8 @@ export interface PeerBlob {
   tag?: TagAnswer
   /** The answer to an API key (its body is the bytes). */
   api?: ApiAnswer
+  /** The bytes came over the data channel (p2p/data), not the libp2p stream. */
+  dataChannel: boolean
   /** The `length` bytes from `start`, in batches of chunks; see `receive`. */
   body: AsyncGenerator<Buffer[]>
   /** Ends the exchange early (reset); after `body` is done, closes it cleanly. */
@@ -37,22 +43,46 @@ export interface FetchOptions {
   idleMs: number
 }
 
-/** Asks one peer for (a range of) a blob over `/p2p-cache/fetch/1.0.0`. */
-export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions): Promise<PeerBlob> {
+/** Whether blob bytes may come over the data channel (p2p/data), and what to do when it fails. */
+export interface DataChannelUse {
+  wanted: (peer: string) => boolean
+  /** The peer's data port could not be reached (the bytes are then asked for over libp2p). */
+  unreachable: (peer: string, err: Error) => void
+}
+
+/** The IP address and TCP of a connection's remote end, if that is what it is. */
+function remoteHost (connection: Connection): string | undefined {
+  const [host, tcp] = connection.remoteAddr.getComponents()
+  return (host?.name === 'ip4' || host?.name === 'ip6') && tcp?.name === 'tcp' ? host.value : undefined
+}
+
+/**
+ * Asks one peer for (a range of) a blob over `/p2p-cache/fetch/1.1.0` (or 1.0.0 with an older
+ * peer). With `data`, a blob's bytes may come over the data channel instead: the peer's header
+ * carries a one-time key, and the bytes follow on a TLS connection to the address this node
+ * reached the peer at. When that port can't be reached, `data.unreachable` is told and the same
+ * request goes over libp2p. Throws PeerFetchError for anything the peer did wrong or could not do.
+ */
+export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions, data?: DataChannelUse): Promise<PeerBlob> {
   const name = peer.id.toString()
   let stream: Stream
+  let connection: Connection
   try {
     if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
-    stream = await node.dialProtocol(peer.id, FETCH_PROTOCOL, { signal: AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))]) })
+    const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))])
+    connection = await node.dial(peer.id, { signal })
+    stream = await connection.newStream([FETCH_PROTOCOL_DATA, FETCH_PROTOCOL], { signal })
   } catch (err) {
     throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
   }
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_HEADER_BYTES })
     const headerSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.idleMs)])
+    const host = remoteHost(connection)
+    const askData = data !== undefined && host !== undefined && stream.protocol === FETCH_PROTOCOL_DATA && isDigest(request.key) && data.wanted(name)
     let header
     try {
-      await lp.write(encodeFrame(request), { signal: headerSignal })
+      await lp.write(encodeFrame(askData ? { ...request, data: true } : request), { signal: headerSignal })
       header = decodeResponseHeader((await lp.read({ signal: headerSignal })).subarray())
     } catch (err) {
       const stalled = headerSignal.aborted && !opts.signal.aborted
@@ -68,20 +98,48 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
     if (start !== wantedStart || length !== Math.max(0, wantedEnd - wantedStart)) {
       throw new PeerFetchError(name, 'protocol', `answered bytes ${start}+${length} to a request for ${wantedStart}-${wantedEnd}`)
     }
-    const raw = lp.unwrap()
     // A download in progress comes at its upstream's pace, which no other source beats: only
     // a longer silence drops it, not a low average rate.
     const inProgress = header.inProgress === true
-    const received = receive(raw, name, length, inProgress ? Math.max(opts.idleMs, IN_PROGRESS_IDLE_MS) : opts.idleMs, opts.signal, { minRate: !inProgress })
-    return {
+    const idleMs = inProgress ? Math.max(opts.idleMs, IN_PROGRESS_IDLE_MS) : opts.idleMs
+    const answer = {
       peer: name,
       size,
       start,
       length,
-      inProgress: header.inProgress === true,
+      inProgress,
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
       ...(header.tag !== undefined ? { tag: header.tag } : {}),
-      ...(header.api !== undefined ? { api: header.api } : {}),
+      ...(header.api !== undefined ? { api: header.api } : {})
+    }
+    if (header.data !== undefined) {
+      if (!askData || host === undefined) throw new PeerFetchError(name, 'protocol', 'offered the data channel unasked')
+      void stream.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { stream.abort(e as Error) })
+      let socket
+      try {
+        socket = await connectData(host, header.data, Math.min(DATA_CONNECT_TIMEOUT_MS, opts.idleMs), opts.signal)
+      } catch (err) {
+        if (opts.signal.aborted) throw err
+        data.unreachable(name, err as Error)
+        return await fetchFromPeer(node, peer, request, opts)
+      }
+      const received = receive(socketSource(socket), name, length, idleMs, opts.signal, { minRate: !inProgress })
+      return {
+        ...answer,
+        dataChannel: true,
+        body: received.body,
+        // Every byte is in once the body is done: nothing is left to say on the socket.
+        close: () => {
+          received.stop()
+          socket.destroy()
+        }
+      }
+    }
+    const raw = lp.unwrap()
+    const received = receive(streamSource(raw), name, length, idleMs, opts.signal, { minRate: !inProgress })
+    return {
+      ...answer,
+      dataChannel: false,
       body: received.body,
       close: (err?: Error) => {
         received.stop()

@@ -3,6 +3,7 @@ import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import { isApiKey, type ApiKey } from '../../keys/api-key.js'
 import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
+import type { DataOffer } from '../data/server.js'
 
 export { FrameError } from '../json-frame.js'
 
@@ -21,6 +22,8 @@ export interface FetchRequest {
   start?: number
   /** One past the last byte wanted (default: the end). `start === end` asks for the header only. */
   end?: number
+  /** 1.1.0: the requester can take the bytes over the data channel (see p2p/data). */
+  data?: boolean
 }
 
 export type FetchStatus = 'ok' | 'not_found' | 'busy' | 'bad_request' | 'error'
@@ -40,6 +43,11 @@ export interface FetchResponseHeader {
   tag?: TagAnswer
   /** The answer to an API key: the stored response; its body (digest `body`) follows. */
   api?: ApiAnswer
+  /**
+   * 1.1.0: the bytes do not follow on this stream but on the data channel, with this one-time
+   * key; the server closes the stream after the header.
+   */
+  data?: DataOffer
 }
 
 export interface ApiAnswer {
@@ -63,7 +71,8 @@ const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const requestSchema = z.strictObject({
   key: z.string().max(700).refine(k => isDigest(k) || isTagKey(k) || isApiKey(k), 'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single> or api:<upstream> <path>#<accept>'),
   start: offset.optional(),
-  end: offset.optional()
+  end: offset.optional(),
+  data: z.boolean().optional()
 }).refine(r => r.end === undefined || r.end >= (r.start ?? 0), 'end must not be before start')
 
 const headerSchema = z.strictObject({
@@ -85,6 +94,11 @@ const headerSchema = z.strictObject({
     headers: z.record(z.string().max(100), z.string().max(8192)).refine(h => Object.keys(h).length <= 100, 'at most 100 headers'),
     body: z.string().refine(isDigest, 'api body must be sha256:<64 lowercase hex>'),
     validator: z.string().regex(/^[0-9a-f]{32}$/).optional()
+  }).optional(),
+  data: z.strictObject({
+    port: z.number().int().min(1).max(65535),
+    ticket: z.string().regex(/^[0-9a-f]{32}$/),
+    key: z.string().regex(/^[0-9a-f]{64}$/)
   }).optional()
 }).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
   'an ok header carries size, start and length within size')

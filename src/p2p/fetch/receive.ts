@@ -1,12 +1,13 @@
-import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
-import { MAX_READ_BUFFER, PEER_MIN_RATE, PEER_RATE_GRACE_MS, RECEIVE_HIGH_WATER } from '../constants.js'
+import { PEER_MIN_RATE, PEER_RATE_GRACE_MS, RECEIVE_HIGH_WATER } from '../constants.js'
+import type { ByteSource } from './byte-source.js'
 import { PeerFetchError } from './errors.js'
 
 /**
- * Yields exactly `length` bytes from a libp2p stream, in batches of whatever arrived while the
- * consumer was busy (so a file writer does one vectored write per batch, not one per frame).
- * Backpressure: above RECEIVE_HIGH_WATER buffered bytes the stream is paused, which stops
- * yamux granting window to the sender; it resumes when the consumer takes the batch.
+ * Yields exactly `length` bytes from a transport (a libp2p stream or the data channel's socket),
+ * in batches of whatever arrived while the consumer was busy (so a file writer does one vectored
+ * write per batch, not one per frame).
+ * Backpressure: above RECEIVE_HIGH_WATER buffered bytes the source is paused, which stops the
+ * sender (yamux window, TCP window); it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
  * still buffered. No data for `idleMs`, or (unless `minRate` is false) less than PEER_MIN_RATE
  * on average after a grace period, fails with reason `stalled`.
@@ -14,8 +15,7 @@ import { PeerFetchError } from './errors.js'
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export function receive (stream: Stream, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
-  stream.maxReadBufferLength = MAX_READ_BUFFER
+export function receive (source: ByteSource, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
   let queue: Buffer[] = []
   let queued = 0
   let closed = false
@@ -26,28 +26,20 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
     wake = undefined
     w?.()
   }
-  const onMessage = (evt: StreamMessageEvent): void => {
-    const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
-    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    queue.push(buf)
-    queued += buf.byteLength
-    // A pause() inside a 'message' handler dispatched by resume() is undone by resume itself:
-    // defer it, and re-check that the consumer has not drained the queue meanwhile.
-    if (queued >= RECEIVE_HIGH_WATER) queueMicrotask(() => { if (queued >= RECEIVE_HIGH_WATER && stream.readStatus === 'readable') stream.pause() })
-    notify()
-  }
-  const onClose = (evt: StreamCloseEvent): void => {
-    closed = true
-    error ??= evt.error
-    notify()
-  }
-  const onEnd = (): void => {
-    closed = true
-    notify()
-  }
-  stream.addEventListener('message', onMessage)
-  stream.addEventListener('close', onClose)
-  stream.addEventListener('end', onEnd)
+  const stillFull = (): boolean => queued >= RECEIVE_HIGH_WATER
+  source.listen({
+    data: buf => {
+      queue.push(buf)
+      queued += buf.byteLength
+      if (stillFull()) source.pause(stillFull)
+      notify()
+    },
+    end: err => {
+      closed = true
+      error ??= err
+      notify()
+    }
+  })
   const onAbort = (): void => {
     error ??= signal.reason instanceof Error ? signal.reason : new Error('aborted')
     notify()
@@ -58,10 +50,7 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
   const stop = (): void => {
     clearTimeout(timer)
     signal.removeEventListener('abort', onAbort)
-    stream.removeEventListener('message', onMessage)
-    stream.removeEventListener('close', onClose)
-    stream.removeEventListener('end', onEnd)
-    if (stream.readStatus === 'paused') stream.resume()
+    source.unlisten()
   }
   const started = Date.now()
   const body = (async function * () {
@@ -78,7 +67,7 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
           const bytes = queued
           queue = []
           queued = 0
-          if (stream.readStatus === 'paused') stream.resume()
+          source.resume()
           if (delivered + bytes > length) {
             throw new PeerFetchError(peer, 'protocol', `sent more than the ${length} bytes it announced`)
           }
@@ -89,7 +78,7 @@ export function receive (stream: Stream, peer: string, length: number, idleMs: n
         if (error !== undefined) {
           throw error instanceof PeerFetchError ? error : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
         }
-        if (closed || stream.readableEnded) {
+        if (closed || source.ended) {
           throw new PeerFetchError(peer, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
         }
         await new Promise<void>((resolve, reject) => {

@@ -1,11 +1,15 @@
 import type { Readable } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import type { BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
-import { FETCH_PROTOCOL, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
+import { FETCH_PROTOCOL, FETCH_PROTOCOL_DATA, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
+import { DATA_MIN_BYTES } from '../data/constants.js'
+import type { DataServer } from '../data/server.js'
+import { sendBody, socketSink } from './send-body.js'
 import { decodeRequest, encodeFrame, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
@@ -42,6 +46,8 @@ export interface FetchServerComponents {
    * undefined when there is none.
    */
   inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
+  /** The data channel, when enabled: large transfers to peers that ask for it go over it. */
+  data?: DataServer | undefined
   log: Logger
 }
 
@@ -68,13 +74,14 @@ export class FetchServer {
   }
 
   async start (): Promise<void> {
-    await this.components.node.handle(FETCH_PROTOCOL, (stream, connection) => {
+    // 1.1.0 is 1.0.0 plus the data channel offer; both are served.
+    await this.components.node.handle([FETCH_PROTOCOL_DATA, FETCH_PROTOCOL], (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: MAX_INBOUND_STREAMS })
   }
 
   async stop (): Promise<void> {
-    await this.components.node.unhandle(FETCH_PROTOCOL)
+    await this.components.node.unhandle([FETCH_PROTOCOL_DATA, FETCH_PROTOCOL])
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
@@ -115,6 +122,8 @@ export class FetchServer {
     }
     this.uploads++
     let source: (GrowingBlob & { size: number, inProgress: boolean }) | undefined
+    /** The transfer went to the data channel, which releases the source and the slot. */
+    let handedOff = false
     try {
       const local = await store.openRead(blob)
       if (local !== undefined) {
@@ -146,37 +155,51 @@ export class FetchServer {
         return
       }
       const length = Math.max(0, end - start)
-      await lp.write(encodeFrame({
+      const header: FetchResponseHeader = {
         status: 'ok', size, start, length,
         ...(source.mediaType !== undefined ? { mediaType: source.mediaType } : {}),
         ...(source.inProgress ? { inProgress: true } : {}),
         ...(api !== undefined ? { api } : {})
-      }), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
-      const raw = lp.unwrap()
-      if (length > 0) {
-        const body = source.stream(start, end)
-        // A download in progress can wait on its source: a peer that hangs up must not hold it.
-        const onClose = (): void => { body.destroy() }
-        raw.addEventListener('close', onClose)
-        try {
-          for await (const chunk of body) {
-            const buf = chunk as Buffer
-            stats.inc('bytes_served_to_peers', buf.byteLength)
-            // send() false = the muxer's buffer is full: wait, or memory grows with the blob.
-            if (!raw.send(buf)) await raw.onDrain({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
-          }
-        } finally {
-          raw.removeEventListener('close', onClose)
-        }
       }
+      const served = source
+      const data = request.data === true && stream.protocol === FETCH_PROTOCOL_DATA && length >= DATA_MIN_BYTES && api === undefined
+        ? this.components.data?.offer(connection.remotePeer.toString(),
+          socket => { void this.sendOverDataChannel(socket, served, start, end, log, key).finally(() => { void this.finish(served) }) },
+          () => { void this.finish(served) })
+        : undefined
+      if (data !== undefined) {
+        handedOff = true
+        await reply({ ...header, data })
+        return
+      }
+      await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
+      const raw = lp.unwrap()
+      if (length > 0) await sendBody(source.stream(start, end), raw, this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) })
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
       log.debug({ digest: key, start, length, inProgress: source.inProgress }, 'served blob to peer')
     } catch (err) {
       log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer ended early')
       stream.abort(err as Error)
     } finally {
-      this.uploads--
-      await source?.release()
+      if (!handedOff) await this.finish(source)
+    }
+  }
+
+  /** A transfer is over (served, failed, or its offer expired): its slot and source go. */
+  private async finish (source: GrowingBlob | undefined): Promise<void> {
+    this.uploads--
+    await source?.release()
+  }
+
+  /** Sends bytes [start, end) of `source` over a data channel connection, then ends it. */
+  private async sendOverDataChannel (socket: TLSSocket, source: GrowingBlob, start: number, end: number, log: Logger, key: string): Promise<void> {
+    try {
+      await sendBody(source.stream(start, end), socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) })
+      await new Promise<void>(resolve => { socket.end(resolve) })
+      log.debug({ digest: key, start, length: end - start }, 'served blob to peer over the data channel')
+    } catch (err) {
+      log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer over the data channel ended early')
+      socket.destroy()
     }
   }
 }

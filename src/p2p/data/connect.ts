@@ -1,0 +1,47 @@
+import { connect, type TLSSocket } from 'node:tls'
+import { DATA_TLS_CIPHERS } from './constants.js'
+import type { DataOffer } from './server.js'
+
+/**
+ * Connects to a peer's data channel and completes the TLS 1.3 handshake with the offer's
+ * one-time key. Rejects (and leaves nothing open) on a refused or unreachable port, a failed
+ * handshake, `timeoutMs` or `signal`.
+ */
+export async function connectData (host: string, offer: DataOffer, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket> {
+  const psk = Buffer.from(offer.key, 'hex')
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+  return await new Promise<TLSSocket>((resolve, reject) => {
+    const socket = connect({
+      host,
+      port: offer.port,
+      minVersion: 'TLSv1.3',
+      ciphers: DATA_TLS_CIPHERS,
+      pskCallback: () => ({ psk, identity: offer.ticket }),
+      // No certificate: the one-time key authenticates both ends.
+      checkServerIdentity: () => undefined
+    })
+    const fail = (err: Error): void => {
+      cleanup()
+      socket.destroy()
+      reject(err)
+    }
+    const onAbort = (): void => {
+      fail(signal.aborted ? signal.reason as Error : new Error(`no TLS connection to ${host}:${offer.port} within ${timeoutMs} ms`))
+    }
+    const onConnect = (): void => {
+      cleanup()
+      // Later failures reach the reader through 'close'; an unheard 'error' would end the process.
+      socket.on('error', () => {})
+      resolve(socket)
+    }
+    const cleanup = (): void => {
+      deadline.removeEventListener('abort', onAbort)
+      socket.off('secureConnect', onConnect)
+      socket.off('error', fail)
+    }
+    if (deadline.aborted) { onAbort(); return }
+    deadline.addEventListener('abort', onAbort)
+    socket.once('secureConnect', onConnect)
+    socket.once('error', fail)
+  })
+}

@@ -1,0 +1,45 @@
+import { once } from 'node:events'
+import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
+
+/** Where a served blob's bytes go: a libp2p stream, or the data channel's socket. */
+export interface BodySink {
+  /** Queues bytes; false = the transport's buffer is full: wait for `onDrain`. */
+  send: (buf: Uint8Array) => boolean
+  /** Resolves when there is room again; rejects when the transport closed or `signal` aborts. */
+  onDrain: (options: { signal: AbortSignal }) => Promise<void>
+  addEventListener: (type: 'close', listener: () => void) => void
+  removeEventListener: (type: 'close', listener: () => void) => void
+}
+
+/** A socket as a BodySink (the data channel). */
+export function socketSink (socket: Socket): BodySink {
+  const closed = new AbortController()
+  socket.once('close', () => { closed.abort(new Error('the connection closed')) })
+  return {
+    send: buf => socket.write(buf),
+    onDrain: async ({ signal }) => { await once(socket, 'drain', { signal: AbortSignal.any([signal, closed.signal]) }) },
+    addEventListener: (_type, listener) => { if (socket.destroyed) queueMicrotask(listener); else socket.once('close', listener) },
+    removeEventListener: (_type, listener) => { socket.off('close', listener) }
+  }
+}
+
+/**
+ * Copies `body` to `sink` with backpressure: at most one chunk beyond the transport's own buffer
+ * is held, however slowly the peer reads. A transport that closes ends `body` (a download in
+ * progress must not stay held by a peer that left); a peer that takes nothing for `idleMs`
+ * fails the copy. `sent` counts each chunk (bytes).
+ */
+export async function sendBody (body: Readable, sink: BodySink, idleMs: number, sent: (bytes: number) => void): Promise<void> {
+  const onClose = (): void => { body.destroy() }
+  sink.addEventListener('close', onClose)
+  try {
+    for await (const chunk of body) {
+      const buf = chunk as Buffer
+      sent(buf.byteLength)
+      if (!sink.send(buf)) await sink.onDrain({ signal: AbortSignal.timeout(idleMs) })
+    }
+  } finally {
+    sink.removeEventListener('close', onClose)
+  }
+}
