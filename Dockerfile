@@ -33,8 +33,10 @@ RUN chmod 0755 dist/cli/main.js \
 USER node
 # Blobs, the level index and identity.key (the peer ID): keep them across restarts.
 VOLUME ["/data"]
-# 9000: libp2p (TCP), 9080: registry mirror, API cache, stats, metrics, health.
-EXPOSE 9000 9080
+# 9000: libp2p (TCP), 9001: the data channel for blobs of 1 MiB and more between peers (TCP,
+# CACHE_P2P_DATA_PORT), 9080: registry mirror, API cache, stats, metrics, health.
+# On a bridge network publish 9000 and 9001 under the same numbers (-p 9000:9000 -p 9001:9001).
+EXPOSE 9000 9001 9080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 CMD ["p2p-cache", "healthcheck"]
 ENTRYPOINT ["p2p-cache"]
 CMD ["serve"]

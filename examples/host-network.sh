@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One p2p-cache sidecar on this runner host, in a container on the host's network.
 #
-# - --network host: the other runners' sidecars reach port 9000 at this host's own address, with
-#   no -p and no CACHE_ANNOUNCE_ADDRS.
+# - --network host: the other runners' sidecars reach TCP 9000 (libp2p) and 9001 (the data
+#   channel for large blobs) at this host's own address, with no -p and no CACHE_ANNOUNCE_ADDRS.
+#   A host firewall must let both in from the other runners.
 # - CACHE_HTTP_ADDR=127.0.0.1:9080: the cache (registry mirror, API cache) is for this host only.
 #   The image listens on 0.0.0.0:9080, and with the host network that would be every interface.
 # - The p2p-cache volume on /data keeps the store and identity.key across restarts and upgrades,

@@ -113,9 +113,9 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
 
     const root = join(work, 'p2p-pair')
     const upstreams = `${registry.host}=${registry.url}`
-    const a = await startP2pNode({ root, name: 'A', upstreams, bootstrap: [], env: NODE_ENV })
+    const a = await startP2pNode({ root, name: 'A', upstreams, bootstrap: [], env: NODE_ENV, nodeArgs: process.env.BENCH_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/a'] })
     local.add('P2P node A', a.stop)
-    const b = await startP2pNode({ root, name: 'B', upstreams, bootstrap: [a.dialAddr], env: NODE_ENV })
+    const b = await startP2pNode({ root, name: 'B', upstreams, bootstrap: [a.dialAddr], env: NODE_ENV, nodeArgs: process.env.BENCH_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/b'] })
     local.add('P2P node B', b.stop)
     const t = performance.now()
     await waitFor(async () => (await b.info()).peers.some(p => p.peerId === a.peerId), {

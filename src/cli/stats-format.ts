@@ -39,7 +39,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     ]],
     ['Registry', [
       ['hit rate', lookups === 0 ? '– (no requests yet)' : `${(s.hit_rate * 100).toFixed(1)}%  (${plural(s.hits, 'hit')}, ${plural(s.misses, 'miss', 'misses')})`],
-      ['misses from peers', `${count(s.peer_hits)}  (${formatBytes(s.bytes_from_peers)})`],
+      ['misses from peers', `${count(s.peer_hits)}  (${formatBytes(s.bytes_from_peers)}${(s.bytes_from_peers_data_channel ?? 0) > 0 ? `, ${formatBytes(s.bytes_from_peers_data_channel ?? 0)} over the data channel` : ''})`],
       ['misses from upstream', `${count(s.upstream_hits)}  (${formatBytes(s.bytes_from_upstream)})`],
       ['stale tags served', count(s.stale_tags_served)],
       ['upstream rate limit left', formatRegistryLimits(s.registry_ratelimit ?? {})]
@@ -61,7 +61,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     ]]
   ]
   // A field added to the server's JSON later is still shown, under its own name.
-  const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'upstream_hits',
+  const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'upstream_hits',
     'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors',
     'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'registry_ratelimit'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])

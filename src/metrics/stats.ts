@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 /** Counters named as in SPEC 3.3; the JSON stats and Prometheus metrics read the same numbers. */
 export const COUNTER_NAMES = [
   'hits', 'misses', 'stores', 'evictions', 'errors',
-  'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers',
+  'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_upstream', 'bytes_served_to_peers',
   'revalidations_304', 'bytes_served', 'stale_tags_served',
   'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved'
 ] as const
@@ -18,6 +18,7 @@ const HELP: Record<CounterName, string> = {
   peer_hits: 'Misses answered by a peer',
   upstream_hits: 'Misses answered by an upstream',
   bytes_from_peers: 'Bytes received from peers',
+  bytes_from_peers_data_channel: 'Bytes received from peers over the data channel (CACHE_P2P_DATA_PORT), part of bytes_from_peers',
   bytes_from_upstream: 'Bytes received from upstreams',
   bytes_served_to_peers: 'Bytes sent to peers',
   revalidations_304: 'Conditional upstream requests answered 304',

@@ -86,7 +86,7 @@ describe('Dockerfile (checked without a Docker engine)', function () {
     assert.equal(env.CACHE_HTTP_ADDR, '0.0.0.0:9080')
     assert.equal(env.CACHE_DIR, '/data')
     assert.deepEqual(one(runtime, 'VOLUME'), '["/data"]')
-    assert.deepEqual(one(runtime, 'EXPOSE').split(' ').sort(), ['9000', '9080'])
+    assert.deepEqual(one(runtime, 'EXPOSE').split(' ').sort(), ['9000', '9001', '9080'])
     assert.equal(one(runtime, 'ENTRYPOINT'), '["p2p-cache"]')
     assert.equal(one(runtime, 'CMD'), '["serve"]')
     assert.match(one(runtime, 'HEALTHCHECK'), /CMD \["p2p-cache", "healthcheck"\]$/)
