@@ -40,7 +40,7 @@ export interface BlobHandle {
 
 /** Avoids an index write on every hit; LRU order only needs coarse access times. */
 const ACCESS_TIME_RESOLUTION_MS = 60_000
-const READ_CHUNK = 256 * 1024
+const READ_CHUNK = 1024 * 1024
 
 /**
  * Content-addressed blob files plus a level index (SPEC 3.5). All mutation goes through

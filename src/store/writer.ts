@@ -1,17 +1,19 @@
 import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { DigestVerifier, type Digest } from '../oci/digest.js'
+import type { Digest } from '../oci/digest.js'
+import { ThreadedDigestVerifier } from '../oci/digest-thread.js'
 import { StoreError } from './errors.js'
 
 /**
- * Writes one blob: bytes go to a file in tmp/ while they are hashed; `commit` verifies the
- * digest, fsyncs, and renames into place. Until then nothing is visible under blobs/.
+ * Writes one blob: bytes go to a file in tmp/ while they are hashed (on the hash thread, in
+ * parallel with the write); `commit` verifies the digest, fsyncs, and renames into place. Until
+ * then nothing is visible under blobs/.
  */
 export class BlobWriter {
-  private readonly verifier: DigestVerifier
+  private readonly verifier: ThreadedDigestVerifier
   private written = 0
   private finished = false
-  private verified = false
+  private verified: Promise<void> | undefined
   /** A failed write leaves the hash ahead of the file: nothing may verify after it. */
   private failed: Error | undefined
 
@@ -21,7 +23,7 @@ export class BlobWriter {
     private readonly file: FileHandle,
     private readonly onFinish: () => void
   ) {
-    this.verifier = new DigestVerifier(digest)
+    this.verifier = new ThreadedDigestVerifier(digest)
   }
 
   static async create (digest: Digest, tmpPath: string, onFinish: () => void): Promise<BlobWriter> {
@@ -39,12 +41,10 @@ export class BlobWriter {
     if (this.failed !== undefined) throw this.failed
     const chunks = Array.isArray(chunk) ? chunk : [chunk]
     let total = 0
-    for (const c of chunks) {
-      this.verifier.update(c)
-      total += c.byteLength
-    }
+    for (const c of chunks) total += c.byteLength
     try {
-      let done = (await this.file.writev(chunks, this.written)).bytesWritten
+      const [{ bytesWritten }] = await Promise.all([this.file.writev(chunks, this.written), this.verifier.update(chunks)])
+      let done = bytesWritten
       // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
       for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
         const c = chunks[i] as Uint8Array
@@ -67,11 +67,11 @@ export class BlobWriter {
    * Checks the digest of everything written; throws DigestMismatchError when it is not
    * `digest`. Done before the (slow) fsync so readers can be released as soon as it holds.
    */
-  verify (source: string): void {
+  async verify (source: string): Promise<void> {
     if (this.failed !== undefined) throw this.failed
-    if (this.verified) return
-    this.verifier.verify(source)
-    this.verified = true
+    // The digest is taken once; a second caller shares the answer.
+    this.verified ??= this.verifier.verify(source)
+    await this.verified
   }
 
   /**
@@ -81,7 +81,7 @@ export class BlobWriter {
   async commit (finalPath: string, source: string): Promise<{ size: number, mtimeMs: number }> {
     this.finish()
     try {
-      this.verify(source)
+      await this.verify(source)
       await this.file.sync()
       const { mtimeMs } = await this.file.stat()
       await this.file.close()
@@ -99,6 +99,7 @@ export class BlobWriter {
   async abort (): Promise<void> {
     if (this.finished) return
     this.finish()
+    this.verifier.dispose()
     await this.file.close().catch(() => {})
     await rm(this.tmpPath, { force: true })
   }

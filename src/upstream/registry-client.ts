@@ -31,6 +31,11 @@ interface Token { value: string, expiresAt: number }
 
 const MAX_REDIRECTS = 5
 const USER_AGENT = 'p2p-cache/0.1 (+registry mirror)'
+/**
+ * Response bytes buffered before the upstream socket is paused: a blob body is written to disk
+ * in batches, and a 64 KiB buffer (undici's default) stalls the upstream on every write.
+ */
+const BODY_HIGH_WATER = 1024 * 1024
 /** Token lifetime when the token server does not say (distribution's documented default). */
 const DEFAULT_TOKEN_TTL_S = 60
 
@@ -180,7 +185,7 @@ export class RegistryClient {
       let res: Dispatcher.ResponseData
       try {
         // undici's request does not follow redirects: each hop is ours to check.
-        res = await request(target, { method, headers: sendHeaders, dispatcher: this.agent, signal })
+        res = await request(target, { method, headers: sendHeaders, dispatcher: this.agent, signal, highWaterMark: BODY_HIGH_WATER })
       } catch (err) {
         if (signal?.aborted === true) throw err
         throw new UpstreamUnavailableError(this.name, `${method} ${target.origin}${target.pathname}: ${(err as Error).message}`, undefined, { cause: err })
