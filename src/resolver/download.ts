@@ -298,7 +298,7 @@ export class BlobDownload {
           if (blob.inProgress) stats.inc('peer_inflight_joins')
           this.sourced = true
           this.readyState.resolve({ size: blob.size })
-          return { write: async chunks => { await this.append(chunks, true) }, verify: async source => { await this.file().verify(source) } }
+          return { write: async chunks => { await this.append(chunks, true) }, verify: source => { this.file().verify(source) } }
         }
       })
     } catch (err) {
@@ -418,7 +418,7 @@ export class BlobDownload {
         throw err
       }
       try {
-        await this.file().verify(`upstream ${client.name}`)
+        this.file().verify(`upstream ${client.name}`)
       } catch (err) {
         // Peer bytes before the resumed part may be what is wrong: once, fetch it all again.
         // Nobody is deny-listed: which source was wrong is unknowable from one digest.

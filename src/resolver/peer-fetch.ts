@@ -8,8 +8,8 @@ import type { PeerLookupInit } from './peer-lookup.js'
 export interface DigestSink {
   /** Appends a batch of chunks, hashing them. */
   write: (chunks: Buffer[]) => Promise<void>
-  /** Throws (rejects with) DigestMismatchError unless everything written hashes to the expected digest. */
-  verify: (source: string) => void | Promise<void>
+  /** Throws DigestMismatchError unless everything written hashes to the expected digest. */
+  verify: (source: string) => void
 }
 
 export interface VerifiedFetchOptions {
@@ -68,7 +68,7 @@ export async function fetchVerified (peers: PeerLookupInit, peer: PeerRef, opts:
   }
   blob.close()
   try {
-    await sink.verify(`peer ${blob.peer}`)
+    sink.verify(`peer ${blob.peer}`)
   } catch (err) {
     if (!(err instanceof DigestMismatchError)) throw err
     stats.inc('errors')

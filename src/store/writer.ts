@@ -1,19 +1,17 @@
 import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import type { Digest } from '../oci/digest.js'
-import { ThreadedDigestVerifier } from '../oci/digest-thread.js'
+import { DigestVerifier, type Digest } from '../oci/digest.js'
 import { StoreError } from './errors.js'
 
 /**
- * Writes one blob: bytes go to a file in tmp/ while they are hashed (on the hash thread, in
- * parallel with the write); `commit` verifies the digest, fsyncs, and renames into place. Until
- * then nothing is visible under blobs/.
+ * Writes one blob: bytes go to a file in tmp/ while they are hashed; `commit` verifies the
+ * digest, fsyncs, and renames into place. Until then nothing is visible under blobs/.
  */
 export class BlobWriter {
-  private readonly verifier: ThreadedDigestVerifier
+  private readonly verifier: DigestVerifier
   private written = 0
   private finished = false
-  private verified: Promise<void> | undefined
+  private verified = false
   /** A failed write leaves the hash ahead of the file: nothing may verify after it. */
   private failed: Error | undefined
 
@@ -23,7 +21,7 @@ export class BlobWriter {
     private readonly file: FileHandle,
     private readonly onFinish: () => void
   ) {
-    this.verifier = new ThreadedDigestVerifier(digest)
+    this.verifier = new DigestVerifier(digest)
   }
 
   static async create (digest: Digest, tmpPath: string, onFinish: () => void): Promise<BlobWriter> {
@@ -41,10 +39,12 @@ export class BlobWriter {
     if (this.failed !== undefined) throw this.failed
     const chunks = Array.isArray(chunk) ? chunk : [chunk]
     let total = 0
-    for (const c of chunks) total += c.byteLength
+    for (const c of chunks) {
+      this.verifier.update(c)
+      total += c.byteLength
+    }
     try {
-      const [{ bytesWritten }] = await Promise.all([this.file.writev(chunks, this.written), this.verifier.update(chunks)])
-      let done = bytesWritten
+      let done = (await this.file.writev(chunks, this.written)).bytesWritten
       // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
       for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
         const c = chunks[i] as Uint8Array
@@ -67,11 +67,11 @@ export class BlobWriter {
    * Checks the digest of everything written; throws DigestMismatchError when it is not
    * `digest`. Done before the (slow) fsync so readers can be released as soon as it holds.
    */
-  async verify (source: string): Promise<void> {
+  verify (source: string): void {
     if (this.failed !== undefined) throw this.failed
-    // The digest is taken once; a second caller shares the answer.
-    this.verified ??= this.verifier.verify(source)
-    await this.verified
+    if (this.verified) return
+    this.verifier.verify(source)
+    this.verified = true
   }
 
   /**
@@ -81,7 +81,7 @@ export class BlobWriter {
   async commit (finalPath: string, source: string): Promise<{ size: number, mtimeMs: number }> {
     this.finish()
     try {
-      await this.verify(source)
+      this.verify(source)
       await this.file.sync()
       const { mtimeMs } = await this.file.stat()
       await this.file.close()
@@ -99,7 +99,6 @@ export class BlobWriter {
   async abort (): Promise<void> {
     if (this.finished) return
     this.finish()
-    this.verifier.dispose()
     await this.file.close().catch(() => {})
     await rm(this.tmpPath, { force: true })
   }
