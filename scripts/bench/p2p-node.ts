@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { spawnManaged, type ManagedProcess } from '../../test/fixtures/child.js'
 import { freePort } from '../../test/fixtures/ports.js'
-import { CLI } from '../../test/fixtures/sidecar-process.js'
+import { CLI, cliNodeFlags } from '../../test/fixtures/sidecar-process.js'
 import { httpStatus, waitFor } from '../../test/fixtures/wait.js'
 import { requestJson } from './http-client.js'
 
@@ -105,7 +105,7 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   const warnings: string[] = []
   const claimsWonMs: number[] = []
   const started = performance.now()
-  const proc = spawnManaged(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'serve'], {
+  const proc = spawnManaged(process.execPath, [...cliNodeFlags(), ...(opts.nodeArgs ?? []), CLI, 'serve'], {
     env,
     tailSize: opts.tailSize ?? 50,
     onLine: line => {

@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
+// V8's young generation grows to 32 MiB after start-up and stays there: capped at 8 MiB, an idle
+// sidecar holds ~25 MB less, at no measured throughput cost. `npm start` passes the same flag.
 import '../p2p/polyfill.js'
 import { Command } from 'commander'
 import { ConfigError } from '../config/errors.js'

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { cliNodeFlags, runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { freePort } from '../fixtures/ports.js'
 import { httpStatus, waitFor } from '../fixtures/wait.js'
 import { startSwarmNode, type SwarmNode } from '../fixtures/swarm.js'
@@ -17,6 +17,20 @@ async function busyPort (): Promise<{ port: number, server: Server }> {
   const address = server.address()
   assert.ok(address !== null && typeof address === 'object')
   return { port: address.port, server }
+}
+
+/** A port in use whose predecessor is free: a P2P port whose `auto` data port (+1) is taken. */
+async function busyAfterFreePort (): Promise<{ port: number, server: Server }> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const free = await freePort()
+    const server = createServer()
+    const bound = await new Promise<boolean>(resolve => {
+      server.once('error', () => { resolve(false) })
+      server.listen(free + 1, '127.0.0.1', () => { resolve(true) })
+    })
+    if (bound) return { port: free + 1, server }
+  }
+  throw new Error('no free port followed by a free port in 20 attempts')
 }
 
 /** stderr as lines, the warnings of unrelated variables left out. */
@@ -51,6 +65,27 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
       assert.equal(r.code, 2, r.stderr)
       assert.equal(lines(r.stderr).length, 1, r.stderr)
       assert.match(r.stderr, /^p2p-cache: could not start the peer-to-peer node on \/ip4\/127\.0\.0\.1\/tcp\/\d+: .*CACHE_LISTEN_ADDRS/)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('the data channel port: in use when set explicitly, one line naming CACHE_P2P_DATA_PORT (exit 2); with auto, another free port and a warning', async () => {
+    const { port, server } = await busyAfterFreePort()
+    try {
+      const r = await runCli(['serve'], { CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`, CACHE_P2P_DATA_PORT: String(port), CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: join(dir, 'data-port'), CACHE_LOG_LEVEL: 'silent' })
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal(lines(r.stderr).length, 1, r.stderr)
+      assert.match(r.stderr, new RegExp(`^p2p-cache: cannot listen on CACHE_P2P_DATA_PORT=${port} \\(127\\.0\\.0\\.1\\): .*EADDRINUSE.*CACHE_P2P_DATA_PORT=auto`))
+      // auto: the P2P port + 1 is taken, so any free port, said once at warn.
+      const node = await startSidecar({ CACHE_ENABLE_P2P: 'true', CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port - 1}`, CACHE_LOG_LEVEL: 'warn' })
+      try {
+        const taken = node.logs().filter(l => l.includes('the data channel port is taken'))
+        assert.equal(taken.length, 1, node.logs().join('\n'))
+        assert.match(taken[0] ?? '', new RegExp(`"wanted":${port}`))
+      } finally {
+        await node.destroy()
+      }
     } finally {
       server.close()
     }
@@ -143,5 +178,15 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
       try { process.kill(-(npm.pid ?? 0), 'SIGKILL') } catch {}
       await exited
     }
+  })
+
+  it('npm start, the p2p-cache command and the image run node with the same flags (the shebang\'s)', async () => {
+    const flags = cliNodeFlags()
+    assert.ok(flags.includes('--max-semi-space-size=4'), `shebang flags: ${flags.join(' ')}`)
+    const root = fileURLToPath(new URL('../..', import.meta.url))
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    assert.equal(pkg.scripts['start'], `exec node ${flags.join(' ')} dist/cli/main.js serve`)
+    // The image runs the bin (its shebang): ENTRYPOINT ["p2p-cache"].
+    assert.match(await readFile(join(root, 'Dockerfile'), 'utf8'), /^ENTRYPOINT \["p2p-cache"\]$/m)
   })
 })

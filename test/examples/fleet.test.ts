@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { ManagedProcess } from '../fixtures/child.js'
 import { bridge, Netns, netnsUnavailable, veth } from '../fixtures/netns.js'
 import { freePort } from '../fixtures/ports.js'
-import { CLI, runCli } from '../fixtures/sidecar-process.js'
+import { CLI, cliNodeFlags, runCli } from '../fixtures/sidecar-process.js'
 import { PEER_ID_RE, warnLines } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { dockerClientCheck, dockerClientMissing, parseEnvFile, readExample } from './example-files.js'
@@ -130,7 +130,7 @@ describe('examples/fleet: one env file for every host', function () {
       // Step 3: the same file on every host.
       const env = parseEnvFile(filled)
       for (const [i, host] of hosts.entries()) {
-        procs.push(host.ns.spawn(process.execPath, [CLI, 'serve'], { env: { ...env, ...localOverrides(dirs[i] as string) }, onLine: line => { host.logs.push(line) } }))
+        procs.push(host.ns.spawn(process.execPath, [...cliNodeFlags(), CLI, 'serve'], { env: { ...env, ...localOverrides(dirs[i] as string) }, onLine: line => { host.logs.push(line) } }))
       }
       await Promise.all(hosts.map(async (host, i) => {
         await waitFor(async () => {
