@@ -249,7 +249,9 @@ function p2pInfo (swarm: Swarm, stats: Stats): () => P2pInfo {
     peers: swarm.peers(),
     uploads: swarm.uploads,
     routingTable: swarm.routingTableSize(),
-    lastPeerHitAt: stats.lastPeerHitAt?.toISOString() ?? null
+    lastPeerHitAt: stats.lastPeerHitAt?.toISOString() ?? null,
+    dataPort: swarm.dataPort ?? null,
+    dataUnreachable: swarm.dataUnreachablePeers()
   })
 }
 

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { HostPort } from '../config/options.js'
-import { fail, ok, type Finding } from './finding.js'
+import type { Config, HostPort } from '../config/options.js'
+import { fail, ok, skip, warn, type Finding } from './finding.js'
 import type { LiveSidecar } from './live.js'
 
 /** Tries to bind host:port; resolves with the error code, or undefined when it could bind. */
@@ -20,10 +20,32 @@ const BIND_FIX: Record<string, (what: string, variable: string, example: string)
 }
 
 /**
+ * The data channel's port (CACHE_P2P_DATA_PORT; `auto` = the first P2P port + 1) can be bound,
+ * or is the running sidecar's. Taken with `auto`, the sidecar falls back to any free port, which
+ * peers reach only where no port mapping stands between them: a warning, not a failure.
+ */
+async function checkDataPort (listen: Multiaddr[], dataPort: Config['p2pDataPort'], live: LiveSidecar | undefined): Promise<Finding> {
+  if (dataPort === 'off') return skip('listen.data', 'the data channel is off (CACHE_P2P_DATA_PORT=off): blobs travel over the libp2p connection')
+  const [host, tcp] = listen[0]?.getComponents() ?? []
+  const p2pPort = Number(tcp?.value ?? '0')
+  const port = dataPort === 'auto' ? (p2pPort === 0 ? 0 : p2pPort + 1) : dataPort
+  const subject = `${host?.value ?? '0.0.0.0'}:${port}`
+  if (port === 0) return ok('listen.data', 'the data channel takes any free port (the P2P port is 0); peers learn it with each transfer', { port }, subject)
+  const code = await tryBind(host?.value ?? '0.0.0.0', port)
+  if (code === undefined) return ok('listen.data', `data channel port ${port} can be bound`, { port }, subject)
+  if (code === 'EADDRINUSE' && live?.p2p?.dataPort === port) return ok('listen.data', `data channel port ${port} is in use by the running sidecar`, { port, sidecar: live.url }, subject)
+  if (code === 'EADDRINUSE' && dataPort === 'auto') {
+    return warn('listen.data', `data channel port ${port} (the P2P port + 1) is taken by another process: the sidecar will use any free port instead`,
+      `free port ${port}, or set CACHE_P2P_DATA_PORT to a free port (publish it under the same number when peers reach this node through a port mapping)`, { port, error: code }, subject)
+  }
+  return fail('listen.data', `data channel port ${subject} can't be bound (${code})`, (BIND_FIX[code] ?? BIND_FIX.EADDRINUSE)?.('data channel', 'CACHE_P2P_DATA_PORT', 'auto') ?? '', { port, error: code }, subject)
+}
+
+/**
  * The P2P and HTTP ports can be bound — or are bound by the sidecar that answers on the HTTP
  * address, which is fine.
  */
-export async function checkListen (listen: Multiaddr[], http: HostPort, live: LiveSidecar | undefined): Promise<Finding[]> {
+export async function checkListen (listen: Multiaddr[], http: HostPort, dataPort: Config['p2pDataPort'], live: LiveSidecar | undefined): Promise<Finding[]> {
   const out: Finding[] = []
   const livePorts = new Set((live?.p2p?.addrs ?? []).map(a => /\/tcp\/(\d+)/.exec(a)?.[1]).filter(Boolean))
   for (const ma of listen) {
@@ -33,8 +55,9 @@ export async function checkListen (listen: Multiaddr[], http: HostPort, live: Li
     const subject = ma.toString()
     if (code === undefined) out.push(ok('listen.p2p', `P2P address ${subject} can be bound`, { port }, subject))
     else if (code === 'EADDRINUSE' && live?.p2p !== undefined && (livePorts.has(String(port)) || port === 0)) out.push(ok('listen.p2p', `P2P port ${port} is in use by the running sidecar (peer ${live.p2p.peerId})`, { port, sidecar: live.url }, subject))
-    else out.push(fail('listen.p2p', `P2P address ${subject} can't be bound (${code})`, (BIND_FIX[code] ?? BIND_FIX.EADDRINUSE)?.('P2P', 'CACHE_P2P_PORT', '9001') ?? '', { port, error: code }, subject))
+    else out.push(fail('listen.p2p', `P2P address ${subject} can't be bound (${code})`, (BIND_FIX[code] ?? BIND_FIX.EADDRINUSE)?.('P2P', 'CACHE_P2P_PORT', '9010') ?? '', { port, error: code }, subject))
   }
+  out.push(await checkDataPort(listen, dataPort, live))
   const code = await tryBind(http.host, http.port)
   const subject = `${http.host}:${http.port}`
   if (code === undefined) out.push(ok('listen.http', `HTTP address ${subject} can be bound`, { port: http.port }, subject))

@@ -48,6 +48,22 @@ export async function findSidecar (url: string): Promise<LiveSidecar | undefined
 }
 
 /** The running sidecar's own view: endpoints, peers, routing table, last peer hit (SPEC 5, Spegel-style but with verdicts). */
+/** What the running sidecar saw of peers' data channel ports; undefined for a sidecar that predates it. */
+function dataChannelFinding (p2p: P2pInfo): Finding | undefined {
+  if (p2p.dataPort === undefined || p2p.dataUnreachable === undefined) return undefined
+  if (p2p.dataPort === null) {
+    return warn('sidecar.data', 'the running sidecar has the data channel off: blobs of 1 MiB and more travel over the libp2p connection, several times slower',
+      'unset CACHE_P2P_DATA_PORT=off (the default is auto: the P2P port + 1)')
+  }
+  const unreachable = p2p.dataUnreachable
+  if (unreachable.length > 0) {
+    return warn('sidecar.data', `the running sidecar could not reach the data channel port of ${unreachable.length} peer${unreachable.length === 1 ? '' : 's'} (${unreachable.join(', ')}): their blobs come over the libp2p connection, slower`,
+      'on those hosts, open or publish TCP CACHE_P2P_DATA_PORT (9001 by default, the P2P port + 1) under the same number outside the container (-p 9001:9001); `p2p-cache diagnose` there checks listen.data',
+      { dataPort: p2p.dataPort, unreachable })
+  }
+  return ok('sidecar.data', `the running sidecar's data channel listens on port ${p2p.dataPort}; no peer's data port was unreachable lately`, { dataPort: p2p.dataPort })
+}
+
 export function liveFindings (url: string, live: LiveSidecar | undefined, explicit: boolean, bootstrapConfigured: boolean): Finding[] {
   if (live === undefined) {
     return explicit
@@ -78,5 +94,7 @@ export function liveFindings (url: string, live: LiveSidecar | undefined, explic
   } else {
     out.push(ok('sidecar.peers', `the running sidecar (peer ${p2p.peerId}) has ${p2p.peers.length} peer${p2p.peers.length === 1 ? '' : 's'}, ${p2p.routingTable ?? '?'} in its routing table; ${peerHits} peer hits${lastPeerHit !== null ? `, last at ${lastPeerHit}` : ''}`, peerFacts))
   }
+  const data = dataChannelFinding(p2p)
+  if (data !== undefined) out.push(data)
   return out
 }

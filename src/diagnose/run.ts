@@ -44,7 +44,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
 
   const httpUrl = opts.http ?? sidecarUrlFor(config.httpAddr)
   const live = await findSidecar(httpUrl)
-  findings.push(...await checkListen(config.listenAddrs, config.httpAddr, live))
+  findings.push(...await checkListen(config.listenAddrs, config.httpAddr, config.p2pDataPort, live))
 
   const entries = opts.bootstrap ?? config.bootstrapPeers.map(String)
   const peers: BootstrapResult[] = []

@@ -29,6 +29,10 @@ export interface P2pInfo {
   routingTable: number
   /** ISO time a peer last answered a miss, or null. */
   lastPeerHitAt: string | null
+  /** The data channel's TCP port (CACHE_P2P_DATA_PORT), null when it is off. */
+  dataPort: number | null
+  /** Peers whose data channel port this node could not reach lately: their blobs come over libp2p. */
+  dataUnreachable: string[]
 }
 
 /** Stats, metrics, health, and the admin calls under /api/cache (SPEC 3.3). */

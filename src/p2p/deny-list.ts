@@ -1,6 +1,9 @@
 import { DENY_MS } from './constants.js'
 
-/** Peers that sent bytes that did not match the digest they were asked for, for a while. */
+/**
+ * Peers set aside for a while: ones that sent bytes that did not match the digest they were asked
+ * for, or (a list of its own) ones whose data channel port could not be reached.
+ */
 export class DenyList {
   private readonly until = new Map<string, number>()
 
@@ -19,6 +22,11 @@ export class DenyList {
   }
 
   get size (): number {
-    return [...this.until.keys()].filter(p => this.has(p)).length
+    return this.list().length
+  }
+
+  /** The peers on the list now. */
+  list (): string[] {
+    return [...this.until.keys()].filter(p => this.has(p))
   }
 }

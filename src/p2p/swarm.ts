@@ -130,6 +130,11 @@ export class Swarm {
     return this.data?.port
   }
 
+  /** Peers whose data channel port this node could not reach in the last DATA_UNREACHABLE_MS. */
+  dataUnreachablePeers (): string[] {
+    return this.dataUnreachable.list()
+  }
+
   /** Blobs being served to peers right now. */
   get uploads (): number {
     return this.server.activeUploads

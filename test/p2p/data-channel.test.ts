@@ -15,6 +15,7 @@ import { connectData } from '../../src/p2p/data/connect.js'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { freePort } from '../fixtures/ports.js'
 import { dumpLogsIfFailed, fetchBlob, loggedKeys, p2pStats, pushBlob, startSwarmNode, stopAll, waitForPeers, warnLines, type SwarmNode } from '../fixtures/swarm.js'
+import { runCli } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
 
 const MiB = 1024 * 1024
@@ -77,7 +78,7 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
 
   before(async () => {
     registry = await startRegistry()
-    for (const [name, size] of [['large', 6 * MiB], ['small', 256 * 1024], ['stall', 64 * MiB], ['closed', 3 * MiB]] as const) {
+    for (const [name, size] of [['large', 6 * MiB], ['small', 256 * 1024], ['stall', 128 * MiB], ['closed', 3 * MiB]] as const) {
       const data = randomBytes(size)
       blobs[name] = { data, digest: await pushBlob(registry.url, 'dc/test', data) }
     }
@@ -140,6 +141,27 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     assert.match(warned[0] ?? '', /CACHE_P2P_DATA_PORT/)
   })
 
+  it('diagnose names the peer whose data port B could not reach (sidecar.data), and B\'s own data port as in use (listen.data)', async () => {
+    const B = node(b, 'B')
+    const C = node(c, 'C')
+    const info = await B.p2p() as unknown as { dataPort: number | null, dataUnreachable: string[] }
+    assert.deepEqual(info.dataUnreachable, [C.peerId])
+    assert.equal(typeof info.dataPort, 'number')
+    const r = await runCli(['diagnose', '--json', '--http', B.url], {
+      HOME: B.dir, CACHE_DIR: B.dir, CACHE_HTTP_ADDR: B.host, CACHE_LISTEN_ADDRS: B.listenAddr,
+      CACHE_REGISTRY_UPSTREAMS: `${(registry as Registry).host}=${(registry as Registry).url}`, CACHE_API_UPSTREAMS: `github=${(registry as Registry).url}`
+    }, { timeoutMs: 60_000 })
+    const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
+    const data = report.findings.find(f => f.check === 'sidecar.data')
+    assert.ok(data, r.stdout.slice(0, 3000))
+    assert.equal(data.verdict, 'warn')
+    assert.ok(data.summary.includes(C.peerId), data.summary)
+    assert.match(data.fix ?? '', /CACHE_P2P_DATA_PORT/)
+    const listen = report.findings.find(f => f.check === 'listen.data')
+    assert.equal(listen?.verdict, 'ok', JSON.stringify(listen))
+    assert.match(listen?.summary ?? '', /in use by the running sidecar/)
+  })
+
   it('a peer that stops reading: the serving node holds a bounded amount, whatever the blob size', async () => {
     const A = node(a, 'A')
     await seed(A, blobs.stall.digest)
@@ -186,7 +208,8 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
   it('an HTTP client that stalls: the node finishes the peer transfer to disk without holding the blob', async () => {
     const B = node(b, 'B')
     const A = node(a, 'A')
-    // B has not got the 64 MiB blob yet: it comes from A.
+    // B has not got the 128 MiB blob yet: it comes from A. (B's RSS grows by a constant ~35 MiB
+    // whatever the size: buffers freed but not yet collected, not the blob.)
     const stores0 = (await p2pStats(B)).stores
     const pid = pidOf(B)
     const rss0 = await rss(pid)
@@ -199,7 +222,7 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     await new Promise<void>(resolve => { res.once('data', () => { res.pause(); resolve() }) })
     await waitFor(async () => (await p2pStats(B)).stores > stores0 ? true : undefined, { timeoutMs: 30_000, intervalMs: 50, what: 'B to commit the blob while its client stalls' })
     const grown = (await rss(pid)) - rss0
-    assert.ok(grown < 32 * MiB, `B's RSS grew ${(grown / MiB).toFixed(1)} MiB for a 64 MiB blob read by nobody`)
+    assert.ok(grown < 48 * MiB, `B's RSS grew ${(grown / MiB).toFixed(1)} MiB for a 128 MiB blob read by nobody`)
     assert.ok((await p2pStats(A)).bytes_served_to_peers > 0)
     res.destroy()
   })
