@@ -179,19 +179,20 @@ describe('diagnose on emulated hosts (network namespaces)', function () {
   it('swarm key: a mismatch is named as such, and so is a key on one side only', async () => {
     const keyA = 'a'.repeat(64);
     const keyB = 'b'.repeat(64);
-    const private2 = await startNsSidecar(topo.h2, { CACHE_SWARM_KEY: keyA, CACHE_P2P_PORT: '9001', CACHE_HTTP_ADDR: '127.0.0.1:9081' });
+    // A second sidecar on this host: 9001 is the first one's data channel (the P2P port + 1).
+    const private2 = await startNsSidecar(topo.h2, { CACHE_SWARM_KEY: keyA, CACHE_P2P_PORT: '9010', CACHE_HTTP_ADDR: '127.0.0.1:9081' });
     try {
-      const mismatch = await diagnose(topo.h1, ['--bootstrap', bootstrapOf(H2, private2.peerId, 9001)], { CACHE_SWARM_KEY: keyB });
+      const mismatch = await diagnose(topo.h1, ['--bootstrap', bootstrapOf(H2, private2.peerId, 9010)], { CACHE_SWARM_KEY: keyB });
       assert.equal(mismatch.code, 1);
       const dial = find(mismatch, 'bootstrap.libp2p');
       assert.equal(dial.verdict, 'fail');
       assert.match(dial.summary, /swarm key mismatch/);
       assert.match(dial.fix ?? '', /CACHE_SWARM_KEY/);
 
-      const noKey = await diagnose(topo.h1, ['--bootstrap', bootstrapOf(H2, private2.peerId, 9001)]);
+      const noKey = await diagnose(topo.h1, ['--bootstrap', bootstrapOf(H2, private2.peerId, 9010)]);
       assert.match(find(noKey, 'bootstrap.libp2p').summary, /private swarm .* no CACHE_SWARM_KEY/);
 
-      const same = await diagnose(topo.h1, ['--bootstrap', bootstrapOf(H2, private2.peerId, 9001)], { CACHE_SWARM_KEY: keyA });
+      const same = await diagnose(topo.h1, ['--bootstrap', bootstrapOf(H2, private2.peerId, 9010)], { CACHE_SWARM_KEY: keyA });
       assert.equal(find(same, 'bootstrap.libp2p').verdict, 'ok', problems(same));
     } finally {
       await private2.stop();
