@@ -13,6 +13,7 @@ import type { BlobWriter } from '../store/writer.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import { parseContentRange } from '../upstream/content-range.js'
+import { bodyBatches } from '../upstream/body-batches.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
@@ -378,22 +379,16 @@ export class BlobDownload {
         if (manifest) this.mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
         this.sourced = true
         this.readyState.resolve({ size })
-        // Chunks already buffered are written together (up to WRITE_BATCH): one awaited write
-        // per ~64 KiB chunk leaves the thread pool, not the network, as the bottleneck. A chunk
-        // that arrives alone is written at once so readers see it without delay.
-        let batch: Buffer[] = []
-        let batchBytes = 0
+        // Chunks that arrived while the last batch was written go together (the body pauses at
+        // WRITE_BATCH): one awaited write per ~64 KiB chunk leaves the thread pool, not the
+        // network, as the bottleneck. A chunk that arrives alone is written at once.
         let announced = false
-        for await (const chunk of res.body) {
-          const buf = chunk as Buffer
-          batch.push(buf)
-          batchBytes += buf.byteLength
-          stats.inc('bytes_from_upstream', buf.byteLength)
+        for await (const batch of bodyBatches(res.body, WRITE_BATCH)) {
+          let batchBytes = 0
+          for (const buf of batch) batchBytes += buf.byteLength
+          stats.inc('bytes_from_upstream', batchBytes)
           if (manifest && this.written + batchBytes > MAX_MANIFEST_BYTES) throw tooLarge(client.name, repo, digest)
-          if (batchBytes < WRITE_BATCH && res.body.readableLength > 0) continue
           await this.append(batch, false)
-          batch = []
-          batchBytes = 0
           if (!announced) {
             // Announced while it arrives, not at commit, so a provider lookup finds it in progress
             // (claims find it at once). After the first bytes: a DHT provide is a burst of work
