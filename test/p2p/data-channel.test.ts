@@ -12,6 +12,8 @@ import { parseBootstrapAddr, parseListenAddr } from '../../src/p2p/addresses.js'
 import { FETCH_PROTOCOL_DATA } from '../../src/p2p/constants.js'
 import { decodeResponseHeader, encodeFrame } from '../../src/p2p/fetch/frames.js'
 import { connectData } from '../../src/p2p/data/connect.js'
+import { receive } from '../../src/p2p/fetch/receive.js'
+import { streamSource } from '../../src/p2p/fetch/byte-source.js'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { freePort } from '../fixtures/ports.js'
 import { dumpLogsIfFailed, fetchBlob, loggedKeys, p2pStats, pushBlob, startSwarmNode, stopAll, waitForPeers, warnLines, type SwarmNode } from '../fixtures/swarm.js'
@@ -185,15 +187,16 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
       assert.equal(header.status, 'ok')
       assert.equal(header.data !== undefined, overDataChannel)
       let socket: TLSSocket | undefined
+      let stalled: ReturnType<typeof receive> | undefined
       if (header.data !== undefined) {
         socket = await connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000))
         socket.pause()
       } else {
-        // Never read: the yamux window (16 MiB) closes and the server's send() says wait. The
-        // read buffer is raised above the window so that the paused stream is not reset.
-        const raw = lp.unwrap()
-        raw.maxReadBufferLength = 64 * MiB
-        raw.pause()
+        // A receiver of this product whose consumer stops: receive() queues up to
+        // RECEIVE_HIGH_WATER and pauses the stream, so yamux stops granting window.
+        // (A bare pause() right after unwrap() does not hold: unwrap re-emits the bytes that came
+        // with the header and resumes the stream.)
+        stalled = receive(streamSource(lp.unwrap()), A.peerId, header.length ?? 0, 60_000, AbortSignal.timeout(60_000), { minRate: false })
       }
       const served = await settled(servedBy, `A's bytes_served_to_peers to stop moving (${overDataChannel ? 'data channel' : 'libp2p'})`) - served0
       const grown = (await rss(pid)) - rss0
@@ -201,6 +204,7 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
       assert.ok(grown < 32 * MiB, `A's RSS grew ${(grown / MiB).toFixed(1)} MiB while a peer stalled`)
       assert.equal(await (await fetch(`${A.url}/healthz`)).status, 200, 'A serves others meanwhile')
       socket?.destroy()
+      stalled?.stop()
       stream.abort(new Error('test done'))
     }
   })

@@ -9,7 +9,8 @@ import { isDigest } from '../../oci/digest.js'
 import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type TagAnswer } from './frames.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
-import { socketSource, streamSource } from './byte-source.js'
+import { streamSource } from './byte-source.js'
+import { readableSource } from '../../io/byte-source.js'
 
 export interface PeerRef {
   id: PeerId
@@ -123,7 +124,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
         data.unreachable(name, err as Error)
         return await fetchFromPeer(node, peer, request, opts)
       }
-      const received = receive(socketSource(socket), name, length, idleMs, opts.signal, { minRate: !inProgress })
+      const received = receive(readableSource(socket), name, length, idleMs, opts.signal, { minRate: !inProgress })
       return {
         ...answer,
         dataChannel: true,

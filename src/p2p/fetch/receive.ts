@@ -1,5 +1,6 @@
 import { PEER_MIN_RATE, PEER_RATE_GRACE_MS, RECEIVE_HIGH_WATER } from '../constants.js'
-import type { ByteSource } from './byte-source.js'
+import type { ByteSource } from '../../io/byte-source.js'
+import { ChunkQueue } from '../../io/chunk-queue.js'
 import { PeerFetchError } from './errors.js'
 
 /**
@@ -16,41 +17,15 @@ import { PeerFetchError } from './errors.js'
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
 export function receive (source: ByteSource, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
-  let queue: Buffer[] = []
-  let queued = 0
-  let closed = false
-  let error: Error | undefined
-  let wake: (() => void) | undefined
-  const notify = (): void => {
-    const w = wake
-    wake = undefined
-    w?.()
-  }
-  const stillFull = (): boolean => queued >= RECEIVE_HIGH_WATER
-  source.listen({
-    data: buf => {
-      queue.push(buf)
-      queued += buf.byteLength
-      if (stillFull()) source.pause(stillFull)
-      notify()
-    },
-    end: err => {
-      closed = true
-      error ??= err
-      notify()
-    }
-  })
-  const onAbort = (): void => {
-    error ??= signal.reason instanceof Error ? signal.reason : new Error('aborted')
-    notify()
-  }
+  const queue = new ChunkQueue(source, RECEIVE_HIGH_WATER)
+  const onAbort = (): void => { queue.fail(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
   signal.addEventListener('abort', onAbort)
   let timer: NodeJS.Timeout | undefined
   // Also called when the body is never iterated (header-only answers, refused transfers).
   const stop = (): void => {
     clearTimeout(timer)
     signal.removeEventListener('abort', onAbort)
-    source.unlisten()
+    queue.close()
   }
   const started = Date.now()
   const body = (async function * () {
@@ -62,29 +37,24 @@ export function receive (source: ByteSource, peer: string, length: number, idleM
         if (opts.minRate !== false && elapsed > PEER_RATE_GRACE_MS && delivered / (elapsed / 1000) < PEER_MIN_RATE) {
           throw new PeerFetchError(peer, 'stalled', `sent ${delivered} bytes in ${elapsed} ms, below ${PEER_MIN_RATE} bytes/s`)
         }
-        if (queued > 0) {
-          const batch = queue
-          const bytes = queued
-          queue = []
-          queued = 0
-          source.resume()
-          if (delivered + bytes > length) {
+        if (queue.bytes > 0) {
+          if (delivered + queue.bytes > length) {
             throw new PeerFetchError(peer, 'protocol', `sent more than the ${length} bytes it announced`)
           }
-          delivered += bytes
-          yield batch
+          delivered += queue.bytes
+          yield queue.take()
           continue
         }
+        const error = queue.error
         if (error !== undefined) {
           throw error instanceof PeerFetchError ? error : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
         }
-        if (closed || source.ended) {
+        if (queue.ended || source.ended) {
           throw new PeerFetchError(peer, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
         }
         await new Promise<void>((resolve, reject) => {
-          wake = resolve
+          void queue.next().then(resolve)
           timer = setTimeout(() => {
-            wake = undefined
             reject(new PeerFetchError(peer, 'stalled', `sent nothing for ${idleMs} ms (after ${delivered} of ${length} bytes)`))
           }, idleMs)
         }).finally(() => clearTimeout(timer))

@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
+import type { Stream } from '@libp2p/interface'
 
 /** Where a served blob's bytes go: a libp2p stream, or the data channel's socket. */
 export interface BodySink {
@@ -10,6 +11,39 @@ export interface BodySink {
   onDrain: (options: { signal: AbortSignal }) => Promise<void>
   addEventListener: (type: 'close', listener: () => void) => void
   removeEventListener: (type: 'close', listener: () => void) => void
+}
+
+/**
+ * A libp2p stream as a BodySink. Its own `onDrain()` can't be trusted to wait: libp2p's message
+ * stream (@libp2p/utils 7) keeps the promise of its first drain and hands it, already resolved,
+ * to every later call, so a sender that awaits it runs ahead of a peer that stopped reading and
+ * queues the rest of the blob in memory. This waits for the next 'drain' event itself, for as
+ * long as the stream still holds unsent bytes.
+ */
+export function streamSink (stream: Stream): BodySink {
+  return {
+    send: buf => stream.send(buf),
+    onDrain: async ({ signal }) => {
+      while (stream.writableNeedsDrain || stream.writeBufferLength > 0) {
+        await new Promise<void>((resolve, reject) => {
+          const done = (): void => {
+            stream.removeEventListener('drain', onDrain)
+            stream.removeEventListener('close', onClose)
+            signal.removeEventListener('abort', onAbort)
+          }
+          const onDrain = (): void => { done(); resolve() }
+          const onClose = (): void => { done(); reject(new Error('the stream closed')) }
+          const onAbort = (): void => { done(); reject(signal.reason as Error) }
+          if (signal.aborted) { onAbort(); return }
+          stream.addEventListener('drain', onDrain)
+          stream.addEventListener('close', onClose)
+          signal.addEventListener('abort', onAbort)
+        })
+      }
+    },
+    addEventListener: (type, listener) => { stream.addEventListener(type, listener) },
+    removeEventListener: (type, listener) => { stream.removeEventListener(type, listener) }
+  }
 }
 
 /** A socket as a BodySink (the data channel). */

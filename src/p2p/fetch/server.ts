@@ -9,7 +9,7 @@ import type { P2pNode } from '../node.js'
 import { FETCH_PROTOCOL, FETCH_PROTOCOL_DATA, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
 import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
-import { sendBody, socketSink } from './send-body.js'
+import { sendBody, socketSink, streamSink } from './send-body.js'
 import { decodeRequest, encodeFrame, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
@@ -174,7 +174,7 @@ export class FetchServer {
       }
       await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       const raw = lp.unwrap()
-      if (length > 0) await sendBody(source.stream(start, end), raw, this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) })
+      if (length > 0) await sendBody(source.stream(start, end), streamSink(raw), this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) })
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
       log.debug({ digest: key, start, length, inProgress: source.inProgress }, 'served blob to peer')
     } catch (err) {
