@@ -1,6 +1,8 @@
 import '../../src/p2p/polyfill.js'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { request } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
@@ -21,6 +23,7 @@ import { runCli } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
 
 const MiB = 1024 * 1024
+const digestOf = (data: Buffer): string => `sha256:${createHash('sha256').update(data).digest('hex')}`
 
 /** Resident memory of a process (bytes), from /proc. */
 async function rss (pid: number): Promise<number> {
@@ -164,10 +167,40 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     assert.match(listen?.summary ?? '', /in use by the running sidecar/)
   })
 
+  it('the data port refuses whoever has no live key: junk, a TLS client with a wrong or used key; the node serves on', async () => {
+    const A = node(a, 'A')
+    const info = await A.p2p() as unknown as { dataPort: number }
+    // Junk: not TLS at all.
+    const junk = connect({ host: '127.0.0.1', port: info.dataPort })
+    junk.on('error', () => {})
+    await once(junk, 'connect')
+    junk.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n' + 'x'.repeat(5000))
+    await once(junk, 'close')
+    // A well-formed TLS 1.3 handshake with a key nobody offered.
+    const forged = { port: info.dataPort, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }
+    await assert.rejects(connectData('127.0.0.1', forged, 5_000, AbortSignal.timeout(10_000)))
+    // A real offer is good for one connection only.
+    client ??= await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: [parseListenAddr('/ip4/127.0.0.1/tcp/0')], announce: [], bootstrap: [], mdns: false, swarmKey: undefined })
+    const stream = await client.dialProtocol(parseBootstrapAddr(A.bootstrapAddr), FETCH_PROTOCOL_DATA, { signal: AbortSignal.timeout(5_000) })
+    const lp = lpStream(stream)
+    await lp.write(encodeFrame({ key: blobs.large.digest as `sha256:${string}`, data: true }))
+    const header = decodeResponseHeader((await lp.read()).subarray())
+    assert.ok(header.data, JSON.stringify(header))
+    const first = await connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000))
+    const chunks: Buffer[] = []
+    first.on('data', (c: Buffer) => { chunks.push(c) })
+    await once(first, 'end')
+    assert.equal(digestOf(Buffer.concat(chunks)), blobs.large.digest)
+    await assert.rejects(connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000)), Error, 'a used key is refused')
+    first.destroy()
+    assert.equal(await (await fetch(`${A.url}/healthz`)).status, 200)
+    assert.equal((await p2pStats(A)).bytes_served_to_peers > 0, true)
+  })
+
   it('a peer that stops reading: the serving node holds a bounded amount, whatever the blob size', async () => {
     const A = node(a, 'A')
     await seed(A, blobs.stall.digest)
-    client = await createP2pNode({
+    client ??= await createP2pNode({
       privateKey: await generateKeyPair('Ed25519'),
       listen: [parseListenAddr('/ip4/127.0.0.1/tcp/0')],
       announce: [],
