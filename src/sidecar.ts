@@ -25,7 +25,7 @@ import { Scopes } from './apicache/scope.js'
 import { ApiClient } from './upstream/api-client.js'
 import { loadFleetCredentials } from './upstream/fleet-credential.js'
 import { Swarm, type SwarmComponents } from './p2p/swarm.js'
-import { DataListenError, type DataServerInit } from './p2p/data/server.js'
+import { DataListenError, dataChannelAddress } from './p2p/data/server.js'
 import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
 
@@ -200,7 +200,7 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       mdns: config.mdns,
       swarmKey: config.swarmKey,
       maxUploads: config.maxUploads,
-      data: dataChannelInit(config)
+      data: dataChannelAddress(config.listenAddrs, config.p2pDataPort)
     }, {
       store,
       stats,
@@ -219,18 +219,6 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       : 'Run without peers with CACHE_ENABLE_P2P=false while this is investigated'
     throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${message}. ${hint}`)
   }
-}
-
-/**
- * Where the data channel listens: the first libp2p listen address's host, and CACHE_P2P_DATA_PORT
- * (`auto`: the libp2p port + 1, any free port when that is taken or the libp2p port is 0).
- */
-function dataChannelInit (config: Config): DataServerInit | undefined {
-  if (config.p2pDataPort === 'off') return undefined
-  const [host, tcp] = config.listenAddrs[0]?.getComponents() ?? []
-  const p2pPort = Number(tcp?.value ?? '0')
-  if (config.p2pDataPort !== 'auto') return { host: host?.value ?? '0.0.0.0', port: config.p2pDataPort, anyPortIfTaken: false }
-  return { host: host?.value ?? '0.0.0.0', port: p2pPort === 0 || p2pPort >= 65535 ? 0 : p2pPort + 1, anyPortIfTaken: true }
 }
 
 /** Stops accepting; idle connections go now, in-flight downloads get a grace period, then sockets are cut. */

@@ -3,6 +3,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Config, HostPort } from '../config/options.js'
 import { fail, ok, skip, warn, type Finding } from './finding.js'
 import type { LiveSidecar } from './live.js'
+import { dataChannelAddress } from '../p2p/data/server.js'
 
 /** Tries to bind host:port; resolves with the error code, or undefined when it could bind. */
 async function tryBind (host: string, port: number): Promise<string | undefined> {
@@ -25,16 +26,15 @@ const BIND_FIX: Record<string, (what: string, variable: string, example: string)
  * peers reach only where no port mapping stands between them: a warning, not a failure.
  */
 async function checkDataPort (listen: Multiaddr[], dataPort: Config['p2pDataPort'], live: LiveSidecar | undefined): Promise<Finding> {
-  if (dataPort === 'off') return skip('listen.data', 'the data channel is off (CACHE_P2P_DATA_PORT=off): blobs travel over the libp2p connection')
-  const [host, tcp] = listen[0]?.getComponents() ?? []
-  const p2pPort = Number(tcp?.value ?? '0')
-  const port = dataPort === 'auto' ? (p2pPort === 0 ? 0 : p2pPort + 1) : dataPort
-  const subject = `${host?.value ?? '0.0.0.0'}:${port}`
+  const address = dataChannelAddress(listen, dataPort)
+  if (address === undefined) return skip('listen.data', 'the data channel is off (CACHE_P2P_DATA_PORT=off): blobs travel over the libp2p connection')
+  const { host, port } = address
+  const subject = `${host}:${port}`
   if (port === 0) return ok('listen.data', 'the data channel takes any free port (the P2P port is 0); peers learn it with each transfer', { port }, subject)
-  const code = await tryBind(host?.value ?? '0.0.0.0', port)
+  const code = await tryBind(host, port)
   if (code === undefined) return ok('listen.data', `data channel port ${port} can be bound`, { port }, subject)
   if (code === 'EADDRINUSE' && live?.p2p?.dataPort === port) return ok('listen.data', `data channel port ${port} is in use by the running sidecar`, { port, sidecar: live.url }, subject)
-  if (code === 'EADDRINUSE' && dataPort === 'auto') {
+  if (code === 'EADDRINUSE' && address.anyPortIfTaken) {
     return warn('listen.data', `data channel port ${port} (the P2P port + 1) is taken by another process: the sidecar will use any free port instead`,
       `free port ${port}, or set CACHE_P2P_DATA_PORT to a free port (publish it under the same number when peers reach this node through a port mapping)`, { port, error: code }, subject)
   }

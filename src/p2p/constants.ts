@@ -3,6 +3,8 @@ export const KAD_PROTOCOL = '/p2p-cache/kad/1.0.0'
 export const FETCH_PROTOCOL = '/p2p-cache/fetch/1.0.0'
 /** 1.0.0 plus the data channel: a request may accept, and a header may carry, a data channel offer. */
 export const FETCH_PROTOCOL_DATA = '/p2p-cache/fetch/1.1.0'
+/** What a node serves and asks for, newest first (multistream-select picks the first both speak). */
+export const FETCH_PROTOCOLS = [FETCH_PROTOCOL_DATA, FETCH_PROTOCOL]
 export const DIALBACK_PROTOCOL = '/p2p-cache/dialback/1.0.0'
 /** A dial-back (diagnose asking a peer to dial its announced address) gets this long. */
 export const DIALBACK_TIMEOUT_MS = 5_000

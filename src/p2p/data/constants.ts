@@ -18,5 +18,3 @@ export const DATA_CONNECT_TIMEOUT_MS = 2_000
 export const DATA_UNREACHABLE_MS = 10 * 60_000
 /** TLS 1.3 only, AES-GCM first (hardware AES); PSK with (EC)DHE, so past transfers stay secret. */
 export const DATA_TLS_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
-/** Bytes read from the store per write to the socket. */
-export const DATA_READ_CHUNK = 512 * 1024

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import { DATA_OFFER_TTL_MS, DATA_TLS_CIPHERS, MAX_DATA_OFFERS } from './constants.js'
@@ -19,6 +20,20 @@ export interface DataServerInit {
   port: number
   /** When `port` is taken, bind any free port instead (the offers carry the port) with a warning. */
   anyPortIfTaken: boolean
+}
+
+/**
+ * Where the data channel listens (CACHE_P2P_DATA_PORT): the host of the first libp2p listen
+ * address; `auto` = that address's port + 1, or any free port when it is taken (or the P2P port
+ * is 0); a number = exactly that port. Undefined when `off`.
+ */
+export function dataChannelAddress (listen: Multiaddr[], dataPort: number | 'auto' | 'off'): DataServerInit | undefined {
+  if (dataPort === 'off') return undefined
+  const [host, tcp] = listen[0]?.getComponents() ?? []
+  const bindHost = host?.value ?? '0.0.0.0'
+  if (dataPort !== 'auto') return { host: bindHost, port: dataPort, anyPortIfTaken: false }
+  const p2pPort = Number(tcp?.value ?? '0')
+  return { host: bindHost, port: p2pPort === 0 || p2pPort >= 65535 ? 0 : p2pPort + 1, anyPortIfTaken: true }
 }
 
 interface PendingOffer {

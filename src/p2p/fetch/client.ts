@@ -2,7 +2,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
-import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL, FETCH_PROTOCOL_DATA, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
+import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
 import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
 import { connectData } from '../data/connect.js'
 import { isDigest } from '../../oci/digest.js'
@@ -72,7 +72,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
     if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
     const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))])
     connection = await node.dial(peer.id, { signal })
-    stream = await connection.newStream([FETCH_PROTOCOL_DATA, FETCH_PROTOCOL], { signal })
+    stream = await connection.newStream(FETCH_PROTOCOLS, { signal })
   } catch (err) {
     throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
   }

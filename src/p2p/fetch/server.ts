@@ -6,7 +6,7 @@ import type { Logger } from 'pino'
 import type { BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
-import { FETCH_PROTOCOL, FETCH_PROTOCOL_DATA, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
+import { FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
 import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
@@ -75,13 +75,13 @@ export class FetchServer {
 
   async start (): Promise<void> {
     // 1.1.0 is 1.0.0 plus the data channel offer; both are served.
-    await this.components.node.handle([FETCH_PROTOCOL_DATA, FETCH_PROTOCOL], (stream, connection) => {
+    await this.components.node.handle(FETCH_PROTOCOLS, (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: MAX_INBOUND_STREAMS })
   }
 
   async stop (): Promise<void> {
-    await this.components.node.unhandle([FETCH_PROTOCOL_DATA, FETCH_PROTOCOL])
+    await this.components.node.unhandle(FETCH_PROTOCOLS)
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
