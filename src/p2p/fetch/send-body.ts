@@ -21,24 +21,13 @@ export interface BodySink {
  * long as the stream still holds unsent bytes.
  */
 export function streamSink (stream: Stream): BodySink {
+  const closed = new AbortController()
+  stream.addEventListener('close', () => { closed.abort(new Error('the stream closed')) }, { once: true })
   return {
     send: buf => stream.send(buf),
     onDrain: async ({ signal }) => {
       while (stream.writableNeedsDrain || stream.writeBufferLength > 0) {
-        await new Promise<void>((resolve, reject) => {
-          const done = (): void => {
-            stream.removeEventListener('drain', onDrain)
-            stream.removeEventListener('close', onClose)
-            signal.removeEventListener('abort', onAbort)
-          }
-          const onDrain = (): void => { done(); resolve() }
-          const onClose = (): void => { done(); reject(new Error('the stream closed')) }
-          const onAbort = (): void => { done(); reject(signal.reason as Error) }
-          if (signal.aborted) { onAbort(); return }
-          stream.addEventListener('drain', onDrain)
-          stream.addEventListener('close', onClose)
-          signal.addEventListener('abort', onAbort)
-        })
+        await once(stream, 'drain', { signal: AbortSignal.any([signal, closed.signal]) })
       }
     },
     addEventListener: (type, listener) => { stream.addEventListener(type, listener) },
