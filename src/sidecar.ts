@@ -56,7 +56,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let swarm: Swarm | undefined
   let api: ApiResolver | undefined
   let blobs: BlobResolver | undefined
-  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0 })
+  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false })
   store = await BlobStore.open({
     dir: config.dir,
     log: log.child({ component: 'store' }),

@@ -17,6 +17,7 @@ import { apiTarget, publicSection, type ApiTarget } from './github-resource.js'
 import { HotRecords } from './hot-records.js'
 import { RepositoryAccess, visibilityOf } from './repository-access.js'
 import { FLEET_SCOPE } from './constants.js'
+import { isNoSpace } from '../store/errors.js'
 
 export interface ApiResolverInit {
   client: ApiClient
@@ -384,13 +385,19 @@ export class ApiResolver {
     const policy = new CachePolicy(request, { status, headers }, { shared: scope === 'anon' })
     if (!policy.storable()) return
     const digest = sha256Digest(body)
-    if (await this.init.store.stat(digest) === undefined) await this.init.store.put(digest, body, 'api upstream')
     const accept = normalizeAccept(request.headers.accept as string | undefined)
     const record: ApiRecord = {
       policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now(),
       ...(validator !== undefined ? { validator } : {})
     }
-    await this.init.records.put(resource, record)
+    try {
+      if (await this.init.store.stat(digest) === undefined) await this.init.store.put(digest, body, 'api upstream')
+      await this.init.records.put(resource, record)
+    } catch (err) {
+      // A full disk: the answer is given, not stored (the store says it is full).
+      if (!isNoSpace(err)) throw err
+      return
+    }
     this.hot.set(resource, scope, accept, { record, body, policy, freshUntil: Date.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) })
     this.init.peers?.swarm.announce(apiKey(resource, accept))
   }

@@ -35,7 +35,9 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     ['Store', [
       ['size', formatBytes(s.current_size)],
       ['stored', plural(s.stores, 'blob')],
-      ['evicted', plural(s.evictions, 'blob')]
+      ['evicted', plural(s.evictions, 'blob')],
+      ['filesystem full', s.store_full === true ? 'YES: misses are served without being stored' : 'no'],
+      ['served without storing', `${plural(s.store_full_events ?? 0, 'blob')}  (${formatBytes(s.bytes_passed_through ?? 0)})`]
     ]],
     ['Registry', [
       ['hit rate', lookups === 0 ? '– (no requests yet)' : `${(s.hit_rate * 100).toFixed(1)}%  (${plural(s.hits, 'hit')}, ${plural(s.misses, 'miss', 'misses')})`],
@@ -63,7 +65,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
   // A field added to the server's JSON later is still shown, under its own name.
   const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'upstream_hits',
     'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors',
-    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'registry_ratelimit'])
+    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'registry_ratelimit',
+    'store_full', 'store_full_events', 'bytes_passed_through'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

@@ -45,15 +45,19 @@ export class AdminRoutes {
     const method = req.method ?? 'GET'
     if (path === '/healthz') { sendJson(res, 200, { status: 'ok' }); return true }
     if (path === '/readyz') {
+      // A full store still serves (hits, and misses streamed through): ready, and saying so.
       const ready = this.init.isReady()
-      sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting' })
+      const { full, free } = await store.space()
+      sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', store: { full, free_bytes: free ?? null } })
       return true
     }
     if (path === '/metrics') {
+      await store.space()
       sendText(res, 200, await stats.registry.metrics(), stats.registry.contentType)
       return true
     }
     if (path === '/api/cache/stats' && (method === 'GET' || method === 'HEAD')) {
+      await store.space()
       sendJson(res, 200, stats.snapshot())
       return true
     }

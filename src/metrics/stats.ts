@@ -5,7 +5,8 @@ export const COUNTER_NAMES = [
   'hits', 'misses', 'stores', 'evictions', 'errors',
   'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_upstream', 'bytes_served_to_peers',
   'revalidations_304', 'bytes_served', 'stale_tags_served',
-  'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved'
+  'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved',
+  'store_full_events', 'bytes_passed_through'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -27,7 +28,9 @@ const HELP: Record<CounterName, string> = {
   claims_won: 'Misses for which the coordinator told this node to fetch from the upstream',
   claims_joined: 'Misses for which the coordinator named a peer that is fetching or has the content',
   peer_inflight_joins: 'Peer transfers read from a download still in progress on that peer',
-  upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream'
+  upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream',
+  store_full_events: 'Downloads that could not be stored because the filesystem of CACHE_DIR was full (served without being stored)',
+  bytes_passed_through: 'Bytes streamed from an upstream to clients without being stored (full filesystem)'
 }
 
 /** Credentials whose rate limit is reported per API upstream (the most recent ones). */
@@ -37,6 +40,8 @@ export interface StatsSnapshot extends Record<CounterName, number> {
   current_size: number
   hit_rate: number
   peers_connected: number
+  /** The filesystem of CACHE_DIR is full: what misses fetch is served without being stored. */
+  store_full: boolean
   /**
    * Last X-RateLimit-Remaining seen from each API upstream, per credential: `anon`, `fleet`, or
    * 12 hex characters of the credential's keyed hash (its scope); the most recent 16 per upstream.
@@ -58,12 +63,13 @@ export class Stats {
   /** When a peer last answered a miss (diagnose reports it). */
   lastPeerHitAt: Date | undefined
 
-  constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number }) {
+  constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number, storeFull: () => boolean }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
     this.counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, new Counter({
       name: `p2p_cache_${n}_total`, help: HELP[n], registers: [this.registry]
     })])) as Record<CounterName, Counter>
     new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
+    new Gauge({ name: 'p2p_cache_store_full', help: '1 while the filesystem of CACHE_DIR is full (misses are served without being stored)', registers: [this.registry], collect () { this.set(gauges.storeFull() ? 1 : 0) } })
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
     this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
     this.registryRemainingGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_remaining', help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)', labelNames: ['upstream'], registers: [this.registry] })
@@ -107,6 +113,7 @@ export class Stats {
       current_size: this.gauges.currentSize(),
       hit_rate: lookups === 0 ? 0 : Number((this.values.hits / lookups).toFixed(4)),
       peers_connected: this.gauges.peersConnected(),
+      store_full: this.gauges.storeFull(),
       api_ratelimit_remaining: Object.fromEntries([...this.rateLimits].map(([upstream, m]) => [upstream, Object.fromEntries(m)])),
       registry_ratelimit: Object.fromEntries(this.registryLimits)
     }

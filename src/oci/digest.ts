@@ -41,10 +41,16 @@ export function sha256Digest (data: Uint8Array): Digest {
 
 /** Incremental verifier for streamed content. */
 export class DigestVerifier {
-  private readonly hash: Hash = createHash('sha256')
   private bytes = 0
 
-  constructor (readonly expected: Digest) {}
+  constructor (readonly expected: Digest, private readonly hash: Hash = createHash('sha256')) {}
+
+  /** An independent verifier in the same state (same bytes hashed so far); this one is unchanged. */
+  copy (): DigestVerifier {
+    const copy = new DigestVerifier(this.expected, this.hash.copy())
+    copy.bytes = this.bytes
+    return copy
+  }
 
   update (chunk: Uint8Array): void {
     this.hash.update(chunk)

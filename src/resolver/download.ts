@@ -4,12 +4,13 @@ import { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
-import { DigestMismatchError, type Digest } from '../oci/digest.js'
+import { DigestMismatchError, type Digest, type DigestVerifier } from '../oci/digest.js'
 import { DEFAULT_MANIFEST_ACCEPT, MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType, manifestTypeOfBody } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { BlobRecord } from '../store/record.js'
 import type { BlobWriter } from '../store/writer.js'
+import { StoreFullError } from '../store/errors.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import { parseContentRange } from '../upstream/content-range.js'
@@ -50,6 +51,17 @@ export interface BlobDownloadInit {
   peers?: PeerLookupInit | undefined
   /** Aborted when every reader left (SingleFlight) or at shutdown: the download stops. */
   signal: AbortSignal
+}
+
+/**
+ * The filesystem filled up mid-download (StoreFullError): nothing will be committed, and each
+ * reader gets the rest of the blob streamed through from the upstream instead.
+ */
+interface PassThrough {
+  /** Bytes [0, written) are in the temporary file (unlinked, still open for readers). */
+  written: number
+  /** The digest state over those bytes, for each reader to go on hashing; undefined once the whole blob verified. */
+  hash: DigestVerifier | undefined
 }
 
 /** The claim this node won: it fetches from the upstream and keeps the coordinator informed. */
@@ -102,6 +114,8 @@ export class BlobDownload {
   private readonly contributors = new Set<string>()
   private writer: BlobWriter | undefined
   private readFile: FileHandle | undefined
+  /** Set when the download failed for want of space: readers finish from the upstream (see `passThroughChunks`). */
+  private passThrough: PassThrough | undefined
   private refs = 1
   private waiters: Array<() => void> = []
   private readyState = pending<{ size: number | undefined }>()
@@ -150,12 +164,22 @@ export class BlobDownload {
     let pos = start
     let generation = this.generation
     let pumping = false
+    let passing: AsyncGenerator<Buffer> | undefined
     const pump = async (stream: Readable): Promise<void> => {
       if (pumping) return
       pumping = true
       try {
         for (;;) {
-          if (this.error !== undefined) { stream.destroy(this.error); return }
+          if (this.error !== undefined) {
+            if (this.passThrough === undefined || (generation !== this.generation && pos > start)) { stream.destroy(this.error); return }
+            passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size)
+            const next = await passing.next()
+            if (stream.destroyed) return
+            if (next.done === true) { stream.push(null); return }
+            pos += next.value.byteLength
+            if (!stream.push(next.value)) return
+            continue
+          }
           if (generation !== this.generation) {
             if (pos > start) {
               stream.destroy(new Error(`bytes of ${this.digest} from a peer did not verify; this response was cut before its last byte and nothing was stored — retry the request`))
@@ -195,8 +219,80 @@ export class BlobDownload {
     }
     return new Readable({
       highWaterMark: READ_CHUNK,
-      read () { void pump(this) }
+      read () { void pump(this) },
+      destroy (err, callback) {
+        void passing?.return(undefined).catch(() => {})
+        callback(err)
+      }
     })
+  }
+
+  /**
+   * One reader's bytes [pos, stop) once the download gave up for want of space: what the
+   * temporary file holds, then the rest streamed from the upstream without being stored,
+   * hashed on from the file's digest state; the last byte waits until the whole blob verified.
+   * @throws UpstreamUnavailableError, an upstream's OciError, DigestMismatchError
+   */
+  private async * passThroughChunks (from: PassThrough, pos: number, stop: number | undefined): AsyncGenerator<Buffer> {
+    const { client, repo, digest, stats, kind } = this.init
+    const file = this.readFile
+    const last = stop ?? Infinity
+    const fileEnd = Math.min(from.written, last)
+    // The span's last byte, when the file has it, waits for the digest like any other.
+    const fileHold = from.hash !== undefined && last <= from.written ? 1 : 0
+    const fromFile = async function * (to: number): AsyncGenerator<Buffer> {
+      while (pos < to) {
+        if (file === undefined) throw new Error(`download of ${digest} lost its temporary file`)
+        const n = Math.min(to - pos, READ_CHUNK)
+        const { bytesRead, buffer } = await file.read(Buffer.allocUnsafe(n), 0, n, pos)
+        if (bytesRead === 0) throw new Error(`temporary file of ${digest} ended at ${pos} of ${from.written} bytes`)
+        pos += bytesRead
+        yield buffer.subarray(0, bytesRead)
+      }
+    }
+    yield * fromFile(fileEnd - fileHold)
+    if (from.hash === undefined) return
+    const verifier = from.hash.copy()
+    const controller = new AbortController()
+    const signal = AbortSignal.any([controller.signal, this.init.signal])
+    // A manifest comes whole (registries need not serve ranges of one), a blob from where the file ends.
+    const res = kind === 'manifest'
+      ? await client.sendOk('GET', repo, `/v2/${repo}/manifests/${digest}`, { accept: DEFAULT_MANIFEST_ACCEPT }, signal)
+      : await client.sendOk('GET', repo, `/v2/${repo}/blobs/${digest}`, { range: `bytes=${from.written}-` }, signal)
+    try {
+      const range = res.status === 206 ? parseContentRange(res.headers['content-range']) : undefined
+      // A 200 is the whole blob again: the bytes the file has are skipped.
+      let skip = res.status === 206 && range?.start === from.written ? 0 : res.status === 200 ? from.written : -1
+      if (skip < 0) throw new UpstreamUnavailableError(client.name, `answered ${res.status} with Content-Range ${res.headers['content-range'] ?? '(none)'} to a request from byte ${from.written}`)
+      let at = from.written
+      let held: Buffer | undefined
+      for await (const batch of bodyBatches(res.body, WRITE_BATCH)) {
+        for (let chunk of batch) {
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.byteLength)
+            skip -= n
+            chunk = chunk.subarray(n)
+          }
+          verifier.update(chunk)
+          stats.inc('bytes_from_upstream', chunk.byteLength)
+          const chunkStart = at
+          at += chunk.byteLength
+          const lo = Math.max(pos, chunkStart)
+          const hi = Math.min(last, at)
+          if (hi <= lo) continue
+          if (held !== undefined) yield held
+          held = chunk.subarray(lo - chunkStart, hi - chunkStart)
+          pos = hi
+        }
+      }
+      verifier.verify(`upstream ${client.name}`)
+      stats.inc('bytes_passed_through', at - from.written)
+      if (held !== undefined) yield held
+      yield * fromFile(fileEnd)
+    } finally {
+      controller.abort()
+      discard(res.body)
+    }
   }
 
   private async run (): Promise<BlobRecord> {
@@ -207,7 +303,14 @@ export class BlobDownload {
       if (peers !== undefined) lease = await this.fromSwarm(peers)
       if (!this.verified) await this.renewing(lease, async () => { await this.fromUpstreamOrPeers() })
       const source = this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`
-      const record = await store.commit(this.file(), source, kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {})
+      let record: BlobRecord
+      try {
+        record = await store.commit(this.file(), source, kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {})
+      } catch (err) {
+        // Verified but not storable: readers take the rest of the file.
+        if (err instanceof StoreFullError) this.passThroughFrom(err, undefined)
+        throw err
+      }
       if (lease !== undefined) this.tell(lease, 'done')
       stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
       log.info({ digest, kind, size: record.size, cache: this.cache, source: this.origin }, `${kind} stored`)
@@ -405,7 +508,7 @@ export class BlobDownload {
         // The upstream dropped the connection mid-blob after sending something: ask for the
         // rest with a Range, so the clients reading this download see one whole transfer.
         if (!manifest && !signal.aborted && this.written > resumeAt && resumes < MAX_UPSTREAM_RESUMES &&
-            !(err instanceof OciError) && !(err instanceof DigestMismatchError)) {
+            !(err instanceof OciError) && !(err instanceof DigestMismatchError) && !(err instanceof StoreFullError)) {
           resumes++
           this.init.log.info({ digest, upstream: client.name, at: this.written, size: this.size, err: (err as Error).message }, 'upstream dropped mid-blob; resuming with a Range')
           continue
@@ -470,12 +573,35 @@ export class BlobDownload {
   }
 
   private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {
-    await this.file().write(chunks)
     let bytes = 0
     for (const c of chunks) bytes += c.byteLength
+    const writer = this.file()
+    try {
+      await writer.write(chunks)
+    } catch (err) {
+      if (!(err instanceof StoreFullError)) throw err
+      // The filesystem is full (CACHE_MAX_SIZE above its room, or other files on it): older
+      // blobs make room for this one, once; failing that, readers get it streamed through.
+      const wanted = Math.max(bytes, (this.size ?? 0) - this.written)
+      if (await this.init.store.makeRoom(wanted) === 0) { this.passThroughFrom(err, writer); throw err }
+      try {
+        await writer.write(chunks)
+      } catch (again) {
+        if (again instanceof StoreFullError) this.passThroughFrom(again, writer)
+        throw again
+      }
+    }
     this.written += bytes
     if (fromPeer) this.peerBytes += bytes
     this.notify()
+  }
+
+  /** Gives up storing this download (see PassThrough); `writer` undefined when every byte is in and verified. */
+  private passThroughFrom (err: StoreFullError, writer: BlobWriter | undefined): void {
+    this.init.store.markFull(err)
+    this.init.stats.inc('store_full_events')
+    this.passThrough = { written: this.written, hash: writer?.hashState() }
+    this.init.log.warn({ digest: this.digest, written: this.written, size: this.size }, 'store full: serving this blob without storing it')
   }
 
   /** A fresh temporary file: at start, or after bytes that can't be kept. */

@@ -4,6 +4,7 @@ import type { Stats } from '../metrics/stats.js'
 import { OciError } from '../oci/errors.js'
 import { discard, readBounded, readLimited, type RegistryClient } from '../upstream/registry-client.js'
 import { UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
+import { isNoSpace } from '../store/errors.js'
 
 /** A stored list answer (tags/list, referrers, a fallback-tag index). */
 interface ListRecord {
@@ -70,7 +71,8 @@ export class ListCache {
         ...(res.headers.link !== undefined ? { link: res.headers.link } : {}),
         ...(res.headers.etag !== undefined ? { etag: res.headers.etag } : {})
       }
-      await this.db.put(key, record)
+      // On a full disk the answer is not remembered, and still given.
+      await this.db.put(key, record).catch((err: unknown) => { if (!isNoSpace(err)) throw err })
       return { ...answerOf(record), cache: 'MISS', origin: client.name }
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError) || stored === undefined) throw err

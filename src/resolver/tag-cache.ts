@@ -1,6 +1,7 @@
 import type { Level } from 'level'
 import type { Digest } from '../oci/digest.js'
 import { parseTagKey, type TagKey } from '../oci/tag-key.js'
+import { isNoSpace } from '../store/errors.js'
 
 export interface TagRecord {
   digest: Digest
@@ -34,7 +35,8 @@ export class TagCache {
     return parsed === undefined ? undefined : await this.get(parsed.upstream, parsed.repo, parsed.tag, parsed.acceptClass)
   }
 
+  /** Remembers a resolution; on a full disk it is not remembered (the tag is resolved again next time). */
   async set (upstream: string, repo: string, tag: string, acceptClass: string, record: TagRecord): Promise<void> {
-    await this.db.put(this.key(upstream, repo, tag, acceptClass), record)
+    await this.db.put(this.key(upstream, repo, tag, acceptClass), record).catch((err: unknown) => { if (!isNoSpace(err)) throw err })
   }
 }

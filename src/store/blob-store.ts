@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs'
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rm, statfs, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
@@ -7,11 +7,11 @@ import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import { blobPath, storeLayout, type StoreLayout } from './layout.js'
 import { Leases } from './leases.js'
-import { planEviction, type Candidate, type EvictionPolicy } from './eviction.js'
+import { planEviction, planRoom, type Candidate, type EvictionPolicy } from './eviction.js'
 import { hashFile, reconcile, type BlobIndex } from './reconcile.js'
 import type { BlobRecord } from './record.js'
 import { BlobWriter } from './writer.js'
-import { StoreOpenError } from './errors.js'
+import { StoreFullError, StoreOpenError, isNoSpace } from './errors.js'
 
 export interface BlobStoreEvents {
   onCommit?: (digest: Digest, size: number) => void
@@ -38,6 +38,16 @@ export interface BlobHandle {
   release: () => Promise<void>
 }
 
+/** What /readyz and the stats say about the store's filesystem. */
+export interface StoreSpace {
+  /** A write failed for want of space, and nothing has been committed since (or free space is still below FULL_CLEAR_BYTES). */
+  full: boolean
+  /** Bytes free for this process on the filesystem of CACHE_DIR; undefined when it can't be read. */
+  free: number | undefined
+}
+
+/** A full store counts as having space again once this much is free (or a blob committed). */
+const FULL_CLEAR_BYTES = 16 * 1024 * 1024
 /** Avoids an index write on every hit; LRU order only needs coarse access times. */
 const ACCESS_TIME_RESOLUTION_MS = 60_000
 const READ_CHUNK = 1024 * 1024
@@ -53,6 +63,8 @@ export class BlobStore {
   private readonly leases = new Leases()
   private total = 0
   private evicting: Promise<number> | undefined
+  /** When a write last failed for want of space, while the store is full. */
+  private fullSince: number | undefined
 
   private constructor (private readonly init: BlobStoreInit) {
     this.layout = storeLayout(init.dir)
@@ -95,6 +107,11 @@ export class BlobStore {
 
   get size (): number {
     return this.total
+  }
+
+  /** A write failed for want of space and nothing has committed since (`space()` also rechecks the filesystem). */
+  get full (): boolean {
+    return this.fullSince !== undefined
   }
 
   get policy (): EvictionPolicy {
@@ -164,28 +181,43 @@ export class BlobStore {
   async createWriter (digest: Digest): Promise<BlobWriter> {
     const release = this.leases.acquire(digest)
     try {
-      return await BlobWriter.create(digest, join(this.layout.tmp, `${digest.slice(7, 23)}-${randomUUID()}`), release)
+      return await BlobWriter.create(digest, join(this.layout.tmp, `${digest.slice(7, 23)}-${randomUUID()}`), this.init.dir, release)
     } catch (err) {
       release()
       throw err
     }
   }
 
-  /** Stores a small body that is already in memory (manifests, API responses): write, verify, commit. */
+  /**
+   * Stores a small body that is already in memory (manifests, API responses): write, verify,
+   * commit. On a full filesystem, older blobs make room once (see `makeRoom`).
+   * @throws StoreFullError when there is still no room (the store is then marked full)
+   */
   async put (digest: Digest, body: Uint8Array, source: string, meta: { mediaType?: string } = {}): Promise<BlobRecord> {
-    const writer = await this.createWriter(digest)
-    try {
-      await writer.write(body)
-    } catch (err) {
-      await writer.abort()
-      throw err
+    for (let tries = 1; ; tries++) {
+      try {
+        const writer = await this.createWriter(digest)
+        try {
+          await writer.write(body)
+        } catch (err) {
+          await writer.abort()
+          throw err
+        }
+        return await this.commit(writer, source, meta)
+      } catch (err) {
+        if (!(err instanceof StoreFullError)) throw err
+        if (tries > 1 || await this.makeRoom(body.byteLength) === 0) {
+          this.markFull(err)
+          throw err
+        }
+      }
     }
-    return await this.commit(writer, source, meta)
   }
 
   /** Verifies, moves into place and indexes what `writer` wrote. */
   async commit (writer: BlobWriter, source: string, meta: { mediaType?: string } = {}): Promise<BlobRecord> {
-    const { size, mtimeMs } = await writer.commit(blobPath(this.layout, writer.digest), source)
+    const path = blobPath(this.layout, writer.digest)
+    const { size, mtimeMs } = await writer.commit(path, source)
     const previous = await this.index.get(writer.digest)
     const now = Date.now()
     const record: BlobRecord = {
@@ -193,11 +225,56 @@ export class BlobStore {
       ...(meta.mediaType !== undefined ? { mediaType: meta.mediaType } : {}),
       ...(previous?.pinned === true ? { pinned: true } : {})
     }
-    await this.index.put(writer.digest, record)
+    try {
+      await this.index.put(writer.digest, record)
+    } catch (err) {
+      // An unindexed file would hold space the size account can't see until the next start.
+      if (previous === undefined) await rm(path, { force: true })
+      throw isNoSpace(err) ? new StoreFullError(this.init.dir, { cause: err }) : err
+    }
     this.total += size - (previous?.size ?? 0)
+    this.spaceReturned()
     this.init.onCommit?.(writer.digest, size)
     if (this.total > this.init.policy.maxSize * this.init.policy.highWatermark) void this.evict().catch(() => {})
     return record
+  }
+
+  /**
+   * A write failed with StoreFullError: remembered for `space()` (and warned about once per
+   * episode) until a blob commits or space returns.
+   */
+  markFull (err: StoreFullError): void {
+    if (this.fullSince === undefined) this.init.log.warn({ err: err.message, size: this.total }, 'store filesystem full')
+    this.fullSince = Date.now()
+  }
+
+  /** Whether the store is full (see StoreSpace); reads the filesystem's free space (statfs). */
+  async space (): Promise<StoreSpace> {
+    let free: number | undefined
+    try {
+      const fs = await statfs(this.init.dir)
+      free = fs.bavail * fs.bsize
+    } catch {}
+    if (this.fullSince !== undefined && free !== undefined && free >= FULL_CLEAR_BYTES) this.spaceReturned()
+    return { full: this.fullSince !== undefined, free }
+  }
+
+  /**
+   * The filesystem is full: removes least recently used blobs that are not pinned or in use,
+   * whatever their age, until `bytes` are freed or none is left (CACHE_MAX_SIZE larger than the
+   * filesystem, or other files on it). Returns the bytes freed.
+   */
+  async makeRoom (bytes: number): Promise<number> {
+    const candidates: Candidate[] = []
+    for await (const [digest, record] of this.entries()) candidates.push({ digest, record })
+    let freed = 0
+    for (const { digest, record } of planRoom(candidates, bytes, d => this.leases.held(d))) {
+      if (this.leases.held(digest) || !await this.delete(digest)) continue
+      freed += record.size
+      this.init.onEvict?.(digest, record.size)
+    }
+    if (freed > 0) this.init.log.warn({ freed, wanted: bytes, size: this.total }, 'store filesystem full; evicted least recently used blobs to make room')
+    return freed
   }
 
   async delete (digest: Digest): Promise<boolean> {
@@ -265,11 +342,20 @@ export class BlobStore {
     return removed
   }
 
+  /** Records the access for LRU; a hit is served even when the index can't be written (full disk). */
   private async touch (digest: Digest, record: BlobRecord): Promise<void> {
     const now = Date.now()
     if (now - record.accessedAt < ACCESS_TIME_RESOLUTION_MS) return
     record.accessedAt = now
-    await this.index.put(digest, record)
+    await this.index.put(digest, record).catch((err: Error) => {
+      this.init.log.debug({ digest, err: err.message }, 'access time not recorded')
+    })
+  }
+
+  private spaceReturned (): void {
+    if (this.fullSince === undefined) return
+    this.fullSince = undefined
+    this.init.log.info({ size: this.total }, 'store filesystem has room again')
   }
 
   private async forget (digest: Digest, record: BlobRecord): Promise<void> {

@@ -55,3 +55,18 @@ export function planEviction (
   }
   return plan
 }
+
+/**
+ * Victims to free `bytes` on a full filesystem: least recently used first, any age, never
+ * pinned or in-use blobs. Fewer than asked when nothing else may go.
+ */
+export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest: Digest) => boolean): Candidate[] {
+  const victims: Candidate[] = []
+  let freed = 0
+  for (const c of candidates.filter(c => c.record.pinned !== true && !inUse(c.digest)).sort((a, b) => a.record.accessedAt - b.record.accessedAt)) {
+    if (freed >= bytes) break
+    victims.push(c)
+    freed += c.record.size
+  }
+  return victims
+}

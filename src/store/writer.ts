@@ -1,66 +1,88 @@
 import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DigestVerifier, type Digest } from '../oci/digest.js'
-import { StoreError } from './errors.js'
+import { StoreError, StoreFullError, isNoSpace } from './errors.js'
 
 /**
  * Writes one blob: bytes go to a file in tmp/ while they are hashed; `commit` verifies the
  * digest, fsyncs, and renames into place. Until then nothing is visible under blobs/.
  */
 export class BlobWriter {
-  private readonly verifier: DigestVerifier
+  private verifier: DigestVerifier
   private written = 0
   private finished = false
   private verified = false
-  /** A failed write leaves the hash ahead of the file: nothing may verify after it. */
-  private failed: Error | undefined
 
   constructor (
     readonly digest: Digest,
     readonly tmpPath: string,
+    /** CACHE_DIR, named in a StoreFullError. */
+    private readonly storeDir: string,
     private readonly file: FileHandle,
     private readonly onFinish: () => void
   ) {
     this.verifier = new DigestVerifier(digest)
   }
 
-  static async create (digest: Digest, tmpPath: string, onFinish: () => void): Promise<BlobWriter> {
-    const file = await open(tmpPath, 'wx', 0o644)
-    return new BlobWriter(digest, tmpPath, file, onFinish)
+  /** @throws StoreFullError when the filesystem has no room for a new file */
+  static async create (digest: Digest, tmpPath: string, storeDir: string, onFinish: () => void): Promise<BlobWriter> {
+    try {
+      return new BlobWriter(digest, tmpPath, storeDir, await open(tmpPath, 'wx', 0o644), onFinish)
+    } catch (err) {
+      throw isNoSpace(err) ? new StoreFullError(storeDir, { cause: err }) : err
+    }
   }
 
   get bytesWritten (): number {
     return this.written
   }
 
-  /** Appends `chunk`, or several chunks in one vectored write (no copy into one buffer). */
+  /**
+   * The digest state over the bytes written so far: a copy the caller may go on hashing (the
+   * rest of a blob served without being stored, see StoreFullError).
+   */
+  hashState (): DigestVerifier {
+    return this.verifier.copy()
+  }
+
+  /**
+   * Appends `chunk`, or several chunks in one vectored write (no copy into one buffer). A write
+   * that fails leaves the writer as it was before the call (file length, digest state), so the
+   * caller may try again once there is room.
+   * @throws StoreFullError when the filesystem is full; the underlying error otherwise
+   */
   async write (chunk: Uint8Array | Uint8Array[]): Promise<void> {
     if (this.finished) throw new StoreError(`write to ${this.digest} after it was committed or aborted`)
-    if (this.failed !== undefined) throw this.failed
     const chunks = Array.isArray(chunk) ? chunk : [chunk]
     let total = 0
-    for (const c of chunks) {
-      this.verifier.update(c)
-      total += c.byteLength
-    }
+    for (const c of chunks) total += c.byteLength
+    const before = this.verifier.copy()
+    const writing = this.writeAt(chunks, total, this.written)
+    // Hashed while the thread pool writes the same (read-only) buffers.
+    for (const c of chunks) this.verifier.update(c)
     try {
-      let done = (await this.file.writev(chunks, this.written)).bytesWritten
-      // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
-      for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
-        const c = chunks[i] as Uint8Array
-        if (start + c.byteLength <= done) continue
-        let offset = done - start
-        while (offset < c.byteLength) {
-          const { bytesWritten } = await this.file.write(c, offset, c.byteLength - offset, this.written + start + offset)
-          offset += bytesWritten
-          done += bytesWritten
-        }
-      }
+      await writing
     } catch (err) {
-      this.failed = err as Error
-      throw err
+      this.verifier = before
+      await this.file.truncate(this.written).catch(() => {})
+      throw isNoSpace(err) ? new StoreFullError(this.storeDir, { cause: err }) : err
     }
     this.written += total
+  }
+
+  private async writeAt (chunks: Uint8Array[], total: number, position: number): Promise<void> {
+    let done = (await this.file.writev(chunks, position)).bytesWritten
+    // A short vectored write is rare (signals, full disk); finish it chunk by chunk.
+    for (let i = 0, start = 0; done < total && i < chunks.length; start += (chunks[i] as Uint8Array).byteLength, i++) {
+      const c = chunks[i] as Uint8Array
+      if (start + c.byteLength <= done) continue
+      let offset = done - start
+      while (offset < c.byteLength) {
+        const { bytesWritten } = await this.file.write(c, offset, c.byteLength - offset, position + start + offset)
+        offset += bytesWritten
+        done += bytesWritten
+      }
+    }
   }
 
   /**
@@ -68,7 +90,6 @@ export class BlobWriter {
    * `digest`. Done before the (slow) fsync so readers can be released as soon as it holds.
    */
   verify (source: string): void {
-    if (this.failed !== undefined) throw this.failed
     if (this.verified) return
     this.verifier.verify(source)
     this.verified = true
@@ -92,7 +113,7 @@ export class BlobWriter {
     } catch (err) {
       await this.file.close().catch(() => {})
       await rm(this.tmpPath, { force: true })
-      throw err
+      throw isNoSpace(err) ? new StoreFullError(this.storeDir, { cause: err }) : err
     }
   }
 

@@ -82,7 +82,7 @@ describe('CLI: stats formatting', () => {
   it('rate limits: the API fleet and anonymous buckets by name, client tokens summed up (their labels are hashes); Docker Hub\'s pull limit per registry upstream', async () => {
     const { Stats } = await import('../../src/metrics/stats.js')
     const { formatStats } = await import('../../src/cli/stats-format.js')
-    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
+    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false })
     stats.setApiRateLimit('github', 'fleet', 4990)
     stats.setApiRateLimit('github', 'anon', 58)
     stats.setApiRateLimit('github', '3f9a0c1d2e4b', 4998)
@@ -96,7 +96,7 @@ describe('CLI: stats formatting', () => {
 
   it('API rate limits keep the 16 most recent credentials per upstream (a new token every job)', async () => {
     const { Stats } = await import('../../src/metrics/stats.js')
-    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
+    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false })
     for (let i = 0; i < 40; i++) stats.setApiRateLimit('github', `job${i}`, 1000 - i)
     const github = stats.snapshot().api_ratelimit_remaining.github ?? {}
     assert.equal(Object.keys(github).length, 16)

@@ -33,7 +33,7 @@ describe('README', () => {
   })
 
   it('the metrics table lists exactly what /metrics exports (besides process metrics)', async () => {
-    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0 })
+    const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false })
     stats.setApiRateLimit('github', 'fleet', 1)
     const exported = (await stats.registry.getMetricsAsJSON()).map(m => m.name).filter(n => !n.startsWith('p2p_cache_process_')).sort()
     const rows = section(await readme(), 'Metrics').split('\n').filter(l => l.startsWith('| `p2p_cache_'))
