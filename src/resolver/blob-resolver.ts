@@ -109,7 +109,7 @@ export class BlobResolver {
       }
       try {
         const { size } = await raceSignal(active.ready, signal)
-        if (active.servesPeers) return readerOf(active, size, async () => { active.release(); share.release() })
+        if (active.servesPeers) return readerOf(active, size, async () => { active.release(); share.release() }, true)
       } catch {
         pending ||= signal.aborted && active.error === undefined
       }
@@ -165,14 +165,14 @@ export class BlobResolver {
   }
 }
 
-/** One response's view of a download: bytes as they arrive, the media type as last known. */
-function readerOf (active: BlobDownload, size: number | undefined, release: () => Promise<void>): BlobSource {
+/** One response's view of a download (`forPeer`: a peer's fetch): bytes as they arrive, the media type as last known. */
+function readerOf (active: BlobDownload, size: number | undefined, release: () => Promise<void>, forPeer = false): BlobSource {
   return {
     cache: active.cache,
     origin: active.origin,
     size,
     get mediaType () { return active.mediaType },
-    stream: (start, end) => active.reader(start, end),
+    stream: (start, end) => active.reader(start, end, forPeer),
     release
   }
 }

@@ -159,8 +159,12 @@ export class BlobDownload {
     if (--this.refs === 0) void this.readFile?.close().catch(() => {})
   }
 
-  /** A stream of bytes [start, end) of the blob as they arrive; the caller holds a `retain`. */
-  reader (start: number, end: number | undefined): Readable {
+  /**
+   * A stream of bytes [start, end) of the blob as they arrive; the caller holds a `retain`.
+   * `forPeer`: a peer's fetch, which is cut rather than finished from the upstream when the
+   * store is full (SPEC 3.4: nothing is fetched on a peer's behalf).
+   */
+  reader (start: number, end: number | undefined, forPeer = false): Readable {
     let pos = start
     let generation = this.generation
     let pumping = false
@@ -171,7 +175,7 @@ export class BlobDownload {
       try {
         for (;;) {
           if (this.error !== undefined) {
-            if (this.passThrough === undefined || (generation !== this.generation && pos > start)) { stream.destroy(this.error); return }
+            if (forPeer || this.passThrough === undefined || (generation !== this.generation && pos > start)) { stream.destroy(this.error); return }
             passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size)
             const next = await passing.next()
             if (stream.destroyed) return
