@@ -8,7 +8,7 @@ import type { Digest } from '../oci/digest.js'
 import { blobPath, storeLayout, type StoreLayout } from './layout.js'
 import { Leases } from './leases.js'
 import { planEviction, planRoom, type Candidate, type EvictionPolicy } from './eviction.js'
-import { hashFile, reconcile, type BlobIndex } from './reconcile.js'
+import { freeForOpen, hashFile, reconcile, type BlobIndex } from './reconcile.js'
 import type { BlobRecord } from './record.js'
 import { BlobWriter } from './writer.js'
 import { StoreFullError, StoreOpenError, isNoSpace } from './errors.js'
@@ -46,6 +46,8 @@ export interface StoreSpace {
   free: number | undefined
 }
 
+/** Room made for the index when it can't open on a full filesystem (see freeForOpen). */
+const OPEN_ROOM_BYTES = 1024 * 1024
 /** A full store counts as having space again once this much is free (or a blob committed). */
 const FULL_CLEAR_BYTES = 16 * 1024 * 1024
 /** Avoids an index write on every hit; LRU order only needs coarse access times. */
@@ -77,7 +79,7 @@ export class BlobStore {
    * @throws StoreOpenError when the directory can't be written or another process holds the index
    */
   static async open (init: BlobStoreInit): Promise<BlobStore> {
-    const store = new BlobStore(init)
+    let store = new BlobStore(init)
     for (const dir of [store.layout.blobs, store.layout.tmp]) {
       try {
         await mkdir(dir, { recursive: true })
@@ -86,13 +88,29 @@ export class BlobStore {
         throw new StoreOpenError(`CACHE_DIR=${init.dir}: cannot create ${dir} (${code}); give the sidecar a writable directory (a volume) with CACHE_DIR`, { cause: err })
       }
     }
-    try {
-      await store.db.open()
-    } catch (err) {
-      const locked = (err as { cause?: { code?: unknown } }).cause?.code === 'LEVEL_LOCKED'
-      throw new StoreOpenError(locked
-        ? `CACHE_DIR=${init.dir} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`
-        : `CACHE_DIR=${init.dir}: cannot open the index (${(err as Error).message}); check the directory's permissions and free space`, { cause: err })
+    let freedAtOpen: { removed: Digest[], freed: number } | undefined
+    for (;;) {
+      try {
+        await store.db.open()
+        break
+      } catch (err) {
+        if (isNoSpace(err) && freedAtOpen === undefined) {
+          // A sidecar that can't start fails every job on the host: cached blobs make room.
+          freedAtOpen = await freeForOpen(store.layout, OPEN_ROOM_BYTES)
+          // A level instance whose open failed stays unusable: a new one opens the same files.
+          if (freedAtOpen.freed > 0) { store = new BlobStore(init); continue }
+        }
+        const locked = (err as { cause?: { code?: unknown } }).cause?.code === 'LEVEL_LOCKED'
+        throw new StoreOpenError(locked
+          ? `CACHE_DIR=${init.dir} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`
+          : isNoSpace(err)
+            ? `CACHE_DIR=${init.dir}: the filesystem is full and no cached blob is left to remove; free space there, or give the sidecar its own volume`
+            : `CACHE_DIR=${init.dir}: cannot open the index (${(err as Error).message}); check the directory's permissions and free space`, { cause: err })
+      }
+    }
+    if (freedAtOpen !== undefined) {
+      init.log.warn({ removed: freedAtOpen.removed, freed: freedAtOpen.freed }, 'store filesystem full at start; removed the least recently written cached blobs to open the index')
+      store.fullSince = Date.now()
     }
     const report = await reconcile(store.layout, store.index, Date.now())
     for await (const record of store.index.values()) store.total += record.size

@@ -24,6 +24,38 @@ export async function hashFile (path: string): Promise<string> {
 }
 
 /**
+ * The index can't open on a full filesystem (LevelDB writes a new manifest and log at open):
+ * removes what start-up would remove anyway (tmp/), then the least recently modified blob files
+ * until `bytes` are freed. Their records are dropped by `reconcile`. Returns the digests of
+ * the blobs removed, and the bytes freed.
+ */
+export async function freeForOpen (layout: StoreLayout, bytes: number): Promise<{ removed: Digest[], freed: number }> {
+  let freed = 0
+  for (const name of await readdir(layout.tmp).catch(() => [])) {
+    const path = join(layout.tmp, name)
+    freed += (await stat(path).catch(() => undefined))?.size ?? 0
+    await rm(path, { recursive: true, force: true })
+  }
+  const files: Array<{ digest: Digest, path: string, size: number, mtimeMs: number }> = []
+  for (const prefix of await readdir(layout.blobs).catch(() => [])) {
+    for (const name of await readdir(join(layout.blobs, prefix)).catch(() => [])) {
+      const digest = `sha256:${name}`
+      const path = join(layout.blobs, prefix, name)
+      const info = await stat(path).catch(() => undefined)
+      if (isDigest(digest) && info?.isFile() === true) files.push({ digest, path, size: info.size, mtimeMs: info.mtimeMs })
+    }
+  }
+  const removed: Digest[] = []
+  for (const file of files.sort((a, b) => a.mtimeMs - b.mtimeMs)) {
+    if (freed >= bytes) break
+    await rm(file.path, { force: true })
+    removed.push(file.digest)
+    freed += file.size
+  }
+  return { removed, freed }
+}
+
+/**
  * Makes index and files agree after any stop, including SIGKILL mid-write:
  * tmp/ is emptied; records whose file is gone or has the wrong size are dropped;
  * files without a record (killed between rename and index) are re-hashed and indexed

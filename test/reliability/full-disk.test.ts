@@ -176,4 +176,24 @@ describe('a full disk under the store', function () {
     await waitFor(async () => await xcache(largeDigest!) === 'HIT', { timeoutMs: 10_000, what: 'the large blob stored once there is room' })
     assert.equal((await sidecar.stats()).store_full as unknown, false)
   })
+
+  it('starts on a full filesystem: cached blobs make room for the index, and it serves', async () => {
+    const data = randomBytes(2 * MiB)
+    const digest = await pushBlob(registry.url, REPO, data)
+    assert.equal((await fetchBlob(blobUrl(digest))).digest, digest)
+    await waitFor(async () => await xcache(digest) === 'HIT', { timeoutMs: 10_000, what: 'committed' })
+    await sidecar.stop()
+    const filler = await fillUntil(mountpoint, 0, 'filler-at-start')
+    try {
+      await sidecar.restart()
+      const ready = await readyz(sidecar)
+      assert.equal(ready.status, 'ready')
+      assert.equal(ready.store.full, true)
+      assert.ok(sidecar.logs().some(l => l.includes('store filesystem full at start')), 'the log says what was removed')
+      const again = await fetchBlob(blobUrl(digest))
+      assert.equal(again.digest, digest, 'a blob is served (a hit, or streamed through)')
+    } finally {
+      await rm(filler)
+    }
+  })
 })
