@@ -10,7 +10,12 @@ import { churnFigures, runChurn, trend, type ChurnFigures, type ChurnResult, typ
  * or fails only where nothing could serve it; no corrupt byte is served; every store is clean
  * after; the 2 never-killed nodes' RSS and fds don't trend upward.
  *
- * Budget: about 120 s (70 s of churn, set-up and the store checks around it).
+ * Regression for the fault it found: with CACHE_SWARM_KEY, pnet's xsalsa20 cipher crashed
+ * sidecars within seconds ("WebAssembly.Memory.grow(): Maximum memory size exceeded"; fixed in
+ * src/p2p/pnet-cipher.ts, unit tests in test/p2p/pnet-cipher.test.ts): 'no sidecar exited on
+ * its own' and 'every failure is allowed' caught it.
+ *
+ * Budget: about 120 s (70 s of churn, set-up and the store checks around it); measured 100-105 s.
  */
 
 const SEED = 16
