@@ -14,6 +14,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { VERSION } from '../version.js'
 import { pinnedPeerId } from './addresses.js'
+import { guardPnetCipher } from './pnet-cipher.js'
 import {
   DIAL_TIMEOUT_MS, KAD_PROTOCOL, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
   REPROVIDE_THRESHOLD_MS
@@ -52,6 +53,8 @@ export async function createP2pNode (init: P2pNodeInit): Promise<P2pNode> {
     peerDiscovery.push(bootstrap({ list: pinned.map(ma => ma.toString()), timeout: 0 }))
   }
   if (init.mdns) peerDiscovery.push(mdns())
+  // pnet's cipher crashes the process under load without it (see pnet-cipher.ts).
+  if (init.swarmKey !== undefined) guardPnetCipher()
   return await createLibp2p({
     privateKey: init.privateKey,
     // What identify tells peers: `diagnose` recognises a p2p-cache node (and its version) by it.
