@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
@@ -8,12 +10,13 @@ import { loadConfig } from '../../src/config/load.js'
 import { ConfigError } from '../../src/config/errors.js'
 import { connectionBound } from '../../src/http/limits.js'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
+import { freePort } from '../fixtures/ports.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, pushBlob } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import {
-  holdConnections, openFds, percentile, pushManifest, rssBytes, seededBytes, stallReader, startDelayProxy,
-  timedGet, trickleRequest, type DelayProxy, type Timed
+  connectionFlood, holdConnections, percentile, pushManifest, rssPerConnection, seededBytes, selfSignedCert, slowReaders, startDelayProxy,
+  timedGet, trickleRequest, type DelayProxy, type Timed, type Watched
 } from '../fixtures/overload.js'
 
 const MiB = 1024 * 1024
@@ -53,10 +56,17 @@ describe('overload: many connections, slow readers and slow senders', function (
   let smallDigest: string
   let small: Buffer
   let manifestDigest: string
+  let work: string
+  let ca: Buffer
+  let httpsPort: number
   const figures: Record<string, number | string> = {}
 
   before(async () => {
     registry = await startRegistry()
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-overload-'))
+    const tls = await selfSignedCert(work)
+    ca = await readFile(tls.cert)
+    httpsPort = await freePort()
     slow = await startDelayProxy({ host: '127.0.0.1', port: registry.port }, SLOW_UPSTREAM_MS, '/blobs/')
     sidecar = await startSidecar({
       CACHE_REGISTRY_UPSTREAMS: `local=${registry.url},slow=${slow.url}`,
@@ -65,6 +75,9 @@ describe('overload: many connections, slow readers and slow senders', function (
       CACHE_HTTP_HEADER_TIMEOUT: `${HEADER_MS}ms`,
       CACHE_HTTP_IDLE_TIMEOUT: `${IDLE_MS}ms`,
       CACHE_HTTP_STALL_TIMEOUT: `${STALL_MS}ms`,
+      CACHE_HTTPS_ADDR: `127.0.0.1:${httpsPort}`,
+      CACHE_TLS_CERT: tls.cert,
+      CACHE_TLS_KEY: tls.key,
       CACHE_LOG_LEVEL: 'info'
     })
     pid = sidecar.proc.child.pid as number
@@ -90,7 +103,10 @@ describe('overload: many connections, slow readers and slow senders', function (
     await sidecar?.destroy()
     await slow?.close()
     await registry?.destroy()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
+
+  const watched = (): Watched => ({ host: '127.0.0.1', port: sidecar.port, pid, blobsDir })
 
   /** A manifest by tag and the small blob by digest, each checked byte for byte. */
   async function normalClientRound (): Promise<Timed[]> {
@@ -104,41 +120,33 @@ describe('overload: many connections, slow readers and slow senders', function (
   }
 
   it(`serves other clients while ${CONNECTIONS} connections are held, then closes those by the header and idle timeouts`, async () => {
-    const before = openFds(pid, blobsDir)
-    const rssBefore = rssBytes(pid)
-    const held = await holdConnections('127.0.0.1', sidecar.port, CONNECTIONS)
+    const flood = await connectionFlood(watched(), { connections: CONNECTIONS, rounds: 10, serve: normalClientRound, closeWithinMs: Math.max(HEADER_MS, IDLE_MS) + 20_000 })
+    const { held, served } = flood
     try {
-      // The server has them all: its socket count rose by as many.
-      await waitFor(() => openFds(pid, blobsDir).sockets >= before.sockets + CONNECTIONS, { timeoutMs: 15_000, what: `${CONNECTIONS} sockets open in the sidecar` })
-      const openWhenServing = CONNECTIONS - held.closedByServer()
-      // The peak while they are held and others are served: conservative for the per-connection figure.
-      let rssHeld = rssBytes(pid)
-      const served: Timed[] = []
-      for (let round = 0; round < 10; round++) {
-        served.push(...await normalClientRound())
-        rssHeld = Math.max(rssHeld, rssBytes(pid))
-      }
-      const openAfterServing = CONNECTIONS - held.closedByServer()
-      const perConnection = (rssHeld - rssBefore) / CONNECTIONS
+      const perConnection = rssPerConnection(flood, CONNECTIONS)
       Object.assign(figures, {
+        rssBeforeMiB: Math.round(flood.rssBefore / MiB),
+        rssHeldPeakMiB: Math.round(flood.rssPeak / MiB),
+        rssAfterMiB: Math.round(flood.rssAfter / MiB),
         connections: CONNECTIONS,
-        openWhenServing,
-        openAfterServing,
+        openWhenServing: flood.openWhenServing,
+        openAfterServing: flood.openAfterServing,
         servedDuringOverload: served.filter(t => t.ok).length,
         servedP50Ms: Math.round(percentile(served.map(t => t.ms), 50)),
         servedP99Ms: Math.round(percentile(served.map(t => t.ms), 99)),
         rssPerConnectionKiB: Math.round(perConnection / KiB * 10) / 10
       })
-      assert.equal(openWhenServing, CONNECTIONS, 'every held connection was still open when the normal client started')
+      assert.ok(flood.socketsHeld >= flood.socketsBefore + CONNECTIONS, `the sidecar holds ${CONNECTIONS} more sockets (${flood.socketsBefore} -> ${flood.socketsHeld})`)
+      assert.equal(flood.openWhenServing, CONNECTIONS, 'every held connection was still open when the normal client started')
       for (const t of served) {
         assert.ok(t.ok, `served during the overload: ${t.detail ?? ''}`)
         assert.ok(t.ms < LATENCY_BOUND_MS, `answered in ${Math.round(t.ms)} ms (bound ${LATENCY_BOUND_MS} ms)`)
       }
       assert.ok(perConnection < PER_CONNECTION_BOUND, `RSS per held connection ${Math.round(perConnection / KiB)} KiB < ${PER_CONNECTION_BOUND / KiB} KiB`)
 
-      // The server closes every one of them: silent and partial ones at the header timeout (408),
+      // The server closed every one of them: silent and partial ones at the header timeout (408),
       // kept-alive ones at the idle timeout.
-      await waitFor(() => held.closedByServer() === CONNECTIONS, { timeoutMs: Math.max(HEADER_MS, IDLE_MS) + 20_000, what: `the server to close all ${CONNECTIONS} held connections (${held.closedByServer()} so far)` })
+      assert.ok(flood.allClosed, `the server closed all ${CONNECTIONS} held connections (${held.closedByServer()} did)`)
       for (const c of held.all) {
         const after = c.closedByServerAfterMs as number
         if (c.kind === 'kept-alive') {
@@ -151,52 +159,43 @@ describe('overload: many connections, slow readers and slow senders', function (
       }
       figures.closedByHeaderTimeoutWith408 = held.all.filter(c => c.kind !== 'kept-alive' && c.received().startsWith('HTTP/1.1 408 ')).length
       figures.closedByIdleTimeout = held.all.filter(c => c.kind === 'kept-alive').length
-      await waitFor(() => openFds(pid, blobsDir).sockets <= before.sockets + 5, { timeoutMs: 10_000, what: 'the sidecar\'s sockets back to where they were' })
+      assert.ok(flood.socketsAfter <= flood.socketsBefore + 5, `the sidecar's sockets back to where they were (${flood.socketsBefore} -> ${flood.socketsAfter})`)
     } finally {
       held.close()
     }
   })
 
   it(`drops ${SLOW_READERS} readers of a ${BIG / MiB} MiB blob that stop reading, at the stall timeout, with bounded memory, releasing their files`, async () => {
-    const before = openFds(pid, blobsDir)
-    const rssBefore = rssBytes(pid)
     const path = `/v2/${REPO}/blobs/${bigDigest}`
-    const readers = await Promise.all(Array.from({ length: SLOW_READERS }, async () => await stallReader('127.0.0.1', sidecar.port, path)))
-    const stalledAt = performance.now()
-    try {
-      // Each holds a blob file open while it stalls.
-      await waitFor(() => openFds(pid, blobsDir).files >= before.files + SLOW_READERS, { timeoutMs: 10_000, what: `${SLOW_READERS} blob files open` })
-      // Others are served meanwhile: the whole large blob, and the manifest.
-      const whole = await timedGet(`${sidecar.url}${path}`, (res, body) => res.status === 200 && sha256(body) === bigDigest, { timeoutMs: 60_000 })
-      assert.ok(whole.ok, `the large blob to another client: ${whole.detail ?? ''}`)
-      for (const t of await normalClientRound()) {
-        assert.ok(t.ok, `served while readers stall: ${t.detail ?? ''}`)
-        assert.ok(t.ms < LATENCY_BOUND_MS, `answered in ${Math.round(t.ms)} ms`)
+    const result = await slowReaders(watched(), {
+      readers: SLOW_READERS,
+      path,
+      dropWithinMs: 2 * STALL_MS + 20_000,
+      // Others are served while they stall: the whole large blob, and the manifest.
+      meanwhile: async () => {
+        const whole = await timedGet(`${sidecar.url}${path}`, (res, body) => res.status === 200 && sha256(body) === bigDigest, { timeoutMs: 60_000 })
+        assert.ok(whole.ok, `the large blob to another client: ${whole.detail ?? ''}`)
+        for (const t of await normalClientRound()) {
+          assert.ok(t.ok, `served while readers stall: ${t.detail ?? ''}`)
+          assert.ok(t.ms < LATENCY_BOUND_MS, `answered in ${Math.round(t.ms)} ms`)
+        }
       }
-      // Memory stays bounded (not blob size x readers) until the server drops them and the files are closed.
-      let peak = rssBytes(pid)
-      await waitFor(() => {
-        peak = Math.max(peak, rssBytes(pid))
-        return openFds(pid, blobsDir).files <= before.files
-      }, { timeoutMs: STALL_MS + 20_000, intervalMs: 100, what: 'the stalled readers\' blob files closed' })
-      const droppedAfter = performance.now() - stalledAt
-      Object.assign(figures, {
-        slowReaders: SLOW_READERS,
-        slowReadersRssGrowthMiB: Math.round((peak - rssBefore) / MiB),
-        slowReadersDroppedAfterMs: Math.round(droppedAfter)
-      })
-      assert.ok(peak - rssBefore < SLOW_READERS_RSS_BOUND,
-        `RSS grew by ${Math.round((peak - rssBefore) / MiB)} MiB with ${SLOW_READERS} stalled readers (bound ${SLOW_READERS_RSS_BOUND / MiB} MiB; buffering the blob would be ${SLOW_READERS * BIG / MiB} MiB)`)
-      // Node notices a stop at the timer's next expiry: between one and two stall timeouts after it.
-      assert.ok(droppedAfter >= STALL_MS - 500, `dropped after ${Math.round(droppedAfter)} ms: not before the stall timeout`)
-      // Each got a cut response: the server ended it before the whole blob.
-      const drained = await Promise.all(readers.map(async r => await r.drain(20_000)))
-      for (const d of drained) assert.equal(d.complete, false, `a stalled reader's response was cut (${d.bytes} bytes of ${BIG})`)
-      const after = openFds(pid, blobsDir)
-      assert.ok(after.files <= before.files, `blob files open: ${after.files}, before ${before.files}`)
-    } finally {
-      for (const r of readers) r.close()
-    }
+    })
+    const growth = result.rssPeak - result.rssBefore
+    Object.assign(figures, {
+      slowReaders: SLOW_READERS,
+      slowReadersRssGrowthMiB: Math.round(growth / MiB),
+      slowReadersDroppedAfterMs: result.droppedAfterMs === undefined ? 'never' : Math.round(result.droppedAfterMs)
+    })
+    assert.ok(result.filesWhileStalled >= result.filesBefore + SLOW_READERS, `each stalled reader held a blob file (${result.filesBefore} -> ${result.filesWhileStalled})`)
+    assert.ok(growth < SLOW_READERS_RSS_BOUND,
+      `RSS grew by ${Math.round(growth / MiB)} MiB with ${SLOW_READERS} stalled readers (bound ${SLOW_READERS_RSS_BOUND / MiB} MiB; buffering the blob would be ${SLOW_READERS * BIG / MiB} MiB)`)
+    assert.ok(result.droppedAfterMs !== undefined, 'the server dropped the stalled readers and closed their files')
+    // Node notices a stop at the timer's next expiry: between one and two stall timeouts after it.
+    assert.ok(result.droppedAfterMs >= STALL_MS - 500, `dropped after ${Math.round(result.droppedAfterMs)} ms: not before the stall timeout`)
+    assert.ok(result.filesAfter <= result.filesBefore, `blob files open: ${result.filesAfter}, before ${result.filesBefore}`)
+    // Each got a cut response: the server ended it before the whole blob.
+    for (const d of result.drained) assert.equal(d.complete, false, `a stalled reader's response was cut (${d.bytes} bytes of ${BIG})`)
   })
 
   it('closes a client that sends its headers a byte at a time slower than the header timeout (408), and serves one within it', async () => {
@@ -233,7 +232,26 @@ describe('overload: many connections, slow readers and slow senders', function (
     clearTimeout(timer)
     figures.stalledBodyClosedAfterMs = Math.round(ms)
     assert.ok(ms >= STALL_MS - 100 && ms < 2 * STALL_MS + 5_000, `closed after ${Math.round(ms)} ms, at the stall timeout (${STALL_MS} ms); got ${JSON.stringify(text.slice(0, 60))}`)
-    assert.ok(sidecar.logs().some(l => l.includes('client stopped sending the request body')), 'the sidecar says why')
+    // The log line comes through a pipe: it may arrive after the close.
+    await waitFor(() => sidecar.logs().some(l => l.includes('client stopped sending the request body')), { timeoutMs: 5_000, what: 'the sidecar to say why it closed the connection' })
+  })
+
+  it('holds HTTPS clients to the same limits: a handshake never started, headers too slow, readers that stop', async () => {
+    const path = `/v2/${REPO}/blobs/${bigDigest}`
+    const httpsRequest = `GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow-loris-test\r\nX-Padding: ${'p'.repeat(40)}\r\n\r\n`
+    const [noHandshake, slowHeaders, dropped] = await Promise.all([
+      // TCP only: the TLS handshake never starts.
+      trickleRequest('127.0.0.1', httpsPort, '', 1_000, HEADER_MS + 20_000),
+      trickleRequest('127.0.0.1', httpsPort, httpsRequest, 150, HEADER_MS + 20_000, ca),
+      slowReaders({ ...watched(), port: httpsPort }, { readers: 4, path, ca, dropWithinMs: 2 * STALL_MS + 20_000, meanwhile: async () => {} })
+    ])
+    Object.assign(figures, { httpsNoHandshakeClosedAfterMs: Math.round(noHandshake.ms), httpsSlowHeadersClosedAfterMs: Math.round(slowHeaders.ms), httpsSlowReadersDroppedAfterMs: dropped.droppedAfterMs === undefined ? 'never' : Math.round(dropped.droppedAfterMs) })
+    assert.ok(noHandshake.ms >= HEADER_MS - 100 && noHandshake.ms < HEADER_MS + 5_000, `a connection that never starts the TLS handshake is closed at the header timeout (${Math.round(noHandshake.ms)} ms)`)
+    assert.match(slowHeaders.status ?? '', /^HTTP\/1\.1 408 /, 'too-slow headers over TLS get 408')
+    assert.ok(slowHeaders.ms >= HEADER_MS - 100 && slowHeaders.ms < HEADER_MS + 5_000, `at the header timeout (${Math.round(slowHeaders.ms)} ms)`)
+    assert.ok(dropped.filesWhileStalled >= dropped.filesBefore + 4, 'the TLS readers held blob files while they stalled')
+    assert.ok(dropped.droppedAfterMs !== undefined && dropped.droppedAfterMs >= STALL_MS - 500, `stalled TLS readers dropped at the stall timeout (${String(dropped.droppedAfterMs)} ms)`)
+    for (const d of dropped.drained) assert.equal(d.complete, false, `a stalled TLS reader's response was cut (${d.bytes} bytes)`)
   })
 
   it('does not cut a client that waits longer than the stall timeout for a slow upstream', async () => {
