@@ -65,11 +65,14 @@ export const MAX_HEADER_SIZE = 16 * 1024
 export const MAX_HEADERS_COUNT = 100
 
 /**
- * Descriptors kept out of the connection bound: blob files being read or written, upstream and
- * peer connections, the level index. CACHE_HTTP_MAX_CONNECTIONS is lowered to
- * (open-file limit - FD_RESERVE) / listeners when it would not fit.
+ * Descriptors kept out of the connection bound: downloads' temporary files, upstream and peer
+ * connections, the level index. CACHE_HTTP_MAX_CONNECTIONS is lowered to
+ * (open-file limit - FD_RESERVE) / (DESCRIPTORS_PER_CONNECTION x listeners) when it would not fit.
  */
 export const FD_RESERVE = 512
+
+/** What one client connection may hold: its socket, and the blob file it is being served from. */
+export const DESCRIPTORS_PER_CONNECTION = 2
 
 /** "Connection limit reached" is logged at most this often (one line per flood, not per socket). */
 export const DROP_WARN_INTERVAL_MS = 60_000

@@ -4,7 +4,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import {
-  CONNECTIONS_CHECK_INTERVAL_MS, DROP_WARN_INTERVAL_MS, FD_RESERVE, MAX_HEADER_SIZE, MAX_HEADERS_COUNT, REQUEST_TIMEOUT_MS
+  CONNECTIONS_CHECK_INTERVAL_MS, DESCRIPTORS_PER_CONNECTION, DROP_WARN_INTERVAL_MS, FD_RESERVE, MAX_HEADER_SIZE, MAX_HEADERS_COUNT, REQUEST_TIMEOUT_MS
 } from './constants.js'
 
 /** What a client may hold on a listener (src/http/constants.ts explains each; all in ms but the count). */
@@ -115,12 +115,13 @@ export function guardConnections (server: Server | HttpsServer, limits: HttpLimi
 }
 
 /**
- * CACHE_HTTP_MAX_CONNECTIONS as this process can hold it: each connection is a descriptor, and
- * running out of them fails the store (a blob file that can't be opened) and the peers, not
- * just new clients. When `configured` connections on each of `listeners` listeners would leave
- * fewer than FD_RESERVE descriptors under the open-file limit (`limitsText`: the text of
- * /proc/self/limits; Node has already raised the soft limit to the hard one), the bound is
- * lowered and a warning says how to raise the limit. Where the limit can't be read, `configured`.
+ * CACHE_HTTP_MAX_CONNECTIONS as this process can hold it: a connection takes up to
+ * DESCRIPTORS_PER_CONNECTION descriptors, and running out of them fails the store (a blob file
+ * that can't be opened) and the peers, not just new clients. When `configured` connections on
+ * each of `listeners` listeners would leave fewer than FD_RESERVE descriptors under the
+ * open-file limit (`limitsText`: the text of /proc/self/limits; Node has already raised the soft
+ * limit to the hard one), the bound is lowered and a warning says how to raise the limit. Where
+ * the limit can't be read, `configured`.
  */
 export function connectionBound (configured: number, listeners: number, log: Logger, limitsText = readProcLimits()): number {
   const m = limitsText === undefined ? null : /^Max open files\s+(\d+|unlimited)\s/m.exec(limitsText)
@@ -128,7 +129,7 @@ export function connectionBound (configured: number, listeners: number, log: Log
   const openFiles = Number(m[1])
   // A tiny limit (below twice the reserve) is shared half and half.
   const room = openFiles >= 2 * FD_RESERVE ? openFiles - FD_RESERVE : Math.floor(openFiles / 2)
-  const fits = Math.max(1, Math.floor(room / Math.max(1, listeners)))
+  const fits = Math.max(1, Math.floor(room / (DESCRIPTORS_PER_CONNECTION * Math.max(1, listeners))))
   if (configured <= fits) return configured
   log.warn({ configured, openFileLimit: openFiles, listeners, maxConnections: fits },
     `CACHE_HTTP_MAX_CONNECTIONS=${configured} does not fit this process's open-file limit (${openFiles}): using ${fits} per listener. Raise the limit (ulimit -n, docker run --ulimit nofile=65536:65536, systemd LimitNOFILE=) or lower CACHE_HTTP_MAX_CONNECTIONS`)
