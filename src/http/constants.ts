@@ -31,7 +31,8 @@ export const IDLE_TIMEOUT_MS = 65_000
  * buffers are full), or sends no byte of a request body it announced, is disconnected: its file
  * handle and store lease are released. nginx's send_timeout. Time the sidecar itself spends
  * (waiting for an upstream or a peer) never counts: that is bounded by CACHE_UPSTREAM_TIMEOUT
- * and the peer timeouts. CACHE_HTTP_STALL_TIMEOUT.
+ * and the peer timeouts. Node's socket timer notices a stop at its next expiry, so a reader is
+ * cut between one and two of these after it stopped. CACHE_HTTP_STALL_TIMEOUT.
  */
 export const STALL_TIMEOUT_MS = 60_000
 
@@ -58,11 +59,12 @@ export const REQUEST_TIMEOUT_MS = 300_000
  */
 export const CONNECTIONS_CHECK_INTERVAL_MS = 1_000
 
-/** Request header bytes (Node's default; nginx allows 4 x 8k). Larger requests get 431. */
+/**
+ * Request header bytes (Node's default; nginx allows 4 x 8k): what bounds a connection's memory
+ * before its request is in. Larger requests get 431. (The header count is left at Node's 2000:
+ * past it Node drops headers silently, which could be an `Authorization` or a `Range`.)
+ */
 export const MAX_HEADER_SIZE = 16 * 1024
-
-/** Request headers kept per request (Node's default is 2000); docker and containerd send about 10. */
-export const MAX_HEADERS_COUNT = 100
 
 /**
  * Descriptors kept out of the connection bound: downloads' temporary files, upstream and peer

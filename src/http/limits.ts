@@ -4,7 +4,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import {
-  CONNECTIONS_CHECK_INTERVAL_MS, DESCRIPTORS_PER_CONNECTION, DROP_WARN_INTERVAL_MS, FD_RESERVE, MAX_HEADER_SIZE, MAX_HEADERS_COUNT, REQUEST_TIMEOUT_MS
+  CONNECTIONS_CHECK_INTERVAL_MS, DESCRIPTORS_PER_CONNECTION, DROP_WARN_INTERVAL_MS, FD_RESERVE, MAX_HEADER_SIZE, REQUEST_TIMEOUT_MS
 } from './constants.js'
 
 /** What a client may hold on a listener (src/http/constants.ts explains each; all in ms but the count). */
@@ -60,7 +60,6 @@ interface InFlight { req: IncomingMessage, res: ServerResponse }
  */
 export function guardConnections (server: Server | HttpsServer, limits: HttpLimits, log: Logger): void {
   server.maxConnections = limits.maxConnections
-  server.maxHeadersCount = MAX_HEADERS_COUNT
   let lastDropWarning = -Infinity
   let dropped = 0
   server.on('drop', () => {
