@@ -16,7 +16,7 @@ import { dumpLogsIfFailed, pushBlob } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import {
   connectionFlood, holdConnections, percentile, pushManifest, rssPerConnection, seededBytes, selfSignedCert, slowReaders, startDelayProxy,
-  timedGet, trickleRequest, type DelayProxy, type Timed, type Watched
+  steadyReader, timedGet, trickleRequest, type DelayProxy, type Timed, type Watched
 } from '../fixtures/overload.js'
 
 const MiB = 1024 * 1024
@@ -254,13 +254,19 @@ describe('overload: many connections, slow readers and slow senders', function (
     for (const d of dropped.drained) assert.equal(d.complete, false, `a stalled TLS reader's response was cut (${d.bytes} bytes)`)
   })
 
-  it('does not cut a client that waits longer than the stall timeout for a slow upstream', async () => {
+  it('does not cut a client that waits longer than the stall timeout for a slow upstream, nor one that reads slowly but steadily', async () => {
     const data = seededBytes(64 * KiB, 'overload slow upstream blob')
     const digest = await pushBlob(registry.url, REPO, data)
-    const got = await timedGet(`${sidecar.url}/v2/${REPO}/blobs/${digest}?ns=slow`, (res, body) => res.status === 200 && sha256(body) === digest, { timeoutMs: 60_000 })
-    figures.slowUpstreamServedAfterMs = Math.round(got.ms)
+    const [got, steady] = await Promise.all([
+      timedGet(`${sidecar.url}/v2/${REPO}/blobs/${digest}?ns=slow`, (res, body) => res.status === 200 && sha256(body) === digest, { timeoutMs: 60_000 }),
+      // ~256 KiB/s for twice the stall timeout and more: far slower than the blob is served.
+      steadyReader('127.0.0.1', sidecar.port, `/v2/${REPO}/blobs/${bigDigest}`, { bytesPerTick: 64 * KiB, tickMs: 250, durationMs: 2 * STALL_MS + 1_000 })
+    ])
+    Object.assign(figures, { slowUpstreamServedAfterMs: Math.round(got.ms), steadyReaderBytes: steady.bytes })
     assert.ok(got.ok, `served from the slow upstream: ${got.detail ?? ''}`)
     assert.ok(got.ms >= SLOW_UPSTREAM_MS - 100, `the answer did wait for the slow upstream (${Math.round(got.ms)} ms)`)
+    assert.equal(steady.closedByServer, false, `a slow but steady reader is not cut (it read ${steady.bytes} bytes)`)
+    assert.ok(steady.bytes > 0 && steady.bytes < BIG, `it was still reading (${steady.bytes} of ${BIG} bytes)`)
   })
 })
 
