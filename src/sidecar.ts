@@ -16,6 +16,7 @@ import { UpstreamSet } from './registry/upstreams.js'
 import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
 import { ClientLog } from './http/client-log.js'
 import { createHttpServer, createHttpsServer, listen } from './http/server.js'
+import { connectionBound, type HttpLimits } from './http/limits.js'
 import { loadTlsFiles } from './http/tls.js'
 import { loadOrCreateIdentity } from './p2p/identity.js'
 import { ApiRoutes } from './apicache/routes.js'
@@ -144,8 +145,14 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   })
   const apiRoutes = new ApiRoutes({ client: apiClient, resolver: api, stats, log: log.child({ component: 'apicache' }) })
   const routes = [admin, registry, apiRoutes]
-  const server: Server = createHttpServer(routes, log)
-  const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log)
+  const limits: HttpLimits = {
+    headerTimeoutMs: config.httpHeaderTimeout,
+    idleTimeoutMs: config.httpIdleTimeout,
+    stallTimeoutMs: config.httpStallTimeout,
+    maxConnections: connectionBound(config.httpMaxConnections, tls === undefined ? 1 : 2, log)
+  }
+  const server: Server = createHttpServer(routes, log, limits)
+  const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log, limits)
   let httpAddr: HostPort
   let httpsAddr: HostPort | undefined
   try {

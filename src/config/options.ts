@@ -3,6 +3,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { AddressError, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, parseListenAddr } from '../p2p/addresses.js'
 import { parseSwarmKey } from '../p2p/swarm-key.js'
 import { parseDuration, parseSize } from './units.js'
+import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, STALL_TIMEOUT_MS } from '../http/constants.js'
 
 /**
  * Every setting, once: environment variable, flag, default, and how the text is read.
@@ -216,6 +217,26 @@ export const OPTIONS = {
     env: 'CACHE_TLS_KEY', flag: '--tls-key <path>', default: '',
     description: 'PEM private key of CACHE_TLS_CERT; required with CACHE_HTTPS_ADDR',
     expected: 'the path of a readable PEM private key file matching CACHE_TLS_CERT (required with CACHE_HTTPS_ADDR)', schema: z.string().trim()
+  }),
+  httpHeaderTimeout: option({
+    env: 'CACHE_HTTP_HEADER_TIMEOUT', flag: '--http-header-timeout <duration>', default: `${HEADER_TIMEOUT_MS / 1000}s`,
+    description: 'time a client has to send a request\'s headers (from connecting, or from the first byte of its next request); slower clients get 408 and are disconnected. Also the TLS handshake timeout of CACHE_HTTPS_ADDR',
+    expected: 'a duration from 100ms to 5m, like 10s or 2s', schema: boundedDuration(100, 300_000)
+  }),
+  httpIdleTimeout: option({
+    env: 'CACHE_HTTP_IDLE_TIMEOUT', flag: '--http-idle-timeout <duration>', default: `${IDLE_TIMEOUT_MS / 1000}s`,
+    description: 'a kept-alive connection with no request in progress is closed after this long (keep it above the idle timeout of a load balancer in front)',
+    expected: 'a duration from 100ms to 1h, like 65s or 5m', schema: boundedDuration(100, 3_600_000)
+  }),
+  httpStallTimeout: option({
+    env: 'CACHE_HTTP_STALL_TIMEOUT', flag: '--http-stall-timeout <duration>', default: `${STALL_TIMEOUT_MS / 1000}s`,
+    description: 'a client that takes no byte of a response (or sends no byte of a request body) for this long is disconnected, releasing the blob file it was reading; time spent waiting for an upstream or a peer does not count',
+    expected: 'a duration from 100ms to 1h, like 60s or 5m', schema: boundedDuration(100, 3_600_000)
+  }),
+  httpMaxConnections: option({
+    env: 'CACHE_HTTP_MAX_CONNECTIONS', flag: '--http-max-connections <n>', default: String(MAX_CONNECTIONS),
+    description: 'client connections open at once on each HTTP(S) listener; further ones are closed as they arrive (lowered, with a warning, when the open-file limit is too low for it)',
+    expected: 'an integer from 16 to 1000000', schema: count(16, 1_000_000)
   }),
   enableP2p: option({
     env: 'CACHE_ENABLE_P2P', flag: '--enable-p2p <bool>', default: 'true',

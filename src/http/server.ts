@@ -6,26 +6,30 @@ import type { HostPort } from '../config/options.js'
 import type { TlsFiles } from './tls.js'
 import { sendJson } from './respond.js'
 import { accessLog } from './access-log.js'
+import { guardConnections, serverOptions, type HttpLimits } from './limits.js'
 
 /** A route group answers the request and returns true, or returns false to pass it on. */
 export interface RouteGroup {
   handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>
 }
 
-/** The plain HTTP listener (CACHE_HTTP_ADDR). */
-export function createHttpServer (routes: RouteGroup[], log: Logger): Server {
-  const server = createServer(dispatch(routes, log))
-  server.keepAliveTimeout = 65_000
+/**
+ * The plain HTTP listener (CACHE_HTTP_ADDR), holding clients to `limits` (header, idle and
+ * stall timeouts, connection count: see limits.ts).
+ */
+export function createHttpServer (routes: RouteGroup[], log: Logger, limits: HttpLimits): Server {
+  const server = createServer(serverOptions(limits), dispatch(routes, log))
+  guardConnections(server, limits, log.child({ component: 'http' }))
   return server
 }
 
 /**
- * The HTTPS listener (CACHE_HTTPS_ADDR): the same routes, for clients that only speak HTTPS
- * (gh). A route that needs to know (absolute URLs it hands out) sees `req.socket.encrypted`.
+ * The HTTPS listener (CACHE_HTTPS_ADDR): the same routes and limits, for clients that only speak
+ * HTTPS (gh). A route that needs to know (absolute URLs it hands out) sees `req.socket.encrypted`.
  */
-export function createHttpsServer (routes: RouteGroup[], tls: TlsFiles, log: Logger): HttpsServer {
-  const server = createTlsServer({ cert: tls.cert, key: tls.key }, dispatch(routes, log))
-  server.keepAliveTimeout = 65_000
+export function createHttpsServer (routes: RouteGroup[], tls: TlsFiles, log: Logger, limits: HttpLimits): HttpsServer {
+  const server = createTlsServer({ ...serverOptions(limits), cert: tls.cert, key: tls.key }, dispatch(routes, log))
+  guardConnections(server, limits, log.child({ component: 'http' }))
   // A client that gives up on the handshake (untrusted certificate) is its business, not an error of ours.
   server.on('tlsClientError', (err: Error) => { log.debug({ err: err.message }, 'TLS handshake failed') })
   return server
