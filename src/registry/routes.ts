@@ -15,6 +15,7 @@ import { clientLeft } from '../http/client-left.js'
 import { parseRegistryPath } from './path.js'
 import { selectRange } from './range.js'
 import { upstreamRepository, type UpstreamSet } from './upstreams.js'
+import { StoreUnavailableError } from '../store/errors.js'
 
 export interface RegistryRoutesInit {
   upstreams: UpstreamSet
@@ -256,5 +257,6 @@ function toOciError (err: unknown, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNO
     return new OciError(502, 'UPSTREAM_UNAVAILABLE', `${err.message}; the content is not in the cache. Check the upstream URL in CACHE_REGISTRY_UPSTREAMS and this host's network`)
   }
   if (err instanceof DigestMismatchError) return new OciError(502, 'DIGEST_INVALID', err.message)
+  if (err instanceof StoreUnavailableError) return new OciError(503, 'STORE_UNAVAILABLE', err.message, undefined, { 'retry-after': '1' })
   return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
 }

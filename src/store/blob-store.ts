@@ -11,7 +11,7 @@ import { planEviction, planRoom, type Candidate, type EvictionPolicy } from './e
 import { freeForOpen, hashFile, reconcile, type BlobIndex } from './reconcile.js'
 import type { BlobRecord } from './record.js'
 import { BlobWriter } from './writer.js'
-import { StoreFullError, StoreOpenError, isNoSpace } from './errors.js'
+import { StoreFullError, StoreOpenError, StoreUnavailableError, isNoSpace } from './errors.js'
 
 export interface BlobStoreEvents {
   onCommit?: (digest: Digest, size: number) => void
@@ -143,6 +143,7 @@ export class BlobStore {
   /**
    * Opens a blob for reading under a lease. A file changed since it was committed is re-hashed
    * first; if it no longer matches it is deleted and the blob is reported missing.
+   * @throws StoreUnavailableError when the file exists but can't be opened now (EMFILE...): the record stays
    */
   async openRead (digest: Digest): Promise<BlobHandle | undefined> {
     const record = await this.index.get(digest)
@@ -152,8 +153,10 @@ export class BlobStore {
     let file: FileHandle
     try {
       file = await open(path, 'r')
-    } catch {
+    } catch (err) {
       release()
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new StoreUnavailableError(digest, this.init.dir, err)
       await this.forget(digest, record)
       return undefined
     }

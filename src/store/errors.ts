@@ -24,6 +24,20 @@ export class StoreFullError extends StoreError {
   }
 }
 
+/**
+ * A blob file that exists could not be opened right now (out of file descriptors, an I/O error):
+ * the record is kept, and the client is told to retry (503).
+ */
+export class StoreUnavailableError extends StoreError {
+  constructor (what: string, dir: string, err: unknown) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+    super(`cannot open ${what} in CACHE_DIR=${dir} (${code}): ${code === 'EMFILE' || code === 'ENFILE'
+      ? 'the process is out of file descriptors; raise its open-file limit (ulimit -n, docker run --ulimit nofile=65536:65536) or lower CACHE_HTTP_MAX_CONNECTIONS'
+      : 'check the disk and the directory\'s permissions'}`, { cause: err })
+    this.name = 'StoreUnavailableError'
+  }
+}
+
 /** Whether `err` is the kernel saying the filesystem (or the user's quota) is full. */
 export function isNoSpace (err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {

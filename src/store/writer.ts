@@ -1,7 +1,7 @@
 import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DigestVerifier, type Digest } from '../oci/digest.js'
-import { StoreError, StoreFullError, isNoSpace } from './errors.js'
+import { StoreError, StoreFullError, StoreUnavailableError, isNoSpace } from './errors.js'
 
 /**
  * Writes one blob: bytes go to a file in tmp/ while they are hashed; `commit` verifies the
@@ -24,11 +24,16 @@ export class BlobWriter {
     this.verifier = new DigestVerifier(digest)
   }
 
-  /** @throws StoreFullError when the filesystem has no room for a new file */
+  /**
+   * @throws StoreFullError when the filesystem has no room for a new file; StoreUnavailableError
+   * when the process is out of file descriptors
+   */
   static async create (digest: Digest, tmpPath: string, storeDir: string, onFinish: () => void): Promise<BlobWriter> {
     try {
       return new BlobWriter(digest, tmpPath, storeDir, await open(tmpPath, 'wx', 0o644), onFinish)
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EMFILE' || code === 'ENFILE') throw new StoreUnavailableError(`a temporary file for ${digest}`, storeDir, err)
       throw isNoSpace(err) ? new StoreFullError(storeDir, { cause: err }) : err
     }
   }
