@@ -31,11 +31,15 @@
  *      the same for 3 emulated hosts and the registry on one bridge, every link shaped to
  *      200 Mbit with tc tbf (BENCH_HERD_NETNS=0 skips it; otherwise skipped with the reason
  *      printed). BENCH_HERD_NODES (e.g. 3,5) sets the loopback herd sizes.
+ *  12. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
+ *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
+ *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing
+ *      run; corrupt bytes served, disallowed failures, crashes and fuzz failures must be 0.
  *
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,link,swarm,herd,api) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,link,swarm,herd,api,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -61,6 +65,7 @@ import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 import { apiCache, apiConfig } from './api.js'
 import { herd, herdConfig } from './herd.js'
 import { linkConfig, p2pLink } from './p2p-link.js'
+import { churnRows, overloadRows, reliabilityConfig } from './reliability.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 
@@ -87,9 +92,10 @@ const CFG = {
 const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
 const API_CFG = apiConfig(QUICK)
 const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
+const RELIABILITY_CFG = reliabilityConfig(QUICK)
 const LINK_CFG = linkConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'reliability'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
@@ -102,6 +108,8 @@ if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // The link section's (~15 s quick, ~45 s full: setup, and 1 + runs transfers each way at ~117 MB/s).
 if (runs('link')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
+// The reliability campaign's: the churn soak plus ~2 min of set-up and checks, ~1 min of overload, the fuzzing run.
+if (runs('reliability')) CFG.deadlineMs += RELIABILITY_CFG.churnMs + 360 * 1000
 
 const BLOB_REPO = 'bench/blobs'
 const IMAGE_REPO = 'bench/image'
@@ -454,6 +462,10 @@ async function main (): Promise<number> {
       if (runs('herd')) await section('herd', () => herd(p2pCtx, HERD_CFG))
     }
     if (runs('api')) await section('API cache', () => apiCache({ work, cleanup, rows, samples, log }, API_CFG))
+    if (runs('reliability')) {
+      await section('churn soak', () => churnRows({ rows, samples, log }, RELIABILITY_CFG))
+      await section('overload', () => overloadRows({ rows, samples, log }, RELIABILITY_CFG))
+    }
   } catch (err) {
     if (cleanup.started) return await new Promise<number>(() => {}) // guard() is exiting
     log(`FAILED: ${(err as Error).stack ?? String(err)}`)
@@ -474,7 +486,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)
