@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
+import { ConfigError } from '../../src/config/errors.js'
+import { parseDuration, parseSize } from '../../src/config/units.js'
+import { CLAIM_PROTOCOL } from '../../src/p2p/claim/constants.js'
+import { FETCH_PROTOCOL } from '../../src/p2p/constants.js'
+import { decodeRequest } from '../../src/p2p/fetch/frames.js'
+import { FrameError, MAX_FRAME_ERROR_CHARS } from '../../src/p2p/json-frame.js'
 import { runTarget, type TargetName } from '../fixtures/fuzz/campaign.js'
 import { startFuzzEnv, type FuzzEnv } from '../fixtures/fuzz/environment.js'
+import { varint, type PeerExchange } from '../fixtures/fuzz/fetch-frames.js'
+import { checkConfig, checkExchange } from '../fixtures/fuzz/properties.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
 
 /** Fixed: the same cases every run. A failure names its seed; the bench runs more cases of the same targets. */
@@ -42,6 +50,24 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
     ['config', 'every CACHE_* value gives a valid config or a one-line ConfigError naming the variable'],
     ['config-cli', 'serve refuses bad CACHE_* values with exit 2, one line on stderr, and no CACHE_DIR']
   ]
+  /** A well-framed request whose JSON is `value`. */
+  const framed = (protocol: string, value: unknown): PeerExchange => {
+    const body = Buffer.from(JSON.stringify(value))
+    return { protocol, parts: [varint(body.byteLength), body], body, wellFramed: true, text: JSON.stringify(value).slice(0, 100) }
+  }
+
+  // Found by the peer-frames target: zod's message echoes an unknown key, so a request with a
+  // long one got a bad_request header whose message was over the 1000 characters the fetch
+  // client (and the claim asker) accept: an answer the protocol's own decoder refuses.
+  it('regression: a request with a 1000-character unknown field gets an error frame the peer can decode', async () => {
+    const e = env as FuzzEnv
+    const longKey = 'k'.repeat(1000)
+    await checkExchange(e, framed(FETCH_PROTOCOL, { key: e.manifestDigest, [longKey]: true }))
+    await checkExchange(e, framed(CLAIM_PROTOCOL, { op: 'claim', key: e.manifestDigest, [longKey]: 1 }))
+    const body = Buffer.from(JSON.stringify({ key: 7, [longKey]: true, [`${longKey}2`]: true }))
+    assert.throws(() => decodeRequest(body), (err: Error) => err instanceof FrameError && err.message.length <= MAX_FRAME_ERROR_CHARS)
+  })
+
   for (const [target, title] of cases) {
     it(`${target}: ${title}`, async () => {
       const figures = await runTarget(target, env, { seed: SEED, numRuns: RUNS[target], timeLimitMs: TIME_LIMIT_MS })
@@ -49,4 +75,22 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
       assert.equal(figures.cases, RUNS[target])
     })
   }
+})
+
+describe('fuzz regressions: CACHE_* values', () => {
+  // Found by the config target: a size of 400 digits read as Infinity and was accepted as
+  // CACHE_MAX_SIZE (an unbounded store) or CACHE_API_MAX_BODY; past 2^53 a number is not what was written.
+  it('a size or duration past 2^53 is refused, naming the variable', () => {
+    const huge = '9'.repeat(400)
+    for (const [name, value] of [['CACHE_MAX_SIZE', `${huge}GB`], ['CACHE_MAX_SIZE', '9007199254740993'], ['CACHE_API_MAX_BODY', huge],
+      ['CACHE_API_MAX_BODY', '10000000000000000000kB'], ['CACHE_UPSTREAM_TIMEOUT', `${huge}ms`], ['CACHE_EVICT_MIN_AGE', `${huge}d`]] as const) {
+      const err = checkConfig({ [name]: value })
+      assert.ok(err instanceof ConfigError, `${name}=${value.slice(0, 30)}... accepted`)
+      assert.equal(err.variable, name)
+    }
+    assert.equal(parseSize(`${'9'.repeat(400)}GB`), undefined)
+    assert.equal(parseSize('9007199254740991'), 9007199254740991)
+    assert.equal(parseDuration(`${'9'.repeat(400)}ms`), undefined)
+    assert.equal(parseSize('20GB'), 20e9)
+  })
 })
