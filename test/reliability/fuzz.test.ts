@@ -5,10 +5,13 @@ import { CLAIM_PROTOCOL } from '../../src/p2p/claim/constants.js'
 import { FETCH_PROTOCOL } from '../../src/p2p/constants.js'
 import { decodeRequest } from '../../src/p2p/fetch/frames.js'
 import { FrameError, MAX_FRAME_ERROR_CHARS } from '../../src/p2p/json-frame.js'
+import { recordCid } from '../../src/p2p/content-id.js'
+import { apiKey } from '../../src/keys/api-key.js'
 import { runTarget, type TargetName } from '../fixtures/fuzz/campaign.js'
-import { startFuzzEnv, type FuzzEnv } from '../fixtures/fuzz/environment.js'
+import { sidecarMultiaddr, startFuzzEnv, type FuzzEnv } from '../fixtures/fuzz/environment.js'
 import { varint, type PeerExchange } from '../fixtures/fuzz/fetch-frames.js'
 import { checkConfig, checkExchange } from '../fixtures/fuzz/properties.js'
+import { waitFor } from '../fixtures/wait.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
 
 /** Fixed: the same cases every run. A failure names its seed; the bench runs more cases of the same targets. */
@@ -69,6 +72,34 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
     await checkExchange(e, framed(CLAIM_PROTOCOL, { op: 'claim', key: e.manifestDigest, [longKey]: 1 }))
     const body = Buffer.from(JSON.stringify({ key: 7, [longKey]: true, [`${longKey}2`]: true }))
     assert.throws(() => decodeRequest(body), (err: Error) => err instanceof FrameError && err.message.length <= MAX_FRAME_ERROR_CHARS)
+  })
+
+  // Found with long API queries: the sidecar announced records under keys the fetch protocol
+  // refuses (a path over 400 characters, an Accept over 200, a `#` in the Accept), so peers
+  // that found it as a provider asked in vain (bad_request, or not_found).
+  it('regression: an API record whose swarm key peers would refuse is not announced', async () => {
+    const e = env as FuzzEnv
+    await e.peer.dial(sidecarMultiaddr(e), { signal: AbortSignal.timeout(10_000) })
+    const providers = async (key: string): Promise<string[]> => {
+      const out: string[] = []
+      for await (const p of e.peer.contentRouting.findProviders(recordCid(key), { signal: AbortSignal.timeout(5_000) })) out.push(p.id.toString())
+      return out
+    }
+    const get = async (path: string, accept?: string): Promise<void> => {
+      const res = await fetch(`${e.sidecar.url}/github${path}`, { headers: accept === undefined ? {} : { accept }, signal: AbortSignal.timeout(20_000) })
+      await res.arrayBuffer()
+      assert.equal(res.status, 200)
+    }
+    const longPath = `/repos/acme/public?fuzz-regression=${'p'.repeat(500)}`
+    const hashAccept = 'application/vnd.github.x#y+json'
+    await get(longPath)
+    await get('/repos/acme/public?fuzz-regression=accept', hashAccept)
+    await get('/repos/acme/public?fuzz-regression=control')
+    // Announced in that order: once the control key is provided, the others would have been.
+    await waitFor(async () => (await providers(apiKey('github /repos/acme/public?fuzz-regression=control', ''))).includes(e.sidecar.peerId),
+      { timeoutMs: 30_000, what: 'the sidecar to provide a valid API key' })
+    assert.deepEqual(await providers(apiKey(`github ${longPath}`, '')), [])
+    assert.deepEqual(await providers(apiKey('github /repos/acme/public?fuzz-regression=accept', hashAccept)), [])
   })
 
   for (const [target, title] of cases) {
