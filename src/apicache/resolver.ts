@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
 import { sha256Digest, type Digest } from '../oci/digest.js'
-import { apiKey, normalizeAccept } from '../keys/api-key.js'
+import { apiKey, isApiKey, normalizeAccept, parseApiKey, type ApiKey } from '../keys/api-key.js'
 import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
 import { fetchVerified, MemorySink } from '../resolver/peer-fetch.js'
 import { SingleFlight } from '../resolver/single-flight.js'
@@ -344,8 +344,8 @@ export class ApiResolver {
   /** A peer's stored response for this request (no credential in the key) that `identity` can revalidate (see otherScopes), body verified. */
   private async fromPeers (resource: string, accept: string, signal: AbortSignal, identity: string | undefined): Promise<Candidate | undefined> {
     const peers = this.init.peers
-    if (peers === undefined) return undefined
-    const key = apiKey(resource, accept)
+    const key = swarmKey(resource, accept)
+    if (peers === undefined || key === undefined) return undefined
     return await tryProviders(peers, key, { signal, budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs }, async (peer, attempt) => {
       let sink: MemorySink | undefined
       const blob = await fetchVerified(peers, peer, {
@@ -399,7 +399,8 @@ export class ApiResolver {
       return
     }
     this.hot.set(resource, scope, accept, { record, body, policy, freshUntil: Date.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) })
-    this.init.peers?.swarm.announce(apiKey(resource, accept))
+    const key = swarmKey(resource, accept)
+    if (key !== undefined) this.init.peers?.swarm.announce(key)
   }
 
   private async readBody (digest: Digest): Promise<Buffer | undefined> {
@@ -418,6 +419,18 @@ export class ApiResolver {
     this.fleetWarnedAt.set(upstream, Date.now())
     this.init.log.warn({ upstream }, message)
   }
+}
+
+/**
+ * The swarm key of a record, if it has one. A key peers refuse (a path or Accept longer than
+ * the fetch protocol takes, 400 and 200 characters; an upstream name over 64) or that does not
+ * name the record again when a peer parses it (a `#` in the Accept) would be announced and
+ * asked for in vain: such a record is neither announced nor looked up (it stays this node's own).
+ */
+function swarmKey (resource: string, accept: string): ApiKey | undefined {
+  const key = apiKey(resource, accept)
+  const parsed = isApiKey(key) ? parseApiKey(key) : undefined
+  return parsed?.resource === resource && parsed.accept === normalizeAccept(accept) ? key : undefined
 }
 
 /** Anonymous copies, the fleet's, and ones the server marked `public` are given without asking upstream while fresh. */

@@ -30,8 +30,13 @@ export function loadConfig (flags: ConfigSource = {}, env: NodeJS.ProcessEnv = p
   }
   const config = out as Config
   if (config.evictLowWatermark >= config.evictHighWatermark) {
-    const low = flags.evictLowWatermark ?? env.CACHE_EVICT_LOW_WATERMARK ?? OPTIONS.evictLowWatermark.default ?? ''
-    throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low, OPTIONS.evictLowWatermark.expected)
+    const low = flags.evictLowWatermark ?? env.CACHE_EVICT_LOW_WATERMARK
+    const high = flags.evictHighWatermark ?? env.CACHE_EVICT_HIGH_WATERMARK
+    // Name the value that was given: a high watermark set at or below the default low one is the high one's fault.
+    if (low === undefined && high !== undefined) {
+      throw new ConfigError('CACHE_EVICT_HIGH_WATERMARK', high, `a fraction in (0, 1] above CACHE_EVICT_LOW_WATERMARK (${OPTIONS.evictLowWatermark.default ?? ''}), such as 0.9 or 90%`)
+    }
+    throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low ?? OPTIONS.evictLowWatermark.default ?? '', OPTIONS.evictLowWatermark.expected)
   }
   checkTlsOptions(config, flags, env)
   checkFleetCredentials(config, flags, env)

@@ -9,6 +9,18 @@ export class FrameError extends Error {
 }
 
 /**
+ * Longest FrameError message. It goes back to the peer in an error frame whose `message` is
+ * bounded (1000 characters in the fetch header and the claim answer), and into the log; zod's
+ * messages echo the peer's input (an unknown key's name), which is as long as the frame allows.
+ */
+export const MAX_FRAME_ERROR_CHARS = 300
+
+/** `text` cut to `max` characters, marked as cut. */
+function bounded (text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`
+}
+
+/**
  * The frames of this node's own protocols (fetch, claim, dial-back) are one length-prefixed
  * JSON object each; these encode one, and decode and validate one with a zod schema.
  */
@@ -25,6 +37,6 @@ export function decodeJsonFrame<T> (bytes: Uint8Array, schema: z.ZodType<T>, wha
     throw new FrameError(`${what} is not UTF-8 JSON`)
   }
   const result = schema.safeParse(value)
-  if (!result.success) throw new FrameError(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`)
+  if (!result.success) throw new FrameError(bounded(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`, MAX_FRAME_ERROR_CHARS))
   return result.data
 }

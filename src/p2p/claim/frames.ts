@@ -30,6 +30,9 @@ export type ClaimAnswer =
   | { status: 'bad_request', message: string }
 
 
+/** Longest `message` of a bad_request answer: the coordinator cuts what it sends to it, the asker refuses more. */
+export const MAX_ANSWER_MESSAGE_CHARS = 1000
+
 const peerIdText = z.string().min(1).max(100).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'a peer ID in base58')
 
 const requestSchema = z.strictObject({
@@ -42,7 +45,7 @@ const answerSchema = z.discriminatedUnion('status', [
   z.strictObject({ status: z.literal('fetch'), leaseMs: z.number().int().min(1).max(600_000) }),
   z.strictObject({ status: z.literal('join'), peer: peerIdText, addrs: z.array(z.string().max(300)).max(16), committed: z.boolean() }),
   z.strictObject({ status: z.literal('ok') }),
-  z.strictObject({ status: z.literal('bad_request'), message: z.string().max(1000) })
+  z.strictObject({ status: z.literal('bad_request'), message: z.string().max(MAX_ANSWER_MESSAGE_CHARS) })
 ])
 
 export function encodeClaimFrame (value: ClaimRequest | ClaimAnswer): Uint8Array {

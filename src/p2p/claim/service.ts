@@ -9,7 +9,7 @@ import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
 import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
 import { coordinatorsOf, keyKadId } from './distance.js'
-import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, type ClaimAnswer, type ClaimRequest } from './frames.js'
+import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRequest } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
 
 export interface ClaimServiceComponents {
@@ -165,7 +165,7 @@ export class ClaimService {
         this.components.log.debug({ peer: from, key: request.key, op: request.op, answer: answer.status }, 'claim answered')
       } catch (err) {
         this.components.log.warn({ peer: from, err: (err as Error).message }, 'bad claim request from peer')
-        answer = { status: 'bad_request', message: (err as Error).message.slice(0, 1000) }
+        answer = { status: 'bad_request', message: (err as Error).message.slice(0, MAX_ANSWER_MESSAGE_CHARS) }
       }
       await lp.write(encodeClaimFrame(answer), { signal })
       await stream.close({ signal })

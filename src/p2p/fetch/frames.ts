@@ -66,6 +66,9 @@ export interface TagAnswer {
 }
 
 
+/** Longest `message` of a response header: the server cuts what it sends to it, the client refuses more. */
+export const MAX_HEADER_MESSAGE_CHARS = 1000
+
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 const requestSchema = z.strictObject({
@@ -81,7 +84,7 @@ const headerSchema = z.strictObject({
   start: offset.optional(),
   length: offset.optional(),
   mediaType: z.string().max(255).optional(),
-  message: z.string().max(1000).optional(),
+  message: z.string().max(MAX_HEADER_MESSAGE_CHARS).optional(),
   inProgress: z.boolean().optional(),
   tag: z.strictObject({
     digest: z.string().refine(isDigest, 'tag digest must be sha256:<64 lowercase hex>'),

@@ -10,7 +10,7 @@ import { FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_READY_WAIT_MS, MAX_RE
 import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
-import { decodeRequest, encodeFrame, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import type { ApiKey } from '../../keys/api-key.js'
@@ -89,7 +89,9 @@ export class FetchServer {
     const log = this.components.log.child({ peer: connection.remotePeer.toString() })
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const reply = async (header: FetchResponseHeader): Promise<void> => {
-      await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
+      // A message longer than the header schema allows would make the whole answer undecodable.
+      const sent = header.message === undefined ? header : { ...header, message: header.message.slice(0, MAX_HEADER_MESSAGE_CHARS) }
+      await lp.write(encodeFrame(sent), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       await stream.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
     }
     let request
