@@ -90,7 +90,12 @@ export class AdminRoutes {
     }
     const pin = /^\/api\/cache\/pins\/(.+)$/.exec(path)
     if (pin !== null && (method === 'PUT' || method === 'DELETE')) {
-      const digest = decodeURIComponent(pin[1] ?? '')
+      let digest: string
+      try {
+        digest = decodeURIComponent(pin[1] ?? '')
+      } catch {
+        digest = pin[1] ?? ''
+      }
       if (!isDigest(digest)) { sendJson(res, 400, { error: `invalid digest "${digest.slice(0, 100)}": expected sha256:<64 hex>` }); return true }
       const found = await store.setPinned(digest, method === 'PUT')
       sendJson(res, found ? 200 : 404, found ? { digest, pinned: method === 'PUT' } : { error: `${digest} is not in the store` })

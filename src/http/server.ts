@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer, type Server as HttpsServer } from 'node:https'
 import type { Server as NetServer } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type { HostPort } from '../config/options.js'
 import type { TlsFiles } from './tls.js'
 import { sendJson } from './respond.js'
+import { OciError } from '../oci/errors.js'
 import { accessLog } from './access-log.js'
 import { guardConnections, serverOptions, type HttpLimits } from './limits.js'
 
@@ -20,6 +22,7 @@ export interface RouteGroup {
 export function createHttpServer (routes: RouteGroup[], log: Logger, limits: HttpLimits): Server {
   const server = createServer(serverOptions(limits), dispatch(routes, log))
   guardConnections(server, limits, log.child({ component: 'http' }))
+  refuseConnect(server)
   return server
 }
 
@@ -30,9 +33,24 @@ export function createHttpServer (routes: RouteGroup[], log: Logger, limits: Htt
 export function createHttpsServer (routes: RouteGroup[], tls: TlsFiles, log: Logger, limits: HttpLimits): HttpsServer {
   const server = createTlsServer({ ...serverOptions(limits), cert: tls.cert, key: tls.key }, dispatch(routes, log))
   guardConnections(server, limits, log.child({ component: 'http' }))
+  refuseConnect(server)
   // A client that gives up on the handshake (untrusted certificate) is its business, not an error of ours.
   server.on('tlsClientError', (err: Error) => { log.debug({ err: err.message }, 'TLS handshake failed') })
   return server
+}
+
+/**
+ * The sidecar is no forward proxy: CONNECT gets 405 (RFC 9110 9.3.6), where Node would drop the
+ * connection without a word when nothing listens for it.
+ */
+function refuseConnect (server: Server | HttpsServer): void {
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const message = 'CONNECT: this is a cache, not a forward proxy'
+    // Under /v2/ every error is an OCI error body, as on the registry routes.
+    const body = (req.url ?? '').startsWith('/v2') ? new OciError(405, 'UNSUPPORTED', message).body() : JSON.stringify({ error: message })
+    socket.on('error', () => {})
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, PUT, POST, DELETE\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
 }
 
 /** Each request goes to the first route group that takes it; none = 404. */

@@ -10,7 +10,8 @@ import { apiKey } from '../../src/keys/api-key.js'
 import { runTarget, type TargetName } from '../fixtures/fuzz/campaign.js'
 import { sidecarMultiaddr, startFuzzEnv, type FuzzEnv } from '../fixtures/fuzz/environment.js'
 import { varint, type PeerExchange } from '../fixtures/fuzz/fetch-frames.js'
-import { checkConfig, checkExchange } from '../fixtures/fuzz/properties.js'
+import { checkConfig, checkExchange, checkHttpCase } from '../fixtures/fuzz/properties.js'
+import { sendRaw } from '../fixtures/fuzz/http-wire.js'
 import { waitFor } from '../fixtures/wait.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
 
@@ -100,6 +101,18 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
       { timeoutMs: 30_000, what: 'the sidecar to provide a valid API key' })
     assert.deepEqual(await providers(apiKey(`github ${longPath}`, '')), [])
     assert.deepEqual(await providers(apiKey('github /repos/acme/public?fuzz-regression=accept', hashAccept)), [])
+  })
+
+  // Found by the registry target: node's server drops a CONNECT without a word when nothing
+  // listens for it; and a pin path that is not valid percent-encoding was a 500.
+  it('regression: CONNECT gets 405, a malformed pin path 400', async () => {
+    const e = env as FuzzEnv
+    await checkHttpCase(e, { method: 'CONNECT', target: '127.0.0.1:80', headers: [['host', '127.0.0.1:80']] })
+    const connect = await sendRaw(e.sidecar.port, { method: 'CONNECT', target: 'example.com:443', headers: [['host', 'example.com:443']] }, 10_000)
+    assert.equal(connect.status, 405)
+    const pin = await sendRaw(e.sidecar.port, { method: 'PUT', target: '/api/cache/pins/%E0%A4%A', headers: [['host', '127.0.0.1']] }, 10_000)
+    assert.equal(pin.status, 400)
+    assert.match(pin.body.toString(), /invalid digest/)
   })
 
   for (const [target, title] of cases) {
