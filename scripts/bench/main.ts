@@ -65,7 +65,7 @@ import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 import { apiCache, apiConfig } from './api.js'
 import { herd, herdConfig } from './herd.js'
 import { linkConfig, p2pLink } from './p2p-link.js'
-import { churnRows, overloadRows, reliabilityConfig } from './reliability.js'
+import { churnRows, fuzzRows, overloadRows, reliabilityConfig } from './reliability.js'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 
@@ -465,6 +465,7 @@ async function main (): Promise<number> {
     if (runs('reliability')) {
       await section('churn soak', () => churnRows({ rows, samples, log }, RELIABILITY_CFG))
       await section('overload', () => overloadRows({ rows, samples, log }, RELIABILITY_CFG))
+      await section('fuzzing', () => fuzzRows({ rows, samples, log }, RELIABILITY_CFG))
     }
   } catch (err) {
     if (cleanup.started) return await new Promise<number>(() => {}) // guard() is exiting

@@ -5,6 +5,7 @@
  * 0 crashes, 0 fuzz failures) as targets; the rest are figures with their notes.
  */
 import { churnSoak } from './churn.js'
+import { fuzzCampaign } from './fuzz.js'
 import { overloadCampaign } from './overload.js'
 import type { Row } from './report.js'
 
@@ -13,6 +14,8 @@ export interface ReliabilityConfig {
   churnSeed: number
   connections: number
   slowReaders: number
+  /** Cases per fuzz target (the CLI target runs a fiftieth). */
+  fuzzRuns: number
 }
 
 export function reliabilityConfig (quick: boolean): ReliabilityConfig {
@@ -20,7 +23,8 @@ export function reliabilityConfig (quick: boolean): ReliabilityConfig {
     churnMs: Number(process.env.BENCH_CHURN_MS ?? (quick ? 60_000 : 300_000)),
     churnSeed: Number(process.env.BENCH_SEED ?? 7),
     connections: 1000,
-    slowReaders: 20
+    slowReaders: 20,
+    fuzzRuns: Number(process.env.BENCH_FUZZ_RUNS ?? (quick ? 500 : 2500))
   }
 }
 
@@ -59,7 +63,7 @@ export async function churnRows (ctx: Ctx, cfg: ReliabilityConfig): Promise<void
   for (const node of f.stableNodes) {
     const m = f.memory[node]
     if (m === undefined) continue
-    ctx.rows.push(figure(`churn: ${node} (never killed) RSS, first third → last third`, 'MB', m.lastRssMB, 0, `first ${m.firstRssMB} MB, peak ${m.peakRssMB} MB; fds ${m.firstFds} → ${m.lastFds} (peak ${m.peakFds}); ${m.samples} samples`))
+    ctx.rows.push(figure(`churn: ${node} (never killed) RSS, first third → last third`, 'MB', m.lastRssMB, 0, `first ${m.firstRssMB.toFixed(0)} MB, peak ${m.peakRssMB.toFixed(0)} MB; fds ${m.firstFds} → ${m.lastFds} (peak ${m.peakFds}); ${m.samples} samples`))
   }
 }
 
@@ -79,4 +83,15 @@ export async function overloadRows (ctx: Ctx, cfg: ReliabilityConfig): Promise<v
     ratio: f.slowReadersCut / f.slowReaders, target: '= 1', pass: f.slowReadersCut === f.slowReaders, digits: 0,
     note: `dropped ${f.slowReadersDroppedAfterMs === null ? 'never' : `after ${(f.slowReadersDroppedAfterMs / 1000).toFixed(1)} s`}; RSS grew ${f.slowReadersRssGrowthMiB.toFixed(0)} MiB meanwhile; another client got the whole blob in ${f.wholeBlobMs} ms`
   })
+}
+
+/** The long fuzzing run: cases per target, failures (each with its shrunk counterexample). */
+export async function fuzzRows (ctx: Ctx, cfg: ReliabilityConfig): Promise<void> {
+  const f = await fuzzCampaign({ runs: cfg.fuzzRuns, seed: cfg.churnSeed })
+  ctx.samples.fuzz = f
+  const targets = Object.entries(f.targets)
+  const cases = targets.reduce((n, [, t]) => n + t.cases, 0)
+  const failed = targets.filter(([, t]) => t.failed)
+  ctx.rows.push(mustBeZero(`fuzz: targets failing (${cases} cases, seed ${f.seed})`, f.failures,
+    `${targets.map(([name, t]) => `${name} ${t.cases} in ${(t.durationMs / 1000).toFixed(0)} s`).join(', ')}${failed.map(([name, t]) => `; ${name} FAILED: ${t.error ?? ''} on ${t.counterexample ?? ''}`).join('')}`))
 }
