@@ -173,7 +173,8 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
       await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/readyz`, 1_000) === 200, { timeoutMs: 20_000, intervalMs: 100, what: 'npm start to serve' })
       npm.kill('SIGTERM')
       await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/healthz`, 500).then(() => false, () => true), { timeoutMs: 15_000, intervalMs: 100, what: 'the sidecar to stop' })
-      assert.match(out, /"signal":"SIGTERM","msg":"shutting down"/)
+      // The log line may reach the pipe after the listener closed.
+      await waitFor(() => /"signal":"SIGTERM","msg":"shutting down"/.test(out), { timeoutMs: 10_000, intervalMs: 50, what: 'the shutdown logged' })
     } finally {
       try { process.kill(-(npm.pid ?? 0), 'SIGKILL') } catch {}
       await exited
