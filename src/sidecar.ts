@@ -7,6 +7,7 @@ import { BlobStore } from './store/blob-store.js'
 import { Stats } from './metrics/stats.js'
 import { RegistryClient } from './upstream/registry-client.js'
 import { resolveCredentials } from './upstream/credentials.js'
+import type { TagKey } from './oci/tag-key.js'
 import { TagCache } from './resolver/tag-cache.js'
 import { ListCache } from './resolver/list-cache.js'
 import { BlobResolver } from './resolver/blob-resolver.js'
@@ -168,7 +169,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
   ready = true
   // What is already stored is announced in the background: readiness doesn't wait for the DHT.
-  if (swarm !== undefined) swarm.announceAll(storedDigests(store))
+  // Tags too: after a restart, peers can still find who resolved one while the upstream is down.
+  if (swarm !== undefined) swarm.announceAll(storedKeys(store, tags))
   log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
 
   const openStore = store
@@ -250,6 +252,7 @@ function p2pInfo (swarm: Swarm, stats: Stats): () => P2pInfo {
   })
 }
 
-async function * storedDigests (store: BlobStore): AsyncGenerator<Digest> {
+async function * storedKeys (store: BlobStore, tags: TagCache): AsyncGenerator<Digest | TagKey> {
   for await (const [digest] of store.entries()) yield digest
+  yield * tags.swarmKeys()
 }

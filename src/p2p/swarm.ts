@@ -195,8 +195,8 @@ export class Swarm {
     this.announcer.announce(key)
   }
 
-  announceAll (digests: AsyncIterable<Digest>): void {
-    this.announcer.announceAll(digests)
+  announceAll (keys: AsyncIterable<Digest | TagKey>): void {
+    this.announcer.announceAll(keys)
   }
 
   forget (key: Digest | TagKey | ApiKey): void {

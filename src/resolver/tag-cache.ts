@@ -1,6 +1,6 @@
 import type { Level } from 'level'
 import type { Digest } from '../oci/digest.js'
-import { parseTagKey, type TagKey } from '../oci/tag-key.js'
+import { isTagKey, parseTagKey, type TagKey } from '../oci/tag-key.js'
 import { isNoSpace } from '../store/errors.js'
 
 export interface TagRecord {
@@ -33,6 +33,15 @@ export class TagCache {
   async lookup (key: TagKey): Promise<TagRecord | undefined> {
     const parsed = parseTagKey(key)
     return parsed === undefined ? undefined : await this.get(parsed.upstream, parsed.repo, parsed.tag, parsed.acceptClass)
+  }
+
+  /** The swarm key of every tag remembered here: announced again at start-up, like stored blobs. */
+  async * swarmKeys (): AsyncGenerator<TagKey> {
+    for await (const key of this.db.keys()) {
+      // The index key is the swarm key without its `tag:` prefix (see `key`).
+      const swarmKey = `tag:${key}`
+      if (isTagKey(swarmKey)) yield swarmKey
+    }
   }
 
   /** Remembers a resolution; on a full disk it is not remembered (the tag is resolved again next time). */

@@ -54,6 +54,29 @@ describe('pull by tag while the upstream is down', function () {
     assert.ok((stats.peer_hits ?? 0) >= image.allBlobDigests.length)
   })
 
+  // Found by the churn soak: stored blobs were announced again at start-up, resolved tags not,
+  // so after a restart nobody could find who had resolved one.
+  it('after a restart, the node that resolved the tag announces it again: a new node finds it there', async () => {
+    const [a, b] = nodes
+    assert.ok(a !== undefined && b !== undefined)
+    // B knows the tag too: only A may answer.
+    await b.stop()
+    try {
+      await a.restart()
+      const c = await startSwarmNode({ CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, CACHE_BOOTSTRAP_PEERS: a.bootstrapAddr })
+      nodes.push(c)
+      const found = await waitFor(async () => {
+        const res = await fetch(`${c.url}/v2/team/app/manifests/v1`, { headers: { accept: MT_OCI_MANIFEST } })
+        await res.arrayBuffer()
+        return res.status === 200 ? res : undefined
+      }, { timeoutMs: 20_000, intervalMs: 500, what: 'the new node to resolve v1 from A with the upstream down' })
+      assert.equal(found.headers.get('docker-content-digest'), image.manifestDigest)
+      assert.equal(found.headers.get('x-cache-tag-source'), a.peerId)
+    } finally {
+      await b.restart()
+    }
+  })
+
   it('still fails clearly when no node ever resolved the tag', async () => {
     const [, b] = nodes
     assert.ok(b !== undefined)

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { request, type IncomingHttpHeaders } from 'node:http'
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { buildImage, randomLayer, sha256, MT_OCI_MANIFEST, type ImageDescription, type LayerBlob } from '../fixtures/oci-image.js'
 import { pushLayout } from '../fixtures/skopeo.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
+import { dirListing } from '../fixtures/dir-listing.js'
 
 interface RawResponse {
   status: number
@@ -43,23 +44,6 @@ async function raw (port: number, method: string, path: string, headers: Record<
   })
 }
 
-/** Every file and directory under `root` with its size: what "nothing changed on disk" compares. */
-async function listing (root: string): Promise<string[]> {
-  const out: string[] = []
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) {
-        out.push(`${relative(root, path)}/`)
-        await walk(path)
-      } else {
-        out.push(`${relative(root, path)} ${(await stat(path)).size}`)
-      }
-    }
-  }
-  await walk(root)
-  return out.sort()
-}
 
 function parseErrors (body: Buffer | string): OciErrorBody {
   const parsed = JSON.parse(body.toString()) as OciErrorBody
@@ -238,7 +222,7 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       await registry.settled()
       assert.equal(blobGets(small.digest), 0, 'HEAD must not download the blob')
       assert.equal(registry.count({ method: 'HEAD', pathIncludes: `/blobs/${small.digest}` }), 1)
-      assert.ok(!(await listing(dataDir())).some(l => l.includes(small.digest.slice(7, 23))), 'nothing stored by a HEAD')
+      assert.ok(!(await dirListing(dataDir())).some(l => l.includes(small.digest.slice(7, 23))), 'nothing stored by a HEAD')
 
       const get = await fetch(blobUrl(small.digest))
       assert.equal(get.status, 200)
@@ -398,7 +382,7 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
     it('refuses them without touching the disk or the upstream', async () => {
       await registry.settled()
       registry.clearRequests()
-      const before = await listing(dataDir())
+      const before = await dirListing(dataDir())
       const failures: string[] = []
       for (const { method = 'GET', path, status } of bad) {
         for (const m of method === 'GET' ? ['GET', 'HEAD'] : [method]) {
@@ -411,7 +395,7 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
         }
       }
       assert.deepEqual(failures, [])
-      assert.deepEqual(await listing(dataDir()), before)
+      assert.deepEqual(await dirListing(dataDir()), before)
       await registry.settled()
       assert.deepEqual(registry.requests(), [])
     })
