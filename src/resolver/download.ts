@@ -169,6 +169,7 @@ export class BlobDownload {
     let generation = this.generation
     let pumping = false
     let passing: AsyncGenerator<Buffer> | undefined
+    const left = new AbortController()
     const pump = async (stream: Readable): Promise<void> => {
       if (pumping) return
       pumping = true
@@ -176,7 +177,7 @@ export class BlobDownload {
         for (;;) {
           if (this.error !== undefined) {
             if (forPeer || this.passThrough === undefined || (generation !== this.generation && pos > start)) { stream.destroy(this.error); return }
-            passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size)
+            passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size, left.signal)
             const next = await passing.next()
             if (stream.destroyed) return
             if (next.done === true) { stream.push(null); return }
@@ -225,6 +226,8 @@ export class BlobDownload {
       highWaterMark: READ_CHUNK,
       read () { void pump(this) },
       destroy (err, callback) {
+        // The client left: its upstream request stops now, not at the generator's next yield.
+        left.abort()
         void passing?.return(undefined).catch(() => {})
         callback(err)
       }
@@ -235,9 +238,10 @@ export class BlobDownload {
    * One reader's bytes [pos, stop) once the download gave up for want of space: what the
    * temporary file holds, then the rest streamed from the upstream without being stored,
    * hashed on from the file's digest state; the last byte waits until the whole blob verified.
+   * `signal` aborts when the reader is destroyed (its client left).
    * @throws UpstreamUnavailableError, an upstream's OciError, DigestMismatchError
    */
-  private async * passThroughChunks (from: PassThrough, pos: number, stop: number | undefined): AsyncGenerator<Buffer> {
+  private async * passThroughChunks (from: PassThrough, pos: number, stop: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
     const { client, repo, digest, stats, kind } = this.init
     const file = this.readFile
     const last = stop ?? Infinity
@@ -257,8 +261,6 @@ export class BlobDownload {
     yield * fromFile(fileEnd - fileHold)
     if (from.hash === undefined) return
     const verifier = from.hash.copy()
-    const controller = new AbortController()
-    const signal = AbortSignal.any([controller.signal, this.init.signal])
     // A manifest comes whole (registries need not serve ranges of one), a blob from where the file ends.
     const res = kind === 'manifest'
       ? await client.sendOk('GET', repo, `/v2/${repo}/manifests/${digest}`, { accept: DEFAULT_MANIFEST_ACCEPT }, signal)
@@ -294,7 +296,6 @@ export class BlobDownload {
       if (held !== undefined) yield held
       yield * fromFile(fileEnd)
     } finally {
-      controller.abort()
       discard(res.body)
     }
   }
