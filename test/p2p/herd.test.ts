@@ -54,6 +54,14 @@ function assertVerified (outcomes: PullOutcome[], image: ImageDescription, opts:
  * blob and of the manifest by digest, at most one HEAD of the tag per pull, and nothing else
  * for blobs or manifests (no GET by tag: Docker Hub counts those).
  */
+/** For a failed upstream check: every node's log lines about the digests the problems name (claims, joins, fetches). */
+function logsAbout (problems: string[], nodes: HerdNode[]): string {
+  const digests = [...new Set(problems.flatMap(p => p.match(/sha256:[a-f0-9]{64}/g) ?? []))]
+  if (digests.length === 0) return ''
+  const lines = nodes.flatMap(n => n.logs().filter(l => digests.some(d => l.includes(d))).map(l => `${n.name}: ${l.slice(0, 500)}`))
+  return `\nthe nodes' log lines about ${digests.join(', ')}:\n${lines.join('\n')}`
+}
+
 function upstreamProblems (requests: RegistryRequest[], image: ImageDescription, pulls: number): string[] {
   const problems: string[] = []
   const blobDigests = [image.configDigest, ...image.layers.map(l => l.digest)]
@@ -170,8 +178,9 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
     })
 
     it('the upstream served each blob and the manifest by digest once; the tag cost one HEAD per pull', () => {
-      assert.deepEqual(upstreamProblems(registry.requests(), image, 5), [],
-        `upstream requests:\n${registry.requests().map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}`)
+      const problems = upstreamProblems(registry.requests(), image, 5)
+      assert.deepEqual(problems, [],
+        `upstream requests:\n${registry.requests().map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${logsAbout(problems, herd?.nodes ?? [])}`)
     })
 
     it('the claim counters add up over the herd (GET /api/cache/stats and /metrics)', async () => {
@@ -230,8 +239,9 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       assertVerified(outcomes, image)
       await upstream.settled()
       const reqs = upstream.requests()
-      assert.deepEqual(upstreamProblems(reqs, image, hosts.length), [],
-        `upstream requests:\n${reqs.map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}`)
+      const problems = upstreamProblems(reqs, image, hosts.length)
+      assert.deepEqual(problems, [],
+        `upstream requests:\n${reqs.map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${logsAbout(problems, herd.nodes)}`)
     })
   })
 
