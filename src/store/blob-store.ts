@@ -11,7 +11,7 @@ import { planEviction, planRoom, type Candidate, type EvictionPolicy } from './e
 import { freeForOpen, hashFile, reconcile, type BlobIndex } from './reconcile.js'
 import type { BlobRecord } from './record.js'
 import { BlobWriter } from './writer.js'
-import { StoreFullError, StoreOpenError, StoreUnavailableError, isNoSpace } from './errors.js'
+import { StoreFullError, StoreOpenError, StoreUnavailableError, isNoSpace, writeError } from './errors.js'
 
 export interface BlobStoreEvents {
   onCommit?: (digest: Digest, size: number) => void
@@ -251,7 +251,7 @@ export class BlobStore {
     } catch (err) {
       // An unindexed file would hold space the size account can't see until the next start.
       if (previous === undefined) await rm(path, { force: true })
-      throw isNoSpace(err) ? new StoreFullError(this.init.dir, { cause: err }) : err
+      throw writeError(err, this.init.dir)
     }
     this.total += size - (previous?.size ?? 0)
     this.spaceReturned()
@@ -286,14 +286,8 @@ export class BlobStore {
    * filesystem, or other files on it). Returns the bytes freed.
    */
   async makeRoom (bytes: number): Promise<number> {
-    const candidates: Candidate[] = []
-    for await (const [digest, record] of this.entries()) candidates.push({ digest, record })
-    let freed = 0
-    for (const { digest, record } of planRoom(candidates, bytes, d => this.leases.held(d))) {
-      if (this.leases.held(digest) || !await this.delete(digest)) continue
-      freed += record.size
-      this.init.onEvict?.(digest, record.size)
-    }
+    const removed = await this.removeVictims(planRoom(await this.candidates(), bytes, d => this.leases.held(d)))
+    const freed = removed.reduce((n, { record }) => n + record.size, 0)
     if (freed > 0) this.init.log.warn({ freed, wanted: bytes, size: this.total }, 'store filesystem full; evicted least recently used blobs to make room')
     return freed
   }
@@ -345,20 +339,30 @@ export class BlobStore {
   }
 
   private async runEviction (force: boolean): Promise<number> {
-    const candidates: Candidate[] = []
-    for await (const [digest, record] of this.entries()) candidates.push({ digest, record })
-    const plan = planEviction(candidates, this.total, this.init.policy, Date.now(), d => this.leases.held(d), force)
+    const plan = planEviction(await this.candidates(), this.total, this.init.policy, Date.now(), d => this.leases.held(d), force)
     if (plan.overrodeMinAge) {
       this.init.log.warn({ size: this.total, maxSize: this.init.policy.maxSize },
         'store is over CACHE_MAX_SIZE with only recently used blobs; evicting some of them — raise CACHE_MAX_SIZE if this repeats')
     }
-    let removed = 0
-    for (const { digest, record } of plan.victims) {
-      if (this.leases.held(digest)) continue
-      await this.delete(digest)
-      removed++
-      this.init.onEvict?.(digest, record.size)
-      this.init.log.info({ digest, size: record.size }, 'evicted')
+    const removed = await this.removeVictims(plan.victims)
+    for (const { digest, record } of removed) this.init.log.info({ digest, size: record.size }, 'evicted')
+    return removed.length
+  }
+
+  /** Every indexed blob with its record: what eviction chooses from. */
+  private async candidates (): Promise<Candidate[]> {
+    const candidates: Candidate[] = []
+    for await (const [digest, record] of this.entries()) candidates.push({ digest, record })
+    return candidates
+  }
+
+  /** Deletes the `victims` still not in use (each counted as an eviction); returns those removed. */
+  private async removeVictims (victims: Candidate[]): Promise<Candidate[]> {
+    const removed: Candidate[] = []
+    for (const victim of victims) {
+      if (this.leases.held(victim.digest) || !await this.delete(victim.digest)) continue
+      removed.push(victim)
+      this.init.onEvict?.(victim.digest, victim.record.size)
     }
     return removed
   }

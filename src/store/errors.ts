@@ -38,6 +38,11 @@ export class StoreUnavailableError extends StoreError {
   }
 }
 
+/** What a failed write under CACHE_DIR=`dir` throws: StoreFullError when the filesystem is full, else `err` itself. */
+export function writeError (err: unknown, dir: string): unknown {
+  return isNoSpace(err) ? new StoreFullError(dir, { cause: err }) : err
+}
+
 /** Whether `err` is the kernel saying the filesystem (or the user's quota) is full. */
 export function isNoSpace (err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {

@@ -33,9 +33,7 @@ export function planEviction (
   const plan: EvictionPlan = { victims: [], overrodeMinAge: false }
   if (currentSize <= high && !force) return plan
 
-  const evictable = candidates
-    .filter(c => c.record.pinned !== true && !inUse(c.digest))
-    .sort((a, b) => a.record.accessedAt - b.record.accessedAt)
+  const evictable = lruEvictable(candidates, inUse)
 
   let size = currentSize
   const chosen = new Set<Digest>()
@@ -63,10 +61,17 @@ export function planEviction (
 export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest: Digest) => boolean): Candidate[] {
   const victims: Candidate[] = []
   let freed = 0
-  for (const c of candidates.filter(c => c.record.pinned !== true && !inUse(c.digest)).sort((a, b) => a.record.accessedAt - b.record.accessedAt)) {
+  for (const c of lruEvictable(candidates, inUse)) {
     if (freed >= bytes) break
     victims.push(c)
     freed += c.record.size
   }
   return victims
+}
+
+/** The blobs eviction may take, least recently used first: neither pinned nor in use. */
+function lruEvictable (candidates: Candidate[], inUse: (digest: Digest) => boolean): Candidate[] {
+  return candidates
+    .filter(c => c.record.pinned !== true && !inUse(c.digest))
+    .sort((a, b) => a.record.accessedAt - b.record.accessedAt)
 }

@@ -1,7 +1,7 @@
 import { open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DigestVerifier, type Digest } from '../oci/digest.js'
-import { StoreError, StoreFullError, StoreUnavailableError, isNoSpace } from './errors.js'
+import { StoreError, StoreUnavailableError, writeError } from './errors.js'
 
 /**
  * Writes one blob: bytes go to a file in tmp/ while they are hashed; `commit` verifies the
@@ -34,7 +34,7 @@ export class BlobWriter {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'EMFILE' || code === 'ENFILE') throw new StoreUnavailableError(`a temporary file for ${digest}`, storeDir, err)
-      throw isNoSpace(err) ? new StoreFullError(storeDir, { cause: err }) : err
+      throw writeError(err, storeDir)
     }
   }
 
@@ -70,7 +70,7 @@ export class BlobWriter {
     } catch (err) {
       this.verifier = before
       await this.file.truncate(this.written).catch(() => {})
-      throw isNoSpace(err) ? new StoreFullError(this.storeDir, { cause: err }) : err
+      throw writeError(err, this.storeDir)
     }
     this.written += total
   }
@@ -118,7 +118,7 @@ export class BlobWriter {
     } catch (err) {
       await this.file.close().catch(() => {})
       await rm(this.tmpPath, { force: true })
-      throw isNoSpace(err) ? new StoreFullError(this.storeDir, { cause: err }) : err
+      throw writeError(err, this.storeDir)
     }
   }
 
