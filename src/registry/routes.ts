@@ -5,7 +5,7 @@ import { DigestMismatchError, type Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
 import { acceptedTypes, OCI_INDEX } from '../oci/media-types.js'
 import type { ListAnswer, ListCache } from '../resolver/list-cache.js'
-import type { RegistryClient } from '../upstream/registry-client.js'
+import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { ClientLog } from '../http/client-log.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { ManifestResolver } from '../resolver/manifest-resolver.js'
@@ -133,7 +133,7 @@ export class RegistryRoutes {
    * an ETag), the last answer served while it is unavailable. The `Link` to the next page points
    * at the sidecar.
    */
-  private async tags (res: ServerResponse, client: RegistryClient, repo: string, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
+  private async tags (res: ServerResponse, client: RegistryUpstream, repo: string, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
     const query = new URLSearchParams(url.searchParams)
     query.delete('ns')
     const q = query.toString()
@@ -149,7 +149,7 @@ export class RegistryRoutes {
    * `sha256-<hex>`, or an empty index. Filtered by `artifactType` here when asked
    * (`OCI-Filters-Applied`).
    */
-  private async referrers (res: ServerResponse, client: RegistryClient, repo: string, digest: Digest, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
+  private async referrers (res: ServerResponse, client: RegistryUpstream, repo: string, digest: Digest, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
     const artifactType = url.searchParams.get('artifactType') ?? undefined
     const fetchIndex = async (path: string): Promise<ListAnswer | undefined> => {
       try {
@@ -214,7 +214,7 @@ export class RegistryRoutes {
  * A `Link` to the next page as the client must follow it: the upstream's own origin removed
  * (the path is the same on the sidecar), `ns=` kept for containerd-style requests.
  */
-function sidecarLink (link: string, client: RegistryClient, ns: string | null): string {
+function sidecarLink (link: string, client: RegistryUpstream, ns: string | null): string {
   const base = client.url.href.replace(/\/+$/, '')
   return link.replace(/<([^>]*)>/g, (_all, target: string) => {
     let path = target.startsWith(base) ? target.slice(base.length) : target

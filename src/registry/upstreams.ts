@@ -1,16 +1,16 @@
 import { OciError } from '../oci/errors.js'
-import type { RegistryClient } from '../upstream/registry-client.js'
+import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 
 /** The upstream clients by name; the first is the default for requests without `?ns=`. */
 export class UpstreamSet {
-  private readonly byName: Map<string, RegistryClient>
+  private readonly byName: Map<string, RegistryUpstream>
 
-  constructor (private readonly clients: RegistryClient[]) {
+  constructor (private readonly clients: RegistryUpstream[]) {
     this.byName = new Map(clients.map(c => [c.name, c]))
   }
 
   /** containerd sends `?ns=<registry host>` (URL-encoded); Docker's registry-mirrors sends none. */
-  select (ns: string | null): RegistryClient {
+  select (ns: string | null): RegistryUpstream {
     if (ns === null || ns === '') {
       const first = this.clients[0]
       if (first === undefined) throw new OciError(400, 'UNSUPPORTED', 'no registry upstream is configured; set CACHE_REGISTRY_UPSTREAMS')
@@ -29,7 +29,7 @@ export class UpstreamSet {
 }
 
 /** Docker Hub keeps official images under library/; `alpine` means `library/alpine` there. */
-export function upstreamRepository (client: RegistryClient, name: string): string {
+export function upstreamRepository (client: RegistryUpstream, name: string): string {
   const isDockerHub = client.name === 'docker.io' || /(^|\.)docker\.io$/.test(client.url.hostname)
   return isDockerHub && !name.includes('/') ? `library/${name}` : name
 }

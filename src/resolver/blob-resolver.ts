@@ -2,7 +2,8 @@ import type { Logger } from 'pino'
 import { raceSignal } from 'race-signal'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
-import { discard, type RegistryClient } from '../upstream/registry-client.js'
+import { discard } from '../upstream/registry-client.js'
+import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { Stats } from '../metrics/stats.js'
 import { BlobDownload, type DownloadKind } from './download.js'
 import type { BlobSource, CacheStatus } from './source.js'
@@ -47,7 +48,7 @@ export class BlobResolver {
    * if none runs). Throws the download's error (upstream status, unavailable, digest mismatch).
    * The caller calls `release` when its response is over.
    */
-  async open (client: RegistryClient, repo: string, digest: Digest, opts: OpenOptions = {}): Promise<BlobSource> {
+  async open (client: RegistryUpstream, repo: string, digest: Digest, opts: OpenOptions = {}): Promise<BlobSource> {
     const { store, stats, log, peers } = this.init
     const kind = opts.kind ?? 'blob'
     for (let tries = 1; ; tries++) {
@@ -133,7 +134,7 @@ export class BlobResolver {
   }
 
   /** Blob size without fetching it (HEAD). */
-  async head (client: RegistryClient, repo: string, digest: Digest): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
+  async head (client: RegistryUpstream, repo: string, digest: Digest): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
     await this.settle('blob', digest)
     const record = await this.init.store.stat(digest)
     if (record !== undefined) return { cache: 'HIT', origin: 'local', size: record.size }

@@ -11,7 +11,8 @@ import type { BlobStore } from '../store/blob-store.js'
 import type { BlobRecord } from '../store/record.js'
 import type { BlobWriter } from '../store/writer.js'
 import { StoreFullError } from '../store/errors.js'
-import { discard, type RegistryClient } from '../upstream/registry-client.js'
+import { discard } from '../upstream/registry-client.js'
+import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import { parseContentRange } from '../upstream/content-range.js'
 import { bodyBatches } from '../upstream/body-batches.js'
@@ -43,7 +44,7 @@ export interface BlobDownloadInit {
   digest: Digest
   kind: DownloadKind
   repo: string
-  client: RegistryClient
+  client: RegistryUpstream
   store: BlobStore
   stats: Stats
   log: Logger

@@ -2,7 +2,8 @@ import type { Level } from 'level'
 import type { Logger } from 'pino'
 import type { Stats } from '../metrics/stats.js'
 import { OciError } from '../oci/errors.js'
-import { discard, readBounded, readLimited, type RegistryClient } from '../upstream/registry-client.js'
+import { discard, readBounded, readLimited } from '../upstream/registry-client.js'
+import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import { UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
 import { isNoSpace } from '../store/errors.js'
 
@@ -48,7 +49,7 @@ export class ListCache {
    * @throws UpstreamStatusError for the upstream's own non-2xx answer (404...), UpstreamUnavailableError
    *   when it can't answer and nothing is stored, OciError when the list is larger than MAX_LIST_BYTES
    */
-  async get (client: RegistryClient, repo: string, path: string, accept: string, signal?: AbortSignal): Promise<ListAnswer> {
+  async get (client: RegistryUpstream, repo: string, path: string, accept: string, signal?: AbortSignal): Promise<ListAnswer> {
     const key = `${client.name} ${path}#${accept}`
     const stored = await this.db.get(key)
     try {

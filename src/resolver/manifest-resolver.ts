@@ -2,7 +2,8 @@ import type { Logger } from 'pino'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { acceptClass, accepts, INDEX_TYPES, MANIFEST_TYPES, manifestType, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
-import { discard, readBounded, type RegistryClient } from '../upstream/registry-client.js'
+import { discard, readBounded } from '../upstream/registry-client.js'
+import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { CacheStatus } from './source.js'
@@ -47,7 +48,7 @@ export interface ManifestResolverInit {
 export class ManifestResolver {
   constructor (private readonly init: ManifestResolverInit) {}
 
-  async resolveTag (client: RegistryClient, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
+  async resolveTag (client: RegistryUpstream, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
     const klass = acceptClass(accept)
     const headers = { accept: upstreamAccept(accept) }
     try {
@@ -114,7 +115,7 @@ export class ManifestResolver {
    * (local and swarm-wide single-flight, peers, upstream), kept with its media type.
    * Throws OciError MANIFEST_INVALID when it is larger than MAX_MANIFEST_BYTES.
    */
-  async get (client: RegistryClient, repo: string, digest: Digest, signal?: AbortSignal): Promise<Manifest> {
+  async get (client: RegistryUpstream, repo: string, digest: Digest, signal?: AbortSignal): Promise<Manifest> {
     const source = await this.init.blobs.open(client, repo, digest, { kind: 'manifest', ...(signal !== undefined ? { signal } : {}) })
     try {
       if (source.size !== undefined && source.size > MAX_MANIFEST_BYTES) {
@@ -129,7 +130,7 @@ export class ManifestResolver {
     }
   }
 
-  private async download (client: RegistryClient, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
+  private async download (client: RegistryUpstream, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
     const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept })
     const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
     if (body === undefined) throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)

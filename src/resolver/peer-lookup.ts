@@ -2,14 +2,14 @@ import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
 import type { ApiKey } from '../keys/api-key.js'
-import type { Swarm } from '../p2p/swarm.js'
+import type { PeerNetwork } from './peer-network.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
 import type { Stats } from '../metrics/stats.js'
 
 export interface PeerLookupInit {
-  swarm: Swarm
+  swarm: PeerNetwork
   /** Budget for finding providers (CACHE_PEER_LOOKUP_TIMEOUT); then the upstream answers. */
   lookupTimeoutMs: number
   /** A peer silent this long (first byte or mid-transfer) is dropped (CACHE_PEER_FIRST_BYTE_TIMEOUT). */

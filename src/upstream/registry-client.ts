@@ -1,3 +1,4 @@
+import type { RegistryUpstream, UpstreamResponse } from './registry-upstream.js'
 import { Agent, request, type Dispatcher } from 'undici'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
@@ -21,11 +22,6 @@ export interface RegistryRateLimit {
   windowS?: number
 }
 
-export interface UpstreamResponse {
-  status: number
-  headers: Record<string, string | undefined>
-  body: Readable
-}
 
 interface Token { value: string, expiresAt: number }
 
@@ -66,7 +62,7 @@ function basic (credential: Credential): string {
  * `WWW-Authenticate` challenge (anonymous or with credentials), Basic auth, redirects to blob
  * storage (credentials are not sent to another host), and typed failures.
  */
-export class RegistryClient {
+export class RegistryClient implements RegistryUpstream {
   readonly name: string
   readonly url: URL
   private readonly agent: Agent

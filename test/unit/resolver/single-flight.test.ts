@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { SingleFlight, type Flight } from '../../src/resolver/single-flight.js'
+import { SingleFlight, type Flight } from '../../../src/resolver/single-flight.js'
 
 /** A flight whose work ends when the test says so, and records its abort. */
 function work (): { start: (signal: AbortSignal) => Flight<string>, finish: () => void, aborted: () => boolean, starts: () => number } {
