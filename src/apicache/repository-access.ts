@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock/clock.js'
 import { ACCESS_MAX_ENTRIES, ACCESS_PROOF_TTL_MS, HIDDEN_TTL_MS, VISIBILITY_TTL_MS } from './constants.js'
 
 /**
@@ -10,19 +11,19 @@ export type Visibility = 'public' | 'private' | 'hidden'
 class ExpiringMap<V> {
   private readonly entries = new Map<string, { value: V, until: number }>()
 
-  constructor (private readonly ttlMs: number, private readonly max: number) {}
+  constructor (private readonly ttlMs: number, private readonly max: number, private readonly clock: Clock) {}
 
   get (key: string): V | undefined {
     const entry = this.entries.get(key)
     if (entry === undefined) return undefined
-    if (Date.now() < entry.until) return entry.value
+    if (this.clock.now() < entry.until) return entry.value
     this.entries.delete(key)
     return undefined
   }
 
   set (key: string, value: V, ttlMs = this.ttlMs): void {
     this.entries.delete(key)
-    this.entries.set(key, { value, until: Date.now() + ttlMs })
+    this.entries.set(key, { value, until: this.clock.now() + ttlMs })
     if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string)
   }
 }
@@ -33,8 +34,14 @@ class ExpiringMap<V> {
  * an area of a private one with a request of their own that the upstream answered 2xx or 304.
  */
 export class RepositoryAccess {
-  private readonly visibilities = new ExpiringMap<Visibility>(VISIBILITY_TTL_MS, ACCESS_MAX_ENTRIES)
-  private readonly proofs = new ExpiringMap<true>(ACCESS_PROOF_TTL_MS, ACCESS_MAX_ENTRIES)
+  private readonly visibilities: ExpiringMap<Visibility>
+  private readonly proofs: ExpiringMap<true>
+
+  /** `clock`: what the TTLs of visibilities and proofs count on (default: the system clock). */
+  constructor (clock: Clock = systemClock) {
+    this.visibilities = new ExpiringMap<Visibility>(VISIBILITY_TTL_MS, ACCESS_MAX_ENTRIES, clock)
+    this.proofs = new ExpiringMap<true>(ACCESS_PROOF_TTL_MS, ACCESS_MAX_ENTRIES, clock)
+  }
 
   /** Undefined: not known (or no longer believed); learn it with the fleet credential. */
   visibility (upstream: string, repo: string): Visibility | undefined {

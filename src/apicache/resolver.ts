@@ -8,7 +8,7 @@ import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
 import { fetchVerified, MemorySink } from '../resolver/peer-fetch.js'
 import { SingleFlight } from '../resolver/single-flight.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
-import type { ApiClient, ApiUpstream, UpstreamAnswer } from '../upstream/api-client.js'
+import type { ApiUpstream, ApiUpstreams, UpstreamAnswer } from '../upstream/api-client.js'
 import { FleetCredentialError, validatorIdentity, type FleetCredential } from '../upstream/fleet-credential.js'
 import { endToEnd, withoutRateLimit, type HeaderMap } from './headers.js'
 import type { ApiRecord, ApiRecords } from './records.js'
@@ -18,9 +18,10 @@ import { HotRecords } from './hot-records.js'
 import { RepositoryAccess, visibilityOf } from './repository-access.js'
 import { FLEET_SCOPE } from './constants.js'
 import { isNoSpace } from '../store/errors.js'
+import { systemClock, type Clock } from '../clock/clock.js'
 
 export interface ApiResolverInit {
-  client: ApiClient
+  client: ApiUpstreams
   store: BlobStore
   records: ApiRecords
   scopes: Scopes
@@ -32,6 +33,8 @@ export interface ApiResolverInit {
   /** The swarm, when CACHE_ENABLE_P2P is on: a record a peer holds can be revalidated here. */
   peers?: PeerLookupInit | undefined
   log: Logger
+  /** Freshness, ages and expiry are computed on it (default: the system clock). */
+  clock?: Clock
 }
 
 /** A GET (or HEAD) to resolve: the upstream, its path and query, the client's end-to-end headers. */
@@ -100,10 +103,17 @@ const FLEET_WARN_INTERVAL_MS = 60_000
 export class ApiResolver {
   private readonly inflight = new SingleFlight<string, Promise<ApiAnswer>>()
   private readonly hot = new HotRecords()
-  private readonly access = new RepositoryAccess()
+  private readonly access: RepositoryAccess
   private readonly fleetWarnedAt = new Map<string, number>()
+  private readonly clock: Clock
+  /** CachePolicy computing ages and freshness on `clock`. */
+  private readonly Policy: typeof CachePolicy
 
-  constructor (private readonly init: ApiResolverInit) {}
+  constructor (private readonly init: ApiResolverInit) {
+    this.clock = init.clock ?? systemClock
+    this.access = new RepositoryAccess(this.clock)
+    this.Policy = policyOn(this.clock)
+  }
 
   /**
    * The answer to `req` when a fresh copy this client may have is in memory: a HIT with no I/O,
@@ -118,9 +128,9 @@ export class ApiResolver {
     // The policy's verdict, memoized: while the entry is fresh, a request without its own
     // Cache-Control/Pragma whose Vary-ed headers are all in the key (Accept, Authorization as
     // the scope, Accept-Encoding never forwarded) is what satisfiesWithoutRevalidation accepts.
-    const quick = hot.varyInKey && Date.now() < hot.freshUntil && req.headers['cache-control'] === undefined && req.headers.pragma === undefined
+    const quick = hot.varyInKey && this.clock.now() < hot.freshUntil && req.headers['cache-control'] === undefined && req.headers.pragma === undefined
     if (quick ? !shareableWithoutAsking(hot.record, scope) : !this.servable(hot, scope, req)) return undefined
-    return { cache: 'HIT', status: hot.record.status, headers: hitHeaders(hot), body: hot.body }
+    return { cache: 'HIT', status: hot.record.status, headers: hitHeaders(hot, this.clock), body: hot.body }
   }
 
   /**
@@ -235,7 +245,7 @@ export class ApiResolver {
     const stored = await this.stored(resource, FLEET_SCOPE, accept)
     if (stored !== undefined && this.servable(stored, FLEET_SCOPE, req)) {
       this.learnVisibilityFrom(req, stored.record.status, stored.body)
-      return { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored), body: stored.body }
+      return { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored, this.clock), body: stored.body }
     }
     let authorization: string
     try {
@@ -291,7 +301,7 @@ export class ApiResolver {
     const policyRequest = this.policyRequest(req, scope)
     const stored = await this.stored(resource, scope, accept)
     if (stored !== undefined && this.servable(stored, scope, req)) {
-      return { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored), body: stored.body }
+      return { cache: 'HIT', status: stored.record.status, headers: hitHeaders(stored, this.clock), body: stored.body }
     }
     // Our own copy is revalidated with its own validators; another scope's or a peer's only
     // with If-Modified-Since, and only where the representation doesn't depend on who asks.
@@ -324,7 +334,7 @@ export class ApiResolver {
     const record = await this.init.records.get(resource, scope, accept)
     if (record === undefined) return undefined
     const body = await this.readBody(record.body)
-    return body === undefined ? undefined : { record, body, policy: CachePolicy.fromObject(record.policy) }
+    return body === undefined ? undefined : { record, body, policy: this.Policy.fromObject(record.policy) }
   }
 
   /**
@@ -382,12 +392,12 @@ export class ApiResolver {
   }
 
   private async store (resource: string, scope: string, request: CachePolicy.Request, status: number, headers: HeaderMap, body: Buffer, validator: string | undefined): Promise<void> {
-    const policy = new CachePolicy(request, { status, headers }, { shared: scope === 'anon' })
+    const policy = new this.Policy(request, { status, headers }, { shared: scope === 'anon' })
     if (!policy.storable()) return
     const digest = sha256Digest(body)
     const accept = normalizeAccept(request.headers.accept as string | undefined)
     const record: ApiRecord = {
-      policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: Date.now(),
+      policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: this.clock.now(),
       ...(validator !== undefined ? { validator } : {})
     }
     try {
@@ -398,7 +408,7 @@ export class ApiResolver {
       if (!isNoSpace(err)) throw err
       return
     }
-    this.hot.set(resource, scope, accept, { record, body, policy, freshUntil: Date.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) })
+    this.hot.set(resource, scope, accept, { record, body, policy, freshUntil: this.clock.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) })
     const key = swarmKey(resource, accept)
     if (key !== undefined) this.init.peers?.swarm.announce(key)
   }
@@ -415,8 +425,8 @@ export class ApiResolver {
 
   private fleetWarn (upstream: string, message: string): void {
     const last = this.fleetWarnedAt.get(upstream) ?? 0
-    if (Date.now() - last < FLEET_WARN_INTERVAL_MS) return
-    this.fleetWarnedAt.set(upstream, Date.now())
+    if (this.clock.now() - last < FLEET_WARN_INTERVAL_MS) return
+    this.fleetWarnedAt.set(upstream, this.clock.now())
     this.init.log.warn({ upstream }, message)
   }
 }
@@ -450,8 +460,8 @@ function varyInKey (vary: string | undefined): boolean {
  * A stored copy's headers as a HIT sends them: `Age` as of now (RFC 9111 5.1, computed once per
  * second and kept with a hot entry), no `X-RateLimit-*`.
  */
-function hitHeaders (stored: { policy: CachePolicy, hitHeaders?: { second: number, headers: HeaderMap } }): HeaderMap {
-  const second = Math.floor(Date.now() / 1000)
+function hitHeaders (stored: { policy: CachePolicy, hitHeaders?: { second: number, headers: HeaderMap } }, clock: Clock): HeaderMap {
+  const second = Math.floor(clock.now() / 1000)
   if (stored.hitHeaders?.second === second) return stored.hitHeaders.headers
   const headers = withoutRateLimit(stored.policy.responseHeaders() as HeaderMap)
   stored.hitHeaders = { second, headers }
@@ -466,4 +476,17 @@ function conditionalHeaders (headers: HeaderMap, ownEtag: boolean): HeaderMap | 
   if (ownEtag && headers.etag !== undefined) return { 'if-none-match': headers.etag }
   if (headers['last-modified'] !== undefined) return { 'if-modified-since': headers['last-modified'] }
   return undefined
+}
+
+/**
+ * CachePolicy whose ages and freshness are computed on `clock` (http-cache-semantics reads the
+ * time through its `now()` method, also from its constructor: hence a class per clock, not a field).
+ */
+export function policyOn (clock: Clock): typeof CachePolicy {
+  if (clock === systemClock) return CachePolicy
+  return class ClockedPolicy extends CachePolicy {
+    now (): number {
+      return clock.now()
+    }
+  }
 }

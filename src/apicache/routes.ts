@@ -4,12 +4,12 @@ import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Stats } from '../metrics/stats.js'
 import { clientLeft } from '../http/client-left.js'
-import type { ApiClient, ApiUpstream } from '../upstream/api-client.js'
+import type { ApiPassUpstreams, ApiUpstream } from '../upstream/api-client.js'
 import { endToEnd, ifNoneMatchMatches, rewriteUpstreamUrls, type HeaderMap } from './headers.js'
 import type { ApiAnswer, ApiResolver } from './resolver.js'
 
 export interface ApiRoutesInit {
-  client: ApiClient
+  client: ApiPassUpstreams
   resolver: ApiResolver
   stats: Stats
   log: Logger

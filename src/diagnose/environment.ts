@@ -71,22 +71,32 @@ export async function networkFacts (): Promise<NetworkFacts> {
     (list ?? []).map(i => ({ name, address: i.address, cidr: i.cidr ?? i.address, family: i.family })))
   const [container, bridges, route] = await Promise.all([containerEvidence(), bridgeDevices(), defaultRoute()])
   const facts = { container, interfaces, bridges, defaultGateway: route?.gateway, defaultInterface: route?.iface }
+  return { ...facts, ...classifyNetwork(facts) }
+}
+
+/**
+ * The network mode (`host`, `bridge`, `unknown`) and why, from what `networkFacts` observed:
+ * container evidence, interfaces, bridge devices and the IPv4 default route. Pure.
+ */
+export function classifyNetwork (facts: Omit<NetworkFacts, 'mode' | 'reason'>): Pick<NetworkFacts, 'mode' | 'reason'> {
+  const { container, interfaces, bridges } = facts
+  const route = facts.defaultGateway === undefined || facts.defaultInterface === undefined ? undefined : { gateway: facts.defaultGateway, iface: facts.defaultInterface }
   const routed = route === undefined ? undefined : interfaces.find(i => i.name === route.iface && i.family === 'IPv4')
   // Inside a bridge-networked container: the default route leaves through a veth whose address
   // is in Docker's pools, the gateway is the bridge on the host, and no bridge device is visible.
   // Without container evidence only Docker's default bridge counts: many LANs use 192.168.x.
   const pools = container.length > 0 ? DOCKER_POOLS : [DOCKER_DEFAULT_BRIDGE]
   if (route !== undefined && routed !== undefined && bridges.length === 0 && pools.some(p => inSubnet(routed.address, p)) && inSubnet(route.gateway, routed.cidr)) {
-    return { ...facts, mode: 'bridge', reason: `the default route goes via ${route.gateway} on ${route.iface} (${routed.cidr}), a container bridge network, and no bridge device is visible` }
+    return { mode: 'bridge', reason: `the default route goes via ${route.gateway} on ${route.iface} (${routed.cidr}), a container bridge network, and no bridge device is visible` }
   }
   if (bridges.length > 0) {
-    return { ...facts, mode: 'host', reason: `bridge devices are visible (${bridges.join(', ')}): this is the host's network stack` }
+    return { mode: 'host', reason: `bridge devices are visible (${bridges.join(', ')}): this is the host's network stack` }
   }
   if (container.length === 0) {
-    return { ...facts, mode: 'host', reason: route === undefined ? 'no container evidence and no default route' : `no container evidence; the default route goes via ${route.gateway} on ${route.iface}` }
+    return { mode: 'host', reason: route === undefined ? 'no container evidence and no default route' : `no container evidence; the default route goes via ${route.gateway} on ${route.iface}` }
   }
   const external = interfaces.filter(i => !isLoopback(i.address) && i.family === 'IPv4')
-  return { ...facts, mode: external.length === 0 ? 'unknown' : 'host', reason: external.length === 0 ? 'in a container with no network interface but loopback (--network none?)' : 'in a container whose interfaces are not on a container bridge network (likely --network host)' }
+  return { mode: external.length === 0 ? 'unknown' : 'host', reason: external.length === 0 ? 'in a container with no network interface but loopback (--network none?)' : 'in a container whose interfaces are not on a container bridge network (likely --network host)' }
 }
 
 export function environmentFindings (facts: NetworkFacts): Finding[] {

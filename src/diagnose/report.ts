@@ -20,6 +20,21 @@ export interface Report {
   findings: Finding[]
 }
 
+/**
+ * The report's verdict, exit code and counts from its findings: any failure makes `problems`
+ * (exit 1), warnings alone stay `healthy` (exit 0); `unusable` input (a malformed --bootstrap
+ * address) wins (exit 2).
+ */
+export function verdictOf (findings: Finding[], unusable: boolean): Pick<Report, 'verdict' | 'exitCode' | 'counts'> {
+  const count = (v: Finding['verdict']): number => findings.filter(f => f.verdict === v).length
+  const failures = count('fail')
+  return {
+    verdict: unusable ? 'unusable-input' : failures > 0 ? 'problems' : 'healthy',
+    exitCode: unusable ? 2 : failures > 0 ? 1 : 0,
+    counts: { ok: count('ok'), warn: count('warn'), fail: failures, skip: count('skip') }
+  }
+}
+
 const MARK = { ok: '✓', warn: '!', fail: '✗', skip: '-' } as const
 
 /** The human form: one line per finding, its fix indented under it, a summary last. */

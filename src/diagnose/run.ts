@@ -16,7 +16,7 @@ import { checkClock, checkUpstreams } from './upstreams.js'
 import { checkFleetCredentials } from './fleet.js'
 import { checkContainerd, checkDocker, DEFAULT_CONTAINERD_HOSTS, defaultDockerHost } from './clients.js'
 import { loadFleetCredentials } from '../upstream/fleet-credential.js'
-import { REPORT_SCHEMA, type Report } from './report.js'
+import { REPORT_SCHEMA, verdictOf, type Report } from './report.js'
 import { VERSION } from '../version.js'
 import { sidecarUrlFor } from '../http/sidecar-url.js'
 
@@ -85,9 +85,8 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   findings.push(...await checkStorage(config.dir, config.maxSize, storedBytes))
   findings.push(checkClock([...upstreams.dates, ...(live?.date !== undefined ? [live.date] : [])]))
 
-  const failures = findings.filter(f => f.verdict === 'fail').length
-  const warnings = findings.filter(f => f.verdict === 'warn').length
   const unusable = peers.some(p => p.malformed) && opts.bootstrap !== undefined
+  const { verdict, exitCode, counts } = verdictOf(findings, unusable)
   return {
     schema: REPORT_SCHEMA,
     version: VERSION,
@@ -96,9 +95,9 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
     probePeerId: probe?.peerId.toString() ?? null,
     sidecar: live?.url ?? null,
     network: { mode: network.mode, container: network.container.length > 0 },
-    verdict: unusable ? 'unusable-input' : failures > 0 ? 'problems' : 'healthy',
-    exitCode: unusable ? 2 : failures > 0 ? 1 : 0,
-    counts: { ok: findings.filter(f => f.verdict === 'ok').length, warn: warnings, fail: failures, skip: findings.filter(f => f.verdict === 'skip').length },
+    verdict,
+    exitCode,
+    counts,
     findings
   }
 }

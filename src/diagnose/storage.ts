@@ -22,7 +22,8 @@ export async function checkStorage (dir: string, maxSize: number, storedBytes: n
     return [fail('storage.dir', `data dir ${abs} is not writable (${code})`,
       `give the sidecar's user write access (\`chown -R <uid> ${abs}\`; in a container mount a volume there: \`-v p2p-cache:${abs}\`), or set CACHE_DIR to a writable path`, { dir: abs, error: code })]
   } finally {
-    await rm(probe, { force: true })
+    // Under a path that is not a directory, even this fails (ENOTDIR): the finding above says why.
+    await rm(probe, { force: true }).catch(() => {})
   }
   const out: Finding[] = [ok('storage.dir', `data dir ${abs} is writable`, { dir: abs })]
   const fs = await statfs(abs)

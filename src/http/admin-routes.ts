@@ -7,9 +7,15 @@ import type { Stats } from '../metrics/stats.js'
 import { isAdminRequest } from './admin.js'
 import { sendJson, sendText } from './respond.js'
 
+/** What the admin routes use of the store (BlobStore; a fake in unit tests). */
+export type AdminStore = Pick<BlobStore, 'space' | 'clear' | 'evict' | 'setPinned' | 'size'>
+
+/** What the admin routes use of the stats (Stats; a fake in unit tests). */
+export type AdminStats = Pick<Stats, 'snapshot'> & { registry: Pick<Stats['registry'], 'metrics' | 'contentType'> }
+
 export interface AdminRoutesInit {
-  store: BlobStore
-  stats: Stats
+  store: AdminStore
+  stats: AdminStats
   adminToken: string
   isReady: () => boolean
   /** This node in the swarm (GET /api/p2p); undefined when CACHE_ENABLE_P2P=false. */

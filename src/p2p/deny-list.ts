@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock/clock.js'
 import { DENY_MS } from './constants.js'
 
 /**
@@ -7,16 +8,16 @@ import { DENY_MS } from './constants.js'
 export class DenyList {
   private readonly until = new Map<string, number>()
 
-  constructor (private readonly durationMs = DENY_MS) {}
+  constructor (private readonly durationMs = DENY_MS, private readonly clock: Clock = systemClock) {}
 
   add (peer: string): void {
-    this.until.set(peer, Date.now() + this.durationMs)
+    this.until.set(peer, this.clock.now() + this.durationMs)
   }
 
   has (peer: string): boolean {
     const until = this.until.get(peer)
     if (until === undefined) return false
-    if (until > Date.now()) return true
+    if (until > this.clock.now()) return true
     this.until.delete(peer)
     return false
   }

@@ -5,7 +5,7 @@ import type { BlobStore } from '../store/blob-store.js'
 import { discard } from '../upstream/registry-client.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { Stats } from '../metrics/stats.js'
-import { BlobDownload, type DownloadKind } from './download.js'
+import { BlobDownload, type DownloadKind, type DownloadTiming } from './download.js'
 import type { BlobSource, CacheStatus } from './source.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import { SingleFlight } from './single-flight.js'
@@ -16,6 +16,10 @@ export interface BlobResolverInit {
   log: Logger
   /** The swarm, when CACHE_ENABLE_P2P is on. */
   peers?: PeerLookupInit | undefined
+  /** How long a download goes on after its last reader left (default DOWNLOAD_LINGER_MS; unit tests). */
+  lingerMs?: number
+  /** Overrides of the downloads' swarm timing (unit tests). */
+  timing?: Partial<DownloadTiming>
 }
 
 export interface OpenOptions {
@@ -39,9 +43,11 @@ const MAX_OPEN_TRIES = 3
  * download, in this node (SingleFlight) and across the swarm (claims, see BlobDownload).
  */
 export class BlobResolver {
-  private readonly downloads = new SingleFlight<string, BlobDownload>({ lingerMs: DOWNLOAD_LINGER_MS })
+  private readonly downloads: SingleFlight<string, BlobDownload>
 
-  constructor (private readonly init: BlobResolverInit) {}
+  constructor (private readonly init: BlobResolverInit) {
+    this.downloads = new SingleFlight({ lingerMs: init.lingerMs ?? DOWNLOAD_LINGER_MS })
+  }
 
   /**
    * The blob `digest` for one response: a local hit, or a share of the download (started here
@@ -69,7 +75,7 @@ export class BlobResolver {
       await local?.release()
       if (tries === 1) stats.inc('misses')
       const share = this.downloads.join(`${kind} ${digest}`, signal => {
-        const download = new BlobDownload({ digest, kind, repo, client, store, stats, log, peers, signal })
+        const download = new BlobDownload({ digest, kind, repo, client, store, stats, log, peers, signal, timing: this.init.timing })
         return { value: download, done: download.done }
       }, opts.signal)
       const active = share.value

@@ -40,6 +40,26 @@ const BUSY_RETRY_TOTAL_MS = 10_000
 /** What is fetched: a blob (`/blobs/`), or a manifest by digest (`/manifests/`, typed, bounded). */
 export type DownloadKind = 'blob' | 'manifest'
 
+/** The waits of a download's swarm side; the defaults are the constants (tests inject small ones). */
+export interface DownloadTiming {
+  /** A busy named peer is asked again after this, doubling (BUSY_RETRY_FIRST_MS)... */
+  busyRetryFirstMs: number
+  /** ...for up to this long in all (BUSY_RETRY_TOTAL_MS). */
+  busyRetryTotalMs: number
+  /** The lease is renewed this often while bytes arrive (CLAIM_RENEW_MS). */
+  claimRenewMs: number
+  /** One renew, done or release round trip to the coordinator (CLAIM_TIMEOUT_MS). */
+  claimTimeoutMs: number
+}
+
+/** The timing of production: the protocol constants. */
+export const DEFAULT_DOWNLOAD_TIMING: DownloadTiming = {
+  busyRetryFirstMs: BUSY_RETRY_FIRST_MS,
+  busyRetryTotalMs: BUSY_RETRY_TOTAL_MS,
+  claimRenewMs: CLAIM_RENEW_MS,
+  claimTimeoutMs: CLAIM_TIMEOUT_MS
+}
+
 export interface BlobDownloadInit {
   digest: Digest
   kind: DownloadKind
@@ -52,6 +72,8 @@ export interface BlobDownloadInit {
   peers?: PeerLookupInit | undefined
   /** Aborted when every reader left (SingleFlight) or at shutdown: the download stops. */
   signal: AbortSignal
+  /** Overrides of DEFAULT_DOWNLOAD_TIMING (unit tests). */
+  timing?: Partial<DownloadTiming> | undefined
 }
 
 /**
@@ -120,9 +142,11 @@ export class BlobDownload {
   private refs = 1
   private waiters: Array<() => void> = []
   private readyState = pending<{ size: number | undefined }>()
+  private readonly timing: DownloadTiming
 
   constructor (private readonly init: BlobDownloadInit) {
     this.digest = init.digest
+    this.timing = { ...DEFAULT_DOWNLOAD_TIMING, ...init.timing }
     this.origin = init.client.name
     this.done = this.run().catch((err: Error) => {
       this.error = err
@@ -378,12 +402,12 @@ export class BlobDownload {
 
   /** `fromPeer`, waiting for a slot while the peer answers `busy` (see BUSY_RETRY_TOTAL_MS). */
   private async fromNamedPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<void> {
-    for (let wait = BUSY_RETRY_FIRST_MS, waited = 0; ; waited += wait, wait *= 2) {
+    for (let wait = this.timing.busyRetryFirstMs, waited = 0; ; waited += wait, wait *= 2) {
       try {
         await this.fromPeer(peers, peer, signal)
         return
       } catch (err) {
-        if (!(err instanceof PeerFetchError) || err.reason !== 'busy' || waited >= BUSY_RETRY_TOTAL_MS) throw err
+        if (!(err instanceof PeerFetchError) || err.reason !== 'busy' || waited >= this.timing.busyRetryTotalMs) throw err
       }
       this.init.log.debug({ key: this.digest, peer: peer.id.toString(), waitMs: wait }, 'peer busy; asking it again')
       await delay(wait, undefined, { signal })
@@ -555,7 +579,7 @@ export class BlobDownload {
       if (this.written === seen) return
       seen = this.written
       void this.renew(lease)
-    }, CLAIM_RENEW_MS)
+    }, this.timing.claimRenewMs)
     timer.unref()
     try {
       await work()
@@ -568,14 +592,15 @@ export class BlobDownload {
     const swarm = this.init.peers?.swarm
     if (swarm === undefined) return
     const request = { op: 'renew' as const, key: this.digest }
-    const answer = await swarm.claim(request, AbortSignal.timeout(CLAIM_TIMEOUT_MS), lease.coordinator).catch(() => undefined) ??
-      await swarm.claim(request, AbortSignal.timeout(CLAIM_TIMEOUT_MS * 2)).catch(() => undefined)
+    const { claimTimeoutMs } = this.timing
+    const answer = await swarm.claim(request, AbortSignal.timeout(claimTimeoutMs), lease.coordinator).catch(() => undefined) ??
+      await swarm.claim(request, AbortSignal.timeout(claimTimeoutMs * 2)).catch(() => undefined)
     if (answer !== undefined) lease.coordinator = answer.coordinator
   }
 
   /** `done` / `release` to the coordinator of the lease, in the background (best effort). */
   private tell (lease: Lease, op: ClaimOp): void {
-    void this.init.peers?.swarm.claim({ op, key: this.digest }, AbortSignal.timeout(CLAIM_TIMEOUT_MS), lease.coordinator).catch(() => {})
+    void this.init.peers?.swarm.claim({ op, key: this.digest }, AbortSignal.timeout(this.timing.claimTimeoutMs), lease.coordinator).catch(() => {})
   }
 
   private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {

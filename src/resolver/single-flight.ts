@@ -48,7 +48,7 @@ export class SingleFlight<K, T> {
 
   /** Joins the flight for `key`, starting it with `start(signal)` when there is none. */
   join (key: K, start: (signal: AbortSignal) => Flight<T>, signal?: AbortSignal): Share<T> {
-    let entry = this.flights.get(key)
+    let entry = this.live(key)
     const started = entry === undefined
     if (entry === undefined) {
       const controller = new AbortController()
@@ -74,7 +74,7 @@ export class SingleFlight<K, T> {
 
   /** A share of the flight for `key` if one is running; never starts one. */
   joinExisting (key: K, signal?: AbortSignal): Share<T> | undefined {
-    const entry = this.flights.get(key)
+    const entry = this.live(key)
     return entry === undefined ? undefined : this.share(entry, false, signal)
   }
 
@@ -88,6 +88,16 @@ export class SingleFlight<K, T> {
     await Promise.race([all, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
     for (const e of entries) if (!e.over) e.controller.abort(reason)
     await Promise.race([all, new Promise(resolve => setTimeout(resolve, graceMs).unref())])
+  }
+
+  /**
+   * The flight for `key` unless it was aborted (every caller left, or shutdown): one that is
+   * winding down must not be joined, or the caller gets its abort for an error. A new flight
+   * then takes its place in the map.
+   */
+  private live (key: K): Entry<T> | undefined {
+    const entry = this.flights.get(key)
+    return entry === undefined || entry.controller.signal.aborted ? undefined : entry
   }
 
   private share (entry: Entry<T>, started: boolean, signal: AbortSignal | undefined): Share<T> {

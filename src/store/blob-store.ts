@@ -1,9 +1,10 @@
 import { createReadStream, type ReadStream } from 'node:fs'
-import { mkdir, open, rm, statfs, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, rm, stat, statfs, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
 import type { Logger } from 'pino'
+import { systemClock, type Clock } from '../clock/clock.js'
 import type { Digest } from '../oci/digest.js'
 import { blobPath, storeLayout, type StoreLayout } from './layout.js'
 import { Leases } from './leases.js'
@@ -26,6 +27,8 @@ export interface BlobStoreInit extends BlobStoreEvents {
   dir: string
   policy: EvictionPolicy
   log: Logger
+  /** Access times, eviction's min age and when the store became full; `systemClock` by default. */
+  clock?: Clock
 }
 
 /** An open, leased, verified blob; `release` when the response is done. */
@@ -63,12 +66,16 @@ export class BlobStore {
   readonly db: Level<string, unknown>
   private readonly index: BlobIndex
   private readonly leases = new Leases()
+  /** The last queued index change of each digest (see `exclusive`). */
+  private readonly changing = new Map<Digest, Promise<void>>()
   private total = 0
   private evicting: Promise<number> | undefined
   /** When a write last failed for want of space, while the store is full. */
   private fullSince: number | undefined
+  private readonly clock: Clock
 
   private constructor (private readonly init: BlobStoreInit) {
+    this.clock = init.clock ?? systemClock
     this.layout = storeLayout(init.dir)
     this.db = new Level<string, unknown>(this.layout.index, { valueEncoding: 'json' })
     this.index = this.db.sublevel<string, BlobRecord>('blobs', { valueEncoding: 'json' })
@@ -110,9 +117,9 @@ export class BlobStore {
     }
     if (freedAtOpen !== undefined) {
       init.log.warn({ removed: freedAtOpen.removed, freed: freedAtOpen.freed }, 'store filesystem full at start; removed the least recently written cached blobs to open the index')
-      store.fullSince = Date.now()
+      store.fullSince = store.clock.now()
     }
-    const report = await reconcile(store.layout, store.index, Date.now())
+    const report = await reconcile(store.layout, store.index, store.clock.now())
     for await (const record of store.index.values()) store.total += record.size
     init.log.info({ ...report, size: store.total }, 'store opened')
     return store
@@ -157,7 +164,10 @@ export class BlobStore {
       release()
       const code = (err as NodeJS.ErrnoException).code
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new StoreUnavailableError(digest, this.init.dir, err)
-      await this.forget(digest, record)
+      // Unless a new commit put the blob back meanwhile.
+      await this.exclusive(digest, async () => {
+        if (sameCommit(await this.index.get(digest), record) && !await exists(path)) await this.forget(digest, record)
+      })
       return undefined
     }
     const info = await file.stat()
@@ -166,14 +176,25 @@ export class BlobStore {
       if (actual !== digest || info.size !== record.size) {
         await file.close()
         release()
-        this.init.log.error({ digest, expectedSize: record.size, size: info.size }, 'blob file corrupted on disk; removed, it will be fetched again')
-        await rm(path, { force: true })
-        await this.forget(digest, record)
-        this.init.onCorrupt?.(digest)
+        const removed = await this.exclusive(digest, async () => {
+          // A commit since the record was read replaced the file: that one is verified.
+          if (!sameCommit(await this.index.get(digest), record)) return false
+          await rm(path, { force: true })
+          await this.forget(digest, record)
+          return true
+        })
+        if (removed) {
+          this.init.log.error({ digest, expectedSize: record.size, size: info.size }, 'blob file corrupted on disk; removed, it will be fetched again')
+          this.init.onCorrupt?.(digest)
+        }
         return undefined
       }
-      record.mtimeMs = info.mtimeMs
-      await this.index.put(digest, record)
+      await this.exclusive(digest, async () => {
+        const current = await this.index.get(digest)
+        if (!sameCommit(current, record)) return
+        record.mtimeMs = current.mtimeMs = info.mtimeMs
+        await this.index.put(digest, current)
+      })
     }
     await this.touch(digest, record)
     let closed = false
@@ -238,22 +259,25 @@ export class BlobStore {
   /** Verifies, moves into place and indexes what `writer` wrote. */
   async commit (writer: BlobWriter, source: string, meta: { mediaType?: string } = {}): Promise<BlobRecord> {
     const path = blobPath(this.layout, writer.digest)
-    const { size, mtimeMs } = await writer.commit(path, source)
-    const previous = await this.index.get(writer.digest)
-    const now = Date.now()
-    const record: BlobRecord = {
-      size, mtimeMs, createdAt: previous?.createdAt ?? now, accessedAt: now,
-      ...(meta.mediaType !== undefined ? { mediaType: meta.mediaType } : {}),
-      ...(previous?.pinned === true ? { pinned: true } : {})
-    }
-    try {
-      await this.index.put(writer.digest, record)
-    } catch (err) {
-      // An unindexed file would hold space the size account can't see until the next start.
-      if (previous === undefined) await rm(path, { force: true })
-      throw writeError(err, this.init.dir)
-    }
-    this.total += size - (previous?.size ?? 0)
+    const { record, size } = await this.exclusive(writer.digest, async () => {
+      const { size, mtimeMs } = await writer.commit(path, source)
+      const previous = await this.index.get(writer.digest)
+      const now = this.clock.now()
+      const record: BlobRecord = {
+        size, mtimeMs, createdAt: previous?.createdAt ?? now, accessedAt: now,
+        ...(meta.mediaType !== undefined ? { mediaType: meta.mediaType } : {}),
+        ...(previous?.pinned === true ? { pinned: true } : {})
+      }
+      try {
+        await this.index.put(writer.digest, record)
+      } catch (err) {
+        // An unindexed file would hold space the size account can't see until the next start.
+        if (previous === undefined) await rm(path, { force: true })
+        throw writeError(err, this.init.dir)
+      }
+      this.total += size - (previous?.size ?? 0)
+      return { record, size }
+    })
     this.spaceReturned()
     this.init.onCommit?.(writer.digest, size)
     if (this.total > this.init.policy.maxSize * this.init.policy.highWatermark) void this.evict().catch(() => {})
@@ -266,7 +290,7 @@ export class BlobStore {
    */
   markFull (err: StoreFullError): void {
     if (this.fullSince === undefined) this.init.log.warn({ err: err.message, size: this.total }, 'store filesystem full')
-    this.fullSince = Date.now()
+    this.fullSince = this.clock.now()
   }
 
   /** Whether the store is full (see StoreSpace); reads the filesystem's free space (statfs). */
@@ -293,20 +317,24 @@ export class BlobStore {
   }
 
   async delete (digest: Digest): Promise<boolean> {
-    const record = await this.index.get(digest)
-    if (record === undefined) return false
-    await rm(blobPath(this.layout, digest), { force: true })
-    await this.forget(digest, record)
-    return true
+    return await this.exclusive(digest, async () => {
+      const record = await this.index.get(digest)
+      if (record === undefined) return false
+      await rm(blobPath(this.layout, digest), { force: true })
+      await this.forget(digest, record)
+      return true
+    })
   }
 
   async setPinned (digest: Digest, pinned: boolean): Promise<boolean> {
-    const record = await this.index.get(digest)
-    if (record === undefined) return false
-    if (pinned) record.pinned = true
-    else delete record.pinned
-    await this.index.put(digest, record)
-    return true
+    return await this.exclusive(digest, async () => {
+      const record = await this.index.get(digest)
+      if (record === undefined) return false
+      if (pinned) record.pinned = true
+      else delete record.pinned
+      await this.index.put(digest, record)
+      return true
+    })
   }
 
   async * entries (): AsyncGenerator<[Digest, BlobRecord]> {
@@ -339,7 +367,7 @@ export class BlobStore {
   }
 
   private async runEviction (force: boolean): Promise<number> {
-    const plan = planEviction(await this.candidates(), this.total, this.init.policy, Date.now(), d => this.leases.held(d), force)
+    const plan = planEviction(await this.candidates(), this.total, this.init.policy, this.clock.now(), d => this.leases.held(d), force)
     if (plan.overrodeMinAge) {
       this.init.log.warn({ size: this.total, maxSize: this.init.policy.maxSize },
         'store is over CACHE_MAX_SIZE with only recently used blobs; evicting some of them — raise CACHE_MAX_SIZE if this repeats')
@@ -369,12 +397,35 @@ export class BlobStore {
 
   /** Records the access for LRU; a hit is served even when the index can't be written (full disk). */
   private async touch (digest: Digest, record: BlobRecord): Promise<void> {
-    const now = Date.now()
+    const now = this.clock.now()
     if (now - record.accessedAt < ACCESS_TIME_RESOLUTION_MS) return
-    record.accessedAt = now
-    await this.index.put(digest, record).catch((err: Error) => {
+    await this.exclusive(digest, async () => {
+      // Not over a delete or a newer commit done meanwhile.
+      const current = await this.index.get(digest)
+      if (!sameCommit(current, record)) return
+      record.accessedAt = current.accessedAt = now
+      await this.index.put(digest, current)
+    }).catch((err: Error) => {
       this.init.log.debug({ digest, err: err.message }, 'access time not recorded')
     })
+  }
+
+  /**
+   * Runs `fn` with no other index change of `digest` in between: the size account sees each
+   * commit and removal once, and nothing writes back a record another caller removed.
+   */
+  private async exclusive<T> (digest: Digest, fn: () => Promise<T>): Promise<T> {
+    const before = this.changing.get(digest)
+    let done!: () => void
+    const mine = new Promise<void>(resolve => { done = resolve })
+    this.changing.set(digest, mine)
+    try {
+      await before
+      return await fn()
+    } finally {
+      done()
+      if (this.changing.get(digest) === mine) this.changing.delete(digest)
+    }
   }
 
   private spaceReturned (): void {
@@ -383,9 +434,19 @@ export class BlobStore {
     this.init.log.info({ size: this.total }, 'store filesystem has room again')
   }
 
+  /** Drops the record (its file is gone); callers hold `exclusive(digest)`. */
   private async forget (digest: Digest, record: BlobRecord): Promise<void> {
     await this.index.del(digest)
     this.total -= record.size
     this.init.onDelete?.(digest)
   }
+}
+
+/** Whether `current` is still the commit `record` was read from (not removed, not written again). */
+function sameCommit (current: BlobRecord | undefined, record: BlobRecord): current is BlobRecord {
+  return current !== undefined && current.size === record.size && current.mtimeMs === record.mtimeMs
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
 }

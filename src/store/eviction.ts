@@ -70,7 +70,7 @@ export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest
 }
 
 /** The blobs eviction may take, least recently used first: neither pinned nor in use. */
-function lruEvictable (candidates: Candidate[], inUse: (digest: Digest) => boolean): Candidate[] {
+export function lruEvictable (candidates: Candidate[], inUse: (digest: Digest) => boolean): Candidate[] {
   return candidates
     .filter(c => c.record.pinned !== true && !inUse(c.digest))
     .sort((a, b) => a.record.accessedAt - b.record.accessedAt)

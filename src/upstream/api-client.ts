@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Readable } from 'node:stream'
 import PQueue from 'p-queue'
 import { Agent, request, type Dispatcher } from 'undici'
 import type { Upstream } from '../config/options.js'
@@ -20,6 +21,33 @@ export interface UpstreamAnswer {
   body: Buffer
 }
 
+/** An answer whose body is still to be read (a pass-through's). */
+export interface PassedAnswer {
+  statusCode: number
+  headers: RawHeaders
+  body: Readable
+}
+
+/**
+ * What the API cache asks of its upstreams: ApiClient over HTTP, unit tests with an in-memory
+ * fake (test/unit/fakes/api-upstream.ts).
+ */
+export interface ApiUpstreams {
+  /** The configured upstream named `name` (CACHE_API_UPSTREAMS), if any. */
+  upstream: (name: string) => ApiUpstream | undefined
+  /**
+   * GET `<upstream><path>` with `headers`, the body read whole; `signal` aborts it.
+   * @throws connection and timeout errors, AbortError
+   */
+  get: (upstream: ApiUpstream, path: string, headers: Record<string, string>, signal: AbortSignal) => Promise<UpstreamAnswer>
+}
+
+/** ApiUpstreams that also stream any other method through (what ApiRoutes needs). */
+export interface ApiPassUpstreams extends ApiUpstreams {
+  /** `req` (its body streamed) to `<upstream><path>` with `headers`; the answer's body is the caller's to read. */
+  pass: (req: IncomingMessage, upstream: ApiUpstream, path: string, headers: Record<string, string>) => Promise<PassedAnswer>
+}
+
 export interface ApiClientInit {
   upstreams: Upstream[]
   /** Requests in flight to one upstream (CACHE_API_CONCURRENCY); more wait in its queue. */
@@ -34,7 +62,7 @@ export interface ApiClientInit {
  * The HTTP client of the API upstreams (`CACHE_API_UPSTREAMS`): one undici agent, and a queue
  * per upstream so a burst of misses doesn't open hundreds of connections to it.
  */
-export class ApiClient {
+export class ApiClient implements ApiPassUpstreams {
   private readonly byName: Map<string, ApiUpstream>
   private readonly agent: Dispatcher
 

@@ -31,7 +31,9 @@ export function resolveCredentials (
   const path = dockerConfigPath !== '' ? dockerConfigPath : defaultDockerConfigPath()
   let config: DockerConfig = {}
   try {
-    config = JSON.parse(readFileSync(path, 'utf8')) as DockerConfig
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as unknown
+    if (!isObject(parsed)) throw new Error('not a JSON object')
+    config = parsed as DockerConfig
   } catch (err) {
     if (dockerConfigPath !== '') log.warn({ path, err: (err as Error).message }, 'cannot read CACHE_DOCKER_CONFIG; continuing without its credentials')
   }
@@ -40,9 +42,13 @@ export function resolveCredentials (
     if (given !== undefined) { out.set(upstream.name, given); continue }
     const entry = configKeys(upstream.url.host).map(k => config.auths?.[k]).find(e => e !== undefined)
     if (entry === undefined) continue
-    if (entry.username !== undefined && entry.password !== undefined) {
+    if (!isObject(entry)) {
+      log.warn({ path, upstream: upstream.name }, 'docker config.json: the entry of this upstream is not an object; ignored')
+      continue
+    }
+    if (typeof entry.username === 'string' && typeof entry.password === 'string') {
       out.set(upstream.name, { username: entry.username, password: entry.password })
-    } else if (entry.auth !== undefined) {
+    } else if (typeof entry.auth === 'string') {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
       const colon = decoded.indexOf(':')
       if (colon > 0) out.set(upstream.name, { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) })
@@ -55,4 +61,9 @@ export function resolveCredentials (
     log.warn({ credsStore: config.credsStore }, 'docker credential helpers are not supported; put credentials in CACHE_REGISTRY_AUTH')
   }
   return out
+}
+
+/** A JSON object (not null, not an array): what config.json and its entries must be. */
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -5,6 +5,7 @@ import { request } from '@octokit/request'
 import { raceSignal } from 'race-signal'
 import { ConfigError } from '../config/errors.js'
 import { OPTIONS, type GitHubAppOption, type Upstream } from '../config/options.js'
+import { systemClock, type Clock } from '../clock/clock.js'
 
 /**
  * The operator's own credential for an API upstream (CACHE_API_AUTH, CACHE_API_APP): the one
@@ -69,6 +70,8 @@ export interface GitHubAppInit {
   installationId: number
   /** The app's private key (PEM). */
   privateKey: string
+  /** When tokens are due for replacement is computed on it (default: the system clock). */
+  clock?: Clock
 }
 
 /** A token is replaced this long before it expires, or at a quarter of its lifetime if shorter. */
@@ -84,8 +87,10 @@ export class GitHubAppInstallation implements FleetCredential {
   private current: { header: string, refreshAt: number } | undefined
   private minting: Promise<string> | undefined
   private readonly given = new Set<string>()
+  private readonly clock: Clock
 
   constructor (private readonly init: GitHubAppInit) {
+    this.clock = init.clock ?? systemClock
     this.auth = createAppAuth({
       appId: init.appId,
       privateKey: init.privateKey,
@@ -96,7 +101,7 @@ export class GitHubAppInstallation implements FleetCredential {
 
   async authorization (signal: AbortSignal): Promise<string> {
     const current = this.current
-    if (current !== undefined && Date.now() < current.refreshAt) return current.header
+    if (current !== undefined && this.clock.now() < current.refreshAt) return current.header
     this.minting ??= this.mint().finally(() => { this.minting = undefined })
     return await raceSignal(this.minting, signal)
   }
@@ -121,7 +126,7 @@ export class GitHubAppInstallation implements FleetCredential {
         `${typeof status === 'number' ? ` (upstream answered ${status})` : ''}: check the app id, the installation id and the private key in CACHE_API_APP`,
         { cause: err })
     }
-    const now = Date.now()
+    const now = this.clock.now()
     const expiresAt = minted.expiresAt === undefined ? now + 3_600_000 : Date.parse(minted.expiresAt)
     const lifetime = Math.max(0, expiresAt - now)
     const header = `Bearer ${minted.token}`

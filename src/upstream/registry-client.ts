@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import type { Credential, Upstream } from '../config/options.js'
 import { parseChallenge, type Challenge } from './challenge.js'
 import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from './errors.js'
+import { systemClock, type Clock } from '../clock/clock.js'
 
 export interface RegistryClientInit {
   upstream: Upstream
@@ -13,6 +14,8 @@ export interface RegistryClientInit {
   log: Logger
   /** Docker Hub's `ratelimit-remaining` / `ratelimit-limit` (`<n>;w=<s>`), whenever an answer carries them. */
   onRateLimit?: (upstream: string, limit: RegistryRateLimit) => void
+  /** Token expiry is computed on it (default: the system clock). */
+  clock?: Clock
 }
 
 /** What an upstream said of its pull rate limit (Docker Hub: pulls per `windowS` seconds). */
@@ -68,6 +71,7 @@ export class RegistryClient implements RegistryUpstream {
   private readonly agent: Agent
   private readonly tokens = new Map<string, Token>()
   private readonly log: Logger
+  private readonly clock: Clock
   /** Set once the upstream asked for Basic auth: later requests send it up front. */
   private basicPreferred = false
 
@@ -75,6 +79,7 @@ export class RegistryClient implements RegistryUpstream {
     this.name = init.upstream.name
     this.url = init.upstream.url
     this.log = init.log.child({ upstream: init.upstream.name })
+    this.clock = init.clock ?? systemClock
     this.agent = new Agent({
       connectTimeout: init.timeoutMs,
       headersTimeout: init.timeoutMs,
@@ -136,7 +141,7 @@ export class RegistryClient implements RegistryUpstream {
 
   private cachedAuth (scope: string): Record<string, string> {
     for (const [key, token] of this.tokens) {
-      if (key.endsWith(`|${scope}`) && token.expiresAt > Date.now()) return { authorization: `Bearer ${token.value}` }
+      if (key.endsWith(`|${scope}`) && token.expiresAt > this.clock.now()) return { authorization: `Bearer ${token.value}` }
     }
     if (this.init.credential !== undefined && this.tokens.size === 0 && this.basicPreferred) return { authorization: basic(this.init.credential) }
     return {}
@@ -170,7 +175,7 @@ export class RegistryClient implements RegistryUpstream {
     // Renew a little before expiry, but never keep a short-lived token past its life.
     const lifetime = parsed.expires_in ?? DEFAULT_TOKEN_TTL_S
     const ttl = Math.max(0, lifetime - Math.min(10, lifetime / 2))
-    this.tokens.set(`${challenge.params.service ?? ''}|${wanted}`, { value, expiresAt: Date.now() + ttl * 1000 })
+    this.tokens.set(`${challenge.params.service ?? ''}|${wanted}`, { value, expiresAt: this.clock.now() + ttl * 1000 })
     return `Bearer ${value}`
   }
 

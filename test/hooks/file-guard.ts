@@ -104,6 +104,10 @@ function describeHandles (): string {
   return out.length === 0 ? 'nothing identifiable' : out.join('; ')
 }
 
+async function nextTurn (): Promise<void> {
+  await new Promise<void>(resolve => { setImmediate(resolve) })
+}
+
 /** Set when a file left something running: the run then ends even if that keeps the loop alive. */
 let leaked = false
 
@@ -115,7 +119,10 @@ function guard (file: string, first: Suite, last: Suite): void {
   let before: Counts = new Map()
   let beforeChildren = new Set<number>()
   let timer: NodeJS.Timeout | undefined
-  first.beforeAll(`file guard: start ${name}`, function () {
+  first.beforeAll(`file guard: start ${name}`, async function () {
+    // Mocha arms the hook's own timer once the hook returned its promise: both snapshots are taken
+    // a turn later, so each counts that one timer.
+    await nextTurn()
     before = resources()
     beforeChildren = children()
     const limit = limitFor(file)
@@ -129,9 +136,9 @@ function guard (file: string, first: Suite, last: Suite): void {
   // Runs first among the file's before() hooks: the snapshot must not see what they open.
   const hooks = (first as unknown as { _beforeAll: unknown[] })._beforeAll
   hooks.unshift(hooks.pop())
-  last.afterAll(`file guard: ${name} left nothing running`, async function (this: Context) {
+  last.afterAll(`file guard: ${name} left nothing running`, async function () {
     clearTimeout(timer)
-    this.timeout(SETTLE_MS + 2_000)
+    await nextTurn()
     const deadline = Date.now() + SETTLE_MS
     let found = leaks(before, beforeChildren)
     while (found.length > 0 && Date.now() < deadline) {

@@ -58,13 +58,22 @@ function failureText (image: string, message: string, hint: string | undefined):
   return `p2p-cache: warm ${image} failed: ${message}\n${hint === undefined ? '' : `  hint: ${hint}\n`}`
 }
 
+/** Where the reporters write: the process's stdout and stderr unless a test gives others. */
+export interface ReporterStreams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean }
+  stderr: NodeJS.WritableStream & { isTTY?: boolean }
+}
+
+const PROCESS_STREAMS: ReporterStreams = { stdout: process.stdout, stderr: process.stderr }
+
 /** Without a terminal: one line per manifest and blob, and a summary per image, on stdout. */
 export class LineReporter implements WarmReporter {
+  constructor (private readonly streams: ReporterStreams = PROCESS_STREAMS) {}
   expect (): void {}
   received (): void {}
-  item (item: FetchedItem): void { process.stdout.write(`${itemLine(item)}\n`) }
-  imageDone (s: ImageSummary): void { process.stdout.write(`${summaryLine(s)}\n`) }
-  imageFailed (image: string, message: string, hint: string | undefined): void { process.stderr.write(failureText(image, message, hint)) }
+  item (item: FetchedItem): void { this.streams.stdout.write(`${itemLine(item)}\n`) }
+  imageDone (s: ImageSummary): void { this.streams.stdout.write(`${summaryLine(s)}\n`) }
+  imageFailed (image: string, message: string, hint: string | undefined): void { this.streams.stderr.write(failureText(image, message, hint)) }
   finish (): void {}
 }
 
@@ -74,24 +83,24 @@ export class LineReporter implements WarmReporter {
  * tear it.
  */
 export class BarReporter implements WarmReporter {
-  private readonly multi = new cliProgress.MultiBar({
-    stream: process.stderr,
-    format: 'warming [{bar}] {percentage}% | {done} / {expected} | {items} manifests and blobs',
-    barCompleteChar: '\u2588',
-    barIncompleteChar: '\u2591',
-    // No terminal modes (hidden cursor, no wrapping) that a Ctrl-C would leave behind: the bar is
-    // trimmed to the terminal's width instead.
-    hideCursor: false,
-    linewrap: true,
-    emptyOnZero: true
-  })
-
+  private readonly multi: cliProgress.MultiBar
   private readonly bar: cliProgress.SingleBar
   private expected = 0
   private done = 0
   private items = 0
 
-  constructor () {
+  constructor (private readonly streams: ReporterStreams = PROCESS_STREAMS) {
+    this.multi = new cliProgress.MultiBar({
+      stream: streams.stderr,
+      format: 'warming [{bar}] {percentage}% | {done} / {expected} | {items} manifests and blobs',
+      barCompleteChar: '\u2588',
+      barIncompleteChar: '\u2591',
+      // No terminal modes (hidden cursor, no wrapping) that a Ctrl-C would leave behind: the bar is
+      // trimmed to the terminal's width instead.
+      hideCursor: false,
+      linewrap: true,
+      emptyOnZero: true
+    })
     this.bar = this.multi.create(0, 0, this.payload())
   }
 
@@ -100,7 +109,7 @@ export class BarReporter implements WarmReporter {
   }
 
   private print (text: string, toStdout: boolean): void {
-    if (toStdout && process.stdout.isTTY !== true) process.stdout.write(text)
+    if (toStdout && this.streams.stdout.isTTY !== true) this.streams.stdout.write(text)
     else this.multi.log(text)
   }
 

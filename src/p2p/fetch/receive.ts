@@ -2,6 +2,7 @@ import { PEER_MIN_RATE, PEER_RATE_GRACE_MS, RECEIVE_HIGH_WATER } from '../consta
 import type { ByteSource } from '../../io/byte-source.js'
 import { ChunkQueue } from '../../io/chunk-queue.js'
 import { PeerFetchError } from './errors.js'
+import { systemClock, type Clock } from '../../clock/clock.js'
 
 /**
  * Yields exactly `length` bytes from a transport (a libp2p stream or the data channel's socket),
@@ -11,12 +12,13 @@ import { PeerFetchError } from './errors.js'
  * sender (yamux window, TCP window); it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
  * still buffered. No data for `idleMs`, or (unless `minRate` is false) less than PEER_MIN_RATE
- * on average after a grace period, fails with reason `stalled`.
+ * on average after a grace period, fails with reason `stalled`. `opts.clock` (default the system
+ * clock) times that average; the idle budget is a timer.
  *
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export function receive (source: ByteSource, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
+export function receive (source: ByteSource, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean, clock?: Clock } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
   const queue = new ChunkQueue(source, RECEIVE_HIGH_WATER)
   const onAbort = (): void => { queue.fail(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
   signal.addEventListener('abort', onAbort)
@@ -27,13 +29,14 @@ export function receive (source: ByteSource, peer: string, length: number, idleM
     signal.removeEventListener('abort', onAbort)
     queue.close()
   }
-  const started = Date.now()
+  const clock = opts.clock ?? systemClock
+  const started = clock.now()
   const body = (async function * () {
     let delivered = 0
     try {
       while (delivered < length) {
         // A peer that trickles (each chunk inside the idle budget) is as bad as a silent one.
-        const elapsed = Date.now() - started
+        const elapsed = clock.now() - started
         if (opts.minRate !== false && elapsed > PEER_RATE_GRACE_MS && delivered / (elapsed / 1000) < PEER_MIN_RATE) {
           throw new PeerFetchError(peer, 'stalled', `sent ${delivered} bytes in ${elapsed} ms, below ${PEER_MIN_RATE} bytes/s`)
         }

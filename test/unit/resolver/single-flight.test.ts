@@ -82,3 +82,21 @@ describe('SingleFlight: one piece of work per key, shared by its callers', () =>
     assert.equal(stuck.aborted(), true)
   })
 })
+
+describe('SingleFlight: a flight being aborted is not joined', () => {
+  it('a caller that comes after the last one left (before the work settled) starts a new flight', async () => {
+    const flights = new SingleFlight<string, string>()
+    const w = work()
+    flights.join('k', w.start).release()
+    assert.equal(w.aborted(), true)
+    // The aborted work has not settled yet: joining it would hand this caller its abort.
+    const again = flights.join('k', w.start)
+    assert.equal(again.started, true)
+    assert.equal(w.starts(), 2)
+    assert.equal(w.aborted(), false, 'the new flight runs')
+    assert.equal(flights.joinExisting('k')?.started, false)
+    w.finish()
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(flights.size, 0)
+  })
+})

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { AddressError, dialableAddrs, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, parseListenAddr } from '../../src/p2p/addresses.js'
-import { parseSwarmKey, newSwarmKey } from '../../src/p2p/swarm-key.js'
-import { blobCid, recordCid } from '../../src/p2p/content-id.js'
-import { parseTagKey, tagKey } from '../../src/oci/tag-key.js'
-import { sha256Digest } from '../../src/oci/digest.js'
+import { AddressError, dialableAddrs, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, parseListenAddr, pinnedPeerId, splitList } from '../../../src/p2p/addresses.js'
+import { parseSwarmKey, newSwarmKey } from '../../../src/p2p/swarm-key.js'
+import { blobCid, recordCid } from '../../../src/p2p/content-id.js'
+import { parseTagKey, tagKey } from '../../../src/oci/tag-key.js'
+import { sha256Digest } from '../../../src/oci/digest.js'
+import { networkInterfaces } from 'node:os'
 
 const ID = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
@@ -63,5 +64,53 @@ describe('p2p addresses, keys and content ids', () => {
     assert.deepEqual(parseTagKey(key), { upstream: 'docker.io', repo: 'library/alpine', tag: '3.20', acceptClass: 'index' })
     assert.notEqual(recordCid(key).toString(), recordCid(tagKey('docker.io', 'library/alpine', '3.20', 'single')).toString())
     assert.equal(parseTagKey('tag:docker.io/../etc:x#index'), undefined)
+  })
+})
+
+describe('p2p addresses: listen, announce and bootstrap values', () => {
+  it('lists split on commas and any whitespace, empty entries dropped', () => {
+    assert.deepEqual(splitList(' a,b\n\tc ,, d '), ['a', 'b', 'c', 'd'])
+    assert.deepEqual(splitList(' , \n'), [])
+    assert.deepEqual(parseAddrList('', parseListenAddr), [])
+  })
+
+  it('a listen address is an IP and a TCP port, nothing more', () => {
+    for (const ok of ['/ip4/0.0.0.0/tcp/9000', '/ip6/::/tcp/0', '/ip4/127.0.0.1/tcp/65535']) assert.equal(parseListenAddr(ok).toString(), ok)
+    for (const bad of ['/dns4/host/tcp/1', '/ip4/1.2.3.4', '/ip4/1.2.3.4/tcp/1/ws', `/ip4/1.2.3.4/tcp/1/p2p/${ID}`, '/tcp/1']) {
+      assert.throws(() => parseListenAddr(bad), (err: unknown) => err instanceof AddressError && err.entry === bad && /\/ip4\/<address>\/tcp\/<port>/.test(err.reason))
+    }
+  })
+
+  it('an announce address may be a DNS name and may end in its own /p2p/<id>', () => {
+    for (const ok of ['/dns4/runner-7.internal/tcp/9000', '/dns/cache/tcp/1', `/ip4/203.0.113.7/tcp/9000/p2p/${ID}`]) assert.equal(parseAnnounceAddr(ok).toString(), ok)
+    for (const bad of ['/dnsaddr/x.example', '/ip4/1.2.3.4/tcp/1/ws', `/ip4/1.2.3.4/tcp/1/p2p/${ID}/p2p/${ID}`]) {
+      assert.throws(() => parseAnnounceAddr(bad), AddressError)
+    }
+  })
+
+  it('an AddressError message quotes the entry and gives the reason', () => {
+    const err = new AddressError('/ip4/1.2.3/tcp/x', 'bad IP')
+    assert.equal(err.message, '"/ip4/1.2.3/tcp/x": bad IP')
+    assert.equal(err.name, 'AddressError')
+  })
+
+  it('pinnedPeerId reads the /p2p/<id> of a bootstrap address, if there is one', () => {
+    assert.equal(pinnedPeerId(parseBootstrapAddr(`/dns4/seed/tcp/9000/p2p/${ID}`)), ID)
+    assert.equal(pinnedPeerId(parseBootstrapAddr('/dns4/seed/tcp/9000')), undefined)
+  })
+
+  it('dialable addresses: an announce address with its own /p2p/ is not given a second; duplicates collapse', () => {
+    const announce = [parseAnnounceAddr(`/ip4/203.0.113.7/tcp/9000/p2p/${ID}`), parseAnnounceAddr('/ip4/203.0.113.7/tcp/9000')]
+    assert.deepEqual(dialableAddrs([], announce, ID), [`/ip4/203.0.113.7/tcp/9000/p2p/${ID}`])
+  })
+
+  it('dialable addresses: an IPv6 wildcard expands to this machine\'s IPv6 addresses, never link-local ones, non-loopback first', () => {
+    const out = dialableAddrs([parseListenAddr('/ip6/::/tcp/9000')], [], ID)
+    const v6 = Object.values(networkInterfaces()).flatMap(l => l ?? []).filter(i => i.family === 'IPv6' && !i.address.startsWith('fe80'))
+    assert.equal(out.length, new Set(v6.map(i => i.address)).size)
+    for (const a of out) assert.match(a, new RegExp(`^/ip6/[^/]+/tcp/9000/p2p/${ID}$`))
+    assert.ok(!out.some(a => a.startsWith('/ip6/fe80')))
+    const loopback = out.indexOf(`/ip6/::1/tcp/9000/p2p/${ID}`)
+    if (loopback >= 0) assert.equal(loopback, out.length - 1, 'loopback last')
   })
 })

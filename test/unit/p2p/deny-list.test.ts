@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { DenyList } from '../../../src/p2p/deny-list.js'
+import { DENY_MS } from '../../../src/p2p/constants.js'
+import { FakeClock } from '../fakes/clock.js'
+
+describe('DenyList: peers set aside for a while', () => {
+  it('a peer is denied from add until exactly durationMs later, then asked again', () => {
+    const clock = new FakeClock()
+    const denied = new DenyList(1_000, clock)
+    denied.add('PeerA')
+    assert.equal(denied.has('PeerA'), true)
+    assert.equal(denied.has('PeerB'), false)
+    clock.advance(999)
+    assert.equal(denied.has('PeerA'), true)
+    clock.advance(1)
+    assert.equal(denied.has('PeerA'), false)
+  })
+
+  it('the default duration is DENY_MS', () => {
+    const clock = new FakeClock()
+    const denied = new DenyList(undefined, clock)
+    denied.add('PeerA')
+    clock.advance(DENY_MS - 1)
+    assert.equal(denied.has('PeerA'), true)
+    clock.advance(1)
+    assert.equal(denied.has('PeerA'), false)
+  })
+
+  it('adding a denied peer again restarts its period', () => {
+    const clock = new FakeClock()
+    const denied = new DenyList(1_000, clock)
+    denied.add('PeerA')
+    clock.advance(800)
+    denied.add('PeerA')
+    clock.advance(800)
+    assert.equal(denied.has('PeerA'), true)
+  })
+
+  it('list and size show only the peers still denied, and expired ones are forgotten', () => {
+    const clock = new FakeClock()
+    const denied = new DenyList(1_000, clock)
+    denied.add('PeerA')
+    clock.advance(500)
+    denied.add('PeerB')
+    assert.deepEqual(denied.list(), ['PeerA', 'PeerB'])
+    clock.advance(500)
+    assert.deepEqual(denied.list(), ['PeerB'])
+    assert.equal(denied.size, 1)
+    clock.advance(500)
+    assert.equal(denied.size, 0)
+  })
+
+  it('without a clock it uses the system clock', () => {
+    const denied = new DenyList(60_000)
+    denied.add('PeerA')
+    assert.equal(denied.has('PeerA'), true)
+    const expired = new DenyList(-1)
+    expired.add('PeerA')
+    assert.equal(expired.has('PeerA'), false)
+  })
+})
