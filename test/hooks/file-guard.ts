@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 import { Server, Socket } from 'node:net'
 import { ChildProcess } from 'node:child_process'
+import { createHook } from 'node:async_hooks'
 import type { Context, Suite } from 'mocha'
 
 const FILE_TIMEOUT_MS = 300_000
@@ -101,11 +102,31 @@ function describeHandles (): string {
       out.push(`timer ${typeof fn === 'function' ? fn.toString().replace(/\s+/g, ' ').slice(0, 80) : '?'}`)
     }
   }
-  return out.length === 0 ? 'nothing identifiable' : out.join('; ')
+  if (out.length === 0) out.push(process.env.TEST_GUARD_TRACE === undefined ? 'nothing identifiable; TEST_GUARD_TRACE=1 shows where timers were created' : 'no handle')
+  return out.join('; ')
 }
 
 async function nextTurn (): Promise<void> {
   await new Promise<void>(resolve => { setImmediate(resolve) })
+}
+
+/**
+ * TEST_GUARD_TRACE=1: where each live ref'd timer was created, for a leak's message (async_hooks
+ * slows everything down, so only on demand).
+ */
+const timers = new Map<number, { timer: NodeJS.Timeout, stack: string }>()
+if (process.env.TEST_GUARD_TRACE !== undefined) {
+  createHook({
+    init (id, type, _trigger, resource) {
+      if (type === 'Timeout') timers.set(id, { timer: resource as NodeJS.Timeout, stack: (new Error().stack ?? '').split('\n').slice(1).filter(l => !/\(node:|file-guard/.test(l)).slice(0, 5).map(l => l.trim()).join(' <- ') })
+    },
+    destroy (id) { timers.delete(id) }
+  }).enable()
+}
+
+function timerOrigins (): string {
+  const live = [...timers.values()].filter(t => t.timer.hasRef() && !(t.timer as unknown as { _destroyed: boolean })._destroyed)
+  return live.length === 0 ? '' : `; timers created at: ${live.map(t => t.stack.replace(/\s+/g, ' ')).join(' || ')}`
 }
 
 /** Set when a file left something running: the run then ends even if that keeps the loop alive. */
@@ -147,7 +168,7 @@ function guard (file: string, first: Suite, last: Suite): void {
     }
     if (found.length > 0) {
       leaked = true
-      throw new Error(`${name} left ${found.join(', ')} behind (open now: ${describeHandles()}): close every server, socket, ref'd timer and child process the file opens in its after()/afterEach() hooks`)
+      throw new Error(`${name} left ${found.join(', ')} behind (open now: ${describeHandles()}${timerOrigins()}): close every server, socket, ref'd timer and child process the file opens in its after()/afterEach() hooks`)
     }
   })
 }
@@ -171,7 +192,8 @@ export const mochaHooks = {
   },
   afterAll () {
     // A leak already failed its file; it must not also keep the finished run alive.
-    if (leaked) setTimeout(() => { process.exit(process.exitCode ?? 1) }, SETTLE_MS).unref()
+    // A parallel run's worker is ended by mocha's pool; exiting here would kill the next file.
+    if (leaked && process.env.MOCHA_WORKER_ID === undefined) setTimeout(() => { process.exit(process.exitCode ?? 1) }, SETTLE_MS).unref()
   },
   beforeEach (this: Context) {
     current = this.currentTest?.fullTitle() ?? '(unknown)'

@@ -33,7 +33,9 @@ async function exchange (node: P2pNode, target: string, send: Uint8Array[]): Pro
   })
   for (const part of send) stream.send(part)
   await stream.close()
-  const error = await Promise.race([closed, new Promise<Error>(resolve => setTimeout(() => resolve(new Error('server left the stream open')), 10_000))])
+  let timer: NodeJS.Timeout | undefined
+  const error = await Promise.race([closed, new Promise<Error>(resolve => { timer = setTimeout(() => resolve(new Error('server left the stream open')), 10_000) })])
+  clearTimeout(timer)
   return { bytes: Buffer.concat(chunks), error }
 }
 

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict'
+import { refused } from '../frame-refused.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRequest } from '../../../../src/p2p/claim/frames.js'
-import { FrameError, MAX_FRAME_ERROR_CHARS } from '../../../../src/p2p/json-frame.js'
 import type { Digest } from '../../../../src/oci/digest.js'
 
 const KEY = `sha256:${'ab'.repeat(32)}` as Digest
 const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
-
-function refused (fn: () => unknown, why: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof FrameError, `a FrameError, got ${String(err)}`)
-    assert.match(err.message, why)
-    assert.ok(err.message.length <= MAX_FRAME_ERROR_CHARS, `message of ${err.message.length} chars`)
-    return true
-  })
-}
 
 describe('claim frames (/p2p-cache/claim/1.0.0)', () => {
   it('round-trips every op and every answer', () => {

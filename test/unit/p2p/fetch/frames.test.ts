@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { decodeRequest, decodeResponseHeader, encodeFrame, FrameError, MAX_HEADER_MESSAGE_CHARS, type FetchResponseHeader } from '../../../../src/p2p/fetch/frames.js'
-import { MAX_FRAME_ERROR_CHARS } from '../../../../src/p2p/json-frame.js'
+import { refused } from '../frame-refused.js'
+import { decodeRequest, decodeResponseHeader, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type FetchResponseHeader } from '../../../../src/p2p/fetch/frames.js'
 import { MAX_REQUEST_BYTES, MAX_RESPONSE_HEADER_BYTES } from '../../../../src/p2p/constants.js'
 import { tagKey } from '../../../../src/oci/tag-key.js'
 import { apiKey } from '../../../../src/keys/api-key.js'
@@ -8,16 +8,6 @@ import type { Digest } from '../../../../src/oci/digest.js'
 
 const DIGEST = `sha256:${'ab'.repeat(32)}` as Digest
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
-
-/** Asserts `fn` throws a FrameError whose message matches `why` and stays bounded. */
-function refused (fn: () => unknown, why: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof FrameError, `a FrameError, got ${String(err)}`)
-    assert.match(err.message, why)
-    assert.ok(err.message.length <= MAX_FRAME_ERROR_CHARS, `message of ${err.message.length} chars`)
-    return true
-  })
-}
 
 describe('fetch frames (/p2p-cache/fetch/1.x): request and response header', () => {
   it('round-trips a request for each kind of key: digest, tag key, API key', () => {
