@@ -59,26 +59,33 @@ export interface HerdConfig {
   /** Sidecars started at once (start-up is CPU-bound, but runners start together, and a node
    *  whose bootstrap peers are not up yet retries them later). */
   startBatch: number
-  /** The emulated-hosts herd: whether to try it, its host count and link rate. */
+  /** The emulated-hosts herds: whether to try them, their host counts, link rate, and whether every sidecar bootstraps to host 1 only (as runners sharing one CACHE_BOOTSTRAP_PEERS do) or to all. */
   netns: boolean
-  netnsHosts: number
+  netnsHosts: number[]
   netnsRateMbit: number
+  netnsBootstrapAll: boolean
   requestTimeoutMs: number
 }
 
 export function herdConfig (quick: boolean, requestTimeoutMs: number): HerdConfig {
   const nodes = process.env.BENCH_HERD_NODES
   return {
-    nodeCounts: nodes !== undefined ? nodes.split(',').map(Number).filter(n => Number.isInteger(n) && n >= 2) : quick ? [3, 5] : [3, 5, 10],
+    nodeCounts: listOf(nodes) ?? (quick ? [3, 5] : [3, 5, 10]),
     layers: 3,
     layerBytes: (quick ? 8 : 25) * MiB,
     directRuns: quick ? 2 : 3,
     startBatch: Number(process.env.BENCH_HERD_START_BATCH ?? '10'),
     netns: process.env.BENCH_HERD_NETNS !== '0',
-    netnsHosts: 3,
-    netnsRateMbit: 200,
+    netnsHosts: listOf(process.env.BENCH_HERD_NETNS_HOSTS) ?? (quick ? [3] : [3, 10, 20]),
+    netnsRateMbit: Number(process.env.BENCH_HERD_NETNS_MBIT ?? '100'),
+    netnsBootstrapAll: process.env.BENCH_HERD_NETNS_BOOTSTRAP === 'all',
     requestTimeoutMs
   }
+}
+
+/** `3,10,20` → [3, 10, 20] (sizes of 2 or more); undefined when unset. */
+function listOf (value: string | undefined): number[] | undefined {
+  return value === undefined ? undefined : value.split(',').map(Number).filter(n => Number.isInteger(n) && n >= 2)
 }
 
 const TAG = 'v1'
@@ -609,9 +616,8 @@ async function netnsSkipReason (): Promise<string | undefined> {
   return undefined
 }
 
-async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig): Promise<void> {
-  const n = cfg.netnsHosts
-  const label = `herd, ${n} hosts @ ${cfg.netnsRateMbit} Mbit (netns)`
+async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<void> {
+  const label = `herd, ${n} hosts @ ${cfg.netnsRateMbit} Mbit (netns${cfg.netnsBootstrapAll ? '' : ', bootstrapped to host 1'})`
   const skip = await netnsSkipReason()
   if (skip !== undefined) {
     ctx.log(`${label}: skipped: ${skip}`)
@@ -656,13 +662,21 @@ async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig): Promise<void> {
       sidecars[k] = await startSidecar({
         CACHE_ENABLE_P2P: 'true',
         CACHE_LISTEN_ADDRS: listen[k],
-        CACHE_BOOTSTRAP_PEERS: addrs.join(','),
+        CACHE_BOOTSTRAP_PEERS: cfg.netnsBootstrapAll ? addrs.join(',') : k === 0 ? '' : addrs[0] as string,
         CACHE_REGISTRY_UPSTREAMS: `${upstreamHost}=http://${upstreamHost}`,
-        CACHE_LOG_LEVEL: 'warn',
+        CACHE_LOG_LEVEL: process.env.BENCH_HERD_LOG_LEVEL ?? 'warn',
         CACHE_PEER_LOOKUP_TIMEOUT: '2s',
         CACHE_MAX_SIZE: '20GB'
       }, { dir: join(root, `h${k + 1}`), netns: ns })
     }))
+    // BENCH_HERD_LOG_DIR keeps every sidecar's log (with BENCH_HERD_LOG_LEVEL=info: its claims, joins and fetches).
+    const logDir = process.env.BENCH_HERD_LOG_DIR
+    if (logDir !== undefined) {
+      local.add('herd netns logs', async () => {
+        await mkdir(join(logDir, `netns-${n}`), { recursive: true })
+        for (const [k, x] of sidecars.entries()) await writeFile(join(logDir, `netns-${n}`, `h${k + 1}.log`), x.logs().join('\n') + '\n')
+      })
+    }
     const startedS = (performance.now() - t0) / 1000
     const counts = async (): Promise<Array<{ peers: number, rt: number | undefined }>> =>
       await Promise.all(sidecars.map((x, k) => nsMesh(hosts[k] as Netns, x.url)))
@@ -675,13 +689,13 @@ async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig): Promise<void> {
       meshed = false
     }
     const mesh = await counts()
-    const setup = `${n} hosts and the registry in network namespaces on one bridge, each link tbf ${cfg.netnsRateMbit} Mbit both ways; sidecars bootstrapped to all, ` +
+    const setup = `${n} hosts and the registry in network namespaces on one bridge, each link tbf ${cfg.netnsRateMbit} Mbit both ways; sidecars bootstrapped to ${cfg.netnsBootstrapAll ? 'all' : 'host 1'}, ` +
       `up in ${startedS.toFixed(1)} s; ${meshed ? 'full mesh' : `NOT a full mesh after ${MESH_TIMEOUT_MS / 1000} s`} (peers ${spread(mesh.map(c => c.peers), 0)}, routing table ${spread(mesh.map(c => c.rt ?? NaN), 0)})`
     log(`${label}: ${setup}`)
 
     const first = hosts[0] as Netns
     await measureHerd(work, {
-      label, key: 'herd_netns', nodes: n, image, log,
+      label, key: `herd_netns_${n}`, nodes: n, image, log,
       direct: out => nsPull(first, work, upstreamHost, image.repo, out, cfg.requestTimeoutMs),
       viaNode: sidecars.map((x, k) => out => nsPull(hosts[k] as Netns, work, x.host, image.repo, out, cfg.requestTimeoutMs)),
       concurrentDirect: false,
@@ -712,6 +726,6 @@ export async function herd (ctx: P2pCtx, cfg: HerdConfig): Promise<void> {
     }
   }
   for (const n of cfg.nodeCounts) await attempt(`herd, ${n} sidecars on loopback`, () => loopbackHerd(ctx, cfg, n))
-  if (cfg.netns) await attempt(`herd, ${cfg.netnsHosts} hosts (netns)`, () => netnsHerd(ctx, cfg))
+  if (cfg.netns) for (const n of cfg.netnsHosts) await attempt(`herd, ${n} hosts (netns)`, () => netnsHerd(ctx, cfg, n))
   else ctx.log('herd, emulated hosts: skipped (BENCH_HERD_NETNS=0)')
 }

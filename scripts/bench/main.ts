@@ -28,9 +28,12 @@
  *      not count); and the slowest pull / a lone skopeo pull straight from the registry in the
  *      same run (goal <= 1.3). The sidecars' claims_won, claims_joined, peer_inflight_joins and
  *      upstream_fetches_saved go into the notes. As root, where network namespaces can be made,
- *      the same for 3 emulated hosts and the registry on one bridge, every link shaped to
- *      200 Mbit with tc tbf (BENCH_HERD_NETNS=0 skips it; otherwise skipped with the reason
- *      printed). BENCH_HERD_NODES (e.g. 3,5) sets the loopback herd sizes.
+ *      the same for emulated hosts (N = 3, 10, 20; quick: 3; BENCH_HERD_NETNS_HOSTS overrides)
+ *      and the registry on one bridge, every link shaped to 100 Mbit with tc tbf
+ *      (BENCH_HERD_NETNS_MBIT), every sidecar bootstrapped to host 1 only, as runners sharing one
+ *      CACHE_BOOTSTRAP_PEERS are (BENCH_HERD_NETNS_BOOTSTRAP=all: to all); BENCH_HERD_NETNS=0
+ *      skips them, otherwise skipped with the reason printed. BENCH_HERD_LOG_LEVEL=info and
+ *      BENCH_HERD_LOG_DIR=<dir> keep every sidecar's log. BENCH_HERD_NODES (e.g. 3,5) sets the loopback herd sizes.
  *  12. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
  *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
  *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing
@@ -106,6 +109,8 @@ const runs = (s: Section): boolean => SECTIONS.has(s)
 if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 // The herd section's (~3 min full, ~1 min quick, plus slack).
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
+// Each emulated-hosts herd: set-up, a lone pull, then N pulls sharing the LAN (a 20-host herd once took ~90 s).
+if (runs('herd') && HERD_CFG.netns) CFG.deadlineMs += HERD_CFG.netnsHosts.reduce((t, n) => t + 30 + 8 * n, 0) * 1000
 // The link section's (~15 s quick, ~45 s full: setup, and 1 + runs transfers each way at ~117 MB/s).
 if (runs('link')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 // The reliability campaign's: the churn soak plus ~2 min of set-up and checks, ~1 min of overload, the fuzzing run.

@@ -51,7 +51,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['sent to peers', formatBytes(s.bytes_served_to_peers)],
       ['claims won / joined', `${count(s.claims_won)} / ${count(s.claims_joined)}`],
       ['upstream fetches saved', count(s.upstream_fetches_saved)],
-      ['read from downloads in progress', count(s.peer_inflight_joins)]
+      ['read from downloads in progress', count(s.peer_inflight_joins)],
+      ['busy answers from named peers', count(s.peer_busy_answers)]
     ]],
     ['API', [
       ['304 revalidations', count(s.revalidations_304)],
@@ -65,7 +66,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
   // A field added to the server's JSON later is still shown, under its own name.
   const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'upstream_hits',
     'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors',
-    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'registry_ratelimit',
+    'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'peer_busy_answers', 'registry_ratelimit',
     'store_full', 'store_full_events', 'bytes_passed_through'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])

@@ -5,7 +5,7 @@ export const COUNTER_NAMES = [
   'hits', 'misses', 'stores', 'evictions', 'errors',
   'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_upstream', 'bytes_served_to_peers',
   'revalidations_304', 'bytes_served', 'stale_tags_served',
-  'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved',
+  'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved', 'peer_busy_answers',
   'store_full_events', 'bytes_passed_through'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
@@ -29,6 +29,7 @@ const HELP: Record<CounterName, string> = {
   claims_joined: 'Misses for which the coordinator named a peer that is fetching or has the content',
   peer_inflight_joins: 'Peer transfers read from a download still in progress on that peer',
   upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream',
+  peer_busy_answers: 'Times the peer a claim named answered busy (it serves CACHE_MAX_UPLOADS already); other holders are tried, then it is asked again',
   store_full_events: 'Downloads that could not be stored because the filesystem of CACHE_DIR was full (served without being stored)',
   bytes_passed_through: 'Bytes streamed from an upstream to clients without being stored (full filesystem)'
 }

@@ -16,7 +16,7 @@ import { VERSION } from '../version.js'
 import { pinnedPeerId } from './addresses.js'
 import { guardPnetCipher } from './pnet-cipher.js'
 import {
-  DIAL_TIMEOUT_MS, KAD_PROTOCOL, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
+  DIAL_TIMEOUT_MS, KAD_PROTOCOL, PING_MIN_TIMEOUT_MS, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
   REPROVIDE_THRESHOLD_MS
 } from './constants.js'
 
@@ -69,6 +69,9 @@ export async function createP2pNode (init: P2pNodeInit): Promise<P2pNode> {
     ...(init.swarmKey !== undefined ? { connectionProtector: preSharedKey({ psk: init.swarmKey }) } : {}),
     peerDiscovery,
     connectionManager: { dialTimeout: DIAL_TIMEOUT_MS },
+    // libp2p aborts a connection whose keep-alive ping is late (5 s at least by default): a
+    // loaded holder lost every connection that way, and its leases with them (issue 23).
+    connectionMonitor: { pingTimeout: { minTimeout: PING_MIN_TIMEOUT_MS } },
     services: {
       identify: identify(),
       ping: ping(),

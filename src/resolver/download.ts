@@ -19,7 +19,7 @@ import { bodyBatches } from '../upstream/body-batches.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
-import type { ClaimOp } from '../p2p/claim/frames.js'
+import { MAX_FAILED_REPORTED, type ClaimOp } from '../p2p/claim/frames.js'
 import { CLAIM_RENEW_MS, CLAIM_TIMEOUT_MS } from '../p2p/claim/constants.js'
 import { MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
@@ -27,15 +27,16 @@ import { fetchVerified } from './peer-fetch.js'
 
 const READ_CHUNK = 1024 * 1024
 const WRITE_BATCH = 1024 * 1024
-/**
- * A peer a claim named that answers `busy` (it serves CACHE_MAX_UPLOADS already) is asked again
- * after a pause, doubling from the first figure, for up to the second: any other source would be
- * a second upstream fetch. Past that it counts as failed and the claim is taken over.
- */
 /** Times one download asks the upstream for the rest after it dropped mid-blob (each time after progress). */
 const MAX_UPSTREAM_RESUMES = 3
+/**
+ * A peer a claim named that answers `busy` (it serves CACHE_MAX_UPLOADS already) is alive and
+ * has the bytes: other holders are tried, else it is asked again after a pause, doubling from
+ * the first figure up to the second (with jitter, so a herd's retries spread out). Busy never
+ * counts as failed: a takeover would be a second upstream fetch (issue 23).
+ */
 const BUSY_RETRY_FIRST_MS = 100
-const BUSY_RETRY_TOTAL_MS = 10_000
+const BUSY_RETRY_MAX_MS = 2_000
 
 /** What is fetched: a blob (`/blobs/`), or a manifest by digest (`/manifests/`, typed, bounded). */
 export type DownloadKind = 'blob' | 'manifest'
@@ -44,8 +45,8 @@ export type DownloadKind = 'blob' | 'manifest'
 export interface DownloadTiming {
   /** A busy named peer is asked again after this, doubling (BUSY_RETRY_FIRST_MS)... */
   busyRetryFirstMs: number
-  /** ...for up to this long in all (BUSY_RETRY_TOTAL_MS). */
-  busyRetryTotalMs: number
+  /** ...up to this pause between two asks (BUSY_RETRY_MAX_MS). */
+  busyRetryMaxMs: number
   /** The lease is renewed this often while bytes arrive (CLAIM_RENEW_MS). */
   claimRenewMs: number
   /** One renew, done or release round trip to the coordinator (CLAIM_TIMEOUT_MS). */
@@ -55,7 +56,7 @@ export interface DownloadTiming {
 /** The timing of production: the protocol constants. */
 export const DEFAULT_DOWNLOAD_TIMING: DownloadTiming = {
   busyRetryFirstMs: BUSY_RETRY_FIRST_MS,
-  busyRetryTotalMs: BUSY_RETRY_TOTAL_MS,
+  busyRetryMaxMs: BUSY_RETRY_MAX_MS,
   claimRenewMs: CLAIM_RENEW_MS,
   claimTimeoutMs: CLAIM_TIMEOUT_MS
 }
@@ -363,9 +364,10 @@ export class BlobDownload {
     const { stats, log, digest, signal } = this.init
     const self = peers.swarm.peerId.toString()
     const failed: string[] = []
+    let pause = this.timing.busyRetryFirstMs
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !this.verified; round++) {
       const asked = performance.now()
-      const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed } : {}) }, signal)
+      const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}) }, signal)
       const claimMs = Math.round((performance.now() - asked) * 10) / 10
       if (claimed === undefined) {
         // No coordinator reachable: the provider records the DHT has, then the upstream.
@@ -385,8 +387,16 @@ export class BlobDownload {
       stats.inc('claims_joined')
       log.info({ key: digest, peer: answer.peer, committed: answer.committed, coordinator, claimMs }, 'claim joined')
       if (answer.peer === self || peers.swarm.isDenied(answer.peer)) {
-        failed.push(answer.peer)
+        if (!failed.includes(answer.peer)) failed.push(answer.peer)
         continue
+      }
+      if (failed.includes(answer.peer) && !answer.committed) {
+        // The coordinator heard from that holder lately (see ClaimTable): it is loaded, not
+        // dead. Waiting for it costs time; a takeover would cost the upstream a second copy.
+        round--
+        log.info({ key: digest, peer: answer.peer, waitMs: pause }, 'the holder is alive by its lease; asking it again after a pause')
+        await delay(Math.round(pause * (0.5 + Math.random())), undefined, { signal })
+        pause = Math.min(pause * 2, this.timing.busyRetryMaxMs)
       }
       try {
         await this.fromNamedPeer(peers, { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }, signal)
@@ -394,23 +404,35 @@ export class BlobDownload {
       } catch (err) {
         if (!(err instanceof PeerFetchError) || signal.aborted) throw err
         log.info({ key: digest, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; asking the coordinator again')
-        failed.push(answer.peer)
+        if (!failed.includes(answer.peer)) failed.push(answer.peer)
       }
     }
     return undefined
   }
 
-  /** `fromPeer`, waiting for a slot while the peer answers `busy` (see BUSY_RETRY_TOTAL_MS). */
+  /**
+   * `fromPeer` from the holder a claim named. While it answers `busy`, any other holder the DHT
+   * knows is tried (one that stored it, or the one fetching it), else the named one is asked
+   * again after a pause (see BUSY_RETRY_MAX_MS): busy is never a failure. Throws the named
+   * holder's other failures (dead, stalled, lying).
+   */
   private async fromNamedPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<void> {
-    for (let wait = this.timing.busyRetryFirstMs, waited = 0; ; waited += wait, wait *= 2) {
+    const named = peer.id.toString()
+    const self = peers.swarm.peerId.toString()
+    for (let wait = this.timing.busyRetryFirstMs, busy = 0; ; wait = Math.min(wait * 2, this.timing.busyRetryMaxMs)) {
       try {
         await this.fromPeer(peers, peer, signal)
         return
       } catch (err) {
-        if (!(err instanceof PeerFetchError) || err.reason !== 'busy' || waited >= this.timing.busyRetryTotalMs) throw err
+        if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
       }
-      this.init.log.debug({ key: this.digest, peer: peer.id.toString(), waitMs: wait }, 'peer busy; asking it again')
-      await delay(wait, undefined, { signal })
+      busy++
+      this.init.stats.inc('peer_busy_answers')
+      const other = await tryProviders(peers, this.digest, { signal, exclude: new Set([named, self]) }, async (p, s) => { await this.fromPeer(peers, p, s); return true })
+      if (other === true) return
+      const pause = Math.round(wait * (0.5 + Math.random()))
+      this.init.log.debug({ key: this.digest, peer: named, busy, waitMs: pause }, 'peer busy and no other holder could serve; asking it again')
+      await delay(pause, undefined, { signal })
     }
   }
 

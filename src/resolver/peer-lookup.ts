@@ -23,6 +23,8 @@ export interface TryOptions {
   signal?: AbortSignal
   /** Overall budget for finding and fetching: when it runs out the answer is "go upstream". */
   budgetMs?: number
+  /** Peers not to try (by peer ID string): e.g. the busy holder the caller waits for anyway. */
+  exclude?: ReadonlySet<string>
 }
 
 /**
@@ -62,7 +64,7 @@ export async function tryProviders<T> (
       if (next.done === true) break
       const peer = next.value
       // Denied while this lookup ran (it lied about another blob a moment ago).
-      if (swarm.isDenied(peer.id.toString())) continue
+      if (swarm.isDenied(peer.id.toString()) || opts.exclude?.has(peer.id.toString()) === true) continue
       attempts++
       try {
         result = await attempt(peer, attemptSignal)

@@ -50,7 +50,9 @@ describe('a herd whose fetching node serves one peer at a time (CACHE_MAX_UPLOAD
     }
     assert.equal(proxy.requests().filter(r => r.startsWith('GET ') && r.includes(digest)).length, 1, 'one upstream GET')
     const logs = nodes.flatMap(n => n.logs())
-    assert.ok(logs.some(l => l.includes('peer busy; asking it again')), 'a joiner found the holder busy')
+    assert.ok(logs.some(l => l.includes('peer busy and no other holder could serve; asking it again')), 'a joiner found the holder busy')
+    const busyAnswers = (await Promise.all(nodes.map(async n => (await n.stats()).peer_busy_answers ?? 0))).reduce((a, b) => a + b, 0)
+    assert.ok(busyAnswers > 0, 'peer_busy_answers counts them')
     assert.deepEqual(logs.filter(l => l.includes('"reason":"busy"') && l.includes('asking the coordinator again')), [], 'a busy holder is waited for, not reported failed')
   })
 })

@@ -30,6 +30,9 @@ export type ClaimAnswer =
   | { status: 'bad_request', message: string }
 
 
+/** Most holders one claim reports failed (the latest ones). */
+export const MAX_FAILED_REPORTED = 8
+
 /** Longest `message` of a bad_request answer: the coordinator cuts what it sends to it, the asker refuses more. */
 export const MAX_ANSWER_MESSAGE_CHARS = 1000
 
@@ -38,7 +41,7 @@ const peerIdText = z.string().min(1).max(100).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, '
 const requestSchema = z.strictObject({
   op: z.enum(['claim', 'renew', 'done', 'release']),
   key: z.string().refine(isDigest, 'key must be sha256:<64 lowercase hex>'),
-  failed: z.array(peerIdText).max(8).optional()
+  failed: z.array(peerIdText).max(MAX_FAILED_REPORTED).optional()
 })
 
 const answerSchema = z.discriminatedUnion('status', [

@@ -7,10 +7,11 @@ import type { Digest } from '../../oci/digest.js'
 import type { P2pNode } from '../node.js'
 import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
-import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
+import { CLAIM_ASKS_PER_COORDINATOR, CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
 import { coordinatorsOf, keyKadId } from './distance.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRequest } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
+import { FrameError } from '../json-frame.js'
 
 export interface ClaimServiceComponents {
   node: P2pNode
@@ -49,11 +50,18 @@ export class ClaimService {
   /** Connected peers that speak the claim protocol (libp2p's registrar keeps it current). */
   private readonly speakers = new Set<string>()
   private topology: string | undefined
+  /** A peer whose last connection closed has left: the leases it held end (see ClaimTable.dropHolder). */
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const peer = evt.detail.toString()
+    const dropped = this.table.dropHolder(peer)
+    if (dropped > 0) this.components.log.info({ peer, leases: dropped }, 'a claim holder disconnected; its leases end')
+  }
 
   constructor (private readonly components: ClaimServiceComponents) {}
 
   async start (): Promise<void> {
     const { node } = this.components
+    node.addEventListener('peer:disconnect', this.onDisconnect)
     await node.handle(CLAIM_PROTOCOL, (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: CLAIM_MAX_INBOUND_STREAMS })
@@ -64,13 +72,17 @@ export class ClaimService {
   }
 
   async stop (): Promise<void> {
+    this.components.node.removeEventListener('peer:disconnect', this.onDisconnect)
     if (this.topology !== undefined) this.components.node.unregister(this.topology)
     await this.components.node.unhandle(CLAIM_PROTOCOL)
   }
 
   /**
    * Sends `request` to the key's coordinator; when it can't be reached within CLAIM_TIMEOUT_MS
-   * (dead, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all. `to` pins the
+   * (dead, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all. A coordinator
+   * this node is still connected to is slow, not dead: it is asked again first, up to
+   * CLAIM_ASKS_PER_COORDINATOR times, since the next closest knows nothing of the leases it
+   * granted and would grant a second one (issue 23). `to` pins the
    * coordinator (a holder renewing with the one that granted its lease). Undefined: nobody
    * answered; the caller falls back to a provider lookup. Throws only when `signal` aborts.
    */
@@ -80,11 +92,17 @@ export class ClaimService {
     for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
       signal.throwIfAborted()
       if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
-      try {
-        return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
-      } catch (err) {
-        if (signal.aborted) throw err
-        this.components.log.info({ key: request.key, op: request.op, coordinator, err: (err as Error).message }, 'claim coordinator unreachable; asking the next closest peer')
+      for (let asked = 1; ; asked++) {
+        try {
+          return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
+        } catch (err) {
+          if (signal.aborted) throw err
+          const connected = this.components.node.getConnections(peerIdFromString(coordinator)).length > 0
+          const again = connected && asked < CLAIM_ASKS_PER_COORDINATOR
+          this.components.log.info({ key: request.key, op: request.op, coordinator, asked, connected, err: (err as Error).message },
+            again ? 'claim coordinator slow to answer; asking it again' : 'claim coordinator unreachable; asking the next closest peer')
+          if (!again) break
+        }
       }
     }
     return undefined
@@ -164,8 +182,14 @@ export class ClaimService {
         answer = await this.decide(from, request, signal)
         this.components.log.debug({ peer: from, key: request.key, op: request.op, answer: answer.status }, 'claim answered')
       } catch (err) {
-        this.components.log.warn({ peer: from, err: (err as Error).message }, 'bad claim request from peer')
-        answer = { status: 'bad_request', message: (err as Error).message.slice(0, MAX_ANSWER_MESSAGE_CHARS) }
+        // Only a frame that does not decode is the peer's fault; a request that came too late
+        // or a stream that broke (a loaded machine, issue 23) is not answered at all.
+        if (!(err instanceof FrameError)) {
+          this.components.log.info({ peer: from, err: (err as Error).message }, 'claim request not answered: it did not arrive in time or its stream failed')
+          throw err
+        }
+        this.components.log.warn({ peer: from, err: err.message }, 'bad claim request from peer')
+        answer = { status: 'bad_request', message: err.message.slice(0, MAX_ANSWER_MESSAGE_CHARS) }
       }
       await lp.write(encodeClaimFrame(answer), { signal })
       await stream.close({ signal })

@@ -3,9 +3,21 @@ import { DATA_TLS_CIPHERS } from './constants.js'
 import type { DataOffer } from './server.js'
 
 /**
+ * The data channel could not be set up within its budget. `portReachable`: the TCP connection
+ * was made and only the TLS handshake was late (a loaded peer), which says nothing against the
+ * port, unlike a refused or silent one.
+ */
+export class DataConnectTimeoutError extends Error {
+  constructor (message: string, readonly portReachable: boolean) {
+    super(message)
+    this.name = 'DataConnectTimeoutError'
+  }
+}
+
+/**
  * Connects to a peer's data channel and completes the TLS 1.3 handshake with the offer's
  * one-time key. Rejects (and leaves nothing open) on a refused or unreachable port, a failed
- * handshake, `timeoutMs` or `signal`.
+ * handshake, `timeoutMs` (DataConnectTimeoutError) or `signal`.
  */
 export async function connectData (host: string, offer: DataOffer, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket> {
   const psk = Buffer.from(offer.key, 'hex')
@@ -25,8 +37,12 @@ export async function connectData (host: string, offer: DataOffer, timeoutMs: nu
       socket.destroy()
       reject(err)
     }
+    let tcpConnected = false
+    socket.once('connect', () => { tcpConnected = true })
     const onAbort = (): void => {
-      fail(signal.aborted ? signal.reason as Error : new Error(`no TLS connection to ${host}:${offer.port} within ${timeoutMs} ms`))
+      fail(signal.aborted
+        ? signal.reason as Error
+        : new DataConnectTimeoutError(`no TLS connection to ${host}:${offer.port} within ${timeoutMs} ms${tcpConnected ? ' (the port answered; the handshake was late)' : ''}`, tcpConnected))
     }
     const onConnect = (): void => {
       cleanup()

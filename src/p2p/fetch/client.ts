@@ -4,7 +4,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
 import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
 import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
-import { connectData } from '../data/connect.js'
+import { connectData, DataConnectTimeoutError } from '../data/connect.js'
 import { isDigest } from '../../oci/digest.js'
 import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type TagAnswer } from './frames.js'
 import { PeerFetchError } from './errors.js'
@@ -121,7 +121,9 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
         socket = await connectData(host, header.data, Math.min(DATA_CONNECT_TIMEOUT_MS, opts.idleMs), opts.signal)
       } catch (err) {
         if (opts.signal.aborted) throw err
-        data.unreachable(name, err as Error)
+        // A late handshake on a port that answered is load, not a closed port: only this
+        // transfer goes over libp2p (issue 23: one slow handshake cost a peer's data channel for 10 minutes).
+        if (!(err instanceof DataConnectTimeoutError && err.portReachable)) data.unreachable(name, err as Error)
         return await fetchFromPeer(node, peer, request, opts)
       }
       const received = receive(readableSource(socket), name, length, idleMs, opts.signal, { minRate: !inProgress })

@@ -15,9 +15,9 @@ describe('p2p constants: the relations the protocols rely on', () => {
     assert.deepEqual(p2p.FETCH_PROTOCOLS, [p2p.FETCH_PROTOCOL_DATA, p2p.FETCH_PROTOCOL])
   })
 
-  it('a claim holder renews several times within one lease, and a hung holder is given up as soon as its lease lapses', () => {
+  it('a claim holder renews several times within one lease, and a renewal that timed out once still lands within it', () => {
     assert.ok(claim.CLAIM_RENEW_MS * 3 <= claim.CLAIM_LEASE_MS)
-    assert.ok(p2p.IN_PROGRESS_IDLE_MS >= claim.CLAIM_LEASE_MS)
+    assert.ok(claim.CLAIM_RENEW_MS + claim.CLAIM_TIMEOUT_MS < claim.CLAIM_LEASE_MS)
     assert.ok(claim.CLAIM_DONE_TTL_MS <= p2p.PROVIDE_VALIDITY_MS, 'the done record does not outlive the provider record')
     assert.ok(claim.CLAIM_TIMEOUT_MS >= p2p.DIAL_TIMEOUT_MS, 'a claim round trip may include a dial')
   })

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { FakeClock } from '../fakes/clock.js'
+import { CLAIM_LEASE_MS } from '../../../src/p2p/claim/constants.js'
 import { DigestMismatchError } from '../../../src/oci/digest.js'
 import { GrowingContent } from '../fakes/peer-network.js'
 import { content, read, readUntilError, rig, until, type Rig } from './setup.js'
@@ -168,6 +170,38 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     assert.equal(r.up.count('GET', path), 1)
   })
 
+  it('a fetching holder a joiner cannot reach, but whose lease runs, is waited for: no takeover, no second upstream fetch (issue 23)', async () => {
+    const clock = new FakeClock()
+    r = await rig({ idleMs: 30, now: () => clock.now() })
+    const { body, digest, path } = upstreamBlob()
+    const holder = (await r.net.addPeer('loaded', { kind: 'dead' })).holdBlob(digest, body)
+    r.net.holdClaim(holder, digest)
+    const opening = r.resolver.open(r.up, REPO, digest)
+    // The joiner reports it failed; its lease runs, so the coordinator names it again.
+    await until(() => r.net.claims.filter(c => c.request.failed?.includes(holder.name) === true).length >= 2, 'two reports the coordinator did not believe')
+    assert.ok(r.net.claims.every(c => c.answer?.status === 'join'), 'never a lease while the holder\'s runs')
+    holder.behave({ kind: 'honest' })
+    const src = await opening
+    assert.equal(src.origin, holder.name)
+    assert.ok((await read(src)).equals(body))
+    assert.equal(r.up.count('GET', path), 0)
+    assert.ok(r.net.claims.every(c => (c.request.failed?.length ?? 0) <= 1), 'a holder is reported once per claim, however often it is named')
+  })
+
+  it('a fetching holder whose lease lapsed (it stopped renewing) is taken over', async () => {
+    const clock = new FakeClock()
+    r = await rig({ idleMs: 30, now: () => clock.now() })
+    const { body, digest, path } = upstreamBlob()
+    const holder = (await r.net.addPeer('gone', { kind: 'dead' })).holdBlob(digest, body)
+    r.net.holdClaim(holder, digest)
+    clock.advance(CLAIM_LEASE_MS)
+    const src = await r.resolver.open(r.up, REPO, digest)
+    assert.equal(src.cache, 'MISS')
+    assert.ok((await read(src)).equals(body))
+    assert.deepEqual(r.net.claims.map(c => c.answer?.status).slice(0, 2), ['join', 'fetch'])
+    assert.equal(r.up.count('GET', path), 1)
+  })
+
   it('a named peer that is busy is asked again after a pause rather than fetching twice upstream', async () => {
     r = await rig()
     const { body, digest, path } = upstreamBlob()
@@ -179,13 +213,31 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     assert.equal(r.up.count('GET', path), 0)
   })
 
-  it('a named peer busy for longer than the retry allowance counts as failed', async () => {
+  it('a named peer that stays busy sends the reader to another holder; it is never reported failed, nothing goes upstream', async () => {
     r = await rig()
     const { body, digest, path } = upstreamBlob()
-    const peer = (await r.net.addPeer('busy', { kind: 'busy' })).holdBlob(digest, body)
-    assert.ok((await read(await r.resolver.open(r.up, REPO, digest))).equals(body))
-    assert.deepEqual(r.net.claims[1]?.request.failed, [peer.name])
-    assert.equal(r.up.count('GET', path), 1)
+    const busy = (await r.net.addPeer('busy', { kind: 'busy' })).holdBlob(digest, body)
+    const other = (await r.net.addPeer('other')).holdBlob(digest, body)
+    const src = await r.resolver.open(r.up, REPO, digest)
+    assert.equal(src.origin, other.name)
+    assert.ok((await read(src)).equals(body))
+    assert.equal(busy.fetches, 1)
+    assert.deepEqual(r.net.claims.map(c => c.request.failed), [undefined])
+    assert.equal(r.up.count('GET', path), 0)
+    assert.equal(r.stats.snapshot().peer_busy_answers, 1)
+  })
+
+  it('a named peer busy many times with no other holder is waited for, not taken over (issue 23: busy is no failure)', async () => {
+    r = await rig()
+    const { body, digest, path } = upstreamBlob()
+    const peer = (await r.net.addPeer('busy', { kind: 'busy', times: 8 })).holdBlob(digest, body)
+    const src = await r.resolver.open(r.up, REPO, digest)
+    assert.equal(src.origin, peer.name)
+    assert.ok((await read(src)).equals(body))
+    assert.equal(peer.fetches, 9)
+    assert.equal(r.net.claims.filter(c => c.request.op === 'claim').length, 1)
+    assert.equal(r.up.count('GET', path), 0)
+    assert.equal(r.stats.snapshot().peer_busy_answers, 8)
   })
 
   it('the upstream is unreachable: a provider that has it serves the miss', async () => {

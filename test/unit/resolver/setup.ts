@@ -47,12 +47,12 @@ export interface Rig {
 }
 
 /** Millisecond waits for the swarm side of a download. */
-export const FAST_TIMING: Partial<DownloadTiming> = { busyRetryFirstMs: 5, busyRetryTotalMs: 40, claimRenewMs: 10, claimTimeoutMs: 30 }
+export const FAST_TIMING: Partial<DownloadTiming> = { busyRetryFirstMs: 5, busyRetryMaxMs: 20, claimRenewMs: 10, claimTimeoutMs: 30 }
 
-export async function rig (opts: { p2p?: boolean, idleMs?: number, lookupTimeoutMs?: number, lingerMs?: number, maxSize?: number } = {}): Promise<Rig> {
+export async function rig (opts: { p2p?: boolean, idleMs?: number, lookupTimeoutMs?: number, lingerMs?: number, maxSize?: number, now?: () => number } = {}): Promise<Rig> {
   const t = await openTestStore({ policy: { maxSize: opts.maxSize ?? 10_000_000 } })
   const up = new FakeRegistryUpstream()
-  const net = await FakePeerNetwork.create({ claimTimeoutMs: 20, inProgressIdleMs: 500 })
+  const net = await FakePeerNetwork.create({ claimTimeoutMs: 20, inProgressIdleMs: 500, ...(opts.now !== undefined ? { now: opts.now } : {}) })
   const stats = newStats()
   const log = silentLog(process.env.DEBUG_LOG === '1' ? 'debug' : 'silent')
   const peers = opts.p2p === false ? undefined : peerInit(net, { stats, log, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}), ...(opts.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: opts.lookupTimeoutMs } : {}) })

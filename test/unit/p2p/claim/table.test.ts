@@ -30,11 +30,30 @@ describe('claims: who fetches a digest from the upstream', () => {
     assert.deepEqual(table.decide(c, { op: 'claim', key: KEY }, []), { status: 'join', peer: 'PeerB', addrs: [], committed: false })
   })
 
-  it('a holder reported failed loses its lease to the reporter; it is not named again', () => {
-    const table = new ClaimTable({ now: () => 0 })
+  it('a report against a fetching holder does not hand its lease over; its lapse does, to the next claimant (issue 23: a loaded holder is not a dead one)', () => {
+    let now = 0
+    const table = new ClaimTable({ leaseMs: 20_000, now: () => now })
     table.decide(a, { op: 'claim', key: KEY }, [])
-    assert.equal(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]).status, 'fetch', 'the provider record of the failed peer is skipped too')
+    now = 15_000
+    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
+    assert.equal(table.decide(a, { op: 'renew', key: KEY }, []).status, 'fetch', 'the holder renews at 15 000: its lease runs to 35 000')
+    now = 34_999
+    assert.equal(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, []).status, 'join')
+    now = 35_000
+    assert.equal(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]).status, 'fetch', 'lapsed: the reporter fetches; the failed holder\'s provider record is skipped too')
     assert.equal((table.decide(c, { op: 'claim', key: KEY }, []) as { peer: string }).peer, 'PeerB')
+  })
+
+  it('a holder that disconnects loses its leases at once, not its committed copies', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    const other = `sha256:${'cd'.repeat(32)}` as Digest
+    table.decide(a, { op: 'claim', key: KEY }, [])
+    table.decide(a, { op: 'claim', key: other }, [])
+    table.decide(a, { op: 'done', key: other }, [])
+    assert.equal(table.dropHolder('PeerA'), 1)
+    assert.equal(table.decide(b, { op: 'claim', key: KEY }, []).status, 'fetch')
+    assert.deepEqual(table.decide(b, { op: 'claim', key: other }, []), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: true })
+    assert.equal(table.dropHolder('PeerC'), 0)
   })
 
   it('done: later claims are sent to the holder as a committed copy; release forgets a lease', () => {
@@ -46,6 +65,24 @@ describe('claims: who fetches a digest from the upstream', () => {
     table.decide(a, { op: 'claim', key: other }, [])
     table.decide(a, { op: 'release', key: other }, [])
     assert.equal(table.decide(b, { op: 'claim', key: other }, []).status, 'fetch')
+  })
+
+  it('once committed, joins take turns among the holder and the peers that stored it since (not the claimant, not failed ones)', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    const d = { peer: 'PeerD', addrs: [] }
+    table.decide(a, { op: 'claim', key: KEY }, [])
+    // While A fetches, every joiner reads from A (only it has the bytes as they come).
+    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY }, [a]), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
+    assert.deepEqual(table.decide(c, { op: 'claim', key: KEY }, [a, b]), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
+    table.decide(a, { op: 'done', key: KEY }, [])
+    const named = (from: typeof a, failed?: string[]): string | undefined => {
+      const answer = table.decide(from, { op: 'claim', key: KEY, ...(failed !== undefined ? { failed } : {}) }, [a, b, c])
+      return answer.status === 'join' ? answer.peer : undefined
+    }
+    assert.deepEqual([named(d), named(d), named(d), named(d)], ['PeerA', 'PeerB', 'PeerC', 'PeerA'])
+    assert.notEqual(named(b), 'PeerB', 'never the claimant itself')
+    const turns = new Set([named(d, ['PeerB']), named(d, ['PeerB']), named(d, ['PeerB'])])
+    assert.ok(!turns.has('PeerB'), 'never a holder the claimant reported failed')
   })
 
   it('without a claim, a provider record (not the claimant itself) answers', () => {
