@@ -209,6 +209,7 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       mdns: config.mdns,
       swarmKey: config.swarmKey,
       maxUploads: config.maxUploads,
+      maxUploadRate: config.p2pMaxUploadRate,
       data: dataChannelAddress(config.listenAddrs, config.p2pDataPort)
     }, {
       store,

@@ -36,6 +36,14 @@ const size = (min: number): z.ZodType<number, string> => z.string().transform((s
   return n
 })
 
+/** A rate in bytes per second in the size syntax (`50MB` = 50 MB/s), or `unlimited` (undefined). */
+const rate = (min: number): z.ZodType<number | undefined, string> => z.string().transform((s, ctx) => {
+  if (['unlimited', 'off', ''].includes(s.trim().toLowerCase())) return undefined
+  const n = parseSize(s)
+  if (n === undefined || n < min) { ctx.addIssue({ code: 'custom', message: 'rate' }); return z.NEVER }
+  return n
+})
+
 const boundedDuration = (min: number, max: number): z.ZodType<number, string> => z.string().transform((s, ctx) => {
   const n = parseDuration(s)
   if (n === undefined || n < min || n > max) { ctx.addIssue({ code: 'custom', message: 'duration' }); return z.NEVER }
@@ -292,6 +300,11 @@ export const OPTIONS = {
     env: 'CACHE_MAX_UPLOADS', flag: '--max-uploads <n>', default: '16',
     description: 'blobs served to peers at once; further requests are refused and the peer asks another provider',
     expected: 'an integer from 1 to 1024', schema: count(1, 1024)
+  }),
+  p2pMaxUploadRate: option({
+    env: 'CACHE_P2P_MAX_UPLOAD_RATE', flag: '--p2p-max-upload-rate <size>', default: 'unlimited',
+    description: 'bytes per second served to peers in all, over libp2p and the data channel (50MB = 50 MB/s), so a runner\'s own job keeps its uplink; unlimited = no cap',
+    expected: 'unlimited, or a size per second of at least 64KiB, like 50MB or 512KiB', schema: rate(64 * 1024)
   }),
   registryUpstreams: option({
     env: 'CACHE_REGISTRY_UPSTREAMS', flag: '--registry-upstreams <list>', default: 'docker.io=https://registry-1.docker.io',

@@ -25,6 +25,8 @@ import { routingTableSize } from './routing-table.js'
 export interface SwarmInit extends P2pNodeInit {
   /** Blobs served to peers at once (CACHE_MAX_UPLOADS). */
   maxUploads: number
+  /** Bytes per second served to peers in all (CACHE_P2P_MAX_UPLOAD_RATE); undefined = no cap. */
+  maxUploadRate?: number | undefined
   /** The data channel's listener (CACHE_P2P_DATA_PORT); undefined = off, every byte over libp2p. */
   data?: DataServerInit | undefined
 }
@@ -86,7 +88,7 @@ export class Swarm {
     const bootstrap = init.bootstrap.filter(ma => pinnedPeerId(ma) !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
     const data = init.data === undefined ? undefined : new DataServer({ log }, init.data)
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, inProgress: components.inProgress, data, log }, { maxUploads: init.maxUploads })
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, inProgress: components.inProgress, data, log }, { maxUploads: init.maxUploads, maxUploadRate: init.maxUploadRate })
     const dialback = new DialbackServer({ node, log })
     const claims = new ClaimService({
       node,

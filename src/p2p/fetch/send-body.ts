@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
+import type { UploadRate } from './upload-rate.js'
 
 /** Where a served blob's bytes go: a libp2p stream, or the data channel's socket. */
 export interface BodySink {
@@ -51,14 +52,20 @@ export function socketSink (socket: Socket): BodySink {
  * Copies `body` to `sink` with backpressure: at most one chunk beyond the transport's own buffer
  * is held, however slowly the peer reads. A transport that closes ends `body` (a download in
  * progress must not stay held by a peer that left); a peer that takes nothing for `idleMs`
- * fails the copy. `sent` counts each chunk (bytes).
+ * fails the copy. `sent` counts each chunk (bytes). With `rate`, each chunk waits its turn under
+ * the node's upload cap first.
  */
-export async function sendBody (body: Readable, sink: BodySink, idleMs: number, sent: (bytes: number) => void): Promise<void> {
-  const onClose = (): void => { body.destroy() }
+export async function sendBody (body: Readable, sink: BodySink, idleMs: number, sent: (bytes: number) => void, rate?: UploadRate): Promise<void> {
+  const closed = new AbortController()
+  const onClose = (): void => {
+    closed.abort(new Error('the peer closed the transfer'))
+    body.destroy()
+  }
   sink.addEventListener('close', onClose)
   try {
     for await (const chunk of body) {
       const buf = chunk as Buffer
+      await rate?.take(buf.byteLength, closed.signal)
       sent(buf.byteLength)
       if (!sink.send(buf)) await sink.onDrain({ signal: AbortSignal.timeout(idleMs) })
     }

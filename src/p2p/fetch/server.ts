@@ -9,6 +9,7 @@ import type { P2pNode } from '../node.js'
 import { FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
 import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
+import { UploadRate } from './upload-rate.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
 import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
@@ -18,6 +19,8 @@ import type { ApiKey } from '../../keys/api-key.js'
 export interface FetchServerInit {
   /** Blobs served to peers at once; more get `busy` and ask another provider. */
   maxUploads: number
+  /** Bytes per second served to peers in all (CACHE_P2P_MAX_UPLOAD_RATE); undefined = no cap. */
+  maxUploadRate?: number | undefined
   /** A peer that sends no request, or stops reading, for this long is cut off. */
   idleTimeoutMs?: number
 }
@@ -64,9 +67,12 @@ const MAX_INBOUND_STREAMS = 64
 export class FetchServer {
   private uploads = 0
   private readonly idleTimeoutMs: number
+  /** The node's upload cap, shared by every transfer (undefined: none). */
+  private readonly rate: UploadRate | undefined
 
   constructor (private readonly components: FetchServerComponents, private readonly init: FetchServerInit) {
     this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
+    this.rate = init.maxUploadRate === undefined ? undefined : new UploadRate({ bytesPerSecond: init.maxUploadRate })
   }
 
   get activeUploads (): number {
@@ -176,7 +182,7 @@ export class FetchServer {
       }
       await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       const raw = lp.unwrap()
-      if (length > 0) await sendBody(source.stream(start, end), streamSink(raw), this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) })
+      if (length > 0) await sendBody(source.stream(start, end), streamSink(raw), this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) }, this.rate)
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
       log.debug({ digest: key, start, length, inProgress: source.inProgress }, 'served blob to peer')
     } catch (err) {
@@ -196,7 +202,7 @@ export class FetchServer {
   /** Sends bytes [start, end) of `source` over a data channel connection, then ends it. */
   private async sendOverDataChannel (socket: TLSSocket, source: GrowingBlob, start: number, end: number, log: Logger, key: string): Promise<void> {
     try {
-      await sendBody(source.stream(start, end), socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) })
+      await sendBody(source.stream(start, end), socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) }, this.rate)
       await new Promise<void>(resolve => { socket.end(resolve) })
       log.debug({ digest: key, start, length: end - start }, 'served blob to peer over the data channel')
     } catch (err) {

@@ -171,6 +171,17 @@ describe('config options: every CACHE_* value, its valid forms and its one-line 
     assert.equal(loadConfig({}, { CACHE_MAX_SIZE: '1MB' }).maxSize, 1e6, 'the smallest store')
   })
 
+  it('reads CACHE_P2P_MAX_UPLOAD_RATE as bytes per second in the size syntax; unlimited by default', () => {
+    assert.equal(loadConfig({}, {}).p2pMaxUploadRate, undefined)
+    assert.equal(loadConfig({}, { CACHE_P2P_MAX_UPLOAD_RATE: '50MB' }).p2pMaxUploadRate, 50e6)
+    assert.equal(loadConfig({}, { CACHE_P2P_MAX_UPLOAD_RATE: '512KiB' }).p2pMaxUploadRate, 512 * 1024)
+    assert.equal(loadConfig({}, { CACHE_P2P_MAX_UPLOAD_RATE: 'Unlimited' }).p2pMaxUploadRate, undefined)
+    assert.equal(loadConfig({ p2pMaxUploadRate: '1MB' }, { CACHE_P2P_MAX_UPLOAD_RATE: '50MB' }).p2pMaxUploadRate, 1e6, 'the flag wins')
+    for (const bad of ['fast', '-1MB', '1KB', '10 MB/s']) {
+      assert.match(configError({ CACHE_P2P_MAX_UPLOAD_RATE: bad }).message, /CACHE_P2P_MAX_UPLOAD_RATE.*unlimited, or a size per second of at least 64KiB/)
+    }
+  })
+
   it('reads watermarks as fractions or percentages in (0, 1]', () => {
     assert.equal(loadConfig({}, { CACHE_EVICT_HIGH_WATERMARK: '1' }).evictHighWatermark, 1)
     assert.equal(loadConfig({}, { CACHE_EVICT_HIGH_WATERMARK: '0.95' }).evictHighWatermark, 0.95)
