@@ -6,8 +6,6 @@ export const CLAIM_PROTOCOL = '/p2p-cache/claim/1.0.0'
  * for renewals to get through a loaded coordinator (issue 23: 6.5 s round trips measured).
  */
 export const CLAIM_LEASE_MS = 20_000
-/** Times one coordinator that is still connected is asked before the next closest is: a slow one is not a dead one. */
-export const CLAIM_ASKS_PER_COORDINATOR = 3
 /** The holder renews this often while its download progresses. */
 export const CLAIM_RENEW_MS = 3_000
 /** After `done`, claims are sent to the holder for this long (its provider record lasts longer). */

@@ -7,7 +7,7 @@ import type { Digest } from '../../oci/digest.js'
 import type { P2pNode } from '../node.js'
 import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
-import { CLAIM_ASKS_PER_COORDINATOR, CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
+import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
 import { coordinatorsOf, keyKadId } from './distance.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRequest } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
@@ -79,10 +79,9 @@ export class ClaimService {
 
   /**
    * Sends `request` to the key's coordinator; when it can't be reached within CLAIM_TIMEOUT_MS
-   * (dead, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all. A coordinator
-   * this node is still connected to is slow, not dead: it is asked again first, up to
-   * CLAIM_ASKS_PER_COORDINATOR times, since the next closest knows nothing of the leases it
-   * granted and would grant a second one (issue 23). `to` pins the
+   * (dead, hung, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all; that one
+   * knows nothing of the leases the first granted, so the timeout allows for a loaded machine
+   * (issue 23). `to` pins the
    * coordinator (a holder renewing with the one that granted its lease). Undefined: nobody
    * answered; the caller falls back to a provider lookup. Throws only when `signal` aborts.
    */
@@ -92,17 +91,11 @@ export class ClaimService {
     for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
       signal.throwIfAborted()
       if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
-      for (let asked = 1; ; asked++) {
-        try {
-          return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
-        } catch (err) {
-          if (signal.aborted) throw err
-          const connected = this.components.node.getConnections(peerIdFromString(coordinator)).length > 0
-          const again = connected && asked < CLAIM_ASKS_PER_COORDINATOR
-          this.components.log.info({ key: request.key, op: request.op, coordinator, asked, connected, err: (err as Error).message },
-            again ? 'claim coordinator slow to answer; asking it again' : 'claim coordinator unreachable; asking the next closest peer')
-          if (!again) break
-        }
+      try {
+        return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
+      } catch (err) {
+        if (signal.aborted) throw err
+        this.components.log.info({ key: request.key, op: request.op, coordinator, err: (err as Error).message }, 'claim coordinator unreachable; asking the next closest peer')
       }
     }
     return undefined
