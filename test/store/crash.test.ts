@@ -102,7 +102,9 @@ describe('store survives crashes and disk corruption (sidecar process)', functio
     assert.equal(got.status, 200)
     assert.equal(got.digest, layer.digest)
     assert.equal(got.cache, 'MISS', 'served from upstream, not from the corrupted file')
-    await registry.settled()
+    // The registry logs a request once its response is over, which may be after the client had
+    // the last byte: wait for the line rather than read the count at once.
+    await waitFor(async () => { await registry.settled(); return registry.count({ method: 'GET', pathIncludes: layer.digest }) >= before + 1 }, { timeoutMs: 10_000, what: 'the re-fetch in the registry log' })
     assert.equal(registry.count({ method: 'GET', pathIncludes: layer.digest }), before + 1)
     assert.ok(((await sidecar.stats()).errors ?? 0) > errorsBefore, 'corruption counted as an error')
     assert.equal((await fetchAndHash(url)).cache, 'HIT')
