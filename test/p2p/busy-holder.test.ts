@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
-import { dumpLogsIfFailed, fetchBlob, pushBlob, startSwarmNode, stopAll, type SwarmNode } from '../fixtures/swarm.js'
+import { dumpLogsIfFailed, fetchBlob, pushBlob, startSwarmNode, stopAll, waitForRoutingTables, type SwarmNode } from '../fixtures/swarm.js'
 import { startThrottleProxy, type ThrottleProxy } from '../fixtures/throttle-proxy.js'
-import { waitFor } from '../fixtures/wait.js'
 
 const MiB = 1024 * 1024
 const REPO = 'team/busy'
@@ -27,9 +26,7 @@ describe('a herd whose fetching node serves one peer at a time (CACHE_MAX_UPLOAD
     const first = await startSwarmNode(env)
     nodes.push(first)
     for (let i = 0; i < 3; i++) nodes.push(await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: first.bootstrapAddr }))
-    for (const n of nodes) {
-      await waitFor(async () => (await n.p2p()).routingTable >= nodes.length - 1, { timeoutMs: 20_000, what: `${n.url} to have every peer in its routing table` })
-    }
+    await waitForRoutingTables(nodes)
   })
 
   afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries(nodes.map((n, i) => [`n${i + 1}`, n]))) })

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
-import { dumpLogsIfFailed, fetchBlob, pushBlob, startSwarmNode, stopAll, type SwarmNode } from '../fixtures/swarm.js'
-import { waitFor } from '../fixtures/wait.js'
+import { dumpLogsIfFailed, fetchBlob, pushBlob, startSwarmNode, stopAll, waitForRoutingTables, type SwarmNode } from '../fixtures/swarm.js'
 
 const MiB = 1024 * 1024
 const REPO = 'team/capped'
@@ -26,9 +25,7 @@ describe('CACHE_P2P_MAX_UPLOAD_RATE: a node serves peers at most at its cap', fu
     nodes.push(holder)
     nodes.push(await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: holder.bootstrapAddr }))
     nodes.push(await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: holder.bootstrapAddr, CACHE_P2P_DATA_PORT: 'off' }))
-    for (const n of nodes) {
-      await waitFor(async () => (await n.p2p()).routingTable >= nodes.length - 1, { timeoutMs: 20_000, what: `${n.url} to have every peer in its routing table` })
-    }
+    await waitForRoutingTables(nodes)
   })
 
   afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries(nodes.map((n, i) => [`n${i + 1}`, n]))) })
