@@ -364,7 +364,7 @@ export class BlobDownload {
     const { stats, log, digest, signal } = this.init
     const self = peers.swarm.peerId.toString()
     const failed: string[] = []
-    let pause = this.timing.busyRetryFirstMs
+    const pauses = new Pauses(this.timing.busyRetryFirstMs, this.timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !this.verified; round++) {
       const asked = performance.now()
       const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}) }, signal)
@@ -391,12 +391,12 @@ export class BlobDownload {
         continue
       }
       if (failed.includes(answer.peer) && !answer.committed) {
-        // The coordinator heard from that holder lately (see ClaimTable): it is loaded, not
+        // Named again although reported: its lease runs (see ClaimTable), so it is loaded, not
         // dead. Waiting for it costs time; a takeover would cost the upstream a second copy.
         round--
+        const pause = pauses.next()
         log.info({ key: digest, peer: answer.peer, waitMs: pause }, 'the holder is alive by its lease; asking it again after a pause')
-        await delay(Math.round(pause * (0.5 + Math.random())), undefined, { signal })
-        pause = Math.min(pause * 2, this.timing.busyRetryMaxMs)
+        await delay(pause, undefined, { signal })
       }
       try {
         await this.fromNamedPeer(peers, { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }, signal)
@@ -419,18 +419,18 @@ export class BlobDownload {
   private async fromNamedPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<void> {
     const named = peer.id.toString()
     const self = peers.swarm.peerId.toString()
-    for (let wait = this.timing.busyRetryFirstMs, busy = 0; ; wait = Math.min(wait * 2, this.timing.busyRetryMaxMs)) {
+    const pauses = new Pauses(this.timing.busyRetryFirstMs, this.timing.busyRetryMaxMs)
+    for (let busy = 1; ; busy++) {
       try {
         await this.fromPeer(peers, peer, signal)
         return
       } catch (err) {
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
       }
-      busy++
       this.init.stats.inc('peer_busy_answers')
       const other = await tryProviders(peers, this.digest, { signal, exclude: new Set([named, self]) }, async (p, s) => { await this.fromPeer(peers, p, s); return true })
       if (other === true) return
-      const pause = Math.round(wait * (0.5 + Math.random()))
+      const pause = pauses.next()
       this.init.log.debug({ key: this.digest, peer: named, busy, waitMs: pause }, 'peer busy and no other holder could serve; asking it again')
       await delay(pause, undefined, { signal })
     }
@@ -695,6 +695,20 @@ export class BlobDownload {
 }
 
 /** A promise with its settle functions (Node 20 has no Promise.withResolvers); never unhandled. */
+/**
+ * Pauses between asks of a holder: doubling from `first` up to `max` ms, each jittered by ±50%
+ * so that a herd's retries spread out instead of arriving together.
+ */
+class Pauses {
+  constructor (private upcoming: number, private readonly max: number) {}
+
+  next (): number {
+    const pause = Math.round(this.upcoming * (0.5 + Math.random()))
+    this.upcoming = Math.min(this.upcoming * 2, this.max)
+    return pause
+  }
+}
+
 function pending<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e: Error) => void } {
   let resolve!: (v: T) => void
   let reject!: (e: Error) => void
