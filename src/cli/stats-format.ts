@@ -52,7 +52,13 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['claims won / joined', `${count(s.claims_won)} / ${count(s.claims_joined)}`],
       ['upstream fetches saved', count(s.upstream_fetches_saved)],
       ['read from downloads in progress', count(s.peer_inflight_joins)],
-      ['busy answers from named peers', count(s.peer_busy_answers)]
+      ['busy answers from named peers', count(s.peer_busy_answers)],
+      ['pieces received / served', `${count(s.pieces_from_peers ?? 0)} / ${count(s.pieces_served_to_peers ?? 0)}`],
+      ['from peers still receiving', formatBytes(s.bytes_from_partial_holders ?? 0)],
+      ['pieces re-fetched (bad hash)', count(s.pieces_refetched ?? 0)],
+      ['peers deny-listed', count(s.peers_denied ?? 0)],
+      ['upload rate (last 10 s)', `${formatBytes(s.upload_rate ?? 0)}/s`],
+      ['peers pieces moved with', count(Object.keys(s.pieces_by_peer ?? {}).length)]
     ]],
     ['API', [
       ['304 revalidations', count(s.revalidations_304)],
@@ -67,7 +73,9 @@ export function formatStats (base: string, s: StatsSnapshot): string {
   const known = new Set(['current_size', 'stores', 'evictions', 'hits', 'misses', 'hit_rate', 'peer_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'upstream_hits',
     'bytes_from_upstream', 'stale_tags_served', 'peers_connected', 'bytes_served_to_peers', 'revalidations_304', 'api_ratelimit_remaining', 'bytes_served', 'errors',
     'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'peer_busy_answers', 'registry_ratelimit',
-    'store_full', 'store_full_events', 'bytes_passed_through'])
+    'store_full', 'store_full_events', 'bytes_passed_through',
+    'pieces_from_peers', 'pieces_served_to_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied',
+    'upload_rate', 'pieces_by_peer'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { PeerPieces, RecentRate, type PeerPieceCounts } from './peer-pieces.js'
 
 /** Counters named as in SPEC 3.3; the JSON stats and Prometheus metrics read the same numbers. */
 export const COUNTER_NAMES = [
@@ -6,7 +7,8 @@ export const COUNTER_NAMES = [
   'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_upstream', 'bytes_served_to_peers',
   'revalidations_304', 'bytes_served', 'stale_tags_served',
   'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved', 'peer_busy_answers',
-  'store_full_events', 'bytes_passed_through'
+  'store_full_events', 'bytes_passed_through',
+  'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -29,7 +31,12 @@ const HELP: Record<CounterName, string> = {
   claims_joined: 'Misses for which the coordinator named a peer that is fetching or has the content',
   peer_inflight_joins: 'Peer transfers read from a download still in progress on that peer',
   upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream',
-  peer_busy_answers: 'Times the peer a claim named answered busy (it serves CACHE_MAX_UPLOADS already); other holders are tried, then it is asked again',
+  pieces_from_peers: 'Pieces (1 MiB) received from peers and verified against their piece hash',
+  bytes_from_partial_holders: 'Bytes received from peers that were themselves still receiving the blob (relayed verified pieces), part of bytes_from_peers',
+  pieces_refetched: 'Pieces that did not match their piece hash and were asked of another holder',
+  peers_denied: 'Peers deny-listed for sending bytes that did not match their digest or piece hash',
+  pieces_served_to_peers: 'Piece requests (fetch/1.2.0 ranges) served to peers',
+  peer_busy_answers: 'Times a holder answered busy (it serves CACHE_MAX_UPLOADS already, or has nothing at that offset yet); other holders are tried, then it is asked again',
   store_full_events: 'Downloads that could not be stored because the filesystem of CACHE_DIR was full (served without being stored)',
   bytes_passed_through: 'Bytes streamed from an upstream to clients without being stored (full filesystem)'
 }
@@ -50,6 +57,10 @@ export interface StatsSnapshot extends Record<CounterName, number> {
   api_ratelimit_remaining: Record<string, Record<string, number>>
   /** Last `ratelimit-remaining` / `ratelimit-limit` (Docker Hub's pull limit) seen from each registry upstream. */
   registry_ratelimit: Record<string, { remaining: number, limit?: number, window_s?: number }>
+  /** Bytes per second sent to peers over the last 10 s. */
+  upload_rate: number
+  /** Pieces received from and served to each peer (the 64 heard from most recently). */
+  pieces_by_peer: Record<string, PeerPieceCounts>
 }
 
 export class Stats {
@@ -63,6 +74,9 @@ export class Stats {
   private readonly registryLimitGauge: Gauge
   /** When a peer last answered a miss (diagnose reports it). */
   lastPeerHitAt: Date | undefined
+  /** Pieces moved with each peer (see PeerPieces). */
+  readonly peerPieces = new PeerPieces()
+  private readonly uploadRate = new RecentRate()
 
   constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number, storeFull: () => boolean }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
@@ -71,6 +85,8 @@ export class Stats {
     })])) as Record<CounterName, Counter>
     new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
     new Gauge({ name: 'p2p_cache_store_full', help: '1 while the filesystem of CACHE_DIR is full (misses are served without being stored)', registers: [this.registry], collect () { this.set(gauges.storeFull() ? 1 : 0) } })
+    const uploadRate = this.uploadRate
+    new Gauge({ name: 'p2p_cache_upload_rate_bytes', help: 'Bytes per second sent to peers, averaged over the last 10 s (what CACHE_P2P_MAX_UPLOAD_RATE caps)', registers: [this.registry], collect () { this.set(uploadRate.perSecond) } })
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
     this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
     this.registryRemainingGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_remaining', help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)', labelNames: ['upstream'], registers: [this.registry] })
@@ -105,6 +121,7 @@ export class Stats {
     this.values[name] += by
     this.counters[name].inc(by)
     if (name === 'peer_hits') this.lastPeerHitAt = new Date()
+    if (name === 'bytes_served_to_peers') this.uploadRate.add(by)
   }
 
   snapshot (): StatsSnapshot {
@@ -116,7 +133,9 @@ export class Stats {
       peers_connected: this.gauges.peersConnected(),
       store_full: this.gauges.storeFull(),
       api_ratelimit_remaining: Object.fromEntries([...this.rateLimits].map(([upstream, m]) => [upstream, Object.fromEntries(m)])),
-      registry_ratelimit: Object.fromEntries(this.registryLimits)
+      registry_ratelimit: Object.fromEntries(this.registryLimits),
+      upload_rate: this.uploadRate.perSecond,
+      pieces_by_peer: this.peerPieces.snapshot()
     }
   }
 }

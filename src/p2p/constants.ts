@@ -3,8 +3,32 @@ export const KAD_PROTOCOL = '/p2p-cache/kad/1.0.0'
 export const FETCH_PROTOCOL = '/p2p-cache/fetch/1.0.0'
 /** 1.0.0 plus the data channel: a request may accept, and a header may carry, a data channel offer. */
 export const FETCH_PROTOCOL_DATA = '/p2p-cache/fetch/1.1.0'
+/**
+ * 1.1.0 plus pieces (issue 23): a request may ask for piece hashes, or for a range of pieces that
+ * a node still receiving the blob serves from the bytes it already holds (see fetch/frames.ts).
+ */
+export const FETCH_PROTOCOL_PIECES = '/p2p-cache/fetch/1.2.0'
 /** What a node serves and asks for, newest first (multistream-select picks the first both speak). */
-export const FETCH_PROTOCOLS = [FETCH_PROTOCOL_DATA, FETCH_PROTOCOL]
+export const FETCH_PROTOCOLS = [FETCH_PROTOCOL_PIECES, FETCH_PROTOCOL_DATA, FETCH_PROTOCOL]
+/** Fetch protocols that carry the data channel offer. */
+export const DATA_CHANNEL_PROTOCOLS = [FETCH_PROTOCOL_PIECES, FETCH_PROTOCOL_DATA]
+/**
+ * A blob moves between peers in pieces of this many bytes (the last one shorter), each with its
+ * own sha256: a node that is still receiving a blob serves the pieces it verified, and a wrong
+ * piece is caught before it is written or passed on. 1 MiB: one piece crosses a 100 Mbit link
+ * in about 84 ms, so each relay hop adds little to a herd's time, and a 1 GiB layer has 1,024
+ * hashes (32 KiB) to hand out.
+ */
+export const PIECE_SIZE = 1024 * 1024
+/**
+ * A node receiving a blob from peers (a relay) serves a piece request that starts less than this
+ * past what it holds by following its own download; further ahead it answers `busy` with `have`.
+ */
+export const RELAY_FOLLOW_AHEAD = 4 * PIECE_SIZE
+/** A hashes request to a node still fetching waits this long for a next piece before it is answered with none. */
+export const HASHES_WAIT_MS = 5_000
+/** Piece hashes one answer carries at most (64 hex characters each, inside the header). */
+export const MAX_HASHES_PER_ANSWER = 100
 export const DIALBACK_PROTOCOL = '/p2p-cache/dialback/1.0.0'
 /** A dial-back (diagnose asking a peer to dial its announced address) gets this long. */
 export const DIALBACK_TIMEOUT_MS = 5_000
@@ -65,7 +89,8 @@ export const IN_PROGRESS_IDLE_MS = 10_000
 export const IN_PROGRESS_READY_WAIT_MS = 1_000
 /** Fetch protocol framing limits. */
 export const MAX_REQUEST_BYTES = 1024
-export const MAX_RESPONSE_HEADER_BYTES = 4096
+/** Room for MAX_HASHES_PER_ANSWER piece hashes, and for API records with long headers. */
+export const MAX_RESPONSE_HEADER_BYTES = 16 * 1024
 /** Bytes buffered from a peer before its stream is paused; the consumer takes them in batches. */
 export const RECEIVE_HIGH_WATER = 4 * 1024 * 1024
 /** Above yamux's 16 MiB window, so a paused stream is not reset while data in flight lands. */

@@ -9,7 +9,7 @@ import { pinnedPeerId } from './addresses.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
 import { DenyList } from './deny-list.js'
-import { fetchFromPeer, type DataChannelUse, type FetchOptions, type PeerBlob, type PeerRef } from './fetch/client.js'
+import { fetchFromPeer, fetchPieceHashes, type DataChannelUse, type FetchOptions, type PeerBlob, type PeerRef, type PieceHashAnswer } from './fetch/client.js'
 import { DataServer, type DataServerInit } from './data/server.js'
 import { DATA_UNREACHABLE_MS } from './data/constants.js'
 import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
@@ -173,6 +173,11 @@ export class Swarm {
 
   async fetch (peer: PeerRef, request: FetchRequest, opts: FetchOptions): Promise<PeerBlob> {
     return await fetchFromPeer(this.node, peer, request, opts, this.data === undefined ? undefined : this.dataUse)
+  }
+
+  /** Piece hashes of `key` from `peer`'s copy, from piece `from` on (see fetchPieceHashes). */
+  async pieceHashes (peer: PeerRef, key: Digest, from: number, opts: FetchOptions): Promise<PieceHashAnswer> {
+    return await fetchPieceHashes(this.node, peer, key, from, opts)
   }
 
   /**

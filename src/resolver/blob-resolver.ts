@@ -179,7 +179,11 @@ function readerOf (active: BlobDownload, size: number | undefined, release: () =
     origin: active.origin,
     size,
     get mediaType () { return active.mediaType },
-    stream: (start, end) => active.reader(start, end, forPeer),
-    release
+    stream: (start, end, pieces) => active.reader(start, end, forPeer, pieces),
+    release,
+    have: () => active.written,
+    get relayed () { return active.piecewise },
+    get epoch () { return active.epoch },
+    pieceHashes: async (from, max, signal) => await active.pieceHashes(from, max, signal)
   }
 }

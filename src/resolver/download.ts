@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Readable } from 'node:stream'
@@ -19,11 +20,17 @@ import { bodyBatches } from '../upstream/body-batches.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
-import { MAX_FAILED_REPORTED, type ClaimOp } from '../p2p/claim/frames.js'
+import { MAX_FAILED_REPORTED } from '../p2p/claim/frames.js'
 import { CLAIM_RENEW_MS, CLAIM_TIMEOUT_MS } from '../p2p/claim/constants.js'
 import { MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
+import { PieceHasher } from '../p2p/pieces/piece-hasher.js'
+import { PieceMap } from './pieces/piece-map.js'
+import { PieceSources } from './pieces/piece-sources.js'
+import { fetchPieces, type PieceTiming } from './pieces/piece-fetch.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import { fetchVerified } from './peer-fetch.js'
+import { Pauses } from './pauses.js'
+import { ClaimLease } from './claim-lease.js'
 
 const READ_CHUNK = 1024 * 1024
 const WRITE_BATCH = 1024 * 1024
@@ -75,6 +82,8 @@ export interface BlobDownloadInit {
   signal: AbortSignal
   /** Overrides of DEFAULT_DOWNLOAD_TIMING (unit tests). */
   timing?: Partial<DownloadTiming> | undefined
+  /** Overrides of DEFAULT_PIECE_TIMING (unit tests). */
+  pieceTiming?: Partial<PieceTiming> | undefined
 }
 
 /**
@@ -86,11 +95,6 @@ interface PassThrough {
   written: number
   /** The digest state over those bytes, for each reader to go on hashing; undefined once the whole blob verified. */
   hash: DigestVerifier | undefined
-}
-
-/** The claim this node won: it fetches from the upstream and keeps the coordinator informed. */
-interface Lease {
-  coordinator: string
 }
 
 /**
@@ -133,9 +137,22 @@ export class BlobDownload {
   sourced = false
   /** Bumped whenever the temporary file starts over: readers that had bytes of it are cut. */
   private generation = 0
+  /**
+   * Names this copy for peers that take its pieces: a new random value whenever the file starts
+   * over, so a receiver never mixes piece hashes of one copy with pieces of another.
+   */
+  epoch = randomBytes(8).toString('hex')
   /** Bytes in the temporary file that came from peers. */
   private peerBytes = 0
   private readonly contributors = new Set<string>()
+  /** Piece hashes of the bytes written in order, handed to peers that fetch pieces (issue 23). */
+  private hasher = new PieceHasher()
+  /** Pieces written ahead of `written` (out of order), by offset: their length. */
+  private readonly ahead = new Map<number, number>()
+  /** The last piece write queued (see writePiece). */
+  private pieceWrites: Promise<void> = Promise.resolve()
+  /** The bytes come from peers piece by piece, each verified against piece hashes: peers may read them. */
+  piecewise = false
   private writer: BlobWriter | undefined
   private readFile: FileHandle | undefined
   /** Set when the download failed for want of space: readers finish from the upstream (see `passThroughChunks`). */
@@ -168,7 +185,54 @@ export class BlobDownload {
    * never completes one; only a peer that completes a transfer with wrong bytes is deny-listed.
    */
   get servesPeers (): boolean {
-    return this.error === undefined && (this.verified || this.cache === 'MISS')
+    return this.error === undefined && (this.verified || this.cache === 'MISS' || this.piecewise)
+  }
+
+  /**
+   * Up to `max` piece hashes of the bytes written, from piece `from` (concatenated hex); waits
+   * for the next piece when there is none yet, until `signal` aborts (then '').
+   */
+  async pieceHashes (from: number, max: number, signal: AbortSignal): Promise<string> {
+    while (this.hasher.count <= from && this.error === undefined && !signal.aborted && !(this.verified && this.hasher.finished)) {
+      await new Promise<void>(resolve => {
+        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
+        signal.addEventListener('abort', wake, { once: true })
+        this.waiters.push(wake)
+      })
+    }
+    return this.hasher.hex(from, max)
+  }
+
+  /**
+   * Writes a verified piece that starts at byte `start` (pieces come out of order): in order
+   * when it starts at the end of the bytes written, then any pieces written ahead that now follow;
+   * otherwise ahead of them, counted once the bytes before it are in.
+   */
+  async writePiece (start: number, chunks: Buffer[]): Promise<void> {
+    // One at a time: the file's end and the ahead list must not change under a write.
+    const write = this.pieceWrites.then(async () => { await this.putPiece(start, chunks) })
+    this.pieceWrites = write.catch(() => {})
+    await write
+  }
+
+  private async putPiece (start: number, chunks: Buffer[]): Promise<void> {
+    let bytes = 0
+    for (const c of chunks) bytes += c.byteLength
+    if (start + bytes <= this.written || this.ahead.has(start)) return
+    if (start > this.written) {
+      await this.file().writeAhead(start, chunks)
+      this.ahead.set(start, bytes)
+      return
+    }
+    await this.append(trimFront(chunks, this.written - start), true)
+    for (let next = this.ahead.get(this.written); next !== undefined; next = this.ahead.get(this.written)) {
+      this.ahead.delete(this.written)
+      const buf = Buffer.allocUnsafe(next)
+      const { bytesRead } = await (this.readFile as FileHandle).read(buf, 0, next, this.written)
+      if (bytesRead !== next) throw new Error(`temporary file of ${this.digest} has ${bytesRead} of the ${next} bytes written ahead at ${this.written}`)
+      this.file().adopt([buf])
+      this.counted([buf], true)
+    }
   }
 
   /**
@@ -190,7 +254,7 @@ export class BlobDownload {
    * `forPeer`: a peer's fetch, which is cut rather than finished from the upstream when the
    * store is full (SPEC 3.4: nothing is fetched on a peer's behalf).
    */
-  reader (start: number, end: number | undefined, forPeer = false): Readable {
+  reader (start: number, end: number | undefined, forPeer = false, pieces = false): Readable {
     let pos = start
     let generation = this.generation
     let pumping = false
@@ -212,15 +276,18 @@ export class BlobDownload {
             continue
           }
           if (generation !== this.generation) {
-            if (pos > start) {
+            // A peer's piece reader was told which copy (epoch) it reads: never another one.
+            if (pos > start || pieces) {
               stream.destroy(new Error(`bytes of ${this.digest} from a peer did not verify; this response was cut before its last byte and nothing was stored — retry the request`))
               return
             }
             generation = this.generation
           }
           const stop = end ?? this.size
+          // A receiver of pieces checks each one against its hash: only the blob's last byte waits.
+          const spanOnly = pieces && stop !== undefined && this.size !== undefined && stop < this.size
           if (stop !== undefined && pos >= stop) {
-            if (this.verified) { stream.push(null); return }
+            if (this.verified || spanOnly) { stream.push(null); return }
           } else if (this.verified && pos >= this.written) {
             stream.push(null)
             return
@@ -228,7 +295,7 @@ export class BlobDownload {
           // The final byte of the requested span waits for the digest: a client never holds a
           // complete wrong blob, whoever sent it.
           const available = Math.min(this.written, stop ?? Infinity)
-          const limit = this.verified ? available : available - 1
+          const limit = this.verified || spanOnly ? available : available - 1
           if (this.verified && this.readFile === undefined) throw new Error(`download of ${this.digest} lost its temporary file`)
           if (pos < limit && this.readFile !== undefined) {
             const n = Math.min(limit - pos, READ_CHUNK)
@@ -328,11 +395,14 @@ export class BlobDownload {
 
   private async run (): Promise<BlobRecord> {
     const { store, stats, log, peers, digest, kind } = this.init
-    let lease: Lease | undefined
+    let lease: ClaimLease | undefined
     try {
       await this.restart()
       if (peers !== undefined) lease = await this.fromSwarm(peers)
-      if (!this.verified) await this.renewing(lease, async () => { await this.fromUpstreamOrPeers() })
+      if (!this.verified) {
+        if (lease === undefined) await this.fromUpstreamOrPeers()
+        else await lease.during(() => this.written, async () => { await this.fromUpstreamOrPeers() })
+      }
       const source = this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`
       let record: BlobRecord
       try {
@@ -342,13 +412,13 @@ export class BlobDownload {
         if (err instanceof StoreFullError) this.passThroughFrom(err, undefined)
         throw err
       }
-      if (lease !== undefined) this.tell(lease, 'done')
+      lease?.done()
       stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
       log.info({ digest, kind, size: record.size, cache: this.cache, source: this.origin }, `${kind} stored`)
       return record
     } catch (err) {
       await this.writer?.abort().catch(() => {})
-      if (lease !== undefined) this.tell(lease, 'release')
+      lease?.release()
       if (peers !== undefined && await store.stat(digest).catch(() => undefined) === undefined) peers.swarm.forget(digest)
       throw err
     }
@@ -360,14 +430,14 @@ export class BlobDownload {
    * the lease when this node is to go upstream; undefined when done or when the upstream should
    * be asked without one (no coordinator answered, or every named peer failed).
    */
-  private async fromSwarm (peers: PeerLookupInit): Promise<Lease | undefined> {
-    const { stats, log, digest, signal } = this.init
+  private async fromSwarm (peers: PeerLookupInit): Promise<ClaimLease | undefined> {
+    const { stats, log, digest, signal, kind } = this.init
     const self = peers.swarm.peerId.toString()
     const failed: string[] = []
     const pauses = new Pauses(this.timing.busyRetryFirstMs, this.timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !this.verified; round++) {
       const asked = performance.now()
-      const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}) }, signal)
+      const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}), ...(kind === 'blob' ? { pieces: true } : {}) }, signal)
       const claimMs = Math.round((performance.now() - asked) * 10) / 10
       if (claimed === undefined) {
         // No coordinator reachable: the provider records the DHT has, then the upstream.
@@ -378,7 +448,7 @@ export class BlobDownload {
       if (answer.status === 'fetch') {
         stats.inc('claims_won')
         log.info({ key: digest, coordinator, claimMs }, 'claim won')
-        return { coordinator }
+        return new ClaimLease(peers.swarm, digest, coordinator, { renewMs: this.timing.claimRenewMs, timeoutMs: this.timing.claimTimeoutMs })
       }
       if (answer.status !== 'join') {
         log.warn({ key: digest, coordinator, answer }, 'claim refused by the coordinator; fetching from the upstream')
@@ -390,6 +460,11 @@ export class BlobDownload {
         if (!failed.includes(answer.peer)) failed.push(answer.peer)
         continue
       }
+      // The holder fetching it lied to this node before: its hashes and its followers' pieces can't be trusted.
+      if (answer.seeder !== undefined && peers.swarm.isDenied(answer.seeder.peer)) {
+        if (!failed.includes(answer.seeder.peer)) failed.push(answer.seeder.peer)
+        continue
+      }
       if (failed.includes(answer.peer) && !answer.committed) {
         // Named again although reported: its lease runs (see ClaimTable), so it is loaded, not
         // dead. Waiting for it costs time; a takeover would cost the upstream a second copy.
@@ -399,12 +474,16 @@ export class BlobDownload {
         await delay(pause, undefined, { signal })
       }
       try {
-        await this.fromNamedPeer(peers, { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }, signal)
+        const named = { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }
+        const others = (answer.others ?? []).filter(o => o.peer !== self).map(o => ({ id: peerIdFromString(o.peer), multiaddrs: parseAddrs(o.addrs) }))
+        const seeder = answer.seeder !== undefined && answer.seeder.peer !== self ? { id: peerIdFromString(answer.seeder.peer), multiaddrs: parseAddrs(answer.seeder.addrs) } : named
+        if (!await this.fromPieces(peers, named, others, seeder, signal)) await this.fromNamedPeer(peers, named, signal)
         stats.inc('upstream_fetches_saved')
       } catch (err) {
         if (!(err instanceof PeerFetchError) || signal.aborted) throw err
         log.info({ key: digest, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; asking the coordinator again')
-        if (!failed.includes(answer.peer)) failed.push(answer.peer)
+        // A holder whose copy started over did nothing wrong, and will have it again.
+        if (err.reason !== 'restarted' && !failed.includes(answer.peer)) failed.push(answer.peer)
       }
     }
     return undefined
@@ -436,9 +515,100 @@ export class BlobDownload {
     }
   }
 
+  /**
+   * Fetches the blob in pieces from every holder at once (issue 23): piece hashes from `seeder`
+   * (the holder fetching it, or `named` itself), pieces from `named`, the seeder and `others` (see
+   * fetchPieces), each verified before it is written, so this node serves them to others as they
+   * arrive (`piecewise`). False when the seeder speaks no pieces (an older version) or this is a
+   * manifest: the caller reads it whole from `named` instead. When the whole blob does not match
+   * its digest, the hash source vouched for every piece: it is deny-listed (if it was the only
+   * one) and the file starts over.
+   * @throws PeerFetchError of the hash source, or of the last holder, when the pieces can't be had
+   */
+  private async fromPieces (peers: PeerLookupInit, named: PeerRef, others: PeerRef[], seeder: PeerRef, signal: AbortSignal): Promise<boolean> {
+    const { store, stats, digest, kind, log } = this.init
+    if (kind !== 'blob') return false
+    const name = seeder.id.toString()
+    let first
+    // Busy (its upstream has not answered yet, it is hashing its stored copy, or it serves
+    // CACHE_MAX_UPLOADS): alive, asked again.
+    for (const pauses = new Pauses(this.timing.busyRetryFirstMs, this.timing.busyRetryMaxMs); ;) {
+      try {
+        first = await peers.swarm.pieceHashes(seeder, digest, 0, { signal, idleMs: peers.idleMs })
+        break
+      } catch (err) {
+        if (err instanceof PeerFetchError && err.reason === 'refused') return false
+        if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
+      }
+      stats.inc('peer_busy_answers')
+      await delay(pauses.next(), undefined, { signal })
+    }
+    if (first.size > store.maxSize) throw new PeerFetchError(name, 'too_large', `announced ${first.size} bytes, more than the ${store.maxSize} this node takes`)
+    if (this.size !== undefined && this.written > 0 && this.size !== first.size) await this.restart()
+    const map = new PieceMap(first.size, undefined, this.written, this.ahead.keys())
+    map.addHashes(first.from, first.hashes)
+    const sources = new PieceSources(named, name === named.id.toString() ? others : [seeder, ...others], { isDenied: peer => peers.swarm.isDenied(peer) }, name)
+    const hashSource = sources.all.find(s => s.name === name)
+    if (hashSource !== undefined) sources.served(hashSource, first.have)
+    if (first.have < first.size) stats.inc('peer_inflight_joins')
+    this.size = first.size
+    this.cache = 'PEER'
+    this.origin = named.id.toString()
+    this.piecewise = true
+    this.contributors.add(name)
+    this.sourced = true
+    this.readyState.resolve({ size: first.size })
+    log.debug({ key: digest, peer: named.id.toString(), seeder: name, size: first.size, pieces: map.count, others: others.length, epoch: first.epoch }, 'fetching pieces')
+    let outcome
+    try {
+      outcome = await fetchPieces({
+        network: peers.swarm,
+        digest,
+        map,
+        sources,
+        hashSource: seeder,
+        hashEpoch: first.epoch,
+        write: async (start, chunks) => { await this.writePiece(start, chunks) },
+        signal,
+        idleMs: peers.idleMs,
+        stats,
+        log,
+        timing: this.init.pieceTiming
+      })
+    } catch (err) {
+      // Pieces checked against hashes that turned out wrong, or of a copy that is gone, are suspect.
+      if (err instanceof PeerFetchError && (err.reason === 'restarted' || err.reason === 'mismatch')) await this.restart()
+      throw err
+    }
+    try {
+      this.file().verify(`peer ${name} (piece hashes)`)
+    } catch (err) {
+      if (!(err instanceof DigestMismatchError)) throw err
+      stats.inc('errors')
+      // Every piece matched the hash source's hashes: its hashes (and bytes) were wrong.
+      if (this.contributors.size === 1) {
+        peers.swarm.deny(name, err.message)
+        stats.inc('peers_denied')
+      }
+      await this.restart()
+      throw new PeerFetchError(name, 'mismatch', err.message)
+    }
+    // The hash source was right: whoever sent pieces that did not match its hashes was wrong.
+    for (const peer of outcome.suspects) {
+      peers.swarm.deny(peer, `sent a piece of ${digest} that did not match its piece hash`)
+      stats.inc('peers_denied')
+    }
+    this.hasher.finish()
+    this.verified = true
+    this.notify()
+    return true
+  }
+
   /** Fetches what is still missing from one peer, streaming it into the file; verified at the end. */
   private async fromPeer (peers: PeerLookupInit, peer: PeerRef, signal: AbortSignal): Promise<void> {
     const { store, stats, digest, kind } = this.init
+    // Appended from `written` on: pieces written ahead are overwritten, not adopted.
+    this.ahead.clear()
     let stated: string | undefined
     try {
       await fetchVerified(peers, peer, {
@@ -463,6 +633,7 @@ export class BlobDownload {
       throw err
     }
     if (kind === 'manifest') this.mediaType = await this.vouchedMediaType(peer.id.toString(), stated)
+    this.hasher.finish()
     this.verified = true
     this.notify()
   }
@@ -507,6 +678,7 @@ export class BlobDownload {
     const manifest = kind === 'manifest'
     // A manifest is small and registries need not serve ranges of one: fetched whole.
     if (manifest && this.written > 0) await this.restart()
+    this.ahead.clear()
     let refetchedWhole = false
     let resumes = 0
     for (;;) {
@@ -582,47 +754,11 @@ export class BlobDownload {
         // A generic Content-Type (application/octet-stream): the stored type is the body's.
         this.mediaType = manifestTypeOfBody(await this.readWritten()) ?? this.mediaType
       }
+      this.hasher.finish()
       this.verified = true
       this.notify()
       return
     }
-  }
-
-  /**
-   * Runs the upstream fetch under the lease: renewed every CLAIM_RENEW_MS while bytes arrive. A
-   * download that stalls stops renewing, so its lease lapses and the next claim goes to another
-   * node. When the coordinator is gone the renewal goes to the next closest, which takes it as a
-   * claim: the lease moves with the coordinator role.
-   */
-  private async renewing (lease: Lease | undefined, work: () => Promise<void>): Promise<void> {
-    if (lease === undefined) { await work(); return }
-    let seen = -1
-    const timer = setInterval(() => {
-      if (this.written === seen) return
-      seen = this.written
-      void this.renew(lease)
-    }, this.timing.claimRenewMs)
-    timer.unref()
-    try {
-      await work()
-    } finally {
-      clearInterval(timer)
-    }
-  }
-
-  private async renew (lease: Lease): Promise<void> {
-    const swarm = this.init.peers?.swarm
-    if (swarm === undefined) return
-    const request = { op: 'renew' as const, key: this.digest }
-    const { claimTimeoutMs } = this.timing
-    const answer = await swarm.claim(request, AbortSignal.timeout(claimTimeoutMs), lease.coordinator).catch(() => undefined) ??
-      await swarm.claim(request, AbortSignal.timeout(claimTimeoutMs * 2)).catch(() => undefined)
-    if (answer !== undefined) lease.coordinator = answer.coordinator
-  }
-
-  /** `done` / `release` to the coordinator of the lease, in the background (best effort). */
-  private tell (lease: Lease, op: ClaimOp): void {
-    void this.init.peers?.swarm.claim({ op, key: this.digest }, AbortSignal.timeout(this.timing.claimTimeoutMs), lease.coordinator).catch(() => {})
   }
 
   private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {
@@ -644,8 +780,17 @@ export class BlobDownload {
         throw again
       }
     }
-    this.written += bytes
-    if (fromPeer) this.peerBytes += bytes
+    this.counted(chunks, fromPeer)
+  }
+
+  /** `chunks` were written in order: counted, hashed into pieces, and readers woken. */
+  private counted (chunks: Buffer[], fromPeer: boolean): void {
+    for (const c of chunks) {
+      this.hasher.update(c)
+      this.written += c.byteLength
+      if (fromPeer) this.peerBytes += c.byteLength
+    }
+    if (this.size !== undefined && this.written === this.size) this.hasher.finish()
     this.notify()
   }
 
@@ -665,6 +810,10 @@ export class BlobDownload {
     this.readFile = undefined
     this.written = 0
     this.peerBytes = 0
+    this.hasher = new PieceHasher()
+    this.ahead.clear()
+    this.piecewise = false
+    this.epoch = randomBytes(8).toString('hex')
     this.generation++
     if (this.sourced) {
       this.sourced = false
@@ -695,26 +844,23 @@ export class BlobDownload {
 }
 
 /** A promise with its settle functions (Node 20 has no Promise.withResolvers); never unhandled. */
-/**
- * Pauses between asks of a holder: doubling from `first` up to `max` ms, each jittered by ±50%
- * so that a herd's retries spread out instead of arriving together.
- */
-class Pauses {
-  constructor (private upcoming: number, private readonly max: number) {}
-
-  next (): number {
-    const pause = Math.round(this.upcoming * (0.5 + Math.random()))
-    this.upcoming = Math.min(this.upcoming * 2, this.max)
-    return pause
-  }
-}
-
 function pending<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e: Error) => void } {
   let resolve!: (v: T) => void
   let reject!: (e: Error) => void
   const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
   promise.catch(() => {})
   return { promise, resolve, reject }
+}
+
+/** `chunks` without their first `n` bytes. */
+function trimFront (chunks: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = []
+  for (const c of chunks) {
+    if (n >= c.byteLength) { n -= c.byteLength; continue }
+    out.push(n > 0 ? c.subarray(n) : c)
+    n = 0
+  }
+  return out
 }
 
 function tooLarge (upstream: string, repo: string, digest: Digest): OciError {

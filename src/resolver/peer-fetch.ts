@@ -72,7 +72,10 @@ export async function fetchVerified (peers: PeerLookupInit, peer: PeerRef, opts:
   } catch (err) {
     if (!(err instanceof DigestMismatchError)) throw err
     stats.inc('errors')
-    if (sole) swarm.deny(blob.peer, err.message)
+    if (sole) {
+      swarm.deny(blob.peer, err.message)
+      stats.inc('peers_denied')
+    }
     else peers.log.warn({ key: opts.request.key, peers: [...contributors], err: err.message }, 'a transfer resumed from several peers did not verify; starting over')
     throw new PeerFetchError(blob.peer, 'mismatch', err.message)
   }

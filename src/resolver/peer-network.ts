@@ -1,7 +1,7 @@
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
 import type { ApiKey } from '../keys/api-key.js'
-import type { FetchOptions, PeerBlob, PeerRef } from '../p2p/fetch/client.js'
+import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../p2p/fetch/client.js'
 import type { FetchRequest } from '../p2p/fetch/frames.js'
 import type { ClaimRequest } from '../p2p/claim/frames.js'
 import type { CoordinatedAnswer } from '../p2p/claim/service.js'
@@ -23,6 +23,12 @@ export interface PeerNetwork {
    * @throws PeerFetchError (dial, not_found, busy, stalled, refused, truncated)
    */
   fetch: (peer: PeerRef, request: FetchRequest, opts: FetchOptions) => Promise<PeerBlob>
+  /**
+   * The piece hashes of `key` from `peer`'s copy, pieces `from` on (fetch/1.2.0); a peer still
+   * fetching it answers when it has a next one, or with none after a while.
+   * @throws PeerFetchError (`refused` from a peer without pieces, and the reasons of `fetch`)
+   */
+  pieceHashes: (peer: PeerRef, key: Digest, from: number, opts: FetchOptions) => Promise<PieceHashAnswer>
   /**
    * A claim on a cold key to its coordinator (the closest peer to the key, or `to`): "fetch"
    * (this node goes upstream) or "join" (read from the peer named). Undefined when no

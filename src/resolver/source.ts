@@ -9,7 +9,18 @@ export interface BlobSource {
   origin: string
   size: number | undefined
   mediaType?: string
-  /** Bytes [start, end) — end exclusive, undefined = to the end. */
-  stream: (start: number, end: number | undefined) => Readable
+  /**
+   * Bytes [start, end) — end exclusive, undefined = to the end. `pieces`: for a peer that checks
+   * piece hashes, so only the blob's last byte waits for the digest (see BlobDownload.reader).
+   */
+  stream: (start: number, end: number | undefined, pieces?: boolean) => Readable
   release: () => Promise<void>
+  /** A download in progress: bytes [0, have()) are written (verified piece by piece when from peers). */
+  have?: () => number
+  /** A download in progress from peers, piece by piece (this node relays verified pieces). */
+  readonly relayed?: boolean
+  /** A download in progress: which copy (see BlobDownload.epoch). */
+  readonly epoch?: string
+  /** A download in progress: its piece hashes (see BlobDownload.pieceHashes). */
+  pieceHashes?: (from: number, max: number, signal: AbortSignal) => Promise<string>
 }

@@ -75,6 +75,35 @@ export class BlobWriter {
     this.written += total
   }
 
+  /**
+   * Writes bytes ahead of the end (a piece received out of order) without hashing them: they
+   * count once `adopt` reaches them. `position` must be past the bytes written in order.
+   * @throws StoreFullError when the filesystem is full; the underlying error otherwise
+   */
+  async writeAhead (position: number, chunks: Uint8Array[]): Promise<void> {
+    if (this.finished) throw new StoreError(`write to ${this.digest} after it was committed or aborted`)
+    if (position < this.written) throw new StoreError(`write ahead of ${this.digest} at ${position}, before its end ${this.written}`)
+    let total = 0
+    for (const c of chunks) total += c.byteLength
+    try {
+      await this.writeAt(chunks, total, position)
+    } catch (err) {
+      throw writeError(err, this.storeDir)
+    }
+  }
+
+  /**
+   * Counts bytes that `writeAhead` already put at the end as written in order: `chunks` are
+   * those bytes (read back by the caller), hashed now.
+   */
+  adopt (chunks: Uint8Array[]): void {
+    if (this.finished) throw new StoreError(`adopt into ${this.digest} after it was committed or aborted`)
+    for (const c of chunks) {
+      this.verifier.update(c)
+      this.written += c.byteLength
+    }
+  }
+
   private async writeAt (chunks: Uint8Array[], total: number, position: number): Promise<void> {
     let done = (await this.file.writev(chunks, position)).bytesWritten
     // A short vectored write is rare (signals, full disk); finish it chunk by chunk.

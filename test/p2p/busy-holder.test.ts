@@ -10,7 +10,8 @@ const REPO = 'team/busy'
 /**
  * Issue 12: the node a claim names may be serving its CACHE_MAX_UPLOADS already. The others
  * wait for a slot (it answers `busy`) rather than report it failed, which would hand the claim
- * over and cost the upstream a second copy.
+ * over and cost the upstream a second copy. Since issue 23 the coordinator names joiners in a
+ * chain, so one upload slot per node is enough: the herd is served by nodes still receiving.
  */
 describe('a herd whose fetching node serves one peer at a time (CACHE_MAX_UPLOADS=1)', function () {
   this.timeout(90_000)
@@ -47,9 +48,12 @@ describe('a herd whose fetching node serves one peer at a time (CACHE_MAX_UPLOAD
     }
     assert.equal(proxy.requests().filter(r => r.startsWith('GET ') && r.includes(digest)).length, 1, 'one upstream GET')
     const logs = nodes.flatMap(n => n.logs())
-    assert.ok(logs.some(l => l.includes('peer busy and no other holder could serve; asking it again')), 'a joiner found the holder busy')
-    const busyAnswers = (await Promise.all(nodes.map(async n => (await n.stats()).peer_busy_answers ?? 0))).reduce((a, b) => a + b, 0)
-    assert.ok(busyAnswers > 0, 'peer_busy_answers counts them')
+    const stats = await Promise.all(nodes.map(async n => await n.stats()))
+    const busyAnswers = stats.reduce((sum, s) => sum + (s.peer_busy_answers ?? 0), 0)
+    const relayed = stats.reduce((sum, s) => sum + (s.bytes_from_partial_holders ?? 0), 0)
+    const sawBusy = logs.some(l => l.includes('peer busy and no other holder could serve; asking it again') || l.includes('holder busy; its pieces are asked of another holder'))
+    // Not vacuous: either a joiner met a full holder (and counted it), or nodes still receiving served the others.
+    assert.ok((sawBusy && busyAnswers > 0) || relayed > 0, `a joiner found a holder busy (${busyAnswers} busy answers), or was served by a node still receiving (${relayed} bytes)`)
     assert.deepEqual(logs.filter(l => l.includes('"reason":"busy"') && l.includes('asking the coordinator again')), [], 'a busy holder is waited for, not reported failed')
   })
 })

@@ -201,7 +201,7 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
     })
   })
 
-  describe('three sidecars on emulated hosts (network namespaces, links shaped to 200mbit)', function () {
+  describe('six sidecars on emulated hosts bootstrapped to one (network namespaces, links shaped to 100mbit)', function () {
     let lan: ShapedLan | undefined
     let upstream: Registry | undefined
     let herd: Herd | undefined
@@ -225,13 +225,13 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       await lan?.destroy()
     })
 
-    it('each pull verifies, and the registry (on its own host) served each blob and the manifest once', async () => {
-      lan = await buildShapedLan({ names: ['reg', 'h1', 'h2', 'h3'], subnet: '10.79.0', rate: '200mbit' })
+    it('each pull verifies, the registry (on its own host) served each blob and the manifest once, and nodes still receiving served pieces (issue 23)', async () => {
+      lan = await buildShapedLan({ names: ['reg', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6'], subnet: '10.79.0', rate: '100mbit' })
       const [regHost, ...hosts] = lan.hosts
-      assert.ok(regHost !== undefined && hosts.length === 3)
+      assert.ok(regHost !== undefined && hosts.length === 6)
       upstream = await startRegistry({ netns: regHost.ns, listenHost: regHost.ip, port: 5000 })
       await pushLayout(layoutDir, TAG, upstream.host, REPO, { netns: regHost.ns.name })
-      herd = await startHerd({ hosts, env: { CACHE_REGISTRY_UPSTREAMS: `${upstream.host}=${upstream.url}` } })
+      herd = await startHerd({ hosts, bootstrapToFirst: true, env: { CACHE_REGISTRY_UPSTREAMS: `${upstream.host}=${upstream.url}` } })
       await upstream.settled()
       upstream.clearRequests()
 
@@ -242,6 +242,13 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       const problems = upstreamProblems(reqs, image, hosts.length)
       assert.deepEqual(problems, [],
         `upstream requests:\n${reqs.map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${logsAbout(problems, herd.nodes)}`)
+      // Every blob byte the upstream sent, over the image's blob bytes: one copy (≤ 1.05).
+      const stats = await Promise.all(herd.nodes.map(async n => await n.stats()))
+      const upstreamBytes = stats.reduce((sum, s) => sum + (s.bytes_from_upstream ?? 0), 0)
+      const imageBytes = image.layers.reduce((sum, l) => sum + l.size, 0) + image.manifestSize
+      assert.ok(upstreamBytes <= imageBytes * 1.05, `the upstream sent ${upstreamBytes} bytes for an image of ${imageBytes}`)
+      const relayed = stats.map((s, k) => `${herd?.nodes[k]?.name ?? k}: ${s.bytes_from_partial_holders ?? 0} bytes from partial holders, ${s.pieces_from_peers ?? 0} pieces`)
+      assert.ok(stats.some(s => (s.bytes_from_partial_holders ?? 0) > 0), `a node received pieces from a node that was itself still receiving:\n${relayed.join('\n')}`)
     })
   })
 

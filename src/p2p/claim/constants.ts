@@ -1,5 +1,18 @@
 /** The claim protocol (src/p2p/claim/frames.ts). */
 export const CLAIM_PROTOCOL = '/p2p-cache/claim/1.0.0'
+/** 1.0.0 plus `others` in a join answer: the other holders of the key, partial ones included (issue 23). */
+export const CLAIM_PROTOCOL_SWARM = '/p2p-cache/claim/1.1.0'
+/**
+ * Followers a holder that is still receiving a key is named to before the next holder is: a
+ * herd forms a chain (the seeder serves one node, which serves the next...), each link at the
+ * full rate of one uplink, instead of a star that shares the seeder's uplink N ways. Each hop
+ * adds about one piece's transfer time; a receiver also takes pieces from the other holders.
+ */
+export const CLAIM_CHAIN_FANOUT = 1
+/** Receivers of a key a coordinator remembers (the newest); past it the oldest go. */
+export const CLAIM_MEMBERS_MAX = 64
+/** Other holders one join answer names at most. */
+export const CLAIM_OTHERS_MAX = 16
 /**
  * A claim holder that does not renew within this long is presumed dead or stalled. A holder
  * that died is usually known sooner: its connection to the coordinator closes. Long enough
@@ -20,6 +33,8 @@ export const CLAIM_TABLE_MAX = 100_000
  * at once (connection refused or reset).
  */
 export const CLAIM_TIMEOUT_MS = 10_000
+/** A coordinator that did not answer a claim on a key is asked last about that key for this long. */
+export const CLAIM_SILENT_MS = 30_000
 /** Coordinators tried, closest first, before falling back to a provider lookup. */
 export const CLAIM_COORDINATORS_TRIED = 2
 /** Concurrent claim streams one connection may open. */

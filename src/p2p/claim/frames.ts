@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
+import { CLAIM_OTHERS_MAX } from './constants.js'
 
 /**
  * `/p2p-cache/claim/1.0.0`: who fetches a digest from the upstream, decided by the key's
@@ -8,7 +9,9 @@ import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
  * each way on a fresh stream; a malformed frame is a FrameError (json-frame.ts).
  *
  * - `claim`: "I miss `key`". Answer `fetch` (a lease of `leaseMs`: go upstream, renew while the
- *   download progresses) or `join` (read it from `peer`, which is fetching it or has it).
+ *   download progresses) or `join` (read it from `peer`, which is fetching it or has it; 1.1.0
+ *   adds `others`, the other holders, receivers still in progress included, for pieces, and
+ *   `seeder` when `peer` is such a receiver: the holder fetching it, whose piece hashes to take).
  *   `failed` names peers this node could not read it from (dead, stalled, lying): they are not
  *   named again, and a claim they hold is taken over.
  * - `renew`: the holder's download is progressing; answered like a claim (`fetch` = still yours).
@@ -21,11 +24,16 @@ export interface ClaimRequest {
   op: ClaimOp
   key: Digest
   failed?: string[]
+  /**
+   * 1.1.0: the claimant takes the key in pieces and serves the pieces it holds while it receives
+   * them (a blob; not a manifest): the coordinator may name it to later joiners.
+   */
+  pieces?: boolean
 }
 
 export type ClaimAnswer =
   | { status: 'fetch', leaseMs: number }
-  | { status: 'join', peer: string, addrs: string[], committed: boolean }
+  | { status: 'join', peer: string, addrs: string[], committed: boolean, others?: Array<{ peer: string, addrs: string[] }>, seeder?: { peer: string, addrs: string[] } }
   | { status: 'ok' }
   | { status: 'bad_request', message: string }
 
@@ -41,12 +49,20 @@ const peerIdText = z.string().min(1).max(100).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, '
 const requestSchema = z.strictObject({
   op: z.enum(['claim', 'renew', 'done', 'release']),
   key: z.string().refine(isDigest, 'key must be sha256:<64 lowercase hex>'),
-  failed: z.array(peerIdText).max(MAX_FAILED_REPORTED).optional()
+  failed: z.array(peerIdText).max(MAX_FAILED_REPORTED).optional(),
+  pieces: z.boolean().optional()
 })
 
 const answerSchema = z.discriminatedUnion('status', [
   z.strictObject({ status: z.literal('fetch'), leaseMs: z.number().int().min(1).max(600_000) }),
-  z.strictObject({ status: z.literal('join'), peer: peerIdText, addrs: z.array(z.string().max(300)).max(16), committed: z.boolean() }),
+  z.strictObject({
+    status: z.literal('join'),
+    peer: peerIdText,
+    addrs: z.array(z.string().max(300)).max(16),
+    committed: z.boolean(),
+    others: z.array(z.strictObject({ peer: peerIdText, addrs: z.array(z.string().max(300)).max(16) })).max(CLAIM_OTHERS_MAX).optional(),
+    seeder: z.strictObject({ peer: peerIdText, addrs: z.array(z.string().max(300)).max(16) }).optional()
+  }),
   z.strictObject({ status: z.literal('ok') }),
   z.strictObject({ status: z.literal('bad_request'), message: z.string().max(MAX_ANSWER_MESSAGE_CHARS) })
 ])

@@ -7,7 +7,8 @@ import type { Digest } from '../../oci/digest.js'
 import type { P2pNode } from '../node.js'
 import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
-import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_TIMEOUT_MS } from './constants.js'
+import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_SWARM, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
+import { DenyList } from '../deny-list.js'
 import { coordinatorsOf, keyKadId } from './distance.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRequest } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
@@ -47,6 +48,13 @@ const MAX_ANSWER_BYTES = 8 * 1024
  */
 export class ClaimService {
   private readonly table = new ClaimTable()
+  /**
+   * `<key> <coordinator>` pairs where the coordinator did not answer a claim on the key: for a
+   * while it is asked last about that key, so the next claim (after a named holder failed) goes
+   * straight to the coordinator that answered, instead of costing CLAIM_TIMEOUT_MS again. Per
+   * key: other keys keep their closest coordinator, a loaded one included (issue 23).
+   */
+  private readonly silent = new DenyList(CLAIM_SILENT_MS)
   /** Connected peers that speak the claim protocol (libp2p's registrar keeps it current). */
   private readonly speakers = new Set<string>()
   private topology: string | undefined
@@ -62,7 +70,7 @@ export class ClaimService {
   async start (): Promise<void> {
     const { node } = this.components
     node.addEventListener('peer:disconnect', this.onDisconnect)
-    await node.handle(CLAIM_PROTOCOL, (stream, connection) => {
+    await node.handle([CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOL], (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: CLAIM_MAX_INBOUND_STREAMS })
     this.topology = await node.register(CLAIM_PROTOCOL, {
@@ -74,7 +82,7 @@ export class ClaimService {
   async stop (): Promise<void> {
     this.components.node.removeEventListener('peer:disconnect', this.onDisconnect)
     if (this.topology !== undefined) this.components.node.unregister(this.topology)
-    await this.components.node.unhandle(CLAIM_PROTOCOL)
+    await this.components.node.unhandle([CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOL])
   }
 
   /**
@@ -87,7 +95,9 @@ export class ClaimService {
    */
   async ask (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
     const self = this.components.node.peerId.toString()
-    const candidates = to !== undefined ? [to] : await this.coordinators(request.key)
+    const closest = to !== undefined ? [to] : await this.coordinators(request.key)
+    const quiet = (c: string): boolean => this.silent.has(`${request.key} ${c}`)
+    const candidates = [...closest.filter(c => !quiet(c)), ...closest.filter(quiet)]
     for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
       signal.throwIfAborted()
       if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
@@ -95,6 +105,7 @@ export class ClaimService {
         return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
       } catch (err) {
         if (signal.aborted) throw err
+        this.silent.add(`${request.key} ${coordinator}`)
         this.components.log.info({ key: request.key, op: request.op, coordinator, err: (err as Error).message }, 'claim coordinator unreachable; asking the next closest peer')
       }
     }
@@ -150,11 +161,18 @@ export class ClaimService {
   }
 
   private async send (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
-    // negotiateFully false: the protocol name goes with the request, one round trip less.
-    const stream = await this.components.node.dialProtocol(peerIdFromString(coordinator), CLAIM_PROTOCOL, { signal, negotiateFully: false })
+    // negotiateFully false: the protocol name goes with the request, one round trip less; so
+    // the version is picked from what identify said the coordinator speaks.
+    const id = peerIdFromString(coordinator)
+    const info = await this.components.node.peerStore.get(id).catch(() => undefined)
+    const protocol = info?.protocols.includes(CLAIM_PROTOCOL_SWARM) === true ? CLAIM_PROTOCOL_SWARM : CLAIM_PROTOCOL
+    const stream = await this.components.node.dialProtocol(id, protocol, { signal, negotiateFully: false })
+    // A 1.0.0 coordinator's decoder refuses fields it does not know.
+    const { pieces, ...plain } = request
+    const sent = protocol === CLAIM_PROTOCOL_SWARM && pieces !== undefined ? request : plain
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
-      await lp.write(encodeClaimFrame(request), { signal })
+      await lp.write(encodeClaimFrame(sent), { signal })
       const answer = decodeClaimAnswer((await lp.read({ signal })).subarray())
       await stream.close({ signal }).catch(() => {})
       return answer
@@ -173,6 +191,11 @@ export class ClaimService {
       try {
         const request = decodeClaimRequest((await lp.read({ signal })).subarray())
         answer = await this.decide(from, request, signal)
+        // A 1.0.0 asker's decoder refuses fields it does not know.
+        if (answer.status === 'join' && stream.protocol !== CLAIM_PROTOCOL_SWARM) {
+          delete answer.others
+          delete answer.seeder
+        }
         this.components.log.debug({ peer: from, key: request.key, op: request.op, answer: answer.status }, 'claim answered')
       } catch (err) {
         // Only a frame that does not decode is the peer's fault; a request that came too late

@@ -1,6 +1,6 @@
 import type { Digest } from '../../oci/digest.js'
 import type { ClaimAnswer, ClaimRequest } from './frames.js'
-import { CLAIM_DONE_TTL_MS, CLAIM_LEASE_MS, CLAIM_TABLE_MAX } from './constants.js'
+import { CLAIM_CHAIN_FANOUT, CLAIM_DONE_TTL_MS, CLAIM_LEASE_MS, CLAIM_MEMBERS_MAX, CLAIM_OTHERS_MAX, CLAIM_TABLE_MAX } from './constants.js'
 
 /** A peer that has (or is fetching) a key, as a provider record or a claim names it. */
 export interface Holder {
@@ -14,10 +14,21 @@ interface Entry extends Holder {
   committed: boolean
   /** Joins answered for this committed entry: turns among the holders (see `decide`). */
   joins?: number
+  /** Joins named this holder to, while it was fetching (see CLAIM_CHAIN_FANOUT). */
+  followers?: number
+  /** Peers that joined the key, oldest first: receivers that serve the pieces they hold. */
+  members?: Member[]
+}
+
+interface Member extends Holder {
+  /** Joins named this member to. */
+  followers: number
 }
 
 export interface ClaimTableInit {
   leaseMs?: number
+  /** Followers per holder still receiving (CLAIM_CHAIN_FANOUT). */
+  chainFanout?: number
   doneTtlMs?: number
   maxEntries?: number
   now?: () => number
@@ -33,6 +44,10 @@ export interface ClaimTableInit {
  *    the key since), so a herd's later readers don't all queue at the first holder's uploads;
  *  - otherwise a provider record (another peer that stored it) → `join` it;
  *  - otherwise `from` gets the lease → `fetch`.
+ * While the key is being fetched, joins are named in a chain (CLAIM_CHAIN_FANOUT): the holder
+ * first, then each receiver that takes it in pieces (`pieces`: it serves the pieces it holds) in
+ * the order they joined, so no uplink is shared by the whole herd; every join answer also lists
+ * the `others` (receivers, holders, provider records) for pieces.
  * A joiner's report that a *fetching* holder failed does not hand its lease over: on a loaded
  * machine a live holder misses a joiner's dial or idle timeouts long before it misses its
  * renewals, and a takeover costs the upstream a second copy (issue 23). Its lease goes when it
@@ -44,12 +59,14 @@ export class ClaimTable {
   private readonly leaseMs: number
   private readonly doneTtlMs: number
   private readonly maxEntries: number
+  private readonly chainFanout: number
   private readonly now: () => number
 
   constructor (init: ClaimTableInit = {}) {
     this.leaseMs = init.leaseMs ?? CLAIM_LEASE_MS
     this.doneTtlMs = init.doneTtlMs ?? CLAIM_DONE_TTL_MS
     this.maxEntries = init.maxEntries ?? CLAIM_TABLE_MAX
+    this.chainFanout = init.chainFanout ?? CLAIM_CHAIN_FANOUT
     this.now = init.now ?? Date.now
   }
 
@@ -71,22 +88,32 @@ export class ClaimTable {
       this.entries.delete(key)
       entry = undefined
     }
+    if (entry?.members !== undefined && failed.size > 0) entry.members = entry.members.filter(m => !failed.has(m.peer))
     switch (op) {
       case 'release':
         if (entry?.peer === from.peer && !entry.committed) this.entries.delete(key)
         return { status: 'ok' }
       case 'done':
-        this.set(key, { ...from, until: now + this.doneTtlMs, committed: true })
+        this.set(key, { ...from, until: now + this.doneTtlMs, committed: true, ...(entry?.members !== undefined ? { members: entry.members.filter(m => m.peer !== from.peer) } : {}) })
         return { status: 'ok' }
       case 'claim':
       case 'renew': {
         if (entry !== undefined && entry.peer !== from.peer) {
-          const holder = entry.committed && op === 'claim' ? this.inTurn(entry, from, failed, providers) : entry
-          return { status: 'join', peer: holder.peer, addrs: holder.addrs, committed: entry.committed }
+          if (op === 'renew') return { status: 'join', peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
+          const holder = entry.committed ? this.inTurn(entry, from, failed, providers) : this.inChain(entry, from)
+          const others = this.others(entry, [holder.peer, from.peer], failed, providers)
+          if (request.pieces === true) this.addMember(entry, from)
+          // Piece hashes come from the holder itself, not from a receiver relaying its pieces:
+          // one liar poisons its followers' hashes, while its own are held to account by all.
+          const seeder = holder.peer !== entry.peer && !entry.committed ? { seeder: holderOf(entry) } : {}
+          return { status: 'join', peer: holder.peer, addrs: holder.addrs, committed: entry.committed, ...(others.length > 0 ? { others } : {}), ...seeder }
         }
         if (op === 'claim' && entry?.peer !== from.peer) {
           const provider = providers.find(p => p.peer !== from.peer && !failed.has(p.peer))
-          if (provider !== undefined) return { status: 'join', peer: provider.peer, addrs: provider.addrs, committed: true }
+          if (provider !== undefined) {
+            const others = providers.filter(p => p.peer !== provider.peer && p.peer !== from.peer && !failed.has(p.peer)).slice(0, CLAIM_OTHERS_MAX).map(holderOf)
+            return { status: 'join', peer: provider.peer, addrs: provider.addrs, committed: true, ...(others.length > 0 ? { others } : {}) }
+          }
         }
         this.set(key, { ...from, until: now + this.leaseMs, committed: false })
         return { status: 'fetch', leaseMs: this.leaseMs }
@@ -102,12 +129,53 @@ export class ClaimTable {
   dropHolder (peer: string): number {
     let dropped = 0
     for (const [key, entry] of this.entries) {
+      if (entry.members?.some(m => m.peer === peer) === true) entry.members = entry.members.filter(m => m.peer !== peer)
       if (entry.peer === peer && !entry.committed) {
         this.entries.delete(key)
         dropped++
       }
     }
     return dropped
+  }
+
+  /**
+   * The holder a join is named to while the key is fetched: the first of the fetching holder and
+   * the members (in the order they joined) with fewer than CLAIM_CHAIN_FANOUT followers, else the
+   * one with fewest. A member that claims again (its holder failed it) is named only to holders
+   * ahead of it in the chain, never to its own followers: two receivers would wait on each other.
+   */
+  private inChain (entry: Entry, from: Holder): Holder {
+    let best: { holder: Holder, followers: number, bump: () => void } = { holder: entry, followers: entry.followers ?? 0, bump: () => { entry.followers = (entry.followers ?? 0) + 1 } }
+    if (best.followers >= this.chainFanout) {
+      for (const m of entry.members ?? []) {
+        if (m.peer === from.peer) break
+        if (m.followers < best.followers) best = { holder: m, followers: m.followers, bump: () => { m.followers++ } }
+        if (best.followers < this.chainFanout) break
+      }
+    }
+    best.bump()
+    return best.holder
+  }
+
+  /** Every holder of the key but those in `except` and the failed: the fetching one, members, provider records. */
+  private others (entry: Entry, except: string[], failed: Set<string>, providers: Holder[]): Holder[] {
+    const out: Holder[] = []
+    const seen = new Set(except)
+    for (const h of [entry, ...(entry.members ?? []), ...providers]) {
+      if (seen.has(h.peer) || failed.has(h.peer)) continue
+      seen.add(h.peer)
+      out.push(holderOf(h))
+      if (out.length >= CLAIM_OTHERS_MAX) break
+    }
+    return out
+  }
+
+  /** Remembers `from` as a receiver of the entry's key (the newest CLAIM_MEMBERS_MAX are kept). */
+  private addMember (entry: Entry, from: Holder): void {
+    const members = entry.members ?? []
+    if (!members.some(m => m.peer === from.peer)) members.push({ peer: from.peer, addrs: from.addrs, followers: 0 })
+    if (members.length > CLAIM_MEMBERS_MAX) members.splice(0, members.length - CLAIM_MEMBERS_MAX)
+    entry.members = members
   }
 
   /** The committed entry's holder or one of the other holders that stored the key, in turn. */
@@ -131,4 +199,9 @@ export class ClaimTable {
       this.entries.delete(k)
     }
   }
+}
+
+/** Just the peer and its addresses (what a join answer carries). */
+function holderOf (h: Holder): Holder {
+  return { peer: h.peer, addrs: h.addrs }
 }

@@ -2,11 +2,12 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
-import { DIAL_TIMEOUT_MS, FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_IDLE_MS, MAX_RESPONSE_HEADER_BYTES } from '../constants.js'
+import { DATA_CHANNEL_PROTOCOLS, DIAL_TIMEOUT_MS, FETCH_PROTOCOL_PIECES, FETCH_PROTOCOLS, IN_PROGRESS_IDLE_MS, MAX_HASHES_PER_ANSWER, MAX_RESPONSE_HEADER_BYTES, PIECE_SIZE } from '../constants.js'
 import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
 import { connectData, DataConnectTimeoutError } from '../data/connect.js'
 import { isDigest } from '../../oci/digest.js'
-import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type TagAnswer } from './frames.js'
+import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import type { Digest } from '../../oci/digest.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
 import { streamSource } from './byte-source.js'
@@ -32,6 +33,12 @@ export interface PeerBlob {
   api?: ApiAnswer
   /** The bytes came over the data channel (p2p/data), not the libp2p stream. */
   dataChannel: boolean
+  /** 1.2.0: the peer is receiving the blob from other peers itself (a partial holder relaying verified pieces). */
+  relayed?: boolean
+  /** 1.2.0: bytes [0, have) of the blob are verified at the peer. */
+  have?: number
+  /** 1.2.0: which copy of the peer's download in progress the bytes come from (undefined: a stored copy). */
+  epoch?: string
   /** The `length` bytes from `start`, in batches of chunks; see `receive`. */
   body: AsyncGenerator<Buffer[]>
   /** Ends the exchange early (reset); after `body` is done, closes it cleanly. */
@@ -66,33 +73,12 @@ function remoteHost (connection: Connection): string | undefined {
  */
 export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions, data?: DataChannelUse): Promise<PeerBlob> {
   const name = peer.id.toString()
-  let stream: Stream
-  let connection: Connection
+  const { stream, connection } = await openFetchStream(node, peer, opts)
   try {
-    if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
-    const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))])
-    connection = await node.dial(peer.id, { signal })
-    stream = await connection.newStream(FETCH_PROTOCOLS, { signal })
-  } catch (err) {
-    throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
-  }
-  try {
-    const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_HEADER_BYTES })
-    const headerSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.idleMs)])
+    if (request.pieces === true && stream.protocol !== FETCH_PROTOCOL_PIECES) throw new PeerFetchError(name, 'refused', `speaks ${stream.protocol ?? 'an older fetch protocol'}, without pieces (${FETCH_PROTOCOL_PIECES})`)
     const host = remoteHost(connection)
-    const askData = data !== undefined && host !== undefined && stream.protocol === FETCH_PROTOCOL_DATA && isDigest(request.key) && data.wanted(name)
-    let header
-    try {
-      await lp.write(encodeFrame(askData ? { ...request, data: true } : request), { signal: headerSignal })
-      header = decodeResponseHeader((await lp.read({ signal: headerSignal })).subarray())
-    } catch (err) {
-      const stalled = headerSignal.aborted && !opts.signal.aborted
-      throw new PeerFetchError(name, stalled ? 'stalled' : 'protocol', stalled ? `no answer within ${opts.idleMs} ms` : (err as Error).message)
-    }
-    if (header.status !== 'ok') {
-      const reason = header.status === 'not_found' ? 'not_found' : header.status === 'busy' ? 'busy' : 'refused'
-      throw new PeerFetchError(name, reason, `answered ${header.status}${header.message !== undefined ? `: ${header.message}` : ''}`)
-    }
+    const askData = data !== undefined && host !== undefined && DATA_CHANNEL_PROTOCOLS.includes(stream.protocol ?? '') && isDigest(request.key) && data.wanted(name)
+    const { lp, header } = await exchange(stream, name, askData ? { ...request, data: true } : request, opts)
     const { size, start, length } = header as Required<Pick<typeof header, 'size' | 'start' | 'length'>>
     const wantedStart = request.start ?? 0
     const wantedEnd = request.end === undefined ? size : Math.min(request.end, size)
@@ -111,7 +97,10 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       inProgress,
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
       ...(header.tag !== undefined ? { tag: header.tag } : {}),
-      ...(header.api !== undefined ? { api: header.api } : {})
+      ...(header.api !== undefined ? { api: header.api } : {}),
+      ...(header.relayed === true ? { relayed: true } : {}),
+      ...(header.have !== undefined ? { have: Math.min(header.have, size) } : {}),
+      ...(header.epoch !== undefined ? { epoch: header.epoch } : {})
     }
     if (header.data !== undefined) {
       if (!askData || host === undefined) throw new PeerFetchError(name, 'protocol', 'offered the data channel unasked')
@@ -153,6 +142,82 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
   } catch (err) {
     stream.abort(err as Error)
     // Anything that went wrong on this peer's stream is that peer's failure: try the next one.
+    throw err instanceof PeerFetchError ? err : new PeerFetchError(name, 'protocol', (err as Error).message)
+  }
+}
+
+/** The stream a fetch goes over: the peer dialled (its addresses merged first), the protocol negotiated. */
+async function openFetchStream (node: P2pNode, peer: PeerRef, opts: FetchOptions): Promise<{ stream: Stream, connection: Connection }> {
+  const name = peer.id.toString()
+  try {
+    if (peer.multiaddrs.length > 0) await node.peerStore.merge(peer.id, { multiaddrs: peer.multiaddrs })
+    const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(DIAL_TIMEOUT_MS, opts.idleMs))])
+    const connection = await node.dial(peer.id, { signal })
+    return { stream: await connection.newStream(FETCH_PROTOCOLS, { signal }), connection }
+  } catch (err) {
+    throw new PeerFetchError(name, 'dial', `could not open a fetch stream: ${(err as Error).message}`)
+  }
+}
+
+/**
+ * Sends the request and reads the response header within `opts.idleMs`; a status other than
+ * `ok` becomes the PeerFetchError it means (`busy` carries the peer's `have`).
+ */
+async function exchange (stream: Stream, name: string, request: FetchRequest, opts: FetchOptions): Promise<{ lp: ReturnType<typeof lpStream<Stream>>, header: FetchResponseHeader }> {
+  const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_HEADER_BYTES })
+  const headerSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.idleMs)])
+  let header
+  try {
+    await lp.write(encodeFrame(request), { signal: headerSignal })
+    header = decodeResponseHeader((await lp.read({ signal: headerSignal })).subarray())
+  } catch (err) {
+    const stalled = headerSignal.aborted && !opts.signal.aborted
+    throw new PeerFetchError(name, stalled ? 'stalled' : 'protocol', stalled ? `no answer within ${opts.idleMs} ms` : (err as Error).message)
+  }
+  if (header.status !== 'ok') {
+    const reason = header.status === 'not_found' ? 'not_found' : header.status === 'busy' ? 'busy' : 'refused'
+    throw new PeerFetchError(name, reason, `answered ${header.status}${header.message !== undefined ? `: ${header.message}` : ''}`, header.have)
+  }
+  return { lp, header }
+}
+
+/** Piece hashes of a blob from one peer's copy (fetch/1.2.0 `hashes`). */
+export interface PieceHashAnswer {
+  peer: string
+  /** Size of the whole blob, as the peer states it. */
+  size: number
+  /** Bytes [0, have) of the blob are verified at the peer. */
+  have: number
+  from: number
+  /** Which copy of the peer's download in progress the hashes describe (undefined: a stored copy). */
+  epoch?: string
+  /** One 64-hex sha256 per piece, pieces `from`, `from + 1`, ... (none yet is possible). */
+  hashes: string[]
+}
+
+/**
+ * Asks `peer` for the piece hashes of `key` from piece `from` on (fetch/1.2.0). A peer still
+ * fetching the blob answers once it has at least one more, or with none when it waited long
+ * enough; ask again from where the answer ends.
+ * @throws PeerFetchError: `refused` when the peer speaks no pieces (older version) or uses another
+ * piece size; the usual reasons otherwise
+ */
+export async function fetchPieceHashes (node: P2pNode, peer: PeerRef, key: Digest, from: number, opts: FetchOptions): Promise<PieceHashAnswer> {
+  const name = peer.id.toString()
+  const { stream } = await openFetchStream(node, peer, opts)
+  try {
+    if (stream.protocol !== FETCH_PROTOCOL_PIECES) throw new PeerFetchError(name, 'refused', `speaks ${stream.protocol ?? 'an older fetch protocol'}, without pieces (${FETCH_PROTOCOL_PIECES})`)
+    const { header } = await exchange(stream, name, { key, hashes: from }, opts)
+    const hashes = header.hashes
+    if (hashes === undefined || header.size === undefined) throw new PeerFetchError(name, 'protocol', 'answered a hashes request without hashes')
+    if (hashes.pieceSize !== PIECE_SIZE) throw new PeerFetchError(name, 'refused', `cuts blobs into pieces of ${hashes.pieceSize} bytes, not ${PIECE_SIZE}`)
+    if (hashes.from !== from) throw new PeerFetchError(name, 'protocol', `answered hashes from piece ${hashes.from} to a request from ${from}`)
+    const list = hashes.hex.match(/.{64}/g) ?? []
+    if (list.length > MAX_HASHES_PER_ANSWER || from + list.length > Math.ceil(header.size / PIECE_SIZE)) throw new PeerFetchError(name, 'protocol', `answered ${list.length} hashes from piece ${from} for a blob of ${header.size} bytes`)
+    void stream.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { stream.abort(e as Error) })
+    return { peer: name, size: header.size, have: Math.min(header.have ?? 0, header.size), from, hashes: list, ...(header.epoch !== undefined ? { epoch: header.epoch } : {}) }
+  } catch (err) {
+    stream.abort(err as Error)
     throw err instanceof PeerFetchError ? err : new PeerFetchError(name, 'protocol', (err as Error).message)
   }
 }

@@ -4,6 +4,7 @@ import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import { isApiKey, type ApiKey } from '../../keys/api-key.js'
 import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
 import type { DataOffer } from '../data/server.js'
+import { MAX_HASHES_PER_ANSWER } from '../constants.js'
 
 export { FrameError } from '../json-frame.js'
 
@@ -24,6 +25,19 @@ export interface FetchRequest {
   end?: number
   /** 1.1.0: the requester can take the bytes over the data channel (see p2p/data). */
   data?: boolean
+  /**
+   * 1.2.0: a range of pieces for a node that verifies each one against piece hashes. A node still
+   * receiving the blob from peers serves it from the bytes it already holds (and follows its own
+   * download to `end`), where a 1.1.0 request would get `not_found`; one holding nothing at
+   * `start` answers `busy` with `have`. The span's last byte is not held back unless it is the
+   * blob's last byte.
+   */
+  pieces?: boolean
+  /**
+   * 1.2.0: the sha256 of each PIECE_SIZE piece from this index on, instead of bytes: the answer is
+   * an `ok` header with `hashes` (possibly none yet, for a download in progress) and no bytes.
+   */
+  hashes?: number
 }
 
 export type FetchStatus = 'ok' | 'not_found' | 'busy' | 'bad_request' | 'error'
@@ -48,6 +62,25 @@ export interface FetchResponseHeader {
    * key; the server closes the stream after the header.
    */
   data?: DataOffer
+  /** 1.2.0: bytes [0, have) of the blob are verified here (a `busy` piece answer, a hash answer). */
+  have?: number
+  /** 1.2.0: the bytes come from this node's own download from other peers (it relays verified pieces). */
+  relayed?: boolean
+  /**
+   * 1.2.0: which copy of a download in progress the answer comes from: a new value each time that
+   * copy starts over, so piece hashes and pieces of two copies are never mixed.
+   */
+  epoch?: string
+  /** 1.2.0: the answer to a `hashes` request. */
+  hashes?: PieceHashes
+}
+
+/** Piece hashes from a node's copy: pieces `from`, `from + 1`, ... as 64 hex characters each. */
+export interface PieceHashes {
+  /** PIECE_SIZE of the answering node (a receiver refuses hashes of another piece size). */
+  pieceSize: number
+  from: number
+  hex: string
 }
 
 export interface ApiAnswer {
@@ -75,7 +108,9 @@ const requestSchema = z.strictObject({
   key: z.string().max(700).refine(k => isDigest(k) || isTagKey(k) || isApiKey(k), 'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single> or api:<upstream> <path>#<accept>'),
   start: offset.optional(),
   end: offset.optional(),
-  data: z.boolean().optional()
+  data: z.boolean().optional(),
+  pieces: z.boolean().optional(),
+  hashes: z.number().int().min(0).max(1 << 30).optional()
 }).refine(r => r.end === undefined || r.end >= (r.start ?? 0), 'end must not be before start')
 
 const headerSchema = z.strictObject({
@@ -102,6 +137,14 @@ const headerSchema = z.strictObject({
     port: z.number().int().min(1).max(65535),
     ticket: z.string().regex(/^[0-9a-f]{32}$/),
     key: z.string().regex(/^[0-9a-f]{64}$/)
+  }).optional(),
+  have: offset.optional(),
+  relayed: z.boolean().optional(),
+  epoch: z.string().regex(/^[0-9a-f]{16}$/).optional(),
+  hashes: z.strictObject({
+    pieceSize: z.number().int().min(1).max(1 << 30),
+    from: z.number().int().min(0).max(1 << 30),
+    hex: z.string().max(64 * MAX_HASHES_PER_ANSWER).regex(/^(?:[0-9a-f]{64})*$/, 'hashes are 64 lowercase hex characters each')
   }).optional()
 }).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
   'an ok header carries size, start and length within size')

@@ -6,12 +6,14 @@ import type { Logger } from 'pino'
 import type { BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
-import { FETCH_PROTOCOL_DATA, FETCH_PROTOCOLS, IN_PROGRESS_READY_WAIT_MS, MAX_REQUEST_BYTES } from '../constants.js'
+import { DATA_CHANNEL_PROTOCOLS, FETCH_PROTOCOLS, HASHES_WAIT_MS, IN_PROGRESS_READY_WAIT_MS, MAX_HASHES_PER_ANSWER, MAX_REQUEST_BYTES, PIECE_SIZE, RELAY_FOLLOW_AHEAD } from '../constants.js'
+import { StoredPieceHashes } from '../pieces/stored-hashes.js'
+import { setTimeout as delay } from 'node:timers/promises'
 import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
 import { UploadRate } from './upload-rate.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
-import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import type { ApiKey } from '../../keys/api-key.js'
@@ -30,9 +32,23 @@ export interface GrowingBlob {
   /** Whole size, once the source stated it. */
   size: number | undefined
   mediaType?: string
-  /** Bytes [start, end) as they arrive, the last byte held back until the digest verified. */
-  stream: (start: number, end: number | undefined) => Readable
+  /**
+   * Bytes [start, end) as they arrive, the last byte held back until the digest verified; with
+   * `pieces` (a receiver that checks piece hashes) only the blob's own last byte is held back.
+   */
+  stream: (start: number, end: number | undefined, pieces?: boolean) => Readable
   release: () => Promise<void>
+  /** Bytes [0, have()) are written and verified piece by piece (a download in progress). */
+  have?: () => number
+  /** The bytes come from other peers (this node relays verified pieces), not from the upstream. */
+  relayed?: boolean
+  /** Which copy of the download this is (see FetchResponseHeader.epoch). */
+  epoch?: string
+  /**
+   * Up to `max` piece hashes from piece `from` on (concatenated hex), waiting until `signal`
+   * aborts for the first one when there is none yet (then the empty string).
+   */
+  pieceHashes?: (from: number, max: number, signal: AbortSignal) => Promise<string>
 }
 
 export interface FetchServerComponents {
@@ -55,6 +71,8 @@ export interface FetchServerComponents {
 }
 
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000
+/** How long a hashes request waits for a stored copy's hashes before it is answered `busy`. */
+const STORED_HASHES_WAIT_MS = 500
 /** Streams one connection may have open on this protocol. */
 const MAX_INBOUND_STREAMS = 64
 
@@ -69,6 +87,7 @@ export class FetchServer {
   private readonly idleTimeoutMs: number
   /** The node's upload cap, shared by every transfer (undefined: none). */
   private readonly rate: UploadRate | undefined
+  private readonly storedHashes = new StoredPieceHashes()
 
   constructor (private readonly components: FetchServerComponents, private readonly init: FetchServerInit) {
     this.idleTimeoutMs = init.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
@@ -124,6 +143,10 @@ export class FetchServer {
       }
     }
     const blob = api?.body ?? key as Digest
+    if (request.hashes !== undefined) {
+      await this.serveHashes(blob, request.hashes, reply, log).catch(e => { stream.abort(e as Error) })
+      return
+    }
     if (this.uploads >= this.init.maxUploads) {
       await reply({ status: 'busy', message: `serving ${this.uploads} blobs already` }).catch(e => { stream.abort(e as Error) })
       return
@@ -133,14 +156,8 @@ export class FetchServer {
     /** The transfer went to the data channel, which releases the source and the slot. */
     let handedOff = false
     try {
-      const local = await store.openRead(blob)
-      if (local !== undefined) {
-        source = {
-          size: local.record.size, inProgress: false, release: local.release,
-          ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
-          stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
-        }
-      } else if (api === undefined) {
+      source = await this.storedSource(blob)
+      if (source === undefined && api === undefined) {
         // Briefly: the peer waits for this header only CACHE_PEER_FIRST_BYTE_TIMEOUT. A download
         // whose upstream has not answered yet is `busy` for now, and the peer asks again.
         const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
@@ -150,6 +167,15 @@ export class FetchServer {
         }
         if (growing?.size !== undefined) source = { ...growing, size: growing.size, inProgress: true }
         else await growing?.release()
+        // The download may have been committed between the store lookup and this one.
+        if (growing === undefined) source = await this.storedSource(blob)
+        // A relay serves pieces it holds, and follows its own download for what it is about to
+        // get (its follower in the chain asks just past it); asked further ahead, it says how far it is.
+        const have = source?.have?.()
+        if (request.pieces === true && source?.relayed === true && have !== undefined && (request.start ?? 0) >= have + RELAY_FOLLOW_AHEAD) {
+          await reply({ status: 'busy', message: `has ${have} bytes of it so far`, have })
+          return
+        }
       }
       if (source === undefined) {
         await reply({ status: 'not_found' })
@@ -163,16 +189,20 @@ export class FetchServer {
         return
       }
       const length = Math.max(0, end - start)
+      const pieces = request.pieces === true
       const header: FetchResponseHeader = {
         status: 'ok', size, start, length,
         ...(source.mediaType !== undefined ? { mediaType: source.mediaType } : {}),
         ...(source.inProgress ? { inProgress: true } : {}),
+        ...(source.relayed === true ? { relayed: true } : {}),
+        ...(pieces ? { have: source.inProgress ? source.have?.() ?? 0 : size } : {}),
+        ...(pieces && source.epoch !== undefined ? { epoch: source.epoch } : {}),
         ...(api !== undefined ? { api } : {})
       }
       const served = source
-      const data = request.data === true && stream.protocol === FETCH_PROTOCOL_DATA && length >= DATA_MIN_BYTES && api === undefined
+      const data = request.data === true && DATA_CHANNEL_PROTOCOLS.includes(stream.protocol ?? '') && length >= DATA_MIN_BYTES && api === undefined
         ? this.components.data?.offer(connection.remotePeer.toString(),
-          socket => { void this.sendOverDataChannel(socket, served, start, end, log, key).finally(() => { void this.finish(served) }) },
+          socket => { void this.sendOverDataChannel(socket, served.stream(start, end, pieces), start, end, log, key, pieces, connection.remotePeer.toString()).finally(() => { void this.finish(served) }) },
           () => { void this.finish(served) })
         : undefined
       if (data !== undefined) {
@@ -182,14 +212,75 @@ export class FetchServer {
       }
       await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       const raw = lp.unwrap()
-      if (length > 0) await sendBody(source.stream(start, end), streamSink(raw), this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) }, this.rate)
+      if (length > 0) await sendBody(source.stream(start, end, pieces), streamSink(raw), this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) }, this.rate)
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
+      if (pieces && length > 0) this.servedPieces(connection.remotePeer.toString(), length)
       log.debug({ digest: key, start, length, inProgress: source.inProgress }, 'served blob to peer')
     } catch (err) {
       log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer ended early')
       stream.abort(err as Error)
     } finally {
       if (!handedOff) await this.finish(source)
+    }
+  }
+
+  /** The stored copy of `blob` as a transfer's source, if the store has it. */
+  private async storedSource (blob: Digest): Promise<(GrowingBlob & { size: number, inProgress: boolean }) | undefined> {
+    const local = await this.components.store.openRead(blob)
+    if (local === undefined) return undefined
+    return {
+      size: local.record.size, inProgress: false, release: local.release,
+      ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+      stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
+    }
+  }
+
+  /**
+   * Answers a `hashes` request (fetch/1.2.0) from the stored blob (hashed once, then kept) or the
+   * download in progress (waiting up to HASHES_WAIT_MS for a next piece). Takes no upload slot:
+   * the answer is a header.
+   */
+  private async serveHashes (blob: Digest, from: NonNullable<FetchRequest['hashes']>, reply: (header: FetchResponseHeader) => Promise<void>, log: Logger): Promise<void> {
+    const stored = async (): Promise<boolean> => {
+      const local = await this.components.store.openRead(blob)
+      if (local === undefined) return false
+      try {
+        // A stored copy is hashed on the first request (a read of the whole file): a large one
+        // is `busy` meanwhile, so the peer's first-byte budget still tells a hung node apart.
+        const hashing = this.storedHashes.of(blob, async () => await this.components.store.openRead(blob))
+        const hasher = await Promise.race([hashing, delay(STORED_HASHES_WAIT_MS, undefined, { ref: false })])
+        if (hasher === undefined) {
+          hashing.catch(() => {})
+          await reply({ status: 'busy', message: 'hashing its stored copy into pieces' })
+          return true
+        }
+        const size = local.record.size
+        await reply({ status: 'ok', size, start: 0, length: 0, have: size, hashes: { pieceSize: PIECE_SIZE, from, hex: hasher.hex(from, MAX_HASHES_PER_ANSWER) } })
+      } finally {
+        await local.release()
+      }
+      return true
+    }
+    if (await stored()) return
+    const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
+    if (growing === 'pending') {
+      await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet', have: 0 })
+      return
+    }
+    try {
+      if (growing?.size === undefined || growing.pieceHashes === undefined) {
+        // The download may have been committed between the store lookup and this one.
+        if (growing === undefined && await stored()) return
+        await reply({ status: 'not_found' })
+        return
+      }
+      const hex = await growing.pieceHashes(from, MAX_HASHES_PER_ANSWER, AbortSignal.timeout(HASHES_WAIT_MS))
+      // Read with the hashes: a copy that starts over replaces both at once.
+      const epoch = growing.epoch
+      log.debug({ digest: blob, from, count: hex.length / 64 }, 'served piece hashes to peer')
+      await reply({ status: 'ok', size: growing.size, start: 0, length: 0, have: growing.have?.() ?? 0, ...(epoch !== undefined ? { epoch } : {}), hashes: { pieceSize: PIECE_SIZE, from, hex } })
+    } finally {
+      await growing?.release()
     }
   }
 
@@ -200,10 +291,17 @@ export class FetchServer {
   }
 
   /** Sends bytes [start, end) of `source` over a data channel connection, then ends it. */
-  private async sendOverDataChannel (socket: TLSSocket, source: GrowingBlob, start: number, end: number, log: Logger, key: string): Promise<void> {
+  /** A piece request (a run of pieces, `bytes` long) was served to `peer`. */
+  private servedPieces (peer: string, bytes: number): void {
+    this.components.stats.inc('pieces_served_to_peers')
+    this.components.stats.peerPieces.add(peer, 'served', Math.ceil(bytes / PIECE_SIZE), bytes)
+  }
+
+  private async sendOverDataChannel (socket: TLSSocket, body: Readable, start: number, end: number, log: Logger, key: string, pieces: boolean, peer: string): Promise<void> {
     try {
-      await sendBody(source.stream(start, end), socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) }, this.rate)
+      await sendBody(body, socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) }, this.rate)
       await new Promise<void>(resolve => { socket.end(resolve) })
+      if (pieces) this.servedPieces(peer, end - start)
       log.debug({ digest: key, start, length: end - start }, 'served blob to peer over the data channel')
     } catch (err) {
       log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer over the data channel ended early')

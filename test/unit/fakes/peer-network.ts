@@ -3,13 +3,14 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerNetwork, SwarmKey } from '../../../src/resolver/peer-network.js'
-import type { FetchOptions, PeerBlob, PeerRef } from '../../../src/p2p/fetch/client.js'
+import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../../../src/p2p/fetch/client.js'
+import { pieceHash } from '../../../src/p2p/pieces/piece-hasher.js'
 import type { ApiAnswer, FetchRequest, TagAnswer } from '../../../src/p2p/fetch/frames.js'
 import type { ClaimAnswer, ClaimRequest } from '../../../src/p2p/claim/frames.js'
 import type { CoordinatedAnswer } from '../../../src/p2p/claim/service.js'
 import { ClaimTable, type Holder } from '../../../src/p2p/claim/table.js'
 import { PeerFetchError } from '../../../src/p2p/fetch/errors.js'
-import { IN_PROGRESS_IDLE_MS } from '../../../src/p2p/constants.js'
+import { IN_PROGRESS_IDLE_MS, MAX_HASHES_PER_ANSWER, PIECE_SIZE } from '../../../src/p2p/constants.js'
 import type { Digest } from '../../../src/oci/digest.js'
 
 /**
@@ -54,6 +55,16 @@ export class GrowingContent {
     this.wake()
   }
 
+  /** Bytes the holder has now (a reader of pieces, which checks piece hashes, may have all of them but the blob's last). */
+  get have (): number {
+    return this.available
+  }
+
+  /** The holder's copy verified (`finish`). */
+  get complete (): boolean {
+    return this.finished
+  }
+
   /** Bytes a reader may have now. */
   get readable (): number {
     return this.finished ? this.body.byteLength : Math.min(this.available, this.body.byteLength - 1)
@@ -83,6 +94,12 @@ export class FakePeer {
   readonly requests: FetchRequest[] = []
   /** Transfers handed out and not yet closed. */
   open = 0
+  /** Speaks fetch/1.2.0 (piece hashes, piece ranges); an older peer refuses both. */
+  pieces = false
+  /** Its GrowingContent comes from other peers (it relays verified pieces: `busy` before it has any at `start`). */
+  relayed = false
+  /** Piece-hash requests it received, by first piece. */
+  readonly hashRequests: number[] = []
   private readonly held = new Map<string, Held>()
 
   constructor (readonly id: PeerId, readonly label: string, readonly addrs: string[]) {}
@@ -131,6 +148,13 @@ export class FakePeer {
     return this
   }
 
+  /** Speaks fetch/1.2.0 (`relayed`: a partial holder that receives the blob from peers itself). */
+  speaksPieces (relayed = false): this {
+    this.pieces = true
+    this.relayed = relayed
+    return this
+  }
+
   /** @internal */
   lookup (key: string): Held | undefined {
     return this.held.get(key)
@@ -169,6 +193,8 @@ export interface FakePeerNetworkOptions {
   batchChunks?: number
   /** The coordinator's clock (lease expiry); default Date.now. */
   now?: () => number
+  /** How long a growing holder waits for a next piece before answering a hashes request with none. Default 50 ms. */
+  hashWaitMs?: number
 }
 
 export interface ClaimCall {
@@ -215,7 +241,8 @@ export class FakePeerNetwork implements PeerNetwork {
       claimTimeoutMs: options.claimTimeoutMs ?? 20,
       inProgressIdleMs: options.inProgressIdleMs ?? IN_PROGRESS_IDLE_MS,
       chunkBytes: options.chunkBytes ?? 16 * 1024,
-      batchChunks: options.batchChunks ?? 4
+      batchChunks: options.batchChunks ?? 4,
+      hashWaitMs: options.hashWaitMs ?? 50
     }
     this.table = new ClaimTable(options.now !== undefined ? { now: options.now } : {})
     this.coordinator = peerId.toString()
@@ -286,9 +313,14 @@ export class FakePeerNetwork implements PeerNetwork {
     if (behaviour.kind === 'busy' && (behaviour.times === undefined || behaviour.times-- > 0)) {
       throw new PeerFetchError(name, 'busy', 'answered busy: serving 1 blobs already')
     }
+    if (request.pieces === true && !peer.pieces) throw new PeerFetchError(name, 'refused', 'speaks /p2p-cache/fetch/1.1.0, without pieces (/p2p-cache/fetch/1.2.0)')
     const held = peer.lookup(request.key)
     if (held === undefined) throw new PeerFetchError(name, 'not_found', 'answered not_found')
     const base = { peer: name, dataChannel: false }
+    const pieces = request.pieces === true && held.type === 'blob'
+    if (pieces && peer.relayed && held.body instanceof GrowingContent && held.body.have <= (request.start ?? 0)) {
+      throw new PeerFetchError(name, 'busy', `answered busy: has ${held.body.have} bytes of it so far`, held.body.have)
+    }
     if (held.type === 'tag') {
       return { ...base, size: 0, start: 0, length: 0, inProgress: false, tag: held.tag, body: empty(), close: () => {} }
     }
@@ -309,13 +341,16 @@ export class FakePeerNetwork implements PeerNetwork {
       peer.open--
       stop.abort(new Error('closed'))
     }
-    const body = this.transfer(peer, content, start, length, idleMs, AbortSignal.any([opts.signal, stop.signal]), opts.signal)
+    const spanOnly = pieces && end < size
+    const body = this.transfer(peer, content, start, length, idleMs, AbortSignal.any([opts.signal, stop.signal]), opts.signal, spanOnly)
     return {
       ...base,
       size,
       start,
       length,
       inProgress,
+      ...(pieces ? { have: content instanceof GrowingContent ? content.have : size } : {}),
+      ...(pieces && peer.relayed && inProgress ? { relayed: true } : {}),
       ...(held.type === 'blob' && held.mediaType !== undefined ? { mediaType: held.mediaType } : {}),
       ...(held.type === 'api' ? { api: held.api } : {}),
       body,
@@ -324,7 +359,7 @@ export class FakePeerNetwork implements PeerNetwork {
   }
 
   /** The bytes of one transfer, in batches, as the behaviour dictates. */
-  private async * transfer (peer: FakePeer, content: Buffer | GrowingContent, start: number, length: number, idleMs: number, signal: AbortSignal, caller: AbortSignal): AsyncGenerator<Buffer[]> {
+  private async * transfer (peer: FakePeer, content: Buffer | GrowingContent, start: number, length: number, idleMs: number, signal: AbortSignal, caller: AbortSignal, spanOnly = false): AsyncGenerator<Buffer[]> {
     const name = peer.name
     const behaviour = peer.behaviour
     const whole = content instanceof GrowingContent ? content.body : content
@@ -337,7 +372,8 @@ export class FakePeerNetwork implements PeerNetwork {
     while (delivered < length) {
       if (caller.aborted) throw failed()
       if (signal.aborted) return
-      const readable = content instanceof GrowingContent ? Math.min(content.readable - start, limit) : limit
+      // A piece range short of the blob's end is not held back (the receiver checks piece hashes).
+      const readable = content instanceof GrowingContent ? Math.min((spanOnly ? content.have : content.readable) - start, limit) : limit
       if (delivered >= limit || delivered >= readable) {
         if (behaviour.kind === 'truncate' && delivered >= limit) throw new PeerFetchError(name, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
         // Nothing more comes for now: wait for bytes (a growing holder) or for the idle budget to end.
@@ -367,6 +403,41 @@ export class FakePeerNetwork implements PeerNetwork {
       await new Promise(resolve => setImmediate(resolve))
       yield batch
     }
+  }
+
+  async pieceHashes (ref: PeerRef, key: Digest, from: number, opts: FetchOptions): Promise<PieceHashAnswer> {
+    const name = ref.id.toString()
+    const peer = this.peer(name)
+    peer?.hashRequests.push(from)
+    if (peer === undefined || peer.behaviour.kind === 'dead' || opts.signal.aborted) throw new PeerFetchError(name, 'dial', 'could not open a fetch stream: connection refused')
+    if (!peer.pieces) throw new PeerFetchError(name, 'refused', 'speaks /p2p-cache/fetch/1.1.0, without pieces (/p2p-cache/fetch/1.2.0)')
+    const behaviour = peer.behaviour
+    if (behaviour.kind === 'stall' && behaviour.after === undefined) {
+      await sleep(opts.idleMs, opts.signal).catch(() => {})
+      throw new PeerFetchError(name, 'stalled', `no answer within ${opts.idleMs} ms`)
+    }
+    if (behaviour.kind === 'busy' && (behaviour.times === undefined || behaviour.times-- > 0)) throw new PeerFetchError(name, 'busy', 'answered busy: serving 1 blobs already')
+    const held = peer.lookup(key)
+    if (held?.type !== 'blob') throw new PeerFetchError(name, 'not_found', 'answered not_found')
+    const content = held.body
+    const whole = content instanceof GrowingContent ? content.body : content
+    // A liar's hashes match its own (wrong) bytes, as a real one's would.
+    const bytes = behaviour.kind === 'liar' ? Buffer.from(whole) : whole
+    if (behaviour.kind === 'liar') {
+      const at = behaviour.at ?? whole.byteLength - 1
+      bytes[at] = (bytes[at] ?? 0) ^ 0xff
+    }
+    const size = whole.byteLength
+    const count = (): number => {
+      const have = content instanceof GrowingContent ? (content.complete ? size : content.have) : size
+      return have >= size ? Math.ceil(size / PIECE_SIZE) : Math.floor(have / PIECE_SIZE)
+    }
+    if (count() <= from && content instanceof GrowingContent && !content.complete) {
+      await Promise.race([content.changed(), sleep(this.opts.hashWaitMs, opts.signal).catch(() => {})])
+    }
+    const hashes: string[] = []
+    for (let i = from; i < Math.min(count(), from + MAX_HASHES_PER_ANSWER); i++) hashes.push(pieceHash([bytes.subarray(i * PIECE_SIZE, Math.min(size, (i + 1) * PIECE_SIZE))]))
+    return { peer: name, size, have: content instanceof GrowingContent ? content.have : size, from, hashes }
   }
 
   async claim (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {

@@ -10,9 +10,10 @@ import { MAX_ANSWER_MESSAGE_CHARS } from '../../../src/p2p/claim/frames.js'
 const YAMUX_WINDOW = 16 * 1024 * 1024
 
 describe('p2p constants: the relations the protocols rely on', () => {
-  it('protocols live in the p2p-cache namespace, never the public IPFS one; the data version is offered first', () => {
-    for (const id of [p2p.KAD_PROTOCOL, p2p.FETCH_PROTOCOL, p2p.FETCH_PROTOCOL_DATA, p2p.DIALBACK_PROTOCOL, claim.CLAIM_PROTOCOL]) assert.match(id, /^\/p2p-cache\//)
-    assert.deepEqual(p2p.FETCH_PROTOCOLS, [p2p.FETCH_PROTOCOL_DATA, p2p.FETCH_PROTOCOL])
+  it('protocols live in the p2p-cache namespace, never the public IPFS one; the newest version is offered first', () => {
+    for (const id of [p2p.KAD_PROTOCOL, p2p.FETCH_PROTOCOL, p2p.FETCH_PROTOCOL_DATA, p2p.FETCH_PROTOCOL_PIECES, p2p.DIALBACK_PROTOCOL, claim.CLAIM_PROTOCOL, claim.CLAIM_PROTOCOL_SWARM]) assert.match(id, /^\/p2p-cache\//)
+    assert.deepEqual(p2p.FETCH_PROTOCOLS, [p2p.FETCH_PROTOCOL_PIECES, p2p.FETCH_PROTOCOL_DATA, p2p.FETCH_PROTOCOL])
+    assert.deepEqual(p2p.DATA_CHANNEL_PROTOCOLS, [p2p.FETCH_PROTOCOL_PIECES, p2p.FETCH_PROTOCOL_DATA])
   })
 
   it('a claim holder renews several times within one lease, and a renewal that timed out once still lands within it', () => {
@@ -20,6 +21,11 @@ describe('p2p constants: the relations the protocols rely on', () => {
     assert.ok(claim.CLAIM_RENEW_MS + claim.CLAIM_TIMEOUT_MS < claim.CLAIM_LEASE_MS)
     assert.ok(claim.CLAIM_DONE_TTL_MS <= p2p.PROVIDE_VALIDITY_MS, 'the done record does not outlive the provider record')
     assert.ok(claim.CLAIM_TIMEOUT_MS >= p2p.DIAL_TIMEOUT_MS, 'a claim round trip may include a dial')
+  })
+
+  it('piece hashes of one answer fit in a response header, and a piece is worth the data channel', () => {
+    assert.ok(p2p.MAX_HASHES_PER_ANSWER * 64 + 1024 <= p2p.MAX_RESPONSE_HEADER_BYTES)
+    assert.ok(p2p.PIECE_SIZE >= data.DATA_MIN_BYTES)
   })
 
   it('provider records are re-announced well before they expire', () => {

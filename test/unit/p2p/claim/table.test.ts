@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { ClaimTable } from '../../../../src/p2p/claim/table.js'
+import { ClaimTable, type Holder } from '../../../../src/p2p/claim/table.js'
+import { CLAIM_CHAIN_FANOUT, CLAIM_OTHERS_MAX } from '../../../../src/p2p/claim/constants.js'
 import { compareDistance, coordinatorsOf, keyKadId, peerKadId } from '../../../../src/p2p/claim/distance.js'
-import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame } from '../../../../src/p2p/claim/frames.js'
+import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, type ClaimAnswer } from '../../../../src/p2p/claim/frames.js'
 import { FrameError } from '../../../../src/p2p/json-frame.js'
 import type { Digest } from '../../../../src/oci/digest.js'
 import { FakeClock } from '../../fakes/clock.js'
@@ -71,9 +72,9 @@ describe('claims: who fetches a digest from the upstream', () => {
     const table = new ClaimTable({ now: () => 0 })
     const d = { peer: 'PeerD', addrs: [] }
     table.decide(a, { op: 'claim', key: KEY }, [])
-    // While A fetches, every joiner reads from A (only it has the bytes as they come).
-    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY }, [a]), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
-    assert.deepEqual(table.decide(c, { op: 'claim', key: KEY }, [a, b]), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
+    // While A fetches, joiners form a chain (CLAIM_CHAIN_FANOUT 1): B reads from A, C from B.
+    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
+    assert.deepEqual(table.decide(c, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerB', addrs: b.addrs, committed: false, others: [{ peer: 'PeerA', addrs: a.addrs }], seeder: { peer: 'PeerA', addrs: a.addrs } })
     table.decide(a, { op: 'done', key: KEY }, [])
     const named = (from: typeof a, failed?: string[]): string | undefined => {
       const answer = table.decide(from, { op: 'claim', key: KEY, ...(failed !== undefined ? { failed } : {}) }, [a, b, c])
@@ -196,5 +197,144 @@ describe('ClaimTable: leases, takeovers and expiry on a FakeClock', () => {
     assert.equal(small.size, 2)
     assert.equal(small.decide(b, { op: 'claim', key: k1 }, []).status, 'join', 'k1 was renewed, so k2 went')
     assert.equal(small.decide(b, { op: 'claim', key: k2 }, []).status, 'fetch')
+  })
+})
+
+describe('ClaimTable: joiners form a chain while the key is fetched, and learn the other holders (issue 23)', () => {
+  /** Base58 characters: peer names the claim frames accept. */
+  const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+  const peer = (name: string): Holder => ({ peer: `Peer${name}`, addrs: [`/ip4/10.0.0.1/tcp/4001/p2p/Peer${name}`] })
+  const [A, B, C, D, E, F] = ['A', 'B', 'C', 'D', 'E', 'F'].map(peer) as [Holder, Holder, Holder, Holder, Holder, Holder]
+
+  /** A claim from `from`: the join answer's named peer and the names of its others ([] when none). */
+  function join (table: ClaimTable, from: Holder, failed?: string[], providers: Holder[] = []): { peer: string, others: string[] } {
+    const answer = table.decide(from, { op: 'claim', key: KEY, pieces: true, ...(failed !== undefined ? { failed } : {}) }, providers)
+    assert.equal(answer.status, 'join', `${from.peer} joins`)
+    const j = answer as Extract<ClaimAnswer, { status: 'join' }>
+    return { peer: j.peer, others: (j.others ?? []).map(o => o.peer) }
+  }
+
+  it('the default fanout is 1: a chain', () => {
+    assert.equal(CLAIM_CHAIN_FANOUT, 1)
+  })
+
+  it('while A fetches, B joins A, C joins B, D joins C; others are the fetching holder and earlier members, never the claimant nor the named one', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    assert.equal(table.decide(A, { op: 'claim', key: KEY, pieces: true }, []).status, 'fetch')
+    assert.deepEqual(table.decide(B, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerA', addrs: A.addrs, committed: false }, 'nobody else yet: no others')
+    assert.deepEqual(table.decide(C, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerB', addrs: B.addrs, committed: false, others: [{ peer: 'PeerA', addrs: A.addrs }], seeder: { peer: 'PeerA', addrs: A.addrs } })
+    assert.deepEqual(join(table, D), { peer: 'PeerC', others: ['PeerA', 'PeerB'] })
+    assert.deepEqual(join(table, E), { peer: 'PeerD', others: ['PeerA', 'PeerB', 'PeerC'] })
+  })
+
+  it('a member that claims again is not named to itself nor listed in its own others', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    join(table, C)
+    const again = join(table, B)
+    assert.notEqual(again.peer, 'PeerB')
+    assert.ok(!again.others.includes('PeerB'))
+    assert.ok(!again.others.includes(again.peer))
+  })
+
+  it('with chainFanout 2, A gets two followers before B gets any, then B two, then C', () => {
+    const table = new ClaimTable({ chainFanout: 2, now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    assert.deepEqual([B, C, D, E, F].map(p => join(table, p).peer), ['PeerA', 'PeerA', 'PeerB', 'PeerB', 'PeerC'])
+  })
+
+  it('a member reported failed is dropped: not named, not in others, and the next joiner is named to the next one in the chain', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    assert.equal(join(table, B).peer, 'PeerA')
+    assert.equal(join(table, C).peer, 'PeerB')
+    assert.deepEqual(join(table, D, ['PeerB']), { peer: 'PeerC', others: ['PeerA'] })
+    assert.deepEqual(join(table, E), { peer: 'PeerD', others: ['PeerA', 'PeerC'] }, 'B stays dropped for joiners that did not report it')
+  })
+
+  it('dropHolder(peer) removes it from the members (it holds no lease: none ends)', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    join(table, C)
+    assert.equal(table.dropHolder('PeerB'), 0)
+    assert.deepEqual(join(table, D), { peer: 'PeerC', others: ['PeerA'] })
+    assert.deepEqual(join(table, E), { peer: 'PeerD', others: ['PeerA', 'PeerC'] })
+  })
+
+  it('after done by the fetching holder, the members are kept and listed in the others of later joiners', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    join(table, C)
+    join(table, D)
+    assert.deepEqual(table.decide(A, { op: 'done', key: KEY }, []), { status: 'ok' })
+    const answer = table.decide(E, { op: 'claim', key: KEY, pieces: true }, [])
+    assert.deepEqual(answer, {
+      status: 'join',
+      peer: 'PeerA',
+      addrs: A.addrs,
+      committed: true,
+      others: [B, C, D].map(h => ({ peer: h.peer, addrs: h.addrs }))
+    })
+    assert.deepEqual(join(table, F), { peer: 'PeerA', others: ['PeerB', 'PeerC', 'PeerD', 'PeerE'] })
+  })
+
+  it('after done, provider records follow the members in others; the one in turn is not listed', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    const P = peer('P')
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    table.decide(A, { op: 'done', key: KEY }, [])
+    assert.deepEqual(join(table, C, undefined, [P]), { peer: 'PeerA', others: ['PeerB', 'PeerP'] })
+    assert.deepEqual(join(table, D, undefined, [P]), { peer: 'PeerP', others: ['PeerA', 'PeerB', 'PeerC'] })
+  })
+
+  it('a renew gets no others: the holder keeps fetching, a holder that lost its lease is told whom to join', () => {
+    let now = 0
+    const table = new ClaimTable({ leaseMs: 1_000, now: () => now })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    join(table, C)
+    assert.deepEqual(table.decide(A, { op: 'renew', key: KEY }, [C]), { status: 'fetch', leaseMs: 1_000 })
+    now = 2_000
+    assert.equal(table.decide(D, { op: 'claim', key: KEY, pieces: true }, []).status, 'fetch')
+    join(table, E)
+    assert.deepEqual(table.decide(A, { op: 'renew', key: KEY }, [C]), { status: 'join', peer: 'PeerD', addrs: D.addrs, committed: false })
+    assert.deepEqual(table.decide(E, { op: 'renew', key: KEY }, []), { status: 'join', peer: 'PeerD', addrs: D.addrs, committed: false })
+  })
+
+  it('others are capped at CLAIM_OTHERS_MAX, however many members there are', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    const members = Array.from({ length: CLAIM_OTHERS_MAX + 10 }, (_, i) => ({ peer: `Member${BASE58[i] as string}`, addrs: [] }))
+    let last: { peer: string, others: string[] } | undefined
+    for (const m of members) last = join(table, m)
+    assert.equal(last?.others.length, CLAIM_OTHERS_MAX)
+    assert.deepEqual(last?.others, ['PeerA', ...members.slice(0, CLAIM_OTHERS_MAX - 1).map(m => m.peer)], 'the fetching holder first, then the earliest members')
+  })
+
+  it('provider records as others are capped at CLAIM_OTHERS_MAX too', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    const providers = Array.from({ length: CLAIM_OTHERS_MAX + 5 }, (_, i) => ({ peer: `Provider${BASE58[i] as string}`, addrs: [] }))
+    const answer = join(table, A, undefined, providers)
+    assert.equal(answer.peer, 'Provider1')
+    assert.equal(answer.others.length, CLAIM_OTHERS_MAX)
+    assert.ok(!answer.others.includes(answer.peer))
+  })
+
+  it('answers with others go through the frame codec unchanged; a join with more than CLAIM_OTHERS_MAX others is a FrameError', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    const answers: ClaimAnswer[] = []
+    const members = Array.from({ length: CLAIM_OTHERS_MAX + 4 }, (_, i) => ({ peer: `Member${BASE58[i] as string}`, addrs: [`/ip4/10.0.0.2/tcp/${4001 + i}`] }))
+    for (const m of members) answers.push(table.decide(m, { op: 'claim', key: KEY, pieces: true }, []))
+    assert.equal((answers.at(-1) as { others: unknown[] }).others.length, CLAIM_OTHERS_MAX)
+    for (const answer of answers) assert.deepEqual(decodeClaimAnswer(encodeClaimFrame(answer)), answer)
+    const tooMany = { status: 'join', peer: 'PeerA', addrs: [], committed: false, others: members.slice(0, CLAIM_OTHERS_MAX + 1).map(m => ({ peer: m.peer, addrs: [] })) } satisfies ClaimAnswer
+    assert.throws(() => decodeClaimAnswer(encodeClaimFrame(tooMany)), FrameError)
+    const justEnough = { ...tooMany, others: tooMany.others.slice(0, CLAIM_OTHERS_MAX) }
+    assert.deepEqual(decodeClaimAnswer(encodeClaimFrame(justEnough)), justEnough)
   })
 })
