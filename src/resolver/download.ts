@@ -147,8 +147,8 @@ export class BlobDownload {
   private readonly contributors = new Set<string>()
   /** Piece hashes of the bytes written in order, handed to peers that fetch pieces (issue 23). */
   private hasher = new PieceHasher()
-  /** Pieces written ahead of `written` (out of order), by offset: their length. */
-  private readonly ahead = new Map<number, number>()
+  /** Pieces written ahead of `written` (out of order), by offset: their length and verified hash. */
+  private readonly ahead = new Map<number, { length: number, hash: string | undefined }>()
   /** The last piece write queued (see writePiece). */
   private pieceWrites: Promise<void> = Promise.resolve()
   /** The bytes come from peers piece by piece, each verified against piece hashes: peers may read them. */
@@ -208,30 +208,30 @@ export class BlobDownload {
    * when it starts at the end of the bytes written, then any pieces written ahead that now follow;
    * otherwise ahead of them, counted once the bytes before it are in.
    */
-  async writePiece (start: number, chunks: Buffer[]): Promise<void> {
+  async writePiece (start: number, chunks: Buffer[], hash?: string): Promise<void> {
     // One at a time: the file's end and the ahead list must not change under a write.
-    const write = this.pieceWrites.then(async () => { await this.putPiece(start, chunks) })
+    const write = this.pieceWrites.then(async () => { await this.putPiece(start, chunks, hash) })
     this.pieceWrites = write.catch(() => {})
     await write
   }
 
-  private async putPiece (start: number, chunks: Buffer[]): Promise<void> {
+  private async putPiece (start: number, chunks: Buffer[], hash: string | undefined): Promise<void> {
     let bytes = 0
     for (const c of chunks) bytes += c.byteLength
     if (start + bytes <= this.written || this.ahead.has(start)) return
     if (start > this.written) {
       await this.file().writeAhead(start, chunks)
-      this.ahead.set(start, bytes)
+      this.ahead.set(start, { length: bytes, hash })
       return
     }
-    await this.append(trimFront(chunks, this.written - start), true)
+    await this.append(trimFront(chunks, this.written - start), true, start === this.written ? hash : undefined)
     for (let next = this.ahead.get(this.written); next !== undefined; next = this.ahead.get(this.written)) {
       this.ahead.delete(this.written)
-      const buf = Buffer.allocUnsafe(next)
-      const { bytesRead } = await (this.readFile as FileHandle).read(buf, 0, next, this.written)
-      if (bytesRead !== next) throw new Error(`temporary file of ${this.digest} has ${bytesRead} of the ${next} bytes written ahead at ${this.written}`)
+      const buf = Buffer.allocUnsafe(next.length)
+      const { bytesRead } = await (this.readFile as FileHandle).read(buf, 0, next.length, this.written)
+      if (bytesRead !== next.length) throw new Error(`temporary file of ${this.digest} has ${bytesRead} of the ${next.length} bytes written ahead at ${this.written}`)
       this.file().adopt([buf])
-      this.counted([buf], true)
+      this.counted([buf], true, next.hash)
     }
   }
 
@@ -568,7 +568,7 @@ export class BlobDownload {
         sources,
         hashSource: seeder,
         hashEpoch: first.epoch,
-        write: async (start, chunks) => { await this.writePiece(start, chunks) },
+        write: async (start, chunks, hash) => { await this.writePiece(start, chunks, hash) },
         signal,
         idleMs: peers.idleMs,
         stats,
@@ -761,7 +761,8 @@ export class BlobDownload {
     }
   }
 
-  private async append (chunks: Buffer[], fromPeer: boolean): Promise<void> {
+  /** `hash`: the piece hash of `chunks` when they are one whole verified piece (see `counted`). */
+  private async append (chunks: Buffer[], fromPeer: boolean, hash?: string): Promise<void> {
     let bytes = 0
     for (const c of chunks) bytes += c.byteLength
     const writer = this.file()
@@ -780,16 +781,23 @@ export class BlobDownload {
         throw again
       }
     }
-    this.counted(chunks, fromPeer)
+    this.counted(chunks, fromPeer, hash)
   }
 
-  /** `chunks` were written in order: counted, hashed into pieces, and readers woken. */
-  private counted (chunks: Buffer[], fromPeer: boolean): void {
+  /**
+   * `chunks` were written in order: counted, hashed into pieces, and readers woken. A piece that
+   * was checked against its `hash` on receipt is not hashed again (a relay's CPU per byte).
+   */
+  private counted (chunks: Buffer[], fromPeer: boolean, hash?: string): void {
+    let bytes = 0
+    for (const c of chunks) bytes += c.byteLength
+    const known = hash !== undefined && this.hasher.aligned
     for (const c of chunks) {
-      this.hasher.update(c)
+      if (!known) this.hasher.update(c)
       this.written += c.byteLength
       if (fromPeer) this.peerBytes += c.byteLength
     }
+    if (known) this.hasher.known(hash, bytes)
     if (this.size !== undefined && this.written === this.size) this.hasher.finish()
     this.notify()
   }

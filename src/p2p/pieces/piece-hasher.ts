@@ -50,6 +50,22 @@ export class PieceHasher {
     }
   }
 
+  /**
+   * The next piece, whose hash is already known (it was checked against it on receipt): counted
+   * without hashing its bytes again. `length` below the piece size ends the blob.
+   * @throws Error unless the hasher is at a piece boundary
+   */
+  known (hash: string, length: number): void {
+    if (this.isFinished || this.inPiece !== 0 || length > this.pieceSize) throw new Error('piece hasher given a known piece off a piece boundary')
+    this.done.push(hash)
+    if (length < this.pieceSize) this.isFinished = true
+  }
+
+  /** At a piece boundary: the next bytes start a piece. */
+  get aligned (): boolean {
+    return this.inPiece === 0 && !this.isFinished
+  }
+
   /** The blob is whole: a partial last piece gets its hash. Idempotent. */
   finish (): void {
     if (this.isFinished) return

@@ -30,8 +30,8 @@ export interface PieceFetchInit {
   hashSource: PeerRef
   /** The hash source's copy the hashes in `map` came from (its first answer's epoch; undefined: stored). */
   hashEpoch?: string | undefined
-  /** Writes a verified piece starting at byte `start` (see BlobDownload.writePiece). */
-  write: (start: number, chunks: Buffer[]) => Promise<void>
+  /** Writes a verified piece starting at byte `start`, with its hash (see BlobDownload.writePiece). */
+  write: (start: number, chunks: Buffer[], hash: string) => Promise<void>
   signal: AbortSignal
   /** A peer's silence tolerated before its transfer is `stalled` (CACHE_PEER_FIRST_BYTE_TIMEOUT). */
   idleMs: number
@@ -147,7 +147,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
               if (bytes < map.length(next)) continue
               const expected = await map.hash(next, signal)
               if (pieceHash(piece) !== expected) throw mismatch(source, next)
-              await init.write(map.start(next), piece)
+              await init.write(map.start(next), piece, expected)
               map.complete(next)
               stats.inc('pieces_from_peers')
               stats.peerPieces.add(source.name, 'received', 1, bytes)

@@ -182,3 +182,30 @@ describe('piece hashes: the sha256 of each piece of a blob (fetch/1.2.0, issue 2
     await assert.rejects(hashPieces(failing(), 4), /disk read failed/)
   })
 })
+
+describe('PieceHasher.known: a piece checked on receipt is not hashed again', () => {
+  it('takes the known hash at a piece boundary, as if it had hashed the bytes', () => {
+    const body = Buffer.from('abcdefghij')
+    const byBytes = new PieceHasher(4)
+    byBytes.update(body)
+    byBytes.finish()
+    const known = new PieceHasher(4)
+    known.update(body.subarray(0, 4))
+    assert.ok(known.aligned)
+    known.known(byBytes.hex(1, 1), 4)
+    known.update(body.subarray(8))
+    known.finish()
+    assert.equal(known.hex(0, 10), byBytes.hex(0, 10))
+  })
+
+  it('a short known piece ends the blob; off a boundary it throws', () => {
+    const h = new PieceHasher(4)
+    h.known('a'.repeat(64), 2)
+    assert.equal(h.finished, true)
+    assert.equal(h.aligned, false)
+    const off = new PieceHasher(4)
+    off.update(Buffer.from('ab'))
+    assert.equal(off.aligned, false)
+    assert.throws(() => { off.known('b'.repeat(64), 4) }, /boundary/)
+  })
+})
