@@ -792,8 +792,10 @@ export class BlobDownload {
     let bytes = 0
     for (const c of chunks) bytes += c.byteLength
     const known = hash !== undefined && this.hasher.aligned
+    // Piece hashes are for peers taking a blob in pieces: not kept without a swarm, nor for manifests.
+    const hashing = !known && this.init.peers !== undefined && this.init.kind === 'blob'
     for (const c of chunks) {
-      if (!known) this.hasher.update(c)
+      if (hashing) this.hasher.update(c)
       this.written += c.byteLength
       if (fromPeer) this.peerBytes += c.byteLength
     }

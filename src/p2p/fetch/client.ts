@@ -65,10 +65,10 @@ function remoteHost (connection: Connection): string | undefined {
 }
 
 /**
- * Asks one peer for (a range of) a blob over `/p2p-cache/fetch/1.1.0` (or 1.0.0 with an older
- * peer). With `data`, a blob's bytes may come over the data channel instead: the peer's header
- * carries a one-time key, and the bytes follow on a TLS connection to the address this node
- * reached the peer at. When that port can't be reached, `data.unreachable` is told and the same
+ * Asks one peer for (a range of) a blob over `/p2p-cache/fetch/1.2.0` (1.1.0 or 1.0.0 with an
+ * older peer; a `pieces` request to one is refused). With `data`, a blob's bytes may come over
+ * the data channel instead: the peer's header carries a one-time key, and the bytes follow on a
+ * TLS connection to the address this node reached the peer at. When that port can't be reached, `data.unreachable` is told and the same
  * request goes over libp2p. Throws PeerFetchError for anything the peer did wrong or could not do.
  */
 export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions, data?: DataChannelUse): Promise<PeerBlob> {
