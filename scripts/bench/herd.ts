@@ -31,6 +31,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { bridge, netnsUnavailable, Netns, run, veth } from '../../test/fixtures/netns.js'
@@ -45,7 +46,7 @@ import { Cleanup, withSectionCleanup } from './cleanup.js'
 import { sleep, spread } from './common.js'
 import { startP2pNodes, type P2pNode } from './p2p-node.js'
 import { summarizeWarnings, tally, type P2pCtx } from './p2p.js'
-import { cpuSeconds } from './proc.js'
+import { cpuSeconds, machineCpuSeconds, memory, resetPeak } from './proc.js'
 import { median, MB, MiB, ratioOf } from './report.js'
 
 export interface HerdConfig {
@@ -311,7 +312,7 @@ function upstreamUse (requests: LoggedRequest[], writtenKnown: boolean, image: H
 
 /** The single-flight's counters (issue 12); a build without them reads 0. */
 const HERD_COUNTERS = ['claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved'] as const
-const OTHER_COUNTERS = ['upstream_hits', 'peer_hits', 'hits', 'misses', 'bytes_from_upstream', 'bytes_from_peers', 'bytes_served_to_peers', 'errors'] as const
+const OTHER_COUNTERS = ['upstream_hits', 'peer_hits', 'hits', 'misses', 'bytes_from_upstream', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_partial_holders', 'pieces_from_peers', 'pieces_refetched', 'bytes_served_to_peers', 'errors'] as const
 
 function num (stats: Record<string, unknown>, key: string): number {
   const v = stats[key]
@@ -397,7 +398,15 @@ async function measureHerd (work: string, s: Scenario, cfg: HerdConfig, rows: P2
   // The herd.
   await s.upstream.mark()
   const before = await s.stats()
+  const sidecarCpu = (): number => s.pids.reduce((sum, pid) => { try { return sum + cpuSeconds(pid) } catch { return sum } }, 0)
+  const cpu0 = { sidecars: sidecarCpu(), machine: machineCpuSeconds() }
+  // Peak RSS per sidecar over the herd (VmHWM after a reset; the pids of netns hosts are this machine's too).
+  for (const pid of s.pids) resetPeak(pid)
+  const herdStart = performance.now()
   const herd = await pullAtOnce(work, image, s.viaNode)
+  const herdWall = (performance.now() - herdStart) / 1000
+  const cpuUsed = { sidecars: sidecarCpu() - cpu0.sidecars, machine: machineCpuSeconds() - cpu0.machine }
+  const rss = s.pids.flatMap(pid => { try { return [memory(pid).hwm] } catch { return [] } }).sort((a, b) => a - b)
   const { requests, writtenKnown } = await s.upstream.collect()
   const after = await s.stats()
   const use = upstreamUse(requests, writtenKnown, image)
@@ -418,12 +427,16 @@ async function measureHerd (work: string, s: Scenario, cfg: HerdConfig, rows: P2
   log(`${s.label}: pulls ${herd.map(x => x.toFixed(2)).join(', ')} s (slowest ${slowest.toFixed(2)} s = ${(slowest / lone).toFixed(2)} x lone direct ${lone.toFixed(2)} s)`)
   log(`${s.label}: upstream blob GETs ${blobGetsText} (${use.rangeGets} Range, ${use.failedBlobGets} failed, ${use.blobHeads} HEAD) = ${(use.blobBytes / MB).toFixed(1)} MB = ${bytesRatio.toFixed(2)} x image${use.writtenBytes === undefined ? '' : `, written per the log ${(use.writtenBytes / MB).toFixed(1)} MB`}; manifest GETs ${tally(use.manifestGets)}, HEADs by tag ${use.manifestHeadsByTag}, by digest ${use.manifestHeadsByDigest}; other requests ${use.other}`)
   log(`${s.label}: sidecar counters: ${countersText}; ${othersText}; ${spreadText}; longest upstream blob GET ${upstreamTime}`)
+  const cpuText = `CPU during the herd: sidecars ${cpuUsed.sidecars.toFixed(1)} s, the whole machine ${cpuUsed.machine.toFixed(1)} s of ${(herdWall * cpus().length).toFixed(1)} s (${cpus().length} cores x ${herdWall.toFixed(1)} s)` +
+    (rss.length === 0 ? '' : `; peak RSS per sidecar: median ${(median(rss) / MiB).toFixed(0)} MiB, max ${(Math.max(...rss) / MiB).toFixed(0)} MiB`)
+  log(`${s.label}: ${cpuText}`)
   for (const w of warnings) log(`${s.label}: node warning: ${w}`)
 
   samples[s.key] = {
     nodes: s.nodes, setup: s.setup, image_bytes: image.bytes, image_blobs: Object.fromEntries([...image.blobs].map(([d, n]) => [short(d), n])),
     quiet_before: q, direct_s: direct, concurrent_direct_s: concurrentDirect, herd_pull_s: herd,
-    upstream: use, counters: c, counters_per_node: counters.perNode, counters_absent: counters.absent, warnings
+    upstream: use, counters: c, counters_per_node: counters.perNode, counters_absent: counters.absent, warnings,
+    cpu_s: { ...cpuUsed, wall: herdWall, cores: cpus().length }, peak_rss_bytes: rss
   }
   const imageLabel = `${image.blobs.size - 1}x${cfg.layerBytes / MiB} MiB`
   rows.push({
@@ -441,7 +454,7 @@ async function measureHerd (work: string, s: Scenario, cfg: HerdConfig, rows: P2
   rows.push({
     metric: `${s.label}: slowest pull`, unit: 's', value: slowest, baseline: lone,
     ratio: ratioOf(slowest, lone), target: '<= 1.30', pass: slowest / lone <= 1.3, digits: 2,
-    note: `${s.nodes} skopeo pulls started at once, each through its own sidecar: ${spread(herd, 2)} s; the longest upstream blob GET meanwhile (registry's log): ${upstreamTime}; baseline: median of ${direct.length} lone skopeo pulls straight from the registry just before (${spread(direct, 2)} s)` +
+    note: `${s.nodes} skopeo pulls started at once, each through its own sidecar: ${spread(herd, 2)} s; the longest upstream blob GET meanwhile (registry's log): ${upstreamTime}; baseline: median of ${direct.length} lone skopeo pulls straight from the registry just before (${spread(direct, 2)} s); ${cpuText}` +
       (concurrentDirect === undefined ? '' : `; ${s.nodes} direct pulls at once (no sidecar) took up to ${Math.max(...concurrentDirect).toFixed(2)} s on this machine`)
   })
 }

@@ -105,7 +105,10 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   const warnings: string[] = []
   const claimsWonMs: number[] = []
   const started = performance.now()
-  const proc = spawnManaged(process.execPath, [...cliNodeFlags(), ...(opts.nodeArgs ?? []), CLI, 'serve'], {
+  // BENCH_CPU_PROF_DIR=<dir>: every sidecar writes a V8 CPU profile there when it stops (to see where a herd's CPU goes).
+  const profDir = process.env.BENCH_CPU_PROF_DIR
+  const profArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]
+  const proc = spawnManaged(process.execPath, [...cliNodeFlags(), ...profArgs, ...(opts.nodeArgs ?? []), CLI, 'serve'], {
     env,
     tailSize: opts.tailSize ?? 50,
     onLine: line => {

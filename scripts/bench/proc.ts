@@ -93,3 +93,10 @@ export function cpuSeconds (pid: number): number {
   // utime and stime are fields 14 and 15 of the full line, 12 and 13 after "pid (comm) ".
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
+
+/** CPU seconds every process on this machine has used so far, all cores summed (/proc/stat: everything but idle and iowait). */
+export function machineCpuSeconds (): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1).map(Number) ?? []
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu
+  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+}

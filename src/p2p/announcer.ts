@@ -1,25 +1,37 @@
 import type { Logger } from 'pino'
 import type { P2pNode } from './node.js'
 import { keyCid } from './content-id.js'
+import { setTimeout as delay } from 'node:timers/promises'
 import {
-  ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, ANNOUNCE_RETRY_MAX_MS, ANNOUNCE_RETRY_MIN_MS, PROVIDE_TIMEOUT_MS,
-  REPROVIDE_INTERVAL_MS
+  ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, ANNOUNCE_MAX_DEFER_MS, ANNOUNCE_QUIET_MS, ANNOUNCE_QUIET_POLL_MS, ANNOUNCE_RETRY_MAX_MS,
+  ANNOUNCE_RETRY_MIN_MS, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS
 } from './constants.js'
 import { routingTableSize } from './routing-table.js'
 
 export interface AnnouncerComponents {
   node: P2pNode
   log: Logger
+  /** Whether this node is moving blobs now: announcements then wait (see ANNOUNCE_MAX_DEFER_MS). */
+  busy?: () => boolean
+}
+
+export interface AnnounceOptions {
+  /** Announce without waiting for the node to be quiet (a download in progress, which lookups should find while it runs). */
+  now?: boolean
 }
 
 /**
  * Provides keys on the DHT: stored digests (everything in the store at start-up, in batches in
  * the background, and each blob as it is committed) and tag keys as tags are resolved. A provide
  * that can't run yet (empty routing table) or fails is parked and retried with backoff; the DHT
- * reprovides what succeeded, so a key announced recently is not announced again.
+ * reprovides what succeeded, so a key announced recently is not announced again. While the node
+ * moves blobs, announcements wait for a quiet moment, at most ANNOUNCE_MAX_DEFER_MS.
  */
 export class Announcer {
-  private queue = new Set<string>()
+  /** Keys to announce, in the order queued, with when each was queued (ms). */
+  private readonly queue = new Map<string, number>()
+  /** Queued keys that don't wait for a quiet moment. */
+  private readonly urgent = new Set<string>()
   /**
    * Parked: the routing table was empty or the query failed. Retried on a timer, not on
    * 'peer:connect': a new peer enters the routing table only after identify, so at connect time
@@ -36,9 +48,10 @@ export class Announcer {
 
   constructor (private readonly components: AnnouncerComponents) {}
 
-  announce (key: string): void {
+  announce (key: string, opts: AnnounceOptions = {}): void {
     if (Date.now() - (this.announcedAt.get(key) ?? -Infinity) < REPROVIDE_INTERVAL_MS) return
-    this.queue.add(key)
+    this.enqueue(key)
+    if (opts.now === true) this.urgent.add(key)
     this.kick()
   }
 
@@ -47,7 +60,7 @@ export class Announcer {
     void (async () => {
       for await (const key of keys) {
         if (this.controller.signal.aborted) return
-        this.queue.add(key)
+        this.enqueue(key)
       }
       this.kick()
     })().catch((err: Error) => { this.components.log.warn({ err: err.message }, 'could not list the store to announce it') })
@@ -56,6 +69,7 @@ export class Announcer {
   /** The blob left the store: stop reproviding it (peers asking get "not found" anyway). */
   forget (key: string): void {
     this.queue.delete(key)
+    this.urgent.delete(key)
     this.waiting.delete(key)
     this.announcedAt.delete(key)
     void this.components.node.services.dht.cancelReprovide(keyCid(key)).catch(() => {})
@@ -72,6 +86,28 @@ export class Announcer {
     await this.running
   }
 
+  private enqueue (key: string): void {
+    if (!this.queue.has(key)) this.queue.set(key, Date.now())
+  }
+
+  /**
+   * Returns once the node has been quiet (not `busy`) for ANNOUNCE_QUIET_MS, a key in the queue
+   * is urgent, or the oldest one has waited ANNOUNCE_MAX_DEFER_MS.
+   */
+  private async quiet (signal: AbortSignal): Promise<void> {
+    const busy = this.components.busy
+    if (busy === undefined) return
+    let quietSince = Date.now()
+    while (!signal.aborted && this.urgent.size === 0) {
+      const now = Date.now()
+      const oldest = this.queue.values().next().value
+      if (oldest === undefined || now - oldest >= ANNOUNCE_MAX_DEFER_MS) return
+      if (busy()) quietSince = now
+      else if (now - quietSince >= ANNOUNCE_QUIET_MS) return
+      await delay(ANNOUNCE_QUIET_POLL_MS, undefined, { signal }).catch(() => {})
+    }
+  }
+
   private park (key: string): void {
     this.waiting.add(key)
     this.scheduleRetry()
@@ -83,7 +119,7 @@ export class Announcer {
       this.retryTimer = undefined
       // Still alone: look again later, without a query.
       if (routingTableSize(this.components.node) === 0) { this.scheduleRetry(); return }
-      for (const key of this.waiting) this.queue.add(key)
+      for (const key of this.waiting) this.enqueue(key)
       this.waiting.clear()
       this.kick()
     }, this.retryMs)
@@ -102,8 +138,13 @@ export class Announcer {
     const { node, log } = this.components
     const signal = this.controller.signal
     while (this.queue.size > 0 && !signal.aborted) {
-      const batch = [...this.queue].slice(0, ANNOUNCE_CONCURRENCY)
-      for (const d of batch) this.queue.delete(d)
+      await this.quiet(signal)
+      if (signal.aborted) return
+      const batch = [...new Set([...this.urgent, ...this.queue.keys()])].slice(0, ANNOUNCE_CONCURRENCY)
+      for (const d of batch) {
+        this.queue.delete(d)
+        this.urgent.delete(d)
+      }
       if (routingTableSize(node) === 0) {
         // A DHT query with no peers waits for one; park the keys until the table has some.
         for (const key of batch) this.park(key)

@@ -53,6 +53,20 @@ export const ANNOUNCE_BATCH_PAUSE_MS = 50
 /** Parked announcements (no peers yet, or a failed query) are retried after this, doubling. */
 export const ANNOUNCE_RETRY_MIN_MS = 500
 export const ANNOUNCE_RETRY_MAX_MS = 60_000
+/**
+ * An announcement waits while this node moves blobs (downloads, uploads to peers), at most this
+ * long: a provide is a DHT walk plus a record to each of the closest peers, and in a 10-node herd
+ * the commit-time provides were half of the sidecars' CPU (issue 23). Claims find holders
+ * meanwhile; the DHT is the fallback when no coordinator answers.
+ */
+export const ANNOUNCE_MAX_DEFER_MS = 30_000
+/**
+ * Quiet = no blob moving for this long, counted from when the key was queued: a pull resolves
+ * its tag and manifest a moment before its blobs start, and those announcements wait for the blobs too.
+ */
+export const ANNOUNCE_QUIET_MS = 1_500
+/** How often a deferred announcement looks whether the node is quiet. */
+export const ANNOUNCE_QUIET_POLL_MS = 250
 /** One `provide` query may take this long before it is retried later. */
 export const PROVIDE_TIMEOUT_MS = 10_000
 

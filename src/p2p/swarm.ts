@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
-import { Announcer } from './announcer.js'
+import { Announcer, type AnnounceOptions } from './announcer.js'
 import { pinnedPeerId } from './addresses.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
@@ -42,6 +42,8 @@ export interface SwarmComponents {
   inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
   /** Whether `inProgress(digest)` would serve bytes now (a coordinator then names itself). */
   servesInProgress: (digest: Digest) => boolean
+  /** Blob downloads running in this node now (announcements wait while there are any). */
+  downloading?: () => number
   log: Logger
 }
 
@@ -105,7 +107,7 @@ export class Swarm {
       await node.stop()
       throw err
     }
-    const announcer = new Announcer({ node, log })
+    const announcer = new Announcer({ node, log, busy: () => server.activeUploads > 0 || (components.downloading?.() ?? 0) > 0 })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
     dialer.start()
     const swarm = new Swarm(node, server, data, dialback, claims, announcer, dialer, log)
@@ -198,8 +200,9 @@ export class Swarm {
     return this.denied.has(peer)
   }
 
-  announce (key: Digest | TagKey | ApiKey): void {
-    this.announcer.announce(key)
+  /** Provides `key` on the DHT; see Announcer.announce. */
+  announce (key: Digest | TagKey | ApiKey, opts?: AnnounceOptions): void {
+    this.announcer.announce(key, opts)
   }
 
   announceAll (keys: AsyncIterable<Digest | TagKey>): void {

@@ -126,6 +126,11 @@ export class BlobResolver {
     return pending ? 'pending' : undefined
   }
 
+  /** Downloads (blobs and manifests) running in this node now. */
+  get downloading (): number {
+    return this.downloads.size
+  }
+
   /** Whether a download of `digest` is under way here with bytes a peer may read (see `servesPeers`). */
   servesInProgress (digest: Digest): boolean {
     return ['blob', 'manifest'].some(kind => {

@@ -721,7 +721,7 @@ export class BlobDownload {
             // (claims find it at once). After the first bytes: a DHT provide is a burst of work
             // that would otherwise delay them. (A node reading from a peer announces at commit.)
             announced = true
-            this.init.peers?.swarm.announce(digest)
+            this.init.peers?.swarm.announce(digest, { now: true })
           }
         }
         if (this.size !== undefined && this.written !== this.size) {

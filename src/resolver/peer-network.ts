@@ -38,8 +38,8 @@ export interface PeerNetwork {
   /** Sets a peer aside for a while (it sent bytes that did not match their digest). */
   deny: (peer: string, reason: string) => void
   isDenied: (peer: string) => boolean
-  /** Provides `key` on the DHT (in the background, deduplicated). */
-  announce: (key: SwarmKey) => void
+  /** Provides `key` on the DHT (in the background, deduplicated); `now`: without waiting for the node to be quiet (a download in progress). */
+  announce: (key: SwarmKey, opts?: { now?: boolean }) => void
   /** Stops providing `key` (it left the store). */
   forget: (key: SwarmKey) => void
 }
