@@ -33,7 +33,7 @@
  *      (BENCH_HERD_NETNS_MBIT), every sidecar bootstrapped to host 1 only, as runners sharing one
  *      CACHE_BOOTSTRAP_PEERS are (BENCH_HERD_NETNS_BOOTSTRAP=all: to all); BENCH_HERD_NETNS=0
  *      skips them, otherwise skipped with the reason printed. BENCH_HERD_LOG_LEVEL=info and
- *      BENCH_HERD_LOG_DIR=<dir> keep every sidecar's log. BENCH_HERD_NODES (e.g. 3,5) sets the loopback herd sizes.
+ *      BENCH_HERD_LOG_DIR=<dir> keep every sidecar's log. BENCH_HERD_NODES (e.g. 3,5 or 50) sets the loopback herd sizes; above 20 nodes each bootstraps to the first only (BENCH_HERD_BOOTSTRAP=all|first).
  *  12. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
  *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
  *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing

@@ -358,7 +358,7 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     const h = await holder('h', { kind: 'busy' })
     const r = run(h, sourcesOf(h), { preload: true })
     // Busy answers 3 and 4 set a pause of 800 ms (100, 200, 400, 800).
-    await until(() => r.stats.snapshot().peer_busy_answers >= 4, 'four busy answers', 1000)
+    await until(() => r.stats.snapshot().peer_busy_answers >= 4, 'four busy answers', 5_000)
     const aborted = Date.now()
     r.controller.abort()
     await assert.rejects(r.promise, (err: Error) => err.name === 'AbortError')
