@@ -32,6 +32,8 @@ export class Announcer {
   private readonly queue = new Map<string, number>()
   /** Queued keys that don't wait for a quiet moment. */
   private readonly urgent = new Set<string>()
+  /** Since when the node has been seen quiet (not `busy`), for the keys queued now; undefined = not yet. */
+  private quietSince: number | undefined
   /**
    * Parked: the routing table was empty or the query failed. Retried on a timer, not on
    * 'peer:connect': a new peer enters the routing table only after identify, so at connect time
@@ -87,6 +89,9 @@ export class Announcer {
   }
 
   private enqueue (key: string): void {
+    // A key queued into an empty queue counts quiet from now: a pull resolves its tag a moment
+    // before its blobs start moving.
+    if (this.queue.size === 0) this.quietSince = undefined
     if (!this.queue.has(key)) this.queue.set(key, Date.now())
   }
 
@@ -97,13 +102,17 @@ export class Announcer {
   private async quiet (signal: AbortSignal): Promise<void> {
     const busy = this.components.busy
     if (busy === undefined) return
-    let quietSince = Date.now()
     while (!signal.aborted && this.urgent.size === 0) {
       const now = Date.now()
       const oldest = this.queue.values().next().value
       if (oldest === undefined || now - oldest >= ANNOUNCE_MAX_DEFER_MS) return
-      if (busy()) quietSince = now
-      else if (now - quietSince >= ANNOUNCE_QUIET_MS) return
+      if (busy()) {
+        this.quietSince = undefined
+      } else {
+        // Quiet since the last look at the earliest (batches after the first go on at once).
+        this.quietSince ??= now
+        if (now - this.quietSince >= ANNOUNCE_QUIET_MS) return
+      }
       await delay(ANNOUNCE_QUIET_POLL_MS, undefined, { signal }).catch(() => {})
     }
   }

@@ -119,12 +119,14 @@ export class HolderSource {
         if (!failed.includes(answer.seeder.peer)) failed.push(answer.seeder.peer)
         continue
       }
-      if (failed.includes(answer.peer) && !answer.committed) {
-        // Named again although reported: its lease runs (see ClaimTable), so it is loaded, not
-        // dead. Waiting for it costs time; a takeover would cost the upstream a second copy.
-        round--
+      if (failed.includes(answer.peer)) {
+        // Named again although reported: its lease runs (see ClaimTable), or it is the
+        // coordinator itself, which answered: loaded, not dead. Waiting for it costs time; a
+        // takeover would cost the upstream a second copy. A lease ends by itself, so waiting
+        // for one does not count as a round; a committed copy named again does.
+        if (!answer.committed) round--
         const pause = pauses.next()
-        log.info({ key: digest, peer: answer.peer, waitMs: pause }, 'the holder is alive by its lease; asking it again after a pause')
+        log.info({ key: digest, peer: answer.peer, waitMs: pause, committed: answer.committed }, 'the holder is alive; asking it again after a pause')
         await delay(pause, undefined, { signal })
       }
       try {

@@ -21,6 +21,13 @@ export const CLAIM_OTHERS_MAX = 16
 export const CLAIM_LEASE_MS = 20_000
 /** The holder renews this often while its download progresses. */
 export const CLAIM_RENEW_MS = 3_000
+/**
+ * Reports that skip the last holder of a committed copy (no other holder or receiver left):
+ * the first names it again (the joiner pauses and asks again), the second hands the reporter a
+ * lease. A joiner's 3 s first-byte budget is an idle machine's; at 20 hosts on 2 cores one
+ * report against a live holder cost Docker Hub a second manifest GET (issue 23).
+ */
+export const CLAIM_LAST_HOLDER_REPORTS = 2
 /** After `done`, claims are sent to the holder for this long (its provider record lasts longer). */
 export const CLAIM_DONE_TTL_MS = 10 * 60_000
 /** Keys a coordinator tracks at once; the oldest go first. */

@@ -133,7 +133,20 @@ export class ClaimService {
   }
 
   private async decide (from: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
-    return this.table.decide(await this.holder(from), request, request.op === 'claim' ? await this.providers(from, request.key, signal) : [])
+    const self = this.components.node.peerId.toString()
+    // A joiner that reports this node failed while this node answers, and has the key: its
+    // transfer timed out on a loaded machine. It is named again rather than handed a lease
+    // (a second upstream copy; issue 23).
+    if (from !== self && request.failed?.includes(self) === true && await this.components.has(request.key).catch(() => false)) {
+      request = { ...request, failed: request.failed.filter(p => p !== self) }
+    }
+    const before = this.table.describe(request.key)
+    const answer = this.table.decide(await this.holder(from), request, request.op === 'claim' ? await this.providers(from, request.key, signal) : [])
+    // A second lease on a key the table knew is a second upstream copy: say why (issue 23).
+    if (answer.status === 'fetch' && before !== undefined && before.peer !== from) {
+      this.components.log.info({ key: request.key, op: request.op, from, failed: request.failed, before }, 'claim: lease handed to another node')
+    }
+    return answer
   }
 
   /** `peer` with the addresses this node knows for it, so a joiner that is not connected can dial it. */

@@ -1,6 +1,6 @@
 import type { Digest } from '../../oci/digest.js'
 import type { ClaimAnswer, ClaimRequest } from './frames.js'
-import { CLAIM_CHAIN_FANOUT, CLAIM_DONE_TTL_MS, CLAIM_LEASE_MS, CLAIM_MEMBERS_MAX, CLAIM_OTHERS_MAX, CLAIM_TABLE_MAX } from './constants.js'
+import { CLAIM_CHAIN_FANOUT, CLAIM_DONE_TTL_MS, CLAIM_LAST_HOLDER_REPORTS, CLAIM_LEASE_MS, CLAIM_MEMBERS_MAX, CLAIM_OTHERS_MAX, CLAIM_TABLE_MAX } from './constants.js'
 
 /** A peer that has (or is fetching) a key, as a provider record or a claim names it. */
 export interface Holder {
@@ -18,6 +18,10 @@ interface Entry extends Holder {
   followers?: number
   /** Peers that joined the key, oldest first: receivers that serve the pieces they hold. */
   members?: Member[]
+  /** The committed holder was reported failed: joins go to the other holders and the members. */
+  reported?: boolean
+  /** Reports against the committed holder while it was the last one (see CLAIM_LAST_HOLDER_REPORTS). */
+  lastHolderReports?: number
 }
 
 interface Member extends Holder {
@@ -52,7 +56,9 @@ export interface ClaimTableInit {
  * machine a live holder misses a joiner's dial or idle timeouts long before it misses its
  * renewals, and a takeover costs the upstream a second copy (issue 23). Its lease goes when it
  * stops renewing (it died, or its upstream stalled) or when its connection to the coordinator
- * closes (`dropHolder`). A report against a holder with a committed copy stands: it is skipped.
+ * closes (`dropHolder`). A report against a holder with a committed copy stands: it is skipped,
+ * and joins go to the peers that stored it since and to the receivers (members), which hold its
+ * pieces; only when none is left does the reporter fetch.
  */
 export class ClaimTable {
   private readonly entries = new Map<Digest, Entry>()
@@ -74,21 +80,43 @@ export class ClaimTable {
     return this.entries.size
   }
 
+  /** What the table holds for `key` (for logs): the holder, whether committed, ms left, receivers, whether reported. */
+  describe (key: Digest): { peer: string, committed: boolean, leftMs: number, members: number, reported: boolean } | undefined {
+    const e = this.entries.get(key)
+    return e === undefined ? undefined : { peer: e.peer, committed: e.committed, leftMs: e.until - this.now(), members: e.members?.length ?? 0, reported: e.reported === true }
+  }
+
   /**
    * Applies `request` from `from` (whose dialable addresses are `addrs`). `providers` are the
    * provider records this node holds for the key, consulted only when no claim decides.
    */
   decide (from: Holder, request: ClaimRequest, providers: Holder[]): ClaimAnswer {
     const { key, op } = request
-    const failed = new Set(request.failed ?? [])
+    let failed = new Set(request.failed ?? [])
     const now = this.now()
     let entry = this.entries.get(key)
     const reportedFailed = entry !== undefined && entry.committed && failed.has(entry.peer) && entry.peer !== from.peer
-    if (entry !== undefined && (entry.until <= now || reportedFailed)) {
+    if (entry !== undefined && entry.until <= now) {
       this.entries.delete(key)
       entry = undefined
     }
     if (entry?.members !== undefined && failed.size > 0) entry.members = entry.members.filter(m => !failed.has(m.peer))
+    if (entry !== undefined && reportedFailed) {
+      const held = entry
+      const heir = (h: Holder): boolean => h.peer !== from.peer && h.peer !== held.peer && !failed.has(h.peer)
+      if ((held.members ?? []).some(heir) || providers.some(heir)) {
+        // Its receivers hold its pieces (and may have finished), or others stored it: they serve
+        // the next joins. At 20 hosts one report against the only committed holder, mid-herd,
+        // handed a second lease out while 18 receivers held the blob (issue 23).
+        held.reported = true
+      } else if ((held.lastHolderReports = (held.lastHolderReports ?? 0) + 1) < CLAIM_LAST_HOLDER_REPORTS) {
+        // The last holder: named again once before a second upstream copy.
+        failed = new Set([...failed].filter(p => p !== held.peer))
+      } else {
+        this.entries.delete(key)
+        entry = undefined
+      }
+    }
     switch (op) {
       case 'release':
         if (entry?.peer === from.peer && !entry.committed) this.entries.delete(key)
@@ -98,9 +126,14 @@ export class ClaimTable {
         return { status: 'ok' }
       case 'claim':
       case 'renew': {
-        if (entry !== undefined && entry.peer !== from.peer) {
-          if (op === 'renew') return { status: 'join', peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
-          const holder = entry.committed ? this.inTurn(entry, from, failed, providers) : this.inChain(entry, from)
+        if (entry !== undefined && entry.peer !== from.peer && op === 'renew') return { status: 'join', peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
+        const holder = entry !== undefined && entry.peer !== from.peer ? (entry.committed ? this.inTurn(entry, from, failed, providers) : this.inChain(entry, from)) : undefined
+        if (entry !== undefined && holder === undefined && entry.reported === true) {
+          // Every holder left was reported or is the claimant: the claimant fetches.
+          this.entries.delete(key)
+          entry = undefined
+        }
+        if (entry !== undefined && holder !== undefined) {
           const others = this.others(entry, [holder.peer, from.peer], failed, providers)
           if (request.pieces === true) this.addMember(entry, from)
           // Piece hashes come from the holder itself, not from a receiver relaying its pieces:
@@ -160,7 +193,7 @@ export class ClaimTable {
   /** Every holder of the key but those in `except` and the failed: the fetching one, members, provider records. */
   private others (entry: Entry, except: string[], failed: Set<string>, providers: Holder[]): Holder[] {
     const out: Holder[] = []
-    const seen = new Set(except)
+    const seen = new Set(entry.reported === true ? [...except, entry.peer] : except)
     for (const h of [entry, ...(entry.members ?? []), ...providers]) {
       if (seen.has(h.peer) || failed.has(h.peer)) continue
       seen.add(h.peer)
@@ -178,15 +211,22 @@ export class ClaimTable {
     entry.members = members
   }
 
-  /** The committed entry's holder or one of the other holders that stored the key, in turn. */
-  private inTurn (entry: Entry, from: Holder, failed: Set<string>, providers: Holder[]): Holder {
-    const holders: Holder[] = [entry]
-    for (const p of providers) {
-      if (p.peer !== from.peer && !failed.has(p.peer) && !holders.some(h => h.peer === p.peer)) holders.push(p)
+  /**
+   * The committed entry's holder or one of the other holders that stored the key, in turn; once
+   * the holder was reported failed, the others and then the members (receivers). Undefined when
+   * none is left for `from`.
+   */
+  private inTurn (entry: Entry, from: Holder, failed: Set<string>, providers: Holder[]): Holder | undefined {
+    const holders: Holder[] = entry.reported === true ? [] : [entry]
+    const add = (h: Holder): void => {
+      if (h.peer !== from.peer && h.peer !== entry.peer && !failed.has(h.peer) && !holders.some(x => x.peer === h.peer)) holders.push(h)
     }
+    for (const p of providers) add(p)
+    if (holders.length === 0) for (const m of entry.members ?? []) add(m)
+    if (holders.length === 0) return undefined
     const turn = entry.joins ?? 0
     entry.joins = turn + 1
-    return holders[turn % holders.length] ?? entry
+    return holders[turn % holders.length]
   }
 
   private set (key: Digest, entry: Entry): void {

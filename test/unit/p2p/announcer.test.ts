@@ -56,6 +56,18 @@ describe('Announcer', function () {
     await announcer.stop()
   })
 
+  it('once quiet, a long queue goes out batch after batch without waiting for quiet again', async () => {
+    const { node, provided } = fakeNode()
+    let looks = 0
+    const announcer = new Announcer({ node, log, busy: () => { looks++; return false } })
+    const keys = Array.from({ length: 40 }, (_, i) => `sha256:${i.toString(16).padStart(64, '0')}`)
+    for (const key of keys) announcer.announce(key)
+    await waitFor(() => provided.length === keys.length ? true : undefined, { timeoutMs: 10_000, what: 'all 40 provides' })
+    // One quiet wait (1.5 s at a look every 250 ms) for five batches of 8, not one per batch.
+    assert.ok(looks <= 12, `looked at the node ${looks} times`)
+    await announcer.stop()
+  })
+
   it('stop() ends a deferred wait at once', async () => {
     const { node, provided } = fakeNode()
     const announcer = new Announcer({ node, log, busy: () => true })

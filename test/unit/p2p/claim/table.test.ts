@@ -281,6 +281,40 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     assert.deepEqual(join(table, F), { peer: 'PeerA', others: ['PeerB', 'PeerC', 'PeerD', 'PeerE'] })
   })
 
+  it('the committed holder reported failed: joins go to its receivers in turn, for every joiner, never a second lease while one is left', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    join(table, C)
+    join(table, D)
+    table.decide(A, { op: 'done', key: KEY }, [])
+    // D timed out on A (a loaded machine): B and C hold A's pieces, so D joins one of them.
+    const first = join(table, D, ['PeerA'])
+    assert.ok(['PeerB', 'PeerC'].includes(first.peer), `named ${first.peer}`)
+    assert.ok(!first.others.includes('PeerA'), 'the reported holder is not in the others')
+    // The report stands for the joiners after it: the receivers (each joiner becomes one) take turns.
+    const named = [E, F, E].map(p => ({ from: p.peer, named: join(table, p).peer }))
+    assert.ok(named.every(n => n.named !== 'PeerA' && n.named !== n.from), JSON.stringify(named))
+    assert.ok(new Set(named.map(n => n.named)).size > 1, 'in turn, not all on one receiver')
+    // A joiner that reported every receiver too fetches (the others are left to the joiners that did not).
+    assert.equal(table.decide(E, { op: 'claim', key: KEY, failed: ['PeerA', 'PeerB', 'PeerC', 'PeerD', 'PeerF'] }, []).status, 'fetch')
+  })
+
+  it('the committed holder reported failed with no receiver: a provider that did not fail; the last holder is named once more before the reporter fetches', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    const P = peer('P')
+    table.decide(A, { op: 'claim', key: KEY }, [])
+    table.decide(A, { op: 'done', key: KEY }, [])
+    assert.equal(join(table, B, ['PeerA'], [A, P]).peer, 'PeerP')
+    const other = `sha256:${'ef'.repeat(32)}` as Digest
+    table.decide(A, { op: 'claim', key: other }, [])
+    table.decide(A, { op: 'done', key: other }, [])
+    // A manifest's joiner timed out on a loaded holder: asked again first (CLAIM_LAST_HOLDER_REPORTS 2)...
+    assert.deepEqual(table.decide(B, { op: 'claim', key: other, failed: ['PeerA'] }, [A]), { status: 'join', peer: 'PeerA', addrs: A.addrs, committed: true })
+    // ...and a second report (this joiner again, or another) hands out the lease.
+    assert.equal(table.decide(C, { op: 'claim', key: other, failed: ['PeerA'] }, [A]).status, 'fetch')
+  })
+
   it('after done, provider records follow the members in others; the one in turn is not listed', () => {
     const table = new ClaimTable({ now: () => 0 })
     const P = peer('P')
