@@ -522,7 +522,8 @@ async function loopbackHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<v
     await measureHerd(work, {
       label, key: `herd_loopback_${n}`, nodes: n, image, log,
       direct: out => pullToLayout(registry.host, image.repo, TAG, out, { timeoutMs: cfg.requestTimeoutMs }).then(() => undefined),
-      viaNode: nodes.map(node => out => pullToLayout(node.url.slice('http://'.length), image.repo, TAG, out, { timeoutMs: cfg.requestTimeoutMs }).then(() => undefined)),
+      // N sidecars and N skopeo move N copies through this machine's cores: 10 s per node at least.
+      viaNode: nodes.map(node => out => pullToLayout(node.url.slice('http://'.length), image.repo, TAG, out, { timeoutMs: Math.max(cfg.requestTimeoutMs, n * 10_000) }).then(() => undefined)),
       concurrentDirect: true,
       warmUp: true,
       upstream: fixtureLog(registry),

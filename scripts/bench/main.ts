@@ -109,6 +109,8 @@ const runs = (s: Section): boolean => SECTIONS.has(s)
 if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 // The herd section's (~3 min full, ~1 min quick, plus slack).
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
+// Loopback herds above 10 nodes: start-up and the pulls take about 12 s per node on 2 cores.
+if (runs('herd')) CFG.deadlineMs += HERD_CFG.nodeCounts.reduce((t, n) => t + Math.max(0, n - 10) * 12, 0) * 1000
 // Each emulated-hosts herd: set-up, a lone pull, then N pulls sharing the LAN (a 20-host herd once took ~90 s).
 if (runs('herd') && HERD_CFG.netns) CFG.deadlineMs += HERD_CFG.netnsHosts.reduce((t, n) => t + 30 + 8 * n, 0) * 1000
 // The link section's (~15 s quick, ~45 s full: setup, and 1 + runs transfers each way at ~117 MB/s).
