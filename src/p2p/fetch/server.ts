@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
-import type { BlobStore } from '../../store/blob-store.js'
+import type { BlobHandle, BlobStore } from '../../store/blob-store.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
 import { DATA_CHANNEL_PROTOCOLS, FETCH_PROTOCOLS, HASHES_WAIT_MS, IN_PROGRESS_READY_WAIT_MS, MAX_HASHES_PER_ANSWER, MAX_REQUEST_BYTES, PIECE_SIZE, RELAY_FOLLOW_AHEAD } from '../constants.js'
@@ -156,26 +156,21 @@ export class FetchServer {
     /** The transfer went to the data channel, which releases the source and the slot. */
     let handedOff = false
     try {
-      source = await this.storedSource(blob)
-      if (source === undefined && api === undefined) {
-        // Briefly: the peer waits for this header only CACHE_PEER_FIRST_BYTE_TIMEOUT. A download
-        // whose upstream has not answered yet is `busy` for now, and the peer asks again.
-        const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
-        if (growing === 'pending') {
-          await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet' })
-          return
-        }
-        if (growing?.size !== undefined) source = { ...growing, size: growing.size, inProgress: true }
-        else await growing?.release()
-        // The download may have been committed between the store lookup and this one.
-        if (growing === undefined) source = await this.storedSource(blob)
-        // A relay serves pieces it holds, and follows its own download for what it is about to
-        // get (its follower in the chain asks just past it); asked further ahead, it says how far it is.
-        const have = source?.have?.()
-        if (request.pieces === true && source?.relayed === true && have !== undefined && (request.start ?? 0) >= have + RELAY_FOLLOW_AHEAD) {
-          await reply({ status: 'busy', message: `has ${have} bytes of it so far`, have })
-          return
-        }
+      // An API body is served only once stored.
+      const found = await this.lookup(blob, api === undefined)
+      if (found === 'pending') {
+        await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet' })
+        return
+      }
+      if (found !== undefined && 'stored' in found) source = storedSource(found.stored)
+      else if (found?.growing.size !== undefined) source = { ...found.growing, size: found.growing.size, inProgress: true }
+      else await found?.growing.release()
+      // A relay serves pieces it holds, and follows its own download for what it is about to
+      // get (its follower in the chain asks just past it); asked further ahead, it says how far it is.
+      const have = source?.have?.()
+      if (request.pieces === true && source?.relayed === true && have !== undefined && (request.start ?? 0) >= have + RELAY_FOLLOW_AHEAD) {
+        await reply({ status: 'busy', message: `has ${have} bytes of it so far`, have })
+        return
       }
       if (source === undefined) {
         await reply({ status: 'not_found' })
@@ -224,15 +219,22 @@ export class FetchServer {
     }
   }
 
-  /** The stored copy of `blob` as a transfer's source, if the store has it. */
-  private async storedSource (blob: Digest): Promise<(GrowingBlob & { size: number, inProgress: boolean }) | undefined> {
-    const local = await this.components.store.openRead(blob)
-    if (local === undefined) return undefined
-    return {
-      size: local.record.size, inProgress: false, release: local.release,
-      ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
-      stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
-    }
+  /**
+   * Where `blob` is served from: its stored copy, else (with `downloads`) this node's download
+   * of it in progress, waited for briefly, since the peer waits for the header only
+   * CACHE_PEER_FIRST_BYTE_TIMEOUT (`pending`: its upstream has not answered yet; the peer is
+   * told `busy` and asks again). A download committed between the two lookups is found in the
+   * store. The caller releases what it gets.
+   */
+  private async lookup (blob: Digest, downloads: boolean): Promise<{ stored: BlobHandle } | { growing: GrowingBlob } | 'pending' | undefined> {
+    const stored = await this.components.store.openRead(blob)
+    if (stored !== undefined) return { stored }
+    if (!downloads) return undefined
+    const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
+    if (growing === 'pending') return 'pending'
+    if (growing !== undefined) return { growing }
+    const committed = await this.components.store.openRead(blob)
+    return committed === undefined ? undefined : { stored: committed }
   }
 
   /**
@@ -241,9 +243,17 @@ export class FetchServer {
    * the answer is a header.
    */
   private async serveHashes (blob: Digest, from: NonNullable<FetchRequest['hashes']>, reply: (header: FetchResponseHeader) => Promise<void>, log: Logger): Promise<void> {
-    const stored = async (): Promise<boolean> => {
-      const local = await this.components.store.openRead(blob)
-      if (local === undefined) return false
+    const found = await this.lookup(blob, true)
+    if (found === 'pending') {
+      await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet', have: 0 })
+      return
+    }
+    if (found === undefined) {
+      await reply({ status: 'not_found' })
+      return
+    }
+    if ('stored' in found) {
+      const local = found.stored
       try {
         // A stored copy is hashed on the first request (a read of the whole file): a large one
         // is `busy` meanwhile, so the peer's first-byte budget still tells a hung node apart.
@@ -252,25 +262,18 @@ export class FetchServer {
         if (hasher === undefined) {
           hashing.catch(() => {})
           await reply({ status: 'busy', message: 'hashing its stored copy into pieces' })
-          return true
+          return
         }
         const size = local.record.size
         await reply({ status: 'ok', size, start: 0, length: 0, have: size, hashes: { pieceSize: PIECE_SIZE, from, hex: hasher.hex(from, MAX_HASHES_PER_ANSWER) } })
       } finally {
         await local.release()
       }
-      return true
-    }
-    if (await stored()) return
-    const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
-    if (growing === 'pending') {
-      await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet', have: 0 })
       return
     }
+    const growing = found.growing
     try {
-      if (growing?.size === undefined || growing.pieceHashes === undefined) {
-        // The download may have been committed between the store lookup and this one.
-        if (growing === undefined && await stored()) return
+      if (growing.size === undefined || growing.pieceHashes === undefined) {
         await reply({ status: 'not_found' })
         return
       }
@@ -280,7 +283,7 @@ export class FetchServer {
       log.debug({ digest: blob, from, count: hex.length / 64 }, 'served piece hashes to peer')
       await reply({ status: 'ok', size: growing.size, start: 0, length: 0, have: growing.have?.() ?? 0, ...(epoch !== undefined ? { epoch } : {}), hashes: { pieceSize: PIECE_SIZE, from, hex } })
     } finally {
-      await growing?.release()
+      await growing.release()
     }
   }
 
@@ -290,13 +293,13 @@ export class FetchServer {
     await source?.release()
   }
 
-  /** Sends bytes [start, end) of `source` over a data channel connection, then ends it. */
   /** A piece request (a run of pieces, `bytes` long) was served to `peer`. */
   private servedPieces (peer: string, bytes: number): void {
     this.components.stats.inc('pieces_served_to_peers')
     this.components.stats.peerPieces.add(peer, 'served', Math.ceil(bytes / PIECE_SIZE), bytes)
   }
 
+  /** Sends `body` (bytes [start, end) of a blob) over a data channel connection, then ends it. */
   private async sendOverDataChannel (socket: TLSSocket, body: Readable, start: number, end: number, log: Logger, key: string, pieces: boolean, peer: string): Promise<void> {
     try {
       await sendBody(body, socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) }, this.rate)
@@ -307,5 +310,14 @@ export class FetchServer {
       log.warn({ digest: key, err: (err as Error).message }, 'fetch from peer over the data channel ended early')
       socket.destroy()
     }
+  }
+}
+
+/** A stored copy as a transfer's source (the store's byte ranges are inclusive; a source's end is not). */
+function storedSource (local: BlobHandle): GrowingBlob & { size: number, inProgress: boolean } {
+  return {
+    size: local.record.size, inProgress: false, release: local.release,
+    ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+    stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
   }
 }
