@@ -312,7 +312,7 @@ function upstreamUse (requests: LoggedRequest[], writtenKnown: boolean, image: H
 
 /** The single-flight's counters (issue 12); a build without them reads 0. */
 const HERD_COUNTERS = ['claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved'] as const
-const OTHER_COUNTERS = ['upstream_hits', 'peer_hits', 'hits', 'misses', 'bytes_from_upstream', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_partial_holders', 'pieces_from_peers', 'pieces_refetched', 'bytes_served_to_peers', 'errors'] as const
+const OTHER_COUNTERS = ['upstream_hits', 'peer_hits', 'hits', 'misses', 'bytes_from_upstream', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_partial_holders', 'pieces_from_peers', 'pieces_refetched', 'pieces_served_to_peers', 'peer_busy_answers', 'bytes_served_to_peers', 'errors'] as const
 
 function num (stats: Record<string, unknown>, key: string): number {
   const v = stats[key]

@@ -15,6 +15,7 @@ import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
 import { VERSION } from '../version.js'
 import { pinnedPeerId } from './addresses.js'
 import { guardPnetCipher } from './pnet-cipher.js'
+import { skipRepeatedProtocolMerges } from './protocol-merges.js'
 import {
   DIAL_TIMEOUT_MS, KAD_PROTOCOL, PING_MIN_TIMEOUT_MS, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
   REPROVIDE_THRESHOLD_MS
@@ -55,7 +56,7 @@ export async function createP2pNode (init: P2pNodeInit): Promise<P2pNode> {
   if (init.mdns) peerDiscovery.push(mdns())
   // pnet's cipher crashes the process under load without it (see pnet-cipher.ts).
   if (init.swarmKey !== undefined) guardPnetCipher()
-  return await createLibp2p({
+  const node = await createLibp2p({
     privateKey: init.privateKey,
     // What identify tells peers: `diagnose` recognises a p2p-cache node (and its version) by it.
     nodeInfo: { name: 'p2p-cache', version: VERSION, userAgent: `p2p-cache/${VERSION} node/${process.versions.node}` },
@@ -84,4 +85,6 @@ export async function createP2pNode (init: P2pNodeInit): Promise<P2pNode> {
       })
     }
   })
+  skipRepeatedProtocolMerges(node.peerStore, node)
+  return node
 }

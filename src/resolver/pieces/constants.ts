@@ -14,6 +14,8 @@ export const NAMED_HOLDER_LANES = 1
 export const RUN_PIECES = 16
 /** A holder whose progress is unknown is asked for it (a header-only request) at most this often. */
 export const PROBE_INTERVAL_MS = 1_000
+/** A holder whose probes find nothing this receiver lacks is asked less often, doubling up to this. */
+export const PROBE_INTERVAL_MAX_MS = 4_000
 /** A busy holder is asked again after this, doubling (jittered)... */
 export const HOLDER_BUSY_FIRST_MS = 100
 /** ...up to this. */

@@ -204,7 +204,9 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
     return new PeerFetchError(source.name, 'mismatch', message)
   }
 
-  const probe = async (source: PieceSource, offset: number): Promise<void> => {
+  /** Asks a holder how far it is, for the missing piece `wanted`. */
+  const probe = async (source: PieceSource, wanted: number): Promise<void> => {
+    const offset = map.start(wanted)
     try {
       // A header-only request: the holder says how far it is (`have`), or is busy.
       const blob = await network.fetch(source.ref, { key: digest, start: offset, end: offset, pieces: true }, { signal, idleMs: init.idleMs })
@@ -216,6 +218,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
       if (err instanceof PeerFetchError && err.reason === 'busy') sources.busy(source, err.have)
       else if (!signal.aborted) sources.failed(source)
     }
+    sources.probed(source, (source.have ?? 0) >= map.end(wanted))
   }
 
   // An abort wakes the loop at once, whatever it waits for.
@@ -234,8 +237,8 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
       }
       const wanted = map.nextMissing()
       if (probing === undefined && lanes.size < timing.lanes && wanted >= 0) {
-        const due = sources.probeCandidate()
-        if (due !== undefined) probing = probe(due, map.start(wanted)).finally(() => { probing = undefined; woken() })
+        const due = sources.probeCandidate(map.size)
+        if (due !== undefined) probing = probe(due, wanted).finally(() => { probing = undefined; woken() })
       }
       if (lanes.size === 0 && probing === undefined && !map.done) {
         if (!sources.usable) throw new PeerFetchError(hashSourceName, 'not_found', `no holder left to serve the remaining ${map.count - map.doneCount} pieces of ${digest}`)

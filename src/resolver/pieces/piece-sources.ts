@@ -1,7 +1,7 @@
 import type { PeerRef } from '../../p2p/fetch/client.js'
 import { IN_PROGRESS_IDLE_MS } from '../../p2p/constants.js'
 import { Pauses } from '../pauses.js'
-import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MS } from './constants.js'
+import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MAX_MS, PROBE_INTERVAL_MS } from './constants.js'
 
 /** One holder of a blob, as a receiver of its pieces sees it. */
 export interface PieceSource {
@@ -21,6 +21,8 @@ export interface PieceSource {
   gone: boolean
   /** When its progress was last asked for (a probe), ms. */
   probedAt: number
+  /** How often its progress may be asked for, ms: doubles while its answers show nothing this receiver lacks. */
+  probeEvery: number
   /** Stalled or dropped transfers in a row (see `faltered`). */
   failures: number
   /** When it last got further (`have` grew), or was first asked; ms. */
@@ -37,6 +39,8 @@ export interface PieceSourcesInit {
   busyFirstMs?: number
   busyMaxMs?: number
   probeIntervalMs?: number
+  /** The longest a holder's probes back off to (PROBE_INTERVAL_MAX_MS). */
+  probeIntervalMaxMs?: number
   /** A holder busy with no progress this long is dropped (IN_PROGRESS_IDLE_MS). */
   stallMs?: number
 }
@@ -69,6 +73,7 @@ export class PieceSources {
   private readonly busyFirstMs: number
   private readonly busyMaxMs: number
   private readonly probeIntervalMs: number
+  private readonly probeIntervalMaxMs: number
   private readonly stallMs: number
 
   /** `seeder`: the peer ID of the holder fetching it from the upstream, when it is among `others`. */
@@ -79,6 +84,7 @@ export class PieceSources {
     this.busyFirstMs = init.busyFirstMs ?? HOLDER_BUSY_FIRST_MS
     this.busyMaxMs = init.busyMaxMs ?? HOLDER_BUSY_MAX_MS
     this.probeIntervalMs = init.probeIntervalMs ?? PROBE_INTERVAL_MS
+    this.probeIntervalMaxMs = Math.max(this.probeIntervalMs, init.probeIntervalMaxMs ?? PROBE_INTERVAL_MAX_MS)
     this.stallMs = init.stallMs ?? IN_PROGRESS_IDLE_MS
     this.add(named, true, false)
     for (const o of others) this.add(o, false, o.id.toString() === seeder)
@@ -135,14 +141,15 @@ export class PieceSources {
 
   /**
    * A holder other than the named one whose progress is unknown or was asked for longest ago, not
-   * more often than PROBE_INTERVAL_MS each; undefined when none is due.
+   * more often than its `probeEvery` (PROBE_INTERVAL_MS, backing off: see `probed`); undefined
+   * when none is due. A holder known to hold all `size` bytes is not asked: it has nothing left to say.
    */
-  probeCandidate (): PieceSource | undefined {
+  probeCandidate (size = Infinity): PieceSource | undefined {
     const now = this.now()
     let due: PieceSource | undefined
     for (const s of this.sources) {
       // The seeder's progress comes with its hashes, and it is not asked for runs while the named holder lives.
-      if (s.named || (s.seeder && this.live(this.named)) || !this.ready(s, now) || s.lanes > 0 || now - s.probedAt < this.probeIntervalMs) continue
+      if (s.named || (s.seeder && this.live(this.named)) || !this.ready(s, now) || s.lanes > 0 || now - s.probedAt < s.probeEvery || (s.have ?? 0) >= size) continue
       if (due === undefined || s.probedAt < due.probedAt) due = s
     }
     if (due !== undefined) due.probedAt = now
@@ -155,6 +162,17 @@ export class PieceSources {
     s.have = Math.max(s.have ?? 0, end)
     s.failures = 0
     s.pauses = new Pauses(this.busyFirstMs, this.busyMaxMs, this.random)
+  }
+
+  /**
+   * A probe of the holder was answered (after `served` or `busy` took its `have`): `useful` when
+   * it holds a piece this receiver still lacks. Its next probe waits PROBE_INTERVAL_MS after a
+   * useful answer, and twice as long as the last wait (up to PROBE_INTERVAL_MAX_MS) after one
+   * that was not: in a herd every receiver is about as far as the others, most probes find
+   * nothing, and each costs both nodes a stream (issue 23).
+   */
+  probed (s: PieceSource, useful: boolean): void {
+    s.probeEvery = useful ? this.probeIntervalMs : Math.min(this.probeIntervalMaxMs, s.probeEvery * 2)
   }
 
   /**
@@ -195,7 +213,7 @@ export class PieceSources {
   private add (ref: PeerRef, named: boolean, seeder: boolean): void {
     const name = ref.id.toString()
     if (this.sources.some(s => s.name === name)) return
-    this.sources.push({ ref, name, named, seeder, have: undefined, lanes: 0, coolUntil: 0, gone: false, probedAt: -Infinity, failures: 0, progressAt: this.now(), pauses: new Pauses(this.busyFirstMs, this.busyMaxMs, this.random) })
+    this.sources.push({ ref, name, named, seeder, have: undefined, lanes: 0, coolUntil: 0, gone: false, probedAt: -Infinity, probeEvery: this.probeIntervalMs, failures: 0, progressAt: this.now(), pauses: new Pauses(this.busyFirstMs, this.busyMaxMs, this.random) })
   }
 
   private live (s: PieceSource): boolean {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import type { PeerRef } from '../../../../src/p2p/fetch/client.js'
-import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MS } from '../../../../src/resolver/pieces/constants.js'
+import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MAX_MS, PROBE_INTERVAL_MS } from '../../../../src/resolver/pieces/constants.js'
 import { PieceSources, type PieceSource, type PieceSourcesInit } from '../../../../src/resolver/pieces/piece-sources.js'
 import { newPeerId } from '../../fakes/peer-network.js'
 
@@ -483,6 +483,34 @@ describe('PieceSources: which holder is asked for the next run of pieces (issue 
       now += 10
       assert.equal(s.probeCandidate()?.name, id(o2), 'o2 was probed before o1 was again')
       assert.equal(s.probeCandidate(), undefined)
+    })
+
+    it('a holder whose probes find nothing new is asked half as often each time, up to PROBE_INTERVAL_MAX_MS; a useful answer resets it', () => {
+      const s = sources([o1])
+      const waits: number[] = []
+      for (let k = 0; k < 5; k++) {
+        const due = s.probeCandidate()
+        assert.equal(due?.name, id(o1))
+        s.probed(due, false)
+        waits.push(of(s, o1).probeEvery)
+        now += of(s, o1).probeEvery - 1
+        assert.equal(s.probeCandidate(), undefined, `probe ${k + 2} is not due yet`)
+        now += 1
+      }
+      assert.deepEqual(waits, [1, 2, 3, 4, 5].map(k => Math.min(PROBE_INTERVAL_MAX_MS, PROBE_INTERVAL_MS * 2 ** k)))
+      const due = s.probeCandidate()
+      assert.ok(due !== undefined)
+      s.probed(due, true)
+      assert.equal(of(s, o1).probeEvery, PROBE_INTERVAL_MS)
+    })
+
+    it('not a holder known to hold the whole blob: it has nothing left to say', () => {
+      const s = sources([o1, o2])
+      s.served(of(s, o1), SIZE)
+      s.served(of(s, o2), SIZE - 1)
+      assert.equal(s.probeCandidate(SIZE)?.name, id(o2))
+      now += 10 * PROBE_INTERVAL_MAX_MS
+      assert.equal(s.probeCandidate(SIZE)?.name, id(o2))
     })
 
     it('probeIntervalMs overrides PROBE_INTERVAL_MS', () => {
