@@ -98,7 +98,6 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
         apiRecords,
         // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
         inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
-        servesInProgress: digest => blobs?.servesInProgress(digest) ?? false,
         downloading: () => blobs?.downloading ?? 0
       }, log.child({ component: 'p2p' }))
     } catch (err) {
@@ -195,7 +194,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
 }
 
-async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'inProgress' | 'servesInProgress' | 'downloading'>, log: Logger): Promise<Swarm> {
+async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'inProgress' | 'downloading'>, log: Logger): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
     log.warn({ listen: config.listenAddrs.map(String) },
@@ -218,7 +217,6 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       tags: async key => await records.tags.lookup(key),
       apiRecords: async key => await records.apiRecords.forPeer(key),
       inProgress: records.inProgress,
-      servesInProgress: records.servesInProgress,
       downloading: records.downloading,
       log
     })

@@ -40,8 +40,6 @@ export interface SwarmComponents {
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
   /** This node's download of a digest in progress, served to peers as it arrives. */
   inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
-  /** Whether `inProgress(digest)` would serve bytes now (a coordinator then names itself). */
-  servesInProgress: (digest: Digest) => boolean
   /** Blob downloads running in this node now (announcements wait while there are any). */
   downloading?: () => number
   log: Logger
@@ -95,7 +93,7 @@ export class Swarm {
     const claims = new ClaimService({
       node,
       log,
-      has: async digest => components.servesInProgress(digest) || await components.store.stat(digest) !== undefined
+      stored: async digest => await components.store.stat(digest) !== undefined
     })
     try {
       await data?.start()

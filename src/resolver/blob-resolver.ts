@@ -131,14 +131,6 @@ export class BlobResolver {
     return this.downloads.size
   }
 
-  /** Whether a download of `digest` is under way here with bytes a peer may read (see `servesPeers`). */
-  servesInProgress (digest: Digest): boolean {
-    return ['blob', 'manifest'].some(kind => {
-      const download = this.downloads.peek(`${kind} ${digest}`)
-      return download !== undefined && download.sourced && download.servesPeers
-    })
-  }
-
   /** Whether `digest` is in the local store now. */
   async stored (digest: Digest): Promise<boolean> {
     return await this.init.store.stat(digest) !== undefined

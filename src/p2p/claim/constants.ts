@@ -2,6 +2,15 @@
 export const CLAIM_PROTOCOL = '/p2p-cache/claim/1.0.0'
 /** 1.0.0 plus `others` in a join answer: the other holders of the key, partial ones included (issue 23). */
 export const CLAIM_PROTOCOL_SWARM = '/p2p-cache/claim/1.1.0'
+/** 1.1.0 plus `redirect` answers and `direct` requests (see frames.ts). */
+export const CLAIM_PROTOCOL_REDIRECT = '/p2p-cache/claim/1.2.0'
+/** The claim protocols a node serves, newest first. */
+export const CLAIM_PROTOCOLS = [CLAIM_PROTOCOL_REDIRECT, CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOL]
+/**
+ * Redirects one claim follows before it asks the last node to answer itself: each goes to a
+ * peer strictly closer to the key, so views converge in one or two round trips.
+ */
+export const CLAIM_MAX_REDIRECTS = 2
 /**
  * Followers a holder that is still receiving a key is named to before the next holder is: a
  * herd forms a chain (the seeder serves one node, which serves the next...), each link at the

@@ -36,3 +36,17 @@ export function coordinatorsOf (key: string, candidates: string[]): string[] {
   const ids = new Map(candidates.map(c => [c, peerKadId(c)] as const))
   return [...ids.keys()].sort((a, b) => compareDistance(target, ids.get(a) as Uint8Array, ids.get(b) as Uint8Array))
 }
+
+/** Whether peer `a` is strictly closer to `key` than peer `b`. Throws on a string that is not a peer ID. */
+export function isCloser (key: string, a: string, b: string): boolean {
+  return compareDistance(keyKadId(key), peerKadId(a), peerKadId(b)) < 0
+}
+
+/**
+ * The peer of `others` closest to `key`, when it is strictly closer than `self`; else undefined
+ * (`self` coordinates the key in this view). Throws on a string that is not a peer ID.
+ */
+export function closerPeer (key: string, self: string, others: string[]): string | undefined {
+  const first = coordinatorsOf(key, [self, ...others])[0]
+  return first === undefined || first === self ? undefined : first
+}

@@ -17,6 +17,12 @@ import { CLAIM_OTHERS_MAX } from './constants.js'
  * - `renew`: the holder's download is progressing; answered like a claim (`fetch` = still yours).
  * - `done`: the holder committed the blob; later claims are sent to it.
  * - `release`: the holder gave up (its clients left, or the upstream failed); answer `ok`.
+ *
+ * 1.2.0 (issue 23): a node asked for a `claim` on a key it has no entry for, that knows a
+ * connected peer closer to the key than itself, answers `redirect` to that peer instead (Kademlia
+ * style: views of who is closest differ while routing tables fill, and two nodes that each think
+ * they coordinate a key grant two leases). The asker follows it; `direct` asks a node to answer
+ * itself (the asker's redirect budget is spent, or the peer it was sent to did not answer).
  */
 export type ClaimOp = 'claim' | 'renew' | 'done' | 'release'
 
@@ -29,6 +35,8 @@ export interface ClaimRequest {
    * them (a blob; not a manifest): the coordinator may name it to later joiners.
    */
   pieces?: boolean
+  /** 1.2.0: answer it, never `redirect`. */
+  direct?: boolean
 }
 
 export type ClaimAnswer =
@@ -36,6 +44,12 @@ export type ClaimAnswer =
   | { status: 'join', peer: string, addrs: string[], committed: boolean, others?: Array<{ peer: string, addrs: string[] }>, seeder?: { peer: string, addrs: string[] } }
   | { status: 'ok' }
   | { status: 'bad_request', message: string }
+
+/** 1.2.0: "ask `peer` (at `addrs`), which is closer to the key than I am". Never leaves ClaimService. */
+export interface ClaimRedirect { status: 'redirect', peer: string, addrs: string[] }
+
+/** What a claim stream carries back. */
+export type WireClaimAnswer = ClaimAnswer | ClaimRedirect
 
 
 /** Most holders one claim reports failed (the latest ones). */
@@ -50,7 +64,8 @@ const requestSchema = z.strictObject({
   op: z.enum(['claim', 'renew', 'done', 'release']),
   key: z.string().refine(isDigest, 'key must be sha256:<64 lowercase hex>'),
   failed: z.array(peerIdText).max(MAX_FAILED_REPORTED).optional(),
-  pieces: z.boolean().optional()
+  pieces: z.boolean().optional(),
+  direct: z.boolean().optional()
 })
 
 const answerSchema = z.discriminatedUnion('status', [
@@ -64,10 +79,11 @@ const answerSchema = z.discriminatedUnion('status', [
     seeder: z.strictObject({ peer: peerIdText, addrs: z.array(z.string().max(300)).max(16) }).optional()
   }),
   z.strictObject({ status: z.literal('ok') }),
-  z.strictObject({ status: z.literal('bad_request'), message: z.string().max(MAX_ANSWER_MESSAGE_CHARS) })
+  z.strictObject({ status: z.literal('bad_request'), message: z.string().max(MAX_ANSWER_MESSAGE_CHARS) }),
+  z.strictObject({ status: z.literal('redirect'), peer: peerIdText, addrs: z.array(z.string().max(300)).max(16) })
 ])
 
-export function encodeClaimFrame (value: ClaimRequest | ClaimAnswer): Uint8Array {
+export function encodeClaimFrame (value: ClaimRequest | WireClaimAnswer): Uint8Array {
   return encodeJsonFrame(value)
 }
 
@@ -75,6 +91,6 @@ export function decodeClaimRequest (bytes: Uint8Array): ClaimRequest {
   return decodeJsonFrame(bytes, requestSchema, 'claim request') as ClaimRequest
 }
 
-export function decodeClaimAnswer (bytes: Uint8Array): ClaimAnswer {
+export function decodeClaimAnswer (bytes: Uint8Array): WireClaimAnswer {
   return decodeJsonFrame(bytes, answerSchema, 'claim answer')
 }

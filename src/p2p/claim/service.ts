@@ -7,17 +7,23 @@ import type { Digest } from '../../oci/digest.js'
 import type { P2pNode } from '../node.js'
 import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
-import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_SWARM, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
+import { multiaddr } from '@multiformats/multiaddr'
+import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_MAX_REDIRECTS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_REDIRECT, CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOLS, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
 import { DenyList } from '../deny-list.js'
-import { coordinatorsOf, keyKadId } from './distance.js'
-import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRequest } from './frames.js'
+import { closerPeer, coordinatorsOf, isCloser, keyKadId } from './distance.js'
+import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRedirect, type ClaimRequest, type WireClaimAnswer } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
 import { FrameError } from '../json-frame.js'
 
 export interface ClaimServiceComponents {
   node: P2pNode
-  /** Whether this node has `digest` stored, or is downloading it with bytes it can serve. */
-  has: (digest: Digest) => Promise<boolean>
+  /**
+   * Whether this node has `digest` stored (verified and committed). A download in progress does
+   * not count: the coordinator is then in its own table (lease holder or receiver), and naming a
+   * receiver as a committed holder let two receivers follow each other (a 20-host herd stalled
+   * for a minute on such a cycle; issue 23).
+   */
+  stored: (digest: Digest) => Promise<boolean>
   log: Logger
 }
 
@@ -42,9 +48,11 @@ const MAX_ANSWER_BYTES = 8 * 1024
  * The coordinator of a key is the peer closest to it by XOR distance among this node, its
  * routing table and its connected peers that speak the protocol: the peers that hold the key's
  * provider records, so a claim is answered from the claim table, the coordinator's own copy and
- * those records in one round trip, without a DHT lookup. Views of the
- * routing table can differ for a moment (a peer joining); the cost is a second fetch, never a
- * wrong byte, since every transfer is verified by digest.
+ * those records in one round trip, without a DHT lookup. Views of the routing table differ while
+ * it fills (a herd bootstrapped to one address): a node asked about a key it has no entry for
+ * redirects the claim to a connected peer closer to the key (1.2.0), so the askers converge on
+ * one coordinator. What still slips through costs a second fetch, never a wrong byte, since every
+ * transfer is verified by digest.
  */
 export class ClaimService {
   private readonly table = new ClaimTable()
@@ -57,7 +65,9 @@ export class ClaimService {
   private readonly silent = new DenyList(CLAIM_SILENT_MS)
   /** Connected peers that speak the claim protocol (libp2p's registrar keeps it current). */
   private readonly speakers = new Set<string>()
-  private topology: string | undefined
+  /** Connected peers that speak 1.2.0: a claim is redirected only to them. */
+  private readonly redirectable = new Set<string>()
+  private readonly topologies: string[] = []
   /** A peer whose last connection closed has left: the leases it held end (see ClaimTable.dropHolder). */
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail.toString()
@@ -70,26 +80,29 @@ export class ClaimService {
   async start (): Promise<void> {
     const { node } = this.components
     node.addEventListener('peer:disconnect', this.onDisconnect)
-    await node.handle([CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOL], (stream, connection) => {
+    await node.handle(CLAIM_PROTOCOLS, (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: CLAIM_MAX_INBOUND_STREAMS })
-    this.topology = await node.register(CLAIM_PROTOCOL, {
+    this.topologies.push(await node.register(CLAIM_PROTOCOL, {
       onConnect: peer => { this.speakers.add(peer.toString()) },
       onDisconnect: peer => { this.speakers.delete(peer.toString()) }
-    })
+    }), await node.register(CLAIM_PROTOCOL_REDIRECT, {
+      onConnect: peer => { this.redirectable.add(peer.toString()) },
+      onDisconnect: peer => { this.redirectable.delete(peer.toString()) }
+    }))
   }
 
   async stop (): Promise<void> {
     this.components.node.removeEventListener('peer:disconnect', this.onDisconnect)
-    if (this.topology !== undefined) this.components.node.unregister(this.topology)
-    await this.components.node.unhandle([CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOL])
+    for (const id of this.topologies.splice(0)) this.components.node.unregister(id)
+    await this.components.node.unhandle(CLAIM_PROTOCOLS)
   }
 
   /**
    * Sends `request` to the key's coordinator; when it can't be reached within CLAIM_TIMEOUT_MS
    * (dead, hung, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all; that one
    * knows nothing of the leases the first granted, so the timeout allows for a loaded machine
-   * (issue 23). `to` pins the
+   * (issue 23). A coordinator's redirect is followed (see `follow`). `to` pins the
    * coordinator (a holder renewing with the one that granted its lease). Undefined: nobody
    * answered; the caller falls back to a provider lookup. Throws only when `signal` aborts.
    */
@@ -102,14 +115,70 @@ export class ClaimService {
       signal.throwIfAborted()
       if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
       try {
-        return { answer: await this.send(coordinator, request, AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])), coordinator }
+        return await this.follow(coordinator, request, signal)
       } catch (err) {
         if (signal.aborted) throw err
-        this.silent.add(`${request.key} ${coordinator}`)
-        this.components.log.info({ key: request.key, op: request.op, coordinator, err: (err as Error).message }, 'claim coordinator unreachable; asking the next closest peer')
+        this.unreachable(request, coordinator, err as Error, 'asking the next closest peer')
       }
     }
     return undefined
+  }
+
+  /**
+   * Sends `request` to `coordinator` and follows its redirects, each to a peer strictly closer
+   * to the key, CLAIM_MAX_REDIRECTS at most; past that, or when the peer redirected to does not
+   * answer (or is known silent on the key, or is no closer), the last node that redirected is
+   * asked to answer itself (`direct`). Throws what sending to `coordinator` throws.
+   */
+  private async follow (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<CoordinatedAnswer> {
+    const self = this.components.node.peerId.toString()
+    const budget = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])
+    let at = coordinator
+    let answer = await this.send(at, request, budget())
+    for (let hops = 0; answer.status === 'redirect'; hops++) {
+      const next = answer.peer
+      if (hops < CLAIM_MAX_REDIRECTS && next !== self && isCloser(request.key, next, at) && !this.silent.has(`${request.key} ${next}`)) {
+        await this.learn(next, answer.addrs)
+        try {
+          answer = await this.send(next, request, budget())
+          at = next
+          continue
+        } catch (err) {
+          if (signal.aborted) throw err
+          this.unreachable(request, next, err as Error, `asking ${at}, which redirected to it, to answer itself`)
+        }
+      }
+      answer = await this.send(at, { ...request, direct: true }, budget())
+      if (answer.status === 'redirect') throw new Error(`peer ${at} redirected a direct claim request`)
+    }
+    return { answer, coordinator: at }
+  }
+
+  private unreachable (request: ClaimRequest, coordinator: string, err: Error, next: string): void {
+    this.silent.add(`${request.key} ${coordinator}`)
+    this.components.log.info({ key: request.key, op: request.op, coordinator, err: err.message }, `claim coordinator unreachable; ${next}`)
+  }
+
+  /** Addresses a redirect gave for `peer`, into the peer store, so it can be dialled. */
+  private async learn (peer: string, addrs: string[]): Promise<void> {
+    try {
+      const multiaddrs = addrs.map(a => multiaddr(a))
+      if (multiaddrs.length > 0) await this.components.node.peerStore.merge(peerIdFromString(peer), { multiaddrs })
+    } catch {}
+  }
+
+  /**
+   * A redirect (1.2.0) for a claim this node should not decide: it has no entry for the key and
+   * no copy of it, and a connected peer that speaks 1.2.0 is closer to the key than itself
+   * (its view has filled further than the asker's). Undefined: decide it here.
+   */
+  private async redirect (from: string, request: ClaimRequest): Promise<ClaimRedirect | undefined> {
+    if (request.op !== 'claim' || request.direct === true || this.table.describe(request.key) !== undefined) return undefined
+    const self = this.components.node.peerId.toString()
+    const target = closerPeer(request.key, self, [...this.redirectable].filter(p => p !== from))
+    if (target === undefined || await this.components.stored(request.key).catch(() => false)) return undefined
+    const { addrs } = await this.holder(target)
+    return { status: 'redirect', peer: target, addrs }
   }
 
   /**
@@ -137,7 +206,7 @@ export class ClaimService {
     // A joiner that reports this node failed while this node answers, and has the key: its
     // transfer timed out on a loaded machine. It is named again rather than handed a lease
     // (a second upstream copy; issue 23).
-    if (from !== self && request.failed?.includes(self) === true && await this.components.has(request.key).catch(() => false)) {
+    if (from !== self && request.failed?.includes(self) === true && await this.components.stored(request.key).catch(() => false)) {
       request = { ...request, failed: request.failed.filter(p => p !== self) }
     }
     const before = this.table.describe(request.key)
@@ -164,7 +233,7 @@ export class ClaimService {
     const { node } = this.components
     const out: Holder[] = []
     const self = node.peerId.toString()
-    if (from !== self && await this.components.has(key).catch(() => false)) out.push({ peer: self, addrs: [] })
+    if (from !== self && await this.components.stored(key).catch(() => false)) out.push({ peer: self, addrs: [] })
     const dht = node.services.dht as unknown as KadInternals
     try {
       const ids = await dht.providers?.getProviders?.(keyCid(key), { signal }) ?? []
@@ -173,16 +242,16 @@ export class ClaimService {
     return out
   }
 
-  private async send (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
+  private async send (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<WireClaimAnswer> {
     // negotiateFully false: the protocol name goes with the request, one round trip less; so
     // the version is picked from what identify said the coordinator speaks.
     const id = peerIdFromString(coordinator)
     const info = await this.components.node.peerStore.get(id).catch(() => undefined)
-    const protocol = info?.protocols.includes(CLAIM_PROTOCOL_SWARM) === true ? CLAIM_PROTOCOL_SWARM : CLAIM_PROTOCOL
+    const protocol = CLAIM_PROTOCOLS.find(p => info?.protocols.includes(p) === true) ?? CLAIM_PROTOCOL
     const stream = await this.components.node.dialProtocol(id, protocol, { signal, negotiateFully: false })
-    // A 1.0.0 coordinator's decoder refuses fields it does not know.
-    const { pieces, ...plain } = request
-    const sent = protocol === CLAIM_PROTOCOL_SWARM && pieces !== undefined ? request : plain
+    // An older coordinator's decoder refuses fields it does not know.
+    const { pieces, direct, ...plain } = request
+    const sent = protocol === CLAIM_PROTOCOL_REDIRECT ? request : protocol === CLAIM_PROTOCOL_SWARM && pieces !== undefined ? { ...plain, pieces } : plain
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
       await lp.write(encodeClaimFrame(sent), { signal })
@@ -200,12 +269,13 @@ export class ClaimService {
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const from = connection.remotePeer.toString()
     try {
-      let answer: ClaimAnswer
+      let answer: WireClaimAnswer
       try {
         const request = decodeClaimRequest((await lp.read({ signal })).subarray())
-        answer = await this.decide(from, request, signal)
+        // Only a 1.2.0 asker follows a redirect; an older one is answered here.
+        answer = (stream.protocol === CLAIM_PROTOCOL_REDIRECT ? await this.redirect(from, request) : undefined) ?? await this.decide(from, request, signal)
         // A 1.0.0 asker's decoder refuses fields it does not know.
-        if (answer.status === 'join' && stream.protocol !== CLAIM_PROTOCOL_SWARM) {
+        if (answer.status === 'join' && stream.protocol === CLAIM_PROTOCOL) {
           delete answer.others
           delete answer.seeder
         }

@@ -58,7 +58,9 @@ export interface ClaimTableInit {
  * stops renewing (it died, or its upstream stalled) or when its connection to the coordinator
  * closes (`dropHolder`). A report against a holder with a committed copy stands: it is skipped,
  * and joins go to the peers that stored it since and to the receivers (members), which hold its
- * pieces; only when none is left does the reporter fetch.
+ * pieces (a receiver is named only receivers that joined before it: a later one may be reading
+ * from it). When none is left for the reporter, the holder is named once more
+ * (CLAIM_LAST_HOLDER_REPORTS), and only then does the reporter fetch.
  */
 export class ClaimTable {
   private readonly entries = new Map<Digest, Entry>()
@@ -104,14 +106,16 @@ export class ClaimTable {
     if (entry !== undefined && reportedFailed) {
       const held = entry
       const heir = (h: Holder): boolean => h.peer !== from.peer && h.peer !== held.peer && !failed.has(h.peer)
-      if ((held.members ?? []).some(heir) || providers.some(heir)) {
+      if (this.ahead(held, from).some(heir) || providers.some(heir)) {
         // Its receivers hold its pieces (and may have finished), or others stored it: they serve
         // the next joins. At 20 hosts one report against the only committed holder, mid-herd,
         // handed a second lease out while 18 receivers held the blob (issue 23).
         held.reported = true
       } else if ((held.lastHolderReports = (held.lastHolderReports ?? 0) + 1) < CLAIM_LAST_HOLDER_REPORTS) {
-        // The last holder: named again once before a second upstream copy.
+        // The last holder (for this reporter): named again once before a second upstream copy,
+        // even after another joiner's report (it was the first receiver, with nobody ahead of it).
         failed = new Set([...failed].filter(p => p !== held.peer))
+        held.reported = false
       } else {
         this.entries.delete(key)
         entry = undefined
@@ -213,8 +217,10 @@ export class ClaimTable {
 
   /**
    * The committed entry's holder or one of the other holders that stored the key, in turn; once
-   * the holder was reported failed, the others and then the members (receivers). Undefined when
-   * none is left for `from`.
+   * the holder was reported failed, the others and then the members (receivers) that joined
+   * before `from` when it is a member itself: one that joined after it may be reading from it,
+   * and two receivers that follow each other both wait (a 20-host herd stalled on such a cycle;
+   * issue 23). Undefined when none is left for `from`.
    */
   private inTurn (entry: Entry, from: Holder, failed: Set<string>, providers: Holder[]): Holder | undefined {
     const holders: Holder[] = entry.reported === true ? [] : [entry]
@@ -222,11 +228,18 @@ export class ClaimTable {
       if (h.peer !== from.peer && h.peer !== entry.peer && !failed.has(h.peer) && !holders.some(x => x.peer === h.peer)) holders.push(h)
     }
     for (const p of providers) add(p)
-    if (holders.length === 0) for (const m of entry.members ?? []) add(m)
+    if (holders.length === 0) for (const m of this.ahead(entry, from)) add(m)
     if (holders.length === 0) return undefined
     const turn = entry.joins ?? 0
     entry.joins = turn + 1
     return holders[turn % holders.length]
+  }
+
+  /** The entry's members `from` may read from: all of them, or when it is one, those that joined before it. */
+  private ahead (entry: Entry, from: Holder): Holder[] {
+    const members = entry.members ?? []
+    const own = members.findIndex(m => m.peer === from.peer)
+    return own < 0 ? members : members.slice(0, own)
   }
 
   private set (key: Digest, entry: Entry): void {

@@ -15,6 +15,7 @@ import { UploadRate } from './upload-rate.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
 import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
+import { FrameError } from '../json-frame.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import type { ApiKey } from '../../keys/api-key.js'
 
@@ -123,6 +124,13 @@ export class FetchServer {
     try {
       request = decodeRequest((await lp.read({ signal: AbortSignal.timeout(this.idleTimeoutMs) })).subarray())
     } catch (err) {
+      // Only a frame that is malformed is the peer's fault; one cut short (the peer gave up or
+      // left: a reset, an early end, a request too late on a loaded machine) is not answered.
+      if (!(err instanceof FrameError) && !/^Invalid(Data|Message)Length/.test((err as Error).name)) {
+        log.debug({ err: (err as Error).message }, 'fetch request not read: the peer left, or it came too late')
+        stream.abort(err as Error)
+        return
+      }
       log.warn({ err: (err as Error).message }, 'bad fetch request from peer')
       await reply({ status: 'bad_request', message: (err as Error).message }).catch(e => { stream.abort(e as Error) })
       return

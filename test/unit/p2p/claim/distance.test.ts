@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { compareDistance, coordinatorsOf, keyKadId, peerKadId } from '../../../../src/p2p/claim/distance.js'
+import { closerPeer, compareDistance, coordinatorsOf, isCloser, keyKadId, peerKadId } from '../../../../src/p2p/claim/distance.js'
 import { tagKey } from '../../../../src/oci/tag-key.js'
 import type { Digest } from '../../../../src/oci/digest.js'
 
@@ -52,5 +52,17 @@ describe('claim coordinators: XOR distance between Kademlia ids', () => {
 
   it('throws on a candidate that is not a peer ID', () => {
     assert.throws(() => coordinatorsOf(KEY, [peers[0] as string, 'not-a-peer']))
+  })
+
+  it('isCloser and closerPeer (what a redirect, 1.2.0, is checked by): strictly closer by XOR distance, never self', () => {
+    const order = coordinatorsOf(KEY, peers)
+    const [first, second, last] = [order[0], order[1], order[order.length - 1]] as [string, string, string]
+    assert.equal(isCloser(KEY, first, second), true)
+    assert.equal(isCloser(KEY, second, first), false)
+    assert.equal(isCloser(KEY, first, first), false, 'not closer than itself')
+    assert.equal(closerPeer(KEY, last, order.slice(0, -1)), first, 'the closest of the others')
+    assert.equal(closerPeer(KEY, first, order.slice(1)), undefined, 'self is the closest: no redirect')
+    assert.equal(closerPeer(KEY, second, []), undefined)
+    assert.throws(() => isCloser(KEY, 'not-a-peer', first))
   })
 })

@@ -296,8 +296,25 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     const named = [E, F, E].map(p => ({ from: p.peer, named: join(table, p).peer }))
     assert.ok(named.every(n => n.named !== 'PeerA' && n.named !== n.from), JSON.stringify(named))
     assert.ok(new Set(named.map(n => n.named)).size > 1, 'in turn, not all on one receiver')
-    // A joiner that reported every receiver too fetches (the others are left to the joiners that did not).
+    // A joiner that reported every receiver ahead of it too is named the holder once more, then fetches.
+    const last = table.decide(E, { op: 'claim', key: KEY, failed: ['PeerA', 'PeerB', 'PeerC', 'PeerD', 'PeerF'] }, [])
+    assert.equal(last.status === 'join' ? last.peer : last.status, 'PeerA')
     assert.equal(table.decide(E, { op: 'claim', key: KEY, failed: ['PeerA', 'PeerB', 'PeerC', 'PeerD', 'PeerF'] }, []).status, 'fetch')
+  })
+
+  it('the committed holder reported failed by a receiver: only receivers that joined before it are named, never one that may read from it', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    join(table, C)
+    join(table, D)
+    table.decide(A, { op: 'done', key: KEY }, [])
+    // C timed out on A: B joined before it; D joined after it and may follow it.
+    for (let i = 0; i < 3; i++) assert.equal(join(table, C, ['PeerA']).peer, 'PeerB')
+    // B, the first receiver, has nobody ahead but A: A is named once more, then B fetches.
+    const again = table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, [])
+    assert.equal(again.status === 'join' ? again.peer : again.status, 'PeerA')
+    assert.equal(table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, []).status, 'fetch')
   })
 
   it('the committed holder reported failed with no receiver: a provider that did not fail; the last holder is named once more before the reporter fetches', () => {
