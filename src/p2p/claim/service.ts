@@ -210,7 +210,9 @@ export class ClaimService {
       request = { ...request, failed: request.failed.filter(p => p !== self) }
     }
     const before = this.table.describe(request.key)
-    const answer = this.table.decide(await this.holder(from), request, request.op === 'claim' ? await this.providers(from, request.key, signal) : [])
+    // Itself: the stored-copy rule above decides (a copy it evicted is not held).
+    const connected = (peer: string): boolean => peer !== self && this.components.node.getConnections(peerIdFromString(peer)).length > 0
+    const answer = this.table.decide(await this.holder(from), request, request.op === 'claim' ? await this.providers(from, request.key, signal) : [], connected)
     // A second lease on a key the table knew is a second upstream copy: say why (issue 23).
     if (answer.status === 'fetch' && before !== undefined && before.peer !== from) {
       this.components.log.info({ key: request.key, op: request.op, from, failed: request.failed, before }, 'claim: lease handed to another node')

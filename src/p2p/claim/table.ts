@@ -59,7 +59,8 @@ export interface ClaimTableInit {
  * closes (`dropHolder`). A report against a holder with a committed copy stands: it is skipped,
  * and joins go to the peers that stored it since and to the receivers (members), which hold its
  * pieces (a receiver is named only receivers that joined before it: a later one may be reading
- * from it). When none is left for the reporter, the holder is named once more
+ * from it). When none is left for the reporter, the holder is named again: while the
+ * coordinator is connected to it (alive, only loaded), always; else once more
  * (CLAIM_LAST_HOLDER_REPORTS), and only then does the reporter fetch.
  */
 export class ClaimTable {
@@ -91,8 +92,11 @@ export class ClaimTable {
   /**
    * Applies `request` from `from` (whose dialable addresses are `addrs`). `providers` are the
    * provider records this node holds for the key, consulted only when no claim decides.
+   * `connected` says whether the coordinator holds a connection to a peer now: a committed
+   * holder that is still connected is loaded, not gone, and reports against it never hand out
+   * a lease (default: nobody is).
    */
-  decide (from: Holder, request: ClaimRequest, providers: Holder[]): ClaimAnswer {
+  decide (from: Holder, request: ClaimRequest, providers: Holder[], connected: (peer: string) => boolean = () => false): ClaimAnswer {
     const { key, op } = request
     let failed = new Set(request.failed ?? [])
     const now = this.now()
@@ -111,9 +115,11 @@ export class ClaimTable {
         // the next joins. At 20 hosts one report against the only committed holder, mid-herd,
         // handed a second lease out while 18 receivers held the blob (issue 23).
         held.reported = true
-      } else if ((held.lastHolderReports = (held.lastHolderReports ?? 0) + 1) < CLAIM_LAST_HOLDER_REPORTS) {
-        // The last holder (for this reporter): named again once before a second upstream copy,
-        // even after another joiner's report (it was the first receiver, with nobody ahead of it).
+      } else if (connected(held.peer) || (held.lastHolderReports = (held.lastHolderReports ?? 0) + 1) < CLAIM_LAST_HOLDER_REPORTS) {
+        // The last holder (for this reporter): named again, even after another joiner's report
+        // (the reporter was the first receiver, with nobody ahead of it); while it is connected
+        // it is loaded, not gone, and a busy holder means "wait", never a second upstream copy
+        // (issue 23); otherwise once more before that copy.
         failed = new Set([...failed].filter(p => p !== held.peer))
         held.reported = false
       } else {

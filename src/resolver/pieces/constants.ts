@@ -20,6 +20,12 @@ export const PROBE_INTERVAL_MAX_MS = 4_000
 export const HOLDER_BUSY_FIRST_MS = 100
 /** ...up to this. */
 export const HOLDER_BUSY_MAX_MS = 2_000
+/**
+ * After a hashes answer, the next request waits this long unless a piece is held up for a hash:
+ * the hash source answers as soon as it has one more, and asking again at once cost one stream
+ * per piece per receiver (about half of a 10-node herd's fetch streams; issue 23).
+ */
+export const HASHES_BATCH_MS = 300
 /** A hashes request may wait this long for its answer (the holder waits HASHES_WAIT_MS for a next piece). */
 export const HASHES_IDLE_MS = 15_000
 /** Stalled or dropped transfers in a row after which a holder is no longer asked for this blob. */

@@ -10,16 +10,18 @@ import type { PieceSource, PieceSources } from './piece-sources.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Pauses } from '../pauses.js'
 import { IN_PROGRESS_IDLE_MS } from '../../p2p/constants.js'
-import { HASHES_IDLE_MS, HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, PIECE_LANES, PROBE_INTERVAL_MS, RUN_PIECES } from './constants.js'
+import { HASHES_BATCH_MS, HASHES_IDLE_MS, HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, PIECE_LANES, PROBE_INTERVAL_MS, RUN_PIECES } from './constants.js'
 
 /** The waits and widths of one piece transfer; defaults from constants.ts (tests shrink them). */
 export interface PieceTiming {
   lanes: number
   runPieces: number
   hashesIdleMs: number
+  /** The pause between hashes requests while no piece waits for one (HASHES_BATCH_MS). */
+  hashesBatchMs: number
 }
 
-export const DEFAULT_PIECE_TIMING: PieceTiming = { lanes: PIECE_LANES, runPieces: RUN_PIECES, hashesIdleMs: HASHES_IDLE_MS }
+export const DEFAULT_PIECE_TIMING: PieceTiming = { lanes: PIECE_LANES, runPieces: RUN_PIECES, hashesIdleMs: HASHES_IDLE_MS, hashesBatchMs: HASHES_BATCH_MS }
 
 export interface PieceFetchInit {
   network: PeerNetwork
@@ -119,6 +121,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
       }
       if (source !== undefined) sources.served(source, answer.have)
       woken()
+      if (map.hashesKnown < map.count) await map.hashWanted(timing.hashesBatchMs, signal)
     }
   }
   const hashes = followHashes().catch((err: Error) => {

@@ -15,6 +15,8 @@ export class PieceMap {
   private readonly hashes: string[] = []
   private completed = 0
   private waiters: Array<() => void> = []
+  /** Called when a transfer starts waiting for a hash (see `hashWanted`). */
+  private readonly wantedListeners = new Set<() => void>()
   private hashFailure: Error | undefined
 
   /**
@@ -113,8 +115,29 @@ export class PieceMap {
         const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
         signal.addEventListener('abort', wake, { once: true })
         this.waiters.push(wake)
+        for (const wanted of [...this.wantedListeners]) wanted()
       })
     }
+  }
+
+  /**
+   * Resolves after `ms`, or at once when a transfer waits for a hash not known yet (now or
+   * meanwhile), or when `signal` aborts: the hash follower's pause between requests, so hashes
+   * are asked for in batches unless a verified piece is held up by one.
+   */
+  async hashWanted (ms: number, signal: AbortSignal): Promise<void> {
+    if (this.waiters.length > 0 || signal.aborted) return
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        this.wantedListeners.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, { once: true })
+      this.wantedListeners.add(done)
+    })
   }
 
   /** No more hashes will come: waiting transfers fail with `err`. */

@@ -317,6 +317,21 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     assert.equal(table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, []).status, 'fetch')
   })
 
+  it('a committed holder the coordinator is still connected to is loaded, not gone: reports against it never hand out a lease', () => {
+    const table = new ClaimTable({ now: () => 0 })
+    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
+    join(table, B)
+    table.decide(A, { op: 'done', key: KEY }, [])
+    const connected = (peer: string): boolean => peer === 'PeerA'
+    for (let i = 0; i < 5; i++) {
+      const again = table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, [], connected)
+      assert.equal(again.status === 'join' ? again.peer : again.status, 'PeerA', `report ${i + 1}`)
+    }
+    // Once its connection is gone, the next reports count: named once more, then the lease.
+    assert.equal(table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, []).status, 'join')
+    assert.equal(table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, []).status, 'fetch')
+  })
+
   it('the committed holder reported failed with no receiver: a provider that did not fail; the last holder is named once more before the reporter fetches', () => {
     const table = new ClaimTable({ now: () => 0 })
     const P = peer('P')

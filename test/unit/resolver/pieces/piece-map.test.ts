@@ -268,5 +268,27 @@ describe('PieceMap: a receiver\'s view of a blob cut into pieces (issue 23)', ()
       map.addHashes(0, [H(0), H(1)])
       assert.equal(await other, H(1))
     })
+
+    it('hashWanted: the follower\'s pause ends after its time, at once when a piece waits for a hash, or when one starts waiting', async () => {
+      const map = new PieceMap(4 * 1024, 1024)
+      const signal = new AbortController().signal
+      const t0 = performance.now()
+      await map.hashWanted(30, signal)
+      assert.ok(performance.now() - t0 >= 25, 'nobody waits: the whole pause')
+      let resolved = false
+      const pause = map.hashWanted(60_000, signal).then(() => { resolved = true })
+      await new Promise(resolve => setImmediate(resolve))
+      assert.equal(resolved, false)
+      const waiting = map.hash(0, signal)
+      await pause
+      assert.equal(resolved, true, 'a transfer waiting for piece 0\'s hash ends the pause')
+      await map.hashWanted(60_000, signal)
+      map.addHashes(0, [H(0)])
+      assert.equal(await waiting, H(0))
+      const aborted = new AbortController()
+      const long = map.hashWanted(60_000, aborted.signal)
+      aborted.abort()
+      await long
+    })
   })
 })
