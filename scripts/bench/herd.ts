@@ -44,7 +44,7 @@ import { warnLines } from '../../test/fixtures/swarm.js'
 import { httpStatus, waitFor } from '../../test/fixtures/wait.js'
 import { Cleanup, withSectionCleanup } from './cleanup.js'
 import { sleep, spread } from './common.js'
-import { startP2pNodes, type P2pNode } from './p2p-node.js'
+import { cpuProfileArgs, startP2pNodes, type P2pNode } from './p2p-node.js'
 import { summarizeWarnings, tally, type P2pCtx } from './p2p.js'
 import { cpuSeconds, machineCpuSeconds, memory, resetPeak } from './proc.js'
 import { median, MB, MiB, ratioOf } from './report.js'
@@ -684,7 +684,7 @@ async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<void
         CACHE_LOG_LEVEL: process.env.BENCH_HERD_LOG_LEVEL ?? 'warn',
         CACHE_PEER_LOOKUP_TIMEOUT: '2s',
         CACHE_MAX_SIZE: '20GB'
-      }, { dir: join(root, `h${k + 1}`), netns: ns })
+      }, { dir: join(root, `h${k + 1}`), netns: ns, nodeArgs: cpuProfileArgs() })
     }))
     // BENCH_HERD_LOG_DIR keeps every sidecar's log (with BENCH_HERD_LOG_LEVEL=info: its claims, joins and fetches).
     const logDir = process.env.BENCH_HERD_LOG_DIR

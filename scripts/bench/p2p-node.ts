@@ -76,6 +76,15 @@ export async function p2pInfo (url: string, timeoutMs = 5_000): Promise<P2pInfo>
   return { peerId: body.peerId, addrs: body.addrs.map(String), peers, routingTable: typeof rt === 'number' ? rt : undefined }
 }
 
+/**
+ * Node flags for a bench sidecar: with BENCH_CPU_PROF_DIR=<dir>, every sidecar writes a V8 CPU
+ * profile there when it stops (to see where a herd's CPU goes); else none.
+ */
+export function cpuProfileArgs (): string[] {
+  const dir = process.env.BENCH_CPU_PROF_DIR
+  return dir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`]
+}
+
 /** The loopback TCP address among `addrs`, with /p2p/<peerId> appended when missing. */
 export function loopbackDialAddr (info: PeerInfo): string {
   const tcp = info.addrs.find(a => a.startsWith('/ip4/127.0.0.1/tcp/')) ?? info.addrs.find(a => a.includes('/tcp/'))
@@ -105,10 +114,7 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   const warnings: string[] = []
   const claimsWonMs: number[] = []
   const started = performance.now()
-  // BENCH_CPU_PROF_DIR=<dir>: every sidecar writes a V8 CPU profile there when it stops (to see where a herd's CPU goes).
-  const profDir = process.env.BENCH_CPU_PROF_DIR
-  const profArgs = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]
-  const proc = spawnManaged(process.execPath, [...cliNodeFlags(), ...profArgs, ...(opts.nodeArgs ?? []), CLI, 'serve'], {
+  const proc = spawnManaged(process.execPath, [...cliNodeFlags(), ...cpuProfileArgs(), ...(opts.nodeArgs ?? []), CLI, 'serve'], {
     env,
     tailSize: opts.tailSize ?? 50,
     onLine: line => {

@@ -10,7 +10,7 @@ import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { MAX_FAILED_REPORTED } from '../p2p/claim/frames.js'
 import { CLAIM_RENEW_MS, CLAIM_TIMEOUT_MS } from '../p2p/claim/constants.js'
-import { MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
+import { IN_PROGRESS_IDLE_MS, MAX_PEER_ATTEMPTS } from '../p2p/constants.js'
 import { PieceMap } from './pieces/piece-map.js'
 import { PieceSources } from './pieces/piece-sources.js'
 import { fetchPieces, type PieceTiming } from './pieces/piece-fetch.js'
@@ -39,6 +39,8 @@ export interface SwarmTiming {
   claimRenewMs: number
   /** One renew, done or release round trip to the coordinator (CLAIM_TIMEOUT_MS). */
   claimTimeoutMs: number
+  /** A seeder that answers every first hashes request busy for this long is given up (IN_PROGRESS_IDLE_MS). */
+  hashesBusyMs: number
 }
 
 /** The timing of production: the protocol constants. */
@@ -46,7 +48,8 @@ export const DEFAULT_SWARM_TIMING: SwarmTiming = {
   busyRetryFirstMs: BUSY_RETRY_FIRST_MS,
   busyRetryMaxMs: BUSY_RETRY_MAX_MS,
   claimRenewMs: CLAIM_RENEW_MS,
-  claimTimeoutMs: CLAIM_TIMEOUT_MS
+  claimTimeoutMs: CLAIM_TIMEOUT_MS,
+  hashesBusyMs: IN_PROGRESS_IDLE_MS
 }
 
 /** The swarm a download asks, and the download it fills. */
@@ -199,7 +202,9 @@ export class HolderSource {
     const name = seeder.id.toString()
     let first
     // Busy (its upstream has not answered yet, it is hashing its stored copy, or it serves
-    // CACHE_MAX_UPLOADS): alive, asked again.
+    // CACHE_MAX_UPLOADS): alive, asked again, for `hashesBusyMs` at most (as the hash follower
+    // does): then the coordinator is asked again.
+    const since = Date.now()
     for (const pauses = new Pauses(timing.busyRetryFirstMs, timing.busyRetryMaxMs); ;) {
       try {
         first = await peers.swarm.pieceHashes(seeder, digest, 0, { signal, idleMs: peers.idleMs })
@@ -207,6 +212,7 @@ export class HolderSource {
       } catch (err) {
         if (err instanceof PeerFetchError && err.reason === 'refused') return false
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
+        if (Date.now() - since > timing.hashesBusyMs) throw new PeerFetchError(err.peer, 'stalled', `answered busy to every hashes request for ${timing.hashesBusyMs} ms`)
       }
       stats.inc('peer_busy_answers')
       await delay(pauses.next(), undefined, { signal })

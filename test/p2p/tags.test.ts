@@ -36,6 +36,8 @@ describe('pull by tag while the upstream is down', function () {
     nodes.push(b)
     await waitFor(async () => ((await b.stats()).peers_connected ?? 0) >= 1, { timeoutMs: 10_000, what: 'B connected to A' })
     await pullToLayout(a.host, 'team/app', 'v1', join(work, 'a'))
+    // A tells the swarm of the tag once it is quiet after the pull (announcements wait while a node moves blobs).
+    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes('/team/app:v1#')), { timeoutMs: 35_000, intervalMs: 100, what: 'A announced the tag it resolved' })
     await registry.stop()
 
     // B never resolved v1 itself.

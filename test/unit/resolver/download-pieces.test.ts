@@ -223,6 +223,21 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.equal(s.bytes_from_peers, SIZE)
   })
 
+  it('a seeder that answers every hashes request busy is given up after hashesBusyMs: the coordinator is asked again', async () => {
+    const { body, digest } = blob()
+    const { holder, growing } = await fetchingHolder(body, digest)
+    holder.behave({ kind: 'busy' })
+    const d = start(digest)
+    await until(() => holder.hashRequests.length >= 2, 'hashes asked for again while busy')
+    // FAST_TIMING gives it 300 ms: then a new claim (the holder keeps its lease: named again).
+    await until(() => net.claimsOf('claim').length >= 2, 'the coordinator asked again')
+    holder.behave({ kind: 'honest' })
+    growing.release()
+    growing.finish()
+    await d.done
+    assert.ok((await stored(digest))?.equals(body))
+  })
+
   it('a seeder in the join answer is asked for the hashes, the pieces come from the named holder', async () => {
     const { body, digest, path } = blob()
     const named = (await net.addPeer('named')).holdBlob(digest, body).speaksPieces()

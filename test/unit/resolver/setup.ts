@@ -47,7 +47,7 @@ export interface Rig {
 }
 
 /** Millisecond waits for the swarm side of a download. */
-export const FAST_TIMING: Partial<DownloadTiming> = { busyRetryFirstMs: 5, busyRetryMaxMs: 20, claimRenewMs: 10, claimTimeoutMs: 30 }
+export const FAST_TIMING: Partial<DownloadTiming> = { busyRetryFirstMs: 5, busyRetryMaxMs: 20, claimRenewMs: 10, claimTimeoutMs: 30, hashesBusyMs: 300 }
 
 export async function rig (opts: { p2p?: boolean, idleMs?: number, lookupTimeoutMs?: number, lingerMs?: number, maxSize?: number, now?: () => number } = {}): Promise<Rig> {
   const t = await openTestStore({ policy: { maxSize: opts.maxSize ?? 10_000_000 } })
