@@ -150,7 +150,8 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
       dialAddr: loopbackDialAddr(info),
       startMs,
       info: () => p2pInfo(url),
-      stats: async () => await requestJson('GET', `${url}/api/cache/stats`, 5_000) as Record<string, number>,
+      // 30 s: 50 sidecars on 2 cores answer late (as the netns fixture's stats()).
+      stats: async () => await requestJson('GET', `${url}/api/cache/stats`, 30_000) as Record<string, number>,
       warnings: () => warnings.slice(),
       claimsWonMs: () => claimsWonMs.slice(),
       stop

@@ -204,8 +204,8 @@ export class BlobDownload {
       await this.file.restart()
       if (this.holders !== undefined) lease = await this.holders.fromSwarm(signal)
       if (!this.verified) {
-        if (lease === undefined) await this.fromUpstreamOrPeers(false)
-        else await lease.during(() => this.written, async () => { await this.fromUpstreamOrPeers(true) })
+        if (lease === undefined) await this.fromUpstreamOrPeers()
+        else await lease.during(() => this.written, async () => { await this.fromUpstreamOrPeers() })
       }
       const source = this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`
       const record = await this.file.commit(source, kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {})
@@ -221,14 +221,11 @@ export class BlobDownload {
     }
   }
 
-  /**
-   * The upstream; when it is unreachable, any provider the DHT knows (an outage is when peers
-   * matter). `leased`: under a claim lease (see UpstreamSource.fetch).
-   */
-  private async fromUpstreamOrPeers (leased: boolean): Promise<void> {
+  /** The upstream; when it is unreachable, any provider the DHT knows (an outage is when peers matter). */
+  private async fromUpstreamOrPeers (): Promise<void> {
     const { signal } = this.init
     try {
-      await this.upstream.fetch(signal, { leased })
+      await this.upstream.fetch(signal)
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError) || this.holders === undefined || signal.aborted) throw err
       if (!await this.holders.fromProviders(signal)) throw err

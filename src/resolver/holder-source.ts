@@ -82,7 +82,9 @@ export class HolderSource {
 
   /**
    * Asks the key's coordinator who fetches it, and reads from the peer it names until one
-   * delivers or MAX_PEER_ATTEMPTS failed (each failure is reported with the next claim). Returns
+   * delivers or MAX_PEER_ATTEMPTS failed in a row without a byte (each failure is reported with
+   * the next claim; a round that brought bytes does not count: on a loaded machine transfers
+   * stall and resume, and giving up sends this node upstream without a lease). Returns
    * the lease when this node is to go upstream; undefined when done (the file verified) or when
    * the upstream should be asked without one (no coordinator answered, or every named peer failed).
    * @throws the file's errors (the local disk), the signal's reason
@@ -132,6 +134,7 @@ export class HolderSource {
         log.info({ key: digest, peer: answer.peer, waitMs: pause, committed: answer.committed }, 'the holder is alive; asking it again after a pause')
         await delay(pause, undefined, { signal })
       }
+      const before = sink.file.written
       try {
         const named = { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }
         const others = (answer.others ?? []).filter(o => o.peer !== self).map(o => ({ id: peerIdFromString(o.peer), multiaddrs: parseAddrs(o.addrs) }))
@@ -143,6 +146,7 @@ export class HolderSource {
         log.info({ key: digest, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; asking the coordinator again')
         // A holder whose copy started over did nothing wrong, and will have it again.
         if (err.reason !== 'restarted' && !failed.includes(answer.peer)) failed.push(answer.peer)
+        if (sink.file.written > before) round = -1
       }
     }
     return undefined

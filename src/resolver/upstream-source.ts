@@ -67,16 +67,12 @@ export class UpstreamSource {
    * is fetched whole), and verifies it: resolves once `file.complete()` was called. A manifest
    * gets the Content-Type the upstream stated, or the type its body declares when that one is
    * generic. When bytes resumed from peers do not verify, the whole blob is fetched again, once.
-   * The swarm is told of it once its first bytes are in: at once, unless `leased` (a coordinator
-   * granted this node the claim, so it names this node to every joiner already; the DHT record,
-   * a walk and a message to each close peer, then waits until the node is quiet like the
-   * others: at a herd's start those provides were a tenth of the sidecars' CPU; issue 23).
    * @throws UpstreamStatusError and UpstreamUnavailableError of the upstream (unreachable, a
    * truncated body, a Range answered wrong), OciError MANIFEST_INVALID for a manifest larger
    * than MAX_MANIFEST_BYTES, DigestMismatchError, StoreFullError and the file's other errors,
    * the signal's reason
    */
-  async fetch (signal: AbortSignal, opts: { leased?: boolean } = {}): Promise<void> {
+  async fetch (signal: AbortSignal): Promise<void> {
     const { client, repo, stats, digest, kind, log, sink } = this.init
     const file = sink.file
     const manifest = kind === 'manifest'
@@ -114,10 +110,14 @@ export class UpstreamSource {
           await file.append(batch, false)
           if (!announced) {
             // Announced while it arrives, not at commit, so a provider lookup finds it in progress
-            // (claims find it at once). After the first bytes: a DHT provide is a burst of work
-            // that would otherwise delay them. (A node reading from a peer announces at commit.)
+            // (claims find it at once), and so does a coordinator whose view of the swarm missed
+            // the one that granted this node its lease: the record lands among the key's closest
+            // peers, which answer claims from their provider records. Deferring it under a lease
+            // saved a tenth of a herd's CPU and cost second upstream copies (issue 23). After the
+            // first bytes: a DHT provide is a burst of work that would otherwise delay them. (A
+            // node reading from a peer announces at commit.)
             announced = true
-            this.init.swarm?.announce(digest, opts.leased === true ? {} : { now: true })
+            this.init.swarm?.announce(digest, { now: true })
           }
         }
         if (file.size !== undefined && file.written !== file.size) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { FakeClock } from '../fakes/clock.js'
 import { CLAIM_LEASE_MS } from '../../../src/p2p/claim/constants.js'
+import { MAX_PEER_ATTEMPTS } from '../../../src/p2p/constants.js'
 import { DigestMismatchError } from '../../../src/oci/digest.js'
 import { GrowingContent } from '../fakes/peer-network.js'
 import { content, read, readUntilError, rig, until, type Rig } from './setup.js'
@@ -238,6 +239,17 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     assert.equal(r.net.claims.filter(c => c.request.op === 'claim').length, 1)
     assert.equal(r.up.count('GET', path), 0)
     assert.equal(r.stats.snapshot().peer_busy_answers, 8)
+  })
+
+  it('a holder whose transfers keep breaking off after some bytes is asked again for as long as each one brings bytes: no upstream fetch without a lease', async () => {
+    r = await rig()
+    const { body, digest, path } = upstreamBlob()
+    const peer = (await r.net.addPeer('flaky', { kind: 'truncate', after: 30_000 })).holdBlob(digest, body)
+    r.net.claimMode = { kind: 'custom', answer: req => req.op === 'claim' ? { status: 'join', peer: peer.name, addrs: [], committed: true } : { status: 'ok' } }
+    const src = await r.resolver.open(r.up, REPO, digest)
+    assert.ok((await read(src)).equals(body))
+    assert.ok(r.net.claims.filter(c => c.request.op === 'claim').length > MAX_PEER_ATTEMPTS + 1, 'more rounds than MAX_PEER_ATTEMPTS, each with bytes')
+    assert.equal(r.up.count('GET', path), 0)
   })
 
   it('the upstream is unreachable: a provider that has it serves the miss', async () => {

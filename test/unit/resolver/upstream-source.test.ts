@@ -116,14 +116,6 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     assert.equal(stats.snapshot().bytes_from_upstream, SIZE)
   })
 
-  it('under a claim lease the announcement is not urgent: the coordinator names this node already', async () => {
-    const { digest } = upstreamBlob()
-    const r = await rig(digest)
-    await r.source.fetch(signal, { leased: true })
-    assert.equal(r.file.verified, true)
-    assert.deepEqual(r.announced, [{ key: digest, now: undefined }])
-  })
-
   it('the upstream drops mid-blob: the rest is asked for with a Range from the byte the file has; readers see one whole transfer', async () => {
     const { body, digest, path } = upstreamBlob()
     up.fault(path, { kind: 'drop', afterBytes: 50_000 })
