@@ -281,13 +281,17 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     assert.deepEqual(join(table, F), { peer: 'PeerA', others: ['PeerB', 'PeerC', 'PeerD', 'PeerE'] })
   })
 
-  it('the committed holder reported failed: joins go to its receivers in turn, for every joiner, never a second lease while one is left', () => {
+  /** A fetched KEY while `receivers` joined it in order (in pieces), then committed it. */
+  function committedBy (...receivers: Holder[]): ClaimTable {
     const table = new ClaimTable({ now: () => 0 })
     table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
-    join(table, B)
-    join(table, C)
-    join(table, D)
+    for (const r of receivers) join(table, r)
     table.decide(A, { op: 'done', key: KEY }, [])
+    return table
+  }
+
+  it('the committed holder reported failed: joins go to its receivers in turn, for every joiner, never a second lease while one is left', () => {
+    const table = committedBy(B, C, D)
     // D timed out on A (a loaded machine): B and C hold A's pieces, so D joins one of them.
     const first = join(table, D, ['PeerA'])
     assert.ok(['PeerB', 'PeerC'].includes(first.peer), `named ${first.peer}`)
@@ -303,12 +307,7 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
   })
 
   it('the committed holder reported failed by a receiver: only receivers that joined before it are named, never one that may read from it', () => {
-    const table = new ClaimTable({ now: () => 0 })
-    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
-    join(table, B)
-    join(table, C)
-    join(table, D)
-    table.decide(A, { op: 'done', key: KEY }, [])
+    const table = committedBy(B, C, D)
     // C timed out on A: B joined before it; D joined after it and may follow it.
     for (let i = 0; i < 3; i++) assert.equal(join(table, C, ['PeerA']).peer, 'PeerB')
     // B, the first receiver, has nobody ahead but A: A is named once more, then B fetches.
@@ -318,10 +317,7 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
   })
 
   it('a committed holder the coordinator is still connected to is loaded, not gone: reports against it never hand out a lease', () => {
-    const table = new ClaimTable({ now: () => 0 })
-    table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
-    join(table, B)
-    table.decide(A, { op: 'done', key: KEY }, [])
+    const table = committedBy(B)
     const connected = (peer: string): boolean => peer === 'PeerA'
     for (let i = 0; i < 5; i++) {
       const again = table.decide(B, { op: 'claim', key: KEY, pieces: true, failed: ['PeerA'] }, [], connected)
