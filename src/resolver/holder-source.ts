@@ -100,7 +100,7 @@ export class HolderSource {
       const claimMs = Math.round((performance.now() - asked) * 10) / 10
       if (claimed === undefined) {
         // No coordinator reachable: the provider records the DHT has, then the upstream.
-        await this.fromProviders(signal)
+        if (!await this.fromProviders(signal)) log.info({ key: digest }, 'no claim coordinator answered and no provider served it: asking the upstream without a lease')
         return undefined
       }
       const { answer, coordinator } = claimed
@@ -149,6 +149,8 @@ export class HolderSource {
         if (sink.file.written > before) round = -1
       }
     }
+    // A second upstream copy the coordinator did not grant: say so (a herd on a loaded machine, issue 23).
+    if (!sink.file.verified) log.info({ key: digest, failed }, `every holder named failed ${MAX_PEER_ATTEMPTS + 1} times in a row: asking the upstream without a lease`)
     return undefined
   }
 
