@@ -93,6 +93,10 @@ export class HolderSource {
     const { peers, stats, log, digest, kind, sink, timing } = this.init
     const self = peers.swarm.peerId.toString()
     const failed: string[] = []
+    // Hash sources two holders contradicted (or whose whole copy failed its digest): not asked
+    // again by this download, as a seeder or a holder; one that lied would vouch for a wrong
+    // prefix again, and a resume over it would cut the client's retry too.
+    const distrusted = new Set<string>()
     const pauses = new Pauses(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !sink.file.verified; round++) {
       const asked = performance.now()
@@ -115,12 +119,13 @@ export class HolderSource {
       }
       stats.inc('claims_joined')
       log.info({ key: digest, peer: answer.peer, committed: answer.committed, coordinator, claimMs }, 'claim joined')
-      if (answer.peer === self || peers.swarm.isDenied(answer.peer)) {
+      const untrusted = (peer: string): boolean => peers.swarm.isDenied(peer) || distrusted.has(peer)
+      if (answer.peer === self || untrusted(answer.peer)) {
         if (!failed.includes(answer.peer)) failed.push(answer.peer)
         continue
       }
       // The holder fetching it lied to this node before: its hashes and its followers' pieces can't be trusted.
-      if (answer.seeder !== undefined && peers.swarm.isDenied(answer.seeder.peer)) {
+      if (answer.seeder !== undefined && untrusted(answer.seeder.peer)) {
         if (!failed.includes(answer.seeder.peer)) failed.push(answer.seeder.peer)
         continue
       }
@@ -146,6 +151,10 @@ export class HolderSource {
         log.info({ key: digest, peer: err.peer, reason: err.reason, err: err.message }, 'peer fetch failed; asking the coordinator again')
         // A holder whose copy started over did nothing wrong, and will have it again.
         if (err.reason !== 'restarted' && !failed.includes(answer.peer)) failed.push(answer.peer)
+        if (err.reason === 'mismatch') {
+          distrusted.add(err.peer)
+          if (!failed.includes(err.peer)) failed.push(err.peer)
+        }
         if (sink.file.written > before) round = -1
       }
     }

@@ -25,8 +25,8 @@ export interface UpstreamSourceInit {
   kind: DownloadKind
   stats: Stats
   log: Logger
-  /** Told of the blob once its first bytes are in; undefined without a swarm (CACHE_ENABLE_P2P=false). */
-  swarm?: Pick<PeerNetwork, 'announce'> | undefined
+  /** Told of the blob once its first bytes are in, and asked who is deny-listed; undefined without a swarm (CACHE_ENABLE_P2P=false). */
+  swarm?: Pick<PeerNetwork, 'announce' | 'isDenied'> | undefined
   /** The download the bytes go to (`fetch`; `rest` does not use it). */
   sink: DownloadSink
 }
@@ -78,6 +78,9 @@ export class UpstreamSource {
     const manifest = kind === 'manifest'
     // A manifest is small and registries need not serve ranges of one: fetched whole.
     if (manifest && file.written > 0) await file.restart()
+    // Bytes a deny-listed peer sent or vouched for (its piece hashes) are not resumed after: a
+    // resumed copy that fails its digest would cut every client reading it, retries included.
+    if (file.written > 0 && [...file.contributors].some(peer => this.init.swarm?.isDenied(peer) === true)) await file.restart()
     file.dropAhead()
     let refetchedWhole = false
     let resumes = 0

@@ -290,6 +290,27 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.equal(stats.snapshot().pieces_from_peers, 6)
   })
 
+  it('a hash source two holders contradict is not read again by this download, though the coordinator names it again: the blob comes whole from the upstream', async () => {
+    const { body, digest, path } = blob(BIG)
+    const liar = (await net.addPeer('liar', { kind: 'liar', at: 4.5 * MiB })).holdBlob(digest, body).speaksPieces()
+    const [named, other] = await Promise.all(['h1', 'h2'].map(async l => (await net.addPeer(l)).holdBlob(digest, body).speaksPieces()))
+    if (named === undefined || other === undefined) throw new Error('two holders')
+    // The liar is the seeder (the hash source); the honest holders send the pieces.
+    net.claimMode = {
+      kind: 'custom',
+      answer: req => req.op === 'claim'
+        ? { status: 'join', peer: named.name, addrs: named.addrs, committed: false, seeder: { peer: liar.name, addrs: liar.addrs }, others: [{ peer: other.name, addrs: other.addrs }] }
+        : { status: 'ok' }
+    }
+    const d = start(digest)
+    await d.done
+    assert.ok((await stored(digest))?.equals(body), 'the right blob is stored')
+    assert.equal(liar.hashRequests.filter(from => from === 0).length, 1, `one round of pieces vouched for by the liar (hash requests from ${JSON.stringify(liar.hashRequests)})`)
+    assert.ok(net.claims.slice(1).every(c => c.request.failed?.includes(liar.name) === true), 'every later claim reports it')
+    assert.equal(up.count('GET', path), 1)
+    assert.equal(up.requests.find(q => q.path === path)?.headers.range, undefined, 'nothing it vouched for is resumed after')
+  })
+
   it('a hash source whose hashes and bytes are consistently wrong: the digest check fails, it is deny-listed, the blob comes from the upstream', async () => {
     const { body, digest, path } = blob()
     const liar = (await net.addPeer('liar', { kind: 'liar', at: 1.5 * MiB })).holdBlob(digest, body).speaksPieces()

@@ -47,11 +47,14 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
   let stats: Stats
   let files: GrowingFile[]
   const signal = new AbortController().signal
+  /** Peers the swarm deny-listed. */
+  let denied: Set<string>
 
   beforeEach(async () => {
     t = await openTestStore({ policy: { maxSize: 64 * 1024 * 1024 } })
     stats = newStats()
     files = []
+    denied = new Set()
     up = new FakeRegistryUpstream()
   })
 
@@ -90,7 +93,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
       kind,
       stats,
       log,
-      swarm: { announce: (key, opts) => { announced.push({ key, now: opts?.now }) } },
+      swarm: { announce: (key, opts) => { announced.push({ key, now: opts?.now }) }, isDenied: peer => denied.has(peer) },
       sink: {
         file,
         sourced: answer => { answers.push(answer); file.size = answer.size },
@@ -212,6 +215,20 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const warn = r.lines.find(l => l.msg === 'bytes resumed from peers did not verify; fetching the whole blob from the upstream')
     assert.deepEqual(warn?.peers, ['peer-a'])
     assert.equal(up.count('GET', path), 2)
+  })
+
+  it('bytes a deny-listed peer sent or vouched for are not resumed after: the whole blob is fetched, and the file starts over before a client reads on', async () => {
+    const { body, digest, path } = upstreamBlob()
+    const r = await rig(digest)
+    await r.file.append([Buffer.alloc(50_000, 7)], true)
+    r.file.contributors.add('liar')
+    denied.add('liar')
+    const epoch = r.file.epoch
+    await r.source.fetch(signal)
+    assert.deepEqual(up.requests.map(q => q.headers.range), [undefined], 'one GET of the whole blob, no Range')
+    assert.notEqual(r.file.epoch, epoch, 'a new copy')
+    assert.ok((await r.file.readWritten()).equals(body))
+    assert.equal(up.count('GET', path), 1)
   })
 
   it('when the whole blob fetched again does not verify either, the mismatch is the error', async () => {
