@@ -498,13 +498,20 @@ async function loopbackHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<v
     // Up to 20 nodes every node bootstraps to all; above, to n00 only (BENCH_HERD_BOOTSTRAP=all|first
     // overrides): 50 nodes dialling 49 each is a start-up storm of Noise handshakes on 2 cores.
     const toFirst = (process.env.BENCH_HERD_BOOTSTRAP ?? (n > 20 ? 'first' : 'all')) === 'first'
+    const logDir = process.env.BENCH_HERD_LOG_DIR === undefined ? undefined : join(process.env.BENCH_HERD_LOG_DIR, `loopback-${n}`)
+    if (logDir !== undefined) await mkdir(logDir, { recursive: true })
     await startP2pNodes(n, cfg.startBatch, i => ({
       root, name: names[i] as string, upstreams: `${registry.host}=${registry.url}`, bootstrap: toFirst ? (i === 0 ? [] : addrs.slice(0, 1)) : addrs, p2pPort: ports[i] as number,
       // All at once on a small machine: more than the 30 s default, not less.
       readyTimeoutMs: 60_000,
       // Above 20 nodes (25 processes per core here), a sidecar that is not scheduled for 10 s
       // reads a client's request headers late and answers 408: a fleet never shares 2 cores so.
-      ...(n > 20 ? { env: { CACHE_HTTP_HEADER_TIMEOUT: '60s' } } : {})
+      env: {
+        ...(n > 20 ? { CACHE_HTTP_HEADER_TIMEOUT: '60s' } : {}),
+        ...(process.env.BENCH_HERD_LOG_LEVEL !== undefined ? { CACHE_LOG_LEVEL: process.env.BENCH_HERD_LOG_LEVEL } : {})
+      },
+      // BENCH_HERD_LOG_DIR keeps every sidecar's log, as on emulated hosts.
+      ...(logDir !== undefined ? { logFile: join(logDir, `${names[i] as string}.log`) } : {})
     }), node => nodes.push(node))
     const startedS = (performance.now() - t0) / 1000
     let meshed = true

@@ -6,6 +6,7 @@
  * /ip4/127.0.0.1/tcp/<free port> (never the 0.0.0.0:9000 default), and its only upstream is
  * the bench's registry fixture.
  */
+import { createWriteStream } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -56,6 +57,8 @@ export interface P2pNodeOptions {
   env?: NodeJS.ProcessEnv
   /** Extra node flags before the CLI path, e.g. --cpu-prof for a profile of the node. */
   nodeArgs?: string[]
+  /** Every line the sidecar logs is appended to this file too (its level: env CACHE_LOG_LEVEL). */
+  logFile?: string
   /** Log lines kept for proc.tail() (default 50). */
   tailSize?: number
   readyTimeoutMs?: number
@@ -114,10 +117,12 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   const warnings: string[] = []
   const claimsWonMs: number[] = []
   const started = performance.now()
+  const logFile = opts.logFile === undefined ? undefined : createWriteStream(opts.logFile, { flags: 'a' })
   const proc = spawnManaged(process.execPath, [...cliNodeFlags(), ...cpuProfileArgs(), ...(opts.nodeArgs ?? []), CLI, 'serve'], {
     env,
     tailSize: opts.tailSize ?? 50,
     onLine: line => {
+      logFile?.write(line + '\n')
       const claim = /"claimMs":([\d.]+),"msg":"claim won"/.exec(line)
       if (claim !== null) claimsWonMs.push(Number(claim[1]))
       const m = /"level":(\d+)/.exec(line)
@@ -129,6 +134,7 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
   })
   const stop = async (): Promise<void> => {
     await proc.stop(5_000)
+    logFile?.end()
     await rm(dir, { recursive: true, force: true })
   }
   try {

@@ -53,5 +53,17 @@ export const CLAIM_TIMEOUT_MS = 10_000
 export const CLAIM_SILENT_MS = 30_000
 /** Coordinators tried, closest first, before falling back to a provider lookup. */
 export const CLAIM_COORDINATORS_TRIED = 2
-/** Concurrent claim streams one connection may open. */
-export const CLAIM_MAX_INBOUND_STREAMS = 256
+/**
+ * A coordinator that answered a claim on a key within CLAIM_ANSWERED_MS holds that key's
+ * leases: when it times out while still connected, it is asked again this many times before
+ * the next closest, which knows nothing of them and would grant a second lease (a 20-host herd
+ * fetched a layer twice so: its coordinator was also the node fetching it, and answered in 13 s).
+ */
+export const CLAIM_PATIENT_ASKS = 2
+/** How long a coordinator's answer on a key marks it as that key's coordinator (see CLAIM_PATIENT_ASKS). */
+export const CLAIM_ANSWERED_MS = 60_000
+/**
+ * Concurrent claim streams on one connection, each way: a node's claims and renewals to one
+ * loaded coordinator pile up (libp2p's default outbound limit, 64, refused some at 50 nodes).
+ */
+export const CLAIM_MAX_STREAMS = 256

@@ -8,7 +8,7 @@ import type { P2pNode } from '../node.js'
 import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
 import { multiaddr } from '@multiformats/multiaddr'
-import { CLAIM_COORDINATORS_TRIED, CLAIM_MAX_INBOUND_STREAMS, CLAIM_MAX_REDIRECTS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_REDIRECT, CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOLS, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
+import { CLAIM_ANSWERED_MS, CLAIM_COORDINATORS_TRIED, CLAIM_MAX_STREAMS, CLAIM_PATIENT_ASKS, CLAIM_MAX_REDIRECTS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_REDIRECT, CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOLS, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
 import { DenyList } from '../deny-list.js'
 import { closerPeer, coordinatorsOf, isCloser, keyKadId } from './distance.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRedirect, type ClaimRequest, type WireClaimAnswer } from './frames.js'
@@ -25,6 +25,14 @@ export interface ClaimServiceComponents {
    */
   stored: (digest: Digest) => Promise<boolean>
   log: Logger
+}
+
+/** The service's waits; the defaults are the constants (tests inject small ones). */
+export interface ClaimServiceInit {
+  /** One claim round trip, dial included (CLAIM_TIMEOUT_MS). */
+  timeoutMs?: number
+  /** Asks again of a slow coordinator that answered the key before (CLAIM_PATIENT_ASKS). */
+  patientAsks?: number
 }
 
 export interface CoordinatedAnswer {
@@ -63,6 +71,10 @@ export class ClaimService {
    * key: other keys keep their closest coordinator, a loaded one included (issue 23).
    */
   private readonly silent = new DenyList(CLAIM_SILENT_MS)
+  /** `<key> <coordinator>` pairs where the coordinator answered a claim on the key: it holds its leases (see CLAIM_PATIENT_ASKS). */
+  private readonly answered = new DenyList(CLAIM_ANSWERED_MS)
+  private readonly timeoutMs: number
+  private readonly patientAsks: number
   /** Connected peers that speak the claim protocol (libp2p's registrar keeps it current). */
   private readonly speakers = new Set<string>()
   /** Connected peers that speak 1.2.0: a claim is redirected only to them. */
@@ -75,14 +87,17 @@ export class ClaimService {
     if (dropped > 0) this.components.log.info({ peer, leases: dropped }, 'a claim holder disconnected; its leases end')
   }
 
-  constructor (private readonly components: ClaimServiceComponents) {}
+  constructor (private readonly components: ClaimServiceComponents, init: ClaimServiceInit = {}) {
+    this.timeoutMs = init.timeoutMs ?? CLAIM_TIMEOUT_MS
+    this.patientAsks = init.patientAsks ?? CLAIM_PATIENT_ASKS
+  }
 
   async start (): Promise<void> {
     const { node } = this.components
     node.addEventListener('peer:disconnect', this.onDisconnect)
     await node.handle(CLAIM_PROTOCOLS, (stream, connection) => {
       void this.serve(stream, connection)
-    }, { maxInboundStreams: CLAIM_MAX_INBOUND_STREAMS })
+    }, { maxInboundStreams: CLAIM_MAX_STREAMS, maxOutboundStreams: CLAIM_MAX_STREAMS })
     this.topologies.push(await node.register(CLAIM_PROTOCOL, {
       onConnect: peer => { this.speakers.add(peer.toString()) },
       onDisconnect: peer => { this.speakers.delete(peer.toString()) }
@@ -102,7 +117,9 @@ export class ClaimService {
    * Sends `request` to the key's coordinator; when it can't be reached within CLAIM_TIMEOUT_MS
    * (dead, hung, partitioned), to the next closest, CLAIM_COORDINATORS_TRIED in all; that one
    * knows nothing of the leases the first granted, so the timeout allows for a loaded machine
-   * (issue 23). A coordinator's redirect is followed (see `follow`). `to` pins the
+   * (issue 23), and a coordinator that answered on the key before and is still connected is
+   * loaded, not gone: it is asked again first (CLAIM_PATIENT_ASKS; a claim asked twice gets the
+   * same decision), unless the claim reports it failed (it also stalled a transfer: hung). A coordinator's redirect is followed (see `follow`). `to` pins the
    * coordinator (a holder renewing with the one that granted its lease). Undefined: nobody
    * answered; the caller falls back to a provider lookup. Throws only when `signal` aborts.
    */
@@ -114,14 +131,29 @@ export class ClaimService {
     for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
       signal.throwIfAborted()
       if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
-      try {
-        return await this.follow(coordinator, request, signal)
-      } catch (err) {
-        if (signal.aborted) throw err
-        this.unreachable(request, coordinator, err as Error, 'asking the next closest peer')
+      for (let asks = 0; ; asks++) {
+        try {
+          const answered = await this.follow(coordinator, request, signal)
+          this.answered.add(`${request.key} ${answered.coordinator}`)
+          return answered
+        } catch (err) {
+          if (signal.aborted) throw err
+          // Not one this claim reports failed: its transfer stalled too, so it is hung (SIGSTOP), not loaded.
+          if (asks < this.patientAsks && request.failed?.includes(coordinator) !== true && this.holdsLeases(request.key, coordinator) && isTimeout(err as Error)) {
+            this.components.log.info({ key: request.key, op: request.op, coordinator, asks: asks + 1 }, 'claim coordinator slow; it answered on this key before and is connected: asking it again')
+            continue
+          }
+          this.unreachable(request, coordinator, err as Error, 'asking the next closest peer')
+          break
+        }
       }
     }
     return undefined
+  }
+
+  /** `coordinator` answered a claim on `key` lately and this node is still connected to it. */
+  private holdsLeases (key: Digest, coordinator: string): boolean {
+    return this.answered.has(`${key} ${coordinator}`) && this.components.node.getConnections(peerIdFromString(coordinator)).length > 0
   }
 
   /**
@@ -132,7 +164,7 @@ export class ClaimService {
    */
   private async follow (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<CoordinatedAnswer> {
     const self = this.components.node.peerId.toString()
-    const budget = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(CLAIM_TIMEOUT_MS)])
+    const budget = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)])
     let at = coordinator
     let answer = await this.send(at, request, budget())
     for (let hops = 0; answer.status === 'redirect'; hops++) {
@@ -267,7 +299,7 @@ export class ClaimService {
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
-    const signal = AbortSignal.timeout(CLAIM_TIMEOUT_MS * 2)
+    const signal = AbortSignal.timeout(this.timeoutMs * 2)
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const from = connection.remotePeer.toString()
     try {
@@ -298,4 +330,12 @@ export class ClaimService {
       stream.abort(err as Error)
     }
   }
+}
+
+/**
+ * The round trip's own timeout fired (the caller's signal had not aborted): the only other abort
+ * there is. Connection errors (refused, reset, closed) are not timeouts.
+ */
+function isTimeout (err: Error): boolean {
+  return err.name === 'TimeoutError' || err.name === 'AbortError'
 }

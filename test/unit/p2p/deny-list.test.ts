@@ -50,6 +50,19 @@ describe('DenyList: peers set aside for a while', () => {
     assert.equal(denied.size, 0)
   })
 
+  it('entries nobody asks about again are swept as new ones come: memory follows the live entries, not every key ever added', () => {
+    const clock = new FakeClock()
+    const denied = new DenyList(1_000, clock)
+    for (let i = 0; i < 20_000; i++) {
+      clock.advance(10)
+      denied.add(`key-${i}`)
+    }
+    // 100 live at a time (1 000 ms / 10 ms); the map is swept at twice the live ones, 1 024 at least.
+    const held = (denied as unknown as { until: Map<string, number> }).until.size
+    assert.ok(held <= 2 * 1024, `${held} entries held`)
+    assert.equal(denied.size, 100)
+  })
+
   it('without a clock it uses the system clock', () => {
     const denied = new DenyList(60_000)
     denied.add('PeerA')
