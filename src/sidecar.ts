@@ -30,11 +30,16 @@ import { Swarm, type SwarmComponents } from './p2p/swarm.js'
 import { DataListenError, dataChannelAddress } from './p2p/data/server.js'
 import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
+import { ProxyCa } from './proxy/ca.js'
+import { ProxyServer } from './proxy/proxy-server.js'
+import { loadUpstreamCa } from './proxy/upstream-trust.js'
 
 export interface Sidecar {
   httpAddr: HostPort
   /** The HTTPS listener's address, when CACHE_HTTPS_ADDR is set. */
   httpsAddr: HostPort | undefined
+  /** The forward proxy's address, when CACHE_PROXY_ADDR is set. */
+  proxyAddr: HostPort | undefined
   store: BlobStore
   stats: Stats
   swarm: Swarm | undefined
@@ -54,6 +59,11 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   // Before anything opens: a bad certificate path stops start-up with nothing to undo.
   const tls = config.httpsAddr === undefined ? undefined : loadTlsFiles(config.tlsCert, config.tlsKey)
   const fleet = loadFleetCredentials(config.apiUpstreams, config.apiAuth, config.apiApp)
+  const proxyLog = log.child({ component: 'proxy' })
+  const proxyCa = config.proxyAddr === undefined
+    ? undefined
+    : await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
+  const upstreamCa = await loadUpstreamCa(config.upstreamCaFile)
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
   let api: ApiResolver | undefined
@@ -123,7 +133,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log: log.child({ component: 'registry' })
   })
   const admin = new AdminRoutes({
-    store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients,
+    store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
   const scopes = new Scopes(privateKey.raw)
@@ -154,12 +164,21 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
   const server: Server = createHttpServer(routes, log, limits)
   const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log, limits)
+  // The sidecar's own ports, which the proxy never connects back into.
+  const ownPorts: number[] = [...config.listenAddrs.flatMap(ma => /\/tcp\/(\d+)/.exec(ma.toString())?.slice(1).map(Number) ?? []), ...(typeof config.p2pDataPort === 'number' ? [config.p2pDataPort] : [])]
+  const proxy = proxyCa === undefined
+    ? undefined
+    : new ProxyServer({ intercept: config.proxyIntercept, allow: config.proxyAllow, ca: proxyCa, ownPorts: () => ownPorts, upstreamCa, log: proxyLog })
   let httpAddr: HostPort
   let httpsAddr: HostPort | undefined
+  let proxyAddr: HostPort | undefined
   try {
     httpAddr = await listen(server, config.httpAddr)
     if (tlsServer !== undefined && config.httpsAddr !== undefined) httpsAddr = await listen(tlsServer, config.httpsAddr, 'CACHE_HTTPS_ADDR')
+    if (proxy !== undefined && config.proxyAddr !== undefined) proxyAddr = await listen(proxy.server, config.proxyAddr, 'CACHE_PROXY_ADDR')
+    ownPorts.push(...[httpAddr, httpsAddr, proxyAddr, swarm?.dataPort !== undefined ? { port: swarm.dataPort } : undefined].flatMap(a => a === undefined ? [] : [a.port]))
   } catch (err) {
+    await proxy?.close()
     await Promise.all([server, tlsServer].map(async s => { if (s?.listening === true) await closeServer(s) }))
     await swarm?.stop()
     await store.close()
@@ -171,18 +190,20 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   // What is already stored is announced in the background: readiness doesn't wait for the DHT.
   // Tags too: after a restart, peers can still find who resolved one while the upstream is down.
   if (swarm !== undefined) swarm.announceAll(storedKeys(store, tags))
-  log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
+  log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), ...(proxyAddr !== undefined ? { proxy: `${proxyAddr.host}:${proxyAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
 
   const openStore = store
   const openSwarm = swarm
   return {
     httpAddr,
     httpsAddr,
+    proxyAddr,
     store: openStore,
     stats,
     swarm: openSwarm,
     stop: async () => {
       ready = false
+      await proxy?.close()
       await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
       // Downloads in flight get a grace period to commit before the index closes, then stop.
       await openBlobs.drain(10_000)

@@ -11,6 +11,7 @@ import { idCommand } from './id.js'
 import { diagnoseCommand } from './diagnose.js'
 import { warmCommand } from './warm.js'
 import { healthcheckCommand } from './healthcheck.js'
+import { caCommand, NoProxyCaError } from './ca.js'
 import { InvalidImageReferenceError, InvalidPlatformError } from '../oci/image-ref.js'
 import { newSwarmKey } from '../p2p/swarm-key.js'
 import { P2pStartError } from '../sidecar.js'
@@ -26,7 +27,8 @@ const program = buildProgram({
   id: idCommand,
   diagnose: diagnoseCommand,
   healthcheck: async opts => { process.exitCode = await healthcheckCommand(opts) },
-  swarmKey: () => { process.stdout.write(`${newSwarmKey()}\n`) }
+  swarmKey: () => { process.stdout.write(`${newSwarmKey()}\n`) },
+  ca: caCommand
 })
 
 // A mistyped command is not an argument to the default `serve`: say so (usage error, exit 2).
@@ -41,7 +43,7 @@ for (const warning of unknownVariableWarnings(process.env)) process.stderr.write
 program.parseAsync(process.argv).catch((err: unknown) => {
   // Exit 2: the command could not run as configured; the message says what to change.
   if (err instanceof ConfigError || err instanceof SidecarUnreachableError || err instanceof P2pStartError || err instanceof IdentityError ||
-    err instanceof InvalidImageReferenceError || err instanceof InvalidPlatformError || err instanceof ListenError || err instanceof StoreOpenError) {
+    err instanceof InvalidImageReferenceError || err instanceof InvalidPlatformError || err instanceof ListenError || err instanceof StoreOpenError || err instanceof NoProxyCaError) {
     process.stderr.write(`p2p-cache: ${err.message}\n`)
     process.exit(2)
   }

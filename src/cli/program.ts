@@ -13,6 +13,7 @@ import type { WarmFlags } from './warm.js'
 const SERVE_KEYS = Object.keys(OPTIONS) as OptionKey[]
 const GC_KEYS: OptionKey[] = ['dir', 'maxSize', 'evictMinAge', 'evictHighWatermark', 'evictLowWatermark', 'httpAddr', 'logLevel']
 const ID_KEYS: OptionKey[] = ['dir', 'p2pPort', 'listenAddrs', 'announceAddrs', 'httpAddr']
+const CA_KEYS: OptionKey[] = ['dir', 'httpAddr', 'proxyAddr', 'proxyCaCert', 'proxyCaKey']
 
 /** What each command does once commander has read its arguments (main.ts passes the real commands). */
 export interface CliActions {
@@ -24,6 +25,7 @@ export interface CliActions {
   diagnose: (flags: ConfigSource, opts: DiagnoseFlags) => Promise<void>
   healthcheck: (opts: { url?: string, ready?: boolean }) => Promise<void>
   swarmKey: () => void
+  ca: (flags: ConfigSource & { url?: string }, opts: { pem: boolean }) => Promise<void>
 }
 
 /** The "Examples:" block that ends a command's --help: real invocations, one per line. */
@@ -136,6 +138,19 @@ export function buildProgram (actions: CliActions): Command {
       'p2p-cache healthcheck --ready --url http://127.0.0.1:9080   # e.g. a Kubernetes exec probe'
     ))
     .action(async (opts: { url?: string, ready?: boolean }) => { await actions.healthcheck(opts) })
+
+  addConfigOptions(program.command('ca')
+    .description("print the forward proxy's CA certificate (from the running sidecar, else CACHE_DIR or CACHE_PROXY_CA_CERT) and how to make dockerd, containerd, podman, BuildKit, npm, pip and Go use the proxy and trust it; exit 2 when there is no CA yet")
+    .option('--url <url>', 'sidecar URL (default from CACHE_HTTP_ADDR)')
+    .option('--pem', 'print the certificate alone (PEM)'), CA_KEYS)
+    .addHelpText('after', examples(
+      'p2p-cache ca',
+      'p2p-cache ca --pem | sudo tee /usr/local/share/ca-certificates/p2p-cache.crt && sudo update-ca-certificates',
+      'curl -s http://127.0.0.1:9080/ca.crt   # the same certificate, from the sidecar'
+    ))
+    .action(async (opts: Record<string, unknown>) => {
+      await actions.ca({ ...configFlags(opts), ...(typeof opts.url === 'string' ? { url: opts.url } : {}) }, { pem: opts.pem === true })
+    })
 
   program.command('swarm-key')
     .description('print a new pre-shared key for a private swarm (CACHE_SWARM_KEY)')

@@ -39,6 +39,7 @@ export function loadConfig (flags: ConfigSource = {}, env: NodeJS.ProcessEnv = p
     throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low ?? OPTIONS.evictLowWatermark.default ?? '', OPTIONS.evictLowWatermark.expected)
   }
   checkTlsOptions(config, flags, env)
+  checkProxyOptions(config, flags, env)
   checkFleetCredentials(config, flags, env)
   if (config.listenAddrs.length === 0) {
     config.listenAddrs = [parseListenAddr(`/ip4/0.0.0.0/tcp/${config.p2pPort}`)]
@@ -59,6 +60,29 @@ function checkTlsOptions (config: Config, flags: ConfigSource, env: NodeJS.Proce
     throw new ConfigError('CACHE_HTTPS_ADDR', flags.httpsAddr ?? env.CACHE_HTTPS_ADDR ?? '',
       'host:port such as 127.0.0.1:9443 when CACHE_TLS_CERT or CACHE_TLS_KEY is set (they are only used by the HTTPS listener)')
   }
+}
+
+/**
+ * The proxy is no open relay: on an address other hosts can reach it needs CACHE_PROXY_ALLOW.
+ * Its CA files come both or neither (whether they can be read is checked when `serve` starts).
+ */
+function checkProxyOptions (config: Config, flags: ConfigSource, env: NodeJS.ProcessEnv): void {
+  const addr = config.proxyAddr
+  if (addr !== undefined && !isLoopbackHost(addr.host) && config.proxyAllow.empty) {
+    throw new ConfigError('CACHE_PROXY_ADDR', flags.proxyAddr ?? env.CACHE_PROXY_ADDR ?? '',
+      'a loopback address such as 127.0.0.1:3128, or set CACHE_PROXY_ALLOW to the hosts clients may reach (a proxy on a shared address without an allowlist is an open relay)')
+  }
+  if ((config.proxyCaCert === '') !== (config.proxyCaKey === '')) {
+    // Named: the one that is set, which needs the other.
+    const [variable, value, other] = config.proxyCaCert !== ''
+      ? ['CACHE_PROXY_CA_CERT', flags.proxyCaCert ?? env.CACHE_PROXY_CA_CERT ?? '', 'CACHE_PROXY_CA_KEY']
+      : ['CACHE_PROXY_CA_KEY', flags.proxyCaKey ?? env.CACHE_PROXY_CA_KEY ?? '', 'CACHE_PROXY_CA_CERT']
+    throw new ConfigError(variable, value, `${other} set too (the CA's certificate and key go together), or neither (the sidecar then makes its own CA in CACHE_DIR)`)
+  }
+}
+
+function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
 /** A fleet credential is for one API upstream, given once: a token or a GitHub App. */

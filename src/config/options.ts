@@ -4,6 +4,8 @@ import { AddressError, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, par
 import { parseSwarmKey } from '../p2p/swarm-key.js'
 import { parseDuration, parseSize } from './units.js'
 import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, STALL_TIMEOUT_MS } from '../http/constants.js'
+import { HostList } from '../proxy/host-list.js'
+import { DEFAULT_INTERCEPT } from '../proxy/constants.js'
 
 /**
  * Every setting, once: environment variable, flag, default, and how the text is read.
@@ -140,7 +142,7 @@ const swarmKey = z.string().transform((s, ctx): Uint8Array | undefined => {
 })
 
 /** Path prefixes the sidecar serves itself: an API upstream can't be named after them. */
-export const RESERVED_API_NAMES = ['v2', 'api', 'metrics', 'healthz', 'readyz']
+export const RESERVED_API_NAMES = ['v2', 'api', 'metrics', 'healthz', 'readyz', 'ca.crt', 'ui', 'twirp']
 
 const apiUpstreams = upstreams.transform((list, ctx): Upstream[] => {
   const reserved = list.find(u => RESERVED_API_NAMES.includes(u.name) || !/^[A-Za-z0-9._-]+$/.test(u.name))
@@ -165,6 +167,16 @@ const credentials = z.string().transform((s, ctx): Map<string, Credential> => {
 })
 
 /** `name=token` pairs (CACHE_API_AUTH): one fleet token per API upstream. */
+/** A comma separated host list (see HostList); an entry that is no host names itself. */
+const hostList = z.string().transform((s, ctx): HostList => {
+  try {
+    return HostList.parse(s)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})
+
 const apiTokens = z.string().transform((s, ctx): Map<string, string> => {
   const out = new Map<string, string>()
   for (const [i, item] of s.split(/[\s,]+/).filter(Boolean).entries()) {
@@ -225,6 +237,36 @@ export const OPTIONS = {
     env: 'CACHE_TLS_KEY', flag: '--tls-key <path>', default: '',
     description: 'PEM private key of CACHE_TLS_CERT; required with CACHE_HTTPS_ADDR',
     expected: 'the path of a readable PEM private key file matching CACHE_TLS_CERT (required with CACHE_HTTPS_ADDR)', schema: z.string().trim()
+  }),
+  proxyAddr: option({
+    env: 'CACHE_PROXY_ADDR', flag: '--proxy-addr <host:port>', default: '',
+    description: 'forward proxy listen address (HTTP_PROXY / HTTPS_PROXY for clients): intercepted hosts get TLS terminated with the sidecar\'s CA, others are tunnelled; unset = no proxy. A non-loopback address needs CACHE_PROXY_ALLOW',
+    expected: 'host:port such as 127.0.0.1:3128, or empty for no proxy', schema: optionalHostPort
+  }),
+  proxyIntercept: option({
+    env: 'CACHE_PROXY_INTERCEPT', flag: '--proxy-intercept <hosts>', default: DEFAULT_INTERCEPT,
+    description: 'hosts whose TLS the proxy terminates (the CA is name-constrained to them); `*.example.com` matches subdomains. Replaces the default list',
+    expected: 'comma separated host names, `*.example.com` for subdomains', schema: hostList
+  }),
+  proxyAllow: option({
+    env: 'CACHE_PROXY_ALLOW', flag: '--proxy-allow <hosts>', default: '',
+    description: 'when set, the only hosts the proxy connects to (intercepted or not); required with a non-loopback CACHE_PROXY_ADDR (the proxy is no open relay)',
+    expected: 'comma separated host names or IP addresses, `*.example.com` for subdomains', schema: hostList
+  }),
+  proxyCaCert: option({
+    env: 'CACHE_PROXY_CA_CERT', flag: '--proxy-ca-cert <path>', default: '',
+    description: 'PEM CA certificate the proxy mints leaves with (a fleet\'s shared CA); unset = the sidecar makes one in CACHE_DIR/proxy-ca',
+    expected: 'the path of a readable PEM CA certificate (with CACHE_PROXY_CA_KEY)', schema: z.string().trim()
+  }),
+  proxyCaKey: option({
+    env: 'CACHE_PROXY_CA_KEY', flag: '--proxy-ca-key <path>', default: '',
+    description: 'PEM private key of CACHE_PROXY_CA_CERT (RSA, EC P-256 or P-384)',
+    expected: 'the path of a readable PEM private key matching CACHE_PROXY_CA_CERT', schema: z.string().trim()
+  }),
+  upstreamCaFile: option({
+    env: 'CACHE_UPSTREAM_CA_FILE', flag: '--upstream-ca-file <path>', default: '',
+    description: 'extra PEM CA certificates trusted for the proxy\'s upstream TLS, besides the system roots (a private registry\'s CA)',
+    expected: 'the path of a readable PEM file of CA certificates', schema: z.string().trim()
   }),
   httpHeaderTimeout: option({
     env: 'CACHE_HTTP_HEADER_TIMEOUT', flag: '--http-header-timeout <duration>', default: `${HEADER_TIMEOUT_MS / 1000}s`,

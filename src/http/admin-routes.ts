@@ -22,6 +22,8 @@ export interface AdminRoutesInit {
   p2p?: () => P2pInfo
   /** Registry clients seen (GET /api/cache/clients). */
   clients: ClientLog
+  /** The proxy's CA certificate, PEM (GET /ca.crt); undefined when the proxy is off (CACHE_PROXY_ADDR unset). */
+  proxyCa?: string | undefined
   log: Logger
 }
 
@@ -69,6 +71,12 @@ export class AdminRoutes {
     }
     if (path === '/api/cache/clients' && (method === 'GET' || method === 'HEAD')) {
       sendJson(res, 200, { clients: this.init.clients.snapshot() })
+      return true
+    }
+    if (path === '/ca.crt' && (method === 'GET' || method === 'HEAD')) {
+      // What clients of the proxy must trust (issue 24); PEM, as update-ca-certificates takes it.
+      if (this.init.proxyCa === undefined) sendJson(res, 404, { error: 'the proxy is off (CACHE_PROXY_ADDR unset): there is no CA to trust' })
+      else sendText(res, 200, this.init.proxyCa, 'application/x-pem-file')
       return true
     }
     if (path === '/api/p2p' && (method === 'GET' || method === 'HEAD')) {

@@ -19,7 +19,8 @@ function cli (): { program: Command, calls: Call[], out: () => string, run: (...
     id: record('id'),
     diagnose: record('diagnose'),
     healthcheck: record('healthcheck'),
-    swarmKey: () => { calls.push(['swarmKey']) }
+    swarmKey: () => { calls.push(['swarmKey']) },
+    ca: record('ca')
   })
   let out = ''
   for (const command of [program, ...program.commands]) {
@@ -33,6 +34,12 @@ describe('CLI wiring (commander): what each command is handed, without starting 
     const { calls, run } = cli()
     await run('--max-size', '1GB', '--http-addr', '0.0.0.0:1', '--enable-p2p', 'false')
     assert.deepEqual(calls, [['serve', { maxSize: '1GB', httpAddr: '0.0.0.0:1', enableP2p: 'false' }]])
+  })
+
+  it('ca: --pem and --url, and the proxy\'s CA files by flag', async () => {
+    const { calls, run } = cli()
+    await run('ca', '--pem', '--url', 'http://127.0.0.1:1', '--proxy-ca-cert', '/x/ca.crt', '--proxy-ca-key', '/x/ca.key')
+    assert.deepEqual(calls, [['ca', { proxyCaCert: '/x/ca.crt', proxyCaKey: '/x/ca.key', url: 'http://127.0.0.1:1' }, { pem: true }]])
   })
 
   it('a flag given to serve beats the environment once the config is loaded', async () => {

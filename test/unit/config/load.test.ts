@@ -114,4 +114,31 @@ describe('loadConfig: flags over environment over defaults, and the checks acros
       assert.match(err.message, new RegExp(`${literal('expected names of CACHE_API_UPSTREAMS (a, b)')}$`))
     })
   })
+
+  describe('the forward proxy (issue 24)', () => {
+    it('off by default; the intercept list defaults to the registries and package hosts', () => {
+      const c = loadConfig({}, {})
+      assert.equal(c.proxyAddr, undefined)
+      assert.ok(c.proxyIntercept.matches('ghcr.io') && c.proxyIntercept.matches('us-docker.pkg.dev'))
+      assert.equal(c.proxyAllow.empty, true)
+    })
+
+    it('a loopback address loads; a shared one needs CACHE_PROXY_ALLOW (no open relay)', () => {
+      assert.deepEqual(loadConfig({}, { CACHE_PROXY_ADDR: '127.0.0.1:3128' }).proxyAddr, { host: '127.0.0.1', port: 3128 })
+      assert.match(configError({ CACHE_PROXY_ADDR: '0.0.0.0:3128' }).message, /^invalid CACHE_PROXY_ADDR="0\.0\.0\.0:3128": expected .*CACHE_PROXY_ALLOW.*open relay/)
+      assert.match(configError({}, { proxyAddr: '10.0.0.5:3128' }).message, /^invalid CACHE_PROXY_ADDR/)
+      assert.ok(loadConfig({}, { CACHE_PROXY_ADDR: '0.0.0.0:3128', CACHE_PROXY_ALLOW: 'ghcr.io,*.docker.io' }).proxyAllow.matches('registry-1.docker.io'))
+    })
+
+    it('a host list entry that is no host is named', () => {
+      assert.equal(configError({ CACHE_PROXY_INTERCEPT: 'ghcr.io,https://quay.io' }).message,
+        'invalid CACHE_PROXY_INTERCEPT entry "https://quay.io": not a host name (ghcr.io), a subdomain pattern (*.example.com) or an IP address; expected comma separated host names, `*.example.com` for subdomains')
+    })
+
+    it('the CA files come both or neither', () => {
+      assert.equal(configError({ CACHE_PROXY_CA_CERT: '/x/ca.crt' }).message,
+        'invalid CACHE_PROXY_CA_CERT="/x/ca.crt": expected CACHE_PROXY_CA_KEY set too (the CA\'s certificate and key go together), or neither (the sidecar then makes its own CA in CACHE_DIR)')
+      assert.match(configError({}, { proxyCaKey: '/x/ca.key' }).message, /^invalid CACHE_PROXY_CA_KEY="\/x\/ca\.key": expected CACHE_PROXY_CA_CERT set too/)
+    })
+  })
 })

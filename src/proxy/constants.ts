@@ -1,0 +1,35 @@
+/**
+ * Hosts whose TLS the proxy terminates by default (CACHE_PROXY_INTERCEPT replaces the list): the
+ * registries dockerd's registry-mirrors never covers (moby/moby#18818), Docker Hub's own, and the
+ * package hosts of the immutable-download patterns. Every other host is a plain tunnel.
+ */
+export const DEFAULT_INTERCEPT = [
+  'registry-1.docker.io',
+  'ghcr.io',
+  'quay.io',
+  'gcr.io',
+  '*.gcr.io',
+  '*.pkg.dev',
+  'registry.k8s.io',
+  'public.ecr.aws',
+  'mcr.microsoft.com',
+  'registry.npmjs.org',
+  'files.pythonhosted.org',
+  'proxy.golang.org'
+].join(',')
+
+/** Where the CA lives inside CACHE_DIR when the sidecar makes its own. */
+export const CA_DIR = 'proxy-ca'
+/** The generated CA is valid this long (10 years); a new one is made only when the intercept list changes. */
+export const CA_VALIDITY_MS = 10 * 365 * 24 * 3600_000
+/** A minted leaf certificate is valid this long, and minted again a day before it ends. */
+export const LEAF_VALIDITY_MS = 7 * 24 * 3600_000
+/** Leaves start this far in the past, for clients whose clocks run behind. */
+export const BACKDATE_MS = 3600_000
+/** Leaves kept in memory (by host name); the least recently used goes first. */
+export const LEAF_CACHE_MAX = 1000
+
+/** Time a client has to finish the TLS handshake on an intercepted connection. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000
+/** Time the proxy waits for a tunnel's target to accept the connection. */
+export const CONNECT_TIMEOUT_MS = 10_000
