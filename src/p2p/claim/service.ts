@@ -119,9 +119,10 @@ export class ClaimService {
    * knows nothing of the leases the first granted, so the timeout allows for a loaded machine
    * (issue 23), and a coordinator that answered on the key before and is still connected is
    * loaded, not gone: it is asked again first (CLAIM_PATIENT_ASKS; a claim asked twice gets the
-   * same decision), unless the claim reports it failed (it also stalled a transfer: hung). A coordinator's redirect is followed (see `follow`). `to` pins the
-   * coordinator (a holder renewing with the one that granted its lease). Undefined: nobody
-   * answered; the caller falls back to a provider lookup. Throws only when `signal` aborts.
+   * same decision), unless the claim reports it failed (it also stalled a transfer: hung). A
+   * coordinator's redirect is followed (see `follow`). `to` pins the coordinator (a holder
+   * renewing with the one that granted its lease). Undefined: nobody answered; the caller falls
+   * back to a provider lookup. Throws only when `signal` aborts.
    */
   async ask (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
     const self = this.components.node.peerId.toString()
