@@ -168,7 +168,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const ownPorts: number[] = [...config.listenAddrs.flatMap(ma => /\/tcp\/(\d+)/.exec(ma.toString())?.slice(1).map(Number) ?? []), ...(typeof config.p2pDataPort === 'number' ? [config.p2pDataPort] : [])]
   const proxy = proxyCa === undefined
     ? undefined
-    : new ProxyServer({ intercept: config.proxyIntercept, allow: config.proxyAllow, ca: proxyCa, ownPorts: () => ownPorts, upstreamCa, log: proxyLog })
+    : new ProxyServer({ intercept: config.proxyIntercept, allow: config.proxyAllow, ca: proxyCa, ownPorts: () => ownPorts, upstreamCa, stats, log: proxyLog })
   let httpAddr: HostPort
   let httpsAddr: HostPort | undefined
   let proxyAddr: HostPort | undefined

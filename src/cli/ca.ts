@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { loadConfig, type ConfigSource } from '../config/load.js'
-import type { HostPort } from '../config/options.js'
 import { sidecarUrlFor } from '../http/sidecar-url.js'
 import { CA_DIR } from '../proxy/constants.js'
+import { proxyUrlFor } from '../proxy/proxy-url.js'
 
 /** How long `ca` waits for the running sidecar's GET /ca.crt. */
 const LIVE_CA_TIMEOUT_MS = 1_000
@@ -46,13 +46,6 @@ async function liveCa (url: string): Promise<string | undefined> {
   } catch {
     return undefined
   }
-}
-
-/** The URL clients put in HTTPS_PROXY: a wildcard listen address is reached on loopback. */
-export function proxyUrlFor (addr: HostPort | undefined): string {
-  if (addr === undefined) return 'http://127.0.0.1:3128'
-  const host = addr.host === '0.0.0.0' || addr.host === '::' ? '127.0.0.1' : addr.host
-  return `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`
 }
 
 /** The certificate, then per client: where the CA goes and how the proxy is set (README "Proxy"). */

@@ -27,6 +27,14 @@ function formatRateLimits (byCredential: Record<string, number>): string {
   return parts.join(', ')
 }
 
+/** `ghcr.io 12, registry.npmjs.org 3 (+2 tunnelled)`: the hosts with the most requests first, 5 at most. */
+function formatProxyHosts (byHost: StatsSnapshot['proxy_by_host']): string {
+  const hosts = Object.entries(byHost).sort(([, a], [, b]) => (b.requests + b.tunnels) - (a.requests + a.tunnels))
+  if (hosts.length === 0) return '–'
+  const shown = hosts.slice(0, 5).map(([host, c]) => `${host} ${count(c.requests + c.tunnels)}${c.refused > 0 ? ` (${count(c.refused)} refused)` : ''}`)
+  return hosts.length > 5 ? `${shown.join(', ')} and ${plural(hosts.length - 5, 'other')}` : shown.join(', ')
+}
+
 /** The stats for a person: sections, sizes in units, the hit rate in percent. */
 export function formatStats (base: string, s: StatsSnapshot): string {
   const lookups = s.hits + s.misses
@@ -60,6 +68,11 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['upload rate (last 10 s)', `${formatBytes(s.upload_rate ?? 0)}/s`],
       ['peers pieces moved with', count(Object.keys(s.pieces_by_peer ?? {}).length)]
     ]],
+    ['Proxy', [
+      ['requests answered', `${count(s.proxy_requests ?? 0)}  (${formatBytes(s.bytes_proxied ?? 0)})`],
+      ['tunnels / refused', `${count(s.proxy_tunnels ?? 0)} / ${count(s.proxy_refused ?? 0)}`],
+      ['hosts', formatProxyHosts(s.proxy_by_host ?? {})]
+    ]],
     ['API', [
       ['304 revalidations', count(s.revalidations_304)],
       ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, byCredential]) => `${name}: ${formatRateLimits(byCredential)}`).join('; ')]
@@ -75,7 +88,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'peer_busy_answers', 'registry_ratelimit',
     'store_full', 'store_full_events', 'bytes_passed_through',
     'pieces_from_peers', 'pieces_served_to_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied',
-    'upload_rate', 'pieces_by_peer'])
+    'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

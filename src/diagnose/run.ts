@@ -12,6 +12,7 @@ import { skip, warn, type Finding } from './finding.js'
 import { checkListen } from './listen.js'
 import { findSidecar, liveFindings } from './live.js'
 import { checkStorage } from './storage.js'
+import { checkProxy } from './proxy.js'
 import { checkClock, checkUpstreams } from './upstreams.js'
 import { checkFleetCredentials } from './fleet.js'
 import { checkContainerd, checkDocker, DEFAULT_CONTAINERD_HOSTS, defaultDockerHost } from './clients.js'
@@ -78,6 +79,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   // The clients of this host: is the sidecar their mirror, and have they reached it?
   findings.push(await checkDocker(opts.dockerHost ?? defaultDockerHost(), httpUrl, live?.clients))
   findings.push(await checkContainerd(opts.containerdHosts ?? DEFAULT_CONTAINERD_HOSTS, httpUrl, live?.clients))
+  findings.push(...await checkProxy(config, live?.stats))
   const upstreams = await checkUpstreams(config.registryUpstreams, config.apiUpstreams)
   findings.push(...upstreams.findings)
   findings.push(...await checkFleetCredentials(config.apiUpstreams, fleet))

@@ -1,3 +1,5 @@
+import { RecentMap } from './recent-map.js'
+
 /** Pieces one peer sent this node and this node sent it. */
 export interface PeerPieceCounts {
   received: number
@@ -14,11 +16,11 @@ const MAX_PEERS = 64
  * herd, and who leans on whom. Not a Prometheus label: peer IDs change with every runner.
  */
 export class PeerPieces {
-  private readonly byPeer = new Map<string, PeerPieceCounts>()
+  private readonly byPeer = new RecentMap<PeerPieceCounts>(MAX_PEERS)
 
   /** `pieces` pieces (`bytes` bytes) moved between this node and `peer`, in `direction`. */
   add (peer: string, direction: 'received' | 'served', pieces: number, bytes: number): void {
-    const counts = this.byPeer.get(peer) ?? { received: 0, bytes_received: 0, served: 0, bytes_served: 0 }
+    const counts = this.byPeer.touch(peer, () => ({ received: 0, bytes_received: 0, served: 0, bytes_served: 0 }))
     if (direction === 'received') {
       counts.received += pieces
       counts.bytes_received += bytes
@@ -26,17 +28,10 @@ export class PeerPieces {
       counts.served += pieces
       counts.bytes_served += bytes
     }
-    // Re-inserted: a Map iterates in insertion order, so the first key is the stalest.
-    this.byPeer.delete(peer)
-    this.byPeer.set(peer, counts)
-    for (const old of this.byPeer.keys()) {
-      if (this.byPeer.size <= MAX_PEERS) break
-      this.byPeer.delete(old)
-    }
   }
 
   snapshot (): Record<string, PeerPieceCounts> {
-    return Object.fromEntries([...this.byPeer].map(([peer, c]) => [peer, { ...c }]))
+    return Object.fromEntries([...this.byPeer.entries()].map(([peer, c]) => [peer, { ...c }]))
   }
 }
 

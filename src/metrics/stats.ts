@@ -1,5 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { PeerPieces, RecentRate, type PeerPieceCounts } from './peer-pieces.js'
+import { ProxyHosts, type ProxyHostCounts } from './proxy-hosts.js'
 
 /** Counters named as in SPEC 3.3; the JSON stats and Prometheus metrics read the same numbers. */
 export const COUNTER_NAMES = [
@@ -8,7 +9,8 @@ export const COUNTER_NAMES = [
   'revalidations_304', 'bytes_served', 'stale_tags_served',
   'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved', 'peer_busy_answers',
   'store_full_events', 'bytes_passed_through',
-  'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers'
+  'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers',
+  'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -38,7 +40,11 @@ const HELP: Record<CounterName, string> = {
   pieces_served_to_peers: 'Piece requests (fetch/1.2.0 ranges) served to peers',
   peer_busy_answers: 'Times a holder answered busy (it serves CACHE_MAX_UPLOADS already, or has nothing at that offset yet); other holders are tried, then it is asked again',
   store_full_events: 'Downloads that could not be stored because the filesystem of CACHE_DIR was full (served without being stored)',
-  bytes_passed_through: 'Bytes streamed from an upstream to clients without being stored (full filesystem)'
+  bytes_passed_through: 'Bytes streamed from an upstream to clients without being stored (full filesystem)',
+  proxy_requests: 'Requests the forward proxy answered on intercepted connections (and absolute-form http requests)',
+  bytes_proxied: 'Response bytes of those requests sent to clients',
+  proxy_tunnels: 'CONNECT tunnels the forward proxy opened to hosts it does not intercept',
+  proxy_refused: 'CONNECTs and requests the forward proxy refused (allowlist, metadata address, own port, unreachable host)'
 }
 
 /** Credentials whose rate limit is reported per API upstream (the most recent ones). */
@@ -61,6 +67,8 @@ export interface StatsSnapshot extends Record<CounterName, number> {
   upload_rate: number
   /** Pieces received from and served to each peer (the 64 heard from most recently). */
   pieces_by_peer: Record<string, PeerPieceCounts>
+  /** The forward proxy's requests, tunnels and refusals per host (the 64 seen most recently). */
+  proxy_by_host: Record<string, ProxyHostCounts>
 }
 
 export class Stats {
@@ -77,6 +85,8 @@ export class Stats {
   /** Pieces moved with each peer (see PeerPieces). */
   readonly peerPieces = new PeerPieces()
   private readonly uploadRate = new RecentRate()
+  private readonly proxyHosts = new ProxyHosts()
+  private readonly proxyHostCounter: Counter
 
   constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number, storeFull: () => boolean }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
@@ -90,6 +100,7 @@ export class Stats {
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
     this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
     this.registryRemainingGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_remaining', help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)', labelNames: ['upstream'], registers: [this.registry] })
+    this.proxyHostCounter = new Counter({ name: 'p2p_cache_proxy_intercepted_requests_total', help: 'Requests the forward proxy answered on intercepted connections, per entry of CACHE_PROXY_INTERCEPT that matched the host', labelNames: ['intercept'], registers: [this.registry] })
     this.registryLimitGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_limit', help: 'Last ratelimit-limit seen from a registry upstream (Docker Hub: pulls allowed per window)', labelNames: ['upstream'], registers: [this.registry] })
   }
 
@@ -117,6 +128,22 @@ export class Stats {
     }
   }
 
+  /**
+   * One thing the forward proxy did for `host`: a request answered (`bytes` sent to the client;
+   * `intercept`: the CACHE_PROXY_INTERCEPT entry that matched, for the Prometheus label), a
+   * tunnel opened, or a refusal.
+   */
+  proxied (host: string, what: 'requests' | 'tunnels' | 'refused', bytes = 0, intercept?: string): void {
+    this.proxyHosts.add(host, what, bytes)
+    if (what === 'requests') {
+      this.inc('proxy_requests')
+      if (bytes > 0) this.inc('bytes_proxied', bytes)
+      if (intercept !== undefined) this.proxyHostCounter.inc({ intercept })
+    } else {
+      this.inc(what === 'tunnels' ? 'proxy_tunnels' : 'proxy_refused')
+    }
+  }
+
   inc (name: CounterName, by = 1): void {
     this.values[name] += by
     this.counters[name].inc(by)
@@ -135,7 +162,8 @@ export class Stats {
       api_ratelimit_remaining: Object.fromEntries([...this.rateLimits].map(([upstream, m]) => [upstream, Object.fromEntries(m)])),
       registry_ratelimit: Object.fromEntries(this.registryLimits),
       upload_rate: this.uploadRate.perSecond,
-      pieces_by_peer: this.peerPieces.snapshot()
+      pieces_by_peer: this.peerPieces.snapshot(),
+      proxy_by_host: this.proxyHosts.snapshot()
     }
   }
 }

@@ -61,10 +61,16 @@ export class HostList {
 
   /** Whether `host` (any case, with or without a trailing dot) is on the list. */
   matches (host: string): boolean {
+    return this.entryFor(host) !== undefined
+  }
+
+  /** The entry that matches `host` (`*.gcr.io` for us.gcr.io); undefined when none does. */
+  entryFor (host: string): string | undefined {
     const h = normalizeHost(host)
-    if (h === undefined) return false
-    if (this.exact.has(h)) return true
-    return this.suffixes.some(s => h.endsWith(s) && h.length > s.length)
+    if (h === undefined) return undefined
+    if (this.exact.has(h)) return h
+    const suffix = this.suffixes.find(s => h.endsWith(s) && h.length > s.length)
+    return suffix === undefined ? undefined : `*${suffix}`
   }
 
   /**

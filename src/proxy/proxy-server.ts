@@ -4,6 +4,7 @@ import { connect as netConnect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { rootCertificates, TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
+import type { Stats } from '../metrics/stats.js'
 import type { ProxyCa } from './ca.js'
 import type { HostList } from './host-list.js'
 import { guardedLookup, literalRefusal, parseAuthority, ProxyRefusedError, type Authority } from './destination.js'
@@ -28,6 +29,8 @@ export interface ProxyServerInit {
   /** Extra CA certificates (PEM) trusted for upstream TLS, besides the system roots (CACHE_UPSTREAM_CA_FILE). */
   upstreamCa?: string[] | undefined
   routes?: InterceptRoute[]
+  /** Requests, tunnels and refusals per host (GET /api/cache/stats, /metrics). */
+  stats?: Pick<Stats, 'proxied'> | undefined
   log: Logger
 }
 
@@ -68,6 +71,7 @@ export class ProxyServer {
     const denied = this.notAllowed(target.host)
     if (denied !== undefined) {
       this.log.info({ host: target.host, port: target.port }, 'proxy refused a CONNECT: the host is not on CACHE_PROXY_ALLOW')
+      this.init.stats?.proxied(target.host, 'refused')
       refuse(socket, denied)
       return
     }
@@ -80,6 +84,7 @@ export class ProxyServer {
     const literal = literalRefusal(target.host, target.port, this.init.ownPorts)
     if (literal !== undefined) {
       this.log.info({ host: target.host, port: target.port, err: literal.message }, 'proxy refused a CONNECT')
+      this.init.stats?.proxied(target.host, 'refused')
       refuse(socket, literal)
       return
     }
@@ -92,12 +97,14 @@ export class ProxyServer {
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
       if (head.length > 0) upstream.write(head)
       socket.pipe(upstream).pipe(socket)
+      this.init.stats?.proxied(target.host, 'tunnels')
       this.log.debug({ host: target.host, port: target.port }, 'proxy tunnel')
     })
     upstream.on('error', err => {
       if (open) { socket.destroy(); return }
       const refused = err instanceof ProxyRefusedError ? err : new ProxyRefusedError(502, `cannot connect to ${target.host}:${target.port}: ${err.message}`)
       this.log.info({ host: target.host, port: target.port, err: refused.message }, 'proxy refused a CONNECT')
+      this.init.stats?.proxied(target.host, 'refused')
       refuse(socket, refused)
     })
     socket.once('close', () => upstream.destroy())
@@ -195,6 +202,7 @@ export class ProxyServer {
       }, upstream => {
         out.setTimeout(0)
         res.writeHead(upstream.statusCode ?? 502, { ...endToEnd(upstream.headers), 'x-cache': 'MISS', 'x-cache-source': to.host })
+        upstream.on('data', (chunk: Buffer) => { sent.set(res, (sent.get(res) ?? 0) + chunk.byteLength) })
         upstream.pipe(res)
         upstream.once('end', resolve)
         upstream.once('error', reject)
@@ -218,12 +226,15 @@ export class ProxyServer {
           ? new ProxyRefusedError(403, err.message)
           : new ProxyRefusedError(502, `${target.host}: ${err.message}`)
     this.log.info({ host: target.host, status: refused.status, err: refused.message }, 'proxy request failed')
+    failed.add(res)
     if (!res.headersSent) sendError(res, refused.status, refused.message)
     else res.destroy()
   }
 
   /** One line per proxied request: the host and path, never the query (it may hold tokens) or headers. */
   private accessLine (target: Authority, req: IncomingMessage, res: ServerResponse, started: number): void {
+    if (failed.has(res)) this.init.stats?.proxied(target.host, 'refused')
+    else this.init.stats?.proxied(target.host, 'requests', sent.get(res) ?? Number(res.getHeader('content-length') ?? 0), this.init.intercept.entryFor(target.host))
     if (!this.log.isLevelEnabled('info')) return
     const path = (req.url ?? '').replace(/^https?:\/\/[^/]*/, '').split('?')[0]
     const length = res.getHeader('content-length')
@@ -248,6 +259,9 @@ export class ProxyServer {
 
 /** The CONNECT target of each intercepted TLS socket. */
 const targets = new WeakMap<object, Authority>()
+/** Response bytes a forwarded answer sent, and answers that were the proxy's own error. */
+const sent = new WeakMap<ServerResponse, number>()
+const failed = new WeakSet<ServerResponse>()
 
 function endToEnd (headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const named = new Set(String(headers.connection ?? '').toLowerCase().split(',').map(s => s.trim()))

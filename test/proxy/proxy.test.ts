@@ -143,6 +143,37 @@ describe('forward proxy: CONNECT, TLS interception with the sidecar\'s CA, refus
     assert.match(malformed, /^HTTP\/1\.1 400 .*CONNECT needs host:port/s)
   })
 
+  it('stats and metrics count what the proxy did per host: requests and bytes, tunnels, refusals', async () => {
+    const stats = await (await fetch(`${sidecar.url}/api/cache/stats`)).json() as { proxy_requests: number, proxy_tunnels: number, proxy_refused: number, bytes_proxied: number, proxy_by_host: Record<string, { requests: number, tunnels: number, refused: number }> }
+    assert.ok(stats.proxy_by_host.localhost !== undefined && stats.proxy_by_host.localhost.requests >= 1, JSON.stringify(stats.proxy_by_host))
+    assert.ok(stats.bytes_proxied >= 'hello /files/a.tgz?token=secret'.length)
+    assert.ok((stats.proxy_by_host['127.0.0.1']?.tunnels ?? 0) >= 1)
+    assert.ok((stats.proxy_by_host['169.254.169.254']?.refused ?? 0) >= 1)
+    const metrics = await (await fetch(`${sidecar.url}/metrics`)).text()
+    assert.match(metrics, /^p2p_cache_proxy_intercepted_requests_total\{intercept="localhost"\} [1-9]/m)
+    assert.match(metrics, /^p2p_cache_proxy_refused_total [1-9]/m)
+  })
+
+  it('diagnose: the CA readable, the proxy answering, clients have used it; a proxy address nothing listens on fails', async () => {
+    const env = {
+      HOME: dir, CACHE_DIR: join(sidecar.dir, 'data'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: sidecar.host, CACHE_PROXY_ADDR: `127.0.0.1:${proxyPort}`,
+      // Only loopback: the upstream checks ask these.
+      CACHE_REGISTRY_UPSTREAMS: `localhost=https://localhost:${upstreamPort}`, CACHE_API_UPSTREAMS: `github=https://localhost:${upstreamPort}`
+    }
+    const args = ['diagnose', '--json', '--docker-host', `unix://${join(dir, 'no-docker.sock')}`, '--containerd-hosts', join(dir, 'no-hosts')]
+    const checks = async (e: Record<string, string>): Promise<Map<string, { verdict: string, summary: string }>> => {
+      const r = await runCli(args, e, { timeoutMs: 60_000 })
+      const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string }> }
+      return new Map(report.findings.filter(f => f.check.startsWith('proxy.')).map(f => [f.check, f]))
+    }
+    const found = await checks(env)
+    assert.equal(found.get('proxy.ca')?.verdict, 'ok', found.get('proxy.ca')?.summary)
+    assert.equal(found.get('proxy.listen')?.verdict, 'ok', found.get('proxy.listen')?.summary)
+    assert.equal(found.get('proxy.clients')?.verdict, 'ok', found.get('proxy.clients')?.summary)
+    const elsewhere = await checks({ ...env, CACHE_PROXY_ADDR: `127.0.0.1:${await freePort()}` })
+    assert.equal(elsewhere.get('proxy.listen')?.verdict, 'fail')
+  })
+
   it('start-up refuses a non-loopback proxy address without CACHE_PROXY_ALLOW (exit 2, naming both)', async () => {
     const r = await runCli(['serve'], { CACHE_DIR: join(dir, 'refused'), CACHE_PROXY_ADDR: '0.0.0.0:3128', CACHE_ENABLE_P2P: 'false' }, { timeoutMs: 20_000 })
     assert.equal(r.code, 2, r.stderr)

@@ -18,9 +18,23 @@ describe('formatStats: `p2p-cache stats` for a person', () => {
   it('names the sidecar, then titled sections with aligned rows', () => {
     const text = formatStats('http://127.0.0.1:9080', snapshot())
     assert.equal(text.split('\n')[0], 'p2p-cache at http://127.0.0.1:9080')
-    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'API', 'HTTP'])
+    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'Proxy', 'API', 'HTTP'])
     const valueColumns = new Set(text.split('\n').filter(l => l.startsWith('  ')).map(l => /^ {2}\S.*?\s{2,}(?=\S)/.exec(l)?.[0].length))
     assert.equal(valueColumns.size, 1, 'every value starts in the same column')
+  })
+
+  it('the proxy: requests with bytes, tunnels and refusals, the busiest hosts first', () => {
+    const text = formatStats('u', snapshot({
+      proxy_requests: 12, bytes_proxied: 2048, proxy_tunnels: 3, proxy_refused: 1,
+      proxy_by_host: {
+        'github.com': { requests: 0, bytes: 0, tunnels: 3, refused: 0 },
+        'ghcr.io': { requests: 12, bytes: 2048, tunnels: 0, refused: 0 },
+        '169.254.169.254': { requests: 0, bytes: 0, tunnels: 0, refused: 1 }
+      }
+    }))
+    assert.equal(row(text, 'requests answered'), '12  (2.0 KiB)')
+    assert.equal(row(text, 'tunnels / refused'), '3 / 1')
+    assert.equal(row(text, 'hosts'), 'ghcr.io 12, github.com 3, 169.254.169.254 0 (1 refused)')
   })
 
   it('before any request, says so instead of a 0% hit rate; no rate limit seen is a dash', () => {

@@ -42,6 +42,25 @@ describe('Stats: counters shared by the JSON stats and the Prometheus metrics', 
     assert.equal(sample(text, 'p2p_cache_store_full'), 1)
   })
 
+  it('the forward proxy: requests, bytes, tunnels and refusals per host; Prometheus labels are intercept entries, not hosts', async () => {
+    const stats = newStats()
+    stats.proxied('us.gcr.io', 'requests', 1000, '*.gcr.io')
+    stats.proxied('eu.gcr.io', 'requests', 500, '*.gcr.io')
+    stats.proxied('github.com', 'tunnels')
+    stats.proxied('169.254.169.254', 'refused')
+    const s = stats.snapshot()
+    assert.equal(s.proxy_requests, 2)
+    assert.equal(s.bytes_proxied, 1500)
+    assert.equal(s.proxy_tunnels, 1)
+    assert.equal(s.proxy_refused, 1)
+    assert.deepEqual(s.proxy_by_host['us.gcr.io'], { requests: 1, bytes: 1000, tunnels: 0, refused: 0 })
+    assert.deepEqual(s.proxy_by_host['github.com'], { requests: 0, bytes: 0, tunnels: 1, refused: 0 })
+    const text = await stats.registry.metrics()
+    assert.equal(sample(text, 'p2p_cache_proxy_intercepted_requests_total{intercept="*.gcr.io"}'), 2)
+    for (let i = 0; i < 100; i++) stats.proxied(`h${i}.example`, 'tunnels')
+    assert.equal(Object.keys(stats.snapshot().proxy_by_host).length, 64, 'the 64 hosts seen last')
+  })
+
   it('the gauges are read when scraped, not when set', async () => {
     const gauges = { size: 1, peers: 0, full: false }
     const stats = newStats(gauges)
