@@ -95,7 +95,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     credential: credentials.get(upstream.name),
     timeoutMs: config.upstreamTimeout,
     log,
-    onRateLimit: (name, limit) => { stats.setRegistryRateLimit(name, limit) }
+    onRateLimit: (name, limit) => { stats.setRegistryRateLimit(name, limit) },
+    ca: upstreamCa
   })))
   const tags = new TagCache(store.db)
   const apiRecords = new ApiRecords(store.db)
@@ -141,7 +142,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     upstreams: config.apiUpstreams,
     concurrency: config.apiConcurrency,
     timeoutMs: config.upstreamTimeout,
-    onRateLimit: (upstream, authorization, remaining) => { stats.setApiRateLimit(upstream, api?.credentialLabel(upstream, authorization) ?? 'anon', remaining) }
+    onRateLimit: (upstream, authorization, remaining) => { stats.setApiRateLimit(upstream, api?.credentialLabel(upstream, authorization) ?? 'anon', remaining) },
+    ca: upstreamCa
   })
   api = new ApiResolver({
     client: apiClient,

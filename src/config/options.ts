@@ -265,7 +265,7 @@ export const OPTIONS = {
   }),
   upstreamCaFile: option({
     env: 'CACHE_UPSTREAM_CA_FILE', flag: '--upstream-ca-file <path>', default: '',
-    description: 'extra PEM CA certificates trusted for the proxy\'s upstream TLS, besides the system roots (a private registry\'s CA)',
+    description: 'extra PEM CA certificates trusted for upstream TLS (registry and API upstreams, and the proxy\'s), besides the system roots: a private registry\'s CA',
     expected: 'the path of a readable PEM file of CA certificates', schema: z.string().trim()
   }),
   httpHeaderTimeout: option({

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import PQueue from 'p-queue'
 import { Agent, request, type Dispatcher } from 'undici'
+import { trustOptions } from './trust.js'
 import type { Upstream } from '../config/options.js'
 
 /** Header names to one string each, as undici and node:http give them. */
@@ -56,6 +57,8 @@ export interface ApiClientInit {
   timeoutMs: number
   /** Every answer's `X-RateLimit-Remaining`, with the `Authorization` that was spent. */
   onRateLimit?: (upstream: string, authorization: string | undefined, remaining: number) => void
+  /** Extra CA certificates (PEM) trusted besides the system roots (CACHE_UPSTREAM_CA_FILE). */
+  ca?: string[] | undefined
 }
 
 /**
@@ -68,7 +71,7 @@ export class ApiClient implements ApiPassUpstreams {
 
   constructor (private readonly init: ApiClientInit) {
     this.byName = new Map(init.upstreams.map(u => [u.name, { ...u, queue: new PQueue({ concurrency: init.concurrency }), base: u.url.href.replace(/\/+$/, '') }]))
-    this.agent = new Agent({ headersTimeout: init.timeoutMs, bodyTimeout: init.timeoutMs, connect: { timeout: init.timeoutMs } })
+    this.agent = new Agent({ headersTimeout: init.timeoutMs, bodyTimeout: init.timeoutMs, connect: { timeout: init.timeoutMs, ...trustOptions(init.ca).connect } })
   }
 
   upstream (name: string): ApiUpstream | undefined {

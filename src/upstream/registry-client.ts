@@ -1,5 +1,6 @@
 import type { RegistryUpstream, UpstreamResponse } from './registry-upstream.js'
 import { Agent, request, type Dispatcher } from 'undici'
+import { trustOptions } from './trust.js'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Credential, Upstream } from '../config/options.js'
@@ -16,6 +17,8 @@ export interface RegistryClientInit {
   onRateLimit?: (upstream: string, limit: RegistryRateLimit) => void
   /** Token expiry is computed on it (default: the system clock). */
   clock?: Clock
+  /** Extra CA certificates (PEM) trusted besides the system roots (CACHE_UPSTREAM_CA_FILE). */
+  ca?: string[] | undefined
 }
 
 /** What an upstream said of its pull rate limit (Docker Hub: pulls per `windowS` seconds). */
@@ -84,7 +87,8 @@ export class RegistryClient implements RegistryUpstream {
       connectTimeout: init.timeoutMs,
       headersTimeout: init.timeoutMs,
       bodyTimeout: init.timeoutMs,
-      connections: 32
+      connections: 32,
+      ...trustOptions(init.ca)
     })
   }
 
