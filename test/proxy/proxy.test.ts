@@ -5,28 +5,10 @@ import { createServer, type Server } from 'node:https'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
-
-const run = promisify(execFile)
-
-/** A test CA and a leaf for `localhost` it signed: the "real" upstream's certificate. */
-async function testPki (dir: string): Promise<{ ca: string, cert: string, key: string }> {
-  const ca = join(dir, 'test-ca.crt')
-  const caKey = join(dir, 'test-ca.key')
-  const key = join(dir, 'upstream.key')
-  const csr = join(dir, 'upstream.csr')
-  const cert = join(dir, 'upstream.crt')
-  const ext = join(dir, 'ext.cnf')
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=upstream test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'])
-  await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=localhost'])
-  await writeFile(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
-  await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext])
-  return { ca, cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') }
-}
+import { makeTestPki, type TestPki } from '../fixtures/test-pki.js'
 
 /** Sends `request` to the proxy as raw bytes and returns all it answers until it closes. */
 async function rawConnect (port: number, request: string): Promise<string> {
@@ -65,7 +47,7 @@ async function curl (args: string[]): Promise<{ code: number, status: number, bo
 describe('forward proxy: CONNECT, TLS interception with the sidecar\'s CA, refusals', function () {
   this.timeout(60_000)
   let dir: string
-  let pki: { ca: string, cert: string, key: string }
+  let pki: TestPki
   let upstream: Server
   let upstreamPort: number
   let sidecar: SidecarProcess
@@ -75,7 +57,7 @@ describe('forward proxy: CONNECT, TLS interception with the sidecar\'s CA, refus
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'proxy-test-'))
-    pki = await testPki(dir)
+    pki = await makeTestPki(dir, ['DNS:localhost', 'IP:127.0.0.1'], 'upstream')
     upstream = createServer({ cert: pki.cert, key: pki.key }, (req, res) => {
       seen.push(`${req.method ?? ''} ${req.url ?? ''} host=${req.headers.host ?? ''} proxy-authorization=${req.headers['proxy-authorization'] ?? '-'}`)
       res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': 'yes' })
@@ -87,7 +69,7 @@ describe('forward proxy: CONNECT, TLS interception with the sidecar\'s CA, refus
     sidecar = await startSidecar({
       CACHE_PROXY_ADDR: `127.0.0.1:${proxyPort}`,
       CACHE_PROXY_INTERCEPT: 'localhost',
-      CACHE_UPSTREAM_CA_FILE: pki.ca,
+      CACHE_UPSTREAM_CA_FILE: pki.caFile,
       CACHE_LOG_LEVEL: 'info'
     })
     const res = await fetch(`${sidecar.url}/ca.crt`)
@@ -118,14 +100,14 @@ describe('forward proxy: CONNECT, TLS interception with the sidecar\'s CA, refus
   })
 
   it('a host not on the intercept list is a plain tunnel: the client sees the upstream\'s own certificate', async () => {
-    const r = await curl(['--proxy', `http://127.0.0.1:${proxyPort}`, '--cacert', pki.ca, `https://127.0.0.1:${upstreamPort}/plain`])
+    const r = await curl(['--proxy', `http://127.0.0.1:${proxyPort}`, '--cacert', pki.caFile, `https://127.0.0.1:${upstreamPort}/plain`])
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.body, 'hello /plain')
     assert.doesNotMatch(r.headers, /x-cache/i, 'the proxy did not read the tunnel')
   })
 
   it('a client that does not trust the CA gets curl\'s certificate error (exit 60), nothing else', async () => {
-    const r = await curl(['--proxy', `http://127.0.0.1:${proxyPort}`, '--cacert', pki.ca, `https://localhost:${upstreamPort}/x`])
+    const r = await curl(['--proxy', `http://127.0.0.1:${proxyPort}`, '--cacert', pki.caFile, `https://localhost:${upstreamPort}/x`])
     assert.equal(r.code, 60, r.stderr)
     assert.match(r.stderr, /SSL certificate problem|unable to get local issuer certificate/i)
   })

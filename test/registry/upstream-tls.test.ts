@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { pushBlob } from '../fixtures/swarm.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { makeTestPki, type TestPki } from '../fixtures/test-pki.js'
 
-const run = promisify(execFile)
 const REPO = 'tls/app'
 
 /**
@@ -21,26 +19,19 @@ describe('an upstream registry with a private CA (CACHE_UPSTREAM_CA_FILE)', func
   this.timeout(60_000)
   let dir: string
   let registry: Registry
+  let pki: TestPki
   const sidecars: SidecarProcess[] = []
   const body = randomBytes(200_000)
   const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'upstream-tls-'))
-    const ca = join(dir, 'ca.crt')
-    const caKey = join(dir, 'ca.key')
-    const key = join(dir, 'registry.key')
-    const cert = join(dir, 'registry.crt')
-    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=private registry CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'])
-    await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', join(dir, 'registry.csr'), '-subj', '/CN=127.0.0.1'])
-    await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
-    await run('openssl', ['x509', '-req', '-in', join(dir, 'registry.csr'), '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', join(dir, 'ext.cnf')])
+    pki = await makeTestPki(dir, ['IP:127.0.0.1'], 'registry')
     // The blob is pushed over plain HTTP, then the same storage is served over TLS.
     const plain = await startRegistry({ dataDir: join(dir, 'data') })
     await pushBlob(plain.url, REPO, body)
     await plain.destroy()
-    registry = await startRegistry({ dataDir: join(dir, 'data'), tls: { certFile: cert, keyFile: key, caFile: ca } })
+    registry = await startRegistry({ dataDir: join(dir, 'data'), tls: pki })
   })
 
   after(async () => {
@@ -51,7 +42,7 @@ describe('an upstream registry with a private CA (CACHE_UPSTREAM_CA_FILE)', func
 
   it('with the CA file the blob comes through verified; without it the client gets 502 naming the certificate', async () => {
     assert.match(registry.url, /^https:/)
-    const trusting = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `private=${registry.url}`, CACHE_UPSTREAM_CA_FILE: join(dir, 'ca.crt') })
+    const trusting = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `private=${registry.url}`, CACHE_UPSTREAM_CA_FILE: pki.caFile })
     sidecars.push(trusting)
     const res = await fetch(`${trusting.url}/v2/${REPO}/blobs/${digest}`)
     const got = Buffer.from(await res.arrayBuffer())
