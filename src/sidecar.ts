@@ -32,7 +32,7 @@ import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
 import { ProxyCa } from './proxy/ca.js'
 import { ProxyServer } from './proxy/proxy-server.js'
-import { loadUpstreamCa } from './proxy/upstream-trust.js'
+import { loadUpstreamCa } from './upstream/trust.js'
 
 export interface Sidecar {
   httpAddr: HostPort
@@ -59,10 +59,6 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   // Before anything opens: a bad certificate path stops start-up with nothing to undo.
   const tls = config.httpsAddr === undefined ? undefined : loadTlsFiles(config.tlsCert, config.tlsKey)
   const fleet = loadFleetCredentials(config.apiUpstreams, config.apiAuth, config.apiApp)
-  const proxyLog = log.child({ component: 'proxy' })
-  const proxyCa = config.proxyAddr === undefined
-    ? undefined
-    : await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
   const upstreamCa = await loadUpstreamCa(config.upstreamCaFile)
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
@@ -89,6 +85,16 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     onEvict: () => stats.inc('evictions'),
     onCorrupt: () => stats.inc('errors')
   })
+  // After the store, which holds CACHE_DIR's lock: a second sidecar on the same dir stops there,
+  // before it could make the first one's CA anew.
+  const proxyLog = log.child({ component: 'proxy' })
+  let proxyCa: ProxyCa | undefined
+  try {
+    if (config.proxyAddr !== undefined) proxyCa = await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
+  } catch (err) {
+    await store.close()
+    throw err
+  }
   const credentials = resolveCredentials(config.registryUpstreams, config.registryAuth, config.dockerConfig, log)
   const upstreams = new UpstreamSet(config.registryUpstreams.map(upstream => new RegistryClient({
     upstream,

@@ -1,6 +1,6 @@
 // @peculiar/x509 resolves its parts through tsyringe, which needs the Reflect metadata API first.
 import 'reflect-metadata'
-import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes, webcrypto, X509Certificate, type KeyObject } from 'node:crypto'
 
 type CryptoKey = webcrypto.CryptoKey
 type CryptoKeyPair = webcrypto.CryptoKeyPair
@@ -72,22 +72,13 @@ export class ProxyCa {
    */
   static async open (init: ProxyCaInit): Promise<ProxyCa> {
     const clock = init.clock ?? systemClock
-    const given = init.certFile !== undefined && init.certFile !== ''
-    const keyGiven = init.keyFile !== undefined && init.keyFile !== ''
-    if (given !== keyGiven) {
-      throw new ConfigError(given ? 'CACHE_PROXY_CA_KEY' : 'CACHE_PROXY_CA_CERT', '', 'both CACHE_PROXY_CA_CERT and CACHE_PROXY_CA_KEY, or neither (the sidecar then makes its own CA in CACHE_DIR)')
-    }
-    const material = given
-      ? await operatorCa(init.certFile as string, init.keyFile as string, init.intercept, init.log)
+    // Both files or neither: loadConfig checked it (a missing key file is then "unreadable").
+    const material = init.certFile !== undefined && init.certFile !== ''
+      ? await operatorCa(init.certFile, init.keyFile ?? '', init.intercept, init.log)
       : await ownCa(join(init.dir, CA_DIR), init.intercept, clock, init.log)
     const pair = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']) as CryptoKeyPair
     const pem = pkcs8Pem(Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey)))
     return new ProxyCa(material.pem, material.cert, material.key, material.algorithm, { pair, pem }, clock)
-  }
-
-  /** SHA-256 of the CA certificate (DER), hex with colons as openssl prints it. */
-  get fingerprint (): string {
-    return createHash('sha256').update(Buffer.from(this.cert.rawData)).digest('hex').toUpperCase().match(/../g)?.join(':') ?? ''
   }
 
   /** The DNS names the CA may certify (its name constraints); undefined = any (an operator's unconstrained CA). */
@@ -200,7 +191,8 @@ async function ownCa (dir: string, intercept: HostList, clock: Clock, log: Logge
   // The key first, each file whole (a crash leaves the old pair or a key without its certificate, made again).
   await writeAtomic(keyPath, keyPem, 0o600)
   await writeAtomic(certPath, pem, 0o644)
-  log.info({ certificate: certPath, names: wanted, fingerprint: fingerprintOf(cert) }, 'made the proxy CA; clients must trust it (GET /ca.crt or p2p-cache ca)')
+  // The SHA-256 fingerprint as openssl and `p2p-cache diagnose` print it.
+  log.info({ certificate: certPath, names: wanted, fingerprint256: new X509Certificate(pem).fingerprint256 }, 'made the proxy CA; clients must trust it (GET /ca.crt or p2p-cache ca)')
   return { pem, cert, key: keys.privateKey, algorithm: EC_P256 }
 }
 
@@ -267,10 +259,6 @@ function dnsConstraintsOf (cert: x509.X509Certificate): string[] | undefined {
 function covers (constraint: string, name: string): boolean {
   const c = constraint.replace(/^\./, '')
   return name === c || name.endsWith(`.${c}`)
-}
-
-function fingerprintOf (cert: x509.X509Certificate): string {
-  return createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex')
 }
 
 /** A positive serial number of 16 random bytes (RFC 5280 4.1.2.2: at most 20 octets). */

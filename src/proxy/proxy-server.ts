@@ -2,9 +2,10 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type In
 import { request as httpsRequest } from 'node:https'
 import { connect as netConnect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { rootCertificates, TLSSocket } from 'node:tls'
+import { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import type { Stats } from '../metrics/stats.js'
+import { trustedCa } from '../upstream/trust.js'
 import type { ProxyCa } from './ca.js'
 import type { HostList } from './host-list.js'
 import { guardedLookup, literalRefusal, parseAuthority, ProxyRefusedError, type Authority } from './destination.js'
@@ -50,12 +51,13 @@ export class ProxyServer {
   readonly server: Server
   /** Parses the requests of intercepted (TLS-terminated) connections; never listens itself. */
   private readonly inner: Server
-  private readonly upstreamCa: string[]
+  /** The roots plus CACHE_UPSTREAM_CA_FILE; undefined = the default roots. */
+  private readonly upstreamCa: string[] | undefined
   private readonly log: Logger
 
   constructor (private readonly init: ProxyServerInit) {
     this.log = init.log
-    this.upstreamCa = init.upstreamCa !== undefined && init.upstreamCa.length > 0 ? [...rootCertificates, ...init.upstreamCa] : []
+    this.upstreamCa = trustedCa(init.upstreamCa)
     this.server = createServer((req, res) => { void this.forwardPlain(req, res) })
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => { this.onConnect(req, socket as Socket, head) })
     this.inner = createServer((req, res) => { void this.onIntercepted(req, res) })
@@ -198,7 +200,7 @@ export class ProxyServer {
         headers,
         lookup: guardedLookup(to.port, this.init.ownPorts),
         timeout: CONNECT_TIMEOUT_MS,
-        ...(to.protocol === 'https:' ? { servername: to.host, ...(this.upstreamCa.length > 0 ? { ca: this.upstreamCa } : {}) } : {})
+        ...(to.protocol === 'https:' ? { servername: to.host, ...(this.upstreamCa !== undefined ? { ca: this.upstreamCa } : {}) } : {})
       }, upstream => {
         out.setTimeout(0)
         res.writeHead(upstream.statusCode ?? 502, { ...endToEnd(upstream.headers), 'x-cache': 'MISS', 'x-cache-source': to.host })

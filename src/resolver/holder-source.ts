@@ -97,6 +97,7 @@ export class HolderSource {
     // again by this download, as a seeder or a holder; one that lied would vouch for a wrong
     // prefix again, and a resume over it would cut the client's retry too.
     const distrusted = new Set<string>()
+    const untrusted = (peer: string): boolean => peers.swarm.isDenied(peer) || distrusted.has(peer)
     const pauses = new Pauses(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !sink.file.verified; round++) {
       const asked = performance.now()
@@ -119,7 +120,6 @@ export class HolderSource {
       }
       stats.inc('claims_joined')
       log.info({ key: digest, peer: answer.peer, committed: answer.committed, coordinator, claimMs }, 'claim joined')
-      const untrusted = (peer: string): boolean => peers.swarm.isDenied(peer) || distrusted.has(peer)
       if (answer.peer === self || untrusted(answer.peer)) {
         if (!failed.includes(answer.peer)) failed.push(answer.peer)
         continue
