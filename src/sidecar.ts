@@ -2,11 +2,12 @@ import type { Server } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
-import type { Config, HostPort } from './config/options.js'
+import type { Config, Credential, HostPort, Upstream } from './config/options.js'
+import type { LookupFunction } from 'node:net'
 import { BlobStore } from './store/blob-store.js'
 import { Stats } from './metrics/stats.js'
 import { RegistryClient } from './upstream/registry-client.js'
-import { resolveCredentials } from './upstream/credentials.js'
+import { credentialFor, loadDockerConfig, resolveCredentials } from './upstream/credentials.js'
 import type { TagKey } from './oci/tag-key.js'
 import { TagCache } from './resolver/tag-cache.js'
 import { ListCache } from './resolver/list-cache.js'
@@ -32,6 +33,9 @@ import type { PeerLookupInit } from './resolver/peer-lookup.js'
 import type { Digest } from './oci/digest.js'
 import { ProxyCa } from './proxy/ca.js'
 import { ProxyServer } from './proxy/proxy-server.js'
+import { ProxyUpstreams } from './proxy/proxy-upstreams.js'
+import { RegistryIntercept } from './proxy/registry-intercept.js'
+import { guardedLookup } from './proxy/destination.js'
 import { loadUpstreamCa } from './upstream/trust.js'
 
 export interface Sidecar {
@@ -95,15 +99,19 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await store.close()
     throw err
   }
-  const credentials = resolveCredentials(config.registryUpstreams, config.registryAuth, config.dockerConfig, log)
-  const upstreams = new UpstreamSet(config.registryUpstreams.map(upstream => new RegistryClient({
+  const intercepted = (name: string): boolean => config.proxyAddr !== undefined && config.proxyIntercept.matches(name === 'docker.io' ? 'registry-1.docker.io' : name)
+  const credentials = resolveCredentials(config.registryUpstreams, config.registryAuth, config.dockerConfig, log, intercepted)
+  const registryClient = (upstream: Upstream, credential: Credential | undefined, lookup?: LookupFunction): RegistryClient => new RegistryClient({
     upstream,
-    credential: credentials.get(upstream.name),
+    credential,
     timeoutMs: config.upstreamTimeout,
     log,
     onRateLimit: (name, limit) => { stats.setRegistryRateLimit(name, limit) },
-    ca: upstreamCa
-  })))
+    ca: upstreamCa,
+    lookup
+  })
+  const registryClients = config.registryUpstreams.map(upstream => registryClient(upstream, credentials.get(upstream.name)))
+  const upstreams = new UpstreamSet(registryClients)
   const tags = new TagCache(store.db)
   const apiRecords = new ApiRecords(store.db)
   // One identity per node: the peer ID, and the key of the API cache's credential scopes.
@@ -174,9 +182,26 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log, limits)
   // The sidecar's own ports, which the proxy never connects back into.
   const ownPorts: number[] = [...config.listenAddrs.flatMap(ma => /\/tcp\/(\d+)/.exec(ma.toString())?.slice(1).map(Number) ?? []), ...(typeof config.p2pDataPort === 'number' ? [config.p2pDataPort] : [])]
+  // Intercepted registries CACHE_REGISTRY_UPSTREAMS does not name get a client of their own, whose
+  // connections (and redirects) are guarded as the proxy's are.
+  const dockerConfig = config.proxyAddr === undefined ? undefined : loadDockerConfig(config.dockerConfig, log)
+  const proxyUpstreams = new ProxyUpstreams({
+    configured: registryClients,
+    make: (upstream, credential) => registryClient(upstream, credential, guardedLookup(upstream.url.port === '' ? 443 : Number(upstream.url.port), () => ownPorts)),
+    credential: upstream => dockerConfig === undefined ? undefined : credentialFor(upstream, config.registryAuth, dockerConfig, log)
+  })
   const proxy = proxyCa === undefined
     ? undefined
-    : new ProxyServer({ intercept: config.proxyIntercept, allow: config.proxyAllow, ca: proxyCa, ownPorts: () => ownPorts, upstreamCa, stats, log: proxyLog })
+    : new ProxyServer({
+      intercept: config.proxyIntercept,
+      allow: config.proxyAllow,
+      ca: proxyCa,
+      ownPorts: () => ownPorts,
+      upstreamCa,
+      routes: [new RegistryIntercept({ upstreams: proxyUpstreams, registry, log: proxyLog })],
+      stats,
+      log: proxyLog
+    })
   let httpAddr: HostPort
   let httpsAddr: HostPort | undefined
   let proxyAddr: HostPort | undefined
@@ -191,6 +216,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await swarm?.stop()
     await store.close()
     await upstreams.close()
+    await proxyUpstreams.close()
     await apiClient.close()
     throw err
   }
@@ -217,6 +243,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await openBlobs.drain(10_000)
       await openSwarm?.stop()
       await upstreams.close()
+      await proxyUpstreams.close()
       await apiClient.close()
       await openStore.close()
     }

@@ -33,3 +33,10 @@ export const LEAF_CACHE_MAX = 1000
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Time the proxy waits for a tunnel's target to accept the connection. */
 export const CONNECT_TIMEOUT_MS = 10_000
+/** Registry clients made for intercepted hosts that CACHE_REGISTRY_UPSTREAMS does not name, at most. */
+export const PROXY_UPSTREAMS_MAX = 64
+/**
+ * A repository the sidecar's own access was refused (a private one) is relayed with the client's
+ * credentials for this long before the sidecar tries its own access again.
+ */
+export const REFUSED_REPOSITORY_MS = 60_000

@@ -142,6 +142,7 @@ export class ProxyServer {
     const target = targets.get(req.socket)
     if (target === undefined) { res.destroy(); return }
     const started = performance.now()
+    markVia(res)
     res.once('finish', () => { this.accessLine(target, req, res, started) })
     // The Host a client sends inside the tunnel must be the host it connected to.
     const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '')
@@ -172,6 +173,7 @@ export class ProxyServer {
     const target = parseAuthority(`${url.hostname}:${url.port === '' ? 80 : url.port}`)
     if (target === undefined) { sendError(res, 400, 'malformed host in the request URL'); return }
     const started = performance.now()
+    markVia(res)
     res.once('finish', () => { this.accessLine(target, req, res, started) })
     try {
       const denied = this.notAllowed(target.host)
@@ -203,7 +205,8 @@ export class ProxyServer {
         ...(to.protocol === 'https:' ? { servername: to.host, ...(this.upstreamCa !== undefined ? { ca: this.upstreamCa } : {}) } : {})
       }, upstream => {
         out.setTimeout(0)
-        res.writeHead(upstream.statusCode ?? 502, { ...endToEnd(upstream.headers), 'x-cache': 'MISS', 'x-cache-source': to.host })
+        const headers = endToEnd(upstream.headers)
+        res.writeHead(upstream.statusCode ?? 502, { ...headers, via: [headers.via, VIA].flat().filter(v => v !== undefined).join(', '), 'x-cache': 'MISS', 'x-cache-source': to.host })
         upstream.on('data', (chunk: Buffer) => { sent.set(res, (sent.get(res) ?? 0) + chunk.byteLength) })
         upstream.pipe(res)
         upstream.once('end', resolve)
@@ -257,6 +260,16 @@ export class ProxyServer {
     this.inner.closeAllConnections()
     await new Promise<void>(resolve => { this.server.close(() => { resolve() }); this.server.closeAllConnections() })
   }
+}
+
+const VIA = '1.1 p2p-cache'
+
+/**
+ * `Via` (RFC 9110 7.6.3) on every answer the proxy gives. Set before the routes answer, it also
+ * makes the fields they pass to writeHead readable with getHeader (the access line reads them).
+ */
+function markVia (res: ServerResponse): void {
+  res.setHeader('via', VIA)
 }
 
 /** The CONNECT target of each intercepted TLS socket. */

@@ -30,6 +30,8 @@ export interface RegistryRoutesInit {
 }
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
+/** Upstream answers that may mean "not for the sidecar's access, maybe for the client's" (a private repository). */
+const REFUSALS = new Set([401, 403, 404])
 
 /** The OCI distribution pull API as a mirror (SPEC 3.3). Returns false when the path is not ours. */
 export class RegistryRoutes {
@@ -37,6 +39,17 @@ export class RegistryRoutes {
 
   async handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (!url.pathname.startsWith('/v2')) return false
+    await this.serve(req, res, url, () => this.init.upstreams.select(url.searchParams.get('ns')))
+    return true
+  }
+
+  /**
+   * Answers the pull-API request `url` from `upstream()`'s content. With `refused`, an upstream
+   * that refuses the sidecar's own access (401, 403, 404) before any byte was sent is not
+   * answered here: `refused` is called instead (the forward proxy relays the request with the
+   * client's own credentials).
+   */
+  async serve (req: IncomingMessage, res: ServerResponse, url: URL, upstream: () => RegistryUpstream, refused?: (err: UpstreamStatusError) => Promise<void>): Promise<void> {
     this.init.clients.note(req.headers['user-agent'])
     const head = req.method === 'HEAD'
     try {
@@ -48,9 +61,9 @@ export class RegistryRoutes {
       if (route.kind === 'base') {
         res.writeHead(200, { ...API_VERSION, 'content-type': 'application/json', 'content-length': 2 })
         res.end(head ? undefined : '{}')
-        return true
+        return
       }
-      const client = this.init.upstreams.select(url.searchParams.get('ns'))
+      const client = upstream()
       const repo = upstreamRepository(client, route.name)
       const left = clientLeft(res)
       if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left)
@@ -58,9 +71,9 @@ export class RegistryRoutes {
       else if (route.kind === 'referrers') await this.referrers(res, client, repo, route.digest, url, head, left)
       else await this.blob(req, res, client, repo, route.digest, head, left)
     } catch (err) {
-      this.fail(res, err, head, url)
+      if (refused !== undefined && !res.headersSent && err instanceof UpstreamStatusError && REFUSALS.has(err.status)) await refused(err)
+      else this.fail(res, err, head, url)
     }
-    return true
   }
 
   private async manifest (req: IncomingMessage, res: ServerResponse, client: Parameters<ManifestResolver['get']>[0], repo: string, reference: string, head: boolean, signal: AbortSignal): Promise<void> {

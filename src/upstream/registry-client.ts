@@ -2,6 +2,7 @@ import type { RegistryUpstream, UpstreamResponse } from './registry-upstream.js'
 import { Agent, request, type Dispatcher } from 'undici'
 import { trustOptions } from './trust.js'
 import type { Readable } from 'node:stream'
+import type { LookupFunction } from 'node:net'
 import type { Logger } from 'pino'
 import type { Credential, Upstream } from '../config/options.js'
 import { parseChallenge, type Challenge } from './challenge.js'
@@ -19,6 +20,8 @@ export interface RegistryClientInit {
   clock?: Clock
   /** Extra CA certificates (PEM) trusted besides the system roots (CACHE_UPSTREAM_CA_FILE). */
   ca?: string[] | undefined
+  /** Name resolution for connections (the proxy's guard against link-local and its own ports); default dns.lookup. */
+  lookup?: LookupFunction | undefined
 }
 
 /** What an upstream said of its pull rate limit (Docker Hub: pulls per `windowS` seconds). */
@@ -88,7 +91,7 @@ export class RegistryClient implements RegistryUpstream {
       headersTimeout: init.timeoutMs,
       bodyTimeout: init.timeoutMs,
       connections: 32,
-      ...trustOptions(init.ca)
+      connect: { ...trustOptions(init.ca).connect, ...(init.lookup !== undefined ? { lookup: init.lookup } : {}) }
     })
   }
 
@@ -118,6 +121,19 @@ export class RegistryClient implements RegistryUpstream {
       const text = await res.body.text().catch(() => '')
       throw new UpstreamUnavailableError(this.name, `${method} ${path} answered ${res.statusCode} ${text.slice(0, 200)}`.trim(), res.statusCode)
     }
+    return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body }
+  }
+
+  /**
+   * `method` on `path` (with its query) sent as a client sent it: `headers` are the client's own
+   * (its Authorization, if any; none of ours, no token exchange). Redirects are followed, and
+   * the Authorization is not sent on to another host (blob CDNs get presigned URLs). Every
+   * status is returned, 5xx too: the forward proxy relays it.
+   * @throws UpstreamUnavailableError when the upstream can't be reached, AbortError
+   */
+  async relay (method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+    const base = this.init.upstream.url
+    const res = await this.exchange(method, new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`), headers, signal)
     return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body }
   }
 

@@ -5,7 +5,7 @@ import { COUNTER_NAMES, type StatsSnapshot } from '../../../src/metrics/stats.js
 /** A snapshot of an idle sidecar, with `over` applied. */
 function snapshot (over: Partial<StatsSnapshot> = {}): StatsSnapshot {
   const counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, 0])) as Record<typeof COUNTER_NAMES[number], number>
-  return { ...counters, current_size: 0, hit_rate: 0, peers_connected: 0, store_full: false, api_ratelimit_remaining: {}, registry_ratelimit: {}, upload_rate: 0, pieces_by_peer: {}, ...over }
+  return { ...counters, current_size: 0, hit_rate: 0, peers_connected: 0, store_full: false, api_ratelimit_remaining: {}, registry_ratelimit: {}, upload_rate: 0, pieces_by_peer: {}, proxy_by_host: {}, ...over }
 }
 
 /** The value printed on the row labelled `label`. */

@@ -1,0 +1,145 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from 'pino'
+import { DigestVerifier, type Digest } from '../oci/digest.js'
+import { DenyList } from '../p2p/deny-list.js'
+import { parseRegistryPath, type RegistryRoute } from '../registry/path.js'
+import type { RegistryRoutes } from '../registry/routes.js'
+import { upstreamRepository } from '../registry/upstreams.js'
+import { clientLeft } from '../http/client-left.js'
+import { discard, type RegistryClient } from '../upstream/registry-client.js'
+import type { UpstreamResponse } from '../upstream/registry-upstream.js'
+import type { Authority } from './destination.js'
+import type { InterceptRoute } from './proxy-server.js'
+import type { ProxyUpstreams } from './proxy-upstreams.js'
+import { REFUSED_REPOSITORY_MS } from './constants.js'
+
+export interface RegistryInterceptInit {
+  upstreams: ProxyUpstreams
+  /** The mirror's pull API: digest keys, single-flight, peers, serve-stale. */
+  registry: Pick<RegistryRoutes, 'serve'>
+  /** How long a repository the sidecar's access was refused is relayed without trying again (ms). */
+  refusedMs?: number
+  log: Logger
+}
+
+/** Request fields a relayed pull sends on as the client sent them. */
+const RELAYED_REQUEST = ['accept', 'accept-encoding', 'authorization', 'if-none-match', 'if-modified-since', 'if-range', 'range', 'user-agent']
+/** Answer fields a relayed pull returns (what a registry client reads; never cookies). */
+const RELAYED_RESPONSE = ['content-type', 'content-length', 'content-range', 'content-encoding', 'accept-ranges', 'docker-content-digest', 'docker-distribution-api-version',
+  'etag', 'last-modified', 'link', 'www-authenticate', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'oci-filters-applied']
+
+/**
+ * The pull API of an intercepted registry (issue 24, points 3 and 4), as the mirror serves it:
+ * a `GET`/`HEAD` of a manifest, blob, tag list or referrers goes to RegistryRoutes with that
+ * registry's client (the fleet's credential or anonymous access), so content is keyed by
+ * digest, fetched once swarm-wide, from peers first, verified, and served stale on 429/5xx.
+ *
+ * What the sidecar's own access can't read (401/403/404: a private repository) is relayed with
+ * the client's own Authorization, uncached and never announced, so private bytes only ever reach
+ * a client the registry itself let read them; such a repository is relayed straight away for
+ * REFUSED_REPOSITORY_MS. The ping `/v2/`, token endpoints and pushes pass through untouched, so
+ * a client sees the registry's own auth challenges.
+ */
+export class RegistryIntercept implements InterceptRoute {
+  /** `<upstream>/<repo>` the sidecar's access was refused on lately. */
+  private readonly refused: DenyList
+
+  constructor (private readonly init: RegistryInterceptInit) {
+    this.refused = new DenyList(init.refusedMs ?? REFUSED_REPOSITORY_MS)
+  }
+
+  async handle (target: Authority, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false
+    const url = new URL(req.url ?? '/', `https://${target.host}`)
+    const route = pullRoute(url.pathname)
+    if (route === undefined) return false
+    const client = this.init.upstreams.for(target)
+    if (client === undefined) return false
+    const key = `${client.name}/${upstreamRepository(client, route.name)}`
+    if (this.refused.has(key)) {
+      await this.relay(client, target, route, req, res)
+      return true
+    }
+    await this.init.registry.serve(req, res, url, () => client, async err => {
+      // A 404 is not remembered: a tag or blob that does not exist says nothing of the repository.
+      if (err.status !== 404) this.refused.add(key)
+      this.init.log.debug({ upstream: client.name, repo: route.name, status: err.status }, 'the sidecar\'s access was refused: relayed with the client\'s credentials, uncached')
+      await this.relay(client, target, route, req, res)
+    })
+    return true
+  }
+
+  /**
+   * Sends the request on with the client's own headers and streams the registry's answer back,
+   * redirects followed here. A whole blob or manifest by digest is verified as it passes: on a
+   * mismatch the answer is cut, so a client never gets a complete wrong body.
+   */
+  private async relay (client: RegistryClient, target: Authority, route: Exclude<RegistryRoute, { kind: 'base' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
+    const up = await client.relay(method, req.url ?? '/', picked(req.headers, RELAYED_REQUEST), clientLeft(res))
+    res.writeHead(up.status, { ...picked(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
+    if (method === 'HEAD') {
+      discard(up.body)
+      res.end()
+      return
+    }
+    const digest = wholeByDigest(route, up)
+    await pipeline(digest === undefined ? [up.body, res] : [up.body, verifying(digest, `${target.host} (relayed)`), res])
+  }
+}
+
+/** The pull-API route of `pathname`, or undefined for the ping, pushes' paths and anything malformed (passed through as it is). */
+function pullRoute (pathname: string): Exclude<RegistryRoute, { kind: 'base' }> | undefined {
+  let route: RegistryRoute | undefined
+  try {
+    route = parseRegistryPath(pathname)
+  } catch {
+    return undefined
+  }
+  return route === undefined || route.kind === 'base' ? undefined : route
+}
+
+/** The digest a 200 answer's whole body must hash to: blobs, and manifests asked by digest. */
+function wholeByDigest (route: Exclude<RegistryRoute, { kind: 'base' }>, up: UpstreamResponse): Digest | undefined {
+  if (up.status !== 200 || up.headers['content-encoding'] !== undefined) return undefined
+  if (route.kind === 'blob') return route.digest
+  if (route.kind === 'manifest' && route.reference.startsWith('sha256:')) return route.reference as Digest
+  return undefined
+}
+
+/**
+ * Passes bytes on while hashing them, one chunk behind: the last one is sent only once the whole
+ * body hashed to `digest`, so a wrong body is never completed (the answer is cut instead).
+ */
+function verifying (digest: Digest, source: string): Transform {
+  const verifier = new DigestVerifier(digest)
+  let held: Buffer | undefined
+  return new Transform({
+    transform (chunk: Buffer, _enc, done) {
+      verifier.update(chunk)
+      const out = held
+      held = chunk
+      done(null, out)
+    },
+    flush (done) {
+      try {
+        verifier.verify(source)
+        done(null, held)
+      } catch (err) {
+        done(err as Error)
+      }
+    }
+  })
+}
+
+function picked (headers: IncomingHttpHeaders | Record<string, string | undefined>, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of names) {
+    const v = headers[name]
+    if (typeof v === 'string') out[name] = v
+    else if (Array.isArray(v) && v.length > 0) out[name] = v.join(', ')
+  }
+  return out
+}

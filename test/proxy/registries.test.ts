@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict'
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { bridge, Netns, netnsUnavailable, veth } from '../fixtures/netns.js'
+import { startRegistry, type Registry } from '../fixtures/registry.js'
+import { buildImage, randomLayer, type ImageDescription } from '../fixtures/oci-image.js'
+import { layoutBlobDigests, pushLayout, skopeoCopy } from '../fixtures/skopeo.js'
+import { makeTestPki, type TestPki } from '../fixtures/test-pki.js'
+import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
+import { dumpLogsIfFailed } from '../fixtures/swarm.js'
+import { startDockerd, DOCKERD_BIN } from '../fixtures/dockerd.js'
+
+/**
+ * Issue 24, registries through the forward proxy, with real names over TLS: the Debian
+ * docker-registry serves `ghcr.io`, `registry-1.docker.io` and `quay.io` (a private one, Basic
+ * auth) in a namespace of its own, with certificates from a test CA; two runner namespaces map
+ * those names to it in /etc/netns/<ns>/hosts and run a sidecar each with CACHE_PROXY_ADDR.
+ * Clients (skopeo, dockerd) use HTTPS_PROXY and trust only the sidecar's CA (SSL_CERT_FILE), so
+ * a byte that did not come through the proxy could not be read. Nothing leaves the namespaces.
+ *
+ *   lan: br0 ── r1 10.78.0.1 (sidecar, clients)
+ *            ├── r2 10.78.0.2 (sidecar, clients)
+ *            └── reg 10.78.0.100 ghcr.io, .101 registry-1.docker.io, .102 quay.io
+ */
+const GHCR = '10.78.0.100'
+const HUB = '10.78.0.101'
+const QUAY = '10.78.0.102'
+const PROXY = 'http://127.0.0.1:3128'
+const ALICE = { user: 'alice', password: 'alice-secret' }
+
+describe('registries through the forward proxy (real names over TLS, two runners)', function () {
+  this.timeout(300_000)
+  const made: Netns[] = []
+  let work: string
+  let pki: TestPki
+  let ghcr: Registry
+  let hub: Registry
+  let quay: Registry
+  let herd: Herd | undefined
+  let r1: HerdNode
+  let r2: HerdNode
+  let app: ImageDescription
+  let library: ImageDescription
+  let secret: ImageDescription
+  /** The sidecars' CA, per runner (each makes its own). */
+  const caFile = new Map<string, string>()
+
+  before(async function () {
+    const why = await netnsUnavailable() ?? await access('/usr/bin/skopeo').then(() => undefined, () => 'skopeo is missing (scripts/install-test-deps.sh installs it)')
+    if (why !== undefined) { this.skip(); return }
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-proxy-registries-'))
+    pki = await makeTestPki(work, ['DNS:ghcr.io', 'DNS:registry-1.docker.io', 'DNS:quay.io', `IP:${GHCR}`, `IP:${HUB}`, `IP:${QUAY}`], 'registries')
+    const ns = async (prefix: string): Promise<Netns> => { const n = await Netns.create(prefix); made.push(n); return n }
+    const lan = await ns('p2pc-plan')
+    const reg = await ns('p2pc-preg')
+    const hosts = [await ns('p2pc-pr1'), await ns('p2pc-pr2')]
+    await veth(lan, 'preg', undefined, reg, 'eth0', `${GHCR}/24`)
+    await reg.must('ip', ['addr', 'add', `${HUB}/24`, 'dev', 'eth0'])
+    await reg.must('ip', ['addr', 'add', `${QUAY}/24`, 'dev', 'eth0'])
+    for (const [i, h] of hosts.entries()) {
+      await veth(lan, `pr${i + 1}`, undefined, h, 'eth0', `10.78.0.${i + 1}/24`)
+      // The real names, resolved from files only: no lookup leaves the namespace.
+      await h.etc('hosts', `127.0.0.1 localhost\n${GHCR} ghcr.io\n${HUB} registry-1.docker.io\n${QUAY} quay.io\n`)
+      await h.etc('resolv.conf', 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n')
+    }
+    await bridge(lan, 'br0', undefined, ['preg', 'pr1', 'pr2'])
+    const tls = { certFile: pki.certFile, keyFile: pki.keyFile, caFile: pki.caFile }
+    ;[ghcr, hub, quay] = await Promise.all([
+      startRegistry({ netns: reg, listenHost: GHCR, port: 443, tls }),
+      startRegistry({ netns: reg, listenHost: HUB, port: 443, tls }),
+      startRegistry({ netns: reg, listenHost: QUAY, port: 443, tls, auth: { htpasswd: ALICE } })
+    ])
+    // Two images that share their base layer, on two registries; a private one on quay.io.
+    const base = randomLayer(512 * 1024)
+    app = await buildImage(join(work, 'app'), { tag: '1', baseLayers: [base], layers: 1, layerSize: 256 * 1024 })
+    library = await buildImage(join(work, 'library'), { tag: '1', baseLayers: [base], layers: 1, layerSize: 128 * 1024 })
+    secret = await buildImage(join(work, 'secret'), { tag: '1', layers: 1, layerSize: 64 * 1024 })
+    await pushLayout(join(work, 'app'), '1', `${GHCR}:443`, 'org/app', { netns: reg.name })
+    await pushLayout(join(work, 'library'), '1', `${HUB}:443`, 'library/app', { netns: reg.name })
+    await pushLayout(join(work, 'secret'), '1', `${QUAY}:443`, 'team/secret', { netns: reg.name, creds: ALICE })
+    herd = await startHerd({
+      hosts: hosts.map((h, i) => ({ name: `r${i + 1}`, ns: h, ip: `10.78.0.${i + 1}` })),
+      bootstrapToFirst: true,
+      env: { CACHE_PROXY_ADDR: '127.0.0.1:3128', CACHE_UPSTREAM_CA_FILE: pki.caFile, CACHE_LOG_LEVEL: 'debug' }
+    })
+    ;[r1, r2] = herd.nodes as [HerdNode, HerdNode]
+    for (const node of herd.nodes) {
+      const r = await node.netns?.must('curl', ['-sS', '--max-time', '5', `${node.url}/ca.crt`]) ?? ''
+      assert.match(r, /BEGIN CERTIFICATE/)
+      const file = join(work, `${node.name}-ca.crt`)
+      await writeFile(file, r)
+      caFile.set(node.name, file)
+    }
+    for (const r of [ghcr, hub, quay]) { await r.settled(); r.clearRequests() }
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries((herd?.nodes ?? []).map(n => [n.name, n]))) })
+
+  after(async () => {
+    await herd?.destroy()
+    await Promise.all([ghcr, hub, quay].map(async r => { await r?.destroy() }))
+    for (const n of made.reverse()) await n.destroy()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  /** skopeo copy of `ref` on a runner through its proxy, trusting only its sidecar's CA. */
+  const pull = async (node: HerdNode, ref: string, out: string, creds?: { user: string, password: string }): Promise<void> => {
+    await skopeoCopy(`docker://${ref}`, `oci:${out}:x`, {
+      netns: node.netns?.name,
+      env: { HTTPS_PROXY: PROXY, SSL_CERT_FILE: caFile.get(node.name) },
+      ...(creds !== undefined ? { srcCreds: creds } : {}),
+      timeoutMs: 60_000
+    })
+  }
+  const blobGets = async (r: Registry, digest: string): Promise<number> => {
+    await r.settled()
+    return r.count({ method: 'GET', pathIncludes: `/blobs/${digest}` })
+  }
+
+  it('skopeo pulls ghcr.io and Docker Hub images through the proxy; a layer the two share is fetched once, by digest', async () => {
+    const outA = join(work, 'pull-a')
+    const outB = join(work, 'pull-b')
+    await pull(r1, 'ghcr.io/org/app:1', outA)
+    await pull(r1, 'docker.io/library/app:1', outB)
+    assert.deepEqual(new Set(await layoutBlobDigests(outA)), new Set(app.allBlobDigests))
+    assert.deepEqual(new Set(await layoutBlobDigests(outB)), new Set(library.allBlobDigests))
+    const base = app.layers[0]?.digest as string
+    assert.equal(library.layers[0]?.digest, base)
+    assert.equal(await blobGets(ghcr, base) + await blobGets(hub, base), 1, 'the shared base layer is fetched from one registry only')
+    const stats = await r1.stats()
+    assert.ok((stats.proxy_requests ?? 0) > 0)
+    assert.ok((stats.bytes_served ?? 0) >= 512 * 1024, 'the mirror machinery served the pulls')
+  })
+
+  it('the second runner\'s pull of the same ghcr.io image comes from the first runner, verified', async () => {
+    const out = join(work, 'pull-r2')
+    await pull(r2, 'ghcr.io/org/app:1', out)
+    assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(app.allBlobDigests))
+    for (const layer of app.layers) assert.equal(await blobGets(ghcr, layer.digest), 1, `layer ${layer.digest} was fetched upstream once in all`)
+    const stats = await r2.stats()
+    assert.ok((stats.bytes_from_peers ?? 0) >= 512 * 1024, `r2 took the layers from r1 (stats ${JSON.stringify(stats)})`)
+  })
+
+  it('a private repository is read with the client\'s own credentials, uncached: refused to a wrong password and to anonymous clients', async () => {
+    const out = join(work, 'pull-secret')
+    await pull(r1, 'quay.io/team/secret:1', out, ALICE)
+    assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(secret.allBlobDigests))
+    await assert.rejects(pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-b'), { user: 'bob', password: 'guess' }), /unauthorized|authentication required|401/i)
+    await assert.rejects(pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-anon')), /unauthorized|authentication required|401/i)
+    // Nothing of it was stored, so nothing of it is announced or served to anyone else.
+    for (const digest of secret.allBlobDigests) {
+      const hex = digest.slice('sha256:'.length)
+      assert.equal(await access(join(r1.dir, 'data', 'blobs', 'sha256', hex.slice(0, 2), hex)).then(() => true, () => false), false, `${digest} is not in the store`)
+    }
+    await pull(r2, 'quay.io/team/secret:1', join(work, 'pull-secret-r2'), ALICE)
+  })
+
+  it('a client that does not trust the sidecar\'s CA gets an x509 error naming the certificate', async () => {
+    await assert.rejects(skopeoCopy('docker://ghcr.io/org/app:1', `oci:${join(work, 'untrusted')}:x`, {
+      netns: r1.netns?.name, env: { HTTPS_PROXY: PROXY, SSL_CERT_FILE: pki.caFile }
+    }), /x509: certificate signed by unknown authority/)
+  })
+
+  it('dockerd 20.10 with HTTPS_PROXY pulls from ghcr.io and Docker Hub through the proxy', async function () {
+    if (await access(DOCKERD_BIN).then(() => false, () => true)) { this.skip(); return }
+    const ns = r2.netns as Netns
+    const dockerd = await startDockerd(ns, {}, { HTTPS_PROXY: PROXY, SSL_CERT_FILE: caFile.get('r2') })
+    try {
+      for (const ref of ['ghcr.io/org/app:1', 'app:1']) {
+        const r = await dockerd.docker(['pull', ref])
+        assert.equal(r.code, 0, `docker pull ${ref}: ${r.stdout}${r.stderr}\n${dockerd.tail()}`)
+      }
+      const stats = await r2.stats()
+      assert.ok((stats.hits ?? 0) > 0, 'r2 served what it had from its store')
+      const base = app.layers[0]?.digest as string
+      assert.equal(await blobGets(ghcr, base) + await blobGets(hub, base), 1)
+    } finally {
+      await dockerd.destroy()
+    }
+  })
+})
