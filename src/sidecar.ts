@@ -35,6 +35,9 @@ import { ProxyCa } from './proxy/ca.js'
 import { ProxyServer } from './proxy/proxy-server.js'
 import { ProxyUpstreams } from './proxy/proxy-upstreams.js'
 import { RegistryIntercept } from './proxy/registry-intercept.js'
+import { DownloadIntercept, urlRecordKind } from './proxy/download-intercept.js'
+import { SwarmRecords } from './records/swarm-records.js'
+import type { RecordKey } from './keys/record-key.js'
 import { guardedLookup } from './proxy/destination.js'
 import { loadUpstreamCa } from './upstream/trust.js'
 
@@ -68,6 +71,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let swarm: Swarm | undefined
   let api: ApiResolver | undefined
   let blobs: BlobResolver | undefined
+  let swarmRecords: SwarmRecords | undefined
   const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false })
   store = await BlobStore.open({
     dir: config.dir,
@@ -122,6 +126,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
         tags,
         apiRecords,
         // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
+        records: async key => await swarmRecords?.answer(key),
         inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
         downloading: () => blobs?.downloading ?? 0
       }, log.child({ component: 'p2p' }))
@@ -136,6 +141,9 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     ? undefined
     : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, stats, log: resolverLog }
   blobs = new BlobResolver({ store, stats, log: resolverLog, peers })
+  swarmRecords = new SwarmRecords({ db: store.db, peers, log: resolverLog })
+  // A lying peer could poison URL records: they are shared only inside a private swarm.
+  const urlRecords = swarmRecords.define(urlRecordKind(config.swarmKey !== undefined))
   const openBlobs = blobs
   const clients = new ClientLog()
   const registry = new RegistryRoutes({
@@ -198,7 +206,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       ca: proxyCa,
       ownPorts: () => ownPorts,
       upstreamCa,
-      routes: [new RegistryIntercept({ upstreams: proxyUpstreams, registry, log: proxyLog })],
+      routes: [
+        new RegistryIntercept({ upstreams: proxyUpstreams, registry, log: proxyLog }),
+        new DownloadIntercept({ patterns: config.proxyPatterns, upstreams: proxyUpstreams, blobs, store, records: urlRecords, stats, log: proxyLog })
+      ],
       stats,
       log: proxyLog
     })
@@ -223,7 +234,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   ready = true
   // What is already stored is announced in the background: readiness doesn't wait for the DHT.
   // Tags too: after a restart, peers can still find who resolved one while the upstream is down.
-  if (swarm !== undefined) swarm.announceAll(storedKeys(store, tags))
+  if (swarm !== undefined) swarm.announceAll(storedKeys(store, tags, swarmRecords))
   log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), ...(proxyAddr !== undefined ? { proxy: `${proxyAddr.host}:${proxyAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
 
   const openStore = store
@@ -250,7 +261,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
 }
 
-async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'inProgress' | 'downloading'>, log: Logger): Promise<Swarm> {
+async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'records' | 'inProgress' | 'downloading'>, log: Logger): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
     log.warn({ listen: config.listenAddrs.map(String) },
@@ -272,6 +283,7 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       stats,
       tags: async key => await records.tags.lookup(key),
       apiRecords: async key => await records.apiRecords.forPeer(key),
+      records: records.records,
       inProgress: records.inProgress,
       downloading: records.downloading,
       log
@@ -309,7 +321,8 @@ function p2pInfo (swarm: Swarm, stats: Stats): () => P2pInfo {
   })
 }
 
-async function * storedKeys (store: BlobStore, tags: TagCache): AsyncGenerator<Digest | TagKey> {
+async function * storedKeys (store: BlobStore, tags: TagCache, records: SwarmRecords): AsyncGenerator<Digest | TagKey | RecordKey> {
   for await (const [digest] of store.entries()) yield digest
   yield * tags.swarmKeys()
+  yield * records.swarmKeys()
 }

@@ -34,7 +34,11 @@
  *      CACHE_BOOTSTRAP_PEERS are (BENCH_HERD_NETNS_BOOTSTRAP=all: to all); BENCH_HERD_NETNS=0
  *      skips them, otherwise skipped with the reason printed. BENCH_HERD_LOG_LEVEL=info and
  *      BENCH_HERD_LOG_DIR=<dir> keep every sidecar's log. BENCH_HERD_NODES (e.g. 3,5 or 50) sets the loopback herd sizes; above 20 nodes each bootstraps to the first only (BENCH_HERD_BOOTSTRAP=all|first).
- *  12. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
+ *  12. the forward proxy (proxy.ts, issue 24): one image pulled by skopeo on an emulated runner
+ *      over a 200 Mbit link directly from `ghcr.io` (a TLS registry under that name), through the
+ *      mirror and through the proxy, cold and warm, and the sidecar's CPU per GiB through the
+ *      proxy's TLS vs the mirror's plain HTTP; skipped with the reason where netns/tbf can't be used.
+ *  13. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
  *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
  *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing
  *      run; corrupt bytes served, disallowed failures, crashes and fuzz failures must be 0.
@@ -42,7 +46,7 @@
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,link,swarm,herd,api,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,link,swarm,herd,api,proxy,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -66,6 +70,7 @@ import { cpuSeconds, memory, peakRssDuring, startFileServer, type FileServer } f
 import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
 import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 import { apiCache, apiConfig } from './api.js'
+import { proxyBench, proxyBenchConfig } from './proxy.js'
 import { herd, herdConfig } from './herd.js'
 import { linkConfig, p2pLink } from './p2p-link.js'
 import { churnRows, fuzzRows, overloadRows, reliabilityConfig } from './reliability.js'
@@ -94,11 +99,12 @@ const CFG = {
 }
 const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
 const API_CFG = apiConfig(QUICK)
+const PROXY_CFG = proxyBenchConfig(QUICK)
 const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
 const RELIABILITY_CFG = reliabilityConfig(QUICK)
 const LINK_CFG = linkConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'reliability'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'reliability'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
@@ -107,6 +113,7 @@ for (const s of SECTIONS) {
 const runs = (s: Section): boolean => SECTIONS.has(s)
 // The API section's share of the time budget (~50 s full, ~25 s quick, plus slack).
 if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
+if (runs('proxy')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // The herd section's (~3 min full, ~1 min quick, plus slack).
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // Loopback herds above 10 nodes: start-up and the pulls take about 12 s per node on 2 cores.
@@ -469,6 +476,7 @@ async function main (): Promise<number> {
       if (runs('herd')) await section('herd', () => herd(p2pCtx, HERD_CFG))
     }
     if (runs('api')) await section('API cache', () => apiCache({ work, cleanup, rows, samples, log }, API_CFG))
+    if (runs('proxy')) await section('proxy', () => proxyBench({ work, cleanup, rows, samples, log }, PROXY_CFG))
     if (runs('reliability')) {
       await section('churn soak', () => churnRows({ rows, samples, log }, RELIABILITY_CFG))
       await section('overload', () => overloadRows({ rows, samples, log }, RELIABILITY_CFG))
@@ -494,7 +502,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

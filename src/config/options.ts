@@ -5,7 +5,8 @@ import { parseSwarmKey } from '../p2p/swarm-key.js'
 import { parseDuration, parseSize } from './units.js'
 import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, STALL_TIMEOUT_MS } from '../http/constants.js'
 import { HostList } from '../proxy/host-list.js'
-import { DEFAULT_INTERCEPT } from '../proxy/constants.js'
+import { DEFAULT_INTERCEPT, DEFAULT_PATTERNS } from '../proxy/constants.js'
+import { UrlPatterns } from '../proxy/url-patterns.js'
 
 /**
  * Every setting, once: environment variable, flag, default, and how the text is read.
@@ -177,6 +178,16 @@ const hostList = z.string().transform((s, ctx): HostList => {
   }
 })
 
+/** CACHE_PROXY_PATTERNS (see UrlPatterns); an entry that is not host/path names itself. */
+const urlPatterns = z.string().transform((s, ctx): UrlPatterns => {
+  try {
+    return UrlPatterns.parse(s)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})
+
 const apiTokens = z.string().transform((s, ctx): Map<string, string> => {
   const out = new Map<string, string>()
   for (const [i, item] of s.split(/[\s,]+/).filter(Boolean).entries()) {
@@ -252,6 +263,11 @@ export const OPTIONS = {
     env: 'CACHE_PROXY_ALLOW', flag: '--proxy-allow <hosts>', default: '',
     description: 'when set, the only hosts the proxy connects to (intercepted or not); required with a non-loopback CACHE_PROXY_ADDR (the proxy is no open relay)',
     expected: 'comma separated host names or IP addresses, `*.example.com` for subdomains', schema: hostList
+  }),
+  proxyPatterns: option({
+    env: 'CACHE_PROXY_PATTERNS', flag: '--proxy-patterns <globs>', default: DEFAULT_PATTERNS,
+    description: 'immutable downloads on intercepted hosts, stored by the sha256 of their bytes and shared with peers: `host/path` globs, `*` within a path segment, `**` across segments. Replaces the default list; empty = none',
+    expected: 'comma separated host/path globs such as registry.npmjs.org/**/-/*.tgz', schema: urlPatterns
   }),
   proxyCaCert: option({
     env: 'CACHE_PROXY_CA_CERT', flag: '--proxy-ca-cert <path>', default: '',

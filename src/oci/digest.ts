@@ -61,6 +61,11 @@ export class DigestVerifier {
     return this.bytes
   }
 
+  /** The digest of the bytes hashed so far; this verifier goes on unchanged. */
+  actual (): Digest {
+    return `sha256:${this.hash.copy().digest('hex')}`
+  }
+
   /** Throws DigestMismatchError when the content hashed so far is not `expected`. */
   verify (source: string): void {
     const actual = `sha256:${this.hash.digest('hex')}`

@@ -12,7 +12,8 @@ import { DenyList } from './deny-list.js'
 import { fetchFromPeer, fetchPieceHashes, type DataChannelUse, type FetchOptions, type PeerBlob, type PeerRef, type PieceHashAnswer } from './fetch/client.js'
 import { DataServer, type DataServerInit } from './data/server.js'
 import { DATA_UNREACHABLE_MS } from './data/constants.js'
-import type { ApiAnswer, FetchRequest, TagAnswer } from './fetch/frames.js'
+import type { ApiAnswer, FetchRequest, RecordAnswer, TagAnswer } from './fetch/frames.js'
+import type { RecordKey } from '../keys/record-key.js'
 import type { ApiKey } from '../keys/api-key.js'
 import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer, type GrowingBlob } from './fetch/server.js'
@@ -38,6 +39,8 @@ export interface SwarmComponents {
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
   /** Answers peers' API keys from this node's API cache. */
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
+  /** Answers peers' record keys (SwarmRecords) of the kinds this node shares. */
+  records: (key: RecordKey) => Promise<RecordAnswer | undefined>
   /** This node's download of a digest in progress, served to peers as it arrives. */
   inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
   /** Blob downloads running in this node now (announcements wait while there are any). */
@@ -88,7 +91,7 @@ export class Swarm {
     const bootstrap = init.bootstrap.filter(ma => pinnedPeerId(ma) !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
     const data = init.data === undefined ? undefined : new DataServer({ log }, init.data)
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, inProgress: components.inProgress, data, log }, { maxUploads: init.maxUploads, maxUploadRate: init.maxUploadRate })
+    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, records: components.records, inProgress: components.inProgress, data, log }, { maxUploads: init.maxUploads, maxUploadRate: init.maxUploadRate })
     const dialback = new DialbackServer({ node, log })
     const claims = new ClaimService({
       node,
@@ -155,7 +158,7 @@ export class Swarm {
    * or a denied peer. An empty routing table is an immediate miss instead of a query that waits
    * for a peer.
    */
-  async * providers (key: Digest | TagKey | ApiKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async * providers (key: Digest | TagKey | ApiKey | RecordKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
     if (routingTableSize(this.node) === 0) return
     const seen = new Set<string>()
     // The DHT itself, not libp2p's content-routing facade, which merges every router and
@@ -199,15 +202,15 @@ export class Swarm {
   }
 
   /** Provides `key` on the DHT; see Announcer.announce. */
-  announce (key: Digest | TagKey | ApiKey, opts?: AnnounceOptions): void {
+  announce (key: Digest | TagKey | ApiKey | RecordKey, opts?: AnnounceOptions): void {
     this.announcer.announce(key, opts)
   }
 
-  announceAll (keys: AsyncIterable<Digest | TagKey>): void {
+  announceAll (keys: AsyncIterable<Digest | TagKey | RecordKey>): void {
     this.announcer.announceAll(keys)
   }
 
-  forget (key: Digest | TagKey | ApiKey): void {
+  forget (key: Digest | TagKey | ApiKey | RecordKey): void {
     this.announcer.forget(key)
   }
 

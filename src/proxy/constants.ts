@@ -18,6 +18,16 @@ export const DEFAULT_INTERCEPT = [
   'proxy.golang.org'
 ].join(',')
 
+/**
+ * Immutable downloads stored by digest by default (CACHE_PROXY_PATTERNS replaces the list): npm
+ * tarballs, PyPI files, Go module zips. Each URL's bytes never change once published.
+ */
+export const DEFAULT_PATTERNS = [
+  'registry.npmjs.org/**/-/*.tgz',
+  'files.pythonhosted.org/packages/**',
+  'proxy.golang.org/**/@v/*.zip'
+].join(',')
+
 /** Where the CA lives inside CACHE_DIR when the sidecar makes its own. */
 export const CA_DIR = 'proxy-ca'
 /** The generated CA is valid this long (10 years); a new one is made only when the intercept list changes. */

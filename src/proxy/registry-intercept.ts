@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
@@ -11,6 +11,7 @@ import { clientLeft } from '../http/client-left.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import type { UpstreamResponse } from '../upstream/registry-upstream.js'
 import type { Authority } from './destination.js'
+import { pickFields } from './header-fields.js'
 import type { InterceptRoute } from './proxy-server.js'
 import type { ProxyUpstreams } from './proxy-upstreams.js'
 import { REFUSED_REPOSITORY_MS } from './constants.js'
@@ -78,8 +79,8 @@ export class RegistryIntercept implements InterceptRoute {
    */
   private async relay (client: RegistryClient, target: Authority, route: Exclude<RegistryRoute, { kind: 'base' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
-    const up = await client.relay(method, req.url ?? '/', picked(req.headers, RELAYED_REQUEST), clientLeft(res))
-    res.writeHead(up.status, { ...picked(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
+    const up = await client.relay(method, req.url ?? '/', pickFields(req.headers, RELAYED_REQUEST), clientLeft(res))
+    res.writeHead(up.status, { ...pickFields(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
     if (method === 'HEAD') {
       discard(up.body)
       res.end()
@@ -132,14 +133,4 @@ function verifying (digest: Digest, source: string): Transform {
       }
     }
   })
-}
-
-function picked (headers: IncomingHttpHeaders | Record<string, string | undefined>, names: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const name of names) {
-    const v = headers[name]
-    if (typeof v === 'string') out[name] = v
-    else if (Array.isArray(v) && v.length > 0) out[name] = v.join(', ')
-  }
-  return out
 }

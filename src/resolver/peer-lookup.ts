@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
 import type { ApiKey } from '../keys/api-key.js'
+import type { RecordKey } from '../keys/record-key.js'
 import type { PeerNetwork } from './peer-network.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
@@ -36,7 +37,7 @@ export interface TryOptions {
  */
 export async function tryProviders<T> (
   init: PeerLookupInit,
-  key: Digest | TagKey | ApiKey,
+  key: Digest | TagKey | ApiKey | RecordKey,
   opts: TryOptions,
   attempt: (peer: PeerRef, signal: AbortSignal) => Promise<T | undefined>
 ): Promise<T | undefined> {

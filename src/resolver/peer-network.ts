@@ -1,13 +1,14 @@
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
 import type { ApiKey } from '../keys/api-key.js'
+import type { RecordKey } from '../keys/record-key.js'
 import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../p2p/fetch/client.js'
 import type { FetchRequest } from '../p2p/fetch/frames.js'
 import type { ClaimRequest } from '../p2p/claim/frames.js'
 import type { CoordinatedAnswer } from '../p2p/claim/service.js'
 
 /** A key the swarm announces and looks up: a blob digest, a resolved tag, an API record. */
-export type SwarmKey = Digest | TagKey | ApiKey
+export type SwarmKey = Digest | TagKey | ApiKey | RecordKey
 
 /**
  * What the resolvers ask of the swarm (p2p/Swarm implements it; unit tests use an in-memory

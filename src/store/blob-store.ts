@@ -61,6 +61,9 @@ const READ_CHUNK = 1024 * 1024
  * Content-addressed blob files plus a level index (SPEC 3.5). All mutation goes through
  * here so the size account, leases and eviction see every change.
  */
+/** The digest a writer made without one expects until `keyByContent`: nothing hashes to it, so an unkeyed commit fails. */
+const UNKEYED: Digest = `sha256:${'0'.repeat(64)}`
+
 export class BlobStore {
   readonly layout: StoreLayout
   readonly db: Level<string, unknown>
@@ -219,8 +222,12 @@ export class BlobStore {
     }
   }
 
-  /** Starts writing `digest`; the lease keeps eviction away until commit or abort. */
-  async createWriter (digest: Digest): Promise<BlobWriter> {
+  /**
+   * Starts writing `digest`; the lease keeps eviction away until commit or abort. Without a
+   * digest, the content's own sha256 becomes it (`BlobWriter.keyByContent` before `commit`).
+   */
+  async createWriter (digest?: Digest): Promise<BlobWriter> {
+    if (digest === undefined) return await BlobWriter.create(UNKEYED, join(this.layout.tmp, `new-${randomUUID()}`), this.init.dir, () => {})
     const release = this.leases.acquire(digest)
     try {
       return await BlobWriter.create(digest, join(this.layout.tmp, `${digest.slice(7, 23)}-${randomUUID()}`), this.init.dir, release)

@@ -14,14 +14,14 @@ export class BlobWriter {
   private verified = false
 
   constructor (
-    readonly digest: Digest,
+    private key: Digest,
     readonly tmpPath: string,
     /** CACHE_DIR, named in a StoreFullError. */
     private readonly storeDir: string,
     private readonly file: FileHandle,
     private readonly onFinish: () => void
   ) {
-    this.verifier = new DigestVerifier(digest)
+    this.verifier = new DigestVerifier(key)
   }
 
   /**
@@ -36,6 +36,22 @@ export class BlobWriter {
       if (code === 'EMFILE' || code === 'ENFILE') throw new StoreUnavailableError(`a temporary file for ${digest}`, storeDir, err)
       throw writeError(err, storeDir)
     }
+  }
+
+  /** The digest the bytes must hash to (for a writer made without one, set by `keyByContent`). */
+  get digest (): Digest {
+    return this.key
+  }
+
+  /**
+   * Makes the sha256 of everything written this writer's digest: for content whose digest is
+   * not known before it is read (a download by URL). Call once every byte is written.
+   */
+  keyByContent (): Digest {
+    if (this.finished) throw new StoreError(`keyByContent on ${this.key} after it was committed or aborted`)
+    this.key = this.verifier.actual()
+    this.verified = true
+    return this.key
   }
 
   get bytesWritten (): number {

@@ -6,7 +6,7 @@ import { DATA_CHANNEL_PROTOCOLS, DIAL_TIMEOUT_MS, FETCH_PROTOCOL_PIECES, FETCH_P
 import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
 import { connectData, DataConnectTimeoutError } from '../data/connect.js'
 import { isDigest } from '../../oci/digest.js'
-import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
 import type { Digest } from '../../oci/digest.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
@@ -31,6 +31,8 @@ export interface PeerBlob {
   tag?: TagAnswer
   /** The answer to an API key (its body is the bytes). */
   api?: ApiAnswer
+  /** The small record a record key asked for (a header-only answer). */
+  record?: RecordAnswer
   /** The bytes came over the data channel (p2p/data), not the libp2p stream. */
   dataChannel: boolean
   /** 1.2.0: the peer is receiving the blob from other peers itself (a partial holder relaying verified pieces). */
@@ -98,6 +100,7 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       ...(header.mediaType !== undefined ? { mediaType: header.mediaType } : {}),
       ...(header.tag !== undefined ? { tag: header.tag } : {}),
       ...(header.api !== undefined ? { api: header.api } : {}),
+      ...(header.record !== undefined ? { record: header.record } : {}),
       ...(header.relayed === true ? { relayed: true } : {}),
       ...(header.have !== undefined ? { have: Math.min(header.have, size) } : {}),
       ...(header.epoch !== undefined ? { epoch: header.epoch } : {})

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import { isApiKey, type ApiKey } from '../../keys/api-key.js'
+import { isRecordKey, type RecordKey } from '../../keys/record-key.js'
 import { decodeJsonFrame, encodeJsonFrame } from '../json-frame.js'
 import type { DataOffer } from '../data/server.js'
 import { MAX_HASHES_PER_ANSWER } from '../constants.js'
@@ -16,9 +17,10 @@ export { FrameError } from '../json-frame.js'
 export interface FetchRequest {
   /**
    * A blob digest; a tag key (the answer is a `tag` record in the header, no bytes); or an API
-   * response key (an `api` record in the header, then its body, verified by the digest in it).
+   * response key (an `api` record in the header, then its body, verified by the digest in it); or
+   * a small record's key (a `record` in the header, no bytes).
    */
-  key: Digest | TagKey | ApiKey
+  key: Digest | TagKey | ApiKey | RecordKey
   /** First byte wanted (default 0). */
   start?: number
   /** One past the last byte wanted (default: the end). `start === end` asks for the header only. */
@@ -57,6 +59,8 @@ export interface FetchResponseHeader {
   tag?: TagAnswer
   /** The answer to an API key: the stored response; its body (digest `body`) follows. */
   api?: ApiAnswer
+  /** The answer to a record key (SwarmRecords). */
+  record?: RecordAnswer
   /**
    * 1.1.0: the bytes do not follow on this stream but on the data channel, with this one-time
    * key; the server closes the stream after the header.
@@ -91,6 +95,15 @@ export interface ApiAnswer {
   validator?: string
 }
 
+/** A small record as a peer holds it: its kind's JSON value, and when it was made (ms since the epoch). */
+export interface RecordAnswer {
+  value: string
+  storedAt: number
+}
+
+/** Longest record value (JSON text) a peer may send. */
+export const MAX_RECORD_CHARS = 4096
+
 export interface TagAnswer {
   digest: Digest
   mediaType: string
@@ -105,7 +118,7 @@ export const MAX_HEADER_MESSAGE_CHARS = 1000
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 const requestSchema = z.strictObject({
-  key: z.string().max(700).refine(k => isDigest(k) || isTagKey(k) || isApiKey(k), 'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single> or api:<upstream> <path>#<accept>'),
+  key: z.string().max(700).refine(k => isDigest(k) || isTagKey(k) || isApiKey(k) || isRecordKey(k), 'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single>, api:<upstream> <path>#<accept> or rec:<kind> <name>'),
   start: offset.optional(),
   end: offset.optional(),
   data: z.boolean().optional(),
@@ -132,6 +145,10 @@ const headerSchema = z.strictObject({
     headers: z.record(z.string().max(100), z.string().max(8192)).refine(h => Object.keys(h).length <= 100, 'at most 100 headers'),
     body: z.string().refine(isDigest, 'api body must be sha256:<64 lowercase hex>'),
     validator: z.string().regex(/^[0-9a-f]{32}$/).optional()
+  }).optional(),
+  record: z.strictObject({
+    value: z.string().max(MAX_RECORD_CHARS),
+    storedAt: offset
   }).optional(),
   data: z.strictObject({
     port: z.number().int().min(1).max(65535),

@@ -13,11 +13,12 @@ import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
 import { UploadRate } from './upload-rate.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
-import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type TagAnswer } from './frames.js'
+import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { FrameError } from '../json-frame.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
 import type { ApiKey } from '../../keys/api-key.js'
+import { isRecordKey, type RecordKey } from '../../keys/record-key.js'
 
 export interface FetchServerInit {
   /** Blobs served to peers at once; more get `busy` and ask another provider. */
@@ -60,6 +61,8 @@ export interface FetchServerComponents {
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
   /** A stored API response, for peers that will revalidate it with their own credentials. */
   apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
+  /** Small records (SwarmRecords) of the kinds this node shares; undefined for the rest. */
+  records: (key: RecordKey) => Promise<RecordAnswer | undefined>
   /**
    * This node's own download of `digest` in progress, if any (never one started for the peer:
    * SPEC 3.4), once its size is known; `pending` when it has no source yet as `signal` aborts;
@@ -136,6 +139,11 @@ export class FetchServer {
       return
     }
     const { key } = request
+    if (isRecordKey(key)) {
+      const record = await this.components.records(key).catch(() => undefined)
+      await reply(record === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, record }).catch(e => { stream.abort(e as Error) })
+      return
+    }
     if (isTagKey(key)) {
       const tag = await this.components.tags(key).catch(() => undefined)
       await reply(tag === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, tag }).catch(e => { stream.abort(e as Error) })

@@ -5,7 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerNetwork, SwarmKey } from '../../../src/resolver/peer-network.js'
 import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../../../src/p2p/fetch/client.js'
 import { pieceHash } from '../../../src/p2p/pieces/piece-hasher.js'
-import type { ApiAnswer, FetchRequest, TagAnswer } from '../../../src/p2p/fetch/frames.js'
+import type { ApiAnswer, FetchRequest, RecordAnswer, TagAnswer } from '../../../src/p2p/fetch/frames.js'
 import type { ClaimAnswer, ClaimRequest } from '../../../src/p2p/claim/frames.js'
 import type { CoordinatedAnswer } from '../../../src/p2p/claim/service.js'
 import { ClaimTable, type Holder } from '../../../src/p2p/claim/table.js'
@@ -86,6 +86,7 @@ type Held =
   | { type: 'blob', body: Buffer | GrowingContent, mediaType?: string }
   | { type: 'tag', tag: TagAnswer }
   | { type: 'api', api: ApiAnswer, body: Buffer }
+  | { type: 'record', record: RecordAnswer }
 
 /** One fake peer: the keys it holds, how it behaves, and what it was asked. */
 export class FakePeer {
@@ -132,6 +133,12 @@ export class FakePeer {
   /** Holds an API record and its body for `key`. */
   holdApi (key: SwarmKey, api: ApiAnswer, body: Buffer): this {
     this.held.set(key, { type: 'api', api, body })
+    return this
+  }
+
+  /** Holds a small record (SwarmRecords) for `key`. */
+  holdRecord (key: SwarmKey, record: RecordAnswer): this {
+    this.held.set(key, { type: 'record', record })
     return this
   }
 
@@ -323,6 +330,9 @@ export class FakePeerNetwork implements PeerNetwork {
     }
     if (held.type === 'tag') {
       return { ...base, size: 0, start: 0, length: 0, inProgress: false, tag: held.tag, body: empty(), close: () => {} }
+    }
+    if (held.type === 'record') {
+      return { ...base, size: 0, start: 0, length: 0, inProgress: false, record: held.record, body: empty(), close: () => {} }
     }
     const content = held.body
     const size = content instanceof GrowingContent ? content.body.byteLength : content.byteLength

@@ -111,6 +111,22 @@ describe('BlobStore: content-addressed files plus a level index (SPEC 3.5)', () 
       assert.deepEqual(events.commits, [digest])
     })
 
+    it('a writer made without a digest commits under the sha256 of its bytes, and only once keyed', async () => {
+      const store = await open()
+      const body = randomBytes(3000)
+      const unkeyed = await store.createWriter()
+      await unkeyed.write(body.subarray(0, 1000))
+      await unkeyed.write(body.subarray(1000))
+      assert.equal(unkeyed.keyByContent(), sha256Digest(body))
+      await store.commit(unkeyed, 'test')
+      assert.deepEqual(await readFile(blobPath(store.layout, sha256Digest(body))), body)
+      const never = await store.createWriter()
+      await never.write(randomBytes(10))
+      await assert.rejects(store.commit(never, 'test'), DigestMismatchError, 'a writer never keyed does not commit')
+      assert.deepEqual(await readdir(store.layout.tmp), [])
+      assert.deepEqual(events.commits, [sha256Digest(body)])
+    })
+
     it('an unknown digest has no record and opens to nothing', async () => {
       const store = await open()
       const digest = sha256Digest(Buffer.from('never stored'))

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { SwarmRecords, type RecordKind } from '../../../src/records/swarm-records.js'
+import { isRecordKey, parseRecordKey, recordKey } from '../../../src/keys/record-key.js'
+import { urlRecordKind } from '../../../src/proxy/download-intercept.js'
+import { sha256Digest } from '../../../src/oci/digest.js'
+import { FakePeerNetwork } from '../fakes/peer-network.js'
+import { peerInit } from '../resolver/setup.js'
+import { silentLog } from '../fakes/log.js'
+
+const URL_A = 'https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz'
+const DIGEST = sha256Digest(Buffer.from('left-pad'))
+
+describe('swarm records: small records per kind, shared over the swarm when the kind says so', () => {
+  let dir: string
+  let db: Level<string, unknown>
+  let net: FakePeerNetwork
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'swarm-records-unit-'))
+    db = new Level<string, unknown>(dir, { valueEncoding: 'json' })
+    await db.open()
+    net = await FakePeerNetwork.create()
+  })
+
+  afterEach(async () => {
+    await db.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('record keys: rec:<kind> <name>, no whitespace in the name', () => {
+    assert.equal(recordKey('url', URL_A), `rec:url ${URL_A}`)
+    assert.ok(isRecordKey(recordKey('url', URL_A)))
+    assert.deepEqual(parseRecordKey(`rec:url ${URL_A}`), { kind: 'url', name: URL_A })
+    for (const bad of ['rec:url', 'rec:URL x', 'rec:url a b', 'rec: x', `rec:url ${'x'.repeat(601)}`]) assert.equal(isRecordKey(bad), false, bad)
+  })
+
+  it('a shared kind is announced when kept, answered to peers, and found on a peer (checked, then kept here)', async () => {
+    const records = new SwarmRecords({ db, peers: peerInit(net), log: silentLog() })
+    const urls = records.define(urlRecordKind(true))
+    await urls.put(URL_A, { digest: DIGEST, size: 8, contentType: 'application/octet-stream' })
+    assert.deepEqual(net.announced, [recordKey('url', URL_A)])
+    const answer = await records.answer(recordKey('url', URL_A))
+    assert.deepEqual(JSON.parse(answer?.value ?? '{}'), { digest: DIGEST, size: 8, contentType: 'application/octet-stream' })
+    const keys = []
+    for await (const k of records.swarmKeys()) keys.push(k)
+    assert.deepEqual(keys, [recordKey('url', URL_A)])
+
+    const other = 'https://registry.npmjs.org/b/-/b-1.0.0.tgz'
+    const liar = await net.addPeer('liar')
+    liar.holdRecord(recordKey('url', other), { value: JSON.stringify({ digest: 'sha256:nothex', size: 1 }), storedAt: 1 })
+    const honest = await net.addPeer('honest')
+    honest.holdRecord(recordKey('url', other), { value: JSON.stringify({ digest: DIGEST, size: 8 }), storedAt: 5 })
+    const found = await urls.find(other)
+    assert.equal(found?.value.digest, DIGEST)
+    assert.equal(found?.peer, honest.name)
+    assert.deepEqual(await urls.get(other), { value: { digest: DIGEST, size: 8 }, storedAt: 5 }, 'kept here, as made')
+    await urls.delete(other)
+    assert.equal(await urls.get(other), undefined)
+    assert.ok(net.forgotten.includes(recordKey('url', other)))
+  })
+
+  it('a kind that is not shared is never announced, answered, or asked of peers (an open swarm\'s URL records)', async () => {
+    const records = new SwarmRecords({ db, peers: peerInit(net), log: silentLog() })
+    const urls = records.define(urlRecordKind(false))
+    await urls.put(URL_A, { digest: DIGEST, size: 8 })
+    assert.deepEqual(net.announced, [])
+    assert.equal(await records.answer(recordKey('url', URL_A)), undefined)
+    const peer = await net.addPeer('p')
+    peer.holdRecord(recordKey('url', 'https://x.example/a'), { value: JSON.stringify({ digest: DIGEST, size: 8 }), storedAt: 1 })
+    assert.equal(await urls.find('https://x.example/a'), undefined)
+    assert.equal(peer.fetches, 0)
+    assert.equal((await urls.find(URL_A))?.value.digest, DIGEST, 'its own records it finds')
+  })
+
+  it('a kind is defined once, with a well-formed name', () => {
+    const records = new SwarmRecords({ db, log: silentLog() })
+    const kind: RecordKind<string> = { kind: 'push-tag', shared: true, parse: v => typeof v === 'string' ? v : undefined }
+    records.define(kind)
+    assert.throws(() => records.define(kind), /defined twice/)
+    assert.throws(() => records.define({ ...kind, kind: 'Bad Kind' }), /malformed/)
+  })
+})
