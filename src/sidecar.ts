@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { Server } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Logger } from 'pino'
@@ -39,6 +40,7 @@ import { DownloadIntercept, urlRecordKind } from './proxy/download-intercept.js'
 import { SwarmRecords } from './records/swarm-records.js'
 import type { RecordKey } from './keys/record-key.js'
 import { guardedLookup } from './proxy/destination.js'
+import { PRIVATE_STORE_DIR, PRIVATE_STORE_SHARE } from './proxy/constants.js'
 import { loadUpstreamCa } from './upstream/trust.js'
 
 export interface Sidecar {
@@ -73,15 +75,16 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let blobs: BlobResolver | undefined
   let swarmRecords: SwarmRecords | undefined
   const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false })
+  const storePolicy = {
+    maxSize: config.maxSize,
+    highWatermark: config.evictHighWatermark,
+    lowWatermark: config.evictLowWatermark,
+    minAgeMs: config.evictMinAge
+  }
   store = await BlobStore.open({
     dir: config.dir,
     log: log.child({ component: 'store' }),
-    policy: {
-      maxSize: config.maxSize,
-      highWatermark: config.evictHighWatermark,
-      lowWatermark: config.evictLowWatermark,
-      minAgeMs: config.evictMinAge
-    },
+    policy: storePolicy,
     onCommit: (digest) => {
       stats.inc('stores')
       swarm?.announce(digest)
@@ -97,8 +100,17 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   // before it could make the first one's CA anew.
   const proxyLog = log.child({ component: 'proxy' })
   let proxyCa: ProxyCa | undefined
+  // What clients' own credentials read through the proxy: a store of its own, never announced.
+  let privateStore: BlobStore | undefined
   try {
-    if (config.proxyAddr !== undefined) proxyCa = await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
+    if (config.proxyAddr !== undefined) {
+      proxyCa = await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
+      privateStore = await BlobStore.open({
+        dir: join(config.dir, PRIVATE_STORE_DIR),
+        log: log.child({ component: 'store', store: 'private' }),
+        policy: { ...storePolicy, maxSize: Math.floor(config.maxSize * PRIVATE_STORE_SHARE) }
+      })
+    }
   } catch (err) {
     await store.close()
     throw err
@@ -132,6 +144,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       }, log.child({ component: 'p2p' }))
     } catch (err) {
       await store.close()
+      await privateStore?.close()
       await upstreams.close()
       throw err
     }
@@ -156,7 +169,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log: log.child({ component: 'registry' })
   })
   const admin = new AdminRoutes({
-    store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem,
+    store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem, privateStore,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
   const scopes = new Scopes(privateKey.raw)
@@ -207,7 +220,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       ownPorts: () => ownPorts,
       upstreamCa,
       routes: [
-        new RegistryIntercept({ upstreams: proxyUpstreams, registry, log: proxyLog }),
+        new RegistryIntercept({ upstreams: proxyUpstreams, registry, privateStore, log: proxyLog }),
         new DownloadIntercept({ patterns: config.proxyPatterns, upstreams: proxyUpstreams, blobs, store, records: urlRecords, stats, log: proxyLog })
       ],
       stats,
@@ -229,6 +242,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await upstreams.close()
     await proxyUpstreams.close()
     await apiClient.close()
+    await privateStore?.close()
     throw err
   }
   ready = true
@@ -256,6 +270,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await upstreams.close()
       await proxyUpstreams.close()
       await apiClient.close()
+      await privateStore?.close()
       await openStore.close()
     }
   }

@@ -24,6 +24,8 @@ export interface AdminRoutesInit {
   clients: ClientLog
   /** The proxy's CA certificate, PEM (GET /ca.crt); undefined when the proxy is off (CACHE_PROXY_ADDR unset). */
   proxyCa?: string | undefined
+  /** The proxy's store of content read with clients' own credentials: emptied with the cache. */
+  privateStore?: Pick<BlobStore, 'clear'> | undefined
   log: Logger
 }
 
@@ -92,7 +94,7 @@ export class AdminRoutes {
       return true
     }
     if (path === '/api/cache' && method === 'DELETE') {
-      const removed = await store.clear()
+      const removed = await store.clear() + (await this.init.privateStore?.clear() ?? 0)
       this.init.log.info({ removed }, 'store cleared on request')
       sendJson(res, 200, { removed, current_size: store.size })
       return true

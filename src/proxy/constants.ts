@@ -50,3 +50,12 @@ export const PROXY_UPSTREAMS_MAX = 64
  * credentials for this long before the sidecar tries its own access again.
  */
 export const REFUSED_REPOSITORY_MS = 60_000
+/**
+ * A client's credential confirmed (by an authorized HEAD) to read one digest of one repository is
+ * trusted for it this long: its next pulls are served from the private store without asking.
+ */
+export const CONFIRMED_ACCESS_MS = 5 * 60_000
+/** Where content read with clients' own credentials is kept, inside CACHE_DIR; never announced. */
+export const PRIVATE_STORE_DIR = 'private'
+/** The private store's share of CACHE_MAX_SIZE. */
+export const PRIVATE_STORE_SHARE = 0.1

@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { DigestMismatchError, isDigest, type Digest } from '../oci/digest.js'
@@ -16,6 +15,7 @@ import { pickFields } from './header-fields.js'
 import type { InterceptRoute } from './proxy-server.js'
 import type { ProxyUpstreams } from './proxy-upstreams.js'
 import type { UrlPatterns } from './url-patterns.js'
+import { storeTee } from './store-tee.js'
 
 /** What a URL on CACHE_PROXY_PATTERNS served: the sha256 of its bytes, their size and type. */
 export interface UrlRecord {
@@ -136,26 +136,15 @@ export class DownloadIntercept implements InterceptRoute {
       return
     }
     const writer = await this.init.store.createWriter()
-    let storing = true
-    const tee = new Transform({
-      transform: (chunk: Buffer, _enc, done) => {
-        if (!storing) { done(null, chunk); return }
-        writer.write(chunk).then(() => { done(null, chunk) }, (err: unknown) => {
-          // A full disk costs this copy, not the client's download.
-          storing = false
-          this.init.log.warn({ host: target.host, err: (err as Error).message }, 'download not stored')
-          done(null, chunk)
-        })
-      }
-    })
+    const tee = storeTee(writer, err => { this.init.log.warn({ host: target.host, err: err.message }, 'download not stored') })
     try {
-      await pipeline(up.body, tee, res)
+      await pipeline(up.body, tee.stream, res)
     } catch (err) {
       await writer.abort()
       throw err
     }
     const length = up.headers['content-length']
-    if (!storing || (length !== undefined && Number(length) !== writer.bytesWritten)) {
+    if (!tee.copied || (length !== undefined && Number(length) !== writer.bytesWritten)) {
       await writer.abort()
       return
     }

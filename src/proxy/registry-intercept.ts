@@ -14,14 +14,24 @@ import type { Authority } from './destination.js'
 import { pickFields } from './header-fields.js'
 import type { InterceptRoute } from './proxy-server.js'
 import type { ProxyUpstreams } from './proxy-upstreams.js'
-import { REFUSED_REPOSITORY_MS } from './constants.js'
+import { CONFIRMED_ACCESS_MS, REFUSED_REPOSITORY_MS } from './constants.js'
+import type { BlobStore } from '../store/blob-store.js'
+import { storeTee } from './store-tee.js'
+import { createHash } from 'node:crypto'
 
 export interface RegistryInterceptInit {
   upstreams: ProxyUpstreams
   /** The mirror's pull API: digest keys, single-flight, peers, serve-stale. */
   registry: Pick<RegistryRoutes, 'serve'>
+  /**
+   * Content read with a client's own credentials (CACHE_DIR/private): a store of its own, never
+   * announced, served only to a credential the registry confirmed. Undefined: relayed uncached.
+   */
+  privateStore?: Pick<BlobStore, 'openRead' | 'createWriter' | 'commit'> | undefined
   /** How long a repository the sidecar's access was refused is relayed without trying again (ms). */
   refusedMs?: number
+  /** How long a credential's confirmed access to a digest is trusted (ms). */
+  confirmedMs?: number
   log: Logger
 }
 
@@ -47,8 +57,12 @@ export class RegistryIntercept implements InterceptRoute {
   /** `<upstream>/<repo>` the sidecar's access was refused on lately. */
   private readonly refused: DenyList
 
+  /** `<credential id> <upstream>/<repo>@<digest>` the registry confirmed with an authorized HEAD lately. */
+  private readonly confirmed: DenyList
+
   constructor (private readonly init: RegistryInterceptInit) {
     this.refused = new DenyList(init.refusedMs ?? REFUSED_REPOSITORY_MS)
+    this.confirmed = new DenyList(init.confirmedMs ?? CONFIRMED_ACCESS_MS)
   }
 
   async handle (target: Authority, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -75,19 +89,77 @@ export class RegistryIntercept implements InterceptRoute {
   /**
    * Sends the request on with the client's own headers and streams the registry's answer back,
    * redirects followed here. A whole blob or manifest by digest is verified as it passes: on a
-   * mismatch the answer is cut, so a client never gets a complete wrong body.
+   * mismatch the answer is cut, so a client never gets a complete wrong body. With a private
+   * store, such a GET with credentials is kept there, and served from there to any credential
+   * the registry confirms (one authorized HEAD per credential and digest, remembered for
+   * CONFIRMED_ACCESS_MS); a credential it does not confirm gets the registry's own answer.
    */
   private async relay (client: RegistryClient, target: Authority, route: Exclude<RegistryRoute, { kind: 'base' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
-    const up = await client.relay(method, req.url ?? '/', pickFields(req.headers, RELAYED_REQUEST), clientLeft(res))
+    const signal = clientLeft(res)
+    const headers = pickFields(req.headers, RELAYED_REQUEST)
+    const digest = byDigest(route)
+    const keep = method === 'GET' && digest !== undefined && headers.authorization !== undefined && headers.range === undefined ? this.init.privateStore : undefined
+    if (keep !== undefined && digest !== undefined && await this.confirm(client, route, digest, headers, signal)) {
+      const local = await keep.openRead(digest)
+      if (local !== undefined) {
+        try {
+          res.writeHead(200, {
+            'content-type': local.record.mediaType ?? 'application/octet-stream',
+            'content-length': local.record.size,
+            'docker-content-digest': digest,
+            etag: `"${digest}"`,
+            'x-cache': 'HIT',
+            'x-cache-source': 'local (private)'
+          })
+          await pipeline(local.stream(), res)
+        } finally {
+          await local.release()
+        }
+        return
+      }
+    }
+    const up = await client.relay(method, req.url ?? '/', headers, signal)
     res.writeHead(up.status, { ...pickFields(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
     if (method === 'HEAD') {
       discard(up.body)
       res.end()
       return
     }
-    const digest = wholeByDigest(route, up)
-    await pipeline(digest === undefined ? [up.body, res] : [up.body, verifying(digest, `${target.host} (relayed)`), res])
+    const whole = wholeByDigest(route, up)
+    if (whole === undefined) {
+      await pipeline(up.body, res)
+      return
+    }
+    const notKept = (err: Error): void => { this.init.log.warn({ host: target.host, digest: whole, err: err.message }, 'private content not kept') }
+    const writer = keep === undefined ? undefined : await keep.createWriter(whole)
+    const tee = writer === undefined ? undefined : storeTee(writer, notKept)
+    try {
+      await pipeline(tee === undefined ? [up.body, verifying(whole, `${target.host} (relayed)`), res] : [up.body, verifying(whole, `${target.host} (relayed)`), tee.stream, res])
+    } catch (err) {
+      await writer?.abort()
+      throw err
+    }
+    if (keep === undefined || writer === undefined) return
+    if (tee?.copied !== true) { await writer.abort(); return }
+    await keep.commit(writer, `${target.host} (private)`, route.kind === 'manifest' && up.headers['content-type'] !== undefined ? { mediaType: up.headers['content-type'] } : {})
+      .catch((err: unknown) => { notKept(err as Error) })
+  }
+
+  /**
+   * Whether the registry lets the request's credentials read `digest` in its repository: one
+   * authorized HEAD (the client's own headers), remembered per credential and digest.
+   */
+  private async confirm (client: RegistryClient, route: Exclude<RegistryRoute, { kind: 'base' }>, digest: Digest, headers: Record<string, string>, signal: AbortSignal): Promise<boolean> {
+    const credential = createHash('sha256').update('p2p-cache credential\0').update(headers.authorization ?? '').digest('hex').slice(0, 32)
+    const key = `${credential} ${client.name}/${route.name}@${digest}`
+    if (this.confirmed.has(key)) return true
+    const kind = route.kind === 'manifest' ? 'manifests' : 'blobs'
+    const head = await client.relay('HEAD', `/v2/${route.name}/${kind}/${digest}`, headers, signal)
+    discard(head.body)
+    if (head.status < 200 || head.status > 299) return false
+    this.confirmed.add(key)
+    return true
   }
 }
 
@@ -102,12 +174,17 @@ function pullRoute (pathname: string): Exclude<RegistryRoute, { kind: 'base' }> 
   return route === undefined || route.kind === 'base' ? undefined : route
 }
 
-/** The digest a 200 answer's whole body must hash to: blobs, and manifests asked by digest. */
-function wholeByDigest (route: Exclude<RegistryRoute, { kind: 'base' }>, up: UpstreamResponse): Digest | undefined {
-  if (up.status !== 200 || up.headers['content-encoding'] !== undefined) return undefined
+/** The digest a request names: a blob's, or a manifest's asked by digest. */
+function byDigest (route: Exclude<RegistryRoute, { kind: 'base' }>): Digest | undefined {
   if (route.kind === 'blob') return route.digest
   if (route.kind === 'manifest' && route.reference.startsWith('sha256:')) return route.reference as Digest
   return undefined
+}
+
+/** The digest a 200 answer's whole body must hash to (see byDigest). */
+function wholeByDigest (route: Exclude<RegistryRoute, { kind: 'base' }>, up: UpstreamResponse): Digest | undefined {
+  if (up.status !== 200 || up.headers['content-encoding'] !== undefined) return undefined
+  return byDigest(route)
 }
 
 /**

@@ -179,17 +179,35 @@ describe('registries through the forward proxy (real names over TLS, two runners
     assert.ok(!r1.logs().some(l => l.includes('"proxied request"') && l.includes('"host":"cdn.test"')), 'the client never went to the CDN itself')
   })
 
-  it('a private repository is read with the client\'s own credentials, uncached: refused to a wrong password and to anonymous clients', async () => {
+  it('a private repository cached for credential A is served to A from the private store, and refused to credential B and to anonymous clients', async () => {
     const out = join(work, 'pull-secret')
+    await quay.settled()
+    quay.clearRequests()
     await pull(r1, 'quay.io/team/secret:1', out, ALICE)
     assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(secret.allBlobDigests))
+    await quay.settled()
+    assert.ok(quay.count({ method: 'HEAD', kind: 'blob' }) > 0, 'the registry confirmed A may read each blob (authorized HEADs)')
+    quay.clearRequests()
+    await pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-again'), ALICE)
+    await quay.settled()
+    assert.equal(quay.count({ method: 'GET', kind: 'blob' }), 0, 'A\'s second pull read the blobs from the private store')
+    assert.equal(quay.count({ method: 'HEAD', kind: 'blob' }), 0, 'A\'s confirmation is remembered for a while')
+    assert.ok(r1.logs().some(l => l.includes('"host":"quay.io"') && l.includes('"cache":"HIT"')))
     await assert.rejects(pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-b'), { user: 'bob', password: 'guess' }), /unauthorized|authentication required|401/i)
     await assert.rejects(pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-anon')), /unauthorized|authentication required|401/i)
-    // Nothing of it was stored, so nothing of it is announced or served to anyone else.
+    // Asked for by digest, past the manifest: the cached layer is still refused to B and to anonymous.
+    const layer = secret.layers[0]?.digest as string
+    for (const auth of [['-u', 'bob:guess'], []]) {
+      const r = await r1.netns?.run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '--proxy', PROXY, '--cacert', caFile.get('r1') ?? '', ...auth, `https://quay.io/v2/team/secret/blobs/${layer}`])
+      assert.equal(r?.stdout, '401', `a cached private layer asked for ${auth.length === 0 ? 'anonymously' : 'as bob'}`)
+    }
+    // Kept apart: not in the shared store, never announced to peers.
     for (const digest of secret.allBlobDigests) {
       const hex = digest.slice('sha256:'.length)
-      assert.equal(await access(join(r1.dir, 'data', 'blobs', 'sha256', hex.slice(0, 2), hex)).then(() => true, () => false), false, `${digest} is not in the store`)
+      assert.equal(await access(join(r1.dir, 'data', 'blobs', 'sha256', hex.slice(0, 2), hex)).then(() => true, () => false), false, `${digest} is not in the shared store`)
+      assert.ok(!r1.logs().some(l => l.includes(digest) && l.includes('"msg":"announced"')), `${digest} was not announced`)
     }
+    assert.ok(await access(join(r1.dir, 'data', 'private', 'blobs', 'sha256', layer.slice(7, 9), layer.slice(7))).then(() => true, () => false), 'the layer is in the private store')
     await pull(r2, 'quay.io/team/secret:1', join(work, 'pull-secret-r2'), ALICE)
   })
 

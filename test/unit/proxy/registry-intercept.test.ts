@@ -9,24 +9,29 @@ import { UpstreamStatusError } from '../../../src/upstream/errors.js'
 import type { RegistryClient } from '../../../src/upstream/registry-client.js'
 import type { Upstream } from '../../../src/config/options.js'
 import { silentLog } from '../fakes/log.js'
+import { openTestStore, type TestStore } from '../fakes/store.js'
+import type { Digest } from '../../../src/oci/digest.js'
+import { waitFor } from '../../fixtures/wait.js'
 
 const BODY = Buffer.from('private layer bytes')
 const DIGEST = `sha256:${createHash('sha256').update(BODY).digest('hex')}`
 
 /** A client whose relay answers from `answer`, recording what it was sent. */
-function fakeClient (name: string, origin: string, answer: (path: string) => { status: number, body: Buffer }): RegistryClient & { relayed: Array<{ path: string, headers: Record<string, string> }> } {
-  const relayed: Array<{ path: string, headers: Record<string, string> }> = []
+type Relayed = Array<{ method: string, path: string, headers: Record<string, string> }>
+
+function fakeClient (name: string, origin: string, answer: (path: string, headers: Record<string, string>) => { status: number, body: Buffer }): RegistryClient & { relayed: Relayed } {
+  const relayed: Relayed = []
   return {
     name,
     url: new URL(origin),
     relayed,
-    relay: async (_method: string, path: string, headers: Record<string, string>) => {
-      relayed.push({ path, headers })
-      const a = answer(path)
+    relay: async (method: string, path: string, headers: Record<string, string>) => {
+      relayed.push({ method, path, headers })
+      const a = answer(path, headers)
       return { status: a.status, headers: { 'content-length': String(a.body.byteLength), 'set-cookie': 'x=1' }, body: Readable.from([a.body]) }
     },
     close: async () => {}
-  } as unknown as RegistryClient & { relayed: Array<{ path: string, headers: Record<string, string> }> }
+  } as unknown as RegistryClient & { relayed: Relayed }
 }
 
 describe('registry interception: the mirror for what the sidecar may read, a relay for the rest', () => {
@@ -37,12 +42,15 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
   let refuse: number | undefined
   let client: ReturnType<typeof fakeClient>
   let relayBody: Buffer
+  let privateStore: TestStore
 
   beforeEach(async () => {
     served = []
     refuse = undefined
     relayBody = BODY
-    client = fakeClient('ghcr.io', 'https://ghcr.io', () => ({ status: 200, body: relayBody }))
+    privateStore = await openTestStore()
+    // The registry lets `Bearer a` read everything, anyone else nothing.
+    client = fakeClient('ghcr.io', 'https://ghcr.io', (_path, headers) => headers.authorization === 'Bearer a' || headers.authorization === 'Bearer client-token' || headers.authorization === undefined ? { status: 200, body: relayBody } : { status: 401, body: Buffer.from('{"errors":[]}') })
     const upstreams = new ProxyUpstreams({ configured: [client], make: () => { throw new Error('not made') }, credential: () => undefined })
     route = new RegistryIntercept({
       upstreams,
@@ -54,6 +62,7 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
           res.end('ok')
         }
       },
+      privateStore: privateStore.store,
       log: silentLog()
     })
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -65,7 +74,10 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     port = (server.address() as AddressInfo).port
   })
 
-  afterEach(async () => { await new Promise(resolve => server.close(resolve)) })
+  afterEach(async () => {
+    await new Promise(resolve => server.close(resolve))
+    await privateStore.dispose()
+  })
 
   const get = async (path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string, headers: IncomingMessage['headers'] } | Error> =>
     await new Promise(resolve => {
@@ -107,11 +119,28 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     assert.equal(served.length, 3, 'a 404 is not remembered')
   })
 
+  it('private content read with credential A is kept apart, served to A after one authorized HEAD, refused to B', async () => {
+    refuse = 401
+    const path = `/v2/org/private/blobs/${DIGEST}`
+    const first = await get(path, { authorization: 'Bearer a' })
+    assert.ok(!(first instanceof Error) && first.status === 200 && first.body === BODY.toString())
+    assert.deepEqual(client.relayed.map(r => r.method), ['HEAD', 'GET'])
+    // Committed once the answer is complete.
+    await waitFor(async () => await privateStore.store.stat(DIGEST as Digest) !== undefined, { timeoutMs: 5_000, what: 'the blob kept in the private store' })
+    const again = await get(path, { authorization: 'Bearer a' })
+    assert.ok(!(again instanceof Error) && again.status === 200 && again.headers['x-cache'] === 'HIT' && again.body === BODY.toString())
+    assert.equal(client.relayed.length, 2, 'A\'s confirmation is remembered: no request upstream')
+    const b = await get(path, { authorization: 'Bearer b' })
+    assert.ok(!(b instanceof Error) && b.status === 401, 'B gets the registry\'s own refusal')
+    assert.deepEqual(client.relayed.slice(2).map(r => `${r.method} ${r.headers.authorization ?? ''}`), ['HEAD Bearer b', 'GET Bearer b'])
+  })
+
   it('relayed bytes that do not match the digest asked for are cut, never completed', async () => {
     refuse = 403
     relayBody = Buffer.from('something else entirely')
-    const r = await get(`/v2/org/private/blobs/${DIGEST}`)
+    const r = await get(`/v2/org/private/blobs/${DIGEST}`, { authorization: 'Bearer a' })
     assert.ok(r instanceof Error, 'the answer was cut')
+    assert.equal(await privateStore.store.stat(DIGEST as Digest), undefined, 'and nothing was kept')
   })
 
   it('intercepted hosts without a CACHE_REGISTRY_UPSTREAMS entry get a client of their own, named as the mirror names them', () => {
