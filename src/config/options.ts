@@ -167,27 +167,24 @@ const credentials = z.string().transform((s, ctx): Map<string, Credential> => {
   return out
 })
 
+/** A list parsed by `parse`, whose RangeError names the bad entry: that message is the issue's. */
+function listOf<T> (parse: (text: string) => T): z.ZodType<T, string> {
+  return z.string().transform((s, ctx): T => {
+    try {
+      return parse(s)
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message })
+      return z.NEVER
+    }
+  })
+}
+
+/** A comma separated host list (see HostList). */
+const hostList = listOf(s => HostList.parse(s))
+/** CACHE_PROXY_PATTERNS (see UrlPatterns). */
+const urlPatterns = listOf(s => UrlPatterns.parse(s))
+
 /** `name=token` pairs (CACHE_API_AUTH): one fleet token per API upstream. */
-/** A comma separated host list (see HostList); an entry that is no host names itself. */
-const hostList = z.string().transform((s, ctx): HostList => {
-  try {
-    return HostList.parse(s)
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message })
-    return z.NEVER
-  }
-})
-
-/** CACHE_PROXY_PATTERNS (see UrlPatterns); an entry that is not host/path names itself. */
-const urlPatterns = z.string().transform((s, ctx): UrlPatterns => {
-  try {
-    return UrlPatterns.parse(s)
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message })
-    return z.NEVER
-  }
-})
-
 const apiTokens = z.string().transform((s, ctx): Map<string, string> => {
   const out = new Map<string, string>()
   for (const [i, item] of s.split(/[\s,]+/).filter(Boolean).entries()) {

@@ -48,9 +48,10 @@ const RELAYED_RESPONSE = ['content-type', 'content-length', 'content-range', 'co
  * digest, fetched once swarm-wide, from peers first, verified, and served stale on 429/5xx.
  *
  * What the sidecar's own access can't read (401/403/404: a private repository) is relayed with
- * the client's own Authorization, uncached and never announced, so private bytes only ever reach
- * a client the registry itself let read them; such a repository is relayed straight away for
- * REFUSED_REPOSITORY_MS. The ping `/v2/`, token endpoints and pushes pass through untouched, so
+ * the client's own Authorization; its blobs and manifests by digest are kept in the private
+ * store, never announced, and served from there only to a credential the registry confirms, so
+ * private bytes only ever reach a client the registry itself let read them. Such a repository
+ * is relayed straight away for REFUSED_REPOSITORY_MS. The ping `/v2/`, token endpoints and pushes pass through untouched, so
  * a client sees the registry's own auth challenges.
  */
 export class RegistryIntercept implements InterceptRoute {
@@ -80,7 +81,7 @@ export class RegistryIntercept implements InterceptRoute {
     await this.init.registry.serve(req, res, url, () => client, async err => {
       // A 404 is not remembered: a tag or blob that does not exist says nothing of the repository.
       if (err.status !== 404) this.refused.add(key)
-      this.init.log.debug({ upstream: client.name, repo: route.name, status: err.status }, 'the sidecar\'s access was refused: relayed with the client\'s credentials, uncached')
+      this.init.log.debug({ upstream: client.name, repo: route.name, status: err.status }, 'the sidecar\'s access was refused: relayed with the client\'s credentials')
       await this.relay(client, target, route, req, res)
     })
     return true
@@ -132,7 +133,7 @@ export class RegistryIntercept implements InterceptRoute {
       return
     }
     const notKept = (err: Error): void => { this.init.log.warn({ host: target.host, digest: whole, err: err.message }, 'private content not kept') }
-    const writer = keep === undefined ? undefined : await keep.createWriter(whole)
+    const writer = keep === undefined ? undefined : await keep.createWriter(whole).catch((err: unknown) => { notKept(err as Error); return undefined })
     const tee = writer === undefined ? undefined : storeTee(writer, notKept)
     try {
       await pipeline(tee === undefined ? [up.body, verifying(whole, `${target.host} (relayed)`), res] : [up.body, verifying(whole, `${target.host} (relayed)`), tee.stream, res])

@@ -244,6 +244,21 @@ describe('registries through the forward proxy (real names over TLS, two runners
     assert.ok(r2.logs().some(l => l.includes(`/${PACKAGE}/-/`) && l.includes('"cache":"PEER"')), 'r2 served it from a peer')
   })
 
+  it('podman with HTTPS_PROXY pulls from ghcr.io through the proxy (the runner already holds the image: served from its store)', async function () {
+    if (await access('/usr/bin/podman').then(() => false, () => true)) { this.skip(); return }
+    const root = join(work, 'podman')
+    await mkdir(root, { recursive: true })
+    await writeFile(join(root, 'registries.conf'), '')
+    const r = await r2.netns?.run('podman', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none',
+      'pull', '--quiet', 'ghcr.io/org/app:1'], {
+      env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root, CONTAINERS_REGISTRIES_CONF: join(root, 'registries.conf'), HTTPS_PROXY: PROXY, SSL_CERT_FILE: caFile.get('r2') },
+      timeoutMs: 120_000
+    })
+    assert.equal(r?.code, 0, `podman pull: ${r?.stdout ?? ''}${r?.stderr ?? ''}`)
+    const blobs = r2.logs().filter(l => l.includes('"proxied request"') && l.includes('"host":"ghcr.io"') && l.includes('/blobs/'))
+    assert.ok(blobs.length > 0 && blobs.slice(-app.layers.length).every(l => l.includes('"cache":"HIT"')), `podman's blob requests were answered from r2's store:\n${blobs.slice(-4).join('\n')}`)
+  })
+
   it('dockerd 20.10 with HTTPS_PROXY pulls from ghcr.io and Docker Hub through the proxy', async function () {
     if (await access(DOCKERD_BIN).then(() => false, () => true)) { this.skip(); return }
     const ns = r2.netns as Netns
