@@ -135,8 +135,14 @@ export class DownloadIntercept implements InterceptRoute {
       await pipeline(up.body, res)
       return
     }
-    const writer = await this.init.store.createWriter()
-    const tee = storeTee(writer, err => { this.init.log.warn({ host: target.host, err: err.message }, 'download not stored') })
+    const notStored = (err: Error): void => { this.init.log.warn({ host: target.host, err: err.message }, 'download not stored') }
+    // A store that can't take a new file (full disk, no descriptors) costs the copy, not the download.
+    const writer = await this.init.store.createWriter().catch((err: unknown) => { notStored(err as Error); return undefined })
+    if (writer === undefined) {
+      await pipeline(up.body, res)
+      return
+    }
+    const tee = storeTee(writer, notStored)
     try {
       await pipeline(up.body, tee.stream, res)
     } catch (err) {

@@ -10,6 +10,7 @@ import { upstreamRepository } from '../registry/upstreams.js'
 import { clientLeft } from '../http/client-left.js'
 import { discard, type RegistryClient } from '../upstream/registry-client.js'
 import type { UpstreamResponse } from '../upstream/registry-upstream.js'
+import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Authority } from './destination.js'
 import { pickFields } from './header-fields.js'
 import type { InterceptRoute } from './proxy-server.js'
@@ -51,8 +52,9 @@ const RELAYED_RESPONSE = ['content-type', 'content-length', 'content-range', 'co
  * the client's own Authorization; its blobs and manifests by digest are kept in the private
  * store, never announced, and served from there only to a credential the registry confirms, so
  * private bytes only ever reach a client the registry itself let read them. Such a repository
- * is relayed straight away for REFUSED_REPOSITORY_MS. The ping `/v2/`, token endpoints and pushes pass through untouched, so
- * a client sees the registry's own auth challenges.
+ * is relayed straight away for REFUSED_REPOSITORY_MS. The ping `/v2/` is relayed (answered here
+ * while the registry is unreachable); token endpoints and pushes pass through untouched, so a
+ * client sees the registry's own auth challenges.
  */
 export class RegistryIntercept implements InterceptRoute {
   /** `<upstream>/<repo>` the sidecar's access was refused on lately. */
@@ -69,6 +71,12 @@ export class RegistryIntercept implements InterceptRoute {
   async handle (target: Authority, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false
     const url = new URL(req.url ?? '/', `https://${target.host}`)
+    if (url.pathname === '/v2/' || url.pathname === '/v2') {
+      const client = this.init.upstreams.for(target)
+      if (client === undefined) return false
+      await this.ping(client, target, req, res)
+      return true
+    }
     const route = pullRoute(url.pathname)
     if (route === undefined) return false
     const client = this.init.upstreams.for(target)
@@ -85,6 +93,31 @@ export class RegistryIntercept implements InterceptRoute {
       await this.relay(client, target, route, req, res)
     })
     return true
+  }
+
+  /**
+   * The API version check `GET /v2/` (OCI distribution: "end-1"): the registry's own answer, with
+   * its auth challenge; when it can't be reached (connection, 5xx, 429), the mirror's `200 {}`,
+   * so a client goes on to the content the cache holds instead of failing at the check.
+   */
+  private async ping (client: RegistryClient, target: Authority, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
+    let up: UpstreamResponse | undefined
+    try {
+      up = await client.relay(method, req.url ?? '/v2/', pickFields(req.headers, RELAYED_REQUEST), clientLeft(res))
+    } catch (err) {
+      if (!(err instanceof UpstreamUnavailableError)) throw err
+    }
+    if (up !== undefined && up.status < 500 && up.status !== 429) {
+      res.writeHead(up.status, { ...pickFields(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
+      if (method === 'HEAD') { discard(up.body); res.end(); return }
+      await pipeline(up.body, res)
+      return
+    }
+    if (up !== undefined) discard(up.body)
+    this.init.log.info({ host: target.host, status: up?.status }, 'registry unreachable: its API check answered here, so clients go on to the cache')
+    res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0', 'content-type': 'application/json', 'content-length': 2, 'x-cache': 'HIT', 'x-cache-source': 'local' })
+    res.end(method === 'HEAD' ? undefined : '{}')
   }
 
   /**

@@ -244,6 +244,18 @@ describe('registries through the forward proxy (real names over TLS, two runners
     assert.ok(r2.logs().some(l => l.includes(`/${PACKAGE}/-/`) && l.includes('"cache":"PEER"')), 'r2 served it from a peer')
   })
 
+  it('while ghcr.io is down, a pull by tag through the proxy is served from the cache (the API check answered here, the tag served stale)', async () => {
+    await ghcr.stop()
+    try {
+      const out = join(work, 'pull-down')
+      await pull(r1, 'ghcr.io/org/app:1', out)
+      assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(app.allBlobDigests))
+      assert.ok(r1.logs().some(l => l.includes('registry unreachable') && l.includes('"host":"ghcr.io"')))
+    } finally {
+      await ghcr.start()
+    }
+  })
+
   it('podman with HTTPS_PROXY pulls from ghcr.io through the proxy (the runner already holds the image: served from its store)', async function () {
     if (await access('/usr/bin/podman').then(() => false, () => true)) { this.skip(); return }
     const root = join(work, 'podman')

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { createHash } from 'node:crypto'
 import { ProxyUpstreams, upstreamName } from '../../../src/proxy/proxy-upstreams.js'
 import { RegistryIntercept } from '../../../src/proxy/registry-intercept.js'
-import { UpstreamStatusError } from '../../../src/upstream/errors.js'
+import { UpstreamStatusError, UpstreamUnavailableError } from '../../../src/upstream/errors.js'
 import type { RegistryClient } from '../../../src/upstream/registry-client.js'
 import type { Upstream } from '../../../src/config/options.js'
 import { silentLog } from '../fakes/log.js'
@@ -91,14 +91,29 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
       req.end()
     })
 
-  it('the ping, token endpoints, pushes and malformed paths pass through; pulls go to the mirror with the host\'s client', async () => {
-    for (const path of ['/v2/', '/token?scope=repository:org/app:pull', '/v2/org/app/blobs/uploads/', '/v2/../etc/manifests/x']) {
+  it('token endpoints, pushes and malformed paths pass through; pulls go to the mirror with the host\'s client', async () => {
+    for (const path of ['/token?scope=repository:org/app:pull', '/v2/org/app/blobs/uploads/', '/v2/../etc/manifests/x']) {
       const r = await get(path)
       assert.ok(!(r instanceof Error) && r.status === 299, path)
     }
     const r = await get('/v2/org/app/manifests/1')
     assert.ok(!(r instanceof Error) && r.status === 200)
     assert.deepEqual(served, ['ghcr.io /v2/org/app/manifests/1'])
+  })
+
+  it('the API check /v2/ is the registry\'s own answer (its challenge), or 200 from here while the registry is unreachable', async () => {
+    let down = false
+    const relay = client.relay.bind(client)
+    client.relay = async (...args: Parameters<RegistryClient['relay']>) => {
+      if (down) throw new UpstreamUnavailableError('ghcr.io', 'connect ECONNREFUSED')
+      return await relay(...args)
+    }
+    const up = await get('/v2/', { authorization: 'Bearer b' })
+    assert.ok(!(up instanceof Error) && up.status === 401 && up.body === '{"errors":[]}', 'the registry\'s refusal, as it gave it')
+    down = true
+    const answered = await get('/v2/')
+    assert.ok(!(answered instanceof Error) && answered.status === 200 && answered.body === '{}' && answered.headers['docker-distribution-api-version'] === 'registry/2.0')
+    assert.deepEqual(served, [], 'the mirror routes were not asked')
   })
 
   it('a refusal of the sidecar\'s access is relayed with the client\'s Authorization, remembered per repository (not for a 404)', async () => {
