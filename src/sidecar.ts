@@ -22,6 +22,7 @@ import { createHttpServer, createHttpsServer, listen } from './http/server.js'
 import { connectionBound, type HttpLimits } from './http/limits.js'
 import { loadTlsFiles } from './http/tls.js'
 import { loadOrCreateIdentity } from './p2p/identity.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ApiRoutes } from './apicache/routes.js'
 import { ApiResolver } from './apicache/resolver.js'
 import { ApiRecords } from './apicache/records.js'
@@ -38,6 +39,8 @@ import { ProxyUpstreams } from './proxy/proxy-upstreams.js'
 import { RegistryIntercept } from './proxy/registry-intercept.js'
 import { DownloadIntercept, urlRecordKind } from './proxy/download-intercept.js'
 import { SwarmRecords } from './records/swarm-records.js'
+import { LocalRegistry, localTagKind } from './push/local-registry.js'
+import { UploadSessions } from './push/upload-sessions.js'
 import type { RecordKey } from './keys/record-key.js'
 import { guardedLookup } from './proxy/destination.js'
 import { PRIVATE_STORE_DIR, PRIVATE_STORE_SHARE } from './proxy/constants.js'
@@ -165,8 +168,20 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     manifests: new ManifestResolver({ tags, stats, log: resolverLog, peers, blobs }),
     lists: new ListCache(store.db, { stats, log: resolverLog }),
     clients,
+    localNamespace: config.localNamespace,
     stats,
     log: log.child({ component: 'registry' })
+  })
+  // The swarm-local namespace: pushes, and pulls of what was pushed here.
+  const uploads = new UploadSessions({ store, log: log.child({ component: 'push' }) })
+  const local = new LocalRegistry({
+    namespace: config.localNamespace,
+    store,
+    uploads,
+    tags: swarmRecords.define(localTagKind(false)),
+    self: peerIdFromPrivateKey(privateKey).toString(),
+    stats,
+    log: log.child({ component: 'push' })
   })
   const admin = new AdminRoutes({
     store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem, privateStore,
@@ -192,7 +207,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log: log.child({ component: 'apicache' })
   })
   const apiRoutes = new ApiRoutes({ client: apiClient, resolver: api, stats, log: log.child({ component: 'apicache' }) })
-  const routes = [admin, registry, apiRoutes]
+  const routes = [admin, local, registry, apiRoutes]
   const limits: HttpLimits = {
     headerTimeoutMs: config.httpHeaderTimeout,
     idleTimeoutMs: config.httpIdleTimeout,
@@ -242,6 +257,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await upstreams.close()
     await proxyUpstreams.close()
     await apiClient.close()
+    await uploads.close()
     await privateStore?.close()
     throw err
   }
@@ -270,6 +286,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await upstreams.close()
       await proxyUpstreams.close()
       await apiClient.close()
+      await uploads.close()
       await privateStore?.close()
       await openStore.close()
     }

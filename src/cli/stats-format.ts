@@ -52,7 +52,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['misses from peers', `${count(s.peer_hits)}  (${formatBytes(s.bytes_from_peers)}${(s.bytes_from_peers_data_channel ?? 0) > 0 ? `, ${formatBytes(s.bytes_from_peers_data_channel ?? 0)} over the data channel` : ''})`],
       ['misses from upstream', `${count(s.upstream_hits)}  (${formatBytes(s.bytes_from_upstream)})`],
       ['stale tags served', count(s.stale_tags_served)],
-      ['upstream rate limit left', formatRegistryLimits(s.registry_ratelimit ?? {})]
+      ['upstream rate limit left', formatRegistryLimits(s.registry_ratelimit ?? {})],
+      ['pushed (local namespace)', `${plural(s.pushes ?? 0, 'manifest')}  (${formatBytes(s.bytes_pushed ?? 0)} of blobs)`]
     ]],
     ['Peers', [
       ['connected', count(s.peers_connected)],
@@ -88,7 +89,7 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'peer_busy_answers', 'registry_ratelimit',
     'store_full', 'store_full_events', 'bytes_passed_through',
     'pieces_from_peers', 'pieces_served_to_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied',
-    'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host'])
+    'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host', 'pushes', 'bytes_pushed'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

@@ -7,6 +7,7 @@ import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, STALL_TIMEOUT_MS }
 import { HostList } from '../proxy/host-list.js'
 import { DEFAULT_INTERCEPT, DEFAULT_PATTERNS } from '../proxy/constants.js'
 import { UrlPatterns } from '../proxy/url-patterns.js'
+import { DEFAULT_LOCAL_NAMESPACE } from '../push/constants.js'
 
 /**
  * Every setting, once: environment variable, flag, default, and how the text is read.
@@ -260,6 +261,12 @@ export const OPTIONS = {
     env: 'CACHE_PROXY_ALLOW', flag: '--proxy-allow <hosts>', default: '',
     description: 'when set, the only hosts the proxy connects to (intercepted or not); required with a non-loopback CACHE_PROXY_ADDR (the proxy is no open relay)',
     expected: 'comma separated host names or IP addresses, `*.example.com` for subdomains', schema: hostList
+  }),
+  localNamespace: option({
+    env: 'CACHE_LOCAL_NAMESPACE', flag: '--local-namespace <name>', default: DEFAULT_LOCAL_NAMESPACE,
+    description: 'first path component of the repositories that accept pushes (`/v2/local/app`): the swarm-local namespace; every other name is a read-only mirror',
+    expected: 'one lower-case path component such as local (letters, digits, ., _ and -), without a slash',
+    schema: z.string().trim().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'one lower-case path component without a slash')
   }),
   proxyPatterns: option({
     env: 'CACHE_PROXY_PATTERNS', flag: '--proxy-patterns <globs>', default: DEFAULT_PATTERNS,

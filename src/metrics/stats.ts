@@ -10,7 +10,8 @@ export const COUNTER_NAMES = [
   'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved', 'peer_busy_answers',
   'store_full_events', 'bytes_passed_through',
   'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers',
-  'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused'
+  'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused',
+  'pushes', 'bytes_pushed'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -44,7 +45,9 @@ const HELP: Record<CounterName, string> = {
   proxy_requests: 'Requests the forward proxy answered on intercepted connections (and absolute-form http requests)',
   bytes_proxied: 'Response bytes of those requests sent to clients',
   proxy_tunnels: 'CONNECT tunnels the forward proxy opened to hosts it does not intercept',
-  proxy_refused: 'CONNECTs and requests the forward proxy refused (allowlist, metadata address, own port, unreachable host)'
+  proxy_refused: 'CONNECTs and requests the forward proxy refused (allowlist, metadata address, own port, unreachable host)',
+  pushes: 'Manifests pushed to the local namespace (CACHE_LOCAL_NAMESPACE)',
+  bytes_pushed: 'Blob bytes pushed to the local namespace, verified and stored'
 }
 
 /** Credentials whose rate limit is reported per API upstream (the most recent ones). */

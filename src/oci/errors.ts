@@ -1,6 +1,10 @@
 /** Error codes of the OCI distribution spec, plus the status each is sent with. */
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
+  | 'BLOB_UPLOAD_INVALID'
+  | 'BLOB_UPLOAD_UNKNOWN'
+  | 'MANIFEST_BLOB_UNKNOWN'
+  | 'SIZE_INVALID'
   | 'DIGEST_INVALID'
   | 'MANIFEST_UNKNOWN'
   | 'MANIFEST_INVALID'

@@ -42,7 +42,8 @@ interface RecordIndex {
   get: (key: string) => Promise<Entry | undefined>
   put: (key: string, value: Entry) => Promise<void>
   del: (key: string) => Promise<void>
-  keys: () => AsyncIterable<string>
+  keys: (range?: { gte?: string, lt?: string, limit?: number }) => AsyncIterable<string>
+  iterator: (range: { gte: string, lt: string, limit: number }) => AsyncIterable<[string, Entry]>
 }
 
 /**
@@ -121,6 +122,20 @@ export class RecordTable<T> {
     })
     if (found !== undefined) await this.keep(name, found.value, found.storedAt)
     return found
+  }
+
+  /**
+   * This node's records whose names start with `prefix`, in name order, at most `limit` (a
+   * bounded listing: `tags/list` of a repository).
+   */
+  async list (prefix: string, limit: number): Promise<Array<{ name: string } & StoredRecord<T>>> {
+    const from = this.dbKey(prefix)
+    const out: Array<{ name: string } & StoredRecord<T>> = []
+    for await (const [key, entry] of this.db.iterator({ gte: from, lt: `${from}\uffff`, limit })) {
+      const value = this.kind.parse(entry.value)
+      if (value !== undefined) out.push({ name: key.slice(this.kind.kind.length + 1), value, storedAt: entry.storedAt })
+    }
+    return out
   }
 
   /** Keeps `value` under `name` (announced, for a shared kind); on a full disk it is not kept. */

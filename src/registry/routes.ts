@@ -25,6 +25,8 @@ export interface RegistryRoutesInit {
   lists: ListCache
   /** Who pulls: every pull-API request's User-Agent family. */
   clients: ClientLog
+  /** CACHE_LOCAL_NAMESPACE, named when a push reaches the read-only mirror. */
+  localNamespace?: string
   stats: Stats
   log: Logger
 }
@@ -54,7 +56,7 @@ export class RegistryRoutes {
     const head = req.method === 'HEAD'
     try {
       if (req.method !== 'GET' && !head) {
-        throw new OciError(405, 'UNSUPPORTED', `${req.method ?? ''} is not supported: this is a read-only pull-through mirror`)
+        throw new OciError(405, 'UNSUPPORTED', `${req.method ?? ''} is not supported: this is a read-only pull-through mirror${this.init.localNamespace === undefined ? '' : `; pushes are accepted under /v2/${this.init.localNamespace}/ (CACHE_LOCAL_NAMESPACE)`}`)
       }
       const route = parseRegistryPath(url.pathname)
       if (route === undefined) throw new OciError(404, 'NAME_UNKNOWN', `no such endpoint ${url.pathname.slice(0, 200)}`)

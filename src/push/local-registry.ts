@@ -1,0 +1,298 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from 'pino'
+import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
+import { OciError } from '../oci/errors.js'
+import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
+import { isRepositoryName, isTag } from '../oci/reference.js'
+import type { BlobStore } from '../store/blob-store.js'
+import { StoreFullError } from '../store/errors.js'
+import type { Stats } from '../metrics/stats.js'
+import type { RecordKind, RecordTable } from '../records/swarm-records.js'
+import { readBounded } from '../upstream/registry-client.js'
+import type { UploadSessions } from './upload-sessions.js'
+
+/** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
+export interface LocalTag {
+  digest: Digest
+  mediaType: string
+  size: number
+  /** ms since the epoch, on the writer's clock. */
+  pushedAt: number
+  /** The writer's peer ID: ties of `pushedAt` are broken by it, the same way on every node. */
+  writer: string
+}
+
+/** The `push-tag` record kind: `<repo>:<tag>` → LocalTag. */
+export function localTagKind (shared: boolean): RecordKind<LocalTag> {
+  return {
+    kind: 'push-tag',
+    shared,
+    parse: (value) => {
+      if (typeof value !== 'object' || value === null) return undefined
+      const v = value as Record<string, unknown>
+      if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.mediaType !== 'string' || v.mediaType.length > 255 ||
+          typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || typeof v.pushedAt !== 'number' || !Number.isSafeInteger(v.pushedAt) ||
+          typeof v.writer !== 'string' || v.writer.length > 128) return undefined
+      return { digest: v.digest, mediaType: v.mediaType, size: v.size, pushedAt: v.pushedAt, writer: v.writer }
+    }
+  }
+}
+
+export interface LocalRegistryInit {
+  /** CACHE_LOCAL_NAMESPACE: the first path component of repositories that accept pushes. */
+  namespace: string
+  store: Pick<BlobStore, 'stat' | 'openRead' | 'put'>
+  uploads: UploadSessions
+  tags: RecordTable<LocalTag>
+  /** This node's peer ID (a tag record's writer). */
+  self: string
+  stats: Pick<Stats, 'inc'>
+  log: Logger
+  now?: () => number
+}
+
+const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
+const UPLOAD = /^\/v2\/(.+)\/blobs\/uploads\/([^/]*)$/
+const BLOB = /^\/v2\/(.+)\/blobs\/([^/]+)$/
+const MANIFEST = /^\/v2\/(.+)\/manifests\/([^/]+)$/
+const TAGS = /^\/v2\/(.+)\/tags\/list$/
+/** Tags listed per `tags/list` answer at most (OCI: `n` may ask for fewer). */
+const MAX_TAGS_LISTED = 1000
+
+/**
+ * The swarm-local namespace (issue 25): repositories under `<namespace>/` accept the OCI
+ * distribution push API (blob uploads: monolithic, chunked, cross-repository mount; manifests by
+ * tag and digest, their referenced blobs required; tag deletion; tags/list) and serve pulls from
+ * this node's store. Every blob is verified against its digest before it is committed.
+ */
+export class LocalRegistry {
+  private readonly prefix: string
+
+  constructor (private readonly init: LocalRegistryInit) {
+    this.prefix = `/v2/${init.namespace}/`
+  }
+
+  /** Whether `pathname` is in the local namespace (this route answers it). */
+  owns (pathname: string): boolean {
+    return pathname.startsWith(this.prefix)
+  }
+
+  async handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    if (!this.owns(url.pathname)) return false
+    const head = req.method === 'HEAD'
+    try {
+      await this.route(req, res, url)
+    } catch (err) {
+      const error = toOciError(err)
+      if (error.status >= 500) this.init.log.warn({ path: url.pathname, status: error.status, err: error.message }, 'local registry request failed')
+      if (res.headersSent) { res.destroy(); return true }
+      const body = error.body()
+      res.writeHead(error.status, { ...API_VERSION, ...error.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      res.end(head ? undefined : body)
+    }
+    return true
+  }
+
+  private async route (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET'
+    const path = url.pathname
+    let m: RegExpExecArray | null
+    if ((m = UPLOAD.exec(path)) !== null) {
+      const repo = this.repo(m[1] as string)
+      const id = m[2] as string
+      if (id === '') {
+        if (method !== 'POST') throw notAllowed(method, path)
+        await this.startUpload(req, res, repo, url)
+        return
+      }
+      if (method === 'PATCH') await this.patch(req, res, repo, id)
+      else if (method === 'PUT') await this.put(req, res, repo, id, url)
+      else if (method === 'GET') this.uploadStatus(res, repo, id, 204)
+      else if (method === 'DELETE') { await this.init.uploads.cancel(repo, id); send(res, 204) }
+      else throw notAllowed(method, path)
+      return
+    }
+    if ((m = MANIFEST.exec(path)) !== null) {
+      const repo = this.repo(m[1] as string)
+      const reference = m[2] as string
+      if (method === 'PUT') await this.putManifest(req, res, repo, reference)
+      else if (method === 'GET' || method === 'HEAD') await this.getManifest(res, repo, reference, method === 'HEAD')
+      else if (method === 'DELETE') await this.deleteManifest(res, repo, reference)
+      else throw notAllowed(method, path)
+      return
+    }
+    if ((m = BLOB.exec(path)) !== null) {
+      this.repo(m[1] as string)
+      const digest = m[2] as string
+      if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`)
+      if (method === 'GET' || method === 'HEAD') await this.getBlob(res, digest, method === 'HEAD')
+      else throw notAllowed(method, path)
+      return
+    }
+    if ((m = TAGS.exec(path)) !== null && (method === 'GET' || method === 'HEAD')) {
+      await this.listTags(res, this.repo(m[1] as string), url, method === 'HEAD')
+      return
+    }
+    throw new OciError(404, 'NAME_UNKNOWN', `no such endpoint ${path.slice(0, 200)}`)
+  }
+
+  private repo (name: string): string {
+    if (!isRepositoryName(name)) throw new OciError(400, 'NAME_INVALID', `${name.slice(0, 200)} is not a repository name (lower-case path components)`)
+    return name
+  }
+
+  /** POST …/blobs/uploads/: a session, a monolithic upload (`?digest=`), or a mount (`?mount=&from=`). */
+  private async startUpload (req: IncomingMessage, res: ServerResponse, repo: string, url: URL): Promise<void> {
+    const mount = url.searchParams.get('mount')
+    if (mount !== null && isDigest(mount) && await this.init.store.stat(mount) !== undefined) {
+      // Every blob of the store is this node's to serve: mounting from any repository is a link.
+      req.resume()
+      send(res, 201, { location: `/v2/${repo}/blobs/${mount}`, 'docker-content-digest': mount })
+      return
+    }
+    const id = await this.init.uploads.start(repo)
+    const digest = url.searchParams.get('digest')
+    if (digest !== null) {
+      if (!isDigest(digest)) { await this.init.uploads.cancel(repo, id); throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`) }
+      await this.init.uploads.append(repo, id, req)
+      await this.commit(res, repo, id, digest)
+      return
+    }
+    req.resume()
+    send(res, 202, { location: `/v2/${repo}/blobs/uploads/${id}`, range: '0-0', 'docker-upload-uuid': id })
+  }
+
+  /** PATCH: a chunk (Content-Range `<start>-<end>` must continue the upload) or a stream of the rest. */
+  private async patch (req: IncomingMessage, res: ServerResponse, repo: string, id: string): Promise<void> {
+    const range = /^(?:bytes=)?(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''))
+    const received = await this.init.uploads.append(repo, id, req, range === null ? undefined : Number(range[1]))
+    send(res, 202, { location: `/v2/${repo}/blobs/uploads/${id}`, range: `0-${Math.max(0, received - 1)}`, 'docker-upload-uuid': id })
+  }
+
+  /** PUT ?digest=: the last chunk (the body, if any), then the digest checked and the blob committed. */
+  private async put (req: IncomingMessage, res: ServerResponse, repo: string, id: string, url: URL): Promise<void> {
+    const digest = url.searchParams.get('digest') ?? ''
+    if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `PUT of an upload needs ?digest=sha256:<64 lowercase hex>, not "${digest.slice(0, 100)}"`)
+    await this.init.uploads.append(repo, id, req)
+    await this.commit(res, repo, id, digest)
+  }
+
+  private async commit (res: ServerResponse, repo: string, id: string, digest: Digest): Promise<void> {
+    const size = await this.init.uploads.finish(repo, id, digest)
+    this.init.stats.inc('bytes_pushed', size)
+    send(res, 201, { location: `/v2/${repo}/blobs/${digest}`, 'docker-content-digest': digest })
+  }
+
+  private uploadStatus (res: ServerResponse, repo: string, id: string, status: number): void {
+    const offset = this.init.uploads.offset(repo, id)
+    if (offset === undefined) throw new OciError(404, 'BLOB_UPLOAD_UNKNOWN', `no upload ${id.slice(0, 64)} for ${repo}`)
+    send(res, status, { location: `/v2/${repo}/blobs/uploads/${id}`, range: `0-${Math.max(0, offset - 1)}`, 'docker-upload-uuid': id })
+  }
+
+  /**
+   * PUT of a manifest (by tag or digest): a known manifest media type, at most 4 MiB, every blob
+   * (or manifest, for an index) it references already here (OCI: MANIFEST_BLOB_UNKNOWN). Stored
+   * by its digest; a tag is recorded as this node's newest write.
+   */
+  private async putManifest (req: IncomingMessage, res: ServerResponse, repo: string, reference: string): Promise<void> {
+    if (!isDigest(reference) && !isTag(reference)) throw new OciError(400, 'TAG_INVALID', `${reference.slice(0, 130)} is neither a tag nor a digest`)
+    const body = await readBounded(req, MAX_MANIFEST_BYTES)
+    if (body === undefined) throw new OciError(413, 'SIZE_INVALID', `a manifest is at most ${MAX_MANIFEST_BYTES} bytes`)
+    let parsed: { mediaType?: unknown, config?: { digest?: unknown }, layers?: Array<{ digest?: unknown }>, manifests?: Array<{ digest?: unknown }>, subject?: { digest?: unknown } }
+    try {
+      parsed = JSON.parse(body.toString('utf8')) as typeof parsed
+    } catch {
+      throw new OciError(400, 'MANIFEST_INVALID', 'the manifest is not JSON')
+    }
+    const headerType = String(req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+    const mediaType = typeof parsed.mediaType === 'string' ? parsed.mediaType : headerType
+    if (!MANIFEST_TYPES.includes(mediaType)) throw new OciError(400, 'MANIFEST_INVALID', `media type "${mediaType.slice(0, 100)}" is not an image manifest or index (${MANIFEST_TYPES.join(', ')})`)
+    const digest = sha256Digest(body)
+    if (isDigest(reference) && reference !== digest) throw new OciError(400, 'DIGEST_INVALID', `the manifest is ${digest}, not ${reference}`)
+    const referenced = INDEX_TYPES.includes(mediaType)
+      ? (parsed.manifests ?? []).map(d => d.digest)
+      : [parsed.config?.digest, ...(parsed.layers ?? []).map(d => d.digest)]
+    for (const ref of referenced) {
+      if (typeof ref !== 'string' || !isDigest(ref)) throw new OciError(400, 'MANIFEST_INVALID', `the manifest references "${String(ref).slice(0, 100)}", which is not a digest`)
+      if (await this.init.store.stat(ref) === undefined) throw new OciError(400, 'MANIFEST_BLOB_UNKNOWN', `${ref} is not here: push the blobs (and, for an index, the manifests) it references first`, { digest: ref })
+    }
+    await this.init.store.put(digest, body, `push ${repo}`, { mediaType })
+    if (!isDigest(reference)) {
+      await this.init.tags.put(`${repo}:${reference}`, { digest, mediaType, size: body.byteLength, pushedAt: (this.init.now ?? Date.now)(), writer: this.init.self })
+    }
+    this.init.stats.inc('pushes')
+    this.init.log.info({ repo, reference, digest }, 'manifest pushed')
+    send(res, 201, { location: `/v2/${repo}/manifests/${digest}`, 'docker-content-digest': digest })
+  }
+
+  private async getManifest (res: ServerResponse, repo: string, reference: string, head: boolean): Promise<void> {
+    let digest: Digest
+    if (isDigest(reference)) digest = reference
+    else {
+      const tag = await this.init.tags.get(`${repo}:${reference}`)
+      if (tag === undefined) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} was never pushed here`)
+      digest = tag.value.digest
+    }
+    const local = await this.init.store.openRead(digest)
+    if (local === undefined) throw new OciError(404, 'MANIFEST_UNKNOWN', `manifest ${digest} is not here`)
+    try {
+      const headers = { ...API_VERSION, 'content-type': local.record.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', 'content-length': local.record.size, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': 'HIT', 'x-cache-source': 'local' }
+      res.writeHead(200, headers)
+      if (head) { res.end(); return }
+      await pipeline(local.stream(), res)
+    } finally {
+      await local.release()
+    }
+  }
+
+  /** DELETE of a tag removes it; a manifest by digest stays (other tags or indexes may name it). */
+  private async deleteManifest (res: ServerResponse, repo: string, reference: string): Promise<void> {
+    if (isDigest(reference)) throw new OciError(405, 'UNSUPPORTED', 'manifests are deleted by tag here; a digest stays while the store keeps it')
+    if (await this.init.tags.get(`${repo}:${reference}`) === undefined) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} is not tagged here`)
+    await this.init.tags.delete(`${repo}:${reference}`)
+    send(res, 202)
+  }
+
+  private async getBlob (res: ServerResponse, digest: Digest, head: boolean): Promise<void> {
+    const local = await this.init.store.openRead(digest)
+    if (local === undefined) throw new OciError(404, 'BLOB_UNKNOWN', `blob ${digest} is not here`)
+    try {
+      res.writeHead(200, { ...API_VERSION, 'content-type': 'application/octet-stream', 'content-length': local.record.size, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': 'HIT', 'x-cache-source': 'local' })
+      if (head) { res.end(); return }
+      await pipeline(local.stream(), res)
+      this.init.stats.inc('bytes_served', local.record.size)
+    } finally {
+      await local.release()
+    }
+  }
+
+  /** `tags/list` (OCI: lexical order, `n` and `last` for pages). */
+  private async listTags (res: ServerResponse, repo: string, url: URL, head: boolean): Promise<void> {
+    const n = Math.min(MAX_TAGS_LISTED, Math.max(0, Number(url.searchParams.get('n') ?? MAX_TAGS_LISTED) || 0))
+    const last = url.searchParams.get('last')
+    const all = (await this.init.tags.list(`${repo}:`, MAX_TAGS_LISTED + 1)).map(r => r.name.slice(repo.length + 1)).sort()
+    const after = last === null ? all : all.filter(t => t > last)
+    const page = after.slice(0, n)
+    const headers: Record<string, string> = {}
+    if (after.length > page.length && page.length > 0) headers.link = `</v2/${repo}/tags/list?n=${n}&last=${encodeURIComponent(page.at(-1) ?? '')}>; rel="next"`
+    const body = JSON.stringify({ name: repo, tags: page })
+    res.writeHead(200, { ...API_VERSION, ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(head ? undefined : body)
+  }
+}
+
+function send (res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...API_VERSION, 'content-length': 0, ...headers })
+  res.end()
+}
+
+function notAllowed (method: string, path: string): OciError {
+  return new OciError(405, 'UNSUPPORTED', `${method} is not supported on ${path.slice(0, 200)}`)
+}
+
+function toOciError (err: unknown): OciError {
+  if (err instanceof OciError) return err
+  if (err instanceof StoreFullError) return new OciError(507, 'DENIED', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
+  return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
+}

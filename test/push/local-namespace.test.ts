@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildMultiArchImage, type ImageDescription } from '../fixtures/oci-image.js'
+import { layoutBlobDigests, skopeoCopy } from '../fixtures/skopeo.js'
+import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { dumpLogsIfFailed } from '../fixtures/swarm.js'
+
+const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
+
+/**
+ * Issue 25, first part: the local namespace accepts the OCI push API on one sidecar (a real
+ * process, skopeo as the client, and the spec's request sequences sent by hand).
+ */
+describe('the local namespace accepts pushes (OCI distribution push API)', function () {
+  this.timeout(120_000)
+  let work: string
+  let sidecar: SidecarProcess
+  let image: ImageDescription
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-push-'))
+    image = await buildMultiArchImage(join(work, 'layout'), { tag: '1', architectures: ['amd64', 'arm64'], layers: 2, layerSize: 96 * 1024 })
+    sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+
+  after(async () => {
+    await sidecar?.destroy()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  it('skopeo pushes a multi-platform image to local/app:1 and pulls it back, digests unchanged', async () => {
+    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${sidecar.host}/local/app:1`, { all: true, preserveDigests: true, destTlsVerify: false })
+    const out = join(work, 'pulled')
+    await skopeoCopy(`docker://${sidecar.host}/local/app:1`, `oci:${out}:1`, { all: true, preserveDigests: true, srcTlsVerify: false })
+    assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(image.allBlobDigests))
+    const tags = await (await fetch(`${sidecar.url}/v2/local/app/tags/list`)).json() as { tags: string[] }
+    assert.deepEqual(tags, { name: 'local/app', tags: ['1'] })
+    const stats = await sidecar.stats()
+    assert.ok((stats.pushes ?? 0) >= 1 && (stats.bytes_pushed ?? 0) > 0)
+  })
+
+  it('a chunked upload (POST, PATCH with Content-Range, PUT ?digest=) commits only the bytes that hash to the digest', async () => {
+    const blob = Buffer.from('chunked upload '.repeat(5000))
+    const start = await fetch(`${sidecar.url}/v2/local/chunks/blobs/uploads/`, { method: 'POST' })
+    assert.equal(start.status, 202)
+    const location = new URL(start.headers.get('location') ?? '', sidecar.url)
+    const half = 30_000
+    const first = await fetch(location, { method: 'PATCH', headers: { 'content-range': `0-${half - 1}`, 'content-type': 'application/octet-stream' }, body: blob.subarray(0, half) })
+    assert.equal(first.status, 202)
+    assert.equal(first.headers.get('range'), `0-${half - 1}`)
+    const wrongStart = await fetch(location, { method: 'PATCH', headers: { 'content-range': '10-20' }, body: blob.subarray(10, 21) })
+    assert.equal(wrongStart.status, 416, 'a chunk that does not continue the upload')
+    const status = await fetch(location)
+    assert.equal(status.status, 204)
+    assert.equal(status.headers.get('range'), `0-${half - 1}`, 'the client can resume from here')
+    const put = new URL(location)
+    put.searchParams.set('digest', digestOf(blob))
+    const done = await fetch(put, { method: 'PUT', body: blob.subarray(half) })
+    assert.equal(done.status, 201)
+    assert.equal(done.headers.get('docker-content-digest'), digestOf(blob))
+    const back = Buffer.from(await (await fetch(`${sidecar.url}/v2/local/chunks/blobs/${digestOf(blob)}`)).arrayBuffer())
+    assert.ok(back.equals(blob))
+  })
+
+  it('a wrong digest is refused and nothing is stored; a manifest whose blobs are missing is refused; mounts link what is here', async () => {
+    const blob = Buffer.from('monolithic')
+    const wrong = digestOf(Buffer.from('something else'))
+    const refused = await fetch(`${sidecar.url}/v2/local/mono/blobs/uploads/?digest=${wrong}`, { method: 'POST', body: blob })
+    assert.equal(refused.status, 400)
+    assert.match(await refused.text(), /DIGEST_INVALID/)
+    assert.equal((await fetch(`${sidecar.url}/v2/local/mono/blobs/${wrong}`, { method: 'HEAD' })).status, 404)
+    assert.equal((await fetch(`${sidecar.url}/v2/local/mono/blobs/${digestOf(blob)}`, { method: 'HEAD' })).status, 404)
+    const ok = await fetch(`${sidecar.url}/v2/local/mono/blobs/uploads/?digest=${digestOf(blob)}`, { method: 'POST', body: blob })
+    assert.equal(ok.status, 201)
+    const mount = await fetch(`${sidecar.url}/v2/local/other/blobs/uploads/?mount=${digestOf(blob)}&from=local/mono`, { method: 'POST' })
+    assert.equal(mount.status, 201, 'a blob already here is mounted')
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from('no such config')), size: 14 }, layers: [] })
+    const missing = await fetch(`${sidecar.url}/v2/local/mono/manifests/1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
+    assert.equal(missing.status, 400)
+    assert.match(await missing.text(), /MANIFEST_BLOB_UNKNOWN/)
+  })
+
+  it('pushes outside the namespace are refused naming it; a tag is deleted', async () => {
+    const outside = await fetch(`${sidecar.url}/v2/library/app/blobs/uploads/`, { method: 'POST' })
+    assert.equal(outside.status, 405)
+    assert.match(await outside.text(), /UNSUPPORTED.*\/v2\/local\/ \(CACHE_LOCAL_NAMESPACE\)/)
+    assert.equal((await fetch(`${sidecar.url}/v2/local/app/manifests/1`, { method: 'DELETE' })).status, 202)
+    assert.equal((await fetch(`${sidecar.url}/v2/local/app/manifests/1`, { method: 'HEAD' })).status, 404)
+    const tags = await (await fetch(`${sidecar.url}/v2/local/app/tags/list`)).json() as { tags: string[] }
+    assert.deepEqual(tags.tags, [])
+  })
+})
