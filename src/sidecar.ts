@@ -177,8 +177,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const local = new LocalRegistry({
     namespace: config.localNamespace,
     store,
+    blobs,
     uploads,
-    tags: swarmRecords.define(localTagKind(false)),
+    // Like URL records, a tag → digest record is a peer's word: shared only inside a private swarm.
+    tags: swarmRecords.define(localTagKind(config.swarmKey !== undefined)),
     self: peerIdFromPrivateKey(privateKey).toString(),
     stats,
     log: log.child({ component: 'push' })

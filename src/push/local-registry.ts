@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
@@ -11,6 +12,10 @@ import type { Stats } from '../metrics/stats.js'
 import type { RecordKind, RecordTable } from '../records/swarm-records.js'
 import { readBounded } from '../upstream/registry-client.js'
 import type { UploadSessions } from './upload-sessions.js'
+import type { BlobResolver } from '../resolver/blob-resolver.js'
+import type { BlobSource } from '../resolver/source.js'
+import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
+import { UpstreamStatusError } from '../upstream/errors.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
 export interface LocalTag {
@@ -21,6 +26,8 @@ export interface LocalTag {
   pushedAt: number
   /** The writer's peer ID: ties of `pushedAt` are broken by it, the same way on every node. */
   writer: string
+  /** A DELETE of the tag: a write like any other, so the newest one wins everywhere. */
+  deleted?: true
 }
 
 /** The `push-tag` record kind: `<repo>:<tag>` → LocalTag. */
@@ -34,8 +41,13 @@ export function localTagKind (shared: boolean): RecordKind<LocalTag> {
       if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.mediaType !== 'string' || v.mediaType.length > 255 ||
           typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || typeof v.pushedAt !== 'number' || !Number.isSafeInteger(v.pushedAt) ||
           typeof v.writer !== 'string' || v.writer.length > 128) return undefined
-      return { digest: v.digest, mediaType: v.mediaType, size: v.size, pushedAt: v.pushedAt, writer: v.writer }
-    }
+      if (v.deleted !== undefined && v.deleted !== true) return undefined
+      return { digest: v.digest, mediaType: v.mediaType, size: v.size, pushedAt: v.pushedAt, writer: v.writer, ...(v.deleted === true ? { deleted: true as const } : {}) }
+    },
+    // The newest write wins; two in the same millisecond are ordered by writer, on every node alike.
+    newer: (a, b) => a.pushedAt > b.pushedAt || (a.pushedAt === b.pushedAt && a.writer > b.writer),
+    // A test job pulls right after the build job's push.
+    urgent: true
   }
 }
 
@@ -43,6 +55,8 @@ export interface LocalRegistryInit {
   /** CACHE_LOCAL_NAMESPACE: the first path component of repositories that accept pushes. */
   namespace: string
   store: Pick<BlobStore, 'stat' | 'openRead' | 'put'>
+  /** What is not stored here comes from peers (verified, single-flighted); undefined: this store only. */
+  blobs?: Pick<BlobResolver, 'open'> | undefined
   uploads: UploadSessions
   tags: RecordTable<LocalTag>
   /** This node's peer ID (a tag record's writer). */
@@ -68,6 +82,8 @@ const MAX_TAGS_LISTED = 1000
  */
 export class LocalRegistry {
   private readonly prefix: string
+  /** The local namespace has no upstream: what no runner holds is a 404. */
+  private readonly nowhere: RegistryUpstream = new NoUpstream()
 
   constructor (private readonly init: LocalRegistryInit) {
     this.prefix = `/v2/${init.namespace}/`
@@ -123,10 +139,10 @@ export class LocalRegistry {
       return
     }
     if ((m = BLOB.exec(path)) !== null) {
-      this.repo(m[1] as string)
+      const repo = this.repo(m[1] as string)
       const digest = m[2] as string
       if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`)
-      if (method === 'GET' || method === 'HEAD') await this.getBlob(res, digest, method === 'HEAD')
+      if (method === 'GET' || method === 'HEAD') await this.getBlob(res, repo, digest, method === 'HEAD')
       else throw notAllowed(method, path)
       return
     }
@@ -228,42 +244,64 @@ export class LocalRegistry {
 
   private async getManifest (res: ServerResponse, repo: string, reference: string, head: boolean): Promise<void> {
     let digest: Digest
+    let mediaType: string | undefined
     if (isDigest(reference)) digest = reference
     else {
-      const tag = await this.init.tags.get(`${repo}:${reference}`)
-      if (tag === undefined) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} was never pushed here`)
+      const tag = await this.init.tags.find(`${repo}:${reference}`)
+      if (tag === undefined || tag.value.deleted === true) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} was not pushed to the swarm, or its tag was deleted`)
       digest = tag.value.digest
+      mediaType = tag.value.mediaType
     }
-    const local = await this.init.store.openRead(digest)
-    if (local === undefined) throw new OciError(404, 'MANIFEST_UNKNOWN', `manifest ${digest} is not here`)
+    const source = await this.open(repo, digest, 'MANIFEST_UNKNOWN')
     try {
-      const headers = { ...API_VERSION, 'content-type': local.record.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', 'content-length': local.record.size, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': 'HIT', 'x-cache-source': 'local' }
-      res.writeHead(200, headers)
-      if (head) { res.end(); return }
-      await pipeline(local.stream(), res)
+      const body = await readAll(source.stream(0, source.size), MAX_MANIFEST_BYTES)
+      mediaType ??= source.mediaType ?? manifestType(body)
+      res.writeHead(200, { ...API_VERSION, 'content-type': mediaType, 'content-length': body.byteLength, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
+      res.end(head ? undefined : body)
     } finally {
-      await local.release()
+      await source.release()
     }
   }
 
-  /** DELETE of a tag removes it; a manifest by digest stays (other tags or indexes may name it). */
+  /** `digest` from the store, else from a peer through the blob resolver; 404 `code` when nobody has it. */
+  private async open (repo: string, digest: Digest, code: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): Promise<BlobSource> {
+    const local = await this.init.store.openRead(digest)
+    if (local !== undefined) {
+      return {
+        cache: 'HIT', origin: 'local', size: local.record.size,
+        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+        stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
+        release: local.release
+      }
+    }
+    if (this.init.blobs === undefined) throw new OciError(404, code, `${digest} is not here`)
+    try {
+      return await this.init.blobs.open(this.nowhere, repo, digest)
+    } catch (err) {
+      if (err instanceof UpstreamStatusError && err.status === 404) throw new OciError(404, code, `${digest} is on no runner of the swarm (pushed to one that left, or evicted)`)
+      throw err
+    }
+  }
+
+  /** DELETE of a tag: a newer write that says so; a manifest by digest stays (other tags or indexes may name it). */
   private async deleteManifest (res: ServerResponse, repo: string, reference: string): Promise<void> {
     if (isDigest(reference)) throw new OciError(405, 'UNSUPPORTED', 'manifests are deleted by tag here; a digest stays while the store keeps it')
-    if (await this.init.tags.get(`${repo}:${reference}`) === undefined) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} is not tagged here`)
-    await this.init.tags.delete(`${repo}:${reference}`)
+    const tag = await this.init.tags.find(`${repo}:${reference}`)
+    if (tag === undefined || tag.value.deleted === true) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} is not tagged`)
+    await this.init.tags.put(`${repo}:${reference}`, { ...tag.value, pushedAt: Math.max((this.init.now ?? Date.now)(), tag.value.pushedAt + 1), writer: this.init.self, deleted: true })
     send(res, 202)
   }
 
-  private async getBlob (res: ServerResponse, digest: Digest, head: boolean): Promise<void> {
-    const local = await this.init.store.openRead(digest)
-    if (local === undefined) throw new OciError(404, 'BLOB_UNKNOWN', `blob ${digest} is not here`)
+  private async getBlob (res: ServerResponse, repo: string, digest: Digest, head: boolean): Promise<void> {
+    const source = await this.open(repo, digest, 'BLOB_UNKNOWN')
     try {
-      res.writeHead(200, { ...API_VERSION, 'content-type': 'application/octet-stream', 'content-length': local.record.size, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': 'HIT', 'x-cache-source': 'local' })
+      res.writeHead(200, { ...API_VERSION, 'content-type': 'application/octet-stream', ...(source.size !== undefined ? { 'content-length': source.size } : {}), 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
       if (head) { res.end(); return }
-      await pipeline(local.stream(), res)
-      this.init.stats.inc('bytes_served', local.record.size)
+      const body = source.stream(0, source.size)
+      body.on('data', (chunk: Buffer) => { this.init.stats.inc('bytes_served', chunk.byteLength) })
+      await pipeline(body, res)
     } finally {
-      await local.release()
+      await source.release()
     }
   }
 
@@ -271,7 +309,7 @@ export class LocalRegistry {
   private async listTags (res: ServerResponse, repo: string, url: URL, head: boolean): Promise<void> {
     const n = Math.min(MAX_TAGS_LISTED, Math.max(0, Number(url.searchParams.get('n') ?? MAX_TAGS_LISTED) || 0))
     const last = url.searchParams.get('last')
-    const all = (await this.init.tags.list(`${repo}:`, MAX_TAGS_LISTED + 1)).map(r => r.name.slice(repo.length + 1)).sort()
+    const all = (await this.init.tags.list(`${repo}:`, MAX_TAGS_LISTED + 1)).filter(r => r.value.deleted !== true).map(r => r.name.slice(repo.length + 1)).sort()
     const after = last === null ? all : all.filter(t => t > last)
     const page = after.slice(0, n)
     const headers: Record<string, string> = {}
@@ -295,4 +333,36 @@ function toOciError (err: unknown): OciError {
   if (err instanceof OciError) return err
   if (err instanceof StoreFullError) return new OciError(507, 'DENIED', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
   return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
+}
+
+/** The "upstream" of the local namespace: every request is a 404 (the content is only on runners). */
+class NoUpstream implements RegistryUpstream {
+  readonly name = 'local'
+  readonly url = new URL('http://local.invalid')
+
+  async send (): Promise<UpstreamResponse> {
+    return { status: 404, headers: {}, body: Readable.from([]) }
+  }
+
+  async sendOk (_method: 'GET' | 'HEAD', _repo: string, path: string): Promise<UpstreamResponse> {
+    throw new UpstreamStatusError(this.name, 404, `${path.slice(0, 200)} is in the local namespace: only runners hold it`, 'text/plain')
+  }
+
+  async close (): Promise<void> {}
+}
+
+/** The whole of `stream`, at most `limit` bytes. @throws OciError 502 past the limit */
+async function readAll (stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  const body = await readBounded(stream as Readable, limit)
+  if (body === undefined) throw new OciError(502, 'MANIFEST_INVALID', `a manifest larger than ${limit} bytes`)
+  return body
+}
+
+/** The media type a manifest names itself; an OCI image manifest when it names none. */
+function manifestType (body: Buffer): string {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { mediaType?: unknown }
+    if (typeof parsed.mediaType === 'string' && MANIFEST_TYPES.includes(parsed.mediaType)) return parsed.mediaType
+  } catch {}
+  return 'application/vnd.oci.image.manifest.v1+json'
 }

@@ -18,7 +18,21 @@ export interface RecordKind<T> {
   shared: boolean
   /** The value if `value` (JSON from a peer, or from the index) is one of this kind; else undefined. */
   parse: (value: unknown) => T | undefined
+  /**
+   * For a kind whose records change (a tag pushed again): whether `a` is a newer write than `b`,
+   * the same way on every node. `find` then asks peers even with a record here, and keeps the
+   * newest. Without it a record never changes once made (the first found is kept).
+   */
+  newer?: (a: T, b: T) => boolean
+  /**
+   * Announce a record this node writes at once, not when the node is next quiet: a write other
+   * nodes wait for (a pushed tag a test job pulls right after the build job).
+   */
+  urgent?: boolean
 }
+
+/** Providers asked for a record of a kind with `newer`, at most. */
+const NEWEST_OF = 3
 
 /** A record as kept: its value, when it was made, and the peer it came from (if it did). */
 export interface StoredRecord<T> {
@@ -101,14 +115,18 @@ export class RecordTable<T> {
 
   /**
    * This node's record of `name`, else (a shared kind) the first a peer has that checks out, kept
-   * here from then on. Peers that fail or answer wrongly are skipped.
+   * here from then on. For a kind that changes (`newer`), peers are asked even with a record
+   * here (up to NEWEST_OF answers within the lookup budget) and the newest write is kept and
+   * returned. Peers that fail or answer wrongly are skipped.
    */
   async find (name: string, signal?: AbortSignal): Promise<StoredRecord<T> | undefined> {
     const own = await this.get(name)
     const peers = this.init.peers
-    if (own !== undefined || !this.kind.shared || peers === undefined) return own
+    const newer = this.kind.newer
+    if ((own !== undefined && newer === undefined) || !this.kind.shared || peers === undefined) return own
     const key = recordKey(this.kind.kind, name)
-    const found = await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) }, async (peer, attempt) => {
+    const answers: Array<StoredRecord<T>> = []
+    await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) }, async (peer, attempt) => {
       const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
       answer.close()
       let value: T | undefined
@@ -118,10 +136,14 @@ export class RecordTable<T> {
         value = undefined
       }
       if (value === undefined || answer.record === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered ${key} without a ${this.kind.kind} record`)
-      return { value, storedAt: answer.record.storedAt, peer: answer.peer }
+      answers.push({ value, storedAt: answer.record.storedAt, peer: answer.peer })
+      // A record that never changes: the first is the answer. One that does: a few, the newest.
+      return newer === undefined || answers.length >= NEWEST_OF ? true : undefined
     })
-    if (found !== undefined) await this.keep(name, found.value, found.storedAt)
-    return found
+    let best = own
+    for (const a of answers) if (best === undefined || (newer !== undefined && newer(a.value, best.value))) best = a
+    if (best !== undefined && best !== own) await this.keep(name, best.value, best.storedAt)
+    return best
   }
 
   /**
@@ -140,7 +162,7 @@ export class RecordTable<T> {
 
   /** Keeps `value` under `name` (announced, for a shared kind); on a full disk it is not kept. */
   async put (name: string, value: T): Promise<void> {
-    await this.keep(name, value, Date.now())
+    await this.keep(name, value, Date.now(), this.kind.urgent === true)
   }
 
   /** Forgets `name` here (and stops announcing it). */
@@ -149,14 +171,14 @@ export class RecordTable<T> {
     if (this.kind.shared) this.init.peers?.swarm.forget(recordKey(this.kind.kind, name))
   }
 
-  private async keep (name: string, value: T, storedAt: number): Promise<void> {
+  private async keep (name: string, value: T, storedAt: number, now = false): Promise<void> {
     try {
       await this.db.put(this.dbKey(name), { value, storedAt })
     } catch (err) {
       if (isNoSpace(err)) return
       throw err
     }
-    if (this.kind.shared) this.init.peers?.swarm.announce(recordKey(this.kind.kind, name))
+    if (this.kind.shared) this.init.peers?.swarm.announce(recordKey(this.kind.kind, name), now ? { now: true } : undefined)
   }
 
   private dbKey (name: string): string {

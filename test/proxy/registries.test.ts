@@ -326,20 +326,13 @@ async function startVerdaccio (ns: Netns, dir: string, pki: TestPki): Promise<Ve
     }
   })
   const curl = async (args: string[]): Promise<string> => await ns.must('curl', ['-sS', '--max-time', '5', '--cacert', pki.caFile, ...args])
-  await waitFor(async () => {
-    if (!proc.isRunning()) throw new Error(`verdaccio exited: ${proc.tail(20)}`)
-    return (await ns.run('curl', ['-s', '-o', '/dev/null', '--max-time', '2', '--cacert', pki.caFile, `https://${NPM}/-/ping`])).code === 0
-  }, { timeoutMs: 30_000, what: 'verdaccio to answer' })
-  const added = JSON.parse(await curl(['-X', 'PUT', '-H', 'content-type: application/json', '-d', JSON.stringify({ name: 'publisher', password: 'publisher-secret' }), `https://${NPM}/-/user/org.couchdb.user:publisher`])) as { token?: string }
-  if (added.token === undefined) throw new Error(`verdaccio did not register the publisher: ${JSON.stringify(added)}`)
-  await writeFile(join(dir, 'pkg', 'package.json'), JSON.stringify({ name: PACKAGE, version: '1.0.0', main: 'index.js' }))
-  await writeFile(join(dir, 'pkg', 'index.js'), `module.exports = 'p2p-cache demo ${randomBytes(64 * 1024).toString('hex')}'\n`)
-  await writeFile(join(dir, 'npmrc'), `//${NPM}/:_authToken=${added.token}\n`)
-  // npm trusts its own `cafile`, not NODE_EXTRA_CA_CERTS.
-  const published = await ns.run('npm', ['publish', '--registry', `https://${NPM}/`, '--userconfig', join(dir, 'npmrc'), '--cafile', pki.caFile, '--fetch-retries', '0', join(dir, 'pkg')], {
-    env: { PATH: process.env.PATH, HOME: dir }, timeoutMs: 60_000
-  })
-  if (published.code !== 0) throw new Error(`npm publish: ${published.stdout}${published.stderr}`)
+  try {
+    await publish()
+  } catch (err) {
+    // Not returned to the caller: stopped here, or it outlives the test.
+    await proc.stop()
+    throw err
+  }
   return {
     proc,
     tarballGets: () => gets,
@@ -349,5 +342,22 @@ async function startVerdaccio (ns: Netns, dir: string, pki: TestPki): Promise<Ve
       await ns.run('curl', ['-s', '-o', '/dev/null', '--max-time', '5', '--cacert', pki.caFile, `https://${NPM}/-/ping?settle-${mark}`])
       await waitFor(() => marks.has(mark), { timeoutMs: 15_000, what: 'verdaccio to log the settle request' })
     }
+  }
+
+  async function publish (): Promise<void> {
+    await waitFor(async () => {
+      if (!proc.isRunning()) throw new Error(`verdaccio exited: ${proc.tail(20)}`)
+      return (await ns.run('curl', ['-s', '-o', '/dev/null', '--max-time', '2', '--cacert', pki.caFile, `https://${NPM}/-/ping`])).code === 0
+    }, { timeoutMs: 30_000, what: 'verdaccio to answer' })
+    const added = JSON.parse(await curl(['-X', 'PUT', '-H', 'content-type: application/json', '-d', JSON.stringify({ name: 'publisher', password: 'publisher-secret' }), `https://${NPM}/-/user/org.couchdb.user:publisher`])) as { token?: string }
+    if (added.token === undefined) throw new Error(`verdaccio did not register the publisher: ${JSON.stringify(added)}`)
+    await writeFile(join(dir, 'pkg', 'package.json'), JSON.stringify({ name: PACKAGE, version: '1.0.0', main: 'index.js' }))
+    await writeFile(join(dir, 'pkg', 'index.js'), `module.exports = 'p2p-cache demo ${randomBytes(64 * 1024).toString('hex')}'\n`)
+    await writeFile(join(dir, 'npmrc'), `//${NPM}/:_authToken=${added.token}\n`)
+    // npm trusts its own `cafile`, not NODE_EXTRA_CA_CERTS.
+    const published = await ns.run('npm', ['publish', '--registry', `https://${NPM}/`, '--userconfig', join(dir, 'npmrc'), '--cafile', pki.caFile, '--fetch-retries', '0', join(dir, 'pkg')], {
+      env: { PATH: process.env.PATH, HOME: dir }, timeoutMs: 60_000
+    })
+    if (published.code !== 0) throw new Error(`npm publish: ${published.stdout}${published.stderr}`)
   }
 }

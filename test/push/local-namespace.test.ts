@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { access, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildMultiArchImage, type ImageDescription } from '../fixtures/oci-image.js'
+import { buildImage, buildMultiArchImage, type ImageDescription } from '../fixtures/oci-image.js'
 import { layoutBlobDigests, skopeoCopy } from '../fixtures/skopeo.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
+import { Netns, netnsUnavailable } from '../fixtures/netns.js'
+import { startDockerd, DOCKERD_BIN, type Dockerd } from '../fixtures/dockerd.js'
+import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
+import { waitFor } from '../fixtures/wait.js'
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
@@ -93,5 +97,112 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     assert.equal((await fetch(`${sidecar.url}/v2/local/app/manifests/1`, { method: 'HEAD' })).status, 404)
     const tags = await (await fetch(`${sidecar.url}/v2/local/app/tags/list`)).json() as { tags: string[] }
     assert.deepEqual(tags.tags, [])
+  })
+})
+
+/**
+ * dockerd 20.10 (Debian's docker.io) against the local namespace, in a namespace of its own:
+ * `docker pull` of a skopeo push, then `docker push` of it under another name (dockerd mounts
+ * the blobs across repositories) and `docker pull` of that, with no registry setting at all
+ * (dockerd allows plain HTTP to 127.0.0.0/8).
+ */
+describe('dockerd pushes to and pulls from the local namespace', function () {
+  this.timeout(240_000)
+  let ns: Netns | undefined
+  let work: string
+  let sidecar: SidecarProcess
+  let dockerd: Dockerd
+
+  before(async function () {
+    const why = await netnsUnavailable() ?? await access(DOCKERD_BIN).then(() => undefined, () => `${DOCKERD_BIN} is missing`)
+    if (why !== undefined) { this.skip(); return }
+    ns = await Netns.create('p2pc-dpush')
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-dpush-'))
+    await buildImage(join(work, 'layout'), { tag: '1', layers: 2, layerSize: 64 * 1024 })
+    sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' }, { netns: ns })
+    dockerd = await startDockerd(ns, {})
+    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${sidecar.host}/local/app:1`, { destTlsVerify: false, netns: ns.name })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+
+  after(async () => {
+    await dockerd?.destroy()
+    await sidecar?.destroy()
+    await ns?.destroy()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  it('docker pull, docker push under another name (mounted blobs), docker pull of the pushed tag', async () => {
+    const run = async (args: string[]): Promise<void> => {
+      const r = await dockerd.docker(args)
+      assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stdout}${r.stderr}\n${dockerd.tail()}`)
+    }
+    await run(['pull', `${sidecar.host}/local/app:1`])
+    await run(['tag', `${sidecar.host}/local/app:1`, `${sidecar.host}/local/copy:2`])
+    await run(['push', `${sidecar.host}/local/copy:2`])
+    await run(['rmi', `${sidecar.host}/local/app:1`, `${sidecar.host}/local/copy:2`])
+    await run(['pull', `${sidecar.host}/local/copy:2`])
+    const stats = await sidecar.stats()
+    assert.ok((stats.pushes ?? 0) >= 2, 'skopeo\'s push and docker\'s')
+  })
+})
+
+/**
+ * Two sidecars in a private swarm (CACHE_SWARM_KEY): a tag pushed to one resolves on the other,
+ * whose pull takes the blobs from the first; the newest write of a tag wins on both; a DELETE is
+ * such a write.
+ */
+describe('the local namespace across the swarm (two sidecars, one swarm key)', function () {
+  this.timeout(180_000)
+  let herd: Herd
+  let a: HerdNode
+  let b: HerdNode
+  let work: string
+  let v1: ImageDescription
+  let v2: ImageDescription
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-push-swarm-'))
+    v1 = await buildImage(join(work, 'v1'), { tag: '1', layers: 2, layerSize: 128 * 1024 })
+    v2 = await buildImage(join(work, 'v2'), { tag: '1', layers: 1, layerSize: 64 * 1024 })
+    herd = await startHerd({ count: 2, env: { CACHE_SWARM_KEY: randomBytes(32).toString('hex'), CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
+    ;[a, b] = herd.nodes as [HerdNode, HerdNode]
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { a, b }) })
+
+  after(async () => {
+    await herd?.destroy()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  /** Resolves once `node` announced the record of `local/shared:1` (later writes are found at the same provider). */
+  const announced = async (node: HerdNode): Promise<void> => {
+    await waitFor(() => node.logs().filter(l => l.includes('"key":"rec:push-tag local/shared:1"') && l.includes('"msg":"announced"')).length >= 1,
+      { timeoutMs: 40_000, what: `${node.name} to announce the tag record` })
+  }
+  const digestOn = async (node: HerdNode): Promise<string | null> => {
+    const r = await fetch(`${node.url}/v2/local/shared/manifests/1`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+    return r.status === 200 ? r.headers.get('docker-content-digest') : null
+  }
+
+  it('a tag pushed to A is pulled on B, the blobs from A, verified', async () => {
+    await skopeoCopy(`oci:${join(work, 'v1')}:1`, `docker://${a.host}/local/shared:1`, { destTlsVerify: false })
+    await announced(a)
+    const out = join(work, 'pulled-b')
+    await skopeoCopy(`docker://${b.host}/local/shared:1`, `oci:${out}:1`, { srcTlsVerify: false })
+    assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(v1.allBlobDigests))
+    const stats = await b.stats()
+    assert.ok((stats.bytes_from_peers ?? 0) >= 256 * 1024, `B took the layers from A (${JSON.stringify(stats)})`)
+  })
+
+  it('the newest write of a tag wins on every node; a DELETE is a write too', async () => {
+    await skopeoCopy(`oci:${join(work, 'v2')}:1`, `docker://${b.host}/local/shared:1`, { destTlsVerify: false })
+    await announced(b)
+    assert.equal(await digestOn(a), v2.manifests[0]?.digest, 'A resolves B\'s newer push')
+    assert.equal(await digestOn(b), v2.manifests[0]?.digest)
+    assert.equal((await fetch(`${a.url}/v2/local/shared/manifests/1`, { method: 'DELETE' })).status, 202)
+    assert.equal(await digestOn(b), null, 'B sees A\'s newer delete')
   })
 })

@@ -6,6 +6,7 @@ import { Level } from 'level'
 import { SwarmRecords, type RecordKind } from '../../../src/records/swarm-records.js'
 import { isRecordKey, parseRecordKey, recordKey } from '../../../src/keys/record-key.js'
 import { urlRecordKind } from '../../../src/proxy/download-intercept.js'
+import { localTagKind, type LocalTag } from '../../../src/push/local-registry.js'
 import { sha256Digest } from '../../../src/oci/digest.js'
 import { FakePeerNetwork } from '../fakes/peer-network.js'
 import { peerInit } from '../resolver/setup.js'
@@ -74,6 +75,22 @@ describe('swarm records: small records per kind, shared over the swarm when the 
     assert.equal(await urls.find('https://x.example/a'), undefined)
     assert.equal(peer.fetches, 0)
     assert.equal((await urls.find(URL_A))?.value.digest, DIGEST, 'its own records it finds')
+  })
+
+  it('a kind that changes (newer) asks peers even with a record here, and keeps the newest write', async () => {
+    const records = new SwarmRecords({ db, peers: peerInit(net), log: silentLog() })
+    const tags = records.define(localTagKind(true))
+    const tag = (digest: string, pushedAt: number, writer: string): LocalTag => ({ digest: digest as LocalTag['digest'], mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, pushedAt, writer })
+    const older = sha256Digest(Buffer.from('older'))
+    const newer = sha256Digest(Buffer.from('newer'))
+    await tags.put('local/app:1', tag(older, 100, 'peer-a'))
+    const p1 = await net.addPeer('p1')
+    p1.holdRecord(recordKey('push-tag', 'local/app:1'), { value: JSON.stringify(tag(newer, 200, 'peer-b')), storedAt: 1 })
+    const p2 = await net.addPeer('p2')
+    p2.holdRecord(recordKey('push-tag', 'local/app:1'), { value: JSON.stringify(tag(older, 200, 'peer-a')), storedAt: 1 })
+    const found = await tags.find('local/app:1')
+    assert.equal(found?.value.digest, newer, 'same millisecond: the writer decides, the same on every node')
+    assert.equal((await tags.get('local/app:1'))?.value.digest, newer, 'kept here')
   })
 
   it('a kind is defined once, with a well-formed name', () => {
