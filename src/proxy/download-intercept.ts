@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
+import { z } from 'zod'
 import { DigestMismatchError, isDigest, type Digest } from '../oci/digest.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -30,18 +31,14 @@ export interface UrlRecord {
  * that URL fail its digest check.
  */
 export function urlRecordKind (shared: boolean): RecordKind<UrlRecord> {
-  return {
-    kind: 'url',
-    shared,
-    parse: (value) => {
-      if (typeof value !== 'object' || value === null) return undefined
-      const v = value as Record<string, unknown>
-      if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) return undefined
-      if (v.contentType !== undefined && (typeof v.contentType !== 'string' || v.contentType.length > 255)) return undefined
-      return { digest: v.digest, size: v.size, ...(typeof v.contentType === 'string' ? { contentType: v.contentType } : {}) }
-    }
-  }
+  return { kind: 'url', shared, parse: value => urlRecordSchema.safeParse(value).data as UrlRecord | undefined }
 }
+
+const urlRecordSchema = z.object({
+  digest: z.string().refine(isDigest),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  contentType: z.string().max(255).optional()
+})
 
 export interface DownloadInterceptInit {
   patterns: UrlPatterns

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
+import { z } from 'zod'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
 import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
@@ -35,21 +36,22 @@ export function localTagKind (shared: boolean): RecordKind<LocalTag> {
   return {
     kind: 'push-tag',
     shared,
-    parse: (value) => {
-      if (typeof value !== 'object' || value === null) return undefined
-      const v = value as Record<string, unknown>
-      if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.mediaType !== 'string' || v.mediaType.length > 255 ||
-          typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || typeof v.pushedAt !== 'number' || !Number.isSafeInteger(v.pushedAt) ||
-          typeof v.writer !== 'string' || v.writer.length > 128) return undefined
-      if (v.deleted !== undefined && v.deleted !== true) return undefined
-      return { digest: v.digest, mediaType: v.mediaType, size: v.size, pushedAt: v.pushedAt, writer: v.writer, ...(v.deleted === true ? { deleted: true as const } : {}) }
-    },
+    parse: value => localTagSchema.safeParse(value).data as LocalTag | undefined,
     // The newest write wins; two in the same millisecond are ordered by writer, on every node alike.
     newer: (a, b) => a.pushedAt > b.pushedAt || (a.pushedAt === b.pushedAt && a.writer > b.writer),
     // A test job pulls right after the build job's push.
     urgent: true
   }
 }
+
+const localTagSchema = z.object({
+  digest: z.string().refine(isDigest),
+  mediaType: z.string().max(255),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  pushedAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  writer: z.string().max(128),
+  deleted: z.literal(true).optional()
+})
 
 export interface LocalRegistryInit {
   /** CACHE_LOCAL_NAMESPACE: the first path component of repositories that accept pushes. */

@@ -11,6 +11,7 @@ import { Netns, netnsUnavailable } from '../fixtures/netns.js'
 import { startDockerd, DOCKERD_BIN, type Dockerd } from '../fixtures/dockerd.js'
 import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
 import { waitFor } from '../fixtures/wait.js'
+import { startContainerd, type Containerd } from '../fixtures/containerd.js'
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
@@ -204,5 +205,46 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
     assert.equal(await digestOn(b), v2.manifests[0]?.digest)
     assert.equal((await fetch(`${a.url}/v2/local/shared/manifests/1`, { method: 'DELETE' })).status, 202)
     assert.equal(await digestOn(b), null, 'B sees A\'s newer delete')
+  })
+})
+
+/**
+ * containerd's pusher (`ctr images push --plain-http`), the code BuildKit's registry exporter
+ * uses: HEAD of each blob, POST (with a mount when it knows a source), one streamed PUT, then the
+ * manifest. The image comes from one sidecar's local namespace and is pushed to another's.
+ */
+describe('containerd\'s pusher (ctr images push --plain-http) into the local namespace', function () {
+  this.timeout(120_000)
+  let work: string
+  let from: SidecarProcess
+  let to: SidecarProcess
+  let containerd: Containerd
+  let image: ImageDescription
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-ctr-push-'))
+    image = await buildImage(join(work, 'layout'), { tag: '1', layers: 2, layerSize: 256 * 1024 })
+    const env = { CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' }
+    ;[from, to, containerd] = await Promise.all([startSidecar(env), startSidecar(env), startContainerd()])
+    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${from.host}/local/app:1`, { destTlsVerify: false })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, { from, to }) })
+
+  after(async () => {
+    await containerd?.destroy()
+    await Promise.all([from?.destroy(), to?.destroy()])
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  it('pushes every blob with a single streamed PUT and the manifest; the image pulls back unchanged', async () => {
+    await containerd.ctrPull(`${from.host}/local/app:1`, { hostsDir: join(work, 'no-hosts'), plainHttp: true })
+    await containerd.ctr(['images', 'tag', `${from.host}/local/app:1`, `${to.host}/local/ctr:1`])
+    await containerd.ctr(['images', 'push', '--plain-http', `${to.host}/local/ctr:1`])
+    const out = join(work, 'pulled')
+    await skopeoCopy(`docker://${to.host}/local/ctr:1`, `oci:${out}:1`, { srcTlsVerify: false })
+    assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(image.allBlobDigests))
+    const stats = await to.stats()
+    assert.ok((stats.bytes_pushed ?? 0) >= 512 * 1024 && (stats.pushes ?? 0) === 1)
   })
 })
