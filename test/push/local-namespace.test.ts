@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { access, mkdtemp, rm } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildImage, buildMultiArchImage, type ImageDescription } from '../fixtures/oci-image.js'
 import { layoutBlobDigests, skopeoCopy } from '../fixtures/skopeo.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
-import { Netns, netnsUnavailable } from '../fixtures/netns.js'
+import { Netns, netnsUnavailable, run } from '../fixtures/netns.js'
 import { startDockerd, DOCKERD_BIN, type Dockerd } from '../fixtures/dockerd.js'
 import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
 import { waitFor } from '../fixtures/wait.js'
@@ -88,6 +88,46 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     const missing = await fetch(`${sidecar.url}/v2/local/mono/manifests/1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
     assert.equal(missing.status, 400)
     assert.match(await missing.text(), /MANIFEST_BLOB_UNKNOWN/)
+  })
+
+  it('BuildKit\'s registry cache export (an index of layers and an application/vnd.buildkit.cacheconfig.v0 config) is accepted and served back', async () => {
+    const push = async (body: Buffer): Promise<string> => {
+      const r = await fetch(`${sidecar.url}/v2/local/cache/blobs/uploads/?digest=${digestOf(body)}`, { method: 'POST', body })
+      assert.equal(r.status, 201)
+      return digestOf(body)
+    }
+    const layer = Buffer.from('a cached build step')
+    const config = Buffer.from(JSON.stringify({ layers: [{ blob: digestOf(layer), parent: -1 }], records: [{ digest: 'sha256:0', layers: [{ layer: 0 }] }] }))
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await push(layer), size: layer.byteLength, annotations: { 'buildkit/createdat': '2026-12-07T00:00:00Z' } },
+        { mediaType: 'application/vnd.buildkit.cacheconfig.v0', digest: await push(config), size: config.byteLength }
+      ]
+    })
+    const put = await fetch(`${sidecar.url}/v2/local/cache/manifests/buildcache`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index })
+    assert.equal(put.status, 201)
+    const back = await fetch(`${sidecar.url}/v2/local/cache/manifests/buildcache`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } })
+    assert.equal(back.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json')
+    assert.equal(await back.text(), index)
+  })
+
+  it('podman pushes an image it pulled from the local namespace under another name', async function () {
+    if (await access('/usr/bin/podman').then(() => false, () => true)) { this.skip(); return }
+    const root = join(work, 'podman')
+    const podman = async (args: string[]): Promise<void> => {
+      const r = await run('podman', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args], {
+        env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root },
+        timeoutMs: 120_000
+      })
+      assert.equal(r.code, 0, `podman ${args.join(' ')}: ${r.stdout}${r.stderr}`)
+    }
+    await mkdir(root, { recursive: true })
+    await podman(['pull', '--quiet', '--tls-verify=false', '--platform', 'linux/amd64', `${sidecar.host}/local/app:1`])
+    await podman(['push', '--quiet', '--tls-verify=false', `${sidecar.host}/local/app:1`, `docker://${sidecar.host}/local/podman:1`])
+    const tags = await (await fetch(`${sidecar.url}/v2/local/podman/tags/list`)).json() as { tags: string[] }
+    assert.deepEqual(tags.tags, ['1'])
   })
 
   it('pushes outside the namespace are refused naming it; a tag is deleted', async () => {
