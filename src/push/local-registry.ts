@@ -173,7 +173,13 @@ export class LocalRegistry {
     const digest = url.searchParams.get('digest')
     if (digest !== null) {
       if (!isDigest(digest)) { await this.init.uploads.cancel(repo, id); throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`) }
-      await this.init.uploads.append(repo, id, req)
+      try {
+        await this.init.uploads.append(repo, id, req)
+      } catch (err) {
+        // A monolithic upload has no session for the client to resume: its bytes go now.
+        await this.init.uploads.cancel(repo, id).catch(() => {})
+        throw err
+      }
       await this.commit(res, repo, id, digest)
       return
     }
