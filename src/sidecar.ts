@@ -15,7 +15,7 @@ import { ListCache } from './resolver/list-cache.js'
 import { BlobResolver } from './resolver/blob-resolver.js'
 import { ManifestResolver } from './resolver/manifest-resolver.js'
 import { RegistryRoutes } from './registry/routes.js'
-import { UpstreamSet } from './registry/upstreams.js'
+import { registryApiHost, UpstreamSet } from './registry/upstreams.js'
 import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
 import { ClientLog } from './http/client-log.js'
 import { createHttpServer, createHttpsServer, listen } from './http/server.js'
@@ -118,8 +118,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await store.close()
     throw err
   }
-  const intercepted = (name: string): boolean => config.proxyAddr !== undefined && config.proxyIntercept.matches(name === 'docker.io' ? 'registry-1.docker.io' : name)
-  const credentials = resolveCredentials(config.registryUpstreams, config.registryAuth, config.dockerConfig, log, intercepted)
+  const intercepted = (name: string): boolean => config.proxyAddr !== undefined && config.proxyIntercept.matches(registryApiHost(name))
+  // Read once: the mirror's upstreams now, the proxy's intercepted registries as they are first used.
+  const dockerConfig = loadDockerConfig(config.dockerConfig, log)
+  const credentials = resolveCredentials(config.registryUpstreams, config.registryAuth, dockerConfig, log, intercepted)
   const registryClient = (upstream: Upstream, credential: Credential | undefined, lookup?: LookupFunction): RegistryClient => new RegistryClient({
     upstream,
     credential,
@@ -222,11 +224,10 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const ownPorts: number[] = [...config.listenAddrs.flatMap(ma => /\/tcp\/(\d+)/.exec(ma.toString())?.slice(1).map(Number) ?? []), ...(typeof config.p2pDataPort === 'number' ? [config.p2pDataPort] : [])]
   // Intercepted registries CACHE_REGISTRY_UPSTREAMS does not name get a client of their own, whose
   // connections (and redirects) are guarded as the proxy's are.
-  const dockerConfig = config.proxyAddr === undefined ? undefined : loadDockerConfig(config.dockerConfig, log)
   const proxyUpstreams = new ProxyUpstreams({
     configured: registryClients,
     make: (upstream, credential) => registryClient(upstream, credential, guardedLookup(upstream.url.port === '' ? 443 : Number(upstream.url.port), () => ownPorts)),
-    credential: upstream => dockerConfig === undefined ? undefined : credentialFor(upstream, config.registryAuth, dockerConfig, log)
+    credential: upstream => credentialFor(upstream, config.registryAuth, dockerConfig, log)
   })
   const proxy = proxyCa === undefined
     ? undefined

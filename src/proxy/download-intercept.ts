@@ -7,8 +7,8 @@ import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
 import { clientLeft } from '../http/client-left.js'
-import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
-import { readLimited, type RegistryClient } from '../upstream/registry-client.js'
+import { UpstreamStatusError } from '../upstream/errors.js'
+import { availableOrThrow, okOrThrow, type RegistryClient } from '../upstream/registry-client.js'
 import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
 import type { RecordKind, RecordTable } from '../records/swarm-records.js'
 import type { Authority } from './destination.js'
@@ -172,18 +172,12 @@ class DownloadUpstream implements RegistryUpstream {
   }
 
   async send (method: 'GET' | 'HEAD', _repo: string, _path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
-    const res = await this.client.relay(method, this.path, headers, signal)
-    if (res.status === 429) throw new UpstreamRateLimitedError(this.name, `${method} ${this.path.split('?')[0]} answered 429`, res.headers['retry-after'])
-    if (res.status >= 500) throw new UpstreamUnavailableError(this.name, `${method} ${this.path.split('?')[0]} answered ${res.status}`, res.status)
-    return res
+    // The query may hold a token: errors name the path only, without the body.
+    return await availableOrThrow(this.name, `${method} ${this.path.split('?')[0] ?? ''}`, await this.client.relay(method, this.path, headers, signal), false)
   }
 
   async sendOk (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
-    const res = await this.send(method, repo, path, headers, signal)
-    if (res.status < 200 || res.status > 299) {
-      throw new UpstreamStatusError(this.name, res.status, method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024), res.headers['content-type'])
-    }
-    return res
+    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
   }
 
   async close (): Promise<void> {}

@@ -2,6 +2,7 @@ import type { Credential, Upstream } from '../config/options.js'
 import type { RegistryClient } from '../upstream/registry-client.js'
 import type { Authority } from './destination.js'
 import { PROXY_UPSTREAMS_MAX } from './constants.js'
+import { registryNameOf } from '../registry/upstreams.js'
 
 export interface ProxyUpstreamsInit {
   /** CACHE_REGISTRY_UPSTREAMS' clients: an intercepted host one of them points at is served by it. */
@@ -47,6 +48,6 @@ export class ProxyUpstreams {
 
 /** The upstream name of an intercepted registry: its host (with a port other than 443), `docker.io` for Docker Hub's API host. */
 export function upstreamName (target: Authority): string {
-  const host = target.host === 'registry-1.docker.io' ? 'docker.io' : target.host
+  const host = registryNameOf(target.host)
   return target.port === 443 ? host : `${host}:${target.port}`
 }

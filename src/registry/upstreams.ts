@@ -34,8 +34,21 @@ export function upstreamRepository (client: RegistryUpstream, name: string): str
   return isDockerHub && !name.includes('/') ? `library/${name}` : name
 }
 
+/** Docker Hub's registry API host; its upstream name (and containerd's `ns`) is `docker.io`. */
+const DOCKER_HUB_API_HOST = 'registry-1.docker.io'
+
+/** The host serving a registry's API: `docker.io` is served by `registry-1.docker.io`, others by themselves. */
+export function registryApiHost (name: string): string {
+  return name === 'docker.io' ? DOCKER_HUB_API_HOST : name
+}
+
+/** The upstream name of a registry API host: the inverse of registryApiHost. */
+export function registryNameOf (host: string): string {
+  return host === DOCKER_HUB_API_HOST ? 'docker.io' : host
+}
+
 /** The CACHE_REGISTRY_UPSTREAMS entry for a registry host: Docker Hub's API is not on docker.io itself. */
 export function upstreamEntryFor (host: string): string {
   const name = host.slice(0, 100)
-  return name === 'docker.io' ? 'docker.io=https://registry-1.docker.io' : `${name}=https://${name}`
+  return `${name}=https://${registryApiHost(name)}`
 }

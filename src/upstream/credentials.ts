@@ -60,14 +60,14 @@ export function credentialFor (upstream: Upstream, explicit: ReadonlyMap<string,
 }
 
 /**
- * Credentials per upstream name: CACHE_REGISTRY_AUTH first, then a docker config.json.
- * Secrets are held in memory only and never logged. `alsoKnown` names upstreams made later
- * (the forward proxy's intercepted registries), which CACHE_REGISTRY_AUTH may name too.
+ * Credentials per upstream name: CACHE_REGISTRY_AUTH first, then the docker config.json
+ * (`loadDockerConfig`). Secrets are held in memory only and never logged. `alsoKnown` names
+ * upstreams made later (the forward proxy's intercepted registries), which CACHE_REGISTRY_AUTH
+ * may name too.
  */
 export function resolveCredentials (
-  upstreams: Upstream[], explicit: Map<string, Credential>, dockerConfigPath: string, log: Logger, alsoKnown: (name: string) => boolean = () => false
+  upstreams: Upstream[], explicit: Map<string, Credential>, docker: { config: DockerConfig, path: string }, log: Logger, alsoKnown: (name: string) => boolean = () => false
 ): Map<string, Credential> {
-  const docker = loadDockerConfig(dockerConfigPath, log)
   const out = new Map<string, Credential>()
   for (const upstream of upstreams) {
     const credential = credentialFor(upstream, explicit, docker, log)

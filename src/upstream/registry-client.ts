@@ -113,15 +113,7 @@ export class RegistryClient implements RegistryUpstream {
       else res = await this.exchange(method, url, headers, signal)
     }
     this.noteRateLimit(res.headers)
-    if (res.statusCode === 429) {
-      const text = await res.body.text().catch(() => '')
-      throw new UpstreamRateLimitedError(this.name, `${method} ${path} answered 429 ${text.slice(0, 200)}`.trim(), header(res.headers, 'retry-after'))
-    }
-    if (res.statusCode >= 500) {
-      const text = await res.body.text().catch(() => '')
-      throw new UpstreamUnavailableError(this.name, `${method} ${path} answered ${res.statusCode} ${text.slice(0, 200)}`.trim(), res.statusCode)
-    }
-    return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body }
+    return await availableOrThrow(this.name, `${method} ${path}`, { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body })
   }
 
   /**
@@ -139,12 +131,7 @@ export class RegistryClient implements RegistryUpstream {
 
   /** Like `send`, but any non-2xx becomes UpstreamStatusError (body read, for the client). */
   async sendOk (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
-    const res = await this.send(method, repo, path, headers, signal)
-    if (res.status < 200 || res.status > 299) {
-      const text = method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024)
-      throw new UpstreamStatusError(this.name, res.status, text, res.headers['content-type'])
-    }
-    return res
+    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
   }
 
   async close (): Promise<void> {
@@ -224,6 +211,25 @@ export class RegistryClient implements RegistryUpstream {
     }
     throw new UpstreamUnavailableError(this.name, `more than ${MAX_REDIRECTS} redirects for ${url.pathname}`)
   }
+}
+
+/**
+ * An upstream answer as RegistryUpstream.send returns it: 429 and 5xx throw (the fallbacks, a
+ * peer's copy or a stale record, take over), any other status is returned. `request` names it
+ * in the error (`GET /v2/...`); `withBody` adds the start of the upstream's own answer.
+ * @throws UpstreamRateLimitedError (429), UpstreamUnavailableError (5xx)
+ */
+export async function availableOrThrow (upstream: string, request: string, res: UpstreamResponse, withBody = true): Promise<UpstreamResponse> {
+  if (res.status !== 429 && res.status < 500) return res
+  const text = withBody ? (await readLimited(res.body, 64 * 1024).catch(() => '')).slice(0, 200) : (discard(res.body), '')
+  if (res.status === 429) throw new UpstreamRateLimitedError(upstream, `${request} answered 429 ${text}`.trim(), res.headers['retry-after'])
+  throw new UpstreamUnavailableError(upstream, `${request} answered ${res.status} ${text}`.trim(), res.status)
+}
+
+/** RegistryUpstream.sendOk's rule: any non-2xx is an UpstreamStatusError carrying the upstream's body (up to 64 KiB), for the client. */
+export async function okOrThrow (upstream: string, method: 'GET' | 'HEAD', res: UpstreamResponse): Promise<UpstreamResponse> {
+  if (res.status >= 200 && res.status <= 299) return res
+  throw new UpstreamStatusError(upstream, res.status, method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024), res.headers['content-type'])
 }
 
 /** Drops a response body we don't need. undici emits 'error' on destroy, so listen first. */
