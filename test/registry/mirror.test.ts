@@ -6,6 +6,7 @@ import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { buildImage, buildMultiArchImage, randomLayer, type ImageDescription } from '../fixtures/oci-image.js'
 import { pushLayout, pullToLayout, layoutBlobDigests } from '../fixtures/skopeo.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
+import { waitFor } from '../fixtures/wait.js'
 
 /** Blobs of a pulled single-platform image that skopeo fetches as blobs (config + layers). */
 function blobGets (image: ImageDescription): string[] {
@@ -55,7 +56,12 @@ describe('registry mirror (docker-registry upstream, skopeo client)', function (
     for (const digest of blobGets(app)) {
       assert.equal(registry.count({ method: 'GET', pathIncludes: `/blobs/${digest}` }), 1, `one upstream GET of ${digest}`)
     }
-    const stats = await sidecar.stats()
+    // A blob is committed (fsync, rename, index) just after its last byte went to the client:
+    // on a loaded machine the count may trail the pull by a moment.
+    const stats = await waitFor(async () => {
+      const s = await sidecar.stats()
+      return (s.stores ?? 0) >= app.allBlobDigests.length ? s : undefined
+    }, { timeoutMs: 10_000, what: 'every pulled blob to be committed' }).catch(async () => await sidecar.stats())
     assert.equal(stats.stores, app.allBlobDigests.length)
     assert.ok((stats.bytes_from_upstream ?? 0) > 0)
   })
