@@ -115,7 +115,7 @@ export async function overloadCampaign (opts: { connections: number, slowReaders
     return {
       limits: LIMITS,
       connections: opts.connections,
-      connectionsHeld: flood.socketsHeld - flood.socketsBefore,
+      connectionsHeld: flood.serverHeld,
       openWhenServing: flood.openWhenServing,
       served: ok.length,
       servedFailed: flood.served.length - ok.length,
