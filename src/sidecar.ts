@@ -41,6 +41,10 @@ import { DownloadIntercept, urlRecordKind } from './proxy/download-intercept.js'
 import { SwarmRecords } from './records/swarm-records.js'
 import { LocalRegistry, localTagKind } from './push/local-registry.js'
 import { UploadSessions } from './push/upload-sessions.js'
+import { Replicator } from './push/replicator.js'
+import { ReplicaKeeper } from './push/replica-keeper.js'
+import { handOff } from './push/handoff.js'
+import { HANDOFF_MAX_MS } from './push/constants.js'
 import type { RecordKey } from './keys/record-key.js'
 import { guardedLookup } from './proxy/destination.js'
 import { PRIVATE_STORE_DIR, PRIVATE_STORE_SHARE } from './proxy/constants.js'
@@ -77,6 +81,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let api: ApiResolver | undefined
   let blobs: BlobResolver | undefined
   let swarmRecords: SwarmRecords | undefined
+  let keeper: ReplicaKeeper | undefined
   const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false })
   const storePolicy = {
     maxSize: config.maxSize,
@@ -145,7 +150,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
         // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
         records: async key => await swarmRecords?.answer(key),
         inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
-        downloading: () => blobs?.downloading ?? 0
+        downloading: () => blobs?.downloading ?? 0,
+        hold: async (request, from, signal) => keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, signal)
       }, log.child({ component: 'p2p' }))
     } catch (err) {
       await store.close()
@@ -175,17 +181,35 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log: log.child({ component: 'registry' })
   })
   // The swarm-local namespace: pushes, and pulls of what was pushed here.
-  const uploads = new UploadSessions({ store, log: log.child({ component: 'push' }) })
+  const pushLog = log.child({ component: 'push' })
+  const uploads = new UploadSessions({ store, log: pushLog })
+  // Like URL records, a tag → digest record is a peer's word: shared only inside a private swarm.
+  const localTags = swarmRecords.define(localTagKind(config.swarmKey !== undefined))
+  const self = peerIdFromPrivateKey(privateKey).toString()
+  const replicas = new Replicator({
+    network: swarm,
+    replicas: config.localReplicas,
+    timeoutMs: config.localReplicaTimeout,
+    ttlMs: config.localTtl,
+    stats,
+    log: pushLog
+  })
+  if (peers !== undefined && swarm !== undefined) {
+    const announcing = swarm
+    keeper = new ReplicaKeeper({ store, records: swarmRecords, peers, provideNow: async (keys, signal) => { await announcing.provideNow(keys, signal) }, ttlMs: config.localTtl, stats, log: pushLog })
+  }
+  if (swarm === undefined && (config.localReplicas ?? 0) > 0) pushLog.warn({ replicas: config.localReplicas }, 'CACHE_LOCAL_REPLICAS is set but P2P is off (CACHE_ENABLE_P2P=false): pushes are kept on this node only')
   const local = new LocalRegistry({
     namespace: config.localNamespace,
     store,
     blobs,
     uploads,
-    // Like URL records, a tag → digest record is a peer's word: shared only inside a private swarm.
-    tags: swarmRecords.define(localTagKind(config.swarmKey !== undefined)),
-    self: peerIdFromPrivateKey(privateKey).toString(),
+    replicas,
+    ttlMs: config.localTtl,
+    tags: localTags,
+    self,
     stats,
-    log: log.child({ component: 'push' })
+    log: pushLog
   })
   const admin = new AdminRoutes({
     store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem, privateStore,
@@ -285,6 +309,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
       // Downloads in flight get a grace period to commit before the index closes, then stop.
       await openBlobs.drain(10_000)
+      // What only this node keeps of the local namespace goes to a peer first.
+      if (openSwarm !== undefined) await handOff({ store: openStore, tags: localTags, replicas, self, log: pushLog }, HANDOFF_MAX_MS)
       await openSwarm?.stop()
       await upstreams.close()
       await proxyUpstreams.close()
@@ -296,7 +322,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   }
 }
 
-async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'records' | 'inProgress' | 'downloading'>, log: Logger): Promise<Swarm> {
+async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'records' | 'inProgress' | 'downloading' | 'hold'>, log: Logger): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
     log.warn({ listen: config.listenAddrs.map(String) },
@@ -321,6 +347,7 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       records: records.records,
       inProgress: records.inProgress,
       downloading: records.downloading,
+      hold: records.hold,
       log
     })
   } catch (err) {

@@ -53,7 +53,9 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['misses from upstream', `${count(s.upstream_hits)}  (${formatBytes(s.bytes_from_upstream)})`],
       ['stale tags served', count(s.stale_tags_served)],
       ['upstream rate limit left', formatRegistryLimits(s.registry_ratelimit ?? {})],
-      ['pushed (local namespace)', `${plural(s.pushes ?? 0, 'manifest')}  (${formatBytes(s.bytes_pushed ?? 0)} of blobs)`]
+      ['pushed (local namespace)', `${plural(s.pushes ?? 0, 'manifest')}  (${formatBytes(s.bytes_pushed ?? 0)} of blobs)`],
+      ['replicas placed / held', `${count(s.replicas_placed ?? 0)} / ${count(s.replicas_held ?? 0)}`],
+      ['pushes refused for replicas', `${count(s.replication_failures ?? 0)}${(s.pushes ?? 0) > 0 ? `  (replication lag ${Math.round((s.replication_wait_seconds ?? 0) / (s.pushes ?? 1) * 1000)} ms a push)` : ''}`]
     ]],
     ['Peers', [
       ['connected', count(s.peers_connected)],
@@ -89,7 +91,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     'claims_won', 'claims_joined', 'upstream_fetches_saved', 'peer_inflight_joins', 'peer_busy_answers', 'registry_ratelimit',
     'store_full', 'store_full_events', 'bytes_passed_through',
     'pieces_from_peers', 'pieces_served_to_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied',
-    'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host', 'pushes', 'bytes_pushed'])
+    'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host', 'pushes', 'bytes_pushed',
+    'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

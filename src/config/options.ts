@@ -136,6 +136,15 @@ const dataPort = z.string().trim().toLowerCase().pipe(z.union([z.enum(['auto', '
 
 const count = (min: number, max: number): z.ZodType<number, string> => z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max))
 
+/** CACHE_LOCAL_REPLICAS: `auto` (undefined: 1 with peers, 0 alone) or a count. */
+const replicaCount = z.string().transform((s, ctx): number | undefined => {
+  const v = s.trim().toLowerCase()
+  if (v === 'auto' || v === '') return undefined
+  if (/^\d+$/.test(v) && Number(v) <= 8) return Number(v)
+  ctx.addIssue({ code: 'custom', message: 'replica count' })
+  return z.NEVER
+})
+
 const swarmKey = z.string().transform((s, ctx): Uint8Array | undefined => {
   if (s.trim() === '') return undefined
   const key = parseSwarmKey(s)
@@ -267,6 +276,21 @@ export const OPTIONS = {
     description: 'first path component of the repositories that accept pushes (`/v2/local/app`): the swarm-local namespace; every other name is a read-only mirror',
     expected: 'one lower-case path component such as local (letters, digits, ., _ and -), without a slash',
     schema: z.string().trim().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'one lower-case path component without a slash')
+  }),
+  localReplicas: option({
+    env: 'CACHE_LOCAL_REPLICAS', flag: '--local-replicas <n>', default: 'auto',
+    description: 'other nodes that must hold a push to the local namespace before it is acknowledged (its blobs, manifest and tag), so it survives the runner it was pushed to; auto = 1 when this node has peers, 0 alone (with a warning)',
+    expected: 'auto, or an integer from 0 to 8', schema: replicaCount
+  }),
+  localReplicaTimeout: option({
+    env: 'CACHE_LOCAL_REPLICA_TIMEOUT', flag: '--local-replica-timeout <duration>', default: '30s',
+    description: 'how long a manifest PUT to the local namespace waits for its replicas; past it the push fails with 503',
+    expected: 'a duration from 1s to 10m, like 30s', schema: boundedDuration(1_000, 600_000)
+  }),
+  localTtl: option({
+    env: 'CACHE_LOCAL_TTL', flag: '--local-ttl <duration>', default: '24h',
+    description: 'content pushed to the local namespace (and the replicas of it) is kept this long against eviction, then is evicted like the rest; while protected content fills CACHE_MAX_SIZE a new push is refused (507)',
+    expected: 'a duration like 24h, 90m or 0s', schema: duration
   }),
   proxyPatterns: option({
     env: 'CACHE_PROXY_PATTERNS', flag: '--proxy-patterns <globs>', default: DEFAULT_PATTERNS,

@@ -20,6 +20,15 @@ export class RecentMap<V> {
     return value
   }
 
+  /** The value of `key`, if kept (not made more recent). */
+  get (key: string): V | undefined {
+    return this.map.get(key)
+  }
+
+  delete (key: string): void {
+    this.map.delete(key)
+  }
+
   entries (): IterableIterator<[string, V]> {
     return this.map.entries()
   }

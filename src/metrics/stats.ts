@@ -11,7 +11,7 @@ export const COUNTER_NAMES = [
   'store_full_events', 'bytes_passed_through',
   'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers',
   'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused',
-  'pushes', 'bytes_pushed'
+  'pushes', 'bytes_pushed', 'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -47,7 +47,11 @@ const HELP: Record<CounterName, string> = {
   proxy_tunnels: 'CONNECT tunnels the forward proxy opened to hosts it does not intercept',
   proxy_refused: 'CONNECTs and requests the forward proxy refused (allowlist, metadata address, own port, unreachable host)',
   pushes: 'Manifests pushed to the local namespace (CACHE_LOCAL_NAMESPACE)',
-  bytes_pushed: 'Blob bytes pushed to the local namespace, verified and stored'
+  bytes_pushed: 'Blob bytes pushed to the local namespace, verified and stored',
+  replicas_placed: 'Blobs and manifests pushed here that another node confirmed it holds (one per copy)',
+  replicas_held: 'Blobs and manifests this node holds for pushes to other nodes (one per request and digest)',
+  replication_failures: 'Manifest PUTs refused with 503 because no replica could be placed within CACHE_LOCAL_REPLICA_TIMEOUT',
+  replication_wait_seconds: 'Time manifest PUTs waited for their replicas (the replication lag a push sees), in seconds'
 }
 
 /** Credentials whose rate limit is reported per API upstream (the most recent ones). */

@@ -19,7 +19,7 @@ export type OciErrorCode =
 export class OciError extends Error {
   constructor (
     readonly status: number,
-    readonly code: OciErrorCode | 'UPSTREAM_UNAVAILABLE' | 'STORE_UNAVAILABLE',
+    readonly code: OciErrorCode | 'UPSTREAM_UNAVAILABLE' | 'STORE_UNAVAILABLE' | 'REPLICAS_UNAVAILABLE',
     message: string,
     readonly detail?: Record<string, unknown>,
     /** Response headers that go with it (Retry-After). */

@@ -78,6 +78,24 @@ export class Announcer {
     this.components.log.debug({ key }, 'withdrawn')
   }
 
+  /**
+   * Provides `keys` at once, whatever the node is doing, and resolves when each provide has
+   * ended (one that failed, or found no peers, is parked and retried as usual): a replica is
+   * findable before its holder says it holds it.
+   */
+  async provideNow (keys: string[], signal: AbortSignal): Promise<void> {
+    if (routingTableSize(this.components.node) === 0) {
+      for (const key of keys) this.park(key)
+      return
+    }
+    const stop = AbortSignal.any([signal, this.controller.signal])
+    await Promise.all(keys.map(async key => {
+      this.queue.delete(key)
+      this.urgent.delete(key)
+      await this.provide(key, stop)
+    }))
+  }
+
   get pending (): number {
     return this.queue.size + this.waiting.size
   }
@@ -117,6 +135,24 @@ export class Announcer {
     }
   }
 
+  /** One provide, bounded by PROVIDE_TIMEOUT_MS; a failure parks the key (backing off). */
+  private async provide (key: string, signal: AbortSignal): Promise<void> {
+    const { node, log } = this.components
+    try {
+      await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
+      this.announced++
+      this.announcedAt.set(key, Date.now())
+      this.retryMs = ANNOUNCE_RETRY_MIN_MS
+      log.debug({ key }, 'announced')
+    } catch (err) {
+      if (this.controller.signal.aborted) return
+      // Failing with peers present (all unreachable, timeouts): back off.
+      this.retryMs = Math.min(this.retryMs * 2, ANNOUNCE_RETRY_MAX_MS)
+      this.park(key)
+      log.debug({ key, err: (err as Error).message, retryInMs: this.retryMs }, 'announce failed; will retry')
+    }
+  }
+
   private park (key: string): void {
     this.waiting.add(key)
     this.scheduleRetry()
@@ -144,7 +180,7 @@ export class Announcer {
   }
 
   private async drain (): Promise<void> {
-    const { node, log } = this.components
+    const { node } = this.components
     const signal = this.controller.signal
     while (this.queue.size > 0 && !signal.aborted) {
       await this.quiet(signal)
@@ -164,21 +200,7 @@ export class Announcer {
       const batchStop = new AbortController()
       const onStop = (): void => { batchStop.abort() }
       signal.addEventListener('abort', onStop)
-      await Promise.all(batch.map(async key => {
-        try {
-          await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([batchStop.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
-          this.announced++
-          this.announcedAt.set(key, Date.now())
-          this.retryMs = ANNOUNCE_RETRY_MIN_MS
-          log.debug({ key }, 'announced')
-        } catch (err) {
-          if (signal.aborted) return
-          // Failing with peers present (all unreachable, timeouts): back off.
-          this.retryMs = Math.min(this.retryMs * 2, ANNOUNCE_RETRY_MAX_MS)
-          this.park(key)
-          log.debug({ key, err: (err as Error).message, retryInMs: this.retryMs }, 'announce failed; will retry')
-        }
-      }))
+      await Promise.all(batch.map(async key => { await this.provide(key, batchStop.signal) }))
       signal.removeEventListener('abort', onStop)
       if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))
     }

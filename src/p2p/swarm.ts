@@ -20,6 +20,9 @@ import { FetchServer, type GrowingBlob } from './fetch/server.js'
 import { ClaimService, type CoordinatedAnswer } from './claim/service.js'
 import type { ClaimRequest } from './claim/frames.js'
 import { DialbackServer } from './dialback.js'
+import { HoldService, type HoldHandler } from './hold/service.js'
+import type { HoldAnswer, HoldRequest } from './hold/frames.js'
+import { HOLD_PROTOCOL } from './hold/constants.js'
 import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.js'
 import { routingTableSize } from './routing-table.js'
 
@@ -45,6 +48,8 @@ export interface SwarmComponents {
   inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
   /** Blob downloads running in this node now (announcements wait while there are any). */
   downloading?: () => number
+  /** Keeps what a peer asks this node to hold (replicas of pushes); undefined = refuse. */
+  hold?: HoldHandler | undefined
   log: Logger
 }
 
@@ -77,6 +82,7 @@ export class Swarm {
     private readonly data: DataServer | undefined,
     private readonly dialback: DialbackServer,
     private readonly claims: ClaimService,
+    private readonly holds: HoldService,
     private readonly announcer: Announcer,
     private readonly dialer: BootstrapDialer,
     private readonly log: Logger
@@ -98,11 +104,13 @@ export class Swarm {
       log,
       stored: async digest => await components.store.stat(digest) !== undefined
     })
+    const holds = new HoldService({ node, hold: components.hold, log })
     try {
       await data?.start()
       await server.start()
       await dialback.start()
       await claims.start()
+      await holds.start()
     } catch (err) {
       await data?.stop()
       await node.stop()
@@ -111,7 +119,7 @@ export class Swarm {
     const announcer = new Announcer({ node, log, busy: () => server.activeUploads > 0 || (components.downloading?.() ?? 0) > 0 })
     const dialer = new BootstrapDialer({ node, log }, bootstrap)
     dialer.start()
-    const swarm = new Swarm(node, server, data, dialback, claims, announcer, dialer, log)
+    const swarm = new Swarm(node, server, data, dialback, claims, holds, announcer, dialer, log)
     log.info({ peerId: self.toString(), addrs: swarm.addrs(), dataPort: data?.port, bootstrap: bootstrap.map(String) }, 'p2p node started')
     return swarm
   }
@@ -191,6 +199,29 @@ export class Swarm {
     return await this.claims.ask(request, signal, to)
   }
 
+  /**
+   * Connected peers that keep replicas (they speak the hold protocol, as identify said), by
+   * peer ID; never a denied one.
+   */
+  async holders (): Promise<string[]> {
+    const out: string[] = []
+    for (const id of this.node.getPeers()) {
+      const info = await this.node.peerStore.get(id).catch(() => undefined)
+      if (info?.protocols.includes(HOLD_PROTOCOL) === true && !this.denied.has(id.toString())) out.push(id.toString())
+    }
+    return out
+  }
+
+  /** Asks `peer` to hold `request` (see HoldService.ask). */
+  async hold (peer: string, request: HoldRequest, signal: AbortSignal): Promise<HoldAnswer> {
+    return await this.holds.ask(peer, request, signal)
+  }
+
+  /** Provides `keys` on the DHT now and waits for it (see Announcer.provideNow). */
+  async provideNow (keys: Array<Digest | RecordKey>, signal: AbortSignal): Promise<void> {
+    await this.announcer.provideNow(keys, signal)
+  }
+
   /** The peer sent bytes that did not match: don't ask it again for a while. */
   deny (peer: string, reason: string): void {
     this.denied.add(peer)
@@ -221,6 +252,7 @@ export class Swarm {
     await this.data?.stop()
     await this.dialback.stop()
     await this.claims.stop()
+    await this.holds.stop()
     await this.node.stop()
   }
 }

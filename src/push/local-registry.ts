@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { z } from 'zod'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
-import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
+import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_MANIFEST, manifestTypeOfBody } from '../oci/media-types.js'
 import { isRepositoryName, isTag } from '../oci/reference.js'
 import type { BlobStore } from '../store/blob-store.js'
 import { StoreFullError } from '../store/errors.js'
@@ -15,8 +15,10 @@ import { readBounded } from '../upstream/registry-client.js'
 import type { UploadSessions } from './upload-sessions.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { BlobSource } from '../resolver/source.js'
+import type { HoldKey } from '../p2p/hold/frames.js'
 import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
 import { UpstreamStatusError } from '../upstream/errors.js'
+import { ReplicaPlacementError, type Replicator } from './replicator.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
 export interface LocalTag {
@@ -40,7 +42,9 @@ export function localTagKind (shared: boolean): RecordKind<LocalTag> {
     // The newest write wins; two in the same millisecond are ordered by writer, on every node alike.
     newer: (a, b) => a.pushedAt > b.pushedAt || (a.pushedAt === b.pushedAt && a.writer > b.writer),
     // A test job pulls right after the build job's push.
-    urgent: true
+    urgent: true,
+    // tags/list across the swarm; a deleted tag is not listed.
+    listed: tag => tag.deleted !== true
   }
 }
 
@@ -56,10 +60,14 @@ const localTagSchema = z.object({
 export interface LocalRegistryInit {
   /** CACHE_LOCAL_NAMESPACE: the first path component of repositories that accept pushes. */
   namespace: string
-  store: Pick<BlobStore, 'stat' | 'openRead' | 'put'>
+  store: Pick<BlobStore, 'stat' | 'openRead' | 'put' | 'keepUntil'>
   /** What is not stored here comes from peers (verified, single-flighted); undefined: this store only. */
   blobs?: Pick<BlobResolver, 'open'> | undefined
   uploads: UploadSessions
+  /** Places pushes on other nodes before they are acknowledged (CACHE_LOCAL_REPLICAS). */
+  replicas: Pick<Replicator, 'prefetch' | 'place'>
+  /** CACHE_LOCAL_TTL (ms): pushed content is kept against eviction this long. */
+  ttlMs: number
   tags: RecordTable<LocalTag>
   /** This node's peer ID (a tag record's writer). */
   self: string
@@ -166,6 +174,7 @@ export class LocalRegistry {
     if (mount !== null && isDigest(mount) && await this.init.store.stat(mount) !== undefined) {
       // Every blob of the store is this node's to serve: mounting from any repository is a link.
       req.resume()
+      await this.pushed(repo, mount)
       send(res, 201, { location: `/v2/${repo}/blobs/${mount}`, 'docker-content-digest': mount })
       return
     }
@@ -174,7 +183,7 @@ export class LocalRegistry {
     if (digest !== null) {
       if (!isDigest(digest)) { await this.init.uploads.cancel(repo, id); throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`) }
       try {
-        await this.init.uploads.append(repo, id, req)
+        await this.init.uploads.append(repo, id, req, { length: contentLength(req) })
       } catch (err) {
         // A monolithic upload has no session for the client to resume: its bytes go now.
         await this.init.uploads.cancel(repo, id).catch(() => {})
@@ -190,7 +199,7 @@ export class LocalRegistry {
   /** PATCH: a chunk (Content-Range `<start>-<end>` must continue the upload) or a stream of the rest. */
   private async patch (req: IncomingMessage, res: ServerResponse, repo: string, id: string): Promise<void> {
     const range = /^(?:bytes=)?(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''))
-    const received = await this.init.uploads.append(repo, id, req, range === null ? undefined : Number(range[1]))
+    const received = await this.init.uploads.append(repo, id, req, { start: range === null ? undefined : Number(range[1]), length: contentLength(req) })
     send(res, 202, { location: `/v2/${repo}/blobs/uploads/${id}`, range: `0-${Math.max(0, received - 1)}`, 'docker-upload-uuid': id })
   }
 
@@ -198,14 +207,25 @@ export class LocalRegistry {
   private async put (req: IncomingMessage, res: ServerResponse, repo: string, id: string, url: URL): Promise<void> {
     const digest = url.searchParams.get('digest') ?? ''
     if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `PUT of an upload needs ?digest=sha256:<64 lowercase hex>, not "${digest.slice(0, 100)}"`)
-    await this.init.uploads.append(repo, id, req)
+    await this.init.uploads.append(repo, id, req, { length: contentLength(req) })
     await this.commit(res, repo, id, digest)
   }
 
   private async commit (res: ServerResponse, repo: string, id: string, digest: Digest): Promise<void> {
     const size = await this.init.uploads.finish(repo, id, digest)
     this.init.stats.inc('bytes_pushed', size)
+    await this.pushed(repo, digest)
     send(res, 201, { location: `/v2/${repo}/blobs/${digest}`, 'docker-content-digest': digest })
+  }
+
+  /** A blob is in `repo` now: kept for CACHE_LOCAL_TTL, and on its way to the replicas already. */
+  private async pushed (repo: string, digest: Digest): Promise<void> {
+    await this.init.store.keepUntil(digest, this.now() + this.init.ttlMs)
+    this.init.replicas.prefetch(repo, { digest })
+  }
+
+  private now (): number {
+    return (this.init.now ?? Date.now)()
   }
 
   private uploadStatus (res: ServerResponse, repo: string, id: string, status: number): void {
@@ -237,16 +257,33 @@ export class LocalRegistry {
     const referenced = INDEX_TYPES.includes(mediaType)
       ? (parsed.manifests ?? []).map(d => d.digest)
       : [parsed.config?.digest, ...(parsed.layers ?? []).map(d => d.digest)]
+    const keys: HoldKey[] = []
     for (const ref of referenced) {
       if (typeof ref !== 'string' || !isDigest(ref)) throw new OciError(400, 'MANIFEST_INVALID', `the manifest references "${String(ref).slice(0, 100)}", which is not a digest`)
-      if (await this.init.store.stat(ref) === undefined) throw new OciError(400, 'MANIFEST_BLOB_UNKNOWN', `${ref} is not here: push the blobs (and, for an index, the manifests) it references first`, { digest: ref })
+      const record = await this.init.store.stat(ref)
+      if (record === undefined) throw new OciError(400, 'MANIFEST_BLOB_UNKNOWN', `${ref} is not here: push the blobs (and, for an index, the manifests) it references first`, { digest: ref })
+      keys.push({ digest: ref, ...(record.mediaType !== undefined ? { mediaType: record.mediaType } : {}) })
     }
     await this.init.store.put(digest, body, `push ${repo}`, { mediaType })
-    if (!isDigest(reference)) {
-      await this.init.tags.put(`${repo}:${reference}`, { digest, mediaType, size: body.byteLength, pushedAt: (this.init.now ?? Date.now)(), writer: this.init.self })
+    keys.push({ digest, mediaType })
+    const keepUntil = this.now() + this.init.ttlMs
+    for (const key of keys) await this.init.store.keepUntil(key.digest, keepUntil)
+    const name = `${repo}:${reference}`
+    const tag: LocalTag | undefined = isDigest(reference) ? undefined : { digest, mediaType, size: body.byteLength, pushedAt: this.now(), writer: this.init.self }
+    // Acknowledged only once other nodes hold it all: the runner may be destroyed right after.
+    const waiting = performance.now()
+    let holders: string[]
+    try {
+      holders = await this.init.replicas.place(repo, keys, tag === undefined || !this.init.tags.shared ? [] : [{ key: this.init.tags.key(name), value: JSON.stringify(tag) }])
+    } catch (err) {
+      if (err instanceof ReplicaPlacementError) this.init.stats.inc('replication_failures')
+      throw err
+    } finally {
+      this.init.stats.inc('replication_wait_seconds', (performance.now() - waiting) / 1000)
     }
+    if (tag !== undefined) await this.init.tags.put(name, tag)
     this.init.stats.inc('pushes')
-    this.init.log.info({ repo, reference, digest }, 'manifest pushed')
+    this.init.log.info({ repo, reference, digest, replicas: holders }, 'manifest pushed')
     send(res, 201, { location: `/v2/${repo}/manifests/${digest}`, 'docker-content-digest': digest })
   }
 
@@ -263,7 +300,7 @@ export class LocalRegistry {
     const source = await this.open(repo, digest, 'MANIFEST_UNKNOWN')
     try {
       const body = await readAll(source.stream(0, source.size), MAX_MANIFEST_BYTES)
-      mediaType ??= source.mediaType ?? manifestType(body)
+      mediaType ??= source.mediaType ?? manifestTypeOfBody(body) ?? OCI_MANIFEST
       res.writeHead(200, { ...API_VERSION, 'content-type': mediaType, 'content-length': body.byteLength, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
       res.end(head ? undefined : body)
     } finally {
@@ -313,11 +350,11 @@ export class LocalRegistry {
     }
   }
 
-  /** `tags/list` (OCI: lexical order, `n` and `last` for pages). */
+  /** `tags/list` (OCI: lexical order, `n` and `last` for pages): the swarm's tags of `repo` (RecordTable.names). */
   private async listTags (res: ServerResponse, repo: string, url: URL, head: boolean): Promise<void> {
     const n = Math.min(MAX_TAGS_LISTED, Math.max(0, Number(url.searchParams.get('n') ?? MAX_TAGS_LISTED) || 0))
     const last = url.searchParams.get('last')
-    const all = (await this.init.tags.list(`${repo}:`, MAX_TAGS_LISTED + 1)).filter(r => r.value.deleted !== true).map(r => r.name.slice(repo.length + 1)).sort()
+    const all = (await this.init.tags.names(repo, MAX_TAGS_LISTED + 1)).map(name => name.slice(repo.length + 1))
     const after = last === null ? all : all.filter(t => t > last)
     const page = after.slice(0, n)
     const headers: Record<string, string> = {}
@@ -339,6 +376,7 @@ function notAllowed (method: string, path: string): OciError {
 
 function toOciError (err: unknown): OciError {
   if (err instanceof OciError) return err
+  if (err instanceof ReplicaPlacementError) return new OciError(503, 'REPLICAS_UNAVAILABLE', `the push is not acknowledged: ${err.message}. A push must be held by CACHE_LOCAL_REPLICAS other nodes within CACHE_LOCAL_REPLICA_TIMEOUT, so it survives this runner: push again, or check the peers (p2p-cache diagnose), or change either option`)
   if (err instanceof StoreFullError) return new OciError(507, 'DENIED', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
   return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
 }
@@ -366,11 +404,8 @@ async function readAll (stream: NodeJS.ReadableStream, limit: number): Promise<B
   return body
 }
 
-/** The media type a manifest names itself; an OCI image manifest when it names none. */
-function manifestType (body: Buffer): string {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { mediaType?: unknown }
-    if (typeof parsed.mediaType === 'string' && MANIFEST_TYPES.includes(parsed.mediaType)) return parsed.mediaType
-  } catch {}
-  return 'application/vnd.oci.image.manifest.v1+json'
+/** The length a request announced (Content-Length); undefined when it did not. */
+function contentLength (req: IncomingMessage): number | undefined {
+  const n = Number(req.headers['content-length'])
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined
 }

@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../clock/clock.js'
 import { MAX_UPLOAD_SESSIONS, UPLOAD_IDLE_MS, UPLOAD_SWEEP_MS } from './constants.js'
 
 export interface UploadSessionsInit {
-  store: Pick<BlobStore, 'createWriter' | 'commit'>
+  store: Pick<BlobStore, 'createWriter' | 'commit' | 'keptBytes' | 'maxSize'>
   /** Sessions open at once, at most (default MAX_UPLOAD_SESSIONS). */
   maxSessions?: number
   /** A session untouched this long expires (default UPLOAD_IDLE_MS). */
@@ -65,23 +65,47 @@ export class UploadSessions {
 
   /**
    * Appends `body` to the session (a chunk of a chunked upload, or the whole blob). `start`, when
-   * the client sent a Content-Range, must be the bytes received so far (OCI: 416 otherwise).
+   * the client sent a Content-Range, must be the bytes received so far (OCI: 416 otherwise);
+   * `length` (its Content-Length) is checked against the room left before a byte is read.
    * @returns the bytes received in all
-   * @throws OciError 404 BLOB_UPLOAD_UNKNOWN, 416 BLOB_UPLOAD_INVALID
+   * @throws OciError 404 BLOB_UPLOAD_UNKNOWN, 416 BLOB_UPLOAD_INVALID; 507 DENIED when the upload
+   * outgrows the room left (see `room`): the session is then ended and its bytes dropped
    */
-  async append (repo: string, id: string, body: Readable, start?: number): Promise<number> {
+  async append (repo: string, id: string, body: Readable, opts: { start?: number | undefined, length?: number | undefined } = {}): Promise<number> {
     const s = this.session(repo, id)
-    if (start !== undefined && start !== s.writer.bytesWritten) {
-      throw new OciError(416, 'BLOB_UPLOAD_INVALID', `this chunk starts at byte ${start}, but the upload has ${s.writer.bytesWritten} bytes: send the chunk that starts there (GET the upload URL for its Range)`)
+    if (opts.start !== undefined && opts.start !== s.writer.bytesWritten) {
+      throw new OciError(416, 'BLOB_UPLOAD_INVALID', `this chunk starts at byte ${opts.start}, but the upload has ${s.writer.bytesWritten} bytes: send the chunk that starts there (GET the upload URL for its Range)`)
     }
     s.busy = true
     try {
-      for await (const chunk of body) await s.writer.write(chunk as Buffer)
+      const room = await this.room(id)
+      if (s.writer.bytesWritten + (opts.length ?? 0) > room) throw await this.tooLarge(id, s, room)
+      for await (const chunk of body) {
+        if (s.writer.bytesWritten + (chunk as Buffer).byteLength > room) throw await this.tooLarge(id, s, room)
+        await s.writer.write(chunk as Buffer)
+      }
     } finally {
       s.busy = false
       s.touchedAt = this.clock.now()
     }
     return s.writer.bytesWritten
+  }
+
+  /**
+   * Bytes an upload may hold: CACHE_MAX_SIZE less what is kept against eviction (pushed content
+   * within CACHE_LOCAL_TTL, which no eviction frees) and what the other open uploads hold.
+   */
+  async room (exceptId?: string): Promise<number> {
+    let open = 0
+    for (const [id, s] of this.sessions) if (id !== exceptId) open += s.writer.bytesWritten
+    return this.init.store.maxSize - await this.init.store.keptBytes() - open
+  }
+
+  /** Ends a session that outgrew `room` (nothing stored is touched) and says why. */
+  private async tooLarge (id: string, s: Session, room: number): Promise<OciError> {
+    this.sessions.delete(id)
+    await s.writer.abort()
+    return new OciError(507, 'DENIED', `the push does not fit: CACHE_MAX_SIZE leaves ${Math.max(0, room)} bytes for it (content pushed within CACHE_LOCAL_TTL is kept against eviction, and other uploads are open); raise CACHE_MAX_SIZE, lower CACHE_LOCAL_TTL, or push less. Nothing stored was removed`)
   }
 
   /**

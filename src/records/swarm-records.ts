@@ -29,7 +29,19 @@ export interface RecordKind<T> {
    * nodes wait for (a pushed tag a test job pulls right after the build job).
    */
   urgent?: boolean
+  /**
+   * A kind whose records are listed by group across the swarm (a repository's tags): its names
+   * are `<group>:<item>`, the group without a colon, and a record appears in its group's listing
+   * when this says so (a deleted tag does not). Each node holding a record of a group announces
+   * the group's listing key, `rec:list <kind>/<group>`, and answers it with its names.
+   */
+  listed?: (value: T) => boolean
 }
+
+/** The kind of listing keys (`rec:list <kind>/<group>`): reserved. */
+const LIST_KIND = 'list'
+/** Providers of a listing key asked for their names, at most. */
+const LIST_PEERS = 3
 
 /** Providers asked for a record of a kind with `newer`, at most. */
 const NEWEST_OF = 3
@@ -77,14 +89,19 @@ export class SwarmRecords {
 
   /** The table of one kind. @throws Error when the kind is malformed or defined twice */
   define<T> (kind: RecordKind<T>): RecordTable<T> {
-    if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind.kind) || this.kinds.has(kind.kind)) throw new Error(`record kind "${kind.kind}" is malformed or defined twice`)
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind.kind) || kind.kind === LIST_KIND || this.kinds.has(kind.kind)) throw new Error(`record kind "${kind.kind}" is malformed or defined twice`)
     this.kinds.set(kind.kind, kind as RecordKind<unknown>)
     return new RecordTable(kind, this.db, this.init)
   }
 
-  /** A peer asks for `key`: this node's own record, for kinds it shares; undefined otherwise. */
+  /**
+   * A peer asks for `key`: this node's own record, for kinds it shares; for a listing key, the
+   * names of the group this node lists (a JSON array, as many as fit MAX_RECORD_CHARS, in name
+   * order); undefined otherwise.
+   */
   async answer (key: RecordKey): Promise<RecordAnswer | undefined> {
     const parsed = parseRecordKey(key)
+    if (parsed?.kind === LIST_KIND) return await this.answerList(parsed.name)
     const kind = parsed === undefined ? undefined : this.kinds.get(parsed.kind)
     if (parsed === undefined || kind?.shared !== true) return undefined
     const entry = await this.db.get(`${parsed.kind} ${parsed.name}`)
@@ -93,18 +110,101 @@ export class SwarmRecords {
     return value.length <= MAX_RECORD_CHARS ? { value, storedAt: entry.storedAt } : undefined
   }
 
-  /** The keys of every record of a shared kind: announced again at start-up, like stored blobs. */
+  /**
+   * A record a peer asks this node to keep (a replica of its push): kept when it checks out by
+   * its kind (a shared one) and is not older than this node's own; announced at once.
+   * @returns whether this node now holds `value` or a newer write; false for a key of a kind it
+   * does not share, or a value that is not of the kind
+   */
+  async accept (key: RecordKey, value: string): Promise<boolean> {
+    const parsed = parseRecordKey(key)
+    const kind = parsed === undefined ? undefined : this.kinds.get(parsed.kind)
+    if (parsed === undefined || kind?.shared !== true) return false
+    let checked: unknown
+    try {
+      checked = kind.parse(JSON.parse(value))
+    } catch {
+      return false
+    }
+    if (checked === undefined) return false
+    const table = new RecordTable(kind, this.db, this.init)
+    const own = await table.get(parsed.name)
+    if (own !== undefined && (kind.newer === undefined || !kind.newer(checked, own.value))) return true
+    await table.keep(parsed.name, checked, Date.now(), kind.urgent === true)
+    return true
+  }
+
+  /**
+   * The keys of every record of a shared kind, and the listing keys of their groups: announced
+   * again at start-up, like stored blobs.
+   */
   async * swarmKeys (): AsyncGenerator<RecordKey> {
+    const groups = new Set<string>()
     for await (const key of this.db.keys()) {
       const space = key.indexOf(' ')
-      if (this.kinds.get(key.slice(0, space))?.shared === true) yield recordKey(key.slice(0, space), key.slice(space + 1))
+      const kind = this.kinds.get(key.slice(0, space))
+      if (kind?.shared !== true) continue
+      const name = key.slice(space + 1)
+      yield recordKey(kind.kind, name)
+      const list = listKey(kind, name)
+      if (list !== undefined && !groups.has(list)) {
+        groups.add(list)
+        yield list
+      }
     }
   }
+
+  private async answerList (name: string): Promise<RecordAnswer | undefined> {
+    const slash = name.indexOf('/')
+    const kind = this.kinds.get(name.slice(0, slash))
+    const group = name.slice(slash + 1)
+    if (slash < 0 || kind?.shared !== true || kind.listed === undefined || group.includes(':')) return undefined
+    const from = `${kind.kind} ${group}:`
+    const names: string[] = []
+    let chars = 2
+    for await (const [key, entry] of this.db.iterator({ gte: from, lt: `${from}\uffff`, limit: MAX_RECORD_CHARS })) {
+      const value = kind.parse(entry.value)
+      if (value === undefined || !kind.listed(value)) continue
+      const item = key.slice(kind.kind.length + 1)
+      chars += JSON.stringify(item).length + 1
+      if (chars > MAX_RECORD_CHARS) break
+      names.push(item)
+    }
+    return { value: JSON.stringify(names), storedAt: Date.now() }
+  }
+}
+
+/** The listing key of `name`'s group, for a listed kind; undefined otherwise. */
+function listKey<T> (kind: RecordKind<T>, name: string): RecordKey | undefined {
+  const colon = name.indexOf(':')
+  return kind.listed === undefined || colon <= 0 ? undefined : recordKey(LIST_KIND, `${kind.kind}/${name.slice(0, colon)}`)
+}
+
+/** A peer's listing answer: the names of `group` in it, or undefined when it is not one. */
+function parseListing (value: string, group: string): string[] | undefined {
+  let names: unknown
+  try {
+    names = JSON.parse(value)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(names) || !names.every(n => typeof n === 'string' && n.startsWith(`${group}:`) && !/\s/.test(n))) return undefined
+  return names as string[]
 }
 
 /** The records of one kind. */
 export class RecordTable<T> {
   constructor (private readonly kind: RecordKind<T>, private readonly db: RecordIndex, private readonly init: SwarmRecordsInit) {}
+
+  /** Whether records of this kind are announced to peers and asked of them. */
+  get shared (): boolean {
+    return this.kind.shared
+  }
+
+  /** The swarm key of `name`'s record (`rec:<kind> <name>`). */
+  key (name: string): RecordKey {
+    return recordKey(this.kind.kind, name)
+  }
 
   /** This node's record of `name`. */
   async get (name: string): Promise<StoredRecord<T> | undefined> {
@@ -160,6 +260,34 @@ export class RecordTable<T> {
     return out
   }
 
+  /**
+   * The names of `group` (a listed kind, see RecordKind.listed) across the swarm, in name order,
+   * at most `limit`: this node's own, and those the first LIST_PEERS holders of the group's
+   * listing key name (each answer bounded by MAX_RECORD_CHARS). This node's record of a name
+   * decides whether it is listed; a name only peers know is listed as they say. Eventually
+   * consistent: a peer that has not seen a deletion yet still lists the name.
+   */
+  async names (group: string, limit: number, signal?: AbortSignal): Promise<string[]> {
+    const listed = this.kind.listed
+    if (listed === undefined) throw new Error(`records of kind ${this.kind.kind} are not listed`)
+    const known = new Map<string, boolean>()
+    for (const r of await this.list(`${group}:`, Math.max(limit, 1) * 4)) known.set(r.name, listed(r.value))
+    const peers = this.init.peers
+    const key = listKey(this.kind, `${group}:`)
+    if (this.kind.shared && peers !== undefined && key !== undefined) {
+      let answers = 0
+      await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) }, async (peer, attempt) => {
+        const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
+        answer.close()
+        const names = answer.record === undefined ? undefined : parseListing(answer.record.value, group)
+        if (names === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered ${key} without a listing`)
+        for (const name of names) if (!known.has(name)) known.set(name, true)
+        return ++answers >= LIST_PEERS ? true : undefined
+      })
+    }
+    return [...known].filter(([, shown]) => shown).map(([name]) => name).sort().slice(0, limit)
+  }
+
   /** Keeps `value` under `name` (announced, for a shared kind); on a full disk it is not kept. */
   async put (name: string, value: T): Promise<void> {
     await this.keep(name, value, Date.now(), this.kind.urgent === true)
@@ -171,14 +299,17 @@ export class RecordTable<T> {
     if (this.kind.shared) this.init.peers?.swarm.forget(recordKey(this.kind.kind, name))
   }
 
-  private async keep (name: string, value: T, storedAt: number, now = false): Promise<void> {
+  /** Keeps `value` under `name` as made at `storedAt`, announced (at once with `now`) for a shared kind. */
+  async keep (name: string, value: T, storedAt: number, now = false): Promise<void> {
     try {
       await this.db.put(this.dbKey(name), { value, storedAt })
     } catch (err) {
       if (isNoSpace(err)) return
       throw err
     }
-    if (this.kind.shared) this.init.peers?.swarm.announce(recordKey(this.kind.kind, name), now ? { now: true } : undefined)
+    if (!this.kind.shared) return
+    const list = listKey(this.kind, name)
+    for (const key of [recordKey(this.kind.kind, name), ...(list !== undefined ? [list] : [])]) this.init.peers?.swarm.announce(key, now ? { now: true } : undefined)
   }
 
   private dbKey (name: string): string {

@@ -273,7 +273,8 @@ export class BlobStore {
       const record: BlobRecord = {
         size, mtimeMs, createdAt: previous?.createdAt ?? now, accessedAt: now,
         ...(meta.mediaType !== undefined ? { mediaType: meta.mediaType } : {}),
-        ...(previous?.pinned === true ? { pinned: true } : {})
+        ...(previous?.pinned === true ? { pinned: true } : {}),
+        ...(previous?.keepUntil !== undefined ? { keepUntil: previous.keepUntil } : {})
       }
       try {
         await this.index.put(writer.digest, record)
@@ -317,7 +318,7 @@ export class BlobStore {
    * filesystem, or other files on it). Returns the bytes freed.
    */
   async makeRoom (bytes: number): Promise<number> {
-    const removed = await this.removeVictims(planRoom(await this.candidates(), bytes, d => this.leases.held(d)))
+    const removed = await this.removeVictims(planRoom(await this.candidates(), bytes, d => this.leases.held(d), this.clock.now()))
     const freed = removed.reduce((n, { record }) => n + record.size, 0)
     if (freed > 0) this.init.log.warn({ freed, wanted: bytes, size: this.total }, 'store filesystem full; evicted least recently used blobs to make room')
     return freed
@@ -342,6 +343,29 @@ export class BlobStore {
       await this.index.put(digest, record)
       return true
     })
+  }
+
+  /**
+   * Keeps `digest` against eviction until `until` (ms since the epoch; a later time than one
+   * already set wins). False when it is not stored.
+   */
+  async keepUntil (digest: Digest, until: number): Promise<boolean> {
+    return await this.exclusive(digest, async () => {
+      const record = await this.index.get(digest)
+      if (record === undefined) return false
+      if ((record.keepUntil ?? 0) >= until) return true
+      record.keepUntil = until
+      await this.index.put(digest, record)
+      return true
+    })
+  }
+
+  /** Bytes of the blobs kept against eviction now (`keepUntil`): what no eviction can free. */
+  async keptBytes (): Promise<number> {
+    const now = this.clock.now()
+    let bytes = 0
+    for await (const [, record] of this.entries()) if ((record.keepUntil ?? 0) > now) bytes += record.size
+    return bytes
   }
 
   async * entries (): AsyncGenerator<[Digest, BlobRecord]> {

@@ -20,8 +20,8 @@ export interface EvictionPlan {
 
 /**
  * Least recently used first, down to the low watermark, among blobs that are not pinned,
- * not in use and older than minAge. If the store is still above the hard bound, recently used
- * blobs go too (never pinned or in-use ones): the bound is the operator's promise about disk.
+ * kept (`keepUntil`), in use, nor younger than minAge. If the store is still above the hard bound, recently used
+ * blobs go too (never pinned, kept or in-use ones): the bound is the operator's promise about disk.
  * `force` (gc) prunes down to the low watermark even below the high one.
  */
 export function planEviction (
@@ -33,7 +33,7 @@ export function planEviction (
   const plan: EvictionPlan = { victims: [], overrodeMinAge: false }
   if (currentSize <= high && !force) return plan
 
-  const evictable = lruEvictable(candidates, inUse)
+  const evictable = lruEvictable(candidates, inUse, now)
 
   let size = currentSize
   const chosen = new Set<Digest>()
@@ -56,12 +56,12 @@ export function planEviction (
 
 /**
  * Victims to free `bytes` on a full filesystem: least recently used first, any age, never
- * pinned or in-use blobs. Fewer than asked when nothing else may go.
+ * pinned, kept or in-use blobs. Fewer than asked when nothing else may go.
  */
-export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest: Digest) => boolean): Candidate[] {
+export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest: Digest) => boolean, now: number): Candidate[] {
   const victims: Candidate[] = []
   let freed = 0
-  for (const c of lruEvictable(candidates, inUse)) {
+  for (const c of lruEvictable(candidates, inUse, now)) {
     if (freed >= bytes) break
     victims.push(c)
     freed += c.record.size
@@ -69,9 +69,9 @@ export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest
   return victims
 }
 
-/** The blobs eviction may take, least recently used first: neither pinned nor in use. */
-export function lruEvictable (candidates: Candidate[], inUse: (digest: Digest) => boolean): Candidate[] {
+/** The blobs eviction may take at `now` (ms), least recently used first: not pinned, kept or in use. */
+export function lruEvictable (candidates: Candidate[], inUse: (digest: Digest) => boolean, now: number): Candidate[] {
   return candidates
-    .filter(c => c.record.pinned !== true && !inUse(c.digest))
+    .filter(c => c.record.pinned !== true && (c.record.keepUntil ?? 0) <= now && !inUse(c.digest))
     .sort((a, b) => a.record.accessedAt - b.record.accessedAt)
 }

@@ -6,6 +6,11 @@ export interface BlobRecord {
   createdAt: number
   accessedAt: number
   pinned?: boolean
+  /**
+   * ms since the epoch: kept against eviction until then (content pushed to the local namespace,
+   * and replicas of it, for CACHE_LOCAL_TTL); evictable like the rest afterwards.
+   */
+  keepUntil?: number
   /** File mtime at commit: a file changed since then is re-verified before it is served. */
   mtimeMs: number
 }

@@ -12,6 +12,7 @@ import { startDockerd, DOCKERD_BIN, type Dockerd } from '../fixtures/dockerd.js'
 import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
 import { waitFor } from '../fixtures/wait.js'
 import { startContainerd, type Containerd } from '../fixtures/containerd.js'
+import { freePort } from '../fixtures/ports.js'
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
@@ -151,7 +152,9 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
   this.timeout(240_000)
   let ns: Netns | undefined
   let work: string
-  let sidecar: SidecarProcess
+  let herd: Herd | undefined
+  let build: HerdNode
+  let test: HerdNode
   let dockerd: Dockerd
 
   before(async function () {
@@ -160,32 +163,39 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
     ns = await Netns.create('p2pc-dpush')
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-dpush-'))
     await buildImage(join(work, 'layout'), { tag: '1', layers: 2, layerSize: 64 * 1024 })
-    sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' }, { netns: ns })
+    // The README's recipe: the build job's sidecar and a test job's, in one swarm.
+    herd = await startHerd({
+      hosts: [{ name: 'build', ns, ip: '127.0.0.1', port: 9000 }, { name: 'test', ns, ip: '127.0.0.1', port: 9100 }],
+      env: { CACHE_SWARM_KEY: randomBytes(32).toString('hex'), CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' }
+    })
+    ;[build, test] = herd.nodes as [HerdNode, HerdNode]
     dockerd = await startDockerd(ns, {})
-    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${sidecar.host}/local/app:1`, { destTlsVerify: false, netns: ns.name })
+    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${build.host}/local/app:1`, { destTlsVerify: false, netns: ns.name })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () { dumpLogsIfFailed(this, { build, test }) })
 
   after(async () => {
     await dockerd?.destroy()
-    await sidecar?.destroy()
+    await herd?.destroy()
     await ns?.destroy()
     if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
 
-  it('docker pull, docker push under another name (mounted blobs), docker pull of the pushed tag', async () => {
+  it('docker pull, docker push under another name (mounted blobs) on the build job\'s sidecar; docker pull of the pushed tag on a test job\'s', async () => {
     const run = async (args: string[]): Promise<void> => {
       const r = await dockerd.docker(args)
       assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stdout}${r.stderr}\n${dockerd.tail()}`)
     }
-    await run(['pull', `${sidecar.host}/local/app:1`])
-    await run(['tag', `${sidecar.host}/local/app:1`, `${sidecar.host}/local/copy:2`])
-    await run(['push', `${sidecar.host}/local/copy:2`])
-    await run(['rmi', `${sidecar.host}/local/app:1`, `${sidecar.host}/local/copy:2`])
-    await run(['pull', `${sidecar.host}/local/copy:2`])
-    const stats = await sidecar.stats()
+    const sha = randomBytes(20).toString('hex')
+    await run(['pull', `${build.host}/local/app:1`])
+    await run(['tag', `${build.host}/local/app:1`, `${build.host}/local/app:${sha}`])
+    await run(['push', `${build.host}/local/app:${sha}`])
+    await run(['rmi', `${build.host}/local/app:1`, `${build.host}/local/app:${sha}`])
+    await run(['pull', `${test.host}/local/app:${sha}`])
+    const stats = await build.stats()
     assert.ok((stats.pushes ?? 0) >= 2, 'skopeo\'s push and docker\'s')
+    assert.ok((stats.replicas_placed ?? 0) >= 3, 'held by the other node before each push was acknowledged')
   })
 })
 
@@ -286,5 +296,99 @@ describe('containerd\'s pusher (ctr images push --plain-http) into the local nam
     assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(image.allBlobDigests))
     const stats = await to.stats()
     assert.ok((stats.bytes_pushed ?? 0) >= 512 * 1024 && (stats.pushes ?? 0) === 1)
+  })
+})
+
+/**
+ * Issue 25, point 3: a push survives the runner it was pushed to. Four sidecars in a private
+ * swarm: a push to A is acknowledged only once another node (R) holds it; A is SIGKILLed right
+ * after the acknowledgement and a third node lists the repository's tags and pulls the image
+ * from R; R then stops gracefully and
+ * hands what it keeps to a remaining node, from which the last one pulls. A fifth node that wants
+ * more replicas than the swarm can give fails its manifest PUT with 503, naming both options.
+ */
+describe('a push survives its runner: replicas (four sidecars, one swarm key)', function () {
+  this.timeout(180_000)
+  const swarmKey = randomBytes(32).toString('hex')
+  let herd: Herd
+  let work: string
+  let image: ImageDescription
+  let greedy: SidecarProcess | undefined
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'p2p-cache-push-replica-'))
+    image = await buildImage(join(work, 'image'), { tag: '1', layers: 2, layerSize: 256 * 1024 })
+    herd = await startHerd({ count: 4, env: { CACHE_SWARM_KEY: swarmKey, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
+  })
+
+  afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries([...herd.nodes.map(n => [n.name, n] as const), ...(greedy !== undefined ? [['greedy', greedy] as const] : [])])) })
+
+  after(async () => {
+    await greedy?.destroy()
+    await herd?.destroy()
+    if (work !== undefined) await rm(work, { recursive: true, force: true })
+  })
+
+  /** The peers A's log says hold the push of `reference`. */
+  const replicasOf = (node: HerdNode, reference: string): string[] => {
+    const line = node.logs().find(l => l.includes('"msg":"manifest pushed"') && l.includes(`"reference":"${reference}"`))
+    assert.ok(line !== undefined, `${node.name} logged the push of ${reference}`)
+    return (JSON.parse(line) as { replicas: string[] }).replicas
+  }
+
+  it('is acknowledged once another node holds it; with the pusher SIGKILLed right after, another node pulls it from the replica; the replica hands it on when it stops', async () => {
+    const [a, ...others] = herd.nodes as [HerdNode, HerdNode, HerdNode, HerdNode]
+    await skopeoCopy(`oci:${join(work, 'image')}:1`, `docker://${a.host}/local/survivor:1`, { destTlsVerify: false })
+    await a.kill()
+    const held = replicasOf(a, '1')
+    assert.equal(held.length, 1, 'one replica (CACHE_LOCAL_REPLICAS auto, with peers)')
+    const r = others.find(n => n.peerId === held[0]) as HerdNode
+    assert.ok(r !== undefined, 'the replica is on a node of the herd')
+    assert.ok(((await r.stats()).replicas_held ?? 0) >= image.allBlobDigests.length)
+    const [x, y] = others.filter(n => n !== r) as [HerdNode, HerdNode]
+
+    const listed = await (await fetch(`${x.url}/v2/local/survivor/tags/list`)).json() as { tags: string[] }
+    assert.deepEqual(listed.tags, ['1'], `${x.name} lists the tag it never saw (from the replica's listing)`)
+    const fromX = join(work, 'pulled-x')
+    await skopeoCopy(`docker://${x.host}/local/survivor:1`, `oci:${fromX}:1`, { srcTlsVerify: false })
+    assert.deepEqual(new Set(await layoutBlobDigests(fromX)), new Set(image.allBlobDigests))
+    assert.ok(((await x.stats()).bytes_from_peers ?? 0) >= 512 * 1024, `${x.name} took the layers from the replica`)
+
+    await r.stop()
+    const handed = r.logs().find(l => l.includes('handed the local namespace'))
+    assert.ok(handed !== undefined, `${r.name} handed what it kept to a peer before stopping`)
+    const to = (JSON.parse(handed) as { holders: string[] }).holders
+    const last = [x, y].find(n => !to.includes(n.peerId)) ?? y
+    const fromLast = join(work, 'pulled-last')
+    await skopeoCopy(`docker://${last.host}/local/survivor:1`, `oci:${fromLast}:1`, { srcTlsVerify: false })
+    assert.deepEqual(new Set(await layoutBlobDigests(fromLast)), new Set(image.allBlobDigests))
+  })
+
+  it('a manifest PUT that can\'t get its replicas in time fails with 503 naming CACHE_LOCAL_REPLICAS and CACHE_LOCAL_REPLICA_TIMEOUT, and tags nothing', async () => {
+    const alive = herd.nodes.find(n => n.proc.child.exitCode === null && n.proc.child.signalCode === null) as HerdNode
+    const port = await freePort()
+    greedy = await startSidecar({
+      CACHE_ENABLE_P2P: 'true',
+      CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port}`,
+      CACHE_BOOTSTRAP_PEERS: alive.bootstrapAddr,
+      CACHE_SWARM_KEY: swarmKey,
+      CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1',
+      CACHE_LOCAL_REPLICAS: '5',
+      CACHE_LOCAL_REPLICA_TIMEOUT: '2s'
+    })
+    const node = greedy
+    await waitFor(async () => ((await node.stats()).peers_connected ?? 0) >= 1, { timeoutMs: 20_000, what: 'the fifth node connected' })
+    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+    const upload = await fetch(`${node.url}/v2/local/greedy/blobs/uploads/?digest=${digestOf(config)}`, { method: 'POST', body: config })
+    assert.equal(upload.status, 201)
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.byteLength }, layers: [] })
+    const put = await fetch(`${node.url}/v2/local/greedy/manifests/1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
+    const body = await put.json() as { errors: Array<{ code: string, message: string }> }
+    assert.equal(put.status, 503)
+    assert.equal(body.errors[0]?.code, 'REPLICAS_UNAVAILABLE')
+    assert.match(body.errors[0]?.message ?? '', /CACHE_LOCAL_REPLICAS.*CACHE_LOCAL_REPLICA_TIMEOUT/)
+    assert.match(body.errors[0]?.message ?? '', /of 5 replicas placed within 2 s/)
+    assert.equal((await fetch(`${node.url}/v2/local/greedy/manifests/1`)).status, 404, 'the tag was not written')
+    assert.equal((await node.stats()).replication_failures, 1)
   })
 })

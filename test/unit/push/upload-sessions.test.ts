@@ -27,9 +27,9 @@ describe('upload sessions: bounded, expiring, verified before commit', () => {
   it('chunks append in order; the digest decides; a session belongs to its repository', async () => {
     const id = await uploads.start('local/a')
     assert.equal(await uploads.append('local/a', id, Readable.from([Buffer.from('hello ')])), 6)
-    await assert.rejects(uploads.append('local/a', id, Readable.from([Buffer.from('x')]), 3), (err: OciError) => err.status === 416)
+    await assert.rejects(uploads.append('local/a', id, Readable.from([Buffer.from('x')]), { start: 3 }), (err: OciError) => err.status === 416)
     assert.equal(uploads.offset('local/b', id), undefined, 'another repository does not see it')
-    await uploads.append('local/a', id, Readable.from([Buffer.from('world')]), 6)
+    await uploads.append('local/a', id, Readable.from([Buffer.from('world')]), { start: 6 })
     await uploads.finish('local/a', id, sha256Digest(Buffer.from('hello world')))
     assert.ok(await t.store.stat(sha256Digest(Buffer.from('hello world'))) !== undefined)
   })
@@ -55,5 +55,29 @@ describe('upload sessions: bounded, expiring, verified before commit', () => {
     assert.equal((await readdir(t.store.layout.tmp)).length, 1, 'only the new session\'s file is left')
     await uploads.cancel('local/c', c)
     assert.deepEqual(await readdir(t.store.layout.tmp), [])
+  })
+
+  it('an upload that outgrows what CACHE_MAX_SIZE leaves beside kept content gets 507 DENIED, and nothing stored goes', async () => {
+    const storeClock = new FakeClock()
+    const small = await openTestStore({ policy: { maxSize: 10_000 }, clock: storeClock })
+    const bounded = new UploadSessions({ store: small.store, log: silentLog() })
+    try {
+      const kept = Buffer.alloc(6000, 1)
+      await small.store.put(sha256Digest(kept), kept, 'test')
+      await small.store.keepUntil(sha256Digest(kept), storeClock.now() + 1000)
+      assert.equal(await bounded.room(), 4000)
+      const announced = await bounded.start('local/a')
+      await assert.rejects(bounded.append('local/a', announced, Readable.from([]), { length: 4001 }), (err: OciError) => err.status === 507 && err.code === 'DENIED' && /CACHE_MAX_SIZE/.test(err.message))
+      assert.equal(bounded.offset('local/a', announced), undefined, 'the session ended')
+      const streamed = await bounded.start('local/a')
+      await assert.rejects(bounded.append('local/a', streamed, Readable.from([Buffer.alloc(3000), Buffer.alloc(3000)])), (err: OciError) => err.status === 507)
+      assert.deepEqual(await readdir(small.store.layout.tmp), [], 'its bytes were dropped')
+      assert.ok(await small.store.stat(sha256Digest(kept)) !== undefined, 'the kept blob is still there')
+      storeClock.advance(1001)
+      assert.equal(await bounded.room(), 10_000, 'once its time is up, kept content no longer counts')
+    } finally {
+      await bounded.close()
+      await small.dispose()
+    }
   })
 })

@@ -74,18 +74,18 @@ describe('planEviction: which blobs go when the store passes its high watermark 
 describe('planRoom: what goes when the filesystem itself is full', () => {
   it('frees at least the bytes asked for, least recently used first, whatever their age', () => {
     const all = [c('a', 100, now), c('b', 300, now - 1), c('c', 50, now - 2)]
-    assert.deepEqual(names(planRoom(all, 200, nobodyReads)), ['c', 'b'])
-    assert.deepEqual(names(planRoom(all, 50, nobodyReads)), ['c'])
+    assert.deepEqual(names(planRoom(all, 200, nobodyReads, now)), ['c', 'b'])
+    assert.deepEqual(names(planRoom(all, 50, nobodyReads, now)), ['c'])
   })
 
   it('returns fewer than asked (or none) when only pinned or in-use blobs are left', () => {
     const all = [c('a', 100, 1, true), c('b', 300, 2), c('c', 50, 3)]
-    assert.deepEqual(names(planRoom(all, 10_000, d => d.startsWith('sha256:b'))), ['c'])
-    assert.deepEqual(planRoom([c('a', 100, 1, true)], 1, nobodyReads), [])
+    assert.deepEqual(names(planRoom(all, 10_000, d => d.startsWith('sha256:b'), now)), ['c'])
+    assert.deepEqual(planRoom([c('a', 100, 1, true)], 1, nobodyReads, now), [])
   })
 
   it('asks for nothing when no bytes are needed', () => {
-    assert.deepEqual(planRoom([c('a', 100, 1)], 0, nobodyReads), [])
+    assert.deepEqual(planRoom([c('a', 100, 1)], 0, nobodyReads, now), [])
   })
 })
 
@@ -93,7 +93,22 @@ describe('lruEvictable', () => {
   it('orders by last access and leaves the caller\'s list as it was', () => {
     const all = [c('a', 1, 30), c('b', 1, 10, true), c('c', 1, 20), c('d', 1, 5)]
     const before = names(all)
-    assert.deepEqual(names(lruEvictable(all, d => d.startsWith('sha256:d'))), ['c', 'a'])
+    assert.deepEqual(names(lruEvictable(all, d => d.startsWith('sha256:d'), now)), ['c', 'a'])
     assert.deepEqual(names(all), before)
+  })
+})
+
+describe('kept blobs (keepUntil: the local namespace\'s CACHE_LOCAL_TTL)', () => {
+  const kept = (name: string, size: number, accessedAt: number, keepUntil: number): Candidate => {
+    const candidate = c(name, size, accessedAt)
+    return { ...candidate, record: { ...candidate.record, keepUntil } }
+  }
+
+  it('are never chosen while kept, not even past the hard bound or on a full filesystem, and are chosen like the rest once the time has passed', () => {
+    const all = [kept('a', 4 * MB, 1, now + 1), c('b', 4 * MB, 2), kept('c', 4 * MB, 3, now)]
+    const plan = planEviction(all, 12 * MB, policy, now, nobodyReads)
+    assert.deepEqual(names(plan.victims), ['b', 'c'], 'a is kept one more ms; c\'s time is up')
+    assert.deepEqual(names(planRoom(all, 100 * MB, nobodyReads, now)), ['b', 'c'])
+    assert.deepEqual(names(lruEvictable(all, nobodyReads, now + 1)), ['a', 'b', 'c'])
   })
 })
