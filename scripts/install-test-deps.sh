@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real: the CNCF registry
-# (Debian's docker-registry) as upstream, skopeo, podman and containerd's ctr as clients,
+# (Debian's docker-registry) as upstream, skopeo, podman, buildah and containerd's ctr as clients,
 # iproute2 and iptables for network namespaces, gh (the GitHub CLI) as an API
 # client, docker-compose (v1, parses compose files without an engine) to validate
 # docker-compose.ci.yml, and Debian's docker.io (dockerd 20.10), the engine most runners
@@ -12,6 +12,7 @@ need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
 command -v ctr >/dev/null 2>&1 || need+=(containerd)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)

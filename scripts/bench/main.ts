@@ -38,7 +38,11 @@
  *      over a 200 Mbit link directly from `ghcr.io` (a TLS registry under that name), through the
  *      mirror and through the proxy, cold and warm, and the sidecar's CPU per GiB through the
  *      proxy's TLS vs the mirror's plain HTTP; skipped with the reason where netns/tbf can't be used.
- *  13. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
+ *  13. the local namespace (push.ts, issue 25): a 256 MiB image pushed on one emulated runner
+ *      host and pulled on another over 200 Mbit links, through the Debian docker-registry on the
+ *      pusher's loopback and through the swarm (CACHE_LOCAL_REPLICAS=1, the pull from peers);
+ *      skipped with the reason where netns/tbf can't be used.
+ *  14. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
  *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
  *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing
  *      run; corrupt bytes served, disallowed failures, crashes and fuzz failures must be 0.
@@ -46,7 +50,7 @@
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,link,swarm,herd,api,proxy,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,link,swarm,herd,api,proxy,push,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -71,6 +75,7 @@ import { formatTable, median, MB, MiB, ratioOf, type Row } from './report.js'
 import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 import { apiCache, apiConfig } from './api.js'
 import { proxyBench, proxyBenchConfig } from './proxy.js'
+import { pushBench, pushBenchConfig } from './push.js'
 import { herd, herdConfig } from './herd.js'
 import { linkConfig, p2pLink } from './p2p-link.js'
 import { churnRows, fuzzRows, overloadRows, reliabilityConfig } from './reliability.js'
@@ -100,11 +105,12 @@ const CFG = {
 const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
 const API_CFG = apiConfig(QUICK)
 const PROXY_CFG = proxyBenchConfig(QUICK)
+const PUSH_CFG = pushBenchConfig(QUICK)
 const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
 const RELIABILITY_CFG = reliabilityConfig(QUICK)
 const LINK_CFG = linkConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'reliability'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'push', 'reliability'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
@@ -114,6 +120,7 @@ const runs = (s: Section): boolean => SECTIONS.has(s)
 // The API section's share of the time budget (~50 s full, ~25 s quick, plus slack).
 if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 if (runs('proxy')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
+if (runs('push')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // The herd section's (~3 min full, ~1 min quick, plus slack).
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // Loopback herds above 10 nodes: start-up and the pulls take about 12 s per node on 2 cores.
@@ -477,6 +484,7 @@ async function main (): Promise<number> {
     }
     if (runs('api')) await section('API cache', () => apiCache({ work, cleanup, rows, samples, log }, API_CFG))
     if (runs('proxy')) await section('proxy', () => proxyBench({ work, cleanup, rows, samples, log }, PROXY_CFG))
+    if (runs('push')) await section('push', () => pushBench({ work, cleanup, rows, samples, log }, PUSH_CFG))
     if (runs('reliability')) {
       await section('churn soak', () => churnRows({ rows, samples, log }, RELIABILITY_CFG))
       await section('overload', () => overloadRows({ rows, samples, log }, RELIABILITY_CFG))
@@ -502,7 +510,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, push: PUSH_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

@@ -20,5 +20,8 @@ export const PLACED_COPY_TRUSTED_MS = 60 * 60_000
 export const HOLDERS_RETRY_MS = 1_000
 /** "This push lives on this runner only" is warned about at most this often. */
 export const NO_REPLICA_WARN_MS = 10 * 60_000
-/** A node that stops hands its kept content to peers, for at most this long. */
-export const HANDOFF_MAX_MS = 20_000
+/**
+ * A node that stops hands its kept content to peers, for at most this long: within the 10 s a
+ * `docker stop` waits before SIGKILL, with the download drain before it.
+ */
+export const HANDOFF_MAX_MS = 8_000

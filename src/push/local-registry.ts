@@ -198,16 +198,18 @@ export class LocalRegistry {
 
   /** PATCH: a chunk (Content-Range `<start>-<end>` must continue the upload) or a stream of the rest. */
   private async patch (req: IncomingMessage, res: ServerResponse, repo: string, id: string): Promise<void> {
-    const range = /^(?:bytes=)?(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''))
-    const received = await this.init.uploads.append(repo, id, req, { start: range === null ? undefined : Number(range[1]), length: contentLength(req) })
+    const received = await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req) })
     send(res, 202, { location: `/v2/${repo}/blobs/uploads/${id}`, range: `0-${Math.max(0, received - 1)}`, 'docker-upload-uuid': id })
   }
 
-  /** PUT ?digest=: the last chunk (the body, if any), then the digest checked and the blob committed. */
+  /**
+   * PUT ?digest=: the last chunk (the body, if any; with a Content-Range it must continue the
+   * upload, else 416 and the session stays), then the digest checked and the blob committed.
+   */
   private async put (req: IncomingMessage, res: ServerResponse, repo: string, id: string, url: URL): Promise<void> {
     const digest = url.searchParams.get('digest') ?? ''
     if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `PUT of an upload needs ?digest=sha256:<64 lowercase hex>, not "${digest.slice(0, 100)}"`)
-    await this.init.uploads.append(repo, id, req, { length: contentLength(req) })
+    await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req) })
     await this.commit(res, repo, id, digest)
   }
 
@@ -402,6 +404,12 @@ async function readAll (stream: NodeJS.ReadableStream, limit: number): Promise<B
   const body = await readBounded(stream as Readable, limit)
   if (body === undefined) throw new OciError(502, 'MANIFEST_INVALID', `a manifest larger than ${limit} bytes`)
   return body
+}
+
+/** Where a chunk starts, by its Content-Range (`<start>-<end>`, OCI); undefined without one. */
+function rangeStart (req: IncomingMessage): number | undefined {
+  const range = /^(?:bytes=)?(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''))
+  return range === null ? undefined : Number(range[1])
 }
 
 /** The length a request announced (Content-Length); undefined when it did not. */

@@ -131,6 +131,23 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     assert.deepEqual(tags.tags, ['1'])
   })
 
+  it('buildah pushes an image it pulled from the local namespace under another name', async function () {
+    if (await access('/usr/bin/buildah').then(() => false, () => true)) { this.skip(); return }
+    const root = join(work, 'buildah')
+    const buildah = async (args: string[]): Promise<void> => {
+      const r = await run('buildah', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args], {
+        env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root },
+        timeoutMs: 120_000
+      })
+      assert.equal(r.code, 0, `buildah ${args.join(' ')}: ${r.stdout}${r.stderr}`)
+    }
+    await mkdir(root, { recursive: true })
+    await buildah(['pull', '--quiet', '--tls-verify=false', '--platform', 'linux/amd64', `${sidecar.host}/local/app:1`])
+    await buildah(['push', '--quiet', '--tls-verify=false', `${sidecar.host}/local/app:1`, `docker://${sidecar.host}/local/buildah:1`])
+    const tags = await (await fetch(`${sidecar.url}/v2/local/buildah/tags/list`)).json() as { tags: string[] }
+    assert.deepEqual(tags.tags, ['1'])
+  })
+
   it('pushes outside the namespace are refused naming it; a tag is deleted', async () => {
     const outside = await fetch(`${sidecar.url}/v2/library/app/blobs/uploads/`, { method: 'POST' })
     assert.equal(outside.status, 405)
