@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { z } from 'zod'
 import type { P2pNode } from './node.js'
 import { decodeJsonFrame, encodeJsonFrame } from './json-frame.js'
+import { exchangeFrame } from './frame-exchange.js'
 import { DIALBACK_PROTOCOL, DIALBACK_TIMEOUT_MS, MAX_CONCURRENT_DIALBACKS, MAX_REQUEST_BYTES } from './constants.js'
 
 /**
@@ -97,14 +98,5 @@ export class DialbackServer {
 /** Asks the peer on `connection` to dial `addr` (this node's, with /p2p/<id>) back. */
 export async function requestDialback (connection: Connection, addr: string, signal: AbortSignal): Promise<DialbackAnswer> {
   const stream = await connection.newStream(DIALBACK_PROTOCOL, { signal })
-  try {
-    const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES * 2 })
-    await lp.write(encodeJsonFrame({ addr }), { signal })
-    const answer = decodeJsonFrame((await lp.read({ signal })).subarray(), answerSchema, 'dial-back answer')
-    await stream.close({ signal }).catch(() => {})
-    return answer
-  } catch (err) {
-    stream.abort(err as Error)
-    throw err
-  }
+  return await exchangeFrame(stream, encodeJsonFrame({ addr }), bytes => decodeJsonFrame(bytes, answerSchema, 'dial-back answer'), { signal, maxAnswerBytes: MAX_REQUEST_BYTES * 2 })
 }

@@ -110,6 +110,12 @@ export class LocalRegistry {
     try {
       await this.route(req, res, url)
     } catch (err) {
+      // A client that hung up mid-body (its upload keeps what arrived) is no failure of ours.
+      if (req.destroyed && !req.complete) {
+        this.init.log.info({ path: url.pathname, err: (err as Error).message }, 'the client left during its request')
+        res.destroy()
+        return true
+      }
       const error = toOciError(err)
       if (error.status >= 500) this.init.log.warn({ path: url.pathname, status: error.status, err: error.message }, 'local registry request failed')
       if (res.headersSent) { res.destroy(); return true }

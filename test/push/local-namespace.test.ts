@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { access, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildImage, buildMultiArchImage, type ImageDescription } from '../fixtures/oci-image.js'
@@ -70,6 +71,40 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     assert.equal(done.status, 201)
     assert.equal(done.headers.get('docker-content-digest'), digestOf(blob))
     const back = Buffer.from(await (await fetch(`${sidecar.url}/v2/local/chunks/blobs/${digestOf(blob)}`)).arrayBuffer())
+    assert.ok(back.equals(blob))
+  })
+
+  it('a chunk whose connection is cut mid-body: the upload keeps what arrived, and the client resumes from its Range', async () => {
+    const blob = randomBytes(400_000)
+    const start = await fetch(`${sidecar.url}/v2/local/cut/blobs/uploads/`, { method: 'POST' })
+    const location = new URL(start.headers.get('location') ?? '', sidecar.url)
+    // A PATCH announcing the whole blob, cut after about half of it.
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: sidecar.port }, () => {
+        socket.write(`PATCH ${location.pathname} HTTP/1.1\r\nHost: ${sidecar.host}\r\nContent-Type: application/octet-stream\r\nContent-Range: 0-${blob.byteLength - 1}\r\nContent-Length: ${blob.byteLength}\r\n\r\n`)
+        socket.write(blob.subarray(0, 200_000), () => { socket.destroy(); resolve() })
+      })
+      socket.on('error', reject)
+    })
+    // Until the server has seen the cut: some bytes in, and the same count twice in a row (an
+    // empty upload says 0-0 too, so a count of 1 is not taken).
+    let received = 0
+    let last = -1
+    await waitFor(async () => {
+      const status = await fetch(location)
+      const now = Number(/^0-(\d+)$/.exec(status.headers.get('range') ?? '')?.[1] ?? -1) + 1
+      const settled = status.status === 204 && now > 1 && now === last
+      last = now
+      received = now
+      return settled
+    }, { timeoutMs: 10_000, what: 'the cut chunk\'s bytes in the upload' })
+    assert.ok(received <= 200_000, `no more than was sent (${received})`)
+    const rest = await fetch(location, { method: 'PATCH', headers: { 'content-range': `${received}-${blob.byteLength - 1}` }, body: blob.subarray(received) })
+    assert.equal(rest.status, 202)
+    const put = new URL(location)
+    put.searchParams.set('digest', digestOf(blob))
+    assert.equal((await fetch(put, { method: 'PUT' })).status, 201)
+    const back = Buffer.from(await (await fetch(`${sidecar.url}/v2/local/cut/blobs/${digestOf(blob)}`)).arrayBuffer())
     assert.ok(back.equals(blob))
   })
 
@@ -272,6 +307,20 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
     assert.equal(await digestOn(b), v2.manifests[0]?.digest)
     assert.equal((await fetch(`${a.url}/v2/local/shared/manifests/1`, { method: 'DELETE' })).status, 202)
     assert.equal(await digestOn(b), null, 'B sees A\'s newer delete')
+  })
+
+  it('two runners push the same tag at once: both nodes end with the same digest', async () => {
+    await Promise.all([
+      skopeoCopy(`oci:${join(work, 'v1')}:1`, `docker://${a.host}/local/race:1`, { destTlsVerify: false }),
+      skopeoCopy(`oci:${join(work, 'v2')}:1`, `docker://${b.host}/local/race:1`, { destTlsVerify: false })
+    ])
+    const on = async (node: HerdNode): Promise<string | null> => {
+      const r = await fetch(`${node.url}/v2/local/race/manifests/1`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      return r.status === 200 ? r.headers.get('docker-content-digest') : null
+    }
+    const [onA, onB] = [await on(a), await on(b)]
+    assert.ok(onA !== null && [v1.manifests[0]?.digest, v2.manifests[0]?.digest].includes(onA))
+    assert.equal(onB, onA, 'each push was held by the other node (with its tag record) before it was acknowledged: the newest write wins on both')
   })
 })
 

@@ -14,6 +14,7 @@ import { closerPeer, coordinatorsOf, isCloser, keyKadId } from './distance.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRedirect, type ClaimRequest, type WireClaimAnswer } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
 import { FrameError } from '../json-frame.js'
+import { exchangeFrame } from '../frame-exchange.js'
 
 export interface ClaimServiceComponents {
   node: P2pNode
@@ -287,16 +288,7 @@ export class ClaimService {
     // An older coordinator's decoder refuses fields it does not know.
     const { pieces, direct, ...plain } = request
     const sent = protocol === CLAIM_PROTOCOL_REDIRECT ? request : protocol === CLAIM_PROTOCOL_SWARM && pieces !== undefined ? { ...plain, pieces } : plain
-    try {
-      const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
-      await lp.write(encodeClaimFrame(sent), { signal })
-      const answer = decodeClaimAnswer((await lp.read({ signal })).subarray())
-      await stream.close({ signal }).catch(() => {})
-      return answer
-    } catch (err) {
-      stream.abort(err as Error)
-      throw err
-    }
+    return await exchangeFrame(stream, encodeClaimFrame(sent), decodeClaimAnswer, { signal, maxAnswerBytes: MAX_ANSWER_BYTES })
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {

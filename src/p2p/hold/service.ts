@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import type { P2pNode } from '../node.js'
 import type { PeerRef } from '../fetch/client.js'
 import { FrameError } from '../json-frame.js'
+import { exchangeFrame } from '../frame-exchange.js'
 import { HOLD_MAX_REQUEST_BYTES, HOLD_MAX_STREAMS, HOLD_PROTOCOL, HOLD_SERVE_MAX_MS } from './constants.js'
 import { decodeHoldAnswer, decodeHoldRequest, encodeHoldFrame, MAX_HOLD_MESSAGE_CHARS, type HoldAnswer, type HoldRequest } from './frames.js'
 
@@ -40,16 +41,7 @@ export class HoldService {
    */
   async ask (peer: string, request: HoldRequest, signal: AbortSignal): Promise<HoldAnswer> {
     const stream = await this.components.node.dialProtocol(peerIdFromString(peer), HOLD_PROTOCOL, { signal })
-    try {
-      const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
-      await lp.write(encodeHoldFrame(request), { signal })
-      const answer = decodeHoldAnswer((await lp.read({ signal })).subarray())
-      await stream.close({ signal }).catch(() => {})
-      return answer
-    } catch (err) {
-      stream.abort(err as Error)
-      throw err
-    }
+    return await exchangeFrame(stream, encodeHoldFrame(request), decodeHoldAnswer, { signal, maxAnswerBytes: MAX_ANSWER_BYTES })
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
