@@ -45,6 +45,10 @@ import { Replicator } from './push/replicator.js'
 import { ReplicaKeeper } from './push/replica-keeper.js'
 import { handOff } from './push/handoff.js'
 import { HANDOFF_MAX_MS } from './push/constants.js'
+import { ActionsCacheRoutes } from './actionscache/routes.js'
+import { CacheUploads } from './actionscache/cache-uploads.js'
+import { cacheEntryKind } from './actionscache/cache-entries.js'
+import { SwarmBlobs } from './resolver/swarm-blob.js'
 import type { RecordKey } from './keys/record-key.js'
 import { guardedLookup } from './proxy/destination.js'
 import { PRIVATE_STORE_DIR, PRIVATE_STORE_SHARE } from './proxy/constants.js'
@@ -211,6 +215,18 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     stats,
     log: pushLog
   })
+  // The Actions cache service: entries are swarm records (shared inside a private swarm, like
+  // tags), archives are blobs of the store.
+  const cacheUploads = new CacheUploads({ store, log: log.child({ component: 'actions-cache' }) })
+  const actionsCache = new ActionsCacheRoutes({
+    entries: swarmRecords.define(cacheEntryKind(config.swarmKey !== undefined)),
+    uploads: cacheUploads,
+    blobs: new SwarmBlobs({ store, blobs }),
+    self,
+    provideNow: swarm === undefined ? undefined : async (keys, signal) => { await swarm?.provideNow(keys, signal) },
+    stats,
+    log: log.child({ component: 'actions-cache' })
+  })
   const admin = new AdminRoutes({
     store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem, privateStore,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
@@ -235,7 +251,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     log: log.child({ component: 'apicache' })
   })
   const apiRoutes = new ApiRoutes({ client: apiClient, resolver: api, stats, log: log.child({ component: 'apicache' }) })
-  const routes = [admin, local, registry, apiRoutes]
+  const routes = [admin, local, registry, actionsCache, apiRoutes]
   const limits: HttpLimits = {
     headerTimeoutMs: config.httpHeaderTimeout,
     idleTimeoutMs: config.httpIdleTimeout,
@@ -285,6 +301,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await proxyUpstreams.close()
     await apiClient.close()
     await uploads.close()
+    await cacheUploads.close()
     await privateStore?.close()
     throw err
   }
@@ -316,6 +333,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await proxyUpstreams.close()
       await apiClient.close()
       await uploads.close()
+      await cacheUploads.close()
       await privateStore?.close()
       await openStore.close()
     }

@@ -42,7 +42,10 @@
  *      host and pulled on another over 200 Mbit links, through the Debian docker-registry on the
  *      pusher's loopback and through the swarm (CACHE_LOCAL_REPLICAS=1, the pull from peers);
  *      skipped with the reason where netns/tbf can't be used.
- *  14. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
+ *  14. the Actions cache (actions-cache.ts, issue 26): a 256 MiB directory saved by
+ *      @actions/cache through one sidecar and restored through another, against cp -r, and its
+ *      archive through the cache service against PUT + GET on node:http, on loopback.
+ *  15. the reliability campaign (reliability.ts, issue 16): a churn soak of 5 sidecars and the
  *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
  *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing
  *      run; corrupt bytes served, disallowed failures, crashes and fuzz failures must be 0.
@@ -50,7 +53,7 @@
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,link,swarm,herd,api,proxy,push,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,link,swarm,herd,api,proxy,push,actions,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -76,6 +79,7 @@ import { p2pConfig, p2pThroughput, swarmTtfb } from './p2p.js'
 import { apiCache, apiConfig } from './api.js'
 import { proxyBench, proxyBenchConfig } from './proxy.js'
 import { pushBench, pushBenchConfig } from './push.js'
+import { actionsCacheBench, actionsBenchConfig } from './actions-cache.js'
 import { herd, herdConfig } from './herd.js'
 import { linkConfig, p2pLink } from './p2p-link.js'
 import { churnRows, fuzzRows, overloadRows, reliabilityConfig } from './reliability.js'
@@ -106,11 +110,12 @@ const P2P_CFG = p2pConfig(QUICK, CFG.requestTimeoutMs)
 const API_CFG = apiConfig(QUICK)
 const PROXY_CFG = proxyBenchConfig(QUICK)
 const PUSH_CFG = pushBenchConfig(QUICK)
+const ACTIONS_CFG = actionsBenchConfig(QUICK)
 const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
 const RELIABILITY_CFG = reliabilityConfig(QUICK)
 const LINK_CFG = linkConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'push', 'reliability'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'push', 'actions', 'reliability'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
@@ -121,6 +126,7 @@ const runs = (s: Section): boolean => SECTIONS.has(s)
 if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 if (runs('proxy')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 if (runs('push')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
+if (runs('actions')) CFG.deadlineMs += (QUICK ? 90 : 240) * 1000
 // The herd section's (~3 min full, ~1 min quick, plus slack).
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // Loopback herds above 10 nodes: start-up and the pulls take about 12 s per node on 2 cores.
@@ -485,6 +491,7 @@ async function main (): Promise<number> {
     if (runs('api')) await section('API cache', () => apiCache({ work, cleanup, rows, samples, log }, API_CFG))
     if (runs('proxy')) await section('proxy', () => proxyBench({ work, cleanup, rows, samples, log }, PROXY_CFG))
     if (runs('push')) await section('push', () => pushBench({ work, cleanup, rows, samples, log }, PUSH_CFG))
+    if (runs('actions')) await section('actions', () => actionsCacheBench({ work, cleanup, rows, samples, log }, ACTIONS_CFG))
     if (runs('reliability')) {
       await section('churn soak', () => churnRows({ rows, samples, log }, RELIABILITY_CFG))
       await section('overload', () => overloadRows({ rows, samples, log }, RELIABILITY_CFG))
@@ -510,7 +517,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, push: PUSH_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, push: PUSH_CFG, actions: ACTIONS_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

@@ -76,6 +76,11 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['tunnels / refused', `${count(s.proxy_tunnels ?? 0)} / ${count(s.proxy_refused ?? 0)}`],
       ['hosts', formatProxyHosts(s.proxy_by_host ?? {})]
     ]],
+    ['Actions cache', [
+      ['entries saved', count(s.actions_cache_saves ?? 0)],
+      ['lookups: hits / misses', `${count(s.actions_cache_hits ?? 0)} / ${count(s.actions_cache_misses ?? 0)}`],
+      ['archives sent to jobs', `${formatBytes(s.actions_cache_bytes_served ?? 0)}  (${plural(s.actions_cache_peer_downloads ?? 0, 'download')} from other runners)`]
+    ]],
     ['API', [
       ['304 revalidations', count(s.revalidations_304)],
       ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, byCredential]) => `${name}: ${formatRateLimits(byCredential)}`).join('; ')]
@@ -92,7 +97,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     'store_full', 'store_full_events', 'bytes_passed_through',
     'pieces_from_peers', 'pieces_served_to_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied',
     'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host', 'pushes', 'bytes_pushed',
-    'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds'])
+    'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds',
+    'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

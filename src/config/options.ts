@@ -153,7 +153,7 @@ const swarmKey = z.string().transform((s, ctx): Uint8Array | undefined => {
 })
 
 /** Path prefixes the sidecar serves itself: an API upstream can't be named after them. */
-export const RESERVED_API_NAMES = ['v2', 'api', 'metrics', 'healthz', 'readyz', 'ca.crt', 'ui', 'twirp']
+export const RESERVED_API_NAMES = ['v2', 'api', 'metrics', 'healthz', 'readyz', 'ca.crt', 'ui', 'twirp', 'actions-cache']
 
 const apiUpstreams = upstreams.transform((list, ctx): Upstream[] => {
   const reserved = list.find(u => RESERVED_API_NAMES.includes(u.name) || !/^[A-Za-z0-9._-]+$/.test(u.name))

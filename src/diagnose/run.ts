@@ -13,6 +13,7 @@ import { checkListen } from './listen.js'
 import { findSidecar, liveFindings } from './live.js'
 import { checkStorage } from './storage.js'
 import { checkProxy } from './proxy.js'
+import { checkActionsCache } from './actions-cache.js'
 import { checkClock, checkUpstreams } from './upstreams.js'
 import { checkFleetCredentials } from './fleet.js'
 import { checkContainerd, checkDocker, DEFAULT_CONTAINERD_HOSTS, defaultDockerHost } from './clients.js'
@@ -80,6 +81,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   findings.push(await checkDocker(opts.dockerHost ?? defaultDockerHost(), httpUrl, live?.clients))
   findings.push(await checkContainerd(opts.containerdHosts ?? DEFAULT_CONTAINERD_HOSTS, httpUrl, live?.clients))
   findings.push(...await checkProxy(config, live?.stats))
+  findings.push(...await checkActionsCache(config, httpUrl, live?.stats))
   const upstreams = await checkUpstreams(config.registryUpstreams, config.apiUpstreams)
   findings.push(...upstreams.findings)
   findings.push(...await checkFleetCredentials(config.apiUpstreams, fleet))

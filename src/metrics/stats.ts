@@ -11,7 +11,8 @@ export const COUNTER_NAMES = [
   'store_full_events', 'bytes_passed_through',
   'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers',
   'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused',
-  'pushes', 'bytes_pushed', 'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds'
+  'pushes', 'bytes_pushed', 'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds',
+  'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -51,7 +52,12 @@ const HELP: Record<CounterName, string> = {
   replicas_placed: 'Blobs and manifests pushed here that another node confirmed it holds (one per copy)',
   replicas_held: 'Blobs and manifests this node holds for pushes to other nodes (one per request and digest)',
   replication_failures: 'Manifest PUTs refused with 503 because no replica could be placed within CACHE_LOCAL_REPLICA_TIMEOUT',
-  replication_wait_seconds: 'Time manifest PUTs waited for their replicas (the replication lag a push sees), in seconds'
+  replication_wait_seconds: 'Time manifest PUTs waited for their replicas (the replication lag a push sees), in seconds',
+  actions_cache_saves: 'Actions cache entries saved (finalized) through this sidecar',
+  actions_cache_hits: 'Actions cache lookups answered with an entry (exact key or restore-key prefix), from this node or the swarm',
+  actions_cache_misses: 'Actions cache lookups with no entry in the token\'s scopes',
+  actions_cache_peer_downloads: 'Actions cache archives downloaded here that came from another runner (the rest were in this store)',
+  actions_cache_bytes_served: 'Actions cache archive bytes sent to jobs: what they did not download from GitHub\'s cache service'
 }
 
 /** Credentials whose rate limit is reported per API upstream (the most recent ones). */

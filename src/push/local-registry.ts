@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
@@ -16,8 +15,8 @@ import type { UploadSessions } from './upload-sessions.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
 import type { BlobSource } from '../resolver/source.js'
 import type { HoldKey } from '../p2p/hold/frames.js'
-import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
-import { UpstreamStatusError } from '../upstream/errors.js'
+import { SwarmBlobs } from '../resolver/swarm-blob.js'
+import { sendBlob } from '../http/send-blob.js'
 import { ReplicaPlacementError, type Replicator } from './replicator.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
@@ -93,10 +92,11 @@ const MAX_TAGS_LISTED = 1000
 export class LocalRegistry {
   private readonly prefix: string
   /** The local namespace has no upstream: what no runner holds is a 404. */
-  private readonly nowhere: RegistryUpstream = new NoUpstream()
+  private readonly swarm: SwarmBlobs
 
   constructor (private readonly init: LocalRegistryInit) {
     this.prefix = `/v2/${init.namespace}/`
+    this.swarm = new SwarmBlobs({ store: init.store, blobs: init.blobs })
   }
 
   /** Whether `pathname` is in the local namespace (this route answers it). */
@@ -158,7 +158,7 @@ export class LocalRegistry {
       const repo = this.repo(m[1] as string)
       const digest = m[2] as string
       if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`)
-      if (method === 'GET' || method === 'HEAD') await this.getBlob(res, repo, digest, method === 'HEAD')
+      if (method === 'GET' || method === 'HEAD') await this.getBlob(req, res, repo, digest, method === 'HEAD')
       else throw notAllowed(method, path)
       return
     }
@@ -316,24 +316,9 @@ export class LocalRegistry {
     }
   }
 
-  /** `digest` from the store, else from a peer through the blob resolver; 404 `code` when nobody has it. */
+  /** `digest` from the store, else from a peer; 404 `code` when no runner has it. */
   private async open (repo: string, digest: Digest, code: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): Promise<BlobSource> {
-    const local = await this.init.store.openRead(digest)
-    if (local !== undefined) {
-      return {
-        cache: 'HIT', origin: 'local', size: local.record.size,
-        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
-        stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
-        release: local.release
-      }
-    }
-    if (this.init.blobs === undefined) throw new OciError(404, code, `${digest} is not here`)
-    try {
-      return await this.init.blobs.open(this.nowhere, repo, digest)
-    } catch (err) {
-      if (err instanceof UpstreamStatusError && err.status === 404) throw new OciError(404, code, `${digest} is on no runner of the swarm (pushed to one that left, or evicted)`)
-      throw err
-    }
+    return await this.swarm.open(repo, digest, () => new OciError(404, code, `${digest} is on no runner of the swarm (pushed to one that left, or evicted)`))
   }
 
   /** DELETE of a tag: a newer write that says so; a manifest by digest stays (other tags or indexes may name it). */
@@ -345,14 +330,16 @@ export class LocalRegistry {
     send(res, 202)
   }
 
-  private async getBlob (res: ServerResponse, repo: string, digest: Digest, head: boolean): Promise<void> {
+  private async getBlob (req: IncomingMessage, res: ServerResponse, repo: string, digest: Digest, head: boolean): Promise<void> {
     const source = await this.open(repo, digest, 'BLOB_UNKNOWN')
     try {
-      res.writeHead(200, { ...API_VERSION, 'content-type': 'application/octet-stream', ...(source.size !== undefined ? { 'content-length': source.size } : {}), 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
-      if (head) { res.end(); return }
-      const body = source.stream(0, source.size)
-      body.on('data', (chunk: Buffer) => { this.init.stats.inc('bytes_served', chunk.byteLength) })
-      await pipeline(body, res)
+      const headers = { ...API_VERSION, 'content-type': 'application/octet-stream', 'docker-content-digest': digest }
+      if (head) {
+        res.writeHead(200, { ...headers, ...(source.size !== undefined ? { 'content-length': source.size } : {}), etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
+        res.end()
+        return
+      }
+      await sendBlob(req, res, source, { etag: `"${digest}"`, headers, rangeHeader: req.headers.range, stats: this.init.stats })
     } finally {
       await source.release()
     }
@@ -387,22 +374,6 @@ function toOciError (err: unknown): OciError {
   if (err instanceof ReplicaPlacementError) return new OciError(503, 'REPLICAS_UNAVAILABLE', `the push is not acknowledged: ${err.message}. A push must be held by CACHE_LOCAL_REPLICAS other nodes within CACHE_LOCAL_REPLICA_TIMEOUT, so it survives this runner: push again, or check the peers (p2p-cache diagnose), or change either option`)
   if (err instanceof StoreFullError) return new OciError(507, 'DENIED', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
   return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
-}
-
-/** The "upstream" of the local namespace: every request is a 404 (the content is only on runners). */
-class NoUpstream implements RegistryUpstream {
-  readonly name = 'local'
-  readonly url = new URL('http://local.invalid')
-
-  async send (): Promise<UpstreamResponse> {
-    return { status: 404, headers: {}, body: Readable.from([]) }
-  }
-
-  async sendOk (_method: 'GET' | 'HEAD', _repo: string, path: string): Promise<UpstreamResponse> {
-    throw new UpstreamStatusError(this.name, 404, `${path.slice(0, 200)} is in the local namespace: only runners hold it`, 'text/plain')
-  }
-
-  async close (): Promise<void> {}
 }
 
 /** The whole of `stream`, at most `limit` bytes. @throws OciError 502 past the limit */

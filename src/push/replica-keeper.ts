@@ -59,10 +59,13 @@ export class ReplicaKeeper {
       if (err instanceof PeerFetchError) return { status: 'failed', message: err.message }
       throw err
     }
+    const recordKeys: RecordKey[] = []
     for (const record of request.records ?? []) {
-      if (!await records.accept(record.key, record.value)) return { status: 'refused', message: `${record.key.slice(0, 200)} is not a record this node shares (is CACHE_SWARM_KEY set on both nodes?)` }
+      const keys = await records.accept(record.key, record.value)
+      if (keys === undefined) return { status: 'refused', message: `${record.key.slice(0, 200)} is not a record this node shares (is CACHE_SWARM_KEY set on both nodes?)` }
+      recordKeys.push(...keys)
     }
-    await this.init.provideNow([...request.keys.map(k => k.digest), ...(request.records ?? []).map(r => r.key)], signal)
+    await this.init.provideNow([...request.keys.map(k => k.digest), ...new Set(recordKeys)], signal)
     stats.inc('replicas_held', request.keys.length)
     log.info({ peer: from.id.toString(), keys: request.keys.length, records: request.records?.length ?? 0, fetched, keepUntil: new Date(keepUntil).toISOString() }, 'holding a replica')
     return { status: 'held' }

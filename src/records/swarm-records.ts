@@ -113,25 +113,26 @@ export class SwarmRecords {
   /**
    * A record a peer asks this node to keep (a replica of its push): kept when it checks out by
    * its kind (a shared one) and is not older than this node's own; announced at once.
-   * @returns whether this node now holds `value` or a newer write; false for a key of a kind it
-   * does not share, or a value that is not of the kind
+   * @returns the keys to find it by (the record's, and its group's listing key) when this node
+   * now holds `value` or a newer write; undefined for a key of a kind it does not share, or a
+   * value that is not of the kind
    */
-  async accept (key: RecordKey, value: string): Promise<boolean> {
+  async accept (key: RecordKey, value: string): Promise<RecordKey[] | undefined> {
     const parsed = parseRecordKey(key)
     const kind = parsed === undefined ? undefined : this.kinds.get(parsed.kind)
-    if (parsed === undefined || kind?.shared !== true) return false
+    if (parsed === undefined || kind?.shared !== true) return undefined
     let checked: unknown
     try {
       checked = kind.parse(JSON.parse(value))
     } catch {
-      return false
+      return undefined
     }
-    if (checked === undefined) return false
+    if (checked === undefined) return undefined
     const table = new RecordTable(kind, this.db, this.init)
     const own = await table.get(parsed.name)
-    if (own !== undefined && (kind.newer === undefined || !kind.newer(checked, own.value))) return true
-    await table.keep(parsed.name, checked, Date.now(), kind.urgent === true)
-    return true
+    const list = listKey(kind, parsed.name)
+    if (own !== undefined && (kind.newer === undefined || !kind.newer(checked, own.value))) return [key, ...(list !== undefined ? [list] : [])]
+    return await table.keep(parsed.name, checked, Date.now(), kind.urgent === true)
   }
 
   /**
@@ -288,9 +289,15 @@ export class RecordTable<T> {
     return [...known].filter(([, shown]) => shown).map(([name]) => name).sort().slice(0, limit)
   }
 
-  /** Keeps `value` under `name` (announced, for a shared kind); on a full disk it is not kept. */
-  async put (name: string, value: T): Promise<void> {
-    await this.keep(name, value, Date.now(), this.kind.urgent === true)
+  /**
+   * Keeps `value` under `name` (announced, for a shared kind); on a full disk it is not kept.
+   * With `announced`, resolves only once the announcement is done (or that signal aborts): a
+   * write other nodes look for right after it is acknowledged.
+   */
+  async put (name: string, value: T, opts: { announced?: AbortSignal } = {}): Promise<void> {
+    const keys = await this.keep(name, value, Date.now(), this.kind.urgent === true)
+    const swarm = this.init.peers?.swarm
+    if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) await swarm.provideNow(keys, opts.announced).catch(() => {})
   }
 
   /** Forgets `name` here (and stops announcing it). */
@@ -299,17 +306,22 @@ export class RecordTable<T> {
     if (this.kind.shared) this.init.peers?.swarm.forget(recordKey(this.kind.kind, name))
   }
 
-  /** Keeps `value` under `name` as made at `storedAt`, announced (at once with `now`) for a shared kind. */
-  async keep (name: string, value: T, storedAt: number, now = false): Promise<void> {
+  /**
+   * Keeps `value` under `name` as made at `storedAt`, announced (at once with `now`) for a shared
+   * kind. Returns the keys announced (none when not kept, or not shared).
+   */
+  async keep (name: string, value: T, storedAt: number, now = false): Promise<RecordKey[]> {
     try {
       await this.db.put(this.dbKey(name), { value, storedAt })
     } catch (err) {
-      if (isNoSpace(err)) return
+      if (isNoSpace(err)) return []
       throw err
     }
-    if (!this.kind.shared) return
+    if (!this.kind.shared) return []
     const list = listKey(this.kind, name)
-    for (const key of [recordKey(this.kind.kind, name), ...(list !== undefined ? [list] : [])]) this.init.peers?.swarm.announce(key, now ? { now: true } : undefined)
+    const keys = [recordKey(this.kind.kind, name), ...(list !== undefined ? [list] : [])]
+    for (const key of keys) this.init.peers?.swarm.announce(key, now ? { now: true } : undefined)
+    return keys
   }
 
   private dbKey (name: string): string {

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
@@ -13,7 +12,7 @@ import type { Stats } from '../metrics/stats.js'
 import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from '../upstream/errors.js'
 import { clientLeft } from '../http/client-left.js'
 import { parseRegistryPath } from './path.js'
-import { selectRange } from './range.js'
+import { sendBlob } from '../http/send-blob.js'
 import { upstreamRepository, type UpstreamSet } from './upstreams.js'
 import { StoreUnavailableError } from '../store/errors.js'
 
@@ -124,20 +123,7 @@ export class RegistryRoutes {
     }
     const source = await this.init.blobs.open(client, repo, digest, { signal })
     try {
-      const range = selectRange(req.headers.range, source.size, req.headers['if-range'] as string | undefined, `"${digest}"`)
-      const headers: Record<string, string | number> = { ...common, 'x-cache': source.cache, 'x-cache-source': source.origin }
-      if (range.kind === 'unsatisfiable') {
-        res.writeHead(416, { ...headers, 'content-range': `bytes */${source.size ?? '*'}`, 'content-length': 0 })
-        res.end()
-        return
-      }
-      const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, source.size]
-      if (end !== undefined) headers['content-length'] = end - start
-      if (range.kind === 'partial') headers['content-range'] = `bytes ${start}-${end === undefined ? '' : end - 1}/${source.size ?? '*'}`
-      res.writeHead(range.kind === 'partial' ? 206 : 200, headers)
-      const body = source.stream(start, end)
-      body.on('data', (chunk: Buffer) => this.init.stats.inc('bytes_served', chunk.byteLength))
-      await pipeline(body, res)
+      await sendBlob(req, res, source, { etag: common.etag, headers: { ...API_VERSION, 'docker-content-digest': digest, 'content-type': 'application/octet-stream' }, rangeHeader: req.headers.range, stats: this.init.stats })
     } finally {
       await source.release()
     }

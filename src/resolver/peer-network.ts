@@ -43,4 +43,6 @@ export interface PeerNetwork {
   announce: (key: SwarmKey, opts?: { now?: boolean }) => void
   /** Stops providing `key` (it left the store). */
   forget: (key: SwarmKey) => void
+  /** Provides `keys` now and resolves once that is done (a write other nodes must find at once); optional in fakes. */
+  provideNow?: (keys: Array<Digest | RecordKey>, signal: AbortSignal) => Promise<void>
 }

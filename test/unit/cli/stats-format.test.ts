@@ -18,7 +18,7 @@ describe('formatStats: `p2p-cache stats` for a person', () => {
   it('names the sidecar, then titled sections with aligned rows', () => {
     const text = formatStats('http://127.0.0.1:9080', snapshot())
     assert.equal(text.split('\n')[0], 'p2p-cache at http://127.0.0.1:9080')
-    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'Proxy', 'API', 'HTTP'])
+    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'Proxy', 'Actions cache', 'API', 'HTTP'])
     const valueColumns = new Set(text.split('\n').filter(l => l.startsWith('  ')).map(l => /^ {2}\S.*?\s{2,}(?=\S)/.exec(l)?.[0].length))
     assert.equal(valueColumns.size, 1, 'every value starts in the same column')
   })

@@ -50,7 +50,7 @@ describe('replica keeper: holds what a pusher asks, verified, kept against evict
     assert.deepEqual(answer, { status: 'held' })
     assert.ok(((await t.store.stat(sha256Digest(layer)))?.keepUntil ?? 0) <= t.clock.now() + 60_000, 'kept at most CACHE_LOCAL_TTL, whatever the pusher asked')
     assert.equal((await t.store.stat(sha256Digest(manifest)))?.mediaType, MANIFEST_TYPE)
-    assert.deepEqual(new Set(provided), new Set([sha256Digest(layer), sha256Digest(manifest), key]))
+    assert.deepEqual(new Set(provided), new Set([sha256Digest(layer), sha256Digest(manifest), key, recordKey('list', 'push-tag/local/app')]), 'the tag\'s listing too: tags/list finds this node')
     const before = pusher.fetches
     assert.deepEqual(await keeper().hold({ keys: [{ digest: sha256Digest(layer) }], keepUntil: 1 }, pusher.ref, AbortSignal.timeout(5_000)), { status: 'held' })
     assert.equal(pusher.fetches, before, 'what it has is not fetched again')

@@ -120,11 +120,11 @@ describe('swarm records: small records per kind, shared over the swarm when the 
     const tags = records.define(localTagKind(true))
     const tag = (pushedAt: number): LocalTag => ({ digest: sha256Digest(Buffer.from(String(pushedAt))), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, pushedAt, writer: 'w' })
     const key = recordKey('push-tag', 'local/app:1')
-    assert.equal(await records.accept(key, JSON.stringify(tag(5))), true)
-    assert.equal(await records.accept(key, JSON.stringify(tag(4))), true, 'held: this node has a newer write')
+    assert.deepEqual(await records.accept(key, JSON.stringify(tag(5))), [key, recordKey('list', 'push-tag/local/app')], 'kept: found by its key and its group\'s listing')
+    assert.deepEqual(await records.accept(key, JSON.stringify(tag(4))), [key, recordKey('list', 'push-tag/local/app')], 'held: this node has a newer write')
     assert.equal((await tags.get('local/app:1'))?.value.pushedAt, 5)
-    assert.equal(await records.accept(key, '{"digest":"nope"}'), false)
-    assert.equal(await records.accept(recordKey('url', URL_A), JSON.stringify({ digest: DIGEST, size: 8 })), false, 'a kind this node does not define')
+    assert.equal(await records.accept(key, '{"digest":"nope"}'), undefined)
+    assert.equal(await records.accept(recordKey('url', URL_A), JSON.stringify({ digest: DIGEST, size: 8 })), undefined, 'a kind this node does not define')
   })
 
   it('a kind is defined once, with a well-formed name', () => {

@@ -1,0 +1,62 @@
+import { Readable } from 'node:stream'
+import type { Digest } from '../oci/digest.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { BlobResolver } from './blob-resolver.js'
+import type { BlobSource } from './source.js'
+import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
+import { UpstreamStatusError } from '../upstream/errors.js'
+
+export interface SwarmBlobsInit {
+  store: Pick<BlobStore, 'openRead'>
+  /** Peers (verified, single-flighted); undefined without P2P: this store only. */
+  blobs?: Pick<BlobResolver, 'open'> | undefined
+}
+
+/**
+ * Blobs that only runners hold, with no upstream behind them (pushes to the local namespace,
+ * Actions cache entries): this node's store, else a peer through the blob resolver.
+ */
+export class SwarmBlobs {
+  private readonly nowhere: RegistryUpstream = new NoUpstream()
+
+  constructor (private readonly init: SwarmBlobsInit) {}
+
+  /**
+   * `digest` for one response (`repo` names it in logs). The caller releases the source.
+   * @throws the error `missing` makes when no runner has it; the resolver's other errors
+   */
+  async open (repo: string, digest: Digest, missing: () => Error): Promise<BlobSource> {
+    const local = await this.init.store.openRead(digest)
+    if (local !== undefined) {
+      return {
+        cache: 'HIT', origin: 'local', size: local.record.size,
+        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+        stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
+        release: local.release
+      }
+    }
+    if (this.init.blobs === undefined) throw missing()
+    try {
+      return await this.init.blobs.open(this.nowhere, repo, digest)
+    } catch (err) {
+      if (err instanceof UpstreamStatusError && err.status === 404) throw missing()
+      throw err
+    }
+  }
+}
+
+/** The "upstream" of content only runners hold: every request is a 404. */
+class NoUpstream implements RegistryUpstream {
+  readonly name = 'swarm'
+  readonly url = new URL('http://swarm.invalid')
+
+  async send (): Promise<UpstreamResponse> {
+    return { status: 404, headers: {}, body: Readable.from([]) }
+  }
+
+  async sendOk (_method: 'GET' | 'HEAD', _repo: string, path: string): Promise<UpstreamResponse> {
+    throw new UpstreamStatusError(this.name, 404, `${path.slice(0, 200)}: only runners hold it`, 'text/plain')
+  }
+
+  async close (): Promise<void> {}
+}
