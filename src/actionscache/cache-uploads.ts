@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
+import type { BlobWriter } from '../store/writer.js'
 import { systemClock, type Clock } from '../clock/clock.js'
 import type { EntryPlace } from './cache-entries.js'
 import { CACHE_UPLOAD_IDLE_MS, MAX_BLOCKS, MAX_CACHE_UPLOADS } from './constants.js'
@@ -69,17 +70,7 @@ export class CacheUploads {
   /** Put Blob: `body` is the whole archive. */
   async putBlob (id: string, body: Readable): Promise<void> {
     await this.with(id, async u => {
-      const writer = await this.init.store.createWriter()
-      try {
-        for await (const chunk of body) await writer.write(chunk as Buffer)
-        const digest = writer.keyByContent()
-        const size = writer.bytesWritten
-        await this.init.store.commit(writer, 'actions cache')
-        u.blob = { digest, size }
-      } catch (err) {
-        await writer.abort()
-        throw err
-      }
+      await this.commitArchive(u, async writer => { for await (const chunk of body) await writer.write(chunk as Buffer) })
     })
   }
 
@@ -109,22 +100,29 @@ export class CacheUploads {
     await this.with(id, async u => {
       const missing = blockIds.find(b => !u.blocks.has(b))
       if (missing !== undefined) throw new CacheUploadError(400, 'InvalidBlockList', `block ${missing.slice(0, 100)} was not uploaded`)
-      const writer = await this.init.store.createWriter()
-      try {
+      await this.commitArchive(u, async writer => {
         for (const blockId of blockIds) {
           const block = u.blocks.get(blockId) as { path: string }
           for await (const chunk of createReadStream(block.path)) await writer.write(chunk as Buffer)
         }
-        const digest = writer.keyByContent()
-        const size = writer.bytesWritten
-        await this.init.store.commit(writer, 'actions cache')
-        u.blob = { digest, size }
-      } catch (err) {
-        await writer.abort()
-        throw err
-      }
+      })
       await this.dropBlocks(u)
     })
+  }
+
+  /** Writes the archive with `write` and commits it by its own digest as the upload's blob; nothing is kept on failure. */
+  private async commitArchive (u: Upload, write: (writer: BlobWriter) => Promise<void>): Promise<void> {
+    const writer = await this.init.store.createWriter()
+    try {
+      await write(writer)
+      const digest = writer.keyByContent()
+      const size = writer.bytesWritten
+      await this.init.store.commit(writer, 'actions cache')
+      u.blob = { digest, size }
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
   }
 
   /**
