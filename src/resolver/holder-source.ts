@@ -86,7 +86,8 @@ export class HolderSource {
    * the next claim; a round that brought bytes does not count: on a loaded machine transfers
    * stall and resume, and giving up sends this node upstream without a lease). Returns
    * the lease when this node is to go upstream; undefined when done (the file verified) or when
-   * the upstream should be asked without one (no coordinator answered, or every named peer failed).
+   * the upstream should be asked without one (no coordinator answered, or every named peer and
+   * every other provider the DHT knows failed).
    * @throws the file's errors (the local disk), the signal's reason
    */
   async fromSwarm (signal: AbortSignal): Promise<ClaimLease | undefined> {
@@ -158,8 +159,14 @@ export class HolderSource {
         if (sink.file.written > before) round = -1
       }
     }
-    // A second upstream copy the coordinator did not grant: say so (a herd on a loaded machine, issue 23).
-    if (!sink.file.verified) log.info({ key: digest, failed }, `every holder named failed ${MAX_PEER_ATTEMPTS + 1} times in a row: asking the upstream without a lease`)
+    if (!sink.file.verified) {
+      // The coordinator may have been misled (a peer that claims what it can't serve), and content
+      // only runners hold has no upstream: the DHT's other providers first.
+      const exclude = new Set([self, ...failed, ...distrusted])
+      if (await tryProviders(peers, digest, { signal, exclude }, async (p, s) => { await this.fromPeer(p, s); return true }) === true) return undefined
+      // A second upstream copy the coordinator did not grant: say so (a herd on a loaded machine, issue 23).
+      log.info({ key: digest, failed }, `every holder named failed ${MAX_PEER_ATTEMPTS + 1} times in a row, and no other provider served it: asking the upstream without a lease`)
+    }
     return undefined
   }
 

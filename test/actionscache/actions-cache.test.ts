@@ -10,8 +10,12 @@ import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
 import { runCli, startSidecar } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
 import { runtimeToken } from '../fixtures/runtime-token.js'
+import { spawnManaged } from '../fixtures/child.js'
+import { freePort } from '../fixtures/ports.js'
+import { waitFor } from '../fixtures/wait.js'
 
 const CLIENT = resolve(fileURLToPath(import.meta.url), '../../fixtures/actions-cache-client.ts')
+const LIAR = resolve(fileURLToPath(import.meta.url), '../../fixtures/liar-peer.ts')
 /** tsx by its own path: the client runs in the job's workspace, where no node_modules is. */
 const TSX = import.meta.resolve('tsx')
 const SERVICE = '/twirp/github.actions.results.api.v1.CacheService'
@@ -60,11 +64,12 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
   let a: HerdNode
   let b: HerdNode
   let work: string
+  const swarmKey = randomBytes(32).toString('hex')
   const files: Record<string, Buffer> = { 'deps/a.bin': randomBytes(300_000), 'deps/sub/b.txt': Buffer.from('hello cache\n'.repeat(1000)) }
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-actions-'))
-    herd = await startHerd({ count: 2, env: { CACHE_SWARM_KEY: randomBytes(32).toString('hex'), CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
+    herd = await startHerd({ count: 2, env: { CACHE_SWARM_KEY: swarmKey, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
     ;[a, b] = herd.nodes as [HerdNode, HerdNode]
     const ws = join(work, 'saver')
     for (const [path, body] of Object.entries(files)) {
@@ -192,6 +197,36 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
       assert.equal(alone.get('actions-cache.shared')?.verdict, 'warn')
     } finally {
       await lone.destroy()
+    }
+  })
+
+  it('a peer that lies about an entry\'s archive, and claims it to the coordinator, is caught by its digest: the job gets the right bytes from the holder the DHT knows, the liar is deny-listed', async () => {
+    const token = runtimeToken([MAIN])
+    const archive = randomBytes(700_000)
+    const created = await twirp(a, token, 'CreateCacheEntry', { key: 'lied-about', version: 'v1' })
+    assert.equal((await fetch(String(created.json.signed_upload_url), { method: 'PUT', headers: { 'x-ms-blob-type': 'BlockBlob' }, body: archive })).status, 201)
+    assert.equal((await twirp(a, token, 'FinalizeCacheEntryUpload', { key: 'lied-about', size_bytes: archive.byteLength, version: 'v1' })).json.ok, true)
+    const digest = `sha256:${createHash('sha256').update(archive).digest('hex')}`
+    let ready = false
+    const liar = spawnManaged(process.execPath, ['--import', 'tsx', LIAR], {
+      env: { PATH: process.env.PATH, LIAR_LISTEN: `/ip4/127.0.0.1/tcp/${await freePort()}`, LIAR_BOOTSTRAP: b.bootstrapAddr, LIAR_BLOBS: `${digest}=${archive.byteLength}`, LIAR_HERD: '1', LIAR_SWARM_KEY: swarmKey },
+      onLine: line => { if (line.startsWith('READY ')) ready = true }
+    })
+    try {
+      await waitFor(() => {
+        if (!liar.isRunning()) throw new Error(`liar peer exited: ${liar.tail(20)}`)
+        return ready
+      }, { timeoutMs: 30_000, what: 'the liar announced the archive' })
+      const found = await twirp(b, token, 'GetCacheEntryDownloadURL', { key: 'lied-about', version: 'v1' })
+      let body = Buffer.alloc(0)
+      // A response the liar fed is cut before its last byte (the digest is known only then): the client's one retry.
+      for (let attempt = 0; attempt < 2 && !body.equals(archive); attempt++) {
+        body = await fetch(String(found.json.signed_download_url)).then(async r => Buffer.from(await r.arrayBuffer())).catch(() => Buffer.alloc(0))
+      }
+      assert.ok(body.equals(archive), 'the job restores the right bytes')
+      assert.ok(((await b.stats()).peers_denied ?? 0) >= 1, 'the liar is deny-listed')
+    } finally {
+      await liar.stop()
     }
   })
 
