@@ -27,8 +27,11 @@ interface Upload {
   entry: PendingEntry
   /** Staged blocks (Put Block), by block ID: their file and size. */
   blocks: Map<string, { path: string, size: number }>
-  /** The committed archive (Put Blob, or Put Block List). */
-  blob?: { digest: Digest, size: number }
+  /**
+   * The archive (Put Blob, or Put Block List), written and hashed but committed to the store only
+   * when the upload is finalized: an upload that never is leaves nothing behind.
+   */
+  archive?: BlobWriter
   touchedAt: number
   busy: number
 }
@@ -43,8 +46,8 @@ export interface CacheUploadsInit {
 /**
  * Uploads of cache archives as Azure Blob Storage takes them (the URL CreateCacheEntry hands
  * out): one Put Blob, or Put Block per block (any order, in parallel) and a Put Block List that
- * names their order. The archive is committed to the store by its own sha256; finalizing checks
- * the size. Bounded in number; an upload untouched for CACHE_UPLOAD_IDLE_MS expires with its
+ * names their order. The archive is hashed as it is written, and committed to the store by its
+ * own sha256 only when finalized with its size. Bounded in number; an upload untouched for CACHE_UPLOAD_IDLE_MS expires with its
  * blocks.
  */
 export class CacheUploads {
@@ -70,7 +73,7 @@ export class CacheUploads {
   /** Put Blob: `body` is the whole archive. */
   async putBlob (id: string, body: Readable): Promise<void> {
     await this.with(id, async u => {
-      await this.commitArchive(u, async writer => { for await (const chunk of body) await writer.write(chunk as Buffer) })
+      await this.writeArchive(u, async writer => { for await (const chunk of body) await writer.write(chunk as Buffer) })
     })
   }
 
@@ -100,29 +103,29 @@ export class CacheUploads {
     await this.with(id, async u => {
       const missing = blockIds.find(b => !u.blocks.has(b))
       if (missing !== undefined) throw new CacheUploadError(400, 'InvalidBlockList', `block ${missing.slice(0, 100)} was not uploaded`)
-      await this.commitArchive(u, async writer => {
+      await this.writeArchive(u, async writer => {
         for (const blockId of blockIds) {
           const block = u.blocks.get(blockId) as { path: string }
           for await (const chunk of createReadStream(block.path)) await writer.write(chunk as Buffer)
         }
       })
-      await this.dropBlocks(u)
+      // The blocks are in the archive now.
+      await removeBlocks(u)
     })
   }
 
-  /** Writes the archive with `write` and commits it by its own digest as the upload's blob; nothing is kept on failure. */
-  private async commitArchive (u: Upload, write: (writer: BlobWriter) => Promise<void>): Promise<void> {
+  /** Writes the archive with `write` as the upload's (replacing an earlier one); nothing is kept on failure. */
+  private async writeArchive (u: Upload, write: (writer: BlobWriter) => Promise<void>): Promise<void> {
     const writer = await this.init.store.createWriter()
     try {
       await write(writer)
-      const digest = writer.keyByContent()
-      const size = writer.bytesWritten
-      await this.init.store.commit(writer, 'actions cache')
-      u.blob = { digest, size }
+      writer.keyByContent()
     } catch (err) {
       await writer.abort()
       throw err
     }
+    await u.archive?.abort()
+    u.archive = writer
   }
 
   /**
@@ -138,10 +141,17 @@ export class CacheUploads {
     }
     if (u.busy > 0) throw new CacheUploadError(409, 'failed_precondition', 'the upload is still receiving bytes: finalize once every PUT has been answered')
     this.uploads.delete(id)
-    await this.dropBlocks(u)
-    if (u.blob === undefined) throw new CacheUploadError(400, 'invalid_argument', 'nothing was uploaded (no Put Blob or Put Block List)')
-    if (u.blob.size !== size) throw new CacheUploadError(400, 'invalid_argument', `size_bytes is ${size}, but ${u.blob.size} bytes were uploaded`)
-    return u.blob
+    const archive = u.archive
+    u.archive = undefined
+    await this.drop(u)
+    if (archive === undefined) throw new CacheUploadError(400, 'invalid_argument', 'nothing was uploaded (no Put Blob or Put Block List)')
+    if (archive.bytesWritten !== size) {
+      await archive.abort()
+      throw new CacheUploadError(400, 'invalid_argument', `size_bytes is ${size}, but ${archive.bytesWritten} bytes were uploaded`)
+    }
+    const digest = archive.digest
+    await this.init.store.commit(archive, 'actions cache')
+    return { digest, size }
   }
 
   /** The upload waiting to be finalized for `entry`, if any. */
@@ -157,7 +167,7 @@ export class CacheUploads {
     clearInterval(this.sweeper)
     const open = [...this.uploads.values()]
     this.uploads.clear()
-    await Promise.all(open.map(async u => { await this.dropBlocks(u) }))
+    await Promise.all(open.map(async u => { await this.drop(u) }))
   }
 
   private async with (id: string, fn: (u: Upload) => Promise<void>): Promise<void> {
@@ -172,10 +182,11 @@ export class CacheUploads {
     }
   }
 
-  private async dropBlocks (u: Upload): Promise<void> {
-    const blocks = [...u.blocks.values()]
-    u.blocks.clear()
-    await Promise.all(blocks.map(async b => { await rm(b.path, { force: true }) }))
+  /** Removes what the upload holds: its staged blocks, and an archive not committed. */
+  private async drop (u: Upload): Promise<void> {
+    await removeBlocks(u)
+    await u.archive?.abort()
+    u.archive = undefined
   }
 
   private async sweep (): Promise<void> {
@@ -184,7 +195,14 @@ export class CacheUploads {
       if (u.busy > 0 || u.touchedAt > cutoff) continue
       this.uploads.delete(id)
       this.init.log.info({ key: u.entry.key, blocks: u.blocks.size }, 'abandoned cache upload expired')
-      await this.dropBlocks(u)
+      await this.drop(u)
     }
   }
+}
+
+/** Removes an upload's staged blocks. */
+async function removeBlocks (u: Upload): Promise<void> {
+  const blocks = [...u.blocks.values()]
+  u.blocks.clear()
+  await Promise.all(blocks.map(async b => { await rm(b.path, { force: true }) }))
 }
