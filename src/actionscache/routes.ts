@@ -7,6 +7,7 @@ import type { Stats } from '../metrics/stats.js'
 import type { RecordTable } from '../records/swarm-records.js'
 import type { SwarmBlobs } from '../resolver/swarm-blob.js'
 import { sendBlob } from '../http/send-blob.js'
+import { leftMidRequest } from '../http/client-left.js'
 import { sendJson } from '../http/respond.js'
 import { readBounded } from '../upstream/registry-client.js'
 import { StoreFullError } from '../store/errors.js'
@@ -179,7 +180,7 @@ export class ActionsCacheRoutes {
       res.writeHead(201, azureHeaders({ 'content-length': '0', etag: `"${randomUUID()}"`, 'last-modified': new Date().toUTCString() }))
       res.end()
     } catch (err) {
-      if (req.destroyed && !req.complete) { res.destroy(); return }
+      if (leftMidRequest(req)) { res.destroy(); return }
       const e = err instanceof CacheUploadError
         ? err
         : err instanceof StoreFullError

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /**
  * An AbortSignal that aborts when the client hangs up before `res` was finished: passed to the
@@ -9,4 +9,9 @@ export function clientLeft (res: ServerResponse): AbortSignal {
   const left = new AbortController()
   res.once('close', () => { if (!res.writableFinished) left.abort(new Error('the client closed the connection')) })
   return left.signal
+}
+
+/** Whether the client hung up before its request's body was all read (an upload cut mid-way): not a failure of ours. */
+export function leftMidRequest (req: IncomingMessage): boolean {
+  return req.destroyed && !req.complete
 }

@@ -17,6 +17,7 @@ import type { BlobSource } from '../resolver/source.js'
 import type { HoldKey } from '../p2p/hold/frames.js'
 import { SwarmBlobs } from '../resolver/swarm-blob.js'
 import { sendBlob } from '../http/send-blob.js'
+import { leftMidRequest } from '../http/client-left.js'
 import { ReplicaPlacementError, type Replicator } from './replicator.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
@@ -111,7 +112,7 @@ export class LocalRegistry {
       await this.route(req, res, url)
     } catch (err) {
       // A client that hung up mid-body (its upload keeps what arrived) is no failure of ours.
-      if (req.destroyed && !req.complete) {
+      if (leftMidRequest(req)) {
         this.init.log.info({ path: url.pathname, err: (err as Error).message }, 'the client left during its request')
         res.destroy()
         return true

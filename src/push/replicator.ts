@@ -69,7 +69,7 @@ export class Replicator {
       if (want === 0 || network === undefined) return
       const signal = AbortSignal.timeout(EAGER_REPLICA_MS)
       const peers = coordinatorsOf(repository, await network.holders()).slice(0, want)
-      await Promise.all(peers.map(async peer => await this.holdOn(peer, [key], [], signal)))
+      await Promise.all(peers.map(async peer => await this.holdOn(peer, [key], signal)))
     })().catch((err: Error) => { this.init.log.debug({ digest: key.digest, err: err.message }, 'early replica not placed; the manifest PUT tries again') })
   }
 
@@ -98,7 +98,7 @@ export class Replicator {
       const lanes = Array.from({ length: Math.min(want - placed.length, candidates.length) }, async () => {
         for (let peer = candidates.shift(); peer !== undefined && placed.length < want; peer = candidates.shift()) {
           try {
-            await this.holdOn(peer, keys, [], signal)
+            await this.holdOn(peer, keys, signal)
             placed.push(peer)
             failures.delete(peer)
             return
@@ -118,7 +118,7 @@ export class Replicator {
     // no tag anywhere that resolves to it.
     if (placed.length >= want && records.length > 0) {
       try {
-        await Promise.all(placed.map(async peer => { await this.holdOn(peer, [], records, signal) }))
+        await Promise.all(placed.map(async peer => { await this.holdRecords(peer, records, signal) }))
       } catch (err) {
         if (options.signal?.aborted === true) throw err
         throw new ReplicaPlacementError(`the tag could not be placed with the content: ${(err as Error).message.slice(0, 600)}`)
@@ -138,11 +138,11 @@ export class Replicator {
   }
 
   /**
-   * Makes `peer` hold every key (records go with the last request): what it already said it
-   * holds is not sent again, what is on its way is waited for, the rest is asked in requests of
-   * at most HOLD_MAX_KEYS. @throws Error naming the peer's answer, or the signal's reason
+   * Makes `peer` hold every key: what it already said it holds is not sent again, what is on its
+   * way is waited for, the rest is asked in requests of at most HOLD_MAX_KEYS.
+   * @throws Error naming the peer's answer, or the signal's reason
    */
-  private async holdOn (peer: string, keys: HoldKey[], records: HoldRecord[], signal: AbortSignal): Promise<void> {
+  private async holdOn (peer: string, keys: HoldKey[], signal: AbortSignal): Promise<void> {
     const now = (this.init.now ?? Date.now)()
     const waiting: Array<{ key: HoldKey, held: Promise<boolean> }> = []
     const missing: HoldKey[] = []
@@ -154,17 +154,12 @@ export class Replicator {
     // A copy on its way that did not arrive is asked for again, once, by this call.
     const settled = await raceSignal(Promise.all(waiting.map(w => w.held)), signal)
     waiting.forEach((w, i) => { if (settled[i] === false) missing.push(w.key) })
-    const batches: HoldKey[][] = []
-    for (let i = 0; i < missing.length; i += HOLD_MAX_KEYS) batches.push(missing.slice(i, i + HOLD_MAX_KEYS))
-    if (records.length > 0 && batches.length === 0) batches.push([])
-    for (let i = 0; i < batches.length; i++) {
-      const batch = batches[i] as HoldKey[]
-      const last = i === batches.length - 1
-      for (let r = 0; r < (last ? Math.max(1, Math.ceil(records.length / HOLD_MAX_RECORDS)) : 1); r++) {
-        const part = last ? records.slice(r * HOLD_MAX_RECORDS, (r + 1) * HOLD_MAX_RECORDS) : []
-        await this.ask(peer, r === 0 ? batch : [], part, signal)
-      }
-    }
+    for (let i = 0; i < missing.length; i += HOLD_MAX_KEYS) await this.ask(peer, missing.slice(i, i + HOLD_MAX_KEYS), [], signal)
+  }
+
+  /** Makes `peer` keep `records`, in requests of at most HOLD_MAX_RECORDS. @throws as holdOn */
+  private async holdRecords (peer: string, records: HoldRecord[], signal: AbortSignal): Promise<void> {
+    for (let i = 0; i < records.length; i += HOLD_MAX_RECORDS) await this.ask(peer, [], records.slice(i, i + HOLD_MAX_RECORDS), signal)
   }
 
   /** One hold request; its keys are remembered as placed on `peer` when it answers `held`. */

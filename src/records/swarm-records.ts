@@ -81,7 +81,8 @@ interface RecordIndex {
  */
 export class SwarmRecords {
   private readonly db: RecordIndex
-  private readonly kinds = new Map<string, RecordKind<unknown>>()
+  /** The table of each kind defined, by kind name. */
+  private readonly tables = new Map<string, RecordTable<unknown>>()
 
   constructor (private readonly init: SwarmRecordsInit) {
     this.db = init.db.sublevel<string, Entry>('records', { valueEncoding: 'json' })
@@ -89,9 +90,10 @@ export class SwarmRecords {
 
   /** The table of one kind. @throws Error when the kind is malformed or defined twice */
   define<T> (kind: RecordKind<T>): RecordTable<T> {
-    if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind.kind) || kind.kind === LIST_KIND || this.kinds.has(kind.kind)) throw new Error(`record kind "${kind.kind}" is malformed or defined twice`)
-    this.kinds.set(kind.kind, kind as RecordKind<unknown>)
-    return new RecordTable(kind, this.db, this.init)
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind.kind) || kind.kind === LIST_KIND || this.tables.has(kind.kind)) throw new Error(`record kind "${kind.kind}" is malformed or defined twice`)
+    const table = new RecordTable(kind, this.db, this.init)
+    this.tables.set(kind.kind, table as RecordTable<unknown>)
+    return table
   }
 
   /**
@@ -102,7 +104,7 @@ export class SwarmRecords {
   async answer (key: RecordKey): Promise<RecordAnswer | undefined> {
     const parsed = parseRecordKey(key)
     if (parsed?.kind === LIST_KIND) return await this.answerList(parsed.name)
-    const kind = parsed === undefined ? undefined : this.kinds.get(parsed.kind)
+    const kind = parsed === undefined ? undefined : this.tables.get(parsed.kind)?.kind
     if (parsed === undefined || kind?.shared !== true) return undefined
     const entry = await this.db.get(`${parsed.kind} ${parsed.name}`)
     if (entry === undefined || kind.parse(entry.value) === undefined) return undefined
@@ -119,8 +121,9 @@ export class SwarmRecords {
    */
   async accept (key: RecordKey, value: string): Promise<RecordKey[] | undefined> {
     const parsed = parseRecordKey(key)
-    const kind = parsed === undefined ? undefined : this.kinds.get(parsed.kind)
-    if (parsed === undefined || kind?.shared !== true) return undefined
+    const table = parsed === undefined ? undefined : this.tables.get(parsed.kind)
+    const kind = table?.kind
+    if (parsed === undefined || table === undefined || kind?.shared !== true) return undefined
     let checked: unknown
     try {
       checked = kind.parse(JSON.parse(value))
@@ -128,7 +131,6 @@ export class SwarmRecords {
       return undefined
     }
     if (checked === undefined) return undefined
-    const table = new RecordTable(kind, this.db, this.init)
     const own = await table.get(parsed.name)
     const list = listKey(kind, parsed.name)
     if (own !== undefined && (kind.newer === undefined || !kind.newer(checked, own.value))) return [key, ...(list !== undefined ? [list] : [])]
@@ -143,7 +145,7 @@ export class SwarmRecords {
     const groups = new Set<string>()
     for await (const key of this.db.keys()) {
       const space = key.indexOf(' ')
-      const kind = this.kinds.get(key.slice(0, space))
+      const kind = this.tables.get(key.slice(0, space))?.kind
       if (kind?.shared !== true) continue
       const name = key.slice(space + 1)
       yield recordKey(kind.kind, name)
@@ -157,19 +159,17 @@ export class SwarmRecords {
 
   private async answerList (name: string): Promise<RecordAnswer | undefined> {
     const slash = name.indexOf('/')
-    const kind = this.kinds.get(name.slice(0, slash))
+    const table = this.tables.get(name.slice(0, slash))
+    const listed = table?.kind.listed
     const group = name.slice(slash + 1)
-    if (slash < 0 || kind?.shared !== true || kind.listed === undefined || group.includes(':')) return undefined
-    const from = `${kind.kind} ${group}:`
+    if (slash < 0 || table === undefined || !table.kind.shared || listed === undefined || group.includes(':')) return undefined
     const names: string[] = []
     let chars = 2
-    for await (const [key, entry] of this.db.iterator({ gte: from, lt: `${from}\uffff`, limit: MAX_RECORD_CHARS })) {
-      const value = kind.parse(entry.value)
-      if (value === undefined || !kind.listed(value)) continue
-      const item = key.slice(kind.kind.length + 1)
-      chars += JSON.stringify(item).length + 1
+    for (const record of await table.list(`${group}:`, MAX_RECORD_CHARS)) {
+      if (!listed(record.value)) continue
+      chars += JSON.stringify(record.name).length + 1
       if (chars > MAX_RECORD_CHARS) break
-      names.push(item)
+      names.push(record.name)
     }
     return { value: JSON.stringify(names), storedAt: Date.now() }
   }
@@ -195,7 +195,7 @@ function parseListing (value: string, group: string): string[] | undefined {
 
 /** The records of one kind. */
 export class RecordTable<T> {
-  constructor (private readonly kind: RecordKind<T>, private readonly db: RecordIndex, private readonly init: SwarmRecordsInit) {}
+  constructor (readonly kind: RecordKind<T>, private readonly db: RecordIndex, private readonly init: SwarmRecordsInit) {}
 
   /** Whether records of this kind are announced to peers and asked of them. */
   get shared (): boolean {
