@@ -53,6 +53,10 @@ import type { RecordKey } from './keys/record-key.js'
 import { guardedLookup } from './proxy/destination.js'
 import { PRIVATE_STORE_DIR, PRIVATE_STORE_SHARE } from './proxy/constants.js'
 import { loadUpstreamCa } from './upstream/trust.js'
+import { Bucket } from './bucket/bucket.js'
+import { BucketWriter } from './bucket/bucket-writer.js'
+import { BucketTier } from './bucket/bucket-tier.js'
+import { UPLOAD_DRAIN_MS } from './bucket/constants.js'
 
 export interface Sidecar {
   httpAddr: HostPort
@@ -86,7 +90,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   let blobs: BlobResolver | undefined
   let swarmRecords: SwarmRecords | undefined
   let keeper: ReplicaKeeper | undefined
-  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false })
+  let writer: BucketWriter | undefined
+  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false, bucketQueue: () => writer?.depth ?? 0 })
   const storePolicy = {
     maxSize: config.maxSize,
     highWatermark: config.evictHighWatermark,
@@ -168,8 +173,11 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const peers: PeerLookupInit | undefined = swarm === undefined
     ? undefined
     : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, stats, log: resolverLog }
-  blobs = new BlobResolver({ store, stats, log: resolverLog, peers })
-  swarmRecords = new SwarmRecords({ db: store.db, peers, log: resolverLog })
+  const bucketTier = startBucket(config, store, stats, log.child({ component: 'bucket' }))
+  writer = bucketTier?.writer
+  const bucket = bucketTier?.tier
+  blobs = new BlobResolver({ store, stats, log: resolverLog, peers, bucket })
+  swarmRecords = new SwarmRecords({ db: store.db, peers, bucket, log: resolverLog })
   // A lying peer could poison URL records: they are shared only inside a private swarm.
   const urlRecords = swarmRecords.define(urlRecordKind(config.swarmKey !== undefined))
   const openBlobs = blobs
@@ -177,7 +185,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   const registry = new RegistryRoutes({
     upstreams,
     blobs,
-    manifests: new ManifestResolver({ tags, stats, log: resolverLog, peers, blobs }),
+    manifests: new ManifestResolver({ tags, stats, log: resolverLog, peers, blobs, bucket }),
     lists: new ListCache(store.db, { stats, log: resolverLog }),
     clients,
     localNamespace: config.localNamespace,
@@ -212,6 +220,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     ttlMs: config.localTtl,
     tags: localTags,
     self,
+    bucket,
     stats,
     log: pushLog
   })
@@ -224,6 +233,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     blobs: new SwarmBlobs({ store, blobs }),
     self,
     provideNow: swarm === undefined ? undefined : async (keys, signal) => { await swarm?.provideNow(keys, signal) },
+    bucket,
     stats,
     log: log.child({ component: 'actions-cache' })
   })
@@ -279,7 +289,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       upstreamCa,
       routes: [
         new RegistryIntercept({ upstreams: proxyUpstreams, registry, privateStore, log: proxyLog }),
-        new DownloadIntercept({ patterns: config.proxyPatterns, upstreams: proxyUpstreams, blobs, store, records: urlRecords, stats, log: proxyLog })
+        new DownloadIntercept({ patterns: config.proxyPatterns, upstreams: proxyUpstreams, blobs, store, records: urlRecords, bucket, stats, log: proxyLog })
       ],
       stats,
       log: proxyLog
@@ -303,6 +313,8 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     await uploads.close()
     await cacheUploads.close()
     await privateStore?.close()
+    await bucketTier?.writer.drain(0)
+    bucketTier?.bucket.close()
     throw err
   }
   ready = true
@@ -326,8 +338,13 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
       // Downloads in flight get a grace period to commit before the index closes, then stop.
       await openBlobs.drain(10_000)
-      // What only this node keeps of the local namespace goes to a peer first.
-      if (openSwarm !== undefined) await handOff({ store: openStore, tags: localTags, replicas, self, log: pushLog }, HANDOFF_MAX_MS)
+      // What only this node keeps of the local namespace goes to a peer first; uploads to the
+      // bucket in flight get their grace meanwhile.
+      await Promise.all([
+        openSwarm !== undefined ? handOff({ store: openStore, tags: localTags, replicas, self, log: pushLog }, HANDOFF_MAX_MS) : undefined,
+        bucketTier?.writer.drain(UPLOAD_DRAIN_MS)
+      ])
+      bucketTier?.bucket.close()
       await openSwarm?.stop()
       await upstreams.close()
       await proxyUpstreams.close()
@@ -377,6 +394,16 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
       : 'Run without peers with CACHE_ENABLE_P2P=false while this is investigated'
     throw new P2pStartError(`could not start the peer-to-peer node on ${config.listenAddrs.join(', ')}: ${message}. ${hint}`)
   }
+}
+
+/** The bucket tier when CACHE_S3_URL is set: the client, its upload queue, and the tier over both. */
+function startBucket (config: Config, store: BlobStore, stats: Stats, log: Logger): { bucket: Bucket, writer: BucketWriter, tier: BucketTier } | undefined {
+  if (config.s3Url === undefined) return undefined
+  const bucket = new Bucket({ url: config.s3Url, endpoint: config.s3Endpoint, forcePathStyle: config.s3ForcePathStyle })
+  const writer = new BucketWriter({ bucket, store, stats, log })
+  const tier = new BucketTier({ bucket, writer, stats, log, readTimeoutMs: config.s3Timeout })
+  log.info({ bucket: bucket.name, endpoint: config.s3Endpoint ?? 'AWS S3', timeoutMs: config.s3Timeout }, 'bucket tier on: content fetched from upstreams and pushed here is uploaded in the background')
+  return { bucket, writer, tier }
 }
 
 /** Stops accepting; idle connections go now, in-flight downloads get a grace period, then sockets are cut. */

@@ -15,6 +15,7 @@ import { entryName, matchEntry, type CacheEntry, type EntryPlace } from './cache
 import { CacheUploadError, type CacheUploads } from './cache-uploads.js'
 import { parseRuntimeToken, readScopes, RuntimeTokenError, writeScope, type RuntimeToken } from './runtime-token.js'
 import { ANNOUNCE_WAIT_MS, DOWNLOAD_PREFIX, MAX_KEY_CHARS, MAX_RESTORE_KEYS, MAX_TWIRP_BODY, TWIRP_SERVICE, UPLOAD_PREFIX } from './constants.js'
+import type { BucketTier } from '../bucket/bucket-tier.js'
 
 export interface ActionsCacheRoutesInit {
   entries: RecordTable<CacheEntry>
@@ -24,6 +25,8 @@ export interface ActionsCacheRoutesInit {
   self: string
   /** Announces an archive on the DHT and resolves once done (Swarm.provideNow); undefined without P2P. */
   provideNow?: ((keys: Digest[], signal: AbortSignal) => Promise<void>) | undefined
+  /** The bucket (CACHE_S3_URL): saved archives are uploaded to it. */
+  bucket?: Pick<BucketTier, 'uploadBlob'> | undefined
   stats: Pick<Stats, 'inc'>
   log: Logger
   now?: () => number
@@ -137,6 +140,8 @@ export class ActionsCacheRoutes {
       this.init.entries.put(name, { key: req.key, digest: blob.digest, size: blob.size, createdAt: this.now(), writer: this.init.self }, { announced }),
       this.init.provideNow?.([blob.digest], announced).catch(() => {})
     ])
+    // The archive outlives the fleet in the bucket; the entry goes there with entries.put.
+    this.init.bucket?.uploadBlob(blob.digest)
     this.init.stats.inc('actions_cache_saves')
     this.init.log.info({ key: req.key, scope: place.scope, size: blob.size, digest: blob.digest }, 'actions cache entry saved')
     // int64 as a JSON string: BuildKit decodes it into a Go string.

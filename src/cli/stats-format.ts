@@ -81,6 +81,12 @@ export function formatStats (base: string, s: StatsSnapshot): string {
       ['lookups: hits / misses', `${count(s.actions_cache_hits ?? 0)} / ${count(s.actions_cache_misses ?? 0)}`],
       ['archives sent to jobs', `${formatBytes(s.actions_cache_bytes_served ?? 0)}  (${plural(s.actions_cache_peer_downloads ?? 0, 'download')} from other runners)`]
     ]],
+    ['Bucket (S3)', [
+      ['hits / misses', `${count(s.s3_hits ?? 0)} / ${count(s.s3_misses ?? 0)}`],
+      ['read / written', `${formatBytes(s.s3_bytes_read ?? 0)} / ${formatBytes(s.s3_bytes_written ?? 0)}  (${plural(s.s3_uploads ?? 0, 'object')} written)`],
+      ['uploads queued / dropped', `${count(s.s3_queue ?? 0)} / ${count(s.s3_uploads_dropped ?? 0)}`],
+      ['errors / bad objects', `${count(s.s3_errors ?? 0)} / ${count(s.s3_bad_objects ?? 0)}`]
+    ]],
     ['API', [
       ['304 revalidations', count(s.revalidations_304)],
       ['rate limit left', rateLimits.length === 0 ? '–' : rateLimits.map(([name, byCredential]) => `${name}: ${formatRateLimits(byCredential)}`).join('; ')]
@@ -98,7 +104,8 @@ export function formatStats (base: string, s: StatsSnapshot): string {
     'pieces_from_peers', 'pieces_served_to_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied',
     'upload_rate', 'pieces_by_peer', 'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused', 'proxy_by_host', 'pushes', 'bytes_pushed',
     'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds',
-    'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served'])
+    'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served',
+    's3_hits', 's3_misses', 's3_bytes_read', 's3_bytes_written', 's3_uploads', 's3_uploads_dropped', 's3_errors', 's3_bad_objects', 's3_queue'])
   const other = Object.entries(s).filter(([k]) => !known.has(k)).map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])
   if (other.length > 0) sections.push(['Other', other])
   const width = Math.max(...sections.flatMap(([, rows]) => rows.map(([label]) => label.length)))

@@ -8,6 +8,8 @@ import { HostList } from '../proxy/host-list.js'
 import { DEFAULT_INTERCEPT, DEFAULT_PATTERNS } from '../proxy/constants.js'
 import { UrlPatterns } from '../proxy/url-patterns.js'
 import { DEFAULT_LOCAL_NAMESPACE } from '../push/constants.js'
+import { parseBucketUrl, type BucketUrl } from '../bucket/bucket-url.js'
+import { DEFAULT_READ_TIMEOUT_MS } from '../bucket/constants.js'
 
 /**
  * Every setting, once: environment variable, flag, default, and how the text is read.
@@ -70,6 +72,25 @@ const fraction = z.string().transform((s, ctx) => {
   const n = m === null ? NaN : Number(m[1]) / (m[2] === '%' ? 100 : 1)
   if (!(n > 0 && n <= 1)) { ctx.addIssue({ code: 'custom', message: 'fraction' }); return z.NEVER }
   return n
+})
+
+/** CACHE_S3_URL: undefined when empty. */
+const bucketUrl: z.ZodType<BucketUrl | undefined, string> = z.string().transform((s, ctx) => {
+  if (s.trim() === '') return undefined
+  const url = parseBucketUrl(s)
+  if (url === undefined) { ctx.addIssue({ code: 'custom', message: 'bucket URL' }); return z.NEVER }
+  return url
+})
+
+/** An http(s) origin (CACHE_S3_ENDPOINT): undefined when empty. */
+const endpointUrl: z.ZodType<string | undefined, string> = z.string().transform((s, ctx) => {
+  if (s.trim() === '') return undefined
+  let url: URL | undefined
+  try {
+    url = new URL(s.trim())
+  } catch {}
+  if (url === undefined || !['http:', 'https:'].includes(url.protocol) || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') { ctx.addIssue({ code: 'custom', message: 'endpoint' }); return z.NEVER }
+  return url.href.replace(/\/$/, '')
 })
 
 export interface HostPort { host: string, port: number }
@@ -306,6 +327,26 @@ export const OPTIONS = {
     env: 'CACHE_PROXY_CA_KEY', flag: '--proxy-ca-key <path>', default: '',
     description: 'PEM private key of CACHE_PROXY_CA_CERT (RSA, EC P-256 or P-384)',
     expected: 'the path of a readable PEM private key matching CACHE_PROXY_CA_CERT', schema: z.string().trim()
+  }),
+  s3Url: option({
+    env: 'CACHE_S3_URL', flag: '--s3-url <url>', default: '',
+    description: 'a second tier in S3-compatible object storage: what the fleet fetched (blobs, manifests, tags, pushes, Actions cache entries) is uploaded there in the background and read back when no runner has it (the fleet scaled to zero overnight). Credentials come from the standard AWS chain (AWS_* variables, shared profile, instance or pod role); unset = no second tier',
+    expected: 's3://<bucket> or s3://<bucket>/<prefix>, the bucket named as S3 allows (3-63 lower-case letters, digits, dots and hyphens)', schema: bucketUrl
+  }),
+  s3Endpoint: option({
+    env: 'CACHE_S3_ENDPOINT', flag: '--s3-endpoint <url>', default: '',
+    description: 'the endpoint of an S3-compatible store (MinIO, Ceph RGW, Cloudflare R2, GCS interoperability); unset = AWS S3 in the SDK\'s region (AWS_REGION)',
+    expected: 'an http(s)://host[:port] URL', schema: endpointUrl
+  }),
+  s3ForcePathStyle: option({
+    env: 'CACHE_S3_FORCE_PATH_STYLE', flag: '--s3-force-path-style <bool>', default: 'false',
+    description: 'address the bucket as <endpoint>/<bucket> instead of <bucket>.<endpoint> (MinIO and Ceph usually need it)',
+    expected: 'true or false', schema: boolean
+  }),
+  s3Timeout: option({
+    env: 'CACHE_S3_TIMEOUT', flag: '--s3-timeout <duration>', default: `${DEFAULT_READ_TIMEOUT_MS / 1000}s`,
+    description: 'a bucket read that has not started answering in this long (or stalls this long mid-body) is given up and the upstream asked; the bucket is then skipped for 30s',
+    expected: 'a duration from 100ms to 10m, like 5s or 500ms', schema: boundedDuration(100, 600_000)
   }),
   upstreamCaFile: option({
     env: 'CACHE_UPSTREAM_CA_FILE', flag: '--upstream-ca-file <path>', default: '',

@@ -14,6 +14,7 @@ import { findSidecar, liveFindings } from './live.js'
 import { checkStorage } from './storage.js'
 import { checkProxy } from './proxy.js'
 import { checkActionsCache } from './actions-cache.js'
+import { checkBucket } from './bucket.js'
 import { checkClock, checkUpstreams } from './upstreams.js'
 import { checkFleetCredentials } from './fleet.js'
 import { checkContainerd, checkDocker, DEFAULT_CONTAINERD_HOSTS, defaultDockerHost } from './clients.js'
@@ -82,6 +83,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   findings.push(await checkContainerd(opts.containerdHosts ?? DEFAULT_CONTAINERD_HOSTS, httpUrl, live?.clients))
   findings.push(...await checkProxy(config, live?.stats))
   findings.push(...await checkActionsCache(config, httpUrl, live?.stats))
+  findings.push(...await checkBucket(config, live?.stats))
   const upstreams = await checkUpstreams(config.registryUpstreams, config.apiUpstreams)
   findings.push(...upstreams.findings)
   findings.push(...await checkFleetCredentials(config.apiUpstreams, fleet))

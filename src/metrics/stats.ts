@@ -12,7 +12,8 @@ export const COUNTER_NAMES = [
   'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers',
   'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused',
   'pushes', 'bytes_pushed', 'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds',
-  'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served'
+  'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served',
+  's3_hits', 's3_misses', 's3_bytes_read', 's3_bytes_written', 's3_uploads', 's3_uploads_dropped', 's3_errors', 's3_bad_objects'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -57,7 +58,15 @@ const HELP: Record<CounterName, string> = {
   actions_cache_hits: 'Actions cache lookups answered with an entry (exact key or restore-key prefix), from this node or the swarm',
   actions_cache_misses: 'Actions cache lookups with no entry in the token\'s scopes',
   actions_cache_peer_downloads: 'Actions cache archives downloaded here that came from another runner (the rest were in this store)',
-  actions_cache_bytes_served: 'Actions cache archive bytes sent to jobs: what they did not download from GitHub\'s cache service'
+  actions_cache_bytes_served: 'Actions cache archive bytes sent to jobs: what they did not download from GitHub\'s cache service',
+  s3_hits: 'Blobs, manifests and records found in the bucket (CACHE_S3_URL) when the store and peers had none',
+  s3_misses: 'Bucket reads that found no object',
+  s3_bytes_read: 'Bytes read from the bucket',
+  s3_bytes_written: 'Bytes written to the bucket',
+  s3_uploads: 'Objects written to the bucket (objects it already had are not written again)',
+  s3_uploads_dropped: 'Uploads to the bucket given up: the queue was full, every try failed, or the sidecar stopped first',
+  s3_errors: 'Bucket requests that failed or timed out (CACHE_S3_TIMEOUT); reads then go on to the upstream',
+  s3_bad_objects: 'Bucket objects whose bytes did not match their digest, or records that did not parse: skipped, and written over'
 }
 
 /** Credentials whose rate limit is reported per API upstream (the most recent ones). */
@@ -82,6 +91,8 @@ export interface StatsSnapshot extends Record<CounterName, number> {
   pieces_by_peer: Record<string, PeerPieceCounts>
   /** The forward proxy's requests, tunnels and refusals per host (the 64 seen most recently). */
   proxy_by_host: Record<string, ProxyHostCounts>
+  /** Uploads to the bucket waiting, retrying or running (0 without CACHE_S3_URL). */
+  s3_queue: number
 }
 
 export class Stats {
@@ -101,7 +112,7 @@ export class Stats {
   private readonly proxyHosts = new ProxyHosts()
   private readonly proxyHostCounter: Counter
 
-  constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number, storeFull: () => boolean }) {
+  constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number, storeFull: () => boolean, bucketQueue?: () => number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
     this.counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, new Counter({
       name: `p2p_cache_${n}_total`, help: HELP[n], registers: [this.registry]
@@ -110,6 +121,7 @@ export class Stats {
     new Gauge({ name: 'p2p_cache_store_full', help: '1 while the filesystem of CACHE_DIR is full (misses are served without being stored)', registers: [this.registry], collect () { this.set(gauges.storeFull() ? 1 : 0) } })
     const uploadRate = this.uploadRate
     new Gauge({ name: 'p2p_cache_upload_rate_bytes', help: 'Bytes per second sent to peers, averaged over the last 10 s (what CACHE_P2P_MAX_UPLOAD_RATE caps)', registers: [this.registry], collect () { this.set(uploadRate.perSecond) } })
+    new Gauge({ name: 'p2p_cache_s3_queue', help: 'Uploads to the bucket (CACHE_S3_URL) waiting, retrying or running', registers: [this.registry], collect () { this.set(gauges.bucketQueue?.() ?? 0) } })
     new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
     this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
     this.registryRemainingGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_remaining', help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)', labelNames: ['upstream'], registers: [this.registry] })
@@ -176,7 +188,8 @@ export class Stats {
       registry_ratelimit: Object.fromEntries(this.registryLimits),
       upload_rate: this.uploadRate.perSecond,
       pieces_by_peer: this.peerPieces.snapshot(),
-      proxy_by_host: this.proxyHosts.snapshot()
+      proxy_by_host: this.proxyHosts.snapshot(),
+      s3_queue: this.gauges.bucketQueue?.() ?? 0
     }
   }
 }

@@ -17,6 +17,7 @@ import type { InterceptRoute } from './proxy-server.js'
 import type { ProxyUpstreams } from './proxy-upstreams.js'
 import type { UrlPatterns } from './url-patterns.js'
 import { storeTee } from './store-tee.js'
+import type { BucketTier } from '../bucket/bucket-tier.js'
 
 /** What a URL on CACHE_PROXY_PATTERNS served: the sha256 of its bytes, their size and type. */
 export interface UrlRecord {
@@ -47,6 +48,8 @@ export interface DownloadInterceptInit {
   blobs: Pick<BlobResolver, 'open'>
   store: Pick<BlobStore, 'createWriter' | 'commit'>
   records: RecordTable<UrlRecord>
+  /** The bucket (CACHE_S3_URL): a URL's first download is uploaded to it (its record goes with records.put). */
+  bucket?: Pick<BucketTier, 'uploadBlob'> | undefined
   stats: Pick<Stats, 'inc'>
   log: Logger
 }
@@ -153,6 +156,7 @@ export class DownloadIntercept implements InterceptRoute {
     }
     const digest = writer.keyByContent()
     await this.init.store.commit(writer, target.host, up.headers['content-type'] !== undefined ? { mediaType: up.headers['content-type'] } : {})
+    this.init.bucket?.uploadBlob(digest)
     await this.init.records.put(name, { digest, size: writer.bytesWritten, ...(up.headers['content-type'] !== undefined ? { contentType: up.headers['content-type'] } : {}) })
     this.init.log.info({ host: target.host, path: path.split('?')[0], digest, size: writer.bytesWritten }, 'download stored')
   }

@@ -19,6 +19,7 @@ import { SwarmBlobs } from '../resolver/swarm-blob.js'
 import { sendBlob } from '../http/send-blob.js'
 import { leftMidRequest } from '../http/client-left.js'
 import { ReplicaPlacementError, type Replicator } from './replicator.js'
+import type { BucketTier } from '../bucket/bucket-tier.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
 export interface LocalTag {
@@ -71,6 +72,8 @@ export interface LocalRegistryInit {
   tags: RecordTable<LocalTag>
   /** This node's peer ID (a tag record's writer). */
   self: string
+  /** The bucket (CACHE_S3_URL): a push's blobs and manifest are uploaded once it is acknowledged. */
+  bucket?: Pick<BucketTier, 'uploadBlob'> | undefined
   stats: Pick<Stats, 'inc'>
   log: Logger
   now?: () => number
@@ -269,7 +272,8 @@ export class LocalRegistry {
     const keys: HoldKey[] = []
     for (const ref of referenced) {
       if (typeof ref !== 'string' || !isDigest(ref)) throw new OciError(400, 'MANIFEST_INVALID', `the manifest references "${String(ref).slice(0, 100)}", which is not a digest`)
-      const record = await this.init.store.stat(ref)
+      // HEAD may have said a blob exists because a peer or the bucket has it: fetched now.
+      const record = await this.init.store.stat(ref) ?? (await this.swarm.fetch(repo, ref) ? await this.init.store.stat(ref) : undefined)
       if (record === undefined) throw new OciError(400, 'MANIFEST_BLOB_UNKNOWN', `${ref} is not here: push the blobs (and, for an index, the manifests) it references first`, { digest: ref })
       keys.push({ digest: ref, ...(record.mediaType !== undefined ? { mediaType: record.mediaType } : {}) })
     }
@@ -290,6 +294,8 @@ export class LocalRegistry {
     } finally {
       this.init.stats.inc('replication_wait_seconds', (performance.now() - waiting) / 1000)
     }
+    // The bucket keeps the push once the fleet scales to zero: content first, then the tag (tags.put).
+    for (const key of keys) this.init.bucket?.uploadBlob(key.digest)
     if (tag !== undefined) await this.init.tags.put(name, tag)
     this.init.stats.inc('pushes')
     this.init.log.info({ repo, reference, digest, replicas: holders }, 'manifest pushed')

@@ -5,6 +5,7 @@ import { MAX_RECORD_CHARS, type RecordAnswer } from '../p2p/fetch/frames.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
 import { isNoSpace } from '../store/errors.js'
+import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
 
 /** One kind of small record: its name in keys, whether peers see it, and how a value is checked. */
 export interface RecordKind<T> {
@@ -58,6 +59,11 @@ export interface SwarmRecordsInit {
   db: Level<string, unknown>
   /** Peers to ask; undefined without P2P (every record is then this node's own). */
   peers?: PeerLookupInit | undefined
+  /**
+   * The bucket (CACHE_S3_URL): every record this node writes goes to it, and a record nobody in
+   * the swarm has is looked for there (the fleet scaled to zero overnight).
+   */
+  bucket?: Pick<BucketTier, 'readRecord' | 'writeRecord' | 'listRecords'> | undefined
   log: Logger
 }
 
@@ -224,7 +230,7 @@ export class RecordTable<T> {
     const own = await this.get(name)
     const peers = this.init.peers
     const newer = this.kind.newer
-    if ((own !== undefined && newer === undefined) || !this.kind.shared || peers === undefined) return own
+    if ((own !== undefined && newer === undefined) || !this.kind.shared || peers === undefined) return own ?? await this.fromBucket(name)
     const key = recordKey(this.kind.kind, name)
     const answers: Array<StoredRecord<T>> = []
     await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) }, async (peer, attempt) => {
@@ -244,7 +250,16 @@ export class RecordTable<T> {
     let best = own
     for (const a of answers) if (best === undefined || (newer !== undefined && newer(a.value, best.value))) best = a
     if (best !== undefined && best !== own) await this.keep(name, best.value, best.storedAt)
-    return best
+    return best ?? await this.fromBucket(name)
+  }
+
+  /** The bucket's record of `name` when it checks out by this kind, kept here from then on. */
+  private async fromBucket (name: string): Promise<StoredRecord<T> | undefined> {
+    const found = await this.init.bucket?.readRecord(this.kind.kind, name)
+    const value = found === undefined ? undefined : this.kind.parse(found.value)
+    if (found === undefined || value === undefined) return undefined
+    await this.keep(name, value, found.storedAt)
+    return { value, storedAt: found.storedAt, peer: BUCKET_ORIGIN }
   }
 
   /**
@@ -286,6 +301,13 @@ export class RecordTable<T> {
         return ++answers >= LIST_PEERS ? true : undefined
       })
     }
+    // Names only the bucket still has (nobody holds them now): listed when their record says so.
+    let reads = 0
+    for (const name of await this.init.bucket?.listRecords(this.kind.kind, `${group}:`, Math.max(limit, 1) * 4) ?? []) {
+      if (known.has(name) || !name.startsWith(`${group}:`) || ++reads > limit) continue
+      const found = await this.fromBucket(name)
+      if (found !== undefined) known.set(name, listed(found.value))
+    }
     return [...known].filter(([, shown]) => shown).map(([name]) => name).sort().slice(0, limit)
   }
 
@@ -295,7 +317,9 @@ export class RecordTable<T> {
    * write other nodes look for right after it is acknowledged.
    */
   async put (name: string, value: T, opts: { announced?: AbortSignal } = {}): Promise<void> {
-    const keys = await this.keep(name, value, Date.now(), this.kind.urgent === true)
+    const storedAt = Date.now()
+    const keys = await this.keep(name, value, storedAt, this.kind.urgent === true)
+    this.init.bucket?.writeRecord(this.kind.kind, name, value, storedAt)
     const swarm = this.init.peers?.swarm
     if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) await swarm.provideNow(keys, opts.announced).catch(() => {})
   }

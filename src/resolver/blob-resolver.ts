@@ -9,6 +9,8 @@ import { BlobDownload, type DownloadKind, type DownloadTiming } from './download
 import type { BlobSource, CacheStatus } from './source.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import { SingleFlight } from './single-flight.js'
+import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
+import { UpstreamUnavailableError } from '../upstream/errors.js'
 
 export interface BlobResolverInit {
   store: BlobStore
@@ -16,6 +18,8 @@ export interface BlobResolverInit {
   log: Logger
   /** The swarm, when CACHE_ENABLE_P2P is on. */
   peers?: PeerLookupInit | undefined
+  /** The bucket (CACHE_S3_URL): after the swarm, before the upstream. */
+  bucket?: BucketTier | undefined
   /** How long a download goes on after its last reader left (default DOWNLOAD_LINGER_MS; unit tests). */
   lingerMs?: number
   /** Overrides of the downloads' swarm timing (unit tests). */
@@ -38,7 +42,7 @@ const DOWNLOAD_LINGER_MS = 5_000
 const MAX_OPEN_TRIES = 3
 
 /**
- * local store → swarm (claims, peers) → upstream (SPEC 2). Blobs are keyed by digest alone, so a
+ * local store → swarm (claims, peers) → bucket (CACHE_S3_URL) → upstream (SPEC 2, issue 27). Blobs are keyed by digest alone, so a
  * layer shared by several images or repositories is fetched once; concurrent misses share one
  * download, in this node (SingleFlight) and across the swarm (claims, see BlobDownload).
  */
@@ -75,7 +79,7 @@ export class BlobResolver {
       await local?.release()
       if (tries === 1) stats.inc('misses')
       const share = this.downloads.join(`${kind} ${digest}`, signal => {
-        const download = new BlobDownload({ digest, kind, repo, client, store, stats, log, peers, signal, timing: this.init.timing })
+        const download = new BlobDownload({ digest, kind, repo, client, store, stats, log, peers, bucket: this.init.bucket, signal, timing: this.init.timing })
         return { value: download, done: download.done }
       }, opts.signal)
       const active = share.value
@@ -151,7 +155,15 @@ export class BlobResolver {
       })
       if (found !== undefined) return found
     }
-    const res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {})
+    let res
+    try {
+      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {})
+    } catch (err) {
+      // The upstream is down: the bucket can still say the size (its GET will serve the bytes).
+      const size = err instanceof UpstreamUnavailableError ? await this.init.bucket?.headBlob(digest) : undefined
+      if (size === undefined) throw err
+      return { cache: 'MISS', origin: BUCKET_ORIGIN, size }
+    }
     discard(res.body)
     const length = res.headers['content-length']
     return { cache: 'MISS', origin: client.name, size: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined }

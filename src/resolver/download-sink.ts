@@ -15,6 +15,8 @@ export interface SourceAnswer {
   mediaType?: string | undefined
   /** The bytes come from peers piece by piece, each verified against piece hashes: peers may read them. */
   piecewise?: boolean
+  /** The bytes come from the bucket (CACHE_S3_URL): `cache` is MISS, `origin` is `s3`. */
+  bucket?: boolean
 }
 
 /**

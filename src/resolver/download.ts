@@ -13,6 +13,8 @@ import type { DownloadKind, DownloadSink, SourceAnswer } from './download-sink.j
 import { GrowingFile } from './growing-file.js'
 import { UpstreamSource } from './upstream-source.js'
 import { DEFAULT_SWARM_TIMING, HolderSource, type SwarmTiming } from './holder-source.js'
+import { BucketSource } from './bucket-source.js'
+import type { BucketTier } from '../bucket/bucket-tier.js'
 
 export type { DownloadKind } from './download-sink.js'
 
@@ -32,6 +34,8 @@ export interface BlobDownloadInit {
   log: Logger
   /** Ask the swarm first; undefined = upstream only (CACHE_ENABLE_P2P=false). */
   peers?: PeerLookupInit | undefined
+  /** The bucket (CACHE_S3_URL): asked after the swarm, before the upstream; what came from the upstream is uploaded to it. */
+  bucket?: BucketTier | undefined
   /** Aborted when every reader left (SingleFlight) or at shutdown: the download stops. */
   signal: AbortSignal
   /** Overrides of DEFAULT_DOWNLOAD_TIMING (unit tests). */
@@ -78,10 +82,14 @@ export class BlobDownload {
   sourced = false
   /** The bytes come from peers piece by piece, each verified against piece hashes: peers may read them. */
   piecewise = false
+  /** The bytes come from the bucket (cache MISS, origin `s3`). */
+  fromBucket = false
   private readonly file: GrowingFile
   private readonly upstream: UpstreamSource
   /** The swarm; undefined without one (CACHE_ENABLE_P2P=false). */
   private readonly holders: HolderSource | undefined
+  /** The bucket; undefined without CACHE_S3_URL. */
+  private readonly bucket: BucketSource | undefined
   private refs = 1
   private readyState = pending<{ size: number | undefined }>()
 
@@ -107,6 +115,7 @@ export class BlobDownload {
     this.holders = peers === undefined
       ? undefined
       : new HolderSource({ peers, digest, kind, store, stats, log, sink, timing: { ...DEFAULT_DOWNLOAD_TIMING, ...init.timing }, pieceTiming: init.pieceTiming })
+    this.bucket = init.bucket === undefined ? undefined : new BucketSource({ bucket: init.bucket, digest, kind, stats, log, swarm: peers?.swarm, sink })
     this.done = this.run().catch((err: Error) => {
       this.file.fail(err)
       this.readyState.reject(err)
@@ -207,11 +216,14 @@ export class BlobDownload {
         if (lease === undefined) await this.fromUpstreamOrPeers()
         else await lease.during(() => this.written, async () => { await this.fromUpstreamOrPeers() })
       }
-      const source = this.cache === 'PEER' ? `peer ${this.origin}` : `upstream ${this.origin}`
+      const source = this.cache === 'PEER' ? `peer ${this.origin}` : this.fromBucket ? `bucket ${this.init.bucket?.name ?? ''}` : `upstream ${this.origin}`
       const record = await this.file.commit(source, kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {})
       lease?.done()
-      stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
+      if (!this.fromBucket) stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
       log.info({ digest, kind, size: record.size, cache: this.cache, source: this.origin }, `${kind} stored`)
+      // What came from the upstream goes to the bucket: swarm-wide, the node that fetched it (the
+      // claim holder), not the ones that read it from that node.
+      if (this.cache === 'MISS' && !this.fromBucket) this.init.bucket?.uploadBlob(digest, { replace: this.bucket?.foundBad === true })
       return record
     } catch (err) {
       await this.file.abort().catch(() => {})
@@ -221,9 +233,13 @@ export class BlobDownload {
     }
   }
 
-  /** The upstream; when it is unreachable, any provider the DHT knows (an outage is when peers matter). */
+  /**
+   * The bucket, then the upstream; when the upstream is unreachable, any provider the DHT knows
+   * (an outage is when peers matter).
+   */
   private async fromUpstreamOrPeers (): Promise<void> {
     const { signal } = this.init
+    if (this.bucket !== undefined && await this.bucket.fetch(signal)) return
     try {
       await this.upstream.fetch(signal)
     } catch (err) {
@@ -235,6 +251,7 @@ export class BlobDownload {
   /** A source committed to (see DownloadSink.sourced). */
   private sourcedBy (answer: SourceAnswer): void {
     this.file.size = answer.size
+    this.fromBucket = answer.bucket === true
     this.cache = answer.cache
     this.origin = answer.origin
     if (answer.mediaType !== undefined) this.mediaType = answer.mediaType

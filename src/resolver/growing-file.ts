@@ -267,7 +267,7 @@ export class GrowingFile implements SourceFile {
           if (generation !== this.generation) {
             // A peer's piece reader was told which copy (epoch) it reads: never another one.
             if (pos > start || pieces) {
-              stream.destroy(new Error(`bytes of ${this.init.digest} from a peer did not verify; this response was cut before its last byte and nothing was stored — retry the request`))
+              stream.destroy(new Error(`bytes of ${this.init.digest} from a peer or the bucket did not verify; this response was cut before its last byte and nothing was stored — retry the request`))
               return
             }
             generation = this.generation

@@ -12,6 +12,10 @@ import { tagKey } from '../oci/tag-key.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import type { BlobResolver } from './blob-resolver.js'
+import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
+import { UPSTREAM_TAG_KIND } from '../bucket/object-keys.js'
+import { TAG_REWRITE_MS } from '../bucket/constants.js'
+import { parseTagRecord } from './tag-cache.js'
 
 export interface ResolvedTag {
   digest: Digest
@@ -19,7 +23,7 @@ export interface ResolvedTag {
   size: number | undefined
   /** Set when the upstream was unavailable and the last known resolution was used. */
   staleSince?: number
-  /** The peer that resolved it, when this node had no resolution of its own. */
+  /** The peer that resolved it (or `s3`: the bucket had it), when this node had no resolution of its own. */
   peer?: string
 }
 
@@ -39,13 +43,21 @@ export interface ManifestResolverInit {
   blobs: BlobResolver
   /** The swarm, when CACHE_ENABLE_P2P is on: a tag a peer resolved, while the upstream is down. */
   peers?: PeerLookupInit | undefined
+  /** The bucket (CACHE_S3_URL): resolutions are written to it, and read back while the upstream is down and no peer has one. */
+  bucket?: BucketTier | undefined
 }
+
+/** Tags whose last write to the bucket this node remembers, at most (then it starts over). */
+const MAX_TAGS_WRITTEN = 10_000
 
 /**
  * Tags are resolved by the upstream with HEAD (Docker Hub does not count HEADs against the pull
  * limit); the manifest is then fetched by digest, verified, and kept in the blob store.
  */
 export class ManifestResolver {
+  /** Tag record name → the digest this node last wrote to the bucket for it, and when. */
+  private readonly written = new Map<string, { digest: Digest, at: number }>()
+
   constructor (private readonly init: ManifestResolverInit) {}
 
   async resolveTag (client: RegistryUpstream, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
@@ -74,12 +86,13 @@ export class ManifestResolver {
       for (const c of classes) {
         await this.init.tags.set(client.name, repo, tag, c, record)
         this.init.peers?.swarm.announce(tagKey(client.name, repo, tag, c))
+        this.toBucket(`${client.name}/${repo}:${tag}#${c}`, record)
       }
       return resolved
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
       const own: (TagRecord & { peer?: string }) | undefined = await this.init.tags.get(client.name, repo, tag, klass)
-      const last = own ?? await this.tagFromPeers(client.name, repo, tag, klass)
+      const last = own ?? await this.tagFromPeers(client.name, repo, tag, klass) ?? await this.tagFromBucket(client.name, repo, tag, klass)
       if (last === undefined || !accepts(accept, last.mediaType)) throw err
       this.init.stats.inc('stale_tags_served')
       this.init.log.warn({ upstream: client.name, repo, tag, digest: last.digest, resolvedAt: new Date(last.resolvedAt).toISOString(), peer: last.peer, reason: err.message },
@@ -108,6 +121,39 @@ export class ManifestResolver {
       await this.init.tags.set(upstream, repo, tag, klass, record)
     }
     return found
+  }
+
+  /**
+   * Writes a resolution to the bucket (the fleet's stale fallback once it scaled to zero): when
+   * this node has not written this digest for the tag within TAG_REWRITE_MS, and then only if
+   * the bucket's object does not already name it (HEAD: so across the swarm a tag is written
+   * about once per change, and again once a day so a lifecycle rule does not expire it).
+   */
+  private toBucket (name: string, record: TagRecord): void {
+    const bucket = this.init.bucket
+    if (bucket === undefined) return
+    const now = Date.now()
+    const last = this.written.get(name)
+    if (last !== undefined && last.digest === record.digest && now - last.at < TAG_REWRITE_MS) return
+    if (this.written.size >= MAX_TAGS_WRITTEN) this.written.clear()
+    this.written.set(name, { digest: record.digest, at: now })
+    bucket.writeRecord(UPSTREAM_TAG_KIND, name, record, record.resolvedAt, {
+      metadata: { digest: record.digest },
+      unlessSame: head => head.metadata.digest === record.digest && head.lastModified !== undefined && now - head.lastModified.getTime() < TAG_REWRITE_MS
+    })
+  }
+
+  /**
+   * What the bucket says the tag last resolved to (no node of the fleet has it: it scaled to
+   * zero). Trusted like a peer's answer for the tag → digest step; the content is verified by
+   * digest. Kept, so the next pull needs no bucket read.
+   */
+  private async tagFromBucket (upstream: string, repo: string, tag: string, klass: 'index' | 'single'): Promise<(TagRecord & { peer: string }) | undefined> {
+    const found = await this.init.bucket?.readRecord(UPSTREAM_TAG_KIND, `${upstream}/${repo}:${tag}#${klass}`)
+    const record = found === undefined ? undefined : parseTagRecord(found.value)
+    if (record === undefined) return undefined
+    await this.init.tags.set(upstream, repo, tag, klass, record)
+    return { ...record, peer: BUCKET_ORIGIN }
   }
 
   /**

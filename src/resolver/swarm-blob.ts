@@ -43,7 +43,35 @@ export class SwarmBlobs {
       throw err
     }
   }
+
+  /**
+   * Brings `digest` into this store from a peer or the bucket (a push whose client skipped a blob
+   * because HEAD found it elsewhere). @returns whether the store has it now
+   */
+  async fetch (repo: string, digest: Digest): Promise<boolean> {
+    for (let i = 0; i < FETCH_TRIES; i++) {
+      let source: BlobSource
+      try {
+        source = await this.open(repo, digest, () => new Error('missing'))
+      } catch {
+        return false
+      }
+      try {
+        if (source.cache === 'HIT') return true
+        // Read to the end: the download commits it, and the next open finds it stored.
+        for await (const chunk of source.stream(0, undefined)) void chunk
+      } catch {
+        return false
+      } finally {
+        await source.release()
+      }
+    }
+    return false
+  }
 }
+
+/** Tries of SwarmBlobs.fetch: the download, then the look that finds it committed. */
+const FETCH_TRIES = 3
 
 /** The "upstream" of content only runners hold: every request is a 404. */
 class NoUpstream implements RegistryUpstream {

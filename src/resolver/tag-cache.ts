@@ -1,5 +1,5 @@
 import type { Level } from 'level'
-import type { Digest } from '../oci/digest.js'
+import { isDigest, type Digest } from '../oci/digest.js'
 import { isTagKey, parseTagKey, type TagKey } from '../oci/tag-key.js'
 import { isNoSpace } from '../store/errors.js'
 
@@ -8,6 +8,15 @@ export interface TagRecord {
   mediaType: string
   size?: number
   resolvedAt: number
+}
+
+/** `value` as a TagRecord (one read back from the bucket), or undefined when it is not one. */
+export function parseTagRecord (value: unknown): TagRecord | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const v = value as Record<string, unknown>
+  if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.mediaType !== 'string' || v.mediaType.length > 200 ||
+      typeof v.resolvedAt !== 'number' || !Number.isSafeInteger(v.resolvedAt) || (v.size !== undefined && (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0))) return undefined
+  return { digest: v.digest, mediaType: v.mediaType, resolvedAt: v.resolvedAt, ...(typeof v.size === 'number' ? { size: v.size } : {}) }
 }
 
 /**

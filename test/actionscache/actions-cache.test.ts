@@ -10,41 +10,18 @@ import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
 import { runCli, startSidecar } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
 import { runtimeToken } from '../fixtures/runtime-token.js'
+import { cacheJob } from '../fixtures/actions-cache-job.js'
 import { spawnManaged } from '../fixtures/child.js'
 import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
 
-const CLIENT = resolve(fileURLToPath(import.meta.url), '../../fixtures/actions-cache-client.ts')
 const LIAR = resolve(fileURLToPath(import.meta.url), '../../fixtures/liar-peer.ts')
-/** tsx by its own path: the client runs in the job's workspace, where no node_modules is. */
-const TSX = import.meta.resolve('tsx')
 const SERVICE = '/twirp/github.actions.results.api.v1.CacheService'
 const MAIN = { scope: 'refs/heads/main', permission: 3 }
 
-/** Runs the toolkit's @actions/cache in a job's environment; resolves with what it returned. */
+/** Runs the toolkit's @actions/cache in a job's environment on `node`. */
 async function job (node: HerdNode, workspace: string, token: string, args: string[]): Promise<{ result: unknown, output: string }> {
-  const env = {
-    PATH: process.env.PATH,
-    HOME: workspace,
-    GITHUB_WORKSPACE: workspace,
-    RUNNER_TEMP: join(workspace, '.tmp'),
-    ACTIONS_CACHE_SERVICE_V2: 'true',
-    ACTIONS_RESULTS_URL: `${node.url}/`,
-    ACTIONS_RUNTIME_TOKEN: token
-  }
-  await mkdir(env.RUNNER_TEMP, { recursive: true })
-  return await new Promise((resolvePromise, reject) => {
-    execFile(process.execPath, ['--import', TSX, CLIENT, ...args], { cwd: workspace, env, timeout: 120_000 }, (err, stdout, stderr) => {
-      const output = `${stdout}${stderr}`
-      const last = stdout.trim().split('\n').at(-1) ?? ''
-      if (err !== null) { reject(new Error(`@actions/cache ${args.join(' ')}: ${err.message}\n${output}`)); return }
-      try {
-        resolvePromise({ result: (JSON.parse(last) as { result: unknown }).result, output })
-      } catch {
-        reject(new Error(`@actions/cache ${args.join(' ')} printed no result:\n${output}`))
-      }
-    })
-  })
+  return await cacheJob(node.url, workspace, token, args)
 }
 
 async function twirp (node: HerdNode, token: string, method: string, body: object): Promise<{ status: number, json: Record<string, unknown> }> {

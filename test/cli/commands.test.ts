@@ -44,7 +44,7 @@ describe('CLI: stats and gc', function () {
     assert.deepEqual(Object.keys(raw).sort(), Object.keys(await sidecar.stats()).sort())
     // Sections in order, sizes with units, the hit rate in percent next to its counts.
     const titles = text.stdout.split('\n').filter(l => /^[A-Z]/.test(l))
-    assert.deepEqual(titles, ['Store', 'Registry', 'Peers', 'Proxy', 'Actions cache', 'API', 'HTTP'])
+    assert.deepEqual(titles, ['Store', 'Registry', 'Peers', 'Proxy', 'Actions cache', 'Bucket (S3)', 'API', 'HTTP'])
     assert.match(text.stdout, /^p2p-cache at http:\/\/127\.0\.0\.1:\d+\n\nStore\n {2}size +\d+(\.\d)? (B|KiB|MiB)\n {2}stored +\d+ blobs\n/)
     assert.match(text.stdout, /\n {2}hit rate +\d+\.\d%  \(\d+ hits?, \d+ miss(es)?\)\n/)
     assert.match(text.stdout, /\n {2}misses from upstream +\d+ {2}\(\d+(\.\d)? (B|KiB|MiB)\)\n/)

@@ -5,7 +5,7 @@ import { COUNTER_NAMES, type StatsSnapshot } from '../../../src/metrics/stats.js
 /** A snapshot of an idle sidecar, with `over` applied. */
 function snapshot (over: Partial<StatsSnapshot> = {}): StatsSnapshot {
   const counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, 0])) as Record<typeof COUNTER_NAMES[number], number>
-  return { ...counters, current_size: 0, hit_rate: 0, peers_connected: 0, store_full: false, api_ratelimit_remaining: {}, registry_ratelimit: {}, upload_rate: 0, pieces_by_peer: {}, proxy_by_host: {}, ...over }
+  return { ...counters, current_size: 0, hit_rate: 0, peers_connected: 0, store_full: false, api_ratelimit_remaining: {}, registry_ratelimit: {}, upload_rate: 0, pieces_by_peer: {}, proxy_by_host: {}, s3_queue: 0, ...over }
 }
 
 /** The value printed on the row labelled `label`. */
@@ -18,7 +18,7 @@ describe('formatStats: `p2p-cache stats` for a person', () => {
   it('names the sidecar, then titled sections with aligned rows', () => {
     const text = formatStats('http://127.0.0.1:9080', snapshot())
     assert.equal(text.split('\n')[0], 'p2p-cache at http://127.0.0.1:9080')
-    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'Proxy', 'Actions cache', 'API', 'HTTP'])
+    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'Proxy', 'Actions cache', 'Bucket (S3)', 'API', 'HTTP'])
     const valueColumns = new Set(text.split('\n').filter(l => l.startsWith('  ')).map(l => /^ {2}\S.*?\s{2,}(?=\S)/.exec(l)?.[0].length))
     assert.equal(valueColumns.size, 1, 'every value starts in the same column')
   })

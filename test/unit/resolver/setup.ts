@@ -10,6 +10,7 @@ import { FakeRegistryUpstream, pseudoRandom } from '../fakes/registry-upstream.j
 import { FakePeerNetwork } from '../fakes/peer-network.js'
 import { openTestStore, type TestStore } from '../fakes/store.js'
 import { silentLog } from '../fakes/log.js'
+import type { BucketTier } from '../../../src/bucket/bucket-tier.js'
 
 /** Counters without a running process behind them. */
 export function newStats (): Stats {
@@ -49,14 +50,14 @@ export interface Rig {
 /** Millisecond waits for the swarm side of a download. */
 export const FAST_TIMING: Partial<DownloadTiming> = { busyRetryFirstMs: 5, busyRetryMaxMs: 20, claimRenewMs: 10, claimTimeoutMs: 30, hashesBusyMs: 300 }
 
-export async function rig (opts: { p2p?: boolean, idleMs?: number, lookupTimeoutMs?: number, lingerMs?: number, maxSize?: number, now?: () => number } = {}): Promise<Rig> {
+export async function rig (opts: { p2p?: boolean, idleMs?: number, lookupTimeoutMs?: number, lingerMs?: number, maxSize?: number, now?: () => number, bucket?: BucketTier } = {}): Promise<Rig> {
   const t = await openTestStore({ policy: { maxSize: opts.maxSize ?? 10_000_000 } })
   const up = new FakeRegistryUpstream()
   const net = await FakePeerNetwork.create({ claimTimeoutMs: 20, inProgressIdleMs: 500, ...(opts.now !== undefined ? { now: opts.now } : {}) })
   const stats = newStats()
   const log = silentLog(process.env.DEBUG_LOG === '1' ? 'debug' : 'silent')
   const peers = opts.p2p === false ? undefined : peerInit(net, { stats, log, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}), ...(opts.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: opts.lookupTimeoutMs } : {}) })
-  const resolver = new BlobResolver({ store: t.store, stats, log, peers, lingerMs: opts.lingerMs ?? 0, timing: FAST_TIMING })
+  const resolver = new BlobResolver({ store: t.store, stats, log, peers, bucket: opts.bucket, lingerMs: opts.lingerMs ?? 0, timing: FAST_TIMING })
   return {
     t, up, net, stats, resolver,
     dispose: async () => {

@@ -1,0 +1,169 @@
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import type { BlobStore } from '../store/blob-store.js'
+import type { Stats } from '../metrics/stats.js'
+import type { Bucket, BucketHead } from './bucket.js'
+import { blobObjectKey } from './object-keys.js'
+import { UPLOAD_ATTEMPTS, UPLOAD_CONCURRENCY, UPLOAD_QUEUE_MAX, UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS } from './constants.js'
+
+/** One object to write: a stored blob by digest, or a small record. */
+type UploadJob =
+  | { key: string, what: 'blob', digest: Digest, replace: boolean, tries: number }
+  | { key: string, what: 'record', body: Buffer, metadata: Record<string, string>, unlessSame: ((head: BucketHead) => boolean) | undefined, tries: number }
+
+/** How a record is written: its user metadata, and when to skip the write (see BucketWriter.record). */
+export interface RecordWriteOptions {
+  metadata?: Record<string, string>
+  unlessSame?: (head: BucketHead) => boolean
+}
+
+export interface BucketWriterInit {
+  bucket: Pick<Bucket, 'head' | 'put'>
+  store: Pick<BlobStore, 'openRead'>
+  stats: Stats
+  log: Logger
+  /** Overrides of the constants (unit tests). */
+  concurrency?: number
+  queueMax?: number
+  attempts?: number
+  retryFirstMs?: number
+}
+
+/**
+ * Writes to the bucket in the background (issue 27, point 3): a bounded queue (UPLOAD_QUEUE_MAX;
+ * one entry per object key, so a digest queued twice is written once), UPLOAD_CONCURRENCY
+ * uploads at once, `HEAD` first so an object already there is not written again. A failed upload
+ * is tried again after a pause that doubles (UPLOAD_RETRY_FIRST_MS up to UPLOAD_RETRY_MAX_MS)
+ * and dropped after UPLOAD_ATTEMPTS tries; drops are counted (s3_uploads_dropped), never fatal.
+ */
+export class BucketWriter {
+  private readonly waiting = new Map<string, UploadJob>()
+  private readonly retrying = new Map<string, NodeJS.Timeout>()
+  private readonly running = new Map<string, AbortController>()
+  private closed = false
+  private idle: (() => void) | undefined
+
+  constructor (private readonly init: BucketWriterInit) {}
+
+  /** Uploads waiting, retrying and running. */
+  get depth (): number {
+    return this.waiting.size + this.retrying.size + this.running.size
+  }
+
+  /**
+   * Uploads stored blob `digest` (a manifest with its media type as Content-Type) unless the
+   * bucket has it. `replace`: the bucket's object failed its digest, so it is written over.
+   */
+  blob (digest: Digest, opts: { replace?: boolean } = {}): void {
+    this.add({ key: blobObjectKey(digest), what: 'blob', digest, replace: opts.replace === true, tries: 0 })
+  }
+
+  /**
+   * Writes `value` as JSON under `key`. `unlessSame`: HEAD first, and skip the write when it
+   * says the object there already holds this value (user metadata set with `metadata`).
+   */
+  record (key: string, value: unknown, opts: RecordWriteOptions = {}): void {
+    this.add({ key, what: 'record', body: Buffer.from(JSON.stringify(value)), metadata: opts.metadata ?? {}, unlessSame: opts.unlessSame, tries: 0 })
+  }
+
+  /**
+   * Shutdown: what is running gets `graceMs` to finish, then is aborted; what waits is dropped
+   * (counted). Later writes are ignored.
+   */
+  async drain (graceMs: number): Promise<void> {
+    this.closed = true
+    for (const timer of this.retrying.values()) clearTimeout(timer)
+    const dropped = this.waiting.size + this.retrying.size
+    if (dropped > 0) {
+      this.init.stats.inc('s3_uploads_dropped', dropped)
+      this.init.log.warn({ dropped }, 'shutting down: uploads to the bucket not started are dropped')
+    }
+    this.waiting.clear()
+    this.retrying.clear()
+    if (this.running.size === 0) return
+    const done = new Promise<void>(resolve => { this.idle = resolve })
+    const timer = setTimeout(() => { for (const c of this.running.values()) c.abort(new Error('shutting down')) }, graceMs)
+    await done
+    clearTimeout(timer)
+  }
+
+  private add (job: UploadJob): void {
+    if (this.closed || this.waiting.has(job.key) || this.running.has(job.key) || this.retrying.has(job.key)) return
+    if (this.depth >= (this.init.queueMax ?? UPLOAD_QUEUE_MAX)) {
+      this.init.stats.inc('s3_uploads_dropped')
+      this.init.log.warn({ key: job.key, queued: this.depth }, 'bucket upload queue full: upload dropped (the bucket is slower than what this node fetches)')
+      return
+    }
+    this.waiting.set(job.key, job)
+    this.pump()
+  }
+
+  private pump (): void {
+    const concurrency = this.init.concurrency ?? UPLOAD_CONCURRENCY
+    for (const [key, job] of this.waiting) {
+      if (this.running.size >= concurrency) return
+      this.waiting.delete(key)
+      const controller = new AbortController()
+      this.running.set(key, controller)
+      void this.run(job, controller.signal).finally(() => {
+        this.running.delete(key)
+        if (this.closed && this.running.size === 0) this.idle?.()
+        else this.pump()
+      })
+    }
+  }
+
+  private async run (job: UploadJob, signal: AbortSignal): Promise<void> {
+    const { stats, log } = this.init
+    try {
+      const bytes = job.what === 'blob' ? await this.putBlob(job, signal) : await this.putRecord(job, signal)
+      if (bytes !== undefined) {
+        stats.inc('s3_uploads')
+        stats.inc('s3_bytes_written', bytes)
+        log.debug({ key: job.key, bytes }, 'written to the bucket')
+      }
+    } catch (err) {
+      stats.inc('s3_errors')
+      const tries = job.tries + 1
+      if (this.closed || tries >= (this.init.attempts ?? UPLOAD_ATTEMPTS)) {
+        stats.inc('s3_uploads_dropped')
+        log.warn({ key: job.key, tries, err: (err as Error).message }, 'bucket upload dropped')
+        return
+      }
+      const first = this.init.retryFirstMs ?? UPLOAD_RETRY_FIRST_MS
+      const pause = Math.min(UPLOAD_RETRY_MAX_MS, first * 2 ** (tries - 1)) * (0.75 + Math.random() / 2)
+      log.info({ key: job.key, tries, retryInMs: Math.round(pause), err: (err as Error).message }, 'bucket upload failed; trying again')
+      const timer = setTimeout(() => {
+        this.retrying.delete(job.key)
+        this.add({ ...job, tries })
+      }, pause)
+      timer.unref()
+      this.retrying.set(job.key, timer)
+    }
+  }
+
+  /** The blob's bytes when written; undefined when the bucket had it or the store no longer does. */
+  private async putBlob (job: Extract<UploadJob, { what: 'blob' }>, signal: AbortSignal): Promise<number | undefined> {
+    const { bucket, store } = this.init
+    if (!job.replace && await bucket.head(job.key, { signal }) !== undefined) return undefined
+    const handle = await store.openRead(job.digest)
+    // Evicted before its turn: a later fetch of it uploads it then.
+    if (handle === undefined) return undefined
+    try {
+      await bucket.put(job.key, handle.stream(), { contentType: handle.record.mediaType ?? 'application/octet-stream', signal })
+      return handle.record.size
+    } finally {
+      await handle.release()
+    }
+  }
+
+  private async putRecord (job: Extract<UploadJob, { what: 'record' }>, signal: AbortSignal): Promise<number | undefined> {
+    const { bucket } = this.init
+    if (job.unlessSame !== undefined) {
+      const head = await bucket.head(job.key, { signal })
+      if (head !== undefined && job.unlessSame(head)) return undefined
+    }
+    await bucket.put(job.key, job.body, { contentType: 'application/json', metadata: job.metadata, signal })
+    return job.body.byteLength
+  }
+}
