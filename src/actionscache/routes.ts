@@ -136,12 +136,12 @@ export class ActionsCacheRoutes {
     // Findable on every node once acknowledged, the entry and its archive: the next job
     // restores it on another runner.
     const announced = AbortSignal.timeout(ANNOUNCE_WAIT_MS)
+    // The archive outlives the fleet in the bucket; the entry follows it there (entries.put).
+    this.init.bucket?.uploadBlob(blob.digest)
     await Promise.all([
-      this.init.entries.put(name, { key: req.key, digest: blob.digest, size: blob.size, createdAt: this.now(), writer: this.init.self }, { announced }),
+      this.init.entries.put(name, { key: req.key, digest: blob.digest, size: blob.size, createdAt: this.now(), writer: this.init.self }, { announced, after: [blob.digest] }),
       this.init.provideNow?.([blob.digest], announced).catch(() => {})
     ])
-    // The archive outlives the fleet in the bucket; the entry goes there with entries.put.
-    this.init.bucket?.uploadBlob(blob.digest)
     this.init.stats.inc('actions_cache_saves')
     this.init.log.info({ key: req.key, scope: place.scope, size: blob.size, digest: blob.digest }, 'actions cache entry saved')
     // int64 as a JSON string: BuildKit decodes it into a Go string.

@@ -4,17 +4,22 @@ import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
 import type { Bucket, BucketHead } from './bucket.js'
 import { blobObjectKey } from './object-keys.js'
-import { UPLOAD_ATTEMPTS, UPLOAD_CONCURRENCY, UPLOAD_QUEUE_MAX, UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS } from './constants.js'
+import { UPLOAD_ATTEMPTS, UPLOAD_CONCURRENCY, UPLOAD_MIN_RATE, UPLOAD_QUEUE_MAX, UPLOAD_REQUEST_TIMEOUT_MS, UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS } from './constants.js'
 
 /** One object to write: a stored blob by digest, or a small record. */
 type UploadJob =
   | { key: string, what: 'blob', digest: Digest, replace: boolean, tries: number }
-  | { key: string, what: 'record', body: Buffer, metadata: Record<string, string>, unlessSame: ((head: BucketHead) => boolean) | undefined, tries: number }
+  | { key: string, what: 'record', body: Buffer, metadata: Record<string, string>, unlessSame: ((head: BucketHead) => boolean) | undefined, after: Digest[], tries: number }
 
 /** How a record is written: its user metadata, and when to skip the write (see BucketWriter.record). */
 export interface RecordWriteOptions {
   metadata?: Record<string, string>
   unlessSame?: (head: BucketHead) => boolean
+  /**
+   * Blobs the record points at: it is written only once their uploads queued here are over (a
+   * pushed tag lands after its image), or dropped with them.
+   */
+  after?: Digest[]
 }
 
 export interface BucketWriterInit {
@@ -23,6 +28,7 @@ export interface BucketWriterInit {
   stats: Stats
   log: Logger
   /** Overrides of the constants (unit tests). */
+  requestTimeoutMs?: number
   concurrency?: number
   queueMax?: number
   attempts?: number
@@ -35,11 +41,14 @@ export interface BucketWriterInit {
  * uploads at once, `HEAD` first so an object already there is not written again. A failed upload
  * is tried again after a pause that doubles (UPLOAD_RETRY_FIRST_MS up to UPLOAD_RETRY_MAX_MS)
  * and dropped after UPLOAD_ATTEMPTS tries; drops are counted (s3_uploads_dropped), never fatal.
+ * Each request has a deadline (see `deadline`), so a bucket that hangs does not hold a slot.
  */
 export class BucketWriter {
   private readonly waiting = new Map<string, UploadJob>()
   private readonly retrying = new Map<string, NodeJS.Timeout>()
   private readonly running = new Map<string, AbortController>()
+  /** A newer value of a record being written or retried: written after it. */
+  private readonly again = new Map<string, UploadJob>()
   private closed = false
   private idle: (() => void) | undefined
 
@@ -63,7 +72,7 @@ export class BucketWriter {
    * says the object there already holds this value (user metadata set with `metadata`).
    */
   record (key: string, value: unknown, opts: RecordWriteOptions = {}): void {
-    this.add({ key, what: 'record', body: Buffer.from(JSON.stringify(value)), metadata: opts.metadata ?? {}, unlessSame: opts.unlessSame, tries: 0 })
+    this.add({ key, what: 'record', body: Buffer.from(JSON.stringify(value)), metadata: opts.metadata ?? {}, unlessSame: opts.unlessSame, after: opts.after ?? [], tries: 0 })
   }
 
   /**
@@ -80,6 +89,7 @@ export class BucketWriter {
     }
     this.waiting.clear()
     this.retrying.clear()
+    this.again.clear()
     if (this.running.size === 0) return
     const done = new Promise<void>(resolve => { this.idle = resolve })
     const timer = setTimeout(() => { for (const c of this.running.values()) c.abort(new Error('shutting down')) }, graceMs)
@@ -88,7 +98,14 @@ export class BucketWriter {
   }
 
   private add (job: UploadJob): void {
-    if (this.closed || this.waiting.has(job.key) || this.running.has(job.key) || this.retrying.has(job.key)) return
+    if (this.closed) return
+    if (job.what === 'record' && this.pending(job.key)) {
+      // The newest value of a record wins: it replaces the one waiting, or follows the one in flight.
+      if (this.waiting.has(job.key)) this.waiting.set(job.key, job)
+      else this.again.set(job.key, job)
+      return
+    }
+    if (this.pending(job.key)) return
     if (this.depth >= (this.init.queueMax ?? UPLOAD_QUEUE_MAX)) {
       this.init.stats.inc('s3_uploads_dropped')
       this.init.log.warn({ key: job.key, queued: this.depth }, 'bucket upload queue full: upload dropped (the bucket is slower than what this node fetches)')
@@ -102,15 +119,26 @@ export class BucketWriter {
     const concurrency = this.init.concurrency ?? UPLOAD_CONCURRENCY
     for (const [key, job] of this.waiting) {
       if (this.running.size >= concurrency) return
+      if (job.what === 'record' && job.after.some(d => this.pending(blobObjectKey(d)))) continue
       this.waiting.delete(key)
       const controller = new AbortController()
       this.running.set(key, controller)
       void this.run(job, controller.signal).finally(() => {
         this.running.delete(key)
+        const next = this.retrying.has(key) ? undefined : this.again.get(key)
+        if (next !== undefined) {
+          this.again.delete(key)
+          this.add(next)
+        }
         if (this.closed && this.running.size === 0) this.idle?.()
         else this.pump()
       })
     }
+  }
+
+  /** Whether an upload of `key` is queued here and not over. */
+  private pending (key: string): boolean {
+    return this.waiting.has(key) || this.running.has(key) || this.retrying.has(key)
   }
 
   private async run (job: UploadJob, signal: AbortSignal): Promise<void> {
@@ -128,6 +156,7 @@ export class BucketWriter {
       if (this.closed || tries >= (this.init.attempts ?? UPLOAD_ATTEMPTS)) {
         stats.inc('s3_uploads_dropped')
         log.warn({ key: job.key, tries, err: (err as Error).message }, 'bucket upload dropped')
+        this.dropDependents(job.key)
         return
       }
       const first = this.init.retryFirstMs ?? UPLOAD_RETRY_FIRST_MS
@@ -135,22 +164,35 @@ export class BucketWriter {
       log.info({ key: job.key, tries, retryInMs: Math.round(pause), err: (err as Error).message }, 'bucket upload failed; trying again')
       const timer = setTimeout(() => {
         this.retrying.delete(job.key)
-        this.add({ ...job, tries })
+        // A newer value of the record, if one came meanwhile, replaces the one that failed.
+        const next = this.again.get(job.key)
+        this.again.delete(job.key)
+        this.add(next ?? { ...job, tries })
       }, pause)
       timer.unref()
       this.retrying.set(job.key, timer)
     }
   }
 
+  /** Records waiting for a blob whose upload was dropped: dropped too (the record would point at nothing). */
+  private dropDependents (key: string): void {
+    for (const [k, job] of this.waiting) {
+      if (job.what !== 'record' || !job.after.some(d => blobObjectKey(d) === key)) continue
+      this.waiting.delete(k)
+      this.init.stats.inc('s3_uploads_dropped')
+      this.init.log.warn({ key: k, blob: key }, 'bucket record dropped: an upload it points at was dropped')
+    }
+  }
+
   /** The blob's bytes when written; undefined when the bucket had it or the store no longer does. */
   private async putBlob (job: Extract<UploadJob, { what: 'blob' }>, signal: AbortSignal): Promise<number | undefined> {
     const { bucket, store } = this.init
-    if (!job.replace && await bucket.head(job.key, { signal }) !== undefined) return undefined
+    if (!job.replace && await bucket.head(job.key, { signal: this.deadline(signal, 0) }) !== undefined) return undefined
     const handle = await store.openRead(job.digest)
     // Evicted before its turn: a later fetch of it uploads it then.
     if (handle === undefined) return undefined
     try {
-      await bucket.put(job.key, handle.stream(), { contentType: handle.record.mediaType ?? 'application/octet-stream', signal })
+      await bucket.put(job.key, handle.stream(), { contentType: handle.record.mediaType ?? 'application/octet-stream', signal: this.deadline(signal, handle.record.size) })
       return handle.record.size
     } finally {
       await handle.release()
@@ -160,10 +202,19 @@ export class BucketWriter {
   private async putRecord (job: Extract<UploadJob, { what: 'record' }>, signal: AbortSignal): Promise<number | undefined> {
     const { bucket } = this.init
     if (job.unlessSame !== undefined) {
-      const head = await bucket.head(job.key, { signal })
+      const head = await bucket.head(job.key, { signal: this.deadline(signal, 0) })
       if (head !== undefined && job.unlessSame(head)) return undefined
     }
-    await bucket.put(job.key, job.body, { contentType: 'application/json', metadata: job.metadata, signal })
+    await bucket.put(job.key, job.body, { contentType: 'application/json', metadata: job.metadata, signal: this.deadline(signal, job.body.byteLength) })
     return job.body.byteLength
+  }
+
+  /**
+   * `signal`, or the end of the time a request sending `bytes` may take: UPLOAD_REQUEST_TIMEOUT_MS
+   * plus the bytes at UPLOAD_MIN_RATE (a bucket that hangs frees its upload slot).
+   */
+  private deadline (signal: AbortSignal, bytes: number): AbortSignal {
+    const ms = (this.init.requestTimeoutMs ?? UPLOAD_REQUEST_TIMEOUT_MS) + bytes / UPLOAD_MIN_RATE * 1000
+    return AbortSignal.any([signal, AbortSignal.timeout(Math.ceil(ms))])
   }
 }

@@ -10,6 +10,11 @@ export const UPLOAD_CONCURRENCY = 2
 /** Uploads waiting at most; more are dropped (counted as s3_uploads_dropped). */
 export const UPLOAD_QUEUE_MAX = 1_000
 
+/** A bucket request of an upload may take this long, plus its bytes at UPLOAD_MIN_RATE. */
+export const UPLOAD_REQUEST_TIMEOUT_MS = 30_000
+/** The slowest a body may be sent, in bytes per second (1 MiB/s) before the request is given up. */
+export const UPLOAD_MIN_RATE = 1024 * 1024
+
 /** Tries of one upload before it is dropped. */
 export const UPLOAD_ATTEMPTS = 5
 

@@ -296,7 +296,7 @@ export class LocalRegistry {
     }
     // The bucket keeps the push once the fleet scales to zero: content first, then the tag (tags.put).
     for (const key of keys) this.init.bucket?.uploadBlob(key.digest)
-    if (tag !== undefined) await this.init.tags.put(name, tag)
+    if (tag !== undefined) await this.init.tags.put(name, tag, { after: keys.map(k => k.digest) })
     this.init.stats.inc('pushes')
     this.init.log.info({ repo, reference, digest, replicas: holders }, 'manifest pushed')
     send(res, 201, { location: `/v2/${repo}/manifests/${digest}`, 'docker-content-digest': digest })

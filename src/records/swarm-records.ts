@@ -6,6 +6,7 @@ import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
 import { isNoSpace } from '../store/errors.js'
 import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
+import type { Digest } from '../oci/digest.js'
 
 /** One kind of small record: its name in keys, whether peers see it, and how a value is checked. */
 export interface RecordKind<T> {
@@ -314,12 +315,13 @@ export class RecordTable<T> {
   /**
    * Keeps `value` under `name` (announced, for a shared kind); on a full disk it is not kept.
    * With `announced`, resolves only once the announcement is done (or that signal aborts): a
-   * write other nodes look for right after it is acknowledged.
+   * write other nodes look for right after it is acknowledged. `after`: the blobs the record
+   * points at, which the bucket gets first.
    */
-  async put (name: string, value: T, opts: { announced?: AbortSignal } = {}): Promise<void> {
+  async put (name: string, value: T, opts: { announced?: AbortSignal, after?: Digest[] } = {}): Promise<void> {
     const storedAt = Date.now()
     const keys = await this.keep(name, value, storedAt, this.kind.urgent === true)
-    this.init.bucket?.writeRecord(this.kind.kind, name, value, storedAt)
+    this.init.bucket?.writeRecord(this.kind.kind, name, value, storedAt, opts.after !== undefined ? { after: opts.after } : {})
     const swarm = this.init.peers?.swarm
     if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) await swarm.provideNow(keys, opts.announced).catch(() => {})
   }

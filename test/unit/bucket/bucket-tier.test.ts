@@ -225,3 +225,42 @@ describe('bucket tier: tags and records outlive the fleet', () => {
     }
   })
 })
+
+describe('bucket writer: order and deadlines', () => {
+  it('a record waits for the blobs it points at, and the newest value of a record wins', async () => {
+    const bucket = new FakeBucket()
+    const stats = newStats()
+    const r = await rig({ p2p: false })
+    try {
+      const { body, digest } = content(50_000, 'ordered')
+      await r.t.store.put(digest, body, 'test')
+      let release!: () => void
+      const gate = new Promise<void>(resolve => { release = resolve })
+      const slow = Object.assign(Object.create(bucket) as FakeBucket, {
+        put: async (key: string, b: Buffer | NodeJS.ReadableStream, o: object) => { if (key === blobObjectKey(digest)) await gate; return await bucket.put(key, b as Buffer, o) }
+      })
+      const writer = new BucketWriter({ bucket: slow, store: r.t.store, stats, log: silentLog() })
+      writer.blob(digest)
+      writer.record('records/push-tag/x', { v: 1 }, { after: [digest] })
+      writer.record('records/push-tag/x', { v: 2 }, { after: [digest] })
+      await new Promise(resolve => setTimeout(resolve, 20))
+      assert.equal(bucket.objects.has('records/push-tag/x'), false, 'the record waits for its blob')
+      release()
+      await until(() => writer.depth === 0, 'the writes')
+      assert.deepEqual(bucket.requests.filter(q => q.startsWith('PUT')), [`PUT ${blobObjectKey(digest)}`, 'PUT records/push-tag/x'])
+      assert.deepEqual(JSON.parse(bucket.objects.get('records/push-tag/x')?.body.toString() ?? ''), { v: 2 })
+    } finally {
+      await r.dispose()
+    }
+  })
+
+  it('a bucket that hangs frees the upload slot at the request deadline', async () => {
+    const bucket = new FakeBucket()
+    bucket.hang = true
+    const stats = newStats()
+    const writer = new BucketWriter({ bucket, store: { openRead: async () => undefined }, stats, log: silentLog(), requestTimeoutMs: 20, attempts: 1, concurrency: 1 })
+    writer.blob(content(10, 'hang').digest)
+    await until(() => writer.depth === 0, 'the hung upload given up')
+    assert.equal(stats.snapshot().s3_uploads_dropped, 1)
+  })
+})
