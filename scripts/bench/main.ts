@@ -49,11 +49,15 @@
  *      registry with SIGKILLs and upstream outages (BENCH_CHURN_MS, default 300 s, quick 60 s),
  *      1,000 held connections and 20 stalled readers against one sidecar, and a long fuzzing
  *      run; corrupt bytes served, disallowed failures, crashes and fuzz failures must be 0.
+ *  16. the bucket tier (s3.ts, issue 27): on loopback, with s3rver as the bucket, a cold skopeo
+ *      pull of a 256 MiB image (BENCH_S3_MIB; quick 64) on a fresh node from the bucket, filled
+ *      by a node since destroyed, vs on a fresh node from the registry (BENCH_S3_ROUNDS rounds:
+ *      3, quick 2; goal <= 1.3), and the filling node's CPU per GiB uploaded to the bucket.
  *
  * BENCH_QUICK=1 runs a smaller version (~1 min). BENCH_RSS_CLIENTS overrides the client count
  * of the RSS row; BENCH_FS_CHUNK_KIB sets the baseline file server's read size (default: Node's
  * 64 KiB), for experiments. BENCH_SECTIONS (comma separated, default all:
- * local,cold,pull,p2p,link,swarm,herd,api,proxy,push,actions,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
+ * local,cold,pull,p2p,link,swarm,herd,api,proxy,push,actions,s3,reliability) runs only some sections; BENCH_SWARM_NODES changes the swarm size
  * and BENCH_SEED repeats a swarm run's random choices. Results also go to .bench/results.json.
  *
  * Throughput figures are wall-clock: on a shared or busy machine they move with its load, which
@@ -80,6 +84,7 @@ import { apiCache, apiConfig } from './api.js'
 import { proxyBench, proxyBenchConfig } from './proxy.js'
 import { pushBench, pushBenchConfig } from './push.js'
 import { actionsCacheBench, actionsBenchConfig } from './actions-cache.js'
+import { s3Bench, s3BenchConfig } from './s3.js'
 import { herd, herdConfig } from './herd.js'
 import { linkConfig, p2pLink } from './p2p-link.js'
 import { churnRows, fuzzRows, overloadRows, reliabilityConfig } from './reliability.js'
@@ -111,11 +116,12 @@ const API_CFG = apiConfig(QUICK)
 const PROXY_CFG = proxyBenchConfig(QUICK)
 const PUSH_CFG = pushBenchConfig(QUICK)
 const ACTIONS_CFG = actionsBenchConfig(QUICK)
+const S3_CFG = s3BenchConfig(QUICK, CFG.requestTimeoutMs)
 const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
 const RELIABILITY_CFG = reliabilityConfig(QUICK)
 const LINK_CFG = linkConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'push', 'actions', 'reliability'] as const
+const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'push', 'actions', 's3', 'reliability'] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
@@ -127,6 +133,8 @@ if (runs('api')) CFG.deadlineMs += (QUICK ? 60 : 120) * 1000
 if (runs('proxy')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 if (runs('push')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 if (runs('actions')) CFG.deadlineMs += (QUICK ? 90 : 240) * 1000
+// The s3 section's: set-up, the fill, and 2 pulls a round, ~20 s per 256 MiB pulled on 2 cores, plus slack.
+if (runs('s3')) CFG.deadlineMs += Math.round(120 + (2 + 2 * S3_CFG.rounds) * S3_CFG.layers * S3_CFG.layerBytes / (256 * MiB) * 20) * 1000
 // The herd section's (~3 min full, ~1 min quick, plus slack).
 if (runs('herd')) CFG.deadlineMs += (QUICK ? 120 : 300) * 1000
 // Loopback herds above 10 nodes: start-up and the pulls take about 12 s per node on 2 cores.
@@ -492,6 +500,7 @@ async function main (): Promise<number> {
     if (runs('proxy')) await section('proxy', () => proxyBench({ work, cleanup, rows, samples, log }, PROXY_CFG))
     if (runs('push')) await section('push', () => pushBench({ work, cleanup, rows, samples, log }, PUSH_CFG))
     if (runs('actions')) await section('actions', () => actionsCacheBench({ work, cleanup, rows, samples, log }, ACTIONS_CFG))
+    if (runs('s3')) await section('s3', () => s3Bench({ work, cleanup, rows, samples, log }, S3_CFG))
     if (runs('reliability')) {
       await section('churn soak', () => churnRows({ rows, samples, log }, RELIABILITY_CFG))
       await section('overload', () => overloadRows({ rows, samples, log }, RELIABILITY_CFG))
@@ -517,7 +526,7 @@ async function main (): Promise<number> {
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
   await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, push: PUSH_CFG, actions: ACTIONS_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
+    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, push: PUSH_CFG, actions: ACTIONS_CFG, s3: S3_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
     durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
   }, null, 2) + '\n')
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)

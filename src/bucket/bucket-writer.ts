@@ -192,7 +192,7 @@ export class BucketWriter {
     // Evicted before its turn: a later fetch of it uploads it then.
     if (handle === undefined) return undefined
     try {
-      await bucket.put(job.key, handle.stream(), { contentType: handle.record.mediaType ?? 'application/octet-stream', signal: this.deadline(signal, handle.record.size) })
+      await bucket.put(job.key, handle.stream(), { contentType: handle.record.mediaType ?? 'application/octet-stream', sha256: job.digest.slice('sha256:'.length), signal: this.deadline(signal, handle.record.size) })
       return handle.record.size
     } finally {
       await handle.release()

@@ -45,7 +45,16 @@ export interface BucketHead {
 export interface PutOptions extends AbortOptions {
   contentType?: string
   metadata?: Record<string, string>
+  /**
+   * The body's sha256 (hex) when it is known (a blob's digest): a body sent in one request is
+   * signed with it instead of being hashed again (SigV4's x-amz-content-sha256).
+   */
+  sha256?: string
 }
+
+/** SigV4's header for the payload's hash, and its value for a payload that is not signed. */
+const PAYLOAD_HASH_HEADER = 'x-amz-content-sha256'
+const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD'
 
 /**
  * CACHE_S3_URL through the official SDK: credentials, region and every `AWS_*` setting come from
@@ -57,6 +66,8 @@ export interface PutOptions extends AbortOptions {
 export class Bucket {
   readonly name: string
   private readonly client: S3Client
+  /** Object key → the sha256 of the body being put in one request (see PutOptions.sha256). */
+  private readonly payloadHashes = new Map<string, string>()
 
   constructor (private readonly init: BucketInit) {
     this.name = formatBucketUrl(init.url)
@@ -66,6 +77,17 @@ export class Bucket {
       ...(init.forcePathStyle ? { forcePathStyle: true } : {})
     }
     this.client = new S3Client(config)
+    // The SDK hashes every buffered body for SigV4: a second sha256 of each byte uploaded (the
+    // store verified it already, and every read from the bucket is verified by digest). A blob
+    // put in one request is signed with its digest; a multipart part is sent UNSIGNED-PAYLOAD,
+    // which S3 and the S3-compatible stores take (the transport is TLS for AWS).
+    this.client.middlewareStack.add((next, context) => async args => {
+      const request = args.request as { headers?: Record<string, string> }
+      const key = (args.input as { Key?: string }).Key
+      const known = context.commandName === 'PutObjectCommand' && key !== undefined ? this.payloadHashes.get(key) : undefined
+      if (request.headers !== undefined && (known !== undefined || context.commandName === 'UploadPartCommand')) request.headers[PAYLOAD_HASH_HEADER] = known ?? UNSIGNED_PAYLOAD
+      return await next(args)
+    }, { step: 'build', name: 'p2pCachePayloadHash' })
   }
 
   /**
@@ -120,12 +142,14 @@ export class Bucket {
     })
     const abort = (): void => { void upload.abort().catch(() => {}) }
     options.signal?.addEventListener('abort', abort, { once: true })
+    if (options.sha256 !== undefined) this.payloadHashes.set(this.key(key), options.sha256)
     try {
       await upload.done()
     } catch (err) {
       throw bucketError('PUT', key, err, options.signal)
     } finally {
       options.signal?.removeEventListener('abort', abort)
+      this.payloadHashes.delete(this.key(key))
     }
   }
 
