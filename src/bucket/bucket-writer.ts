@@ -6,6 +6,9 @@ import type { Bucket, BucketHead } from './bucket.js'
 import { blobObjectKey } from './object-keys.js'
 import { UPLOAD_ATTEMPTS, UPLOAD_CONCURRENCY, UPLOAD_MIN_RATE, UPLOAD_QUEUE_MAX, UPLOAD_REQUEST_TIMEOUT_MS, UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS } from './constants.js'
 
+/** The queue-full warning is logged at most this often. */
+const FULL_WARN_EVERY_MS = 60_000
+
 /** One object to write: a stored blob by digest, or a small record. */
 type UploadJob =
   | { key: string, what: 'blob', digest: Digest, replace: boolean, tries: number }
@@ -51,6 +54,7 @@ export class BucketWriter {
   private readonly again = new Map<string, UploadJob>()
   private closed = false
   private idle: (() => void) | undefined
+  private fullWarnedAt = -Infinity
 
   constructor (private readonly init: BucketWriterInit) {}
 
@@ -108,7 +112,11 @@ export class BucketWriter {
     if (this.pending(job.key)) return
     if (this.depth >= (this.init.queueMax ?? UPLOAD_QUEUE_MAX)) {
       this.init.stats.inc('s3_uploads_dropped')
-      this.init.log.warn({ key: job.key, queued: this.depth }, 'bucket upload queue full: upload dropped (the bucket is slower than what this node fetches)')
+      // Once a minute at most: a bucket slower than the fetches drops many in a row.
+      if (Date.now() - this.fullWarnedAt >= FULL_WARN_EVERY_MS) {
+        this.fullWarnedAt = Date.now()
+        this.init.log.warn({ key: job.key, queued: this.depth }, 'bucket upload queue full: uploads dropped (the bucket is slower than what this node fetches; s3_uploads_dropped counts them)')
+      }
       return
     }
     this.waiting.set(job.key, job)
