@@ -3,7 +3,9 @@ import type { Server } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
-import type { Config, Credential, HostPort, Upstream } from './config/options.js'
+import type { Config } from './config/options.js'
+import type { Credential, Upstream } from './upstream/upstream.js'
+import type { HostPort } from './http/host-port.js'
 import type { LookupFunction } from 'node:net'
 import { BlobStore } from './store/blob-store.js'
 import { Stats } from './metrics/stats.js'
@@ -16,7 +18,7 @@ import { BlobResolver } from './resolver/blob-resolver.js'
 import { ManifestResolver } from './resolver/manifest-resolver.js'
 import { RegistryRoutes } from './registry/routes.js'
 import { registryApiHost, UpstreamSet } from './registry/upstreams.js'
-import { AdminRoutes, type P2pInfo } from './http/admin-routes.js'
+import { AdminRoutes, type P2pInfo } from './admin/admin-routes.js'
 import { ClientLog } from './http/client-log.js'
 import { createHttpServer, createHttpsServer, listen } from './http/server.js'
 import { connectionBound, type HttpLimits } from './http/limits.js'
@@ -57,6 +59,11 @@ import { Bucket } from './bucket/bucket.js'
 import { BucketWriter } from './bucket/bucket-writer.js'
 import { BucketTier } from './bucket/bucket-tier.js'
 import { UPLOAD_DRAIN_MS } from './bucket/constants.js'
+import { Lifecycle } from './lifecycle/lifecycle.js'
+import { P2pCacheError, EXIT_USAGE } from './errors/p2p-cache-error.js'
+
+/** At shutdown, downloads in flight get this long to commit before the index closes. */
+const DOWNLOAD_DRAIN_MS = 10_000
 
 export interface Sidecar {
   httpAddr: HostPort
@@ -70,20 +77,45 @@ export interface Sidecar {
   stop: () => Promise<void>
 }
 
-export class P2pStartError extends Error {
+export class P2pStartError extends P2pCacheError {
   constructor (message: string) {
-    super(message)
-    this.name = 'P2pStartError'
+    super(message, { exitCode: EXIT_USAGE })
   }
 }
 
-/** Wires the components for `serve`: route → resolver → (store | peers | upstream) → store. */
-export async function startSidecar (config: Config, log: Logger): Promise<Sidecar> {
-  let ready = false
+export interface StartOptions {
+  /** Called with each part's name as it starts (see Lifecycle): tests inject a failure at a step. */
+  onStep?: (name: string) => void
+}
+
+/**
+ * Wires the components for `serve`: route → resolver → (store | peers | bucket | upstream) →
+ * store. Parts start in order and stop in reverse (Lifecycle): on `stop`, and on a start that
+ * fails half-way, which releases everything it had opened before it throws.
+ */
+export async function startSidecar (config: Config, log: Logger, opts: StartOptions = {}): Promise<Sidecar> {
   // Before anything opens: a bad certificate path stops start-up with nothing to undo.
   const tls = config.httpsAddr === undefined ? undefined : loadTlsFiles(config.tlsCert, config.tlsKey)
   const fleet = loadFleetCredentials(config.apiUpstreams, config.apiAuth, config.apiApp)
   const upstreamCa = await loadUpstreamCa(config.upstreamCaFile)
+  const life = new Lifecycle(log, opts.onStep)
+  try {
+    return await wire(config, log, life, { tls, fleet, upstreamCa })
+  } catch (err) {
+    await life.stop()
+    throw err
+  }
+}
+
+/** What startSidecar reads before anything opens. */
+interface Preloaded {
+  tls: ReturnType<typeof loadTlsFiles> | undefined
+  fleet: ReturnType<typeof loadFleetCredentials>
+  upstreamCa: Awaited<ReturnType<typeof loadUpstreamCa>>
+}
+
+async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet, upstreamCa }: Preloaded): Promise<Sidecar> {
+  let ready = false
   let store: BlobStore | undefined = undefined
   let swarm: Swarm | undefined
   let api: ApiResolver | undefined
@@ -98,7 +130,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     lowWatermark: config.evictLowWatermark,
     minAgeMs: config.evictMinAge
   }
-  store = await BlobStore.open({
+  store = await life.start('store', async () => await BlobStore.open({
     dir: config.dir,
     log: log.child({ component: 'store' }),
     policy: storePolicy,
@@ -112,25 +144,20 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     },
     onEvict: () => stats.inc('evictions'),
     onCorrupt: () => stats.inc('errors')
-  })
+  }), async s => { await s.close() })
   // After the store, which holds CACHE_DIR's lock: a second sidecar on the same dir stops there,
   // before it could make the first one's CA anew.
   const proxyLog = log.child({ component: 'proxy' })
   let proxyCa: ProxyCa | undefined
   // What clients' own credentials read through the proxy: a store of its own, never announced.
   let privateStore: BlobStore | undefined
-  try {
-    if (config.proxyAddr !== undefined) {
-      proxyCa = await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
-      privateStore = await BlobStore.open({
-        dir: join(config.dir, PRIVATE_STORE_DIR),
-        log: log.child({ component: 'store', store: 'private' }),
-        policy: { ...storePolicy, maxSize: Math.floor(config.maxSize * PRIVATE_STORE_SHARE) }
-      })
-    }
-  } catch (err) {
-    await store.close()
-    throw err
+  if (config.proxyAddr !== undefined) {
+    proxyCa = await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
+    privateStore = await life.start('private store', async () => await BlobStore.open({
+      dir: join(config.dir, PRIVATE_STORE_DIR),
+      log: log.child({ component: 'store', store: 'private' }),
+      policy: { ...storePolicy, maxSize: Math.floor(config.maxSize * PRIVATE_STORE_SHARE) }
+    }), async s => { await s.close() })
   }
   const intercepted = (name: string): boolean => config.proxyAddr !== undefined && config.proxyIntercept.matches(registryApiHost(name))
   // Read once: the mirror's upstreams now, the proxy's intercepted registries as they are first used.
@@ -147,33 +174,29 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   })
   const registryClients = config.registryUpstreams.map(upstream => registryClient(upstream, credentials.get(upstream.name)))
   const upstreams = new UpstreamSet(registryClients)
+  life.add('registry upstreams', async () => { await upstreams.close() })
   const tags = new TagCache(store.db)
   const apiRecords = new ApiRecords(store.db)
   // One identity per node: the peer ID, and the key of the API cache's credential scopes.
   const privateKey = await loadOrCreateIdentity(config.dir, log)
   if (config.enableP2p) {
-    try {
-      swarm = await startSwarm(config, privateKey, store, stats, {
+    const open = store
+    swarm = await life.start('swarm', async () => await startSwarm(config, privateKey, open, stats, {
         tags,
         apiRecords,
         // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
         records: async key => await swarmRecords?.answer(key),
         inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
         downloading: () => blobs?.downloading ?? 0,
-        hold: async (request, from, signal) => keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, signal)
-      }, log.child({ component: 'p2p' }))
-    } catch (err) {
-      await store.close()
-      await privateStore?.close()
-      await upstreams.close()
-      throw err
-    }
+      hold: async (request, from, signal) => keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, signal)
+    }, log.child({ component: 'p2p' })), async s => { await s.stop() })
   }
   const resolverLog = log.child({ component: 'resolver' })
   const peers: PeerLookupInit | undefined = swarm === undefined
     ? undefined
     : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, stats, log: resolverLog }
   const bucketTier = startBucket(config, store, stats, log.child({ component: 'bucket' }))
+  if (bucketTier !== undefined) life.add('bucket', () => { bucketTier.bucket.close() })
   writer = bucketTier?.writer
   const bucket = bucketTier?.tier
   blobs = new BlobResolver({ store, stats, log: resolverLog, peers, bucket })
@@ -195,6 +218,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   // The swarm-local namespace: pushes, and pulls of what was pushed here.
   const pushLog = log.child({ component: 'push' })
   const uploads = new UploadSessions({ store, log: pushLog })
+  life.add('upload sessions', async () => { await uploads.close() })
   // Like URL records, a tag → digest record is a peer's word: shared only inside a private swarm.
   const localTags = swarmRecords.define(localTagKind(config.swarmKey !== undefined))
   const self = peerIdFromPrivateKey(privateKey).toString()
@@ -227,6 +251,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
   // The Actions cache service: entries are swarm records (shared inside a private swarm, like
   // tags), archives are blobs of the store.
   const cacheUploads = new CacheUploads({ store, log: log.child({ component: 'actions-cache' }) })
+  life.add('actions cache uploads', async () => { await cacheUploads.close() })
   const actionsCache = new ActionsCacheRoutes({
     entries: swarmRecords.define(cacheEntryKind(config.swarmKey !== undefined)),
     uploads: cacheUploads,
@@ -249,6 +274,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     onRateLimit: (upstream, authorization, remaining) => { stats.setApiRateLimit(upstream, api?.credentialLabel(upstream, authorization) ?? 'anon', remaining) },
     ca: upstreamCa
   })
+  life.add('api client', async () => { await apiClient.close() })
   api = new ApiResolver({
     client: apiClient,
     store,
@@ -260,6 +286,19 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     peers,
     log: log.child({ component: 'apicache' })
   })
+  // At shutdown, after the servers stopped taking requests and the downloads in flight committed
+  // (registered after this, so stopped before): what only this node keeps of the local namespace
+  // goes to a peer, while uploads to the bucket in flight get their grace.
+  const openStore = store
+  const openSwarm = swarm
+  life.add('handoff', async () => {
+    await Promise.all([
+      openSwarm !== undefined ? handOff({ store: openStore, tags: localTags, replicas, self, log: pushLog }, HANDOFF_MAX_MS) : undefined,
+      bucketTier?.writer.drain(UPLOAD_DRAIN_MS)
+    ])
+  })
+  // Downloads in flight get a grace period to commit before the index closes, then stop.
+  life.add('downloads', async () => { await openBlobs.drain(DOWNLOAD_DRAIN_MS) })
   const apiRoutes = new ApiRoutes({ client: apiClient, resolver: api, stats, log: log.child({ component: 'apicache' }) })
   const routes = [admin, local, registry, actionsCache, apiRoutes]
   const limits: HttpLimits = {
@@ -279,6 +318,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     make: (upstream, credential) => registryClient(upstream, credential, guardedLookup(upstream.url.port === '' ? 443 : Number(upstream.url.port), () => ownPorts)),
     credential: upstream => credentialFor(upstream, config.registryAuth, dockerConfig, log)
   })
+  life.add('proxy upstreams', async () => { await proxyUpstreams.close() })
   const proxy = proxyCa === undefined
     ? undefined
     : new ProxyServer({
@@ -294,37 +334,31 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
       stats,
       log: proxyLog
     })
-  let httpAddr: HostPort
+  // The listeners stop together (each gives its requests in flight the same grace), and before
+  // the next one listens the ones listening already are registered: a port that is taken closes them.
+  const listening: Array<() => Promise<void>> = []
+  life.add('listeners', async () => { await Promise.all(listening.map(async close => { await close() })) })
+  const httpAddr = await listen(server, config.httpAddr)
+  listening.push(async () => { await closeServer(server) })
   let httpsAddr: HostPort | undefined
-  let proxyAddr: HostPort | undefined
-  try {
-    httpAddr = await listen(server, config.httpAddr)
-    if (tlsServer !== undefined && config.httpsAddr !== undefined) httpsAddr = await listen(tlsServer, config.httpsAddr, 'CACHE_HTTPS_ADDR')
-    if (proxy !== undefined && config.proxyAddr !== undefined) proxyAddr = await listen(proxy.server, config.proxyAddr, 'CACHE_PROXY_ADDR')
-    ownPorts.push(...[httpAddr, httpsAddr, proxyAddr, swarm?.dataPort !== undefined ? { port: swarm.dataPort } : undefined].flatMap(a => a === undefined ? [] : [a.port]))
-  } catch (err) {
-    await proxy?.close()
-    await Promise.all([server, tlsServer].map(async s => { if (s?.listening === true) await closeServer(s) }))
-    await swarm?.stop()
-    await store.close()
-    await upstreams.close()
-    await proxyUpstreams.close()
-    await apiClient.close()
-    await uploads.close()
-    await cacheUploads.close()
-    await privateStore?.close()
-    await bucketTier?.writer.drain(0)
-    bucketTier?.bucket.close()
-    throw err
+  if (tlsServer !== undefined && config.httpsAddr !== undefined) {
+    httpsAddr = await listen(tlsServer, config.httpsAddr, 'CACHE_HTTPS_ADDR')
+    listening.push(async () => { await closeServer(tlsServer) })
   }
+  let proxyAddr: HostPort | undefined
+  if (proxy !== undefined && config.proxyAddr !== undefined) {
+    proxyAddr = await listen(proxy.server, config.proxyAddr, 'CACHE_PROXY_ADDR')
+    listening.push(async () => { await proxy.close() })
+  }
+  ownPorts.push(...[httpAddr, httpsAddr, proxyAddr, swarm?.dataPort !== undefined ? { port: swarm.dataPort } : undefined].flatMap(a => a === undefined ? [] : [a.port]))
+  // The first part to stop: /readyz answers 503 from then on.
+  life.add('ready', () => { ready = false })
   ready = true
   // What is already stored is announced in the background: readiness doesn't wait for the DHT.
   // Tags too: after a restart, peers can still find who resolved one while the upstream is down.
   if (swarm !== undefined) swarm.announceAll(storedKeys(store, tags, swarmRecords))
   log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), ...(proxyAddr !== undefined ? { proxy: `${proxyAddr.host}:${proxyAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
 
-  const openStore = store
-  const openSwarm = swarm
   return {
     httpAddr,
     httpsAddr,
@@ -332,28 +366,7 @@ export async function startSidecar (config: Config, log: Logger): Promise<Sideca
     store: openStore,
     stats,
     swarm: openSwarm,
-    stop: async () => {
-      ready = false
-      await proxy?.close()
-      await Promise.all([server, tlsServer].map(async s => { if (s !== undefined) await closeServer(s) }))
-      // Downloads in flight get a grace period to commit before the index closes, then stop.
-      await openBlobs.drain(10_000)
-      // What only this node keeps of the local namespace goes to a peer first; uploads to the
-      // bucket in flight get their grace meanwhile.
-      await Promise.all([
-        openSwarm !== undefined ? handOff({ store: openStore, tags: localTags, replicas, self, log: pushLog }, HANDOFF_MAX_MS) : undefined,
-        bucketTier?.writer.drain(UPLOAD_DRAIN_MS)
-      ])
-      bucketTier?.bucket.close()
-      await openSwarm?.stop()
-      await upstreams.close()
-      await proxyUpstreams.close()
-      await apiClient.close()
-      await uploads.close()
-      await cacheUploads.close()
-      await privateStore?.close()
-      await openStore.close()
-    }
+    stop: async () => { await life.stop() }
   }
 }
 

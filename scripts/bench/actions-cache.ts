@@ -63,7 +63,7 @@ async function put (url: string, file: string): Promise<void> {
   await new Promise<void>((done, reject) => {
     const req = request(url, { method: 'PUT', headers: { 'content-length': size, 'x-ms-blob-type': 'BlockBlob' } }, res => {
       res.resume()
-      res.on('end', () => { (res.statusCode ?? 0) < 300 ? done() : reject(new Error(`PUT ${url}: ${res.statusCode ?? 0}`)) })
+      res.on('end', () => { if ((res.statusCode ?? 0) < 300) done(); else reject(new Error(`PUT ${url}: ${res.statusCode ?? 0}`)) })
     })
     req.on('error', reject)
     createReadStream(file).pipe(req)

@@ -1,5 +1,5 @@
 /**
- * The herd rows of `npm run bench` (SPEC section 6, issue 12): N runners pull one cold image at
+ * The herd rows of `npm run bench` (docs/design.md §6, issue 12): N runners pull one cold image at
  * the same moment, each with skopeo through its own sidecar, and the upstream should see one
  * copy of it.
  *
@@ -10,13 +10,13 @@
  *   node's routing table holding the others: the coordinator of a digest is picked from it; a
  *   swarm that is not is measured anyway and the note says so); and a new image of `layers`
  *   random layers, so that it is cold everywhere:
- *     - upstream blob bytes / image size (SPEC: <= 1.1), from the registry's log: GETs per blob
+ *     - upstream blob bytes / image size (docs/design.md §6: <= 1.1), from the registry's log: GETs per blob
  *       digest times the blob's size from the image description (a blob GET is a full download;
  *       Range requests, answered 206, are counted whole and reported);
- *     - the most manifest GETs of one manifest digest (SPEC: one); a GET by tag counts for the
+ *     - the most manifest GETs of one manifest digest (docs/design.md §6: one); a GET by tag counts for the
  *       digest the tag points at, HEADs (how a sidecar resolves a tag) do not count;
  *     - the slowest of the N pulls / a lone pull straight from the registry with skopeo, the
- *       same image, measured just before on the same (idle) swarm (SPEC: <= 1.3).
+ *       same image, measured just before on the same (idle) swarm (docs/design.md §6: <= 1.3).
  *   The sidecars' claims_won, claims_joined, peer_inflight_joins and upstream_fetches_saved
  *   (the swarm-wide single-flight's counters; absent = 0) are summed into the notes.
  *

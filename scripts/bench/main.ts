@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the SPEC section 6 numbers that this build can measure, each as a ratio
+ * `npm run bench`: the docs/design.md §6 numbers that this build can measure, each as a ratio
  * against a baseline measured in the same run on the same machine.
  *
  *   1. local-hit throughput of a large blob: sidecar (X-Cache: HIT) vs a plain node:http file
@@ -302,7 +302,7 @@ async function localHits (ctx: Ctx): Promise<void> {
   rows.push({
     metric: `sidecar peak RSS, ${n} clients x ${sizeLabel}`, unit: 'MB', value: side.peak / MB, baseline: base.peak / MB,
     ratio: ratioOf(side.peak, base.peak), target: 'value < 200 MB', pass: side.peak / MB < 200, digits: 0,
-    note: `RSS just before: sidecar ${(side.before / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} MB; baseline: the file server under the same load; SPEC: < 200 MB serving 1 GiB blobs to 10 clients`
+    note: `RSS just before: sidecar ${(side.before / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} MB; baseline: the file server under the same load; docs/design.md §6: < 200 MB serving 1 GiB blobs to 10 clients`
   })
   await fileServer.stop()
 }

@@ -1,12 +1,12 @@
 /**
- * The peer-to-peer rows of `npm run bench` (SPEC section 6):
+ * The peer-to-peer rows of `npm run bench` (docs/design.md §6):
  *
  *   5. peer transfer throughput of a large blob between two sidecars A → B, the client of B
  *      hashing (digest verified), as a ratio to the plain node:http file server serving the same
  *      bytes over loopback in the same run; peak RSS of A (serving) and B (fetching) meanwhile;
  *   6. time to first byte of a peer hit on a swarm of 20 sidecars (p50, p95), against the TTFB
  *      of a local hit on the same nodes; and the TTFB of a miss that goes upstream on the swarm
- *      (its DHT lookup finds nobody) against the same GET straight from the registry; SPEC 6
+ *      (its DHT lookup finds nobody) against the same GET straight from the registry; docs/design.md §6
  *      wants such a miss decided in < 30 ms, so its p50 has that target.
  *
  * Only X-Cache: PEER answers count as peer figures; any other answer (an upstream MISS after a
@@ -550,7 +550,7 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
     rows.push({
       metric: `miss decided on the swarm (claim round trip) p50, ${label}`, unit: 'ms', value: c50, baseline: d50, ratio: ratioOf(c50, d50),
       target: 'value < 30 ms', pass: missDecided.length > 0 && c50 < 30, digits: 1,
-      note: `${missDecided.length} claims answered "fetch" (claimMs of the seeders' 'claim won' lines: coordinator chosen, asked, answered); SPEC 6: a miss nobody can serve is decided in < 30 ms; baseline: a GET straight from the registry (TTFB)`
+      note: `${missDecided.length} claims answered "fetch" (claimMs of the seeders' 'claim won' lines: coordinator chosen, asked, answered); docs/design.md §6: a miss nobody can serve is decided in < 30 ms; baseline: a GET straight from the registry (TTFB)`
     })
   })
 }

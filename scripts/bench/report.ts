@@ -6,7 +6,7 @@ export interface Row {
   baseline: number | undefined
   /** value / baseline, unless the row says otherwise. */
   ratio: number | undefined
-  /** Human form of the target, e.g. ">= 0.80"; "-" when SPEC sets none. */
+  /** Human form of the target, e.g. ">= 0.80"; "-" when docs/design.md §6 sets none. */
   target: string
   /** undefined when there is no target to meet. */
   pass: boolean | undefined

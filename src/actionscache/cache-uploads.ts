@@ -11,15 +11,15 @@ import type { BlobWriter } from '../store/writer.js'
 import { systemClock, type Clock } from '../clock/clock.js'
 import type { EntryPlace } from './cache-entries.js'
 import { CACHE_UPLOAD_IDLE_MS, MAX_BLOCKS, MAX_CACHE_UPLOADS } from './constants.js'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** What an upload will become once finalized. */
 export interface PendingEntry extends EntryPlace { key: string }
 
 /** A request on an upload that can't be served; `status` is the HTTP status to answer with. */
-export class CacheUploadError extends Error {
+export class CacheUploadError extends P2pCacheError {
   constructor (readonly status: number, readonly code: string, message: string) {
     super(message)
-    this.name = 'CacheUploadError'
   }
 }
 

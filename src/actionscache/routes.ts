@@ -16,6 +16,7 @@ import { CacheUploadError, type CacheUploads } from './cache-uploads.js'
 import { parseRuntimeToken, readScopes, RuntimeTokenError, writeScope, type RuntimeToken } from './runtime-token.js'
 import { ANNOUNCE_WAIT_MS, DOWNLOAD_PREFIX, MAX_KEY_CHARS, MAX_RESTORE_KEYS, MAX_TWIRP_BODY, TWIRP_SERVICE, UPLOAD_PREFIX } from './constants.js'
 import type { BucketTier } from '../bucket/bucket-tier.js'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 export interface ActionsCacheRoutesInit {
   entries: RecordTable<CacheEntry>
@@ -33,10 +34,9 @@ export interface ActionsCacheRoutesInit {
 }
 
 /** A Twirp error (`{code, msg}`, https://twitchtv.github.io/twirp/docs/spec_v7.html) with its HTTP status. */
-class TwirpError extends Error {
+class TwirpError extends P2pCacheError {
   constructor (readonly status: number, readonly code: string, message: string) {
     super(message)
-    this.name = 'TwirpError'
   }
 }
 

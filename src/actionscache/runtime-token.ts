@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** One scope of the runtime token's `ac` claim: a ref, and 1 = read, 2 = write, 3 = both. */
 export interface CacheScope { scope: string, permission: number }
@@ -11,10 +12,9 @@ export interface RuntimeToken {
 }
 
 /** The request has no usable runtime token: answered 401 (Twirp `unauthenticated`). */
-export class RuntimeTokenError extends Error {
+export class RuntimeTokenError extends P2pCacheError {
   constructor (message: string) {
-    super(message)
-    this.name = 'RuntimeTokenError'
+    super(message, { httpStatus: 401 })
   }
 }
 

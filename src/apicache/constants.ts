@@ -25,3 +25,21 @@ export const ACCESS_PROOF_TTL_MS = 10 * 60_000
 /** Bound of remembered proofs (credential × repository × area) and visibilities. */
 export const ACCESS_MAX_ENTRIES = 10_000
 
+
+/** Accept of the fleet's `GET /repos/{owner}/{repo}` that learns a repository's visibility. */
+export const VISIBILITY_ACCEPT = 'application/vnd.github+json'
+/**
+ * A repository's own resource (`/repos/{owner}/{repo}`, a few KiB of JSON) fetched with the
+ * fleet credential is read whole up to this many bytes even when CACHE_API_MAX_BODY is lower:
+ * its visibility is learned from the JSON (it is still stored only within CACHE_API_MAX_BODY).
+ */
+export const VISIBILITY_MAX_BYTES = 1024 * 1024
+
+/** A failing fleet credential is logged at most this often per upstream. */
+export const FLEET_WARN_INTERVAL_MS = 60_000
+
+/**
+ * Request headers that are part of every record's key (`authorization` as the scope, `accept`)
+ * or never forwarded (`accept-encoding`): a response's `Vary` on them always matches.
+ */
+export const KEYED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['accept', 'authorization', 'accept-encoding'])

@@ -35,6 +35,15 @@ export function apiTarget (path: string): ApiTarget {
 }
 
 /**
+ * The repository (`owner/name`, lower case) whose own resource `path` is: `/repos/{owner}/{repo}`
+ * without a query, any case. Its answer says the repository's visibility. Undefined otherwise.
+ */
+export function repositoryResource (path: string): string | undefined {
+  const repo = apiTarget(path).repo
+  return repo !== undefined && path.toLowerCase() === `/repos/${repo}` ? repo : undefined
+}
+
+/**
  * Areas of a public repository that anyone may read (GitHub serves them to anonymous
  * requests). The rest (hooks, keys, collaborators, secrets, runners, settings...) needs rights
  * a fleet credential may have and a client may not: those are never served from the fleet's

@@ -1,19 +1,12 @@
-import type CachePolicy from 'http-cache-semantics'
-import type { ApiRecord } from './records.js'
-import type { HeaderMap } from './headers.js'
+import type { StoredResponse } from './records.js'
 import { HOT_MAX_BYTES, HOT_MAX_ENTRIES } from './constants.js'
 
-export interface HotEntry {
-  record: ApiRecord
-  body: Buffer
-  /** The record's policy, parsed once: a hit then costs no JSON-to-policy rebuild. */
-  policy: CachePolicy
+/** A stored response kept in memory; its policy is parsed once, so a hit costs no JSON-to-policy rebuild. */
+export interface HotEntry extends StoredResponse {
   /** When the entry stops being fresh (ms since the epoch): the policy's timeToLive at store. */
   freshUntil: number
   /** The response's Vary names only headers the key holds: a fresh entry fits every request for it. */
   varyInKey: boolean
-  /** The headers a HIT sends, as of one second (their `Age` has one-second resolution). */
-  hitHeaders?: { second: number, headers: HeaderMap }
 }
 
 /**

@@ -23,6 +23,15 @@ export interface ApiRecord {
   storedAt: number
 }
 
+/** A record with its body, and its policy parsed (a HotEntry is one; so is a record read from disk). */
+export interface StoredResponse {
+  record: ApiRecord
+  body: Buffer
+  policy: CachePolicy
+  /** The headers a HIT sends, as of one second (their `Age` has one-second resolution): see CacheSemantics.hit. */
+  hitHeaders?: { second: number, headers: HeaderMap }
+}
+
 /** A record removed because its body left the store, and the swarm key it was announced under. */
 export interface DroppedRecord { resource: string, scope: string, accept: string, key: ApiKey }
 

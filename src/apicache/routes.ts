@@ -6,7 +6,8 @@ import type { Stats } from '../metrics/stats.js'
 import { clientLeft } from '../http/client-left.js'
 import type { ApiPassUpstreams, ApiUpstream } from '../upstream/api-client.js'
 import { endToEnd, ifNoneMatchMatches, rewriteUpstreamUrls, type HeaderMap } from './headers.js'
-import type { ApiAnswer, ApiResolver } from './resolver.js'
+import type { ApiResolver } from './resolver.js'
+import { discardAnswer, type ApiCacheAnswer } from './answer.js'
 
 export interface ApiRoutesInit {
   client: ApiPassUpstreams
@@ -53,9 +54,9 @@ export class ApiRoutes {
       }
       const request = { upstream, path, headers: endToEnd(req.headers, NOT_FORWARDED) }
       // The request upstream stops when every client that shares it has left.
-      const answer = this.init.resolver.hit(request) ?? await this.init.resolver.get(request, clientLeft(res))
+      const answer = this.init.resolver.hit(request) ?? await this.init.resolver.get(request, { signal: clientLeft(res) })
       this.init.stats.inc(answer.cache === 'MISS' ? 'misses' : 'hits')
-      this.send(req, res, answer, upstream, sidecarBase)
+      await this.send(req, res, answer, upstream, sidecarBase)
     } catch (err) {
       this.init.stats.inc('errors')
       this.init.log.warn({ upstream: upstream.name, path: url.pathname, err: (err as Error).message }, 'API request failed')
@@ -91,12 +92,20 @@ export class ApiRoutes {
 
   /** Anything but GET/HEAD: streamed through, nothing stored. */
   private async pass (req: IncomingMessage, res: ServerResponse, upstream: ApiUpstream, path: string, sidecarBase: string): Promise<void> {
-    const up = await this.init.client.pass(req, upstream, path, endToEnd(req.headers, ['host', 'accept-encoding']))
+    // The upstream request ends if the client hangs up before its answer was sent.
+    const up = await this.init.client.pass(req, upstream, path, endToEnd(req.headers, ['host', 'accept-encoding']), { signal: clientLeft(res) })
     res.writeHead(up.statusCode, this.clientHeaders(endToEnd(up.headers), upstream, sidecarBase, { 'x-cache': 'PASS', 'x-cache-source': upstream.name }))
     await pipeline(up.body, res)
   }
 
-  private send (req: IncomingMessage, res: ServerResponse, answer: ApiAnswer, upstream: ApiUpstream, sidecarBase: string): void {
+  /**
+   * `answer` to the client: a 304 when its own If-None-Match matches, the body unless HEAD. A
+   * streamed body (larger than CACHE_API_MAX_BODY) is piped through with the upstream's
+   * Content-Length if it gave one, and destroyed when it is not sent.
+   * @throws the stream's error once the headers are sent (the caller then destroys `res`)
+   */
+  private async send (req: IncomingMessage, res: ServerResponse, answer: ApiCacheAnswer, upstream: ApiUpstream, sidecarBase: string): Promise<void> {
+    const { body } = answer
     const headers = this.clientHeaders(answer.headers, upstream, sidecarBase, {
       'x-cache': answer.cache,
       'x-cache-source': answer.cache === 'HIT' ? 'local' : answer.peer ?? upstream.name
@@ -104,14 +113,34 @@ export class ApiRoutes {
     const etag = answer.headers.etag
     const ifNoneMatch = req.headers['if-none-match']
     if (answer.status === 200 && etag !== undefined && ifNoneMatch !== undefined && ifNoneMatchMatches(ifNoneMatch, etag)) {
+      discardAnswer(answer)
       res.writeHead(304, headers)
       res.end()
       return
     }
-    headers['content-length'] = String(answer.body.byteLength)
+    if (!Buffer.isBuffer(body)) {
+      const length = answer.headers['content-length']
+      if (length !== undefined) headers['content-length'] = length
+      res.writeHead(answer.status, headers)
+      if (req.method === 'HEAD') {
+        body.destroy()
+        res.end()
+        return
+      }
+      let bytes = 0
+      await pipeline(body, async function * (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          bytes += chunk.byteLength
+          yield chunk
+        }
+      }, res)
+      this.init.stats.inc('bytes_served', bytes)
+      return
+    }
+    headers['content-length'] = String(body.byteLength)
     res.writeHead(answer.status, headers)
-    res.end(req.method === 'HEAD' ? undefined : answer.body)
-    if (req.method !== 'HEAD') this.init.stats.inc('bytes_served', answer.body.byteLength)
+    res.end(req.method === 'HEAD' ? undefined : body)
+    if (req.method !== 'HEAD') this.init.stats.inc('bytes_served', body.byteLength)
   }
 
   /**

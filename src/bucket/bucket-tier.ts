@@ -6,7 +6,7 @@ import type { Bucket, BucketObject } from './bucket.js'
 import type { BucketWriter, RecordWriteOptions } from './bucket-writer.js'
 import { blobObjectKey, recordName, recordObjectKey, recordPrefix } from './object-keys.js'
 import { BAD_OBJECT_SKIP_MS, BUCKET_DOWN_MS, MAX_LISTED, MAX_RECORD_BYTES } from './constants.js'
-import { DenyList } from '../p2p/deny-list.js'
+import { TtlSet } from '../clock/ttl-set.js'
 
 /** The origin responses and logs name for bytes read from the bucket (`X-Cache-Source: s3`). */
 export const BUCKET_ORIGIN = 's3'
@@ -35,7 +35,7 @@ export interface BucketRecord { value: unknown, storedAt: number }
 export class BucketTier {
   private downUntil = 0
   /** Digests whose object failed verification: not read again for a while (a client's retry would meet it again). */
-  private readonly badBlobs = new DenyList(BAD_OBJECT_SKIP_MS)
+  private readonly badBlobs = new TtlSet(BAD_OBJECT_SKIP_MS)
 
   constructor (private readonly init: BucketTierInit) {}
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import type { Bucket, BucketHead } from './bucket.js'
 import { blobObjectKey } from './object-keys.js'
@@ -27,7 +27,7 @@ export interface RecordWriteOptions {
 
 export interface BucketWriterInit {
   bucket: Pick<Bucket, 'head' | 'put'>
-  store: Pick<BlobStore, 'openRead'>
+  store: Pick<StoreReader, 'openRead'>
   stats: Stats
   log: Logger
   /** Overrides of the constants (unit tests). */

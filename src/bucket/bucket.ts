@@ -4,9 +4,10 @@ import { Upload } from '@aws-sdk/lib-storage'
 import type { AbortOptions } from '@libp2p/interface'
 import { formatBucketUrl, type BucketUrl } from './bucket-url.js'
 import { FALLBACK_REGION, PART_CONCURRENCY, PART_SIZE } from './constants.js'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** A bucket request that failed: the operation, the key, and what to check. Never carries a credential. */
-export class BucketError extends Error {
+export class BucketError extends P2pCacheError {
   constructor (
     readonly op: string,
     readonly key: string,
@@ -14,8 +15,7 @@ export class BucketError extends Error {
     readonly status: number | undefined,
     message: string
   ) {
-    super(`${op} ${key}: ${message}`)
-    this.name = 'BucketError'
+    super(`${op} ${key}: ${message}`, { httpStatus: 502 })
   }
 }
 

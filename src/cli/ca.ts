@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { request } from 'undici'
 import { loadConfig, type ConfigSource } from '../config/load.js'
 import { sidecarUrlFor } from '../http/sidecar-url.js'
 import { CA_DIR } from '../proxy/constants.js'
 import { proxyUrlFor } from '../proxy/proxy-url.js'
+import { SidecarClient } from '../admin/client/client.js'
+import { P2pCacheError, EXIT_USAGE } from '../errors/p2p-cache-error.js'
 
 /** How long `ca` waits for the running sidecar's GET /ca.crt. */
 const LIVE_CA_TIMEOUT_MS = 1_000
@@ -12,10 +13,9 @@ const LIVE_CA_TIMEOUT_MS = 1_000
 const SYSTEM_CA_PATH = '/usr/local/share/ca-certificates/p2p-cache.crt'
 
 /** No CA to print: the message says how to get one. */
-export class NoProxyCaError extends Error {
+export class NoProxyCaError extends P2pCacheError {
   constructor (message: string) {
-    super(message)
-    this.name = 'NoProxyCaError'
+    super(message, { exitCode: EXIT_USAGE })
   }
 }
 
@@ -38,14 +38,10 @@ export async function caCommand (flags: ConfigSource & { url?: string }, opts: {
   process.stdout.write(opts.pem === true ? pem : caSteps(pem, proxyUrlFor(config.proxyAddr)))
 }
 
+/** The CA the sidecar at `url` serves, or undefined: none answers, its proxy is off, or the answer is no certificate. */
 async function liveCa (url: string): Promise<string | undefined> {
-  try {
-    const res = await request(`${url}/ca.crt`, { signal: AbortSignal.timeout(LIVE_CA_TIMEOUT_MS) })
-    const text = await res.body.text()
-    return res.statusCode === 200 && text.includes('BEGIN CERTIFICATE') ? text : undefined
-  } catch {
-    return undefined
-  }
+  // Any failure falls through to the CA files: the sidecar is only the first place to look.
+  return await new SidecarClient(url, { timeoutMs: LIVE_CA_TIMEOUT_MS }).caCertificate().catch(() => undefined)
 }
 
 /** The certificate, then per client: where the CA goes and how the proxy is set (README "Proxy"). */

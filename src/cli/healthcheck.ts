@@ -1,6 +1,8 @@
-import { request } from 'undici'
+import { SidecarClient } from '../admin/client/client.js'
+import { SidecarUnreachableError } from '../admin/client/errors.js'
 import { localSidecarUrl } from './sidecar-url.js'
 
+/** An orchestrator's probe has its own deadline: answer within it rather than be killed. */
 const TIMEOUT_MS = 3_000
 
 /**
@@ -11,16 +13,17 @@ const TIMEOUT_MS = 3_000
 export async function healthcheckCommand (opts: { url?: string, ready?: boolean }): Promise<number> {
   const base = opts.url ?? localSidecarUrl()
   const path = opts.ready === true ? '/readyz' : '/healthz'
+  const client = new SidecarClient(base, { timeoutMs: TIMEOUT_MS })
   try {
-    const res = await request(new URL(path, base), { signal: AbortSignal.timeout(TIMEOUT_MS) })
-    await res.body.dump()
-    if (res.statusCode === 200) {
+    const { status } = opts.ready === true ? await client.ready() : await client.health()
+    if (status === 200) {
       process.stdout.write(`ok: ${base}${path} answered 200\n`)
       return 0
     }
-    process.stderr.write(`p2p-cache: ${base}${path} answered ${res.statusCode}\n`)
+    process.stderr.write(`p2p-cache: ${base}${path} answered ${status}\n`)
   } catch (err) {
-    process.stderr.write(`p2p-cache: no answer from ${base}${path} (${(err as Error).message}); is \`p2p-cache serve\` running on CACHE_HTTP_ADDR?\n`)
+    const reason = err instanceof SidecarUnreachableError ? err.reason : (err as Error).message
+    process.stderr.write(`p2p-cache: no answer from ${base}${path} (${reason}); is \`p2p-cache serve\` running on CACHE_HTTP_ADDR?\n`)
   }
   return 1
 }

@@ -1,12 +1,12 @@
 import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { request } from 'undici'
 import { loadConfig, type ConfigSource } from '../config/load.js'
 import { dialableAddrs } from '../p2p/addresses.js'
 import { IDENTITY_FILE } from '../p2p/constants.js'
 import { IdentityError, loadOrCreateIdentity } from '../p2p/identity.js'
 import { sidecarUrlFor } from '../http/sidecar-url.js'
+import { SidecarClient } from '../admin/client/client.js'
 
 /** How long `id` waits for a sidecar on CACHE_HTTP_ADDR to say who it is. */
 const LIVE_ID_TIMEOUT_MS = 1_000
@@ -40,14 +40,10 @@ export async function idCommand (flags: ConfigSource, opts: { json?: boolean }):
   process.stdout.write(`${[peerId, ...addrs].join('\n')}\n`)
 }
 
-/** The peer ID of a sidecar answering `/api/p2p` at `url`, or undefined (none, or P2P off). */
+/** The peer ID of a sidecar answering `/api/p2p` at `url`, or undefined (none, P2P off, or not a sidecar). */
 async function livePeerId (url: string): Promise<string | undefined> {
-  try {
-    const res = await request(`${url}/api/p2p`, { signal: AbortSignal.timeout(LIVE_ID_TIMEOUT_MS) })
-    if (res.statusCode !== 200) { await res.body.dump(); return undefined }
-    const info = await res.body.json() as { peerId?: unknown }
-    return typeof info.peerId === 'string' ? info.peerId : undefined
-  } catch {
-    return undefined
-  }
+  // Only a hint for the messages above: any failure means "no sidecar to compare with".
+  const info = await new SidecarClient(url, { timeoutMs: LIVE_ID_TIMEOUT_MS }).p2pInfo().catch(() => undefined)
+  const peerId: unknown = info?.peerId
+  return typeof peerId === 'string' ? peerId : undefined
 }

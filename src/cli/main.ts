@@ -2,22 +2,17 @@
 // V8's young generation grows to 32 MiB after start-up and stays there: capped at 8 MiB, an idle
 // sidecar holds ~25 MB less, at no measured throughput cost. `npm start` passes the same flag.
 import '../p2p/polyfill.js'
-import { ConfigError } from '../config/errors.js'
 import { buildProgram, unknownCommandMessage, unknownVariableWarnings } from './program.js'
 import { serveCommand } from './serve.js'
-import { statsCommand, SidecarUnreachableError } from './stats.js'
+import { statsCommand } from './stats.js'
 import { gcCommand } from './gc.js'
 import { idCommand } from './id.js'
 import { diagnoseCommand } from './diagnose.js'
 import { warmCommand } from './warm.js'
 import { healthcheckCommand } from './healthcheck.js'
-import { caCommand, NoProxyCaError } from './ca.js'
-import { InvalidImageReferenceError, InvalidPlatformError } from '../oci/image-ref.js'
+import { caCommand } from './ca.js'
+import { EXIT_FAILURE, P2pCacheError } from '../errors/p2p-cache-error.js'
 import { newSwarmKey } from '../p2p/swarm-key.js'
-import { P2pStartError } from '../sidecar.js'
-import { IdentityError } from '../p2p/identity.js'
-import { ListenError } from '../http/server.js'
-import { StoreOpenError } from '../store/errors.js'
 
 const program = buildProgram({
   serve: serveCommand,
@@ -41,12 +36,8 @@ if (unknownCommand !== undefined) {
 for (const warning of unknownVariableWarnings(process.env)) process.stderr.write(`${warning}\n`)
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  // Exit 2: the command could not run as configured; the message says what to change.
-  if (err instanceof ConfigError || err instanceof SidecarUnreachableError || err instanceof P2pStartError || err instanceof IdentityError ||
-    err instanceof InvalidImageReferenceError || err instanceof InvalidPlatformError || err instanceof ListenError || err instanceof StoreOpenError || err instanceof NoProxyCaError) {
-    process.stderr.write(`p2p-cache: ${err.message}\n`)
-    process.exit(2)
-  }
+  // The sidecar's own errors carry their exit code: 2 when the command could not run as
+  // configured (the message says what to change), 1 when it failed.
   process.stderr.write(`p2p-cache: ${(err as Error).message ?? String(err)}\n`)
-  process.exit(1)
+  process.exit(err instanceof P2pCacheError ? err.exitCode : EXIT_FAILURE)
 })

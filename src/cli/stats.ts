@@ -1,23 +1,21 @@
-import { request } from 'undici'
 import type { StatsSnapshot } from '../metrics/stats.js'
+import { SidecarClient } from '../admin/client/client.js'
+import { SidecarUnreachableError } from '../admin/client/errors.js'
 import { localSidecarUrl } from './sidecar-url.js'
 import { formatStats } from './stats-format.js'
 
-export class SidecarUnreachableError extends Error {
-  constructor (url: string, cause: unknown) {
-    super(`cannot reach a sidecar at ${url} (${(cause as Error).message}); is \`p2p-cache serve\` running? Pass --url or set CACHE_HTTP_ADDR`, { cause })
-    this.name = 'SidecarUnreachableError'
-  }
-}
-
+/**
+ * `p2p-cache stats`: a running sidecar's counters, for a person or (`json`) as it sent them.
+ * @throws SidecarUnreachableError (exit 2) for any failure to get them: an answer that is not
+ * the stats means no sidecar is there either
+ */
 export async function statsCommand (opts: { url?: string, json?: boolean }): Promise<void> {
   const base = opts.url ?? localSidecarUrl()
   let stats: StatsSnapshot
   try {
-    const res = await request(new URL('/api/cache/stats', base), { signal: AbortSignal.timeout(5_000) })
-    stats = await res.body.json() as StatsSnapshot
+    stats = await new SidecarClient(base).stats()
   } catch (err) {
-    throw new SidecarUnreachableError(base, err)
+    throw err instanceof SidecarUnreachableError ? err : new SidecarUnreachableError(base, err)
   }
   if (opts.json === true) {
     process.stdout.write(JSON.stringify(stats, null, 2) + '\n')

@@ -1,7 +1,8 @@
 import { Agent } from 'undici'
-import { ConfigError } from '../config/errors.js'
+import { ConfigError } from '../errors/config-error.js'
 import { parseDuration } from '../config/units.js'
 import { hostPlatform, parseImageReference, parsePlatform } from '../oci/image-ref.js'
+import { SidecarClient } from '../admin/client/client.js'
 import { localSidecarUrl } from './sidecar-url.js'
 import { SidecarAnswerError, UnusableImageError } from './warm/errors.js'
 import type { PlatformChoice } from './warm/image-manifests.js'
@@ -55,7 +56,7 @@ export async function warmCommand (images: string[], flags: WarmFlags): Promise<
   const settings = settingsFrom(flags)
   const agent = new Agent({ connections: settings.concurrency + 1 })
   try {
-    const sidecar = new SidecarRegistry(settings.base, agent, settings.timeoutMs)
+    const sidecar = new SidecarRegistry(new SidecarClient(settings.base, { dispatcher: agent, timeoutMs: settings.timeoutMs }))
     await sidecar.probe()
     const reporter: WarmReporter = process.stderr.isTTY === true ? new BarReporter() : new LineReporter()
     const warmer = new Warmer(sidecar, settings, reporter)

@@ -1,5 +1,5 @@
 import { parseListenAddr } from '../p2p/addresses.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors/config-error.js'
 import { OPTIONS, type Config, type OptionKey, type OptionSpec } from './options.js'
 
 export type ConfigSource = Partial<Record<OptionKey, string | undefined>>
@@ -82,7 +82,7 @@ function checkProxyOptions (config: Config, flags: ConfigSource, env: NodeJS.Pro
 }
 
 function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
 /** A fleet credential is for one API upstream, given once: a token or a GitHub App. */

@@ -3,12 +3,15 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { AddressError, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, parseListenAddr } from '../p2p/addresses.js'
 import { parseSwarmKey } from '../p2p/swarm-key.js'
 import { parseDuration, parseSize } from './units.js'
-import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, STALL_TIMEOUT_MS } from '../http/constants.js'
+import { HEADER_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_CONNECTIONS, STALL_TIMEOUT_MS, TLS_CERT_EXPECTED, TLS_KEY_EXPECTED } from '../http/constants.js'
 import { HostList } from '../proxy/host-list.js'
 import { DEFAULT_INTERCEPT, DEFAULT_PATTERNS } from '../proxy/constants.js'
 import { UrlPatterns } from '../proxy/url-patterns.js'
 import { DEFAULT_LOCAL_NAMESPACE } from '../push/constants.js'
 import { parseBucketUrl, type BucketUrl } from '../bucket/bucket-url.js'
+import type { HostPort } from '../http/host-port.js'
+import { GITHUB_APP_EXPECTED } from '../upstream/constants.js'
+import type { Credential, GitHubAppOption, Upstream } from '../upstream/upstream.js'
 import { DEFAULT_READ_TIMEOUT_MS } from '../bucket/constants.js'
 
 /**
@@ -93,7 +96,6 @@ const endpointUrl: z.ZodType<string | undefined, string> = z.string().transform(
   return url.href.replace(/\/$/, '')
 })
 
-export interface HostPort { host: string, port: number }
 
 /** "[::1]:9080", "127.0.0.1:9080", "0.0.0.0:9080", ":9080" (all interfaces); undefined = malformed. */
 function parseHostPort (s: string): HostPort | undefined {
@@ -118,7 +120,6 @@ const optionalHostPort = z.string().transform((s, ctx): HostPort | undefined => 
   return addr
 })
 
-export interface Upstream { name: string, url: URL }
 
 /** `name=url` pairs, comma or whitespace separated; the first is the default upstream. */
 const upstreams = z.string().transform((s, ctx): Upstream[] => {
@@ -185,7 +186,6 @@ const apiUpstreams = upstreams.transform((list, ctx): Upstream[] => {
   return list
 })
 
-export interface Credential { username: string, password: string }
 
 /** `name=user:secret` pairs for upstreams that need Basic credentials or a token exchange. */
 const credentials = z.string().transform((s, ctx): Map<string, Credential> => {
@@ -230,7 +230,6 @@ const apiTokens = z.string().transform((s, ctx): Map<string, string> => {
   return out
 })
 
-export interface GitHubAppOption { appId: string, installationId: number, privateKeyFile: string }
 
 /** `name=<app id>:<installation id>:<private key file>` entries (CACHE_API_APP). */
 const githubApps = z.string().transform((s, ctx): Map<string, GitHubAppOption> => {
@@ -270,12 +269,12 @@ export const OPTIONS = {
   tlsCert: option({
     env: 'CACHE_TLS_CERT', flag: '--tls-cert <path>', default: '',
     description: 'PEM certificate (chain) of the HTTPS listener; required with CACHE_HTTPS_ADDR',
-    expected: 'the path of a readable PEM certificate file (required with CACHE_HTTPS_ADDR)', schema: z.string().trim()
+    expected: TLS_CERT_EXPECTED, schema: z.string().trim()
   }),
   tlsKey: option({
     env: 'CACHE_TLS_KEY', flag: '--tls-key <path>', default: '',
     description: 'PEM private key of CACHE_TLS_CERT; required with CACHE_HTTPS_ADDR',
-    expected: 'the path of a readable PEM private key file matching CACHE_TLS_CERT (required with CACHE_HTTPS_ADDR)', schema: z.string().trim()
+    expected: TLS_KEY_EXPECTED, schema: z.string().trim()
   }),
   proxyAddr: option({
     env: 'CACHE_PROXY_ADDR', flag: '--proxy-addr <host:port>', default: '',
@@ -463,7 +462,7 @@ export const OPTIONS = {
   apiApp: option({
     env: 'CACHE_API_APP', flag: '--api-app <list>', default: '',
     description: 'name=<app id>:<installation id>:<private key file>: a GitHub App whose installation tokens (minted and refreshed by the sidecar) are the fleet credential',
-    expected: 'comma separated name=<app id>:<installation id>:<path to the app\'s PEM private key>', schema: githubApps
+    expected: GITHUB_APP_EXPECTED, schema: githubApps
   }),
   registryAuth: option({
     env: 'CACHE_REGISTRY_AUTH', flag: '--registry-auth <list>', default: '',

@@ -1,5 +1,5 @@
 import { request } from 'undici'
-import type { Upstream } from '../config/options.js'
+import type { Upstream } from '../upstream/upstream.js'
 import { FleetCredentialError, type FleetCredential } from '../upstream/fleet-credential.js'
 import { ok, warn, type Finding } from './finding.js'
 import { HTTP_TIMEOUT_MS } from './constants.js'

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { Config, HostPort } from '../config/options.js'
+import type { Config } from '../config/options.js'
+import type { HostPort } from '../http/host-port.js'
 import { fail, ok, skip, warn, type Finding } from './finding.js'
 import type { LiveSidecar } from './live.js'
 import { dataChannelAddress } from '../p2p/data/server.js'

@@ -1,8 +1,8 @@
-import { request } from 'undici'
-import type { P2pInfo } from '../http/admin-routes.js'
+import type { P2pInfo } from '../admin/admin-routes.js'
 import type { ClientSeen } from '../http/client-log.js'
 import { fail, ok, skip, warn, type Finding } from './finding.js'
 import { HTTP_TIMEOUT_MS } from './constants.js'
+import { SidecarClient } from '../admin/client/client.js'
 
 /** A running sidecar found on its HTTP address, with what its endpoints said. */
 export interface LiveSidecar {
@@ -18,36 +18,40 @@ export interface LiveSidecar {
   rttMs: number
 }
 
-async function get (url: string): Promise<{ status: number, body: string, date?: string }> {
-  const res = await request(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
-  const body = await res.body.text()
-  const date = res.headers.date
-  return { status: res.statusCode, body, ...(typeof date === 'string' ? { date } : {}) }
-}
-
-/** The sidecar answering at `url`, or undefined when nothing answers /healthz there. */
+/**
+ * The sidecar answering at `url`, or undefined when nothing answers /healthz there. Through the
+ * CLI's SidecarClient (bounded reads, one timeout policy): an endpoint that fails or does not
+ * answer JSON is left out of what it reports.
+ */
 export async function findSidecar (url: string): Promise<LiveSidecar | undefined> {
+  const client = new SidecarClient(url, { timeoutMs: HTTP_TIMEOUT_MS })
   const started = performance.now()
   let healthz
   try {
-    healthz = await get(new URL('/healthz', url).href)
+    healthz = await client.health()
   } catch {
     return undefined
   }
   const rttMs = performance.now() - started
-  const [readyz, v2, p2p, stats, clients] = await Promise.all(['/readyz', '/v2/', '/api/p2p', '/api/cache/stats', '/api/cache/clients'].map(async path => await get(new URL(path, url).href).catch(() => undefined)))
+  const [readyz, v2, p2p, stats, clients] = await Promise.all([
+    client.ready().catch(() => undefined),
+    client.probe('/v2/').catch(() => undefined),
+    client.p2pInfo().catch(() => undefined),
+    client.json<Record<string, unknown>>('/api/cache/stats').catch(() => undefined),
+    client.json<{ clients: Record<string, ClientSeen> }>('/api/cache/clients').catch(() => undefined)
+  ])
   return {
     url,
     rttMs,
     status: { healthz: healthz.status, readyz: readyz?.status ?? 0, v2: v2?.status ?? 0 },
-    ...(p2p?.status === 200 ? { p2p: JSON.parse(p2p.body) as P2pInfo } : {}),
-    ...(stats?.status === 200 ? { stats: JSON.parse(stats.body) as Record<string, unknown> } : {}),
-    ...(clients?.status === 200 ? { clients: (JSON.parse(clients.body) as { clients: Record<string, ClientSeen> }).clients } : {}),
+    ...(p2p !== undefined ? { p2p } : {}),
+    ...(stats !== undefined ? { stats } : {}),
+    ...(clients?.clients !== undefined ? { clients: clients.clients } : {}),
     ...(healthz.date !== undefined ? { date: healthz.date } : {})
   }
 }
 
-/** The running sidecar's own view: endpoints, peers, routing table, last peer hit (SPEC 5, Spegel-style but with verdicts). */
+/** The running sidecar's own view: endpoints, peers, routing table, last peer hit (docs/design.md §5, Spegel-style but with verdicts). */
 /** What the running sidecar saw of peers' data channel ports; undefined for a sidecar that predates it. */
 function dataChannelFinding (p2p: P2pInfo): Finding | undefined {
   if (p2p.dataPort === undefined || p2p.dataUnreachable === undefined) return undefined

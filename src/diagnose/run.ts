@@ -20,7 +20,7 @@ import { checkFleetCredentials } from './fleet.js'
 import { checkContainerd, checkDocker, DEFAULT_CONTAINERD_HOSTS, defaultDockerHost } from './clients.js'
 import { loadFleetCredentials } from '../upstream/fleet-credential.js'
 import { REPORT_SCHEMA, verdictOf, type Report } from './report.js'
-import { VERSION } from '../version.js'
+import { VERSION } from '../version/version.js'
 import { sidecarUrlFor } from '../http/sidecar-url.js'
 
 export interface DiagnoseOptions {

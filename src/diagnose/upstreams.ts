@@ -1,5 +1,5 @@
 import { request } from 'undici'
-import type { Upstream } from '../config/options.js'
+import type { Upstream } from '../upstream/upstream.js'
 import { ok, skip, warn, type Finding } from './finding.js'
 import { CLOCK_SKEW_WARN_MS, HTTP_TIMEOUT_MS } from './constants.js'
 

@@ -78,3 +78,8 @@ export const DESCRIPTORS_PER_CONNECTION = 2
 
 /** "Connection limit reached" is logged at most this often (one line per flood, not per socket). */
 export const DROP_WARN_INTERVAL_MS = 60_000
+
+/** What CACHE_TLS_CERT must be (the option table's wording, and tls.ts's errors'). */
+export const TLS_CERT_EXPECTED = 'the path of a readable PEM certificate file (required with CACHE_HTTPS_ADDR)'
+/** What CACHE_TLS_KEY must be. */
+export const TLS_KEY_EXPECTED = 'the path of a readable PEM private key file matching CACHE_TLS_CERT (required with CACHE_HTTPS_ADDR)'

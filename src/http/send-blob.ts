@@ -1,8 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
-import type { BlobSource } from '../resolver/source.js'
+import type { Readable } from 'node:stream'
 import type { Stats } from '../metrics/stats.js'
-import { selectRange } from '../registry/range.js'
+import { selectRange } from './range.js'
+
+/** What sendBlob sends: where the bytes come from (X-Cache, X-Cache-Source), the size, and bytes [start, end). */
+export interface SendableBlob {
+  cache: string
+  origin: string
+  size: number | undefined
+  stream: (start: number, end: number | undefined) => Readable
+}
 
 /**
  * Answers a GET with `source`'s bytes: the whole blob (200), or the one range `rangeHeader` asks
@@ -10,7 +18,7 @@ import { selectRange } from '../registry/range.js'
  * size, and X-Cache / X-Cache-Source. `If-Range` applies against `etag`. Counts bytes_served.
  * Rejects when the client leaves or the source fails (the caller releases the source).
  */
-export async function sendBlob (req: IncomingMessage, res: ServerResponse, source: BlobSource, opts: { etag: string, headers: Record<string, string>, rangeHeader: string | undefined, stats: Pick<Stats, 'inc'> }): Promise<void> {
+export async function sendBlob (req: IncomingMessage, res: ServerResponse, source: SendableBlob, opts: { etag: string, headers: Record<string, string>, rangeHeader: string | undefined, stats: Pick<Stats, 'inc'> }): Promise<void> {
   const range = selectRange(opts.rangeHeader, source.size, req.headers['if-range'] as string | undefined, opts.etag)
   const headers: Record<string, string | number> = { ...opts.headers, etag: opts.etag, 'accept-ranges': 'bytes', 'x-cache': source.cache, 'x-cache-source': source.origin }
   if (range.kind === 'unsatisfiable') {

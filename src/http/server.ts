@@ -3,12 +3,13 @@ import { createServer as createTlsServer, type Server as HttpsServer } from 'nod
 import type { Server as NetServer } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import type { HostPort } from '../config/options.js'
+import type { HostPort } from './host-port.js'
 import type { TlsFiles } from './tls.js'
 import { sendJson } from './respond.js'
 import { OciError } from '../oci/errors.js'
 import { accessLog } from './access-log.js'
 import { guardConnections, serverOptions, type HttpLimits } from './limits.js'
+import { P2pCacheError, EXIT_USAGE } from '../errors/p2p-cache-error.js'
 
 /** A route group answers the request and returns true, or returns false to pass it on. */
 export interface RouteGroup {
@@ -79,10 +80,9 @@ function dispatch (routes: RouteGroup[], log: Logger): RequestListener {
 }
 
 /** A listener could not bind: the message names the variable and what to change. */
-export class ListenError extends Error {
+export class ListenError extends P2pCacheError {
   constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'ListenError'
+    super(message, { ...options, exitCode: EXIT_USAGE })
   }
 }
 

@@ -1,4 +1,4 @@
-import type { HostPort } from '../config/options.js'
+import type { HostPort } from './host-port.js'
 
 /** The URL to reach a sidecar listening on `addr` from this host: a wildcard address becomes loopback. */
 export function sidecarUrlFor ({ host, port }: HostPort): string {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
-import { ConfigError } from '../config/errors.js'
-import { OPTIONS } from '../config/options.js'
+import { ConfigError } from '../errors/config-error.js'
+import { TLS_CERT_EXPECTED, TLS_KEY_EXPECTED } from './constants.js'
+
 
 /** The HTTPS listener's certificate (chain) and private key, as PEM. */
 export interface TlsFiles {
@@ -44,6 +45,5 @@ function readPem (variable: 'CACHE_TLS_CERT' | 'CACHE_TLS_KEY', path: string): B
 }
 
 function fileError (variable: 'CACHE_TLS_CERT' | 'CACHE_TLS_KEY', path: string, reason: string): ConfigError {
-  const spec = variable === 'CACHE_TLS_CERT' ? OPTIONS.tlsCert : OPTIONS.tlsKey
-  return new ConfigError(variable, path, spec.expected, `file ${JSON.stringify(path)} ${reason}`)
+  return new ConfigError(variable, path, variable === 'CACHE_TLS_CERT' ? TLS_CERT_EXPECTED : TLS_KEY_EXPECTED, `file ${JSON.stringify(path)} ${reason}`)
 }

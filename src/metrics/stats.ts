@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { PeerPieces, RecentRate, type PeerPieceCounts } from './peer-pieces.js'
 import { ProxyHosts, type ProxyHostCounts } from './proxy-hosts.js'
 
-/** Counters named as in SPEC 3.3; the JSON stats and Prometheus metrics read the same numbers. */
+/** Counters named as in docs/design.md §3.3; the JSON stats and Prometheus metrics read the same numbers. */
 export const COUNTER_NAMES = [
   'hits', 'misses', 'stores', 'evictions', 'errors',
   'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_upstream', 'bytes_served_to_peers',

@@ -1,23 +1,22 @@
 import { createHash, type Hash } from 'node:crypto'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** A validated `sha256:<64 lowercase hex>` digest; the only algorithm the store keys on. */
 export type Digest = `sha256:${string}`
 
 const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/
 
-export class InvalidDigestError extends Error {
+export class InvalidDigestError extends P2pCacheError {
   readonly code = 'DIGEST_INVALID'
   constructor (readonly value: string) {
-    super(`invalid digest "${value.slice(0, 100)}": expected sha256:<64 lowercase hex characters>`)
-    this.name = 'InvalidDigestError'
+    super(`invalid digest "${value.slice(0, 100)}": expected sha256:<64 lowercase hex characters>`, { httpStatus: 400 })
   }
 }
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends P2pCacheError {
   readonly code = 'DIGEST_MISMATCH'
   constructor (readonly expected: Digest, readonly actual: string, readonly source: string) {
-    super(`content from ${source} does not match ${expected} (got ${actual}); nothing was stored`)
-    this.name = 'DigestMismatchError'
+    super(`content from ${source} does not match ${expected} (got ${actual}); nothing was stored`, { httpStatus: 502 })
   }
 }
 

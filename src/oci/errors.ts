@@ -1,3 +1,4 @@
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 /** Error codes of the OCI distribution spec, plus the status each is sent with. */
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
@@ -16,7 +17,7 @@ export type OciErrorCode =
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
 
-export class OciError extends Error {
+export class OciError extends P2pCacheError {
   constructor (
     readonly status: number,
     readonly code: OciErrorCode | 'UPSTREAM_UNAVAILABLE' | 'STORE_UNAVAILABLE' | 'REPLICAS_UNAVAILABLE',
@@ -25,8 +26,7 @@ export class OciError extends Error {
     /** Response headers that go with it (Retry-After). */
     readonly headers: Record<string, string> = {}
   ) {
-    super(message)
-    this.name = 'OciError'
+    super(message, { httpStatus: status })
   }
 
   body (): string {

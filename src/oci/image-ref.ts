@@ -1,6 +1,7 @@
 import { arch, platform as osPlatform, endianness } from 'node:os'
 import { isDigest, type Digest } from './digest.js'
 import { isRepositoryName, isTag } from './reference.js'
+import { P2pCacheError, EXIT_USAGE } from '../errors/p2p-cache-error.js'
 
 /**
  * A docker-style image reference (`alpine`, `alpine:3.20`, `ghcr.io/org/img:tag`,
@@ -19,11 +20,10 @@ export interface ImageReference {
 
 export const IMAGE_REFERENCE_EXPECTED = '[HOST[:PORT]/]NAME[:TAG][@sha256:<64 hex>], e.g. alpine, alpine:3.20, ghcr.io/org/img:tag, localhost:5000/x:y or name@sha256:<digest>'
 
-export class InvalidImageReferenceError extends Error {
+export class InvalidImageReferenceError extends P2pCacheError {
   readonly code = 'REFERENCE_INVALID'
   constructor (readonly input: string, reason: string) {
-    super(`invalid image reference "${input.slice(0, 300)}": ${reason}; expected ${IMAGE_REFERENCE_EXPECTED}`)
-    this.name = 'InvalidImageReferenceError'
+    super(`invalid image reference "${input.slice(0, 300)}": ${reason}; expected ${IMAGE_REFERENCE_EXPECTED}`, { exitCode: EXIT_USAGE })
   }
 }
 
@@ -90,10 +90,9 @@ export interface Platform {
   variant?: string
 }
 
-export class InvalidPlatformError extends Error {
+export class InvalidPlatformError extends P2pCacheError {
   constructor (readonly input: string) {
-    super(`invalid platform "${input.slice(0, 100)}": expected OS/ARCH[/VARIANT] in OCI names, e.g. linux/amd64, linux/arm64 or linux/arm/v7`)
-    this.name = 'InvalidPlatformError'
+    super(`invalid platform "${input.slice(0, 100)}": expected OS/ARCH[/VARIANT] in OCI names, e.g. linux/amd64, linux/arm64 or linux/arm/v7`, { exitCode: EXIT_USAGE })
   }
 }
 

@@ -1,12 +1,12 @@
 import { networkInterfaces } from 'node:os'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { P2pCacheError, EXIT_USAGE } from '../errors/p2p-cache-error.js'
 
 /** One entry of an address list that can't be used; `entry` is the text as given. */
-export class AddressError extends Error {
+export class AddressError extends P2pCacheError {
   constructor (readonly entry: string, readonly reason: string) {
-    super(`"${entry}": ${reason}`)
-    this.name = 'AddressError'
+    super(`"${entry}": ${reason}`, { exitCode: EXIT_USAGE })
   }
 }
 

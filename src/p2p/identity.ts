@@ -5,11 +5,11 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { IDENTITY_FILE } from './constants.js'
+import { P2pCacheError, EXIT_USAGE } from '../errors/p2p-cache-error.js'
 
-export class IdentityError extends Error {
+export class IdentityError extends P2pCacheError {
   constructor (message: string) {
-    super(message)
-    this.name = 'IdentityError'
+    super(message, { exitCode: EXIT_USAGE })
   }
 }
 

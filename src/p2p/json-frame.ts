@@ -1,10 +1,10 @@
 import type { z } from 'zod'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** A protocol frame that is not UTF-8 JSON of the expected shape; the message says what was wrong. */
-export class FrameError extends Error {
+export class FrameError extends P2pCacheError {
   constructor (message: string) {
     super(message)
-    this.name = 'FrameError'
   }
 }
 

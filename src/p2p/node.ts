@@ -12,7 +12,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p, type Libp2pOptions } from 'libp2p'
-import { VERSION } from '../version.js'
+import { VERSION } from '../version/version.js'
 import { pinnedPeerId } from './addresses.js'
 import { guardPnetCipher } from './pnet-cipher.js'
 import { skipRepeatedProtocolMerges } from './protocol-merges.js'
@@ -41,7 +41,7 @@ export type P2pServices = {
 export type P2pNode = Libp2p<P2pServices>
 
 /**
- * A libp2p node set for a private CI swarm (SPEC 3.4). kad-dht's defaults are tuned for the
+ * A libp2p node set for a private CI swarm (docs/design.md §3.4). kad-dht's defaults are tuned for the
  * public IPFS network and leave a private one dead: it would stay a client until it saw a
  * public address, and it would drop every 10.x/172.x/127.x address it learns.
  */

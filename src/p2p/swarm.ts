@@ -2,17 +2,17 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import { Announcer, type AnnounceOptions } from './announcer.js'
 import { pinnedPeerId } from './addresses.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
-import { DenyList } from './deny-list.js'
+import { TtlSet } from '../clock/ttl-set.js'
 import { fetchFromPeer, fetchPieceHashes, type DataChannelUse, type FetchOptions, type PeerBlob, type PeerRef, type PieceHashAnswer } from './fetch/client.js'
 import { DataServer, type DataServerInit } from './data/server.js'
 import { DATA_UNREACHABLE_MS } from './data/constants.js'
-import type { ApiAnswer, FetchRequest, RecordAnswer, TagAnswer } from './fetch/frames.js'
+import type { ApiRecordAnswer, FetchRequest, RecordAnswer, TagAnswer } from './fetch/frames.js'
 import type { RecordKey } from '../keys/record-key.js'
 import type { ApiKey } from '../keys/api-key.js'
 import type { TagKey } from '../oci/tag-key.js'
@@ -25,6 +25,7 @@ import type { HoldAnswer, HoldRequest } from './hold/frames.js'
 import { HOLD_PROTOCOL } from './hold/constants.js'
 import { createP2pNode, type P2pNode, type P2pNodeInit } from './node.js'
 import { routingTableSize } from './routing-table.js'
+import { DENY_MS } from './constants.js'
 
 export interface SwarmInit extends P2pNodeInit {
   /** Blobs served to peers at once (CACHE_MAX_UPLOADS). */
@@ -36,12 +37,12 @@ export interface SwarmInit extends P2pNodeInit {
 }
 
 export interface SwarmComponents {
-  store: BlobStore
+  store: Pick<StoreReader, 'stat' | 'openRead'>
   stats: Stats
   /** Answers peers' tag keys from this node's tag cache. */
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
   /** Answers peers' API keys from this node's API cache. */
-  apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
+  apiRecords: (key: ApiKey) => Promise<ApiRecordAnswer | undefined>
   /** Answers peers' record keys (SwarmRecords) of the kinds this node shares. */
   records: (key: RecordKey) => Promise<RecordAnswer | undefined>
   /** This node's download of a digest in progress, served to peers as it arrives. */
@@ -64,9 +65,9 @@ export interface PeerSummary {
  */
 export class Swarm {
   readonly peerId: PeerId
-  private readonly denied = new DenyList()
+  private readonly denied = new TtlSet(DENY_MS)
   /** Peers whose data channel port this node could not reach: their bytes come over libp2p. */
-  private readonly dataUnreachable = new DenyList(DATA_UNREACHABLE_MS)
+  private readonly dataUnreachable = new TtlSet(DATA_UNREACHABLE_MS)
   private readonly dataUse: DataChannelUse = {
     wanted: peer => !this.dataUnreachable.has(peer),
     unreachable: (peer, err) => {

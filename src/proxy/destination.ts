@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import { BlockList, isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { normalizeHost } from './host-list.js'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /**
  * Addresses the proxy never connects to, whatever the lists say: link-local (169.254.0.0/16,
@@ -15,10 +16,9 @@ FORBIDDEN.addSubnet('fe80::', 10, 'ipv6')
 FORBIDDEN.addAddress('fd00:ec2::254', 'ipv6')
 
 /** A request the proxy refuses: `status` is the HTTP answer (RFC 9110), the message says why and what to do. */
-export class ProxyRefusedError extends Error {
+export class ProxyRefusedError extends P2pCacheError {
   constructor (readonly status: 400 | 403 | 502 | 504, message: string) {
-    super(message)
-    this.name = 'ProxyRefusedError'
+    super(message, { httpStatus: 403 })
   }
 }
 

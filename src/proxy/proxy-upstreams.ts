@@ -1,4 +1,4 @@
-import type { Credential, Upstream } from '../config/options.js'
+import type { Credential, Upstream } from '../upstream/upstream.js'
 import type { RegistryClient } from '../upstream/registry-client.js'
 import type { Authority } from './destination.js'
 import { PROXY_UPSTREAMS_MAX } from './constants.js'

@@ -1,4 +1,4 @@
-import type { HostPort } from '../config/options.js'
+import type { HostPort } from '../http/host-port.js'
 
 /** The URL clients put in HTTPS_PROXY for CACHE_PROXY_ADDR: a wildcard listen address is reached on loopback. */
 export function proxyUrlFor (addr: HostPort | undefined): string {

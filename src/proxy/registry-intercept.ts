@@ -3,7 +3,7 @@ import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { DigestVerifier, type Digest } from '../oci/digest.js'
-import { DenyList } from '../p2p/deny-list.js'
+import { TtlSet } from '../clock/ttl-set.js'
 import { parseRegistryPath, type RegistryRoute } from '../registry/path.js'
 import type { RegistryRoutes } from '../registry/routes.js'
 import { upstreamRepository } from '../registry/upstreams.js'
@@ -58,14 +58,14 @@ const RELAYED_RESPONSE = ['content-type', 'content-length', 'content-range', 'co
  */
 export class RegistryIntercept implements InterceptRoute {
   /** `<upstream>/<repo>` the sidecar's access was refused on lately. */
-  private readonly refused: DenyList
+  private readonly refused: TtlSet
 
   /** `<credential id> <upstream>/<repo>@<digest>` the registry confirmed with an authorized HEAD lately. */
-  private readonly confirmed: DenyList
+  private readonly confirmed: TtlSet
 
   constructor (private readonly init: RegistryInterceptInit) {
-    this.refused = new DenyList(init.refusedMs ?? REFUSED_REPOSITORY_MS)
-    this.confirmed = new DenyList(init.confirmedMs ?? CONFIRMED_ACCESS_MS)
+    this.refused = new TtlSet(init.refusedMs ?? REFUSED_REPOSITORY_MS)
+    this.confirmed = new TtlSet(init.confirmedMs ?? CONFIRMED_ACCESS_MS)
   }
 
   async handle (target: Authority, req: IncomingMessage, res: ServerResponse): Promise<boolean> {

@@ -8,6 +8,7 @@ import { coordinatorsOf } from '../p2p/claim/distance.js'
 import type { HoldAnswer, HoldKey, HoldRecord, HoldRequest } from '../p2p/hold/frames.js'
 import { HOLD_MAX_KEYS, HOLD_MAX_RECORDS } from '../p2p/hold/constants.js'
 import { EAGER_REPLICA_MS, HOLDERS_RETRY_MS, NO_REPLICA_WARN_MS, PLACED_COPIES_REMEMBERED, PLACED_COPY_TRUSTED_MS } from './constants.js'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** What replication asks of the swarm (p2p/Swarm implements it; unit tests fake it). */
 export interface ReplicaNetwork {
@@ -34,10 +35,9 @@ export interface ReplicatorInit {
 }
 
 /** No replica could be placed in time: the push is not acknowledged (503). */
-export class ReplicaPlacementError extends Error {
+export class ReplicaPlacementError extends P2pCacheError {
   constructor (message: string) {
-    super(message)
-    this.name = 'ReplicaPlacementError'
+    super(message, { httpStatus: 503 })
   }
 }
 

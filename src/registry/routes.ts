@@ -34,7 +34,7 @@ const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' }
 /** Upstream answers that may mean "not for the sidecar's access, maybe for the client's" (a private repository). */
 const REFUSALS = new Set([401, 403, 404])
 
-/** The OCI distribution pull API as a mirror (SPEC 3.3). Returns false when the path is not ours. */
+/** The OCI distribution pull API as a mirror (docs/design.md §3.3). Returns false when the path is not ours. */
 export class RegistryRoutes {
   constructor (private readonly init: RegistryRoutesInit) {}
 

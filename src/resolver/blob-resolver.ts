@@ -42,7 +42,7 @@ const DOWNLOAD_LINGER_MS = 5_000
 const MAX_OPEN_TRIES = 3
 
 /**
- * local store → swarm (claims, peers) → bucket (CACHE_S3_URL) → upstream (SPEC 2, issue 27). Blobs are keyed by digest alone, so a
+ * local store → swarm (claims, peers) → bucket (CACHE_S3_URL) → upstream (docs/design.md §2, issue 27). Blobs are keyed by digest alone, so a
  * layer shared by several images or repositories is fetched once; concurrent misses share one
  * download, in this node (SingleFlight) and across the swarm (claims, see BlobDownload).
  */
@@ -104,7 +104,7 @@ export class BlobResolver {
 
   /**
    * This node's own download of `digest` in progress, once its size is known, for a peer's fetch
-   * request; never starts one (SPEC 3.4: no fetch on a peer's behalf). `pending` when one runs but
+   * request; never starts one (docs/design.md §3.4: no fetch on a peer's behalf). `pending` when one runs but
    * has no source yet when `signal` aborts (the peer is told `busy` and asks again); undefined
    * when there is none, it failed, or it reads from a peer itself (see BlobDownload.servesPeers).
    */

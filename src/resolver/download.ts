@@ -200,7 +200,7 @@ export class BlobDownload {
   /**
    * A stream of bytes [start, end) of the blob as they arrive; the caller holds a `retain`.
    * `forPeer`: a peer's fetch, which is cut rather than finished from the upstream when the
-   * store is full (SPEC 3.4: nothing is fetched on a peer's behalf). See GrowingFile.reader.
+   * store is full (docs/design.md §3.4: nothing is fetched on a peer's behalf). See GrowingFile.reader.
    */
   reader (start: number, end: number | undefined, forPeer = false, pieces = false): Readable {
     return this.file.reader(start, end, forPeer, pieces)

@@ -239,7 +239,7 @@ export class GrowingFile implements SourceFile {
    * A stream of bytes [start, end) of the blob (`end` exclusive; undefined: to the end) as they
    * arrive. The last byte of the span waits until the digest verified; `pieces` (a peer that
    * checks piece hashes): only the blob's own last byte waits. `forPeer`: a peer's fetch, which
-   * is cut rather than finished from the upstream when the store is full (SPEC 3.4: nothing is
+   * is cut rather than finished from the upstream when the store is full (docs/design.md §3.4: nothing is
    * fetched on a peer's behalf). The caller keeps the file open while it reads (see `close`).
    * The stream fails with the download's error, or when the file starts over after it had bytes.
    */

@@ -31,7 +31,7 @@ export interface VerifiedFetchOptions {
 }
 
 /**
- * The one verified transfer from a peer (SPEC 3.4): fetch over `/p2p-cache/fetch/1.0.0`, bound
+ * The one verified transfer from a peer (docs/design.md §3.4): fetch over `/p2p-cache/fetch/1.0.0`, bound
  * the size, write each batch to the sink as it arrives, verify the digest at the end. A
  * mismatch throws PeerFetchError `mismatch`, and deny-lists the peer when all the bytes were
  * its own (a resumed transfer mixes sources, and an honest peer is not denied for another's

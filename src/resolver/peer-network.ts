@@ -20,7 +20,7 @@ export interface PeerNetwork {
   /** Providers of `key` found on the DHT, in the order found; ends when the lookup does or `signal` aborts. */
   providers: (key: SwarmKey, signal: AbortSignal) => AsyncGenerator<PeerRef>
   /**
-   * Bytes [start, end) of `request.key` from `peer` over the fetch protocol (SPEC 3.4).
+   * Bytes [start, end) of `request.key` from `peer` over the fetch protocol (docs/design.md §3.4).
    * @throws PeerFetchError (dial, not_found, busy, stalled, refused, truncated)
    */
   fetch: (peer: PeerRef, request: FetchRequest, opts: FetchOptions) => Promise<PeerBlob>

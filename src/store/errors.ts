@@ -1,15 +1,14 @@
-export class StoreError extends Error {
+import { P2pCacheError, EXIT_USAGE } from '../errors/p2p-cache-error.js'
+export class StoreError extends P2pCacheError {
   constructor (message: string, options?: { cause?: unknown }) {
     super(message, options)
-    this.name = 'StoreError'
   }
 }
 
 /** The store could not be opened as configured (CACHE_DIR): the message says what to change. */
-export class StoreOpenError extends Error {
+export class StoreOpenError extends P2pCacheError {
   constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'StoreOpenError'
+    super(message, { ...options, exitCode: EXIT_USAGE })
   }
 }
 
@@ -20,7 +19,6 @@ export class StoreOpenError extends Error {
 export class StoreFullError extends StoreError {
   constructor (dir: string, options?: { cause?: unknown }) {
     super(`the filesystem of CACHE_DIR=${dir} is full: blobs are served without being stored until space returns; free space there, or set CACHE_MAX_SIZE below the free space of that filesystem`, options)
-    this.name = 'StoreFullError'
   }
 }
 
@@ -34,7 +32,6 @@ export class StoreUnavailableError extends StoreError {
     super(`cannot open ${what} in CACHE_DIR=${dir} (${code}): ${code === 'EMFILE' || code === 'ENFILE'
       ? 'the process is out of file descriptors; raise its open-file limit (ulimit -n, docker run --ulimit nofile=65536:65536) or lower CACHE_HTTP_MAX_CONNECTIONS'
       : 'check the disk and the directory\'s permissions'}`, { cause: err })
-    this.name = 'StoreUnavailableError'
   }
 }
 

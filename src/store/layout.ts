@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { digestHex, type Digest } from '../oci/digest.js'
 
-/** Where things live under CACHE_DIR (SPEC 3.5). */
+/** Where things live under CACHE_DIR (docs/design.md §3.5). */
 export interface StoreLayout {
   root: string
   blobs: string

@@ -14,3 +14,8 @@ export interface BlobRecord {
   /** File mtime at commit: a file changed since then is re-verified before it is served. */
   mtimeMs: number
 }
+
+/** Whether `current` is still the commit `record` was read from (not removed, not written again). */
+export function sameCommit (current: BlobRecord | undefined, record: BlobRecord): current is BlobRecord {
+  return current !== undefined && current.size === record.size && current.mtimeMs === record.mtimeMs
+}

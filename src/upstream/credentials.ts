@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { Credential, Upstream } from '../config/options.js'
+import type { Credential, Upstream } from './upstream.js'
 
 /** Keys docker login writes for a registry host; Docker Hub is stored under its v1 index URL. */
 function configKeys (host: string): string[] {

@@ -3,9 +3,12 @@ import { readFileSync } from 'node:fs'
 import { createAppAuth } from '@octokit/auth-app'
 import { request } from '@octokit/request'
 import { raceSignal } from 'race-signal'
-import { ConfigError } from '../config/errors.js'
-import { OPTIONS, type GitHubAppOption, type Upstream } from '../config/options.js'
+import { ConfigError } from '../errors/config-error.js'
+import type { GitHubAppOption, Upstream } from './upstream.js'
 import { systemClock, type Clock } from '../clock/clock.js'
+import { GITHUB_APP_EXPECTED } from './constants.js'
+import { P2pCacheError } from '../errors/p2p-cache-error.js'
+
 
 /**
  * The operator's own credential for an API upstream (CACHE_API_AUTH, CACHE_API_APP): the one
@@ -26,10 +29,9 @@ export interface FleetCredential {
 }
 
 /** A fleet credential could not be used; the message says what to check, never the secret. */
-export class FleetCredentialError extends Error {
+export class FleetCredentialError extends P2pCacheError {
   constructor (readonly upstream: string, reason: string, options?: { cause?: unknown }) {
     super(`fleet credential for API upstream ${upstream}: ${reason}`, options)
-    this.name = 'FleetCredentialError'
   }
 }
 
@@ -149,7 +151,7 @@ export function loadFleetCredentials (upstreams: Upstream[], tokens: Map<string,
   for (const [name, app] of apps) {
     const upstream = upstreams.find(u => u.name === name)
     if (upstream === undefined) continue
-    const fileError = (reason: string): ConfigError => new ConfigError('CACHE_API_APP', '', OPTIONS.apiApp.expected, `file ${JSON.stringify(app.privateKeyFile)} ${reason}`)
+    const fileError = (reason: string): ConfigError => new ConfigError('CACHE_API_APP', '', GITHUB_APP_EXPECTED, `file ${JSON.stringify(app.privateKeyFile)} ${reason}`)
     let privateKey: string
     try {
       privateKey = readFileSync(app.privateKeyFile, 'utf8')

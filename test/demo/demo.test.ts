@@ -88,6 +88,7 @@ describe('npm run demo', function () {
     const { code } = await run.exited
     const out = run.stdout()
     assert.equal(code, 0, `exit ${String(code)}\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr()}`)
+    // oxlint-disable-next-line no-control-regex -- the escape character is what is looked for
     assert.doesNotMatch(out, /\u001b\[/, 'no escape codes when stdout is not a terminal')
 
     const pulls = servedByPull(out)

@@ -9,7 +9,7 @@ import { CLI } from '../fixtures/sidecar-process.js';
 import { buildTopology, C1, H1, H2, startNsSidecar, type NsSidecar, type Topology } from '../fixtures/topology.js';
 
 /**
- * `p2p-cache diagnose` on emulated hosts (network namespaces built by the test, SPEC 5): a
+ * `p2p-cache diagnose` on emulated hosts (network namespaces built by the test, docs/design.md §5): a
  * host-networked pair, a bridge-networked "container" behind MASQUERADE with and without a
  * published port, and the usual mistakes in bootstrap addresses. Every diagnose run is a real
  * CLI process inside a namespace; its peers are real sidecars in other namespaces.

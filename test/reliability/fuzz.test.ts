@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { ConfigError } from '../../src/config/errors.js'
+import { ConfigError } from '../../src/errors/config-error.js'
 import { parseDuration, parseSize } from '../../src/config/units.js'
 import { CLAIM_PROTOCOL } from '../../src/p2p/claim/constants.js'
 import { FETCH_PROTOCOL } from '../../src/p2p/constants.js'

@@ -1,16 +1,21 @@
 import { createHash } from 'node:crypto'
-import { request, type Dispatcher } from 'undici'
 import { manifestReference, type ImageReference } from '../../oci/image-ref.js'
 import { DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../../oci/media-types.js'
 import { upstreamEntryFor } from '../../registry/upstreams.js'
 import type { CacheStatus } from '../../resolver/source.js'
-import { SidecarUnreachableError } from '../stats.js'
+import { discard, readBounded } from '../../upstream/registry-client.js'
+import type { SidecarClient, SidecarStream } from '../../admin/client/client.js'
+import { MAX_ERROR_BYTES } from '../../admin/client/constants.js'
+import { SidecarUnreachableError } from '../../admin/client/errors.js'
 import { SidecarAnswerError, UnusableImageError } from './errors.js'
 import type { Descriptor } from './image-manifests.js'
 
+/** GET /v2/ answers at once on a sidecar; warm's --timeout is for large blobs. */
 const PROBE_TIMEOUT_MS = 5_000
 /** Config blobs up to this size are kept to read the platform of a single-platform image. */
 const MAX_CONFIG_READ = 1024 * 1024
+/** The start of an error answer that makes its message. */
+const MAX_ERROR_TEXT = 4000
 
 export interface ManifestAnswer {
   digest: string
@@ -28,36 +33,39 @@ export interface BlobAnswer {
   body: Buffer | undefined
 }
 
-/** The sidecar's registry API (GET /v2/…, `?ns=<host>` for a reference that names one). */
+/**
+ * The sidecar's registry API (GET /v2/…, `?ns=<host>` for a reference that names one), over the
+ * SidecarClient: bodies are streamed (a blob is read to its end, never held), headers read
+ * for X-Cache. Each request has the client's budget (warm's --timeout).
+ */
 export class SidecarRegistry {
-  constructor (private readonly base: string, private readonly dispatcher: Dispatcher, private readonly timeoutMs: number) {}
+  constructor (private readonly client: SidecarClient) {}
 
-  /** GET /v2/: tells a sidecar that is not there (exit 2) from a failing image (exit 1). */
+  /** GET /v2/: tells a sidecar that is not there (SidecarUnreachableError, exit 2) from a failing image (exit 1). */
   async probe (): Promise<void> {
     try {
-      const res = await request(new URL('/v2/', this.base), { dispatcher: this.dispatcher, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })
-      await res.body.dump()
-      if (res.statusCode !== 200) throw new Error(`GET /v2/ answered ${res.statusCode}: not a registry mirror`)
+      const { status } = await this.client.probe('/v2/', { timeoutMs: PROBE_TIMEOUT_MS })
+      if (status !== 200) throw new Error(`GET /v2/ answered ${status}: not a registry mirror`)
     } catch (err) {
-      throw new SidecarUnreachableError(this.base, err)
+      throw err instanceof SidecarUnreachableError ? err : new SidecarUnreachableError(this.client.url, err)
     }
   }
 
-  private url (ref: ImageReference, kind: 'manifests' | 'blobs', reference: string): URL {
-    const url = new URL(`/v2/${ref.repository}/${kind}/${reference}`, this.base)
-    if (ref.host !== undefined) url.searchParams.set('ns', ref.host)
-    return url
+  /** The path and query of a manifest or blob of `ref`. */
+  private target (ref: ImageReference, kind: 'manifests' | 'blobs', reference: string): { path: string, query: Record<string, string> } {
+    return { path: `/v2/${ref.repository}/${kind}/${reference}`, query: ref.host !== undefined ? { ns: ref.host } : {} }
   }
 
-  private async get (ref: ImageReference, url: URL, headers: Record<string, string>): Promise<Dispatcher.ResponseData> {
-    let res: Dispatcher.ResponseData
+  /** A 200 answer with its body unread; any other is a SidecarAnswerError with the sidecar's OCI code and a hint. */
+  private async get (ref: ImageReference, path: string, query: Record<string, string>, headers: Record<string, string>): Promise<SidecarStream> {
+    let res: SidecarStream
     try {
-      res = await request(url, { dispatcher: this.dispatcher, headers, signal: AbortSignal.timeout(this.timeoutMs) })
+      res = await this.client.stream(path, { headers, query })
     } catch (err) {
-      throw this.transportError(err, url)
+      throw this.transportError(err, path)
     }
-    if (res.statusCode === 200) return res
-    const text = (await res.body.text().catch(() => '')).slice(0, 4000)
+    if (res.status === 200) return res
+    const text = (await readBounded(res.body, MAX_ERROR_BYTES).catch(() => undefined))?.toString('utf8').slice(0, MAX_ERROR_TEXT) ?? ''
     let code = 'UNKNOWN'
     let message = text.trim() === '' ? 'no error body' : text.trim().slice(0, 300)
     try {
@@ -67,46 +75,41 @@ export class SidecarRegistry {
     } catch {
       // Not the registry's JSON error: the text itself is the best message.
     }
-    throw new SidecarAnswerError(res.statusCode, code, message, hintFor(res.statusCode, code, message, ref))
+    throw new SidecarAnswerError(res.status, code, message, hintFor(res.status, code, message, ref))
   }
 
-  private transportError (err: unknown, url: URL): Error {
-    const e = err as Error & { code?: string, cause?: { code?: string } }
-    if (e.name === 'TimeoutError') {
-      return new Error(`no complete answer from the sidecar within ${this.timeoutMs / 1000} s for ${url.pathname}; raise --timeout for large layers on a slow link`)
+  /** What a request that broke off says: the budget that ran out and how to raise it, or the transport's error. */
+  private transportError (err: unknown, path: string): Error {
+    const e = err instanceof SidecarUnreachableError ? err : new SidecarUnreachableError(this.client.url, err)
+    if (e.timedOut) {
+      return new Error(`no complete answer from the sidecar within ${this.client.timeoutMs / 1000} s for ${path}; raise --timeout for large layers on a slow link`)
     }
-    return new Error(`request to the sidecar at ${this.base} failed (${e.code ?? e.cause?.code ?? e.message}): ${url.pathname}`, { cause: err })
+    return new Error(`request to the sidecar at ${this.client.url} failed (${e.code ?? e.reason}): ${path}`, { cause: e.cause })
   }
 
   async manifest (ref: ImageReference, reference: string): Promise<ManifestAnswer> {
-    const url = this.url(ref, 'manifests', reference)
-    const res = await this.get(ref, url, { accept: DEFAULT_MANIFEST_ACCEPT })
-    const chunks: Buffer[] = []
-    let size = 0
+    const { path, query } = this.target(ref, 'manifests', reference)
+    const res = await this.get(ref, path, query, { accept: DEFAULT_MANIFEST_ACCEPT })
+    let body: Buffer | undefined
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.byteLength
-        if (size > MAX_MANIFEST_BYTES) throw new UnusableImageError(`manifest ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`)
-        chunks.push(chunk)
-      }
+      body = await readBounded(res.body, MAX_MANIFEST_BYTES)
     } catch (err) {
-      res.body.destroy()
-      throw err instanceof UnusableImageError ? err : this.transportError(err, url)
+      throw this.transportError(err, path)
     }
-    const body = Buffer.concat(chunks)
+    if (body === undefined) throw new UnusableImageError(`manifest ${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`)
     return {
       body,
-      digest: headerValue(res.headers, 'docker-content-digest') ?? `sha256:${createHash('sha256').update(body).digest('hex')}`,
-      mediaType: headerValue(res.headers, 'content-type')?.split(';')[0]?.trim() ?? '',
-      cache: cacheStatus(headerValue(res.headers, 'x-cache')),
-      source: headerValue(res.headers, 'x-cache-source')
+      digest: res.header('docker-content-digest') ?? `sha256:${createHash('sha256').update(body).digest('hex')}`,
+      mediaType: res.header('content-type')?.split(';')[0]?.trim() ?? '',
+      cache: cacheStatus(res.header('x-cache')),
+      source: res.header('x-cache-source')
     }
   }
 
   /** GETs a blob and reads it to the end: that is what makes the sidecar store it. */
   async blob (ref: ImageReference, d: Descriptor, keepBody: boolean, onBytes: (n: number) => void): Promise<BlobAnswer> {
-    const url = this.url(ref, 'blobs', d.digest)
-    const res = await this.get(ref, url, {})
+    const { path, query } = this.target(ref, 'blobs', d.digest)
+    const res = await this.get(ref, path, query, {})
     const kept: Buffer[] = []
     let bytes = 0
     try {
@@ -116,14 +119,14 @@ export class SidecarRegistry {
         if (keepBody && bytes <= MAX_CONFIG_READ) kept.push(chunk)
       }
     } catch (err) {
-      res.body.destroy()
-      throw this.transportError(err, url)
+      discard(res.body)
+      throw this.transportError(err, path)
     }
     if (bytes !== d.size) throw new UnusableImageError(`the sidecar sent ${bytes} bytes of ${d.digest}, the manifest says ${d.size}`)
     return {
       bytes,
-      cache: cacheStatus(headerValue(res.headers, 'x-cache')),
-      source: headerValue(res.headers, 'x-cache-source'),
+      cache: cacheStatus(res.header('x-cache')),
+      source: res.header('x-cache-source'),
       body: keepBody && bytes <= MAX_CONFIG_READ ? Buffer.concat(kept) : undefined
     }
   }
@@ -133,13 +136,7 @@ function cacheStatus (value: string | undefined): CacheStatus | undefined {
   return value === 'HIT' || value === 'PEER' || value === 'MISS' ? value : undefined
 }
 
-
-function headerValue (headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = headers[name]
-  return Array.isArray(v) ? v[0] : v
-}
-
-/** What to do about an error the sidecar answered (OCI codes, SPEC 3.3). */
+/** What to do about an error the sidecar answered (OCI codes, docs/design.md §3.3). */
 function hintFor (status: number, code: string, message: string, ref: ImageReference): string | undefined {
   const registry = ref.host ?? "the sidecar's first upstream"
   if (status === 400 && message.includes('unknown registry namespace') && ref.host !== undefined) {

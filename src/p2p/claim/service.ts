@@ -9,7 +9,7 @@ import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { CLAIM_ANSWERED_MS, CLAIM_COORDINATORS_TRIED, CLAIM_MAX_STREAMS, CLAIM_PATIENT_ASKS, CLAIM_MAX_REDIRECTS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_REDIRECT, CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOLS, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
-import { DenyList } from '../deny-list.js'
+import { TtlSet } from '../../clock/ttl-set.js'
 import { closerPeer, coordinatorsOf, isCloser, keyKadId } from './distance.js'
 import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRedirect, type ClaimRequest, type WireClaimAnswer } from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
@@ -71,9 +71,9 @@ export class ClaimService {
    * straight to the coordinator that answered, instead of costing CLAIM_TIMEOUT_MS again. Per
    * key: other keys keep their closest coordinator, a loaded one included (issue 23).
    */
-  private readonly silent = new DenyList(CLAIM_SILENT_MS)
+  private readonly silent = new TtlSet(CLAIM_SILENT_MS)
   /** `<key> <coordinator>` pairs where the coordinator answered a claim on the key: it holds its leases (see CLAIM_PATIENT_ASKS). */
-  private readonly answered = new DenyList(CLAIM_ANSWERED_MS)
+  private readonly answered = new TtlSet(CLAIM_ANSWERED_MS)
   private readonly timeoutMs: number
   private readonly patientAsks: number
   /** Connected peers that speak the claim protocol (libp2p's registrar keeps it current). */

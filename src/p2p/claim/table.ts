@@ -40,7 +40,7 @@ export interface ClaimTableInit {
 
 /**
  * The coordinator's view of who fetches which key (one entry per key). It never goes upstream
- * itself: it only says who does, so SPEC 3.4's "no fetch-through for peers" holds.
+ * itself: it only says who does, so docs/design.md §3.4's "no fetch-through for peers" holds.
  *
  * Decisions, for a claim from `from`:
  *  - a live entry held by another peer that `from` did not report failed → `join` it; once the

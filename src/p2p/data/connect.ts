@@ -1,16 +1,16 @@
 import { connect, type TLSSocket } from 'node:tls'
 import { DATA_TLS_CIPHERS } from './constants.js'
 import type { DataOffer } from './server.js'
+import { P2pCacheError } from '../../errors/p2p-cache-error.js'
 
 /**
  * The data channel could not be set up within its budget. `portReachable`: the TCP connection
  * was made and only the TLS handshake was late (a loaded peer), which says nothing against the
  * port, unlike a refused or silent one.
  */
-export class DataConnectTimeoutError extends Error {
+export class DataConnectTimeoutError extends P2pCacheError {
   constructor (message: string, readonly portReachable: boolean) {
     super(message)
-    this.name = 'DataConnectTimeoutError'
   }
 }
 

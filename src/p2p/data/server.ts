@@ -3,6 +3,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import { DATA_OFFER_TTL_MS, DATA_TLS_CIPHERS, MAX_DATA_OFFERS } from './constants.js'
+import { P2pCacheError, EXIT_USAGE } from '../../errors/p2p-cache-error.js'
 
 /** What a requester needs to take up a transfer on the data channel (sent in the fetch header). */
 export interface DataOffer {
@@ -45,10 +46,9 @@ interface PendingOffer {
 }
 
 /** The data channel's port is taken and was set explicitly. */
-export class DataListenError extends Error {
+export class DataListenError extends P2pCacheError {
   constructor (readonly host: string, readonly port: number, cause: Error) {
-    super(`cannot listen on CACHE_P2P_DATA_PORT=${port} (${host}): ${cause.message}. Pick a free port, or CACHE_P2P_DATA_PORT=auto to take any free one`)
-    this.name = 'DataListenError'
+    super(`cannot listen on CACHE_P2P_DATA_PORT=${port} (${host}): ${cause.message}. Pick a free port, or CACHE_P2P_DATA_PORT=auto to take any free one`, { exitCode: EXIT_USAGE })
   }
 }
 

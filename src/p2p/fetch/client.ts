@@ -6,7 +6,7 @@ import { DATA_CHANNEL_PROTOCOLS, DIAL_TIMEOUT_MS, FETCH_PROTOCOL_PIECES, FETCH_P
 import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
 import { connectData, DataConnectTimeoutError } from '../data/connect.js'
 import { isDigest } from '../../oci/digest.js'
-import { decodeResponseHeader, encodeFrame, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
+import { decodeResponseHeader, encodeFrame, type ApiRecordAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
 import type { Digest } from '../../oci/digest.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
@@ -30,7 +30,7 @@ export interface PeerBlob {
   /** The answer to a tag key. */
   tag?: TagAnswer
   /** The answer to an API key (its body is the bytes). */
-  api?: ApiAnswer
+  api?: ApiRecordAnswer
   /** The small record a record key asked for (a header-only answer). */
   record?: RecordAnswer
   /** The bytes came over the data channel (p2p/data), not the libp2p stream. */

@@ -58,7 +58,7 @@ export interface FetchResponseHeader {
   /** The answer to a tag key: what the peer last resolved the tag to, and when. */
   tag?: TagAnswer
   /** The answer to an API key: the stored response; its body (digest `body`) follows. */
-  api?: ApiAnswer
+  api?: ApiRecordAnswer
   /** The answer to a record key (SwarmRecords). */
   record?: RecordAnswer
   /**
@@ -87,7 +87,7 @@ export interface PieceHashes {
   hex: string
 }
 
-export interface ApiAnswer {
+export interface ApiRecordAnswer {
   status: number
   headers: Record<string, string>
   body: Digest

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls'
 import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
-import type { BlobHandle, BlobStore } from '../../store/blob-store.js'
+import type { BlobHandle, StoreReader } from '../../store/roles.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
 import { DATA_CHANNEL_PROTOCOLS, FETCH_PROTOCOLS, HASHES_WAIT_MS, IN_PROGRESS_READY_WAIT_MS, MAX_HASHES_PER_ANSWER, MAX_REQUEST_BYTES, PIECE_SIZE, RELAY_FOLLOW_AHEAD } from '../constants.js'
@@ -13,7 +13,7 @@ import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
 import { UploadRate } from './upload-rate.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
-import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
+import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiRecordAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { FrameError } from '../json-frame.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
@@ -55,17 +55,17 @@ export interface GrowingBlob {
 
 export interface FetchServerComponents {
   node: P2pNode
-  store: BlobStore
+  store: Pick<StoreReader, 'openRead'>
   stats: Stats
   /** This node's last resolution of a tag, for peers whose upstream is down. */
   tags: (key: TagKey) => Promise<TagAnswer | undefined>
   /** A stored API response, for peers that will revalidate it with their own credentials. */
-  apiRecords: (key: ApiKey) => Promise<ApiAnswer | undefined>
+  apiRecords: (key: ApiKey) => Promise<ApiRecordAnswer | undefined>
   /** Small records (SwarmRecords) of the kinds this node shares; undefined for the rest. */
   records: (key: RecordKey) => Promise<RecordAnswer | undefined>
   /**
    * This node's own download of `digest` in progress, if any (never one started for the peer:
-   * SPEC 3.4), once its size is known; `pending` when it has no source yet as `signal` aborts;
+   * docs/design.md §3.4), once its size is known; `pending` when it has no source yet as `signal` aborts;
    * undefined when there is none.
    */
   inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
@@ -83,7 +83,7 @@ const MAX_INBOUND_STREAMS = 64
 /**
  * Answers `/p2p-cache/fetch/1.0.0` from the local store, or from a download this node is doing
  * for its own clients (following the file as it grows). A request from a peer never starts a
- * fetch: it is not forwarded to the upstream or to other peers (SPEC 3.4), so a swarm can't
+ * fetch: it is not forwarded to the upstream or to other peers (docs/design.md §3.4), so a swarm can't
  * loop or amplify.
  */
 export class FetchServer {
@@ -114,7 +114,7 @@ export class FetchServer {
   }
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
-    const { store, stats } = this.components
+    const { stats } = this.components
     const log = this.components.log.child({ peer: connection.remotePeer.toString() })
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const reply = async (header: FetchResponseHeader): Promise<void> => {
@@ -150,7 +150,7 @@ export class FetchServer {
       return
     }
     // An API response: its record in the header, then its body as the bytes (the whole body).
-    let api: ApiAnswer | undefined
+    let api: ApiRecordAnswer | undefined
     if (!isDigest(key)) {
       api = await this.components.apiRecords(key).catch(() => undefined)
       if (api === undefined) {

@@ -1,5 +1,5 @@
 import type { Digest } from '../../oci/digest.js'
-import type { BlobHandle } from '../../store/blob-store.js'
+import type { BlobHandle } from '../../store/roles.js'
 import { hashPieces, type PieceHasher } from './piece-hasher.js'
 
 /** Stored blobs whose piece hashes are kept in memory (32 bytes of hex per MiB: 64 KiB for 1 GiB). */

@@ -115,7 +115,7 @@ export class PieceMap {
         const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
         signal.addEventListener('abort', wake, { once: true })
         this.waiters.push(wake)
-        for (const wanted of [...this.wantedListeners]) wanted()
+        for (const wanted of Array.from(this.wantedListeners)) wanted()
       })
     }
   }

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict'
-import { pino, type Logger } from 'pino'
-import { Writable } from 'node:stream'
-import { StaticToken } from '../../../src/upstream/fleet-credential.js'
-import { FLEET_SCOPE } from '../../../src/apicache/constants.js'
 import { sha256Digest } from '../../../src/oci/digest.js'
 import { apiHarness, type ApiHarness } from './harness.js'
 
 const ISSUES = '/repos/octo/hello/issues'
 const ISSUES_BODY = JSON.stringify([{ number: 1, title: 'first issue' }])
-
-/** A logger whose warnings the test can read. */
-function capturedLog (): { log: Logger, lines: string[] } {
-  const lines: string[] = []
-  const out = new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString('utf8')); cb() } })
-  return { log: pino<never>({ level: 'warn' }, out), lines }
-}
 
 describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
   let h: ApiHarness
@@ -238,7 +227,7 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
     it('hit() answers only fresh in-memory copies, without I/O', async () => {
       const req = { upstream: h.fake.api, path: ISSUES, headers: {} }
       assert.equal(h.resolver.hit(req), undefined)
-      await h.resolver.get(req, new AbortController().signal)
+      await h.resolver.get(req, { signal: new AbortController().signal })
       assert.equal(h.resolver.hit(req)?.cache, 'HIT')
       h.clock.advance(61_000)
       assert.equal(h.resolver.hit(req), undefined, 'stale: get revalidates it')
@@ -252,92 +241,41 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
     })
   })
 
-  describe('with a fleet credential', () => {
+  describe('bodies over maxBody, through a real ApiClient (bounded reads)', () => {
+    const BIG = '/repos/octo/hello/big'
+    const BIG_BODY = 'x'.repeat(100_000)
+
     beforeEach(async () => {
-      h = await apiHarness({ fleet: new StaticToken('fleet') })
-      h.fake.token('fleet').token('alice').token('bob')
-        .repo('octo/hello').resource(ISSUES, { body: ISSUES_BODY })
-        .repo('octo/secret', { private: true, readers: ['fleet', 'alice'] }).resource('/repos/octo/secret/issues', { body: '["private issue"]' })
-        .resource('/repos/octo/hello/hooks', { body: '["hook"]' })
+      h = await apiHarness({ maxBody: 16, overHttp: true })
+      h.fake.token('alice').repo('octo/hello').resource(BIG, { body: BIG_BODY }).resource(ISSUES, { body: '[]' })
     })
 
-    it('a public repository\'s resources are fetched with the fleet credential and shared with every client', async () => {
-      const alice = await h.ask(ISSUES, { authorization: 'Bearer alice' })
-      assert.equal(alice.body.toString(), ISSUES_BODY)
-      assert.equal(h.fake.count('alice'), 0, 'the client\'s token was never spent')
-      assert.deepEqual(h.fake.log.map(r => r.path), ['/repos/octo/hello', ISSUES], 'visibility learned, then the resource')
-      assert.equal((await h.ask(ISSUES, { authorization: 'Bearer bob' })).cache, 'HIT')
-      assert.equal((await h.ask(ISSUES)).cache, 'HIT')
+    it('is streamed whole, a MISS with the upstream\'s Content-Length, and never stored', async () => {
+      const first = await h.ask(BIG)
+      assert.equal(first.streamed, true)
+      assert.equal(first.cache, 'MISS')
+      assert.equal(first.body.toString(), BIG_BODY)
+      assert.equal(first.headers['content-length'], String(BIG_BODY.length))
+      const second = await h.ask(BIG)
+      assert.equal(second.cache, 'MISS')
+      assert.equal(second.body.byteLength, BIG_BODY.length)
       assert.equal(h.fake.count(), 2)
-      const records = await h.records.all(`github ${ISSUES}`)
-      assert.deepEqual(records.map(r => r.scope), [FLEET_SCOPE])
+      assert.deepEqual(await h.records.all(`github ${BIG}`), [])
     })
 
-    it('the fleet\'s stale copy is revalidated with the fleet\'s own ETag (a free 304)', async () => {
-      await h.ask(ISSUES)
-      h.clock.advance(61_000)
-      const again = await h.ask(ISSUES)
-      assert.equal(again.cache, 'REVALIDATED')
-      const last = h.fake.log.at(-1)
-      assert.equal(last?.token, 'fleet')
-      assert.equal(last?.headers['if-none-match'], h.fake.etagFor(ISSUES, 'fleet'))
-      assert.equal(last?.status, 304)
+    it('concurrent identical GETs still share one upstream request: each client gets the whole body', async () => {
+      const all = await Promise.all([1, 2, 3, 4, 5].map(async () => await h.ask(BIG, { authorization: 'Bearer alice' })))
+      assert.equal(h.fake.count(), 1)
+      for (const a of all) {
+        assert.equal(a.streamed, true)
+        assert.equal(a.body.toString(), BIG_BODY)
+      }
     })
 
-    it('areas that need more than read access (hooks) are never served from the fleet\'s copy', async () => {
-      await h.ask(ISSUES)
-      const hooks = await h.ask('/repos/octo/hello/hooks', { authorization: 'Bearer bob' })
-      assert.equal(hooks.cache, 'MISS')
-      assert.equal(h.fake.log.at(-1)?.token, 'bob')
-    })
-
-    it('a private repository is served from the fleet\'s copy only to a client that proved access itself', async () => {
-      const PRIVATE = '/repos/octo/secret/issues'
-      const first = await h.ask(PRIVATE, { authorization: 'Bearer alice' })
-      assert.equal(first.status, 200)
-      assert.equal(h.fake.count('alice'), 1, 'alice proved access with her own request')
-      await h.ask(PRIVATE, { authorization: 'Bearer alice' })
-      const third = await h.ask(PRIVATE, { authorization: 'Bearer alice' })
-      assert.equal(third.cache, 'HIT')
-      assert.equal(h.fake.count('alice'), 1)
-      const bob = await h.ask(PRIVATE, { authorization: 'Bearer bob' })
-      assert.equal(bob.status, 404, 'bob has no access: he gets GitHub\'s own answer')
-      assert.ok(!bob.body.toString().includes('private issue'))
-      const anon = await h.ask(PRIVATE)
-      assert.equal(anon.status, 404)
-    })
-
-    it('a proof of access expires: after ACCESS_PROOF_TTL_MS the client must prove it again', async () => {
-      const PRIVATE = '/repos/octo/secret/issues'
-      await h.ask(PRIVATE, { authorization: 'Bearer alice' })
-      await h.ask(PRIVATE, { authorization: 'Bearer alice' })
-      h.fake.revoke('alice')
-      h.clock.advance(10 * 60_000 + 1)
-      const later = await h.ask(PRIVATE, { authorization: 'Bearer alice' })
-      assert.equal(later.status, 401, 'the revoked token is asked again, and refused')
-    })
-
-    it('a refused fleet credential (401) falls back to the client\'s own, and is reported with what to check', async () => {
-      await h.close()
-      const captured = capturedLog()
-      h = await apiHarness({ fleet: new StaticToken('revoked'), log: captured.log })
-      h.fake.token('alice').repo('octo/hello').resource(ISSUES, { body: ISSUES_BODY })
-      const answer = await h.ask(ISSUES, { authorization: 'Bearer alice' })
-      assert.equal(answer.status, 200)
-      assert.equal(answer.body.toString(), ISSUES_BODY)
-      assert.equal(h.fake.count('alice'), 1)
-      assert.match(captured.lines.join(''), /CACHE_API_AUTH/)
-    })
-
-    it('a fleet credential whose rate limit is spent falls back to the client\'s credential', async () => {
-      h.fake.remaining('fleet', 0)
-      const answer = await h.ask(ISSUES, { authorization: 'Bearer alice' })
-      assert.equal(answer.status, 200)
-      assert.equal(h.fake.log.at(-1)?.token, 'alice')
-    })
-
-    it('the fleet credential is labelled `fleet` in rate-limit metrics', () => {
-      assert.equal(h.resolver.credentialLabel('github', 'Bearer fleet'), 'fleet')
+    it('a body within maxBody is read whole and stored, as before', async () => {
+      const small = await h.ask(ISSUES)
+      assert.equal(small.streamed, false)
+      assert.equal((await h.ask(ISSUES)).cache, 'HIT')
     })
   })
 })

@@ -123,3 +123,48 @@ describe('ApiRoutes: /<upstream>/<path> through the API cache, over HTTP', () =>
     assert.equal(h.stats.snapshot().errors, 1)
   })
 })
+
+describe('ApiRoutes: a body over maxBody, streamed through (a real ApiClient)', () => {
+  const BIG = '/repos/octo/hello/big'
+  const BIG_BODY = JSON.stringify({ items: 'y'.repeat(50_000) })
+  let h: ApiHarness
+  let server: Server
+  let port: number
+
+  beforeEach(async () => {
+    h = await apiHarness({ maxBody: 1024, overHttp: true })
+    h.fake.repo('octo/hello').resource(BIG, { body: BIG_BODY })
+    const routes = new ApiRoutes({ client: h.client, resolver: h.resolver, stats: h.stats, log: silentLog() })
+    server = createHttpServer([routes], silentLog(), { headerTimeoutMs: 5000, idleTimeoutMs: 1000, stallTimeoutMs: 5000, maxConnections: 64 })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    port = (server.address() as AddressInfo).port
+  })
+
+  afterEach(async () => {
+    await new Promise(resolve => server.close(resolve))
+    await h.close()
+  })
+
+  it('a GET gets the whole body with its Content-Length (MISS); bytes_served counts it', async () => {
+    const reply = await call(port, 'GET', `/github${BIG}`)
+    assert.equal(reply.status, 200)
+    assert.equal(reply.headers['x-cache'], 'MISS')
+    assert.equal(reply.headers['content-length'], String(BIG_BODY.length))
+    assert.equal(reply.body, BIG_BODY)
+    assert.equal(h.stats.snapshot().bytes_served, BIG_BODY.length)
+  })
+
+  it('HEAD answers the headers with the body\'s length and no body', async () => {
+    const reply = await call(port, 'HEAD', `/github${BIG}`)
+    assert.equal(reply.status, 200)
+    assert.equal(reply.headers['content-length'], String(BIG_BODY.length))
+    assert.equal(reply.body, '')
+  })
+
+  it('a client\'s matching If-None-Match gets a 304 without a body', async () => {
+    const first = await call(port, 'GET', `/github${BIG}`)
+    const again = await call(port, 'GET', `/github${BIG}`, { 'if-none-match': first.headers.etag ?? '' })
+    assert.equal(again.status, 304)
+    assert.equal(again.body, '')
+  })
+})

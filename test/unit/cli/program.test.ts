@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import type { Command } from 'commander'
 import { buildProgram, unknownCommandMessage, unknownVariableWarnings, type CliActions } from '../../../src/cli/program.js'
 import { loadConfig } from '../../../src/config/load.js'
-import { VERSION } from '../../../src/version.js'
+import { VERSION } from '../../../src/version/version.js'
 
 /** What the commands were handed, in call order. */
 type Call = [command: keyof CliActions, ...args: unknown[]]

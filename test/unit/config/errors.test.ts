@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { ConfigError } from '../../../src/config/errors.js'
+import { ConfigError } from '../../../src/errors/config-error.js'
 
 describe('ConfigError: one line naming the variable, the value and what is expected', () => {
   it('quotes the value as JSON so spaces, quotes and control characters stay visible on one line', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { ConfigError } from '../../../src/config/errors.js'
+import { ConfigError } from '../../../src/errors/config-error.js'
 import { loadConfig, type ConfigSource } from '../../../src/config/load.js'
 
 /** The ConfigError loadConfig throws for these flags and this environment (the test fails if it loads). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { liveFindings, type LiveSidecar } from '../../../src/diagnose/live.js'
-import type { P2pInfo } from '../../../src/http/admin-routes.js'
+import type { P2pInfo } from '../../../src/admin/admin-routes.js'
 
 const URL_ = 'http://127.0.0.1:9080'
 

@@ -5,7 +5,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerNetwork, SwarmKey } from '../../../src/resolver/peer-network.js'
 import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../../../src/p2p/fetch/client.js'
 import { pieceHash } from '../../../src/p2p/pieces/piece-hasher.js'
-import type { ApiAnswer, FetchRequest, RecordAnswer, TagAnswer } from '../../../src/p2p/fetch/frames.js'
+import type { ApiRecordAnswer, FetchRequest, RecordAnswer, TagAnswer } from '../../../src/p2p/fetch/frames.js'
 import type { ClaimAnswer, ClaimRequest } from '../../../src/p2p/claim/frames.js'
 import type { CoordinatedAnswer } from '../../../src/p2p/claim/service.js'
 import { ClaimTable, type Holder } from '../../../src/p2p/claim/table.js'
@@ -85,7 +85,7 @@ export class GrowingContent {
 type Held =
   | { type: 'blob', body: Buffer | GrowingContent, mediaType?: string }
   | { type: 'tag', tag: TagAnswer }
-  | { type: 'api', api: ApiAnswer, body: Buffer }
+  | { type: 'api', api: ApiRecordAnswer, body: Buffer }
   | { type: 'record', record: RecordAnswer }
 
 /** One fake peer: the keys it holds, how it behaves, and what it was asked. */
@@ -131,7 +131,7 @@ export class FakePeer {
   }
 
   /** Holds an API record and its body for `key`. */
-  holdApi (key: SwarmKey, api: ApiAnswer, body: Buffer): this {
+  holdApi (key: SwarmKey, api: ApiRecordAnswer, body: Buffer): this {
     this.held.set(key, { type: 'api', api, body })
     return this
   }

@@ -133,7 +133,7 @@ describe('guardConnections: clients that hold a connection without using it are 
     await once(c.socket, 'data')
     c.socket.pause()
     await eventually('the stalled response to be aborted', () => left?.aborted === true, 3000)
-    assert.match((left?.reason as Error).message, /client closed the connection/)
+    assert.match((left?.reason as Error | undefined)?.message ?? '', /client closed the connection/)
     const line = s.lines.find(l => l.msg.includes('stopped reading'))
     assert.ok(line !== undefined, JSON.stringify(s.lines))
     assert.match(line.msg, /CACHE_HTTP_STALL_TIMEOUT/)

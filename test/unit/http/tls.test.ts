@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError } from '../../../src/config/errors.js'
+import { ConfigError } from '../../../src/errors/config-error.js'
 import { loadTlsFiles } from '../../../src/http/tls.js'
 import { TEST_CERT, TEST_KEY } from './tls-fixture.js'
 

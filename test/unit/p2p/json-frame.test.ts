@@ -21,7 +21,7 @@ describe('json-frame: one JSON object per protocol frame', () => {
 
   it('refuses JSON of the wrong shape with what zod found wrong', () => {
     assert.throws(() => decodeJsonFrame(bytes('{"n":1.5,"s":"x"}'), schema, 'test frame'),
-      (err: unknown) => err instanceof FrameError && /^bad test frame: /.test(err.message) && /int/i.test(err.message))
+      (err: unknown) => err instanceof FrameError && err.message.startsWith('bad test frame: ') && /int/i.test(err.message))
     assert.throws(() => decodeJsonFrame(bytes('[1,2]'), schema, 'test frame'), FrameError)
     assert.throws(() => decodeJsonFrame(bytes('null'), schema, 'test frame'), FrameError)
   })

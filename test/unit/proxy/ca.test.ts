@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { connect, createServer, type Server } from 'node:tls'
 import { ProxyCa } from '../../../src/proxy/ca.js'
 import { HostList } from '../../../src/proxy/host-list.js'
-import { ConfigError } from '../../../src/config/errors.js'
+import { ConfigError } from '../../../src/errors/config-error.js'
 import { recordingLog } from '../fakes/recording-log.js'
 
 const run = promisify(execFile)

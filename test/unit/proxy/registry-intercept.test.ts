@@ -7,7 +7,7 @@ import { ProxyUpstreams, upstreamName } from '../../../src/proxy/proxy-upstreams
 import { RegistryIntercept } from '../../../src/proxy/registry-intercept.js'
 import { UpstreamStatusError, UpstreamUnavailableError } from '../../../src/upstream/errors.js'
 import type { RegistryClient } from '../../../src/upstream/registry-client.js'
-import type { Upstream } from '../../../src/config/options.js'
+import type { Upstream } from '../../../src/upstream/upstream.js'
 import { silentLog } from '../fakes/log.js'
 import { openTestStore, type TestStore } from '../fakes/store.js'
 import type { Digest } from '../../../src/oci/digest.js'

@@ -50,7 +50,7 @@ function fillFilesystem (t: TestStore, failures: number): void {
   }
 }
 
-describe('BlobStore: content-addressed files plus a level index (SPEC 3.5)', () => {
+describe('BlobStore: content-addressed files plus a level index (docs/design.md §3.5)', () => {
   let t: TestStore
   let clock: FakeClock
   const events = { commits: [] as Digest[], deletes: [] as Digest[], evictions: [] as Array<[Digest, number]>, corrupt: [] as Digest[] }

@@ -19,7 +19,7 @@ function names (victims: Candidate[]): string[] {
   return victims.map(v => v.digest[7] ?? '?')
 }
 
-describe('planEviction: which blobs go when the store passes its high watermark (SPEC 3.5)', () => {
+describe('planEviction: which blobs go when the store passes its high watermark (docs/design.md §3.5)', () => {
   it('does nothing up to and including the high watermark', () => {
     const all = [c('a', 4 * MB, 0), c('b', 5 * MB, 0)]
     assert.deepEqual(planEviction(all, 8 * MB, policy, now, nobodyReads).victims, [])

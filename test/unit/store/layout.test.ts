@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { blobPath, storeLayout } from '../../../src/store/layout.js'
 import type { Digest } from '../../../src/oci/digest.js'
 
-describe('store layout under CACHE_DIR (SPEC 3.5)', () => {
+describe('store layout under CACHE_DIR (docs/design.md §3.5)', () => {
   it('keeps blobs, temporary files and the index in separate folders of CACHE_DIR', () => {
     const layout = storeLayout('/cache')
     assert.deepEqual(layout, {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ApiClient } from '../../../src/upstream/api-client.js'
+import { ApiClient, type ApiGetAnswer } from '../../../src/upstream/api-client.js'
 import { FakeApiUpstream } from '../fakes/api-upstream.js'
 
 describe('ApiClient: the HTTP client of the API upstreams', () => {
@@ -68,6 +68,7 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     const first = await c.get(up, '/repos/octo/hello', {}, signal)
     const again = await c.get(up, '/repos/octo/hello', { 'if-none-match': String(first.headers.etag) }, signal)
     assert.equal(again.status, 304)
+    assert.ok(again.oversize === undefined)
     assert.equal(again.body.byteLength, 0)
     assert.equal(again.headers['x-ratelimit-remaining'], '59', 'GitHub does not count a 304')
   })
@@ -121,6 +122,76 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     assert.equal(seen, 1)
   })
 
+  describe('a bounded read (maxBytes)', () => {
+    /** The whole body of an answer, read from its stream when it is oversize. */
+    async function whole (answer: ApiGetAnswer): Promise<Buffer> {
+      if (answer.oversize === undefined) return answer.body
+      const chunks: Buffer[] = []
+      for await (const chunk of answer.body) chunks.push(chunk as Buffer)
+      return Buffer.concat(chunks)
+    }
+
+    it('a body within maxBytes is read whole', async () => {
+      handler = (_req, res) => { res.end('x'.repeat(16)) }
+      const c = open()
+      const up = c.upstream('github')
+      assert.ok(up !== undefined)
+      const answer = await c.get(up, '/a', {}, new AbortController().signal, { maxBytes: 16 })
+      assert.ok(answer.oversize === undefined)
+      assert.equal(answer.body.toString(), 'x'.repeat(16))
+    })
+
+    it('a body that grows past maxBytes is handed over before its end, as a stream of all of it from byte 0', async () => {
+      let finish!: () => void
+      handler = (_req, res) => {
+        // Chunked (no Content-Length): only counting the bytes finds it too long.
+        res.write('a'.repeat(10))
+        res.write('b'.repeat(10))
+        finish = () => { res.end('c'.repeat(10)) }
+      }
+      const c = open()
+      const up = c.upstream('github')
+      assert.ok(up !== undefined)
+      const answer = await c.get(up, '/big', { authorization: 'Bearer alice' }, new AbortController().signal, { maxBytes: 15 })
+      assert.equal(answer.status, 200)
+      assert.equal(answer.oversize, true, 'handed over while the upstream still holds the rest back')
+      finish()
+      assert.equal((await whole(answer)).toString(), `${'a'.repeat(10)}${'b'.repeat(10)}${'c'.repeat(10)}`)
+    })
+
+    it('a Content-Length above maxBytes is enough: nothing is read before the answer is handed over', async () => {
+      let finish!: () => void
+      handler = (_req, res) => {
+        res.writeHead(200, { 'content-length': '40' })
+        res.flushHeaders()
+        finish = () => { res.end('z'.repeat(40)) }
+      }
+      const c = open()
+      const up = c.upstream('github')
+      assert.ok(up !== undefined)
+      const answer = await c.get(up, '/declared', {}, new AbortController().signal, { maxBytes: 39 })
+      assert.equal(answer.oversize, true)
+      finish()
+      assert.equal((await whole(answer)).byteLength, 40)
+    })
+
+    it('destroying an oversize body ends the upstream request', async () => {
+      let closed!: () => void
+      const upstreamClosed = new Promise<void>(resolve => { closed = resolve })
+      handler = (_req, res) => {
+        res.on('close', closed)
+        res.write('y'.repeat(64))
+      }
+      const c = open()
+      const up = c.upstream('github')
+      assert.ok(up !== undefined)
+      const answer = await c.get(up, '/endless', {}, new AbortController().signal, { maxBytes: 8 })
+      assert.ok(answer.oversize === true)
+      answer.body.destroy()
+      await upstreamClosed
+    })
+  })
+
   it('pass streams another method\'s body through and hands the answer\'s body over unread', async () => {
     handler = (req, res) => {
       const chunks: Buffer[] = []
@@ -150,6 +221,43 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
       })
       assert.equal(text, `201 POST /repos/octo/hello/issues 127.0.0.1:${port} {"title":"x"}`)
       assert.deepEqual(notes, [['github', 'Bearer alice', 41]])
+    } finally {
+      inbound.closeAllConnections()
+      await new Promise(resolve => inbound.close(resolve))
+    }
+  })
+
+  it('pass: options.signal aborts the upstream request', async () => {
+    let arrived!: () => void
+    const upstreamReached = new Promise<void>(resolve => { arrived = resolve })
+    let closed!: () => void
+    const upstreamClosed = new Promise<void>(resolve => { closed = resolve })
+    // The upstream never answers: only the signal ends the request.
+    handler = (req, res) => { res.on('close', closed); req.resume(); arrived() }
+    const c = open()
+    const up = c.upstream('github')
+    assert.ok(up !== undefined)
+    const inbound = createServer((req, res) => {
+      const left = new AbortController()
+      void upstreamReached.then(() => { left.abort(new Error('client left')) })
+      c.pass(req, up, '/repos/octo/hello/issues', { 'content-length': '0' }, { signal: left.signal }).then(
+        () => { res.end('answered') },
+        (err: Error) => { res.end(`rejected: ${err.message}`) }
+      )
+    })
+    await new Promise<void>(resolve => inbound.listen(0, '127.0.0.1', resolve))
+    try {
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: (inbound.address() as AddressInfo).port, method: 'POST', path: '/', agent: false, headers: { 'content-length': '0' } }, res => {
+          let s = ''
+          res.on('data', (chunk: Buffer) => { s += chunk.toString() })
+          res.on('end', () => { resolve(s) })
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      assert.equal(text, 'rejected: client left')
+      await upstreamClosed
     } finally {
       inbound.closeAllConnections()
       await new Promise(resolve => inbound.close(resolve))

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino, type Logger } from 'pino'
 import { loadDockerConfig, resolveCredentials } from '../../../src/upstream/credentials.js'
-import type { Credential, Upstream } from '../../../src/config/options.js'
+import type { Credential, Upstream } from '../../../src/upstream/upstream.js'
 
 function captured (): { log: Logger, text: () => string } {
   const lines: string[] = []

@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FleetCredentialError, GitHubAppInstallation, StaticToken, loadFleetCredentials, validatorIdentity } from '../../../src/upstream/fleet-credential.js'
-import { ConfigError } from '../../../src/config/errors.js'
+import { ConfigError } from '../../../src/errors/config-error.js'
 import { FakeClock } from '../fakes/clock.js'
 
 const HOUR = 3_600_000

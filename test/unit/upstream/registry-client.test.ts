@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { RegistryClient, readBounded, readLimited, type RegistryRateLimit } from '../../../src/upstream/registry-client.js'
 import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from '../../../src/upstream/errors.js'
-import type { Credential } from '../../../src/config/options.js'
+import type { Credential } from '../../../src/upstream/upstream.js'
 import { FakeClock } from '../fakes/clock.js'
 import { silentLog } from '../fakes/log.js'
 

@@ -19,6 +19,7 @@ class Capture extends Writable {
 }
 
 /** The text without terminal escape sequences. */
+// oxlint-disable-next-line no-control-regex -- terminal escape sequences are what is stripped
 const plain = (text: string): string => text.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')
 
 function streams (stdoutTty: boolean, stderrTty: boolean): ReporterStreams & { stdout: Capture, stderr: Capture } {

@@ -1,21 +1,21 @@
-import { systemClock, type Clock } from '../clock/clock.js'
-import { DENY_MS } from './constants.js'
+import { systemClock, type Clock } from './clock.js'
 
 const SWEEP_MIN = 1024
 
 /**
- * Peers set aside for a while: ones that sent bytes that did not match the digest they were asked
- * for, or (a list of its own) ones whose data channel port could not be reached.
+ * Keys set aside for a while (each for `durationMs` from its last `add`): peers deny-listed for
+ * sending bytes that did not match their digest, peers whose data port could not be reached,
+ * repositories the registry refused, bucket objects that failed their digest.
  */
-export class DenyList {
+export class TtlSet {
   private readonly until = new Map<string, number>()
   /** Expired entries are swept when the map reaches this size (twice the live ones after a sweep). */
   private sweepAt = SWEEP_MIN
 
-  constructor (private readonly durationMs = DENY_MS, private readonly clock: Clock = systemClock) {}
+  constructor (private readonly durationMs: number, private readonly clock: Clock = systemClock) {}
 
-  add (peer: string): void {
-    this.until.set(peer, this.clock.now() + this.durationMs)
+  add (key: string): void {
+    this.until.set(key, this.clock.now() + this.durationMs)
     // Entries nobody asks about again (one per key for a claim list) would stay forever.
     if (this.until.size >= this.sweepAt) {
       this.list()

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
-import { DenyList } from '../../../src/p2p/deny-list.js'
-import { DENY_MS } from '../../../src/p2p/constants.js'
+import { TtlSet } from '../../../src/clock/ttl-set.js'
 import { FakeClock } from '../fakes/clock.js'
 
-describe('DenyList: peers set aside for a while', () => {
+describe('TtlSet: keys set aside for a while (deny-listed peers, refused repositories, bad bucket objects)', () => {
   it('a peer is denied from add until exactly durationMs later, then asked again', () => {
     const clock = new FakeClock()
-    const denied = new DenyList(1_000, clock)
+    const denied = new TtlSet(1_000, clock)
     denied.add('PeerA')
     assert.equal(denied.has('PeerA'), true)
     assert.equal(denied.has('PeerB'), false)
@@ -16,19 +15,9 @@ describe('DenyList: peers set aside for a while', () => {
     assert.equal(denied.has('PeerA'), false)
   })
 
-  it('the default duration is DENY_MS', () => {
-    const clock = new FakeClock()
-    const denied = new DenyList(undefined, clock)
-    denied.add('PeerA')
-    clock.advance(DENY_MS - 1)
-    assert.equal(denied.has('PeerA'), true)
-    clock.advance(1)
-    assert.equal(denied.has('PeerA'), false)
-  })
-
   it('adding a denied peer again restarts its period', () => {
     const clock = new FakeClock()
-    const denied = new DenyList(1_000, clock)
+    const denied = new TtlSet(1_000, clock)
     denied.add('PeerA')
     clock.advance(800)
     denied.add('PeerA')
@@ -38,7 +27,7 @@ describe('DenyList: peers set aside for a while', () => {
 
   it('list and size show only the peers still denied, and expired ones are forgotten', () => {
     const clock = new FakeClock()
-    const denied = new DenyList(1_000, clock)
+    const denied = new TtlSet(1_000, clock)
     denied.add('PeerA')
     clock.advance(500)
     denied.add('PeerB')
@@ -52,7 +41,7 @@ describe('DenyList: peers set aside for a while', () => {
 
   it('entries nobody asks about again are swept as new ones come: memory follows the live entries, not every key ever added', () => {
     const clock = new FakeClock()
-    const denied = new DenyList(1_000, clock)
+    const denied = new TtlSet(1_000, clock)
     for (let i = 0; i < 20_000; i++) {
       clock.advance(10)
       denied.add(`key-${i}`)
@@ -64,10 +53,10 @@ describe('DenyList: peers set aside for a while', () => {
   })
 
   it('without a clock it uses the system clock', () => {
-    const denied = new DenyList(60_000)
+    const denied = new TtlSet(60_000)
     denied.add('PeerA')
     assert.equal(denied.has('PeerA'), true)
-    const expired = new DenyList(-1)
+    const expired = new TtlSet(-1)
     expired.add('PeerA')
     assert.equal(expired.has('PeerA'), false)
   })

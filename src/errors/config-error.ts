@@ -1,5 +1,6 @@
+import { P2pCacheError, EXIT_USAGE } from './p2p-cache-error.js'
 /** A bad configuration value: start-up stops with `message` on one line and exit code 2. */
-export class ConfigError extends Error {
+export class ConfigError extends P2pCacheError {
   /**
    * `detail` names the bad part: a list's (`entry "<text>": <reason>`) or a file's
    * (`file "<path>" <reason>`); `secret` values are not echoed.
@@ -8,7 +9,6 @@ export class ConfigError extends Error {
     const shown = secret ? ' (value not shown)' : `=${JSON.stringify(value)}`
     super(detail !== undefined
       ? `invalid ${variable} ${detail}; expected ${expected}`
-      : `invalid ${variable}${shown}: expected ${expected}`)
-    this.name = 'ConfigError'
+      : `invalid ${variable}${shown}: expected ${expected}`, { exitCode: EXIT_USAGE })
   }
 }

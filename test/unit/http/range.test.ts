@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { selectRange } from '../../../src/registry/range.js'
+import { selectRange } from '../../../src/http/range.js'
 
 const ETAG = `"sha256:${'b'.repeat(64)}"`
 

@@ -1,6 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { isLoopback } from './loopback.js'
+import { isLoopback } from '../http/loopback.js'
 
 /**
  * Admin calls (clearing, gc, pins) are allowed from loopback, or with the configured

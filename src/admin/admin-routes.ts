@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import type { ClientLog } from './client-log.js'
+import type { ClientLog } from '../http/client-log.js'
 import { isDigest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { Stats } from '../metrics/stats.js'
-import { isAdminRequest } from './admin.js'
-import { sendJson, sendText } from './respond.js'
+import { isAdminRequest } from './admin-request.js'
+import { sendJson, sendText } from '../http/respond.js'
 
 /** What the admin routes use of the store (BlobStore; a fake in unit tests). */
 export type AdminStore = Pick<BlobStore, 'space' | 'clear' | 'evict' | 'setPinned' | 'size'>
@@ -45,7 +45,7 @@ export interface P2pInfo {
   dataUnreachable: string[]
 }
 
-/** Stats, metrics, health, and the admin calls under /api/cache (SPEC 3.3). */
+/** Stats, metrics, health, and the admin calls under /api/cache (docs/design.md §3.3). */
 export class AdminRoutes {
   constructor (private readonly init: AdminRoutesInit) {}
 
