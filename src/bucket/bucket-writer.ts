@@ -3,6 +3,7 @@ import type { Digest } from '../oci/digest.js'
 import type { StoreReader } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import type { Bucket, BucketHead } from './bucket.js'
+import { Backoff } from '../clock/backoff.js'
 import { blobObjectKey } from './object-keys.js'
 import { UPLOAD_ATTEMPTS, UPLOAD_CONCURRENCY, UPLOAD_MIN_RATE, UPLOAD_QUEUE_MAX, UPLOAD_REQUEST_TIMEOUT_MS, UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS } from './constants.js'
 
@@ -11,8 +12,8 @@ const FULL_WARN_EVERY_MS = 60_000
 
 /** One object to write: a stored blob by digest, or a small record. */
 type UploadJob =
-  | { key: string, what: 'blob', digest: Digest, replace: boolean, tries: number }
-  | { key: string, what: 'record', body: Buffer, metadata: Record<string, string>, unlessSame: ((head: BucketHead) => boolean) | undefined, after: Digest[], tries: number }
+  | { key: string, what: 'blob', digest: Digest, replace: boolean, tries: number, backoff?: Backoff }
+  | { key: string, what: 'record', body: Buffer, metadata: Record<string, string>, unlessSame: ((head: BucketHead) => boolean) | undefined, after: Digest[], tries: number, backoff?: Backoff }
 
 /** How a record is written: its user metadata, and when to skip the write (see BucketWriter.record). */
 export interface RecordWriteOptions {
@@ -167,15 +168,15 @@ export class BucketWriter {
         this.dropDependents(job.key)
         return
       }
-      const first = this.init.retryFirstMs ?? UPLOAD_RETRY_FIRST_MS
-      const pause = Math.min(UPLOAD_RETRY_MAX_MS, first * 2 ** (tries - 1)) * (0.75 + Math.random() / 2)
+      const backoff = job.backoff ?? new Backoff(this.init.retryFirstMs ?? UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS)
+      const pause = backoff.next()
       log.info({ key: job.key, tries, retryInMs: Math.round(pause), err: (err as Error).message }, 'bucket upload failed; trying again')
       const timer = setTimeout(() => {
         this.retrying.delete(job.key)
         // A newer value of the record, if one came meanwhile, replaces the one that failed.
         const next = this.again.get(job.key)
         this.again.delete(job.key)
-        this.add(next ?? { ...job, tries })
+        this.add(next ?? { ...job, tries, backoff })
       }, pause)
       timer.unref()
       this.retrying.set(job.key, timer)

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { P2pNode } from './node.js'
 import { keyCid } from './content-id.js'
 import { setTimeout as delay } from 'node:timers/promises'
+import { Backoff } from '../clock/backoff.js'
 import {
   ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, ANNOUNCE_MAX_DEFER_MS, ANNOUNCE_QUIET_MS, ANNOUNCE_QUIET_POLL_MS, ANNOUNCE_RETRY_MAX_MS,
   ANNOUNCE_RETRY_MIN_MS, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS
@@ -45,6 +46,7 @@ export class Announcer {
   private readonly announcedAt = new Map<string, number>()
   private retryTimer: NodeJS.Timeout | undefined
   private retryMs = ANNOUNCE_RETRY_MIN_MS
+  private readonly backoff = new Backoff(ANNOUNCE_RETRY_MIN_MS, ANNOUNCE_RETRY_MAX_MS)
 
   announced = 0
 
@@ -142,12 +144,13 @@ export class Announcer {
       await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
       this.announced++
       this.announcedAt.set(key, Date.now())
+      this.backoff.reset()
       this.retryMs = ANNOUNCE_RETRY_MIN_MS
       log.debug({ key }, 'announced')
     } catch (err) {
       if (this.controller.signal.aborted) return
       // Failing with peers present (all unreachable, timeouts): back off.
-      this.retryMs = Math.min(this.retryMs * 2, ANNOUNCE_RETRY_MAX_MS)
+      this.retryMs = this.backoff.next()
       this.park(key)
       log.debug({ key, err: (err as Error).message, retryInMs: this.retryMs }, 'announce failed; will retry')
     }

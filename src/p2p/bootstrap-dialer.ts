@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Backoff } from '../clock/backoff.js'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -43,6 +44,7 @@ export class BootstrapDialer {
     // restarted without its CACHE_DIR comes back with a new ID).
     let id: PeerId | undefined = pinned !== undefined ? peerIdFromString(pinned) : undefined
     let delay = pinned !== undefined ? BOOTSTRAP_RETRY_MIN_MS : 0
+    const backoff = new Backoff(BOOTSTRAP_RETRY_MIN_MS, BOOTSTRAP_RETRY_MAX_MS)
     let failures = 0
     let self = false
     while (!signal.aborted) {
@@ -50,6 +52,7 @@ export class BootstrapDialer {
       if (id !== undefined && node.getConnections(id).length > 0) {
         if (failures > 0) log.info({ bootstrap: ma.toString(), peerId: id.toString() }, 'connected to bootstrap peer')
         failures = 0
+        backoff.reset()
         delay = BOOTSTRAP_RETRY_MIN_MS
         await this.disconnected(id, signal)
         continue
@@ -72,7 +75,7 @@ export class BootstrapDialer {
           continue
         }
         failures++
-        delay = Math.min(Math.max(delay * 2, BOOTSTRAP_RETRY_MIN_MS), BOOTSTRAP_RETRY_MAX_MS)
+        delay = backoff.next()
         // A fleet starting at once races: a first refusal is a peer not listening yet. From the
         // second one on, it is worth a warning.
         const fields = { bootstrap: ma.toString(), attempt: failures, retryInMs: delay, err: (err as Error).message }

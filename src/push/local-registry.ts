@@ -20,6 +20,7 @@ import { sendBlob } from '../http/send-blob.js'
 import { leftMidRequest } from '../http/client-left.js'
 import { ReplicaPlacementError, type Replicator } from './replicator.js'
 import type { BucketTier } from '../bucket/bucket-tier.js'
+import { contentLength, mediaTypeOf } from '../http/fields.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
 export interface LocalTag {
@@ -193,7 +194,7 @@ export class LocalRegistry {
     if (digest !== null) {
       if (!isDigest(digest)) { await this.init.uploads.cancel(repo, id); throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`) }
       try {
-        await this.init.uploads.append(repo, id, req, { length: contentLength(req) })
+        await this.init.uploads.append(repo, id, req, { length: contentLength(req.headers['content-length']) })
       } catch (err) {
         // A monolithic upload has no session for the client to resume: its bytes go now.
         await this.init.uploads.cancel(repo, id).catch(() => {})
@@ -208,7 +209,7 @@ export class LocalRegistry {
 
   /** PATCH: a chunk (Content-Range `<start>-<end>` must continue the upload) or a stream of the rest. */
   private async patch (req: IncomingMessage, res: ServerResponse, repo: string, id: string): Promise<void> {
-    const received = await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req) })
+    const received = await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req.headers['content-length']) })
     send(res, 202, { location: `/v2/${repo}/blobs/uploads/${id}`, range: `0-${Math.max(0, received - 1)}`, 'docker-upload-uuid': id })
   }
 
@@ -219,7 +220,7 @@ export class LocalRegistry {
   private async put (req: IncomingMessage, res: ServerResponse, repo: string, id: string, url: URL): Promise<void> {
     const digest = url.searchParams.get('digest') ?? ''
     if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `PUT of an upload needs ?digest=sha256:<64 lowercase hex>, not "${digest.slice(0, 100)}"`)
-    await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req) })
+    await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req.headers['content-length']) })
     await this.commit(res, repo, id, digest)
   }
 
@@ -261,7 +262,7 @@ export class LocalRegistry {
     } catch {
       throw new OciError(400, 'MANIFEST_INVALID', 'the manifest is not JSON')
     }
-    const headerType = String(req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+    const headerType = mediaTypeOf(req.headers['content-type'])
     const mediaType = typeof parsed.mediaType === 'string' ? parsed.mediaType : headerType
     if (!MANIFEST_TYPES.includes(mediaType)) throw new OciError(400, 'MANIFEST_INVALID', `media type "${mediaType.slice(0, 100)}" is not an image manifest or index (${MANIFEST_TYPES.join(', ')})`)
     const digest = sha256Digest(body)
@@ -396,8 +397,3 @@ function rangeStart (req: IncomingMessage): number | undefined {
   return range === null ? undefined : Number(range[1])
 }
 
-/** The length a request announced (Content-Length); undefined when it did not. */
-function contentLength (req: IncomingMessage): number | undefined {
-  const n = Number(req.headers['content-length'])
-  return Number.isSafeInteger(n) && n >= 0 ? n : undefined
-}

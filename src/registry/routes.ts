@@ -82,7 +82,7 @@ export class RegistryRoutes {
     const headers: Record<string, string> = { ...API_VERSION }
     let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
     if (digest === undefined) {
-      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept)
+      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, { signal })
       digest = tag.digest
       if (tag.staleSince !== undefined) {
         headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${new Date(tag.staleSince).toISOString()}"`
@@ -99,7 +99,7 @@ export class RegistryRoutes {
         return
       }
     }
-    const manifest = await this.init.manifests.get(client, repo, digest, signal)
+    const manifest = await this.init.manifests.get(client, repo, digest, { signal })
     res.writeHead(200, {
       ...headers,
       'content-type': manifest.mediaType,
@@ -116,7 +116,7 @@ export class RegistryRoutes {
   private async blob (req: IncomingMessage, res: ServerResponse, client: Parameters<BlobResolver['open']>[0], repo: string, digest: `sha256:${string}`, head: boolean, signal: AbortSignal): Promise<void> {
     const common = { ...API_VERSION, 'docker-content-digest': digest, etag: `"${digest}"`, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
     if (head) {
-      const info = await this.init.blobs.head(client, repo, digest)
+      const info = await this.init.blobs.head(client, repo, digest, { signal })
       res.writeHead(200, { ...common, ...(info.size !== undefined ? { 'content-length': info.size } : {}), 'x-cache': info.cache, 'x-cache-source': info.origin })
       res.end()
       return

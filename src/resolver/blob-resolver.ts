@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { AbortOptions } from '@libp2p/interface'
 import { raceSignal } from 'race-signal'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
@@ -11,6 +12,7 @@ import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import { SingleFlight } from './single-flight.js'
 import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
+import { contentLength } from '../http/fields.js'
 
 export interface BlobResolverInit {
   store: BlobStore
@@ -140,15 +142,18 @@ export class BlobResolver {
     return await this.init.store.stat(digest) !== undefined
   }
 
-  /** Blob size without fetching it (HEAD). */
-  async head (client: RegistryUpstream, repo: string, digest: Digest): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
+  /**
+   * Blob size without fetching it (HEAD): the store, a peer's header, the upstream, or (the
+   * upstream down) the bucket. @throws the upstream's errors; the signal's reason
+   */
+  async head (client: RegistryUpstream, repo: string, digest: Digest, options: AbortOptions = {}): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
     await this.settle('blob', digest)
     const record = await this.init.store.stat(digest)
     if (record !== undefined) return { cache: 'HIT', origin: 'local', size: record.size }
     const peers = this.init.peers
     if (peers !== undefined) {
       // A header-only request (empty range): the peer states the size; nothing is stored.
-      const found = await tryProviders(peers, digest, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, signal) => {
+      const found = await tryProviders(peers, digest, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(options.signal !== undefined ? { signal: options.signal } : {}) }, async (peer, signal) => {
         const blob = await peers.swarm.fetch(peer, { key: digest, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
         blob.close()
         return { cache: 'PEER' as const, origin: blob.peer, size: blob.size }
@@ -157,16 +162,15 @@ export class BlobResolver {
     }
     let res
     try {
-      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {})
+      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {}, options.signal)
     } catch (err) {
       // The upstream is down: the bucket can still say the size (its GET will serve the bytes).
-      const size = err instanceof UpstreamUnavailableError ? await this.init.bucket?.headBlob(digest) : undefined
+      const size = err instanceof UpstreamUnavailableError && options.signal?.aborted !== true ? await this.init.bucket?.headBlob(digest, options) : undefined
       if (size === undefined) throw err
       return { cache: 'MISS', origin: BUCKET_ORIGIN, size }
     }
     discard(res.body)
-    const length = res.headers['content-length']
-    return { cache: 'MISS', origin: client.name, size: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined }
+    return { cache: 'MISS', origin: client.name, size: contentLength(res.headers['content-length']) }
   }
 
   /** Shutdown: downloads in flight get `graceMs` to commit, then are stopped. */

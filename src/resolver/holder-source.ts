@@ -16,7 +16,7 @@ import { PieceSources } from './pieces/piece-sources.js'
 import { fetchPieces, type PieceTiming } from './pieces/piece-fetch.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import { fetchVerified } from './peer-fetch.js'
-import { Pauses } from './pauses.js'
+import { Backoff } from '../clock/backoff.js'
 import { ClaimLease } from './claim-lease.js'
 import type { DownloadKind, DownloadSink } from './download-sink.js'
 
@@ -99,7 +99,7 @@ export class HolderSource {
     // prefix again, and a resume over it would cut the client's retry too.
     const distrusted = new Set<string>()
     const untrusted = (peer: string): boolean => peers.swarm.isDenied(peer) || distrusted.has(peer)
-    const pauses = new Pauses(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
+    const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !sink.file.verified; round++) {
       const asked = performance.now()
       const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}), ...(kind === 'blob' ? { pieces: true } : {}) }, signal)
@@ -190,7 +190,7 @@ export class HolderSource {
     const { peers, digest, stats, log, timing } = this.init
     const named = peer.id.toString()
     const self = peers.swarm.peerId.toString()
-    const pauses = new Pauses(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
+    const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let busy = 1; ; busy++) {
       try {
         await this.fromPeer(peer, signal)
@@ -227,7 +227,7 @@ export class HolderSource {
     // CACHE_MAX_UPLOADS): alive, asked again, for `hashesBusyMs` at most (as the hash follower
     // does): then the coordinator is asked again.
     const since = Date.now()
-    for (const pauses = new Pauses(timing.busyRetryFirstMs, timing.busyRetryMaxMs); ;) {
+    for (const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs); ;) {
       try {
         first = await peers.swarm.pieceHashes(seeder, digest, 0, { signal, idleMs: peers.idleMs })
         break

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import type { AbortOptions } from '@libp2p/interface'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { acceptClass, accepts, INDEX_TYPES, MANIFEST_TYPES, manifestType, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
@@ -16,6 +17,7 @@ import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
 import { UPSTREAM_TAG_KIND } from '../bucket/object-keys.js'
 import { TAG_REWRITE_MS } from '../bucket/constants.js'
 import { parseTagRecord } from './tag-cache.js'
+import { contentLength, mediaTypeOf } from '../http/fields.js'
 
 export interface ResolvedTag {
   digest: Digest
@@ -60,25 +62,29 @@ export class ManifestResolver {
 
   constructor (private readonly init: ManifestResolverInit) {}
 
-  async resolveTag (client: RegistryUpstream, repo: string, tag: string, accept: string[]): Promise<ResolvedTag> {
+  /**
+   * The digest `tag` resolves to now (a HEAD upstream), or while the upstream is unavailable the
+   * last one this node, a peer or the bucket knows (`staleSince` set).
+   * @throws the upstream's errors when no past resolution is known; the signal's reason
+   */
+  async resolveTag (client: RegistryUpstream, repo: string, tag: string, accept: string[], options: AbortOptions = {}): Promise<ResolvedTag> {
     const klass = acceptClass(accept)
     const headers = { accept: upstreamAccept(accept) }
     try {
-      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers)
+      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers, options.signal)
       discard(res.body)
       let digest = res.headers['docker-content-digest']
       let mediaType = res.headers['content-type'] ?? ''
-      const length = res.headers['content-length']
-      let size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined
+      let size = contentLength(res.headers['content-length'])
       if (digest === undefined || !isDigest(digest)) {
         // Some registries omit the digest on HEAD: fetch the manifest and hash it ourselves.
-        const full = await this.download(client, repo, tag, headers.accept)
+        const full = await this.download(client, repo, tag, headers.accept, options)
         ;({ digest, mediaType } = full)
         size = full.body.byteLength
       }
-      mediaType = mediaType.split(';')[0]?.trim() ?? ''
+      mediaType = mediaTypeOf(mediaType)
       // A generic Content-Type (application/octet-stream) says nothing: the manifest's body does.
-      if (!MANIFEST_TYPES.includes(mediaType)) mediaType = (await this.get(client, repo, digest as Digest)).mediaType
+      if (!MANIFEST_TYPES.includes(mediaType)) mediaType = (await this.get(client, repo, digest as Digest, options)).mediaType
       const resolved: ResolvedTag = { digest: digest as Digest, mediaType, size }
       const record = { ...resolved, resolvedAt: Date.now() }
       // A tag that is a single manifest (no index) is the answer for either class of client.
@@ -90,7 +96,7 @@ export class ManifestResolver {
       }
       return resolved
     } catch (err) {
-      if (!(err instanceof UpstreamUnavailableError)) throw err
+      if (!(err instanceof UpstreamUnavailableError) || options.signal?.aborted === true) throw err
       const own: (TagRecord & { peer?: string }) | undefined = await this.init.tags.get(client.name, repo, tag, klass)
       const last = own ?? await this.tagFromPeers(client.name, repo, tag, klass) ?? await this.tagFromBucket(client.name, repo, tag, klass)
       if (last === undefined || !accepts(accept, last.mediaType)) throw err
@@ -161,8 +167,8 @@ export class ManifestResolver {
    * (local and swarm-wide single-flight, peers, upstream), kept with its media type.
    * Throws OciError MANIFEST_INVALID when it is larger than MAX_MANIFEST_BYTES.
    */
-  async get (client: RegistryUpstream, repo: string, digest: Digest, signal?: AbortSignal): Promise<Manifest> {
-    const source = await this.init.blobs.open(client, repo, digest, { kind: 'manifest', ...(signal !== undefined ? { signal } : {}) })
+  async get (client: RegistryUpstream, repo: string, digest: Digest, options: AbortOptions = {}): Promise<Manifest> {
+    const source = await this.init.blobs.open(client, repo, digest, { kind: 'manifest', ...(options.signal !== undefined ? { signal: options.signal } : {}) })
     try {
       if (source.size !== undefined && source.size > MAX_MANIFEST_BYTES) {
         throw new OciError(502, 'MANIFEST_INVALID', `${source.origin} has a ${source.size} byte manifest for ${repo}@${digest}, above ${MAX_MANIFEST_BYTES} bytes`)
@@ -176,11 +182,11 @@ export class ManifestResolver {
     }
   }
 
-  private async download (client: RegistryUpstream, repo: string, reference: string, accept: string): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
-    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept })
+  private async download (client: RegistryUpstream, repo: string, reference: string, accept: string, options: AbortOptions): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
+    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept }, options.signal)
     const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
     if (body === undefined) throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)
-    const mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+    const mediaType = mediaTypeOf(res.headers['content-type'])
     return { digest: sha256Digest(body), mediaType, body }
   }
 }

@@ -11,6 +11,7 @@ import { bodyBatches } from '../upstream/body-batches.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerNetwork } from './peer-network.js'
 import type { DownloadKind, DownloadSink } from './download-sink.js'
+import { contentLength, mediaTypeOf } from '../http/fields.js'
 
 /** The body is taken in batches of up to this many bytes (what arrived while the last batch was written). */
 const WRITE_BATCH = 1024 * 1024
@@ -91,15 +92,14 @@ export class UpstreamSource {
       if (resumeAt > 0) headers.range = `bytes=${resumeAt}-`
       const res = await client.sendOk('GET', repo, `/v2/${repo}/${manifest ? 'manifests' : 'blobs'}/${digest}`, headers, signal)
       try {
-        const length = res.headers['content-length']
-        let size = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined
+        let size = contentLength(res.headers['content-length'])
         if (resumeAt > 0) {
           const answer = rangeAnswer(client.name, res, resumeAt)
           if (!answer.whole) size = answer.total
           else await file.restart()
         }
         if (manifest && size !== undefined && size > MAX_MANIFEST_BYTES) throw tooLarge(client.name, repo, digest)
-        if (manifest) mediaType = (res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+        if (manifest) mediaType = mediaTypeOf(res.headers['content-type'])
         sink.sourced({ size, cache: 'MISS', origin: client.name, mediaType })
         // Chunks that arrived while the last batch was written go together (the body pauses at
         // WRITE_BATCH): one awaited write per ~64 KiB chunk leaves the thread pool, not the

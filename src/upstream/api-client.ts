@@ -5,6 +5,7 @@ import PQueue from 'p-queue'
 import { Agent, request, type Dispatcher } from 'undici'
 import { trustOptions } from './trust.js'
 import type { Upstream } from './upstream.js'
+import { contentLength } from '../http/fields.js'
 
 /** Header names to one string each, as undici and node:http give them. */
 export type RawHeaders = Record<string, string | string[] | undefined>
@@ -166,8 +167,8 @@ export class ApiClient implements ApiPassUpstreams {
  * @throws the body's error (the connection broke, the body timed out, the request was aborted)
  */
 async function readIfWithin (body: Readable, headers: RawHeaders, maxBytes: number): Promise<Buffer | undefined> {
-  const declared = headers['content-length']
-  if (typeof declared === 'string' && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
+  const declared = contentLength(headers['content-length'])
+  if (declared !== undefined && declared > maxBytes) {
     body.on('error', ignore)
     return undefined
   }

@@ -6,6 +6,7 @@ import type { StatsSnapshot } from '../../metrics/stats.js'
 import { discard, readBounded } from '../../upstream/registry-client.js'
 import { DEFAULT_TIMEOUT_MS, GC_TIMEOUT_MS, MAX_ANSWER_BYTES, MAX_ERROR_BYTES } from './constants.js'
 import { SidecarBadAnswerError, SidecarStatusError, SidecarUnreachableError } from './errors.js'
+import { contentLength } from '../../http/fields.js'
 
 export interface SidecarClientInit {
   /**
@@ -206,7 +207,7 @@ export class SidecarClient {
     const ok = res.status >= 200 && res.status <= 299
     const limit = ok ? MAX_ANSWER_BYTES : MAX_ERROR_BYTES
     let body: Buffer | undefined
-    if (Number(res.header('content-length')) > limit) {
+    if ((contentLength(res.header('content-length')) ?? 0) > limit) {
       // Declared above the bound: refused before any byte is read.
       discard(res.body)
     } else {

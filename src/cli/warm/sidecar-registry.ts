@@ -9,6 +9,7 @@ import { MAX_ERROR_BYTES } from '../../admin/client/constants.js'
 import { SidecarUnreachableError } from '../../admin/client/errors.js'
 import { SidecarAnswerError, UnusableImageError } from './errors.js'
 import type { Descriptor } from './image-manifests.js'
+import { mediaTypeOf } from '../../http/fields.js'
 
 /** GET /v2/ answers at once on a sidecar; warm's --timeout is for large blobs. */
 const PROBE_TIMEOUT_MS = 5_000
@@ -100,7 +101,7 @@ export class SidecarRegistry {
     return {
       body,
       digest: res.header('docker-content-digest') ?? `sha256:${createHash('sha256').update(body).digest('hex')}`,
-      mediaType: res.header('content-type')?.split(';')[0]?.trim() ?? '',
+      mediaType: mediaTypeOf(res.header('content-type')),
       cache: cacheStatus(res.header('x-cache')),
       source: res.header('x-cache-source')
     }

@@ -8,7 +8,7 @@ import type { PeerNetwork } from '../peer-network.js'
 import type { PieceMap } from './piece-map.js'
 import type { PieceSource, PieceSources } from './piece-sources.js'
 import { setTimeout as delay } from 'node:timers/promises'
-import { Pauses } from '../pauses.js'
+import { Backoff } from '../../clock/backoff.js'
 import { IN_PROGRESS_IDLE_MS } from '../../p2p/constants.js'
 import { HASHES_BATCH_MS, HASHES_IDLE_MS, HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, PIECE_LANES, PROBE_INTERVAL_MS, RUN_PIECES } from './constants.js'
 
@@ -93,7 +93,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
 
   const followHashes = async (): Promise<void> => {
     const source = sources.all.find(s => s.name === hashSourceName)
-    let pauses = new Pauses(HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS)
+    let pauses = new Backoff(HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS)
     let progressAt = Date.now()
     while (map.hashesKnown < map.count) {
       let answer
@@ -110,7 +110,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
       }
       if (answer.hashes.length > 0) {
         progressAt = Date.now()
-        pauses = new Pauses(HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS)
+        pauses = new Backoff(HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS)
       }
       if (answer.size !== map.size) throw new PeerFetchError(answer.peer, 'protocol', `states ${answer.size} bytes for ${digest}, not the ${map.size} it stated before`)
       if (otherCopy(answer.epoch)) throw restarted(answer.peer, answer.epoch)

@@ -1,6 +1,6 @@
 import type { PeerRef } from '../../p2p/fetch/client.js'
 import { IN_PROGRESS_IDLE_MS } from '../../p2p/constants.js'
-import { Pauses } from '../pauses.js'
+import { Backoff } from '../../clock/backoff.js'
 import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MAX_MS, PROBE_INTERVAL_MS } from './constants.js'
 
 /** One holder of a blob, as a receiver of its pieces sees it. */
@@ -27,7 +27,7 @@ export interface PieceSource {
   failures: number
   /** When it last got further (`have` grew), or was first asked; ms. */
   progressAt: number
-  pauses: Pauses
+  pauses: Backoff
 }
 
 export interface PieceSourcesInit {
@@ -161,7 +161,7 @@ export class PieceSources {
     if (end > (s.have ?? 0)) s.progressAt = this.now()
     s.have = Math.max(s.have ?? 0, end)
     s.failures = 0
-    s.pauses = new Pauses(this.busyFirstMs, this.busyMaxMs, this.random)
+    s.pauses = new Backoff(this.busyFirstMs, this.busyMaxMs, this.random)
   }
 
   /**
@@ -213,7 +213,7 @@ export class PieceSources {
   private add (ref: PeerRef, named: boolean, seeder: boolean): void {
     const name = ref.id.toString()
     if (this.sources.some(s => s.name === name)) return
-    this.sources.push({ ref, name, named, seeder, have: undefined, lanes: 0, coolUntil: 0, gone: false, probedAt: -Infinity, probeEvery: this.probeIntervalMs, failures: 0, progressAt: this.now(), pauses: new Pauses(this.busyFirstMs, this.busyMaxMs, this.random) })
+    this.sources.push({ ref, name, named, seeder, have: undefined, lanes: 0, coolUntil: 0, gone: false, probedAt: -Infinity, probeEvery: this.probeIntervalMs, failures: 0, progressAt: this.now(), pauses: new Backoff(this.busyFirstMs, this.busyMaxMs, this.random) })
   }
 
   private live (s: PieceSource): boolean {
