@@ -22,6 +22,15 @@ async function call (port: number, method: string, path: string, headers: Record
   })
 }
 
+
+/** ApiRoutes over `client` and the harness's resolver, on an HTTP server on 127.0.0.1. */
+async function serve (h: ApiHarness, client: ConstructorParameters<typeof ApiRoutes>[0]['client']): Promise<{ server: Server, port: number }> {
+  const routes = new ApiRoutes({ client, resolver: h.resolver, stats: h.stats, log: silentLog() })
+  const server = createHttpServer([routes], silentLog(), { headerTimeoutMs: 5000, idleTimeoutMs: 1000, stallTimeoutMs: 5000, maxConnections: 64 })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { server, port: (server.address() as AddressInfo).port }
+}
+
 describe('ApiRoutes: /<upstream>/<path> through the API cache, over HTTP', () => {
   let h: ApiHarness
   let server: Server
@@ -35,10 +44,7 @@ describe('ApiRoutes: /<upstream>/<path> through the API cache, over HTTP', () =>
         headers: { link: '<https://api.github.com/repos/octo/hello/issues?page=2>; rel="next", <https://api.github.com/repos/octo/hello/issues?page=5>; rel="last"' }
       })
       .resource('/repos/octo/hello/moved', { body: '', status: 301, headers: { location: 'https://api.github.com/repositories/42' } })
-    const routes = new ApiRoutes({ client: h.fake, resolver: h.resolver, stats: h.stats, log: silentLog() })
-    server = createHttpServer([routes], silentLog(), { headerTimeoutMs: 5000, idleTimeoutMs: 1000, stallTimeoutMs: 5000, maxConnections: 64 })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    port = (server.address() as AddressInfo).port
+    ;({ server, port } = await serve(h, h.fake))
   })
 
   afterEach(async () => {
@@ -134,10 +140,7 @@ describe('ApiRoutes: a body over maxBody, streamed through (a real ApiClient)', 
   beforeEach(async () => {
     h = await apiHarness({ maxBody: 1024, overHttp: true })
     h.fake.repo('octo/hello').resource(BIG, { body: BIG_BODY })
-    const routes = new ApiRoutes({ client: h.client, resolver: h.resolver, stats: h.stats, log: silentLog() })
-    server = createHttpServer([routes], silentLog(), { headerTimeoutMs: 5000, idleTimeoutMs: 1000, stallTimeoutMs: 5000, maxConnections: 64 })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    port = (server.address() as AddressInfo).port
+    ;({ server, port } = await serve(h, h.client))
   })
 
   afterEach(async () => {
