@@ -123,28 +123,38 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   let swarmRecords: SwarmRecords | undefined
   let keeper: ReplicaKeeper | undefined
   let writer: BucketWriter | undefined
-  const stats = new Stats({ currentSize: () => store?.size ?? 0, peersConnected: () => swarm?.peersConnected() ?? 0, storeFull: () => store?.full ?? false, bucketQueue: () => writer?.depth ?? 0 })
+  const stats = new Stats({
+    currentSize: () => store?.size ?? 0,
+    peersConnected: () => swarm?.peersConnected() ?? 0,
+    storeFull: () => store?.full ?? false,
+    bucketQueue: () => writer?.depth ?? 0
+  })
   const storePolicy = {
     maxSize: config.maxSize,
     highWatermark: config.evictHighWatermark,
     lowWatermark: config.evictLowWatermark,
     minAgeMs: config.evictMinAge
   }
-  store = await life.start('store', async () => await BlobStore.open({
-    dir: config.dir,
-    log: log.child({ component: 'store' }),
-    policy: storePolicy,
-    onCommit: (digest) => {
-      stats.inc('stores')
-      swarm?.announce(digest)
-    },
-    onDelete: (digest) => {
-      swarm?.forget(digest)
-      api?.forgetBody(digest).catch(err => log.warn({ digest, err: (err as Error).message }, 'could not drop the API records of a deleted body'))
-    },
-    onEvict: () => stats.inc('evictions'),
-    onCorrupt: () => stats.inc('errors')
-  }), async s => { await s.close() })
+  store = await life.start('store', async () =>
+    await BlobStore.open({
+      dir: config.dir,
+      log: log.child({ component: 'store' }),
+      policy: storePolicy,
+      onCommit: digest => {
+        stats.inc('stores')
+        swarm?.announce(digest)
+      },
+      onDelete: digest => {
+        swarm?.forget(digest)
+        api?.forgetBody(digest).catch(err =>
+          log.warn({ digest, err: (err as Error).message }, 'could not drop the API records of a deleted body')
+        )
+      },
+      onEvict: () => stats.inc('evictions'),
+      onCorrupt: () => stats.inc('errors')
+    }), async s => {
+    await s.close()
+  })
   // After the store, which holds CACHE_DIR's lock: a second sidecar on the same dir stops there,
   // before it could make the first one's CA anew.
   const proxyLog = log.child({ component: 'proxy' })
@@ -152,51 +162,73 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   // What clients' own credentials read through the proxy: a store of its own, never announced.
   let privateStore: BlobStore | undefined
   if (config.proxyAddr !== undefined) {
-    proxyCa = await ProxyCa.open({ dir: config.dir, intercept: config.proxyIntercept, certFile: config.proxyCaCert, keyFile: config.proxyCaKey, log: proxyLog })
-    privateStore = await life.start('private store', async () => await BlobStore.open({
-      dir: join(config.dir, PRIVATE_STORE_DIR),
-      log: log.child({ component: 'store', store: 'private' }),
-      policy: { ...storePolicy, maxSize: Math.floor(config.maxSize * PRIVATE_STORE_SHARE) }
-    }), async s => { await s.close() })
+    proxyCa = await ProxyCa.open({
+      dir: config.dir,
+      intercept: config.proxyIntercept,
+      certFile: config.proxyCaCert,
+      keyFile: config.proxyCaKey,
+      log: proxyLog
+    })
+    privateStore = await life.start('private store', async () =>
+      await BlobStore.open({
+        dir: join(config.dir, PRIVATE_STORE_DIR),
+        log: log.child({ component: 'store', store: 'private' }),
+        policy: { ...storePolicy, maxSize: Math.floor(config.maxSize * PRIVATE_STORE_SHARE) }
+      }), async s => {
+      await s.close()
+    })
   }
   const intercepted = (name: string): boolean => config.proxyAddr !== undefined && config.proxyIntercept.matches(registryApiHost(name))
   // Read once: the mirror's upstreams now, the proxy's intercepted registries as they are first used.
   const dockerConfig = loadDockerConfig(config.dockerConfig, log)
   const credentials = resolveCredentials(config.registryUpstreams, config.registryAuth, dockerConfig, log, intercepted)
-  const registryClient = (upstream: Upstream, credential: Credential | undefined, lookup?: LookupFunction): RegistryClient => new RegistryClient({
-    upstream,
-    credential,
-    timeoutMs: config.upstreamTimeout,
-    log,
-    onRateLimit: (name, limit) => { stats.setRegistryRateLimit(name, limit) },
-    ca: upstreamCa,
-    lookup
-  })
+  const registryClient = (upstream: Upstream, credential: Credential | undefined, lookup?: LookupFunction): RegistryClient =>
+    new RegistryClient({
+      upstream,
+      credential,
+      timeoutMs: config.upstreamTimeout,
+      log,
+      onRateLimit: (name, limit) => {
+        stats.setRegistryRateLimit(name, limit)
+      },
+      ca: upstreamCa,
+      lookup
+    })
   const registryClients = config.registryUpstreams.map(upstream => registryClient(upstream, credentials.get(upstream.name)))
   const upstreams = new UpstreamSet(registryClients)
-  life.add('registry upstreams', async () => { await upstreams.close() })
+  life.add('registry upstreams', async () => {
+    await upstreams.close()
+  })
   const tags = new TagCache(store.db)
   const apiRecords = new ApiRecords(store.db)
   // One identity per node: the peer ID, and the key of the API cache's credential scopes.
   const privateKey = await loadOrCreateIdentity(config.dir, log)
   if (config.enableP2p) {
     const open = store
-    swarm = await life.start('swarm', async () => await startSwarm(config, privateKey, open, stats, {
+    swarm = await life.start('swarm', async () =>
+      await startSwarm(config, privateKey, open, stats, {
         tags,
         apiRecords,
         // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
         records: async key => await swarmRecords?.answer(key),
         inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
         downloading: () => blobs?.downloading ?? 0,
-      hold: async (request, from, signal) => keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, signal)
-    }, log.child({ component: 'p2p' })), async s => { await s.stop() })
+        hold: async (request, from, signal) =>
+          keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, signal)
+      }, log.child({ component: 'p2p' })), async s => {
+      await s.stop()
+    })
   }
   const resolverLog = log.child({ component: 'resolver' })
   const peers: PeerLookupInit | undefined = swarm === undefined
     ? undefined
     : { swarm, lookupTimeoutMs: config.peerLookupTimeout, idleMs: config.peerFirstByteTimeout, stats, log: resolverLog }
   const bucketTier = startBucket(config, store, stats, log.child({ component: 'bucket' }))
-  if (bucketTier !== undefined) life.add('bucket', () => { bucketTier.bucket.close() })
+  if (bucketTier !== undefined) {
+    life.add('bucket', () => {
+      bucketTier.bucket.close()
+    })
+  }
   writer = bucketTier?.writer
   const bucket = bucketTier?.tier
   blobs = new BlobResolver({ store, stats, log: resolverLog, peers, bucket })
@@ -218,7 +250,9 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   // The swarm-local namespace: pushes, and pulls of what was pushed here.
   const pushLog = log.child({ component: 'push' })
   const uploads = new UploadSessions({ store, log: pushLog })
-  life.add('upload sessions', async () => { await uploads.close() })
+  life.add('upload sessions', async () => {
+    await uploads.close()
+  })
   // Like URL records, a tag → digest record is a peer's word: shared only inside a private swarm.
   const localTags = swarmRecords.define(localTagKind(config.swarmKey !== undefined))
   const self = peerIdFromPrivateKey(privateKey).toString()
@@ -232,9 +266,24 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   })
   if (peers !== undefined && swarm !== undefined) {
     const announcing = swarm
-    keeper = new ReplicaKeeper({ store, records: swarmRecords, peers, provideNow: async (keys, signal) => { await announcing.provideNow(keys, signal) }, ttlMs: config.localTtl, stats, log: pushLog })
+    keeper = new ReplicaKeeper({
+      store,
+      records: swarmRecords,
+      peers,
+      provideNow: async (keys, signal) => {
+        await announcing.provideNow(keys, signal)
+      },
+      ttlMs: config.localTtl,
+      stats,
+      log: pushLog
+    })
   }
-  if (swarm === undefined && (config.localReplicas ?? 0) > 0) pushLog.warn({ replicas: config.localReplicas }, 'CACHE_LOCAL_REPLICAS is set but P2P is off (CACHE_ENABLE_P2P=false): pushes are kept on this node only')
+  if (swarm === undefined && (config.localReplicas ?? 0) > 0) {
+    pushLog.warn(
+      { replicas: config.localReplicas },
+      'CACHE_LOCAL_REPLICAS is set but P2P is off (CACHE_ENABLE_P2P=false): pushes are kept on this node only'
+    )
+  }
   const local = new LocalRegistry({
     namespace: config.localNamespace,
     store,
@@ -251,19 +300,30 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   // The Actions cache service: entries are swarm records (shared inside a private swarm, like
   // tags), archives are blobs of the store.
   const cacheUploads = new CacheUploads({ store, log: log.child({ component: 'actions-cache' }) })
-  life.add('actions cache uploads', async () => { await cacheUploads.close() })
+  life.add('actions cache uploads', async () => {
+    await cacheUploads.close()
+  })
   const actionsCache = new ActionsCacheRoutes({
     entries: swarmRecords.define(cacheEntryKind(config.swarmKey !== undefined)),
     uploads: cacheUploads,
     blobs: new SwarmBlobs({ store, blobs }),
     self,
-    provideNow: swarm === undefined ? undefined : async (keys, signal) => { await swarm?.provideNow(keys, signal) },
+    provideNow: swarm === undefined ? undefined : async (keys, signal) => {
+      await swarm?.provideNow(keys, signal)
+    },
     bucket,
     stats,
     log: log.child({ component: 'actions-cache' })
   })
   const admin = new AdminRoutes({
-    store, stats, adminToken: config.adminToken, isReady: () => ready, log, clients, proxyCa: proxyCa?.certPem, privateStore,
+    store,
+    stats,
+    adminToken: config.adminToken,
+    isReady: () => ready,
+    log,
+    clients,
+    proxyCa: proxyCa?.certPem,
+    privateStore,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
   const scopes = new Scopes(privateKey.raw)
@@ -271,10 +331,14 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     upstreams: config.apiUpstreams,
     concurrency: config.apiConcurrency,
     timeoutMs: config.upstreamTimeout,
-    onRateLimit: (upstream, authorization, remaining) => { stats.setApiRateLimit(upstream, api?.credentialLabel(upstream, authorization) ?? 'anon', remaining) },
+    onRateLimit: (upstream, authorization, remaining) => {
+      stats.setApiRateLimit(upstream, api?.credentialLabel(upstream, authorization) ?? 'anon', remaining)
+    },
     ca: upstreamCa
   })
-  life.add('api client', async () => { await apiClient.close() })
+  life.add('api client', async () => {
+    await apiClient.close()
+  })
   api = new ApiResolver({
     client: apiClient,
     store,
@@ -298,7 +362,9 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     ])
   })
   // Downloads in flight get a grace period to commit before the index closes, then stop.
-  life.add('downloads', async () => { await openBlobs.drain(DOWNLOAD_DRAIN_MS) })
+  life.add('downloads', async () => {
+    await openBlobs.drain(DOWNLOAD_DRAIN_MS)
+  })
   const apiRoutes = new ApiRoutes({ client: apiClient, resolver: api, stats, log: log.child({ component: 'apicache' }) })
   const routes = [admin, local, registry, actionsCache, apiRoutes]
   const limits: HttpLimits = {
@@ -310,15 +376,21 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   const server: Server = createHttpServer(routes, log, limits)
   const tlsServer: HttpsServer | undefined = tls === undefined ? undefined : createHttpsServer(routes, tls, log, limits)
   // The sidecar's own ports, which the proxy never connects back into.
-  const ownPorts: number[] = [...config.listenAddrs.flatMap(ma => /\/tcp\/(\d+)/.exec(ma.toString())?.slice(1).map(Number) ?? []), ...(typeof config.p2pDataPort === 'number' ? [config.p2pDataPort] : [])]
+  const ownPorts: number[] = [
+    ...config.listenAddrs.flatMap(ma => /\/tcp\/(\d+)/.exec(ma.toString())?.slice(1).map(Number) ?? []),
+    ...(typeof config.p2pDataPort === 'number' ? [config.p2pDataPort] : [])
+  ]
   // Intercepted registries CACHE_REGISTRY_UPSTREAMS does not name get a client of their own, whose
   // connections (and redirects) are guarded as the proxy's are.
   const proxyUpstreams = new ProxyUpstreams({
     configured: registryClients,
-    make: (upstream, credential) => registryClient(upstream, credential, guardedLookup(upstream.url.port === '' ? 443 : Number(upstream.url.port), () => ownPorts)),
+    make: (upstream, credential) =>
+      registryClient(upstream, credential, guardedLookup(upstream.url.port === '' ? 443 : Number(upstream.url.port), () => ownPorts)),
     credential: upstream => credentialFor(upstream, config.registryAuth, dockerConfig, log)
   })
-  life.add('proxy upstreams', async () => { await proxyUpstreams.close() })
+  life.add('proxy upstreams', async () => {
+    await proxyUpstreams.close()
+  })
   const proxy = proxyCa === undefined
     ? undefined
     : new ProxyServer({
@@ -329,7 +401,16 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
       upstreamCa,
       routes: [
         new RegistryIntercept({ upstreams: proxyUpstreams, registry, privateStore, log: proxyLog }),
-        new DownloadIntercept({ patterns: config.proxyPatterns, upstreams: proxyUpstreams, blobs, store, records: urlRecords, bucket, stats, log: proxyLog })
+        new DownloadIntercept({
+          patterns: config.proxyPatterns,
+          upstreams: proxyUpstreams,
+          blobs,
+          store,
+          records: urlRecords,
+          bucket,
+          stats,
+          log: proxyLog
+        })
       ],
       stats,
       log: proxyLog
@@ -337,27 +418,50 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   // The listeners stop together (each gives its requests in flight the same grace), and before
   // the next one listens the ones listening already are registered: a port that is taken closes them.
   const listening: Array<() => Promise<void>> = []
-  life.add('listeners', async () => { await Promise.all(listening.map(async close => { await close() })) })
+  life.add('listeners', async () => {
+    await Promise.all(listening.map(async close => {
+      await close()
+    }))
+  })
   const httpAddr = await listen(server, config.httpAddr)
-  listening.push(async () => { await closeServer(server) })
+  listening.push(async () => {
+    await closeServer(server)
+  })
   let httpsAddr: HostPort | undefined
   if (tlsServer !== undefined && config.httpsAddr !== undefined) {
     httpsAddr = await listen(tlsServer, config.httpsAddr, 'CACHE_HTTPS_ADDR')
-    listening.push(async () => { await closeServer(tlsServer) })
+    listening.push(async () => {
+      await closeServer(tlsServer)
+    })
   }
   let proxyAddr: HostPort | undefined
   if (proxy !== undefined && config.proxyAddr !== undefined) {
     proxyAddr = await listen(proxy.server, config.proxyAddr, 'CACHE_PROXY_ADDR')
-    listening.push(async () => { await proxy.close() })
+    listening.push(async () => {
+      await proxy.close()
+    })
   }
-  ownPorts.push(...[httpAddr, httpsAddr, proxyAddr, swarm?.dataPort !== undefined ? { port: swarm.dataPort } : undefined].flatMap(a => a === undefined ? [] : [a.port]))
+  ownPorts.push(
+    ...[httpAddr, httpsAddr, proxyAddr, swarm?.dataPort !== undefined ? { port: swarm.dataPort } : undefined].flatMap(a =>
+      a === undefined ? [] : [a.port]
+    )
+  )
   // The first part to stop: /readyz answers 503 from then on.
-  life.add('ready', () => { ready = false })
+  life.add('ready', () => {
+    ready = false
+  })
   ready = true
   // What is already stored is announced in the background: readiness doesn't wait for the DHT.
   // Tags too: after a restart, peers can still find who resolved one while the upstream is down.
   if (swarm !== undefined) swarm.announceAll(storedKeys(store, tags, swarmRecords))
-  log.info({ http: `${httpAddr.host}:${httpAddr.port}`, ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}), ...(proxyAddr !== undefined ? { proxy: `${proxyAddr.host}:${proxyAddr.port}` } : {}), dir: config.dir, maxSize: config.maxSize, upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`) }, 'p2p-cache ready')
+  log.info({
+    http: `${httpAddr.host}:${httpAddr.port}`,
+    ...(httpsAddr !== undefined ? { https: `${httpsAddr.host}:${httpsAddr.port}` } : {}),
+    ...(proxyAddr !== undefined ? { proxy: `${proxyAddr.host}:${proxyAddr.port}` } : {}),
+    dir: config.dir,
+    maxSize: config.maxSize,
+    upstreams: config.registryUpstreams.map(u => `${u.name}=${u.url.origin}`)
+  }, 'p2p-cache ready')
 
   return {
     httpAddr,
@@ -366,15 +470,26 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     store: openStore,
     stats,
     swarm: openSwarm,
-    stop: async () => { await life.stop() }
+    stop: async () => {
+      await life.stop()
+    }
   }
 }
 
-async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobStore, stats: Stats, records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'records' | 'inProgress' | 'downloading' | 'hold'>, log: Logger): Promise<Swarm> {
+async function startSwarm (
+  config: Config,
+  privateKey: PrivateKey,
+  store: BlobStore,
+  stats: Stats,
+  records: { tags: TagCache, apiRecords: ApiRecords } & Pick<SwarmComponents, 'records' | 'inProgress' | 'downloading' | 'hold'>,
+  log: Logger
+): Promise<Swarm> {
   const exposed = config.listenAddrs.some(ma => !/^\/ip[46]\/(127\.|::1\/)/.test(ma.toString()))
   if (config.swarmKey === undefined && exposed) {
-    log.warn({ listen: config.listenAddrs.map(String) },
-      'open swarm: any host that reaches the P2P port can join and fetch cached blobs by digest; set CACHE_SWARM_KEY (p2p-cache swarm-key) to restrict it to your runners')
+    log.warn(
+      { listen: config.listenAddrs.map(String) },
+      'open swarm: any host that reaches the P2P port can join and fetch cached blobs by digest; set CACHE_SWARM_KEY (p2p-cache swarm-key) to restrict it to your runners'
+    )
   }
   try {
     return await Swarm.start({
@@ -410,12 +525,20 @@ async function startSwarm (config: Config, privateKey: PrivateKey, store: BlobSt
 }
 
 /** The bucket tier when CACHE_S3_URL is set: the client, its upload queue, and the tier over both. */
-function startBucket (config: Config, store: BlobStore, stats: Stats, log: Logger): { bucket: Bucket, writer: BucketWriter, tier: BucketTier } | undefined {
+function startBucket (
+  config: Config,
+  store: BlobStore,
+  stats: Stats,
+  log: Logger
+): { bucket: Bucket, writer: BucketWriter, tier: BucketTier } | undefined {
   if (config.s3Url === undefined) return undefined
   const bucket = new Bucket({ url: config.s3Url, endpoint: config.s3Endpoint, forcePathStyle: config.s3ForcePathStyle })
   const writer = new BucketWriter({ bucket, store, stats, log })
   const tier = new BucketTier({ bucket, writer, stats, log, readTimeoutMs: config.s3Timeout })
-  log.info({ bucket: bucket.name, endpoint: config.s3Endpoint ?? 'AWS S3', timeoutMs: config.s3Timeout }, 'bucket tier on: content fetched from upstreams and pushed here is uploaded in the background')
+  log.info(
+    { bucket: bucket.name, endpoint: config.s3Endpoint ?? 'AWS S3', timeoutMs: config.s3Timeout },
+    'bucket tier on: content fetched from upstreams and pushed here is uploaded in the background'
+  )
   return { bucket, writer, tier }
 }
 
@@ -424,7 +547,9 @@ async function closeServer (server: Server | HttpsServer): Promise<void> {
   await new Promise<void>(resolve => {
     server.close(() => resolve())
     server.closeIdleConnections()
-    setTimeout(() => { server.closeAllConnections() }, 5_000).unref()
+    setTimeout(() => {
+      server.closeAllConnections()
+    }, 5_000).unref()
   })
 }
 
@@ -441,8 +566,8 @@ function p2pInfo (swarm: Swarm, stats: Stats): () => P2pInfo {
   })
 }
 
-async function * storedKeys (store: BlobStore, tags: TagCache, records: SwarmRecords): AsyncGenerator<Digest | TagKey | RecordKey> {
+async function* storedKeys (store: BlobStore, tags: TagCache, records: SwarmRecords): AsyncGenerator<Digest | TagKey | RecordKey> {
   for await (const [digest] of store.entries()) yield digest
-  yield * tags.swarmKeys()
-  yield * records.swarmKeys()
+  yield* tags.swarmKeys()
+  yield* records.swarmKeys()
 }

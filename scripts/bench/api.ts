@@ -123,10 +123,21 @@ function addLoad (into: Load, x: Load): void {
   into.errors += x.errors
   into.timeouts += x.timeouts
   for (const [k, v] of Object.entries(x.cpu)) into.cpu[k] = (into.cpu[k] ?? 0) + v
-  if (x.gc !== undefined) into.gc = into.gc === undefined ? x.gc : { major: into.gc.major + x.gc.major, all: into.gc.all + x.gc.all, seconds: into.gc.seconds + x.gc.seconds }
+  if (x.gc !== undefined) {
+    into.gc = into.gc === undefined
+      ? x.gc
+      : { major: into.gc.major + x.gc.major, all: into.gc.all + x.gc.all, seconds: into.gc.seconds + x.gc.seconds }
+  }
 }
 
-async function drive (url: string, headers: Record<string, string>, seconds: number, connections: number, watch: Record<string, number>, sidecarUrl?: string): Promise<Load> {
+async function drive (
+  url: string,
+  headers: Record<string, string>,
+  seconds: number,
+  connections: number,
+  watch: Record<string, number>,
+  sidecarUrl?: string
+): Promise<Load> {
   const load = emptyLoad()
   const cpu0 = Object.fromEntries(Object.entries(watch).map(([k, pid]) => [k, cpuSeconds(pid)]))
   const self0 = process.cpuUsage()
@@ -144,14 +155,19 @@ async function drive (url: string, headers: Record<string, string>, seconds: num
     setupClient: client => {
       let cache = '-'
       const ee = client as unknown as NodeJS.EventEmitter
-      ee.on('headers', (info: unknown) => { cache = headerOf(info, 'x-cache') ?? '-' })
+      ee.on('headers', (info: unknown) => {
+        cache = headerOf(info, 'x-cache') ?? '-'
+      })
       ee.on('response', (status: number, _bytes: number, ms: number) => {
         load.responses++
         const key = `${status} ${cache}`
         load.answers[key] = (load.answers[key] ?? 0) + 1
         if (status === 200) {
           let list = load.ok.get(cache)
-          if (list === undefined) { list = []; load.ok.set(cache, list) }
+          if (list === undefined) {
+            list = []
+            load.ok.set(cache, list)
+          }
           list.push(ms)
         }
         cache = '-'
@@ -171,7 +187,8 @@ async function drive (url: string, headers: Record<string, string>, seconds: num
 /** Math.max(...xs) overflows the stack for a few hundred thousand samples. */
 const maxOf = (xs: number[]): number => xs.reduce((m, x) => x > m ? x : m, -Infinity)
 const fmt = (x: number, d = 2): string => Number.isFinite(x) ? x.toFixed(d) : '-'
-const tally = (counts: Record<string, number>): string => Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'
+const tally = (counts: Record<string, number>): string =>
+  Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'
 
 async function get (url: string, headers: Record<string, string>): Promise<{ status: number, cache: string, text: string }> {
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) })
@@ -200,24 +217,34 @@ export async function apiCache (ctx: ApiCtx, cfg: ApiConfig): Promise<void> {
     const dir = join(work, 'api-sidecar')
     await mkdir(dir, { recursive: true })
     local.add('API sidecar dir', () => rm(dir, { recursive: true, force: true }))
-    const sidecar = await startSidecar({
-      // `replay` and `replaynofleet` are the same fake: with and without a fleet credential.
-      CACHE_API_UPSTREAMS: `bench=${loadFake.url},replay=${replayFake.url},replaynofleet=${replayFake.url}`,
-      CACHE_API_AUTH: `replay=${FLEET}`,
-      CACHE_ENABLE_P2P: 'false',
-      CACHE_LOG_LEVEL: 'warn'
-    }, { dir })
+    const sidecar = await startSidecar(
+      {
+        // `replay` and `replaynofleet` are the same fake: with and without a fleet credential.
+        CACHE_API_UPSTREAMS: `bench=${loadFake.url},replay=${replayFake.url},replaynofleet=${replayFake.url}`,
+        CACHE_API_AUTH: `replay=${FLEET}`,
+        CACHE_ENABLE_P2P: 'false',
+        CACHE_LOG_LEVEL: 'warn'
+      },
+      { dir }
+    )
     local.add('API sidecar', () => sidecar.destroy())
     const sidecarPid = sidecar.proc.child.pid
     if (sidecarPid === undefined) throw new Error('sidecar has no pid')
-    log(`API: fake api.github.com ${loadFake.url} (pid ${loadFake.pid}) and ${replayFake.url} (pid ${replayFake.pid}), sidecar ${sidecar.url} (pid ${sidecarPid})`)
+    log(
+      `API: fake api.github.com ${loadFake.url} (pid ${loadFake.pid}) and ${replayFake.url} (pid ${replayFake.pid}), sidecar ${sidecar.url} (pid ${sidecarPid})`
+    )
 
     await loadRows(ctx, cfg, sidecar, sidecarPid, loadFake)
     await perJobReplayRows(ctx, cfg, sidecar, replayFake)
 
-    const warnings = sidecar.logs().filter(l => { const m = /"level":(\d+)/.exec(l); return m !== null && Number(m[1]) >= 40 })
+    const warnings = sidecar.logs().filter(l => {
+      const m = /"level":(\d+)/.exec(l)
+      return m !== null && Number(m[1]) >= 40
+    })
     ctx.samples['api_sidecar_warnings'] = warnings.slice(-20)
-    if (warnings.length > 0) log(`API: sidecar logged ${warnings.length} warnings, last: ${warnings[warnings.length - 1]?.slice(0, 300) ?? ''}`)
+    if (warnings.length > 0) {
+      log(`API: sidecar logged ${warnings.length} warnings, last: ${warnings[warnings.length - 1]?.slice(0, 300) ?? ''}`)
+    }
   })
 }
 
@@ -234,9 +261,14 @@ async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, s
     throw new Error(`API warm-up: expected 200 MISS then HIT, got ${first.status} ${first.cache} then ${second.status} ${second.cache}`)
   }
   const direct = await get(`${fake.url}${path}`, { accept: ACCEPT })
-  if (direct.text !== second.text) throw new Error('API warm-up: the HIT body differs from the fake\'s')
+  if (direct.text !== second.text) throw new Error("API warm-up: the HIT body differs from the fake's")
 
-  interface Case { key: string, label: string, token?: string, expect: 'HIT' | 'REVALIDATED' }
+  interface Case {
+    key: string
+    label: string
+    token?: string
+    expect: 'HIT' | 'REVALIDATED'
+  }
   const cases: Case[] = [
     { key: 'hit', label: 'anonymous public GET, X-Cache HIT', expect: 'HIT' },
     { key: 'revalidated', label: 'authenticated GET (alice), X-Cache REVALIDATED', token: 'alice', expect: 'REVALIDATED' }
@@ -246,7 +278,9 @@ async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, s
     const bucket = c.token ?? 'anon'
     if (c.token !== undefined) {
       const once = await get(`${sidecar.url}/bench${path}`, headers)
-      if (once.status !== 200 || once.cache !== c.expect) throw new Error(`API ${c.key}: expected 200 ${c.expect}, got ${once.status} ${once.cache}`)
+      if (once.status !== 200 || once.cache !== c.expect) {
+        throw new Error(`API ${c.key}: expected 200 ${c.expect}, got ${once.status} ${once.cache}`)
+      }
     }
     const sideUrl = `${sidecar.url}/bench${path}`
     const baseUrl = `${fake.url}${path}`
@@ -272,7 +306,10 @@ async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, s
       baseUnits += before - await fake.rateLimit(bucket)
     }
     // Alternate who goes first so drift hits both alike.
-    await runSide(); await runBase(); await runBase(); await runSide()
+    await runSide()
+    await runBase()
+    await runBase()
+    await runSide()
     const stats1 = await sidecar.stats()
     const rss1 = memory(sidecarPid).rss
     const d = (k: string): number => (stats1[k] ?? 0) - (stats0[k] ?? 0)
@@ -289,15 +326,58 @@ async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, s
     const cpuShare = (l: Load): string => Object.entries(l.cpu).map(([k, v]) => `${k} ${fmt(v / l.seconds, 2)}`).join(', ')
     const cpuPerReq = (l: Load, k: string): number => (l.cpu[k] ?? 0) / Math.max(1, l.responses) * 1e6
     const upstreamConditional = d('revalidations_304')
-    log(`API ${c.key}: sidecar ${lat.length} ${c.expect} answers in ${fmt(side.seconds, 1)} s (${fmt(rps, 0)}/s), p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms, max ${fmt(maxOf(lat))} ms; ` +
-      `direct ${baseLat.length} in ${fmt(base.seconds, 1)} s (${fmt(baseRps, 0)}/s), p50 ${fmt(b50)} ms, p99 ${fmt(b99)} ms`)
-    log(`API ${c.key}: sidecar answers: ${tally(side.answers)}; errors ${side.errors}, timeouts ${side.timeouts}; direct answers: ${tally(base.answers)}, errors ${base.errors}`)
-    log(`API ${c.key}: CPU share of a core while loading the sidecar: ${cpuShare(side)}; direct: ${cpuShare(base)}; sidecar ${fmt(cpuPerReq(side, 'sidecar'), 0)} us CPU per answer, fake ${fmt(cpuPerReq(base, 'fake'), 0)} us; sidecar GC ${side.gc?.major ?? 0} major of ${side.gc?.all ?? 0}, ${fmt((side.gc?.seconds ?? 0) * 1000, 0)} ms; sidecar RSS ${fmt(rss0 / MB, 0)} -> ${fmt(rss1 / MB, 0)} MB`)
-    log(`API ${c.key}: upstream during the sidecar runs: ${sideUnits} rate-limit units (full responses), ${upstreamConditional} conditional requests answered 304; direct: ${baseUnits} units; sidecar stats: hits +${d('hits')}, misses +${d('misses')}, errors +${d('errors')}`)
+    log(
+      `API ${c.key}: sidecar ${lat.length} ${c.expect} answers in ${fmt(side.seconds, 1)} s (${fmt(rps, 0)}/s), p50 ${fmt(p50)} ms, p99 ${
+        fmt(p99)
+      } ms, max ${fmt(maxOf(lat))} ms; ` +
+        `direct ${baseLat.length} in ${fmt(base.seconds, 1)} s (${fmt(baseRps, 0)}/s), p50 ${fmt(b50)} ms, p99 ${fmt(b99)} ms`
+    )
+    log(
+      `API ${c.key}: sidecar answers: ${tally(side.answers)}; errors ${side.errors}, timeouts ${side.timeouts}; direct answers: ${
+        tally(base.answers)
+      }, errors ${base.errors}`
+    )
+    log(
+      `API ${c.key}: CPU share of a core while loading the sidecar: ${cpuShare(side)}; direct: ${cpuShare(base)}; sidecar ${
+        fmt(cpuPerReq(side, 'sidecar'), 0)
+      } us CPU per answer, fake ${fmt(cpuPerReq(base, 'fake'), 0)} us; sidecar GC ${side.gc?.major ?? 0} major of ${side.gc?.all ?? 0}, ${
+        fmt((side.gc?.seconds ?? 0) * 1000, 0)
+      } ms; sidecar RSS ${fmt(rss0 / MB, 0)} -> ${fmt(rss1 / MB, 0)} MB`
+    )
+    log(
+      `API ${c.key}: upstream during the sidecar runs: ${sideUnits} rate-limit units (full responses), ${upstreamConditional} conditional requests answered 304; direct: ${baseUnits} units; sidecar stats: hits +${
+        d('hits')
+      }, misses +${d('misses')}, errors +${d('errors')}`
+    )
     ctx.samples[`api_${c.key}`] = {
       connections: n,
-      sidecar: { answers: side.answers, seconds: side.seconds, per_s: rps, p50_ms: p50, p90_ms: percentile(lat, 90), p99_ms: p99, p999_ms: percentile(lat, 99.9), max_ms: maxOf(lat), errors: side.errors, timeouts: side.timeouts, cpu_s: side.cpu, gc: side.gc },
-      direct: { answers: base.answers, seconds: base.seconds, per_s: baseRps, p50_ms: b50, p90_ms: percentile(baseLat, 90), p99_ms: b99, p999_ms: percentile(baseLat, 99.9), max_ms: maxOf(baseLat), errors: base.errors, timeouts: base.timeouts, cpu_s: base.cpu },
+      sidecar: {
+        answers: side.answers,
+        seconds: side.seconds,
+        per_s: rps,
+        p50_ms: p50,
+        p90_ms: percentile(lat, 90),
+        p99_ms: p99,
+        p999_ms: percentile(lat, 99.9),
+        max_ms: maxOf(lat),
+        errors: side.errors,
+        timeouts: side.timeouts,
+        cpu_s: side.cpu,
+        gc: side.gc
+      },
+      direct: {
+        answers: base.answers,
+        seconds: base.seconds,
+        per_s: baseRps,
+        p50_ms: b50,
+        p90_ms: percentile(baseLat, 90),
+        p99_ms: b99,
+        p999_ms: percentile(baseLat, 99.9),
+        max_ms: maxOf(baseLat),
+        errors: base.errors,
+        timeouts: base.timeouts,
+        cpu_s: base.cpu
+      },
       upstream: { sidecar_rate_limit_units: sideUnits, sidecar_conditional_304: upstreamConditional, direct_rate_limit_units: baseUnits },
       sidecar_rss: { before: rss0, after: rss1 },
       sidecar_stats_delta: { hits: d('hits'), misses: d('misses'), errors: d('errors'), revalidations_304: upstreamConditional }
@@ -305,23 +385,52 @@ async function loadRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarProcess, s
 
     const what = c.expect === 'HIT' ? 'API cache hit' : 'API authenticated GET (REVALIDATED)'
     const othersNote = others > 0 ? `; ${others} other answers not counted (${tally(side.answers)})` : ''
-    const closedLoop = `closed loop, ${n} keep-alive connections for ${fmt(side.seconds, 1)} s per side, interleaved: latency ~ ${n} / (answers/s), so it is mostly the server's throughput`
+    const closedLoop = `closed loop, ${n} keep-alive connections for ${
+      fmt(side.seconds, 1)
+    } s per side, interleaved: latency ~ ${n} / (answers/s), so it is mostly the server's throughput`
     rows.push({
-      metric: `${what} p50, ${n} conns`, unit: 'ms', value: p50, baseline: b50, ratio: ratioOf(p50, b50),
-      target: '-', pass: undefined, digits: 2,
-      note: `${lat.length} ${c.expect} answers${othersNote}; baseline: the same load straight on the fake api.github.com (own process); ${closedLoop}`
+      metric: `${what} p50, ${n} conns`,
+      unit: 'ms',
+      value: p50,
+      baseline: b50,
+      ratio: ratioOf(p50, b50),
+      target: '-',
+      pass: undefined,
+      digits: 2,
+      note:
+        `${lat.length} ${c.expect} answers${othersNote}; baseline: the same load straight on the fake api.github.com (own process); ${closedLoop}`
     })
     const p99Ratio = ratioOf(p99, b99)
     rows.push({
-      metric: `${what} p99, ${n} conns`, unit: 'ms', value: p99, baseline: b99, ratio: p99Ratio,
-      target: c.expect === 'HIT' ? 'ratio ≤ 1.2' : '-', pass: c.expect === 'HIT' ? p99Ratio <= 1.2 : undefined, digits: 2,
-      note: `p99 ${fmt(p99)} ms through the sidecar vs ${fmt(b99)} ms straight from the fake (own process) under the same load${c.expect === 'HIT' ? ` (the earlier absolute goal, < 5 ms: ${p99 < 5 ? 'met' : 'not met'})` : ''}; CPU share of a core meanwhile: ${cpuShare(side)} (direct: ${cpuShare(base)}) on ${cpus().length} CPUs; sidecar ${fmt(cpuPerReq(side, 'sidecar'), 0)} us CPU per answer vs fake ${fmt(cpuPerReq(base, 'fake'), 0)} us`
+      metric: `${what} p99, ${n} conns`,
+      unit: 'ms',
+      value: p99,
+      baseline: b99,
+      ratio: p99Ratio,
+      target: c.expect === 'HIT' ? 'ratio ≤ 1.2' : '-',
+      pass: c.expect === 'HIT' ? p99Ratio <= 1.2 : undefined,
+      digits: 2,
+      note: `p99 ${fmt(p99)} ms through the sidecar vs ${fmt(b99)} ms straight from the fake (own process) under the same load${
+        c.expect === 'HIT' ? ` (the earlier absolute goal, < 5 ms: ${p99 < 5 ? 'met' : 'not met'})` : ''
+      }; CPU share of a core meanwhile: ${cpuShare(side)} (direct: ${cpuShare(base)}) on ${cpus().length} CPUs; sidecar ${
+        fmt(cpuPerReq(side, 'sidecar'), 0)
+      } us CPU per answer vs fake ${fmt(cpuPerReq(base, 'fake'), 0)} us`
     })
     rows.push({
-      metric: `${what} throughput, ${n} conns`, unit: 'req/s', value: rps, baseline: baseRps, ratio: ratioOf(rps, baseRps),
-      target: '-', pass: undefined, digits: 0,
+      metric: `${what} throughput, ${n} conns`,
+      unit: 'req/s',
+      value: rps,
+      baseline: baseRps,
+      ratio: ratioOf(rps, baseRps),
+      target: '-',
+      pass: undefined,
+      digits: 0,
       note: c.expect === 'HIT'
-        ? `upstream meanwhile: ${sideUnits} full responses, ${upstreamConditional} conditional; one hot URL: concurrent identical GETs share one lookup in the sidecar, which lowers its cost per answer (sidecar GC meanwhile: ${side.gc?.major ?? 0} major of ${side.gc?.all ?? 0}, ${fmt((side.gc?.seconds ?? 0) * 1000, 0)} ms; p99.9 ${fmt(percentile(lat, 99.9))} ms vs ${fmt(percentile(baseLat, 99.9))} ms direct)`
+        ? `upstream meanwhile: ${sideUnits} full responses, ${upstreamConditional} conditional; one hot URL: concurrent identical GETs share one lookup in the sidecar, which lowers its cost per answer (sidecar GC meanwhile: ${
+          side.gc?.major ?? 0
+        } major of ${side.gc?.all ?? 0}, ${fmt((side.gc?.seconds ?? 0) * 1000, 0)} ms; p99.9 ${fmt(percentile(lat, 99.9))} ms vs ${
+          fmt(percentile(baseLat, 99.9))
+        } ms direct)`
         : `upstream meanwhile: ${upstreamConditional} conditional requests answered 304 (concurrent identical requests share one) and ${sideUnits} full responses (rate-limit units) for ${lat.length} answers; direct: ${baseUnits} units`
     })
   }
@@ -366,7 +475,10 @@ async function runJobs (fake: FakeGitHubProcess, base: string, jobs: number, req
     const links: string[] = []
     // One at a time, in order, as a job's steps do: the counts are the same every run.
     for (const path of requests) {
-      const res = await fetch(`${base}${path}`, { headers: { accept: JOB_ACCEPT, authorization: `token ${token}` }, signal: AbortSignal.timeout(30_000) })
+      const res = await fetch(`${base}${path}`, {
+        headers: { accept: JOB_ACCEPT, authorization: `token ${token}` },
+        signal: AbortSignal.timeout(30_000)
+      })
       const text = await res.text()
       const key = `${res.status} ${res.headers.get('x-cache') ?? '-'}`
       run.cache[key] = (run.cache[key] ?? 0) + 1
@@ -392,7 +504,9 @@ function differences (a: JobsRun, b: JobsRun, jobs: number): { answers: number, 
       const y = b.answers[job]?.[i]
       if (x !== y) {
         out.answers++
-        out.first ??= `job ${job} GET ${requests[i] ?? '?'}: ${(x ?? 'none').slice(0, 120).replace(/\n/g, ' ')} vs direct ${(y ?? 'none').slice(0, 120).replace(/\n/g, ' ')}`
+        out.first ??= `job ${job} GET ${requests[i] ?? '?'}: ${(x ?? 'none').slice(0, 120).replace(/\n/g, ' ')} vs direct ${
+          (y ?? 'none').slice(0, 120).replace(/\n/g, ' ')
+        }`
       }
       if (a.links[job]?.[i] !== b.links[job]?.[i]) out.links++
     }
@@ -430,19 +544,62 @@ async function perJobReplayRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarPr
   }
   const fleetReqs = recorded.filter(r => r.token === FLEET)
   const fleetCharged = [...new Set(fleetReqs.filter(r => r.charged).map(r => r.path))]
-  const fleetUp = { requests: fleetReqs.length, charged: fleetReqs.filter(r => r.charged).length, notModified: fleetReqs.filter(r => r.status === 304).length }
+  const fleetUp = {
+    requests: fleetReqs.length,
+    charged: fleetReqs.filter(r => r.charged).length,
+    notModified: fleetReqs.filter(r => r.status === 304).length
+  }
 
-  log(`API per-job replay: ${requests.length} GETs per job (${distinct} distinct), sequential, Accept ${JOB_ACCEPT}, a new token per job; fleet credential ${FLEET} on upstream "replay", none on "replaynofleet"`)
-  log(`API per-job replay via the sidecar (fleet), ${viaFleet.tokens.length} jobs in ${fmt(viaFleet.ms, 0)} ms: answers ${tally(viaFleet.cache)}; job tokens' units per job [${viaFleet.jobUnits.join(' ')}]; fleet units after each job [${viaFleet.fleetAfter.join(' ')}] (before the run: ${fleetBefore}); upstream requests: fleet ${fleetUp.requests} (${fleetUp.charged} charged, ${fleetUp.notModified} answered 304), job tokens ${JSON.stringify(upstreamOf(viaFleet.tokens))}`)
+  log(
+    `API per-job replay: ${requests.length} GETs per job (${distinct} distinct), sequential, Accept ${JOB_ACCEPT}, a new token per job; fleet credential ${FLEET} on upstream "replay", none on "replaynofleet"`
+  )
+  log(
+    `API per-job replay via the sidecar (fleet), ${viaFleet.tokens.length} jobs in ${fmt(viaFleet.ms, 0)} ms: answers ${
+      tally(viaFleet.cache)
+    }; job tokens' units per job [${viaFleet.jobUnits.join(' ')}]; fleet units after each job [${
+      viaFleet.fleetAfter.join(' ')
+    }] (before the run: ${fleetBefore}); upstream requests: fleet ${fleetUp.requests} (${fleetUp.charged} charged, ${fleetUp.notModified} answered 304), job tokens ${
+      JSON.stringify(upstreamOf(viaFleet.tokens))
+    }`
+  )
   log(`API per-job replay: fleet paid for ${fleetCharged.length} distinct paths: ${fleetCharged.join(' ')}`)
-  log(`API per-job replay direct, ${direct.tokens.length} jobs in ${fmt(direct.ms, 0)} ms: answers ${tally(direct.cache)}; units per job [${direct.jobUnits.join(' ')}]`)
-  log(`API per-job replay via the sidecar without a fleet credential, ${noFleet.tokens.length} jobs in ${fmt(noFleet.ms, 0)} ms: answers ${tally(noFleet.cache)}; job tokens' units per job [${noFleet.jobUnits.join(' ')}]; upstream requests ${JSON.stringify(upstreamOf(noFleet.tokens))}; fleet units meanwhile ${fleetDuringNoFleet}`)
+  log(
+    `API per-job replay direct, ${direct.tokens.length} jobs in ${fmt(direct.ms, 0)} ms: answers ${tally(direct.cache)}; units per job [${
+      direct.jobUnits.join(' ')
+    }]`
+  )
+  log(
+    `API per-job replay via the sidecar without a fleet credential, ${noFleet.tokens.length} jobs in ${fmt(noFleet.ms, 0)} ms: answers ${
+      tally(noFleet.cache)
+    }; job tokens' units per job [${noFleet.jobUnits.join(' ')}]; upstream requests ${
+      JSON.stringify(upstreamOf(noFleet.tokens))
+    }; fleet units meanwhile ${fleetDuringNoFleet}`
+  )
 
   const samples: Record<string, unknown> = {
-    requests_per_job: requests.length, distinct, accept: JOB_ACCEPT,
+    requests_per_job: requests.length,
+    distinct,
+    accept: JOB_ACCEPT,
     direct: { jobs: direct.tokens.length, units_per_job: direct.jobUnits, answers: direct.cache, ms: direct.ms },
-    fleet: { jobs: viaFleet.tokens.length, job_units: viaFleet.jobUnits, fleet_units_after_job: viaFleet.fleetAfter, fleet_units_before: fleetBefore, answers: viaFleet.cache, ms: viaFleet.ms, fleet_upstream: fleetUp, fleet_charged_paths: fleetCharged, job_upstream: upstreamOf(viaFleet.tokens) },
-    no_fleet: { jobs: noFleet.tokens.length, job_units: noFleet.jobUnits, answers: noFleet.cache, ms: noFleet.ms, job_upstream: upstreamOf(noFleet.tokens), fleet_units_meanwhile: fleetDuringNoFleet },
+    fleet: {
+      jobs: viaFleet.tokens.length,
+      job_units: viaFleet.jobUnits,
+      fleet_units_after_job: viaFleet.fleetAfter,
+      fleet_units_before: fleetBefore,
+      answers: viaFleet.cache,
+      ms: viaFleet.ms,
+      fleet_upstream: fleetUp,
+      fleet_charged_paths: fleetCharged,
+      job_upstream: upstreamOf(viaFleet.tokens)
+    },
+    no_fleet: {
+      jobs: noFleet.tokens.length,
+      job_units: noFleet.jobUnits,
+      answers: noFleet.cache,
+      ms: noFleet.ms,
+      job_upstream: upstreamOf(noFleet.tokens),
+      fleet_units_meanwhile: fleetDuringNoFleet
+    },
     rows: [] as unknown[]
   }
   ctx.samples['api_per_job_replay'] = samples
@@ -455,17 +612,42 @@ async function perJobReplayRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarPr
     const baseUnits = sumOf(direct.jobUnits.slice(0, jobs))
     const ratio = ratioOf(units, baseUnits)
     const diff = differences(viaFleet, direct, jobs)
-    if (diff.answers > 0) log(`API per-job replay, ${jobs} jobs: WARNING ${diff.answers} answers differ from direct; first: ${diff.first ?? ''}`)
+    if (diff.answers > 0) {
+      log(`API per-job replay, ${jobs} jobs: WARNING ${diff.answers} answers differ from direct; first: ${diff.first ?? ''}`)
+    }
     if (diff.links > 0) log(`API per-job replay, ${jobs} jobs: WARNING ${diff.links} Link headers differ from direct (origin removed)`)
     const target = previous === undefined ? 'ratio ≤ 0.3' : `ratio < ${fmt(previous.ratio, 3)} (${previous.jobs} jobs)`
     const meets = previous === undefined ? ratio <= 0.3 : ratio < previous.ratio
-    ;(samples.rows as unknown[]).push({ jobs, units, direct_units: baseUnits, job_units: sumOf(jobUnits), fleet_units: fleetUnits, answers_differing: diff.answers, links_differing: diff.links })
+    ;(samples.rows as unknown[]).push({
+      jobs,
+      units,
+      direct_units: baseUnits,
+      job_units: sumOf(jobUnits),
+      fleet_units: fleetUnits,
+      answers_differing: diff.answers,
+      links_differing: diff.links
+    })
     rows.push({
-      metric: `API per-job replay, ${label(jobs)}: rate-limit units`, unit: 'count', value: units, baseline: baseUnits, ratio,
-      target, pass: meets && diff.answers === 0, digits: 0,
-      note: `units through the sidecar = job tokens ${sumOf(jobUnits)} (max ${Math.max(...jobUnits)} per job) + fleet credential ${fleetUnits}, ${distinct} distinct resources; ` +
-        `a new token per job (repos: ${JOB_REPOS.join(', ')}), CACHE_API_AUTH for the upstream; every copy stale by the next GET (max-age 0): the fleet revalidates with its own ETag; baseline: the same jobs straight to the fake with tokens of their own (one unit per GET); ` +
-        `${previous === undefined ? 'from a cold cache' : `the first ${previous.jobs} jobs are the row above`}; answers differing from direct (status or body): ${diff.answers}${diff.links > 0 ? `, Link headers differing: ${diff.links}` : ''}`
+      metric: `API per-job replay, ${label(jobs)}: rate-limit units`,
+      unit: 'count',
+      value: units,
+      baseline: baseUnits,
+      ratio,
+      target,
+      pass: meets && diff.answers === 0,
+      digits: 0,
+      note:
+        `units through the sidecar = job tokens ${sumOf(jobUnits)} (max ${
+          Math.max(...jobUnits)
+        } per job) + fleet credential ${fleetUnits}, ${distinct} distinct resources; ` +
+        `a new token per job (repos: ${
+          JOB_REPOS.join(', ')
+        }), CACHE_API_AUTH for the upstream; every copy stale by the next GET (max-age 0): the fleet revalidates with its own ETag; baseline: the same jobs straight to the fake with tokens of their own (one unit per GET); ` +
+        `${
+          previous === undefined ? 'from a cold cache' : `the first ${previous.jobs} jobs are the row above`
+        }; answers differing from direct (status or body): ${diff.answers}${
+          diff.links > 0 ? `, Link headers differing: ${diff.links}` : ''
+        }`
     })
     previous = { jobs, ratio }
   }
@@ -474,12 +656,32 @@ async function perJobReplayRows (ctx: ApiCtx, cfg: ApiConfig, sidecar: SidecarPr
   const units = sumOf(noFleet.jobUnits) + fleetDuringNoFleet
   const baseUnits = sumOf(direct.jobUnits.slice(0, jobs))
   const diff = differences(noFleet, direct, jobs)
-  if (diff.answers > 0) log(`API per-job replay without a fleet credential: WARNING ${diff.answers} answers differ from direct; first: ${diff.first ?? ''}`)
-  ;(samples.rows as unknown[]).push({ jobs, no_fleet: true, units, direct_units: baseUnits, answers_differing: diff.answers, links_differing: diff.links })
+  if (diff.answers > 0) {
+    log(`API per-job replay without a fleet credential: WARNING ${diff.answers} answers differ from direct; first: ${diff.first ?? ''}`)
+  }
+  ;(samples.rows as unknown[]).push({
+    jobs,
+    no_fleet: true,
+    units,
+    direct_units: baseUnits,
+    answers_differing: diff.answers,
+    links_differing: diff.links
+  })
   rows.push({
-    metric: `API per-job replay, ${label(jobs)}, no fleet credential: rate-limit units`, unit: 'count', value: units, baseline: baseUnits, ratio: ratioOf(units, baseUnits),
-    target: '-', pass: undefined, digits: 0,
-    note: `the same jobs (new tokens) through the same sidecar on an upstream without CACHE_API_AUTH, from a cold cache: job tokens ${sumOf(noFleet.jobUnits)} (${Math.min(...noFleet.jobUnits)}..${Math.max(...noFleet.jobUnits)} per job), fleet ${fleetDuringNoFleet}; ` +
-      `each job's token pays for what its own ETags can't revalidate (lists carry no Last-Modified); answers differing from direct: ${diff.answers}${diff.links > 0 ? `, Link headers differing: ${diff.links}` : ''}`
+    metric: `API per-job replay, ${label(jobs)}, no fleet credential: rate-limit units`,
+    unit: 'count',
+    value: units,
+    baseline: baseUnits,
+    ratio: ratioOf(units, baseUnits),
+    target: '-',
+    pass: undefined,
+    digits: 0,
+    note:
+      `the same jobs (new tokens) through the same sidecar on an upstream without CACHE_API_AUTH, from a cold cache: job tokens ${
+        sumOf(noFleet.jobUnits)
+      } (${Math.min(...noFleet.jobUnits)}..${Math.max(...noFleet.jobUnits)} per job), fleet ${fleetDuringNoFleet}; ` +
+      `each job's token pays for what its own ETags can't revalidate (lists carry no Last-Modified); answers differing from direct: ${diff.answers}${
+        diff.links > 0 ? `, Link headers differing: ${diff.links}` : ''
+      }`
   })
 }

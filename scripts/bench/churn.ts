@@ -41,6 +41,12 @@ export async function churnSoak (opts: { durationMs: number, seed: number, log?:
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const durationMs = Number(process.argv[2] ?? 300_000)
   const seed = Number(process.argv[3] ?? 16)
-  const figures = await churnSoak({ durationMs, seed, log: line => { process.stderr.write(`${line}\n`) } })
+  const figures = await churnSoak({
+    durationMs,
+    seed,
+    log: line => {
+      process.stderr.write(`${line}\n`)
+    }
+  })
   process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`)
 }

@@ -60,7 +60,11 @@ export function guard (cleanup: Cleanup, deadlineMs: number): () => void {
 }
 
 /** Runs `body` with a teardown of its own, also reachable from the run's (signals, deadline). */
-export async function withSectionCleanup (ctx: { cleanup: Cleanup, log: (msg: string) => void }, what: string, body: (local: Cleanup) => Promise<void>): Promise<void> {
+export async function withSectionCleanup (
+  ctx: { cleanup: Cleanup, log: (msg: string) => void },
+  what: string,
+  body: (local: Cleanup) => Promise<void>
+): Promise<void> {
   const local = new Cleanup()
   ctx.cleanup.add(what, () => local.run())
   try {

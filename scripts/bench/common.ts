@@ -16,7 +16,11 @@ export interface SectionCtx {
   log: (msg: string) => void
 }
 
-export interface BlobFile { path: string, size: number, digest: string }
+export interface BlobFile {
+  path: string
+  size: number
+  digest: string
+}
 
 /** Writes `size` random bytes to a file, hashing as it goes. */
 export async function randomBlobFile (dir: string, name: string, size: number): Promise<BlobFile> {
@@ -37,7 +41,11 @@ export async function randomBlobFile (dir: string, name: string, size: number): 
   return { path, size, digest: `sha256:${hash.digest('hex')}` }
 }
 
-export interface GcCounts { major: number, all: number, seconds: number }
+export interface GcCounts {
+  major: number
+  all: number
+  seconds: number
+}
 
 /** A sidecar's own GC counters (prom-client default metrics on /metrics); zeros if unreadable. */
 export async function sidecarGc (sidecarUrl: string): Promise<GcCounts> {
@@ -52,7 +60,10 @@ export async function sidecarGc (sidecarUrl: string): Promise<GcCounts> {
   for (const m of text.matchAll(/^\w*nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"[^}]*\} ([\d.e+-]+)$/gm)) {
     const v = Number(m[3])
     if (m[1] === 'sum') out.seconds += v
-    else { out.all += v; if (m[2] === 'major') out.major += v }
+    else {
+      out.all += v
+      if (m[2] === 'major') out.major += v
+    }
   }
   return out
 }

@@ -20,7 +20,9 @@ export { TARGETS }
  * start (docker-registry missing, no free port).
  */
 export async function fuzzCampaign (opts: { runs: number, seed: number }): Promise<FuzzFigures> {
-  if (!Number.isSafeInteger(opts.runs) || opts.runs < 1) throw new RangeError(`fuzzCampaign: runs must be a positive integer, got ${opts.runs}`)
+  if (!Number.isSafeInteger(opts.runs) || opts.runs < 1) {
+    throw new RangeError(`fuzzCampaign: runs must be a positive integer, got ${opts.runs}`)
+  }
   if (!Number.isSafeInteger(opts.seed)) throw new RangeError(`fuzzCampaign: seed must be an integer, got ${opts.seed}`)
   return await runCampaign(opts)
 }

@@ -162,7 +162,9 @@ async function pullAtOnce (work: string, image: HerdImage, pulls: Puller[]): Pro
       await pull(outs[i] as string)
       return (performance.now() - t0) / 1000
     }))
-    const failed = settled.flatMap((s, i) => s.status === 'rejected' ? [`pull ${i}: ${(s.reason as Error).message ?? String(s.reason)}`] : [])
+    const failed = settled.flatMap((s, i) =>
+      s.status === 'rejected' ? [`pull ${i}: ${(s.reason as Error).message ?? String(s.reason)}`] : []
+    )
     if (failed.length > 0) throw new Error(`${failed.length} of ${pulls.length} pulls failed:\n${failed.join('\n')}`)
     for (const out of outs) await checkLayout(out, image)
     return settled.map(s => s.status === 'fulfilled' ? s.value : NaN)
@@ -238,9 +240,13 @@ function fixtureLog (registry: Registry): UpstreamLog {
         const r = parseRequestLine(line)
         return r === undefined || r.path.includes(FIXTURE_MARK) ? [] : [{ r, fields: logFields(line) }]
       })
-      const same = logged.length === requests.length && logged.every((x, i) => x.r.path === requests[i]?.path && x.r.method === requests[i]?.method)
+      const same = logged.length === requests.length &&
+        logged.every((x, i) => x.r.path === requests[i]?.path && x.r.method === requests[i]?.method)
       if (!same) return { requests, writtenKnown: false }
-      return { requests: requests.map((r, i) => ({ ...r, ...logged[i]?.fields })), writtenKnown: logged.every(x => x.fields.written !== undefined) }
+      return {
+        requests: requests.map((r, i) => ({ ...r, ...logged[i]?.fields })),
+        writtenKnown: logged.every(x => x.fields.written !== undefined)
+      }
     }
   }
 }
@@ -271,8 +277,17 @@ const short = (digest: string): string => digest.slice('sha256:'.length, 'sha256
 
 function upstreamUse (requests: LoggedRequest[], writtenKnown: boolean, image: HerdImage): UpstreamUse {
   const use: UpstreamUse = {
-    blobGets: {}, rangeGets: 0, failedBlobGets: 0, blobHeads: 0, blobBytes: 0, writtenBytes: writtenKnown ? 0 : undefined, slowestBlobGetMs: undefined,
-    manifestGets: {}, manifestHeadsByTag: 0, manifestHeadsByDigest: 0, other: 0
+    blobGets: {},
+    rangeGets: 0,
+    failedBlobGets: 0,
+    blobHeads: 0,
+    blobBytes: 0,
+    writtenBytes: writtenKnown ? 0 : undefined,
+    slowestBlobGetMs: undefined,
+    manifestGets: {},
+    manifestHeadsByTag: 0,
+    manifestHeadsByDigest: 0,
+    other: 0
   }
   for (const d of image.blobs.keys()) use.blobGets[short(d)] = 0
   use.manifestGets[short(image.manifestDigest)] = 0
@@ -285,9 +300,18 @@ function upstreamUse (requests: LoggedRequest[], writtenKnown: boolean, image: H
     const size = blob === null ? undefined : image.blobs.get(blob[1] as string)
     if (blob !== null && size !== undefined) {
       const digest = blob[1] as string
-      if (r.method === 'HEAD') { use.blobHeads++; continue }
-      if (r.method !== 'GET') { use.other++; continue }
-      if (r.status !== 200 && r.status !== 206) { use.failedBlobGets++; continue }
+      if (r.method === 'HEAD') {
+        use.blobHeads++
+        continue
+      }
+      if (r.method !== 'GET') {
+        use.other++
+        continue
+      }
+      if (r.status !== 200 && r.status !== 206) {
+        use.failedBlobGets++
+        continue
+      }
       if (r.status === 206) use.rangeGets++
       use.blobGets[short(digest)] = (use.blobGets[short(digest)] ?? 0) + 1
       use.blobBytes += size
@@ -295,8 +319,15 @@ function upstreamUse (requests: LoggedRequest[], writtenKnown: boolean, image: H
       if (r.durationMs !== undefined) use.slowestBlobGetMs = Math.max(use.slowestBlobGetMs ?? 0, r.durationMs)
     } else if (manifest !== null && (manifest[1] === TAG || manifest[1] === image.manifestDigest)) {
       const byTag = manifest[1] === TAG
-      if (r.method === 'HEAD') { if (byTag) use.manifestHeadsByTag++; else use.manifestHeadsByDigest++; continue }
-      if (r.method !== 'GET' || r.status !== 200) { use.other++; continue }
+      if (r.method === 'HEAD') {
+        if (byTag) use.manifestHeadsByTag++
+        else use.manifestHeadsByDigest++
+        continue
+      }
+      if (r.method !== 'GET' || r.status !== 200) {
+        use.other++
+        continue
+      }
       const key = short(image.manifestDigest)
       use.manifestGets[key] = (use.manifestGets[key] ?? 0) + 1
     } else {
@@ -312,7 +343,22 @@ function upstreamUse (requests: LoggedRequest[], writtenKnown: boolean, image: H
 
 /** The single-flight's counters (issue 12); a build without them reads 0. */
 const HERD_COUNTERS = ['claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved'] as const
-const OTHER_COUNTERS = ['upstream_hits', 'peer_hits', 'hits', 'misses', 'bytes_from_upstream', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_partial_holders', 'pieces_from_peers', 'pieces_refetched', 'pieces_served_to_peers', 'peer_busy_answers', 'bytes_served_to_peers', 'errors'] as const
+const OTHER_COUNTERS = [
+  'upstream_hits',
+  'peer_hits',
+  'hits',
+  'misses',
+  'bytes_from_upstream',
+  'bytes_from_peers',
+  'bytes_from_peers_data_channel',
+  'bytes_from_partial_holders',
+  'pieces_from_peers',
+  'pieces_refetched',
+  'pieces_served_to_peers',
+  'peer_busy_answers',
+  'bytes_served_to_peers',
+  'errors'
+] as const
 
 function num (stats: Record<string, unknown>, key: string): number {
   const v = stats[key]
@@ -369,7 +415,14 @@ interface Scenario {
 
 /** Waits until `pids` together use < 0.5 cores over two 250 ms windows in a row (at most maxMs). */
 async function quiet (pids: number[], maxMs: number): Promise<{ waitedMs: number, reached: boolean }> {
-  const cpu = (): number => pids.reduce((s, pid) => { try { return s + cpuSeconds(pid) } catch { return s } }, 0)
+  const cpu = (): number =>
+    pids.reduce((s, pid) => {
+      try {
+        return s + cpuSeconds(pid)
+      } catch {
+        return s
+      }
+    }, 0)
   const t = performance.now()
   let calm = 0
   while (performance.now() - t < maxMs) {
@@ -393,12 +446,23 @@ async function measureHerd (work: string, s: Scenario, cfg: HerdConfig, rows: P2
   for (let i = 0; i < cfg.directRuns; i++) direct.push(await timedPull(work, image, s.direct))
   let concurrentDirect: number[] | undefined
   if (s.concurrentDirect) concurrentDirect = await pullAtOnce(work, image, Array.from({ length: s.nodes }, () => s.direct))
-  log(`${s.label}: lone direct pull ${spread(direct, 2)} s${concurrentDirect === undefined ? '' : `; ${s.nodes} direct pulls at once: slowest ${Math.max(...concurrentDirect).toFixed(2)} s`}`)
+  log(
+    `${s.label}: lone direct pull ${spread(direct, 2)} s${
+      concurrentDirect === undefined ? '' : `; ${s.nodes} direct pulls at once: slowest ${Math.max(...concurrentDirect).toFixed(2)} s`
+    }`
+  )
 
   // The herd.
   await s.upstream.mark()
   const before = await s.stats()
-  const sidecarCpu = (): number => s.pids.reduce((sum, pid) => { try { return sum + cpuSeconds(pid) } catch { return sum } }, 0)
+  const sidecarCpu = (): number =>
+    s.pids.reduce((sum, pid) => {
+      try {
+        return sum + cpuSeconds(pid)
+      } catch {
+        return sum
+      }
+    }, 0)
   const cpu0 = { sidecars: sidecarCpu(), machine: machineCpuSeconds() }
   // Peak RSS per sidecar over the herd (VmHWM after a reset; the pids of netns hosts are this machine's too).
   for (const pid of s.pids) resetPeak(pid)
@@ -406,7 +470,13 @@ async function measureHerd (work: string, s: Scenario, cfg: HerdConfig, rows: P2
   const herd = await pullAtOnce(work, image, s.viaNode)
   const herdWall = (performance.now() - herdStart) / 1000
   const cpuUsed = { sidecars: sidecarCpu() - cpu0.sidecars, machine: machineCpuSeconds() - cpu0.machine }
-  const rss = s.pids.flatMap(pid => { try { return [memory(pid).hwm] } catch { return [] } }).sort((a, b) => a - b)
+  const rss = s.pids.flatMap(pid => {
+    try {
+      return [memory(pid).hwm]
+    } catch {
+      return []
+    }
+  }).sort((a, b) => a - b)
   const { requests, writtenKnown } = await s.upstream.collect()
   const after = await s.stats()
   const use = upstreamUse(requests, writtenKnown, image)
@@ -419,43 +489,110 @@ async function measureHerd (work: string, s: Scenario, cfg: HerdConfig, rows: P2
   const maxManifestGets = Math.max(...Object.values(use.manifestGets))
   const blobGetsText = Object.entries(use.blobGets).map(([d, n]) => `${d} x${n}`).join(', ')
   const c = counters.sums
-  const countersText = `${HERD_COUNTERS.map(k => `${k} ${c[k] ?? 0}`).join(', ')}${counters.absent.some(k => (HERD_COUNTERS as readonly string[]).includes(k)) ? ` (not reported: ${counters.absent.filter(k => (HERD_COUNTERS as readonly string[]).includes(k)).join(', ')})` : ''}`
-  const othersText = OTHER_COUNTERS.map(k => `${k} ${k.startsWith('bytes') ? `${((c[k] ?? 0) / MB).toFixed(1)} MB` : String(c[k] ?? 0)}`).join(', ')
+  const countersText = `${HERD_COUNTERS.map(k => `${k} ${c[k] ?? 0}`).join(', ')}${
+    counters.absent.some(k => (HERD_COUNTERS as readonly string[]).includes(k))
+      ? ` (not reported: ${counters.absent.filter(k => (HERD_COUNTERS as readonly string[]).includes(k)).join(', ')})`
+      : ''
+  }`
+  const othersText = OTHER_COUNTERS.map(k => `${k} ${k.startsWith('bytes') ? `${((c[k] ?? 0) / MB).toFixed(1)} MB` : String(c[k] ?? 0)}`)
+    .join(', ')
   const perNode = (k: string, scale = 1, digits = 0): string => (counters.perNode[k] ?? []).map(x => (x / scale).toFixed(digits)).join('/')
-  const spreadText = `per node: claims_won ${perNode('claims_won')}, upstream_hits ${perNode('upstream_hits')}, MB served to peers ${perNode('bytes_served_to_peers', MB)}`
+  const spreadText = `per node: claims_won ${perNode('claims_won')}, upstream_hits ${perNode('upstream_hits')}, MB served to peers ${
+    perNode('bytes_served_to_peers', MB)
+  }`
   const upstreamTime = use.slowestBlobGetMs === undefined ? 'not in the log tail' : `${(use.slowestBlobGetMs / 1000).toFixed(2)} s`
-  log(`${s.label}: pulls ${herd.map(x => x.toFixed(2)).join(', ')} s (slowest ${slowest.toFixed(2)} s = ${(slowest / lone).toFixed(2)} x lone direct ${lone.toFixed(2)} s)`)
-  log(`${s.label}: upstream blob GETs ${blobGetsText} (${use.rangeGets} Range, ${use.failedBlobGets} failed, ${use.blobHeads} HEAD) = ${(use.blobBytes / MB).toFixed(1)} MB = ${bytesRatio.toFixed(2)} x image${use.writtenBytes === undefined ? '' : `, written per the log ${(use.writtenBytes / MB).toFixed(1)} MB`}; manifest GETs ${tally(use.manifestGets)}, HEADs by tag ${use.manifestHeadsByTag}, by digest ${use.manifestHeadsByDigest}; other requests ${use.other}`)
+  log(
+    `${s.label}: pulls ${herd.map(x => x.toFixed(2)).join(', ')} s (slowest ${slowest.toFixed(2)} s = ${
+      (slowest / lone).toFixed(2)
+    } x lone direct ${lone.toFixed(2)} s)`
+  )
+  log(
+    `${s.label}: upstream blob GETs ${blobGetsText} (${use.rangeGets} Range, ${use.failedBlobGets} failed, ${use.blobHeads} HEAD) = ${
+      (use.blobBytes / MB).toFixed(1)
+    } MB = ${bytesRatio.toFixed(2)} x image${
+      use.writtenBytes === undefined ? '' : `, written per the log ${(use.writtenBytes / MB).toFixed(1)} MB`
+    }; manifest GETs ${
+      tally(use.manifestGets)
+    }, HEADs by tag ${use.manifestHeadsByTag}, by digest ${use.manifestHeadsByDigest}; other requests ${use.other}`
+  )
   log(`${s.label}: sidecar counters: ${countersText}; ${othersText}; ${spreadText}; longest upstream blob GET ${upstreamTime}`)
-  const cpuText = `CPU during the herd: sidecars ${cpuUsed.sidecars.toFixed(1)} s, the whole machine ${cpuUsed.machine.toFixed(1)} s of ${(herdWall * cpus().length).toFixed(1)} s (${cpus().length} cores x ${herdWall.toFixed(1)} s)` +
-    (rss.length === 0 ? '' : `; peak RSS per sidecar: median ${(median(rss) / MiB).toFixed(0)} MiB, max ${(Math.max(...rss) / MiB).toFixed(0)} MiB`)
+  const cpuText =
+    `CPU during the herd: sidecars ${cpuUsed.sidecars.toFixed(1)} s, the whole machine ${cpuUsed.machine.toFixed(1)} s of ${
+      (herdWall * cpus().length).toFixed(1)
+    } s (${cpus().length} cores x ${herdWall.toFixed(1)} s)` +
+    (rss.length === 0
+      ? ''
+      : `; peak RSS per sidecar: median ${(median(rss) / MiB).toFixed(0)} MiB, max ${(Math.max(...rss) / MiB).toFixed(0)} MiB`)
   log(`${s.label}: ${cpuText}`)
   for (const w of warnings) log(`${s.label}: node warning: ${w}`)
 
   samples[s.key] = {
-    nodes: s.nodes, setup: s.setup, image_bytes: image.bytes, image_blobs: Object.fromEntries([...image.blobs].map(([d, n]) => [short(d), n])),
-    quiet_before: q, direct_s: direct, concurrent_direct_s: concurrentDirect, herd_pull_s: herd,
-    upstream: use, counters: c, counters_per_node: counters.perNode, counters_absent: counters.absent, warnings,
-    cpu_s: { ...cpuUsed, wall: herdWall, cores: cpus().length }, peak_rss_bytes: rss
+    nodes: s.nodes,
+    setup: s.setup,
+    image_bytes: image.bytes,
+    image_blobs: Object.fromEntries([...image.blobs].map(([d, n]) => [short(d), n])),
+    quiet_before: q,
+    direct_s: direct,
+    concurrent_direct_s: concurrentDirect,
+    herd_pull_s: herd,
+    upstream: use,
+    counters: c,
+    counters_per_node: counters.perNode,
+    counters_absent: counters.absent,
+    warnings,
+    cpu_s: { ...cpuUsed, wall: herdWall, cores: cpus().length },
+    peak_rss_bytes: rss
   }
   const imageLabel = `${image.blobs.size - 1}x${cfg.layerBytes / MiB} MiB`
   rows.push({
-    metric: `${s.label}, ${imageLabel}: upstream blob bytes`, unit: 'MB', value: use.blobBytes / MB, baseline: image.bytes / MB,
-    ratio: bytesRatio, target: '<= 1.10', pass: bytesRatio <= 1.1, digits: 1,
-    note: `${s.setup}; blob GETs by digest: ${blobGetsText}; ${use.rangeGets} of them Range requests (counted whole), ${use.failedBlobGets} failed, ${use.blobHeads} HEADs; ` +
-      `${use.writtenBytes === undefined ? 'bytes written not in the log tail' : `bytes written per the registry log: ${(use.writtenBytes / MB).toFixed(1)} MB`}; ` +
+    metric: `${s.label}, ${imageLabel}: upstream blob bytes`,
+    unit: 'MB',
+    value: use.blobBytes / MB,
+    baseline: image.bytes / MB,
+    ratio: bytesRatio,
+    target: '<= 1.10',
+    pass: bytesRatio <= 1.1,
+    digits: 1,
+    note:
+      `${s.setup}; blob GETs by digest: ${blobGetsText}; ${use.rangeGets} of them Range requests (counted whole), ${use.failedBlobGets} failed, ${use.blobHeads} HEADs; ` +
+      `${
+        use.writtenBytes === undefined
+          ? 'bytes written not in the log tail'
+          : `bytes written per the registry log: ${(use.writtenBytes / MB).toFixed(1)} MB`
+      }; ` +
       `sidecar counters summed: ${countersText}; ${othersText}; ${spreadText}; baseline: the image's blobs (config + layers)`
   })
   rows.push({
-    metric: `${s.label}: manifest GETs per digest (max)`, unit: 'count', value: maxManifestGets, baseline: s.nodes,
-    ratio: maxManifestGets / s.nodes, target: 'value = 1', pass: maxManifestGets === 1, digits: 0,
-    note: `manifest GETs: ${tally(use.manifestGets)} (a GET by tag counts for its digest); not counted: ${use.manifestHeadsByTag} HEADs by tag, ${use.manifestHeadsByDigest} HEADs by digest; other upstream requests: ${use.other}; baseline: the pulls`
+    metric: `${s.label}: manifest GETs per digest (max)`,
+    unit: 'count',
+    value: maxManifestGets,
+    baseline: s.nodes,
+    ratio: maxManifestGets / s.nodes,
+    target: 'value = 1',
+    pass: maxManifestGets === 1,
+    digits: 0,
+    note: `manifest GETs: ${
+      tally(use.manifestGets)
+    } (a GET by tag counts for its digest); not counted: ${use.manifestHeadsByTag} HEADs by tag, ${use.manifestHeadsByDigest} HEADs by digest; other upstream requests: ${use.other}; baseline: the pulls`
   })
   rows.push({
-    metric: `${s.label}: slowest pull`, unit: 's', value: slowest, baseline: lone,
-    ratio: ratioOf(slowest, lone), target: '<= 1.30', pass: slowest / lone <= 1.3, digits: 2,
-    note: `${s.nodes} skopeo pulls started at once, each through its own sidecar: ${spread(herd, 2)} s; the longest upstream blob GET meanwhile (registry's log): ${upstreamTime}; baseline: median of ${direct.length} lone skopeo pulls straight from the registry just before (${spread(direct, 2)} s); ${cpuText}` +
-      (concurrentDirect === undefined ? '' : `; ${s.nodes} direct pulls at once (no sidecar) took up to ${Math.max(...concurrentDirect).toFixed(2)} s on this machine`)
+    metric: `${s.label}: slowest pull`,
+    unit: 's',
+    value: slowest,
+    baseline: lone,
+    ratio: ratioOf(slowest, lone),
+    target: '<= 1.30',
+    pass: slowest / lone <= 1.3,
+    digits: 2,
+    note:
+      `${s.nodes} skopeo pulls started at once, each through its own sidecar: ${
+        spread(herd, 2)
+      } s; the longest upstream blob GET meanwhile (registry's log): ${upstreamTime}; baseline: median of ${direct.length} lone skopeo pulls straight from the registry just before (${
+        spread(direct, 2)
+      } s); ${cpuText}` +
+      (concurrentDirect === undefined
+        ? ''
+        : `; ${s.nodes} direct pulls at once (no sidecar) took up to ${Math.max(...concurrentDirect).toFixed(2)} s on this machine`)
   })
 }
 
@@ -469,7 +606,9 @@ async function identity (dir: string, listen: string): Promise<string> {
   const res = await runCli(['id', '--json'], { HOME: dir, CACHE_DIR: join(dir, 'data'), CACHE_LISTEN_ADDRS: listen })
   if (res.code !== 0) throw new Error(`p2p-cache id --json in ${dir} exited ${res.code}: ${res.stderr.trim()}`)
   const out = JSON.parse(res.stdout) as { addrs?: unknown }
-  const addr = Array.isArray(out.addrs) ? out.addrs.find((a): a is string => typeof a === 'string' && a.startsWith(`${listen}/p2p/`)) : undefined
+  const addr = Array.isArray(out.addrs)
+    ? out.addrs.find((a): a is string => typeof a === 'string' && a.startsWith(`${listen}/p2p/`))
+    : undefined
   if (addr === undefined) throw new Error(`p2p-cache id --json in ${dir} printed no ${listen}/p2p/<id> address: ${res.stdout.trim()}`)
   return addr
 }
@@ -492,16 +631,26 @@ async function loopbackHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<v
     const names = Array.from({ length: n }, (_, i) => `n${String(i).padStart(2, '0')}`)
     const ports = await Promise.all(names.map(() => freePort()))
     const t0 = performance.now()
-    const addrs = await inBatches(names.map((name, i) => ({ name, port: ports[i] as number })), cfg.startBatch, x => identity(join(root, x.name), `/ip4/127.0.0.1/tcp/${x.port}`))
+    const addrs = await inBatches(
+      names.map((name, i) => ({ name, port: ports[i] as number })),
+      cfg.startBatch,
+      x => identity(join(root, x.name), `/ip4/127.0.0.1/tcp/${x.port}`)
+    )
     const nodes: P2pNode[] = []
-    local.add('herd nodes', async () => { await Promise.all(nodes.map(x => x.stop())) })
+    local.add('herd nodes', async () => {
+      await Promise.all(nodes.map(x => x.stop()))
+    })
     // Up to 20 nodes every node bootstraps to all; above, to n00 only (BENCH_HERD_BOOTSTRAP=all|first
     // overrides): 50 nodes dialling 49 each is a start-up storm of Noise handshakes on 2 cores.
     const toFirst = (process.env.BENCH_HERD_BOOTSTRAP ?? (n > 20 ? 'first' : 'all')) === 'first'
     const logDir = process.env.BENCH_HERD_LOG_DIR === undefined ? undefined : join(process.env.BENCH_HERD_LOG_DIR, `loopback-${n}`)
     if (logDir !== undefined) await mkdir(logDir, { recursive: true })
     await startP2pNodes(n, cfg.startBatch, i => ({
-      root, name: names[i] as string, upstreams: `${registry.host}=${registry.url}`, bootstrap: toFirst ? (i === 0 ? [] : addrs.slice(0, 1)) : addrs, p2pPort: ports[i] as number,
+      root,
+      name: names[i] as string,
+      upstreams: `${registry.host}=${registry.url}`,
+      bootstrap: toFirst ? (i === 0 ? [] : addrs.slice(0, 1)) : addrs,
+      p2pPort: ports[i] as number,
       // All at once on a small machine: more than the 30 s default, not less.
       readyTimeoutMs: 60_000,
       // Above 20 nodes (25 processes per core here), a sidecar that is not scheduled for 10 s
@@ -516,32 +665,52 @@ async function loopbackHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<v
     const startedS = (performance.now() - t0) / 1000
     let meshed = true
     const counts = async (): Promise<Array<{ peers: number, rt: number | undefined }>> =>
-      await Promise.all(nodes.map(async x => { const i = await x.info(); return { peers: i.peers.length, rt: i.routingTable } }))
+      await Promise.all(nodes.map(async x => {
+        const i = await x.info()
+        return { peers: i.peers.length, rt: i.routingTable }
+      }))
     try {
       await waitFor(async () => (await counts()).every(c => c.peers >= n - 1 && (c.rt === undefined || c.rt >= n - 1)), {
-        timeoutMs: MESH_TIMEOUT_MS, intervalMs: 100, what: `every one of ${n} sidecars connected to the others, with them in its routing table`
+        timeoutMs: MESH_TIMEOUT_MS,
+        intervalMs: 100,
+        what: `every one of ${n} sidecars connected to the others, with them in its routing table`
       })
     } catch {
       meshed = false
     }
     const mesh = await counts()
     const meshText = `peers ${spread(mesh.map(c => c.peers), 0)}, routing table ${spread(mesh.map(c => c.rt ?? NaN), 0)}`
-    const setup = `${n} sidecars, each bootstrapped to ${toFirst ? 'n00 only' : 'all'}; started in ${startedS.toFixed(1)} s; ${meshed ? 'full mesh' : `NOT a full mesh after ${MESH_TIMEOUT_MS / 1000} s`} at ${((performance.now() - t0) / 1000).toFixed(1)} s (${meshText})`
+    const setup = `${n} sidecars, each bootstrapped to ${toFirst ? 'n00 only' : 'all'}; started in ${startedS.toFixed(1)} s; ${
+      meshed ? 'full mesh' : `NOT a full mesh after ${MESH_TIMEOUT_MS / 1000} s`
+    } at ${((performance.now() - t0) / 1000).toFixed(1)} s (${meshText})`
     log(`${label}: ${setup}`)
 
-    await measureHerd(work, {
-      label, key: `herd_loopback_${n}`, nodes: n, image, log,
-      direct: out => pullToLayout(registry.host, image.repo, TAG, out, { timeoutMs: cfg.requestTimeoutMs }).then(() => undefined),
-      // N sidecars and N skopeo move N copies through this machine's cores: 10 s per node at least.
-      viaNode: nodes.map(node => out => pullToLayout(node.url.slice('http://'.length), image.repo, TAG, out, { timeoutMs: Math.max(cfg.requestTimeoutMs, n * 10_000) }).then(() => undefined)),
-      concurrentDirect: true,
-      warmUp: true,
-      upstream: fixtureLog(registry),
-      stats: () => Promise.all(nodes.map(x => x.stats())),
-      warnings: () => nodes.flatMap(x => x.warnings()),
-      pids: nodes.map(x => x.pid),
-      setup
-    }, cfg, ctx.rows, ctx.samples)
+    await measureHerd(
+      work,
+      {
+        label,
+        key: `herd_loopback_${n}`,
+        nodes: n,
+        image,
+        log,
+        direct: out => pullToLayout(registry.host, image.repo, TAG, out, { timeoutMs: cfg.requestTimeoutMs }).then(() => undefined),
+        // N sidecars and N skopeo move N copies through this machine's cores: 10 s per node at least.
+        viaNode: nodes.map(node => out =>
+          pullToLayout(node.url.slice('http://'.length), image.repo, TAG, out, { timeoutMs: Math.max(cfg.requestTimeoutMs, n * 10_000) })
+            .then(() => undefined)
+        ),
+        concurrentDirect: true,
+        warmUp: true,
+        upstream: fixtureLog(registry),
+        stats: () => Promise.all(nodes.map(x => x.stats())),
+        warnings: () => nodes.flatMap(x => x.warnings()),
+        pids: nodes.map(x => x.pid),
+        setup
+      },
+      cfg,
+      ctx.rows,
+      ctx.samples
+    )
   })
 }
 
@@ -564,12 +733,29 @@ async function nsPull (ns: Netns, work: string, host: string, repo: string, out:
     await writeFile(conf, '')
     await writeFile(auth, '{"auths":{}}')
     const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: sandbox, XDG_RUNTIME_DIR: sandbox,
-      XDG_CONFIG_HOME: join(sandbox, 'config'), REGISTRY_AUTH_FILE: auth, TMPDIR: sandbox
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: sandbox,
+      XDG_RUNTIME_DIR: sandbox,
+      XDG_CONFIG_HOME: join(sandbox, 'config'),
+      REGISTRY_AUTH_FILE: auth,
+      TMPDIR: sandbox
     }
     const r = await ns.run('skopeo', [
-      '--policy', policy, '--registries-conf', conf, '--registries.d', join(sandbox, 'registries.d'), '--tmpdir', sandbox,
-      'copy', '--retry-times', '0', '--src-tls-verify=false', '--src-no-creds', `docker://${host}/${repo}:${TAG}`, `oci:${out}:${TAG}`
+      '--policy',
+      policy,
+      '--registries-conf',
+      conf,
+      '--registries.d',
+      join(sandbox, 'registries.d'),
+      '--tmpdir',
+      sandbox,
+      'copy',
+      '--retry-times',
+      '0',
+      '--src-tls-verify=false',
+      '--src-no-creds',
+      `docker://${host}/${repo}:${TAG}`,
+      `oci:${out}:${TAG}`
     ], { env, timeoutMs })
     if (r.code !== 0) throw new Error(`skopeo copy docker://${host}/${repo}:${TAG} in ${ns.name}: exit ${r.code}\n${r.stderr.trim()}`)
   } finally {
@@ -584,11 +770,27 @@ async function nsPull (ns: Netns, work: string, host: string, repo: string, out:
  */
 async function startNsRegistry (ns: Netns, work: string, dataDir: string, local: Cleanup): Promise<UpstreamLog> {
   const config = join(work, 'herd-registry.yml')
-  await writeFile(config, [
-    'version: 0.1', 'log:', '  level: info', '  formatter: json', 'storage:', '  filesystem:', `    rootdirectory: ${dataDir}`,
-    '  maintenance:', '    uploadpurging:', '      enabled: false', '    readonly:', '      enabled: true',
-    'http:', `  addr: 0.0.0.0:${UPSTREAM_PORT}`, `  secret: ${randomBytes(16).toString('hex')}`, ''
-  ].join('\n'))
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: info',
+      '  formatter: json',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${dataDir}`,
+      '  maintenance:',
+      '    uploadpurging:',
+      '      enabled: false',
+      '    readonly:',
+      '      enabled: true',
+      'http:',
+      `  addr: 0.0.0.0:${UPSTREAM_PORT}`,
+      `  secret: ${randomBytes(16).toString('hex')}`,
+      ''
+    ].join('\n')
+  )
   let logged: LoggedRequest[] = []
   const marks = new Set<string>()
   const proc = ns.spawn(REGISTRY_BIN, ['serve', config], {
@@ -596,13 +798,25 @@ async function startNsRegistry (ns: Netns, work: string, dataDir: string, local:
       const r = parseRequestLine(line)
       if (r === undefined) return
       const m = /[?&]herd-settle=(\w+)/.exec(r.path)
-      if (m !== null) { marks.add(m[1] as string); return }
+      if (m !== null) {
+        marks.add(m[1] as string)
+        return
+      }
       logged.push({ ...r, ...logFields(line) })
     }
   })
   local.add('netns registry', () => proc.stop(5_000))
   const probe = async (query: string): Promise<number> => {
-    const r = await ns.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://127.0.0.1:${UPSTREAM_PORT}/v2/${query}`], { timeoutMs: 7_000 })
+    const r = await ns.run('curl', [
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '5',
+      `http://127.0.0.1:${UPSTREAM_PORT}/v2/${query}`
+    ], { timeoutMs: 7_000 })
     return Number(r.stdout)
   }
   await waitFor(async () => {
@@ -615,7 +829,10 @@ async function startNsRegistry (ns: Netns, work: string, dataDir: string, local:
     await waitFor(() => marks.delete(id), { timeoutMs: 10_000, intervalMs: 5, what: `registry log line of settle probe ${id}` })
   }
   return {
-    mark: async () => { await settled(); logged = [] },
+    mark: async () => {
+      await settled()
+      logged = []
+    },
     collect: async () => {
       await settled()
       const requests = logged.filter(r => !r.path.includes('herd-ready'))
@@ -629,7 +846,10 @@ async function nsMesh (ns: Netns, url: string): Promise<{ peers: number, rt: num
   const r = await ns.run('curl', ['-sS', '--max-time', '5', `${url}/api/p2p`], { timeoutMs: 7_000 })
   if (r.code !== 0) throw new Error(`curl ${url}/api/p2p in ${ns.name}: exit ${r.code} ${r.stderr.trim()}`)
   const o = JSON.parse(r.stdout) as Record<string, unknown>
-  return { peers: Array.isArray(o['peers']) ? o['peers'].length : 0, rt: typeof o['routingTable'] === 'number' ? o['routingTable'] : undefined }
+  return {
+    peers: Array.isArray(o['peers']) ? o['peers'].length : 0,
+    rt: typeof o['routingTable'] === 'number' ? o['routingTable'] : undefined
+  }
 }
 
 /** Why the emulated-hosts herd can't run here, or undefined. */
@@ -660,8 +880,14 @@ async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<void
     // the rate both ways (tbf on the host's eth0 and on its bridge port).
     const t0 = performance.now()
     const made: Netns[] = []
-    local.add('herd namespaces', async () => { for (const ns of made.reverse()) await ns.destroy() })
-    const create = async (prefix: string): Promise<Netns> => { const ns = await Netns.create(prefix); made.push(ns); return ns }
+    local.add('herd namespaces', async () => {
+      for (const ns of made.reverse()) await ns.destroy()
+    })
+    const create = async (prefix: string): Promise<Netns> => {
+      const ns = await Netns.create(prefix)
+      made.push(ns)
+      return ns
+    }
     const lan = await create('p2pc-hlan')
     const up = await create('p2pc-hup')
     const hosts: Netns[] = []
@@ -684,17 +910,22 @@ async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<void
     const listen = hosts.map((_, k) => `/ip4/${NET}.${k + 1}/tcp/9000`)
     const addrs = await Promise.all(hosts.map((_, k) => identity(join(root, `h${k + 1}`), listen[k] as string)))
     const sidecars: SidecarProcess[] = []
-    local.add('herd netns sidecars', async () => { await Promise.all(sidecars.map(x => x.stop())) })
+    local.add('herd netns sidecars', async () => {
+      await Promise.all(sidecars.map(x => x.stop()))
+    })
     await Promise.all(hosts.map(async (ns, k) => {
-      sidecars[k] = await startSidecar({
-        CACHE_ENABLE_P2P: 'true',
-        CACHE_LISTEN_ADDRS: listen[k],
-        CACHE_BOOTSTRAP_PEERS: cfg.netnsBootstrapAll ? addrs.join(',') : k === 0 ? '' : addrs[0] as string,
-        CACHE_REGISTRY_UPSTREAMS: `${upstreamHost}=http://${upstreamHost}`,
-        CACHE_LOG_LEVEL: process.env.BENCH_HERD_LOG_LEVEL ?? 'warn',
-        CACHE_PEER_LOOKUP_TIMEOUT: '2s',
-        CACHE_MAX_SIZE: '20GB'
-      }, { dir: join(root, `h${k + 1}`), netns: ns, nodeArgs: cpuProfileArgs() })
+      sidecars[k] = await startSidecar(
+        {
+          CACHE_ENABLE_P2P: 'true',
+          CACHE_LISTEN_ADDRS: listen[k],
+          CACHE_BOOTSTRAP_PEERS: cfg.netnsBootstrapAll ? addrs.join(',') : k === 0 ? '' : addrs[0] as string,
+          CACHE_REGISTRY_UPSTREAMS: `${upstreamHost}=http://${upstreamHost}`,
+          CACHE_LOG_LEVEL: process.env.BENCH_HERD_LOG_LEVEL ?? 'warn',
+          CACHE_PEER_LOOKUP_TIMEOUT: '2s',
+          CACHE_MAX_SIZE: '20GB'
+        },
+        { dir: join(root, `h${k + 1}`), netns: ns, nodeArgs: cpuProfileArgs() }
+      )
     }))
     // BENCH_HERD_LOG_DIR keeps every sidecar's log (with BENCH_HERD_LOG_LEVEL=info: its claims, joins and fetches).
     const logDir = process.env.BENCH_HERD_LOG_DIR
@@ -710,30 +941,47 @@ async function netnsHerd (ctx: P2pCtx, cfg: HerdConfig, n: number): Promise<void
     let meshed = true
     try {
       await waitFor(async () => (await counts()).every(c => c.peers >= n - 1 && (c.rt === undefined || c.rt >= n - 1)), {
-        timeoutMs: MESH_TIMEOUT_MS, intervalMs: 200, what: `every one of ${n} hosts' sidecars connected to the others, with them in its routing table`
+        timeoutMs: MESH_TIMEOUT_MS,
+        intervalMs: 200,
+        what: `every one of ${n} hosts' sidecars connected to the others, with them in its routing table`
       })
     } catch {
       meshed = false
     }
     const mesh = await counts()
-    const setup = `${n} hosts and the registry in network namespaces on one bridge, each link tbf ${cfg.netnsRateMbit} Mbit both ways; sidecars bootstrapped to ${cfg.netnsBootstrapAll ? 'all' : 'host 1'}, ` +
-      `up in ${startedS.toFixed(1)} s; ${meshed ? 'full mesh' : `NOT a full mesh after ${MESH_TIMEOUT_MS / 1000} s`} (peers ${spread(mesh.map(c => c.peers), 0)}, routing table ${spread(mesh.map(c => c.rt ?? NaN), 0)})`
+    const setup =
+      `${n} hosts and the registry in network namespaces on one bridge, each link tbf ${cfg.netnsRateMbit} Mbit both ways; sidecars bootstrapped to ${
+        cfg.netnsBootstrapAll ? 'all' : 'host 1'
+      }, ` +
+      `up in ${startedS.toFixed(1)} s; ${meshed ? 'full mesh' : `NOT a full mesh after ${MESH_TIMEOUT_MS / 1000} s`} (peers ${
+        spread(mesh.map(c => c.peers), 0)
+      }, routing table ${spread(mesh.map(c => c.rt ?? NaN), 0)})`
     log(`${label}: ${setup}`)
 
     const first = hosts[0] as Netns
-    await measureHerd(work, {
-      label, key: `herd_netns_${n}`, nodes: n, image, log,
-      direct: out => nsPull(first, work, upstreamHost, image.repo, out, cfg.requestTimeoutMs),
-      viaNode: sidecars.map((x, k) => out => nsPull(hosts[k] as Netns, work, x.host, image.repo, out, cfg.requestTimeoutMs)),
-      concurrentDirect: false,
-      // The link, not the page cache, bounds these pulls; skopeo is warm after a loopback herd.
-      warmUp: cfg.nodeCounts.length === 0,
-      upstream,
-      stats: () => Promise.all(sidecars.map(x => x.stats())),
-      warnings: () => sidecars.flatMap(x => warnLines(x.logs())),
-      pids: sidecars.map(x => x.proc.child.pid ?? -1).filter(pid => pid > 0),
-      setup
-    }, cfg, ctx.rows, ctx.samples)
+    await measureHerd(
+      work,
+      {
+        label,
+        key: `herd_netns_${n}`,
+        nodes: n,
+        image,
+        log,
+        direct: out => nsPull(first, work, upstreamHost, image.repo, out, cfg.requestTimeoutMs),
+        viaNode: sidecars.map((x, k) => out => nsPull(hosts[k] as Netns, work, x.host, image.repo, out, cfg.requestTimeoutMs)),
+        concurrentDirect: false,
+        // The link, not the page cache, bounds these pulls; skopeo is warm after a loopback herd.
+        warmUp: cfg.nodeCounts.length === 0,
+        upstream,
+        stats: () => Promise.all(sidecars.map(x => x.stats())),
+        warnings: () => sidecars.flatMap(x => warnLines(x.logs())),
+        pids: sidecars.map(x => x.proc.child.pid ?? -1).filter(pid => pid > 0),
+        setup
+      },
+      cfg,
+      ctx.rows,
+      ctx.samples
+    )
   })
 }
 
@@ -749,10 +997,20 @@ export async function herd (ctx: P2pCtx, cfg: HerdConfig): Promise<void> {
       const msg = err instanceof Error ? err.message : String(err)
       ctx.log(`${what}: FAILED: ${err instanceof Error ? err.stack ?? msg : msg}`)
       ctx.samples[`${what}_error`] = msg
-      ctx.rows.push({ metric: `${what}: failed`, unit: '-', value: NaN, baseline: undefined, ratio: undefined, target: 'completes', pass: false, digits: 0, note: msg })
+      ctx.rows.push({
+        metric: `${what}: failed`,
+        unit: '-',
+        value: NaN,
+        baseline: undefined,
+        ratio: undefined,
+        target: 'completes',
+        pass: false,
+        digits: 0,
+        note: msg
+      })
     }
   }
   for (const n of cfg.nodeCounts) await attempt(`herd, ${n} sidecars on loopback`, () => loopbackHerd(ctx, cfg, n))
-  if (cfg.netns) for (const n of cfg.netnsHosts) await attempt(`herd, ${n} hosts (netns)`, () => netnsHerd(ctx, cfg, n))
+  if (cfg.netns) { for (const n of cfg.netnsHosts) await attempt(`herd, ${n} hosts (netns)`, () => netnsHerd(ctx, cfg, n)) }
   else ctx.log('herd, emulated hosts: skipped (BENCH_HERD_NETNS=0)')
 }

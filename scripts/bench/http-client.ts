@@ -66,7 +66,10 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
       res.once('end', () => {
         if (settled) return
         const ms = performance.now() - t0
-        if (length !== undefined && Number(length) !== bytes) { fail(new Error(`GET ${url}: ${bytes} of ${length} bytes`)); return }
+        if (length !== undefined && Number(length) !== bytes) {
+          fail(new Error(`GET ${url}: ${bytes} of ${length} bytes`))
+          return
+        }
         const digest = hash === undefined ? undefined : `sha256:${hash.digest('hex')}`
         if (digest !== undefined && opts.expectDigest !== undefined && digest !== opts.expectDigest) {
           fail(new Error(`GET ${url}: body hashes to ${digest}, expected ${opts.expectDigest}`))
@@ -74,10 +77,21 @@ export function fetchBlob (url: string, opts: FetchOptions): Promise<FetchResult
         }
         settled = true
         clearTimeout(timer)
-        resolve({ status, headers: res.headers, bytes, ms, ttfbMs, firstByteMs: bytes === 0 ? ms : firstByteMs, lastByteWaitMs: almostMs === 0 ? 0 : ms - almostMs, digest })
+        resolve({
+          status,
+          headers: res.headers,
+          bytes,
+          ms,
+          ttfbMs,
+          firstByteMs: bytes === 0 ? ms : firstByteMs,
+          lastByteWaitMs: almostMs === 0 ? 0 : ms - almostMs,
+          digest
+        })
       })
       res.once('error', fail)
-      res.once('close', () => { if (!res.complete) fail(new Error(`GET ${url}: connection closed after ${bytes} bytes`)) })
+      res.once('close', () => {
+        if (!res.complete) fail(new Error(`GET ${url}: connection closed after ${bytes} bytes`))
+      })
     })
     const timer = setTimeout(() => fail(new Error(`GET ${url}: not done within ${opts.timeoutMs} ms`)), opts.timeoutMs)
     req.once('error', fail)
@@ -95,7 +109,10 @@ export function requestJson (method: string, url: string, timeoutMs = 30_000): P
       res.once('end', () => {
         const text = Buffer.concat(chunks).toString('utf8')
         const status = res.statusCode ?? 0
-        if (status < 200 || status >= 300) { reject(new Error(`${method} ${url}: status ${status} ${text.slice(0, 300)}`)); return }
+        if (status < 200 || status >= 300) {
+          reject(new Error(`${method} ${url}: status ${status} ${text.slice(0, 300)}`))
+          return
+        }
         try {
           resolve(text === '' ? undefined : JSON.parse(text) as unknown)
         } catch {
@@ -113,12 +130,27 @@ export function requestJson (method: string, url: string, timeoutMs = 30_000): P
  * Uploads a file as a blob to a distribution registry (POST, then one monolithic PUT). The
  * blob is linked into `repo`, so GET /v2/<repo>/blobs/<digest> serves it; no manifest needed.
  */
-export async function uploadBlob (registryUrl: string, repo: string, file: string, size: number, digest: string, timeoutMs = 120_000): Promise<void> {
+export async function uploadBlob (
+  registryUrl: string,
+  repo: string,
+  file: string,
+  size: number,
+  digest: string,
+  timeoutMs = 120_000
+): Promise<void> {
   const location = await new Promise<string>((resolve, reject) => {
-    const req = request(`${registryUrl}/v2/${repo}/blobs/uploads/`, { method: 'POST', agent: false, timeout: timeoutMs, headers: { 'content-length': 0 } }, res => {
+    const req = request(`${registryUrl}/v2/${repo}/blobs/uploads/`, {
+      method: 'POST',
+      agent: false,
+      timeout: timeoutMs,
+      headers: { 'content-length': 0 }
+    }, res => {
       res.resume()
       const loc = res.headers.location
-      if (res.statusCode !== 202 || loc === undefined) { reject(new Error(`upload start: status ${res.statusCode ?? 0}`)); return }
+      if (res.statusCode !== 202 || loc === undefined) {
+        reject(new Error(`upload start: status ${res.statusCode ?? 0}`))
+        return
+      }
       resolve(new URL(loc, registryUrl).toString())
     })
     req.once('timeout', () => req.destroy(new Error('upload start: timeout')))
@@ -129,11 +161,16 @@ export async function uploadBlob (registryUrl: string, repo: string, file: strin
   put.searchParams.set('digest', digest)
   await new Promise<void>((resolve, reject) => {
     const req = request(put, {
-      method: 'PUT', agent: false, timeout: timeoutMs,
+      method: 'PUT',
+      agent: false,
+      timeout: timeoutMs,
       headers: { 'content-type': 'application/octet-stream', 'content-length': size }
     }, res => {
       res.resume()
-      if (res.statusCode !== 201) { reject(new Error(`upload of ${digest}: status ${res.statusCode ?? 0}`)); return }
+      if (res.statusCode !== 201) {
+        reject(new Error(`upload of ${digest}: status ${res.statusCode ?? 0}`))
+        return
+      }
       res.once('end', resolve)
     })
     req.once('timeout', () => req.destroy(new Error(`upload of ${digest}: timeout`)))

@@ -121,11 +121,27 @@ const HERD_CFG = herdConfig(QUICK, CFG.requestTimeoutMs)
 const RELIABILITY_CFG = reliabilityConfig(QUICK)
 const LINK_CFG = linkConfig(QUICK, CFG.requestTimeoutMs)
 
-const ALL_SECTIONS = ['local', 'cold', 'pull', 'p2p', 'link', 'swarm', 'herd', 'api', 'proxy', 'push', 'actions', 's3', 'reliability'] as const
+const ALL_SECTIONS = [
+  'local',
+  'cold',
+  'pull',
+  'p2p',
+  'link',
+  'swarm',
+  'herd',
+  'api',
+  'proxy',
+  'push',
+  'actions',
+  's3',
+  'reliability'
+] as const
 type Section = typeof ALL_SECTIONS[number]
 const SECTIONS = new Set<string>((process.env.BENCH_SECTIONS ?? ALL_SECTIONS.join(',')).split(',').map(x => x.trim()).filter(Boolean))
 for (const s of SECTIONS) {
-  if (!(ALL_SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_SECTIONS: unknown section "${s}"; known: ${ALL_SECTIONS.join(', ')}`)
+  if (!(ALL_SECTIONS as readonly string[]).includes(s)) {
+    throw new Error(`BENCH_SECTIONS: unknown section "${s}"; known: ${ALL_SECTIONS.join(', ')}`)
+  }
 }
 const runs = (s: Section): boolean => SECTIONS.has(s)
 // The API section's share of the time budget (~50 s full, ~25 s quick, plus slack).
@@ -193,8 +209,14 @@ async function localHits (ctx: Ctx): Promise<void> {
     await requestJson('DELETE', `${sidecar.url}/api/cache`)
     const stores = (await sidecar.stats())['stores'] ?? 0
     const r = await get(sidecarUrl, true)
-    if (r.headers['x-cache'] !== 'MISS') throw new Error(`expected X-Cache: MISS after DELETE /api/cache, got ${String(r.headers['x-cache'])}`)
-    await waitFor(async () => ((await sidecar.stats())['stores'] ?? 0) > stores, { timeoutMs: 30_000, intervalMs: 10, what: 'the sidecar to commit the blob' })
+    if (r.headers['x-cache'] !== 'MISS') {
+      throw new Error(`expected X-Cache: MISS after DELETE /api/cache, got ${String(r.headers['x-cache'])}`)
+    }
+    await waitFor(async () => ((await sidecar.stats())['stores'] ?? 0) > stores, {
+      timeoutMs: 30_000,
+      intervalMs: 10,
+      what: 'the sidecar to commit the blob'
+    })
     return r
   }
   const misses: FetchResult[] = []
@@ -209,22 +231,42 @@ async function localHits (ctx: Ctx): Promise<void> {
     }
     const miss = misses[i] as FetchResult
     const direct = directs[i] as FetchResult
-    log(`cold fetch run ${i + 1}/${CFG.coldSingleRuns}, 1 client: sidecar ${mbps(miss).toFixed(0)} MB/s (first byte ${miss.ttfbMs.toFixed(0)} ms, last byte held ${miss.lastByteWaitMs.toFixed(0)} ms for verify+commit), registry direct ${mbps(direct).toFixed(0)} MB/s`)
+    log(
+      `cold fetch run ${i + 1}/${CFG.coldSingleRuns}, 1 client: sidecar ${mbps(miss).toFixed(0)} MB/s (first byte ${
+        miss.ttfbMs.toFixed(0)
+      } ms, last byte held ${miss.lastByteWaitMs.toFixed(0)} ms for verify+commit), registry direct ${mbps(direct).toFixed(0)} MB/s`
+    )
   }
   const missMbps = misses.map(mbps)
   const directMbps = directs.map(mbps)
   const coldValue = median(missMbps)
   const coldBaseline = median(directMbps)
   const coldRatio = ratioOf(coldValue, coldBaseline)
-  log(`cold fetch, 1 client (${CFG.coldSingleRuns} runs): sidecar ${spread(missMbps, 0)} MB/s, median ${coldValue.toFixed(0)} (first byte ${median(misses.map(r => r.ttfbMs)).toFixed(0)} ms, last byte held ${median(misses.map(r => r.lastByteWaitMs)).toFixed(0)} ms for verify+commit, medians), registry direct ${spread(directMbps, 0)} MB/s, median ${coldBaseline.toFixed(0)}`)
+  log(
+    `cold fetch, 1 client (${CFG.coldSingleRuns} runs): sidecar ${spread(missMbps, 0)} MB/s, median ${coldValue.toFixed(0)} (first byte ${
+      median(misses.map(r => r.ttfbMs)).toFixed(0)
+    } ms, last byte held ${median(misses.map(r => r.lastByteWaitMs)).toFixed(0)} ms for verify+commit, medians), registry direct ${
+      spread(directMbps, 0)
+    } MB/s, median ${coldBaseline.toFixed(0)}`
+  )
   ctx.samples['cold_single'] = {
-    sidecar_mbps: missMbps, direct_mbps: directMbps, sidecar_ttfb_ms: misses.map(r => r.ttfbMs), direct_ttfb_ms: directs.map(r => r.ttfbMs),
+    sidecar_mbps: missMbps,
+    direct_mbps: directMbps,
+    sidecar_ttfb_ms: misses.map(r => r.ttfbMs),
+    direct_ttfb_ms: directs.map(r => r.ttfbMs),
     sidecar_last_byte_wait_ms: misses.map(r => r.lastByteWaitMs)
   }
   rows.push({
-    metric: `cold fetch ${sizeLabel}, 1 client, client sha256`, unit: 'MB/s', value: coldValue, baseline: coldBaseline,
-    ratio: coldRatio, target: '>= 0.70', pass: coldRatio >= 0.7, digits: 0,
-    note: `median of ${CFG.coldSingleRuns} runs, each: DELETE /api/cache, then one GET through the sidecar (X-Cache: MISS), paired with the same GET straight from the registry (the baseline), order alternating`
+    metric: `cold fetch ${sizeLabel}, 1 client, client sha256`,
+    unit: 'MB/s',
+    value: coldValue,
+    baseline: coldBaseline,
+    ratio: coldRatio,
+    target: '>= 0.70',
+    pass: coldRatio >= 0.7,
+    digits: 0,
+    note:
+      `median of ${CFG.coldSingleRuns} runs, each: DELETE /api/cache, then one GET through the sidecar (X-Cache: MISS), paired with the same GET straight from the registry (the baseline), order alternating`
   })
   const hitOf = async (hash: boolean): Promise<FetchResult> => {
     const r = await get(sidecarUrl, hash)
@@ -260,12 +302,22 @@ async function localHits (ctx: Ctx): Promise<void> {
     const value = median(side)
     const baseline = median(base)
     const gc = gcDelta(gcBefore, await sidecarGc(sidecar.url))
-    log(`local hit (${label}): sidecar ${spread(side, 0)} MB/s, file server ${spread(base, 0)} MB/s; sidecar GC: ${gc.major} major of ${gc.all}, ${(gc.seconds * 1000).toFixed(0)} ms`)
+    log(
+      `local hit (${label}): sidecar ${spread(side, 0)} MB/s, file server ${
+        spread(base, 0)
+      } MB/s; sidecar GC: ${gc.major} major of ${gc.all}, ${(gc.seconds * 1000).toFixed(0)} ms`
+    )
     ctx.samples[`local_hit_${hash ? 'hash' : 'nohash'}`] = { sidecar_mbps: side, file_server_mbps: base }
     const ratio = ratioOf(value, baseline)
     rows.push({
-      metric: `local hit ${sizeLabel}, ${label}`, unit: 'MB/s', value, baseline, ratio,
-      target: '>= 0.80', pass: ratio >= 0.8, digits: 0
+      metric: `local hit ${sizeLabel}, ${label}`,
+      unit: 'MB/s',
+      value,
+      baseline,
+      ratio,
+      target: '>= 0.80',
+      pass: ratio >= 0.8,
+      digits: 0
     })
   }
 
@@ -273,9 +325,17 @@ async function localHits (ctx: Ctx): Promise<void> {
   const gc = gcDelta(gcStart, await sidecarGc(sidecar.url))
   ctx.samples['local_hit_cpu'] = { sidecar_s: cpu.sidecar, file_server_s: cpu.fileServer, gib_each: gib, sidecar_gc: gc }
   rows.push({
-    metric: 'local hit: server CPU per GiB served', unit: 's', value: cpu.sidecar / gib, baseline: cpu.fileServer / gib,
-    ratio: ratioOf(cpu.sidecar, cpu.fileServer), target: '-', pass: undefined, digits: 3,
-    note: `user+sys CPU of the server process over the local-hit runs (10 ms ticks); sidecar GC meanwhile: ${gc.major} major GCs (~${(gc.major / gib).toFixed(1)} per GiB served), ${(gc.seconds * 1000).toFixed(0)} ms in GC pauses`
+    metric: 'local hit: server CPU per GiB served',
+    unit: 's',
+    value: cpu.sidecar / gib,
+    baseline: cpu.fileServer / gib,
+    ratio: ratioOf(cpu.sidecar, cpu.fileServer),
+    target: '-',
+    pass: undefined,
+    digits: 3,
+    note: `user+sys CPU of the server process over the local-hit runs (10 ms ticks); sidecar GC meanwhile: ${gc.major} major GCs (~${
+      (gc.major / gib).toFixed(1)
+    } per GiB served), ${(gc.seconds * 1000).toFixed(0)} ms in GC pauses`
   })
 
   // Peak RSS while several clients pull the large blob at once (no client hashing: the
@@ -292,17 +352,37 @@ async function localHits (ctx: Ctx): Promise<void> {
   const side = await concurrent(sidecarUrl, ctx.sidecarPid)
   const gcConc = gcDelta(gcBefore, await sidecarGc(sidecar.url))
   const base = await concurrent(baseUrl, fileServer.pid)
-  log(`rss: sidecar ${(side.before / MB).toFixed(0)} -> peak ${(side.peak / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} -> peak ${(base.peak / MB).toFixed(0)} MB (VmHWM reset: ${side.hwmUsed ? 'yes' : 'no, sampled VmRSS only'}); sidecar GC: ${gcConc.major} major of ${gcConc.all}, ${(gcConc.seconds * 1000).toFixed(0)} ms`)
+  log(
+    `rss: sidecar ${(side.before / MB).toFixed(0)} -> peak ${(side.peak / MB).toFixed(0)} MB, file server ${
+      (base.before / MB).toFixed(0)
+    } -> peak ${(base.peak / MB).toFixed(0)} MB (VmHWM reset: ${
+      side.hwmUsed ? 'yes' : 'no, sampled VmRSS only'
+    }); sidecar GC: ${gcConc.major} major of ${gcConc.all}, ${(gcConc.seconds * 1000).toFixed(0)} ms`
+  )
   ctx.samples['rss'] = { clients: n, sidecar: side, file_server: base, sidecar_after: memory(ctx.sidecarPid), sidecar_gc: gcConc }
   const tput = ratioOf(side.mbps, base.mbps)
   rows.push({
-    metric: `local hit ${sizeLabel}, ${n} clients aggregate`, unit: 'MB/s', value: side.mbps, baseline: base.mbps,
-    ratio: tput, target: '-', pass: undefined, digits: 0
+    metric: `local hit ${sizeLabel}, ${n} clients aggregate`,
+    unit: 'MB/s',
+    value: side.mbps,
+    baseline: base.mbps,
+    ratio: tput,
+    target: '-',
+    pass: undefined,
+    digits: 0
   })
   rows.push({
-    metric: `sidecar peak RSS, ${n} clients x ${sizeLabel}`, unit: 'MB', value: side.peak / MB, baseline: base.peak / MB,
-    ratio: ratioOf(side.peak, base.peak), target: 'value < 200 MB', pass: side.peak / MB < 200, digits: 0,
-    note: `RSS just before: sidecar ${(side.before / MB).toFixed(0)} MB, file server ${(base.before / MB).toFixed(0)} MB; baseline: the file server under the same load; docs/design.md §6: < 200 MB serving 1 GiB blobs to 10 clients`
+    metric: `sidecar peak RSS, ${n} clients x ${sizeLabel}`,
+    unit: 'MB',
+    value: side.peak / MB,
+    baseline: base.peak / MB,
+    ratio: ratioOf(side.peak, base.peak),
+    target: 'value < 200 MB',
+    pass: side.peak / MB < 200,
+    digits: 0,
+    note: `RSS just before: sidecar ${(side.before / MB).toFixed(0)} MB, file server ${
+      (base.before / MB).toFixed(0)
+    } MB; baseline: the file server under the same load; docs/design.md §6: < 200 MB serving 1 GiB blobs to 10 clients`
   })
   await fileServer.stop()
 }
@@ -329,7 +409,9 @@ async function concurrentCold (ctx: Ctx): Promise<void> {
     registry.clearRequests()
     const before = await sidecar.stats()
     let started = performance.now()
-    const results = await Promise.all(Array.from({ length: n }, () => fetchBlob(`${sidecar.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`, opts)))
+    const results = await Promise.all(
+      Array.from({ length: n }, () => fetchBlob(`${sidecar.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`, opts))
+    )
     mirrorSeconds.push((performance.now() - started) / 1000)
     await registry.settled()
     gets.push(registry.count({ method: 'GET', pathIncludes: `/blobs/${blob.digest}` }))
@@ -341,24 +423,55 @@ async function concurrentCold (ctx: Ctx): Promise<void> {
     started = performance.now()
     await Promise.all(Array.from({ length: n }, () => fetchBlob(`${registry.url}/v2/${BLOB_REPO}/blobs/${blob.digest}`, opts)))
     directSeconds.push((performance.now() - started) / 1000)
-    log(`concurrent cold run ${run + 1}/${CFG.coldRuns}: ${n} GETs (${misses} MISS), upstream GETs ${gets[run] ?? '?'}, upstream bytes ${(upstreamBytes / blob.size).toFixed(3)} x blob, ${mirrorSeconds[run]?.toFixed(3) ?? '?'} s vs ${directSeconds[run]?.toFixed(3) ?? '?'} s direct`)
+    log(
+      `concurrent cold run ${run + 1}/${CFG.coldRuns}: ${n} GETs (${misses} MISS), upstream GETs ${gets[run] ?? '?'}, upstream bytes ${
+        (upstreamBytes / blob.size).toFixed(3)
+      } x blob, ${mirrorSeconds[run]?.toFixed(3) ?? '?'} s vs ${directSeconds[run]?.toFixed(3) ?? '?'} s direct`
+    )
   }
-  ctx.samples['concurrent_cold'] = { clients: n, upstream_gets: gets, upstream_byte_ratio: byteRatios, mirror_s: mirrorSeconds, direct_s: directSeconds }
+  ctx.samples['concurrent_cold'] = {
+    clients: n,
+    upstream_gets: gets,
+    upstream_byte_ratio: byteRatios,
+    mirror_s: mirrorSeconds,
+    direct_s: directSeconds
+  }
   const worstGets = Math.max(...gets)
   const worstBytes = Math.max(...byteRatios)
   rows.push({
-    metric: `cold ${sizeLabel} x${n} concurrent: upstream GETs (worst of ${CFG.coldRuns})`, unit: 'count', value: worstGets, baseline: n,
-    ratio: worstGets / n, target: 'value = 1', pass: worstGets === 1, digits: 0, note: 'baseline: client GETs'
+    metric: `cold ${sizeLabel} x${n} concurrent: upstream GETs (worst of ${CFG.coldRuns})`,
+    unit: 'count',
+    value: worstGets,
+    baseline: n,
+    ratio: worstGets / n,
+    target: 'value = 1',
+    pass: worstGets === 1,
+    digits: 0,
+    note: 'baseline: client GETs'
   })
   rows.push({
-    metric: `cold ${sizeLabel} x${n} concurrent: upstream bytes (worst of ${CFG.coldRuns})`, unit: 'MB', value: worstBytes * CFG.coldBytes / MB,
-    baseline: CFG.coldBytes / MB, ratio: worstBytes, target: '<= 1.10', pass: worstBytes <= 1.1, digits: 1, note: 'baseline: blob size'
+    metric: `cold ${sizeLabel} x${n} concurrent: upstream bytes (worst of ${CFG.coldRuns})`,
+    unit: 'MB',
+    value: worstBytes * CFG.coldBytes / MB,
+    baseline: CFG.coldBytes / MB,
+    ratio: worstBytes,
+    target: '<= 1.10',
+    pass: worstBytes <= 1.1,
+    digits: 1,
+    note: 'baseline: blob size'
   })
   const mirror = median(mirrorSeconds)
   const direct = median(directSeconds)
   rows.push({
-    metric: `cold ${sizeLabel} x${n} concurrent: wall time`, unit: 's', value: mirror, baseline: direct,
-    ratio: ratioOf(mirror, direct), target: '-', pass: undefined, digits: 3, note: `baseline: ${n} concurrent GETs straight from the registry`
+    metric: `cold ${sizeLabel} x${n} concurrent: wall time`,
+    unit: 's',
+    value: mirror,
+    baseline: direct,
+    ratio: ratioOf(mirror, direct),
+    target: '-',
+    pass: undefined,
+    digits: 3,
+    note: `baseline: ${n} concurrent GETs straight from the registry`
   })
 }
 
@@ -398,7 +511,9 @@ async function pulls (ctx: Ctx): Promise<void> {
       await rm(out, { recursive: true, force: true })
     }
   }
-  const clear = async (): Promise<void> => { await requestJson('DELETE', `${sidecar.url}/api/cache`) }
+  const clear = async (): Promise<void> => {
+    await requestJson('DELETE', `${sidecar.url}/api/cache`)
+  }
 
   const direct: number[] = []
   const cold: number[] = []
@@ -425,7 +540,11 @@ async function pulls (ctx: Ctx): Promise<void> {
       await mirrorPair()
       direct.push((await pull(registry.host)).seconds)
     }
-    log(`pull run ${i + 1}/${CFG.pullRuns}: direct ${direct[i]?.toFixed(3) ?? '?'} s, mirror cold ${cold[i]?.toFixed(3) ?? '?'} s, warm ${warm[i]?.toFixed(3) ?? '?'} s`)
+    log(
+      `pull run ${i + 1}/${CFG.pullRuns}: direct ${direct[i]?.toFixed(3) ?? '?'} s, mirror cold ${cold[i]?.toFixed(3) ?? '?'} s, warm ${
+        warm[i]?.toFixed(3) ?? '?'
+      } s`
+    )
   }
   for (const a of new Set(anomalies)) log(`pull: WARNING ${a}`)
   ctx.samples['pull'] = { direct_s: direct, cold_s: cold, warm_s: warm, anomalies }
@@ -433,8 +552,15 @@ async function pulls (ctx: Ctx): Promise<void> {
   for (const [name, xs] of [['cold', cold], ['warm', warm]] as const) {
     const v = median(xs)
     rows.push({
-      metric: `skopeo pull ${layerLabel}, mirror ${name} vs direct`, unit: 's', value: v, baseline: d,
-      ratio: ratioOf(v, d), target: '-', pass: undefined, digits: 3, note: 'ratio = mirror time / direct time (lower is better)'
+      metric: `skopeo pull ${layerLabel}, mirror ${name} vs direct`,
+      unit: 's',
+      value: v,
+      baseline: d,
+      ratio: ratioOf(v, d),
+      target: '-',
+      pass: undefined,
+      digits: 3,
+      note: 'ratio = mirror time / direct time (lower is better)'
     })
   }
 }
@@ -448,22 +574,27 @@ async function main (): Promise<number> {
   const samples: Record<string, unknown> = {}
   const startedAt = new Date().toISOString()
   const loadStart = loadavg()
-  log(`p2p-cache bench (${CFG.mode}), node ${process.version}, ${cpus().length} cpus, load average ${loadStart.map(x => x.toFixed(2)).join(' ')}`)
+  log(
+    `p2p-cache bench (${CFG.mode}), node ${process.version}, ${cpus().length} cpus, load average ${
+      loadStart.map(x => x.toFixed(2)).join(' ')
+    }`
+  )
   if ((loadStart[0] ?? 0) > cpus().length * 0.5) log('WARNING: the machine is busy; wall-clock figures will be noisy')
   try {
     const work = await mkdtemp(join(tmpdir(), 'p2p-cache-bench-'))
     cleanup.add('work dir', () => rm(work, { recursive: true, force: true }))
     // Only the registry sections need the registry (the API section has its own upstream).
-    const registry = runs('local') || runs('cold') || runs('pull') || runs('p2p') || runs('link') || runs('swarm') || runs('herd') ? await startRegistry() : undefined
+    const registry = runs('local') || runs('cold') || runs('pull') || runs('p2p') || runs('link') || runs('swarm') || runs('herd')
+      ? await startRegistry()
+      : undefined
     if (registry !== undefined) cleanup.add('registry', () => registry.destroy())
     if (registry !== undefined && (runs('local') || runs('cold') || runs('pull'))) {
       const sidecarDir = join(work, 'sidecar')
       await mkdir(sidecarDir)
-      const sidecar = await startSidecar({
-        CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
-        CACHE_LOG_LEVEL: 'info',
-        CACHE_MAX_SIZE: '20GB'
-      }, { dir: sidecarDir })
+      const sidecar = await startSidecar(
+        { CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, CACHE_LOG_LEVEL: 'info', CACHE_MAX_SIZE: '20GB' },
+        { dir: sidecarDir }
+      )
       cleanup.add('sidecar', () => sidecar.destroy())
       const sidecarPid = sidecar.proc.child.pid
       if (sidecarPid === undefined) throw new Error('sidecar has no pid')
@@ -486,7 +617,17 @@ async function main (): Promise<number> {
         if (cleanup.started) throw err
         log(`${name}: FAILED: ${(err as Error).stack ?? String(err)}`)
         samples[`${name}_error`] = String((err as Error).message ?? err)
-        rows.push({ metric: `${name}: section failed`, unit: '-', value: NaN, baseline: undefined, ratio: undefined, target: 'completes', pass: false, digits: 0, note: (err as Error).message })
+        rows.push({
+          metric: `${name}: section failed`,
+          unit: '-',
+          value: NaN,
+          baseline: undefined,
+          ratio: undefined,
+          target: 'completes',
+          pass: false,
+          digits: 0,
+          note: (err as Error).message
+        })
       }
     }
     if (registry !== undefined) {
@@ -517,7 +658,11 @@ async function main (): Promise<number> {
   disarm()
 
   const loadEnd = loadavg()
-  console.log(`\np2p-cache bench (${CFG.mode}; ratios against baselines measured in this run; ${cpus().length} cpus, 1-min load ${(loadStart[0] ?? 0).toFixed(2)} at start, ${(loadEnd[0] ?? 0).toFixed(2)} at end)\n`)
+  console.log(
+    `\np2p-cache bench (${CFG.mode}; ratios against baselines measured in this run; ${cpus().length} cpus, 1-min load ${
+      (loadStart[0] ?? 0).toFixed(2)
+    } at start, ${(loadEnd[0] ?? 0).toFixed(2)} at end)\n`
+  )
   console.log(formatTable(rows))
   const notes = rows.filter(r => r.note !== undefined).map(r => `  ${r.metric}: ${r.note ?? ''}`)
   if (notes.length > 0) console.log(`\nnotes:\n${notes.join('\n')}`)
@@ -525,10 +670,36 @@ async function main (): Promise<number> {
   const outDir = join(ROOT, '.bench')
   await mkdir(outDir, { recursive: true })
   const outFile = join(outDir, 'results.json')
-  await writeFile(outFile, JSON.stringify({
-    mode: CFG.mode, startedAt, node: process.version, cpus: cpus().length, loadavg: { start: loadStart, end: loadEnd }, config: { ...CFG, p2p: P2P_CFG, link: LINK_CFG, herd: HERD_CFG, api: API_CFG, proxy: PROXY_CFG, push: PUSH_CFG, actions: ACTIONS_CFG, s3: S3_CFG, reliability: RELIABILITY_CFG, sections: [...SECTIONS] },
-    durationS: Number(((performance.now() - t0) / 1000).toFixed(1)), rows, samples
-  }, null, 2) + '\n')
+  await writeFile(
+    outFile,
+    JSON.stringify(
+      {
+        mode: CFG.mode,
+        startedAt,
+        node: process.version,
+        cpus: cpus().length,
+        loadavg: { start: loadStart, end: loadEnd },
+        config: {
+          ...CFG,
+          p2p: P2P_CFG,
+          link: LINK_CFG,
+          herd: HERD_CFG,
+          api: API_CFG,
+          proxy: PROXY_CFG,
+          push: PUSH_CFG,
+          actions: ACTIONS_CFG,
+          s3: S3_CFG,
+          reliability: RELIABILITY_CFG,
+          sections: [...SECTIONS]
+        },
+        durationS: Number(((performance.now() - t0) / 1000).toFixed(1)),
+        rows,
+        samples
+      },
+      null,
+      2
+    ) + '\n'
+  )
   console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s total)`)
   return 0
 }

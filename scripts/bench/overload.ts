@@ -24,7 +24,15 @@ import { startRegistry, type Registry } from '../../test/fixtures/registry.js'
 import { startSidecar, type SidecarProcess } from '../../test/fixtures/sidecar-process.js'
 import { pushBlob } from '../../test/fixtures/swarm.js'
 import {
-  connectionFlood, percentile, pushManifest, rssPerConnection, seededBytes, slowReaders, timedGet, type Timed, type Watched
+  connectionFlood,
+  percentile,
+  pushManifest,
+  rssPerConnection,
+  seededBytes,
+  slowReaders,
+  timedGet,
+  type Timed,
+  type Watched
 } from '../../test/fixtures/overload.js'
 
 const MiB = 1024 * 1024
@@ -85,19 +93,36 @@ export async function overloadCampaign (opts: { connections: number, slowReaders
     const small = seededBytes(256 * 1024, 'bench overload small layer')
     const bigDigest = await pushBlob(registry.url, REPO, big)
     const smallDigest = await pushBlob(registry.url, REPO, small)
-    const manifestDigest = await pushManifest(registry.url, REPO, 'v1', [{ digest: bigDigest, size: BIG }, { digest: smallDigest, size: small.byteLength }])
+    const manifestDigest = await pushManifest(registry.url, REPO, 'v1', [
+      { digest: bigDigest, size: BIG },
+      { digest: smallDigest, size: small.byteLength }
+    ])
     for (const path of [`blobs/${bigDigest}`, `blobs/${smallDigest}`]) {
       const warm = await timedGet(`${url}/v2/${REPO}/${path}`, res => res.status === 200, { timeoutMs: 60_000 })
       if (!warm.ok) throw new Error(`overload bench: warm-up GET ${path}: ${warm.detail ?? ''}`)
     }
-    const w: Watched = { host: '127.0.0.1', port: sidecar.port, pid: sidecar.proc.child.pid as number, blobsDir: join(sidecar.env.CACHE_DIR as string, 'blobs') }
+    const w: Watched = {
+      host: '127.0.0.1',
+      port: sidecar.port,
+      pid: sidecar.proc.child.pid as number,
+      blobsDir: join(sidecar.env.CACHE_DIR as string, 'blobs')
+    }
 
     const serve = async (): Promise<Timed[]> => [
-      await timedGet(`${url}/v2/${REPO}/manifests/v1`, (res, body) => res.status === 200 && sha256(body) === manifestDigest,
-        { timeoutMs: 30_000, headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }),
-      await timedGet(`${url}/v2/${REPO}/blobs/${smallDigest}`, (res, body) => res.status === 200 && sha256(body) === smallDigest, { timeoutMs: 30_000 })
+      await timedGet(`${url}/v2/${REPO}/manifests/v1`, (res, body) => res.status === 200 && sha256(body) === manifestDigest, {
+        timeoutMs: 30_000,
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }
+      }),
+      await timedGet(`${url}/v2/${REPO}/blobs/${smallDigest}`, (res, body) => res.status === 200 && sha256(body) === smallDigest, {
+        timeoutMs: 30_000
+      })
     ]
-    const flood = await connectionFlood(w, { connections: opts.connections, rounds: ROUNDS, serve, closeWithinMs: Math.max(LIMITS.headerTimeoutMs, LIMITS.idleTimeoutMs) + 20_000 })
+    const flood = await connectionFlood(w, {
+      connections: opts.connections,
+      rounds: ROUNDS,
+      serve,
+      closeWithinMs: Math.max(LIMITS.headerTimeoutMs, LIMITS.idleTimeoutMs) + 20_000
+    })
     flood.held.close()
     const ok = flood.served.filter(t => t.ok)
 
@@ -107,7 +132,11 @@ export async function overloadCampaign (opts: { connections: number, slowReaders
       path: `/v2/${REPO}/blobs/${bigDigest}`,
       dropWithinMs: 2 * LIMITS.stallTimeoutMs + 20_000,
       meanwhile: async () => {
-        const whole = await timedGet(`${url}/v2/${REPO}/blobs/${bigDigest}`, (res, body) => res.status === 200 && sha256(body) === bigDigest, { timeoutMs: 60_000 })
+        const whole = await timedGet(
+          `${url}/v2/${REPO}/blobs/${bigDigest}`,
+          (res, body) => res.status === 200 && sha256(body) === bigDigest,
+          { timeoutMs: 60_000 }
+        )
         wholeBlobMs = whole.ok ? whole.ms : NaN
       }
     })
@@ -122,7 +151,8 @@ export async function overloadCampaign (opts: { connections: number, slowReaders
       servedP50Ms: round(percentile(ok.map(t => t.ms), 50), 1),
       servedP99Ms: round(percentile(ok.map(t => t.ms), 99), 1),
       rssPerConnectionKiB: round(rssPerConnection(flood, opts.connections) / 1024, 1),
-      closedByHeaderTimeout408: flood.held.all.filter(c => c.closedByServerAfterMs !== undefined && c.received().startsWith('HTTP/1.1 408 ')).length,
+      closedByHeaderTimeout408:
+        flood.held.all.filter(c => c.closedByServerAfterMs !== undefined && c.received().startsWith('HTTP/1.1 408 ')).length,
       closedByIdleTimeout: flood.held.all.filter(c => c.kind === 'kept-alive' && c.closedByServerAfterMs !== undefined).length,
       notClosedByServer: flood.held.all.filter(c => c.closedByServerAfterMs === undefined).length,
       slowReaders: opts.slowReaders,

@@ -132,13 +132,18 @@ interface NsGet {
   mbps: number
 }
 
-const CURL_FORMAT = '%{stderr}BENCH|%{http_code}|%{size_download}|%{time_total}|%{time_starttransfer}|%header{x-cache}|%header{x-cache-source}\\n'
+const CURL_FORMAT =
+  '%{stderr}BENCH|%{http_code}|%{size_download}|%{time_total}|%{time_starttransfer}|%header{x-cache}|%header{x-cache-source}\\n'
 
 async function nsGet (ns: Netns, url: string, timeoutMs: number): Promise<NsGet> {
   const script = 'set -o pipefail; curl -sS --max-time "$1" -o - -w "$2" "$3" | sha256sum'
-  const r = await ns.run('bash', ['-c', script, 'bench-get', String(Math.ceil(timeoutMs / 1000)), CURL_FORMAT, url], { timeoutMs: timeoutMs + 5_000 })
+  const r = await ns.run('bash', ['-c', script, 'bench-get', String(Math.ceil(timeoutMs / 1000)), CURL_FORMAT, url], {
+    timeoutMs: timeoutMs + 5_000
+  })
   const line = r.stderr.split('\n').find(l => l.startsWith('BENCH|'))
-  if (r.code !== 0 || line === undefined) throw new Error(`curl ${url} | sha256sum in ${ns.name}: exit ${r.code}: ${r.stderr.trim().slice(0, 500)}`)
+  if (r.code !== 0 || line === undefined) {
+    throw new Error(`curl ${url} | sha256sum in ${ns.name}: exit ${r.code}: ${r.stderr.trim().slice(0, 500)}`)
+  }
   const [, status, size, total, start, xCache, xCacheSource] = line.split('|')
   const bytes = Number(size)
   const seconds = Number(total)
@@ -156,7 +161,9 @@ async function nsGet (ns: Netns, url: string, timeoutMs: number): Promise<NsGet>
 
 /** A small request with curl inside a namespace; the JSON (or empty) answer; throws on non-2xx. */
 async function nsJson (ns: Netns, method: string, url: string, timeoutMs = 30_000): Promise<unknown> {
-  const r = await ns.run('curl', ['-sS', '-X', method, '--max-time', String(Math.ceil(timeoutMs / 1000)), '-w', '\n%{http_code}', url], { timeoutMs: timeoutMs + 2_000 })
+  const r = await ns.run('curl', ['-sS', '-X', method, '--max-time', String(Math.ceil(timeoutMs / 1000)), '-w', '\n%{http_code}', url], {
+    timeoutMs: timeoutMs + 2_000
+  })
   if (r.code !== 0) throw new Error(`curl -X ${method} ${url} in ${ns.name}: exit ${r.code} ${r.stderr.trim()}`)
   const cut = r.stdout.lastIndexOf('\n')
   const status = Number(r.stdout.slice(cut + 1))
@@ -169,7 +176,10 @@ async function nsJson (ns: Netns, method: string, url: string, timeoutMs = 30_00
   }
 }
 
-interface NsFileServer { url: string, proc: ManagedProcess }
+interface NsFileServer {
+  url: string
+  proc: ManagedProcess
+}
 
 async function startNsFileServer (host: ShapedHost, file: string, name: string): Promise<NsFileServer> {
   let port: number | undefined
@@ -201,7 +211,17 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
   if (skip !== undefined) {
     ctx.log(`link: skipped: ${skip}`)
     ctx.samples['p2p_link_skipped'] = skip
-    ctx.rows.push({ metric, unit: 'MB/s', value: NaN, baseline: undefined, ratio: undefined, target: 'skipped', pass: undefined, digits: 0, note: `skipped: ${skip}` })
+    ctx.rows.push({
+      metric,
+      unit: 'MB/s',
+      value: NaN,
+      baseline: undefined,
+      ratio: undefined,
+      target: 'skipped',
+      pass: undefined,
+      digits: 0,
+      note: `skipped: ${skip}`
+    })
     return
   }
   await withSectionCleanup(ctx, 'P2P link', async local => {
@@ -236,7 +256,9 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
       CACHE_MAX_SIZE: '20GB'
     })
     const sidecars: SidecarProcess[] = []
-    local.add('link sidecars', async () => { await Promise.all(sidecars.map(x => x.stop())) })
+    local.add('link sidecars', async () => {
+      await Promise.all(sidecars.map(x => x.stop()))
+    })
     await mkdir(join(root, 'A'))
     const a = await startSidecar(nodeEnv(A, []), { dir: join(root, 'A'), netns: A.ns })
     sidecars.push(a)
@@ -251,7 +273,11 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
       const info = await nsJson(B.ns, 'GET', `${b.url}/api/p2p`) as { peers?: Array<{ peerId?: unknown }>, routingTable?: unknown }
       return (info.peers ?? []).some(p => p.peerId === aId) && (typeof info.routingTable !== 'number' || info.routingTable >= 1)
     }, { timeoutMs: 15_000, intervalMs: 50, what: `B connected to A (${aId}) over the link, A in its routing table` })
-    log(`link: hosts A ${A.ip} and B ${B.ip} on a ${linkLabel} tbf-shaped bridge, registry ${registry.url} in A; sidecars up, B connected to A ${(performance.now() - tc).toFixed(0)} ms after start (setup ${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+    log(
+      `link: hosts A ${A.ip} and B ${B.ip} on a ${linkLabel} tbf-shaped bridge, registry ${registry.url} in A; sidecars up, B connected to A ${
+        (performance.now() - tc).toFixed(0)
+      } ms after start (setup ${((performance.now() - t0) / 1000).toFixed(1)} s)`
+    )
 
     const path = `/v2/${REPO}/blobs/${blob.digest}`
     const upstreamGets = async (): Promise<number> => {
@@ -273,7 +299,12 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
     await waitFor(async () => (await stores(a)) > aStores, { timeoutMs: 30_000, intervalMs: 20, what: 'A to commit the blob' })
     log(`link: A fetched the blob from the registry (X-Cache: ${seed.xCache}) at ${seed.mbps.toFixed(0)} MB/s and committed it`)
 
-    interface PeerRun { r: NsGet, upstreamGets: number, removed: unknown, commitWaitMs: number }
+    interface PeerRun {
+      r: NsGet
+      upstreamGets: number
+      removed: unknown
+      commitWaitMs: number
+    }
     /** Clears B's store, one GET through B from B's namespace; ends once B committed the blob. */
     const peerRun = async (): Promise<PeerRun> => {
       const cleared = await nsJson(B.ns, 'DELETE', `${b.url}/api/cache`) as Record<string, unknown> | undefined
@@ -285,7 +316,8 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
       return { r, upstreamGets: (await upstreamGets()) - before, removed: cleared?.['removed'], commitWaitMs: performance.now() - t }
     }
     const isPeerHit = (x: PeerRun): boolean => x.r.xCache === 'PEER' && x.upstreamGets === 0
-    const describe = (x: PeerRun): string => `X-Cache ${x.r.xCache} from ${x.r.xCacheSource === aId ? 'A' : x.r.xCacheSource}, ${x.upstreamGets} upstream GETs`
+    const describe = (x: PeerRun): string =>
+      `X-Cache ${x.r.xCache} from ${x.r.xCacheSource === aId ? 'A' : x.r.xCacheSource}, ${x.upstreamGets} upstream GETs`
     const fileServer = await startNsFileServer(A, blob.path, 'link.bin')
     local.add('link file server', () => fileServer.proc.stop(5_000))
     const baseRun = async (): Promise<NsGet> => checked(await nsGet(B.ns, fileServer.url, cfg.requestTimeoutMs), 'GET from the file server')
@@ -314,7 +346,10 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
     const timedPeer = async (): Promise<string> => {
       const x = await peerRun()
       removed.push(x.removed)
-      if (!isPeerHit(x)) { rejected.push(describe(x)); return `not counted (${describe(x)})` }
+      if (!isPeerHit(x)) {
+        rejected.push(describe(x))
+        return `not counted (${describe(x)})`
+      }
       peer.push(x.r.mbps)
       peerFirstByteMs.push(x.r.firstByteS * 1000)
       commitWaitMs.push(x.commitWaitMs)
@@ -332,7 +367,13 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
       // Alternate who goes first so drift hits both alike.
       let p: string
       let h: string
-      if (i % 2 === 0) { p = await timedPeer(); h = await timedBase() } else { h = await timedBase(); p = await timedPeer() }
+      if (i % 2 === 0) {
+        p = await timedPeer()
+        h = await timedBase()
+      } else {
+        h = await timedBase()
+        p = await timedPeer()
+      }
       log(`link run ${i + 1}/${cfg.runs}: peer ${p}, plain HTTP ${h}`)
     }
     const statsA = await a.stats()
@@ -344,19 +385,47 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
     const dataShare = fromPeers > 0 ? overData / fromPeers : NaN
     const warnings = summarizeWarnings([...warnLines(a.logs()), ...warnLines(b.logs())])
 
-    log(`link: B ${spread(peer, 0)} MB/s (${peer.length} peer hits of ${cfg.runs} runs; rejected: ${rejected.join('; ') || 'none'}), plain HTTP ${spread(base, 0)} MB/s; link ${linkMBps} MB/s`)
-    log(`link: B's first byte after ${spread(peerFirstByteMs, 0)} ms (plain HTTP ${spread(baseFirstByteMs, 0)} ms), B's commit ${spread(commitWaitMs, 0)} ms after the last byte`)
-    log(`link: B bytes_from_peers ${(fromPeers / MB).toFixed(1)} MB, of which over the data channel ${(overData / MB).toFixed(1)} MB (${(dataShare * 100).toFixed(0)}%); A bytes_served_to_peers ${(served / MB).toFixed(1)} MB; B peer_hits ${d(statsB, statsB0, 'peer_hits')}, upstream_hits ${d(statsB, statsB0, 'upstream_hits')}`)
+    log(
+      `link: B ${spread(peer, 0)} MB/s (${peer.length} peer hits of ${cfg.runs} runs; rejected: ${
+        rejected.join('; ') || 'none'
+      }), plain HTTP ${spread(base, 0)} MB/s; link ${linkMBps} MB/s`
+    )
+    log(
+      `link: B's first byte after ${spread(peerFirstByteMs, 0)} ms (plain HTTP ${spread(baseFirstByteMs, 0)} ms), B's commit ${
+        spread(commitWaitMs, 0)
+      } ms after the last byte`
+    )
+    log(
+      `link: B bytes_from_peers ${(fromPeers / MB).toFixed(1)} MB, of which over the data channel ${(overData / MB).toFixed(1)} MB (${
+        (dataShare * 100).toFixed(0)
+      }%); A bytes_served_to_peers ${(served / MB).toFixed(1)} MB; B peer_hits ${d(statsB, statsB0, 'peer_hits')}, upstream_hits ${
+        d(statsB, statsB0, 'upstream_hits')
+      }`
+    )
     for (const w of warnings) log(`link: node warning: ${w}`)
 
     ctx.samples['p2p_link'] = {
-      bytes: blob.size, rate: cfg.rate, link_mbps: linkMBps, runs: cfg.runs,
-      peer_mbps: peer, plain_http_mbps: base, peer_first_byte_ms: peerFirstByteMs, plain_http_first_byte_ms: baseFirstByteMs,
-      commit_after_response_ms: commitWaitMs, sources, rejected_runs: rejected, b_store_cleared: removed,
-      warm_up: warm === undefined ? undefined : describe(warm), warm_up_plain_http_mbps: warmBase.mbps, seed_mbps: seed.mbps,
+      bytes: blob.size,
+      rate: cfg.rate,
+      link_mbps: linkMBps,
+      runs: cfg.runs,
+      peer_mbps: peer,
+      plain_http_mbps: base,
+      peer_first_byte_ms: peerFirstByteMs,
+      plain_http_first_byte_ms: baseFirstByteMs,
+      commit_after_response_ms: commitWaitMs,
+      sources,
+      rejected_runs: rejected,
+      b_store_cleared: removed,
+      warm_up: warm === undefined ? undefined : describe(warm),
+      warm_up_plain_http_mbps: warmBase.mbps,
+      seed_mbps: seed.mbps,
       stats_delta: {
-        b_bytes_from_peers: fromPeers, b_bytes_from_peers_data_channel: overData, a_bytes_served_to_peers: served,
-        b_peer_hits: d(statsB, statsB0, 'peer_hits'), b_upstream_hits: d(statsB, statsB0, 'upstream_hits')
+        b_bytes_from_peers: fromPeers,
+        b_bytes_from_peers_data_channel: overData,
+        a_bytes_served_to_peers: served,
+        b_peer_hits: d(statsB, statsB0, 'peer_hits'),
+        b_upstream_hits: d(statsB, statsB0, 'upstream_hits')
       },
       warnings
     }
@@ -365,11 +434,22 @@ export async function p2pLink (ctx: P2pCtx, cfg: LinkConfig): Promise<void> {
     const baseline = median(base)
     const ratio = ratioOf(value, baseline)
     ctx.rows.push({
-      metric, unit: 'MB/s', value, baseline, ratio, target: '>= 0.90', pass: peer.length > 0 && ratio >= 0.9, digits: 0,
+      metric,
+      unit: 'MB/s',
+      value,
+      baseline,
+      ratio,
+      target: '>= 0.90',
+      pass: peer.length > 0 && ratio >= 0.9,
+      digits: 0,
       note: `2 hosts in network namespaces on one bridge, each link tbf ${cfg.rate} both ways (${linkMBps} MB/s); registry in A; ` +
-        `median of ${peer.length} of ${cfg.runs} runs that were X-Cache: PEER with no upstream GET (only those count${rejected.length > 0 ? `; others: ${rejected.join('; ')}` : ''}), ` +
+        `median of ${peer.length} of ${cfg.runs} runs that were X-Cache: PEER with no upstream GET (only those count${
+          rejected.length > 0 ? `; others: ${rejected.join('; ')}` : ''
+        }), ` +
         `each after DELETE /api/cache on B, curl | sha256sum in B's namespace, digest checked; sources: ${tally(sources)}; ` +
-        `B's bytes_from_peers_data_channel / bytes_from_peers over the timed runs: ${(overData / MB).toFixed(1)} / ${(fromPeers / MB).toFixed(1)} MB = ${Number.isFinite(dataShare) ? dataShare.toFixed(3) : '-'}; ` +
+        `B's bytes_from_peers_data_channel / bytes_from_peers over the timed runs: ${(overData / MB).toFixed(1)} / ${
+          (fromPeers / MB).toFixed(1)
+        } MB = ${Number.isFinite(dataShare) ? dataShare.toFixed(3) : '-'}; ` +
         `baseline: median of ${base.length} plain node:http file server GETs in A's namespace, same bytes, same link, same client, interleaved with the peer runs`
     })
   })

@@ -16,7 +16,10 @@ import { CLI, cliNodeFlags } from '../../test/fixtures/sidecar-process.js'
 import { httpStatus, waitFor } from '../../test/fixtures/wait.js'
 import { requestJson } from './http-client.js'
 
-export interface PeerInfo { peerId: string, addrs: string[] }
+export interface PeerInfo {
+  peerId: string
+  addrs: string[]
+}
 export interface P2pInfo extends PeerInfo {
   peers: PeerInfo[]
   /** Peers in the DHT routing table; undefined when /api/p2p does not say. */
@@ -142,7 +145,11 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
       if (!proc.isRunning()) throw new Error(`sidecar ${opts.name} exited: ${proc.tail(20)}`)
       if ((await httpStatus(`${url}/readyz`, 2_000)) !== 200) return undefined
       return await p2pInfo(url, 2_000)
-    }, { timeoutMs: opts.readyTimeoutMs ?? 30_000, intervalMs: 25, what: `P2P sidecar ${opts.name} ready at ${url} (/readyz and /api/p2p)` })
+    }, {
+      timeoutMs: opts.readyTimeoutMs ?? 30_000,
+      intervalMs: 25,
+      what: `P2P sidecar ${opts.name} ready at ${url} (/readyz and /api/p2p)`
+    })
     const startMs = performance.now() - started
     const pid = proc.child.pid
     if (pid === undefined) throw new Error(`sidecar ${opts.name} has no pid`)
@@ -169,7 +176,12 @@ export async function startP2pNode (opts: P2pNodeOptions): Promise<P2pNode> {
 }
 
 /** Starts `count` nodes, `batch` at a time (start-up is CPU-bound: ~0.5 s of a core each). */
-export async function startP2pNodes (count: number, batch: number, make: (i: number) => P2pNodeOptions, onStarted: (node: P2pNode) => void): Promise<P2pNode[]> {
+export async function startP2pNodes (
+  count: number,
+  batch: number,
+  make: (i: number) => P2pNodeOptions,
+  onStarted: (node: P2pNode) => void
+): Promise<P2pNode[]> {
   const nodes: P2pNode[] = []
   for (let first = 0; first < count; first += batch) {
     const ids = Array.from({ length: Math.min(batch, count - first) }, (_, k) => first + k)

@@ -113,15 +113,35 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
 
     const root = join(work, 'p2p-pair')
     const upstreams = `${registry.host}=${registry.url}`
-    const a = await startP2pNode({ root, name: 'A', upstreams, bootstrap: [], env: NODE_ENV, nodeArgs: process.env.BENCH_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/a'] })
+    const a = await startP2pNode({
+      root,
+      name: 'A',
+      upstreams,
+      bootstrap: [],
+      env: NODE_ENV,
+      nodeArgs: process.env.BENCH_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/a']
+    })
     local.add('P2P node A', a.stop)
-    const b = await startP2pNode({ root, name: 'B', upstreams, bootstrap: [a.dialAddr], env: NODE_ENV, nodeArgs: process.env.BENCH_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/b'] })
+    const b = await startP2pNode({
+      root,
+      name: 'B',
+      upstreams,
+      bootstrap: [a.dialAddr],
+      env: NODE_ENV,
+      nodeArgs: process.env.BENCH_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/b']
+    })
     local.add('P2P node B', b.stop)
     const t = performance.now()
     await waitFor(async () => (await b.info()).peers.some(p => p.peerId === a.peerId), {
-      timeoutMs: 15_000, intervalMs: 20, what: `B (${b.peerId}) connected to A (${a.peerId})`
+      timeoutMs: 15_000,
+      intervalMs: 20,
+      what: `B (${b.peerId}) connected to A (${a.peerId})`
     })
-    log(`P2P transfer: A ${a.peerId} ready in ${a.startMs.toFixed(0)} ms, B ready in ${b.startMs.toFixed(0)} ms, B connected to A ${(performance.now() - t).toFixed(0)} ms later`)
+    log(
+      `P2P transfer: A ${a.peerId} ready in ${a.startMs.toFixed(0)} ms, B ready in ${b.startMs.toFixed(0)} ms, B connected to A ${
+        (performance.now() - t).toFixed(0)
+      } ms later`
+    )
 
     const fileServer = await startFileServer(blob.path)
     local.add('P2P file server', fileServer.stop)
@@ -137,7 +157,12 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
       await registry.settled()
       return registry.count({ method: 'GET', pathIncludes: `/blobs/${blob.digest}` })
     }
-    interface PeerRun { r: FetchResult, upstreamGets: number, removed: unknown, commitWaitMs: number }
+    interface PeerRun {
+      r: FetchResult
+      upstreamGets: number
+      removed: unknown
+      commitWaitMs: number
+    }
     /**
      * Clears B's store, then one GET through B; the caller judges the answer. A peer hit's bytes
      * reach the client once verified, before B commits the blob: the run ends when B's `stores`
@@ -150,11 +175,14 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
       const stores = (await b.stats())['stores'] ?? 0
       const r = await fetchBlob(`${b.url}${path}`, opts)
       const t = performance.now()
-      await waitFor(async () => ((await b.stats())['stores'] ?? 0) > stores, { timeoutMs: 30_000, intervalMs: 10, what: 'B to commit the blob' })
+      await waitFor(async () => ((await b.stats())['stores'] ?? 0) > stores, {
+        timeoutMs: 30_000,
+        intervalMs: 10,
+        what: 'B to commit the blob'
+      })
       return { r, upstreamGets: (await gets()) - before, removed: cleared?.['removed'], commitWaitMs: performance.now() - t }
     }
-    const isPeerHit = (run: PeerRun): boolean =>
-      header(run.r, 'x-cache') === 'PEER' && run.upstreamGets === 0
+    const isPeerHit = (run: PeerRun): boolean => header(run.r, 'x-cache') === 'PEER' && run.upstreamGets === 0
     const describe = (run: PeerRun): string =>
       `X-Cache ${header(run.r, 'x-cache') ?? '-'} from ${header(run.r, 'x-cache-source') ?? '-'}, ${run.upstreamGets} upstream GETs`
 
@@ -199,7 +227,10 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
       const run = outer.result.result
       removed.push(run.removed)
       hwmUsed &&= outer.hwmUsed && outer.result.hwmUsed
-      if (!isPeerHit(run)) { rejected.push(describe(run)); return }
+      if (!isPeerHit(run)) {
+        rejected.push(describe(run))
+        return
+      }
       cpu.peerBytes += run.r.bytes
       peakA = Math.max(peakA, outer.peak)
       peakB = Math.max(peakB, outer.result.peak)
@@ -220,7 +251,13 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
       base.push(r.result.bytes / MB / (r.result.ms / 1000))
     }
     for (let i = 0; i < cfg.pairRuns; i++) {
-      if (i % 2 === 0) { await timedPeer(); await timedBase() } else { await timedBase(); await timedPeer() }
+      if (i % 2 === 0) {
+        await timedPeer()
+        await timedBase()
+      } else {
+        await timedBase()
+        await timedPeer()
+      }
     }
     const statsA = await a.stats()
     const statsB = await b.stats()
@@ -230,20 +267,45 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
     const gcText = (g: GcCounts): string => `${g.major} major of ${g.all} GCs, ${(g.seconds * 1000).toFixed(0)} ms`
     const warnings = warningSummary([a, b])
 
-    log(`P2P transfer: B ${spread(peer, 0)} MB/s (${peer.length} peer hits of ${cfg.pairRuns} runs; rejected: ${rejected.join('; ') || 'none'}), file server ${spread(base, 0)} MB/s`)
-    log(`P2P transfer: B's first byte after ${spread(peerPhaseMs, 0)} ms (peer fetch + verify), then ${spread(bodyMs, 0)} ms of body (B's commit ${spread(commitWaitMs, 0)} ms after the last byte); peak RSS A ${(peakA / MB).toFixed(0)} MB, B ${(peakB / MB).toFixed(0)} MB, file server ${(peakFs / MB).toFixed(0)} MB`)
-    log(`P2P transfer: stats deltas: B peer_hits ${d(statsB, statsB0, 'peer_hits')}, B bytes_from_peers ${d(statsB, statsB0, 'bytes_from_peers')}, A bytes_served_to_peers ${d(statsA, statsA0, 'bytes_served_to_peers')}; GC A: ${gcText(gcA)}, B: ${gcText(gcB)}`)
+    log(
+      `P2P transfer: B ${spread(peer, 0)} MB/s (${peer.length} peer hits of ${cfg.pairRuns} runs; rejected: ${
+        rejected.join('; ') || 'none'
+      }), file server ${spread(base, 0)} MB/s`
+    )
+    log(
+      `P2P transfer: B's first byte after ${spread(peerPhaseMs, 0)} ms (peer fetch + verify), then ${
+        spread(bodyMs, 0)
+      } ms of body (B's commit ${spread(commitWaitMs, 0)} ms after the last byte); peak RSS A ${(peakA / MB).toFixed(0)} MB, B ${
+        (peakB / MB).toFixed(0)
+      } MB, file server ${(peakFs / MB).toFixed(0)} MB`
+    )
+    log(
+      `P2P transfer: stats deltas: B peer_hits ${d(statsB, statsB0, 'peer_hits')}, B bytes_from_peers ${
+        d(statsB, statsB0, 'bytes_from_peers')
+      }, A bytes_served_to_peers ${d(statsA, statsA0, 'bytes_served_to_peers')}; GC A: ${gcText(gcA)}, B: ${gcText(gcB)}`
+    )
     for (const w of warnings) log(`P2P transfer: node warning: ${w}`)
 
     const gib = (bytes: number): number => bytes / (1024 * MiB)
     ctx.samples['p2p_transfer'] = {
-      bytes: blob.size, peer_mbps: peer, file_server_mbps: base, peer_phase_ms: peerPhaseMs, body_ms: bodyMs, commit_after_response_ms: commitWaitMs,
-      sources, rejected_runs: rejected, b_store_cleared: removed, warm_up: warm === undefined ? undefined : describe(warm),
+      bytes: blob.size,
+      peer_mbps: peer,
+      file_server_mbps: base,
+      peer_phase_ms: peerPhaseMs,
+      body_ms: bodyMs,
+      commit_after_response_ms: commitWaitMs,
+      sources,
+      rejected_runs: rejected,
+      b_store_cleared: removed,
+      warm_up: warm === undefined ? undefined : describe(warm),
       rss: { before: rssBefore, peak_a: peakA, peak_b: peakB, peak_file_server: peakFs, hwm_used: hwmUsed },
-      cpu_s: cpu, gc: { a: gcA, b: gcB },
+      cpu_s: cpu,
+      gc: { a: gcA, b: gcB },
       stats_delta: {
-        b_peer_hits: d(statsB, statsB0, 'peer_hits'), b_upstream_hits: d(statsB, statsB0, 'upstream_hits'),
-        b_bytes_from_peers: d(statsB, statsB0, 'bytes_from_peers'), a_bytes_served_to_peers: d(statsA, statsA0, 'bytes_served_to_peers')
+        b_peer_hits: d(statsB, statsB0, 'peer_hits'),
+        b_upstream_hits: d(statsB, statsB0, 'upstream_hits'),
+        b_bytes_from_peers: d(statsB, statsB0, 'bytes_from_peers'),
+        a_bytes_served_to_peers: d(statsA, statsA0, 'bytes_served_to_peers')
       },
       warnings
     }
@@ -253,30 +315,64 @@ export async function p2pThroughput (ctx: P2pCtx, cfg: P2pConfig): Promise<void>
     const ratio = ratioOf(value, baseline)
     const peerPhase = median(peerPhaseMs)
     rows.push({
-      metric: `peer transfer ${sizeLabel} A->B, client sha256${KEY_LABEL}`, unit: 'MB/s', value, baseline, ratio,
-      target: '>= 0.60', pass: ratio >= 0.6, digits: 0,
-      note: `${peer.length} of ${cfg.pairRuns} runs were peer hits with no upstream GET (only those count${rejected.length > 0 ? `; others: ${rejected.join('; ')}` : ''}); ` +
-        `sources: ${tally(sources)}; B's first byte after ${peerPhase.toFixed(0)} ms (peer fetch + verify = ${(blob.size / MB / (peerPhase / 1000)).toFixed(0)} MB/s), ` +
+      metric: `peer transfer ${sizeLabel} A->B, client sha256${KEY_LABEL}`,
+      unit: 'MB/s',
+      value,
+      baseline,
+      ratio,
+      target: '>= 0.60',
+      pass: ratio >= 0.6,
+      digits: 0,
+      note:
+        `${peer.length} of ${cfg.pairRuns} runs were peer hits with no upstream GET (only those count${
+          rejected.length > 0 ? `; others: ${rejected.join('; ')}` : ''
+        }); ` +
+        `sources: ${tally(sources)}; B's first byte after ${peerPhase.toFixed(0)} ms (peer fetch + verify = ${
+          (blob.size / MB / (peerPhase / 1000)).toFixed(0)
+        } MB/s), ` +
         `then ${median(bodyMs).toFixed(0)} ms of body from B's store; baseline: plain node:http file server, same bytes, client sha256`
     })
     const gcNote = `GC A: ${gcText(gcA)}, B: ${gcText(gcB)}`
     rows.push({
-      metric: `peer transfer ${sizeLabel}: peak RSS of serving node A`, unit: 'MB', value: peakA / MB, baseline: peakFs / MB,
-      ratio: ratioOf(peakA, peakFs), target: 'value < 150 MB', pass: peakA / MB < 150, digits: 0,
-      note: `RSS before: A ${(rssBefore.a / MB).toFixed(0)} MB, file server ${(rssBefore.fs / MB).toFixed(0)} MB; baseline: the file server's peak while serving the same blob; ${hwmUsed ? 'VmHWM' : 'sampled VmRSS'}`
+      metric: `peer transfer ${sizeLabel}: peak RSS of serving node A`,
+      unit: 'MB',
+      value: peakA / MB,
+      baseline: peakFs / MB,
+      ratio: ratioOf(peakA, peakFs),
+      target: 'value < 150 MB',
+      pass: peakA / MB < 150,
+      digits: 0,
+      note: `RSS before: A ${(rssBefore.a / MB).toFixed(0)} MB, file server ${
+        (rssBefore.fs / MB).toFixed(0)
+      } MB; baseline: the file server's peak while serving the same blob; ${hwmUsed ? 'VmHWM' : 'sampled VmRSS'}`
     })
     rows.push({
-      metric: `peer transfer ${sizeLabel}: peak RSS of fetching node B`, unit: 'MB', value: peakB / MB, baseline: peakFs / MB,
-      ratio: ratioOf(peakB, peakFs), target: '-', pass: undefined, digits: 0,
-      note: `RSS before: B ${(rssBefore.b / MB).toFixed(0)} MB (B receives, verifies, stores, and serves its client meanwhile); baseline as above`
+      metric: `peer transfer ${sizeLabel}: peak RSS of fetching node B`,
+      unit: 'MB',
+      value: peakB / MB,
+      baseline: peakFs / MB,
+      ratio: ratioOf(peakB, peakFs),
+      target: '-',
+      pass: undefined,
+      digits: 0,
+      note: `RSS before: B ${
+        (rssBefore.b / MB).toFixed(0)
+      } MB (B receives, verifies, stores, and serves its client meanwhile); baseline as above`
     })
     const fsCpu = cpu.fs / gib(cpu.baseBytes)
     for (const [who, seconds] of [['serving node A', cpu.a], ['fetching node B', cpu.b]] as const) {
       const perGib = seconds / gib(cpu.peerBytes)
       rows.push({
-        metric: `peer transfer ${sizeLabel}: CPU per GiB moved, ${who}`, unit: 's', value: perGib, baseline: fsCpu,
-        ratio: ratioOf(perGib, fsCpu), target: 'value <= 2 s', pass: perGib <= 2, digits: 2,
-        note: `user+sys CPU of the whole process (threads included) over the timed peer runs, per GiB the client received; baseline: the plain file server per GiB served; ${gcNote}`
+        metric: `peer transfer ${sizeLabel}: CPU per GiB moved, ${who}`,
+        unit: 's',
+        value: perGib,
+        baseline: fsCpu,
+        ratio: ratioOf(perGib, fsCpu),
+        target: 'value <= 2 s',
+        pass: perGib <= 2,
+        digits: 2,
+        note:
+          `user+sys CPU of the whole process (threads included) over the timed peer runs, per GiB the client received; baseline: the plain file server per GiB served; ${gcNote}`
       })
     }
   })
@@ -325,13 +421,19 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
     const root = join(work, 'swarm')
     const upstreams = `${registry.host}=${registry.url}`
     const all: P2pNode[] = [] // every started node, for teardown
-    local.add('swarm nodes', async () => { await Promise.all(all.map(x => x.stop())) })
+    local.add('swarm nodes', async () => {
+      await Promise.all(all.map(x => x.stop()))
+    })
     log(`P2P swarm: starting ${n} nodes (${cfg.swarmStartBatch} at a time; seed ${seed})`)
     const t0 = performance.now()
     const first = await startP2pNode({ root, name: 'n00', upstreams, bootstrap: [], env: NODE_ENV })
     all.push(first)
     const rest = await startP2pNodes(n - 1, cfg.swarmStartBatch, i => ({
-      root, name: `n${String(i + 1).padStart(2, '0')}`, upstreams, bootstrap: [first.dialAddr], env: NODE_ENV
+      root,
+      name: `n${String(i + 1).padStart(2, '0')}`,
+      upstreams,
+      bootstrap: [first.dialAddr],
+      env: NODE_ENV
     }), node => all.push(node))
     const nodes = [first, ...rest]
     const startedS = (performance.now() - t0) / 1000
@@ -388,7 +490,15 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
     const bare = await startFileServer(join(work, 'idle-baseline.bin'))
     const bareRss = memory(bare.pid).rss
     await bare.stop()
-    log(`P2P swarm: ${n} nodes started in ${startedS.toFixed(1)} s (each ${spread(nodes.map(x => x.startMs), 0)} ms), all connected at ${connectedS.toFixed(1)} s, quiet ${(settle.waitedMs / 1000).toFixed(1)} s later${settle.reached ? '' : ' (NOT quiet: gave up)'}; peers per node ${spread(peerCounts, 0)} then ${spread(settledCounts, 0)} (median ${median(settledCounts)}); idle RSS per node ${spread(rss.map(x => x / MB), 0)} MB, total ${(rss.reduce((s, x) => s + x, 0) / MB).toFixed(0)} MB; idle swarm CPU ${idleCores.toFixed(2)} cores`)
+    log(
+      `P2P swarm: ${n} nodes started in ${startedS.toFixed(1)} s (each ${spread(nodes.map(x => x.startMs), 0)} ms), all connected at ${
+        connectedS.toFixed(1)
+      } s, quiet ${(settle.waitedMs / 1000).toFixed(1)} s later${settle.reached ? '' : ' (NOT quiet: gave up)'}; peers per node ${
+        spread(peerCounts, 0)
+      } then ${spread(settledCounts, 0)} (median ${median(settledCounts)}); idle RSS per node ${
+        spread(rss.map(x => x / MB), 0)
+      } MB, total ${(rss.reduce((s, x) => s + x, 0) / MB).toFixed(0)} MB; idle swarm CPU ${idleCores.toFixed(2)} cores`
+    )
     let notQuiet = 0
 
     // Small random blobs in the registry.
@@ -399,7 +509,11 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
       return blob
     })
     const path = (b: BlobFile): string => `/v2/${REPO}/blobs/${b.digest}`
-    const opts = (b: BlobFile): { hash: boolean, expectDigest: string, timeoutMs: number } => ({ hash: true, expectDigest: b.digest, timeoutMs: cfg.requestTimeoutMs })
+    const opts = (b: BlobFile): { hash: boolean, expectDigest: string, timeoutMs: number } => ({
+      hash: true,
+      expectDigest: b.digest,
+      timeoutMs: cfg.requestTimeoutMs
+    })
 
     // Seed: each blob into one random node, from upstream (a miss whose DHT lookup finds no
     // provider), each next to the same GET straight from the registry.
@@ -422,10 +536,22 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
       missDecided.push(...node.claimsWonMs().slice(claimsBefore))
       if (!reached) notQuiet++
       const xc = header(r, 'x-cache') ?? '-'
-      if (xc === 'MISS') { missTtfb.push(r.firstByteMs); missCpu.push(cpuS); missBusy.push(busyMs) } else seedOther[xc] = (seedOther[xc] ?? 0) + 1
+      if (xc === 'MISS') {
+        missTtfb.push(r.firstByteMs)
+        missCpu.push(cpuS)
+        missBusy.push(busyMs)
+      } else seedOther[xc] = (seedOther[xc] ?? 0) + 1
       holders[i]?.add(node.peerId)
     }
-    log(`P2P swarm: ${blobs.length} blobs of ${cfg.swarmBlobBytes / 1024} KiB seeded into ${new Set(seeders).size} nodes; miss TTFB ${spread(missTtfb, 0)} ms (p50 ${median(missTtfb).toFixed(0)}), registry direct p50 ${median(directTtfb).toFixed(1)} ms; swarm CPU per miss (lookup + provide) p50 ${median(missCpu).toFixed(2)} s, busy ${median(missBusy).toFixed(0)} ms after${Object.keys(seedOther).length > 0 ? `; seeding GETs not MISS: ${tally(seedOther)}` : ''}`)
+    log(
+      `P2P swarm: ${blobs.length} blobs of ${cfg.swarmBlobBytes / 1024} KiB seeded into ${new Set(seeders).size} nodes; miss TTFB ${
+        spread(missTtfb, 0)
+      } ms (p50 ${median(missTtfb).toFixed(0)}), registry direct p50 ${
+        median(directTtfb).toFixed(1)
+      } ms; swarm CPU per miss (lookup + provide) p50 ${median(missCpu).toFixed(2)} s, busy ${median(missBusy).toFixed(0)} ms after${
+        Object.keys(seedOther).length > 0 ? `; seeding GETs not MISS: ${tally(seedOther)}` : ''
+      }`
+    )
 
     // Requests: for each blob, nodes other than its seeder, all shuffled together. Each peer
     // hit is followed by a local hit of the same blob on the same node: the baseline.
@@ -473,7 +599,13 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
         const h = have.size === 1 ? '1' : have.size <= 3 ? '2-3' : '4+'
         ;(byHolders[h] ??= []).push(r.firstByteMs)
         const src = header(r, 'x-cache-source') ?? '-'
-        const kind = src === nodes[seeders[bi] ?? -1]?.peerId ? 'seeder' : have.has(src) ? 'earlier fetcher' : src === node.peerId ? 'itself' : 'unknown'
+        const kind = src === nodes[seeders[bi] ?? -1]?.peerId
+          ? 'seeder'
+          : have.has(src)
+          ? 'earlier fetcher'
+          : src === node.peerId
+          ? 'itself'
+          : 'unknown'
         sourceKinds[kind] = (sourceKinds[kind] ?? 0) + 1
         // Baseline: the same blob again from the same node, now a local hit (the swarm is
         // quiet again: sample() waited).
@@ -501,56 +633,154 @@ export async function swarmTtfb (ctx: P2pCtx, cfg: P2pConfig): Promise<void> {
     const p95 = percentile(peerFirstByte, 95)
     const l50 = percentile(localFirstByte, 50)
     const l95 = percentile(localFirstByte, 95)
-    const holdersText = Object.entries(byHolders).sort().map(([k, xs]) => `${k} holder(s): ${xs.length} hits, p50 ${percentile(xs, 50).toFixed(1)} ms`).join('; ')
-    log(`P2P swarm: ${pairs.length} GETs in ${sampleS.toFixed(1)} s: ${peerFirstByte.length} PEER (first byte p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${Math.max(...peerFirstByte).toFixed(1)} ms; headers p50 ${percentile(peerHeaders, 50).toFixed(1)} ms), others: ${tally(other)}; sources: ${tally(sourceKinds)}`)
-    log(`P2P swarm: by holders: ${holdersText}; provider already connected: ${peerConnected.length} (p50 ${percentile(peerConnected, 50).toFixed(1)} ms), dial needed: ${peerDialed.length} (p50 ${percentile(peerDialed, 50).toFixed(1)} ms); local HIT p50 ${l50.toFixed(2)} ms, p95 ${l95.toFixed(2)} ms${Object.keys(localOther).length > 0 ? `, second GETs not HIT: ${tally(localOther)}` : ''}; upstream GETs meanwhile ${upstreamGets}`)
-    log(`P2P swarm: swarm CPU per peer hit (lookup, fetch, then the fetcher's provide) p50 ${median(peerCpu).toFixed(2)} s, swarm busy ${median(peerBusy).toFixed(0)} ms after the response (p95 ${percentile(peerBusy, 95).toFixed(0)}); ${notQuiet} samples found the swarm still busy after ${QUIET_MAX_MS} ms`)
-    log(`P2P swarm: totals over all nodes: peer_hits ${sum('peer_hits')}, upstream_hits ${sum('upstream_hits')}, bytes_from_peers ${sum('bytes_from_peers')}, bytes_served_to_peers ${sum('bytes_served_to_peers')}; GC ${gc.major} major of ${gc.all}, ${(gc.seconds * 1000).toFixed(0)} ms; RSS per node after ${spread(rssAfter.map(x => x / MB), 0)} MB`)
+    const holdersText = Object.entries(byHolders).sort().map(([k, xs]) =>
+      `${k} holder(s): ${xs.length} hits, p50 ${percentile(xs, 50).toFixed(1)} ms`
+    ).join('; ')
+    log(
+      `P2P swarm: ${pairs.length} GETs in ${sampleS.toFixed(1)} s: ${peerFirstByte.length} PEER (first byte p50 ${p50.toFixed(1)} ms, p95 ${
+        p95.toFixed(1)
+      } ms, max ${Math.max(...peerFirstByte).toFixed(1)} ms; headers p50 ${percentile(peerHeaders, 50).toFixed(1)} ms), others: ${
+        tally(other)
+      }; sources: ${tally(sourceKinds)}`
+    )
+    log(
+      `P2P swarm: by holders: ${holdersText}; provider already connected: ${peerConnected.length} (p50 ${
+        percentile(peerConnected, 50).toFixed(1)
+      } ms), dial needed: ${peerDialed.length} (p50 ${percentile(peerDialed, 50).toFixed(1)} ms); local HIT p50 ${l50.toFixed(2)} ms, p95 ${
+        l95.toFixed(2)
+      } ms${
+        Object.keys(localOther).length > 0 ? `, second GETs not HIT: ${tally(localOther)}` : ''
+      }; upstream GETs meanwhile ${upstreamGets}`
+    )
+    log(
+      `P2P swarm: swarm CPU per peer hit (lookup, fetch, then the fetcher's provide) p50 ${median(peerCpu).toFixed(2)} s, swarm busy ${
+        median(peerBusy).toFixed(0)
+      } ms after the response (p95 ${
+        percentile(peerBusy, 95).toFixed(0)
+      }); ${notQuiet} samples found the swarm still busy after ${QUIET_MAX_MS} ms`
+    )
+    log(
+      `P2P swarm: totals over all nodes: peer_hits ${sum('peer_hits')}, upstream_hits ${sum('upstream_hits')}, bytes_from_peers ${
+        sum('bytes_from_peers')
+      }, bytes_served_to_peers ${sum('bytes_served_to_peers')}; GC ${gc.major} major of ${gc.all}, ${
+        (gc.seconds * 1000).toFixed(0)
+      } ms; RSS per node after ${spread(rssAfter.map(x => x / MB), 0)} MB`
+    )
     for (const w of warnings) log(`P2P swarm: node warning: ${w}`)
     ctx.samples['p2p_swarm'] = {
-      nodes: n, seed, started_s: startedS, connected_s: connectedS, node_start_ms: nodes.map(x => x.startMs),
-      peers_per_node: settledCounts, idle_rss: rss, rss_after: rssAfter, idle_cores: idleCores, settle_after_start_ms: settle.waitedMs,
+      nodes: n,
+      seed,
+      started_s: startedS,
+      connected_s: connectedS,
+      node_start_ms: nodes.map(x => x.startMs),
+      peers_per_node: settledCounts,
+      idle_rss: rss,
+      rss_after: rssAfter,
+      idle_cores: idleCores,
+      settle_after_start_ms: settle.waitedMs,
       quiet: { cores_below: QUIET_CORES, window_ms: QUIET_WINDOW_MS, max_ms: QUIET_MAX_MS, samples_not_quiet: notQuiet },
-      blobs: blobs.length, blob_bytes: cfg.swarmBlobBytes, requests: pairs.length,
-      peer_first_byte_ms: peerFirstByte, peer_headers_ms: peerHeaders, peer_connected_ms: peerConnected, peer_dialed_ms: peerDialed,
-      peer_by_holders_ms: byHolders, peer_swarm_cpu_s: peerCpu, peer_swarm_busy_ms: peerBusy,
-      local_hit_first_byte_ms: localFirstByte, not_peer: other, sources: sourceKinds, local_not_hit: localOther,
+      blobs: blobs.length,
+      blob_bytes: cfg.swarmBlobBytes,
+      requests: pairs.length,
+      peer_first_byte_ms: peerFirstByte,
+      peer_headers_ms: peerHeaders,
+      peer_connected_ms: peerConnected,
+      peer_dialed_ms: peerDialed,
+      peer_by_holders_ms: byHolders,
+      peer_swarm_cpu_s: peerCpu,
+      peer_swarm_busy_ms: peerBusy,
+      local_hit_first_byte_ms: localFirstByte,
+      not_peer: other,
+      sources: sourceKinds,
+      local_not_hit: localOther,
       upstream_gets_while_sampling: upstreamGets,
-      miss_first_byte_ms: missTtfb, miss_decided_ms: missDecided, miss_swarm_cpu_s: missCpu, miss_swarm_busy_ms: missBusy, direct_first_byte_ms: directTtfb, seeding_not_miss: seedOther,
-      stats_totals: { peer_hits: sum('peer_hits'), upstream_hits: sum('upstream_hits'), bytes_from_peers: sum('bytes_from_peers'), bytes_served_to_peers: sum('bytes_served_to_peers') },
-      gc, warnings
+      miss_first_byte_ms: missTtfb,
+      miss_decided_ms: missDecided,
+      miss_swarm_cpu_s: missCpu,
+      miss_swarm_busy_ms: missBusy,
+      direct_first_byte_ms: directTtfb,
+      seeding_not_miss: seedOther,
+      stats_totals: {
+        peer_hits: sum('peer_hits'),
+        upstream_hits: sum('upstream_hits'),
+        bytes_from_peers: sum('bytes_from_peers'),
+        bytes_served_to_peers: sum('bytes_served_to_peers')
+      },
+      gc,
+      warnings
     }
 
     const label = `${n}-node swarm, ${cfg.swarmBlobBytes / 1024} KiB blob${KEY_LABEL}`
     const idleRss = median(rss) / MB
     rows.push({
-      metric: `idle RSS per node, ${n}-node swarm (median)`, unit: 'MB', value: idleRss, baseline: bareRss / MB, ratio: ratioOf(idleRss, bareRss / MB),
-      target: 'value <= 100 MB', pass: idleRss <= 100, digits: 0,
-      note: `each node connected and quiet, before any request; spread ${spread(rss.map(x => x / MB), 0)} MB; baseline: a bare node:http file server process, idle`
+      metric: `idle RSS per node, ${n}-node swarm (median)`,
+      unit: 'MB',
+      value: idleRss,
+      baseline: bareRss / MB,
+      ratio: ratioOf(idleRss, bareRss / MB),
+      target: 'value <= 100 MB',
+      pass: idleRss <= 100,
+      digits: 0,
+      note: `each node connected and quiet, before any request; spread ${
+        spread(rss.map(x => x / MB), 0)
+      } MB; baseline: a bare node:http file server process, idle`
     })
     rows.push({
-      metric: `peer hit TTFB p50, ${label}`, unit: 'ms', value: p50, baseline: l50, ratio: ratioOf(p50, l50),
-      target: 'value < 50 ms', pass: p50 < 50, digits: 1,
-      note: `${peerFirstByte.length} of ${pairs.length} GETs were X-Cache: PEER (others: ${tally(other)}; upstream GETs meanwhile: ${upstreamGets}); ` +
-        `sources: ${tally(sourceKinds)}; ${holdersText}; swarm CPU per peer hit p50 ${median(peerCpu).toFixed(2)} s (idle swarm: ${idleCores.toFixed(2)} cores); ` +
+      metric: `peer hit TTFB p50, ${label}`,
+      unit: 'ms',
+      value: p50,
+      baseline: l50,
+      ratio: ratioOf(p50, l50),
+      target: 'value < 50 ms',
+      pass: p50 < 50,
+      digits: 1,
+      note:
+        `${peerFirstByte.length} of ${pairs.length} GETs were X-Cache: PEER (others: ${
+          tally(other)
+        }; upstream GETs meanwhile: ${upstreamGets}); ` +
+        `sources: ${tally(sourceKinds)}; ${holdersText}; swarm CPU per peer hit p50 ${median(peerCpu).toFixed(2)} s (idle swarm: ${
+          idleCores.toFixed(2)
+        } cores); ` +
         'TTFB = request sent to first body byte on a new connection, each sample on a quiet swarm; baseline: a local HIT of the same blob on the same node right after'
     })
     rows.push({
-      metric: `peer hit TTFB p95, ${label}`, unit: 'ms', value: p95, baseline: l95, ratio: ratioOf(p95, l95),
-      target: '-', pass: undefined, digits: 1
+      metric: `peer hit TTFB p95, ${label}`,
+      unit: 'ms',
+      value: p95,
+      baseline: l95,
+      ratio: ratioOf(p95, l95),
+      target: '-',
+      pass: undefined,
+      digits: 1
     })
     const m50 = percentile(missTtfb, 50)
     const d50 = percentile(directTtfb, 50)
     rows.push({
-      metric: `upstream miss TTFB p50 on the swarm (no provider), ${cfg.swarmBlobBytes / 1024} KiB`, unit: 'ms', value: m50, baseline: d50, ratio: ratioOf(m50, d50),
-      target: 'value < 30 ms', pass: m50 < 30, digits: 1,
-      note: `${missTtfb.length} seeding GETs (a claim at the digest's coordinator that answers "fetch", then upstream), each on a quiet swarm; swarm CPU per miss (claim, upstream, provide) p50 ${median(missCpu).toFixed(2)} s; baseline: the same GET straight from the registry`
+      metric: `upstream miss TTFB p50 on the swarm (no provider), ${cfg.swarmBlobBytes / 1024} KiB`,
+      unit: 'ms',
+      value: m50,
+      baseline: d50,
+      ratio: ratioOf(m50, d50),
+      target: 'value < 30 ms',
+      pass: m50 < 30,
+      digits: 1,
+      note:
+        `${missTtfb.length} seeding GETs (a claim at the digest's coordinator that answers "fetch", then upstream), each on a quiet swarm; swarm CPU per miss (claim, upstream, provide) p50 ${
+          median(missCpu).toFixed(2)
+        } s; baseline: the same GET straight from the registry`
     })
     const c50 = percentile(missDecided, 50)
     rows.push({
-      metric: `miss decided on the swarm (claim round trip) p50, ${label}`, unit: 'ms', value: c50, baseline: d50, ratio: ratioOf(c50, d50),
-      target: 'value < 30 ms', pass: missDecided.length > 0 && c50 < 30, digits: 1,
-      note: `${missDecided.length} claims answered "fetch" (claimMs of the seeders' 'claim won' lines: coordinator chosen, asked, answered); docs/design.md §6: a miss nobody can serve is decided in < 30 ms; baseline: a GET straight from the registry (TTFB)`
+      metric: `miss decided on the swarm (claim round trip) p50, ${label}`,
+      unit: 'ms',
+      value: c50,
+      baseline: d50,
+      ratio: ratioOf(c50, d50),
+      target: 'value < 30 ms',
+      pass: missDecided.length > 0 && c50 < 30,
+      digits: 1,
+      note:
+        `${missDecided.length} claims answered "fetch" (claimMs of the seeders' 'claim won' lines: coordinator chosen, asked, answered); docs/design.md §6: a miss nobody can serve is decided in < 30 ms; baseline: a GET straight from the registry (TTFB)`
     })
   })
 }

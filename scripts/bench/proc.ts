@@ -35,12 +35,18 @@ export function resetPeak (pid: number): boolean {
  * Peak RSS of `pid` while `work` runs: VmHWM after a reset when the kernel allows it, and in
  * any case the maximum of VmRSS sampled every `intervalMs`.
  */
-export async function peakRssDuring<T> (pid: number, work: () => Promise<T>, intervalMs = 20): Promise<{ result: T, peak: number, before: number, hwmUsed: boolean }> {
+export async function peakRssDuring<T> (
+  pid: number,
+  work: () => Promise<T>,
+  intervalMs = 20
+): Promise<{ result: T, peak: number, before: number, hwmUsed: boolean }> {
   const before = memory(pid).rss
   const hwmUsed = resetPeak(pid)
   let sampled = before
   const timer = setInterval(() => {
-    try { sampled = Math.max(sampled, memory(pid).rss) } catch { /* exited; the work will fail */ }
+    try {
+      sampled = Math.max(sampled, memory(pid).rss)
+    } catch { /* exited; the work will fail */ }
   }, intervalMs)
   try {
     const result = await work()
@@ -76,7 +82,14 @@ export async function startFileServer (file: string, env: NodeJS.ProcessEnv = {}
     }, { timeoutMs: 20_000, intervalMs: 20, what: 'file server to listen' })
     const pid = proc.child.pid
     if (pid === undefined) throw new Error('file server has no pid')
-    return { url: `http://127.0.0.1:${bound}`, pid, proc, stop: async () => { await proc.stop(5_000) } }
+    return {
+      url: `http://127.0.0.1:${bound}`,
+      pid,
+      proc,
+      stop: async () => {
+        await proc.stop(5_000)
+      }
+    }
   } catch (err) {
     await proc.stop(2_000)
     throw err

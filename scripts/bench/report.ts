@@ -40,7 +40,8 @@ export function formatTable (rows: Row[]): string {
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map(c => (c[i] ?? '').length)))
   const left = new Set([0, 4])
-  const line = (c: string[]): string => c.map((s, i) => left.has(i) ? s.padEnd(widths[i] ?? 0) : s.padStart(widths[i] ?? 0)).join(' | ').trimEnd()
+  const line = (c: string[]): string =>
+    c.map((s, i) => left.has(i) ? s.padEnd(widths[i] ?? 0) : s.padStart(widths[i] ?? 0)).join(' | ').trimEnd()
   const rule = widths.map(w => '-'.repeat(w)).join('-|-')
   return [line(header), rule, ...cells.map(line)].join('\n')
 }

@@ -100,7 +100,11 @@ console.log(JSON.stringify({ bytes, ms: performance.now() - t }))
 
 async function rawGet (env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ bytes: number, ms: number }> {
   return await new Promise((done, reject) => {
-    execFile(process.execPath, ['--input-type=module', '-e', RAW_GET_SOURCE], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--input-type=module', '-e', RAW_GET_SOURCE], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, ...env },
+      timeout: timeoutMs
+    }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`raw GET (${env.BENCH_GET ?? '?'}): ${err.message}\n${stderr}`))
       else done(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { bytes: number, ms: number })
     })
@@ -108,16 +112,24 @@ async function rawGet (env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ byt
 }
 
 /** A sidecar on this host, no peers, its store under `dir` (removed by the cleanup). */
-async function node (local: Cleanup, dir: string, registry: Registry, s3: S3Server | undefined): Promise<{ side: SidecarProcess, pid: number, done: () => Promise<void> }> {
+async function node (
+  local: Cleanup,
+  dir: string,
+  registry: Registry,
+  s3: S3Server | undefined
+): Promise<{ side: SidecarProcess, pid: number, done: () => Promise<void> }> {
   await rm(dir, { recursive: true, force: true })
   await mkdir(dir, { recursive: true })
-  const side = await startSidecar({
-    CACHE_ENABLE_P2P: 'false',
-    CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
-    CACHE_LOG_LEVEL: 'warn',
-    CACHE_MAX_SIZE: '20GB',
-    ...(s3 !== undefined ? s3.env(PREFIX) : {})
-  }, { dir })
+  const side = await startSidecar(
+    {
+      CACHE_ENABLE_P2P: 'false',
+      CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
+      CACHE_LOG_LEVEL: 'warn',
+      CACHE_MAX_SIZE: '20GB',
+      ...(s3 !== undefined ? s3.env(PREFIX) : {})
+    },
+    { dir }
+  )
   const done = async (): Promise<void> => {
     await side.destroy()
     await rm(dir, { recursive: true, force: true })
@@ -130,7 +142,7 @@ async function node (local: Cleanup, dir: string, registry: Registry, s3: S3Serv
 
 export async function s3Bench (ctx: SectionCtx, cfg: S3BenchConfig): Promise<void> {
   const size = `${(cfg.layers * cfg.layerBytes / MiB).toFixed(0)} MiB`
-  await withSectionCleanup(ctx, 's3', async (local) => {
+  await withSectionCleanup(ctx, 's3', async local => {
     const dir = join(ctx.work, 's3')
     await mkdir(dir, { recursive: true })
     local.add('s3 dir', () => rm(dir, { recursive: true, force: true }))
@@ -170,8 +182,11 @@ export async function s3Bench (ctx: SectionCtx, cfg: S3BenchConfig): Promise<voi
     const fillPullS = (tPullEnd - tPull) / 1000
     const atPullEnd = await fill.side.stats()
     const wanted = image.allBlobDigests.map(blobKey)
-    await waitFor(async () => (await fill.side.stats()).s3_queue === 0 && wanted.every(k => s3.puts.has(k)),
-      { timeoutMs: cfg.requestTimeoutMs, intervalMs: 100, what: 'the fill node\'s uploads to the bucket' })
+    await waitFor(async () => (await fill.side.stats()).s3_queue === 0 && wanted.every(k => s3.puts.has(k)), {
+      timeoutMs: cfg.requestTimeoutMs,
+      intervalMs: 100,
+      what: "the fill node's uploads to the bucket"
+    })
     const cpuDrained = cpuSeconds(fill.pid)
     const drainS = (performance.now() - tPullEnd) / 1000
     const filled = await fill.side.stats()
@@ -183,7 +198,15 @@ export async function s3Bench (ctx: SectionCtx, cfg: S3BenchConfig): Promise<voi
     const writtenByPullEnd = atPullEnd.s3_bytes_written ?? 0
     const uploadCpu = cpuDrained - cpuPullEnd
     const uploadCpuPerGiB = uploadCpu / (written / GiB)
-    ctx.log(`s3: fill pull ${fillPullS.toFixed(2)} s, then the queue drained in ${drainS.toFixed(2)} s; ${(written / MB).toFixed(1)} MB written in ${filled.s3_uploads ?? 0} objects (${(writtenByPullEnd / MB).toFixed(1)} MB of it by the end of the pull); sidecar CPU ${(cpuPullEnd - cpuStart).toFixed(2)} s during the pull, ${uploadCpu.toFixed(2)} s after it (${uploadCpuPerGiB.toFixed(2)} CPU-s/GiB); idle ${idleCores.toFixed(3)} cores`)
+    ctx.log(
+      `s3: fill pull ${fillPullS.toFixed(2)} s, then the queue drained in ${drainS.toFixed(2)} s; ${
+        (written / MB).toFixed(1)
+      } MB written in ${filled.s3_uploads ?? 0} objects (${
+        (writtenByPullEnd / MB).toFixed(1)
+      } MB of it by the end of the pull); sidecar CPU ${(cpuPullEnd - cpuStart).toFixed(2)} s during the pull, ${
+        uploadCpu.toFixed(2)
+      } s after it (${uploadCpuPerGiB.toFixed(2)} CPU-s/GiB); idle ${idleCores.toFixed(3)} cores`
+    )
     await fill.done()
 
     // Rounds: fresh nodes, one without the bucket (from the registry), one with it (from the bucket).
@@ -192,7 +215,10 @@ export async function s3Bench (ctx: SectionCtx, cfg: S3BenchConfig): Promise<voi
     /** Where the CPU went during each pull: all of this machine's, and this process's (s3rver serves the bucket from it; the bench itself idles). */
     const machine: Record<'registry' | 'bucket', number[]> = { registry: [], bucket: [] }
     const here: Record<'registry' | 'bucket', number[]> = { registry: [], bucket: [] }
-    const ownCpu = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6 }
+    const ownCpu = (): number => {
+      const u = process.cpuUsage()
+      return (u.user + u.system) / 1e6
+    }
     const bucketStats: Array<Record<string, number>> = []
     const fresh = async (from: 'registry' | 'bucket', round: number): Promise<void> => {
       const n = await node(local, join(dir, `${from}-${round}`), registry, from === 'bucket' ? s3 : undefined)
@@ -207,15 +233,31 @@ export async function s3Bench (ctx: SectionCtx, cfg: S3BenchConfig): Promise<voi
       const st = await n.side.stats()
       if (from === 'bucket') {
         bucketStats.push(st)
-        if ((st.upstream_hits ?? 0) !== 0 || (st.s3_hits ?? 0) === 0) throw new Error(`s3 bench: the bucket node's pull was not from the bucket: upstream_hits ${st.upstream_hits ?? '-'}, s3_hits ${st.s3_hits ?? '-'}, s3_errors ${st.s3_errors ?? '-'}`)
-      } else if ((st.upstream_hits ?? 0) === 0) throw new Error('s3 bench: the registry node\'s pull had no upstream hits')
+        if ((st.upstream_hits ?? 0) !== 0 || (st.s3_hits ?? 0) === 0) {
+          throw new Error(
+            `s3 bench: the bucket node's pull was not from the bucket: upstream_hits ${st.upstream_hits ?? '-'}, s3_hits ${
+              st.s3_hits ?? '-'
+            }, s3_errors ${st.s3_errors ?? '-'}`
+          )
+        }
+      } else if ((st.upstream_hits ?? 0) === 0) throw new Error("s3 bench: the registry node's pull had no upstream hits")
       await n.done()
     }
     for (let round = 0; round < cfg.rounds; round++) {
       const order = round % 2 === 0 ? ['registry', 'bucket'] as const : ['bucket', 'registry'] as const
       for (const from of order) await fresh(from, round)
       const st = bucketStats.at(-1)
-      ctx.log(`s3: round ${round + 1}/${cfg.rounds}: cold pull from the registry ${secs.registry.at(-1)?.toFixed(2) ?? '-'} s (CPU: sidecar ${cpu.registry.at(-1)?.toFixed(2) ?? '-'} s, machine ${machine.registry.at(-1)?.toFixed(2) ?? '-'} s), from the bucket ${secs.bucket.at(-1)?.toFixed(2) ?? '-'} s (CPU: sidecar ${cpu.bucket.at(-1)?.toFixed(2) ?? '-'} s, s3rver ${here.bucket.at(-1)?.toFixed(2) ?? '-'} s, machine ${machine.bucket.at(-1)?.toFixed(2) ?? '-'} s; s3_hits ${st?.s3_hits ?? '-'}, upstream_hits ${st?.upstream_hits ?? '-'}, ${((st?.s3_bytes_read ?? 0) / MB).toFixed(1)} MB read from the bucket)`)
+      ctx.log(
+        `s3: round ${round + 1}/${cfg.rounds}: cold pull from the registry ${secs.registry.at(-1)?.toFixed(2) ?? '-'} s (CPU: sidecar ${
+          cpu.registry.at(-1)?.toFixed(2) ?? '-'
+        } s, machine ${machine.registry.at(-1)?.toFixed(2) ?? '-'} s), from the bucket ${
+          secs.bucket.at(-1)?.toFixed(2) ?? '-'
+        } s (CPU: sidecar ${cpu.bucket.at(-1)?.toFixed(2) ?? '-'} s, s3rver ${here.bucket.at(-1)?.toFixed(2) ?? '-'} s, machine ${
+          machine.bucket.at(-1)?.toFixed(2) ?? '-'
+        } s; s3_hits ${st?.s3_hits ?? '-'}, upstream_hits ${st?.upstream_hits ?? '-'}, ${
+          ((st?.s3_bytes_read ?? 0) / MB).toFixed(1)
+        } MB read from the bucket)`
+      )
     }
 
     // Where the time goes: the largest layer, raw, from each server.
@@ -223,23 +265,97 @@ export async function s3Bench (ctx: SectionCtx, cfg: S3BenchConfig): Promise<voi
     if (largest === undefined) throw new Error('s3 bench: the image has no layer')
     const raw: Record<'s3rver' | 'registry', number[]> = { s3rver: [], registry: [] }
     for (let i = 0; i < cfg.rawGets; i++) {
-      const s = await rawGet({ BENCH_GET: 's3', BENCH_S3_ENDPOINT: s3.endpoint, BENCH_S3_BUCKET: s3.bucket, BENCH_S3_KEY: blobKey(largest.digest) }, cfg.requestTimeoutMs)
+      const s = await rawGet({
+        BENCH_GET: 's3',
+        BENCH_S3_ENDPOINT: s3.endpoint,
+        BENCH_S3_BUCKET: s3.bucket,
+        BENCH_S3_KEY: blobKey(largest.digest)
+      }, cfg.requestTimeoutMs)
       const r = await rawGet({ BENCH_GET: 'http', BENCH_URL: `${registry.url}/v2/${REPO}/blobs/${largest.digest}` }, cfg.requestTimeoutMs)
-      if (s.bytes !== largest.size || r.bytes !== largest.size) throw new Error(`s3 bench: raw GETs read ${s.bytes} and ${r.bytes} bytes of a ${largest.size} byte layer`)
+      if (s.bytes !== largest.size || r.bytes !== largest.size) {
+        throw new Error(`s3 bench: raw GETs read ${s.bytes} and ${r.bytes} bytes of a ${largest.size} byte layer`)
+      }
       raw.s3rver.push(s.bytes / MB / (s.ms / 1000))
       raw.registry.push(r.bytes / MB / (r.ms / 1000))
     }
-    ctx.log(`s3: raw GET of the largest layer (${(largest.size / MB).toFixed(1)} MB): s3rver GetObject ${spread(raw.s3rver, 0)} MB/s, registry ${spread(raw.registry, 0)} MB/s`)
+    ctx.log(
+      `s3: raw GET of the largest layer (${(largest.size / MB).toFixed(1)} MB): s3rver GetObject ${spread(raw.s3rver, 0)} MB/s, registry ${
+        spread(raw.registry, 0)
+      } MB/s`
+    )
 
     const [bucketS, registryS] = [median(secs.bucket), median(secs.registry)]
     const pullCpuPerGiB = median(cpu.registry) / (imageBytes / GiB)
     // The fill node's whole pull + upload, less what a pull without the bucket costs.
     const wholeUploadCpuPerGiB = (cpuDrained - cpuStart - median(cpu.registry)) / (written / GiB)
     ctx.samples.s3 = {
-      size, imageBytes, secs, cpu, machineCpu: machine, benchProcessCpu: here, bucketStats, fill: { pullS: fillPullS, drainS, written, writtenByPullEnd, uploads: filled.s3_uploads, cpuPull: cpuPullEnd - cpuStart, cpuAfterPull: uploadCpu, idleCores }, raw
+      size,
+      imageBytes,
+      secs,
+      cpu,
+      machineCpu: machine,
+      benchProcessCpu: here,
+      bucketStats,
+      fill: {
+        pullS: fillPullS,
+        drainS,
+        written,
+        writtenByPullEnd,
+        uploads: filled.s3_uploads,
+        cpuPull: cpuPullEnd - cpuStart,
+        cpuAfterPull: uploadCpu,
+        idleCores
+      },
+      raw
     }
-    ctx.rows.push({ metric: `s3: cold pull ${size} on a fresh node from the bucket vs from the registry (loopback)`, unit: 's', value: bucketS, baseline: registryS, ratio: ratioOf(bucketS, registryS), target: '<= 1.3', pass: ratioOf(bucketS, registryS) <= 1.3, digits: 2, note: `bucket ${spread(secs.bucket, 2)}, registry ${spread(secs.registry, 2)} (${cfg.rounds} rounds, skopeo through a fresh sidecar each); CPU-s per pull: sidecar ${spread(cpu.bucket, 2)} from the bucket, ${spread(cpu.registry, 2)} from the registry; s3rver (in the bench process) ${spread(here.bucket, 2)}; the whole machine ${spread(machine.bucket, 2)} vs ${spread(machine.registry, 2)} (${cpus().length} cores); raw GET of the largest layer: s3rver GetObject ${median(raw.s3rver).toFixed(0)} MB/s, registry ${median(raw.registry).toFixed(0)} MB/s (medians)` })
-    ctx.rows.push({ metric: 's3: upload to the bucket, sidecar CPU per GiB written, after the pull until the queue drained, vs its pull from the registry (loopback)', unit: 'CPU-s/GiB', value: uploadCpuPerGiB, baseline: pullCpuPerGiB, ratio: ratioOf(uploadCpuPerGiB, pullCpuPerGiB), target: '-', pass: undefined, digits: 2, note: `${uploadCpu.toFixed(2)} CPU-s in ${drainS.toFixed(2)} s over ${(written / MB).toFixed(1)} MB (s3_bytes_written), of which ${(writtenByPullEnd / MB).toFixed(1)} MB were written before the pull ended (uploads start at each commit), so the window sees only part of the upload; idle sidecar ${idleCores.toFixed(3)} cores (not subtracted); baseline: CPU per GiB of the cold pulls from the registry (median)` })
-    ctx.rows.push({ metric: 's3: upload to the bucket, sidecar CPU per GiB written, the fill node\'s pull + upload less a pull without the bucket (loopback)', unit: 'CPU-s/GiB', value: wholeUploadCpuPerGiB, baseline: pullCpuPerGiB, ratio: ratioOf(wholeUploadCpuPerGiB, pullCpuPerGiB), target: '-', pass: undefined, digits: 2, note: `fill node ${(cpuDrained - cpuStart).toFixed(2)} CPU-s from its pull's start to its queue drained, less ${median(cpu.registry).toFixed(2)} CPU-s (the registry nodes' pull, median); it includes the fill node's bucket misses (a GetObject per blob before the upstream); one sample` })
+    ctx.rows.push({
+      metric: `s3: cold pull ${size} on a fresh node from the bucket vs from the registry (loopback)`,
+      unit: 's',
+      value: bucketS,
+      baseline: registryS,
+      ratio: ratioOf(bucketS, registryS),
+      target: '<= 1.3',
+      pass: ratioOf(bucketS, registryS) <= 1.3,
+      digits: 2,
+      note: `bucket ${spread(secs.bucket, 2)}, registry ${
+        spread(secs.registry, 2)
+      } (${cfg.rounds} rounds, skopeo through a fresh sidecar each); CPU-s per pull: sidecar ${spread(cpu.bucket, 2)} from the bucket, ${
+        spread(cpu.registry, 2)
+      } from the registry; s3rver (in the bench process) ${spread(here.bucket, 2)}; the whole machine ${spread(machine.bucket, 2)} vs ${
+        spread(machine.registry, 2)
+      } (${cpus().length} cores); raw GET of the largest layer: s3rver GetObject ${median(raw.s3rver).toFixed(0)} MB/s, registry ${
+        median(raw.registry).toFixed(0)
+      } MB/s (medians)`
+    })
+    ctx.rows.push({
+      metric:
+        's3: upload to the bucket, sidecar CPU per GiB written, after the pull until the queue drained, vs its pull from the registry (loopback)',
+      unit: 'CPU-s/GiB',
+      value: uploadCpuPerGiB,
+      baseline: pullCpuPerGiB,
+      ratio: ratioOf(uploadCpuPerGiB, pullCpuPerGiB),
+      target: '-',
+      pass: undefined,
+      digits: 2,
+      note: `${uploadCpu.toFixed(2)} CPU-s in ${drainS.toFixed(2)} s over ${(written / MB).toFixed(1)} MB (s3_bytes_written), of which ${
+        (writtenByPullEnd / MB).toFixed(1)
+      } MB were written before the pull ended (uploads start at each commit), so the window sees only part of the upload; idle sidecar ${
+        idleCores.toFixed(3)
+      } cores (not subtracted); baseline: CPU per GiB of the cold pulls from the registry (median)`
+    })
+    ctx.rows.push({
+      metric:
+        "s3: upload to the bucket, sidecar CPU per GiB written, the fill node's pull + upload less a pull without the bucket (loopback)",
+      unit: 'CPU-s/GiB',
+      value: wholeUploadCpuPerGiB,
+      baseline: pullCpuPerGiB,
+      ratio: ratioOf(wholeUploadCpuPerGiB, pullCpuPerGiB),
+      target: '-',
+      pass: undefined,
+      digits: 2,
+      note: `fill node ${(cpuDrained - cpuStart).toFixed(2)} CPU-s from its pull's start to its queue drained, less ${
+        median(cpu.registry).toFixed(2)
+      } CPU-s (the registry nodes' pull, median); it includes the fill node's bucket misses (a GetObject per blob before the upstream); one sample`
+    })
   })
 }

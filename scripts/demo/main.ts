@@ -80,8 +80,10 @@ interface PullResult {
 
 function originCell (ctx: Ctx, o: Origin): Cell {
   switch (o.kind) {
-    case 'local': return { text: 'local', colour: green }
-    case 'upstream': return { text: `upstream (${o.name})`, colour: yellow }
+    case 'local':
+      return { text: 'local', colour: green }
+    case 'upstream':
+      return { text: `upstream (${o.name})`, colour: yellow }
     case 'peer': {
       const by = ctx.nodes.find(n => n.peerId === o.peerId)
       return { text: `peer ${by?.name ?? '?'} (${shortPeerId(o.peerId)})`, colour: cyan }
@@ -94,7 +96,13 @@ function describeRequests (reqs: RegistryRequest[]): string {
   if (reqs.length === 0) return 'nothing'
   const counts = new Map<string, number>()
   for (const r of reqs) {
-    const what = /\/blobs\//.test(r.path) ? 'blob' : /\/manifests\/sha256:/.test(r.path) ? 'manifest by digest' : /\/manifests\//.test(r.path) ? 'manifest by tag' : r.path
+    const what = /\/blobs\//.test(r.path)
+      ? 'blob'
+      : /\/manifests\/sha256:/.test(r.path)
+      ? 'manifest by digest'
+      : /\/manifests\//.test(r.path)
+      ? 'manifest by tag'
+      : r.path
     const key = `${r.method} ${what}`
     counts.set(key, (counts.get(key) ?? 0) + 1)
   }
@@ -133,12 +141,23 @@ function printPull (ctx: Ctx, pull: Pull, n: number, r: PullResult): void {
   say()
   say(bold(`Pull ${n}: sidecar ${pull.node.name} (${pull.why})`))
   say(dim(`  skopeo copy --src-tls-verify=false docker://${pull.node.sidecar.host}/${REPO}:${TAG} oci:<temp dir>:${TAG}`))
-  say(table(['blob', 'digest', 'size', 'served by'], r.served.map(s => [
-    ctx.labels.get(s.digest) ?? '?', shortDigest(s.digest), formatBytes(s.size), originCell(ctx, s.origin)
-  ]), [2]))
+  say(table(
+    ['blob', 'digest', 'size', 'served by'],
+    r.served.map(s => [
+      ctx.labels.get(s.digest) ?? '?',
+      shortDigest(s.digest),
+      formatBytes(s.size),
+      originCell(ctx, s.origin)
+    ]),
+    [2]
+  ))
   const downloads = r.upstream.filter(isDownload).length
-  say(`  ${r.served.length} blobs in ${(r.ms / 1000).toFixed(1)} s, all verified (sha256). Upstream registry saw: ${describeRequests(r.upstream)}` +
-    ` -> ${downloads} download${downloads === 1 ? '' : 's'}`)
+  say(
+    `  ${r.served.length} blobs in ${(r.ms / 1000).toFixed(1)} s, all verified (sha256). Upstream registry saw: ${
+      describeRequests(r.upstream)
+    }` +
+      ` -> ${downloads} download${downloads === 1 ? '' : 's'}`
+  )
 }
 
 /** Until `node` has provided every digest it stored on the DHT, so the next node can find it. */
@@ -166,13 +185,17 @@ async function printStats (nodes: DemoNode[]): Promise<void> {
   const stats = await Promise.all(nodes.map(async n => await p2pStats(n.sidecar)))
   say()
   say(bold('Stats (GET /api/cache/stats of each sidecar):'))
-  say(table(['stat', ...nodes.map(n => `sidecar ${n.name}`)], STAT_ROWS.map(row => [
-    row.name,
-    ...stats.map(s => {
-      const v = s[row.name]
-      return row.bytes ? `${formatBytes(v)} (${v})` : String(v)
-    })
-  ]), nodes.map((_n, i) => i + 1)))
+  say(table(
+    ['stat', ...nodes.map(n => `sidecar ${n.name}`)],
+    STAT_ROWS.map(row => [
+      row.name,
+      ...stats.map(s => {
+        const v = s[row.name]
+        return row.bytes ? `${formatBytes(v)} (${v})` : String(v)
+      })
+    ]),
+    nodes.map((_n, i) => i + 1)
+  ))
 }
 
 async function run (cleanup: Cleanup): Promise<number> {
@@ -205,7 +228,12 @@ async function run (cleanup: Cleanup): Promise<number> {
   const labels = new Map<string, string>([[image.manifestDigest, 'manifest'], [image.configDigest, 'config']])
   image.layers.forEach((l, i) => labels.set(l.digest, `layer ${i + 1}`))
   const total = image.layers.reduce((s, l) => s + l.size, 0)
-  step(t0, `built image ${REPO}:${TAG}: ${image.allBlobDigests.length} blobs (manifest, config, ${LAYERS} layers of ${formatBytes(LAYER_BYTES)} random data), ${formatBytes(total)}`)
+  step(
+    t0,
+    `built image ${REPO}:${TAG}: ${image.allBlobDigests.length} blobs (manifest, config, ${LAYERS} layers of ${
+      formatBytes(LAYER_BYTES)
+    } random data), ${formatBytes(total)}`
+  )
 
   const registry = await startRegistry()
   cleanup.add('upstream registry', () => registry.destroy())
@@ -222,7 +250,13 @@ async function run (cleanup: Cleanup): Promise<number> {
     }
   })
   step(t0, 'started three sidecars, bootstrapped to each other (p2p-cache id --json, one CACHE_BOOTSTRAP_PEERS list for all):')
-  say(table(['sidecar', 'registry mirror', 'libp2p', 'pid'], nodes.map(n => [n.name, n.sidecar.url, n.p2pAddr.replace(n.peerId, shortPeerId(n.peerId)), String(n.pid)]), [3]))
+  say(
+    table(
+      ['sidecar', 'registry mirror', 'libp2p', 'pid'],
+      nodes.map(n => [n.name, n.sidecar.url, n.p2pAddr.replace(n.peerId, shortPeerId(n.peerId)), String(n.pid)]),
+      [3]
+    )
+  )
   await waitForMesh(nodes, WAIT_MS)
   step(t0, 'peers connected: each sidecar has the other two as peers and in its DHT routing table')
 
@@ -257,9 +291,14 @@ async function run (cleanup: Cleanup): Promise<number> {
   const tagChecks = results.reduce((s, r) => s + r.upstream.filter(q => q.method === 'HEAD').length, 0)
   const verdict = downloads === image.allBlobDigests.length ? green : red
   say()
-  say(bold(verdict(`upstream served ${downloads} blob downloads for ${pulls.length} pulls`)) + ` of a ${image.allBlobDigests.length}-blob image.`)
-  say(`${all.length} blobs delivered: ${by('upstream')} from upstream, ${by('peer')} from peers, ${by('local')} from local stores.` +
-    ` The upstream also answered ${tagChecks} tag checks (HEAD, no content): it always decides what a tag points to.`)
+  say(
+    bold(verdict(`upstream served ${downloads} blob downloads for ${pulls.length} pulls`)) +
+      ` of a ${image.allBlobDigests.length}-blob image.`
+  )
+  say(
+    `${all.length} blobs delivered: ${by('upstream')} from upstream, ${by('peer')} from peers, ${by('local')} from local stores.` +
+      ` The upstream also answered ${tagChecks} tag checks (HEAD, no content): it always decides what a tag points to.`
+  )
   say(dim('Your own swarm: README, "Running a swarm"; what each counter means: README, "HTTP endpoints".'))
   step(t0, 'done; cleaning up')
   return 0

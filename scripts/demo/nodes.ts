@@ -20,7 +20,13 @@ export interface DemoNode {
   pid: number
 }
 
-interface Identity { name: string, dir: string, listen: string, peerId: string, p2pAddr: string }
+interface Identity {
+  name: string
+  dir: string
+  listen: string
+  peerId: string
+  p2pAddr: string
+}
 
 /** `p2p-cache id --json` on the node's CACHE_DIR: creates the identity, prints its dialable address. */
 async function identity (root: string, name: string): Promise<Identity> {
@@ -53,17 +59,20 @@ export async function startNodes (opts: StartNodesOptions): Promise<DemoNode[]> 
   const ids = await Promise.all(opts.names.map(async name => await identity(opts.root, name)))
   const bootstrap = ids.map(i => i.p2pAddr).join(',')
   return await Promise.all(ids.map(async id => {
-    const sidecar = await startSidecar({
-      CACHE_ENABLE_P2P: 'true',
-      CACHE_LISTEN_ADDRS: id.listen,
-      CACHE_BOOTSTRAP_PEERS: bootstrap,
-      CACHE_REGISTRY_UPSTREAMS: opts.upstreams,
-      // Default 1s. Four processes and skopeo on a small, busy machine can take longer to find a
-      // provider, and the demo would show an upstream fetch that a quiet machine never makes.
-      CACHE_PEER_LOOKUP_TIMEOUT: '5s',
-      // debug: the announcer's 'announced' records are the evidence that a node's blobs can be found.
-      CACHE_LOG_LEVEL: 'debug'
-    }, { dir: id.dir })
+    const sidecar = await startSidecar(
+      {
+        CACHE_ENABLE_P2P: 'true',
+        CACHE_LISTEN_ADDRS: id.listen,
+        CACHE_BOOTSTRAP_PEERS: bootstrap,
+        CACHE_REGISTRY_UPSTREAMS: opts.upstreams,
+        // Default 1s. Four processes and skopeo on a small, busy machine can take longer to find a
+        // provider, and the demo would show an upstream fetch that a quiet machine never makes.
+        CACHE_PEER_LOOKUP_TIMEOUT: '5s',
+        // debug: the announcer's 'announced' records are the evidence that a node's blobs can be found.
+        CACHE_LOG_LEVEL: 'debug'
+      },
+      { dir: id.dir }
+    )
     const pid = sidecar.proc.child.pid ?? -1
     const node: DemoNode = { name: id.name, sidecar, peerId: id.peerId, p2pAddr: id.p2pAddr, pid }
     opts.onStarted(node)

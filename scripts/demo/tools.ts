@@ -35,9 +35,11 @@ function isExecutable (path: string): boolean {
 /** The tools of `tools` that can't be run: absolute paths as they are, bare names on `pathVar`. */
 export function missingTools (pathVar: string | undefined, tools: readonly Tool[] = TOOLS): Tool[] {
   const dirs = (pathVar ?? '').split(':').filter(d => d !== '')
-  return tools.filter(t => t.command.startsWith('/')
-    ? !isExecutable(t.command)
-    : !dirs.some(d => isExecutable(join(d, t.command))))
+  return tools.filter(t =>
+    t.command.startsWith('/')
+      ? !isExecutable(t.command)
+      : !dirs.some(d => isExecutable(join(d, t.command)))
+  )
 }
 
 export function describeMissing (missing: readonly Tool[]): string {
@@ -77,10 +79,17 @@ export async function ensureTools (opts: EnsureToolsOptions): Promise<ToolCheck>
   const missing = missingTools(opts.pathVar, tools)
   if (missing.length === 0) return { ok: true }
   if (!opts.isRoot) return { ok: false, code: 2, message: installHint(missing) }
-  opts.print(`demo: missing ${describeMissing(missing)}; running as root, so installing them from Debian's packages with ${opts.installScript} (apt-get)`)
+  opts.print(
+    `demo: missing ${
+      describeMissing(missing)
+    }; running as root, so installing them from Debian's packages with ${opts.installScript} (apt-get)`
+  )
   const code = await new Promise<number>(resolve => {
     const child = spawn('bash', [opts.installScript], { stdio: ['ignore', 'inherit', 'inherit'] })
-    child.once('error', err => { opts.print(`demo: could not run bash: ${err.message}`); resolve(127) })
+    child.once('error', err => {
+      opts.print(`demo: could not run bash: ${err.message}`)
+      resolve(127)
+    })
     child.once('exit', (c, signal) => resolve(c ?? (signal !== null ? 128 : 1)))
   })
   // The script also installs the rest of the test tools; what matters here is ours.

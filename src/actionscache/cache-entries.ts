@@ -15,7 +15,11 @@ export interface CacheEntry {
 }
 
 /** Where an entry lives: the repository (when known), the ref scope, the version. */
-export interface EntryPlace { repository: string | undefined, scope: string, version: string }
+export interface EntryPlace {
+  repository: string | undefined
+  scope: string
+  version: string
+}
 
 /** Longest record name: `rec:<kind> <name>` must stay within the fetch protocol's request. */
 const MAX_NAME_CHARS = 600
@@ -61,7 +65,11 @@ export function entryName (place: EntryPlace, key: string): string | undefined {
 }
 
 /** An entry that matched a lookup, and how. */
-export interface Match { entry: CacheEntry, scope: string, exact: boolean }
+export interface Match {
+  entry: CacheEntry
+  scope: string
+  exact: boolean
+}
 
 /**
  * GitHub's restore order (cache service v2): in each readable scope, in the token's order, the
@@ -69,7 +77,13 @@ export interface Match { entry: CacheEntry, scope: string, exact: boolean }
  * first. Entries of other nodes count (swarm records); a prefix looks at most
  * MAX_PREFIX_CANDIDATES entries of a group.
  */
-export async function matchEntry (table: RecordTable<CacheEntry>, places: EntryPlace[], key: string, restoreKeys: string[], signal?: AbortSignal): Promise<Match | undefined> {
+export async function matchEntry (
+  table: RecordTable<CacheEntry>,
+  places: EntryPlace[],
+  key: string,
+  restoreKeys: string[],
+  signal?: AbortSignal
+): Promise<Match | undefined> {
   for (const place of places) {
     const exactName = entryName(place, key)
     const exact = exactName === undefined ? undefined : await table.find(exactName, signal)

@@ -14,7 +14,9 @@ import { CACHE_UPLOAD_IDLE_MS, MAX_BLOCKS, MAX_CACHE_UPLOADS } from './constants
 import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** What an upload will become once finalized. */
-export interface PendingEntry extends EntryPlace { key: string }
+export interface PendingEntry extends EntryPlace {
+  key: string
+}
 
 /** A request on an upload that can't be served; `status` is the HTTP status to answer with. */
 export class CacheUploadError extends P2pCacheError {
@@ -57,14 +59,18 @@ export class CacheUploads {
 
   constructor (private readonly init: CacheUploadsInit) {
     this.clock = init.clock ?? systemClock
-    this.sweeper = setInterval(() => { void this.sweep() }, 60_000)
+    this.sweeper = setInterval(() => {
+      void this.sweep()
+    }, 60_000)
     this.sweeper.unref()
   }
 
   /** Opens an upload for `entry`; its ID goes in the upload URL. @throws CacheUploadError 429 */
   async start (entry: PendingEntry): Promise<string> {
     await this.sweep()
-    if (this.uploads.size >= MAX_CACHE_UPLOADS) throw new CacheUploadError(429, 'resource_exhausted', `${this.uploads.size} cache uploads are open on this sidecar; retry later`)
+    if (this.uploads.size >= MAX_CACHE_UPLOADS) {
+      throw new CacheUploadError(429, 'resource_exhausted', `${this.uploads.size} cache uploads are open on this sidecar; retry later`)
+    }
     const id = randomUUID()
     this.uploads.set(id, { entry, blocks: new Map(), touchedAt: this.clock.now(), busy: 0 })
     return id
@@ -73,20 +79,29 @@ export class CacheUploads {
   /** Put Blob: `body` is the whole archive. */
   async putBlob (id: string, body: Readable): Promise<void> {
     await this.with(id, async u => {
-      await this.writeArchive(u, async writer => { for await (const chunk of body) await writer.write(chunk as Buffer) })
+      await this.writeArchive(u, async writer => {
+        for await (const chunk of body) await writer.write(chunk as Buffer)
+      })
     })
   }
 
   /** Put Block: stages `body` as block `blockId` (a block sent again replaces the first). */
   async putBlock (id: string, blockId: string, body: Readable): Promise<void> {
     await this.with(id, async u => {
-      if (blockId === '' || blockId.length > 128) throw new CacheUploadError(400, 'InvalidQueryParameterValue', 'blockid must be 1 to 128 characters (base64)')
-      if (!u.blocks.has(blockId) && u.blocks.size >= MAX_BLOCKS) throw new CacheUploadError(400, 'BlockCountExceedsLimit', `at most ${MAX_BLOCKS} blocks`)
+      if (blockId === '' || blockId.length > 128) {
+        throw new CacheUploadError(400, 'InvalidQueryParameterValue', 'blockid must be 1 to 128 characters (base64)')
+      }
+      if (!u.blocks.has(blockId) && u.blocks.size >= MAX_BLOCKS) {
+        throw new CacheUploadError(400, 'BlockCountExceedsLimit', `at most ${MAX_BLOCKS} blocks`)
+      }
       const path = join(this.init.store.layout.tmp, `actions-${id}-${randomUUID()}`)
       let size = 0
       try {
-        await pipeline(body, async function * (source) {
-          for await (const chunk of source) { size += (chunk as Buffer).byteLength; yield chunk }
+        await pipeline(body, async function* (source) {
+          for await (const chunk of source) {
+            size += (chunk as Buffer).byteLength
+            yield chunk
+          }
         }, createWriteStream(path))
       } catch (err) {
         await rm(path, { force: true })
@@ -136,10 +151,23 @@ export class CacheUploads {
    */
   async finish (id: string, entry: PendingEntry, size: number): Promise<{ digest: Digest, size: number }> {
     const u = this.uploads.get(id)
-    if (u === undefined || u.entry.key !== entry.key || u.entry.scope !== entry.scope || u.entry.version !== entry.version || u.entry.repository !== entry.repository) {
-      throw new CacheUploadError(404, 'not_found', 'no open upload for this key and version: CreateCacheEntry first, and finalize within 30 minutes')
+    if (
+      u === undefined || u.entry.key !== entry.key || u.entry.scope !== entry.scope || u.entry.version !== entry.version ||
+      u.entry.repository !== entry.repository
+    ) {
+      throw new CacheUploadError(
+        404,
+        'not_found',
+        'no open upload for this key and version: CreateCacheEntry first, and finalize within 30 minutes'
+      )
     }
-    if (u.busy > 0) throw new CacheUploadError(409, 'failed_precondition', 'the upload is still receiving bytes: finalize once every PUT has been answered')
+    if (u.busy > 0) {
+      throw new CacheUploadError(
+        409,
+        'failed_precondition',
+        'the upload is still receiving bytes: finalize once every PUT has been answered'
+      )
+    }
     this.uploads.delete(id)
     const archive = u.archive
     u.archive = undefined
@@ -167,12 +195,22 @@ export class CacheUploads {
     clearInterval(this.sweeper)
     const open = [...this.uploads.values()]
     this.uploads.clear()
-    await Promise.all(open.map(async u => { await this.drop(u) }))
+    await Promise.all(open.map(async u => {
+      await this.drop(u)
+    }))
   }
 
   private async with (id: string, fn: (u: Upload) => Promise<void>): Promise<void> {
     const u = this.uploads.get(id)
-    if (u === undefined) throw new CacheUploadError(404, 'BlobNotFound', `no cache upload ${id.slice(0, 64)}: it was finalized, or expired after ${Math.round((this.init.idleMs ?? CACHE_UPLOAD_IDLE_MS) / 60_000)} idle minutes`)
+    if (u === undefined) {
+      throw new CacheUploadError(
+        404,
+        'BlobNotFound',
+        `no cache upload ${id.slice(0, 64)}: it was finalized, or expired after ${
+          Math.round((this.init.idleMs ?? CACHE_UPLOAD_IDLE_MS) / 60_000)
+        } idle minutes`
+      )
+    }
     u.busy++
     try {
       await fn(u)
@@ -204,5 +242,7 @@ export class CacheUploads {
 async function removeBlocks (u: Upload): Promise<void> {
   const blocks = [...u.blocks.values()]
   u.blocks.clear()
-  await Promise.all(blocks.map(async b => { await rm(b.path, { force: true }) }))
+  await Promise.all(blocks.map(async b => {
+    await rm(b.path, { force: true })
+  }))
 }

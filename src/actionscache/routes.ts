@@ -14,7 +14,15 @@ import { StoreFullError } from '../store/errors.js'
 import { entryName, matchEntry, type CacheEntry, type EntryPlace } from './cache-entries.js'
 import { CacheUploadError, type CacheUploads } from './cache-uploads.js'
 import { parseRuntimeToken, readScopes, RuntimeTokenError, writeScope, type RuntimeToken } from './runtime-token.js'
-import { ANNOUNCE_WAIT_MS, DOWNLOAD_PREFIX, MAX_KEY_CHARS, MAX_RESTORE_KEYS, MAX_TWIRP_BODY, TWIRP_SERVICE, UPLOAD_PREFIX } from './constants.js'
+import {
+  ANNOUNCE_WAIT_MS,
+  DOWNLOAD_PREFIX,
+  MAX_KEY_CHARS,
+  MAX_RESTORE_KEYS,
+  MAX_TWIRP_BODY,
+  TWIRP_SERVICE,
+  UPLOAD_PREFIX
+} from './constants.js'
 import type { BucketTier } from '../bucket/bucket-tier.js'
 import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
@@ -45,7 +53,11 @@ const keyText = z.string().min(1).max(MAX_KEY_CHARS).refine(k => !k.includes(','
 const version = z.string().min(1).max(MAX_KEY_CHARS)
 const createSchema = z.object({ key: keyText, version })
 // The toolkit sends int64 as a string, BuildKit as a number.
-const finalizeSchema = z.object({ key: keyText, version, size_bytes: z.union([z.string().regex(/^\d{1,16}$/), z.number().int().min(0)]).transform(Number) })
+const finalizeSchema = z.object({
+  key: keyText,
+  version,
+  size_bytes: z.union([z.string().regex(/^\d{1,16}$/), z.number().int().min(0)]).transform(Number)
+})
 const lookupSchema = z.object({ key: keyText, version, restore_keys: z.array(keyText).max(MAX_RESTORE_KEYS).optional() })
 
 /**
@@ -97,10 +109,10 @@ export class ActionsCacheRoutes {
       const e = err instanceof TwirpError
         ? err
         : err instanceof RuntimeTokenError
-          ? new TwirpError(401, 'unauthenticated', err.message)
-          : err instanceof CacheUploadError
-            ? new TwirpError(err.status, err.code, err.message)
-            : new TwirpError(500, 'internal', (err as Error).message)
+        ? new TwirpError(401, 'unauthenticated', err.message)
+        : err instanceof CacheUploadError
+        ? new TwirpError(err.status, err.code, err.message)
+        : new TwirpError(500, 'internal', (err as Error).message)
       if (e.status >= 500) this.init.log.warn({ method, err: e.message }, 'actions cache request failed')
       if (!res.headersSent) sendJson(res, e.status, { code: e.code, msg: e.message })
       else res.destroy()
@@ -139,7 +151,11 @@ export class ActionsCacheRoutes {
     // The archive outlives the fleet in the bucket; the entry follows it there (entries.put).
     this.init.bucket?.uploadBlob(blob.digest)
     await Promise.all([
-      this.init.entries.put(name, { key: req.key, digest: blob.digest, size: blob.size, createdAt: this.now(), writer: this.init.self }, { announced, after: [blob.digest] }),
+      this.init.entries.put(
+        name,
+        { key: req.key, digest: blob.digest, size: blob.size, createdAt: this.now(), writer: this.init.self },
+        { announced, after: [blob.digest] }
+      ),
       this.init.provideNow?.([blob.digest], announced).catch(() => {})
     ])
     this.init.stats.inc('actions_cache_saves')
@@ -149,7 +165,11 @@ export class ActionsCacheRoutes {
   }
 
   /** GetCacheEntryDownloadURL: the first match in GitHub's order, or `ok: false` (a miss; never a 404, which fails BuildKit). */
-  private async lookup (token: RuntimeToken, req: { key: string, version: string, restore_keys?: string[] | undefined }, base: string): Promise<object> {
+  private async lookup (
+    token: RuntimeToken,
+    req: { key: string, version: string, restore_keys?: string[] | undefined },
+    base: string
+  ): Promise<object> {
     const places: EntryPlace[] = readScopes(token).map(scope => ({ repository: token.repository, scope, version: req.version }))
     const match = await matchEntry(this.init.entries, places, req.key, (req.restore_keys ?? []).filter(k => k !== req.key))
     if (match === undefined) {
@@ -185,16 +205,26 @@ export class ActionsCacheRoutes {
       res.writeHead(201, azureHeaders({ 'content-length': '0', etag: `"${randomUUID()}"`, 'last-modified': new Date().toUTCString() }))
       res.end()
     } catch (err) {
-      if (leftMidRequest(req)) { res.destroy(); return }
+      if (leftMidRequest(req)) {
+        res.destroy()
+        return
+      }
       const e = err instanceof CacheUploadError
         ? err
         : err instanceof StoreFullError
-          ? new CacheUploadError(507, 'InsufficientStorage', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
-          : new CacheUploadError(500, 'InternalError', (err as Error).message)
+        ? new CacheUploadError(
+          507,
+          'InsufficientStorage',
+          `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`
+        )
+        : new CacheUploadError(500, 'InternalError', (err as Error).message)
       if (e.status >= 500) this.init.log.warn({ err: e.message }, 'actions cache upload failed')
       req.resume()
       const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${e.code}</Code><Message>${escapeXml(e.message)}</Message></Error>`
-      res.writeHead(e.status, azureHeaders({ 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)), 'x-ms-error-code': e.code }))
+      res.writeHead(
+        e.status,
+        azureHeaders({ 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)), 'x-ms-error-code': e.code })
+      )
       res.end(body)
     }
   }
@@ -209,10 +239,17 @@ export class ActionsCacheRoutes {
     }
     let source
     try {
-      source = await this.init.blobs.open('actions-cache', digest, () => new CacheUploadError(404, 'BlobNotFound', `${digest} is on no runner of the swarm (evicted, or its runner left)`))
+      source = await this.init.blobs.open(
+        'actions-cache',
+        digest,
+        () => new CacheUploadError(404, 'BlobNotFound', `${digest} is on no runner of the swarm (evicted, or its runner left)`)
+      )
     } catch (err) {
       const status = err instanceof CacheUploadError ? err.status : 502
-      res.writeHead(status, azureHeaders({ 'content-length': '0', 'x-ms-error-code': err instanceof CacheUploadError ? err.code : 'ServerBusy' }))
+      res.writeHead(
+        status,
+        azureHeaders({ 'content-length': '0', 'x-ms-error-code': err instanceof CacheUploadError ? err.code : 'ServerBusy' })
+      )
       res.end()
       return
     }
@@ -227,8 +264,18 @@ export class ActionsCacheRoutes {
       if (source.cache === 'PEER') this.init.stats.inc('actions_cache_peer_downloads')
       const { stats } = this.init
       // Every byte sent counts as served, and as the cache's.
-      const counted = { inc: (name: Parameters<Stats['inc']>[0], by?: number) => { stats.inc(name, by); if (name === 'bytes_served') stats.inc('actions_cache_bytes_served', by) } }
-      await sendBlob(req, res, source, { etag: `"${digest}"`, headers, rangeHeader: Array.isArray(range) ? range[0] : range, stats: counted })
+      const counted = {
+        inc: (name: Parameters<Stats['inc']>[0], by?: number) => {
+          stats.inc(name, by)
+          if (name === 'bytes_served') stats.inc('actions_cache_bytes_served', by)
+        }
+      }
+      await sendBlob(req, res, source, {
+        etag: `"${digest}"`,
+        headers,
+        rangeHeader: Array.isArray(range) ? range[0] : range,
+        stats: counted
+      })
     } finally {
       await source.release()
     }
@@ -241,7 +288,9 @@ export class ActionsCacheRoutes {
 
 function parse<T> (schema: z.ZodType<T>, json: unknown): T {
   const r = schema.safeParse(json)
-  if (!r.success) throw new TwirpError(400, 'invalid_argument', r.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500))
+  if (!r.success) {
+    throw new TwirpError(400, 'invalid_argument', r.error.issues.map(i => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 500))
+  }
   return r.data
 }
 

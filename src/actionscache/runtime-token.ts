@@ -2,7 +2,10 @@ import { z } from 'zod'
 import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
 /** One scope of the runtime token's `ac` claim: a ref, and 1 = read, 2 = write, 3 = both. */
-export interface CacheScope { scope: string, permission: number }
+export interface CacheScope {
+  scope: string
+  permission: number
+}
 
 export interface RuntimeToken {
   /** Scopes in the token's order: the job's ref first, then the refs it may read (base, default branch). */
@@ -34,7 +37,7 @@ export function parseRuntimeToken (authorization: string | undefined, now = Date
   try {
     claims = JSON.parse(Buffer.from(m[2] as string, 'base64url').toString('utf8')) as typeof claims
   } catch {
-    throw new RuntimeTokenError('the runtime token\'s payload is not JSON')
+    throw new RuntimeTokenError("the runtime token's payload is not JSON")
   }
   if (typeof claims.exp === 'number' && claims.exp * 1000 < now) throw new RuntimeTokenError('the runtime token has expired (exp)')
   let ac: unknown
@@ -45,7 +48,9 @@ export function parseRuntimeToken (authorization: string | undefined, now = Date
   }
   const parsed = acSchema.safeParse(ac)
   if (!parsed.success) throw new RuntimeTokenError('the runtime token has no `ac` claim listing the cache scopes ({Scope, Permission})')
-  const repository = typeof claims.repository_id === 'string' || typeof claims.repository_id === 'number' ? String(claims.repository_id) : undefined
+  const repository = typeof claims.repository_id === 'string' || typeof claims.repository_id === 'number'
+    ? String(claims.repository_id)
+    : undefined
   return { scopes: parsed.data.map(s => ({ scope: s.Scope, permission: s.Permission })), repository }
 }
 

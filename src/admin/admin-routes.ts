@@ -53,7 +53,10 @@ export class AdminRoutes {
     const { store, stats } = this.init
     const path = url.pathname
     const method = req.method ?? 'GET'
-    if (path === '/healthz') { sendJson(res, 200, { status: 'ok' }); return true }
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok' })
+      return true
+    }
     if (path === '/readyz') {
       // A full store still serves (hits, and misses streamed through): ready, and saying so.
       const ready = this.init.isReady()
@@ -77,8 +80,9 @@ export class AdminRoutes {
     }
     if (path === '/ca.crt' && (method === 'GET' || method === 'HEAD')) {
       // What clients of the proxy must trust (issue 24); PEM, as update-ca-certificates takes it.
-      if (this.init.proxyCa === undefined) sendJson(res, 404, { error: 'the proxy is off (CACHE_PROXY_ADDR unset): there is no CA to trust' })
-      else sendText(res, 200, this.init.proxyCa, 'application/x-pem-file')
+      if (this.init.proxyCa === undefined) {
+        sendJson(res, 404, { error: 'the proxy is off (CACHE_PROXY_ADDR unset): there is no CA to trust' })
+      } else sendText(res, 200, this.init.proxyCa, 'application/x-pem-file')
       return true
     }
     if (path === '/api/p2p' && (method === 'GET' || method === 'HEAD')) {
@@ -112,7 +116,10 @@ export class AdminRoutes {
       } catch {
         digest = pin[1] ?? ''
       }
-      if (!isDigest(digest)) { sendJson(res, 400, { error: `invalid digest "${digest.slice(0, 100)}": expected sha256:<64 hex>` }); return true }
+      if (!isDigest(digest)) {
+        sendJson(res, 400, { error: `invalid digest "${digest.slice(0, 100)}": expected sha256:<64 hex>` })
+        return true
+      }
       const found = await store.setPinned(digest, method === 'PUT')
       sendJson(res, found ? 200 : 404, found ? { digest, pinned: method === 'PUT' } : { error: `${digest} is not in the store` })
       return true

@@ -62,8 +62,10 @@ export class AccessPolicy {
     d.fleet = fleet
     const visibility = this.access.visibility(upstream, target.repo)
     if (visibility === undefined) d.via = 'unknown'
-    else if ((visibility === 'public' && publicSection(target.section)) ||
-      (visibility !== 'hidden' && this.access.proven(scope, upstream, target.repo, target.section))) d.via = 'fleet'
+    else if (
+      (visibility === 'public' && publicSection(target.section)) ||
+      (visibility !== 'hidden' && this.access.proven(scope, upstream, target.repo, target.section))
+    ) d.via = 'fleet'
     return d
   }
 

@@ -56,7 +56,8 @@ export class CacheSemantics {
    * satisfiesWithoutRevalidation accepts, so the policy is not asked (the hot path).
    */
   servableFromMemory (entry: HotEntry, scope: string, req: ApiRequest): boolean {
-    const quick = entry.varyInKey && this.clock.now() < entry.freshUntil && req.headers['cache-control'] === undefined && req.headers.pragma === undefined
+    const quick = entry.varyInKey && this.clock.now() < entry.freshUntil && req.headers['cache-control'] === undefined &&
+      req.headers.pragma === undefined
     return quick ? shareableWithoutAsking(entry.record, scope) : this.servable(entry, scope, req)
   }
 

@@ -25,7 +25,6 @@ export const ACCESS_PROOF_TTL_MS = 10 * 60_000
 /** Bound of remembered proofs (credential × repository × area) and visibilities. */
 export const ACCESS_MAX_ENTRIES = 10_000
 
-
 /** Accept of the fleet's `GET /repos/{owner}/{repo}` that learns a repository's visibility. */
 export const VISIBILITY_ACCEPT = 'application/vnd.github+json'
 /**

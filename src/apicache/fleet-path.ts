@@ -65,7 +65,10 @@ export class FleetPath {
     const identity = validatorIdentity(authorization)
     const headers = { ...req.headers }
     delete headers.authorization
-    const candidate = await this.init.candidates.find({ resource, accept, scope: FLEET_SCOPE, identity, own: stored, shared: true }, options)
+    const candidate = await this.init.candidates.find(
+      { resource, accept, scope: FLEET_SCOPE, identity, own: stored, shared: true },
+      options
+    )
     const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, candidate.ownEtag)
     // A repository's own resource is read whole even above the bound: its visibility is in it.
     const maxBytes = repositoryResource(path) === undefined ? this.init.maxBody : Math.max(this.init.maxBody, VISIBILITY_MAX_BYTES)
@@ -73,7 +76,9 @@ export class FleetPath {
     if (res.status === 401 || (res.status === 403 && res.headers['x-ratelimit-remaining'] === '0')) {
       discardAnswer(res)
       if (res.status === 401) fleet.rejected(authorization)
-      const reason = `the fleet credential got ${res.status} from ${upstream.name}${res.status === 401 ? ' (revoked or expired? check CACHE_API_AUTH / CACHE_API_APP)' : ' (its rate limit is spent)'}; clients' own credentials are used meanwhile`
+      const reason = `the fleet credential got ${res.status} from ${upstream.name}${
+        res.status === 401 ? ' (revoked or expired? check CACHE_API_AUTH / CACHE_API_APP)' : ' (its rate limit is spent)'
+      }; clients' own credentials are used meanwhile`
       this.warn(upstream.name, reason)
       throw new FleetUnusable(reason)
     }

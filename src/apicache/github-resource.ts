@@ -29,7 +29,11 @@ export function apiTarget (path: string): ApiTarget {
   const m = REPO.exec(pathname)
   if (m !== null) {
     const first = m[3] ?? ''
-    return { repo: `${m[1] ?? ''}/${m[2] ?? ''}`.toLowerCase(), section: first === 'actions' ? `actions/${m[4] ?? ''}` : first, shared: true }
+    return {
+      repo: `${m[1] ?? ''}/${m[2] ?? ''}`.toLowerCase(),
+      section: first === 'actions' ? `actions/${m[4] ?? ''}` : first,
+      shared: true
+    }
   }
   return { section: '', shared: USER_PROFILE.test(pathname) }
 }
@@ -50,9 +54,32 @@ export function repositoryResource (path: string): string | undefined {
  * copy without the client's own proof.
  */
 const PUBLIC_SECTIONS = new Set([
-  '', 'contents', 'readme', 'commits', 'branches', 'tags', 'releases', 'git', 'compare', 'languages',
-  'topics', 'license', 'contributors', 'stargazers', 'forks', 'issues', 'pulls', 'labels', 'milestones',
-  'statuses', 'check-runs', 'check-suites', 'actions/runs', 'actions/workflows', 'actions/artifacts', 'actions/jobs'
+  '',
+  'contents',
+  'readme',
+  'commits',
+  'branches',
+  'tags',
+  'releases',
+  'git',
+  'compare',
+  'languages',
+  'topics',
+  'license',
+  'contributors',
+  'stargazers',
+  'forks',
+  'issues',
+  'pulls',
+  'labels',
+  'milestones',
+  'statuses',
+  'check-runs',
+  'check-suites',
+  'actions/runs',
+  'actions/workflows',
+  'actions/artifacts',
+  'actions/jobs'
 ])
 
 /** Whether anyone may read `section` of a public repository. */

@@ -1,12 +1,25 @@
 import type { IncomingHttpHeaders } from 'node:http'
 
 /** RFC 9110 7.6.1: meaningful for one connection only, never forwarded or stored. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade'
+])
 
 export type HeaderMap = Record<string, string>
 
 /** One string per header (multi-valued joined), hop-by-hop ones and those named in `Connection` dropped. */
-export function endToEnd (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, drop: readonly string[] = []): HeaderMap {
+export function endToEnd (
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+  drop: readonly string[] = []
+): HeaderMap {
   const connection = headers.connection
   const named = connection === undefined ? undefined : String(connection).toLowerCase().split(',').map(s => s.trim()).filter(Boolean)
   const out: HeaderMap = {}

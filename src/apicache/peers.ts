@@ -45,22 +45,35 @@ export class ApiPeers implements PeerCandidates, SwarmPresence {
     if (peers === undefined || key === undefined) return undefined
     const { identity } = query
     const ownEtag = (validator: string | undefined): boolean => identity !== undefined && validator === identity
-    return await tryProviders(peers, key, { signal: options.signal, budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs }, async (peer, attempt) => {
-      let sink: MemorySink | undefined
-      const blob = await fetchVerified(peers, peer, {
-        request: { key },
-        signal: attempt,
-        maxSize: this.init.maxBody,
-        open: answer => {
-          if (answer.api === undefined) throw new PeerFetchError(answer.peer, 'refused', 'answered an API key without a record')
-          if (conditionalHeaders(answer.api.headers, ownEtag(answer.api.validator)) === undefined) throw new PeerFetchError(answer.peer, 'refused', 'a record without a usable validator')
-          sink = new MemorySink(answer.api.body)
-          return sink
+    return await tryProviders(
+      peers,
+      key,
+      { signal: options.signal, budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs },
+      async (peer, attempt) => {
+        let sink: MemorySink | undefined
+        const blob = await fetchVerified(peers, peer, {
+          request: { key },
+          signal: attempt,
+          maxSize: this.init.maxBody,
+          open: answer => {
+            if (answer.api === undefined) throw new PeerFetchError(answer.peer, 'refused', 'answered an API key without a record')
+            if (conditionalHeaders(answer.api.headers, ownEtag(answer.api.validator)) === undefined) {
+              throw new PeerFetchError(answer.peer, 'refused', 'a record without a usable validator')
+            }
+            sink = new MemorySink(answer.api.body)
+            return sink
+          }
+        })
+        if (blob.api === undefined || sink === undefined) throw new PeerFetchError(blob.peer, 'protocol', 'lost its API record')
+        return {
+          status: blob.api.status,
+          headers: blob.api.headers,
+          body: sink.body,
+          ownEtag: ownEtag(blob.api.validator),
+          peer: blob.peer
         }
-      })
-      if (blob.api === undefined || sink === undefined) throw new PeerFetchError(blob.peer, 'protocol', 'lost its API record')
-      return { status: blob.api.status, headers: blob.api.headers, body: sink.body, ownEtag: ownEtag(blob.api.validator), peer: blob.peer }
-    })
+      }
+    )
   }
 }
 

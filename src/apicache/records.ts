@@ -33,7 +33,12 @@ export interface StoredResponse {
 }
 
 /** A record removed because its body left the store, and the swarm key it was announced under. */
-export interface DroppedRecord { resource: string, scope: string, accept: string, key: ApiKey }
+export interface DroppedRecord {
+  resource: string
+  scope: string
+  accept: string
+  key: ApiKey
+}
 
 /**
  * Responses by request (`<upstream> <path?query>`) and scope. Bodies live in the blob store
@@ -75,7 +80,12 @@ export class ApiRecords {
     if (parsed === undefined) return undefined
     const record = await this.newest(parsed.resource, parsed.accept)
     if (record === undefined) return undefined
-    return { status: record.status, headers: record.headers, body: record.body, ...(record.validator !== undefined ? { validator: record.validator } : {}) }
+    return {
+      status: record.status,
+      headers: record.headers,
+      body: record.body,
+      ...(record.validator !== undefined ? { validator: record.validator } : {})
+    }
   }
 
   async put (resource: string, record: ApiRecord): Promise<void> {

@@ -72,7 +72,15 @@ export class ApiResolver {
     this.policy = new AccessPolicy({ scopes: init.scopes, fleet: init.fleet, clock })
     this.semantics = new CacheSemantics({ clock })
     const peers = new ApiPeers({ peers: init.peers, maxBody })
-    this.responses = new ResponseCache({ store: init.store, records, stats: init.stats, semantics: this.semantics, swarm: peers, maxBody, clock })
+    this.responses = new ResponseCache({
+      store: init.store,
+      records,
+      stats: init.stats,
+      semantics: this.semantics,
+      swarm: peers,
+      maxBody,
+      clock
+    })
     const candidates = new CandidateSearch({ records, bodies: this.responses, peers })
     const paths = { client, responses: this.responses, candidates, semantics: this.semantics, maxBody }
     this.fleetPath = new FleetPath({ ...paths, access: this.policy, log: init.log, clock })
@@ -111,13 +119,21 @@ export class ApiResolver {
     if (d.via === 'fleet' && d.fleet !== undefined) {
       const fleet = d.fleet
       try {
-        return await this.coalesced(`${d.resource}\0${FLEET_SCOPE}\0${d.accept}`, async o => await this.fleetPath.answer(req, fleet, o), options)
+        return await this.coalesced(
+          `${d.resource}\0${FLEET_SCOPE}\0${d.accept}`,
+          async o => await this.fleetPath.answer(req, fleet, o),
+          options
+        )
       } catch (err) {
         if (!(err instanceof FleetUnusable)) throw err
       }
     }
     const { scope, target } = d
-    const answer = await this.coalesced(`${d.resource}\0${scope}\0${d.accept}`, async o => await this.clientPath.answer(req, scope, target.shared, o), options)
+    const answer = await this.coalesced(
+      `${d.resource}\0${scope}\0${d.accept}`,
+      async o => await this.clientPath.answer(req, scope, target.shared, o),
+      options
+    )
     this.policy.clientAnswered(d, answer)
     return answer
   }
@@ -139,7 +155,11 @@ export class ApiResolver {
    * `run` once for every concurrent caller with `key`; it gets a signal that aborts when every
    * one of them left. Each caller gets its own reader of a streamed body.
    */
-  private async coalesced (key: string, run: (options: AbortOptions) => Promise<ApiCacheAnswer>, options: AbortOptions): Promise<ApiCacheAnswer> {
+  private async coalesced (
+    key: string,
+    run: (options: AbortOptions) => Promise<ApiCacheAnswer>,
+    options: AbortOptions
+  ): Promise<ApiCacheAnswer> {
     const share = this.inflight.join(key, signal => {
       const flight: Flight = { sharers: 0, answer: run({ signal }) }
       flight.answer = flight.answer.then(answer => {
@@ -171,7 +191,11 @@ export class ApiResolver {
     const path = `/repos/${repo}`
     const accept = req.headers.accept ?? VISIBILITY_ACCEPT
     const probe: ApiRequest = { upstream, path, headers: { accept } }
-    const answer = await this.coalesced(`${upstream.name} ${path}\0${FLEET_SCOPE}\0${normalizeAccept(accept)}`, async o => await this.fleetPath.answer(probe, fleet, o), options)
+    const answer = await this.coalesced(
+      `${upstream.name} ${path}\0${FLEET_SCOPE}\0${normalizeAccept(accept)}`,
+      async o => await this.fleetPath.answer(probe, fleet, o),
+      options
+    )
     discardAnswer(answer)
     // A repository answered with neither (a redirect, an error body) is not shared.
     this.policy.learnedNothing(upstream.name, repo)

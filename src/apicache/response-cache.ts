@@ -86,11 +86,25 @@ export class ResponseCache {
    * gave is kept even when every caller left.
    * @throws the blob store's and the index's errors, except a full disk (then it is not stored)
    */
-  async revalidated (resource: string, scope: string, request: CachePolicy.Request, candidate: Candidate, res: { headers: RawHeaders }, validator: string | undefined, _options: AbortOptions = {}): Promise<ApiCacheAnswer> {
+  async revalidated (
+    resource: string,
+    scope: string,
+    request: CachePolicy.Request,
+    candidate: Candidate,
+    res: { headers: RawHeaders },
+    validator: string | undefined,
+    _options: AbortOptions = {}
+  ): Promise<ApiCacheAnswer> {
     const merged = { ...candidate.headers, ...endToEnd(res.headers, ['content-length']) }
     await this.store(resource, scope, request, candidate.status, merged, candidate.body, validator)
     this.init.stats.inc('revalidations_304')
-    return { cache: 'REVALIDATED', status: candidate.status, headers: merged, body: candidate.body, ...(candidate.peer !== undefined ? { peer: candidate.peer } : {}) }
+    return {
+      cache: 'REVALIDATED',
+      status: candidate.status,
+      headers: merged,
+      body: candidate.body,
+      ...(candidate.peer !== undefined ? { peer: candidate.peer } : {})
+    }
   }
 
   /**
@@ -99,7 +113,14 @@ export class ResponseCache {
    * upstream's Content-Length. `options`: as for `revalidated`.
    * @throws the blob store's and the index's errors, except a full disk (then it is not stored)
    */
-  async fresh (resource: string, scope: string, request: CachePolicy.Request, res: ApiGetAnswer, validator: string | undefined, _options: AbortOptions = {}): Promise<ApiCacheAnswer> {
+  async fresh (
+    resource: string,
+    scope: string,
+    request: CachePolicy.Request,
+    res: ApiGetAnswer,
+    validator: string | undefined,
+    _options: AbortOptions = {}
+  ): Promise<ApiCacheAnswer> {
     if (res.oversize === true) return { cache: 'MISS', status: res.status, headers: endToEnd(res.headers), body: res.body }
     const headers = endToEnd(res.headers, ['content-length'])
     if (res.status === 200 && res.body.byteLength <= this.init.maxBody) {
@@ -126,14 +147,29 @@ export class ResponseCache {
    * Stores the response if its policy allows: body, record, in-memory copy, announcement. Not
    * abortable (see `revalidated`).
    */
-  private async store (resource: string, scope: string, request: CachePolicy.Request, status: number, headers: HeaderMap, body: Buffer, validator: string | undefined): Promise<void> {
+  private async store (
+    resource: string,
+    scope: string,
+    request: CachePolicy.Request,
+    status: number,
+    headers: HeaderMap,
+    body: Buffer,
+    validator: string | undefined
+  ): Promise<void> {
     const policy = new this.init.semantics.Policy(request, { status, headers }, { shared: scope === 'anon' })
     if (!policy.storable()) return
     const digest = sha256Digest(body)
     const accept = normalizeAccept(request.headers.accept as string | undefined)
     const now = this.init.clock.now()
     const record: ApiRecord = {
-      policy: policy.toObject(), status, headers, body: digest, size: body.byteLength, scope, accept, storedAt: now,
+      policy: policy.toObject(),
+      status,
+      headers,
+      body: digest,
+      size: body.byteLength,
+      scope,
+      accept,
+      storedAt: now,
       ...(validator !== undefined ? { validator } : {})
     }
     try {
@@ -144,7 +180,13 @@ export class ResponseCache {
       if (!isNoSpace(err)) throw err
       return
     }
-    this.hot.set(resource, scope, accept, { record, body, policy, freshUntil: this.init.clock.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) })
+    this.hot.set(resource, scope, accept, {
+      record,
+      body,
+      policy,
+      freshUntil: this.init.clock.now() + policy.timeToLive(),
+      varyInKey: varyInKey(headers.vary)
+    })
     this.init.swarm.announce(resource, accept)
   }
 }

@@ -33,7 +33,16 @@ interface Route {
 const ENTERPRISE_UPSTREAM = 'github'
 
 /** Request headers that are ours to set, or that would make the upstream answer differently per hop. */
-const NOT_FORWARDED = ['host', 'accept-encoding', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'content-length']
+const NOT_FORWARDED = [
+  'host',
+  'accept-encoding',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+  'content-length'
+]
 
 /**
  * `/<name>/<path>` → `<upstream>/<path>` (and the GitHub Enterprise layout for `github`):
@@ -93,8 +102,13 @@ export class ApiRoutes {
   /** Anything but GET/HEAD: streamed through, nothing stored. */
   private async pass (req: IncomingMessage, res: ServerResponse, upstream: ApiUpstream, path: string, sidecarBase: string): Promise<void> {
     // The upstream request ends if the client hangs up before its answer was sent.
-    const up = await this.init.client.pass(req, upstream, path, endToEnd(req.headers, ['host', 'accept-encoding']), { signal: clientLeft(res) })
-    res.writeHead(up.statusCode, this.clientHeaders(endToEnd(up.headers), upstream, sidecarBase, { 'x-cache': 'PASS', 'x-cache-source': upstream.name }))
+    const up = await this.init.client.pass(req, upstream, path, endToEnd(req.headers, ['host', 'accept-encoding']), {
+      signal: clientLeft(res)
+    })
+    res.writeHead(
+      up.statusCode,
+      this.clientHeaders(endToEnd(up.headers), upstream, sidecarBase, { 'x-cache': 'PASS', 'x-cache-source': upstream.name })
+    )
     await pipeline(up.body, res)
   }
 
@@ -104,7 +118,13 @@ export class ApiRoutes {
    * Content-Length if it gave one, and destroyed when it is not sent.
    * @throws the stream's error once the headers are sent (the caller then destroys `res`)
    */
-  private async send (req: IncomingMessage, res: ServerResponse, answer: ApiCacheAnswer, upstream: ApiUpstream, sidecarBase: string): Promise<void> {
+  private async send (
+    req: IncomingMessage,
+    res: ServerResponse,
+    answer: ApiCacheAnswer,
+    upstream: ApiUpstream,
+    sidecarBase: string
+  ): Promise<void> {
     const { body } = answer
     const headers = this.clientHeaders(answer.headers, upstream, sidecarBase, {
       'x-cache': answer.cache,
@@ -128,7 +148,7 @@ export class ApiRoutes {
         return
       }
       let bytes = 0
-      await pipeline(body, async function * (source: AsyncIterable<Buffer>) {
+      await pipeline(body, async function* (source: AsyncIterable<Buffer>) {
         for await (const chunk of source) {
           bytes += chunk.byteLength
           yield chunk

@@ -37,7 +37,9 @@ export class SharedBody {
     }
     this.taken++
     this.readers.add(reader)
-    reader.on('drain', () => { this.drained(reader) })
+    reader.on('drain', () => {
+      this.drained(reader)
+    })
     reader.once('close', () => {
       this.readers.delete(reader)
       this.drained(reader)

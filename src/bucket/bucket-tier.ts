@@ -23,7 +23,10 @@ export interface BucketTierInit {
 }
 
 /** A record object: the value as its writer kept it, and when it was made (ms since the epoch). */
-export interface BucketRecord { value: unknown, storedAt: number }
+export interface BucketRecord {
+  value: unknown
+  storedAt: number
+}
 
 /**
  * The bucket as the sidecar's second tier (issue 27): reads that never cost a pull more than
@@ -87,7 +90,9 @@ export class BucketTier {
       }
       this.init.stats.inc('s3_bytes_read', bytes)
       const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<BucketRecord>
-      if (typeof parsed !== 'object' || parsed === null || typeof parsed.storedAt !== 'number' || !('value' in parsed)) throw new Error('not a { value, storedAt } record')
+      if (typeof parsed !== 'object' || parsed === null || typeof parsed.storedAt !== 'number' || !('value' in parsed)) {
+        throw new Error('not a { value, storedAt } record')
+      }
       return { value: parsed.value, storedAt: parsed.storedAt }
     } catch (err) {
       object.body.destroy()
@@ -105,7 +110,9 @@ export class BucketTier {
     if (this.isDown()) return []
     const signal = timeoutSignal(this.init.readTimeoutMs, options.signal)
     try {
-      const keys = await this.init.bucket.list(`${recordPrefix(kind)}${encodeURIComponent(namePrefix)}`, Math.min(limit, MAX_LISTED), { signal })
+      const keys = await this.init.bucket.list(`${recordPrefix(kind)}${encodeURIComponent(namePrefix)}`, Math.min(limit, MAX_LISTED), {
+        signal
+      })
       return keys.flatMap(k => recordName(kind, k) ?? [])
     } catch (err) {
       if (options.signal?.aborted !== true) this.failed('LIST', err as Error)
@@ -137,7 +144,12 @@ export class BucketTier {
     this.init.stats.inc('s3_errors')
     const wasDown = this.isDown()
     this.downUntil = Date.now() + (this.init.downMs ?? BUCKET_DOWN_MS)
-    if (!wasDown) this.init.log.warn({ bucket: this.name, what, err: err.message, skipForMs: this.init.downMs ?? BUCKET_DOWN_MS }, 'bucket read failed; pulls go on to the upstream and skip the bucket for a while')
+    if (!wasDown) {
+      this.init.log.warn(
+        { bucket: this.name, what, err: err.message, skipForMs: this.init.downMs ?? BUCKET_DOWN_MS },
+        'bucket read failed; pulls go on to the upstream and skip the bucket for a while'
+      )
+    }
   }
 
   /** Reads skip the bucket until this passes (after a failure). */
@@ -147,7 +159,10 @@ export class BucketTier {
 
   private bad (key: string, why: string): void {
     this.init.stats.inc('s3_bad_objects')
-    this.init.log.warn({ bucket: this.name, key, why }, 'bad object in the bucket: skipped (it is written over when this node has the right content)')
+    this.init.log.warn(
+      { bucket: this.name, key, why },
+      'bad object in the bucket: skipped (it is written over when this node has the right content)'
+    )
   }
 
   private async read (key: string, options: AbortOptions): Promise<BucketObject | undefined> {

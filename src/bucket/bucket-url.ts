@@ -19,7 +19,9 @@ export function parseBucketUrl (text: string): BucketUrl | undefined {
   if (bucket.includes('..') || /^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return undefined
   // Keys are plain: no empty segments, no dot segments, no control characters.
   // oxlint-disable-next-line no-control-regex -- control characters are what is refused
-  if (path !== '' && (path.split('/').some(s => s === '' || s === '.' || s === '..') || /[\u0000-\u001f\u007f\\]/u.test(path))) return undefined
+  if (path !== '' && (path.split('/').some(s => s === '' || s === '.' || s === '..') || /[\u0000-\u001f\u007f\\]/u.test(path))) {
+    return undefined
+  }
   if (path.length > 512) return undefined
   return { bucket, prefix: path === '' ? '' : `${path}/` }
 }

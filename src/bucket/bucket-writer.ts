@@ -5,7 +5,15 @@ import type { Stats } from '../metrics/stats.js'
 import type { Bucket, BucketHead } from './bucket.js'
 import { Backoff } from '../clock/backoff.js'
 import { blobObjectKey } from './object-keys.js'
-import { UPLOAD_ATTEMPTS, UPLOAD_CONCURRENCY, UPLOAD_MIN_RATE, UPLOAD_QUEUE_MAX, UPLOAD_REQUEST_TIMEOUT_MS, UPLOAD_RETRY_FIRST_MS, UPLOAD_RETRY_MAX_MS } from './constants.js'
+import {
+  UPLOAD_ATTEMPTS,
+  UPLOAD_CONCURRENCY,
+  UPLOAD_MIN_RATE,
+  UPLOAD_QUEUE_MAX,
+  UPLOAD_REQUEST_TIMEOUT_MS,
+  UPLOAD_RETRY_FIRST_MS,
+  UPLOAD_RETRY_MAX_MS
+} from './constants.js'
 
 /** The queue-full warning is logged at most this often. */
 const FULL_WARN_EVERY_MS = 60_000
@@ -13,7 +21,16 @@ const FULL_WARN_EVERY_MS = 60_000
 /** One object to write: a stored blob by digest, or a small record. */
 type UploadJob =
   | { key: string, what: 'blob', digest: Digest, replace: boolean, tries: number, backoff?: Backoff }
-  | { key: string, what: 'record', body: Buffer, metadata: Record<string, string>, unlessSame: ((head: BucketHead) => boolean) | undefined, after: Digest[], tries: number, backoff?: Backoff }
+  | {
+    key: string
+    what: 'record'
+    body: Buffer
+    metadata: Record<string, string>
+    unlessSame: ((head: BucketHead) => boolean) | undefined
+    after: Digest[]
+    tries: number
+    backoff?: Backoff
+  }
 
 /** How a record is written: its user metadata, and when to skip the write (see BucketWriter.record). */
 export interface RecordWriteOptions {
@@ -77,7 +94,15 @@ export class BucketWriter {
    * says the object there already holds this value (user metadata set with `metadata`).
    */
   record (key: string, value: unknown, opts: RecordWriteOptions = {}): void {
-    this.add({ key, what: 'record', body: Buffer.from(JSON.stringify(value)), metadata: opts.metadata ?? {}, unlessSame: opts.unlessSame, after: opts.after ?? [], tries: 0 })
+    this.add({
+      key,
+      what: 'record',
+      body: Buffer.from(JSON.stringify(value)),
+      metadata: opts.metadata ?? {},
+      unlessSame: opts.unlessSame,
+      after: opts.after ?? [],
+      tries: 0
+    })
   }
 
   /**
@@ -96,8 +121,12 @@ export class BucketWriter {
     this.retrying.clear()
     this.again.clear()
     if (this.running.size === 0) return
-    const done = new Promise<void>(resolve => { this.idle = resolve })
-    const timer = setTimeout(() => { for (const c of this.running.values()) c.abort(new Error('shutting down')) }, graceMs)
+    const done = new Promise<void>(resolve => {
+      this.idle = resolve
+    })
+    const timer = setTimeout(() => {
+      for (const c of this.running.values()) c.abort(new Error('shutting down'))
+    }, graceMs)
     await done
     clearTimeout(timer)
   }
@@ -116,7 +145,10 @@ export class BucketWriter {
       // Once a minute at most: a bucket slower than the fetches drops many in a row.
       if (Date.now() - this.fullWarnedAt >= FULL_WARN_EVERY_MS) {
         this.fullWarnedAt = Date.now()
-        this.init.log.warn({ key: job.key, queued: this.depth }, 'bucket upload queue full: uploads dropped (the bucket is slower than what this node fetches; s3_uploads_dropped counts them)')
+        this.init.log.warn(
+          { key: job.key, queued: this.depth },
+          'bucket upload queue full: uploads dropped (the bucket is slower than what this node fetches; s3_uploads_dropped counts them)'
+        )
       }
       return
     }
@@ -201,7 +233,11 @@ export class BucketWriter {
     // Evicted before its turn: a later fetch of it uploads it then.
     if (handle === undefined) return undefined
     try {
-      await bucket.put(job.key, handle.stream(), { contentType: handle.record.mediaType ?? 'application/octet-stream', sha256: job.digest.slice('sha256:'.length), signal: this.deadline(signal, handle.record.size) })
+      await bucket.put(job.key, handle.stream(), {
+        contentType: handle.record.mediaType ?? 'application/octet-stream',
+        sha256: job.digest.slice('sha256:'.length),
+        signal: this.deadline(signal, handle.record.size)
+      })
       return handle.record.size
     } finally {
       await handle.release()
@@ -214,7 +250,11 @@ export class BucketWriter {
       const head = await bucket.head(job.key, { signal: this.deadline(signal, 0) })
       if (head !== undefined && job.unlessSame(head)) return undefined
     }
-    await bucket.put(job.key, job.body, { contentType: 'application/json', metadata: job.metadata, signal: this.deadline(signal, job.body.byteLength) })
+    await bucket.put(job.key, job.body, {
+      contentType: 'application/json',
+      metadata: job.metadata,
+      signal: this.deadline(signal, job.body.byteLength)
+    })
     return job.body.byteLength
   }
 

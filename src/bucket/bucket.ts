@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream'
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3'
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig
+} from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import type { AbortOptions } from '@libp2p/interface'
 import { formatBucketUrl, type BucketUrl } from './bucket-url.js'
@@ -85,7 +92,9 @@ export class Bucket {
       const request = args.request as { headers?: Record<string, string> }
       const key = (args.input as { Key?: string }).Key
       const known = context.commandName === 'PutObjectCommand' && key !== undefined ? this.payloadHashes.get(key) : undefined
-      if (request.headers !== undefined && (known !== undefined || context.commandName === 'UploadPartCommand')) request.headers[PAYLOAD_HASH_HEADER] = known ?? UNSIGNED_PAYLOAD
+      if (request.headers !== undefined && (known !== undefined || context.commandName === 'UploadPartCommand')) {
+        request.headers[PAYLOAD_HASH_HEADER] = known ?? UNSIGNED_PAYLOAD
+      }
       return await next(args)
     }, { step: 'build', name: 'p2pCachePayloadHash' })
   }
@@ -97,7 +106,9 @@ export class Bucket {
    */
   async get (key: string, options: AbortOptions = {}): Promise<BucketObject | undefined> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.init.url.bucket, Key: this.key(key) }), { abortSignal: options.signal })
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.init.url.bucket, Key: this.key(key) }), {
+        abortSignal: options.signal
+      })
       const body = out.Body as Readable | undefined
       if (body === undefined) throw new BucketError('GET', key, 200, 'the answer had no body')
       return { size: out.ContentLength ?? 0, contentType: out.ContentType, metadata: out.Metadata ?? {}, body }
@@ -113,7 +124,9 @@ export class Bucket {
    */
   async head (key: string, options: AbortOptions = {}): Promise<BucketHead | undefined> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.init.url.bucket, Key: this.key(key) }), { abortSignal: options.signal })
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.init.url.bucket, Key: this.key(key) }), {
+        abortSignal: options.signal
+      })
       return { size: out.ContentLength ?? 0, lastModified: out.LastModified, metadata: out.Metadata ?? {} }
     } catch (err) {
       if (isNotFound(err)) return undefined
@@ -140,7 +153,9 @@ export class Bucket {
       queueSize: PART_CONCURRENCY,
       leavePartsOnError: false
     })
-    const abort = (): void => { void upload.abort().catch(() => {}) }
+    const abort = (): void => {
+      void upload.abort().catch(() => {})
+    }
     options.signal?.addEventListener('abort', abort, { once: true })
     if (options.sha256 !== undefined) this.payloadHashes.set(this.key(key), options.sha256)
     try {
@@ -163,12 +178,15 @@ export class Bucket {
     let token: string | undefined
     try {
       do {
-        const out = await this.client.send(new ListObjectsV2Command({
-          Bucket: this.init.url.bucket,
-          Prefix: this.key(prefix),
-          MaxKeys: Math.min(1000, limit - keys.length),
-          ...(token !== undefined ? { ContinuationToken: token } : {})
-        }), { abortSignal: options.signal })
+        const out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.init.url.bucket,
+            Prefix: this.key(prefix),
+            MaxKeys: Math.min(1000, limit - keys.length),
+            ...(token !== undefined ? { ContinuationToken: token } : {})
+          }),
+          { abortSignal: options.signal }
+        )
         for (const o of out.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key.slice(this.init.url.prefix.length))
         token = out.IsTruncated === true ? out.NextContinuationToken : undefined
       } while (token !== undefined && keys.length < limit)
@@ -231,16 +249,28 @@ function isNotFound (err: unknown): boolean {
 /** A BucketError for `err`, with a hint for the statuses an operator can fix. */
 function bucketError (op: string, key: string, err: unknown, signal: AbortSignal | undefined): BucketError {
   if (err instanceof BucketError) return err
-  if (signal?.aborted === true) return new BucketError(op, key, undefined, `no answer in time (${String((signal.reason as Error | undefined)?.message ?? 'aborted')})`)
+  if (signal?.aborted === true) {
+    return new BucketError(op, key, undefined, `no answer in time (${String((signal.reason as Error | undefined)?.message ?? 'aborted')})`)
+  }
   if (err instanceof S3ServiceException) {
     const status = err.$metadata.httpStatusCode
     const hint = status === 403
       ? '; check the credentials (the standard AWS chain) and that the IAM policy allows s3:GetObject, s3:PutObject and s3:ListBucket on the prefix (see the README)'
       : status === 301 || err.name === 'PermanentRedirect'
-        ? '; the bucket is in another region: set AWS_REGION'
-        : ''
-    return new BucketError(op, key, status, `${err.name}${err.message !== '' && err.message !== err.name ? `: ${err.message}` : ''} (HTTP ${status ?? '?'})${hint}`)
+      ? '; the bucket is in another region: set AWS_REGION'
+      : ''
+    return new BucketError(
+      op,
+      key,
+      status,
+      `${err.name}${err.message !== '' && err.message !== err.name ? `: ${err.message}` : ''} (HTTP ${status ?? '?'})${hint}`
+    )
   }
   const e = err as NodeJS.ErrnoException
-  return new BucketError(op, key, undefined, `${e.code !== undefined ? `${e.code} ` : ''}${e.message ?? String(err)}; check CACHE_S3_ENDPOINT and that the store is reachable`)
+  return new BucketError(
+    op,
+    key,
+    undefined,
+    `${e.code !== undefined ? `${e.code} ` : ''}${e.message ?? String(err)}; check CACHE_S3_ENDPOINT and that the store is reachable`
+  )
 }

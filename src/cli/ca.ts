@@ -32,8 +32,10 @@ export async function caCommand (flags: ConfigSource & { url?: string }, opts: {
     (config.proxyCaCert !== '' ? await readFile(config.proxyCaCert, 'utf8').catch(() => undefined) : undefined) ??
     await readFile(join(config.dir, CA_DIR, 'ca.crt'), 'utf8').catch(() => undefined)
   if (pem === undefined) {
-    throw new NoProxyCaError(`no proxy CA yet: the sidecar at ${url} does not serve /ca.crt and CACHE_DIR=${config.dir} has none. ` +
-      'Start the sidecar with CACHE_PROXY_ADDR=127.0.0.1:3128 (it makes its CA on first start), or give the fleet\'s own with CACHE_PROXY_CA_CERT and CACHE_PROXY_CA_KEY')
+    throw new NoProxyCaError(
+      `no proxy CA yet: the sidecar at ${url} does not serve /ca.crt and CACHE_DIR=${config.dir} has none. ` +
+        "Start the sidecar with CACHE_PROXY_ADDR=127.0.0.1:3128 (it makes its CA on first start), or give the fleet's own with CACHE_PROXY_CA_CERT and CACHE_PROXY_CA_KEY"
+    )
   }
   process.stdout.write(opts.pem === true ? pem : caSteps(pem, proxyUrlFor(config.proxyAddr)))
 }

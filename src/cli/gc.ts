@@ -28,8 +28,14 @@ export async function gcCommand (flags: ConfigSource & { url?: string }): Promis
   }
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel)
   const store = await BlobStore.open({
-    dir: config.dir, log,
-    policy: { maxSize: config.maxSize, highWatermark: config.evictHighWatermark, lowWatermark: config.evictLowWatermark, minAgeMs: config.evictMinAge }
+    dir: config.dir,
+    log,
+    policy: {
+      maxSize: config.maxSize,
+      highWatermark: config.evictHighWatermark,
+      lowWatermark: config.evictLowWatermark,
+      minAgeMs: config.evictMinAge
+    }
   })
   try {
     const removed = await store.evict(true)

@@ -25,12 +25,16 @@ export async function idCommand (flags: ConfigSource, opts: { json?: boolean }):
   const live = await livePeerId(url)
   const exists = await access(join(config.dir, IDENTITY_FILE)).then(() => true, () => false)
   if (!exists && live !== undefined) {
-    throw new IdentityError(`CACHE_DIR=${config.dir} has no identity yet, but the sidecar at ${url} is ${live}: run \`p2p-cache id\` with its CACHE_DIR (in a container: docker exec <container> p2p-cache id), or read ${url}/api/p2p`)
+    throw new IdentityError(
+      `CACHE_DIR=${config.dir} has no identity yet, but the sidecar at ${url} is ${live}: run \`p2p-cache id\` with its CACHE_DIR (in a container: docker exec <container> p2p-cache id), or read ${url}/api/p2p`
+    )
   }
   const key = await loadOrCreateIdentity(config.dir)
   const peerId = peerIdFromPrivateKey(key).toString()
   if (live !== undefined && live !== peerId) {
-    process.stderr.write(`p2p-cache: warning: the sidecar answering at ${url} is ${live}, not ${peerId} of CACHE_DIR=${config.dir}; the addresses below are for this CACHE_DIR's node\n`)
+    process.stderr.write(
+      `p2p-cache: warning: the sidecar answering at ${url} is ${live}, not ${peerId} of CACHE_DIR=${config.dir}; the addresses below are for this CACHE_DIR's node\n`
+    )
   }
   const addrs = dialableAddrs(config.listenAddrs, config.announceAddrs, peerId)
   if (opts.json === true) {

@@ -16,13 +16,19 @@ import { newSwarmKey } from '../p2p/swarm-key.js'
 
 const program = buildProgram({
   serve: serveCommand,
-  warm: async (images, flags) => { process.exitCode = await warmCommand(images, flags) },
+  warm: async (images, flags) => {
+    process.exitCode = await warmCommand(images, flags)
+  },
   stats: statsCommand,
   gc: gcCommand,
   id: idCommand,
   diagnose: diagnoseCommand,
-  healthcheck: async opts => { process.exitCode = await healthcheckCommand(opts) },
-  swarmKey: () => { process.stdout.write(`${newSwarmKey()}\n`) },
+  healthcheck: async opts => {
+    process.exitCode = await healthcheckCommand(opts)
+  },
+  swarmKey: () => {
+    process.stdout.write(`${newSwarmKey()}\n`)
+  },
   ca: caCommand
 })
 

@@ -31,10 +31,14 @@ const DEFAULT_TIMEOUT = '5m'
 function settingsFrom (flags: WarmFlags): Settings {
   const concurrencyText = flags.concurrency ?? String(DEFAULT_CONCURRENCY)
   const concurrency = /^\d+$/.test(concurrencyText) ? Number(concurrencyText) : NaN
-  if (!(concurrency >= 1 && concurrency <= 64)) throw new ConfigError('--concurrency', concurrencyText, 'a whole number from 1 to 64 (requests to the sidecar at once)')
+  if (!(concurrency >= 1 && concurrency <= 64)) {
+    throw new ConfigError('--concurrency', concurrencyText, 'a whole number from 1 to 64 (requests to the sidecar at once)')
+  }
   const timeoutText = flags.timeout ?? DEFAULT_TIMEOUT
   const timeoutMs = parseDuration(timeoutText)
-  if (timeoutMs === undefined || timeoutMs < 1_000) throw new ConfigError('--timeout', timeoutText, 'a duration of at least 1s, e.g. 30s or 10m')
+  if (timeoutMs === undefined || timeoutMs < 1_000) {
+    throw new ConfigError('--timeout', timeoutText, 'a duration of at least 1s, e.g. 30s or 10m')
+  }
   if (flags.platform !== undefined && flags.allPlatforms === true) {
     throw new ConfigError('--platform', flags.platform, 'either --platform or --all-platforms, not both')
   }
@@ -42,7 +46,9 @@ function settingsFrom (flags: WarmFlags): Settings {
     ? { all: true }
     : { all: false, platform: flags.platform === undefined ? hostPlatform() : parsePlatform(flags.platform) }
   const base = flags.url ?? localSidecarUrl()
-  if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) throw new ConfigError('--url', base, 'the sidecar\'s http(s) URL, e.g. http://127.0.0.1:9080')
+  if (!URL.canParse(base) || !/^https?:$/.test(new URL(base).protocol)) {
+    throw new ConfigError('--url', base, "the sidecar's http(s) URL, e.g. http://127.0.0.1:9080")
+  }
   return { base, choice, concurrency, timeoutMs }
 }
 

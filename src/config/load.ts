@@ -7,7 +7,9 @@ export type ConfigSource = Partial<Record<OptionKey, string | undefined>>
 function read<T> (spec: OptionSpec<T>, flagValue: string | undefined, env: NodeJS.ProcessEnv): T {
   const [source, raw] = flagValue !== undefined
     ? [spec.flag.split(' ')[0] as string, flagValue]
-    : env[spec.env] !== undefined ? [spec.env, env[spec.env] as string] : [spec.env, spec.default ?? '']
+    : env[spec.env] !== undefined
+    ? [spec.env, env[spec.env] as string]
+    : [spec.env, spec.default ?? '']
   if (spec.noEmpty === true && raw.trim() === '' && (flagValue !== undefined || env[spec.env] !== undefined)) {
     throw new ConfigError(source, raw, spec.expected, undefined, spec.secret)
   }
@@ -34,7 +36,11 @@ export function loadConfig (flags: ConfigSource = {}, env: NodeJS.ProcessEnv = p
     const high = flags.evictHighWatermark ?? env.CACHE_EVICT_HIGH_WATERMARK
     // Name the value that was given: a high watermark set at or below the default low one is the high one's fault.
     if (low === undefined && high !== undefined) {
-      throw new ConfigError('CACHE_EVICT_HIGH_WATERMARK', high, `a fraction in (0, 1] above CACHE_EVICT_LOW_WATERMARK (${OPTIONS.evictLowWatermark.default ?? ''}), such as 0.9 or 90%`)
+      throw new ConfigError(
+        'CACHE_EVICT_HIGH_WATERMARK',
+        high,
+        `a fraction in (0, 1] above CACHE_EVICT_LOW_WATERMARK (${OPTIONS.evictLowWatermark.default ?? ''}), such as 0.9 or 90%`
+      )
     }
     throw new ConfigError('CACHE_EVICT_LOW_WATERMARK', low ?? OPTIONS.evictLowWatermark.default ?? '', OPTIONS.evictLowWatermark.expected)
   }
@@ -57,8 +63,11 @@ function checkTlsOptions (config: Config, flags: ConfigSource, env: NodeJS.Proce
     if (config.tlsCert === '') throw new ConfigError('CACHE_TLS_CERT', flags.tlsCert ?? env.CACHE_TLS_CERT ?? '', OPTIONS.tlsCert.expected)
     if (config.tlsKey === '') throw new ConfigError('CACHE_TLS_KEY', flags.tlsKey ?? env.CACHE_TLS_KEY ?? '', OPTIONS.tlsKey.expected)
   } else if (config.tlsCert !== '' || config.tlsKey !== '') {
-    throw new ConfigError('CACHE_HTTPS_ADDR', flags.httpsAddr ?? env.CACHE_HTTPS_ADDR ?? '',
-      'host:port such as 127.0.0.1:9443 when CACHE_TLS_CERT or CACHE_TLS_KEY is set (they are only used by the HTTPS listener)')
+    throw new ConfigError(
+      'CACHE_HTTPS_ADDR',
+      flags.httpsAddr ?? env.CACHE_HTTPS_ADDR ?? '',
+      'host:port such as 127.0.0.1:9443 when CACHE_TLS_CERT or CACHE_TLS_KEY is set (they are only used by the HTTPS listener)'
+    )
   }
 }
 
@@ -69,15 +78,22 @@ function checkTlsOptions (config: Config, flags: ConfigSource, env: NodeJS.Proce
 function checkProxyOptions (config: Config, flags: ConfigSource, env: NodeJS.ProcessEnv): void {
   const addr = config.proxyAddr
   if (addr !== undefined && !isLoopbackHost(addr.host) && config.proxyAllow.empty) {
-    throw new ConfigError('CACHE_PROXY_ADDR', flags.proxyAddr ?? env.CACHE_PROXY_ADDR ?? '',
-      'a loopback address such as 127.0.0.1:3128, or set CACHE_PROXY_ALLOW to the hosts clients may reach (a proxy on a shared address without an allowlist is an open relay)')
+    throw new ConfigError(
+      'CACHE_PROXY_ADDR',
+      flags.proxyAddr ?? env.CACHE_PROXY_ADDR ?? '',
+      'a loopback address such as 127.0.0.1:3128, or set CACHE_PROXY_ALLOW to the hosts clients may reach (a proxy on a shared address without an allowlist is an open relay)'
+    )
   }
   if ((config.proxyCaCert === '') !== (config.proxyCaKey === '')) {
     // Named: the one that is set, which needs the other.
     const [variable, value, other] = config.proxyCaCert !== ''
       ? ['CACHE_PROXY_CA_CERT', flags.proxyCaCert ?? env.CACHE_PROXY_CA_CERT ?? '', 'CACHE_PROXY_CA_KEY']
       : ['CACHE_PROXY_CA_KEY', flags.proxyCaKey ?? env.CACHE_PROXY_CA_KEY ?? '', 'CACHE_PROXY_CA_CERT']
-    throw new ConfigError(variable, value, `${other} set too (the CA's certificate and key go together), or neither (the sidecar then makes its own CA in CACHE_DIR)`)
+    throw new ConfigError(
+      variable,
+      value,
+      `${other} set too (the CA's certificate and key go together), or neither (the sidecar then makes its own CA in CACHE_DIR)`
+    )
   }
 }
 
@@ -90,12 +106,32 @@ function checkFleetCredentials (config: Config, flags: ConfigSource, env: NodeJS
   const names = config.apiUpstreams.map(u => u.name)
   for (const name of config.apiAuth.keys()) {
     if (!names.includes(name)) {
-      throw new ConfigError('CACHE_API_AUTH', flags.apiAuth ?? env.CACHE_API_AUTH ?? '', `names of CACHE_API_UPSTREAMS (${names.join(', ')})`, `entry for "${name}": no such API upstream`, true)
+      throw new ConfigError(
+        'CACHE_API_AUTH',
+        flags.apiAuth ?? env.CACHE_API_AUTH ?? '',
+        `names of CACHE_API_UPSTREAMS (${names.join(', ')})`,
+        `entry for "${name}": no such API upstream`,
+        true
+      )
     }
   }
   for (const name of config.apiApp.keys()) {
     const raw = flags.apiApp ?? env.CACHE_API_APP ?? ''
-    if (!names.includes(name)) throw new ConfigError('CACHE_API_APP', raw, `names of CACHE_API_UPSTREAMS (${names.join(', ')})`, `entry for "${name}": no such API upstream`)
-    if (config.apiAuth.has(name)) throw new ConfigError('CACHE_API_APP', raw, 'one fleet credential per API upstream: CACHE_API_AUTH or CACHE_API_APP', `entry for "${name}": also in CACHE_API_AUTH`)
+    if (!names.includes(name)) {
+      throw new ConfigError(
+        'CACHE_API_APP',
+        raw,
+        `names of CACHE_API_UPSTREAMS (${names.join(', ')})`,
+        `entry for "${name}": no such API upstream`
+      )
+    }
+    if (config.apiAuth.has(name)) {
+      throw new ConfigError(
+        'CACHE_API_APP',
+        raw,
+        'one fleet credential per API upstream: CACHE_API_AUTH or CACHE_API_APP',
+        `entry for "${name}": also in CACHE_API_AUTH`
+      )
+    }
   }
 }

@@ -1,9 +1,24 @@
 // Sizes: decimal units (kB, MB, GB, TB = powers of 1000) and binary units
 // (KiB, MiB, GiB, TiB = powers of 1024), as Kubernetes and `du --si` read them.
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
-  ki: 1024, kib: 1024, mi: 1024 ** 2, mib: 1024 ** 2, gi: 1024 ** 3, gib: 1024 ** 3, ti: 1024 ** 4, tib: 1024 ** 4
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  ki: 1024,
+  kib: 1024,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+  ti: 1024 ** 4,
+  tib: 1024 ** 4
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
@@ -37,6 +52,9 @@ export function formatBytes (n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let value = n
   let i = 0
-  while (value >= 1024 && i < units.length - 1) { value /= 1024; i++ }
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024
+    i++
+  }
   return `${value.toFixed(i === 0 ? 0 : 1)} ${units[i] ?? 'B'}`
 }

@@ -47,7 +47,11 @@ function reached (seen: ClientSeen | undefined): string {
  * and the sidecar has seen a pull from it (`docker/…` User-Agent). A mirror configured but never
  * reached means dockerd's pulls silently go to Docker Hub.
  */
-export async function checkDocker (dockerHost: string, sidecarUrl: string, clients: Record<string, ClientSeen> | undefined): Promise<Finding> {
+export async function checkDocker (
+  dockerHost: string,
+  sidecarUrl: string,
+  clients: Record<string, ClientSeen> | undefined
+): Promise<Finding> {
   const check = 'client.docker'
   let mirrors: string[]
   try {
@@ -57,13 +61,23 @@ export async function checkDocker (dockerHost: string, sidecarUrl: string, clien
   }
   const facts = { dockerHost, mirrors, sidecar: sidecarUrl }
   if (!mirrors.some(m => namesSidecar(m, sidecarUrl))) {
-    return warn(check, `dockerd's registry mirrors are ${mirrors.length === 0 ? 'none' : mirrors.join(', ')}: its pulls of Docker Hub images don't use the sidecar at ${sidecarUrl}`,
-      `add "registry-mirrors": ["${sidecarUrl}"] to /etc/docker/daemon.json and restart dockerd (systemctl restart docker)`, facts)
+    return warn(
+      check,
+      `dockerd's registry mirrors are ${
+        mirrors.length === 0 ? 'none' : mirrors.join(', ')
+      }: its pulls of Docker Hub images don't use the sidecar at ${sidecarUrl}`,
+      `add "registry-mirrors": ["${sidecarUrl}"] to /etc/docker/daemon.json and restart dockerd (systemctl restart docker)`,
+      facts
+    )
   }
   const seen = clients?.docker
   if (clients !== undefined && seen === undefined) {
-    return warn(check, `dockerd has the sidecar as its mirror but never reached it: its pulls went straight to Docker Hub (the mirror failed or was down then), or no Docker Hub image was pulled since the sidecar started`,
-      `pull a Docker Hub image (docker pull alpine) and run diagnose again; if the sidecar still sees nothing, check that dockerd can reach ${sidecarUrl} (from dockerd's network namespace, not the job's container)`, facts)
+    return warn(
+      check,
+      `dockerd has the sidecar as its mirror but never reached it: its pulls went straight to Docker Hub (the mirror failed or was down then), or no Docker Hub image was pulled since the sidecar started`,
+      `pull a Docker Hub image (docker pull alpine) and run diagnose again; if the sidecar still sees nothing, check that dockerd can reach ${sidecarUrl} (from dockerd's network namespace, not the job's container)`,
+      facts
+    )
   }
   return ok(check, `dockerd uses the sidecar as its registry mirror${reached(seen)}`, { ...facts, ...(seen !== undefined ? { seen } : {}) })
 }
@@ -72,7 +86,11 @@ export async function checkDocker (dockerHost: string, sidecarUrl: string, clien
  * containerd: the hosts.toml files under its hosts directory that name the sidecar, and whether
  * the sidecar has seen a pull from it (`containerd/…` User-Agent).
  */
-export async function checkContainerd (hostsDir: string, sidecarUrl: string, clients: Record<string, ClientSeen> | undefined): Promise<Finding> {
+export async function checkContainerd (
+  hostsDir: string,
+  sidecarUrl: string,
+  clients: Record<string, ClientSeen> | undefined
+): Promise<Finding> {
   const check = 'client.containerd'
   let registries: string[]
   try {
@@ -88,15 +106,30 @@ export async function checkContainerd (hostsDir: string, sidecarUrl: string, cli
   }
   const facts = { hostsDir, registries, mirrored, sidecar: sidecarUrl }
   if (mirrored.length === 0) {
-    return warn(check, `no hosts.toml under ${hostsDir} names the sidecar at ${sidecarUrl}: containerd pulls go straight to the registries`,
-      `write ${join(hostsDir, 'docker.io', 'hosts.toml')} with [host."${sidecarUrl}"] capabilities = ["pull", "resolve"] (examples/containerd/hosts.toml), and set config_path = "${hostsDir}" in containerd's registry config`, facts)
+    return warn(
+      check,
+      `no hosts.toml under ${hostsDir} names the sidecar at ${sidecarUrl}: containerd pulls go straight to the registries`,
+      `write ${
+        join(hostsDir, 'docker.io', 'hosts.toml')
+      } with [host."${sidecarUrl}"] capabilities = ["pull", "resolve"] (examples/containerd/hosts.toml), and set config_path = "${hostsDir}" in containerd's registry config`,
+      facts
+    )
   }
   const seen = clients?.containerd
   if (clients !== undefined && seen === undefined) {
-    return warn(check, `hosts.toml for ${mirrored.join(', ')} names the sidecar, but containerd never reached it: its pulls fell back to the registries, or containerd doesn't read ${hostsDir}`,
-      `check config_path = "${hostsDir}" in /etc/containerd/config.toml (restart containerd after changing it), then pull again`, facts)
+    return warn(
+      check,
+      `hosts.toml for ${
+        mirrored.join(', ')
+      } names the sidecar, but containerd never reached it: its pulls fell back to the registries, or containerd doesn't read ${hostsDir}`,
+      `check config_path = "${hostsDir}" in /etc/containerd/config.toml (restart containerd after changing it), then pull again`,
+      facts
+    )
   }
-  return ok(check, `containerd mirrors ${mirrored.join(', ')} through the sidecar${reached(seen)}`, { ...facts, ...(seen !== undefined ? { seen } : {}) })
+  return ok(check, `containerd mirrors ${mirrored.join(', ')} through the sidecar${reached(seen)}`, {
+    ...facts,
+    ...(seen !== undefined ? { seen } : {})
+  })
 }
 
 /** RegistryConfig.Mirrors of the engine at `dockerHost` (`unix://` socket or `http://`). */

@@ -33,8 +33,14 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
       const protocols = await probe.peerStore.get(c.remotePeer).then(p => p.protocols, (): string[] => [])
       return { peerId: c.remotePeer.toString(), status: c.status, kad: protocols.includes(KAD_PROTOCOL) }
     }))
-    return [fail('dht.routing-table', 'routing table empty: the connected peers did not join this node\'s DHT (/p2p-cache/kad/1.0.0)',
-      'run the same p2p-cache version on every node; peers must be p2p-cache sidecars, not other libp2p nodes', { peers })]
+    return [
+      fail(
+        'dht.routing-table',
+        "routing table empty: the connected peers did not join this node's DHT (/p2p-cache/kad/1.0.0)",
+        'run the same p2p-cache version on every node; peers must be p2p-cache sidecars, not other libp2p nodes',
+        { peers }
+      )
+    ]
   }
   const out: Finding[] = [ok('dht.routing-table', `${size} peer${size === 1 ? '' : 's'} in the routing table`, { size })]
   const cid = recordCid(`p2p-cache diagnose probe ${randomBytes(16).toString('hex')}`)
@@ -43,7 +49,14 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
   try {
     await probe.contentRouting.provide(cid, { signal })
     const provided = performance.now() - started
-    finder = await createP2pNode({ privateKey: init.finderKey, listen: [], announce: [], bootstrap: [], mdns: false, swarmKey: init.swarmKey })
+    finder = await createP2pNode({
+      privateKey: init.finderKey,
+      listen: [],
+      announce: [],
+      bootstrap: [],
+      mdns: false,
+      swarmKey: init.swarmKey
+    })
     const via = connections[0] as Connection
     // remoteAddr already ends in /p2p/<id>.
     await finder.dial(via.remoteAddr, { signal })
@@ -51,16 +64,33 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
     const looked = performance.now()
     for await (const event of finder.services.dht.findProviders(cid, { signal })) {
       if (event.name === 'PROVIDER' && event.providers.some(p => p.id.equals(probe.peerId))) {
-        out.push(ok('dht.round-trip', `a node that knows only ${via.remotePeer.toString().slice(0, 12)}… found this node's probe record: provide ${provided.toFixed(0)} ms, find ${(performance.now() - looked).toFixed(0)} ms`,
-          { provideMs: Math.round(provided), findMs: Math.round(performance.now() - looked), via: via.remotePeer.toString() }))
+        out.push(
+          ok(
+            'dht.round-trip',
+            `a node that knows only ${via.remotePeer.toString().slice(0, 12)}… found this node's probe record: provide ${
+              provided.toFixed(0)
+            } ms, find ${(performance.now() - looked).toFixed(0)} ms`,
+            { provideMs: Math.round(provided), findMs: Math.round(performance.now() - looked), via: via.remotePeer.toString() }
+          )
+        )
         return out
       }
     }
-    out.push(fail('dht.round-trip', 'the probe record this node provided could not be found through its bootstrap peer',
-      'check that every node runs the same p2p-cache version and that the bootstrap peers\' own `p2p-cache diagnose` passes'))
+    out.push(
+      fail(
+        'dht.round-trip',
+        'the probe record this node provided could not be found through its bootstrap peer',
+        "check that every node runs the same p2p-cache version and that the bootstrap peers' own `p2p-cache diagnose` passes"
+      )
+    )
   } catch (err) {
-    out.push(fail('dht.round-trip', `DHT round trip failed: ${(err as Error).message}`,
-      'check that every node runs the same p2p-cache version and that the bootstrap peers\' own `p2p-cache diagnose` passes'))
+    out.push(
+      fail(
+        'dht.round-trip',
+        `DHT round trip failed: ${(err as Error).message}`,
+        "check that every node runs the same p2p-cache version and that the bootstrap peers' own `p2p-cache diagnose` passes"
+      )
+    )
   } finally {
     await Promise.resolve(finder?.stop()).catch(() => {})
   }

@@ -68,7 +68,8 @@ async function bridgeDevices (): Promise<string[]> {
 
 export async function networkFacts (): Promise<NetworkFacts> {
   const interfaces: InterfaceAddr[] = Object.entries(networkInterfaces()).flatMap(([name, list]) =>
-    (list ?? []).map(i => ({ name, address: i.address, cidr: i.cidr ?? i.address, family: i.family })))
+    (list ?? []).map(i => ({ name, address: i.address, cidr: i.cidr ?? i.address, family: i.family }))
+  )
   const [container, bridges, route] = await Promise.all([containerEvidence(), bridgeDevices(), defaultRoute()])
   const facts = { container, interfaces, bridges, defaultGateway: route?.gateway, defaultInterface: route?.iface }
   return { ...facts, ...classifyNetwork(facts) }
@@ -80,36 +81,77 @@ export async function networkFacts (): Promise<NetworkFacts> {
  */
 export function classifyNetwork (facts: Omit<NetworkFacts, 'mode' | 'reason'>): Pick<NetworkFacts, 'mode' | 'reason'> {
   const { container, interfaces, bridges } = facts
-  const route = facts.defaultGateway === undefined || facts.defaultInterface === undefined ? undefined : { gateway: facts.defaultGateway, iface: facts.defaultInterface }
+  const route = facts.defaultGateway === undefined || facts.defaultInterface === undefined
+    ? undefined
+    : { gateway: facts.defaultGateway, iface: facts.defaultInterface }
   const routed = route === undefined ? undefined : interfaces.find(i => i.name === route.iface && i.family === 'IPv4')
   // Inside a bridge-networked container: the default route leaves through a veth whose address
   // is in Docker's pools, the gateway is the bridge on the host, and no bridge device is visible.
   // Without container evidence only Docker's default bridge counts: many LANs use 192.168.x.
   const pools = container.length > 0 ? DOCKER_POOLS : [DOCKER_DEFAULT_BRIDGE]
-  if (route !== undefined && routed !== undefined && bridges.length === 0 && pools.some(p => inSubnet(routed.address, p)) && inSubnet(route.gateway, routed.cidr)) {
-    return { mode: 'bridge', reason: `the default route goes via ${route.gateway} on ${route.iface} (${routed.cidr}), a container bridge network, and no bridge device is visible` }
+  if (
+    route !== undefined && routed !== undefined && bridges.length === 0 && pools.some(p => inSubnet(routed.address, p)) &&
+    inSubnet(route.gateway, routed.cidr)
+  ) {
+    return {
+      mode: 'bridge',
+      reason:
+        `the default route goes via ${route.gateway} on ${route.iface} (${routed.cidr}), a container bridge network, and no bridge device is visible`
+    }
   }
   if (bridges.length > 0) {
     return { mode: 'host', reason: `bridge devices are visible (${bridges.join(', ')}): this is the host's network stack` }
   }
   if (container.length === 0) {
-    return { mode: 'host', reason: route === undefined ? 'no container evidence and no default route' : `no container evidence; the default route goes via ${route.gateway} on ${route.iface}` }
+    return {
+      mode: 'host',
+      reason: route === undefined
+        ? 'no container evidence and no default route'
+        : `no container evidence; the default route goes via ${route.gateway} on ${route.iface}`
+    }
   }
   const external = interfaces.filter(i => !isLoopback(i.address) && i.family === 'IPv4')
-  return { mode: external.length === 0 ? 'unknown' : 'host', reason: external.length === 0 ? 'in a container with no network interface but loopback (--network none?)' : 'in a container whose interfaces are not on a container bridge network (likely --network host)' }
+  return {
+    mode: external.length === 0 ? 'unknown' : 'host',
+    reason: external.length === 0
+      ? 'in a container with no network interface but loopback (--network none?)'
+      : 'in a container whose interfaces are not on a container bridge network (likely --network host)'
+  }
 }
 
 export function environmentFindings (facts: NetworkFacts): Finding[] {
   const inContainer = facts.container.length > 0
-  const where = inContainer ? `in a container (${facts.container.join('; ')})` : 'not in a container (no /.dockerenv, no container cgroup, no overlay root)'
+  const where = inContainer
+    ? `in a container (${facts.container.join('; ')})`
+    : 'not in a container (no /.dockerenv, no container cgroup, no overlay root)'
   const addrs = facts.interfaces.filter(i => !isLoopback(i.address) && !i.address.startsWith('fe80')).map(i => `${i.name} ${i.cidr}`)
   const out: Finding[] = [ok('environment.container', where, { evidence: facts.container })]
-  const networkFacts = { mode: facts.mode, reason: facts.reason, defaultGateway: facts.defaultGateway ?? null, defaultInterface: facts.defaultInterface ?? null, bridges: facts.bridges, addresses: addrs }
+  const networkFacts = {
+    mode: facts.mode,
+    reason: facts.reason,
+    defaultGateway: facts.defaultGateway ?? null,
+    defaultInterface: facts.defaultInterface ?? null,
+    bridges: facts.bridges,
+    addresses: addrs
+  }
   if (facts.mode === 'bridge') {
     // A fact, not a fault: whether peers can reach this node is the announce check's verdict.
-    out.push(ok('environment.network', `bridge network: ${facts.reason}; peers on other hosts need a published port and CACHE_ANNOUNCE_ADDRS (see announce.addresses)`, networkFacts))
+    out.push(
+      ok(
+        'environment.network',
+        `bridge network: ${facts.reason}; peers on other hosts need a published port and CACHE_ANNOUNCE_ADDRS (see announce.addresses)`,
+        networkFacts
+      )
+    )
   } else if (facts.mode === 'unknown') {
-    out.push(warn('environment.network', `no network: ${facts.reason}`, 'give the container a network: `--network host` (or a bridge with `-p 9000:9000`)', networkFacts))
+    out.push(
+      warn(
+        'environment.network',
+        `no network: ${facts.reason}`,
+        'give the container a network: `--network host` (or a bridge with `-p 9000:9000`)',
+        networkFacts
+      )
+    )
   } else {
     out.push(ok('environment.network', `host network: ${facts.reason}; addresses ${addrs.join(', ') || 'none but loopback'}`, networkFacts))
   }

@@ -30,33 +30,65 @@ async function checkOne (upstream: Upstream, credential: FleetCredential): Promi
     authorization = await credential.authorization(AbortSignal.timeout(HTTP_TIMEOUT_MS))
   } catch (err) {
     const reason = err instanceof FleetCredentialError ? err.message : (err as Error).message
-    return warn(check, `${reason}; clients' own credentials are used meanwhile`, `correct ${variable} for ${upstream.name}`, { kind: credential.kind }, upstream.name)
+    return warn(check, `${reason}; clients' own credentials are used meanwhile`, `correct ${variable} for ${upstream.name}`, {
+      kind: credential.kind
+    }, upstream.name)
   }
   let status: number
   let body: unknown
   try {
-    const res = await request(url, { headers: { authorization, accept: 'application/vnd.github+json', 'user-agent': 'p2p-cache-diagnose' }, signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
+    const res = await request(url, {
+      headers: { authorization, accept: 'application/vnd.github+json', 'user-agent': 'p2p-cache-diagnose' },
+      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS)
+    })
     status = res.statusCode
     body = await res.body.json().catch(() => undefined)
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-    return warn(check, `could not ask ${upstream.name} about the fleet credential (${reason})`, 'see upstream.api', { url, error: reason }, upstream.name)
+    return warn(
+      check,
+      `could not ask ${upstream.name} about the fleet credential (${reason})`,
+      'see upstream.api',
+      { url, error: reason },
+      upstream.name
+    )
   }
   const facts = { kind: credential.kind, url, status }
   if (status === 401) {
-    return warn(check, `${upstream.name} refuses the fleet credential (401: revoked, expired or mistyped); shared responses are revalidated with clients' own credentials meanwhile`,
-      `replace the token in ${variable} for ${upstream.name}`, facts, upstream.name)
+    return warn(
+      check,
+      `${upstream.name} refuses the fleet credential (401: revoked, expired or mistyped); shared responses are revalidated with clients' own credentials meanwhile`,
+      `replace the token in ${variable} for ${upstream.name}`,
+      facts,
+      upstream.name
+    )
   }
   if (status !== 200) {
-    return warn(check, `${upstream.name} answered ${status} to GET /rate_limit with the fleet credential`, `check that ${variable} for ${upstream.name} is a credential of this API`, facts, upstream.name)
+    return warn(
+      check,
+      `${upstream.name} answered ${status} to GET /rate_limit with the fleet credential`,
+      `check that ${variable} for ${upstream.name} is a credential of this API`,
+      facts,
+      upstream.name
+    )
   }
   const core = (body as { resources?: { core?: { limit?: unknown, remaining?: unknown } } } | undefined)?.resources?.core
   const limit = typeof core?.limit === 'number' ? core.limit : undefined
   const remaining = typeof core?.remaining === 'number' ? core.remaining : undefined
   const left = limit !== undefined && remaining !== undefined ? ` (${remaining} of ${limit} requests left this hour)` : ''
   if (limit !== undefined && remaining !== undefined && remaining < limit * LOW_RATE_LIMIT) {
-    return warn(check, `the fleet credential for ${upstream.name} is accepted but nearly spent${left}: once it is, clients' own credentials are used`,
-      `give ${upstream.name} a fleet credential of its own (a token used by nothing else, or a GitHub App in CACHE_API_APP)`, { ...facts, limit, remaining }, upstream.name)
+    return warn(
+      check,
+      `the fleet credential for ${upstream.name} is accepted but nearly spent${left}: once it is, clients' own credentials are used`,
+      `give ${upstream.name} a fleet credential of its own (a token used by nothing else, or a GitHub App in CACHE_API_APP)`,
+      { ...facts, limit, remaining },
+      upstream.name
+    )
   }
-  return ok(check, `${upstream.name} accepts the fleet credential (${credential.kind === 'token' ? 'token' : 'GitHub App installation token'})${left}`, { ...facts, limit, remaining }, upstream.name)
+  return ok(
+    check,
+    `${upstream.name} accepts the fleet credential (${credential.kind === 'token' ? 'token' : 'GitHub App installation token'})${left}`,
+    { ...facts, limit, remaining },
+    upstream.name
+  )
 }

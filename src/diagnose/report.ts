@@ -40,7 +40,9 @@ const MARK = { ok: '✓', warn: '!', fail: '✗', skip: '-' } as const
 /** The human form: one line per finding, its fix indented under it, a summary last. */
 export function renderText (report: Report): string {
   const width = Math.max(...report.findings.map(f => f.check.length))
-  const lines = [`p2p-cache diagnose ${report.version} (${report.network.mode} network${report.network.container ? ', in a container' : ''})`]
+  const lines = [
+    `p2p-cache diagnose ${report.version} (${report.network.mode} network${report.network.container ? ', in a container' : ''})`
+  ]
   let subject: string | undefined
   for (const f of report.findings) {
     if (f.subject !== undefined && f.subject !== subject && f.check.startsWith('bootstrap.')) lines.push(`  bootstrap peer ${f.subject}`)
@@ -51,6 +53,9 @@ export function renderText (report: Report): string {
   }
   const { ok, warn, fail } = report.counts
   const verdict = report.verdict === 'healthy' ? 'healthy' : report.verdict === 'problems' ? 'problems found' : 'unusable input'
-  lines.push('', `${verdict}: ${ok} ok, ${warn} warning${warn === 1 ? '' : 's'}, ${fail} failure${fail === 1 ? '' : 's'} (${report.durationMs} ms)`)
+  lines.push(
+    '',
+    `${verdict}: ${ok} ok, ${warn} warning${warn === 1 ? '' : 's'}, ${fail} failure${fail === 1 ? '' : 's'} (${report.durationMs} ms)`
+  )
   return lines.join('\n') + '\n'
 }

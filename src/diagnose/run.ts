@@ -62,16 +62,38 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
         peers.push(result)
         findings.push(...result.findings)
       }
-      if (entries.length === 0) findings.push(warn('bootstrap.address', 'no bootstrap peers: fine for the first node of a swarm, which others bootstrap to; any other node stays alone',
-        'give every runner but the first CACHE_BOOTSTRAP_PEERS=<`p2p-cache id` of a sidecar on another host> (or pass --bootstrap to check one)'))
+      if (entries.length === 0) {
+        findings.push(
+          warn(
+            'bootstrap.address',
+            'no bootstrap peers: fine for the first node of a swarm, which others bootstrap to; any other node stays alone',
+            'give every runner but the first CACHE_BOOTSTRAP_PEERS=<`p2p-cache id` of a sidecar on another host> (or pass --bootstrap to check one)'
+          )
+        )
+      }
       findings.push(...checkAnnounce({ listen: config.listenAddrs, announce: config.announceAddrs, network, peers }))
       // Who answers at the announced addresses: the running sidecar, or the probe if it took the port.
       const target = live?.p2p?.peerId ?? (started.onConfiguredPort ? probe.peerId.toString() : undefined)
-      findings.push(...await checkDialback({ announced: reachableAddrs(announcedAddrs(config.listenAddrs, config.announceAddrs)), peers, target, networkMode: network.mode, signal }))
+      findings.push(
+        ...await checkDialback({
+          announced: reachableAddrs(announcedAddrs(config.listenAddrs, config.announceAddrs)),
+          peers,
+          target,
+          networkMode: network.mode,
+          signal
+        })
+      )
       const connections = peers.flatMap(p => p.connection !== undefined ? [p.connection] : [])
-      findings.push(...await checkDht({ probe, connections, finderKey: await generateKeyPair('Ed25519'), swarmKey: config.swarmKey, signal }))
+      findings.push(
+        ...await checkDht({ probe, connections, finderKey: await generateKeyPair('Ed25519'), swarmKey: config.swarmKey, signal })
+      )
     } else {
-      findings.push(skip('bootstrap.address', 'the peer-to-peer layer is off (CACHE_ENABLE_P2P=false): no peer checks (pass --bootstrap to check one anyway)'))
+      findings.push(
+        skip(
+          'bootstrap.address',
+          'the peer-to-peer layer is off (CACHE_ENABLE_P2P=false): no peer checks (pass --bootstrap to check one anyway)'
+        )
+      )
     }
   } finally {
     await Promise.resolve(probe?.stop()).catch(() => {})
@@ -129,7 +151,9 @@ async function startProbe (config: Config, sidecarRunning: boolean): Promise<{ n
 /** Identify runs on every new connection; resolves with its result for `peer` (or undefined when aborted). */
 function identifyWaiter (node: P2pNode): (peer: PeerId, signal: AbortSignal) => Promise<IdentifyResult | undefined> {
   const results = new Map<string, IdentifyResult>()
-  node.addEventListener('peer:identify', evt => { results.set(evt.detail.peerId.toString(), evt.detail) })
+  node.addEventListener('peer:identify', evt => {
+    results.set(evt.detail.peerId.toString(), evt.detail)
+  })
   return async (peer, signal) => {
     while (!signal.aborted) {
       const found = results.get(peer.toString())

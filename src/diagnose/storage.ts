@@ -19,8 +19,14 @@ export async function checkStorage (dir: string, maxSize: number, storedBytes: n
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-    return [fail('storage.dir', `data dir ${abs} is not writable (${code})`,
-      `give the sidecar's user write access (\`chown -R <uid> ${abs}\`; in a container mount a volume there: \`-v p2p-cache:${abs}\`), or set CACHE_DIR to a writable path`, { dir: abs, error: code })]
+    return [
+      fail(
+        'storage.dir',
+        `data dir ${abs} is not writable (${code})`,
+        `give the sidecar's user write access (\`chown -R <uid> ${abs}\`; in a container mount a volume there: \`-v p2p-cache:${abs}\`), or set CACHE_DIR to a writable path`,
+        { dir: abs, error: code }
+      )
+    ]
   } finally {
     // Under a path that is not a directory, even this fails (ENOTDIR): the finding above says why.
     await rm(probe, { force: true }).catch(() => {})
@@ -33,8 +39,16 @@ export async function checkStorage (dir: string, maxSize: number, storedBytes: n
   const facts = { freeBytes: free, maxSize, storedBytes: storedBytes ?? null }
   if (free < needed) {
     const suggestion = Math.max(1e9, Math.floor((free + (storedBytes ?? 0)) * 0.8 / 1e9) * 1e9)
-    out.push(warn('storage.space', `${formatBytes(free)} free on the disk of ${abs}, but the store may grow ${formatBytes(needed)} more (CACHE_MAX_SIZE ${formatBytes(maxSize)}): the disk fills before eviction starts`,
-      `lower CACHE_MAX_SIZE to what the disk can hold, e.g. CACHE_MAX_SIZE=${suggestion / 1e9}GB, or give CACHE_DIR a larger volume`, facts))
+    out.push(
+      warn(
+        'storage.space',
+        `${formatBytes(free)} free on the disk of ${abs}, but the store may grow ${formatBytes(needed)} more (CACHE_MAX_SIZE ${
+          formatBytes(maxSize)
+        }): the disk fills before eviction starts`,
+        `lower CACHE_MAX_SIZE to what the disk can hold, e.g. CACHE_MAX_SIZE=${suggestion / 1e9}GB, or give CACHE_DIR a larger volume`,
+        facts
+      )
+    )
   } else {
     out.push(ok('storage.space', `${formatBytes(free)} free, room for CACHE_MAX_SIZE ${formatBytes(maxSize)}`, facts))
   }

@@ -13,22 +13,37 @@ export interface UpstreamCheck {
 export async function checkUpstreams (registries: Upstream[], apis: Upstream[]): Promise<UpstreamCheck> {
   const dates: string[] = []
   const probe = async (kind: 'registry' | 'api', upstream: Upstream): Promise<Finding> => {
-    const url = kind === 'registry' ? new URL('v2/', upstream.url.href.endsWith('/') ? upstream.url : `${upstream.url.href}/`).href : upstream.url.href
+    const url = kind === 'registry'
+      ? new URL('v2/', upstream.url.href.endsWith('/') ? upstream.url : `${upstream.url.href}/`).href
+      : upstream.url.href
     const subject = `${upstream.name}=${upstream.url.origin}${upstream.url.pathname.replace(/\/$/, '')}`
     const started = performance.now()
     try {
       const res = await request(url, { method: 'GET', signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
       await res.body.dump()
       if (typeof res.headers.date === 'string') dates.push(res.headers.date)
-      return ok(`upstream.${kind}`, `${kind} upstream ${upstream.name} answers ${res.statusCode} in ${(performance.now() - started).toFixed(0)} ms`, { url, status: res.statusCode }, subject)
+      return ok(
+        `upstream.${kind}`,
+        `${kind} upstream ${upstream.name} answers ${res.statusCode} in ${(performance.now() - started).toFixed(0)} ms`,
+        { url, status: res.statusCode },
+        subject
+      )
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
       const variable = kind === 'registry' ? 'CACHE_REGISTRY_UPSTREAMS' : 'CACHE_API_UPSTREAMS'
-      return warn(`upstream.${kind}`, `${kind} upstream ${upstream.name} (${url}) is unreachable (${reason}): misses can only come from peers`,
-        `let the sidecar reach it (egress, proxy, DNS), or correct ${variable}`, { url, error: reason }, subject)
+      return warn(
+        `upstream.${kind}`,
+        `${kind} upstream ${upstream.name} (${url}) is unreachable (${reason}): misses can only come from peers`,
+        `let the sidecar reach it (egress, proxy, DNS), or correct ${variable}`,
+        { url, error: reason },
+        subject
+      )
     }
   }
-  const findings = await Promise.all([...registries.map(async u => await probe('registry', u)), ...apis.map(async u => await probe('api', u))])
+  const findings = await Promise.all([
+    ...registries.map(async u => await probe('registry', u)),
+    ...apis.map(async u => await probe('api', u))
+  ])
   return { findings, dates }
 }
 
@@ -40,8 +55,14 @@ export function checkClock (dates: string[]): Finding {
   const worst = skews.reduce((a, b) => Math.abs(b) > Math.abs(a) ? b : a)
   const facts = { localTime: new Date(now).toISOString(), skewMs: worst }
   if (Math.abs(worst) > CLOCK_SKEW_WARN_MS) {
-    return warn('clock', `the clock is ${Math.round(Math.abs(worst) / 1000)} s ${worst > 0 ? 'ahead of' : 'behind'} the servers' Date headers: registry tokens and TLS certificates may be rejected`,
-      'sync the clock (NTP: `timedatectl set-ntp true` on the host)', facts)
+    return warn(
+      'clock',
+      `the clock is ${Math.round(Math.abs(worst) / 1000)} s ${
+        worst > 0 ? 'ahead of' : 'behind'
+      } the servers' Date headers: registry tokens and TLS certificates may be rejected`,
+      'sync the clock (NTP: `timedatectl set-ntp true` on the host)',
+      facts
+    )
   }
   return ok('clock', `the clock agrees with the servers' Date headers (within ${Math.round(Math.abs(worst) / 1000)} s)`, facts)
 }

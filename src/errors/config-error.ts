@@ -7,8 +7,11 @@ export class ConfigError extends P2pCacheError {
    */
   constructor (readonly variable: string, readonly value: string, readonly expected: string, detail?: string, secret = false) {
     const shown = secret ? ' (value not shown)' : `=${JSON.stringify(value)}`
-    super(detail !== undefined
-      ? `invalid ${variable} ${detail}; expected ${expected}`
-      : `invalid ${variable}${shown}: expected ${expected}`, { exitCode: EXIT_USAGE })
+    super(
+      detail !== undefined
+        ? `invalid ${variable} ${detail}; expected ${expected}`
+        : `invalid ${variable}${shown}: expected ${expected}`,
+      { exitCode: EXIT_USAGE }
+    )
   }
 }

@@ -7,7 +7,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
  */
 export function clientLeft (res: ServerResponse): AbortSignal {
   const left = new AbortController()
-  res.once('close', () => { if (!res.writableFinished) left.abort(new Error('the client closed the connection')) })
+  res.once('close', () => {
+    if (!res.writableFinished) left.abort(new Error('the client closed the connection'))
+  })
   return left.signal
 }
 

@@ -32,7 +32,11 @@ export class ClientLog {
   note (userAgent: string | undefined): void {
     const family = clientFamily(userAgent)
     const previous = this.seen.get(family)
-    this.seen.set(family, { last_seen: new Date().toISOString(), requests: (previous?.requests ?? 0) + 1, user_agent: (userAgent ?? '').slice(0, 200) })
+    this.seen.set(family, {
+      last_seen: new Date().toISOString(),
+      requests: (previous?.requests ?? 0) + 1,
+      user_agent: (userAgent ?? '').slice(0, 200)
+    })
   }
 
   snapshot (): Record<string, ClientSeen> {

@@ -4,7 +4,12 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import {
-  CONNECTIONS_CHECK_INTERVAL_MS, DESCRIPTORS_PER_CONNECTION, DROP_WARN_INTERVAL_MS, FD_RESERVE, MAX_HEADER_SIZE, REQUEST_TIMEOUT_MS
+  CONNECTIONS_CHECK_INTERVAL_MS,
+  DESCRIPTORS_PER_CONNECTION,
+  DROP_WARN_INTERVAL_MS,
+  FD_RESERVE,
+  MAX_HEADER_SIZE,
+  REQUEST_TIMEOUT_MS
 } from './constants.js'
 
 /** What a client may hold on a listener (src/http/constants.ts explains each; all in ms but the count). */
@@ -38,7 +43,10 @@ export function serverOptions (limits: HttpLimits): ServerOptions & { handshakeT
 }
 
 /** The request a socket is serving now (none between requests). */
-interface InFlight { req: IncomingMessage, res: ServerResponse }
+interface InFlight {
+  req: IncomingMessage
+  res: ServerResponse
+}
 
 /**
  * Applies the limits Node has no option for, on a server made with `serverOptions(limits)`:
@@ -67,8 +75,10 @@ export function guardConnections (server: Server | HttpsServer, limits: HttpLimi
     const now = Date.now()
     if (now - lastDropWarning < DROP_WARN_INTERVAL_MS) return
     lastDropWarning = now
-    log.warn({ maxConnections: limits.maxConnections, droppedSinceLastWarning: dropped },
-      'HTTP connection limit reached: new connections are closed until some end; raise CACHE_HTTP_MAX_CONNECTIONS if these are real clients')
+    log.warn(
+      { maxConnections: limits.maxConnections, droppedSinceLastWarning: dropped },
+      'HTTP connection limit reached: new connections are closed until some end; raise CACHE_HTTP_MAX_CONNECTIONS if these are real clients'
+    )
     dropped = 0
   })
 
@@ -79,7 +89,9 @@ export function guardConnections (server: Server | HttpsServer, limits: HttpLimi
     const socket = req.socket
     inFlight.set(socket, { req, res })
     served.add(socket)
-    res.once('close', () => { if (inFlight.get(socket)?.res === res) inFlight.delete(socket) })
+    res.once('close', () => {
+      if (inFlight.get(socket)?.res === res) inFlight.delete(socket)
+    })
   })
 
   server.timeout = limits.stallTimeoutMs
@@ -100,15 +112,18 @@ export function guardConnections (server: Server | HttpsServer, limits: HttpLimi
       socket.setTimeout(limits.stallTimeoutMs)
       return
     }
-    log.info({
-      method: req.method,
-      url: req.url?.slice(0, 200),
-      remote: socket.remoteAddress,
-      sent: socket.bytesWritten,
-      stallMs: limits.stallTimeoutMs
-    }, notReading
-      ? 'client stopped reading the response: disconnected (CACHE_HTTP_STALL_TIMEOUT)'
-      : 'client stopped sending the request body: disconnected (CACHE_HTTP_STALL_TIMEOUT)')
+    log.info(
+      {
+        method: req.method,
+        url: req.url?.slice(0, 200),
+        remote: socket.remoteAddress,
+        sent: socket.bytesWritten,
+        stallMs: limits.stallTimeoutMs
+      },
+      notReading
+        ? 'client stopped reading the response: disconnected (CACHE_HTTP_STALL_TIMEOUT)'
+        : 'client stopped sending the request body: disconnected (CACHE_HTTP_STALL_TIMEOUT)'
+    )
     socket.destroy()
   })
 }
@@ -130,8 +145,10 @@ export function connectionBound (configured: number, listeners: number, log: Log
   const room = openFiles >= 2 * FD_RESERVE ? openFiles - FD_RESERVE : Math.floor(openFiles / 2)
   const fits = Math.max(1, Math.floor(room / (DESCRIPTORS_PER_CONNECTION * Math.max(1, listeners))))
   if (configured <= fits) return configured
-  log.warn({ configured, openFileLimit: openFiles, listeners, maxConnections: fits },
-    `CACHE_HTTP_MAX_CONNECTIONS=${configured} does not fit this process's open-file limit (${openFiles}): using ${fits} per listener. Raise the limit (ulimit -n, docker run --ulimit nofile=65536:65536, systemd LimitNOFILE=) or lower CACHE_HTTP_MAX_CONNECTIONS`)
+  log.warn(
+    { configured, openFileLimit: openFiles, listeners, maxConnections: fits },
+    `CACHE_HTTP_MAX_CONNECTIONS=${configured} does not fit this process's open-file limit (${openFiles}): using ${fits} per listener. Raise the limit (ulimit -n, docker run --ulimit nofile=65536:65536, systemd LimitNOFILE=) or lower CACHE_HTTP_MAX_CONNECTIONS`
+  )
   return fits
 }
 

@@ -18,9 +18,20 @@ export interface SendableBlob {
  * size, and X-Cache / X-Cache-Source. `If-Range` applies against `etag`. Counts bytes_served.
  * Rejects when the client leaves or the source fails (the caller releases the source).
  */
-export async function sendBlob (req: IncomingMessage, res: ServerResponse, source: SendableBlob, opts: { etag: string, headers: Record<string, string>, rangeHeader: string | undefined, stats: Pick<Stats, 'inc'> }): Promise<void> {
+export async function sendBlob (
+  req: IncomingMessage,
+  res: ServerResponse,
+  source: SendableBlob,
+  opts: { etag: string, headers: Record<string, string>, rangeHeader: string | undefined, stats: Pick<Stats, 'inc'> }
+): Promise<void> {
   const range = selectRange(opts.rangeHeader, source.size, req.headers['if-range'] as string | undefined, opts.etag)
-  const headers: Record<string, string | number> = { ...opts.headers, etag: opts.etag, 'accept-ranges': 'bytes', 'x-cache': source.cache, 'x-cache-source': source.origin }
+  const headers: Record<string, string | number> = {
+    ...opts.headers,
+    etag: opts.etag,
+    'accept-ranges': 'bytes',
+    'x-cache': source.cache,
+    'x-cache-source': source.origin
+  }
   if (range.kind === 'unsatisfiable') {
     res.writeHead(416, { ...headers, 'content-range': `bytes */${source.size ?? '*'}`, 'content-length': 0 })
     res.end()

@@ -36,7 +36,9 @@ export function createHttpsServer (routes: RouteGroup[], tls: TlsFiles, log: Log
   guardConnections(server, limits, log.child({ component: 'http' }))
   refuseConnect(server)
   // A client that gives up on the handshake (untrusted certificate) is its business, not an error of ours.
-  server.on('tlsClientError', (err: Error) => { log.debug({ err: err.message }, 'TLS handshake failed') })
+  server.on('tlsClientError', (err: Error) => {
+    log.debug({ err: err.message }, 'TLS handshake failed')
+  })
   return server
 }
 
@@ -50,7 +52,11 @@ function refuseConnect (server: Server | HttpsServer): void {
     // Under /v2/ every error is an OCI error body, as on the registry routes.
     const body = (req.url ?? '').startsWith('/v2') ? new OciError(405, 'UNSUPPORTED', message).body() : JSON.stringify({ error: message })
     socket.on('error', () => {})
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, PUT, POST, DELETE\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, PUT, POST, DELETE\r\ncontent-type: application/json\r\ncontent-length: ${
+        Buffer.byteLength(body)
+      }\r\nconnection: close\r\n\r\n${body}`
+    )
   })
 }
 
@@ -94,7 +100,10 @@ export async function listen (server: NetServer, addr: HostPort, variable = 'CAC
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(addr.port, addr.host, () => { server.off('error', reject); resolve() })
+      server.listen(addr.port, addr.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
@@ -102,10 +111,10 @@ export async function listen (server: NetServer, addr: HostPort, variable = 'CAC
     const why = code === 'EADDRINUSE'
       ? 'the port is in use (another sidecar, or another server); pick a free one'
       : code === 'EADDRNOTAVAIL'
-        ? 'that is not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses'
-        : code === 'EACCES'
-          ? 'a port below 1024 needs privileges; use a higher one'
-          : (err as Error).message
+      ? 'that is not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses'
+      : code === 'EACCES'
+      ? 'a port below 1024 needs privileges; use a higher one'
+      : (err as Error).message
     throw new ListenError(`cannot listen on ${where}: ${why} with ${variable}`, { cause: err })
   }
   const bound = server.address()

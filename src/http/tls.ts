@@ -3,7 +3,6 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto'
 import { ConfigError } from '../errors/config-error.js'
 import { TLS_CERT_EXPECTED, TLS_KEY_EXPECTED } from './constants.js'
 
-
 /** The HTTPS listener's certificate (chain) and private key, as PEM. */
 export interface TlsFiles {
   cert: Buffer
@@ -45,5 +44,10 @@ function readPem (variable: 'CACHE_TLS_CERT' | 'CACHE_TLS_KEY', path: string): B
 }
 
 function fileError (variable: 'CACHE_TLS_CERT' | 'CACHE_TLS_KEY', path: string, reason: string): ConfigError {
-  return new ConfigError(variable, path, variable === 'CACHE_TLS_CERT' ? TLS_CERT_EXPECTED : TLS_KEY_EXPECTED, `file ${JSON.stringify(path)} ${reason}`)
+  return new ConfigError(
+    variable,
+    path,
+    variable === 'CACHE_TLS_CERT' ? TLS_CERT_EXPECTED : TLS_KEY_EXPECTED,
+    `file ${JSON.stringify(path)} ${reason}`
+  )
 }

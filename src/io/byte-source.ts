@@ -28,10 +28,19 @@ export interface ByteSource {
 export function readableSource (stream: Readable): ByteSource {
   let handlers: ByteSourceHandlers | undefined
   let endSeen = false
-  const onData = (buf: Buffer): void => { handlers?.data(buf) }
-  const onEnd = (): void => { endSeen = true; handlers?.end() }
-  const onError = (err: Error): void => { handlers?.end(err) }
-  const onClose = (): void => { if (!endSeen) handlers?.end(new Error('the connection closed before the end')) }
+  const onData = (buf: Buffer): void => {
+    handlers?.data(buf)
+  }
+  const onEnd = (): void => {
+    endSeen = true
+    handlers?.end()
+  }
+  const onError = (err: Error): void => {
+    handlers?.end(err)
+  }
+  const onClose = (): void => {
+    if (!endSeen) handlers?.end(new Error('the connection closed before the end'))
+  }
   return {
     listen: h => {
       handlers = h
@@ -41,8 +50,14 @@ export function readableSource (stream: Readable): ByteSource {
       handlers = undefined
       stream.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose)
     },
-    pause: stillWanted => { if (stillWanted()) stream.pause() },
-    resume: () => { if (stream.isPaused()) stream.resume() },
-    get ended () { return stream.readableEnded || stream.destroyed }
+    pause: stillWanted => {
+      if (stillWanted()) stream.pause()
+    },
+    resume: () => {
+      if (stream.isPaused()) stream.resume()
+    },
+    get ended () {
+      return stream.readableEnded || stream.destroyed
+    }
   }
 }

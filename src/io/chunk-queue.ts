@@ -48,7 +48,9 @@ export class ChunkQueue {
 
   /** Resolves when something happens: a chunk, the end, a failure. */
   async next (): Promise<void> {
-    await new Promise<void>(resolve => { this.wake = resolve })
+    await new Promise<void>(resolve => {
+      this.wake = resolve
+    })
   }
 
   /** Stops listening. */

@@ -4,16 +4,55 @@ import { ProxyHosts, type ProxyHostCounts } from './proxy-hosts.js'
 
 /** Counters named as in docs/design.md §3.3; the JSON stats and Prometheus metrics read the same numbers. */
 export const COUNTER_NAMES = [
-  'hits', 'misses', 'stores', 'evictions', 'errors',
-  'peer_hits', 'upstream_hits', 'bytes_from_peers', 'bytes_from_peers_data_channel', 'bytes_from_upstream', 'bytes_served_to_peers',
-  'revalidations_304', 'bytes_served', 'stale_tags_served',
-  'claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved', 'peer_busy_answers',
-  'store_full_events', 'bytes_passed_through',
-  'pieces_from_peers', 'bytes_from_partial_holders', 'pieces_refetched', 'peers_denied', 'pieces_served_to_peers',
-  'proxy_requests', 'bytes_proxied', 'proxy_tunnels', 'proxy_refused',
-  'pushes', 'bytes_pushed', 'replicas_placed', 'replicas_held', 'replication_failures', 'replication_wait_seconds',
-  'actions_cache_saves', 'actions_cache_hits', 'actions_cache_misses', 'actions_cache_peer_downloads', 'actions_cache_bytes_served',
-  's3_hits', 's3_misses', 's3_bytes_read', 's3_bytes_written', 's3_uploads', 's3_uploads_dropped', 's3_errors', 's3_bad_objects'
+  'hits',
+  'misses',
+  'stores',
+  'evictions',
+  'errors',
+  'peer_hits',
+  'upstream_hits',
+  'bytes_from_peers',
+  'bytes_from_peers_data_channel',
+  'bytes_from_upstream',
+  'bytes_served_to_peers',
+  'revalidations_304',
+  'bytes_served',
+  'stale_tags_served',
+  'claims_won',
+  'claims_joined',
+  'peer_inflight_joins',
+  'upstream_fetches_saved',
+  'peer_busy_answers',
+  'store_full_events',
+  'bytes_passed_through',
+  'pieces_from_peers',
+  'bytes_from_partial_holders',
+  'pieces_refetched',
+  'peers_denied',
+  'pieces_served_to_peers',
+  'proxy_requests',
+  'bytes_proxied',
+  'proxy_tunnels',
+  'proxy_refused',
+  'pushes',
+  'bytes_pushed',
+  'replicas_placed',
+  'replicas_held',
+  'replication_failures',
+  'replication_wait_seconds',
+  'actions_cache_saves',
+  'actions_cache_hits',
+  'actions_cache_misses',
+  'actions_cache_peer_downloads',
+  'actions_cache_bytes_served',
+  's3_hits',
+  's3_misses',
+  's3_bytes_read',
+  's3_bytes_written',
+  's3_uploads',
+  's3_uploads_dropped',
+  's3_errors',
+  's3_bad_objects'
 ] as const
 export type CounterName = typeof COUNTER_NAMES[number]
 
@@ -37,11 +76,13 @@ const HELP: Record<CounterName, string> = {
   peer_inflight_joins: 'Peer transfers read from a download still in progress on that peer',
   upstream_fetches_saved: 'Misses served by the peer a claim named, instead of a fetch from the upstream',
   pieces_from_peers: 'Pieces (1 MiB) received from peers and verified against their piece hash',
-  bytes_from_partial_holders: 'Bytes received from peers that were themselves still receiving the blob (relayed verified pieces), part of bytes_from_peers',
+  bytes_from_partial_holders:
+    'Bytes received from peers that were themselves still receiving the blob (relayed verified pieces), part of bytes_from_peers',
   pieces_refetched: 'Pieces that did not match their piece hash and were asked of another holder',
   peers_denied: 'Peers deny-listed for sending bytes that did not match their digest or piece hash',
   pieces_served_to_peers: 'Piece requests (fetch/1.2.0 ranges) served to peers',
-  peer_busy_answers: 'Times a holder answered busy (it serves CACHE_MAX_UPLOADS already, or has nothing at that offset yet); other holders are tried, then it is asked again',
+  peer_busy_answers:
+    'Times a holder answered busy (it serves CACHE_MAX_UPLOADS already, or has nothing at that offset yet); other holders are tried, then it is asked again',
   store_full_events: 'Downloads that could not be stored because the filesystem of CACHE_DIR was full (served without being stored)',
   bytes_passed_through: 'Bytes streamed from an upstream to clients without being stored (full filesystem)',
   proxy_requests: 'Requests the forward proxy answered on intercepted connections (and absolute-form http requests)',
@@ -56,9 +97,9 @@ const HELP: Record<CounterName, string> = {
   replication_wait_seconds: 'Time manifest PUTs waited for their replicas (the replication lag a push sees), in seconds',
   actions_cache_saves: 'Actions cache entries saved (finalized) through this sidecar',
   actions_cache_hits: 'Actions cache lookups answered with an entry (exact key or restore-key prefix), from this node or the swarm',
-  actions_cache_misses: 'Actions cache lookups with no entry in the token\'s scopes',
+  actions_cache_misses: "Actions cache lookups with no entry in the token's scopes",
   actions_cache_peer_downloads: 'Actions cache archives downloaded here that came from another runner (the rest were in this store)',
-  actions_cache_bytes_served: 'Actions cache archive bytes sent to jobs: what they did not download from GitHub\'s cache service',
+  actions_cache_bytes_served: "Actions cache archive bytes sent to jobs: what they did not download from GitHub's cache service",
   s3_hits: 'Blobs, manifests and records found in the bucket (CACHE_S3_URL) when the store and peers had none',
   s3_misses: 'Bucket reads that found no object',
   s3_bytes_read: 'Bytes read from the bucket',
@@ -112,26 +153,97 @@ export class Stats {
   private readonly proxyHosts = new ProxyHosts()
   private readonly proxyHostCounter: Counter
 
-  constructor (private readonly gauges: { currentSize: () => number, peersConnected: () => number, storeFull: () => boolean, bucketQueue?: () => number }) {
+  constructor (
+    private readonly gauges: {
+      currentSize: () => number
+      peersConnected: () => number
+      storeFull: () => boolean
+      bucketQueue?: () => number
+    }
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
-    this.counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, new Counter({
-      name: `p2p_cache_${n}_total`, help: HELP[n], registers: [this.registry]
-    })])) as Record<CounterName, Counter>
-    new Gauge({ name: 'p2p_cache_current_size_bytes', help: 'Bytes in the store', registers: [this.registry], collect () { this.set(gauges.currentSize()) } })
-    new Gauge({ name: 'p2p_cache_store_full', help: '1 while the filesystem of CACHE_DIR is full (misses are served without being stored)', registers: [this.registry], collect () { this.set(gauges.storeFull() ? 1 : 0) } })
+    this.counters = Object.fromEntries(COUNTER_NAMES.map(n => [
+      n,
+      new Counter({
+        name: `p2p_cache_${n}_total`,
+        help: HELP[n],
+        registers: [this.registry]
+      })
+    ])) as Record<CounterName, Counter>
+    new Gauge({
+      name: 'p2p_cache_current_size_bytes',
+      help: 'Bytes in the store',
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.currentSize())
+      }
+    })
+    new Gauge({
+      name: 'p2p_cache_store_full',
+      help: '1 while the filesystem of CACHE_DIR is full (misses are served without being stored)',
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.storeFull() ? 1 : 0)
+      }
+    })
     const uploadRate = this.uploadRate
-    new Gauge({ name: 'p2p_cache_upload_rate_bytes', help: 'Bytes per second sent to peers, averaged over the last 10 s (what CACHE_P2P_MAX_UPLOAD_RATE caps)', registers: [this.registry], collect () { this.set(uploadRate.perSecond) } })
-    new Gauge({ name: 'p2p_cache_s3_queue', help: 'Uploads to the bucket (CACHE_S3_URL) waiting, retrying or running', registers: [this.registry], collect () { this.set(gauges.bucketQueue?.() ?? 0) } })
-    new Gauge({ name: 'p2p_cache_peers_connected', help: 'Connected peers', registers: [this.registry], collect () { this.set(gauges.peersConnected()) } })
-    this.rateLimitGauge = new Gauge({ name: 'p2p_cache_api_ratelimit_remaining', help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)', labelNames: ['upstream', 'credential'], registers: [this.registry] })
-    this.registryRemainingGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_remaining', help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)', labelNames: ['upstream'], registers: [this.registry] })
-    this.proxyHostCounter = new Counter({ name: 'p2p_cache_proxy_intercepted_requests_total', help: 'Requests the forward proxy answered on intercepted connections, per entry of CACHE_PROXY_INTERCEPT that matched the host', labelNames: ['intercept'], registers: [this.registry] })
-    this.registryLimitGauge = new Gauge({ name: 'p2p_cache_registry_ratelimit_limit', help: 'Last ratelimit-limit seen from a registry upstream (Docker Hub: pulls allowed per window)', labelNames: ['upstream'], registers: [this.registry] })
+    new Gauge({
+      name: 'p2p_cache_upload_rate_bytes',
+      help: 'Bytes per second sent to peers, averaged over the last 10 s (what CACHE_P2P_MAX_UPLOAD_RATE caps)',
+      registers: [this.registry],
+      collect () {
+        this.set(uploadRate.perSecond)
+      }
+    })
+    new Gauge({
+      name: 'p2p_cache_s3_queue',
+      help: 'Uploads to the bucket (CACHE_S3_URL) waiting, retrying or running',
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.bucketQueue?.() ?? 0)
+      }
+    })
+    new Gauge({
+      name: 'p2p_cache_peers_connected',
+      help: 'Connected peers',
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.peersConnected())
+      }
+    })
+    this.rateLimitGauge = new Gauge({
+      name: 'p2p_cache_api_ratelimit_remaining',
+      help: 'Last X-RateLimit-Remaining seen from an API upstream, per credential (anon, fleet, or a hash prefix)',
+      labelNames: ['upstream', 'credential'],
+      registers: [this.registry]
+    })
+    this.registryRemainingGauge = new Gauge({
+      name: 'p2p_cache_registry_ratelimit_remaining',
+      help: 'Last ratelimit-remaining seen from a registry upstream (Docker Hub: pulls left in its window)',
+      labelNames: ['upstream'],
+      registers: [this.registry]
+    })
+    this.proxyHostCounter = new Counter({
+      name: 'p2p_cache_proxy_intercepted_requests_total',
+      help: 'Requests the forward proxy answered on intercepted connections, per entry of CACHE_PROXY_INTERCEPT that matched the host',
+      labelNames: ['intercept'],
+      registers: [this.registry]
+    })
+    this.registryLimitGauge = new Gauge({
+      name: 'p2p_cache_registry_ratelimit_limit',
+      help: 'Last ratelimit-limit seen from a registry upstream (Docker Hub: pulls allowed per window)',
+      labelNames: ['upstream'],
+      registers: [this.registry]
+    })
   }
 
   /** Docker Hub's pull rate limit as an upstream last stated it (its `ratelimit-*` headers). */
   setRegistryRateLimit (upstream: string, state: { remaining: number, limit?: number, windowS?: number }): void {
-    this.registryLimits.set(upstream, { remaining: state.remaining, ...(state.limit !== undefined ? { limit: state.limit } : {}), ...(state.windowS !== undefined ? { window_s: state.windowS } : {}) })
+    this.registryLimits.set(upstream, {
+      remaining: state.remaining,
+      ...(state.limit !== undefined ? { limit: state.limit } : {}),
+      ...(state.windowS !== undefined ? { window_s: state.windowS } : {})
+    })
     this.registryRemainingGauge.set({ upstream }, state.remaining)
     if (state.limit !== undefined) this.registryLimitGauge.set({ upstream }, state.limit)
   }

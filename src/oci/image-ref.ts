@@ -18,7 +18,8 @@ export interface ImageReference {
   readonly digest: Digest | undefined
 }
 
-export const IMAGE_REFERENCE_EXPECTED = '[HOST[:PORT]/]NAME[:TAG][@sha256:<64 hex>], e.g. alpine, alpine:3.20, ghcr.io/org/img:tag, localhost:5000/x:y or name@sha256:<digest>'
+export const IMAGE_REFERENCE_EXPECTED =
+  '[HOST[:PORT]/]NAME[:TAG][@sha256:<64 hex>], e.g. alpine, alpine:3.20, ghcr.io/org/img:tag, localhost:5000/x:y or name@sha256:<digest>'
 
 export class InvalidImageReferenceError extends P2pCacheError {
   readonly code = 'REFERENCE_INVALID'
@@ -37,7 +38,9 @@ function isHostComponent (component: string): boolean {
 }
 
 export function parseImageReference (input: string): ImageReference {
-  const fail = (reason: string): never => { throw new InvalidImageReferenceError(input, reason) }
+  const fail = (reason: string): never => {
+    throw new InvalidImageReferenceError(input, reason)
+  }
   if (input.trim() === '') fail('it is empty')
   if (/\s/.test(input)) fail('it contains whitespace')
 
@@ -56,7 +59,9 @@ export function parseImageReference (input: string): ImageReference {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1)
     rest = rest.slice(0, colon)
-    if (!isTag(tag)) fail(`"${tag.slice(0, 150)}" is not a valid tag (letters, digits, _ . -, up to 128 characters, not starting with . or -)`)
+    if (!isTag(tag)) {
+      fail(`"${tag.slice(0, 150)}" is not a valid tag (letters, digits, _ . -, up to 128 characters, not starting with . or -)`)
+    }
   }
 
   let host: string | undefined
@@ -71,9 +76,13 @@ export function parseImageReference (input: string): ImageReference {
 
   if (rest === '') fail('the repository name is missing')
   if (!isRepositoryName(rest)) {
-    fail(rest !== rest.toLowerCase()
-      ? `repository "${rest.slice(0, 150)}" has uppercase letters; repository names are lowercase`
-      : `"${rest.slice(0, 150)}" is not a repository name (lowercase letters and digits, separated by . _ __ - within a component and / between components)`)
+    fail(
+      rest !== rest.toLowerCase()
+        ? `repository "${rest.slice(0, 150)}" has uppercase letters; repository names are lowercase`
+        : `"${
+          rest.slice(0, 150)
+        }" is not a repository name (lowercase letters and digits, separated by . _ __ - within a component and / between components)`
+    )
   }
   return { input, host, repository: rest, tag, digest }
 }
@@ -92,7 +101,10 @@ export interface Platform {
 
 export class InvalidPlatformError extends P2pCacheError {
   constructor (readonly input: string) {
-    super(`invalid platform "${input.slice(0, 100)}": expected OS/ARCH[/VARIANT] in OCI names, e.g. linux/amd64, linux/arm64 or linux/arm/v7`, { exitCode: EXIT_USAGE })
+    super(
+      `invalid platform "${input.slice(0, 100)}": expected OS/ARCH[/VARIANT] in OCI names, e.g. linux/amd64, linux/arm64 or linux/arm/v7`,
+      { exitCode: EXIT_USAGE }
+    )
   }
 }
 

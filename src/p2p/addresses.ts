@@ -38,7 +38,10 @@ export function parseListenAddr (entry: string): Multiaddr {
 export function parseAnnounceAddr (entry: string): Multiaddr {
   const ma = parse(entry)
   const [host, tcp, ...rest] = ma.getComponents()
-  if (host === undefined || !HOSTS.has(host.name) || tcp?.name !== 'tcp' || (rest.length > 0 && !(rest.length === 1 && rest[0]?.name === 'p2p'))) {
+  if (
+    host === undefined || !HOSTS.has(host.name) || tcp?.name !== 'tcp' ||
+    (rest.length > 0 && !(rest.length === 1 && rest[0]?.name === 'p2p'))
+  ) {
     throw new AddressError(entry, 'an announce address is /ip4|ip6|dns4|dns6/<host>/tcp/<port>')
   }
   return ma
@@ -67,9 +70,12 @@ export function parseBootstrapAddr (entry: string): Multiaddr {
     ? pinned === 1 && parts.length === 2
     : host !== undefined && HOSTS.has(host.name) && tcp?.name === 'tcp' && parts.length === 2 + pinned
   if (!dialable) {
-    throw new AddressError(entry, host?.name === 'dnsaddr'
-      ? 'a /dnsaddr bootstrap address ends in /p2p/<peer id>'
-      : 'expected /ip4|ip6|dns4|dns6/<host>/tcp/<port>, optionally ending in /p2p/<peer id> (print it with `p2p-cache id` on that node)')
+    throw new AddressError(
+      entry,
+      host?.name === 'dnsaddr'
+        ? 'a /dnsaddr bootstrap address ends in /p2p/<peer id>'
+        : 'expected /ip4|ip6|dns4|dns6/<host>/tcp/<port>, optionally ending in /p2p/<peer id> (print it with `p2p-cache id` on that node)'
+    )
   }
   return ma
 }
@@ -90,7 +96,8 @@ export function parseAddrList (text: string, parseOne: (entry: string) => Multia
  */
 export function dialableAddrs (listen: Multiaddr[], announce: Multiaddr[], peerId: string): string[] {
   const out = new Set<string>()
-  const withId = (ma: Multiaddr): string => ma.getComponents().some(c => c.name === 'p2p') ? ma.toString() : `${ma.toString()}/p2p/${peerId}`
+  const withId = (ma: Multiaddr): string =>
+    ma.getComponents().some(c => c.name === 'p2p') ? ma.toString() : `${ma.toString()}/p2p/${peerId}`
   if (announce.length > 0) {
     for (const ma of announce) out.add(withId(ma))
     return [...out]
@@ -100,7 +107,10 @@ export function dialableAddrs (listen: Multiaddr[], announce: Multiaddr[], peerI
     const [host, tcp] = ma.getComponents()
     if (host === undefined || tcp === undefined) continue
     const wildcard = host.name === 'ip4' ? host.value === '0.0.0.0' : host.value === '::'
-    if (!wildcard) { out.add(withId(ma)); continue }
+    if (!wildcard) {
+      out.add(withId(ma))
+      continue
+    }
     const family = host.name === 'ip4' ? 'IPv4' : 'IPv6'
     // Non-loopback first: those are what other hosts can use.
     const addrs = interfaces.filter(i => i.family === family && !(family === 'IPv6' && i.address.startsWith('fe80')))

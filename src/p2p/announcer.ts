@@ -4,8 +4,15 @@ import { keyCid } from './content-id.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Backoff } from '../clock/backoff.js'
 import {
-  ANNOUNCE_BATCH_PAUSE_MS, ANNOUNCE_CONCURRENCY, ANNOUNCE_MAX_DEFER_MS, ANNOUNCE_QUIET_MS, ANNOUNCE_QUIET_POLL_MS, ANNOUNCE_RETRY_MAX_MS,
-  ANNOUNCE_RETRY_MIN_MS, PROVIDE_TIMEOUT_MS, REPROVIDE_INTERVAL_MS
+  ANNOUNCE_BATCH_PAUSE_MS,
+  ANNOUNCE_CONCURRENCY,
+  ANNOUNCE_MAX_DEFER_MS,
+  ANNOUNCE_QUIET_MS,
+  ANNOUNCE_QUIET_POLL_MS,
+  ANNOUNCE_RETRY_MAX_MS,
+  ANNOUNCE_RETRY_MIN_MS,
+  PROVIDE_TIMEOUT_MS,
+  REPROVIDE_INTERVAL_MS
 } from './constants.js'
 import { routingTableSize } from './routing-table.js'
 
@@ -67,7 +74,9 @@ export class Announcer {
         this.enqueue(key)
       }
       this.kick()
-    })().catch((err: Error) => { this.components.log.warn({ err: err.message }, 'could not list the store to announce it') })
+    })().catch((err: Error) => {
+      this.components.log.warn({ err: err.message }, 'could not list the store to announce it')
+    })
   }
 
   /** The blob left the store: stop reproviding it (peers asking get "not found" anyway). */
@@ -166,7 +175,10 @@ export class Announcer {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
       // Still alone: look again later, without a query.
-      if (routingTableSize(this.components.node) === 0) { this.scheduleRetry(); return }
+      if (routingTableSize(this.components.node) === 0) {
+        this.scheduleRetry()
+        return
+      }
       for (const key of this.waiting) this.enqueue(key)
       this.waiting.clear()
       this.kick()
@@ -201,9 +213,13 @@ export class Announcer {
       // A short-lived parent per batch: AbortSignal.any() on the announcer's own signal for
       // every provide would keep a reference per call for the life of the process.
       const batchStop = new AbortController()
-      const onStop = (): void => { batchStop.abort() }
+      const onStop = (): void => {
+        batchStop.abort()
+      }
       signal.addEventListener('abort', onStop)
-      await Promise.all(batch.map(async key => { await this.provide(key, batchStop.signal) }))
+      await Promise.all(batch.map(async key => {
+        await this.provide(key, batchStop.signal)
+      }))
       signal.removeEventListener('abort', onStop)
       if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))
     }

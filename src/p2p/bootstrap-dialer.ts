@@ -27,7 +27,9 @@ export class BootstrapDialer {
   constructor (private readonly components: BootstrapDialerComponents, private readonly peers: Multiaddr[]) {}
 
   start (): void {
-    this.loops = this.peers.map(async ma => { await this.keep(ma).catch(() => {}) })
+    this.loops = this.peers.map(async ma => {
+      await this.keep(ma).catch(() => {})
+    })
   }
 
   async stop (): Promise<void> {
@@ -61,7 +63,10 @@ export class BootstrapDialer {
         const conn = await node.dial(ma, { signal: AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]) })
         if (pinned === undefined && id?.equals(conn.remotePeer) !== true) {
           id = conn.remotePeer
-          log.info({ bootstrap: ma.toString(), peerId: id.toString() }, 'bootstrap address without /p2p/<id>: connected to the node that answered')
+          log.info(
+            { bootstrap: ma.toString(), peerId: id.toString() },
+            'bootstrap address without /p2p/<id>: connected to the node that answered'
+          )
         }
       } catch (err) {
         if (signal.aborted) return
@@ -95,7 +100,9 @@ export class BootstrapDialer {
         signal.removeEventListener('abort', done)
         resolve()
       }
-      const onDisconnect = (evt: CustomEvent<PeerId>): void => { if (evt.detail.equals(id)) done() }
+      const onDisconnect = (evt: CustomEvent<PeerId>): void => {
+        if (evt.detail.equals(id)) done()
+      }
       node.addEventListener('peer:disconnect', onDisconnect)
       signal.addEventListener('abort', done)
       // It may have dropped between the check and the listener.

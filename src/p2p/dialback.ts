@@ -28,7 +28,6 @@ const answerSchema = z.strictObject({
   message: z.string().max(1000).optional()
 })
 
-
 /** The IP of a multiaddr's first component, or undefined. */
 function ipOf (text: string): string | undefined {
   const [host] = multiaddr(text).getComponents()
@@ -61,7 +60,9 @@ export class DialbackServer {
       let addr: string
       try {
         addr = decodeJsonFrame((await lp.read({ signal })).subarray(), requestSchema, 'dial-back request').addr
-        if (!/\/p2p\/[^/]+$/.test(addr) || ipOf(addr) === undefined) throw new Error('addr must be /ip4|ip6/<address>/tcp/<port>/p2p/<peer id>')
+        if (!/\/p2p\/[^/]+$/.test(addr) || ipOf(addr) === undefined) {
+          throw new Error('addr must be /ip4|ip6/<address>/tcp/<port>/p2p/<peer id>')
+        }
       } catch (err) {
         await reply({ status: 'bad_request', message: (err as Error).message })
         return
@@ -98,5 +99,8 @@ export class DialbackServer {
 /** Asks the peer on `connection` to dial `addr` (this node's, with /p2p/<id>) back. */
 export async function requestDialback (connection: Connection, addr: string, signal: AbortSignal): Promise<DialbackAnswer> {
   const stream = await connection.newStream(DIALBACK_PROTOCOL, { signal })
-  return await exchangeFrame(stream, encodeJsonFrame({ addr }), bytes => decodeJsonFrame(bytes, answerSchema, 'dial-back answer'), { signal, maxAnswerBytes: MAX_REQUEST_BYTES * 2 })
+  return await exchangeFrame(stream, encodeJsonFrame({ addr }), bytes => decodeJsonFrame(bytes, answerSchema, 'dial-back answer'), {
+    signal,
+    maxAnswerBytes: MAX_REQUEST_BYTES * 2
+  })
 }

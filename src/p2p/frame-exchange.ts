@@ -7,7 +7,12 @@ import { lpStream } from '@libp2p/utils'
  * with `decode`, then closes the stream. Any failure aborts the stream and is thrown (the
  * decoder's FrameError, a reset, `signal`'s reason).
  */
-export async function exchangeFrame<T> (stream: Stream, frame: Uint8Array, decode: (bytes: Uint8Array) => T, opts: { signal: AbortSignal, maxAnswerBytes: number }): Promise<T> {
+export async function exchangeFrame<T> (
+  stream: Stream,
+  frame: Uint8Array,
+  decode: (bytes: Uint8Array) => T,
+  opts: { signal: AbortSignal, maxAnswerBytes: number }
+): Promise<T> {
   const { signal } = opts
   try {
     const lp = lpStream(stream, { maxDataLength: opts.maxAnswerBytes })

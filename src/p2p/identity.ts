@@ -30,7 +30,11 @@ export async function loadOrCreateIdentity (dir: string, log?: Logger): Promise<
     try {
       key = privateKeyFromProtobuf(bytes)
     } catch (err) {
-      throw new IdentityError(`${path} is not a libp2p private key (${(err as Error).message}); restore it from a backup, or delete it to get a new peer ID (other runners must then update CACHE_BOOTSTRAP_PEERS)`)
+      throw new IdentityError(
+        `${path} is not a libp2p private key (${
+          (err as Error).message
+        }); restore it from a backup, or delete it to get a new peer ID (other runners must then update CACHE_BOOTSTRAP_PEERS)`
+      )
     }
     const mode = (await stat(path)).mode & 0o777
     if ((mode & 0o077) !== 0) {

@@ -37,6 +37,8 @@ export function decodeJsonFrame<T> (bytes: Uint8Array, schema: z.ZodType<T>, wha
     throw new FrameError(`${what} is not UTF-8 JSON`)
   }
   const result = schema.safeParse(value)
-  if (!result.success) throw new FrameError(bounded(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`, MAX_FRAME_ERROR_CHARS))
+  if (!result.success) {
+    throw new FrameError(bounded(`bad ${what}: ${result.error.issues.map(i => i.message).join('; ')}`, MAX_FRAME_ERROR_CHARS))
+  }
   return result.data
 }

@@ -17,7 +17,12 @@ import { pinnedPeerId } from './addresses.js'
 import { guardPnetCipher } from './pnet-cipher.js'
 import { skipRepeatedProtocolMerges } from './protocol-merges.js'
 import {
-  DIAL_TIMEOUT_MS, KAD_PROTOCOL, PING_MIN_TIMEOUT_MS, PROVIDE_VALIDITY_MS, PROVIDERS_CLEANUP_S, REPROVIDE_INTERVAL_MS,
+  DIAL_TIMEOUT_MS,
+  KAD_PROTOCOL,
+  PING_MIN_TIMEOUT_MS,
+  PROVIDE_VALIDITY_MS,
+  PROVIDERS_CLEANUP_S,
+  REPROVIDE_INTERVAL_MS,
   REPROVIDE_THRESHOLD_MS
 } from './constants.js'
 

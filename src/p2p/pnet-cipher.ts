@@ -65,7 +65,8 @@ export function pnetXsalsa20 (): XSalsa20Factory {
 function isWasmXor (x: unknown): x is WasmXor {
   if (typeof x !== 'object' || x === null) return false
   const o = x as Partial<WasmXor>
-  return o._memory instanceof Uint8Array && typeof o.update === 'function' && typeof o.realloc === 'function' && typeof o.finalize === 'function'
+  return o._memory instanceof Uint8Array && typeof o.update === 'function' && typeof o.realloc === 'function' &&
+    typeof o.finalize === 'function'
 }
 
 /**

@@ -14,7 +14,10 @@ if (typeof P.withResolvers !== 'function') {
     value: function withResolvers (): Resolvers {
       let resolve!: (value: unknown) => void
       let reject!: (reason?: unknown) => void
-      const promise = new Promise<unknown>((res, rej) => { resolve = res; reject = rej })
+      const promise = new Promise<unknown>((res, rej) => {
+        resolve = res
+        reject = rej
+      })
       return { promise, resolve, reject }
     }
   })

@@ -27,19 +27,28 @@ interface Known {
  *
  * Wraps the instance's `merge` and `delete` once; a second call is a no-op.
  */
-export function skipRepeatedProtocolMerges (peerStore: PeerStore, events: TypedEventTarget<Libp2pEvents>, ttlMs = PROTOCOL_MERGE_TTL_MS, now: () => number = Date.now): void {
+export function skipRepeatedProtocolMerges (
+  peerStore: PeerStore,
+  events: TypedEventTarget<Libp2pEvents>,
+  ttlMs = PROTOCOL_MERGE_TTL_MS,
+  now: () => number = Date.now
+): void {
   const store = peerStore as PeerStore & { [WRAPPED]?: true }
   if (store[WRAPPED] === true) return
   store[WRAPPED] = true
   const known = new Map<string, Known>()
-  events.addEventListener('peer:update', (evt: CustomEvent<PeerUpdate>) => { known.delete(evt.detail.peer.id.toString()) })
+  events.addEventListener('peer:update', (evt: CustomEvent<PeerUpdate>) => {
+    known.delete(evt.detail.peer.id.toString())
+  })
   const merge = peerStore.merge.bind(peerStore)
   const remove = peerStore.delete.bind(peerStore)
   peerStore.merge = async (id: PeerId, data: PeerData, options?: AbortOptions): Promise<Peer> => {
     const key = id.toString()
     const protocols = onlyProtocols(data)
     const entry = known.get(key)
-    if (protocols !== undefined && entry !== undefined && now() - entry.at < ttlMs && protocols.every(p => entry.protocols.has(p))) return entry.peer
+    if (protocols !== undefined && entry !== undefined && now() - entry.at < ttlMs && protocols.every(p => entry.protocols.has(p))) {
+      return entry.peer
+    }
     const peer = await merge(id, data, options)
     // Set after the write: its own peer:update (dispatched inside merge) must not drop it.
     if (protocols !== undefined) known.set(key, { protocols: new Set(peer.protocols), peer, at: now() })

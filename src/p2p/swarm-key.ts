@@ -16,7 +16,9 @@ export function parseSwarmKey (text: string): Uint8Array | undefined {
   const lines = text.trim().split(/\r?\n|\\n/).map(l => l.trim()).filter(Boolean)
   const hex = lines.length === 1
     ? lines[0]
-    : lines.length === 3 && lines[0] === '/key/swarm/psk/1.0.0/' && lines[1] === '/base16/' ? lines[2] : undefined
+    : lines.length === 3 && lines[0] === '/key/swarm/psk/1.0.0/' && lines[1] === '/base16/'
+    ? lines[2]
+    : undefined
   if (hex === undefined || !/^[0-9a-fA-F]{64}$/.test(hex)) return undefined
   return new TextEncoder().encode(HEADER + hex.toLowerCase())
 }

@@ -9,7 +9,15 @@ import { pinnedPeerId } from './addresses.js'
 import { BootstrapDialer } from './bootstrap-dialer.js'
 import { keyCid } from './content-id.js'
 import { TtlSet } from '../clock/ttl-set.js'
-import { fetchFromPeer, fetchPieceHashes, type DataChannelUse, type FetchOptions, type PeerBlob, type PeerRef, type PieceHashAnswer } from './fetch/client.js'
+import {
+  fetchFromPeer,
+  fetchPieceHashes,
+  type DataChannelUse,
+  type FetchOptions,
+  type PeerBlob,
+  type PeerRef,
+  type PieceHashAnswer
+} from './fetch/client.js'
 import { DataServer, type DataServerInit } from './data/server.js'
 import { DATA_UNREACHABLE_MS } from './data/constants.js'
 import type { ApiRecordAnswer, FetchRequest, RecordAnswer, TagAnswer } from './fetch/frames.js'
@@ -72,8 +80,10 @@ export class Swarm {
     wanted: peer => !this.dataUnreachable.has(peer),
     unreachable: (peer, err) => {
       this.dataUnreachable.add(peer)
-      this.log.warn({ peer, err: err.message, forMs: DATA_UNREACHABLE_MS },
-        "the peer's data channel port is unreachable from here: its blobs come over the libp2p connection (slower) for a while. Open or publish its CACHE_P2P_DATA_PORT (TCP, the P2P port + 1 by default)")
+      this.log.warn(
+        { peer, err: err.message, forMs: DATA_UNREACHABLE_MS },
+        "the peer's data channel port is unreachable from here: its blobs come over the libp2p connection (slower) for a while. Open or publish its CACHE_P2P_DATA_PORT (TCP, the P2P port + 1 by default)"
+      )
     }
   }
 
@@ -98,7 +108,20 @@ export class Swarm {
     const bootstrap = init.bootstrap.filter(ma => pinnedPeerId(ma) !== self.toString())
     const node = await createP2pNode({ ...init, bootstrap })
     const data = init.data === undefined ? undefined : new DataServer({ log }, init.data)
-    const server = new FetchServer({ node, store: components.store, stats: components.stats, tags: components.tags, apiRecords: components.apiRecords, records: components.records, inProgress: components.inProgress, data, log }, { maxUploads: init.maxUploads, maxUploadRate: init.maxUploadRate })
+    const server = new FetchServer(
+      {
+        node,
+        store: components.store,
+        stats: components.stats,
+        tags: components.tags,
+        apiRecords: components.apiRecords,
+        records: components.records,
+        inProgress: components.inProgress,
+        data,
+        log
+      },
+      { maxUploads: init.maxUploads, maxUploadRate: init.maxUploadRate }
+    )
     const dialback = new DialbackServer({ node, log })
     const claims = new ClaimService({
       node,
@@ -167,7 +190,7 @@ export class Swarm {
    * or a denied peer. An empty routing table is an immediate miss instead of a query that waits
    * for a peer.
    */
-  async * providers (key: Digest | TagKey | ApiKey | RecordKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async *providers (key: Digest | TagKey | ApiKey | RecordKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
     if (routingTableSize(this.node) === 0) return
     const seen = new Set<string>()
     // The DHT itself, not libp2p's content-routing facade, which merges every router and

@@ -157,12 +157,17 @@ async function ownCa (dir: string, intercept: HostList, clock: Clock, log: Logge
         const key = createPrivateKey(existing.key)
         return { pem: existing.cert, cert, key: await importSigningKey(key, EC_P256), algorithm: EC_P256 }
       }
-      log.warn({ dir, had: has, now: wanted, endsSoon },
+      log.warn(
+        { dir, had: has, now: wanted, endsSoon },
         endsSoon
           ? 'the proxy CA ends within 30 days: made a new one; install it on the clients again (p2p-cache ca)'
-          : 'the proxy intercept list changed: made a new CA constrained to it; install it on the clients again (p2p-cache ca)')
+          : 'the proxy intercept list changed: made a new CA constrained to it; install it on the clients again (p2p-cache ca)'
+      )
     } catch (err) {
-      log.warn({ dir, err: (err as Error).message }, 'the proxy CA in CACHE_DIR is unreadable: made a new one; install it on the clients again (p2p-cache ca)')
+      log.warn(
+        { dir, err: (err as Error).message },
+        'the proxy CA in CACHE_DIR is unreadable: made a new one; install it on the clients again (p2p-cache ca)'
+      )
     }
   }
   const now = clock.now()
@@ -192,7 +197,10 @@ async function ownCa (dir: string, intercept: HostList, clock: Clock, log: Logge
   await writeAtomic(keyPath, keyPem, 0o600)
   await writeAtomic(certPath, pem, 0o644)
   // The SHA-256 fingerprint as openssl and `p2p-cache diagnose` print it.
-  log.info({ certificate: certPath, names: wanted, fingerprint256: new X509Certificate(pem).fingerprint256 }, 'made the proxy CA; clients must trust it (GET /ca.crt or p2p-cache ca)')
+  log.info(
+    { certificate: certPath, names: wanted, fingerprint256: new X509Certificate(pem).fingerprint256 },
+    'made the proxy CA; clients must trust it (GET /ca.crt or p2p-cache ca)'
+  )
   return { pem, cert, key: keys.privateKey, algorithm: EC_P256 }
 }
 
@@ -207,28 +215,53 @@ async function operatorCa (certFile: string, keyFile: string, intercept: HostLis
   try {
     cert = new x509.X509Certificate(certText)
   } catch (err) {
-    throw new ConfigError('CACHE_PROXY_CA_CERT', certFile, 'a PEM CA certificate', `file "${certFile}" is not a PEM certificate (${(err as Error).message})`)
+    throw new ConfigError(
+      'CACHE_PROXY_CA_CERT',
+      certFile,
+      'a PEM CA certificate',
+      `file "${certFile}" is not a PEM certificate (${(err as Error).message})`
+    )
   }
   const basic = cert.getExtension(x509.BasicConstraintsExtension)
   if (basic?.ca !== true) {
-    throw new ConfigError('CACHE_PROXY_CA_CERT', certFile, 'a PEM CA certificate (basicConstraints CA:TRUE)', `file "${certFile}" is not a CA certificate`)
+    throw new ConfigError(
+      'CACHE_PROXY_CA_CERT',
+      certFile,
+      'a PEM CA certificate (basicConstraints CA:TRUE)',
+      `file "${certFile}" is not a CA certificate`
+    )
   }
   let key: KeyObject
   try {
     key = createPrivateKey(keyText)
   } catch (err) {
-    throw new ConfigError('CACHE_PROXY_CA_KEY', keyFile, 'the PEM private key of CACHE_PROXY_CA_CERT', `file "${keyFile}" is not a PEM private key (${(err as Error).message})`)
+    throw new ConfigError(
+      'CACHE_PROXY_CA_KEY',
+      keyFile,
+      'the PEM private key of CACHE_PROXY_CA_CERT',
+      `file "${keyFile}" is not a PEM private key (${(err as Error).message})`
+    )
   }
   const publicOfKey = createPublicKey(key).export({ type: 'spki', format: 'der' })
   const publicOfCert = createPublicKey(certText).export({ type: 'spki', format: 'der' })
   if (!publicOfKey.equals(publicOfCert)) {
-    throw new ConfigError('CACHE_PROXY_CA_KEY', keyFile, 'the PEM private key of CACHE_PROXY_CA_CERT', `file "${keyFile}" is not the key of the certificate in CACHE_PROXY_CA_CERT`)
+    throw new ConfigError(
+      'CACHE_PROXY_CA_KEY',
+      keyFile,
+      'the PEM private key of CACHE_PROXY_CA_CERT',
+      `file "${keyFile}" is not the key of the certificate in CACHE_PROXY_CA_CERT`
+    )
   }
   const algorithm = algorithmOf(key, keyFile)
   const constraints = dnsConstraintsOf(cert)
   if (constraints !== undefined) {
     const outside = intercept.entries.filter(e => !constraints.some(c => covers(c, e.startsWith('*.') ? e.slice(2) : e)))
-    if (outside.length > 0) log.warn({ outside, constraints }, 'the proxy CA\'s name constraints leave out intercepted hosts: clients will refuse their certificates; take them off CACHE_PROXY_INTERCEPT or widen the CA')
+    if (outside.length > 0) {
+      log.warn(
+        { outside, constraints },
+        "the proxy CA's name constraints leave out intercepted hosts: clients will refuse their certificates; take them off CACHE_PROXY_INTERCEPT or widen the CA"
+      )
+    }
   }
   return { pem: certText.endsWith('\n') ? certText : certText + '\n', cert, key: await importSigningKey(key, algorithm), algorithm }
 }
@@ -238,8 +271,15 @@ function algorithmOf (key: KeyObject, keyFile: string): SigningAlgorithm {
   if (key.asymmetricKeyType === 'rsa') return RSA_SHA256
   const curve = key.asymmetricKeyDetails?.namedCurve
   if (key.asymmetricKeyType === 'ec' && (curve === 'prime256v1' || curve === 'P-256')) return EC_P256
-  if (key.asymmetricKeyType === 'ec' && (curve === 'secp384r1' || curve === 'P-384')) return { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' }
-  throw new ConfigError('CACHE_PROXY_CA_KEY', keyFile, 'an RSA, EC P-256 or EC P-384 private key', `file "${keyFile}" holds a ${key.asymmetricKeyType ?? 'unknown'} key ${curve ?? ''}`.trim())
+  if (key.asymmetricKeyType === 'ec' && (curve === 'secp384r1' || curve === 'P-384')) {
+    return { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' }
+  }
+  throw new ConfigError(
+    'CACHE_PROXY_CA_KEY',
+    keyFile,
+    'an RSA, EC P-256 or EC P-384 private key',
+    `file "${keyFile}" holds a ${key.asymmetricKeyType ?? 'unknown'} key ${curve ?? ''}`.trim()
+  )
 }
 
 async function importSigningKey (key: KeyObject, algorithm: SigningAlgorithm): Promise<CryptoKey> {
@@ -284,7 +324,12 @@ async function readText (variable: string, path: string, expected: string): Prom
   try {
     return await readFile(path, 'utf8')
   } catch (err) {
-    throw new ConfigError(variable, path, expected, `file "${path}" is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    throw new ConfigError(
+      variable,
+      path,
+      expected,
+      `file "${path}" is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`
+    )
   }
 }
 

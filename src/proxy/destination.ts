@@ -67,12 +67,22 @@ export function isLocalAddress (ip: string): boolean {
  * name that resolves (or re-resolves) to the metadata service is refused too.
  */
 export function guardedLookup (port: number, ownPorts: () => readonly number[]): typeof dnsLookup {
-  const guarded = (hostname: string, options: unknown, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void): void => {
+  const guarded = (
+    hostname: string,
+    options: unknown,
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+  ): void => {
     dnsLookup(hostname, { ...(options as object), all: true }, (err, addresses) => {
-      if (err !== null) { callback(err, ''); return }
+      if (err !== null) {
+        callback(err, '')
+        return
+      }
       const list = addresses
       const refused = list.map(a => refusal(a.address, port, ownPorts)).find(r => r !== undefined)
-      if (refused !== undefined) { callback(Object.assign(new ProxyRefusedError(403, refused), { code: 'EPROXYREFUSED' }), ''); return }
+      if (refused !== undefined) {
+        callback(Object.assign(new ProxyRefusedError(403, refused), { code: 'EPROXYREFUSED' }), '')
+        return
+      }
       if ((options as { all?: boolean } | undefined)?.all === true) callback(null, list)
       else callback(null, list[0]?.address ?? '', list[0]?.family)
     })
@@ -95,6 +105,8 @@ export function literalRefusal (host: string, port: number, ownPorts: () => read
 export function refusal (ip: string, port: number, ownPorts: () => readonly number[]): string | undefined {
   const forbidden = forbiddenReason(ip)
   if (forbidden !== undefined) return `${forbidden}: the proxy never connects there`
-  if (isLocalAddress(ip) && ownPorts().includes(port)) return `${ip}:${port} is this sidecar's own port: the proxy does not loop back into itself`
+  if (isLocalAddress(ip) && ownPorts().includes(port)) {
+    return `${ip}:${port} is this sidecar's own port: the proxy does not loop back into itself`
+  }
   return undefined
 }

@@ -55,7 +55,16 @@ export interface DownloadInterceptInit {
 }
 
 /** Answer fields a download passes back. */
-const DOWNLOAD_RESPONSE = ['content-type', 'content-length', 'content-encoding', 'etag', 'last-modified', 'cache-control', 'accept-ranges', 'content-disposition']
+const DOWNLOAD_RESPONSE = [
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'etag',
+  'last-modified',
+  'cache-control',
+  'accept-ranges',
+  'content-disposition'
+]
 
 /**
  * Immutable downloads on CACHE_PROXY_PATTERNS (issue 24, point 5): an anonymous `GET` of a
@@ -87,7 +96,12 @@ export class DownloadIntercept implements InterceptRoute {
     })
     if (record !== undefined && await this.serveStored(client, path, name, record.value, res, signal)) return true
     const first = this.learn(client, target, path, name, req, res, signal)
-    this.learning.set(name, first.then(() => {}, () => {}).finally(() => { this.learning.delete(name) }))
+    this.learning.set(
+      name,
+      first.then(() => {}, () => {}).finally(() => {
+        this.learning.delete(name)
+      })
+    )
     await first
     return true
   }
@@ -96,13 +110,23 @@ export class DownloadIntercept implements InterceptRoute {
    * Serves `record`'s digest through the blob resolver. False, with nothing sent, when the URL
    * no longer serves those bytes (its record is then forgotten and the URL read afresh).
    */
-  private async serveStored (client: RegistryClient, path: string, name: string, record: UrlRecord, res: ServerResponse, signal: AbortSignal): Promise<boolean> {
+  private async serveStored (
+    client: RegistryClient,
+    path: string,
+    name: string,
+    record: UrlRecord,
+    res: ServerResponse,
+    signal: AbortSignal
+  ): Promise<boolean> {
     let source
     try {
       source = await this.init.blobs.open(new DownloadUpstream(client, path), 'download', record.digest, { signal })
     } catch (err) {
       if (!(err instanceof DigestMismatchError || err instanceof UpstreamStatusError)) throw err
-      this.init.log.warn({ url: name.split('?')[0], digest: record.digest, err: err.message }, 'a URL no longer serves the bytes its record names: record forgotten')
+      this.init.log.warn(
+        { url: name.split('?')[0], digest: record.digest, err: err.message },
+        'a URL no longer serves the bytes its record names: record forgotten'
+      )
       await this.init.records.delete(name)
       return false
     }
@@ -115,7 +139,9 @@ export class DownloadIntercept implements InterceptRoute {
         'x-cache-source': source.origin
       })
       const body = source.stream(0, source.size)
-      body.on('data', (chunk: Buffer) => { this.init.stats.inc('bytes_served', chunk.byteLength) })
+      body.on('data', (chunk: Buffer) => {
+        this.init.stats.inc('bytes_served', chunk.byteLength)
+      })
       await pipeline(body, res)
     } finally {
       await source.release()
@@ -127,7 +153,15 @@ export class DownloadIntercept implements InterceptRoute {
    * The URL's first download: relayed to the client while written to the store, then committed
    * under the sha256 of its bytes and recorded. Only a complete plain `200` is kept.
    */
-  private async learn (client: RegistryClient, target: Authority, path: string, name: string, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  private async learn (
+    client: RegistryClient,
+    target: Authority,
+    path: string,
+    name: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    signal: AbortSignal
+  ): Promise<void> {
     // No Accept-Encoding: the bytes stored are the file itself, not a transfer encoding of it.
     const up = await client.relay('GET', path, pickFields(req.headers, ['accept', 'user-agent']), signal)
     res.writeHead(up.status, { ...pickFields(up.headers, DOWNLOAD_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
@@ -135,9 +169,14 @@ export class DownloadIntercept implements InterceptRoute {
       await pipeline(up.body, res)
       return
     }
-    const notStored = (err: Error): void => { this.init.log.warn({ host: target.host, err: err.message }, 'download not stored') }
+    const notStored = (err: Error): void => {
+      this.init.log.warn({ host: target.host, err: err.message }, 'download not stored')
+    }
     // A store that can't take a new file (full disk, no descriptors) costs the copy, not the download.
-    const writer = await this.init.store.createWriter().catch((err: unknown) => { notStored(err as Error); return undefined })
+    const writer = await this.init.store.createWriter().catch((err: unknown) => {
+      notStored(err as Error)
+      return undefined
+    })
     if (writer === undefined) {
       await pipeline(up.body, res)
       return
@@ -155,9 +194,17 @@ export class DownloadIntercept implements InterceptRoute {
       return
     }
     const digest = writer.keyByContent()
-    await this.init.store.commit(writer, target.host, up.headers['content-type'] !== undefined ? { mediaType: up.headers['content-type'] } : {})
+    await this.init.store.commit(
+      writer,
+      target.host,
+      up.headers['content-type'] !== undefined ? { mediaType: up.headers['content-type'] } : {}
+    )
     this.init.bucket?.uploadBlob(digest)
-    await this.init.records.put(name, { digest, size: writer.bytesWritten, ...(up.headers['content-type'] !== undefined ? { contentType: up.headers['content-type'] } : {}) })
+    await this.init.records.put(name, {
+      digest,
+      size: writer.bytesWritten,
+      ...(up.headers['content-type'] !== undefined ? { contentType: up.headers['content-type'] } : {})
+    })
     this.init.log.info({ host: target.host, path: path.split('?')[0], digest, size: writer.bytesWritten }, 'download stored')
   }
 }
@@ -175,12 +222,29 @@ class DownloadUpstream implements RegistryUpstream {
     this.url = client.url
   }
 
-  async send (method: 'GET' | 'HEAD', _repo: string, _path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async send (
+    method: 'GET' | 'HEAD',
+    _repo: string,
+    _path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     // The query may hold a token: errors name the path only, without the body.
-    return await availableOrThrow(this.name, `${method} ${this.path.split('?')[0] ?? ''}`, await this.client.relay(method, this.path, headers, signal), false)
+    return await availableOrThrow(
+      this.name,
+      `${method} ${this.path.split('?')[0] ?? ''}`,
+      await this.client.relay(method, this.path, headers, signal),
+      false
+    )
   }
 
-  async sendOk (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async sendOk (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
   }
 
@@ -195,5 +259,6 @@ function anonymousWhole (headers: IncomingHttpHeaders): boolean {
 /** A complete, public, unencoded 200. */
 function storable (up: UpstreamResponse): boolean {
   const control = up.headers['cache-control'] ?? ''
-  return up.status === 200 && up.headers['content-encoding'] === undefined && up.headers['set-cookie'] === undefined && !/\b(no-store|private)\b/i.test(control)
+  return up.status === 200 && up.headers['content-encoding'] === undefined && up.headers['set-cookie'] === undefined &&
+    !/\b(no-store|private)\b/i.test(control)
 }

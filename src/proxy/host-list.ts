@@ -47,7 +47,9 @@ export class HostList {
       const wildcard = entry.startsWith('*.')
       const host = normalizeHost(wildcard ? entry.slice(2) : entry)
       if (host === undefined || (wildcard && isIP(host) !== 0)) {
-        throw new RangeError(`entry ${JSON.stringify(entry.slice(0, 100))}: not a host name (ghcr.io), a subdomain pattern (*.example.com) or an IP address`)
+        throw new RangeError(
+          `entry ${JSON.stringify(entry.slice(0, 100))}: not a host name (ghcr.io), a subdomain pattern (*.example.com) or an IP address`
+        )
       }
       const normal = wildcard ? `*.${host}` : host
       if (!entries.includes(normal)) entries.push(normal)

@@ -1,4 +1,11 @@
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse
+} from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { connect as netConnect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -36,7 +43,17 @@ export interface ProxyServerInit {
 }
 
 /** Hop-by-hop fields (RFC 9110 7.6.1): never forwarded either way. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade'
+])
 
 /**
  * The forward proxy (CACHE_PROXY_ADDR, issue 24): `CONNECT host:port` (RFC 9110 9.3.6) to an
@@ -58,9 +75,15 @@ export class ProxyServer {
   constructor (private readonly init: ProxyServerInit) {
     this.log = init.log
     this.upstreamCa = trustedCa(init.upstreamCa)
-    this.server = createServer((req, res) => { void this.forwardPlain(req, res) })
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => { this.onConnect(req, socket as Socket, head) })
-    this.inner = createServer((req, res) => { void this.onIntercepted(req, res) })
+    this.server = createServer((req, res) => {
+      void this.forwardPlain(req, res)
+    })
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.onConnect(req, socket as Socket, head)
+    })
+    this.inner = createServer((req, res) => {
+      void this.onIntercepted(req, res)
+    })
   }
 
   private onConnect (req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -90,8 +113,17 @@ export class ProxyServer {
       refuse(socket, literal)
       return
     }
-    const upstream = netConnect({ host: target.host, port: target.port, lookup: guardedLookup(target.port, this.init.ownPorts), timeout: CONNECT_TIMEOUT_MS })
-    upstream.once('timeout', () => { upstream.destroy(new ProxyRefusedError(504, `${target.host}:${target.port} did not accept the connection within ${CONNECT_TIMEOUT_MS} ms`)) })
+    const upstream = netConnect({
+      host: target.host,
+      port: target.port,
+      lookup: guardedLookup(target.port, this.init.ownPorts),
+      timeout: CONNECT_TIMEOUT_MS
+    })
+    upstream.once('timeout', () => {
+      upstream.destroy(
+        new ProxyRefusedError(504, `${target.host}:${target.port} did not accept the connection within ${CONNECT_TIMEOUT_MS} ms`)
+      )
+    })
     let open = false
     upstream.once('connect', () => {
       open = true
@@ -103,8 +135,13 @@ export class ProxyServer {
       this.log.debug({ host: target.host, port: target.port }, 'proxy tunnel')
     })
     upstream.on('error', err => {
-      if (open) { socket.destroy(); return }
-      const refused = err instanceof ProxyRefusedError ? err : new ProxyRefusedError(502, `cannot connect to ${target.host}:${target.port}: ${err.message}`)
+      if (open) {
+        socket.destroy()
+        return
+      }
+      const refused = err instanceof ProxyRefusedError
+        ? err
+        : new ProxyRefusedError(502, `cannot connect to ${target.host}:${target.port}: ${err.message}`)
       this.log.info({ host: target.host, port: target.port, err: refused.message }, 'proxy refused a CONNECT')
       this.init.stats?.proxied(target.host, 'refused')
       refuse(socket, refused)
@@ -123,12 +160,21 @@ export class ProxyServer {
         // The leaf names the CONNECT host: a client that asks for another name gets that one's
         // certificate only if it is intercepted too (else the handshake fails).
         const host = name === '' ? target.host : name.toLowerCase()
-        if (host !== target.host && !this.init.intercept.matches(host)) { cb(new Error(`SNI ${host} differs from CONNECT ${target.host}`)); return }
-        this.init.ca.context(host).then(ctx => { cb(null, ctx) }, (err: Error) => { cb(err) })
+        if (host !== target.host && !this.init.intercept.matches(host)) {
+          cb(new Error(`SNI ${host} differs from CONNECT ${target.host}`))
+          return
+        }
+        this.init.ca.context(host).then(ctx => {
+          cb(null, ctx)
+        }, (err: Error) => {
+          cb(err)
+        })
       }
     })
     const timer = setTimeout(() => tls.destroy(), HANDSHAKE_TIMEOUT_MS)
-    tls.once('secure', () => { clearTimeout(timer) })
+    tls.once('secure', () => {
+      clearTimeout(timer)
+    })
     tls.on('error', (err: Error) => {
       clearTimeout(timer)
       // A client that does not trust the CA closes the handshake: its own error names the certificate.
@@ -140,10 +186,15 @@ export class ProxyServer {
 
   private async onIntercepted (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = targets.get(req.socket)
-    if (target === undefined) { res.destroy(); return }
+    if (target === undefined) {
+      res.destroy()
+      return
+    }
     const started = performance.now()
     markVia(res)
-    res.once('finish', () => { this.accessLine(target, req, res, started) })
+    res.once('finish', () => {
+      this.accessLine(target, req, res, started)
+    })
     // The Host a client sends inside the tunnel must be the host it connected to.
     const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '')
     if (host !== '' && host !== target.host) {
@@ -167,14 +218,23 @@ export class ProxyServer {
       url = new URL(req.url ?? '')
       if (url.protocol !== 'http:') throw new Error('not http')
     } catch {
-      sendError(res, 400, 'this is a forward proxy: send absolute-form http:// requests, or CONNECT host:port for https (set HTTP_PROXY / HTTPS_PROXY to this address)')
+      sendError(
+        res,
+        400,
+        'this is a forward proxy: send absolute-form http:// requests, or CONNECT host:port for https (set HTTP_PROXY / HTTPS_PROXY to this address)'
+      )
       return
     }
     const target = parseAuthority(`${url.hostname}:${url.port === '' ? 80 : url.port}`)
-    if (target === undefined) { sendError(res, 400, 'malformed host in the request URL'); return }
+    if (target === undefined) {
+      sendError(res, 400, 'malformed host in the request URL')
+      return
+    }
     const started = performance.now()
     markVia(res)
-    res.once('finish', () => { this.accessLine(target, req, res, started) })
+    res.once('finish', () => {
+      this.accessLine(target, req, res, started)
+    })
     try {
       const denied = this.notAllowed(target.host)
       if (denied !== undefined) throw denied
@@ -188,7 +248,12 @@ export class ProxyServer {
    * Sends `req` on to the real host and streams its answer back (hop-by-hop fields dropped);
    * over https the host's certificate is verified (system roots and CACHE_UPSTREAM_CA_FILE).
    */
-  private async forward (req: IncomingMessage, res: ServerResponse, to: Authority & { protocol: 'http:' | 'https:' }, path = req.url ?? '/'): Promise<void> {
+  private async forward (
+    req: IncomingMessage,
+    res: ServerResponse,
+    to: Authority & { protocol: 'http:' | 'https:' },
+    path = req.url ?? '/'
+  ): Promise<void> {
     const literal = literalRefusal(to.host, to.port, this.init.ownPorts)
     if (literal !== undefined) throw literal
     const headers = endToEnd(req.headers)
@@ -206,14 +271,26 @@ export class ProxyServer {
       }, upstream => {
         out.setTimeout(0)
         const headers = endToEnd(upstream.headers)
-        res.writeHead(upstream.statusCode ?? 502, { ...headers, via: [headers.via, VIA].flat().filter(v => v !== undefined).join(', '), 'x-cache': 'MISS', 'x-cache-source': to.host })
-        upstream.on('data', (chunk: Buffer) => { sent.set(res, (sent.get(res) ?? 0) + chunk.byteLength) })
+        res.writeHead(upstream.statusCode ?? 502, {
+          ...headers,
+          via: [headers.via, VIA].flat().filter(v => v !== undefined).join(', '),
+          'x-cache': 'MISS',
+          'x-cache-source': to.host
+        })
+        upstream.on('data', (chunk: Buffer) => {
+          sent.set(res, (sent.get(res) ?? 0) + chunk.byteLength)
+        })
         upstream.pipe(res)
         upstream.once('end', resolve)
         upstream.once('error', reject)
-        res.once('close', () => { upstream.destroy(); resolve() })
+        res.once('close', () => {
+          upstream.destroy()
+          resolve()
+        })
       })
-      out.once('timeout', () => { out.destroy(new ProxyRefusedError(504, `${to.host} did not answer within ${CONNECT_TIMEOUT_MS} ms`)) })
+      out.once('timeout', () => {
+        out.destroy(new ProxyRefusedError(504, `${to.host} did not answer within ${CONNECT_TIMEOUT_MS} ms`))
+      })
       out.once('error', reject)
       req.pipe(out)
     })
@@ -228,8 +305,8 @@ export class ProxyServer {
     const refused = err instanceof ProxyRefusedError
       ? err
       : (err as NodeJS.ErrnoException).code === 'EPROXYREFUSED'
-          ? new ProxyRefusedError(403, err.message)
-          : new ProxyRefusedError(502, `${target.host}: ${err.message}`)
+      ? new ProxyRefusedError(403, err.message)
+      : new ProxyRefusedError(502, `${target.host}: ${err.message}`)
     this.log.info({ host: target.host, status: refused.status, err: refused.message }, 'proxy request failed')
     failed.add(res)
     if (!res.headersSent) sendError(res, refused.status, refused.message)
@@ -239,7 +316,14 @@ export class ProxyServer {
   /** One line per proxied request: the host and path, never the query (it may hold tokens) or headers. */
   private accessLine (target: Authority, req: IncomingMessage, res: ServerResponse, started: number): void {
     if (failed.has(res)) this.init.stats?.proxied(target.host, 'refused')
-    else this.init.stats?.proxied(target.host, 'requests', sent.get(res) ?? Number(res.getHeader('content-length') ?? 0), this.init.intercept.entryFor(target.host))
+    else {
+      this.init.stats?.proxied(
+        target.host,
+        'requests',
+        sent.get(res) ?? Number(res.getHeader('content-length') ?? 0),
+        this.init.intercept.entryFor(target.host)
+      )
+    }
     if (!this.log.isLevelEnabled('info')) return
     const path = (req.url ?? '').replace(/^https?:\/\/[^/]*/, '').split('?')[0]
     const length = res.getHeader('content-length')
@@ -258,7 +342,12 @@ export class ProxyServer {
   /** Closes the listener and every intercepted connection. */
   async close (): Promise<void> {
     this.inner.closeAllConnections()
-    await new Promise<void>(resolve => { this.server.close(() => { resolve() }); this.server.closeAllConnections() })
+    await new Promise<void>(resolve => {
+      this.server.close(() => {
+        resolve()
+      })
+      this.server.closeAllConnections()
+    })
   }
 }
 
@@ -296,7 +385,17 @@ function sendError (res: ServerResponse, status: number, message: string): void 
 
 /** Answers a CONNECT that will not be tunnelled, and closes the connection. */
 function refuse (socket: Socket, err: ProxyRefusedError): void {
-  const reason = err.status === 400 ? 'Bad Request' : err.status === 403 ? 'Forbidden' : err.status === 504 ? 'Gateway Timeout' : 'Bad Gateway'
+  const reason = err.status === 400
+    ? 'Bad Request'
+    : err.status === 403
+    ? 'Forbidden'
+    : err.status === 504
+    ? 'Gateway Timeout'
+    : 'Bad Gateway'
   const body = JSON.stringify({ error: err.message })
-  socket.end(`HTTP/1.1 ${err.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  socket.end(
+    `HTTP/1.1 ${err.status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${
+      Buffer.byteLength(body)
+    }\r\nconnection: close\r\n\r\n${body}`
+  )
 }

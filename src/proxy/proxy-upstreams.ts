@@ -41,7 +41,9 @@ export class ProxyUpstreams {
   }
 
   async close (): Promise<void> {
-    await Promise.all([...this.made.values()].map(async c => { await c.close() }))
+    await Promise.all([...this.made.values()].map(async c => {
+      await c.close()
+    }))
     this.made.clear()
   }
 }

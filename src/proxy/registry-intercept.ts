@@ -37,10 +37,34 @@ export interface RegistryInterceptInit {
 }
 
 /** Request fields a relayed pull sends on as the client sent them. */
-const RELAYED_REQUEST = ['accept', 'accept-encoding', 'authorization', 'if-none-match', 'if-modified-since', 'if-range', 'range', 'user-agent']
+const RELAYED_REQUEST = [
+  'accept',
+  'accept-encoding',
+  'authorization',
+  'if-none-match',
+  'if-modified-since',
+  'if-range',
+  'range',
+  'user-agent'
+]
 /** Answer fields a relayed pull returns (what a registry client reads; never cookies). */
-const RELAYED_RESPONSE = ['content-type', 'content-length', 'content-range', 'content-encoding', 'accept-ranges', 'docker-content-digest', 'docker-distribution-api-version',
-  'etag', 'last-modified', 'link', 'www-authenticate', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'oci-filters-applied']
+const RELAYED_RESPONSE = [
+  'content-type',
+  'content-length',
+  'content-range',
+  'content-encoding',
+  'accept-ranges',
+  'docker-content-digest',
+  'docker-distribution-api-version',
+  'etag',
+  'last-modified',
+  'link',
+  'www-authenticate',
+  'retry-after',
+  'ratelimit-limit',
+  'ratelimit-remaining',
+  'oci-filters-applied'
+]
 
 /**
  * The pull API of an intercepted registry (issue 24, points 3 and 4), as the mirror serves it:
@@ -89,7 +113,10 @@ export class RegistryIntercept implements InterceptRoute {
     await this.init.registry.serve(req, res, url, () => client, async err => {
       // A 404 is not remembered: a tag or blob that does not exist says nothing of the repository.
       if (err.status !== 404) this.refused.add(key)
-      this.init.log.debug({ upstream: client.name, repo: route.name, status: err.status }, 'the sidecar\'s access was refused: relayed with the client\'s credentials')
+      this.init.log.debug(
+        { upstream: client.name, repo: route.name, status: err.status },
+        "the sidecar's access was refused: relayed with the client's credentials"
+      )
       await this.relay(client, target, route, req, res)
     })
     return true
@@ -110,13 +137,26 @@ export class RegistryIntercept implements InterceptRoute {
     }
     if (up !== undefined && up.status < 500 && up.status !== 429) {
       res.writeHead(up.status, { ...pickFields(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
-      if (method === 'HEAD') { discard(up.body); res.end(); return }
+      if (method === 'HEAD') {
+        discard(up.body)
+        res.end()
+        return
+      }
       await pipeline(up.body, res)
       return
     }
     if (up !== undefined) discard(up.body)
-    this.init.log.info({ host: target.host, status: up?.status }, 'registry unreachable: its API check answered here, so clients go on to the cache')
-    res.writeHead(200, { 'docker-distribution-api-version': 'registry/2.0', 'content-type': 'application/json', 'content-length': 2, 'x-cache': 'HIT', 'x-cache-source': 'local' })
+    this.init.log.info(
+      { host: target.host, status: up?.status },
+      'registry unreachable: its API check answered here, so clients go on to the cache'
+    )
+    res.writeHead(200, {
+      'docker-distribution-api-version': 'registry/2.0',
+      'content-type': 'application/json',
+      'content-length': 2,
+      'x-cache': 'HIT',
+      'x-cache-source': 'local'
+    })
     res.end(method === 'HEAD' ? undefined : '{}')
   }
 
@@ -128,12 +168,20 @@ export class RegistryIntercept implements InterceptRoute {
    * the registry confirms (one authorized HEAD per credential and digest, remembered for
    * CONFIRMED_ACCESS_MS); a credential it does not confirm gets the registry's own answer.
    */
-  private async relay (client: RegistryClient, target: Authority, route: Exclude<RegistryRoute, { kind: 'base' }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async relay (
+    client: RegistryClient,
+    target: Authority,
+    route: Exclude<RegistryRoute, { kind: 'base' }>,
+    req: IncomingMessage,
+    res: ServerResponse
+  ): Promise<void> {
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
     const signal = clientLeft(res)
     const headers = pickFields(req.headers, RELAYED_REQUEST)
     const digest = byDigest(route)
-    const keep = method === 'GET' && digest !== undefined && headers.authorization !== undefined && headers.range === undefined ? this.init.privateStore : undefined
+    const keep = method === 'GET' && digest !== undefined && headers.authorization !== undefined && headers.range === undefined
+      ? this.init.privateStore
+      : undefined
     if (keep !== undefined && digest !== undefined && await this.confirm(client, route, digest, headers, signal)) {
       const local = await keep.openRead(digest)
       if (local !== undefined) {
@@ -165,26 +213,50 @@ export class RegistryIntercept implements InterceptRoute {
       await pipeline(up.body, res)
       return
     }
-    const notKept = (err: Error): void => { this.init.log.warn({ host: target.host, digest: whole, err: err.message }, 'private content not kept') }
-    const writer = keep === undefined ? undefined : await keep.createWriter(whole).catch((err: unknown) => { notKept(err as Error); return undefined })
+    const notKept = (err: Error): void => {
+      this.init.log.warn({ host: target.host, digest: whole, err: err.message }, 'private content not kept')
+    }
+    const writer = keep === undefined ? undefined : await keep.createWriter(whole).catch((err: unknown) => {
+      notKept(err as Error)
+      return undefined
+    })
     const tee = writer === undefined ? undefined : storeTee(writer, notKept)
     try {
-      await pipeline(tee === undefined ? [up.body, verifying(whole, `${target.host} (relayed)`), res] : [up.body, verifying(whole, `${target.host} (relayed)`), tee.stream, res])
+      await pipeline(
+        tee === undefined
+          ? [up.body, verifying(whole, `${target.host} (relayed)`), res]
+          : [up.body, verifying(whole, `${target.host} (relayed)`), tee.stream, res]
+      )
     } catch (err) {
       await writer?.abort()
       throw err
     }
     if (keep === undefined || writer === undefined) return
-    if (tee?.copied !== true) { await writer.abort(); return }
-    await keep.commit(writer, `${target.host} (private)`, route.kind === 'manifest' && up.headers['content-type'] !== undefined ? { mediaType: up.headers['content-type'] } : {})
-      .catch((err: unknown) => { notKept(err as Error) })
+    if (tee?.copied !== true) {
+      await writer.abort()
+      return
+    }
+    await keep.commit(
+      writer,
+      `${target.host} (private)`,
+      route.kind === 'manifest' && up.headers['content-type'] !== undefined ? { mediaType: up.headers['content-type'] } : {}
+    )
+      .catch((err: unknown) => {
+        notKept(err as Error)
+      })
   }
 
   /**
    * Whether the registry lets the request's credentials read `digest` in its repository: one
    * authorized HEAD (the client's own headers), remembered per credential and digest.
    */
-  private async confirm (client: RegistryClient, route: Exclude<RegistryRoute, { kind: 'base' }>, digest: Digest, headers: Record<string, string>, signal: AbortSignal): Promise<boolean> {
+  private async confirm (
+    client: RegistryClient,
+    route: Exclude<RegistryRoute, { kind: 'base' }>,
+    digest: Digest,
+    headers: Record<string, string>,
+    signal: AbortSignal
+  ): Promise<boolean> {
     const credential = createHash('sha256').update('p2p-cache credential\0').update(headers.authorization ?? '').digest('hex').slice(0, 32)
     const key = `${credential} ${client.name}/${route.name}@${digest}`
     if (this.confirmed.has(key)) return true

@@ -16,13 +16,23 @@ export function storeTee (writer: BlobWriter, failed: (err: Error) => void): Sto
   let copied = true
   const stream = new Transform({
     transform (chunk: Buffer, _enc, done) {
-      if (!copied) { done(null, chunk); return }
-      writer.write(chunk).then(() => { done(null, chunk) }, (err: unknown) => {
+      if (!copied) {
+        done(null, chunk)
+        return
+      }
+      writer.write(chunk).then(() => {
+        done(null, chunk)
+      }, (err: unknown) => {
         copied = false
         failed(err as Error)
         done(null, chunk)
       })
     }
   })
-  return { stream, get copied () { return copied } }
+  return {
+    stream,
+    get copied () {
+      return copied
+    }
+  }
 }

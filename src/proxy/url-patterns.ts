@@ -21,7 +21,11 @@ export class UrlPatterns {
       const wild = rawHost.startsWith('*.')
       const host = normalizeHost(wild ? rawHost.slice(2) : rawHost)
       if (slash < 0 || host === undefined || /[\s?#]/.test(entry)) {
-        throw new RangeError(`entry ${JSON.stringify(entry.slice(0, 200))} is not host/path (e.g. registry.npmjs.org/**/-/*.tgz: * within a path segment, ** across segments)`)
+        throw new RangeError(
+          `entry ${
+            JSON.stringify(entry.slice(0, 200))
+          } is not host/path (e.g. registry.npmjs.org/**/-/*.tgz: * within a path segment, ** across segments)`
+        )
       }
       return { host: wild ? `*.${host}` : host, path: glob(entry.slice(slash)) }
     })
@@ -40,6 +44,8 @@ export class UrlPatterns {
 
 /** `/a/**\/-/*.tgz` → a RegExp: `**` any run of characters, `*` any run without `/`. */
 function glob (path: string): RegExp {
-  const source = path.split(/(\*\*|\*)/).map(part => part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('')
+  const source = path.split(/(\*\*|\*)/).map(part =>
+    part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+  ).join('')
   return new RegExp(`^${source}$`)
 }

@@ -36,8 +36,13 @@ export async function handOff (init: HandOffInit, timeoutMs: number): Promise<vo
     : []
   try {
     const holders = await init.replicas.place(init.self, keys, records, { timeoutMs })
-    if (holders.length > 0) init.log.info({ keys: keys.length, tags: records.length, holders }, 'handed the local namespace\'s content to peers before stopping')
+    if (holders.length > 0) {
+      init.log.info({ keys: keys.length, tags: records.length, holders }, "handed the local namespace's content to peers before stopping")
+    }
   } catch (err) {
-    init.log.warn({ keys: keys.length, err: (err as Error).message }, 'stopping before every pushed blob is held by another node: what only this node kept is gone with it')
+    init.log.warn(
+      { keys: keys.length, err: (err as Error).message },
+      'stopping before every pushed blob is held by another node: what only this node kept is gone with it'
+    )
   }
 }

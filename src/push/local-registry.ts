@@ -122,10 +122,20 @@ export class LocalRegistry {
         return true
       }
       const error = toOciError(err)
-      if (error.status >= 500) this.init.log.warn({ path: url.pathname, status: error.status, err: error.message }, 'local registry request failed')
-      if (res.headersSent) { res.destroy(); return true }
+      if (error.status >= 500) {
+        this.init.log.warn({ path: url.pathname, status: error.status, err: error.message }, 'local registry request failed')
+      }
+      if (res.headersSent) {
+        res.destroy()
+        return true
+      }
       const body = error.body()
-      res.writeHead(error.status, { ...API_VERSION, ...error.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      res.writeHead(error.status, {
+        ...API_VERSION,
+        ...error.headers,
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body)
+      })
       res.end(head ? undefined : body)
     }
     return true
@@ -146,8 +156,10 @@ export class LocalRegistry {
       if (method === 'PATCH') await this.patch(req, res, repo, id)
       else if (method === 'PUT') await this.put(req, res, repo, id, url)
       else if (method === 'GET') this.uploadStatus(res, repo, id, 204)
-      else if (method === 'DELETE') { await this.init.uploads.cancel(repo, id); send(res, 204) }
-      else throw notAllowed(method, path)
+      else if (method === 'DELETE') {
+        await this.init.uploads.cancel(repo, id)
+        send(res, 204)
+      } else throw notAllowed(method, path)
       return
     }
     if ((m = MANIFEST.exec(path)) !== null) {
@@ -175,7 +187,9 @@ export class LocalRegistry {
   }
 
   private repo (name: string): string {
-    if (!isRepositoryName(name)) throw new OciError(400, 'NAME_INVALID', `${name.slice(0, 200)} is not a repository name (lower-case path components)`)
+    if (!isRepositoryName(name)) {
+      throw new OciError(400, 'NAME_INVALID', `${name.slice(0, 200)} is not a repository name (lower-case path components)`)
+    }
     return name
   }
 
@@ -192,7 +206,10 @@ export class LocalRegistry {
     const id = await this.init.uploads.start(repo)
     const digest = url.searchParams.get('digest')
     if (digest !== null) {
-      if (!isDigest(digest)) { await this.init.uploads.cancel(repo, id); throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`) }
+      if (!isDigest(digest)) {
+        await this.init.uploads.cancel(repo, id)
+        throw new OciError(400, 'DIGEST_INVALID', `${digest.slice(0, 100)} is not sha256:<64 lowercase hex>`)
+      }
       try {
         await this.init.uploads.append(repo, id, req, { length: contentLength(req.headers['content-length']) })
       } catch (err) {
@@ -209,7 +226,10 @@ export class LocalRegistry {
 
   /** PATCH: a chunk (Content-Range `<start>-<end>` must continue the upload) or a stream of the rest. */
   private async patch (req: IncomingMessage, res: ServerResponse, repo: string, id: string): Promise<void> {
-    const received = await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req.headers['content-length']) })
+    const received = await this.init.uploads.append(repo, id, req, {
+      start: rangeStart(req),
+      length: contentLength(req.headers['content-length'])
+    })
     send(res, 202, { location: `/v2/${repo}/blobs/uploads/${id}`, range: `0-${Math.max(0, received - 1)}`, 'docker-upload-uuid': id })
   }
 
@@ -219,7 +239,9 @@ export class LocalRegistry {
    */
   private async put (req: IncomingMessage, res: ServerResponse, repo: string, id: string, url: URL): Promise<void> {
     const digest = url.searchParams.get('digest') ?? ''
-    if (!isDigest(digest)) throw new OciError(400, 'DIGEST_INVALID', `PUT of an upload needs ?digest=sha256:<64 lowercase hex>, not "${digest.slice(0, 100)}"`)
+    if (!isDigest(digest)) {
+      throw new OciError(400, 'DIGEST_INVALID', `PUT of an upload needs ?digest=sha256:<64 lowercase hex>, not "${digest.slice(0, 100)}"`)
+    }
     await this.init.uploads.append(repo, id, req, { start: rangeStart(req), length: contentLength(req.headers['content-length']) })
     await this.commit(res, repo, id, digest)
   }
@@ -253,10 +275,18 @@ export class LocalRegistry {
    * by its digest; a tag is recorded as this node's newest write.
    */
   private async putManifest (req: IncomingMessage, res: ServerResponse, repo: string, reference: string): Promise<void> {
-    if (!isDigest(reference) && !isTag(reference)) throw new OciError(400, 'TAG_INVALID', `${reference.slice(0, 130)} is neither a tag nor a digest`)
+    if (!isDigest(reference) && !isTag(reference)) {
+      throw new OciError(400, 'TAG_INVALID', `${reference.slice(0, 130)} is neither a tag nor a digest`)
+    }
     const body = await readBounded(req, MAX_MANIFEST_BYTES)
     if (body === undefined) throw new OciError(413, 'SIZE_INVALID', `a manifest is at most ${MAX_MANIFEST_BYTES} bytes`)
-    let parsed: { mediaType?: unknown, config?: { digest?: unknown }, layers?: Array<{ digest?: unknown }>, manifests?: Array<{ digest?: unknown }>, subject?: { digest?: unknown } }
+    let parsed: {
+      mediaType?: unknown
+      config?: { digest?: unknown }
+      layers?: Array<{ digest?: unknown }>
+      manifests?: Array<{ digest?: unknown }>
+      subject?: { digest?: unknown }
+    }
     try {
       parsed = JSON.parse(body.toString('utf8')) as typeof parsed
     } catch {
@@ -264,18 +294,35 @@ export class LocalRegistry {
     }
     const headerType = mediaTypeOf(req.headers['content-type'])
     const mediaType = typeof parsed.mediaType === 'string' ? parsed.mediaType : headerType
-    if (!MANIFEST_TYPES.includes(mediaType)) throw new OciError(400, 'MANIFEST_INVALID', `media type "${mediaType.slice(0, 100)}" is not an image manifest or index (${MANIFEST_TYPES.join(', ')})`)
+    if (!MANIFEST_TYPES.includes(mediaType)) {
+      throw new OciError(
+        400,
+        'MANIFEST_INVALID',
+        `media type "${mediaType.slice(0, 100)}" is not an image manifest or index (${MANIFEST_TYPES.join(', ')})`
+      )
+    }
     const digest = sha256Digest(body)
-    if (isDigest(reference) && reference !== digest) throw new OciError(400, 'DIGEST_INVALID', `the manifest is ${digest}, not ${reference}`)
+    if (isDigest(reference) && reference !== digest) {
+      throw new OciError(400, 'DIGEST_INVALID', `the manifest is ${digest}, not ${reference}`)
+    }
     const referenced = INDEX_TYPES.includes(mediaType)
       ? (parsed.manifests ?? []).map(d => d.digest)
       : [parsed.config?.digest, ...(parsed.layers ?? []).map(d => d.digest)]
     const keys: HoldKey[] = []
     for (const ref of referenced) {
-      if (typeof ref !== 'string' || !isDigest(ref)) throw new OciError(400, 'MANIFEST_INVALID', `the manifest references "${String(ref).slice(0, 100)}", which is not a digest`)
+      if (typeof ref !== 'string' || !isDigest(ref)) {
+        throw new OciError(400, 'MANIFEST_INVALID', `the manifest references "${String(ref).slice(0, 100)}", which is not a digest`)
+      }
       // HEAD may have said a blob exists because a peer or the bucket has it: fetched now.
       const record = await this.init.store.stat(ref) ?? (await this.swarm.fetch(repo, ref) ? await this.init.store.stat(ref) : undefined)
-      if (record === undefined) throw new OciError(400, 'MANIFEST_BLOB_UNKNOWN', `${ref} is not here: push the blobs (and, for an index, the manifests) it references first`, { digest: ref })
+      if (record === undefined) {
+        throw new OciError(
+          400,
+          'MANIFEST_BLOB_UNKNOWN',
+          `${ref} is not here: push the blobs (and, for an index, the manifests) it references first`,
+          { digest: ref }
+        )
+      }
       keys.push({ digest: ref, ...(record.mediaType !== undefined ? { mediaType: record.mediaType } : {}) })
     }
     await this.init.store.put(digest, body, `push ${repo}`, { mediaType })
@@ -283,12 +330,18 @@ export class LocalRegistry {
     const keepUntil = this.now() + this.init.ttlMs
     for (const key of keys) await this.init.store.keepUntil(key.digest, keepUntil)
     const name = `${repo}:${reference}`
-    const tag: LocalTag | undefined = isDigest(reference) ? undefined : { digest, mediaType, size: body.byteLength, pushedAt: this.now(), writer: this.init.self }
+    const tag: LocalTag | undefined = isDigest(reference)
+      ? undefined
+      : { digest, mediaType, size: body.byteLength, pushedAt: this.now(), writer: this.init.self }
     // Acknowledged only once other nodes hold it all: the runner may be destroyed right after.
     const waiting = performance.now()
     let holders: string[]
     try {
-      holders = await this.init.replicas.place(repo, keys, tag === undefined || !this.init.tags.shared ? [] : [{ key: this.init.tags.key(name), value: JSON.stringify(tag) }])
+      holders = await this.init.replicas.place(
+        repo,
+        keys,
+        tag === undefined || !this.init.tags.shared ? [] : [{ key: this.init.tags.key(name), value: JSON.stringify(tag) }]
+      )
     } catch (err) {
       if (err instanceof ReplicaPlacementError) this.init.stats.inc('replication_failures')
       throw err
@@ -309,7 +362,13 @@ export class LocalRegistry {
     if (isDigest(reference)) digest = reference
     else {
       const tag = await this.init.tags.find(`${repo}:${reference}`)
-      if (tag === undefined || tag.value.deleted === true) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} was not pushed to the swarm, or its tag was deleted`)
+      if (tag === undefined || tag.value.deleted === true) {
+        throw new OciError(
+          404,
+          'MANIFEST_UNKNOWN',
+          `${repo}:${reference.slice(0, 130)} was not pushed to the swarm, or its tag was deleted`
+        )
+      }
       digest = tag.value.digest
       mediaType = tag.value.mediaType
     }
@@ -317,7 +376,15 @@ export class LocalRegistry {
     try {
       const body = await readAll(source.stream(0, source.size), MAX_MANIFEST_BYTES)
       mediaType ??= source.mediaType ?? manifestTypeOfBody(body) ?? OCI_MANIFEST
-      res.writeHead(200, { ...API_VERSION, 'content-type': mediaType, 'content-length': body.byteLength, 'docker-content-digest': digest, etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
+      res.writeHead(200, {
+        ...API_VERSION,
+        'content-type': mediaType,
+        'content-length': body.byteLength,
+        'docker-content-digest': digest,
+        etag: `"${digest}"`,
+        'x-cache': source.cache,
+        'x-cache-source': source.origin
+      })
       res.end(head ? undefined : body)
     } finally {
       await source.release()
@@ -326,15 +393,28 @@ export class LocalRegistry {
 
   /** `digest` from the store, else from a peer; 404 `code` when no runner has it. */
   private async open (repo: string, digest: Digest, code: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN'): Promise<BlobSource> {
-    return await this.swarm.open(repo, digest, () => new OciError(404, code, `${digest} is on no runner of the swarm (pushed to one that left, or evicted)`))
+    return await this.swarm.open(
+      repo,
+      digest,
+      () => new OciError(404, code, `${digest} is on no runner of the swarm (pushed to one that left, or evicted)`)
+    )
   }
 
   /** DELETE of a tag: a newer write that says so; a manifest by digest stays (other tags or indexes may name it). */
   private async deleteManifest (res: ServerResponse, repo: string, reference: string): Promise<void> {
-    if (isDigest(reference)) throw new OciError(405, 'UNSUPPORTED', 'manifests are deleted by tag here; a digest stays while the store keeps it')
+    if (isDigest(reference)) {
+      throw new OciError(405, 'UNSUPPORTED', 'manifests are deleted by tag here; a digest stays while the store keeps it')
+    }
     const tag = await this.init.tags.find(`${repo}:${reference}`)
-    if (tag === undefined || tag.value.deleted === true) throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} is not tagged`)
-    await this.init.tags.put(`${repo}:${reference}`, { ...tag.value, pushedAt: Math.max((this.init.now ?? Date.now)(), tag.value.pushedAt + 1), writer: this.init.self, deleted: true })
+    if (tag === undefined || tag.value.deleted === true) {
+      throw new OciError(404, 'MANIFEST_UNKNOWN', `${repo}:${reference.slice(0, 130)} is not tagged`)
+    }
+    await this.init.tags.put(`${repo}:${reference}`, {
+      ...tag.value,
+      pushedAt: Math.max((this.init.now ?? Date.now)(), tag.value.pushedAt + 1),
+      writer: this.init.self,
+      deleted: true
+    })
     send(res, 202)
   }
 
@@ -343,7 +423,13 @@ export class LocalRegistry {
     try {
       const headers = { ...API_VERSION, 'content-type': 'application/octet-stream', 'docker-content-digest': digest }
       if (head) {
-        res.writeHead(200, { ...headers, ...(source.size !== undefined ? { 'content-length': source.size } : {}), etag: `"${digest}"`, 'x-cache': source.cache, 'x-cache-source': source.origin })
+        res.writeHead(200, {
+          ...headers,
+          ...(source.size !== undefined ? { 'content-length': source.size } : {}),
+          etag: `"${digest}"`,
+          'x-cache': source.cache,
+          'x-cache-source': source.origin
+        })
         res.end()
         return
       }
@@ -361,7 +447,9 @@ export class LocalRegistry {
     const after = last === null ? all : all.filter(t => t > last)
     const page = after.slice(0, n)
     const headers: Record<string, string> = {}
-    if (after.length > page.length && page.length > 0) headers.link = `</v2/${repo}/tags/list?n=${n}&last=${encodeURIComponent(page.at(-1) ?? '')}>; rel="next"`
+    if (after.length > page.length && page.length > 0) {
+      headers.link = `</v2/${repo}/tags/list?n=${n}&last=${encodeURIComponent(page.at(-1) ?? '')}>; rel="next"`
+    }
     const body = JSON.stringify({ name: repo, tags: page })
     res.writeHead(200, { ...API_VERSION, ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
     res.end(head ? undefined : body)
@@ -379,8 +467,16 @@ function notAllowed (method: string, path: string): OciError {
 
 function toOciError (err: unknown): OciError {
   if (err instanceof OciError) return err
-  if (err instanceof ReplicaPlacementError) return new OciError(503, 'REPLICAS_UNAVAILABLE', `the push is not acknowledged: ${err.message}. A push must be held by CACHE_LOCAL_REPLICAS other nodes within CACHE_LOCAL_REPLICA_TIMEOUT, so it survives this runner: push again, or check the peers (p2p-cache diagnose), or change either option`)
-  if (err instanceof StoreFullError) return new OciError(507, 'DENIED', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
+  if (err instanceof ReplicaPlacementError) {
+    return new OciError(
+      503,
+      'REPLICAS_UNAVAILABLE',
+      `the push is not acknowledged: ${err.message}. A push must be held by CACHE_LOCAL_REPLICAS other nodes within CACHE_LOCAL_REPLICA_TIMEOUT, so it survives this runner: push again, or check the peers (p2p-cache diagnose), or change either option`
+    )
+  }
+  if (err instanceof StoreFullError) {
+    return new OciError(507, 'DENIED', `the store is full: ${err.message}; raise CACHE_MAX_SIZE or free space on CACHE_DIR's filesystem`)
+  }
   return new OciError(500, 'UNSUPPORTED', `internal error: ${(err as Error).message ?? String(err)}`)
 }
 
@@ -396,4 +492,3 @@ function rangeStart (req: IncomingMessage): number | undefined {
   const range = /^(?:bytes=)?(\d+)-(\d+)$/.exec(String(req.headers['content-range'] ?? ''))
   return range === null ? undefined : Number(range[1])
 }
-

@@ -62,12 +62,23 @@ export class ReplicaKeeper {
     const recordKeys: RecordKey[] = []
     for (const record of request.records ?? []) {
       const keys = await records.accept(record.key, record.value)
-      if (keys === undefined) return { status: 'refused', message: `${record.key.slice(0, 200)} is not a record this node shares (is CACHE_SWARM_KEY set on both nodes?)` }
+      if (keys === undefined) {
+        return {
+          status: 'refused',
+          message: `${record.key.slice(0, 200)} is not a record this node shares (is CACHE_SWARM_KEY set on both nodes?)`
+        }
+      }
       recordKeys.push(...keys)
     }
     await this.init.provideNow([...request.keys.map(k => k.digest), ...new Set(recordKeys)], signal)
     stats.inc('replicas_held', request.keys.length)
-    log.info({ peer: from.id.toString(), keys: request.keys.length, records: request.records?.length ?? 0, fetched, keepUntil: new Date(keepUntil).toISOString() }, 'holding a replica')
+    log.info({
+      peer: from.id.toString(),
+      keys: request.keys.length,
+      records: request.records?.length ?? 0,
+      fetched,
+      keepUntil: new Date(keepUntil).toISOString()
+    }, 'holding a replica')
     return { status: 'held' }
   }
 
@@ -81,7 +92,14 @@ export class ReplicaKeeper {
         request: { key: digest },
         signal,
         maxSize: Math.min(manifest ? MAX_MANIFEST_BYTES : store.maxSize, store.maxSize - kept),
-        open: () => ({ write: async chunks => { await writer.write(chunks) }, verify: source => { writer.verify(source) } })
+        open: () => ({
+          write: async chunks => {
+            await writer.write(chunks)
+          },
+          verify: source => {
+            writer.verify(source)
+          }
+        })
       })
       await store.commit(writer, `replica from ${blob.peer}`, manifest ? { mediaType } : {})
       return blob.size

@@ -41,7 +41,10 @@ export class ReplicaPlacementError extends P2pCacheError {
   }
 }
 
-interface Copy { held: Promise<boolean>, at: number }
+interface Copy {
+  held: Promise<boolean>
+  at: number
+}
 
 /**
  * The pusher's side of replication (issue 25, point 3): a push to the local namespace is
@@ -70,7 +73,9 @@ export class Replicator {
       const signal = AbortSignal.timeout(EAGER_REPLICA_MS)
       const peers = coordinatorsOf(repository, await network.holders()).slice(0, want)
       await Promise.all(peers.map(async peer => await this.holdOn(peer, [key], signal)))
-    })().catch((err: Error) => { this.init.log.debug({ digest: key.digest, err: err.message }, 'early replica not placed; the manifest PUT tries again') })
+    })().catch((err: Error) => {
+      this.init.log.debug({ digest: key.digest, err: err.message }, 'early replica not placed; the manifest PUT tries again')
+    })
   }
 
   /**
@@ -80,7 +85,12 @@ export class Replicator {
    * @returns the peers that hold them (none when no replica is wanted)
    * @throws ReplicaPlacementError past CACHE_LOCAL_REPLICA_TIMEOUT
    */
-  async place (repository: string, keys: HoldKey[], records: HoldRecord[], options: { signal?: AbortSignal, timeoutMs?: number } = {}): Promise<string[]> {
+  async place (
+    repository: string,
+    keys: HoldKey[],
+    records: HoldRecord[],
+    options: { signal?: AbortSignal, timeoutMs?: number } = {}
+  ): Promise<string[]> {
     const want = this.wanted()
     const network = this.init.network
     if (want === 0 || network === undefined) {
@@ -118,15 +128,21 @@ export class Replicator {
     // no tag anywhere that resolves to it.
     if (placed.length >= want && records.length > 0) {
       try {
-        await Promise.all(placed.map(async peer => { await this.holdRecords(peer, records, signal) }))
+        await Promise.all(placed.map(async peer => {
+          await this.holdRecords(peer, records, signal)
+        }))
       } catch (err) {
         if (options.signal?.aborted === true) throw err
         throw new ReplicaPlacementError(`the tag could not be placed with the content: ${(err as Error).message.slice(0, 600)}`)
       }
     }
     if (placed.length < want) {
-      const why = failures.size === 0 ? `${network.peersConnected()} peers connected, ${placed.length} of them took it` : [...failures].slice(0, 3).map(([p, m]) => `${p}: ${m}`).join('; ')
-      throw new ReplicaPlacementError(`${placed.length} of ${want} replicas placed within ${Math.round(timeoutMs / 1000)} s (${why.slice(0, 600)})`)
+      const why = failures.size === 0
+        ? `${network.peersConnected()} peers connected, ${placed.length} of them took it`
+        : [...failures].slice(0, 3).map(([p, m]) => `${p}: ${m}`).join('; ')
+      throw new ReplicaPlacementError(
+        `${placed.length} of ${want} replicas placed within ${Math.round(timeoutMs / 1000)} s (${why.slice(0, 600)})`
+      )
     }
     return placed
   }
@@ -153,7 +169,9 @@ export class Replicator {
     }
     // A copy on its way that did not arrive is asked for again, once, by this call.
     const settled = await raceSignal(Promise.all(waiting.map(w => w.held)), signal)
-    waiting.forEach((w, i) => { if (settled[i] === false) missing.push(w.key) })
+    waiting.forEach((w, i) => {
+      if (settled[i] === false) missing.push(w.key)
+    })
     for (let i = 0; i < missing.length; i += HOLD_MAX_KEYS) await this.ask(peer, missing.slice(i, i + HOLD_MAX_KEYS), [], signal)
   }
 
@@ -177,7 +195,9 @@ export class Replicator {
       this.copies.touch(`${peer} ${key.digest}`, () => ({ held, at: now }))
     }
     // Forgotten when it failed: the next push asks again.
-    void held.then(ok => { if (!ok) for (const key of keys) this.forgetIf(peer, key.digest, held) })
+    void held.then(ok => {
+      if (!ok) { for (const key of keys) this.forgetIf(peer, key.digest, held) }
+    })
     await answer
     this.init.stats.inc('replicas_placed', keys.length)
   }
@@ -190,6 +210,9 @@ export class Replicator {
     const now = (this.init.now ?? Date.now)()
     if (this.init.replicas === 0 || now - this.warnedAloneAt < NO_REPLICA_WARN_MS) return
     this.warnedAloneAt = now
-    this.init.log.warn({ repository }, 'a push to the local namespace lives on this node only (no peers connected): it is lost with this runner. Bootstrap the runners to each other (CACHE_BOOTSTRAP_PEERS), or set CACHE_LOCAL_REPLICAS=0 to say this is meant')
+    this.init.log.warn(
+      { repository },
+      'a push to the local namespace lives on this node only (no peers connected): it is lost with this runner. Bootstrap the runners to each other (CACHE_BOOTSTRAP_PEERS), or set CACHE_LOCAL_REPLICAS=0 to say this is meant'
+    )
   }
 }

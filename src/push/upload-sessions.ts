@@ -39,7 +39,9 @@ export class UploadSessions {
 
   constructor (private readonly init: UploadSessionsInit) {
     this.clock = init.clock ?? systemClock
-    this.sweeper = setInterval(() => { void this.sweep() }, UPLOAD_SWEEP_MS)
+    this.sweeper = setInterval(() => {
+      void this.sweep()
+    }, UPLOAD_SWEEP_MS)
     this.sweeper.unref()
   }
 
@@ -50,7 +52,13 @@ export class UploadSessions {
   async start (repo: string): Promise<string> {
     await this.sweep()
     if (this.sessions.size >= (this.init.maxSessions ?? MAX_UPLOAD_SESSIONS)) {
-      throw new OciError(429, 'TOOMANYREQUESTS', `${this.sessions.size} uploads are open on this sidecar; finish or cancel some, or retry later`, undefined, { 'retry-after': '5' })
+      throw new OciError(
+        429,
+        'TOOMANYREQUESTS',
+        `${this.sessions.size} uploads are open on this sidecar; finish or cancel some, or retry later`,
+        undefined,
+        { 'retry-after': '5' }
+      )
     }
     const id = randomUUID()
     this.sessions.set(id, { repo, writer: await this.init.store.createWriter(), touchedAt: this.clock.now(), busy: false })
@@ -71,10 +79,19 @@ export class UploadSessions {
    * @throws OciError 404 BLOB_UPLOAD_UNKNOWN, 416 BLOB_UPLOAD_INVALID; 507 DENIED when the upload
    * outgrows the room left (see `room`): the session is then ended and its bytes dropped
    */
-  async append (repo: string, id: string, body: Readable, opts: { start?: number | undefined, length?: number | undefined } = {}): Promise<number> {
+  async append (
+    repo: string,
+    id: string,
+    body: Readable,
+    opts: { start?: number | undefined, length?: number | undefined } = {}
+  ): Promise<number> {
     const s = this.session(repo, id)
     if (opts.start !== undefined && opts.start !== s.writer.bytesWritten) {
-      throw new OciError(416, 'BLOB_UPLOAD_INVALID', `this chunk starts at byte ${opts.start}, but the upload has ${s.writer.bytesWritten} bytes: send the chunk that starts there (GET the upload URL for its Range)`)
+      throw new OciError(
+        416,
+        'BLOB_UPLOAD_INVALID',
+        `this chunk starts at byte ${opts.start}, but the upload has ${s.writer.bytesWritten} bytes: send the chunk that starts there (GET the upload URL for its Range)`
+      )
     }
     s.busy = true
     try {
@@ -105,7 +122,13 @@ export class UploadSessions {
   private async tooLarge (id: string, s: Session, room: number): Promise<OciError> {
     this.sessions.delete(id)
     await s.writer.abort()
-    return new OciError(507, 'DENIED', `the push does not fit: CACHE_MAX_SIZE leaves ${Math.max(0, room)} bytes for it (content pushed within CACHE_LOCAL_TTL is kept against eviction, and other uploads are open); raise CACHE_MAX_SIZE, lower CACHE_LOCAL_TTL, or push less. Nothing stored was removed`)
+    return new OciError(
+      507,
+      'DENIED',
+      `the push does not fit: CACHE_MAX_SIZE leaves ${
+        Math.max(0, room)
+      } bytes for it (content pushed within CACHE_LOCAL_TTL is kept against eviction, and other uploads are open); raise CACHE_MAX_SIZE, lower CACHE_LOCAL_TTL, or push less. Nothing stored was removed`
+    )
   }
 
   /**
@@ -142,13 +165,25 @@ export class UploadSessions {
     clearInterval(this.sweeper)
     const open = [...this.sessions.values()]
     this.sessions.clear()
-    await Promise.all(open.map(async s => { await s.writer.abort() }))
+    await Promise.all(open.map(async s => {
+      await s.writer.abort()
+    }))
   }
 
   private session (repo: string, id: string): Session {
     const s = this.sessions.get(id)
-    if (s === undefined || s.repo !== repo) throw new OciError(404, 'BLOB_UPLOAD_UNKNOWN', `no upload ${id.slice(0, 64)} for ${repo}: it finished, was cancelled, or expired after ${Math.round((this.init.idleMs ?? UPLOAD_IDLE_MS) / 60_000)} idle minutes; start a new one with POST`)
-    if (s.busy) throw new OciError(409, 'BLOB_UPLOAD_INVALID', `upload ${id} is receiving another request; send its chunks one after the other`)
+    if (s === undefined || s.repo !== repo) {
+      throw new OciError(
+        404,
+        'BLOB_UPLOAD_UNKNOWN',
+        `no upload ${id.slice(0, 64)} for ${repo}: it finished, was cancelled, or expired after ${
+          Math.round((this.init.idleMs ?? UPLOAD_IDLE_MS) / 60_000)
+        } idle minutes; start a new one with POST`
+      )
+    }
+    if (s.busy) {
+      throw new OciError(409, 'BLOB_UPLOAD_INVALID', `upload ${id} is receiving another request; send its chunks one after the other`)
+    }
     return s
   }
 

@@ -68,7 +68,10 @@ export interface SwarmRecordsInit {
   log: Logger
 }
 
-interface Entry { value: unknown, storedAt: number }
+interface Entry {
+  value: unknown
+  storedAt: number
+}
 
 /** The part of the index's `records` sublevel the tables use. */
 interface RecordIndex {
@@ -97,7 +100,9 @@ export class SwarmRecords {
 
   /** The table of one kind. @throws Error when the kind is malformed or defined twice */
   define<T> (kind: RecordKind<T>): RecordTable<T> {
-    if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind.kind) || kind.kind === LIST_KIND || this.tables.has(kind.kind)) throw new Error(`record kind "${kind.kind}" is malformed or defined twice`)
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(kind.kind) || kind.kind === LIST_KIND || this.tables.has(kind.kind)) {
+      throw new Error(`record kind "${kind.kind}" is malformed or defined twice`)
+    }
     const table = new RecordTable(kind, this.db, this.init)
     this.tables.set(kind.kind, table as RecordTable<unknown>)
     return table
@@ -140,7 +145,9 @@ export class SwarmRecords {
     if (checked === undefined) return undefined
     const own = await table.get(parsed.name)
     const list = listKey(kind, parsed.name)
-    if (own !== undefined && (kind.newer === undefined || !kind.newer(checked, own.value))) return [key, ...(list !== undefined ? [list] : [])]
+    if (own !== undefined && (kind.newer === undefined || !kind.newer(checked, own.value))) {
+      return [key, ...(list !== undefined ? [list] : [])]
+    }
     return await table.keep(parsed.name, checked, Date.now(), kind.urgent === true)
   }
 
@@ -148,7 +155,7 @@ export class SwarmRecords {
    * The keys of every record of a shared kind, and the listing keys of their groups: announced
    * again at start-up, like stored blobs.
    */
-  async * swarmKeys (): AsyncGenerator<RecordKey> {
+  async *swarmKeys (): AsyncGenerator<RecordKey> {
     const groups = new Set<string>()
     for await (const key of this.db.keys()) {
       const space = key.indexOf(' ')
@@ -234,20 +241,27 @@ export class RecordTable<T> {
     if ((own !== undefined && newer === undefined) || !this.kind.shared || peers === undefined) return own ?? await this.fromBucket(name)
     const key = recordKey(this.kind.kind, name)
     const answers: Array<StoredRecord<T>> = []
-    await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) }, async (peer, attempt) => {
-      const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
-      answer.close()
-      let value: T | undefined
-      try {
-        value = answer.record === undefined ? undefined : this.kind.parse(JSON.parse(answer.record.value))
-      } catch {
-        value = undefined
+    await tryProviders(
+      peers,
+      key,
+      { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) },
+      async (peer, attempt) => {
+        const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
+        answer.close()
+        let value: T | undefined
+        try {
+          value = answer.record === undefined ? undefined : this.kind.parse(JSON.parse(answer.record.value))
+        } catch {
+          value = undefined
+        }
+        if (value === undefined || answer.record === undefined) {
+          throw new PeerFetchError(answer.peer, 'protocol', `answered ${key} without a ${this.kind.kind} record`)
+        }
+        answers.push({ value, storedAt: answer.record.storedAt, peer: answer.peer })
+        // A record that never changes: the first is the answer. One that does: a few, the newest.
+        return newer === undefined || answers.length >= NEWEST_OF ? true : undefined
       }
-      if (value === undefined || answer.record === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered ${key} without a ${this.kind.kind} record`)
-      answers.push({ value, storedAt: answer.record.storedAt, peer: answer.peer })
-      // A record that never changes: the first is the answer. One that does: a few, the newest.
-      return newer === undefined || answers.length >= NEWEST_OF ? true : undefined
-    })
+    )
     let best = own
     for (const a of answers) if (best === undefined || (newer !== undefined && newer(a.value, best.value))) best = a
     if (best !== undefined && best !== own) await this.keep(name, best.value, best.storedAt)
@@ -293,14 +307,19 @@ export class RecordTable<T> {
     const key = listKey(this.kind, `${group}:`)
     if (this.kind.shared && peers !== undefined && key !== undefined) {
       let answers = 0
-      await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) }, async (peer, attempt) => {
-        const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
-        answer.close()
-        const names = answer.record === undefined ? undefined : parseListing(answer.record.value, group)
-        if (names === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered ${key} without a listing`)
-        for (const name of names) if (!known.has(name)) known.set(name, true)
-        return ++answers >= LIST_PEERS ? true : undefined
-      })
+      await tryProviders(
+        peers,
+        key,
+        { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) },
+        async (peer, attempt) => {
+          const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
+          answer.close()
+          const names = answer.record === undefined ? undefined : parseListing(answer.record.value, group)
+          if (names === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered ${key} without a listing`)
+          for (const name of names) if (!known.has(name)) known.set(name, true)
+          return ++answers >= LIST_PEERS ? true : undefined
+        }
+      )
     }
     // Names only the bucket still has (nobody holds them now): listed when their record says so.
     let reads = 0
@@ -323,7 +342,9 @@ export class RecordTable<T> {
     const keys = await this.keep(name, value, storedAt, this.kind.urgent === true)
     this.init.bucket?.writeRecord(this.kind.kind, name, value, storedAt, opts.after !== undefined ? { after: opts.after } : {})
     const swarm = this.init.peers?.swarm
-    if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) await swarm.provideNow(keys, opts.announced).catch(() => {})
+    if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) {
+      await swarm.provideNow(keys, opts.announced).catch(() => {})
+    }
   }
 
   /** Forgets `name` here (and stops announcing it). */

@@ -34,7 +34,9 @@ export function parseRegistryPath (pathname: string): RegistryRoute | undefined 
   }
   if (isDigest(reference)) return { kind: 'manifest', name, reference, digest: reference }
   if (reference.includes(':')) throw digestError(reference)
-  if (!isTag(reference)) throw new OciError(400, 'TAG_INVALID', `invalid tag "${reference.slice(0, 200)}": expected [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`)
+  if (!isTag(reference)) {
+    throw new OciError(400, 'TAG_INVALID', `invalid tag "${reference.slice(0, 200)}": expected [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`)
+  }
   return { kind: 'manifest', name, reference }
 }
 
@@ -45,12 +47,20 @@ function digestError (reference: string): OciError {
   if (algorithm === 'sha256' || !reference.includes(':')) {
     return new OciError(400, 'DIGEST_INVALID', `malformed digest "${shown}": expected sha256: and 64 lowercase hex characters`)
   }
-  return new OciError(400, 'DIGEST_INVALID', `unsupported digest algorithm "${algorithm.slice(0, 20)}" in "${shown}": only sha256 is supported`)
+  return new OciError(
+    400,
+    'DIGEST_INVALID',
+    `unsupported digest algorithm "${algorithm.slice(0, 20)}" in "${shown}": only sha256 is supported`
+  )
 }
 
 function checkedName (name: string): string {
   if (!isRepositoryName(name)) {
-    throw new OciError(400, 'NAME_INVALID', `invalid repository name "${name.slice(0, 200)}": expected lowercase path components like library/alpine`)
+    throw new OciError(
+      400,
+      'NAME_INVALID',
+      `invalid repository name "${name.slice(0, 200)}": expected lowercase path components like library/alpine`
+    )
   }
   return name
 }

@@ -50,12 +50,26 @@ export class RegistryRoutes {
    * answered here: `refused` is called instead (the forward proxy relays the request with the
    * client's own credentials).
    */
-  async serve (req: IncomingMessage, res: ServerResponse, url: URL, upstream: () => RegistryUpstream, refused?: (err: UpstreamStatusError) => Promise<void>): Promise<void> {
+  async serve (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    upstream: () => RegistryUpstream,
+    refused?: (err: UpstreamStatusError) => Promise<void>
+  ): Promise<void> {
     this.init.clients.note(req.headers['user-agent'])
     const head = req.method === 'HEAD'
     try {
       if (req.method !== 'GET' && !head) {
-        throw new OciError(405, 'UNSUPPORTED', `${req.method ?? ''} is not supported: this is a read-only pull-through mirror${this.init.localNamespace === undefined ? '' : `; pushes are accepted under /v2/${this.init.localNamespace}/ (CACHE_LOCAL_NAMESPACE)`}`)
+        throw new OciError(
+          405,
+          'UNSUPPORTED',
+          `${req.method ?? ''} is not supported: this is a read-only pull-through mirror${
+            this.init.localNamespace === undefined
+              ? ''
+              : `; pushes are accepted under /v2/${this.init.localNamespace}/ (CACHE_LOCAL_NAMESPACE)`
+          }`
+        )
       }
       const route = parseRegistryPath(url.pathname)
       if (route === undefined) throw new OciError(404, 'NAME_UNKNOWN', `no such endpoint ${url.pathname.slice(0, 200)}`)
@@ -77,7 +91,15 @@ export class RegistryRoutes {
     }
   }
 
-  private async manifest (req: IncomingMessage, res: ServerResponse, client: Parameters<ManifestResolver['get']>[0], repo: string, reference: string, head: boolean, signal: AbortSignal): Promise<void> {
+  private async manifest (
+    req: IncomingMessage,
+    res: ServerResponse,
+    client: Parameters<ManifestResolver['get']>[0],
+    repo: string,
+    reference: string,
+    head: boolean,
+    signal: AbortSignal
+  ): Promise<void> {
     const accept = acceptedTypes(req.headers.accept)
     const headers: Record<string, string> = { ...API_VERSION }
     let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
@@ -85,7 +107,9 @@ export class RegistryRoutes {
       const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, { signal })
       digest = tag.digest
       if (tag.staleSince !== undefined) {
-        headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${new Date(tag.staleSince).toISOString()}"`
+        headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${
+          new Date(tag.staleSince).toISOString()
+        }"`
         headers['x-cache-stale-tag'] = new Date(tag.staleSince).toISOString()
         if (tag.peer !== undefined) headers['x-cache-tag-source'] = tag.peer
       }
@@ -94,7 +118,15 @@ export class RegistryRoutes {
         // what a GET would: HIT when the manifest is stored here.
         const local = await this.init.blobs.stored(tag.digest)
         this.init.stats.inc(local ? 'hits' : 'misses')
-        res.writeHead(200, { ...headers, 'content-type': tag.mediaType, 'content-length': tag.size, 'docker-content-digest': tag.digest, etag: `"${tag.digest}"`, 'x-cache': local ? 'HIT' : 'MISS', 'x-cache-source': local ? 'local' : client.name })
+        res.writeHead(200, {
+          ...headers,
+          'content-type': tag.mediaType,
+          'content-length': tag.size,
+          'docker-content-digest': tag.digest,
+          etag: `"${tag.digest}"`,
+          'x-cache': local ? 'HIT' : 'MISS',
+          'x-cache-source': local ? 'local' : client.name
+        })
         res.end()
         return
       }
@@ -113,17 +145,41 @@ export class RegistryRoutes {
     if (!head) this.init.stats.inc('bytes_served', manifest.body.byteLength)
   }
 
-  private async blob (req: IncomingMessage, res: ServerResponse, client: Parameters<BlobResolver['open']>[0], repo: string, digest: `sha256:${string}`, head: boolean, signal: AbortSignal): Promise<void> {
-    const common = { ...API_VERSION, 'docker-content-digest': digest, etag: `"${digest}"`, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
+  private async blob (
+    req: IncomingMessage,
+    res: ServerResponse,
+    client: Parameters<BlobResolver['open']>[0],
+    repo: string,
+    digest: `sha256:${string}`,
+    head: boolean,
+    signal: AbortSignal
+  ): Promise<void> {
+    const common = {
+      ...API_VERSION,
+      'docker-content-digest': digest,
+      etag: `"${digest}"`,
+      'accept-ranges': 'bytes',
+      'content-type': 'application/octet-stream'
+    }
     if (head) {
       const info = await this.init.blobs.head(client, repo, digest, { signal })
-      res.writeHead(200, { ...common, ...(info.size !== undefined ? { 'content-length': info.size } : {}), 'x-cache': info.cache, 'x-cache-source': info.origin })
+      res.writeHead(200, {
+        ...common,
+        ...(info.size !== undefined ? { 'content-length': info.size } : {}),
+        'x-cache': info.cache,
+        'x-cache-source': info.origin
+      })
       res.end()
       return
     }
     const source = await this.init.blobs.open(client, repo, digest, { signal })
     try {
-      await sendBlob(req, res, source, { etag: common.etag, headers: { ...API_VERSION, 'docker-content-digest': digest, 'content-type': 'application/octet-stream' }, rangeHeader: req.headers.range, stats: this.init.stats })
+      await sendBlob(req, res, source, {
+        etag: common.etag,
+        headers: { ...API_VERSION, 'docker-content-digest': digest, 'content-type': 'application/octet-stream' },
+        rangeHeader: req.headers.range,
+        stats: this.init.stats
+      })
     } finally {
       await source.release()
     }
@@ -134,7 +190,14 @@ export class RegistryRoutes {
    * an ETag), the last answer served while it is unavailable. The `Link` to the next page points
    * at the sidecar.
    */
-  private async tags (res: ServerResponse, client: RegistryUpstream, repo: string, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
+  private async tags (
+    res: ServerResponse,
+    client: RegistryUpstream,
+    repo: string,
+    url: URL,
+    head: boolean,
+    signal: AbortSignal
+  ): Promise<void> {
     const query = new URLSearchParams(url.searchParams)
     query.delete('ns')
     const q = query.toString()
@@ -150,7 +213,15 @@ export class RegistryRoutes {
    * `sha256-<hex>`, or an empty index. Filtered by `artifactType` here when asked
    * (`OCI-Filters-Applied`).
    */
-  private async referrers (res: ServerResponse, client: RegistryUpstream, repo: string, digest: Digest, url: URL, head: boolean, signal: AbortSignal): Promise<void> {
+  private async referrers (
+    res: ServerResponse,
+    client: RegistryUpstream,
+    repo: string,
+    digest: Digest,
+    url: URL,
+    head: boolean,
+    signal: AbortSignal
+  ): Promise<void> {
     const artifactType = url.searchParams.get('artifactType') ?? undefined
     const fetchIndex = async (path: string): Promise<ListAnswer | undefined> => {
       try {
@@ -160,16 +231,24 @@ export class RegistryRoutes {
         throw err
       }
     }
-    const answer = await fetchIndex(`/v2/${repo}/referrers/${digest}`) ?? await fetchIndex(`/v2/${repo}/manifests/${digest.replace(':', '-')}`)
+    const answer = await fetchIndex(`/v2/${repo}/referrers/${digest}`) ??
+      await fetchIndex(`/v2/${repo}/manifests/${digest.replace(':', '-')}`)
     const index = referrersIndex(answer?.body, artifactType)
     const headers: Record<string, string> = { 'content-type': OCI_INDEX }
     if (artifactType !== undefined) headers['oci-filters-applied'] = 'artifactType'
-    this.sendList(res, answer === undefined ? { body: index, contentType: OCI_INDEX, cache: 'MISS', origin: client.name } : { ...answer, body: index }, headers, head)
+    this.sendList(
+      res,
+      answer === undefined ? { body: index, contentType: OCI_INDEX, cache: 'MISS', origin: client.name } : { ...answer, body: index },
+      headers,
+      head
+    )
   }
 
   private sendList (res: ServerResponse, answer: ListAnswer, headers: Record<string, string>, head: boolean): void {
     const stale = answer.cache === 'STALE'
-    if (stale && answer.storedAt !== undefined) headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, fetched at ${new Date(answer.storedAt).toISOString()}"`
+    if (stale && answer.storedAt !== undefined) {
+      headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, fetched at ${new Date(answer.storedAt).toISOString()}"`
+    }
     res.writeHead(200, {
       ...API_VERSION,
       ...headers,
@@ -206,7 +285,12 @@ export class RegistryRoutes {
       log.warn({ path: url.pathname, status: error.status, err: error.message }, 'request failed')
     }
     const body = error.body()
-    res.writeHead(error.status, { ...API_VERSION, ...error.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.writeHead(error.status, {
+      ...API_VERSION,
+      ...error.headers,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body)
+    })
     res.end(head ? undefined : body)
   }
 }
@@ -245,17 +329,29 @@ function toOciError (err: unknown, unknownCode: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNO
   if (err instanceof OciError) return err
   if (err instanceof UpstreamStatusError) {
     const code = err.status === 404 ? unknownCode : err.status === 401 ? 'UNAUTHORIZED' : err.status === 403 ? 'DENIED' : 'UNSUPPORTED'
-    return new OciError(err.status === 404 || err.status === 401 || err.status === 403 ? err.status : 502, code,
-      `upstream ${err.upstream} answered ${err.status}`, { upstreamBody: err.body.slice(0, 1000) })
+    return new OciError(
+      err.status === 404 || err.status === 401 || err.status === 403 ? err.status : 502,
+      code,
+      `upstream ${err.upstream} answered ${err.status}`,
+      { upstreamBody: err.body.slice(0, 1000) }
+    )
   }
   if (err instanceof UpstreamRateLimitedError) {
     const wait = err.retryAfter !== undefined && /^\d+$/.test(err.retryAfter.trim()) ? `in ${err.retryAfter.trim()} s` : 'later'
-    return new OciError(429, 'TOOMANYREQUESTS',
+    return new OciError(
+      429,
+      'TOOMANYREQUESTS',
       `upstream ${err.upstream} is rate limiting this host (429) and the content is not in the cache or on a peer; try again ${wait}, or give the sidecar an account with a higher limit (CACHE_REGISTRY_AUTH)`,
-      undefined, err.retryAfter !== undefined ? { 'retry-after': err.retryAfter } : {})
+      undefined,
+      err.retryAfter !== undefined ? { 'retry-after': err.retryAfter } : {}
+    )
   }
   if (err instanceof UpstreamUnavailableError) {
-    return new OciError(502, 'UPSTREAM_UNAVAILABLE', `${err.message}; the content is not in the cache. Check the upstream URL in CACHE_REGISTRY_UPSTREAMS and this host's network`)
+    return new OciError(
+      502,
+      'UPSTREAM_UNAVAILABLE',
+      `${err.message}; the content is not in the cache. Check the upstream URL in CACHE_REGISTRY_UPSTREAMS and this host's network`
+    )
   }
   if (err instanceof DigestMismatchError) return new OciError(502, 'DIGEST_INVALID', err.message)
   if (err instanceof StoreUnavailableError) return new OciError(503, 'STORE_UNAVAILABLE', err.message, undefined, { 'retry-after': '1' })

@@ -18,13 +18,21 @@ export class UpstreamSet {
     }
     const client = this.byName.get(ns)
     if (client === undefined) {
-      throw new OciError(400, 'UNSUPPORTED', `unknown registry namespace ns=${ns.slice(0, 100)}: add it to CACHE_REGISTRY_UPSTREAMS as ${upstreamEntryFor(ns)} (configured: ${[...this.byName.keys()].join(', ')})`)
+      throw new OciError(
+        400,
+        'UNSUPPORTED',
+        `unknown registry namespace ns=${ns.slice(0, 100)}: add it to CACHE_REGISTRY_UPSTREAMS as ${upstreamEntryFor(ns)} (configured: ${
+          [...this.byName.keys()].join(', ')
+        })`
+      )
     }
     return client
   }
 
   async close (): Promise<void> {
-    await Promise.all(this.clients.map(async c => { await c.close() }))
+    await Promise.all(this.clients.map(async c => {
+      await c.close()
+    }))
   }
 }
 

@@ -63,7 +63,7 @@ export class BlobResolver {
   async open (client: RegistryUpstream, repo: string, digest: Digest, opts: OpenOptions = {}): Promise<BlobSource> {
     const { store, stats, log, peers } = this.init
     const kind = opts.kind ?? 'blob'
-    for (let tries = 1; ; tries++) {
+    for (let tries = 1;; tries++) {
       await this.settle(kind, digest)
       const local = await store.openRead(digest)
       // A record without a media type was stored through /blobs/: as a manifest, the upstream
@@ -72,7 +72,9 @@ export class BlobResolver {
         stats.inc('hits')
         log.info({ digest, kind, size: local.record.size, cache: 'HIT' }, `${kind} hit`)
         return {
-          cache: 'HIT', origin: 'local', size: local.record.size,
+          cache: 'HIT',
+          origin: 'local',
+          size: local.record.size,
           ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
           stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
           release: local.release
@@ -81,7 +83,19 @@ export class BlobResolver {
       await local?.release()
       if (tries === 1) stats.inc('misses')
       const share = this.downloads.join(`${kind} ${digest}`, signal => {
-        const download = new BlobDownload({ digest, kind, repo, client, store, stats, log, peers, bucket: this.init.bucket, signal, timing: this.init.timing })
+        const download = new BlobDownload({
+          digest,
+          kind,
+          repo,
+          client,
+          store,
+          stats,
+          log,
+          peers,
+          bucket: this.init.bucket,
+          signal,
+          timing: this.init.timing
+        })
         return { value: download, done: download.done }
       }, opts.signal)
       const active = share.value
@@ -93,14 +107,17 @@ export class BlobResolver {
       }
       let size: number | undefined
       try {
-        ({ size } = await active.ready)
+        ;({ size } = await active.ready)
       } catch (err) {
         active.release()
         share.release()
         throw err
       }
       log.info({ digest, kind, size, cache: active.cache, source: active.origin, joined: !share.started }, `${kind} miss`)
-      return readerOf(active, size, async () => { active.release(); share.release() })
+      return readerOf(active, size, async () => {
+        active.release()
+        share.release()
+      })
     }
   }
 
@@ -122,7 +139,12 @@ export class BlobResolver {
       }
       try {
         const { size } = await raceSignal(active.ready, signal)
-        if (active.servesPeers) return readerOf(active, size, async () => { active.release(); share.release() }, true)
+        if (active.servesPeers) {
+          return readerOf(active, size, async () => {
+            active.release()
+            share.release()
+          }, true)
+        }
       } catch {
         pending ||= signal.aborted && active.error === undefined
       }
@@ -146,14 +168,22 @@ export class BlobResolver {
    * Blob size without fetching it (HEAD): the store, a peer's header, the upstream, or (the
    * upstream down) the bucket. @throws the upstream's errors; the signal's reason
    */
-  async head (client: RegistryUpstream, repo: string, digest: Digest, options: AbortOptions = {}): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
+  async head (
+    client: RegistryUpstream,
+    repo: string,
+    digest: Digest,
+    options: AbortOptions = {}
+  ): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
     await this.settle('blob', digest)
     const record = await this.init.store.stat(digest)
     if (record !== undefined) return { cache: 'HIT', origin: 'local', size: record.size }
     const peers = this.init.peers
     if (peers !== undefined) {
       // A header-only request (empty range): the peer states the size; nothing is stored.
-      const found = await tryProviders(peers, digest, { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(options.signal !== undefined ? { signal: options.signal } : {}) }, async (peer, signal) => {
+      const found = await tryProviders(peers, digest, {
+        budgetMs: peers.lookupTimeoutMs + peers.idleMs,
+        ...(options.signal !== undefined ? { signal: options.signal } : {})
+      }, async (peer, signal) => {
         const blob = await peers.swarm.fetch(peer, { key: digest, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
         blob.close()
         return { cache: 'PEER' as const, origin: blob.peer, size: blob.size }
@@ -165,7 +195,9 @@ export class BlobResolver {
       res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {}, options.signal)
     } catch (err) {
       // The upstream is down: the bucket can still say the size (its GET will serve the bytes).
-      const size = err instanceof UpstreamUnavailableError && options.signal?.aborted !== true ? await this.init.bucket?.headBlob(digest, options) : undefined
+      const size = err instanceof UpstreamUnavailableError && options.signal?.aborted !== true
+        ? await this.init.bucket?.headBlob(digest, options)
+        : undefined
       if (size === undefined) throw err
       return { cache: 'MISS', origin: BUCKET_ORIGIN, size }
     }
@@ -191,12 +223,18 @@ function readerOf (active: BlobDownload, size: number | undefined, release: () =
     cache: active.cache,
     origin: active.origin,
     size,
-    get mediaType () { return active.mediaType },
+    get mediaType () {
+      return active.mediaType
+    },
     stream: (start, end, pieces) => active.reader(start, end, forPeer, pieces),
     release,
     have: () => active.written,
-    get relayed () { return active.piecewise },
-    get epoch () { return active.epoch },
+    get relayed () {
+      return active.piecewise
+    },
+    get epoch () {
+      return active.epoch
+    },
     pieceHashes: async (from, max, signal) => await active.pieceHashes(from, max, signal)
   }
 }

@@ -65,7 +65,9 @@ export class BucketSource {
     let stall: NodeJS.Timeout | undefined
     const watch = (): void => {
       clearTimeout(stall)
-      stall = setTimeout(() => { object.body.destroy(new BucketError('GET', digest, undefined, `no bytes for ${bucket.readTimeoutMs} ms mid-body`)) }, bucket.readTimeoutMs)
+      stall = setTimeout(() => {
+        object.body.destroy(new BucketError('GET', digest, undefined, `no bytes for ${bucket.readTimeoutMs} ms mid-body`))
+      }, bucket.readTimeoutMs)
       stall.unref()
     }
     try {
@@ -76,7 +78,9 @@ export class BucketSource {
         let bytes = 0
         for (const buf of batch) bytes += buf.byteLength
         stats.inc('s3_bytes_read', bytes)
-        if (file.written + bytes > object.size) throw new DigestMismatchError(digest, `more than the ${object.size} bytes stated`, `bucket ${BUCKET_ORIGIN}`)
+        if (file.written + bytes > object.size) {
+          throw new DigestMismatchError(digest, `more than the ${object.size} bytes stated`, `bucket ${BUCKET_ORIGIN}`)
+        }
         await file.append(batch, false)
         if (!announced) {
           // As for the upstream: announced while it arrives, so the swarm finds it in progress.
@@ -85,7 +89,9 @@ export class BucketSource {
         }
       }
       clearTimeout(stall)
-      if (file.written !== object.size) throw new BucketError('GET', digest, undefined, `body ended at ${file.written} of ${object.size} bytes`)
+      if (file.written !== object.size) {
+        throw new BucketError('GET', digest, undefined, `body ended at ${file.written} of ${object.size} bytes`)
+      }
       file.verify(`bucket ${BUCKET_ORIGIN}`)
       if (verifyFirst) sink.sourced({ size: object.size, cache: 'MISS', origin: BUCKET_ORIGIN, bucket: true })
       if (manifest) sink.setMediaType(await this.manifestType(object.contentType))

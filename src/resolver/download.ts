@@ -104,18 +104,36 @@ export class BlobDownload {
       log,
       hashPieces: peers !== undefined && kind === 'blob',
       rest: (from, verifier, signal) => this.upstream.rest(from, verifier, signal),
-      onRestart: () => { this.forgetSource() }
+      onRestart: () => {
+        this.forgetSource()
+      }
     })
     const sink: DownloadSink = {
       file: this.file,
-      sourced: answer => { this.sourcedBy(answer) },
-      setMediaType: mediaType => { this.mediaType = mediaType }
+      sourced: answer => {
+        this.sourcedBy(answer)
+      },
+      setMediaType: mediaType => {
+        this.mediaType = mediaType
+      }
     }
     this.upstream = new UpstreamSource({ client, repo, digest, kind, stats, log, swarm: peers?.swarm, sink })
     this.holders = peers === undefined
       ? undefined
-      : new HolderSource({ peers, digest, kind, store, stats, log, sink, timing: { ...DEFAULT_DOWNLOAD_TIMING, ...init.timing }, pieceTiming: init.pieceTiming })
-    this.bucket = init.bucket === undefined ? undefined : new BucketSource({ bucket: init.bucket, digest, kind, stats, log, swarm: peers?.swarm, sink })
+      : new HolderSource({
+        peers,
+        digest,
+        kind,
+        store,
+        stats,
+        log,
+        sink,
+        timing: { ...DEFAULT_DOWNLOAD_TIMING, ...init.timing },
+        pieceTiming: init.pieceTiming
+      })
+    this.bucket = init.bucket === undefined
+      ? undefined
+      : new BucketSource({ bucket: init.bucket, digest, kind, stats, log, swarm: peers?.swarm, sink })
     this.done = this.run().catch((err: Error) => {
       this.file.fail(err)
       this.readyState.reject(err)
@@ -214,10 +232,21 @@ export class BlobDownload {
       if (this.holders !== undefined) lease = await this.holders.fromSwarm(signal)
       if (!this.verified) {
         if (lease === undefined) await this.fromUpstreamOrPeers()
-        else await lease.during(() => this.written, async () => { await this.fromUpstreamOrPeers() })
+        else {
+          await lease.during(() => this.written, async () => {
+            await this.fromUpstreamOrPeers()
+          })
+        }
       }
-      const source = this.cache === 'PEER' ? `peer ${this.origin}` : this.fromBucket ? `bucket ${this.init.bucket?.name ?? ''}` : `upstream ${this.origin}`
-      const record = await this.file.commit(source, kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {})
+      const source = this.cache === 'PEER'
+        ? `peer ${this.origin}`
+        : this.fromBucket
+        ? `bucket ${this.init.bucket?.name ?? ''}`
+        : `upstream ${this.origin}`
+      const record = await this.file.commit(
+        source,
+        kind === 'manifest' && this.mediaType !== undefined ? { mediaType: this.mediaType } : {}
+      )
       lease?.done()
       if (!this.fromBucket) stats.inc(this.cache === 'PEER' ? 'peer_hits' : 'upstream_hits')
       log.info({ digest, kind, size: record.size, cache: this.cache, source: this.origin }, `${kind} stored`)
@@ -274,7 +303,10 @@ export class BlobDownload {
 function pending<T> (): { promise: Promise<T>, resolve: (v: T) => void, reject: (e: Error) => void } {
   let resolve!: (v: T) => void
   let reject!: (e: Error) => void
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
   promise.catch(() => {})
   return { promise, resolve, reject }
 }

@@ -183,7 +183,10 @@ export class GrowingFile implements SourceFile {
   async pieceHashes (from: number, max: number, signal: AbortSignal): Promise<string> {
     while (this.hasher.count <= from && this.failure === undefined && !signal.aborted && !(this.isVerified && this.hasher.finished)) {
       await new Promise<void>(resolve => {
-        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
+        const wake = (): void => {
+          signal.removeEventListener('abort', wake)
+          resolve()
+        }
         signal.addEventListener('abort', wake, { once: true })
         this.waiters.push(wake)
       })
@@ -210,7 +213,9 @@ export class GrowingFile implements SourceFile {
    */
   async writePiece (start: number, chunks: Buffer[], hash?: string): Promise<void> {
     // One at a time: the file's end and the ahead list must not change under a write.
-    const write = this.pieceWrites.then(async () => { await this.putPiece(start, chunks, hash) })
+    const write = this.pieceWrites.then(async () => {
+      await this.putPiece(start, chunks, hash)
+    })
     this.pieceWrites = write.catch(() => {})
     await write
   }
@@ -229,7 +234,11 @@ export class GrowingFile implements SourceFile {
       this.ahead.delete(this.bytesWritten)
       const buf = Buffer.allocUnsafe(next.length)
       const { bytesRead } = await (this.readFile as FileHandle).read(buf, 0, next.length, this.bytesWritten)
-      if (bytesRead !== next.length) throw new Error(`temporary file of ${this.init.digest} has ${bytesRead} of the ${next.length} bytes written ahead at ${this.bytesWritten}`)
+      if (bytesRead !== next.length) {
+        throw new Error(
+          `temporary file of ${this.init.digest} has ${bytesRead} of the ${next.length} bytes written ahead at ${this.bytesWritten}`
+        )
+      }
       this.writer().adopt([buf])
       this.counted([buf], true, next.hash)
     }
@@ -255,11 +264,17 @@ export class GrowingFile implements SourceFile {
       try {
         for (;;) {
           if (this.failure !== undefined) {
-            if (forPeer || this.passThrough === undefined || (generation !== this.generation && pos > start)) { stream.destroy(this.failure); return }
+            if (forPeer || this.passThrough === undefined || (generation !== this.generation && pos > start)) {
+              stream.destroy(this.failure)
+              return
+            }
             passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size, left.signal)
             const next = await passing.next()
             if (stream.destroyed) return
-            if (next.done === true) { stream.push(null); return }
+            if (next.done === true) {
+              stream.push(null)
+              return
+            }
             pos += next.value.byteLength
             if (!stream.push(next.value)) return
             continue
@@ -267,7 +282,11 @@ export class GrowingFile implements SourceFile {
           if (generation !== this.generation) {
             // A peer's piece reader was told which copy (epoch) it reads: never another one.
             if (pos > start || pieces) {
-              stream.destroy(new Error(`bytes of ${this.init.digest} from a peer or the bucket did not verify; this response was cut before its last byte and nothing was stored — retry the request`))
+              stream.destroy(
+                new Error(
+                  `bytes of ${this.init.digest} from a peer or the bucket did not verify; this response was cut before its last byte and nothing was stored — retry the request`
+                )
+              )
               return
             }
             generation = this.generation
@@ -276,7 +295,10 @@ export class GrowingFile implements SourceFile {
           // A receiver of pieces checks each one against its hash: only the blob's last byte waits.
           const spanOnly = pieces && stop !== undefined && this.size !== undefined && stop < this.size
           if (stop !== undefined && pos >= stop) {
-            if (this.isVerified || spanOnly) { stream.push(null); return }
+            if (this.isVerified || spanOnly) {
+              stream.push(null)
+              return
+            }
           } else if (this.isVerified && pos >= this.bytesWritten) {
             stream.push(null)
             return
@@ -306,7 +328,9 @@ export class GrowingFile implements SourceFile {
     }
     return new Readable({
       highWaterMark: READ_CHUNK,
-      read () { void pump(this) },
+      read () {
+        void pump(this)
+      },
       destroy (err, callback) {
         // The client left: its upstream request stops now, not at the generator's next yield.
         left.abort()
@@ -323,14 +347,14 @@ export class GrowingFile implements SourceFile {
    * `signal` aborts when the reader is destroyed (its client left).
    * @throws what `rest` throws (UpstreamUnavailableError, an upstream's OciError, DigestMismatchError)
    */
-  private async * passThroughChunks (from: PassThrough, pos: number, stop: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
+  private async *passThroughChunks (from: PassThrough, pos: number, stop: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
     const digest = this.init.digest
     const file = this.readFile
     const last = stop ?? Infinity
     const fileEnd = Math.min(from.written, last)
     // The span's last byte, when the file has it, waits for the digest like any other.
     const fileHold = from.hash !== undefined && last <= from.written ? 1 : 0
-    const fromFile = async function * (to: number): AsyncGenerator<Buffer> {
+    const fromFile = async function* (to: number): AsyncGenerator<Buffer> {
       while (pos < to) {
         if (file === undefined) throw new Error(`download of ${digest} lost its temporary file`)
         const n = Math.min(to - pos, READ_CHUNK)
@@ -340,7 +364,7 @@ export class GrowingFile implements SourceFile {
         yield buffer.subarray(0, bytesRead)
       }
     }
-    yield * fromFile(fileEnd - fileHold)
+    yield* fromFile(fileEnd - fileHold)
     if (from.hash === undefined) return
     const verifier = from.hash.copy()
     let at = from.written
@@ -357,7 +381,7 @@ export class GrowingFile implements SourceFile {
       pos = hi
     }
     if (held !== undefined) yield held
-    yield * fromFile(fileEnd)
+    yield* fromFile(fileEnd)
   }
 
   /**
@@ -377,7 +401,10 @@ export class GrowingFile implements SourceFile {
       // The filesystem is full (CACHE_MAX_SIZE above its room, or other files on it): older
       // blobs make room for this one, once; failing that, readers get it streamed through.
       const wanted = Math.max(bytes, (this.size ?? 0) - this.bytesWritten)
-      if (await this.init.store.makeRoom(wanted) === 0) { this.passThroughFrom(err, writer); throw err }
+      if (await this.init.store.makeRoom(wanted) === 0) {
+        this.passThroughFrom(err, writer)
+        throw err
+      }
       try {
         await writer.write(chunks)
       } catch (again) {
@@ -413,7 +440,10 @@ export class GrowingFile implements SourceFile {
     this.init.store.markFull(err)
     this.init.stats.inc('store_full_events')
     this.passThrough = { written: this.bytesWritten, hash: writer?.hashState() }
-    this.init.log.warn({ digest: this.init.digest, written: this.bytesWritten, size: this.size }, 'store full: serving this blob without storing it')
+    this.init.log.warn(
+      { digest: this.init.digest, written: this.bytesWritten, size: this.size },
+      'store full: serving this blob without storing it'
+    )
   }
 
   /** @throws DigestMismatchError unless the bytes written hash to the digest (`source` names who sent them) */
@@ -500,7 +530,10 @@ export class GrowingFile implements SourceFile {
 function trimFront (chunks: Buffer[], n: number): Buffer[] {
   const out: Buffer[] = []
   for (const c of chunks) {
-    if (n >= c.byteLength) { n -= c.byteLength; continue }
+    if (n >= c.byteLength) {
+      n -= c.byteLength
+      continue
+    }
     out.push(n > 0 ? c.subarray(n) : c)
     n = 0
   }

@@ -102,11 +102,18 @@ export class HolderSource {
     const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !sink.file.verified; round++) {
       const asked = performance.now()
-      const claimed = await peers.swarm.claim({ op: 'claim', key: digest, ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}), ...(kind === 'blob' ? { pieces: true } : {}) }, signal)
+      const claimed = await peers.swarm.claim({
+        op: 'claim',
+        key: digest,
+        ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}),
+        ...(kind === 'blob' ? { pieces: true } : {})
+      }, signal)
       const claimMs = Math.round((performance.now() - asked) * 10) / 10
       if (claimed === undefined) {
         // No coordinator reachable: the provider records the DHT has, then the upstream.
-        if (!await this.fromProviders(signal)) log.info({ key: digest }, 'no claim coordinator answered and no provider served it: asking the upstream without a lease')
+        if (!await this.fromProviders(signal)) {
+          log.info({ key: digest }, 'no claim coordinator answered and no provider served it: asking the upstream without a lease')
+        }
         return undefined
       }
       const { answer, coordinator } = claimed
@@ -137,14 +144,22 @@ export class HolderSource {
         // for one does not count as a round; a committed copy named again does.
         if (!answer.committed) round--
         const pause = pauses.next()
-        log.info({ key: digest, peer: answer.peer, waitMs: pause, committed: answer.committed }, 'the holder is alive; asking it again after a pause')
+        log.info(
+          { key: digest, peer: answer.peer, waitMs: pause, committed: answer.committed },
+          'the holder is alive; asking it again after a pause'
+        )
         await delay(pause, undefined, { signal })
       }
       const before = sink.file.written
       try {
         const named = { id: peerIdFromString(answer.peer), multiaddrs: parseAddrs(answer.addrs) }
-        const others = (answer.others ?? []).filter(o => o.peer !== self).map(o => ({ id: peerIdFromString(o.peer), multiaddrs: parseAddrs(o.addrs) }))
-        const seeder = answer.seeder !== undefined && answer.seeder.peer !== self ? { id: peerIdFromString(answer.seeder.peer), multiaddrs: parseAddrs(answer.seeder.addrs) } : named
+        const others = (answer.others ?? []).filter(o => o.peer !== self).map(o => ({
+          id: peerIdFromString(o.peer),
+          multiaddrs: parseAddrs(o.addrs)
+        }))
+        const seeder = answer.seeder !== undefined && answer.seeder.peer !== self
+          ? { id: peerIdFromString(answer.seeder.peer), multiaddrs: parseAddrs(answer.seeder.addrs) }
+          : named
         if (!await this.fromPieces(named, others, seeder, signal)) await this.fromNamedPeer(named, signal)
         stats.inc('upstream_fetches_saved')
       } catch (err) {
@@ -163,9 +178,19 @@ export class HolderSource {
       // The coordinator may have been misled (a peer that claims what it can't serve), and content
       // only runners hold has no upstream: the DHT's other providers first.
       const exclude = new Set([self, ...failed, ...distrusted])
-      if (await tryProviders(peers, digest, { signal, exclude }, async (p, s) => { await this.fromPeer(p, s); return true }) === true) return undefined
+      if (
+        await tryProviders(peers, digest, { signal, exclude }, async (p, s) => {
+          await this.fromPeer(p, s)
+          return true
+        }) === true
+      ) return undefined
       // A second upstream copy the coordinator did not grant: say so (a herd on a loaded machine, issue 23).
-      log.info({ key: digest, failed }, `every holder named failed ${MAX_PEER_ATTEMPTS + 1} times in a row, and no other provider served it: asking the upstream without a lease`)
+      log.info(
+        { key: digest, failed },
+        `every holder named failed ${
+          MAX_PEER_ATTEMPTS + 1
+        } times in a row, and no other provider served it: asking the upstream without a lease`
+      )
     }
     return undefined
   }
@@ -177,7 +202,10 @@ export class HolderSource {
    */
   async fromProviders (signal: AbortSignal): Promise<boolean> {
     const { peers, digest } = this.init
-    return await tryProviders(peers, digest, { signal }, async (p, s) => { await this.fromPeer(p, s); return true }) === true
+    return await tryProviders(peers, digest, { signal }, async (p, s) => {
+      await this.fromPeer(p, s)
+      return true
+    }) === true
   }
 
   /**
@@ -191,7 +219,7 @@ export class HolderSource {
     const named = peer.id.toString()
     const self = peers.swarm.peerId.toString()
     const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
-    for (let busy = 1; ; busy++) {
+    for (let busy = 1;; busy++) {
       try {
         await this.fromPeer(peer, signal)
         return
@@ -199,7 +227,10 @@ export class HolderSource {
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
       }
       stats.inc('peer_busy_answers')
-      const other = await tryProviders(peers, digest, { signal, exclude: new Set([named, self]) }, async (p, s) => { await this.fromPeer(p, s); return true })
+      const other = await tryProviders(peers, digest, { signal, exclude: new Set([named, self]) }, async (p, s) => {
+        await this.fromPeer(p, s)
+        return true
+      })
       if (other === true) return
       const pause = pauses.next()
       log.debug({ key: digest, peer: named, busy, waitMs: pause }, 'peer busy and no other holder could serve; asking it again')
@@ -227,29 +258,43 @@ export class HolderSource {
     // CACHE_MAX_UPLOADS): alive, asked again, for `hashesBusyMs` at most (as the hash follower
     // does): then the coordinator is asked again.
     const since = Date.now()
-    for (const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs); ;) {
+    for (const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs);;) {
       try {
         first = await peers.swarm.pieceHashes(seeder, digest, 0, { signal, idleMs: peers.idleMs })
         break
       } catch (err) {
         if (err instanceof PeerFetchError && err.reason === 'refused') return false
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
-        if (Date.now() - since > timing.hashesBusyMs) throw new PeerFetchError(err.peer, 'stalled', `answered busy to every hashes request for ${timing.hashesBusyMs} ms`)
+        if (Date.now() - since > timing.hashesBusyMs) {
+          throw new PeerFetchError(err.peer, 'stalled', `answered busy to every hashes request for ${timing.hashesBusyMs} ms`)
+        }
       }
       stats.inc('peer_busy_answers')
       await delay(pauses.next(), undefined, { signal })
     }
-    if (first.size > store.maxSize) throw new PeerFetchError(name, 'too_large', `announced ${first.size} bytes, more than the ${store.maxSize} this node takes`)
+    if (first.size > store.maxSize) {
+      throw new PeerFetchError(name, 'too_large', `announced ${first.size} bytes, more than the ${store.maxSize} this node takes`)
+    }
     if (file.size !== undefined && file.written > 0 && file.size !== first.size) await file.restart()
     const map = new PieceMap(first.size, undefined, file.written, file.aheadOffsets())
     map.addHashes(first.from, first.hashes)
-    const sources = new PieceSources(named, name === named.id.toString() ? others : [seeder, ...others], { isDenied: peer => peers.swarm.isDenied(peer) }, name)
+    const sources = new PieceSources(named, name === named.id.toString() ? others : [seeder, ...others], {
+      isDenied: peer => peers.swarm.isDenied(peer)
+    }, name)
     const hashSource = sources.all.find(s => s.name === name)
     if (hashSource !== undefined) sources.served(hashSource, first.have)
     if (first.have < first.size) stats.inc('peer_inflight_joins')
     file.contributors.add(name)
     sink.sourced({ size: first.size, cache: 'PEER', origin: named.id.toString(), piecewise: true })
-    log.debug({ key: digest, peer: named.id.toString(), seeder: name, size: first.size, pieces: map.count, others: others.length, epoch: first.epoch }, 'fetching pieces')
+    log.debug({
+      key: digest,
+      peer: named.id.toString(),
+      seeder: name,
+      size: first.size,
+      pieces: map.count,
+      others: others.length,
+      epoch: first.epoch
+    }, 'fetching pieces')
     let outcome
     try {
       outcome = await fetchPieces({
@@ -259,7 +304,9 @@ export class HolderSource {
         sources,
         hashSource: seeder,
         hashEpoch: first.epoch,
-        write: async (start, chunks, hash) => { await file.writePiece(start, chunks, hash) },
+        write: async (start, chunks, hash) => {
+          await file.writePiece(start, chunks, hash)
+        },
         signal,
         idleMs: peers.idleMs,
         stats,
@@ -313,7 +360,14 @@ export class HolderSource {
           stated = blob.mediaType
           if (blob.inProgress) stats.inc('peer_inflight_joins')
           sink.sourced({ size: blob.size, cache: 'PEER', origin: blob.peer })
-          return { write: async chunks => { await file.append(chunks, true) }, verify: source => { file.verify(source) } }
+          return {
+            write: async chunks => {
+              await file.append(chunks, true)
+            },
+            verify: source => {
+              file.verify(source)
+            }
+          }
         }
       })
     } catch (err) {
@@ -337,7 +391,11 @@ export class HolderSource {
     const mediaType = declared ?? known
     if (mediaType === undefined || (known !== undefined && known !== mediaType)) {
       await sink.file.restart()
-      throw new PeerFetchError(peer, 'refused', `has ${digest} without a manifest media type it can vouch for (header ${stated ?? 'none'}, body ${declared ?? 'none'})`)
+      throw new PeerFetchError(
+        peer,
+        'refused',
+        `has ${digest} without a manifest media type it can vouch for (header ${stated ?? 'none'}, body ${declared ?? 'none'})`
+      )
     }
     return mediaType
   }
@@ -347,7 +405,9 @@ export class HolderSource {
 function parseAddrs (addrs: string[]): Multiaddr[] {
   const out: Multiaddr[] = []
   for (const a of addrs) {
-    try { out.push(multiaddr(a)) } catch {}
+    try {
+      out.push(multiaddr(a))
+    } catch {}
   }
   return out
 }

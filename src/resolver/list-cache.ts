@@ -53,7 +53,13 @@ export class ListCache {
     const key = `${client.name} ${path}#${accept}`
     const stored = await this.db.get(key)
     try {
-      const res = await client.send('GET', repo, path, { accept, ...(stored?.etag !== undefined ? { 'if-none-match': stored.etag } : {}) }, signal)
+      const res = await client.send(
+        'GET',
+        repo,
+        path,
+        { accept, ...(stored?.etag !== undefined ? { 'if-none-match': stored.etag } : {}) },
+        signal
+      )
       if (res.status === 304 && stored !== undefined) {
         discard(res.body)
         this.init.stats.inc('revalidations_304')
@@ -64,7 +70,13 @@ export class ListCache {
         throw new UpstreamStatusError(client.name, res.status, await readLimited(res.body, 64 * 1024), res.headers['content-type'])
       }
       const body = await readBounded(res.body, MAX_LIST_BYTES)
-      if (body === undefined) throw new OciError(502, 'UNSUPPORTED', `upstream ${client.name} sent a list larger than ${MAX_LIST_BYTES} bytes for ${path.slice(0, 200)}`)
+      if (body === undefined) {
+        throw new OciError(
+          502,
+          'UNSUPPORTED',
+          `upstream ${client.name} sent a list larger than ${MAX_LIST_BYTES} bytes for ${path.slice(0, 200)}`
+        )
+      }
       const record: ListRecord = {
         body: body.toString('base64'),
         contentType: res.headers['content-type'] ?? 'application/json',
@@ -73,16 +85,27 @@ export class ListCache {
         ...(res.headers.etag !== undefined ? { etag: res.headers.etag } : {})
       }
       // On a full disk the answer is not remembered, and still given.
-      await this.db.put(key, record).catch((err: unknown) => { if (!isNoSpace(err)) throw err })
+      await this.db.put(key, record).catch((err: unknown) => {
+        if (!isNoSpace(err)) throw err
+      })
       return { ...answerOf(record), cache: 'MISS', origin: client.name }
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError) || stored === undefined) throw err
-      this.init.log.warn({ upstream: client.name, path: path.slice(0, 200), storedAt: new Date(stored.storedAt).toISOString(), reason: err.message }, 'upstream unavailable; serving the last answer for this list')
+      this.init.log.warn({
+        upstream: client.name,
+        path: path.slice(0, 200),
+        storedAt: new Date(stored.storedAt).toISOString(),
+        reason: err.message
+      }, 'upstream unavailable; serving the last answer for this list')
       return { ...answerOf(stored), cache: 'STALE', origin: 'local', storedAt: stored.storedAt }
     }
   }
 }
 
 function answerOf (record: ListRecord): Omit<ListAnswer, 'cache' | 'origin'> {
-  return { body: Buffer.from(record.body, 'base64'), contentType: record.contentType, ...(record.link !== undefined ? { link: record.link } : {}) }
+  return {
+    body: Buffer.from(record.body, 'base64'),
+    contentType: record.contentType,
+    ...(record.link !== undefined ? { link: record.link } : {})
+  }
 }

@@ -67,7 +67,13 @@ export class ManifestResolver {
    * last one this node, a peer or the bucket knows (`staleSince` set).
    * @throws the upstream's errors when no past resolution is known; the signal's reason
    */
-  async resolveTag (client: RegistryUpstream, repo: string, tag: string, accept: string[], options: AbortOptions = {}): Promise<ResolvedTag> {
+  async resolveTag (
+    client: RegistryUpstream,
+    repo: string,
+    tag: string,
+    accept: string[],
+    options: AbortOptions = {}
+  ): Promise<ResolvedTag> {
     const klass = acceptClass(accept)
     const headers = { accept: upstreamAccept(accept) }
     try {
@@ -101,9 +107,22 @@ export class ManifestResolver {
       const last = own ?? await this.tagFromPeers(client.name, repo, tag, klass) ?? await this.tagFromBucket(client.name, repo, tag, klass)
       if (last === undefined || !accepts(accept, last.mediaType)) throw err
       this.init.stats.inc('stale_tags_served')
-      this.init.log.warn({ upstream: client.name, repo, tag, digest: last.digest, resolvedAt: new Date(last.resolvedAt).toISOString(), peer: last.peer, reason: err.message },
-        'upstream unavailable; serving the last known digest for this tag')
-      return { digest: last.digest, mediaType: last.mediaType, size: last.size, staleSince: last.resolvedAt, ...(last.peer !== undefined ? { peer: last.peer } : {}) }
+      this.init.log.warn({
+        upstream: client.name,
+        repo,
+        tag,
+        digest: last.digest,
+        resolvedAt: new Date(last.resolvedAt).toISOString(),
+        peer: last.peer,
+        reason: err.message
+      }, 'upstream unavailable; serving the last known digest for this tag')
+      return {
+        digest: last.digest,
+        mediaType: last.mediaType,
+        size: last.size,
+        staleSince: last.resolvedAt,
+        ...(last.peer !== undefined ? { peer: last.peer } : {})
+      }
     }
   }
 
@@ -112,7 +131,12 @@ export class ManifestResolver {
    * tag → digest step is the price of pulling by tag during an outage; the content itself is
    * still verified by digest. The answer is kept, so the next pull needs no peer.
    */
-  private async tagFromPeers (upstream: string, repo: string, tag: string, klass: 'index' | 'single'): Promise<(TagRecord & { peer: string }) | undefined> {
+  private async tagFromPeers (
+    upstream: string,
+    repo: string,
+    tag: string,
+    klass: 'index' | 'single'
+  ): Promise<(TagRecord & { peer: string }) | undefined> {
     const peers = this.init.peers
     if (peers === undefined) return undefined
     const key = tagKey(upstream, repo, tag, klass)
@@ -145,7 +169,8 @@ export class ManifestResolver {
     this.written.set(name, { digest: record.digest, at: now })
     bucket.writeRecord(UPSTREAM_TAG_KIND, name, record, record.resolvedAt, {
       metadata: { digest: record.digest },
-      unlessSame: head => head.metadata.digest === record.digest && head.lastModified !== undefined && now - head.lastModified.getTime() < TAG_REWRITE_MS
+      unlessSame: head =>
+        head.metadata.digest === record.digest && head.lastModified !== undefined && now - head.lastModified.getTime() < TAG_REWRITE_MS
     })
   }
 
@@ -154,7 +179,12 @@ export class ManifestResolver {
    * zero). Trusted like a peer's answer for the tag → digest step; the content is verified by
    * digest. Kept, so the next pull needs no bucket read.
    */
-  private async tagFromBucket (upstream: string, repo: string, tag: string, klass: 'index' | 'single'): Promise<(TagRecord & { peer: string }) | undefined> {
+  private async tagFromBucket (
+    upstream: string,
+    repo: string,
+    tag: string,
+    klass: 'index' | 'single'
+  ): Promise<(TagRecord & { peer: string }) | undefined> {
     const found = await this.init.bucket?.readRecord(UPSTREAM_TAG_KIND, `${upstream}/${repo}:${tag}#${klass}`)
     const record = found === undefined ? undefined : parseTagRecord(found.value)
     if (record === undefined) return undefined
@@ -168,10 +198,17 @@ export class ManifestResolver {
    * Throws OciError MANIFEST_INVALID when it is larger than MAX_MANIFEST_BYTES.
    */
   async get (client: RegistryUpstream, repo: string, digest: Digest, options: AbortOptions = {}): Promise<Manifest> {
-    const source = await this.init.blobs.open(client, repo, digest, { kind: 'manifest', ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+    const source = await this.init.blobs.open(client, repo, digest, {
+      kind: 'manifest',
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    })
     try {
       if (source.size !== undefined && source.size > MAX_MANIFEST_BYTES) {
-        throw new OciError(502, 'MANIFEST_INVALID', `${source.origin} has a ${source.size} byte manifest for ${repo}@${digest}, above ${MAX_MANIFEST_BYTES} bytes`)
+        throw new OciError(
+          502,
+          'MANIFEST_INVALID',
+          `${source.origin} has a ${source.size} byte manifest for ${repo}@${digest}, above ${MAX_MANIFEST_BYTES} bytes`
+        )
       }
       const chunks: Buffer[] = []
       for await (const chunk of source.stream(0, undefined)) chunks.push(chunk as Buffer)
@@ -182,10 +219,22 @@ export class ManifestResolver {
     }
   }
 
-  private async download (client: RegistryUpstream, repo: string, reference: string, accept: string, options: AbortOptions): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
+  private async download (
+    client: RegistryUpstream,
+    repo: string,
+    reference: string,
+    accept: string,
+    options: AbortOptions
+  ): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
     const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept }, options.signal)
     const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
-    if (body === undefined) throw new OciError(502, 'MANIFEST_INVALID', `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`)
+    if (body === undefined) {
+      throw new OciError(
+        502,
+        'MANIFEST_INVALID',
+        `upstream ${client.name} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${reference}`
+      )
+    }
     const mediaType = mediaTypeOf(res.headers['content-type'])
     return { digest: sha256Digest(body), mediaType, body }
   }

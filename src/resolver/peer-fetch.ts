@@ -45,7 +45,9 @@ export async function fetchVerified (peers: PeerLookupInit, peer: PeerRef, opts:
   const blob = await swarm.fetch(peer, opts.request, { signal: opts.signal, idleMs: peers.idleMs })
   let sink: DigestSink
   try {
-    if (blob.size > opts.maxSize) throw new PeerFetchError(blob.peer, 'too_large', `announced ${blob.size} bytes, more than the ${opts.maxSize} this node takes`)
+    if (blob.size > opts.maxSize) {
+      throw new PeerFetchError(blob.peer, 'too_large', `announced ${blob.size} bytes, more than the ${opts.maxSize} this node takes`)
+    }
     sink = opts.open(blob)
   } catch (err) {
     blob.close(err as Error)
@@ -75,8 +77,12 @@ export async function fetchVerified (peers: PeerLookupInit, peer: PeerRef, opts:
     if (sole) {
       swarm.deny(blob.peer, err.message)
       stats.inc('peers_denied')
+    } else {
+      peers.log.warn(
+        { key: opts.request.key, peers: [...contributors], err: err.message },
+        'a transfer resumed from several peers did not verify; starting over'
+      )
     }
-    else peers.log.warn({ key: opts.request.key, peers: [...contributors], err: err.message }, 'a transfer resumed from several peers did not verify; starting over')
     throw new PeerFetchError(blob.peer, 'mismatch', err.message)
   }
   return blob

@@ -45,8 +45,12 @@ export async function tryProviders<T> (
   const caller = opts.signal ?? new AbortController().signal
   const lookup = new AbortController()
   const budget = new AbortController()
-  const lookupTimer = setTimeout(() => { lookup.abort(new Error(`no provider within ${init.lookupTimeoutMs} ms`)) }, init.lookupTimeoutMs)
-  const budgetTimer = opts.budgetMs === undefined ? undefined : setTimeout(() => { budget.abort(new Error(`peers took longer than ${opts.budgetMs ?? 0} ms`)) }, opts.budgetMs)
+  const lookupTimer = setTimeout(() => {
+    lookup.abort(new Error(`no provider within ${init.lookupTimeoutMs} ms`))
+  }, init.lookupTimeoutMs)
+  const budgetTimer = opts.budgetMs === undefined ? undefined : setTimeout(() => {
+    budget.abort(new Error(`peers took longer than ${opts.budgetMs ?? 0} ms`))
+  }, opts.budgetMs)
   const attemptSignal = AbortSignal.any([caller, budget.signal])
   const providers = swarm.providers(key, AbortSignal.any([attemptSignal, lookup.signal]))
   let attempts = 0

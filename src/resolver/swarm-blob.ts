@@ -29,7 +29,9 @@ export class SwarmBlobs {
     const local = await this.init.store.openRead(digest)
     if (local !== undefined) {
       return {
-        cache: 'HIT', origin: 'local', size: local.record.size,
+        cache: 'HIT',
+        origin: 'local',
+        size: local.record.size,
         ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
         stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
         release: local.release

@@ -14,8 +14,11 @@ export interface TagRecord {
 export function parseTagRecord (value: unknown): TagRecord | undefined {
   if (typeof value !== 'object' || value === null) return undefined
   const v = value as Record<string, unknown>
-  if (typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.mediaType !== 'string' || v.mediaType.length > 200 ||
-      typeof v.resolvedAt !== 'number' || !Number.isSafeInteger(v.resolvedAt) || (v.size !== undefined && (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0))) return undefined
+  if (
+    typeof v.digest !== 'string' || !isDigest(v.digest) || typeof v.mediaType !== 'string' || v.mediaType.length > 200 ||
+    typeof v.resolvedAt !== 'number' || !Number.isSafeInteger(v.resolvedAt) ||
+    (v.size !== undefined && (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0))
+  ) return undefined
   return { digest: v.digest, mediaType: v.mediaType, resolvedAt: v.resolvedAt, ...(typeof v.size === 'number' ? { size: v.size } : {}) }
 }
 
@@ -45,7 +48,7 @@ export class TagCache {
   }
 
   /** The swarm key of every tag remembered here: announced again at start-up, like stored blobs. */
-  async * swarmKeys (): AsyncGenerator<TagKey> {
+  async *swarmKeys (): AsyncGenerator<TagKey> {
     for await (const key of this.db.keys()) {
       // The index key is the swarm key without its `tag:` prefix (see `key`).
       const swarmKey = `tag:${key}`
@@ -55,6 +58,8 @@ export class TagCache {
 
   /** Remembers a resolution; on a full disk it is not remembered (the tag is resolved again next time). */
   async set (upstream: string, repo: string, tag: string, acceptClass: string, record: TagRecord): Promise<void> {
-    await this.db.put(this.key(upstream, repo, tag, acceptClass), record).catch((err: unknown) => { if (!isNoSpace(err)) throw err })
+    await this.db.put(this.key(upstream, repo, tag, acceptClass), record).catch((err: unknown) => {
+      if (!isNoSpace(err)) throw err
+    })
   }
 }

@@ -49,7 +49,10 @@ export function rangeAnswer (upstream: string, res: UpstreamResponse, at: number
   const range = res.status === 206 ? parseContentRange(res.headers['content-range']) : undefined
   if (range?.start === at) return { whole: false, total: range.total }
   if (res.status === 200) return { whole: true }
-  throw new UpstreamUnavailableError(upstream, `answered ${res.status} with Content-Range ${res.headers['content-range'] ?? '(none)'} to a request from byte ${at}`)
+  throw new UpstreamUnavailableError(
+    upstream,
+    `answered ${res.status} with Content-Range ${res.headers['content-range'] ?? '(none)'} to a request from byte ${at}`
+  )
 }
 
 /**
@@ -130,10 +133,15 @@ export class UpstreamSource {
         discard(res.body)
         // The upstream dropped the connection mid-blob after sending something: ask for the
         // rest with a Range, so the clients reading this download see one whole transfer.
-        if (!manifest && !signal.aborted && file.written > resumeAt && resumes < MAX_UPSTREAM_RESUMES &&
-            !(err instanceof OciError) && !(err instanceof DigestMismatchError) && !(err instanceof StoreFullError)) {
+        if (
+          !manifest && !signal.aborted && file.written > resumeAt && resumes < MAX_UPSTREAM_RESUMES &&
+          !(err instanceof OciError) && !(err instanceof DigestMismatchError) && !(err instanceof StoreFullError)
+        ) {
           resumes++
-          log.info({ digest, upstream: client.name, at: file.written, size: file.size, err: (err as Error).message }, 'upstream dropped mid-blob; resuming with a Range')
+          log.info(
+            { digest, upstream: client.name, at: file.written, size: file.size, err: (err as Error).message },
+            'upstream dropped mid-blob; resuming with a Range'
+          )
           continue
         }
         throw err
@@ -144,7 +152,10 @@ export class UpstreamSource {
         // Peer bytes before the resumed part may be what is wrong: once, fetch it all again.
         // Nobody is deny-listed: which source was wrong is unknowable from one digest.
         if (!(err instanceof DigestMismatchError) || file.peerBytes === 0 || refetchedWhole) throw err
-        log.warn({ digest, peers: [...file.contributors], err: err.message }, 'bytes resumed from peers did not verify; fetching the whole blob from the upstream')
+        log.warn(
+          { digest, peers: [...file.contributors], err: err.message },
+          'bytes resumed from peers did not verify; fetching the whole blob from the upstream'
+        )
         refetchedWhole = true
         await file.restart()
         continue
@@ -166,7 +177,7 @@ export class UpstreamSource {
    * returns. Counts `bytes_from_upstream`, and `bytes_passed_through` once verified.
    * @throws UpstreamStatusError, UpstreamUnavailableError, DigestMismatchError, the signal's reason
    */
-  async * rest (from: number, verifier: DigestVerifier, signal: AbortSignal): AsyncGenerator<Buffer> {
+  async *rest (from: number, verifier: DigestVerifier, signal: AbortSignal): AsyncGenerator<Buffer> {
     const { client, repo, digest, stats, kind } = this.init
     // A manifest comes whole (registries need not serve ranges of one), a blob from where the file ends.
     const res = kind === 'manifest'
@@ -198,5 +209,9 @@ export class UpstreamSource {
 }
 
 function tooLarge (upstream: string, repo: string, digest: Digest): OciError {
-  return new OciError(502, 'MANIFEST_INVALID', `upstream ${upstream} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${digest}`)
+  return new OciError(
+    502,
+    'MANIFEST_INVALID',
+    `upstream ${upstream} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes for ${repo}@${digest}`
+  )
 }

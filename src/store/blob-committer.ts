@@ -68,7 +68,10 @@ export class BlobCommitter {
       const previous = await catalog.get(writer.digest)
       const now = this.init.clock.now()
       const record: BlobRecord = {
-        size, mtimeMs, createdAt: previous?.createdAt ?? now, accessedAt: now,
+        size,
+        mtimeMs,
+        createdAt: previous?.createdAt ?? now,
+        accessedAt: now,
         ...(meta.mediaType !== undefined ? { mediaType: meta.mediaType } : {}),
         ...(previous?.pinned === true ? { pinned: true } : {}),
         ...(previous?.keepUntil !== undefined ? { keepUntil: previous.keepUntil } : {})

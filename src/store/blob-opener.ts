@@ -81,7 +81,10 @@ export class BlobOpener {
           return true
         })
         if (removed) {
-          this.init.log.error({ digest, expectedSize: record.size, size: info.size }, 'blob file corrupted on disk; removed, it will be fetched again')
+          this.init.log.error(
+            { digest, expectedSize: record.size, size: info.size },
+            'blob file corrupted on disk; removed, it will be fetched again'
+          )
           this.init.onCorrupt?.(digest)
         }
         return undefined
@@ -118,7 +121,11 @@ export class BlobOpener {
 function handle (digest: Digest, record: BlobRecord, path: string, file: FileHandle, release: () => void): BlobHandle {
   let closed = false
   const stream = (start?: number, end?: number): ReadStream => createReadStream(path, {
-    fd: file, start, end, autoClose: false, highWaterMark: READ_CHUNK
+    fd: file,
+    start,
+    end,
+    autoClose: false,
+    highWaterMark: READ_CHUNK
   })
   return {
     digest,

@@ -65,7 +65,16 @@ export class BlobStore implements StoreReader, StoreWriter, StoreKeeping, StoreA
     this.catalog = new BlobCatalog({ layout, index, space: this.account, onDelete: init.onDelete })
     this.evictor = new Evictor({ policy, catalog: this.catalog, leases, space: this.account, clock, log, onEvict: init.onEvict })
     this.opener = new BlobOpener({ dir, layout, catalog: this.catalog, leases, clock, log, onCorrupt: init.onCorrupt })
-    this.committer = new BlobCommitter({ dir, layout, catalog: this.catalog, leases, space: this.account, evictor: this.evictor, clock, onCommit: init.onCommit })
+    this.committer = new BlobCommitter({
+      dir,
+      layout,
+      catalog: this.catalog,
+      leases,
+      space: this.account,
+      evictor: this.evictor,
+      clock,
+      onCommit: init.onCommit
+    })
     this.protection = new Protection({ catalog: this.catalog, clock })
   }
 
@@ -126,7 +135,7 @@ export class BlobStore implements StoreReader, StoreWriter, StoreKeeping, StoreA
    */
   async put (digest: Digest, body: Uint8Array, source: string, meta: { mediaType?: string } = {}): Promise<BlobRecord> {
     // Through this object's own methods: a full filesystem is simulated in tests by replacing `createWriter`.
-    for (let tries = 1; ; tries++) {
+    for (let tries = 1;; tries++) {
       try {
         const writer = await this.createWriter(digest)
         try {

@@ -37,7 +37,7 @@ export class BlobCatalog {
   }
 
   /** Every indexed blob with its record, in digest order. */
-  async * entries (): AsyncGenerator<[Digest, BlobRecord]> {
+  async *entries (): AsyncGenerator<[Digest, BlobRecord]> {
     for await (const [key, record] of this.init.index.iterator()) yield [key as Digest, record]
   }
 
@@ -48,7 +48,9 @@ export class BlobCatalog {
   async exclusive<T> (digest: Digest, fn: () => Promise<T>): Promise<T> {
     const before = this.changing.get(digest)
     let done!: () => void
-    const mine = new Promise<void>(resolve => { done = resolve })
+    const mine = new Promise<void>(resolve => {
+      done = resolve
+    })
     this.changing.set(digest, mine)
     try {
       await before

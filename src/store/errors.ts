@@ -18,7 +18,10 @@ export class StoreOpenError extends P2pCacheError {
  */
 export class StoreFullError extends StoreError {
   constructor (dir: string, options?: { cause?: unknown }) {
-    super(`the filesystem of CACHE_DIR=${dir} is full: blobs are served without being stored until space returns; free space there, or set CACHE_MAX_SIZE below the free space of that filesystem`, options)
+    super(
+      `the filesystem of CACHE_DIR=${dir} is full: blobs are served without being stored until space returns; free space there, or set CACHE_MAX_SIZE below the free space of that filesystem`,
+      options
+    )
   }
 }
 
@@ -29,9 +32,14 @@ export class StoreFullError extends StoreError {
 export class StoreUnavailableError extends StoreError {
   constructor (what: string, dir: string, err: unknown) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-    super(`cannot open ${what} in CACHE_DIR=${dir} (${code}): ${code === 'EMFILE' || code === 'ENFILE'
-      ? 'the process is out of file descriptors; raise its open-file limit (ulimit -n, docker run --ulimit nofile=65536:65536) or lower CACHE_HTTP_MAX_CONNECTIONS'
-      : 'check the disk and the directory\'s permissions'}`, { cause: err })
+    super(
+      `cannot open ${what} in CACHE_DIR=${dir} (${code}): ${
+        code === 'EMFILE' || code === 'ENFILE'
+          ? 'the process is out of file descriptors; raise its open-file limit (ulimit -n, docker run --ulimit nofile=65536:65536) or lower CACHE_HTTP_MAX_CONNECTIONS'
+          : "check the disk and the directory's permissions"
+      }`,
+      { cause: err }
+    )
   }
 }
 

@@ -10,7 +10,10 @@ export interface EvictionPolicy {
   minAgeMs: number
 }
 
-export interface Candidate { digest: Digest, record: BlobRecord }
+export interface Candidate {
+  digest: Digest
+  record: BlobRecord
+}
 
 export interface EvictionPlan {
   victims: Candidate[]
@@ -25,8 +28,12 @@ export interface EvictionPlan {
  * `force` (gc) prunes down to the low watermark even below the high one.
  */
 export function planEviction (
-  candidates: Candidate[], currentSize: number, policy: EvictionPolicy, now: number,
-  inUse: (digest: Digest) => boolean, force = false
+  candidates: Candidate[],
+  currentSize: number,
+  policy: EvictionPolicy,
+  now: number,
+  inUse: (digest: Digest) => boolean,
+  force = false
 ): EvictionPlan {
   const high = policy.maxSize * policy.highWatermark
   const low = policy.maxSize * policy.lowWatermark

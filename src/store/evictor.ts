@@ -36,7 +36,9 @@ export class Evictor {
    */
   async evict (force = false): Promise<number> {
     if (this.evicting !== undefined) return await this.evicting
-    this.evicting = this.runEviction(force).finally(() => { this.evicting = undefined })
+    this.evicting = this.runEviction(force).finally(() => {
+      this.evicting = undefined
+    })
     return await this.evicting
   }
 
@@ -54,7 +56,12 @@ export class Evictor {
   async makeRoom (bytes: number): Promise<number> {
     const removed = await this.removeVictims(planRoom(await this.candidates(), bytes, d => this.init.leases.held(d), this.init.clock.now()))
     const freed = removed.reduce((n, { record }) => n + record.size, 0)
-    if (freed > 0) this.init.log.warn({ freed, wanted: bytes, size: this.init.space.size }, 'store filesystem full; evicted least recently used blobs to make room')
+    if (freed > 0) {
+      this.init.log.warn(
+        { freed, wanted: bytes, size: this.init.space.size },
+        'store filesystem full; evicted least recently used blobs to make room'
+      )
+    }
     return freed
   }
 
@@ -77,8 +84,10 @@ export class Evictor {
     const { policy, space, log } = this.init
     const plan = planEviction(await this.candidates(), space.size, policy, this.init.clock.now(), d => this.init.leases.held(d), force)
     if (plan.overrodeMinAge) {
-      log.warn({ size: space.size, maxSize: policy.maxSize },
-        'store is over CACHE_MAX_SIZE with only recently used blobs; evicting some of them — raise CACHE_MAX_SIZE if this repeats')
+      log.warn(
+        { size: space.size, maxSize: policy.maxSize },
+        'store is over CACHE_MAX_SIZE with only recently used blobs; evicting some of them — raise CACHE_MAX_SIZE if this repeats'
+      )
     }
     const removed = await this.removeVictims(plan.victims)
     for (const { digest, record } of removed) log.info({ digest, size: record.size }, 'evicted')

@@ -36,7 +36,10 @@ export async function openStore (dir: string, log: Logger, clock: Clock): Promis
       await mkdir(path, { recursive: true })
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
-      throw new StoreOpenError(`CACHE_DIR=${dir}: cannot create ${path} (${code}); give the sidecar a writable directory (a volume) with CACHE_DIR`, { cause: err })
+      throw new StoreOpenError(
+        `CACHE_DIR=${dir}: cannot create ${path} (${code}); give the sidecar a writable directory (a volume) with CACHE_DIR`,
+        { cause: err }
+      )
     }
   }
   let db = newIndexDb(layout)
@@ -51,19 +54,29 @@ export async function openStore (dir: string, log: Logger, clock: Clock): Promis
         // A sidecar that can't start fails every job on the host: cached blobs make room.
         freedAtOpen = await freeForOpen(layout, OPEN_ROOM_BYTES)
         // A level instance whose open failed stays unusable: a new one opens the same files.
-        if (freedAtOpen.freed > 0) { db = newIndexDb(layout); index = blobIndex(db); continue }
+        if (freedAtOpen.freed > 0) {
+          db = newIndexDb(layout)
+          index = blobIndex(db)
+          continue
+        }
       }
       const locked = (err as { cause?: { code?: unknown } }).cause?.code === 'LEVEL_LOCKED'
-      throw new StoreOpenError(locked
-        ? `CACHE_DIR=${dir} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`
-        : isNoSpace(err)
+      throw new StoreOpenError(
+        locked
+          ? `CACHE_DIR=${dir} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`
+          : isNoSpace(err)
           ? `CACHE_DIR=${dir}: the filesystem is full and no cached blob is left to remove; free space there, or give the sidecar its own volume`
-          : `CACHE_DIR=${dir}: cannot open the index (${(err as Error).message}); check the directory's permissions and free space`, { cause: err })
+          : `CACHE_DIR=${dir}: cannot open the index (${(err as Error).message}); check the directory's permissions and free space`,
+        { cause: err }
+      )
     }
   }
   let fullSince: number | undefined
   if (freedAtOpen !== undefined) {
-    log.warn({ removed: freedAtOpen.removed, freed: freedAtOpen.freed }, 'store filesystem full at start; removed the least recently written cached blobs to open the index')
+    log.warn(
+      { removed: freedAtOpen.removed, freed: freedAtOpen.freed },
+      'store filesystem full at start; removed the least recently written cached blobs to open the index'
+    )
     fullSince = clock.now()
   }
   const report = await reconcile(layout, index, clock.now())

@@ -184,5 +184,9 @@ export class BlobWriter {
 /** The rename is durable only once the directory entry is on disk too. */
 async function syncDir (dir: string): Promise<void> {
   const handle = await open(dir, 'r')
-  try { await handle.sync() } finally { await handle.close() }
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
 }

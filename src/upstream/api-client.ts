@@ -70,7 +70,13 @@ export interface ApiUpstreams {
    * it: an OversizeAnswer); `signal` aborts it.
    * @throws connection and timeout errors, AbortError
    */
-  get: (upstream: ApiUpstream, path: string, headers: Record<string, string>, signal: AbortSignal, options?: ApiGetOptions) => Promise<ApiGetAnswer>
+  get: (
+    upstream: ApiUpstream,
+    path: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    options?: ApiGetOptions
+  ) => Promise<ApiGetAnswer>
 }
 
 /** ApiUpstreams that also stream any other method through (what ApiRoutes needs). */
@@ -79,7 +85,13 @@ export interface ApiPassUpstreams extends ApiUpstreams {
    * `req` (its body streamed) to `<upstream><path>` with `headers`; the answer's body is the
    * caller's to read. `options.signal` aborts the request (and the answer's body).
    */
-  pass: (req: IncomingMessage, upstream: ApiUpstream, path: string, headers: Record<string, string>, options?: AbortOptions) => Promise<PassedAnswer>
+  pass: (
+    req: IncomingMessage,
+    upstream: ApiUpstream,
+    path: string,
+    headers: Record<string, string>,
+    options?: AbortOptions
+  ) => Promise<PassedAnswer>
 }
 
 export interface ApiClientInit {
@@ -103,8 +115,16 @@ export class ApiClient implements ApiPassUpstreams {
   private readonly agent: Dispatcher
 
   constructor (private readonly init: ApiClientInit) {
-    this.byName = new Map(init.upstreams.map(u => [u.name, { ...u, queue: new PQueue({ concurrency: init.concurrency }), base: u.url.href.replace(/\/+$/, '') }]))
-    this.agent = new Agent({ headersTimeout: init.timeoutMs, bodyTimeout: init.timeoutMs, connect: { timeout: init.timeoutMs, ...trustOptions(init.ca).connect } })
+    this.byName = new Map(
+      init.upstreams.map(
+        u => [u.name, { ...u, queue: new PQueue({ concurrency: init.concurrency }), base: u.url.href.replace(/\/+$/, '') }]
+      )
+    )
+    this.agent = new Agent({
+      headersTimeout: init.timeoutMs,
+      bodyTimeout: init.timeoutMs,
+      connect: { timeout: init.timeoutMs, ...trustOptions(init.ca).connect }
+    })
   }
 
   upstream (name: string): ApiUpstream | undefined {
@@ -119,9 +139,20 @@ export class ApiClient implements ApiPassUpstreams {
    * is read: the caller may pass it on at a client's pace (a pass-through takes no slot either).
    * @throws undici errors (connection, timeout) and AbortError
    */
-  async get (upstream: ApiUpstream, path: string, headers: Record<string, string>, signal: AbortSignal, options: ApiGetOptions = {}): Promise<ApiGetAnswer> {
+  async get (
+    upstream: ApiUpstream,
+    path: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    options: ApiGetOptions = {}
+  ): Promise<ApiGetAnswer> {
     return await upstream.queue.add(async (): Promise<ApiGetAnswer> => {
-      const res = await request(`${upstream.base}${path}`, { method: 'GET', headers: { ...headers, host: upstream.url.host }, dispatcher: this.agent, signal })
+      const res = await request(`${upstream.base}${path}`, {
+        method: 'GET',
+        headers: { ...headers, host: upstream.url.host },
+        dispatcher: this.agent,
+        signal
+      })
       const body = await readIfWithin(res.body, res.headers, options.maxBytes ?? Infinity)
       this.noteRateLimit(upstream, headers.authorization, res.headers)
       return body === undefined
@@ -136,7 +167,13 @@ export class ApiClient implements ApiPassUpstreams {
    * `options.signal` aborts the request, and the answer's body once it is handed over.
    * @throws undici errors (connection, timeout) and AbortError
    */
-  async pass (req: IncomingMessage, upstream: ApiUpstream, path: string, headers: Record<string, string>, options: AbortOptions = {}): Promise<Dispatcher.ResponseData> {
+  async pass (
+    req: IncomingMessage,
+    upstream: ApiUpstream,
+    path: string,
+    headers: Record<string, string>,
+    options: AbortOptions = {}
+  ): Promise<Dispatcher.ResponseData> {
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
     const res = await request(`${upstream.base}${path}`, {
       method: req.method as Dispatcher.HttpMethod,
@@ -192,8 +229,14 @@ async function readIfWithin (body: Readable, headers: RawHeaders, maxBytes: numb
       body.on('error', ignore)
       resolve(undefined)
     }
-    const onEnd = (): void => { stop(); resolve(Buffer.concat(chunks, bytes)) }
-    const onError = (err: Error): void => { stop(); reject(err) }
+    const onEnd = (): void => {
+      stop()
+      resolve(Buffer.concat(chunks, bytes))
+    }
+    const onError = (err: Error): void => {
+      stop()
+      reject(err)
+    }
     body.on('data', onData)
     body.on('end', onEnd)
     body.on('error', onError)

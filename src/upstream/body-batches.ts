@@ -9,7 +9,7 @@ import { ChunkQueue } from '../io/chunk-queue.js'
  * major GCs. Above `highWater` queued bytes the body is paused (the TCP window then holds the
  * sender). Throws the body's error; a body that closes before its end is an error too.
  */
-export async function * bodyBatches (body: Readable, highWater: number): AsyncGenerator<Buffer[]> {
+export async function* bodyBatches (body: Readable, highWater: number): AsyncGenerator<Buffer[]> {
   const queue = new ChunkQueue(readableSource(body), highWater)
   try {
     for (;;) {

@@ -32,7 +32,9 @@ export function loadDockerConfig (dockerConfigPath: string, log: Logger): { conf
     if (!isObject(parsed)) throw new Error('not a JSON object')
     return { config: parsed as DockerConfig, path }
   } catch (err) {
-    if (dockerConfigPath !== '') log.warn({ path, err: (err as Error).message }, 'cannot read CACHE_DOCKER_CONFIG; continuing without its credentials')
+    if (dockerConfigPath !== '') {
+      log.warn({ path, err: (err as Error).message }, 'cannot read CACHE_DOCKER_CONFIG; continuing without its credentials')
+    }
     return { config: {}, path }
   }
 }
@@ -41,7 +43,12 @@ export function loadDockerConfig (dockerConfigPath: string, log: Logger): { conf
  * The fleet's credential for `upstream`: its CACHE_REGISTRY_AUTH entry, else the docker
  * config's entry for its host; undefined for anonymous access. Secrets are never logged.
  */
-export function credentialFor (upstream: Upstream, explicit: ReadonlyMap<string, Credential>, docker: { config: DockerConfig, path: string }, log: Logger): Credential | undefined {
+export function credentialFor (
+  upstream: Upstream,
+  explicit: ReadonlyMap<string, Credential>,
+  docker: { config: DockerConfig, path: string },
+  log: Logger
+): Credential | undefined {
   const given = explicit.get(upstream.name)
   if (given !== undefined) return given
   const entry = configKeys(upstream.url.host).map(k => docker.config.auths?.[k]).find(e => e !== undefined)
@@ -50,7 +57,9 @@ export function credentialFor (upstream: Upstream, explicit: ReadonlyMap<string,
     log.warn({ path: docker.path, upstream: upstream.name }, 'docker config.json: the entry of this upstream is not an object; ignored')
     return undefined
   }
-  if (typeof entry.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password }
+  if (typeof entry.username === 'string' && typeof entry.password === 'string') {
+    return { username: entry.username, password: entry.password }
+  }
   if (typeof entry.auth === 'string') {
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
     const colon = decoded.indexOf(':')
@@ -66,7 +75,11 @@ export function credentialFor (upstream: Upstream, explicit: ReadonlyMap<string,
  * may name too.
  */
 export function resolveCredentials (
-  upstreams: Upstream[], explicit: Map<string, Credential>, docker: { config: DockerConfig, path: string }, log: Logger, alsoKnown: (name: string) => boolean = () => false
+  upstreams: Upstream[],
+  explicit: Map<string, Credential>,
+  docker: { config: DockerConfig, path: string },
+  log: Logger,
+  alsoKnown: (name: string) => boolean = () => false
 ): Map<string, Credential> {
   const out = new Map<string, Credential>()
   for (const upstream of upstreams) {
@@ -74,10 +87,15 @@ export function resolveCredentials (
     if (credential !== undefined) out.set(upstream.name, credential)
   }
   for (const name of explicit.keys()) {
-    if (!upstreams.some(u => u.name === name) && !alsoKnown(name)) log.warn({ name }, 'CACHE_REGISTRY_AUTH names an upstream that is not in CACHE_REGISTRY_UPSTREAMS (nor intercepted by the proxy)')
+    if (!upstreams.some(u => u.name === name) && !alsoKnown(name)) {
+      log.warn({ name }, 'CACHE_REGISTRY_AUTH names an upstream that is not in CACHE_REGISTRY_UPSTREAMS (nor intercepted by the proxy)')
+    }
   }
   if (docker.config.credsStore !== undefined && out.size === 0) {
-    log.warn({ credsStore: docker.config.credsStore }, 'docker credential helpers are not supported; put credentials in CACHE_REGISTRY_AUTH')
+    log.warn(
+      { credsStore: docker.config.credsStore },
+      'docker credential helpers are not supported; put credentials in CACHE_REGISTRY_AUTH'
+    )
   }
   return out
 }

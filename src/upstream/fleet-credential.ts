@@ -9,7 +9,6 @@ import { systemClock, type Clock } from '../clock/clock.js'
 import { GITHUB_APP_EXPECTED } from './constants.js'
 import { P2pCacheError } from '../errors/p2p-cache-error.js'
 
-
 /**
  * The operator's own credential for an API upstream (CACHE_API_AUTH, CACHE_API_APP): the one
  * the sidecar revalidates shared responses with. GitHub's ETags are specific to the token that
@@ -104,7 +103,9 @@ export class GitHubAppInstallation implements FleetCredential {
   async authorization (signal: AbortSignal): Promise<string> {
     const current = this.current
     if (current !== undefined && this.clock.now() < current.refreshAt) return current.header
-    this.minting ??= this.mint().finally(() => { this.minting = undefined })
+    this.minting ??= this.mint().finally(() => {
+      this.minting = undefined
+    })
     return await raceSignal(this.minting, signal)
   }
 
@@ -123,10 +124,14 @@ export class GitHubAppInstallation implements FleetCredential {
       minted = await this.auth({ type: 'installation', refresh: true }) as { token: string, expiresAt?: string }
     } catch (err) {
       const status = (err as { status?: unknown }).status
-      throw new FleetCredentialError(this.init.upstream,
+      throw new FleetCredentialError(
+        this.init.upstream,
         `could not mint an installation token for app ${this.init.appId}, installation ${this.init.installationId}` +
-        `${typeof status === 'number' ? ` (upstream answered ${status})` : ''}: check the app id, the installation id and the private key in CACHE_API_APP`,
-        { cause: err })
+          `${
+            typeof status === 'number' ? ` (upstream answered ${status})` : ''
+          }: check the app id, the installation id and the private key in CACHE_API_APP`,
+        { cause: err }
+      )
     }
     const now = this.clock.now()
     const expiresAt = minted.expiresAt === undefined ? now + 3_600_000 : Date.parse(minted.expiresAt)
@@ -145,13 +150,18 @@ export class GitHubAppInstallation implements FleetCredential {
  * Reads the GitHub App private keys now, before anything starts.
  * @throws ConfigError naming CACHE_API_APP when a key file can't be read or is not a PEM private key
  */
-export function loadFleetCredentials (upstreams: Upstream[], tokens: Map<string, string>, apps: Map<string, GitHubAppOption>): Map<string, FleetCredential> {
+export function loadFleetCredentials (
+  upstreams: Upstream[],
+  tokens: Map<string, string>,
+  apps: Map<string, GitHubAppOption>
+): Map<string, FleetCredential> {
   const out = new Map<string, FleetCredential>()
   for (const [name, token] of tokens) out.set(name, new StaticToken(token))
   for (const [name, app] of apps) {
     const upstream = upstreams.find(u => u.name === name)
     if (upstream === undefined) continue
-    const fileError = (reason: string): ConfigError => new ConfigError('CACHE_API_APP', '', GITHUB_APP_EXPECTED, `file ${JSON.stringify(app.privateKeyFile)} ${reason}`)
+    const fileError = (reason: string): ConfigError =>
+      new ConfigError('CACHE_API_APP', '', GITHUB_APP_EXPECTED, `file ${JSON.stringify(app.privateKeyFile)} ${reason}`)
     let privateKey: string
     try {
       privateKey = readFileSync(app.privateKeyFile, 'utf8')
@@ -161,9 +171,18 @@ export function loadFleetCredentials (upstreams: Upstream[], tokens: Map<string,
     try {
       createPrivateKey(privateKey)
     } catch {
-      throw fileError('is not a PEM private key (generate one on the app\'s settings page)')
+      throw fileError("is not a PEM private key (generate one on the app's settings page)")
     }
-    out.set(name, new GitHubAppInstallation({ upstream: name, baseUrl: upstream.url.href.replace(/\/+$/, ''), appId: app.appId, installationId: app.installationId, privateKey }))
+    out.set(
+      name,
+      new GitHubAppInstallation({
+        upstream: name,
+        baseUrl: upstream.url.href.replace(/\/+$/, ''),
+        appId: app.appId,
+        installationId: app.installationId,
+        privateKey
+      })
+    )
   }
   return out
 }

@@ -31,8 +31,10 @@ export interface RegistryRateLimit {
   windowS?: number
 }
 
-
-interface Token { value: string, expiresAt: number }
+interface Token {
+  value: string
+  expiresAt: number
+}
 
 const MAX_REDIRECTS = 5
 const USER_AGENT = 'p2p-cache/0.1 (+registry mirror)'
@@ -100,7 +102,13 @@ export class RegistryClient implements RegistryUpstream {
    * 2xx and the client's own statuses (404, 401...) are returned; network failures, 5xx and
    * 429 throw UpstreamUnavailableError.
    */
-  async send (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async send (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     const scope = `repository:${repo}:pull`
     const base = this.init.upstream.url
     const url = new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`)
@@ -113,7 +121,11 @@ export class RegistryClient implements RegistryUpstream {
       else res = await this.exchange(method, url, headers, signal)
     }
     this.noteRateLimit(res.headers)
-    return await availableOrThrow(this.name, `${method} ${path}`, { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body })
+    return await availableOrThrow(this.name, `${method} ${path}`, {
+      status: res.statusCode,
+      headers: flatHeaders(res.headers),
+      body: res.body
+    })
   }
 
   /**
@@ -130,7 +142,13 @@ export class RegistryClient implements RegistryUpstream {
   }
 
   /** Like `send`, but any non-2xx becomes UpstreamStatusError (body read, for the client). */
-  async sendOk (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async sendOk (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
   }
 
@@ -143,14 +161,20 @@ export class RegistryClient implements RegistryUpstream {
     if (remaining === undefined || this.init.onRateLimit === undefined) return
     const limit = parseRateLimit(header(headers, 'ratelimit-limit'))
     const windowS = remaining.windowS ?? limit?.windowS
-    this.init.onRateLimit(this.name, { remaining: remaining.n, ...(limit !== undefined ? { limit: limit.n } : {}), ...(windowS !== undefined ? { windowS } : {}) })
+    this.init.onRateLimit(this.name, {
+      remaining: remaining.n,
+      ...(limit !== undefined ? { limit: limit.n } : {}),
+      ...(windowS !== undefined ? { windowS } : {})
+    })
   }
 
   private cachedAuth (scope: string): Record<string, string> {
     for (const [key, token] of this.tokens) {
       if (key.endsWith(`|${scope}`) && token.expiresAt > this.clock.now()) return { authorization: `Bearer ${token.value}` }
     }
-    if (this.init.credential !== undefined && this.tokens.size === 0 && this.basicPreferred) return { authorization: basic(this.init.credential) }
+    if (this.init.credential !== undefined && this.tokens.size === 0 && this.basicPreferred) {
+      return { authorization: basic(this.init.credential) }
+    }
     return {}
   }
 
@@ -171,12 +195,18 @@ export class RegistryClient implements RegistryUpstream {
     const text = await res.body.text()
     if (res.statusCode !== 200) {
       this.log.warn({ status: res.statusCode, realm: realm.origin + realm.pathname }, 'token request refused')
-      if (res.statusCode === 429) throw new UpstreamRateLimitedError(this.name, 'token server answered 429', header(res.headers, 'retry-after'))
+      if (res.statusCode === 429) {
+        throw new UpstreamRateLimitedError(this.name, 'token server answered 429', header(res.headers, 'retry-after'))
+      }
       if (res.statusCode >= 500) throw new UpstreamUnavailableError(this.name, `token server answered ${res.statusCode}`, res.statusCode)
       return undefined
     }
     let parsed: { token?: string, access_token?: string, expires_in?: number }
-    try { parsed = JSON.parse(text) as typeof parsed } catch { parsed = {} }
+    try {
+      parsed = JSON.parse(text) as typeof parsed
+    } catch {
+      parsed = {}
+    }
     const value = parsed.token ?? parsed.access_token
     if (value === undefined) return undefined
     // Renew a little before expiry, but never keep a short-lived token past its life.
@@ -186,7 +216,12 @@ export class RegistryClient implements RegistryUpstream {
     return `Bearer ${value}`
   }
 
-  private async exchange (method: 'GET' | 'HEAD', url: URL, headers: Record<string, string>, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
+  private async exchange (
+    method: 'GET' | 'HEAD',
+    url: URL,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<Dispatcher.ResponseData> {
     let target = url
     let sendHeaders: Record<string, string> = { 'user-agent': USER_AGENT, ...headers }
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -196,7 +231,12 @@ export class RegistryClient implements RegistryUpstream {
         res = await request(target, { method, headers: sendHeaders, dispatcher: this.agent, signal, highWaterMark: BODY_HIGH_WATER })
       } catch (err) {
         if (signal?.aborted === true) throw err
-        throw new UpstreamUnavailableError(this.name, `${method} ${target.origin}${target.pathname}: ${(err as Error).message}`, undefined, { cause: err })
+        throw new UpstreamUnavailableError(
+          this.name,
+          `${method} ${target.origin}${target.pathname}: ${(err as Error).message}`,
+          undefined,
+          { cause: err }
+        )
       }
       const location = header(res.headers, 'location')
       if (res.statusCode < 300 || res.statusCode > 399 || location === undefined) return res
@@ -219,7 +259,12 @@ export class RegistryClient implements RegistryUpstream {
  * in the error (`GET /v2/...`); `withBody` adds the start of the upstream's own answer.
  * @throws UpstreamRateLimitedError (429), UpstreamUnavailableError (5xx)
  */
-export async function availableOrThrow (upstream: string, request: string, res: UpstreamResponse, withBody = true): Promise<UpstreamResponse> {
+export async function availableOrThrow (
+  upstream: string,
+  request: string,
+  res: UpstreamResponse,
+  withBody = true
+): Promise<UpstreamResponse> {
   if (res.status !== 429 && res.status < 500) return res
   const text = withBody ? (await readLimited(res.body, 64 * 1024).catch(() => '')).slice(0, 200) : (discard(res.body), '')
   if (res.status === 429) throw new UpstreamRateLimitedError(upstream, `${request} answered 429 ${text}`.trim(), res.headers['retry-after'])
@@ -229,7 +274,12 @@ export async function availableOrThrow (upstream: string, request: string, res: 
 /** RegistryUpstream.sendOk's rule: any non-2xx is an UpstreamStatusError carrying the upstream's body (up to 64 KiB), for the client. */
 export async function okOrThrow (upstream: string, method: 'GET' | 'HEAD', res: UpstreamResponse): Promise<UpstreamResponse> {
   if (res.status >= 200 && res.status <= 299) return res
-  throw new UpstreamStatusError(upstream, res.status, method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024), res.headers['content-type'])
+  throw new UpstreamStatusError(
+    upstream,
+    res.status,
+    method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024),
+    res.headers['content-type']
+  )
 }
 
 /** Drops a response body we don't need. undici emits 'error' on destroy, so listen first. */
@@ -258,7 +308,10 @@ export async function readLimited (body: Readable, limit: number): Promise<strin
   let n = 0
   for await (const chunk of body) {
     const buf = chunk as Buffer
-    if (n + buf.byteLength > limit) { discard(body); break }
+    if (n + buf.byteLength > limit) {
+      discard(body)
+      break
+    }
     chunks.push(buf)
     n += buf.byteLength
   }

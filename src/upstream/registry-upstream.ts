@@ -20,8 +20,20 @@ export interface RegistryUpstream {
    * as the registry asks. Any status below 500 other than 429 is returned.
    * @throws UpstreamRateLimitedError (429), UpstreamUnavailableError (5xx, connection), AbortError
    */
-  send: (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal) => Promise<UpstreamResponse>
+  send: (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ) => Promise<UpstreamResponse>
   /** Like `send`, but a non-2xx answer throws UpstreamStatusError. */
-  sendOk: (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal) => Promise<UpstreamResponse>
+  sendOk: (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ) => Promise<UpstreamResponse>
   close: () => Promise<void>
 }

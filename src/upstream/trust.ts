@@ -17,14 +17,24 @@ export async function loadUpstreamCa (path: string): Promise<string[] | undefine
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    throw new ConfigError('CACHE_UPSTREAM_CA_FILE', path, expected, `file "${path}" is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    throw new ConfigError(
+      'CACHE_UPSTREAM_CA_FILE',
+      path,
+      expected,
+      `file "${path}" is unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`
+    )
   }
   const certs = text.match(PEM_CERT) ?? []
   for (const pem of certs) {
     try {
       void new X509Certificate(pem)
     } catch (err) {
-      throw new ConfigError('CACHE_UPSTREAM_CA_FILE', path, expected, `file "${path}" holds a certificate that does not parse (${(err as Error).message})`)
+      throw new ConfigError(
+        'CACHE_UPSTREAM_CA_FILE',
+        path,
+        expected,
+        `file "${path}" holds a certificate that does not parse (${(err as Error).message})`
+      )
     }
   }
   if (certs.length === 0) throw new ConfigError('CACHE_UPSTREAM_CA_FILE', path, expected, `file "${path}" holds no PEM certificate`)

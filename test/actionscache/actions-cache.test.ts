@@ -23,8 +23,17 @@ async function job (node: HerdNode, workspace: string, token: string, args: stri
   return await cacheJob(node.url, workspace, token, args)
 }
 
-async function twirp (node: HerdNode, token: string, method: string, body: object): Promise<{ status: number, json: Record<string, unknown> }> {
-  const r = await fetch(`${node.url}${SERVICE}/${method}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+async function twirp (
+  node: HerdNode,
+  token: string,
+  method: string,
+  body: object
+): Promise<{ status: number, json: Record<string, unknown> }> {
+  const r = await fetch(`${node.url}${SERVICE}/${method}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body)
+  })
   return { status: r.status, json: await r.json() as Record<string, unknown> }
 }
 
@@ -45,7 +54,10 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-actions-'))
-    herd = await startHerd({ count: 2, env: { CACHE_SWARM_KEY: swarmKey, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
+    herd = await startHerd({
+      count: 2,
+      env: { CACHE_SWARM_KEY: swarmKey, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' }
+    })
     ;[a, b] = herd.nodes as [HerdNode, HerdNode]
     const ws = join(work, 'saver')
     for (const [path, body] of Object.entries(files)) {
@@ -54,7 +66,9 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
     }
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { a, b }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { a, b })
+  })
 
   after(async () => {
     await herd?.destroy()
@@ -62,7 +76,9 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
   })
 
   const restored = async (ws: string): Promise<void> => {
-    for (const [path, body] of Object.entries(files)) assert.ok((await readFile(join(ws, path))).equals(body), `${path} restored byte for byte`)
+    for (const [path, body] of Object.entries(files)) {
+      assert.ok((await readFile(join(ws, path))).equals(body), `${path} restored byte for byte`)
+    }
   }
 
   it('@actions/cache saves through A and restores through B: exact key, a restore-key prefix, a miss; a second save of the key is refused', async () => {
@@ -92,28 +108,40 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
     assert.ok((stats.actions_cache_peer_downloads ?? 0) >= 1 && (stats.actions_cache_bytes_served ?? 0) > 0, JSON.stringify(stats))
   })
 
-  it('scopes: another repository finds nothing; a feature branch reads main\'s entries but its saves never reach main', async () => {
+  it("scopes: another repository finds nothing; a feature branch reads main's entries but its saves never reach main", async () => {
     const other = join(work, 'other-repo')
     await mkdir(other)
-    assert.equal((await job(b, other, runtimeToken([MAIN], { repositoryId: '202' }), ['restore', 'deps-linux-1111', 'deps-', 'deps'])).result, null)
+    assert.equal(
+      (await job(b, other, runtimeToken([MAIN], { repositoryId: '202' }), ['restore', 'deps-linux-1111', 'deps-', 'deps'])).result,
+      null
+    )
 
-    const feature = runtimeToken([{ scope: 'refs/heads/feature', permission: 3 }, { scope: 'refs/heads/main', permission: 1 }], { repositoryId: '101' })
+    const feature = runtimeToken([{ scope: 'refs/heads/feature', permission: 3 }, { scope: 'refs/heads/main', permission: 1 }], {
+      repositoryId: '101'
+    })
     const fromMain = join(work, 'feature-reads-main')
     await mkdir(fromMain)
     assert.equal((await job(a, fromMain, feature, ['restore', 'deps-linux-1111', '', 'deps'])).result, 'deps-linux-1111')
     const poisoned = await job(a, join(work, 'saver'), feature, ['save', 'deps-linux-3333', 'deps'])
-    assert.ok(typeof poisoned.result === 'number' && poisoned.result > 0, 'saved into the feature branch\'s own scope')
+    assert.ok(typeof poisoned.result === 'number' && poisoned.result > 0, "saved into the feature branch's own scope")
     const onMain = join(work, 'main-after-feature')
     await mkdir(onMain)
-    assert.equal((await job(b, onMain, runtimeToken([MAIN], { repositoryId: '101' }), ['restore', 'deps-linux-3333', '', 'deps'])).result, null, 'main does not see the feature branch\'s entry')
-    const readOnly = await twirp(a, runtimeToken([{ scope: 'refs/heads/main', permission: 1 }]), 'CreateCacheEntry', { key: 'k', version: 'v' })
+    assert.equal(
+      (await job(b, onMain, runtimeToken([MAIN], { repositoryId: '101' }), ['restore', 'deps-linux-3333', '', 'deps'])).result,
+      null,
+      "main does not see the feature branch's entry"
+    )
+    const readOnly = await twirp(a, runtimeToken([{ scope: 'refs/heads/main', permission: 1 }]), 'CreateCacheEntry', {
+      key: 'k',
+      version: 'v'
+    })
     assert.equal(readOnly.status, 403)
     assert.equal(readOnly.json.code, 'permission_denied')
     const noToken = await fetch(`${a.url}${SERVICE}/CreateCacheEntry`, { method: 'POST', body: '{}' })
     assert.equal(noToken.status, 401)
   })
 
-  it('BuildKit\'s sequence (go-actions-cache v2): 1 MiB blocks with 88-character IDs, a block list, size as a number, 409 on a second create, x-ms-range on B', async () => {
+  it("BuildKit's sequence (go-actions-cache v2): 1 MiB blocks with 88-character IDs, a block list, size as a number, 409 on a second create, x-ms-range on B", async () => {
     const token = runtimeToken([MAIN])
     const version = '693bb7016429d80366022f036f84856888c9f13e00145f5f6f4dce303a38d6f2'
     const blob = randomBytes(2.5 * 1024 * 1024)
@@ -137,7 +165,11 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
     }
     const list = new URL(upload)
     list.searchParams.set('comp', 'blocklist')
-    const committed = await fetch(list, { method: 'PUT', headers: { 'content-type': 'application/xml' }, body: `<?xml version="1.0" encoding="UTF-8"?>\n<BlockList>${ids.map(id => `<Latest>${id}</Latest>`).join('')}</BlockList>` })
+    const committed = await fetch(list, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/xml' },
+      body: `<?xml version="1.0" encoding="UTF-8"?>\n<BlockList>${ids.map(id => `<Latest>${id}</Latest>`).join('')}</BlockList>`
+    })
     assert.equal(committed.status, 201)
     assert.ok(committed.headers.get('x-ms-request-id') !== null, 'BuildKit logs x-ms-request-id and fails without it')
     const finalized = await twirp(a, token, 'FinalizeCacheEntryUpload', { key, size_bytes: blob.byteLength, version })
@@ -159,9 +191,23 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
   it('diagnose: the service answers a lookup; used without a swarm key, it says entries stay on their runner', async () => {
     const lone = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' })
     try {
-      const checks = async (node: { host: string, dir: string, env: NodeJS.ProcessEnv }): Promise<Map<string, { verdict: string, summary: string }>> => {
-        const env = { HOME: node.dir, CACHE_DIR: join(node.dir, 'data'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: node.host, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_API_UPSTREAMS: 'github=http://127.0.0.1:1', ...(node.env.CACHE_SWARM_KEY !== undefined ? { CACHE_SWARM_KEY: node.env.CACHE_SWARM_KEY } : {}) }
-        const r = await runCli(['diagnose', '--json', '--docker-host', `unix://${join(work, 'no-docker.sock')}`, '--containerd-hosts', join(work, 'no-hosts')], env, { timeoutMs: 60_000 })
+      const checks = async (
+        node: { host: string, dir: string, env: NodeJS.ProcessEnv }
+      ): Promise<Map<string, { verdict: string, summary: string }>> => {
+        const env = {
+          HOME: node.dir,
+          CACHE_DIR: join(node.dir, 'data'),
+          CACHE_ENABLE_P2P: 'false',
+          CACHE_HTTP_ADDR: node.host,
+          CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1',
+          CACHE_API_UPSTREAMS: 'github=http://127.0.0.1:1',
+          ...(node.env.CACHE_SWARM_KEY !== undefined ? { CACHE_SWARM_KEY: node.env.CACHE_SWARM_KEY } : {})
+        }
+        const r = await runCli(
+          ['diagnose', '--json', '--docker-host', `unix://${join(work, 'no-docker.sock')}`, '--containerd-hosts', join(work, 'no-hosts')],
+          env,
+          { timeoutMs: 60_000 }
+        )
         const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string }> }
         return new Map(report.findings.filter(f => f.check.startsWith('actions-cache.')).map(f => [f.check, f]))
       }
@@ -176,17 +222,33 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
     }
   })
 
-  it('a peer that lies about an entry\'s archive, and claims it to the coordinator, is caught by its digest: the job gets the right bytes from the holder the DHT knows, the liar is deny-listed', async () => {
+  it("a peer that lies about an entry's archive, and claims it to the coordinator, is caught by its digest: the job gets the right bytes from the holder the DHT knows, the liar is deny-listed", async () => {
     const token = runtimeToken([MAIN])
     const archive = randomBytes(700_000)
     const created = await twirp(a, token, 'CreateCacheEntry', { key: 'lied-about', version: 'v1' })
-    assert.equal((await fetch(String(created.json.signed_upload_url), { method: 'PUT', headers: { 'x-ms-blob-type': 'BlockBlob' }, body: archive })).status, 201)
-    assert.equal((await twirp(a, token, 'FinalizeCacheEntryUpload', { key: 'lied-about', size_bytes: archive.byteLength, version: 'v1' })).json.ok, true)
+    assert.equal(
+      (await fetch(String(created.json.signed_upload_url), { method: 'PUT', headers: { 'x-ms-blob-type': 'BlockBlob' }, body: archive }))
+        .status,
+      201
+    )
+    assert.equal(
+      (await twirp(a, token, 'FinalizeCacheEntryUpload', { key: 'lied-about', size_bytes: archive.byteLength, version: 'v1' })).json.ok,
+      true
+    )
     const digest = `sha256:${createHash('sha256').update(archive).digest('hex')}`
     let ready = false
     const liar = spawnManaged(process.execPath, ['--import', 'tsx', LIAR], {
-      env: { PATH: process.env.PATH, LIAR_LISTEN: `/ip4/127.0.0.1/tcp/${await freePort()}`, LIAR_BOOTSTRAP: b.bootstrapAddr, LIAR_BLOBS: `${digest}=${archive.byteLength}`, LIAR_HERD: '1', LIAR_SWARM_KEY: swarmKey },
-      onLine: line => { if (line.startsWith('READY ')) ready = true }
+      env: {
+        PATH: process.env.PATH,
+        LIAR_LISTEN: `/ip4/127.0.0.1/tcp/${await freePort()}`,
+        LIAR_BOOTSTRAP: b.bootstrapAddr,
+        LIAR_BLOBS: `${digest}=${archive.byteLength}`,
+        LIAR_HERD: '1',
+        LIAR_SWARM_KEY: swarmKey
+      },
+      onLine: line => {
+        if (line.startsWith('READY ')) ready = true
+      }
     })
     try {
       await waitFor(() => {
@@ -197,7 +259,9 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
       let body = Buffer.alloc(0)
       // A response the liar fed is cut before its last byte (the digest is known only then): the client's one retry.
       for (let attempt = 0; attempt < 2 && !body.equals(archive); attempt++) {
-        body = await fetch(String(found.json.signed_download_url)).then(async r => Buffer.from(await r.arrayBuffer())).catch(() => Buffer.alloc(0))
+        body = await fetch(String(found.json.signed_download_url)).then(async r => Buffer.from(await r.arrayBuffer())).catch(() =>
+          Buffer.alloc(0)
+        )
       }
       assert.ok(body.equals(archive), 'the job restores the right bytes')
       assert.ok(((await b.stats()).peers_denied ?? 0) >= 1, 'the liar is deny-listed')
@@ -212,8 +276,13 @@ describe('the Actions cache service (cache v2 API) across the swarm', function (
     const cutUrl = new URL(String(cut.json.signed_upload_url))
     await new Promise<void>((resolvePromise, reject) => {
       const socket = connect({ host: '127.0.0.1', port: Number(cutUrl.port) }, () => {
-        socket.write(`PUT ${cutUrl.pathname} HTTP/1.1\r\nHost: ${cutUrl.host}\r\nx-ms-blob-type: BlockBlob\r\nContent-Length: 100000\r\n\r\n`)
-        socket.write(randomBytes(50_000), () => { socket.destroy(); resolvePromise() })
+        socket.write(
+          `PUT ${cutUrl.pathname} HTTP/1.1\r\nHost: ${cutUrl.host}\r\nx-ms-blob-type: BlockBlob\r\nContent-Length: 100000\r\n\r\n`
+        )
+        socket.write(randomBytes(50_000), () => {
+          socket.destroy()
+          resolvePromise()
+        })
       })
       socket.on('error', reject)
     })

@@ -14,9 +14,13 @@ describe('API cache: concurrent identical GETs', function () {
     side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
 
-  after(async () => { await stopAll([side, gh]) })
+  after(async () => {
+    await stopAll([side, gh])
+  })
 
   it('200 anonymous cold GETs of one resource (upstream takes 200 ms) cause exactly one upstream request', async () => {
     const path = '/repos/acme/public?burst=1'

@@ -3,11 +3,21 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto'
 import { createAppAuth } from '@octokit/auth-app'
 import { request } from '@octokit/request'
 import {
-  etagOf, ISSUES_PATH, PRIVATE_ISSUES_PATH, PULLS_PATH, startFakeGitHub, type FakeGitHub, type FakeGitHubApp
+  etagOf,
+  ISSUES_PATH,
+  PRIVATE_ISSUES_PATH,
+  PULLS_PATH,
+  startFakeGitHub,
+  type FakeGitHub,
+  type FakeGitHubApp
 } from '../fixtures/fake-github.js'
 import { startFakeGitHubProcess } from '../fixtures/fake-github-child.js'
 
-interface Got { status: number, headers: Headers, text: string }
+interface Got {
+  status: number
+  headers: Headers
+  text: string
+}
 
 const WEAK_ETAG = /^W\/"[0-9a-f]{64}"$/
 const CACHE_AUTH = 'private, max-age=60, s-maxage=60'
@@ -20,8 +30,12 @@ describe('fixture: fake GitHub API', function () {
   this.timeout(20_000)
   let gh: FakeGitHub
 
-  beforeEach(async () => { gh = await startFakeGitHub() })
-  afterEach(async () => { await gh.stop() })
+  beforeEach(async () => {
+    gh = await startFakeGitHub()
+  })
+  afterEach(async () => {
+    await gh.stop()
+  })
 
   const getFrom = async (base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> => {
     const res = await fetch(`${base}${path}`, { method, headers, signal: AbortSignal.timeout(5_000) })
@@ -78,7 +92,7 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(anon.headers.get('etag'), gh.etag(`${ISSUES_PATH}?page=1&per_page=2`))
   })
 
-  it('If-None-Match with the token\'s own ETag: 304 with validators and rate headers, no body, free', async () => {
+  it("If-None-Match with the token's own ETag: 304 with validators and rate headers, no body, free", async () => {
     const first = await get('/repos/acme/public', tokenAuth('alice'))
     const etag = first.headers.get('etag') ?? ''
     const strong = etag.replace(/^W\//, '')
@@ -102,7 +116,7 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(gh.count({ token: 'alice', status: 304, charged: false }), 5)
   })
 
-  it('another token\'s ETag never matches: 200, charged (a fresh per-job token gains nothing from the last job\'s ETag)', async () => {
+  it("another token's ETag never matches: 200, charged (a fresh per-job token gains nothing from the last job's ETag)", async () => {
     const job1 = await get('/repos/acme/private', tokenAuth('alice'))
     const job1Etag = job1.headers.get('etag') ?? ''
     gh.addToken('ghs_job2', { repos: ['acme/private'] })
@@ -135,8 +149,12 @@ describe('fixture: fake GitHub API', function () {
 
   it('Last-Modified only on single resources (repository, contents, user), not on lists', async () => {
     for (const [path, headers] of [
-      ['/repos/acme/public', {}], ['/repos/acme/private', tokenAuth('alice')], ['/repos/acme/public/contents/README.md', {}],
-      ['/repos/acme/private/contents/README.md', tokenAuth('alice')], ['/users/octocat', {}], ['/user', tokenAuth('alice')]
+      ['/repos/acme/public', {}],
+      ['/repos/acme/private', tokenAuth('alice')],
+      ['/repos/acme/public/contents/README.md', {}],
+      ['/repos/acme/private/contents/README.md', tokenAuth('alice')],
+      ['/users/octocat', {}],
+      ['/user', tokenAuth('alice')]
     ] as Array<[string, Record<string, string>]>) {
       const res = await get(path, headers)
       assert.equal(res.status, 200, path)
@@ -157,8 +175,16 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(notModified.status, 304)
     assert.equal(notModified.headers.get('etag'), first.headers.get('etag'))
     assert.equal(gh.spent('alice'), 1, 'an authorized 304 is free')
-    assert.equal((await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': new Date(Date.parse(lm) - 5000).toUTCString() })).status, 200)
-    assert.equal((await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': lm, 'if-none-match': '"x"' })).status, 200, 'If-None-Match wins')
+    assert.equal(
+      (await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': new Date(Date.parse(lm) - 5000).toUTCString() }))
+        .status,
+      200
+    )
+    assert.equal(
+      (await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': lm, 'if-none-match': '"x"' })).status,
+      200,
+      'If-None-Match wins'
+    )
     assert.equal((await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': 'not a date' })).status, 200)
     // Not per token: carol's request with alice's date is a 304 too.
     assert.equal((await get('/repos/acme/public', { ...tokenAuth('carol'), 'if-modified-since': lm })).status, 304)
@@ -240,7 +266,11 @@ describe('fixture: fake GitHub API', function () {
     assert.equal((await get('/repos/acme/private', tokenAuth('ghs_job'))).status, 200)
     assert.deepEqual(numbers(await get(PRIVATE_ISSUES_PATH, tokenAuth('ghs_job'))), [2, 1])
     assert.equal(JSON.parse((await get('/user', tokenAuth('ghs_job'))).text).login, 'github-actions[bot]')
-    assert.equal(JSON.parse((await get('/user', tokenAuth('ghs_public_only'))).text).login, 'ghs_public_only', 'login defaults to the token')
+    assert.equal(
+      JSON.parse((await get('/user', tokenAuth('ghs_public_only'))).text).login,
+      'ghs_public_only',
+      'login defaults to the token'
+    )
     gh.addToken('ghs_job', { repos: ['acme/private'], expiresAt: Date.now() - 1 })
     assert.equal((await get('/repos/acme/public', tokenAuth('ghs_job'))).status, 401, 'replaced with an expired one')
     assert.equal(gh.etag('/repos/acme/private', 'ghs_public_only'), undefined, 'etag(): no ETag for a 404')
@@ -264,7 +294,7 @@ describe('fixture: fake GitHub API', function () {
     assert.match(Buffer.from(String(JSON.parse(priv.text).content), 'base64').toString('utf8'), /^# acme\/private/)
   })
 
-  it('users: /users/octocat for anyone; /user is the token\'s {login, id}, anonymous 401 Requires authentication (charged)', async () => {
+  it("users: /users/octocat for anyone; /user is the token's {login, id}, anonymous 401 Requires authentication (charged)", async () => {
     const octo = await get('/users/octocat')
     assert.equal(octo.status, 200)
     assert.equal(JSON.parse(octo.text).login, 'octocat')
@@ -295,7 +325,10 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(JSON.parse(after.text).description, 'changed')
     assert.notEqual(after.headers.get('etag'), before.headers.get('etag'))
     assert.ok(Date.parse(after.headers.get('last-modified') ?? '') > Date.parse(before.headers.get('last-modified') ?? ''))
-    assert.equal((await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': before.headers.get('last-modified') ?? '' })).status, 200)
+    assert.equal(
+      (await get('/repos/acme/public', { ...tokenAuth('alice'), 'if-modified-since': before.headers.get('last-modified') ?? '' })).status,
+      200
+    )
     gh.setBody('/users/octocat', { login: 'octocat', id: 1, name: 'renamed' })
     assert.equal(JSON.parse((await get('/users/octocat')).text).name, 'renamed')
     gh.setBody('/extra/thing', { ok: true })
@@ -311,13 +344,17 @@ describe('fixture: fake GitHub API', function () {
     const p1 = await get(`${ISSUES_PATH}?page=1&per_page=2`)
     assert.equal(p1.status, 200)
     assert.deepEqual(numbers(p1), [6, 5])
-    assert.equal(p1.headers.get('link'),
-      `<${gh.url}${ISSUES_PATH}?page=2&per_page=2>; rel="next", <${gh.url}${ISSUES_PATH}?page=3&per_page=2>; rel="last"`)
+    assert.equal(
+      p1.headers.get('link'),
+      `<${gh.url}${ISSUES_PATH}?page=2&per_page=2>; rel="next", <${gh.url}${ISSUES_PATH}?page=3&per_page=2>; rel="last"`
+    )
     const p2 = await get(`${ISSUES_PATH}?page=2&per_page=2`)
     assert.deepEqual(numbers(p2), [4, 3])
-    assert.equal(p2.headers.get('link'),
+    assert.equal(
+      p2.headers.get('link'),
       `<${gh.url}${ISSUES_PATH}?page=1&per_page=2>; rel="prev", <${gh.url}${ISSUES_PATH}?page=3&per_page=2>; rel="next", ` +
-      `<${gh.url}${ISSUES_PATH}?page=3&per_page=2>; rel="last", <${gh.url}${ISSUES_PATH}?page=1&per_page=2>; rel="first"`)
+        `<${gh.url}${ISSUES_PATH}?page=3&per_page=2>; rel="last", <${gh.url}${ISSUES_PATH}?page=1&per_page=2>; rel="first"`
+    )
     const p3 = await get(`${ISSUES_PATH}?page=3&per_page=2`)
     assert.deepEqual(numbers(p3), [2, 1])
     assert.doesNotMatch(p3.headers.get('link') ?? '', /rel="next"/)
@@ -336,12 +373,16 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(pull.state, 'open')
     assert.equal((pull.base as { ref: string }).ref, 'main')
     assert.match((pull.head as { sha: string }).sha, /^[0-9a-f]{40}$/)
-    assert.equal(p1.headers.get('link'),
-      `<${gh.url}${PULLS_PATH}?page=2&per_page=3>; rel="next", <${gh.url}${PULLS_PATH}?page=2&per_page=3>; rel="last"`)
+    assert.equal(
+      p1.headers.get('link'),
+      `<${gh.url}${PULLS_PATH}?page=2&per_page=3>; rel="next", <${gh.url}${PULLS_PATH}?page=2&per_page=3>; rel="last"`
+    )
     const p2 = await get(`${PULLS_PATH}?page=2&per_page=3`, tokenAuth('bob'))
     assert.deepEqual(numbers(p2), [7])
-    assert.equal(p2.headers.get('link'),
-      `<${gh.url}${PULLS_PATH}?page=1&per_page=3>; rel="prev", <${gh.url}${PULLS_PATH}?page=1&per_page=3>; rel="first"`)
+    assert.equal(
+      p2.headers.get('link'),
+      `<${gh.url}${PULLS_PATH}?page=1&per_page=3>; rel="prev", <${gh.url}${PULLS_PATH}?page=1&per_page=3>; rel="first"`
+    )
     assert.deepEqual(numbers(await get(PULLS_PATH)), [10, 9, 8, 7])
     const priv = await get(PRIVATE_ISSUES_PATH, tokenAuth('alice'))
     assert.equal(priv.status, 200)
@@ -373,11 +414,19 @@ describe('fixture: fake GitHub API', function () {
 
   it('POST and PATCH echo the JSON body with 201 / 200 and no Cache-Control', async () => {
     const body = JSON.stringify({ title: 'new issue', labels: ['x'] })
-    const post = await fetch(`${gh.url}${ISSUES_PATH}`, { method: 'POST', headers: { authorization: 'token alice', 'content-type': 'application/json' }, body })
+    const post = await fetch(`${gh.url}${ISSUES_PATH}`, {
+      method: 'POST',
+      headers: { authorization: 'token alice', 'content-type': 'application/json' },
+      body
+    })
     assert.equal(post.status, 201)
     assert.deepEqual(await post.json(), JSON.parse(body))
     assert.equal(post.headers.get('cache-control'), null)
-    const patch = await fetch(`${gh.url}${ISSUES_PATH}/3`, { method: 'PATCH', headers: { authorization: 'token alice' }, body: '{"state":"closed"}' })
+    const patch = await fetch(`${gh.url}${ISSUES_PATH}/3`, {
+      method: 'PATCH',
+      headers: { authorization: 'token alice' },
+      body: '{"state":"closed"}'
+    })
     assert.equal(patch.status, 200)
     assert.deepEqual(await patch.json(), { state: 'closed' })
     const anon = await fetch(`${gh.url}${ISSUES_PATH}`, { method: 'POST', body })
@@ -388,14 +437,25 @@ describe('fixture: fake GitHub API', function () {
     assert.equal(gh.spent('alice'), 2)
   })
 
-  it('POST /graphql answers { viewer { login } } with the token\'s login, other queries with errors, anonymous with 401', async () => {
+  it("POST /graphql answers { viewer { login } } with the token's login, other queries with errors, anonymous with 401", async () => {
     gh.addToken('ghs_x', { login: 'someone' })
-    const ask = async (query: string, headers: Record<string, string> = { authorization: 'bearer alice' }): Promise<{ status: number, json: unknown }> => {
-      const res = await fetch(`${gh.url}/graphql`, { method: 'POST', headers, body: JSON.stringify({ query }), signal: AbortSignal.timeout(5_000) })
+    const ask = async (
+      query: string,
+      headers: Record<string, string> = { authorization: 'bearer alice' }
+    ): Promise<{ status: number, json: unknown }> => {
+      const res = await fetch(`${gh.url}/graphql`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ query }),
+        signal: AbortSignal.timeout(5_000)
+      })
       return { status: res.status, json: await res.json() }
     }
     assert.deepEqual(await ask('query { viewer { login } }'), { status: 200, json: { data: { viewer: { login: 'alice' } } } })
-    assert.deepEqual(await ask('{ viewer { login } }', { authorization: 'bearer ghs_x' }), { status: 200, json: { data: { viewer: { login: 'someone' } } } })
+    assert.deepEqual(await ask('{ viewer { login } }', { authorization: 'bearer ghs_x' }), {
+      status: 200,
+      json: { data: { viewer: { login: 'someone' } } }
+    })
     const other = await ask('{ repository(owner: "acme", name: "public") { id } }')
     assert.equal(other.status, 200)
     assert.match(JSON.stringify(other.json), /"errors"/)
@@ -406,9 +466,20 @@ describe('fixture: fake GitHub API', function () {
     await get('/repos/acme/public?x=1', { authorization: 'token alice', 'if-none-match': '"a"' })
     await get('/repos/acme/private')
     const [r1, r2] = gh.requests()
-    assert.deepEqual({ ...r1, accept: undefined, userAgent: undefined }, {
-      method: 'GET', path: '/repos/acme/public?x=1', authorization: 'token alice', token: 'alice', ifNoneMatch: '"a"', status: 200, charged: true, accept: undefined, userAgent: undefined
-    })
+    assert.deepEqual(
+      { ...r1, accept: undefined, userAgent: undefined },
+      {
+        method: 'GET',
+        path: '/repos/acme/public?x=1',
+        authorization: 'token alice',
+        token: 'alice',
+        ifNoneMatch: '"a"',
+        status: 200,
+        charged: true,
+        accept: undefined,
+        userAgent: undefined
+      }
+    )
     assert.equal(r2?.token, 'anon')
     assert.equal(r2?.status, 404)
     assert.equal(r2?.charged, true)
@@ -436,7 +507,8 @@ describe('fixture: fake GitHub API', function () {
   it('at 0 remaining the answer is 403 rate limit exceeded', async () => {
     const small = await startFakeGitHub({ rateLimit: 2 })
     try {
-      const go = async (headers: Record<string, string> = {}): Promise<number> => (await getFrom(small.url, '/repos/acme/public', headers)).status
+      const go = async (headers: Record<string, string> = {}): Promise<number> =>
+        (await getFrom(small.url, '/repos/acme/public', headers)).status
       assert.deepEqual([await go(), await go(), await go()], [200, 200, 403])
       assert.equal(small.rateLimit('anon'), 0)
       assert.equal(small.spent('anon'), 2)
@@ -463,7 +535,13 @@ describe('fixture: fake GitHub API', function () {
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
     })
-    const app = (extra: Partial<FakeGitHubApp> = {}): FakeGitHubApp => ({ appId: APP_ID, publicKeyPem: publicKey, installationId: INSTALLATION_ID, repos: ['acme/private'], ...extra })
+    const app = (extra: Partial<FakeGitHubApp> = {}): FakeGitHubApp => ({
+      appId: APP_ID,
+      publicKeyPem: publicKey,
+      installationId: INSTALLATION_ID,
+      repos: ['acme/private'],
+      ...extra
+    })
     let appGh: FakeGitHub | undefined
     afterEach(async () => {
       await appGh?.stop()
@@ -475,21 +553,37 @@ describe('fixture: fake GitHub API', function () {
     }
 
     const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
-    const jwt = (claims: Record<string, unknown>, key = privateKey, header: Record<string, unknown> = { alg: 'RS256', typ: 'JWT' }): string => {
+    const jwt = (
+      claims: Record<string, unknown>,
+      key = privateKey,
+      header: Record<string, unknown> = { alg: 'RS256', typ: 'JWT' }
+    ): string => {
       const data = `${b64(header)}.${b64(claims)}`
       return `${data}.${sign('sha256', Buffer.from(data), key).toString('base64url')}`
     }
     const now = (): number => Math.floor(Date.now() / 1000)
-    const mint = async (authorization: string, installationId = INSTALLATION_ID, body?: string): Promise<{ status: number, json: Record<string, unknown> }> => {
+    const mint = async (
+      authorization: string,
+      installationId = INSTALLATION_ID,
+      body?: string
+    ): Promise<{ status: number, json: Record<string, unknown> }> => {
       const res = await fetch(`${appGh?.url ?? ''}/app/installations/${installationId}/access_tokens`, {
-        method: 'POST', headers: { authorization, accept: 'application/vnd.github+json' }, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(5_000)
+        method: 'POST',
+        headers: { authorization, accept: 'application/vnd.github+json' },
+        ...(body === undefined ? {} : { body }),
+        signal: AbortSignal.timeout(5_000)
       })
       return { status: res.status, json: await res.json() as Record<string, unknown> }
     }
 
-    it('@octokit/auth-app mints an installation token that reads the installation\'s repositories; minting is free', async () => {
+    it("@octokit/auth-app mints an installation token that reads the installation's repositories; minting is free", async () => {
       const g = await start([app()])
-      const auth = createAppAuth({ appId: APP_ID, privateKey, installationId: INSTALLATION_ID, request: request.defaults({ baseUrl: g.url }) })
+      const auth = createAppAuth({
+        appId: APP_ID,
+        privateKey,
+        installationId: INSTALLATION_ID,
+        request: request.defaults({ baseUrl: g.url })
+      })
       const t0 = Date.now()
       const result = await auth({ type: 'installation' })
       assert.equal(result.type, 'token')
@@ -517,7 +611,10 @@ describe('fixture: fake GitHub API', function () {
       const second = await auth({ type: 'installation', refresh: true })
       assert.notEqual(second.token, result.token)
       assert.deepEqual(g.mintedTokens(), [result.token, second.token])
-      const revalidate = await getFrom(g.url, '/repos/acme/private', { ...tokenAuth(second.token), 'if-none-match': priv.headers.get('etag') ?? '' })
+      const revalidate = await getFrom(g.url, '/repos/acme/private', {
+        ...tokenAuth(second.token),
+        'if-none-match': priv.headers.get('etag') ?? ''
+      })
       assert.equal(revalidate.status, 200)
       assert.equal(g.spent(second.token), 1)
       assert.equal(g.count({ charged: true }), 2, 'the two mints were free')
@@ -529,17 +626,29 @@ describe('fixture: fake GitHub API', function () {
       assert.equal((await mint(`Bearer ${jwt(good)}`)).status, 201)
       assert.equal((await mint(`bearer ${jwt({ ...good, iss: String(APP_ID) })}`)).status, 201, 'iss as a string')
       assert.equal((await mint(`Bearer ${jwt({ ...good, iat: now() + 50 })}`)).status, 201, 'clock skew allowed')
-      assert.equal((await mint(`Bearer ${jwt(good)}`, INSTALLATION_ID, '{"repositories":["private"]}')).status, 201, 'a JSON body is accepted')
+      assert.equal(
+        (await mint(`Bearer ${jwt(good)}`, INSTALLATION_ID, '{"repositories":["private"]}')).status,
+        201,
+        'a JSON body is accepted'
+      )
       const refused: Array<[string, string, RegExp]> = [
         ['signed with another key', `Bearer ${jwt(good, other.privateKey)}`, /could not be decoded/],
         ['unknown iss', `Bearer ${jwt({ ...good, iss: 1 })}`, /could not be decoded/],
         ['no iss', `Bearer ${jwt({ iat: good.iat, exp: good.exp })}`, /could not be decoded/],
         ['alg HS256', `Bearer ${jwt(good, privateKey, { alg: 'HS256', typ: 'JWT' })}`, /could not be decoded/],
-        ['tampered payload', `Bearer ${jwt(good).replace(/^([^.]+)\.[^.]+/, (_m, h: string) => `${h}.${b64({ ...good, exp: good.exp + 1 })}`)}`, /could not be decoded/],
+        [
+          'tampered payload',
+          `Bearer ${jwt(good).replace(/^([^.]+)\.[^.]+/, (_m, h: string) => `${h}.${b64({ ...good, exp: good.exp + 1 })}`)}`,
+          /could not be decoded/
+        ],
         ['not a JWT', 'Bearer abc', /could not be decoded/],
         ['token scheme', `token ${jwt(good)}`, /could not be decoded/],
         ['no Authorization', '', /could not be decoded/],
-        ['expired', `Bearer ${jwt({ ...good, iat: now() - 700, exp: now() - 60 })}`, /'Expiration time' claim \('exp'\) must be a numeric value/],
+        [
+          'expired',
+          `Bearer ${jwt({ ...good, iat: now() - 700, exp: now() - 60 })}`,
+          /'Expiration time' claim \('exp'\) must be a numeric value/
+        ],
         ['exp too far', `Bearer ${jwt({ ...good, exp: now() + 3600 })}`, /'Expiration time' claim \('exp'\) is too far in the future/],
         ['iat in the future', `Bearer ${jwt({ ...good, iat: now() + 120 })}`, /'Issued at' claim \('iat'\)/]
       ]
@@ -551,14 +660,14 @@ describe('fixture: fake GitHub API', function () {
       const otherJwt = jwt({ ...good, iss: 'other-app' }, other.privateKey)
       assert.equal((await mint(`Bearer ${otherJwt}`, 88)).status, 201, 'the other app, its own installation')
       const unknown = await mint(`Bearer ${otherJwt}`, INSTALLATION_ID)
-      assert.equal(unknown.status, 404, 'another app\'s installation')
+      assert.equal(unknown.status, 404, "another app's installation")
       assert.equal((await mint(`Bearer ${jwt(good)}`, 999)).status, 404, 'unknown installation')
       assert.equal(g.mintedTokens().length, 5)
       assert.equal(g.count({ charged: true }), 0)
       assert.equal(g.spent('anon'), 0)
     })
 
-    it('a minted token expires after tokenTtlMs, then gets 401 Bad credentials; the installation\'s repos bound what it reads', async () => {
+    it("a minted token expires after tokenTtlMs, then gets 401 Bad credentials; the installation's repos bound what it reads", async () => {
       const g = await start([app({ tokenTtlMs: 1 }), app({ installationId: 78, repos: [] })])
       const good = `Bearer ${jwt({ iat: now() - 30, exp: now() + 570, iss: APP_ID })}`
       const t0 = Date.now()
@@ -568,7 +677,10 @@ describe('fixture: fake GitHub API', function () {
       assert.ok(expiresAt >= t0 + 1 && expiresAt <= Date.now() + 1, 'now + tokenTtlMs')
       const deadline = Date.now() + 5_000
       let status = 0
-      while (Date.now() < deadline && (status = (await getFrom(g.url, '/repos/acme/public', tokenAuth(String(shortLived.json.token)))).status) !== 401) {
+      while (
+        Date.now() < deadline &&
+        (status = (await getFrom(g.url, '/repos/acme/public', tokenAuth(String(shortLived.json.token)))).status) !== 401
+      ) {
         await new Promise(resolve => setImmediate(resolve))
       }
       assert.equal(status, 401)

@@ -40,15 +40,19 @@ describe('API cache: per-job tokens with a fleet credential, two sidecars', func
     await Promise.all([waitForPeers(a, 1), waitForPeers(b, 1)])
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { A: a, B: b }, 40) })
-  after(async () => { await stopAll([a, b, gh]) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { A: a, B: b }, 40)
+  })
+  after(async () => {
+    await stopAll([a, b, gh])
+  })
 
   const nodes = (): [SwarmNode, SwarmNode] => {
     assert.ok(a !== undefined && b !== undefined, 'sidecars not started')
     return [a, b]
   }
 
-  it('10 jobs × 30 GETs: each job token spends at most 1 unit, the fleet at most 1 per distinct resource; every answer is the upstream\'s', async () => {
+  it("10 jobs × 30 GETs: each job token spends at most 1 unit, the fleet at most 1 per distinct resource; every answer is the upstream's", async () => {
     const [na, nb] = nodes()
     const requests = jobRequests()
     const distinct = new Set(requests).size
@@ -65,18 +69,27 @@ describe('API cache: per-job tokens with a fleet credential, two sidecars', func
       }
       if (job === 0) {
         // Let A's records reach the DHT before B's first job, as minutes between jobs would.
-        await waitFor(() => new Set(loggedKeys(na, 'announced').filter(k => k.startsWith('api:'))).size >= distinct, { timeoutMs: 30_000, intervalMs: 100, what: 'A to announce its API records' })
+        await waitFor(() => new Set(loggedKeys(na, 'announced').filter(k => k.startsWith('api:'))).size >= distinct, {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          what: 'A to announce its API records'
+        })
       }
     }
     const spent = jobTokens.map(t => gh.spent(t))
     const fleet = gh.spent(FLEET)
     assert.ok(spent.every(n => n <= 1), `job tokens spent ${JSON.stringify(spent)}`)
-    assert.ok(fleet <= distinct, `the fleet paid ${fleet} for ${distinct} distinct resources: ${JSON.stringify(gh.requests({ token: FLEET }).filter(r => r.charged).map(r => r.path))}`)
+    assert.ok(
+      fleet <= distinct,
+      `the fleet paid ${fleet} for ${distinct} distinct resources: ${
+        JSON.stringify(gh.requests({ token: FLEET }).filter(r => r.charged).map(r => r.path))
+      }`
+    )
     const total = spent.reduce((x, y) => x + y, 0) + fleet
     assert.ok(total <= 0.3 * requests.length * 10, `units through the cache ${total} vs ${requests.length * 10} direct`)
   })
 
-  it('a token without access to the private repository gets the upstream\'s 404, never the body', async () => {
+  it("a token without access to the private repository gets the upstream's 404, never the body", async () => {
     const [na, nb] = nodes()
     const outsider = `ghs_outsider_${randomBytes(8).toString('hex')}`
     gh.addToken(outsider, { repos: [] })
@@ -94,9 +107,11 @@ describe('API cache: per-job tokens with a fleet credential, two sidecars', func
     assert.equal(pub.status, 200)
   })
 
-  it('a fleet-served answer carries no X-RateLimit-* (they are the fleet\'s bucket); stats report rate limits per credential label', async () => {
+  it("a fleet-served answer carries no X-RateLimit-* (they are the fleet's bucket); stats report rate limits per credential label", async () => {
     const [na] = nodes()
-    const res = await call(`${na.url}/github/repos/acme/public`, { headers: { authorization: `token ${jobTokens[0] ?? ''}`, accept: ACCEPT } })
+    const res = await call(`${na.url}/github/repos/acme/public`, {
+      headers: { authorization: `token ${jobTokens[0] ?? ''}`, accept: ACCEPT }
+    })
     assert.equal(res.headers.get('x-ratelimit-remaining'), null)
     const stats = await apiStats(na.url)
     const byCredential = (stats.api_ratelimit_remaining as Record<string, Record<string, number>>).github ?? {}
@@ -120,9 +135,16 @@ describe('API cache: a GitHub App installation as the fleet credential', functio
   let side: SidecarProcess | undefined
 
   before(async () => {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
+    })
     // Tokens live 6 s: the sidecar replaces one a quarter of its lifetime before it expires.
-    gh = await startFakeGitHub({ tokens: {}, apps: [{ appId: 4242, publicKeyPem: publicKey, installationId: 77, repos: ['acme/private'], tokenTtlMs: 6_000 }] })
+    gh = await startFakeGitHub({
+      tokens: {},
+      apps: [{ appId: 4242, publicKeyPem: publicKey, installationId: 77, repos: ['acme/private'], tokenTtlMs: 6_000 }]
+    })
     side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}` })
     const keyFile = join(side.dir, 'app.pem')
     await writeFile(keyFile, privateKey, { mode: 0o600 })
@@ -130,8 +152,12 @@ describe('API cache: a GitHub App installation as the fleet credential', functio
     side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_APP: `github=4242:77:${keyFile}` }, { dir: side.dir })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
-  after(async () => { await stopAll([side, gh]) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
+  after(async () => {
+    await stopAll([side, gh])
+  })
 
   it('mints an installation token on first use and serves public repository resources with it', async () => {
     assert.ok(side)
@@ -172,8 +198,12 @@ describe('API cache: 20 jobs at once, each with a new token, with a fleet creden
     side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
-  after(async () => { await stopAll([side, gh]) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
+  after(async () => {
+    await stopAll([side, gh])
+  })
 
   it('the same list page asked by 20 new tokens at once costs the fleet one unit (and the repository one), the tokens none', async () => {
     assert.ok(side)
@@ -184,7 +214,10 @@ describe('API cache: 20 jobs at once, each with a new token, with a fleet creden
     assert.deepEqual([...new Set(answers.map(a => a.status))], [200])
     assert.equal(new Set(answers.map(a => a.text)).size, 1)
     assert.deepEqual(tokens.map(t => gh.spent(t)), tokens.map(() => 0))
-    assert.deepEqual(gh.requests({ token: FLEET }).map(r => r.path).sort(), [`${ISSUES_PATH}?page=1&per_page=2`, '/repos/acme/public'].sort())
+    assert.deepEqual(
+      gh.requests({ token: FLEET }).map(r => r.path).sort(),
+      [`${ISSUES_PATH}?page=1&per_page=2`, '/repos/acme/public'].sort()
+    )
   })
 })
 
@@ -202,8 +235,12 @@ describe('API cache: jobs after the copies went stale, with a fleet credential',
     side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
-  after(async () => { await stopAll([side, gh]) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
+  after(async () => {
+    await stopAll([side, gh])
+  })
 
   it('5 jobs × 30 GETs: the fleet pays once per distinct resource and revalidates with its own ETag (free 304s); the job tokens at most 1 unit each', async () => {
     assert.ok(side)
@@ -222,8 +259,10 @@ describe('API cache: jobs after the copies went stale, with a fleet credential',
     }
     assert.ok(gh.spent(FLEET) <= distinct, `the fleet paid ${gh.spent(FLEET)} for ${distinct} distinct resources`)
     const fleetConditional = gh.requests({ token: FLEET, status: 304 })
-    assert.ok(fleetConditional.length > 0 && fleetConditional.every(r => r.ifNoneMatch !== undefined && r.ifNoneMatch === gh.etag(r.path, FLEET)),
-      'the fleet revalidated with the ETags it received')
+    assert.ok(
+      fleetConditional.length > 0 && fleetConditional.every(r => r.ifNoneMatch !== undefined && r.ifNoneMatch === gh.etag(r.path, FLEET)),
+      'the fleet revalidated with the ETags it received'
+    )
     assert.ok(tokens.every(t => gh.spent(t) <= 1), JSON.stringify(tokens.map(t => gh.spent(t))))
   })
 })
@@ -236,7 +275,11 @@ describe('diagnose: upstream.api.fleet', function () {
   let keyFile: string
 
   before(async () => {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
+    })
     gh = await startFakeGitHub({ tokens: { [FLEET]: {} }, apps: [{ appId: 31, publicKeyPem: publicKey, installationId: 9 }] })
     dir = await mkdtemp(join(tmpdir(), 'p2p-cache-fleet-diag-'))
     keyFile = join(dir, 'app.pem')
@@ -249,10 +292,19 @@ describe('diagnose: upstream.api.fleet', function () {
 
   /** The fleet finding of `diagnose --json` with only loopback upstreams and P2P off. */
   const fleetFinding = async (env: Record<string, string>): Promise<{ verdict: string, summary: string, fix?: string, stdout: string }> => {
-    const r = await runCli(['diagnose', '--json'], {
-      CACHE_DIR: join(dir, 'data'), CACHE_ENABLE_P2P: 'false', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/0', CACHE_HTTP_ADDR: '127.0.0.1:1',
-      CACHE_REGISTRY_UPSTREAMS: `docker.io=${gh.url}`, CACHE_API_UPSTREAMS: `github=${gh.url}`, ...env
-    }, { timeoutMs: 90_000 })
+    const r = await runCli(
+      ['diagnose', '--json'],
+      {
+        CACHE_DIR: join(dir, 'data'),
+        CACHE_ENABLE_P2P: 'false',
+        CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/0',
+        CACHE_HTTP_ADDR: '127.0.0.1:1',
+        CACHE_REGISTRY_UPSTREAMS: `docker.io=${gh.url}`,
+        CACHE_API_UPSTREAMS: `github=${gh.url}`,
+        ...env
+      },
+      { timeoutMs: 90_000 }
+    )
     const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
     const finding = report.findings.find(f => f.check === 'upstream.api.fleet')
     assert.ok(finding, `no upstream.api.fleet finding: ${r.stdout.slice(0, 2000)} ${r.stderr}`)
@@ -298,20 +350,26 @@ describe('API cache: areas of a public repository that need rights, with a fleet
   let readFleet: SidecarProcess | undefined
 
   before(async () => {
-    gh = await startFakeGitHub({ tokens: { [FLEET]: {}, fleetadmin: { admin: ['acme/public'] }, [ADMIN]: { admin: ['acme/public'] }, [READER]: {} } })
+    gh = await startFakeGitHub({
+      tokens: { [FLEET]: {}, fleetadmin: { admin: ['acme/public'] }, [ADMIN]: { admin: ['acme/public'] }, [READER]: {} }
+    })
     adminFleet = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: 'github=fleetadmin' })
     readFleet = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_API_AUTH: `github=${FLEET}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { adminFleet, readFleet }) })
-  after(async () => { await stopAll([adminFleet, readFleet, gh]) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { adminFleet, readFleet })
+  })
+  after(async () => {
+    await stopAll([adminFleet, readFleet, gh])
+  })
 
   const hooks = async (side: SidecarProcess | undefined, token: string): Promise<Awaited<ReturnType<typeof call>>> => {
     assert.ok(side)
     return await call(`${side.url}/github/repos/acme/public/hooks`, { headers: { authorization: `token ${token}`, accept: ACCEPT } })
   }
 
-  it('a fleet credential with admin rights never hands a repository\'s hooks to a client without them', async () => {
+  it("a fleet credential with admin rights never hands a repository's hooks to a client without them", async () => {
     assert.equal((await hooks(adminFleet, ADMIN)).status, 200)
     const reader = await hooks(adminFleet, READER)
     assert.equal(reader.status, 404)
@@ -320,7 +378,7 @@ describe('API cache: areas of a public repository that need rights, with a fleet
     assert.equal(anon.status, 404)
   })
 
-  it('a read-only fleet credential\'s 404 is not what an admin client gets: the client\'s own credential is asked', async () => {
+  it("a read-only fleet credential's 404 is not what an admin client gets: the client's own credential is asked", async () => {
     const admin = await hooks(readFleet, ADMIN)
     assert.equal(admin.status, 200)
     assert.match(admin.text, /ci\.acme\.example/)

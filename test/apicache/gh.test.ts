@@ -24,8 +24,25 @@ const GH_TIMEOUT_MS = 30_000
 async function selfSignedCert (dir: string): Promise<{ cert: string, key: string }> {
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
-  await must('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
+  await must('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    key,
+    '-out',
+    cert
+  ])
   return { cert, key }
 }
 
@@ -34,8 +51,12 @@ function httpsGet (url: string, ca: Buffer): Promise<{ status: number, headers: 
   return new Promise((resolve, reject) => {
     const req = httpsRequest(url, { ca, agent: false, timeout: 10_000, headers: { authorization: `token ${TOKEN}` } }, res => {
       const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => { chunks.push(c) })
-      res.once('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('data', (c: Buffer) => {
+        chunks.push(c)
+      })
+      res.once('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') })
+      })
       res.once('error', reject)
     })
     req.once('timeout', () => req.destroy(new Error(`GET ${url}: no answer`)))
@@ -64,10 +85,17 @@ describe('API cache: GitHub Enterprise layout (/api/v3, /api/graphql)', function
     gh = await startFakeGitHub({ tokens: { [TOKEN]: { repos: ['acme/private'] } } })
     const httpsPort = await freePort()
     httpsUrl = `https://127.0.0.1:${httpsPort}`
-    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}`, CACHE_HTTPS_ADDR: `127.0.0.1:${httpsPort}`, CACHE_TLS_CERT: cert, CACHE_TLS_KEY: key })
+    side = await startSidecar({
+      CACHE_API_UPSTREAMS: `github=${gh.url}`,
+      CACHE_HTTPS_ADDR: `127.0.0.1:${httpsPort}`,
+      CACHE_TLS_CERT: cert,
+      CACHE_TLS_KEY: key
+    })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
 
   after(async () => {
     await stopAll([side, gh])
@@ -98,14 +126,18 @@ describe('API cache: GitHub Enterprise layout (/api/v3, /api/graphql)', function
   })
 
   it('POST /api/graphql passes through to <upstream>/graphql', async () => {
-    const res = await call(`${side.url}/api/graphql`, { method: 'POST', headers: { authorization: `bearer ${TOKEN}` }, body: JSON.stringify({ query: '{ viewer { login } }' }) })
+    const res = await call(`${side.url}/api/graphql`, {
+      method: 'POST',
+      headers: { authorization: `bearer ${TOKEN}` },
+      body: JSON.stringify({ query: '{ viewer { login } }' })
+    })
     assert.equal(res.status, 200)
     assert.equal(res.cache, 'PASS')
     assert.deepEqual(JSON.parse(res.text), { data: { viewer: { login: TOKEN } } })
     assert.equal(gh.count({ method: 'POST', path: '/graphql' }), 1)
   })
 
-  it('the sidecar\'s own /api/ routes still answer, on both listeners; other /api/ paths are 404', async () => {
+  it("the sidecar's own /api/ routes still answer, on both listeners; other /api/ paths are 404", async () => {
     assert.equal((await call(`${side.url}/api/cache/stats`)).status, 200)
     assert.equal((await httpsGet(`${httpsUrl}/api/cache/stats`, ca)).status, 200)
     assert.equal((await httpsGet(`${httpsUrl}/readyz`, ca)).status, 200)
@@ -126,8 +158,12 @@ describe('API cache: GitHub Enterprise layout without a `github` upstream', func
   this.timeout(30_000)
   let side: SidecarProcess
 
-  before(async () => { side = await startSidecar({ CACHE_API_UPSTREAMS: 'other=http://127.0.0.1:9' }) })
-  after(async () => { await stopAll([side]) })
+  before(async () => {
+    side = await startSidecar({ CACHE_API_UPSTREAMS: 'other=http://127.0.0.1:9' })
+  })
+  after(async () => {
+    await stopAll([side])
+  })
 
   it('/api/v3 and /api/graphql are 404', async () => {
     for (const path of ['/api/v3/repos/acme/public', '/api/graphql']) {
@@ -165,7 +201,10 @@ describe('API cache: the gh CLI through the sidecar', function () {
     fake = await startFakeGitHubProcess({ tokens: { [TOKEN]: { repos: ['acme/private'] } } }, { netns: ns })
     const httpsAddr = `127.0.0.1:${await freePort()}`
     httpsBase = `https://${httpsAddr}/api/v3`
-    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${fake.url}`, CACHE_HTTPS_ADDR: httpsAddr, CACHE_TLS_CERT: cert, CACHE_TLS_KEY: key }, { netns: ns })
+    side = await startSidecar(
+      { CACHE_API_UPSTREAMS: `github=${fake.url}`, CACHE_HTTPS_ADDR: httpsAddr, CACHE_TLS_CERT: cert, CACHE_TLS_KEY: key },
+      { netns: ns }
+    )
     ghEnv = {
       PATH: process.env.PATH,
       HOME: work,
@@ -194,7 +233,11 @@ describe('API cache: the gh CLI through the sidecar', function () {
   const gh = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> => {
     if (ns === undefined) throw new Error('no namespace')
     const r = await ns.run('gh', args, { env: { ...ghEnv, ...env }, timeoutMs: GH_TIMEOUT_MS })
-    assert.equal(r.code, 0, `gh ${args.join(' ')} exited ${r.code}${r.code === -1 ? ` (killed after ${GH_TIMEOUT_MS} ms)` : ''}: ${r.stderr.trim()}`)
+    assert.equal(
+      r.code,
+      0,
+      `gh ${args.join(' ')} exited ${r.code}${r.code === -1 ? ` (killed after ${GH_TIMEOUT_MS} ms)` : ''}: ${r.stderr.trim()}`
+    )
     return r
   }
   const upstream = (): FakeGitHubProcess => {
@@ -247,7 +290,7 @@ describe('API cache: the gh CLI through the sidecar', function () {
     assert.deepEqual(posts.map(p => [p.token, JSON.parse(p.body ?? 'null')]), [[TOKEN, { title: 'from gh' }]])
   })
 
-  it('gh api graphql goes to /api/graphql and through to the upstream\'s /graphql', async () => {
+  it("gh api graphql goes to /api/graphql and through to the upstream's /graphql", async () => {
     const r = await gh(['api', 'graphql', '-f', 'query={ viewer { login } }'])
     assert.deepEqual(JSON.parse(r.stdout), { data: { viewer: { login: TOKEN } } })
     assert.equal(await upstream().count({ method: 'POST', path: '/graphql' }), 1)

@@ -3,9 +3,7 @@ import { request, type IncomingHttpHeaders } from 'node:http'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
 import { secretLeaks } from '../fixtures/secrets.js'
-import {
-  apiStats, auth, call, ISSUES_PATH, octokitStatus, octokitVia, startFakeGitHub, type FakeGitHub
-} from '../fixtures/fake-github.js'
+import { apiStats, auth, call, ISSUES_PATH, octokitStatus, octokitVia, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
 
 const DEFAULT_TOKENS = { alice: { repos: ['acme/private'] }, bob: { repos: [] }, carol: { repos: ['acme/private'] } }
 /** A token value distinctive enough to look for in the sidecar's files and logs. */
@@ -19,8 +17,12 @@ function rawGet (url: string, headers: Record<string, string>): Promise<{ status
   return new Promise((resolve, reject) => {
     const req = request(url, { headers, agent: false, timeout: 10_000 }, res => {
       const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => { chunks.push(c) })
-      res.once('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('data', (c: Buffer) => {
+        chunks.push(c)
+      })
+      res.once('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') })
+      })
       res.once('error', reject)
     })
     req.once('timeout', () => req.destroy(new Error('no answer')))
@@ -102,7 +104,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.match(Object.keys(github)[0] ?? '', /^[0-9a-f]{12}$/, 'labelled by a hash prefix, not the token')
   })
 
-  it('another token with access is revalidated with its own credentials and If-Modified-Since, never alice\'s ETag (0 rate limit spent)', async () => {
+  it("another token with access is revalidated with its own credentials and If-Modified-Since, never alice's ETag (0 rate limit spent)", async () => {
     const alice = await octokitVia(side.url, 'alice').repos.get({ owner: 'acme', repo: 'private' })
     const carol = await octokitVia(side.url, 'carol').repos.get({ owner: 'acme', repo: 'private' })
     assert.deepEqual(carol.data, alice.data)
@@ -113,7 +115,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(gh.rateLimit('carol'), 5000)
   })
 
-  it('a list (no Last-Modified) for another token is a full GET with that token: another token\'s ETag is never sent', async () => {
+  it("a list (no Last-Modified) for another token is a full GET with that token: another token's ETag is never sent", async () => {
     const path = `${ISSUES_PATH}?page=1&per_page=2`
     await octokitVia(side.url, 'alice').request(`GET ${path}`)
     const carol = await octokitVia(side.url, 'carol').request(`GET ${path}`)
@@ -132,7 +134,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(again.headers['x-cache'], 'HIT')
   })
 
-  it('a request\'s own Cache-Control: no-cache is not answered from memory: it goes upstream (RFC 9111 5.2.1.4)', async () => {
+  it("a request's own Cache-Control: no-cache is not answered from memory: it goes upstream (RFC 9111 5.2.1.4)", async () => {
     await call(api('/repos/acme/public'))
     assert.equal((await rawGet(api('/repos/acme/public'), {})).headers['x-cache'], 'HIT')
     const before = gh.count({ path: '/repos/acme/public' })
@@ -157,7 +159,9 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.deepEqual(gh.requests({ token: 'bob' }).map(r => [r.path, r.status]), [['/repos/acme/private', 404]])
 
     // Not even when bob sends alice's ETag: the sidecar must not answer 304 from its cache.
-    const withEtag = await call(api('/repos/acme/private'), { headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private', 'alice') ?? '' } })
+    const withEtag = await call(api('/repos/acme/private'), {
+      headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private', 'alice') ?? '' }
+    })
     assert.equal(withEtag.status, 404)
     assert.equal(JSON.parse(withEtag.text).message, 'Not Found')
     assert.equal(gh.count({ token: 'bob' }), 2)
@@ -199,7 +203,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
       assert.equal(second.status, 200)
       assert.equal(first.cache, 'MISS')
       assert.equal(second.cache, 'MISS')
-      assert.notEqual(second.text, first.text, 'the second body is the upstream\'s new one')
+      assert.notEqual(second.text, first.text, "the second body is the upstream's new one")
       assert.equal(gh.count({ path: '/nostore' }), 2)
       assert.equal(gh.count({ path: '/nostore', conditional: true }), 0, 'nothing stored to revalidate')
     })
@@ -208,7 +212,13 @@ describe('API cache: the GitHub API through one sidecar', function () {
   it('POST and PATCH (Octokit) pass through unchanged: body echoed, X-Cache PASS, each one reaches the upstream', async () => {
     const octokit = octokitVia(side.url, 'alice')
     for (let i = 0; i < 2; i++) {
-      const created = await octokit.issues.create({ owner: 'acme', repo: 'public', title: 'flaky test', body: 'seen twice', labels: ['ci'] })
+      const created = await octokit.issues.create({
+        owner: 'acme',
+        repo: 'public',
+        title: 'flaky test',
+        body: 'seen twice',
+        labels: ['ci']
+      })
       assert.equal(created.status, 201)
       assert.deepEqual(created.data as unknown, { title: 'flaky test', body: 'seen twice', labels: ['ci'] })
       assert.equal(created.headers['x-cache'], 'PASS')
@@ -225,7 +235,11 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(updated.status, 200)
     assert.deepEqual(updated.data as unknown, { state: 'closed' })
     assert.equal(updated.headers['x-cache'], 'PASS')
-    const raw = await call(api(ISSUES_PATH), { method: 'PATCH', headers: { ...auth('alice'), 'content-type': 'application/json' }, body: '{"x":1}' })
+    const raw = await call(api(ISSUES_PATH), {
+      method: 'PATCH',
+      headers: { ...auth('alice'), 'content-type': 'application/json' },
+      body: '{"x":1}'
+    })
     assert.equal(raw.status, 200)
     assert.equal(raw.text, '{"x":1}')
     assert.equal(raw.cache, 'PASS')
@@ -237,15 +251,18 @@ describe('API cache: the GitHub API through one sidecar', function () {
   })
 
   it('Link headers pointing at the upstream are rewritten to point through the sidecar (MISS and HIT)', async () => {
-    const expected = `<${side.url}/github${ISSUES_PATH}?page=2&per_page=2>; rel="next", <${side.url}/github${ISSUES_PATH}?page=3&per_page=2>; rel="last"`
+    const expected =
+      `<${side.url}/github${ISSUES_PATH}?page=2&per_page=2>; rel="next", <${side.url}/github${ISSUES_PATH}?page=3&per_page=2>; rel="last"`
     const first = await call(api(`${ISSUES_PATH}?page=1&per_page=2`))
     assert.equal(first.cache, 'MISS')
     assert.equal(first.headers.get('link'), expected)
     const second = await call(api(`${ISSUES_PATH}?page=1&per_page=2`))
     assert.equal(second.cache, 'HIT')
     assert.equal(second.headers.get('link'), expected)
-    const revalidated = [await call(api(`${ISSUES_PATH}?page=2&per_page=2`), { headers: auth('alice') }),
-      await call(api(`${ISSUES_PATH}?page=2&per_page=2`), { headers: auth('alice') })]
+    const revalidated = [
+      await call(api(`${ISSUES_PATH}?page=2&per_page=2`), { headers: auth('alice') }),
+      await call(api(`${ISSUES_PATH}?page=2&per_page=2`), { headers: auth('alice') })
+    ]
     assert.equal(revalidated[1]?.cache, 'REVALIDATED')
     for (const r of revalidated) {
       const link = r.headers.get('link') ?? ''
@@ -265,7 +282,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(gh.rateLimit('alice'), 4997)
 
     const kinds: string[] = []
-    const again = await octokit.paginate(octokit.issues.listForRepo, { owner: 'acme', repo: 'public', per_page: 2 }, (res) => {
+    const again = await octokit.paginate(octokit.issues.listForRepo, { owner: 'acme', repo: 'public', per_page: 2 }, res => {
       kinds.push(String(res.headers['x-cache']))
       return res.data
     })
@@ -295,10 +312,10 @@ describe('API cache: the GitHub API through one sidecar', function () {
     const alice = await octokitVia(side.url, 'alice').repos.get({ owner: 'acme', repo: 'public' })
     assert.equal(alice.status, 200)
     assert.notEqual(alice.headers['x-cache'], 'HIT')
-    assert.equal(gh.count({ token: 'alice', path: '/repos/acme/public' }), 1, 'alice\'s own request reached the upstream')
+    assert.equal(gh.count({ token: 'alice', path: '/repos/acme/public' }), 1, "alice's own request reached the upstream")
   })
 
-  it('an anonymous request is not served a HIT from alice\'s private response', async () => {
+  it("an anonymous request is not served a HIT from alice's private response", async () => {
     await call(api('/repos/acme/public'), { headers: auth('alice') })
     const anon = await call(api('/repos/acme/public'))
     assert.equal(anon.status, 200)
@@ -342,7 +359,7 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.deepEqual(await secretLeaks(SECRET, side.env.CACHE_DIR ?? '', side.logs()), { files: [], lines: [] })
   })
 
-  it('a fresh anonymous entry answers the client\'s own conditional GET itself: 304, HIT, no upstream request', async () => {
+  it("a fresh anonymous entry answers the client's own conditional GET itself: 304, HIT, no upstream request", async () => {
     const first = await call(api('/repos/acme/public'))
     assert.equal(first.cache, 'MISS')
     const etag = first.headers.get('etag') ?? ''
@@ -353,7 +370,13 @@ describe('API cache: the GitHub API through one sidecar', function () {
     assert.equal(cond.status, 304)
     assert.equal(cond.body, '')
     assert.equal(cond.headers.etag, etag)
-    assert.equal(cond.headers['x-cache'], 'HIT', `X-Cache ${String(cond.headers['x-cache'])}; upstream saw ${JSON.stringify(gh.requests().map(r => [r.path, r.ifNoneMatch, r.status]))}`)
+    assert.equal(
+      cond.headers['x-cache'],
+      'HIT',
+      `X-Cache ${String(cond.headers['x-cache'])}; upstream saw ${
+        JSON.stringify(gh.requests().map(r => [r.path, r.ifNoneMatch, r.status]))
+      }`
+    )
     assert.equal(gh.count({ path: '/repos/acme/public' }), 1, 'fresh for 60 s: no upstream request')
   })
 })

@@ -23,16 +23,20 @@ describe('API cache: two sidecars share API records', function () {
     await Promise.all([waitForPeers(a, 1), waitForPeers(b, 1)])
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { A: a, B: b }, 40) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { A: a, B: b }, 40)
+  })
 
-  after(async () => { await stopAll([a, b, gh]) })
+  after(async () => {
+    await stopAll([a, b, gh])
+  })
 
   const node = (n: SwarmNode | undefined, name: string): SwarmNode => {
     assert.ok(n, `node ${name} not started`)
     return n
   }
 
-  it('alice via A, then carol via B for the first time: B revalidates A\'s record with carol\'s token and If-Modified-Since (REVALIDATED, 0 spent)', async () => {
+  it("alice via A, then carol via B for the first time: B revalidates A's record with carol's token and If-Modified-Since (REVALIDATED, 0 spent)", async () => {
     const na = node(a, 'A')
     const nb = node(b, 'B')
     const logFrom = na.logs().length
@@ -46,7 +50,11 @@ describe('API cache: two sidecars share API records', function () {
     // below are the contract, and their message says whether it was seen.
     let announced = true
     try {
-      await waitFor(() => loggedKeys(na, 'announced', logFrom).some(k => k.startsWith('api:')), { timeoutMs: 10_000, intervalMs: 100, what: 'A to log an API record announcement' })
+      await waitFor(() => loggedKeys(na, 'announced', logFrom).some(k => k.startsWith('api:')), {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        what: 'A to log an API record announcement'
+      })
     } catch {
       announced = false
     }
@@ -55,15 +63,27 @@ describe('API cache: two sidecars share API records', function () {
     assert.equal(viaB.status, 200)
     assert.deepEqual(viaB.data, viaA.data)
     const carol = gh.requests({ token: 'carol' })
-    assert.equal(viaB.headers['x-cache'], 'REVALIDATED',
+    assert.equal(
+      viaB.headers['x-cache'],
+      'REVALIDATED',
       `B's answer: X-Cache ${String(viaB.headers['x-cache'])}, X-Cache-Source ${String(viaB.headers['x-cache-source'])}; ` +
-      `A logged an api: announcement: ${announced} (announced: ${JSON.stringify(loggedKeys(na, 'announced', logFrom))}); upstream saw from carol: ${JSON.stringify(carol)}`)
+        `A logged an api: announcement: ${announced} (announced: ${
+          JSON.stringify(loggedKeys(na, 'announced', logFrom))
+        }); upstream saw from carol: ${JSON.stringify(carol)}`
+    )
     // Without a fleet credential: If-Modified-Since with carol's token; alice's ETag would be a charged 200.
-    assert.deepEqual(carol.map(r => [r.path, r.ifNoneMatch, r.ifModifiedSince, r.status]), [['/repos/acme/private', undefined, viaA.headers['last-modified'], 304]])
+    assert.deepEqual(carol.map(r => [r.path, r.ifNoneMatch, r.ifModifiedSince, r.status]), [[
+      '/repos/acme/private',
+      undefined,
+      viaA.headers['last-modified'],
+      304
+    ]])
     assert.equal(gh.rateLimit('carol'), 5000, 'carol spent nothing')
     assert.equal(gh.rateLimit('alice'), 4999, 'and alice nothing more')
-    assert.ok([na.peerId, 'github', 'local'].includes(String(viaB.headers['x-cache-source'])),
-      `X-Cache-Source ${String(viaB.headers['x-cache-source'])} is A (${na.peerId}), the upstream or local`)
+    assert.ok(
+      [na.peerId, 'github', 'local'].includes(String(viaB.headers['x-cache-source'])),
+      `X-Cache-Source ${String(viaB.headers['x-cache-source'])} is A (${na.peerId}), the upstream or local`
+    )
   })
 
   it('carol again via B: REVALIDATED again, still 0 spent', async () => {
@@ -78,16 +98,22 @@ describe('API cache: two sidecars share API records', function () {
     const anon = await call(`${nb.url}/github/repos/acme/private`)
     assert.equal(anon.status, 404)
     assert.doesNotMatch(anon.text, /acme\/private/)
-    const withEtag = await call(`${nb.url}/github/repos/acme/private`, { headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private', 'alice') ?? '' } })
+    const withEtag = await call(`${nb.url}/github/repos/acme/private`, {
+      headers: { ...auth('bob'), 'if-none-match': gh.etag('/repos/acme/private', 'alice') ?? '' }
+    })
     assert.equal(withEtag.status, 404)
     assert.equal(gh.count({ token: 'bob', path: '/repos/acme/private' }), 2)
   })
 
-  it('DELETE /api/cache on A withdraws A\'s API keys from the DHT with their bodies', async () => {
+  it("DELETE /api/cache on A withdraws A's API keys from the DHT with their bodies", async () => {
     const na = node(a, 'A')
     const from = na.logs().length
     const res = await fetch(`${na.url}/api/cache`, { method: 'DELETE', signal: AbortSignal.timeout(10_000) })
     assert.equal(res.status, 200)
-    await waitFor(() => loggedKeys(na, 'withdrawn', from).some(k => k.startsWith('api:github /repos/acme/private#')), { timeoutMs: 10_000, intervalMs: 50, what: 'A to withdraw the api: key of /repos/acme/private' })
+    await waitFor(() => loggedKeys(na, 'withdrawn', from).some(k => k.startsWith('api:github /repos/acme/private#')), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'A to withdraw the api: key of /repos/acme/private'
+    })
   })
 })

@@ -31,7 +31,13 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
 
   /** A runner's sidecar with the bucket and no peers. */
   const runner = async (name: string, env: NodeJS.ProcessEnv = {}): Promise<SidecarProcess> => {
-    const node = await startSidecar({ CACHE_ENABLE_P2P: 'false', CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, CACHE_LOG_LEVEL: 'debug', ...s3.env(), ...env })
+    const node = await startSidecar({
+      CACHE_ENABLE_P2P: 'false',
+      CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
+      CACHE_LOG_LEVEL: 'debug',
+      ...s3.env(),
+      ...env
+    })
     nodes.push(node)
     named[name] = node
     return node
@@ -46,7 +52,9 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
     await pushLayout(join(work, 'img'), 'v1', registry.host, 'team/app')
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, named) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, named)
+  })
 
   after(async () => {
     for (const n of nodes) await n.destroy()
@@ -59,8 +67,10 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
     const a = await runner('a')
     await pullToLayout(a.host, 'team/app', 'v1', join(work, 'a'))
     // Every blob and manifest once, and the tag.
-    await waitFor(() => image.allBlobDigests.every(d => s3.puts.get(blobKey(d)) === 1) && s3.putsUnder('cache/records/upstream-tag/').length > 0,
-      { timeoutMs: 30_000, intervalMs: 100, what: 'the image and its tag in the bucket' })
+    await waitFor(
+      () => image.allBlobDigests.every(d => s3.puts.get(blobKey(d)) === 1) && s3.putsUnder('cache/records/upstream-tag/').length > 0,
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the image and its tag in the bucket' }
+    )
     assert.deepEqual(s3.putsUnder('cache/blobs/').map(([, n]) => n), image.allBlobDigests.map(() => 1))
     assert.ok(((await a.stats()).s3_bytes_written ?? 0) > 20 * 1024 * 1024)
     await a.destroy()
@@ -98,7 +108,11 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
     assert.deepEqual(new Set(await layoutBlobDigests(join(work, 'c'))), new Set(image.allBlobDigests))
     assert.equal((await c.stats()).s3_bad_objects, 1)
     assert.ok(c.logs().some(l => l.includes('bad object in the bucket')))
-    await waitFor(async () => (await s3.read(blobKey(layer.digest)))?.equals(good) === true, { timeoutMs: 30_000, intervalMs: 200, what: 'the bucket copy written over' })
+    await waitFor(async () => (await s3.read(blobKey(layer.digest)))?.equals(good) === true, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: 'the bucket copy written over'
+    })
   })
 
   it('the bucket down: pulls go on from the upstream, errors are counted, and the uploads land once it is back', async () => {
@@ -115,7 +129,11 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
       await s3.restart()
     }
     // Failed uploads are tried again with backoff.
-    await waitFor(() => other.allBlobDigests.every(dg => s3.puts.get(blobKey(dg)) === 1), { timeoutMs: 60_000, intervalMs: 200, what: 'the uploads retried once the bucket is back' })
+    await waitFor(() => other.allBlobDigests.every(dg => s3.puts.get(blobKey(dg)) === 1), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: 'the uploads retried once the bucket is back'
+    })
   })
 
   it('a push to the local namespace and an Actions cache entry outlive the runner that made them', async () => {
@@ -128,8 +146,12 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
     const token = runtimeToken([{ scope: 'refs/heads/main', permission: 3 }], { repositoryId: '7' })
     const saved = await cacheJob(e.url, ws, token, ['save', 'deps-1', 'deps'])
     assert.ok(typeof saved.result === 'number', saved.output)
-    await waitFor(() => s3.putsUnder('cache/records/push-tag/').length === 1 && s3.putsUnder('cache/records/actions-cache/').length === 1 && (named.e !== undefined),
-      { timeoutMs: 30_000, intervalMs: 100, what: 'the pushed tag and the cache entry in the bucket' })
+    await waitFor(
+      () =>
+        s3.putsUnder('cache/records/push-tag/').length === 1 && s3.putsUnder('cache/records/actions-cache/').length === 1 &&
+        (named.e !== undefined),
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the pushed tag and the cache entry in the bucket' }
+    )
     await waitFor(async () => (await e.stats()).s3_queue === 0, { timeoutMs: 30_000, intervalMs: 100, what: 'the uploads done' })
     await e.destroy()
 
@@ -146,14 +168,26 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
     const checks = async (env: NodeJS.ProcessEnv): Promise<Map<string, { verdict: string, summary: string }>> => {
       const home = join(work, 'diagnose-home')
       await mkdir(home, { recursive: true })
-      const r = await runCli(['diagnose', '--json', '--docker-host', `unix://${join(work, 'no-docker.sock')}`, '--containerd-hosts', join(work, 'no-hosts')],
-        { HOME: home, CACHE_DIR: join(home, 'data'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: '127.0.0.1:1', CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_API_UPSTREAMS: 'github=http://127.0.0.1:1', ...env },
-        { timeoutMs: 60_000 })
+      const r = await runCli(
+        ['diagnose', '--json', '--docker-host', `unix://${join(work, 'no-docker.sock')}`, '--containerd-hosts', join(work, 'no-hosts')],
+        {
+          HOME: home,
+          CACHE_DIR: join(home, 'data'),
+          CACHE_ENABLE_P2P: 'false',
+          CACHE_HTTP_ADDR: '127.0.0.1:1',
+          CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1',
+          CACHE_API_UPSTREAMS: 'github=http://127.0.0.1:1',
+          ...env
+        },
+        { timeoutMs: 60_000 }
+      )
       const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string }> }
       return new Map(report.findings.filter(f => f.check.startsWith('bucket.')).map(f => [f.check, f]))
     }
     const up = await checks(s3.env())
-    for (const check of ['bucket.reachable', 'bucket.writable', 'bucket.clock']) assert.equal(up.get(check)?.verdict, 'ok', `${check}: ${up.get(check)?.summary}`)
+    for (const check of ['bucket.reachable', 'bucket.writable', 'bucket.clock']) {
+      assert.equal(up.get(check)?.verdict, 'ok', `${check}: ${up.get(check)?.summary}`)
+    }
     assert.ok(!JSON.stringify([...up.values()]).includes('S3RVER'), 'no credential in the report')
     await s3.stop()
     try {
@@ -171,10 +205,15 @@ describe('the bucket tier (S3) across a fleet that scales to zero', function () 
     const env = { CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, ...s3.env() }
     const first: SwarmNode = await startSwarmNode(env)
     nodes.push(first)
-    const rest = [await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: first.bootstrapAddr }), await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: first.bootstrapAddr })]
+    const rest = [
+      await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: first.bootstrapAddr }),
+      await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: first.bootstrapAddr })
+    ]
     nodes.push(...rest)
     const herd = [first, ...rest]
-    for (const n of herd) await waitFor(async () => ((await n.stats()).peers_connected ?? 0) >= 2, { timeoutMs: 15_000, what: 'the three nodes connected' })
+    for (const n of herd) {
+      await waitFor(async () => ((await n.stats()).peers_connected ?? 0) >= 2, { timeoutMs: 15_000, what: 'the three nodes connected' })
+    }
     await Promise.all(herd.map(async (n, i) => await pullToLayout(n.host, 'team/herd', 'v3', join(work, `herd-${i}`))))
     await waitFor(async () => {
       const queues = await Promise.all(herd.map(async n => (await n.stats()).s3_queue))

@@ -22,7 +22,10 @@ describe('CLI: stats and gc', function () {
     // Bound of 1 MB with no age gate: gc has something to prune once the image is cached.
     sidecar = await startSidecar({
       CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
-      CACHE_MAX_SIZE: '2MB', CACHE_EVICT_MIN_AGE: '0s', CACHE_EVICT_HIGH_WATERMARK: '0.99', CACHE_EVICT_LOW_WATERMARK: '0.2'
+      CACHE_MAX_SIZE: '2MB',
+      CACHE_EVICT_MIN_AGE: '0s',
+      CACHE_EVICT_HIGH_WATERMARK: '0.99',
+      CACHE_EVICT_LOW_WATERMARK: '0.2'
     })
     await pullToLayout(sidecar.host, 'cli/img', 'v1', join(work, 'out'))
   })
@@ -33,7 +36,7 @@ describe('CLI: stats and gc', function () {
     await rm(work, { recursive: true, force: true })
   })
 
-  it('stats prints the running sidecar\'s counters for a person, and the raw JSON with --json', async () => {
+  it("stats prints the running sidecar's counters for a person, and the raw JSON with --json", async () => {
     const text = await cli(['stats', '--url', sidecar.url], {})
     assert.equal(text.code, 0, text.stderr)
     const json = await cli(['stats', '--json'], { CACHE_HTTP_ADDR: sidecar.host })
@@ -69,17 +72,28 @@ describe('CLI: stats and gc', function () {
   it('gc works on the data dir when no sidecar runs', async () => {
     await pullToLayout(sidecar.host, 'cli/img', 'v1', join(work, 'out2'))
     await sidecar.stop()
-    const res = await cli(['gc', '--max-size', '1MB', '--evict-min-age', '0s', '--evict-low-watermark', '0.01', '--evict-high-watermark', '0.5'], {
-      CACHE_DIR: sidecar.env.CACHE_DIR, CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`
+    const res = await cli([
+      'gc',
+      '--max-size',
+      '1MB',
+      '--evict-min-age',
+      '0s',
+      '--evict-low-watermark',
+      '0.01',
+      '--evict-high-watermark',
+      '0.5'
+    ], {
+      CACHE_DIR: sidecar.env.CACHE_DIR,
+      CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`
     })
     assert.equal(res.code, 0, res.stderr)
-    assert.match(res.stdout, /^gc on .*: removed [1-9]\d* blobs, store now \d+ B\n$/, "pruned below the 10 kB low watermark")
+    assert.match(res.stdout, /^gc on .*: removed [1-9]\d* blobs, store now \d+ B\n$/, 'pruned below the 10 kB low watermark')
     await sidecar.restart()
   })
 })
 
 describe('CLI: stats formatting', () => {
-  it('rate limits: the API fleet and anonymous buckets by name, client tokens summed up (their labels are hashes); Docker Hub\'s pull limit per registry upstream', async () => {
+  it("rate limits: the API fleet and anonymous buckets by name, client tokens summed up (their labels are hashes); Docker Hub's pull limit per registry upstream", async () => {
     const { Stats } = await import('../../src/metrics/stats.js')
     const { formatStats } = await import('../../src/cli/stats-format.js')
     const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false })

@@ -7,7 +7,7 @@ const COMMANDS = ['serve', 'stats', 'gc', 'id', 'diagnose', 'swarm-key', 'warm',
 describe('CLI: help and version', function () {
   this.timeout(30_000)
 
-  it('ends every command\'s --help, and the top-level one, with real examples', async () => {
+  it("ends every command's --help, and the top-level one, with real examples", async () => {
     const runs = await Promise.all([[], ...COMMANDS.map(c => [c])].map(async cmd => ({ cmd, res: await runCli([...cmd, '--help']) })))
     for (const { cmd, res } of runs) {
       const name = ['p2p-cache', ...cmd].join(' ')

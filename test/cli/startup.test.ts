@@ -25,8 +25,12 @@ async function busyAfterFreePort (): Promise<{ port: number, server: Server }> {
     const free = await freePort()
     const server = createServer()
     const bound = await new Promise<boolean>(resolve => {
-      server.once('error', () => { resolve(false) })
-      server.listen(free + 1, '127.0.0.1', () => { resolve(true) })
+      server.once('error', () => {
+        resolve(false)
+      })
+      server.listen(free + 1, '127.0.0.1', () => {
+        resolve(true)
+      })
     })
     if (bound) return { port: free + 1, server }
   }
@@ -44,15 +48,26 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
   this.timeout(60_000)
   let dir: string
 
-  before(async () => { dir = await mkdtemp(join(tmpdir(), 'p2p-cache-startup-')) })
-  after(async () => { await rm(dir, { recursive: true, force: true }) })
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'p2p-cache-startup-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
 
   it('the HTTP port in use: one line naming CACHE_HTTP_ADDR, exit 2', async () => {
     const { port, server } = await busyPort()
     try {
-      const r = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: `127.0.0.1:${port}`, CACHE_DIR: join(dir, 'http'), CACHE_LOG_LEVEL: 'silent' })
+      const r = await runCli(['serve'], {
+        CACHE_ENABLE_P2P: 'false',
+        CACHE_HTTP_ADDR: `127.0.0.1:${port}`,
+        CACHE_DIR: join(dir, 'http'),
+        CACHE_LOG_LEVEL: 'silent'
+      })
       assert.equal(r.code, 2, r.stderr)
-      assert.deepEqual(lines(r.stderr), [`p2p-cache: cannot listen on CACHE_HTTP_ADDR=127.0.0.1:${port}: the port is in use (another sidecar, or another server); pick a free one with CACHE_HTTP_ADDR`])
+      assert.deepEqual(lines(r.stderr), [
+        `p2p-cache: cannot listen on CACHE_HTTP_ADDR=127.0.0.1:${port}: the port is in use (another sidecar, or another server); pick a free one with CACHE_HTTP_ADDR`
+      ])
     } finally {
       server.close()
     }
@@ -61,7 +76,12 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
   it('the P2P port in use: one line naming CACHE_LISTEN_ADDRS, exit 2', async () => {
     const { port, server } = await busyPort()
     try {
-      const r = await runCli(['serve'], { CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port}`, CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: join(dir, 'p2p'), CACHE_LOG_LEVEL: 'silent' })
+      const r = await runCli(['serve'], {
+        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port}`,
+        CACHE_HTTP_ADDR: '127.0.0.1:0',
+        CACHE_DIR: join(dir, 'p2p'),
+        CACHE_LOG_LEVEL: 'silent'
+      })
       assert.equal(r.code, 2, r.stderr)
       assert.equal(lines(r.stderr).length, 1, r.stderr)
       assert.match(r.stderr, /^p2p-cache: could not start the peer-to-peer node on \/ip4\/127\.0\.0\.1\/tcp\/\d+: .*CACHE_LISTEN_ADDRS/)
@@ -73,12 +93,25 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
   it('the data channel port: in use when set explicitly, one line naming CACHE_P2P_DATA_PORT (exit 2); with auto, another free port and a warning', async () => {
     const { port, server } = await busyAfterFreePort()
     try {
-      const r = await runCli(['serve'], { CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`, CACHE_P2P_DATA_PORT: String(port), CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: join(dir, 'data-port'), CACHE_LOG_LEVEL: 'silent' })
+      const r = await runCli(['serve'], {
+        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`,
+        CACHE_P2P_DATA_PORT: String(port),
+        CACHE_HTTP_ADDR: '127.0.0.1:0',
+        CACHE_DIR: join(dir, 'data-port'),
+        CACHE_LOG_LEVEL: 'silent'
+      })
       assert.equal(r.code, 2, r.stderr)
       assert.equal(lines(r.stderr).length, 1, r.stderr)
-      assert.match(r.stderr, new RegExp(`^p2p-cache: cannot listen on CACHE_P2P_DATA_PORT=${port} \\(127\\.0\\.0\\.1\\): .*EADDRINUSE.*CACHE_P2P_DATA_PORT=auto`))
+      assert.match(
+        r.stderr,
+        new RegExp(`^p2p-cache: cannot listen on CACHE_P2P_DATA_PORT=${port} \\(127\\.0\\.0\\.1\\): .*EADDRINUSE.*CACHE_P2P_DATA_PORT=auto`)
+      )
       // auto: the P2P port + 1 is taken, so any free port, said once at warn.
-      const node = await startSidecar({ CACHE_ENABLE_P2P: 'true', CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port - 1}`, CACHE_LOG_LEVEL: 'warn' })
+      const node = await startSidecar({
+        CACHE_ENABLE_P2P: 'true',
+        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${port - 1}`,
+        CACHE_LOG_LEVEL: 'warn'
+      })
       try {
         const taken = node.logs().filter(l => l.includes('the data channel port is taken'))
         assert.equal(taken.length, 1, node.logs().join('\n'))
@@ -94,25 +127,47 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
   it('CACHE_DIR in use by another running sidecar: one line, exit 2', async () => {
     const first: SidecarProcess = await startSidecar({ CACHE_ENABLE_P2P: 'false' })
     try {
-      const r = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: first.env.CACHE_DIR ?? '', CACHE_LOG_LEVEL: 'silent' })
+      const r = await runCli(['serve'], {
+        CACHE_ENABLE_P2P: 'false',
+        CACHE_HTTP_ADDR: '127.0.0.1:0',
+        CACHE_DIR: first.env.CACHE_DIR ?? '',
+        CACHE_LOG_LEVEL: 'silent'
+      })
       assert.equal(r.code, 2, r.stderr)
-      assert.deepEqual(lines(r.stderr), [`p2p-cache: CACHE_DIR=${first.env.CACHE_DIR ?? ''} is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`])
+      assert.deepEqual(lines(r.stderr), [
+        `p2p-cache: CACHE_DIR=${
+          first.env.CACHE_DIR ?? ''
+        } is in use by another p2p-cache process (its index is locked); stop that process, or give this one its own CACHE_DIR`
+      ])
     } finally {
       await first.destroy()
     }
   })
 
-  it('a CACHE_DIR that can\'t be created: one line, exit 2', async () => {
+  it("a CACHE_DIR that can't be created: one line, exit 2", async () => {
     const file = join(dir, 'a-file')
     await writeFile(file, 'not a directory')
-    const r = await runCli(['serve'], { CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: '127.0.0.1:0', CACHE_DIR: join(file, 'cache'), CACHE_LOG_LEVEL: 'silent' })
+    const r = await runCli(['serve'], {
+      CACHE_ENABLE_P2P: 'false',
+      CACHE_HTTP_ADDR: '127.0.0.1:0',
+      CACHE_DIR: join(file, 'cache'),
+      CACHE_LOG_LEVEL: 'silent'
+    })
     assert.equal(r.code, 2, r.stderr)
     assert.equal(lines(r.stderr).length, 1, r.stderr)
-    assert.match(r.stderr, /^p2p-cache: CACHE_DIR=.*a-file\/cache: cannot create .* \(ENOTDIR\); give the sidecar a writable directory \(a volume\) with CACHE_DIR\n$/)
+    assert.match(
+      r.stderr,
+      /^p2p-cache: CACHE_DIR=.*a-file\/cache: cannot create .* \(ENOTDIR\); give the sidecar a writable directory \(a volume\) with CACHE_DIR\n$/
+    )
   })
 
   it('an unknown CACHE_* variable is a warning naming the closest known one', async () => {
-    const r = await runCli(['id'], { CACHE_DIR: join(dir, 'id-warn'), CACHE_MAXSIZE: '5GB', CACHE_BOOTSTRAP_PEER: '/ip4/10.0.0.1/tcp/9000', CACHE_HTTP_ADDR: '127.0.0.1:1' })
+    const r = await runCli(['id'], {
+      CACHE_DIR: join(dir, 'id-warn'),
+      CACHE_MAXSIZE: '5GB',
+      CACHE_BOOTSTRAP_PEER: '/ip4/10.0.0.1/tcp/9000',
+      CACHE_HTTP_ADDR: '127.0.0.1:1'
+    })
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual(lines(r.stderr), [
       'p2p-cache: warning: CACHE_BOOTSTRAP_PEER is not a p2p-cache setting and is ignored (did you mean CACHE_BOOTSTRAP_PEERS?)',
@@ -128,15 +183,24 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
 
   describe('`id` where a sidecar answers on CACHE_HTTP_ADDR', () => {
     let node: SwarmNode | undefined
-    before(async () => { node = await startSwarmNode() })
-    after(async () => { await node?.destroy() })
+    before(async () => {
+      node = await startSwarmNode()
+    })
+    after(async () => {
+      await node?.destroy()
+    })
 
     it('with an empty CACHE_DIR: no new identity, the error names the running one (exit 2)', async () => {
       assert.ok(node)
       const empty = join(dir, 'id-empty')
       const r = await runCli(['id'], { CACHE_DIR: empty, CACHE_HTTP_ADDR: node.host })
       assert.equal(r.code, 2, r.stderr)
-      assert.match(r.stderr, new RegExp(`^p2p-cache: CACHE_DIR=${empty} has no identity yet, but the sidecar at http://${node.host} is ${node.peerId}: run \`p2p-cache id\` with its CACHE_DIR`))
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^p2p-cache: CACHE_DIR=${empty} has no identity yet, but the sidecar at http://${node.host} is ${node.peerId}: run \`p2p-cache id\` with its CACHE_DIR`
+        )
+      )
       const again = await runCli(['id'], { CACHE_DIR: node.env.CACHE_DIR ?? '', CACHE_HTTP_ADDR: node.host })
       assert.equal(again.code, 0, again.stderr)
       assert.equal(again.stdout.split('\n')[0], node.peerId)
@@ -160,28 +224,52 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
     const root = fileURLToPath(new URL('../..', import.meta.url))
     const npm = spawn('npm', ['start', '--silent'], {
       cwd: root,
-      env: { PATH: process.env.PATH, HOME: dir, CACHE_DIR: join(dir, 'npm-start'), CACHE_HTTP_ADDR: `127.0.0.1:${port}`, CACHE_ENABLE_P2P: 'false' },
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        CACHE_DIR: join(dir, 'npm-start'),
+        CACHE_HTTP_ADDR: `127.0.0.1:${port}`,
+        CACHE_ENABLE_P2P: 'false'
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: the cleanup below can kill node too, whatever npm did.
       detached: true
     })
     let out = ''
-    npm.stdout.on('data', (c: Buffer) => { out += c.toString() })
-    npm.stderr.on('data', (c: Buffer) => { out += c.toString() })
+    npm.stdout.on('data', (c: Buffer) => {
+      out += c.toString()
+    })
+    npm.stderr.on('data', (c: Buffer) => {
+      out += c.toString()
+    })
     const exited = new Promise<void>(resolve => npm.once('exit', () => resolve()))
     try {
-      await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/readyz`, 1_000) === 200, { timeoutMs: 20_000, intervalMs: 100, what: 'npm start to serve' })
+      await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/readyz`, 1_000) === 200, {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'npm start to serve'
+      })
       npm.kill('SIGTERM')
-      await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/healthz`, 500).then(() => false, () => true), { timeoutMs: 15_000, intervalMs: 100, what: 'the sidecar to stop' })
+      await waitFor(async () => await httpStatus(`http://127.0.0.1:${port}/healthz`, 500).then(() => false, () => true), {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+        what: 'the sidecar to stop'
+      })
       // The log line may reach the pipe after the listener closed.
-      await waitFor(() => /"signal":"SIGTERM","msg":"shutting down"/.test(out), { timeoutMs: 10_000, intervalMs: 50, what: 'the shutdown logged' })
+      await waitFor(() => /"signal":"SIGTERM","msg":"shutting down"/.test(out), {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'the shutdown logged'
+      })
     } finally {
-      try { process.kill(-(npm.pid ?? 0), 'SIGKILL') } catch {}
+      try {
+        process.kill(-(npm.pid ?? 0), 'SIGKILL')
+      } catch {}
       await exited
     }
   })
 
-  it('npm start, the p2p-cache command and the image run node with the same flags (the shebang\'s)', async () => {
+  it("npm start, the p2p-cache command and the image run node with the same flags (the shebang's)", async () => {
     const flags = cliNodeFlags()
     assert.ok(flags.includes('--max-semi-space-size=4'), `shebang flags: ${flags.join(' ')}`)
     const root = fileURLToPath(new URL('../..', import.meta.url))

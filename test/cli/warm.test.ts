@@ -29,7 +29,9 @@ function itemLines (stdout: string): Map<string, string> {
 const short = (digest: string): string => digest.slice('sha256:'.length, 'sha256:'.length + 12)
 
 function blobsOf (image: ImageDescription, arch?: string): string[] {
-  return image.manifests.filter(m => arch === undefined || m.architecture === arch).flatMap(m => [m.configDigest, ...m.layers.map(l => l.digest)])
+  return image.manifests.filter(m => arch === undefined || m.architecture === arch).flatMap(
+    m => [m.configDigest, ...m.layers.map(l => l.digest)]
+  )
 }
 
 describe('CLI: warm', function () {
@@ -44,7 +46,10 @@ describe('CLI: warm', function () {
     registry = await startRegistry()
     const builds: Array<[string, Promise<ImageDescription>]> = [
       ['single', buildImage(join(work, 'single'), { tag: 'v1', layers: 3, layerSize: 200_000 })],
-      ['multi', buildMultiArchImage(join(work, 'multi'), { tag: 'v1', layers: 2, layerSize: 100_000, architectures: [HOST_ARCH, OTHER_ARCH] })],
+      [
+        'multi',
+        buildMultiArchImage(join(work, 'multi'), { tag: 'v1', layers: 2, layerSize: 100_000, architectures: [HOST_ARCH, OTHER_ARCH] })
+      ],
       ['digest', buildImage(join(work, 'digest'), { tag: 'v1', layers: 1 })],
       ['good', buildImage(join(work, 'good'), { tag: 'v1', layers: 2 })],
       ['tty', buildImage(join(work, 'tty'), { tag: 'v1', layers: 2, layerSize: 300_000 })]
@@ -75,7 +80,10 @@ describe('CLI: warm', function () {
     assert.equal(first.code, 0, first.stderr)
     const lines = itemLines(first.stdout)
     for (const d of blobs) assert.match(lines.get(short(d)) ?? `no line for ${d}`, /MISS upstream /, first.stdout)
-    assert.match(first.stdout, /^warm\/single:v1 \(linux\/amd64\): 4 blobs, [\d.]+ KiB — 0 local, 0 from peers, 4 from upstream — [\d.]+ s$/m)
+    assert.match(
+      first.stdout,
+      /^warm\/single:v1 \(linux\/amd64\): 4 blobs, [\d.]+ KiB — 0 local, 0 from peers, 4 from upstream — [\d.]+ s$/m
+    )
     await registry.settled()
     const upstreamBlobGets = registry.count({ method: 'GET', kind: 'blob', pathIncludes: 'warm/single' })
     assert.equal(upstreamBlobGets, blobs.length, 'each blob fetched upstream once')
@@ -86,14 +94,18 @@ describe('CLI: warm', function () {
     for (const d of blobs) assert.match(again.get(short(d)) ?? `no line for ${d}`, /HIT local$/, second.stdout)
     assert.match(second.stdout, /^warm\/single:v1 \(linux\/amd64\): 4 blobs, .* — 4 local, 0 from peers, 0 from upstream — /m)
     await registry.settled()
-    assert.equal(registry.count({ method: 'GET', kind: 'blob', pathIncludes: 'warm/single' }), upstreamBlobGets, 'no blob fetched upstream again')
+    assert.equal(
+      registry.count({ method: 'GET', kind: 'blob', pathIncludes: 'warm/single' }),
+      upstreamBlobGets,
+      'no blob fetched upstream again'
+    )
 
     const stats = await runCli(['stats', '--json', '--url', sidecar.url], {})
     assert.equal(stats.code, 0, stats.stderr)
     assert.ok((JSON.parse(stats.stdout) as { stores: number }).stores >= blobs.length + 1, 'manifest, config and layers stored')
   })
 
-  it('warms only this machine\'s platform of a multi-arch image by default, every platform with --all-platforms', async () => {
+  it("warms only this machine's platform of a multi-arch image by default, every platform with --all-platforms", async () => {
     const image = images.multi!
     const mine = blobsOf(image, HOST_ARCH)
     const other = blobsOf(image, OTHER_ARCH)
@@ -112,11 +124,17 @@ describe('CLI: warm', function () {
     const allLines = itemLines(all.stdout)
     for (const d of mine) assert.match(allLines.get(short(d)) ?? `no line for ${d}`, /HIT local/)
     for (const d of other) assert.match(allLines.get(short(d)) ?? `no line for ${d}`, /MISS upstream/)
-    assert.match(all.stdout, new RegExp(`\\(linux/${HOST_ARCH}, linux/${OTHER_ARCH}\\): 6 blobs, .* — 3 local, 0 from peers, 3 from upstream`))
+    assert.match(
+      all.stdout,
+      new RegExp(`\\(linux/${HOST_ARCH}, linux/${OTHER_ARCH}\\): 6 blobs, .* — 3 local, 0 from peers, 3 from upstream`)
+    )
 
     const none = await warm('--platform', 'linux/s390x', `${registry.host}/warm/multi:v1`)
     assert.equal(none.code, 1)
-    assert.match(none.stderr, new RegExp(`has no linux/s390x image \\(it has: linux/${HOST_ARCH}, linux/${OTHER_ARCH}\\)\\n  hint: pass --platform`))
+    assert.match(
+      none.stderr,
+      new RegExp(`has no linux/s390x image \\(it has: linux/${HOST_ARCH}, linux/${OTHER_ARCH}\\)\\n  hint: pass --platform`)
+    )
   })
 
   it('warms by digest', async () => {
@@ -132,7 +150,10 @@ describe('CLI: warm', function () {
     const image = images.good!
     const res = await warm(`${registry.host}/warm/good:v1`, `${registry.host}/warm/missing:v1`)
     assert.equal(res.code, 1, res.stderr)
-    assert.match(res.stderr, /^p2p-cache: warm 127\.0\.0\.1:\d+\/warm\/missing:v1 failed: the sidecar answered 404 MANIFEST_UNKNOWN: .*\n {2}hint: check that warm\/missing:v1 exists on 127\.0\.0\.1:\d+/m)
+    assert.match(
+      res.stderr,
+      /^p2p-cache: warm 127\.0\.0\.1:\d+\/warm\/missing:v1 failed: the sidecar answered 404 MANIFEST_UNKNOWN: .*\n {2}hint: check that warm\/missing:v1 exists on 127\.0\.0\.1:\d+/m
+    )
     assert.match(res.stdout, /^127\.0\.0\.1:\d+\/warm\/good:v1 \(linux\/amd64\): 3 blobs, .* 3 from upstream/m)
     const again = await warm(`${registry.host}/warm/good:v1`)
     assert.equal(again.code, 0, again.stderr)
@@ -162,13 +183,20 @@ describe('CLI: warm', function () {
     const res = await warm('registry.invalid:5000/team/app:1.0')
     assert.equal(res.code, 1)
     assert.match(res.stderr, /failed: the sidecar answered 400 UNSUPPORTED: unknown registry namespace ns=registry\.invalid:5000/)
-    assert.match(res.stderr, /hint: add registry\.invalid:5000 to the sidecar's CACHE_REGISTRY_UPSTREAMS \(e\.g\. registry\.invalid:5000=https:\/\/registry\.invalid:5000\) and restart it\n/)
+    assert.match(
+      res.stderr,
+      /hint: add registry\.invalid:5000 to the sidecar's CACHE_REGISTRY_UPSTREAMS \(e\.g\. registry\.invalid:5000=https:\/\/registry\.invalid:5000\) and restart it\n/
+    )
     // Never "leave the host out": that would pull the same path from the first upstream (Docker Hub).
     assert.doesNotMatch(res.stderr, /leave the host out|first upstream/)
   })
 
   it('draws a progress bar on a terminal', async function () {
-    const script = await new Promise<boolean>(resolve => { execFile('script', ['--version'], err => { resolve(err === null) }) })
+    const script = await new Promise<boolean>(resolve => {
+      execFile('script', ['--version'], err => {
+        resolve(err === null)
+      })
+    })
     if (!script) {
       console.log('      skipped: util-linux `script` (runs the CLI under a pseudo-terminal) is not installed')
       this.skip()
@@ -176,9 +204,14 @@ describe('CLI: warm', function () {
     const quote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`
     const cmd = [process.execPath, CLI, 'warm', '--url', sidecar.url, 'warm/tty:v1'].map(quote).join(' ')
     const res = await new Promise<{ code: number, out: string }>(resolve => {
-      execFile('script', ['-qec', cmd, '/dev/null'], { env: { PATH: process.env.PATH }, timeout: 30_000, killSignal: 'SIGKILL' }, (err, stdout) => {
-        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, out: stdout })
-      })
+      execFile(
+        'script',
+        ['-qec', cmd, '/dev/null'],
+        { env: { PATH: process.env.PATH }, timeout: 30_000, killSignal: 'SIGKILL' },
+        (err, stdout) => {
+          resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, out: stdout })
+        }
+      )
     })
     assert.equal(res.code, 0, res.out)
     assert.match(res.out, /warming \[[█░]+\] 100% \| [\d.]+ KiB \/ [\d.]+ KiB/, 'the bar, complete')
@@ -206,7 +239,9 @@ describe('CLI: warm from a peer', function () {
     await Promise.all([waitForPeers(a, 1), waitForPeers(b, 1)])
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { A: a, B: b }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { A: a, B: b })
+  })
 
   after(async () => {
     try {
@@ -252,19 +287,32 @@ describe('warm: image references and platforms', () => {
   for (const [input, want] of cases) {
     it(`parses ${input}`, () => {
       const ref = parseImageReference(input)
-      assert.deepEqual({ host: ref.host, repository: ref.repository, tag: ref.tag, digest: ref.digest },
-        { host: undefined, tag: undefined, digest: undefined, ...want })
+      assert.deepEqual(
+        { host: ref.host, repository: ref.repository, tag: ref.tag, digest: ref.digest },
+        { host: undefined, tag: undefined, digest: undefined, ...want }
+      )
     })
   }
 
   it('refuses malformed references, saying what is wrong', () => {
     const bad: Array<[string, RegExp]> = [
-      ['', /empty/], ['a b', /whitespace/], ['Alpine', /uppercase/], ['alpine:', /not a valid tag/], ['alpine:-x', /not a valid tag/],
-      ['x@sha256:abc', /not a digest/], [`x@md5:${'a'.repeat(32)}`, /only sha256/], ['ghcr.io/', /repository name is missing/],
-      ['bad_host.-x.io/a', /not a registry host/], ['a//b', /not a repository name/]
+      ['', /empty/],
+      ['a b', /whitespace/],
+      ['Alpine', /uppercase/],
+      ['alpine:', /not a valid tag/],
+      ['alpine:-x', /not a valid tag/],
+      ['x@sha256:abc', /not a digest/],
+      [`x@md5:${'a'.repeat(32)}`, /only sha256/],
+      ['ghcr.io/', /repository name is missing/],
+      ['bad_host.-x.io/a', /not a registry host/],
+      ['a//b', /not a repository name/]
     ]
     for (const [input, reason] of bad) {
-      assert.throws(() => parseImageReference(input), (err: unknown) => err instanceof InvalidImageReferenceError && reason.test(err.message), input)
+      assert.throws(
+        () => parseImageReference(input),
+        (err: unknown) => err instanceof InvalidImageReferenceError && reason.test(err.message),
+        input
+      )
     }
   })
 

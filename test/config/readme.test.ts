@@ -22,7 +22,9 @@ describe('README', () => {
       const row = text.split('\n').find(line => line.startsWith(`| \`${spec.env}\``))
       assert.ok(row, `${spec.env} has a row in the configuration table`)
       assert.ok(row.includes(`\`${spec.flag}\``), `${spec.env} row names ${spec.flag}`)
-      if (spec.default !== undefined && spec.default !== '') assert.ok(row.includes(`\`${spec.default}\``), `${spec.env} row shows default ${spec.default}`)
+      if (spec.default !== undefined && spec.default !== '') {
+        assert.ok(row.includes(`\`${spec.default}\``), `${spec.env} row shows default ${spec.default}`)
+      }
     }
   })
 

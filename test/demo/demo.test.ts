@@ -30,8 +30,12 @@ function start (command: string, args: string[], tmp: string, opts: { detached?:
   const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached === true })
   let out = ''
   let err = ''
-  child.stdout?.on('data', (b: Buffer) => { out += b.toString() })
-  child.stderr?.on('data', (b: Buffer) => { err += b.toString() })
+  child.stdout?.on('data', (b: Buffer) => {
+    out += b.toString()
+  })
+  child.stderr?.on('data', (b: Buffer) => {
+    err += b.toString()
+  })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
     child.once('close', (code, signal) => resolve({ code, signal }))
   })
@@ -56,8 +60,14 @@ async function processesMentioning (needle: string): Promise<string[]> {
 async function assertNothingLeft (tmp: string): Promise<void> {
   // Processes stopped by the run are gone once it exits; allow a moment for one killed by a
   // signal at the same time (Ctrl-C reaches the whole process group) to be reaped.
-  await waitFor(async () => (await processesMentioning(tmp)).length === 0, { timeoutMs: 10_000, intervalMs: 100, what: `no process left that uses ${tmp}` })
-    .catch(async (err: Error) => { throw new Error(`${err.message}:\n${(await processesMentioning(tmp)).join('\n')}`) })
+  await waitFor(async () => (await processesMentioning(tmp)).length === 0, {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+    what: `no process left that uses ${tmp}`
+  })
+    .catch(async (err: Error) => {
+      throw new Error(`${err.message}:\n${(await processesMentioning(tmp)).join('\n')}`)
+    })
   // tsx-<uid> is tsx's own compile cache, kept across runs by design (as in /tmp normally).
   const left = (await readdir(tmp)).filter(name => !/^tsx-\d+$/.test(name))
   assert.deepEqual(left, [], `temporary files left in ${tmp}`)
@@ -69,7 +79,11 @@ function servedByPull (stdout: string): Map<number, string[]> {
   let current: number | undefined
   for (const line of stdout.split('\n')) {
     const head = /^Pull (\d+): /.exec(line)
-    if (head !== null) { current = Number(head[1]); pulls.set(current, []); continue }
+    if (head !== null) {
+      current = Number(head[1])
+      pulls.set(current, [])
+      continue
+    }
     const row = /^\s+(?:manifest|config|layer \d+)\s+sha256:[0-9a-f]{12}\s+[\d.]+ (?:B|KiB|MiB)\s+(.+)$/.exec(line)
     if (row !== null && current !== undefined) pulls.get(current)?.push((row[1] ?? '').trim())
   }
@@ -80,8 +94,12 @@ describe('npm run demo', function () {
   this.timeout(240_000)
   let tmp: string
 
-  beforeEach(async () => { tmp = await mkdtemp(join(tmpdir(), 'p2p-cache-demo-test-')) })
-  afterEach(async () => { await rm(tmp, { recursive: true, force: true }) })
+  beforeEach(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'p2p-cache-demo-test-'))
+  })
+  afterEach(async () => {
+    await rm(tmp, { recursive: true, force: true })
+  })
 
   it('pulls from the upstream, then from peers, then locally; prints the stats; exits 0 and leaves nothing behind', async () => {
     const run = start('npm', ['run', 'demo', '--silent'], tmp)
@@ -125,14 +143,20 @@ describe('npm run demo', function () {
     const pid = run.child.pid
     assert.ok(pid !== undefined)
     try {
-      await waitFor(() => run.stdout().includes('started three sidecars'), { timeoutMs: 120_000, intervalMs: 50, what: 'the demo to start its sidecars' })
+      await waitFor(() => run.stdout().includes('started three sidecars'), {
+        timeoutMs: 120_000,
+        intervalMs: 50,
+        what: 'the demo to start its sidecars'
+      })
       process.kill(-pid, 'SIGINT')
       const { code, signal } = await run.exited
       assert.ok(code !== 0 || signal !== null, `interrupted run exits non-zero (code ${String(code)}, signal ${String(signal)})`)
       assert.match(run.stderr(), /demo: interrupted; stopping the sidecars and the registry/)
       assert.doesNotMatch(run.stderr(), /^\s+at /m, 'no stack trace')
     } finally {
-      try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
+      try {
+        process.kill(-pid, 'SIGKILL')
+      } catch { /* already gone */ }
     }
     await assertNothingLeft(tmp)
   })
@@ -140,7 +164,11 @@ describe('npm run demo', function () {
   it('SIGINT to the demo process alone: it stops the sidecars and the registry itself, exit 130', async () => {
     const run = start(process.execPath, ['--import', 'tsx', 'scripts/demo/main.ts'], tmp)
     try {
-      await waitFor(() => run.stdout().includes('started three sidecars'), { timeoutMs: 120_000, intervalMs: 50, what: 'the demo to start its sidecars' })
+      await waitFor(() => run.stdout().includes('started three sidecars'), {
+        timeoutMs: 120_000,
+        intervalMs: 50,
+        what: 'the demo to start its sidecars'
+      })
       run.child.kill('SIGINT')
       const { code } = await run.exited
       assert.equal(code, 130, run.stderr())
@@ -164,7 +192,13 @@ describe('npm run demo', function () {
 
     it('without root: exit code 2 and the apt-get command, nothing installed', async () => {
       const lines: string[] = []
-      const res = await ensureTools({ pathVar: '/usr/bin', isRoot: false, installScript: '/nonexistent/install.sh', tools: fake, print: l => lines.push(l) })
+      const res = await ensureTools({
+        pathVar: '/usr/bin',
+        isRoot: false,
+        installScript: '/nonexistent/install.sh',
+        tools: fake,
+        print: l => lines.push(l)
+      })
       assert.equal(res.ok, false)
       if (res.ok) return
       assert.equal(res.code, 2)
@@ -180,7 +214,10 @@ describe('npm run demo', function () {
       const script = join(tmp, 'install.sh')
       await writeFile(script, 'exit 0\n')
       const res = await ensureTools({ pathVar: '/usr/bin', isRoot: true, installScript: script, tools: fake, print: l => lines.push(l) })
-      assert.match(lines[0] ?? '', /missing docker-registry .*; running as root, so installing them from Debian's packages with .*install\.sh/)
+      assert.match(
+        lines[0] ?? '',
+        /missing docker-registry .*; running as root, so installing them from Debian's packages with .*install\.sh/
+      )
       assert.equal(res.ok, false)
       if (res.ok) return
       assert.equal(res.code, 2)

@@ -28,7 +28,9 @@ interface Service {
   depends_on?: Record<string, { condition: string }>
   volumes?: string[]
 }
-interface Compose { services: Record<string, Service> }
+interface Compose {
+  services: Record<string, Service>
+}
 
 /** `docker-compose config`: the file as Compose resolves it, with only `vars` in the environment. */
 async function composeConfig (vars: Record<string, string> = {}): Promise<Compose> {
@@ -76,13 +78,16 @@ describe('docker-compose.ci.yml', function () {
 
   it('documents every pass-through variable in its header, and they parse once set as documented', async () => {
     const header = (await readFile(FILE, 'utf8')).split('\n').filter(l => l.startsWith('#')).join('\n')
-    const passThrough = new Set(Object.values(compose.services).flatMap(s => Object.entries(s.environment ?? {}).filter(([, v]) => v === null).map(([k]) => k)))
+    const passThrough = new Set(
+      Object.values(compose.services).flatMap(s => Object.entries(s.environment ?? {}).filter(([, v]) => v === null).map(([k]) => k))
+    )
     for (const k of passThrough) assert.match(header, new RegExp(`^#\\s+${k}\\s`, 'm'), `${k} is explained in the header`)
     const set = await composeConfig({
       CACHE_SWARM_KEY: newSwarmKey(),
       CACHE_ANNOUNCE_ADDRS: '/ip4/10.0.0.12/tcp/9000',
       CACHE_BOOTSTRAP_PEERS: '/ip4/10.0.0.11/tcp/9000/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA',
-      RUNNER_URL: 'https://github.com/example-org', RUNNER_TOKEN: 'not-a-real-token'
+      RUNNER_URL: 'https://github.com/example-org',
+      RUNNER_TOKEN: 'not-a-real-token'
     })
     for (const [name, s] of Object.entries(set.services).filter(([, s]) => isCache(s))) {
       assert.deepEqual(Object.entries(s.environment ?? {}).filter(([, v]) => v === null), [], `service ${name}: every variable filled`)
@@ -98,11 +103,18 @@ describe('docker-compose.ci.yml', function () {
       assert.ok(caches.size > 0 && runners.length === caches.size, `profile ${profile}: one runner per sidecar`)
       for (const [name, runner] of runners) {
         const url = new URL(runner.environment?.P2P_CACHE_URL ?? '')
-        const [cacheName, cache] = [...caches].find(([n, c]) => n === url.hostname ||
-          (runner.network_mode === 'host' && c.network_mode === 'host' && loadConfig({}, containerEnv(c)).httpAddr.port === Number(url.port))) ?? []
+        const [cacheName, cache] = [...caches].find(([n, c]) =>
+          n === url.hostname ||
+          (runner.network_mode === 'host' && c.network_mode === 'host' &&
+            loadConfig({}, containerEnv(c)).httpAddr.port === Number(url.port))
+        ) ?? []
         assert.ok(cache !== undefined && cacheName !== undefined, `${name}: P2P_CACHE_URL ${url.href} is a sidecar of profile ${profile}`)
         assert.equal(Number(url.port), loadConfig({}, containerEnv(cache)).httpAddr.port, `${name}: the sidecar's HTTP port`)
-        assert.equal(runner.environment?.P2P_CACHE_HOST, url.host, `${name}: P2P_CACHE_HOST is P2P_CACHE_URL's host (a registry host for skopeo/crane)`)
+        assert.equal(
+          runner.environment?.P2P_CACHE_HOST,
+          url.host,
+          `${name}: P2P_CACHE_HOST is P2P_CACHE_URL's host (a registry host for skopeo/crane)`
+        )
         assert.equal(runner.depends_on?.[cacheName]?.condition, 'service_healthy', `${name} waits for its sidecar's health check`)
         const dockerHost = runner.environment?.DOCKER_HOST
         if (runner.network_mode === 'host') {
@@ -112,7 +124,10 @@ describe('docker-compose.ci.yml', function () {
           assert.ok(dockerHost !== undefined, `${name} has a Docker daemon`)
           const daemon = compose.services[new URL(dockerHost ?? '').hostname]
           const args = Array.isArray(daemon?.command) ? daemon.command : []
-          assert.ok(args.includes(`--registry-mirror=${url.origin}`), `${name}'s Docker daemon mirrors through ${url.origin}: ${args.join(' ')}`)
+          assert.ok(
+            args.includes(`--registry-mirror=${url.origin}`),
+            `${name}'s Docker daemon mirrors through ${url.origin}: ${args.join(' ')}`
+          )
         }
       }
     }
@@ -141,7 +156,10 @@ describe('docker-compose.ci.yml', function () {
     for (const [name, s] of caches) {
       const list = parseAddrList(s.environment?.CACHE_BOOTSTRAP_PEERS ?? '', parseBootstrapAddr)
       assert.deepEqual(list.map(ma => ma.getComponents()[0]?.value).sort(), names, `${name} lists every pair's sidecar`)
-      assert.ok(list.every(ma => ma.getComponents()[0]?.name === 'dns4' && ma.getComponents()[1]?.value === '9000'), `${name}: /dns4/<service>/tcp/9000`)
+      assert.ok(
+        list.every(ma => ma.getComponents()[0]?.name === 'dns4' && ma.getComponents()[1]?.value === '9000'),
+        `${name}: /dns4/<service>/tcp/9000`
+      )
     }
     const volumes = caches.map(([, s]) => s.volumes?.[0]?.split(':')[0])
     assert.equal(new Set(volumes).size, caches.length, 'each sidecar has its own data volume')
@@ -172,19 +190,27 @@ describe('docker-compose.ci.yml', function () {
     }
 
     async function waitPeers (ns: Netns, env: NodeJS.ProcessEnv, n: number): Promise<void> {
-      await waitFor(async () => (await statsIn(ns, env)).peers_connected >= n, { timeoutMs: 20_000, intervalMs: 300, what: `${n} peers in ${ns.name}` })
+      await waitFor(async () => (await statsIn(ns, env)).peers_connected >= n, {
+        timeoutMs: 20_000,
+        intervalMs: 300,
+        what: `${n} peers in ${ns.name}`
+      })
     }
 
     it('pairs: three sidecars on one network find each other by service name; the health check passes', async () => {
       const caches = inProfile(compose, 'pairs').filter(([, s]) => isCache(s))
       const lan = await Netns.create('p2pc-net')
-      cleanup.push(async () => { await lan.destroy() })
+      cleanup.push(async () => {
+        await lan.destroy()
+      })
       const hosts = caches.map(([name], i) => ({ name, ip: `10.78.0.${11 + i}` }))
       const hostsFile = `127.0.0.1 localhost\n${hosts.map(h => `${h.ip} ${h.name}`).join('\n')}\n`
       const members: Array<{ ns: Netns, name: string, service: Service }> = []
       for (const [i, [name, service]] of caches.entries()) {
         const ns = await Netns.create(`p2pc-c${i + 1}`)
-        cleanup.push(async () => { await ns.destroy() })
+        cleanup.push(async () => {
+          await ns.destroy()
+        })
         await veth(lan, `p${i + 1}`, undefined, ns, 'eth0', `${hosts[i]?.ip ?? ''}/24`)
         await ns.etc('hosts', hostsFile)
         await ns.etc('resolv.conf', 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n')
@@ -195,7 +221,9 @@ describe('docker-compose.ci.yml', function () {
       for (const { ns, name, service } of members) {
         const env = nsEnv(service)
         const sidecar = await startNsSidecar(ns, env)
-        cleanup.push(async () => { await sidecar.stop() })
+        cleanup.push(async () => {
+          await sidecar.stop()
+        })
         started.push({ ns, name, sidecar, env })
       }
       for (const { ns, env } of started) await waitPeers(ns, env, caches.length - 1)
@@ -203,7 +231,10 @@ describe('docker-compose.ci.yml', function () {
         // What the image's HEALTHCHECK runs.
         const health = await ns.run(process.execPath, [CLI, 'healthcheck'], { env: { PATH: process.env.PATH, ...env } })
         assert.equal(health.code, 0, health.stderr)
-        assert.ok(!sidecar.logs.some(l => l.includes('bootstrap peer unreachable') && l.includes(`/dns4/${name}/`)), `${name} skips its own name quietly`)
+        assert.ok(
+          !sidecar.logs.some(l => l.includes('bootstrap peer unreachable') && l.includes(`/dns4/${name}/`)),
+          `${name} skips its own name quietly`
+        )
       }
     })
 
@@ -212,18 +243,27 @@ describe('docker-compose.ci.yml', function () {
       const [, hosted] = inProfile(compose, 'host').find(([, s]) => isCache(s)) ?? []
       assert.ok(bridged !== undefined && hosted !== undefined)
       const topo: Topology = await buildTopology()
-      cleanup.push(async () => { await topo.destroy() })
+      cleanup.push(async () => {
+        await topo.destroy()
+      })
       // As the header says: publish 9000 and announce the host's IP.
       await topo.publish(9000)
       const cEnv = nsEnv(bridged, { CACHE_ANNOUNCE_ADDRS: `/ip4/${H1}/tcp/9000` })
       const c = await startNsSidecar(topo.c1, cEnv)
-      cleanup.push(async () => { await c.stop() })
+      cleanup.push(async () => {
+        await c.stop()
+      })
       const hEnv = nsEnv(hosted, { CACHE_BOOTSTRAP_PEERS: `/ip4/${H1}/tcp/9000` })
       const h = await startNsSidecar(topo.h2, hEnv)
-      cleanup.push(async () => { await h.stop() })
+      cleanup.push(async () => {
+        await h.stop()
+      })
       await waitPeers(topo.h2, hEnv, 1)
       await waitPeers(topo.c1, cEnv, 1)
-      assert.ok(h.logs.some(l => l.includes('connected to the node that answered') && l.includes(c.peerId)), 'h2 learned the bridged sidecar\'s ID from the handshake')
+      assert.ok(
+        h.logs.some(l => l.includes('connected to the node that answered') && l.includes(c.peerId)),
+        "h2 learned the bridged sidecar's ID from the handshake"
+      )
     })
   })
 })

@@ -12,8 +12,15 @@ import { waitFor } from '../fixtures/wait.js'
 const ROOT = new URL('../../', import.meta.url).pathname
 const KNOWN_ENV = new Set(Object.values(OPTIONS).map(o => o.env))
 
-interface Instruction { op: string, args: string }
-interface Stage { from: string, name?: string, steps: Instruction[] }
+interface Instruction {
+  op: string
+  args: string
+}
+interface Stage {
+  from: string
+  name?: string
+  steps: Instruction[]
+}
 
 /** Dockerfile → stages of instructions (continuation lines joined, comments dropped). */
 function parseDockerfile (text: string): { args: Instruction[], stages: Stage[] } {
@@ -70,7 +77,10 @@ describe('Dockerfile (checked without a Docker engine)', function () {
     assert.ok(build.steps.some(s => s.op === 'RUN' && s.args.includes('npm run build')), 'the build stage compiles')
     assert.ok(build.steps.some(s => s.op === 'RUN' && /npm prune --omit=dev/.test(s.args)), 'dev dependencies are pruned before the copy')
     const copies = runtime.steps.filter(s => s.op === 'COPY')
-    assert.ok(copies.length > 0 && copies.every(c => c.args.startsWith(`--from=${build.name}`)), 'the runtime stage copies only from the build stage')
+    assert.ok(
+      copies.length > 0 && copies.every(c => c.args.startsWith(`--from=${build.name}`)),
+      'the runtime stage copies only from the build stage'
+    )
     assert.deepEqual(copies.map(c => c.args.split(' ')[1]).sort(), ['/app/dist', '/app/node_modules', '/app/package.json'])
     // Both stages run the same Node.js, so the native addon built/fetched in one loads in the other.
     assert.equal(build.from, runtime.from)
@@ -90,7 +100,10 @@ describe('Dockerfile (checked without a Docker engine)', function () {
     assert.equal(one(runtime, 'ENTRYPOINT'), '["p2p-cache"]')
     assert.equal(one(runtime, 'CMD'), '["serve"]')
     assert.match(one(runtime, 'HEALTHCHECK'), /CMD \["p2p-cache", "healthcheck"\]$/)
-    assert.ok(runtime.steps.some(s => s.op === 'RUN' && s.args.includes('ln -s /app/dist/cli/main.js /usr/local/bin/p2p-cache')), 'p2p-cache is on PATH')
+    assert.ok(
+      runtime.steps.some(s => s.op === 'RUN' && s.args.includes('ln -s /app/dist/cli/main.js /usr/local/bin/p2p-cache')),
+      'p2p-cache is on PATH'
+    )
     assert.ok(runtime.steps.some(s => s.op === 'RUN' && s.args.includes('chown node:node /data')), 'the user owns the data dir')
   })
 
@@ -104,10 +117,14 @@ describe('Dockerfile (checked without a Docker engine)', function () {
   })
 
   it('.dockerignore sends what the COPY lines read and leaves the rest out', async () => {
-    const ignore = (await readFile(join(ROOT, '.dockerignore'), 'utf8')).split('\n').map(l => l.trim()).filter(l => l !== '' && !l.startsWith('#'))
+    const ignore = (await readFile(join(ROOT, '.dockerignore'), 'utf8')).split('\n').map(l => l.trim()).filter(l =>
+      l !== '' && !l.startsWith('#')
+    )
     assert.equal(ignore[0], '*', 'everything is excluded first')
     const kept = ignore.filter(l => l.startsWith('!')).map(l => l.slice(1).replace(/\/$/, ''))
-    const sources = parsed.stages.flatMap(s => s.steps).filter(s => s.op === 'COPY' && !s.args.startsWith('--from')).flatMap(s => s.args.split(' ').slice(0, -1))
+    const sources = parsed.stages.flatMap(s => s.steps).filter(s => s.op === 'COPY' && !s.args.startsWith('--from')).flatMap(s =>
+      s.args.split(' ').slice(0, -1)
+    )
     for (const src of sources) assert.ok(kept.includes(src.replace(/\/$/, '')), `${src} is sent to the build`)
     assert.deepEqual(kept.sort(), [...new Set(sources)].sort(), 'and nothing else (no node_modules, .git, test data or a local .p2p-cache)')
   })
@@ -131,7 +148,10 @@ describe('Dockerfile (checked without a Docker engine)', function () {
       if ((await run('cp', ['-al', join(ROOT, 'node_modules'), join(app, 'node_modules')])).code !== 0) {
         await cp(join(ROOT, 'node_modules'), join(app, 'node_modules'), { recursive: true, verbatimSymlinks: true })
       }
-      const pruned = await run('npm', ['prune', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund'], { cwd: app, timeoutMs: 60_000 })
+      const pruned = await run('npm', ['prune', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund'], {
+        cwd: app,
+        timeoutMs: 60_000
+      })
       assert.equal(pruned.code, 0, pruned.stderr)
       await chmod(join(app, 'dist/cli/main.js'), 0o755)
       data = join(app, 'data')
@@ -162,7 +182,14 @@ describe('Dockerfile (checked without a Docker engine)', function () {
     it('serves, and `p2p-cache healthcheck` follows it up and down', async () => {
       const asUser = process.getuid?.() === 0 ? { uid: 1000, gid: 1000 } : {}
       const lines: string[] = []
-      serve = spawnManaged(process.execPath, [join(app, 'dist/cli/main.js'), 'serve'], { cwd: app, env, ...asUser, onLine: line => { lines.push(line) } })
+      serve = spawnManaged(process.execPath, [join(app, 'dist/cli/main.js'), 'serve'], {
+        cwd: app,
+        env,
+        ...asUser,
+        onLine: line => {
+          lines.push(line)
+        }
+      })
       await waitFor(() => {
         if (serve?.isRunning() !== true) throw new Error(`serve exited: ${serve?.tail(20) ?? ''}`)
         return lines.some(l => l.includes('"p2p-cache ready"'))

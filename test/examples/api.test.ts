@@ -26,14 +26,21 @@ describe('examples/api/octokit.mjs', function () {
     side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${gh.url}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
-  after(async () => { await stopAll([side, gh]) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
+  after(async () => {
+    await stopAll([side, gh])
+  })
 
   /** node examples/api/octokit.mjs OWNER/REPO, as a user runs it, with GITHUB_API_URL at this sidecar. */
   const octokit = async (repo: string, env: NodeJS.ProcessEnv = {}): Promise<RunResult> =>
-    await run(process.execPath, [OCTOKIT, repo], { env: { PATH: process.env.PATH, GITHUB_API_URL: `${side.url}/github`, GITHUB_TOKEN: TOKEN, ...env }, timeoutMs: 30_000 })
+    await run(process.execPath, [OCTOKIT, repo], {
+      env: { PATH: process.env.PATH, GITHUB_API_URL: `${side.url}/github`, GITHUB_TOKEN: TOKEN, ...env },
+      timeoutMs: 30_000
+    })
 
-  it('defaults to the sidecar\'s github upstream at its default address', async () => {
+  it("defaults to the sidecar's github upstream at its default address", async () => {
     assert.ok((await readExample('api', 'octokit.mjs')).includes(`'http://${OPTIONS.httpAddr.default}/github'`))
   })
 
@@ -82,7 +89,8 @@ describe('examples/api/gh.sh', function () {
 
   before(async function () {
     const ghCheck = await run('gh', ['--version'], { timeoutMs: 10_000 })
-    const why = await netnsUnavailable() ?? (ghCheck.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)')
+    const why = await netnsUnavailable() ??
+      (ghCheck.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)')
     if (why !== undefined) {
       console.log(`      skipped: ${why} (gh must run in a network namespace with only loopback)`)
       this.skip()
@@ -92,11 +100,31 @@ describe('examples/api/gh.sh', function () {
     // The certificate as the comment in gh.sh makes it.
     const cert = join(work, 'cache-cert.pem')
     const key = join(work, 'cache-key.pem')
-    await must('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
+    await must('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert
+    ])
     fake = await startFakeGitHubProcess({ tokens: { [TOKEN]: { repos: ['acme/private'] } } }, { netns: ns })
     const httpsAddr = `127.0.0.1:${await freePort()}`
-    side = await startSidecar({ CACHE_API_UPSTREAMS: `github=${fake.url}`, CACHE_HTTPS_ADDR: httpsAddr, CACHE_TLS_CERT: cert, CACHE_TLS_KEY: key }, { netns: ns })
+    side = await startSidecar(
+      { CACHE_API_UPSTREAMS: `github=${fake.url}`, CACHE_HTTPS_ADDR: httpsAddr, CACHE_TLS_CERT: cert, CACHE_TLS_KEY: key },
+      { netns: ns }
+    )
     env = {
       PATH: process.env.PATH,
       HOME: work,

@@ -57,14 +57,16 @@ describe('examples/containerd: hosts.toml with ctr, and check-mirror.sh', functi
     registry.clearRequests()
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await stopAll([containerd, sidecar, registry])
     await rm(work, { recursive: true, force: true })
   })
 
-  it('ctr reads it and pulls through the sidecar: every upstream request is the sidecar\'s; a second pull is all hits', async () => {
+  it("ctr reads it and pulls through the sidecar: every upstream request is the sidecar's; a second pull is all hits", async () => {
     const s0 = await sidecar.stats()
     await containerd.ctrPull(ref, { hostsDir })
     assert.deepEqual(await containerd.images(), [ref])
@@ -86,7 +88,12 @@ describe('examples/containerd: hosts.toml with ctr, and check-mirror.sh', functi
   it('check-mirror.sh passes against the ready sidecar and prints its counters', async () => {
     const r = await checkMirror()
     assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stdout, new RegExp(`^check-mirror: OK: ${sidecar.url} serves ${ref} for containerd \\(X-Cache: \\w+\\); hits=\\d+ misses=\\d+ peer_hits=\\d+ upstream_hits=\\d+\\n$`))
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^check-mirror: OK: ${sidecar.url} serves ${ref} for containerd \\(X-Cache: \\w+\\); hits=\\d+ misses=\\d+ peer_hits=\\d+ upstream_hits=\\d+\\n$`
+      )
+    )
   })
 
   it('check-mirror.sh fails loudly when hosts.toml is missing or does not name the sidecar', async () => {
@@ -102,13 +109,19 @@ describe('examples/containerd: hosts.toml with ctr, and check-mirror.sh', functi
     // Docker Hub's hosts.toml as shipped, but this sidecar only knows the local registry: the
     // sidecar answers 400 before asking anyone, and containerd would quietly use `server`.
     await mkdir(join(hostsDir, 'docker.io'), { recursive: true })
-    await writeFile(join(hostsDir, 'docker.io', 'hosts.toml'), (await readExample('containerd', 'hosts.toml')).replace(EXAMPLE_MIRROR, `[host."${sidecar.url}"]`))
+    await writeFile(
+      join(hostsDir, 'docker.io', 'hosts.toml'),
+      (await readExample('containerd', 'hosts.toml')).replace(EXAMPLE_MIRROR, `[host."${sidecar.url}"]`)
+    )
     const r = await run(examplePath('containerd', 'check-mirror.sh'), ['alpine:3.20'], {
       env: { PATH: process.env.PATH, P2P_CACHE_URL: sidecar.url, CERTS_DIR: hostsDir },
       timeoutMs: 30_000
     })
     assert.equal(r.code, 1)
-    assert.match(r.stderr, /\/v2\/library\/alpine\/manifests\/3\.20\?ns=docker\.io answered 400, so containerd falls back to docker\.io for alpine:3\.20: .*unknown registry namespace ns=docker\.io/)
+    assert.match(
+      r.stderr,
+      /\/v2\/library\/alpine\/manifests\/3\.20\?ns=docker\.io answered 400, so containerd falls back to docker\.io for alpine:3\.20: .*unknown registry namespace ns=docker\.io/
+    )
   })
 
   it('with the sidecar stopped, containerd still pulls (silently, from `server`) and check-mirror.sh fails loudly', async () => {
@@ -124,7 +137,12 @@ describe('examples/containerd: hosts.toml with ctr, and check-mirror.sh', functi
       const r = await checkMirror()
       assert.equal(r.code, 1)
       assert.equal(r.stdout, '')
-      assert.match(r.stderr, new RegExp(`^check-mirror: FAIL: the p2p-cache sidecar at ${sidecar.url} is not ready \\(GET /readyz: no answer\\), so containerd pulls straight from ${registry.host}\\.`))
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^check-mirror: FAIL: the p2p-cache sidecar at ${sidecar.url} is not ready \\(GET /readyz: no answer\\), so containerd pulls straight from ${registry.host}\\.`
+        )
+      )
     } finally {
       await sidecar.restart()
     }

@@ -19,20 +19,29 @@ const DOCKERD_MANIFEST_ACCEPT = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.oci.image.index.v1+json'
 ]
-const DOCKERD_USER_AGENT = 'docker/28.2.2 go/go1.24.3 git-commit/e6534b4 kernel/6.1.0 os/linux arch/amd64 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))'
+const DOCKERD_USER_AGENT =
+  'docker/28.2.2 go/go1.24.3 git-commit/e6534b4 kernel/6.1.0 os/linux arch/amd64 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))'
 /** Docker Hub's official images live under library/: dockerd adds it before asking a mirror. */
 const REPO = 'library/p2pcache-example'
 const TAG = '1.0'
 
-interface Answer { status: number, headers: IncomingHttpHeaders, body: Buffer }
+interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Buffer
+}
 
 /** One GET through node:http, so that repeated header lines go out as dockerd sends them. */
 function get (url: string, headers: OutgoingHttpHeaders = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, timeout: 30_000, headers: { 'user-agent': DOCKERD_USER_AGENT, ...headers } }, res => {
       const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => { chunks.push(c) })
-      res.once('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
+      res.on('data', (c: Buffer) => {
+        chunks.push(c)
+      })
+      res.once('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })
+      })
       res.once('error', reject)
     })
     req.once('timeout', () => req.destroy(new Error(`GET ${url}: no answer`)))
@@ -55,7 +64,7 @@ describe('examples/docker/daemon.json', function () {
     mirrors = list as string[]
   })
 
-  it('is JSON whose one mirror is the sidecar\'s default address, over http on loopback', () => {
+  it("is JSON whose one mirror is the sidecar's default address, over http on loopback", () => {
     assert.equal(mirrors.length, 1)
     const url = new URL(mirrors[0] as string)
     assert.equal(url.protocol, 'http:')
@@ -75,7 +84,12 @@ describe('examples/docker/daemon.json', function () {
     before(async () => {
       work = await mkdtemp(join(tmpdir(), 'p2p-cache-ex-docker-'))
       registry = await startRegistry()
-      image = await buildMultiArchImage(join(work, 'layout'), { tag: TAG, architectures: ['amd64', 'arm64'], layers: 2, layerSize: 64 * 1024 })
+      image = await buildMultiArchImage(join(work, 'layout'), {
+        tag: TAG,
+        architectures: ['amd64', 'arm64'],
+        layers: 2,
+        layerSize: 64 * 1024
+      })
       await pushLayout(join(work, 'layout'), TAG, registry.host, REPO)
       // The local registry stands in for Docker Hub under its name: the first (default) upstream.
       sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `docker.io=${registry.url}` })
@@ -86,7 +100,9 @@ describe('examples/docker/daemon.json', function () {
       registry.clearRequests()
     })
 
-    afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+    afterEach(function () {
+      dumpLogsIfFailed(this, { sidecar })
+    })
 
     after(async () => {
       await stopAll([sidecar, registry])
@@ -96,7 +112,9 @@ describe('examples/docker/daemon.json', function () {
     /** GET /v2/, the tag's manifest (an index), the amd64 manifest, its config and layers: what each answered. */
     async function pull (): Promise<Array<{ what: string, cache: string }>> {
       const seen: Array<{ what: string, cache: string }> = []
-      const note = (what: string, a: Answer): void => { seen.push({ what, cache: String(a.headers['x-cache'] ?? '') }) }
+      const note = (what: string, a: Answer): void => {
+        seen.push({ what, cache: String(a.headers['x-cache'] ?? '') })
+      }
 
       const ping = await get(`${base}/v2/`)
       assert.equal(ping.status, 200, 'GET /v2/')
@@ -110,7 +128,8 @@ describe('examples/docker/daemon.json', function () {
 
       const amd64 = image.manifests.find(m => m.architecture === 'amd64')
       assert.ok(amd64 !== undefined)
-      const listed = (JSON.parse(index.body.toString()) as { manifests: Array<{ digest: string, platform: { architecture: string } }> }).manifests
+      const listed =
+        (JSON.parse(index.body.toString()) as { manifests: Array<{ digest: string, platform: { architecture: string } }> }).manifests
       assert.equal(listed.find(m => m.platform.architecture === 'amd64')?.digest, amd64.digest)
       const manifest = await get(`${base}/v2/${REPO}/manifests/${amd64.digest}`, { accept: DOCKERD_MANIFEST_ACCEPT })
       assert.equal(manifest.status, 200)
@@ -138,7 +157,7 @@ describe('examples/docker/daemon.json', function () {
       }
     })
 
-    it('warm: the same pull is served from the sidecar\'s store; only the tag is asked upstream', async () => {
+    it("warm: the same pull is served from the sidecar's store; only the tag is asked upstream", async () => {
       registry.clearRequests()
       const before = await sidecar.stats()
       const seen = await pull()

@@ -30,24 +30,39 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
   let image: ImageDescription
 
   before(async function () {
-    const why = await netnsUnavailable() ?? await access(DOCKERD_BIN).then(() => undefined, () => `${DOCKERD_BIN} is missing (scripts/install-test-deps.sh installs docker.io)`)
-    if (why !== undefined) { this.skip(); return }
+    const why = await netnsUnavailable() ??
+      await access(DOCKERD_BIN).then(() => undefined, () => `${DOCKERD_BIN} is missing (scripts/install-test-deps.sh installs docker.io)`)
+    if (why !== undefined) {
+      this.skip()
+      return
+    }
     ns = await Netns.create('p2pc-dockerd')
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-dockerd-test-'))
     registry = await startRegistry({ netns: ns })
-    image = await buildMultiArchImage(join(work, 'layout'), { tag: TAG, architectures: ['amd64', 'arm64'], layers: 2, layerSize: 256 * 1024 })
+    image = await buildMultiArchImage(join(work, 'layout'), {
+      tag: TAG,
+      architectures: ['amd64', 'arm64'],
+      layers: 2,
+      layerSize: 256 * 1024
+    })
     await pushLayout(join(work, 'layout'), TAG, registry.host, REPO, { netns: ns.name })
     // The registry stands in for Docker Hub under its name: the default upstream.
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `docker.io=${registry.url}` }, { netns: ns })
     // The example's daemon.json, with the test sidecar's port.
     const example = JSON.parse(await readExample('docker', 'daemon.json')) as { 'registry-mirrors': string[] }
-    const mirrors = example['registry-mirrors'].map(m => { const u = new URL(m); u.host = sidecar.host; return u.href })
+    const mirrors = example['registry-mirrors'].map(m => {
+      const u = new URL(m)
+      u.host = sidecar.host
+      return u.href
+    })
     dockerd = await startDockerd(ns, { ...example, 'registry-mirrors': mirrors })
     await registry.settled()
     registry.clearRequests()
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await stopAll([dockerd, sidecar, registry])
@@ -68,8 +83,26 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
   /** `p2p-cache diagnose --json` inside the namespace: its client.docker finding. */
   const dockerFinding = async (): Promise<{ verdict: string, summary: string, fix?: string }> => {
     assert.ok(ns)
-    const r = await ns.run(process.execPath, [CLI, 'diagnose', '--json', '--http', sidecar.url, '--docker-host', dockerd.host, '--containerd-hosts', join(work, 'no-containerd')], {
-      env: { PATH: process.env.PATH, HOME: work, CACHE_DIR: join(work, 'diagnose'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: sidecar.host, CACHE_REGISTRY_UPSTREAMS: `docker.io=${registry.url}`, CACHE_API_UPSTREAMS: `github=${registry.url}` },
+    const r = await ns.run(process.execPath, [
+      CLI,
+      'diagnose',
+      '--json',
+      '--http',
+      sidecar.url,
+      '--docker-host',
+      dockerd.host,
+      '--containerd-hosts',
+      join(work, 'no-containerd')
+    ], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: work,
+        CACHE_DIR: join(work, 'diagnose'),
+        CACHE_ENABLE_P2P: 'false',
+        CACHE_HTTP_ADDR: sidecar.host,
+        CACHE_REGISTRY_UPSTREAMS: `docker.io=${registry.url}`,
+        CACHE_API_UPSTREAMS: `github=${registry.url}`
+      },
       timeoutMs: 60_000
     })
     const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
@@ -91,7 +124,7 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
     assert.deepEqual(JSON.parse(info.stdout), [`http://${sidecar.host}/`])
   })
 
-  it('cold pull: the image (a multi-arch index) comes through the sidecar, with the index\'s digest', async () => {
+  it("cold pull: the image (a multi-arch index) comes through the sidecar, with the index's digest", async () => {
     const r = await pull()
     assert.equal(r.code, 0, `${r.out}\n--- dockerd ---\n${dockerd.tail()}`)
     assert.match(r.out, new RegExp(`Digest: ${image.manifestDigest}`))
@@ -100,7 +133,9 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
     const amd64 = image.manifests.find(m => m.architecture === 'amd64')
     assert.ok(amd64)
     await registry.settled()
-    for (const layer of amd64.layers) assert.equal(registry.count({ method: 'GET', pathIncludes: layer.digest }), 1, `layer ${layer.digest} fetched once upstream`)
+    for (const layer of amd64.layers) {
+      assert.equal(registry.count({ method: 'GET', pathIncludes: layer.digest }), 1, `layer ${layer.digest} fetched once upstream`)
+    }
     const stats = await sidecar.stats()
     assert.ok((stats.stores ?? 0) >= 2 + amd64.layers.length, JSON.stringify(stats))
   })
@@ -108,7 +143,10 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
   it('diagnose after a pull: dockerd uses the sidecar, and its last request is named', async () => {
     const f = await dockerFinding()
     assert.equal(f.verdict, 'ok', f.summary)
-    assert.match(f.summary, /^dockerd uses the sidecar as its registry mirror; its last request reached the sidecar \d+ s ago \(\d+ in all\)$/)
+    assert.match(
+      f.summary,
+      /^dockerd uses the sidecar as its registry mirror; its last request reached the sidecar \d+ s ago \(\d+ in all\)$/
+    )
   })
 
   it('warm pull after docker rmi: served from the sidecar, the upstream sees no blob GET', async () => {
@@ -124,7 +162,7 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
     assert.ok((after.hits ?? 0) > (before.hits ?? 0))
   })
 
-  it('with the upstream stopped, the pull still works from the sidecar (the tag\'s last resolution)', async () => {
+  it("with the upstream stopped, the pull still works from the sidecar (the tag's last resolution)", async () => {
     await rmi()
     await registry.stop()
     try {

@@ -63,7 +63,10 @@ export async function bashSyntax (script: string): Promise<RunResult> {
  * command would run with.
  */
 export async function shellWords (command: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
-  const r = await run('bash', ['-c', `set -- ${command}\nprintf '%s\\0' "$@"`], { env: { PATH: process.env.PATH, ...env }, timeoutMs: 10_000 })
+  const r = await run('bash', ['-c', `set -- ${command}\nprintf '%s\\0' "$@"`], {
+    env: { PATH: process.env.PATH, ...env },
+    timeoutMs: 10_000
+  })
   if (r.code !== 0) throw new Error(`cannot expand ${command}: ${r.stderr}`)
   return r.stdout.split('\0').slice(0, -1)
 }
@@ -96,7 +99,13 @@ export async function dockerClientCheck (command: string, env: NodeJS.ProcessEnv
   const dir = await mkdtemp(join(tmpdir(), 'p2p-cache-docker-client-'))
   try {
     const r = await run('bash', ['-c', command], {
-      env: { PATH: process.env.PATH, HOME: dir, DOCKER_CONFIG: join(dir, 'config'), DOCKER_HOST: `unix://${join(dir, 'no-daemon.sock')}`, ...env },
+      env: {
+        PATH: process.env.PATH,
+        HOME: dir,
+        DOCKER_CONFIG: join(dir, 'config'),
+        DOCKER_HOST: `unix://${join(dir, 'no-daemon.sock')}`,
+        ...env
+      },
       timeoutMs: 20_000
     })
     return { accepted: r.code !== 0 && /Cannot connect to the Docker daemon/.test(r.stderr), stderr: r.stderr.trim() }

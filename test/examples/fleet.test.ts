@@ -11,7 +11,12 @@ import { waitFor } from '../fixtures/wait.js'
 import { dockerClientCheck, dockerClientMissing, parseEnvFile, readExample } from './example-files.js'
 
 /** A CACHE_BOOTSTRAP_PEERS entry of the example: a seed's IP, port and the placeholder for its ID. */
-interface Seed { entry: string, ip: string, port: number, placeholder: string }
+interface Seed {
+  entry: string
+  ip: string
+  port: number
+  placeholder: string
+}
 
 function seedsOf (bootstrap: string): Seed[] {
   return bootstrap.split(',').map(entry => {
@@ -51,12 +56,16 @@ describe('examples/fleet: one env file for every host', function () {
     const dir = await mkdtemp(join(tmpdir(), 'p2p-cache-ex-fleet-'))
     try {
       // Own ports, in case a fix let it start: it must never bind the real 9000/9080 here.
-      const r = await runCli(['serve'], {
-        ...fileEnv,
-        ...localOverrides(dir),
-        CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
-        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`
-      }, { timeoutMs: 20_000 })
+      const r = await runCli(
+        ['serve'],
+        {
+          ...fileEnv,
+          ...localOverrides(dir),
+          CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+          CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`
+        },
+        { timeoutMs: 20_000 }
+      )
       assert.equal(r.code, 2, r.stderr)
       assert.match(r.stderr, /^p2p-cache: invalid CACHE_(BOOTSTRAP_PEERS|SWARM_KEY)/)
     } finally {
@@ -102,8 +111,11 @@ describe('examples/fleet: one env file for every host', function () {
       // A host's network is up (network-online.target) before the sidecar starts: until the link
       // is running, the interface's address is not listed (so `id` would not print it).
       for (const host of hosts) {
-        await waitFor(async () => / state UP /.test(await host.ns.must('ip', ['-o', 'link', 'show', 'eth0'])),
-          { timeoutMs: 10_000, intervalMs: 50, what: `eth0 running on ${host.ip}` })
+        await waitFor(async () => / state UP /.test(await host.ns.must('ip', ['-o', 'link', 'show', 'eth0'])), {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+          what: `eth0 running on ${host.ip}`
+        })
       }
 
       // Step 1: `p2p-cache id` on each seed (before the file exists: CACHE_DIR only) prints the
@@ -130,7 +142,14 @@ describe('examples/fleet: one env file for every host', function () {
       // Step 3: the same file on every host.
       const env = parseEnvFile(filled)
       for (const [i, host] of hosts.entries()) {
-        procs.push(host.ns.spawn(process.execPath, [...cliNodeFlags(), CLI, 'serve'], { env: { ...env, ...localOverrides(dirs[i] as string) }, onLine: line => { host.logs.push(line) } }))
+        procs.push(
+          host.ns.spawn(process.execPath, [...cliNodeFlags(), CLI, 'serve'], {
+            env: { ...env, ...localOverrides(dirs[i] as string) },
+            onLine: line => {
+              host.logs.push(line)
+            }
+          })
+        )
       }
       await Promise.all(hosts.map(async (host, i) => {
         await waitFor(async () => {
@@ -144,9 +163,13 @@ describe('examples/fleet: one env file for every host', function () {
     })
 
     after(async () => {
-      await Promise.allSettled(procs.map(async p => { await p.stop() }))
+      await Promise.allSettled(procs.map(async p => {
+        await p.stop()
+      }))
       for (const ns of namespaces.reverse()) await ns.destroy()
-      await Promise.all(dirs.map(async d => { await rm(d, { recursive: true, force: true }) }))
+      await Promise.all(dirs.map(async d => {
+        await rm(d, { recursive: true, force: true })
+      }))
     })
 
     /** GET /api/p2p on the host's own loopback, at the address the file gives (127.0.0.1:9080). */
@@ -164,7 +187,9 @@ describe('examples/fleet: one env file for every host', function () {
       const dir = await mkdtemp(join(tmpdir(), 'p2p-cache-ex-fleet-'))
       try {
         await writeFile(join(dir, 'p2p-cache.env'), filled)
-        const { accepted, stderr } = await dockerClientCheck(`docker run --rm --network host -v p2p-cache:/data --env-file ${join(dir, 'p2p-cache.env')} p2p-cache`)
+        const { accepted, stderr } = await dockerClientCheck(
+          `docker run --rm --network host -v p2p-cache:/data --env-file ${join(dir, 'p2p-cache.env')} p2p-cache`
+        )
         assert.ok(accepted, stderr)
       } finally {
         await rm(dir, { recursive: true, force: true })

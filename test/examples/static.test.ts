@@ -7,12 +7,27 @@ import { OPTIONS } from '../../src/config/options.js'
 import { CLI } from '../fixtures/sidecar-process.js'
 import { run } from '../fixtures/netns.js'
 import {
-  bashSyntax, cacheVarNames, cliCommands, commandLines, dockerClientCheck, dockerClientMissing, dockerCommands, exampleFiles, examplePath,
-  OPTION_ENVS, parseDockerRun, readExample, shellBlocks, shellWords
+  bashSyntax,
+  cacheVarNames,
+  cliCommands,
+  commandLines,
+  dockerClientCheck,
+  dockerClientMissing,
+  dockerCommands,
+  exampleFiles,
+  examplePath,
+  OPTION_ENVS,
+  parseDockerRun,
+  readExample,
+  shellBlocks,
+  shellWords
 } from './example-files.js'
 
 /** A piece of shell found in the examples, named by where it is. */
-interface ShellSource { where: string, script: string }
+interface ShellSource {
+  where: string
+  script: string
+}
 
 const DEFAULT_HTTP_ADDR = OPTIONS.httpAddr.default
 
@@ -34,14 +49,18 @@ async function shellSources (): Promise<ShellSource[]> {
     if (file.endsWith('.service')) {
       // The unit names /usr/bin/docker (where docker-ce and Debian's docker.io put it); here the
       // check runs whichever docker client is on PATH.
-      for (const { key, command } of unitExecLines(text)) out.push({ where: `${file} ${key}`, script: command.replace(/^\/usr\/bin\/docker\b/, 'docker') })
+      for (const { key, command } of unitExecLines(text)) {
+        out.push({ where: `${file} ${key}`, script: command.replace(/^\/usr\/bin\/docker\b/, 'docker') })
+      }
     }
     if (file.endsWith('.yml')) {
       const wf = parseYaml(text) as { jobs: Record<string, { steps: Array<{ name?: string, run?: string }> }> }
       for (const [id, job] of Object.entries(wf.jobs)) {
         for (const step of job.steps) {
           // ${{ ... }} is replaced by the runner before bash sees the script.
-          if (step.run !== undefined) out.push({ where: `${file} ${id}: ${step.name ?? step.run}`, script: step.run.replace(/\$\{\{[^}]*\}\}/g, 'EXPR') })
+          if (step.run !== undefined) {
+            out.push({ where: `${file} ${id}: ${step.name ?? step.run}`, script: step.run.replace(/\$\{\{[^}]*\}\}/g, 'EXPR') })
+          }
         }
       }
     }
@@ -123,7 +142,9 @@ describe('examples/: static checks', function () {
         const sub = args[0] ?? 'serve'
         assert.ok(commands.has(sub), `${where}: p2p-cache ${sub} is not a command (${[...commands].join(', ')})`)
         // The sidecar itself runs on the host network: peers dial the host's address, no -p needed.
-        if (sub === 'serve') assert.ok(flags.includes('--network') && flags[flags.indexOf('--network') + 1] === 'host', `${where}: --network host`)
+        if (sub === 'serve') {
+          assert.ok(flags.includes('--network') && flags[flags.indexOf('--network') + 1] === 'host', `${where}: --network host`)
+        }
       }
     }
     assert.ok(images >= 6, `only ${images} docker run p2p-cache commands found`)
@@ -131,10 +152,12 @@ describe('examples/: static checks', function () {
 
   it('every `p2p-cache <command>` line in the shell is a CLI command that exists', async () => {
     const commands = await cliCommands(CLI)
-    const used = sources.flatMap(({ where, script }) => commandLines(script)
-      .map(l => /^(?:npx\s+)?p2p-cache\s+([a-z][a-z-]*)/.exec(l)?.[1])
-      .filter((c): c is string => c !== undefined)
-      .map(c => ({ where, c })))
+    const used = sources.flatMap(({ where, script }) =>
+      commandLines(script)
+        .map(l => /^(?:npx\s+)?p2p-cache\s+([a-z][a-z-]*)/.exec(l)?.[1])
+        .filter((c): c is string => c !== undefined)
+        .map(c => ({ where, c }))
+    )
     assert.ok(used.length >= 1)
     for (const { where, c } of used) assert.ok(commands.has(c), `${where}: p2p-cache ${c}`)
   })
@@ -146,7 +169,12 @@ describe('examples/: static checks', function () {
     const { flags, image, command } = parseDockerRun((await shellWords(serve)).slice(2))
     assert.equal(image, 'p2p-cache')
     assert.deepEqual(command, [], 'the entrypoint default: serve')
-    for (const pair of [['--network', 'host'], ['-v', 'p2p-cache:/data'], ['-e', 'CACHE_DIR=/data'], ['-e', `CACHE_HTTP_ADDR=${DEFAULT_HTTP_ADDR}`]]) {
+    for (const pair of [
+      ['--network', 'host'],
+      ['-v', 'p2p-cache:/data'],
+      ['-e', 'CACHE_DIR=/data'],
+      ['-e', `CACHE_HTTP_ADDR=${DEFAULT_HTTP_ADDR}`]
+    ]) {
       assert.ok(flags.some((f, i) => f === pair[0] && flags[i + 1] === pair[1]), `${pair.join(' ')} in ${serve}`)
     }
     assert.ok(script.includes(`http://${DEFAULT_HTTP_ADDR}/readyz`), 'waits for /readyz on the default address')
@@ -170,9 +198,15 @@ describe('examples/: static checks', function () {
       // client binary alone (as on this machine image) has none. A stand-in unit beside it
       // lets verify check the rest (the trailing ':' keeps systemd's own unit paths).
       if ((await run('systemctl', ['cat', 'docker.service'])).code !== 0) {
-        await writeFile(join(dir, 'docker.service'), '[Unit]\nDescription=stand-in for the Docker engine unit\n[Service]\nExecStart=/bin/true\n')
+        await writeFile(
+          join(dir, 'docker.service'),
+          '[Unit]\nDescription=stand-in for the Docker engine unit\n[Service]\nExecStart=/bin/true\n'
+        )
       }
-      const r = await run('systemd-analyze', ['verify', join(dir, 'p2p-cache.service')], { timeoutMs: 20_000, env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } })
+      const r = await run('systemd-analyze', ['verify', join(dir, 'p2p-cache.service')], {
+        timeoutMs: 20_000,
+        env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` }
+      })
       assert.equal(r.code, 0, r.stderr)
       assert.equal(r.stderr.trim(), '', 'no warnings (unknown keys, bad values)')
       const exec = unitExecLines(unit)

@@ -12,11 +12,38 @@ import { runCli, startSidecar, type SidecarProcess } from '../fixtures/sidecar-p
 import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
 import { startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
 import { run } from '../fixtures/netns.js'
-import { bashSyntax, dockerClientCheck, dockerClientMissing, dockerCommands, parseDockerRun, readExample, shellWords } from './example-files.js'
+import {
+  bashSyntax,
+  dockerClientCheck,
+  dockerClientMissing,
+  dockerCommands,
+  parseDockerRun,
+  readExample,
+  shellWords
+} from './example-files.js'
 
-interface Step { name?: string, uses?: string, run?: string, with?: Record<string, string>, env?: Record<string, string>, if?: string, 'continue-on-error'?: boolean }
-interface Job { 'runs-on': string | string[], steps: Step[], env?: Record<string, string> }
-interface Workflow { name?: string, on: unknown, permissions?: Record<string, string>, env?: Record<string, string>, defaults?: { run?: { shell?: string } }, jobs: Record<string, Job> }
+interface Step {
+  name?: string
+  uses?: string
+  run?: string
+  with?: Record<string, string>
+  env?: Record<string, string>
+  if?: string
+  'continue-on-error'?: boolean
+}
+interface Job {
+  'runs-on': string | string[]
+  steps: Step[]
+  env?: Record<string, string>
+}
+interface Workflow {
+  name?: string
+  on: unknown
+  permissions?: Record<string, string>
+  env?: Record<string, string>
+  defaults?: { run?: { shell?: string } }
+  jobs: Record<string, Job>
+}
 
 const TOKEN = 'ghs_p2pCacheWorkflowTest0123456789abcdefA'
 const REPOSITORY = 'acme/public'
@@ -67,7 +94,9 @@ describe('examples/github-actions/ci.yml', function () {
     wfEnv = { P2P_CACHE_URL: side.url, P2P_CACHE_HOST: side.host }
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar: side }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar: side })
+  })
 
   after(async () => {
     await stopAll([side, gh, registry])
@@ -88,19 +117,31 @@ describe('examples/github-actions/ci.yml', function () {
       for (const step of job.steps) {
         assert.ok((step.uses === undefined) !== (step.run === undefined), `exactly one of uses/run: ${JSON.stringify(step)}`)
         if (step.uses !== undefined) assert.match(step.uses, /^[\w.-]+\/[\w.-]+(\/[\w./-]+)?@[\w.-]+$/)
-        const known = new Set(['name', 'uses', 'run', 'with', 'env', 'if', 'continue-on-error', 'id', 'shell', 'timeout-minutes', 'working-directory'])
+        const known = new Set([
+          'name',
+          'uses',
+          'run',
+          'with',
+          'env',
+          'if',
+          'continue-on-error',
+          'id',
+          'shell',
+          'timeout-minutes',
+          'working-directory'
+        ])
         for (const key of Object.keys(step)) assert.ok(known.has(key), `unknown step key ${key}`)
       }
     }
   })
 
-  it('points at the sidecar\'s default address, and every URL in it is the sidecar\'s', async () => {
+  it("points at the sidecar's default address, and every URL in it is the sidecar's", async () => {
     const def = OPTIONS.httpAddr.default
     assert.deepEqual(wf.env, { P2P_CACHE_URL: `http://${def}`, P2P_CACHE_HOST: def })
     const text = await readExample('github-actions', 'ci.yml')
     const urls = [...text.matchAll(/https?:\/\/[^\s"'`)]+/g)].map(m => m[0])
     assert.ok(urls.length >= 1)
-    assert.deepEqual(urls.filter(u => !u.startsWith(`http://${def}`)), [], 'no URL but the sidecar\'s')
+    assert.deepEqual(urls.filter(u => !u.startsWith(`http://${def}`)), [], "no URL but the sidecar's")
   })
 
   it('every run: script parses (bash -n)', async () => {
@@ -140,8 +181,18 @@ describe('examples/github-actions/ci.yml', function () {
         const github = new Octokit({ auth: TOKEN, baseUrl, log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } })
         const [owner, repo] = REPOSITORY.split('/')
         const info: string[] = []
-        const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
-        await new AsyncFunction('github', 'context', 'core', step.with?.script ?? '')(github, { repo: { owner, repo } }, { info: (m: string) => { info.push(m) } })
+        const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new(
+          ...args: string[]
+        ) => (...a: unknown[]) => Promise<unknown>
+        await new AsyncFunction('github', 'context', 'core', step.with?.script ?? '')(
+          github,
+          { repo: { owner, repo } },
+          {
+            info: (m: string) => {
+              info.push(m)
+            }
+          }
+        )
         assert.deepEqual(info, [`${REPOSITORY}: X-Cache MISS`], name)
         log.push(`${name}: ${info.join(' ')}`)
         continue
@@ -165,7 +216,10 @@ describe('examples/github-actions/ci.yml', function () {
         }
         continue
       }
-      const r = await run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], { env: { ...runnerEnv, ...env }, timeoutMs: 60_000 })
+      const r = await run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], {
+        env: { ...runnerEnv, ...env },
+        timeoutMs: 60_000
+      })
       assert.equal(r.code, 0, `${name}: exit ${r.code}\n${r.stdout}${r.stderr}`)
       log.push(`${name}: ${r.stdout.trim().replace(/\s+/g, ' ')}`)
     }
@@ -187,7 +241,10 @@ describe('examples/github-actions/ci.yml', function () {
       // An API base (base-url, GITHUB_API_URL) is asked for the repository, as Octokit would.
       const concrete = (path === '/github' ? '/github/repos/$GITHUB_REPOSITORY' : path).replace('$GITHUB_REPOSITORY', REPOSITORY)
       if (concrete === '') continue // --url "$P2P_CACHE_URL": the CLI runs above used it
-      const res = await fetch(`${side.url}${concrete}`, { headers: { authorization: `token ${TOKEN}` }, signal: AbortSignal.timeout(30_000) })
+      const res = await fetch(`${side.url}${concrete}`, {
+        headers: { authorization: `token ${TOKEN}` },
+        signal: AbortSignal.timeout(30_000)
+      })
       const body = await res.text()
       assert.equal(res.status, 200, `${path}: ${body}`)
     }

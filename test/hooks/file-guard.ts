@@ -22,7 +22,22 @@ const UNIT_FILE_TIMEOUT_MS = 30_000
 /** How long resources may take to go after the file's last hook (sockets closing, children reaped). */
 const SETTLE_MS = 3_000
 /** Resource kinds that keep the process alive or hold a port or a child; others (fs requests, stdio) come and go. */
-const WATCHED = new Set(['TCPServerWrap', 'TCPSocketWrap', 'TCPWrap', 'Timeout', 'ProcessWrap', 'PipeServerWrap', 'UDPWrap', 'FSEventWrap', 'SignalWrap', 'TLSWrap', 'HTTPParser', 'Http2Session', 'PipeWrap', 'Immediate'])
+const WATCHED = new Set([
+  'TCPServerWrap',
+  'TCPSocketWrap',
+  'TCPWrap',
+  'Timeout',
+  'ProcessWrap',
+  'PipeServerWrap',
+  'UDPWrap',
+  'FSEventWrap',
+  'SignalWrap',
+  'TLSWrap',
+  'HTTPParser',
+  'Http2Session',
+  'PipeWrap',
+  'Immediate'
+])
 
 type Counts = Map<string, number>
 
@@ -102,12 +117,18 @@ function describeHandles (): string {
       out.push(`timer ${typeof fn === 'function' ? fn.toString().replace(/\s+/g, ' ').slice(0, 80) : '?'}`)
     }
   }
-  if (out.length === 0) out.push(process.env.TEST_GUARD_TRACE === undefined ? 'nothing identifiable; TEST_GUARD_TRACE=1 shows where timers were created' : 'no handle')
+  if (out.length === 0) {
+    out.push(
+      process.env.TEST_GUARD_TRACE === undefined ? 'nothing identifiable; TEST_GUARD_TRACE=1 shows where timers were created' : 'no handle'
+    )
+  }
   return out.join('; ')
 }
 
 async function nextTurn (): Promise<void> {
-  await new Promise<void>(resolve => { setImmediate(resolve) })
+  await new Promise<void>(resolve => {
+    setImmediate(resolve)
+  })
 }
 
 /**
@@ -118,9 +139,17 @@ const timers = new Map<number, { timer: NodeJS.Timeout, stack: string }>()
 if (process.env.TEST_GUARD_TRACE !== undefined) {
   createHook({
     init (id, type, _trigger, resource) {
-      if (type === 'Timeout') timers.set(id, { timer: resource as NodeJS.Timeout, stack: (new Error().stack ?? '').split('\n').slice(1).filter(l => !/\(node:|file-guard/.test(l)).slice(0, 5).map(l => l.trim()).join(' <- ') })
+      if (type === 'Timeout') {
+        timers.set(id, {
+          timer: resource as NodeJS.Timeout,
+          stack: (new Error().stack ?? '').split('\n').slice(1).filter(l => !/\(node:|file-guard/.test(l)).slice(0, 5).map(l => l.trim())
+            .join(' <- ')
+        })
+      }
     },
-    destroy (id) { timers.delete(id) }
+    destroy (id) {
+      timers.delete(id)
+    }
   }).enable()
 }
 
@@ -148,8 +177,10 @@ function guard (file: string, first: Suite, last: Suite): void {
     beforeChildren = children()
     const limit = limitFor(file)
     timer = setTimeout(() => {
-      process.stderr.write(`\n${name} exceeded its hard limit of ${limit / 1000} s while running "${current}"; ` +
-        `open: ${JSON.stringify(Object.fromEntries(resources()))}. Stopping the run: a hung file fails it instead of eating CI's time.\n`)
+      process.stderr.write(
+        `\n${name} exceeded its hard limit of ${limit / 1000} s while running "${current}"; ` +
+          `open: ${JSON.stringify(Object.fromEntries(resources()))}. Stopping the run: a hung file fails it instead of eating CI's time.\n`
+      )
       process.exit(1)
     }, limit)
     timer.unref()
@@ -163,12 +194,18 @@ function guard (file: string, first: Suite, last: Suite): void {
     const deadline = Date.now() + SETTLE_MS
     let found = leaks(before, beforeChildren)
     while (found.length > 0 && Date.now() < deadline) {
-      await new Promise<void>(resolve => { setTimeout(resolve, 50).unref() })
+      await new Promise<void>(resolve => {
+        setTimeout(resolve, 50).unref()
+      })
       found = leaks(before, beforeChildren)
     }
     if (found.length > 0) {
       leaked = true
-      throw new Error(`${name} left ${found.join(', ')} behind (open now: ${describeHandles()}${timerOrigins()}): close every server, socket, ref'd timer and child process the file opens in its after()/afterEach() hooks`)
+      throw new Error(
+        `${name} left ${
+          found.join(', ')
+        } behind (open now: ${describeHandles()}${timerOrigins()}): close every server, socket, ref'd timer and child process the file opens in its after()/afterEach() hooks`
+      )
     }
   })
 }
@@ -193,7 +230,11 @@ export const mochaHooks = {
   afterAll () {
     // A leak already failed its file; it must not also keep the finished run alive.
     // A parallel run's worker is ended by mocha's pool; exiting here would kill the next file.
-    if (leaked && process.env.MOCHA_WORKER_ID === undefined) setTimeout(() => { process.exit(process.exitCode ?? 1) }, SETTLE_MS).unref()
+    if (leaked && process.env.MOCHA_WORKER_ID === undefined) {
+      setTimeout(() => {
+        process.exit(process.exitCode ?? 1)
+      }, SETTLE_MS).unref()
+    }
   },
   beforeEach (this: Context) {
     current = this.currentTest?.fullTitle() ?? '(unknown)'

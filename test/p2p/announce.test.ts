@@ -45,7 +45,10 @@ describe('what a node announces', function () {
     const url = (node: SwarmNode): string => `${node.url}/v2/team/gone/blobs/${digest}`
     assert.equal((await fetchBlob(url(a))).headers.get('x-cache'), 'MISS')
     // A announces after its commit, which follows the response: wait for it (debug log).
-    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes(digest)), { timeoutMs: 10_000, what: 'A announced the blob' })
+    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes(digest)), {
+      timeoutMs: 10_000,
+      what: 'A announced the blob'
+    })
     const fromPeer = await fetchBlob(url(b))
     assert.equal(fromPeer.headers.get('x-cache'), 'PEER')
     assert.equal(fromPeer.digest, digest)
@@ -54,7 +57,10 @@ describe('what a node announces', function () {
     // A blob still being served (leased) is kept by DELETE: repeat until the store is empty.
     for (const node of [a, b]) {
       // The response ends when the digest verifies; the commit follows it.
-      await waitFor(async () => (await fetch(url(node), { method: 'HEAD' })).headers.get('x-cache') === 'HIT', { timeoutMs: 5_000, what: 'blob committed' })
+      await waitFor(async () => (await fetch(url(node), { method: 'HEAD' })).headers.get('x-cache') === 'HIT', {
+        timeoutMs: 5_000,
+        what: 'blob committed'
+      })
       await waitFor(async () => {
         const res = await fetch(`${node.url}/api/cache`, { method: 'DELETE' })
         return res.status === 200 && (await res.json() as { current_size: number }).current_size === 0
@@ -64,7 +70,11 @@ describe('what a node announces', function () {
     const upstreamBefore = registry.count({ method: 'GET', pathIncludes: digest })
     const again = await fetchBlob(url(b))
     assert.equal(again.digest, digest)
-    assert.equal(again.headers.get('x-cache'), 'MISS', `no peer has it any more (source ${again.headers.get('x-cache-source') ?? '?'}; A is ${a.peerId}, B is ${b.peerId})`)
+    assert.equal(
+      again.headers.get('x-cache'),
+      'MISS',
+      `no peer has it any more (source ${again.headers.get('x-cache-source') ?? '?'}; A is ${a.peerId}, B is ${b.peerId})`
+    )
     await registry.settled()
     assert.equal(registry.count({ method: 'GET', pathIncludes: digest }), upstreamBefore + 1)
   })

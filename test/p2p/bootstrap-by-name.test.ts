@@ -38,12 +38,17 @@ describe('bootstrap addresses without a peer ID (compose service names)', functi
     for (const node of Object.values(nodes)) if (node !== undefined) await waitForPeers(node, 2)
     for (const [name, node] of Object.entries(nodes)) {
       const self = `/tcp/${ports[name as keyof typeof ports]}`
-      assert.deepEqual(warnLines(node?.logs() ?? []).filter(l => l.includes('bootstrap') && l.includes(self)), [],
-        `node ${name} does not warn about its own entry`)
+      assert.deepEqual(
+        warnLines(node?.logs() ?? []).filter(l => l.includes('bootstrap') && l.includes(self)),
+        [],
+        `node ${name} does not warn about its own entry`
+      )
     }
     // C may know A through B first (a loaded machine): its own dial of A's address follows.
-    await waitFor(() => nodes.c?.logs().some(l => l.includes('connected to the node that answered') && l.includes(nodes.a?.peerId ?? '?')) === true,
-      { timeoutMs: 20_000, intervalMs: 100, what: 'C logs the peer ID it learned for A\'s address' })
+    await waitFor(
+      () => nodes.c?.logs().some(l => l.includes('connected to the node that answered') && l.includes(nodes.a?.peerId ?? '?')) === true,
+      { timeoutMs: 20_000, intervalMs: 100, what: "C logs the peer ID it learned for A's address" }
+    )
   })
 
   it('the swarm works: a blob A fetched comes to C from a peer', async () => {
@@ -51,7 +56,10 @@ describe('bootstrap addresses without a peer ID (compose service names)', functi
     const { a, c } = nodes
     assert.ok(a !== undefined && c !== undefined)
     assert.equal((await fetchBlob(`${a.url}/v2/names/blob/blobs/${digest}`)).headers.get('x-cache'), 'MISS')
-    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes(digest)), { timeoutMs: 10_000, what: 'A announced the blob' })
+    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes(digest)), {
+      timeoutMs: 10_000,
+      what: 'A announced the blob'
+    })
     const got = await fetchBlob(`${c.url}/v2/names/blob/blobs/${digest}`)
     assert.equal(got.headers.get('x-cache'), 'PEER')
     assert.equal(got.digest, digest)
@@ -66,7 +74,11 @@ describe('bootstrap addresses without a peer ID (compose service names)', functi
     const fresh = nodes.b.peerId
     assert.notEqual(fresh, old.peerId)
     for (const node of [nodes.a, nodes.c]) {
-      await waitFor(async () => (await node?.p2p())?.peers.some(p => p.peerId === fresh), { timeoutMs: 20_000, intervalMs: 200, what: 'the new B among the peers' })
+      await waitFor(async () => (await node?.p2p())?.peers.some(p => p.peerId === fresh), {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+        what: 'the new B among the peers'
+      })
     }
   })
 })

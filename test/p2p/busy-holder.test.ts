@@ -30,7 +30,9 @@ describe('a herd whose fetching node serves one peer at a time (CACHE_MAX_UPLOAD
     await waitForRoutingTables(nodes)
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries(nodes.map((n, i) => [`n${i + 1}`, n]))) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, Object.fromEntries(nodes.map((n, i) => [`n${i + 1}`, n])))
+  })
 
   after(async () => {
     await stopAll(nodes)
@@ -51,9 +53,19 @@ describe('a herd whose fetching node serves one peer at a time (CACHE_MAX_UPLOAD
     const stats = await Promise.all(nodes.map(async n => await n.stats()))
     const busyAnswers = stats.reduce((sum, s) => sum + (s.peer_busy_answers ?? 0), 0)
     const relayed = stats.reduce((sum, s) => sum + (s.bytes_from_partial_holders ?? 0), 0)
-    const sawBusy = logs.some(l => l.includes('peer busy and no other holder could serve; asking it again') || l.includes('holder busy; its pieces are asked of another holder'))
+    const sawBusy = logs.some(l =>
+      l.includes('peer busy and no other holder could serve; asking it again') ||
+      l.includes('holder busy; its pieces are asked of another holder')
+    )
     // Not vacuous: either a joiner met a full holder (and counted it), or nodes still receiving served the others.
-    assert.ok((sawBusy && busyAnswers > 0) || relayed > 0, `a joiner found a holder busy (${busyAnswers} busy answers), or was served by a node still receiving (${relayed} bytes)`)
-    assert.deepEqual(logs.filter(l => l.includes('"reason":"busy"') && l.includes('asking the coordinator again')), [], 'a busy holder is waited for, not reported failed')
+    assert.ok(
+      (sawBusy && busyAnswers > 0) || relayed > 0,
+      `a joiner found a holder busy (${busyAnswers} busy answers), or was served by a node still receiving (${relayed} bytes)`
+    )
+    assert.deepEqual(
+      logs.filter(l => l.includes('"reason":"busy"') && l.includes('asking the coordinator again')),
+      [],
+      'a busy holder is waited for, not reported failed'
+    )
   })
 })

@@ -12,7 +12,13 @@ import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
 
 /** A node whose `stored` answers only once `slowUntil` (ms since the epoch) has passed: a loaded coordinator. */
-interface Member { node: P2pNode, claims: ClaimService, id: string, storedCalls: number, slowUntil: number }
+interface Member {
+  node: P2pNode
+  claims: ClaimService
+  id: string
+  storedCalls: number
+  slowUntil: number
+}
 
 /**
  * A coordinator that answered on a key and times out later is loaded, not gone (issue 23): the
@@ -29,7 +35,10 @@ describe('claim patience: a slow coordinator that answered on the key before is 
     const node = await createP2pNode({
       privateKey: await generateKeyPair('Ed25519'),
       listen: [parseListenAddr(`/ip4/127.0.0.1/tcp/${await freePort()}`)],
-      announce: [], bootstrap: [], mdns: false, swarmKey: undefined
+      announce: [],
+      bootstrap: [],
+      mdns: false,
+      swarmKey: undefined
     })
     const m: Member = { node, claims: undefined as unknown as ClaimService, id: node.peerId.toString(), storedCalls: 0, slowUntil: 0 }
     m.claims = new ClaimService({
@@ -66,7 +75,11 @@ describe('claim patience: a slow coordinator that answered on the key before is 
     await asker.claims.start()
     await asker.node.dial(coordinator.node.getMultiaddrs())
     await asker.node.dial(next.node.getMultiaddrs())
-    await waitFor(async () => (await asker.claims.coordinators(key)).join() === order.join(), { timeoutMs: 10_000, intervalMs: 50, what: 'the asker sees both others speak the claim protocol' })
+    await waitFor(async () => (await asker.claims.coordinators(key)).join() === order.join(), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'the asker sees both others speak the claim protocol'
+    })
 
     const first = await asker.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(10_000))
     assert.equal(first?.coordinator, coordinator.id)

@@ -12,7 +12,12 @@ import type { Digest } from '../../src/oci/digest.js'
 import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
 
-interface Member { node: P2pNode, claims: ClaimService, id: string, has: Set<string> }
+interface Member {
+  node: P2pNode
+  claims: ClaimService
+  id: string
+  has: Set<string>
+}
 
 /**
  * Views that disagree (issue 23): a node that does not know the peer closest to a key asks a
@@ -32,7 +37,10 @@ describe('claim redirects: askers with different views reach one coordinator', f
     const node = await createP2pNode({
       privateKey: await generateKeyPair('Ed25519'),
       listen: [parseListenAddr(`/ip4/127.0.0.1/tcp/${await freePort()}`)],
-      announce: [], bootstrap: [], mdns: false, swarmKey: undefined
+      announce: [],
+      bootstrap: [],
+      mdns: false,
+      swarmKey: undefined
     })
     const has = new Set<string>()
     const claims = new ClaimService({ node, stored: async digest => has.has(digest), log: pino({ level: 'silent' }) })
@@ -50,10 +58,22 @@ describe('claim redirects: askers with different views reach one coordinator', f
     // The middle node knows both others; the farthest knows only the middle one.
     await middle.node.dial(closest.node.getMultiaddrs())
     await farthest.node.dial(middle.node.getMultiaddrs())
-    await waitFor(async () => (await middle.claims.coordinators(key))[0] === closest.id, { timeoutMs: 10_000, intervalMs: 50, what: 'the middle node sees the closest one as the coordinator' })
-    await waitFor(async () => (await farthest.claims.coordinators(key)).includes(middle.id), { timeoutMs: 10_000, intervalMs: 50, what: 'the farthest node sees the middle one' })
+    await waitFor(async () => (await middle.claims.coordinators(key))[0] === closest.id, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'the middle node sees the closest one as the coordinator'
+    })
+    await waitFor(async () => (await farthest.claims.coordinators(key)).includes(middle.id), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'the farthest node sees the middle one'
+    })
     // Identify has told the middle node that the closest speaks 1.2.0.
-    await waitFor(async () => (await middle.node.peerStore.get(closest.node.peerId)).protocols.includes(CLAIM_PROTOCOLS[0] as string), { timeoutMs: 10_000, intervalMs: 50, what: 'identify of the closest node' })
+    await waitFor(async () => (await middle.node.peerStore.get(closest.node.peerId)).protocols.includes(CLAIM_PROTOCOLS[0] as string), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'identify of the closest node'
+    })
   })
 
   after(async () => {
@@ -65,7 +85,7 @@ describe('claim redirects: askers with different views reach one coordinator', f
 
   it('a node with no entry for the key redirects the claim to the closer peer, which grants the lease', async () => {
     const got = await farthest.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(20_000), middle.id)
-    assert.equal(got?.coordinator, closest.id, 'answered by the closest node, through the middle one\'s redirect')
+    assert.equal(got?.coordinator, closest.id, "answered by the closest node, through the middle one's redirect")
     assert.equal(got?.answer.status, 'fetch')
     // The middle node asks the coordinator in its own view: the same one, which names the holder.
     const second = await middle.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(20_000))

@@ -18,7 +18,18 @@ import { receive } from '../../src/p2p/fetch/receive.js'
 import { streamSource } from '../../src/p2p/fetch/byte-source.js'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { freePort } from '../fixtures/ports.js'
-import { dumpLogsIfFailed, fetchBlob, loggedKeys, p2pStats, pushBlob, startSwarmNode, stopAll, waitForPeers, warnLines, type SwarmNode } from '../fixtures/swarm.js'
+import {
+  dumpLogsIfFailed,
+  fetchBlob,
+  loggedKeys,
+  p2pStats,
+  pushBlob,
+  startSwarmNode,
+  stopAll,
+  waitForPeers,
+  warnLines,
+  type SwarmNode
+} from '../fixtures/swarm.js'
 import { runCli } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
 
@@ -78,7 +89,11 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     const from = on.logs().length
     const r = await fetchBlob(`${on.url}/v2/dc/test/blobs/${digest}`)
     assert.equal(r.digest, digest)
-    await waitFor(() => loggedKeys(on, 'announced', from).includes(digest) ? true : undefined, { timeoutMs: 15_000, intervalMs: 50, what: `${digest} announced` })
+    await waitFor(() => loggedKeys(on, 'announced', from).includes(digest) ? true : undefined, {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: `${digest} announced`
+    })
   }
 
   before(async () => {
@@ -93,7 +108,9 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     await Promise.all([waitForPeers(a, 1), waitForPeers(b, 1)])
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { A: a, B: b, C: c }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { A: a, B: b, C: c })
+  })
 
   after(async () => {
     await client?.stop()
@@ -123,14 +140,21 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     // C's data channel binds the host of its first listen address (127.0.0.2); B reaches C's
     // libp2p on 127.0.0.1, so the offered port refuses B: a port left unpublished, in effect.
     const [p1, p2] = [await freePort(), await freePort()]
-    c = await startSwarmNode({
-      CACHE_REGISTRY_UPSTREAMS: `${(registry as Registry).host}=${(registry as Registry).url}`,
-      CACHE_LOG_LEVEL: 'debug',
-      CACHE_LISTEN_ADDRS: `/ip4/127.0.0.2/tcp/${p1},/ip4/127.0.0.1/tcp/${p2}`,
-      CACHE_BOOTSTRAP_PEERS: node(a, 'A').bootstrapAddr
-    }, { p2pPort: p2 })
+    c = await startSwarmNode(
+      {
+        CACHE_REGISTRY_UPSTREAMS: `${(registry as Registry).host}=${(registry as Registry).url}`,
+        CACHE_LOG_LEVEL: 'debug',
+        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.2/tcp/${p1},/ip4/127.0.0.1/tcp/${p2}`,
+        CACHE_BOOTSTRAP_PEERS: node(a, 'A').bootstrapAddr
+      },
+      { p2pPort: p2 }
+    )
     const B = node(b, 'B')
-    await waitFor(async () => (await B.p2p()).peers.some(p => p.peerId === c?.peerId) ? true : undefined, { timeoutMs: 15_000, intervalMs: 100, what: 'B connected to C' })
+    await waitFor(async () => (await B.p2p()).peers.some(p => p.peerId === c?.peerId) ? true : undefined, {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: 'B connected to C'
+    })
     await seed(c, blobs.closed.digest)
     const before = await p2pStats(B)
     const from = B.logs().length
@@ -141,21 +165,29 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     assert.equal(after.bytes_from_peers - before.bytes_from_peers, blobs.closed.data.byteLength)
     assert.equal(after['bytes_from_peers_data_channel'], before['bytes_from_peers_data_channel'])
     assert.equal(after.bytes_from_upstream, before.bytes_from_upstream, 'not from the upstream')
-    const warned = warnLines(B.logs().slice(from)).filter(l => l.includes("data channel port is unreachable"))
+    const warned = warnLines(B.logs().slice(from)).filter(l => l.includes('data channel port is unreachable'))
     assert.equal(warned.length, 1, `one warning naming the fix:\n${warnLines(B.logs().slice(from)).join('\n')}`)
     assert.match(warned[0] ?? '', /CACHE_P2P_DATA_PORT/)
   })
 
-  it('diagnose names the peer whose data port B could not reach (sidecar.data), and B\'s own data port as in use (listen.data)', async () => {
+  it("diagnose names the peer whose data port B could not reach (sidecar.data), and B's own data port as in use (listen.data)", async () => {
     const B = node(b, 'B')
     const C = node(c, 'C')
     const info = await B.p2p() as unknown as { dataPort: number | null, dataUnreachable: string[] }
     assert.deepEqual(info.dataUnreachable, [C.peerId])
     assert.equal(typeof info.dataPort, 'number')
-    const r = await runCli(['diagnose', '--json', '--http', B.url], {
-      HOME: B.dir, CACHE_DIR: B.dir, CACHE_HTTP_ADDR: B.host, CACHE_LISTEN_ADDRS: B.listenAddr,
-      CACHE_REGISTRY_UPSTREAMS: `${(registry as Registry).host}=${(registry as Registry).url}`, CACHE_API_UPSTREAMS: `github=${(registry as Registry).url}`
-    }, { timeoutMs: 60_000 })
+    const r = await runCli(
+      ['diagnose', '--json', '--http', B.url],
+      {
+        HOME: B.dir,
+        CACHE_DIR: B.dir,
+        CACHE_HTTP_ADDR: B.host,
+        CACHE_LISTEN_ADDRS: B.listenAddr,
+        CACHE_REGISTRY_UPSTREAMS: `${(registry as Registry).host}=${(registry as Registry).url}`,
+        CACHE_API_UPSTREAMS: `github=${(registry as Registry).url}`
+      },
+      { timeoutMs: 60_000 }
+    )
     const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
     const data = report.findings.find(f => f.check === 'sidecar.data')
     assert.ok(data, r.stdout.slice(0, 3000))
@@ -180,8 +212,17 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     const forged = { port: info.dataPort, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }
     await assert.rejects(connectData('127.0.0.1', forged, 5_000, AbortSignal.timeout(10_000)))
     // A real offer is good for one connection only.
-    client ??= await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: [parseListenAddr('/ip4/127.0.0.1/tcp/0')], announce: [], bootstrap: [], mdns: false, swarmKey: undefined })
-    const stream = await client.dialProtocol(parseBootstrapAddr(A.bootstrapAddr), FETCH_PROTOCOL_DATA, { signal: AbortSignal.timeout(5_000) })
+    client ??= await createP2pNode({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: [parseListenAddr('/ip4/127.0.0.1/tcp/0')],
+      announce: [],
+      bootstrap: [],
+      mdns: false,
+      swarmKey: undefined
+    })
+    const stream = await client.dialProtocol(parseBootstrapAddr(A.bootstrapAddr), FETCH_PROTOCOL_DATA, {
+      signal: AbortSignal.timeout(5_000)
+    })
     const lp = lpStream(stream)
     await lp.write(encodeFrame({ key: blobs.large.digest as `sha256:${string}`, data: true }))
     const header = decodeResponseHeader((await lp.read()).subarray())
@@ -191,7 +232,9 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     await stream.close().catch(() => {})
     const first = await connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000))
     const chunks: Buffer[] = []
-    first.on('data', (c: Buffer) => { chunks.push(c) })
+    first.on('data', (c: Buffer) => {
+      chunks.push(c)
+    })
     await once(first, 'end')
     assert.equal(digestOf(Buffer.concat(chunks)), blobs.large.digest)
     await assert.rejects(connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000)), Error, 'a used key is refused')
@@ -216,7 +259,9 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     for (const overDataChannel of [true, false]) {
       const rss0 = await rss(pid)
       const served0 = await servedBy()
-      const stream = await client.dialProtocol(parseBootstrapAddr(A.bootstrapAddr), FETCH_PROTOCOL_DATA, { signal: AbortSignal.timeout(5_000) })
+      const stream = await client.dialProtocol(parseBootstrapAddr(A.bootstrapAddr), FETCH_PROTOCOL_DATA, {
+        signal: AbortSignal.timeout(5_000)
+      })
       const lp = lpStream(stream)
       await lp.write(encodeFrame({ key: blobs.stall.digest as `sha256:${string}`, ...(overDataChannel ? { data: true } : {}) }))
       const header = decodeResponseHeader((await lp.read()).subarray())
@@ -234,7 +279,8 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
         // with the header and resumes the stream.)
         stalled = receive(streamSource(lp.unwrap()), A.peerId, header.length ?? 0, 60_000, AbortSignal.timeout(60_000), { minRate: false })
       }
-      const served = await settled(servedBy, `A's bytes_served_to_peers to stop moving (${overDataChannel ? 'data channel' : 'libp2p'})`) - served0
+      const served = await settled(servedBy, `A's bytes_served_to_peers to stop moving (${overDataChannel ? 'data channel' : 'libp2p'})`) -
+        served0
       const grown = (await rss(pid)) - rss0
       assert.ok(served < 32 * MiB, `A sent ${served} bytes of ${blobs.stall.data.byteLength} to a peer that reads nothing`)
       assert.ok(grown < 32 * MiB, `A's RSS grew ${(grown / MiB).toFixed(1)} MiB while a peer stalled`)
@@ -259,8 +305,17 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     assert.equal(res.statusCode, 200)
     assert.equal(res.headers['x-cache'], 'PEER')
     // Take one chunk, then read nothing.
-    await new Promise<void>(resolve => { res.once('data', () => { res.pause(); resolve() }) })
-    await waitFor(async () => (await p2pStats(B)).stores > stores0 ? true : undefined, { timeoutMs: 30_000, intervalMs: 50, what: 'B to commit the blob while its client stalls' })
+    await new Promise<void>(resolve => {
+      res.once('data', () => {
+        res.pause()
+        resolve()
+      })
+    })
+    await waitFor(async () => (await p2pStats(B)).stores > stores0 ? true : undefined, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'B to commit the blob while its client stalls'
+    })
     const grown = (await rss(pid)) - rss0
     assert.ok(grown < 48 * MiB, `B's RSS grew ${(grown / MiB).toFixed(1)} MiB for a 128 MiB blob read by nobody`)
     assert.ok((await p2pStats(A)).bytes_served_to_peers > 0)

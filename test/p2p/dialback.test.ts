@@ -20,7 +20,14 @@ describe('dial-back protocol', function () {
   before(async () => {
     sidecar = await startSwarmNode()
     port = await freePort()
-    node = await createP2pNode({ privateKey: await generateKeyPair('Ed25519'), listen: [parseListenAddr(`/ip4/127.0.0.1/tcp/${port}`)], announce: [], bootstrap: [], mdns: false, swarmKey: undefined })
+    node = await createP2pNode({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: [parseListenAddr(`/ip4/127.0.0.1/tcp/${port}`)],
+      announce: [],
+      bootstrap: [],
+      mdns: false,
+      swarmKey: undefined
+    })
   })
 
   after(async () => {

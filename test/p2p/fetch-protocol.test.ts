@@ -29,12 +29,19 @@ async function exchange (node: P2pNode, target: string, send: Uint8Array[]): Pro
       const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
       chunks.push(Buffer.from(data))
     })
-    stream.addEventListener('close', evt => { resolve(evt.error) })
+    stream.addEventListener('close', evt => {
+      resolve(evt.error)
+    })
   })
   for (const part of send) stream.send(part)
   await stream.close()
   let timer: NodeJS.Timeout | undefined
-  const error = await Promise.race([closed, new Promise<Error>(resolve => { timer = setTimeout(() => resolve(new Error('server left the stream open')), 10_000) })])
+  const error = await Promise.race([
+    closed,
+    new Promise<Error>(resolve => {
+      timer = setTimeout(() => resolve(new Error('server left the stream open')), 10_000)
+    })
+  ])
   clearTimeout(timer)
   return { bytes: Buffer.concat(chunks), error }
 }
@@ -135,7 +142,9 @@ describe('fetch protocol against bad frames', function () {
     }, { timeoutMs: 5_000, what: 'no upload in progress' })
     assert.equal(info.uploads, 0)
     assert.ok(server.proc.isRunning())
-    await waitFor(() => client.getConnections().every(c => c.streams.filter(s => s.protocol === FETCH_PROTOCOL).length === 0),
-      { timeoutMs: 5_000, what: 'every fetch stream closed' })
+    await waitFor(() => client.getConnections().every(c => c.streams.filter(s => s.protocol === FETCH_PROTOCOL).length === 0), {
+      timeoutMs: 5_000,
+      what: 'every fetch stream closed'
+    })
   })
 })

@@ -5,7 +5,17 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { coordinatorsOf } from '../../src/p2p/claim/distance.js'
 import { spawnManaged, type ManagedProcess } from '../fixtures/child.js'
-import { checkStore, findRecords, pullThrough, saveLogs, startHerd, waitForMesh, type Herd, type HerdNode, type PullOutcome } from '../fixtures/herd.js'
+import {
+  checkStore,
+  findRecords,
+  pullThrough,
+  saveLogs,
+  startHerd,
+  waitForMesh,
+  type Herd,
+  type HerdNode,
+  type PullOutcome
+} from '../fixtures/herd.js'
 import { netnsUnavailable } from '../fixtures/netns.js'
 import { buildImage, storedRandomLayer, type ImageDescription, type LayerBlob } from '../fixtures/oci-image.js'
 import { freePort } from '../fixtures/ports.js'
@@ -42,7 +52,11 @@ function assertVerified (outcomes: PullOutcome[], image: ImageDescription, opts:
   assert.deepEqual(bad.map(o => `${o.node}: ${o.ok ? '' : o.error}`), [], 'every pull succeeds')
   for (const o of outcomes) {
     if (!o.ok) continue
-    assert.deepEqual(sorted(o.digests), sorted(image.allBlobDigests), `${o.node}: the pulled layout holds exactly the image's blobs, each verified`)
+    assert.deepEqual(
+      sorted(o.digests),
+      sorted(image.allBlobDigests),
+      `${o.node}: the pulled layout holds exactly the image's blobs, each verified`
+    )
     if (opts.maxAttempts !== undefined) {
       assert.ok(o.attempts <= opts.maxAttempts, `${o.node}: ${o.attempts} attempts (at most ${opts.maxAttempts}): ${o.errors.join(' | ')}`)
     }
@@ -103,7 +117,16 @@ async function sumStats (nodes: HerdNode[]): Promise<{ sums: Record<string, numb
   for (const { s } of all) {
     for (const [k, v] of Object.entries(s)) if (typeof v === 'number') sums[k] = (sums[k] ?? 0) + v
   }
-  const names = ['claims_won', 'claims_joined', 'peer_inflight_joins', 'upstream_fetches_saved', 'upstream_hits', 'peer_hits', 'bytes_from_upstream', 'bytes_from_peers']
+  const names = [
+    'claims_won',
+    'claims_joined',
+    'peer_inflight_joins',
+    'upstream_fetches_saved',
+    'upstream_hits',
+    'peer_hits',
+    'bytes_from_upstream',
+    'bytes_from_peers'
+  ]
   const each = all.map(({ name, s }) => `${name} ${names.map(k => `${k}=${String(s[k])}`).join(' ')}`).join('\n')
   return { sums, each }
 }
@@ -170,7 +193,9 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       await keepLogs(this, herd)
     })
 
-    after(async () => { await herd?.destroy() })
+    after(async () => {
+      await herd?.destroy()
+    })
 
     it('every pull verifies', () => {
       assert.equal(outcomes.length, 5)
@@ -179,8 +204,13 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
 
     it('the upstream served each blob and the manifest by digest once; the tag cost one HEAD per pull', () => {
       const problems = upstreamProblems(registry.requests(), image, 5)
-      assert.deepEqual(problems, [],
-        `upstream requests:\n${registry.requests().map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${logsAbout(problems, herd?.nodes ?? [])}`)
+      assert.deepEqual(
+        problems,
+        [],
+        `upstream requests:\n${registry.requests().map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${
+          logsAbout(problems, herd?.nodes ?? [])
+        }`
+      )
     })
 
     it('the claim counters add up over the herd (GET /api/cache/stats and /metrics)', async () => {
@@ -240,15 +270,23 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       await upstream.settled()
       const reqs = upstream.requests()
       const problems = upstreamProblems(reqs, image, hosts.length)
-      assert.deepEqual(problems, [],
-        `upstream requests:\n${reqs.map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${logsAbout(problems, herd.nodes)}`)
+      assert.deepEqual(
+        problems,
+        [],
+        `upstream requests:\n${reqs.map(r => `${r.method} ${r.path} ${r.status}`).join('\n')}${logsAbout(problems, herd.nodes)}`
+      )
       // Every blob byte the upstream sent, over the image's blob bytes: one copy (≤ 1.05).
       const stats = await Promise.all(herd.nodes.map(async n => await n.stats()))
       const upstreamBytes = stats.reduce((sum, s) => sum + (s.bytes_from_upstream ?? 0), 0)
       const imageBytes = image.layers.reduce((sum, l) => sum + l.size, 0) + image.manifestSize
       assert.ok(upstreamBytes <= imageBytes * 1.05, `the upstream sent ${upstreamBytes} bytes for an image of ${imageBytes}`)
-      const relayed = stats.map((s, k) => `${herd?.nodes[k]?.name ?? k}: ${s.bytes_from_partial_holders ?? 0} bytes from partial holders, ${s.pieces_from_peers ?? 0} pieces`)
-      assert.ok(stats.some(s => (s.bytes_from_partial_holders ?? 0) > 0), `a node received pieces from a node that was itself still receiving:\n${relayed.join('\n')}`)
+      const relayed = stats.map((s, k) =>
+        `${herd?.nodes[k]?.name ?? k}: ${s.bytes_from_partial_holders ?? 0} bytes from partial holders, ${s.pieces_from_peers ?? 0} pieces`
+      )
+      assert.ok(
+        stats.some(s => (s.bytes_from_partial_holders ?? 0) > 0),
+        `a node received pieces from a node that was itself still receiving:\n${relayed.join('\n')}`
+      )
     })
   })
 
@@ -283,9 +321,17 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       const via = proxy as ThrottleProxy
       const pulls = new Map(nodes.map(n => [n.name, pullThrough(n, REPO, TAG, work, { timeoutMs: 60_000 })]))
 
-      const won = await waitFor(() => claimWon(nodes, big.digest), { timeoutMs: 15_000, intervalMs: 20, what: `a 'claim won' log line with key ${big.digest}` })
+      const won = await waitFor(() => claimWon(nodes, big.digest), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: `a 'claim won' log line with key ${big.digest}`
+      })
       const fetcher = won.node
-      await waitFor(() => via.bytesFor(big.digest) >= big.size / 4, { timeoutMs: 15_000, intervalMs: 20, what: `a quarter of the big layer (${big.size} bytes) through the proxy` })
+      await waitFor(() => via.bytesFor(big.digest) >= big.size / 4, {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: `a quarter of the big layer (${big.size} bytes) through the proxy`
+      })
       const survivors = nodes.filter(n => n !== fetcher)
       const atKill = via.bytesFor(big.digest)
       await fetcher.kill()
@@ -300,11 +346,16 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       // fetcher was also the key's coordinator, a claim can reach the next coordinator before the
       // takeover does, and win a second lease there: at most one more, never one per survivor.
       const bigGets = via.requests().filter(r => r.startsWith('GET ') && r.includes(big.digest))
-      assert.ok(bigGets.length <= 3, `the killed fetcher's GET and a takeover (two at most when it also coordinated), not one per survivor (${1 + survivors.length}): ${bigGets.length} upstream GETs of the big layer`)
+      assert.ok(
+        bigGets.length <= 3,
+        `the killed fetcher's GET and a takeover (two at most when it also coordinated), not one per survivor (${
+          1 + survivors.length
+        }): ${bigGets.length} upstream GETs of the big layer`
+      )
       await pulls.get(fetcher.name)
     })
 
-    it('the big layer\'s coordinator is SIGKILLed between claim and fetch: the other four complete, verified', async function () {
+    it("the big layer's coordinator is SIGKILLed between claim and fetch: the other four complete, verified", async function () {
       this.timeout(90_000)
       const { nodes } = await throttledHerd()
       const via = proxy as ThrottleProxy
@@ -314,10 +365,18 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       const pullers = nodes.filter(n => n !== coordinator)
       const pulls = pullers.map(n => pullThrough(n, REPO, TAG, work, { timeoutMs: 60_000 }))
 
-      const won = await waitFor(() => claimWon(pullers, big.digest), { timeoutMs: 15_000, intervalMs: 20, what: `a 'claim won' log line with key ${big.digest} on a node other than the coordinator` })
+      const won = await waitFor(() => claimWon(pullers, big.digest), {
+        timeoutMs: 15_000,
+        intervalMs: 20,
+        what: `a 'claim won' log line with key ${big.digest} on a node other than the coordinator`
+      })
       const atKill = via.bytesFor(big.digest)
       await coordinator.kill()
-      assert.equal(won.coordinator, coordinator.peerId, `${won.node.name} won the claim from the key's coordinator (closest by XOR) ${coordinator.name}`)
+      assert.equal(
+        won.coordinator,
+        coordinator.peerId,
+        `${won.node.name} won the claim from the key's coordinator (closest by XOR) ${coordinator.name}`
+      )
       assert.ok(atKill < big.size, `killed before the download finished: ${atKill} of ${big.size} bytes had come through the proxy`)
 
       assertVerified(await Promise.all(pulls), image)
@@ -364,7 +423,9 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
         const asked = `${layer.digest} ${coordinator ?? ''}`
         await waitFor(() => {
           if (renews.includes(`${asked} fetch`)) return true
-          throw new Error(`its answers so far: ${renews.filter(r => r.startsWith(asked)).map(r => r.slice(asked.length + 1)).join('; ') || 'none'}`)
+          throw new Error(
+            `its answers so far: ${renews.filter(r => r.startsWith(asked)).map(r => r.slice(asked.length + 1)).join('; ') || 'none'}`
+          )
         }, { timeoutMs: 15_000, what: `the coordinator ${coordinator ?? ''} of ${short(layer.digest)} to grant the liar's renew` })
       }
 
@@ -373,7 +434,10 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
       assert.ok(served.length >= 1, 'the herd read from the liar (not vacuous)')
       await assertStoresClean(nodes)
       const denied = nodes.flatMap(n => findRecords(n.logs(), 'peer deny-listed', { peer: peerId }).filter(r => r.level === 40))
-      assert.ok(denied.length >= 1, `a sidecar logged a 'peer deny-listed' warning naming the liar ${peerId}; it served ${served.map(short).join(', ')}`)
+      assert.ok(
+        denied.length >= 1,
+        `a sidecar logged a 'peer deny-listed' warning naming the liar ${peerId}; it served ${served.map(short).join(', ')}`
+      )
       assertVerified(outcomes, image, { maxAttempts: 2 })
     })
   })

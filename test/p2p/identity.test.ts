@@ -84,8 +84,10 @@ describe('p2p identity: `p2p-cache id`, persistence, bootstrap values', function
     nodes.push(second)
     await Promise.all([waitForPeers(first, 1), waitForPeers(second, 1)])
     assert.ok((await second.p2p()).peers.some(p => p.peerId === printed.peerId))
-    await waitFor(async () => (await first?.p2p())?.peers.some(p => p.peerId === second.peerId),
-      { timeoutMs: 5_000, what: 'the first node to list the second in /api/p2p peers' })
+    await waitFor(async () => (await first?.p2p())?.peers.some(p => p.peerId === second.peerId), {
+      timeoutMs: 5_000,
+      what: 'the first node to list the second in /api/p2p peers'
+    })
   })
 
   describe('bad values stop start-up with exit code 2 and a line naming them', () => {
@@ -100,19 +102,26 @@ describe('p2p identity: `p2p-cache id`, persistence, bootstrap values', function
 
     async function serve (extra: NodeJS.ProcessEnv): Promise<{ code: number, stdout: string, stderr: string, timedOut?: boolean }> {
       const d = await mkdtemp(join(work, 'bad-'))
-      return await runCli(['serve'], {
-        CACHE_DIR: join(d, 'data'),
-        CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
-        CACHE_ENABLE_P2P: 'true',
-        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`,
-        ...extra
-      }, { timeoutMs: 10_000 })
+      return await runCli(
+        ['serve'],
+        {
+          CACHE_DIR: join(d, 'data'),
+          CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+          CACHE_ENABLE_P2P: 'true',
+          CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`,
+          ...extra
+        },
+        { timeoutMs: 10_000 }
+      )
     }
 
     for (const [what, value, named] of bad) {
       it(`CACHE_BOOTSTRAP_PEERS: ${what}`, async () => {
         const res = await serve({ CACHE_BOOTSTRAP_PEERS: value })
-        assert.ok(res.timedOut !== true, `serve kept running with CACHE_BOOTSTRAP_PEERS=${JSON.stringify(value)}; output:\n${res.stdout.slice(-2000)}`)
+        assert.ok(
+          res.timedOut !== true,
+          `serve kept running with CACHE_BOOTSTRAP_PEERS=${JSON.stringify(value)}; output:\n${res.stdout.slice(-2000)}`
+        )
         assert.equal(res.code, 2, res.stderr)
         const lines = res.stderr.trim().split('\n')
         assert.equal(lines.length, 1, `one line on stderr:\n${res.stderr}`)
@@ -141,7 +150,9 @@ describe('p2p identity: `p2p-cache id`, persistence, bootstrap values', function
     const n = await startSwarmNode({ CACHE_BOOTSTRAP_PEERS: deadAddr })
     nodes.push(n)
     const warning = await waitFor(() => warnLines(n.logs()).find(l => l.includes(ghost.peerId)), {
-      timeoutMs: 15_000, intervalMs: 100, what: `a warning naming the bootstrap peer ${ghost.peerId}`
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `a warning naming the bootstrap peer ${ghost.peerId}`
     })
     assert.ok(warning)
     const stats = await p2pStats(n)

@@ -14,7 +14,11 @@ import { waitFor } from '../fixtures/wait.js'
 
 const LIAR = resolve(fileURLToPath(import.meta.url), '../../fixtures/liar-peer.ts')
 
-interface Liar { proc: ManagedProcess, peerId: string, served: string[] }
+interface Liar {
+  proc: ManagedProcess
+  peerId: string
+  served: string[]
+}
 
 /** Starts the lying peer (its own process) and waits until it has announced `blobs`. */
 async function startLiar (bootstrap: string, blobs: Array<{ digest: string, size: number }>): Promise<Liar> {
@@ -40,10 +44,19 @@ async function startLiar (bootstrap: string, blobs: Array<{ digest: string, size
   return { proc, peerId, served }
 }
 
-async function get (node: SwarmNode, digest: string): Promise<{ status: number, cache: string | null, source: string | null, sha: string, size: number }> {
+async function get (
+  node: SwarmNode,
+  digest: string
+): Promise<{ status: number, cache: string | null, source: string | null, sha: string, size: number }> {
   const res = await fetch(`${node.url}/v2/team/app/blobs/${digest}`, { signal: AbortSignal.timeout(30_000) })
   const body = Buffer.from(await res.arrayBuffer())
-  return { status: res.status, cache: res.headers.get('x-cache'), source: res.headers.get('x-cache-source'), sha: `sha256:${createHash('sha256').update(body).digest('hex')}`, size: body.byteLength }
+  return {
+    status: res.status,
+    cache: res.headers.get('x-cache'),
+    source: res.headers.get('x-cache-source'),
+    sha: `sha256:${createHash('sha256').update(body).digest('hex')}`,
+    size: body.byteLength
+  }
 }
 
 describe('a peer that serves wrong bytes', function () {
@@ -87,7 +100,10 @@ describe('a peer that serves wrong bytes', function () {
     assert.equal(got.sha, first.digest, 'the retry receives the right bytes')
     assert.equal(got.size, first.size)
     // The store commit (and its counter) follows the response by a few milliseconds.
-    const stats = await waitFor(async () => { const s = await b.stats(); return s.upstream_hits === 1 ? s : undefined }, { timeoutMs: 5_000, what: 'upstream hit counted' })
+    const stats = await waitFor(async () => {
+      const s = await b.stats()
+      return s.upstream_hits === 1 ? s : undefined
+    }, { timeoutMs: 5_000, what: 'upstream hit counted' })
     assert.equal(stats.peer_hits, 0)
     assert.ok((stats.errors ?? 0) >= 1, 'the mismatch is counted')
     assert.ok(b.logs().some(l => l.includes('peer deny-listed') && l.includes(lying.peerId)), 'the liar is named in a deny-list warning')
@@ -115,7 +131,10 @@ describe('a peer that serves wrong bytes', function () {
     const lying = liar = await startLiar(honest.bootstrapAddr, [third])
     const c = await startSwarmNode({ ...env, CACHE_BOOTSTRAP_PEERS: honest.bootstrapAddr })
     nodes.push(c)
-    await waitFor(async () => ((await c.stats()).peers_connected ?? 0) >= 2, { timeoutMs: 15_000, what: 'C connected to the honest peer and the liar' })
+    await waitFor(async () => ((await c.stats()).peers_connected ?? 0) >= 2, {
+      timeoutMs: 15_000,
+      what: 'C connected to the honest peer and the liar'
+    })
     await registry.stop()
     try {
       // The coordinator may name the liar first: that response is cut before its last byte

@@ -7,7 +7,17 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { waitFor } from '../fixtures/wait.js'
-import { dumpLogsIfFailed, fetchBlob, pushBlob, startSwarmNode, stopAll, waitForPeers, p2pStats, type P2pStats, type SwarmNode } from '../fixtures/swarm.js'
+import {
+  dumpLogsIfFailed,
+  fetchBlob,
+  pushBlob,
+  startSwarmNode,
+  stopAll,
+  waitForPeers,
+  p2pStats,
+  type P2pStats,
+  type SwarmNode
+} from '../fixtures/swarm.js'
 
 /** Big enough that a loopback peer transfer takes far longer than the 10 ms stats poll. */
 const BIG = Number(process.env.P2P_TEST_BIG_BLOB_MIB ?? '192') * 1024 * 1024
@@ -28,7 +38,9 @@ async function getWhileReceivingFromPeer (node: SwarmNode, url: string, baseline
   let finished = false
   const response: Promise<Outcome> = fetchBlob(url, { signal: AbortSignal.timeout(45_000) })
     .then(value => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))
-    .finally(() => { finished = true })
+    .finally(() => {
+      finished = true
+    })
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const snapshot = await p2pStats(node)
@@ -57,7 +69,9 @@ describe('p2p resilience: a peer dies or hangs mid-transfer', function () {
   let h: SwarmNode | undefined // holds big2 and small; SIGSTOPped
   let b: SwarmNode | undefined // the requester
   const blobs: Record<'big1' | 'big2' | 'small', { digest: string, size: number }> = {
-    big1: { digest: '', size: 0 }, big2: { digest: '', size: 0 }, small: { digest: '', size: 0 }
+    big1: { digest: '', size: 0 },
+    big2: { digest: '', size: 0 },
+    small: { digest: '', size: 0 }
   }
   const repo = 'resilience/blob'
 
@@ -92,20 +106,27 @@ describe('p2p resilience: a peer dies or hangs mid-transfer', function () {
         assert.equal(got.status, 200)
         assert.equal(got.digest, blobs[name].digest)
       }
-      await waitFor(async () => (await p2pStats(n)).stores >= which.length, { timeoutMs: 20_000, what: `${n.url} to commit ${which.join(', ')}` })
+      await waitFor(async () => (await p2pStats(n)).stores >= which.length, {
+        timeoutMs: 20_000,
+        what: `${n.url} to commit ${which.join(', ')}`
+      })
     }
     await Promise.all([warm(a, ['big1']), warm(h, ['big2', 'small'])])
     await registry.settled()
     registry.clearRequests()
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { A: a, H: h, B: b }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { A: a, H: h, B: b })
+  })
 
   after(async () => {
     for (const n of [a, h, b]) {
       const pid = n?.proc.child.pid
       if (pid !== undefined && n?.proc.isRunning() === true) {
-        try { process.kill(pid, 'SIGCONT') } catch { /* gone */ }
+        try {
+          process.kill(pid, 'SIGCONT')
+        } catch { /* gone */ }
       }
     }
     try {
@@ -128,10 +149,15 @@ describe('p2p resilience: a peer dies or hangs mid-transfer', function () {
     assert.equal(got.digest, blobs.big1.digest)
     const fromPeers = after.bytes_from_peers - before.bytes_from_peers
     const fromUpstream = after.bytes_from_upstream - before.bytes_from_upstream
-    assert.ok(fromPeers < blobs.big1.size,
-      `not vacuous: the peer transfer must be cut short (got ${fromPeers} of ${blobs.big1.size} bytes from peers, ${peerBytesAtKill} when A was killed); make the blob bigger (P2P_TEST_BIG_BLOB_MIB)`)
+    assert.ok(
+      fromPeers < blobs.big1.size,
+      `not vacuous: the peer transfer must be cut short (got ${fromPeers} of ${blobs.big1.size} bytes from peers, ${peerBytesAtKill} when A was killed); make the blob bigger (P2P_TEST_BIG_BLOB_MIB)`
+    )
     assert.ok(fromUpstream > 0, `resumed upstream: bytes_from_upstream +${fromUpstream}`)
-    assert.ok(fromUpstream < blobs.big1.size, `resumed with a Range, not a full refetch: ${fromUpstream} of ${blobs.big1.size} bytes from the upstream (${fromPeers} from peers)`)
+    assert.ok(
+      fromUpstream < blobs.big1.size,
+      `resumed with a Range, not a full refetch: ${fromUpstream} of ${blobs.big1.size} bytes from the upstream (${fromPeers} from peers)`
+    )
     await registry?.settled()
     assert.ok((registry?.count({ method: 'GET', pathIncludes: `/blobs/${blobs.big1.digest}` }) ?? 0) >= 1, 'B asked the upstream')
   })

@@ -7,7 +7,17 @@ import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
 import { runCli } from '../fixtures/sidecar-process.js'
-import { dumpLogsIfFailed, fetchBlob, pushBlob, startSwarmNode, stopAll, waitForPeers, warnLines, p2pStats, type SwarmNode } from '../fixtures/swarm.js'
+import {
+  dumpLogsIfFailed,
+  fetchBlob,
+  pushBlob,
+  startSwarmNode,
+  stopAll,
+  waitForPeers,
+  warnLines,
+  p2pStats,
+  type SwarmNode
+} from '../fixtures/swarm.js'
 
 async function newSwarmKey (): Promise<string> {
   const res = await runCli(['swarm-key'])
@@ -39,7 +49,9 @@ describe('p2p private swarm: CACHE_SWARM_KEY', function () {
     blobDigest = await pushBlob(registry.url, 'pnet/blob', data)
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { n1, n2, n3, n4 }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { n1, n2, n3, n4 })
+  })
 
   after(async () => {
     try {
@@ -73,7 +85,9 @@ describe('p2p private swarm: CACHE_SWARM_KEY', function () {
     const stranger = n3
     // Proof that it tried: the warning about the bootstrap peer it could not reach.
     await waitFor(() => warnLines(stranger.logs()).find(l => l.includes(first.peerId)), {
-      timeoutMs: 15_000, intervalMs: 100, what: `n3 to log a warning naming its bootstrap peer ${first.peerId}`
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `n3 to log a warning naming its bootstrap peer ${first.peerId}`
     })
     assert.equal((await p2pStats(stranger)).peers_connected, 0)
     assert.deepEqual((await stranger.p2p()).peers, [])
@@ -120,13 +134,17 @@ describe('p2p private swarm: CACHE_SWARM_KEY', function () {
 
   it('a malformed key stops start-up with exit code 2 naming CACHE_SWARM_KEY', async () => {
     const d = await mkdtemp(join(work, 'bad-'))
-    const res = await runCli(['serve'], {
-      CACHE_DIR: join(d, 'data'),
-      CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
-      CACHE_ENABLE_P2P: 'true',
-      CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`,
-      CACHE_SWARM_KEY: 'not-a-key'
-    }, { timeoutMs: 10_000 })
+    const res = await runCli(
+      ['serve'],
+      {
+        CACHE_DIR: join(d, 'data'),
+        CACHE_HTTP_ADDR: `127.0.0.1:${await freePort()}`,
+        CACHE_ENABLE_P2P: 'true',
+        CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`,
+        CACHE_SWARM_KEY: 'not-a-key'
+      },
+      { timeoutMs: 10_000 }
+    )
     assert.ok(res.timedOut !== true, `serve kept running with a bad key; output:\n${res.stdout.slice(-2000)}`)
     assert.equal(res.code, 2, res.stderr)
     assert.match(res.stderr.trim(), /^p2p-cache: .*CACHE_SWARM_KEY/)

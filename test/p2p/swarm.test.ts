@@ -46,7 +46,9 @@ describe('p2p swarm: three sidecars share what one pulled', function () {
     registry.clearRequests()
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { A: a, B: b, C: c }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { A: a, B: b, C: c })
+  })
 
   after(async () => {
     try {
@@ -126,8 +128,10 @@ describe('p2p swarm: three sidecars share what one pulled', function () {
     const head = await fetchBlob(`${nc.url}/v2/swarm/app/blobs/${layer.digest}`, { signal: AbortSignal.timeout(30_000) })
     assert.equal(head.status, 200)
     assert.equal(head.headers.get('x-cache'), 'PEER')
-    assert.ok([a?.peerId, b?.peerId].includes(head.headers.get('x-cache-source') ?? ''),
-      `X-Cache-Source ${head.headers.get('x-cache-source')} is A (${a?.peerId}) or B (${b?.peerId})`)
+    assert.ok(
+      [a?.peerId, b?.peerId].includes(head.headers.get('x-cache-source') ?? ''),
+      `X-Cache-Source ${head.headers.get('x-cache-source')} is A (${a?.peerId}) or B (${b?.peerId})`
+    )
     assert.equal(head.digest, layer.digest)
 
     const got = await pull(nc, 'swarm/app', app.manifestDigest)

@@ -37,7 +37,11 @@ describe('pull by tag while the upstream is down', function () {
     await waitFor(async () => ((await b.stats()).peers_connected ?? 0) >= 1, { timeoutMs: 10_000, what: 'B connected to A' })
     await pullToLayout(a.host, 'team/app', 'v1', join(work, 'a'))
     // A tells the swarm of the tag once it is quiet after the pull (announcements wait while a node moves blobs).
-    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes('/team/app:v1#')), { timeoutMs: 35_000, intervalMs: 100, what: 'A announced the tag it resolved' })
+    await waitFor(() => a.logs().some(l => l.includes('"announced"') && l.includes('/team/app:v1#')), {
+      timeoutMs: 35_000,
+      intervalMs: 100,
+      what: 'A announced the tag it resolved'
+    })
     await registry.stop()
 
     // B never resolved v1 itself.
@@ -52,7 +56,10 @@ describe('pull by tag while the upstream is down', function () {
     await pullToLayout(b.host, 'team/app', 'v1', join(work, 'b'))
     assert.deepEqual(new Set(await layoutBlobDigests(join(work, 'b'))), new Set(image.allBlobDigests))
     // A blob is counted when it is committed, just after its last byte went out (verified).
-    await waitFor(async () => ((await b.stats()).peer_hits ?? 0) >= image.allBlobDigests.length, { timeoutMs: 10_000, what: 'B to count every blob as a peer hit' })
+    await waitFor(async () => ((await b.stats()).peer_hits ?? 0) >= image.allBlobDigests.length, {
+      timeoutMs: 10_000,
+      what: 'B to count every blob as a peer hit'
+    })
     assert.equal((await b.stats()).upstream_hits, 0)
   })
 
@@ -65,7 +72,10 @@ describe('pull by tag while the upstream is down', function () {
     await b.stop()
     try {
       await a.restart()
-      const c = await startSwarmNode({ CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, CACHE_BOOTSTRAP_PEERS: a.bootstrapAddr })
+      const c = await startSwarmNode({
+        CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
+        CACHE_BOOTSTRAP_PEERS: a.bootstrapAddr
+      })
       nodes.push(c)
       const found = await waitFor(async () => {
         const res = await fetch(`${c.url}/v2/team/app/manifests/v1`, { headers: { accept: MT_OCI_MANIFEST } })

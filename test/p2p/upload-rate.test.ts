@@ -28,7 +28,9 @@ describe('CACHE_P2P_MAX_UPLOAD_RATE: a node serves peers at most at its cap', fu
     await waitForRoutingTables(nodes)
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries(nodes.map((n, i) => [`n${i + 1}`, n]))) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, Object.fromEntries(nodes.map((n, i) => [`n${i + 1}`, n])))
+  })
 
   after(async () => {
     await stopAll(nodes)

@@ -65,11 +65,30 @@ describe('registries through the forward proxy (real names over TLS, two runners
   const caFile = new Map<string, string>()
 
   before(async function () {
-    const why = await netnsUnavailable() ?? await access('/usr/bin/skopeo').then(() => undefined, () => 'skopeo is missing (scripts/install-test-deps.sh installs it)')
-    if (why !== undefined) { this.skip(); return }
+    const why = await netnsUnavailable() ??
+      await access('/usr/bin/skopeo').then(() => undefined, () => 'skopeo is missing (scripts/install-test-deps.sh installs it)')
+    if (why !== undefined) {
+      this.skip()
+      return
+    }
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-proxy-registries-'))
-    pki = await makeTestPki(work, ['DNS:ghcr.io', 'DNS:registry-1.docker.io', 'DNS:quay.io', 'DNS:registry.npmjs.org', 'DNS:mcr.microsoft.com', 'DNS:cdn.test', `IP:${GHCR}`, `IP:${HUB}`, `IP:${QUAY}`, `IP:${NPM}`], 'registries')
-    const ns = async (prefix: string): Promise<Netns> => { const n = await Netns.create(prefix); made.push(n); return n }
+    pki = await makeTestPki(work, [
+      'DNS:ghcr.io',
+      'DNS:registry-1.docker.io',
+      'DNS:quay.io',
+      'DNS:registry.npmjs.org',
+      'DNS:mcr.microsoft.com',
+      'DNS:cdn.test',
+      `IP:${GHCR}`,
+      `IP:${HUB}`,
+      `IP:${QUAY}`,
+      `IP:${NPM}`
+    ], 'registries')
+    const ns = async (prefix: string): Promise<Netns> => {
+      const n = await Netns.create(prefix)
+      made.push(n)
+      return n
+    }
     const lan = await ns('p2pc-plan')
     const reg = await ns('p2pc-preg')
     const hosts = [await ns('p2pc-pr1'), await ns('p2pc-pr2')]
@@ -80,7 +99,10 @@ describe('registries through the forward proxy (real names over TLS, two runners
     for (const [i, h] of hosts.entries()) {
       await veth(lan, `pr${i + 1}`, undefined, h, 'eth0', `10.78.0.${i + 1}/24`)
       // The real names, resolved from files only: no lookup leaves the namespace.
-      await h.etc('hosts', `127.0.0.1 localhost\n${GHCR} ghcr.io\n${HUB} registry-1.docker.io\n${QUAY} quay.io\n${NPM} registry.npmjs.org\n${MCR} mcr.microsoft.com\n${CDN} cdn.test\n`)
+      await h.etc(
+        'hosts',
+        `127.0.0.1 localhost\n${GHCR} ghcr.io\n${HUB} registry-1.docker.io\n${QUAY} quay.io\n${NPM} registry.npmjs.org\n${MCR} mcr.microsoft.com\n${CDN} cdn.test\n`
+      )
       await h.etc('resolv.conf', 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n')
     }
     await bridge(lan, 'br0', undefined, ['preg', 'pr1', 'pr2'])
@@ -102,12 +124,26 @@ describe('registries through the forward proxy (real names over TLS, two runners
     await pushLayout(join(work, 'dotnet'), '1', `${GHCR}:443`, 'dotnet/runtime', { netns: reg.name })
     await pushLayout(join(work, 'secret'), '1', `${QUAY}:443`, 'team/secret', { netns: reg.name, creds: ALICE })
     verdaccio = await startVerdaccio(reg, join(work, 'verdaccio'), pki)
-    cdn = await startCdnFront(reg, { frontIp: MCR, cdnIp: CDN, cdnName: 'cdn.test', upstream: `https://${GHCR}`, caFile: pki.caFile, certFile: pki.certFile, keyFile: pki.keyFile, ...FRONT })
+    cdn = await startCdnFront(reg, {
+      frontIp: MCR,
+      cdnIp: CDN,
+      cdnName: 'cdn.test',
+      upstream: `https://${GHCR}`,
+      caFile: pki.caFile,
+      certFile: pki.certFile,
+      keyFile: pki.keyFile,
+      ...FRONT
+    })
     herd = await startHerd({
       hosts: hosts.map((h, i) => ({ name: `r${i + 1}`, ns: h, ip: `10.78.0.${i + 1}` })),
       bootstrapToFirst: true,
-      env: { CACHE_PROXY_ADDR: '127.0.0.1:3128', CACHE_UPSTREAM_CA_FILE: pki.caFile, CACHE_SWARM_KEY: randomBytes(32).toString('hex'),
-        CACHE_REGISTRY_AUTH: `mcr.microsoft.com=${FRONT.user}:${FRONT.password}`, CACHE_LOG_LEVEL: 'debug' }
+      env: {
+        CACHE_PROXY_ADDR: '127.0.0.1:3128',
+        CACHE_UPSTREAM_CA_FILE: pki.caFile,
+        CACHE_SWARM_KEY: randomBytes(32).toString('hex'),
+        CACHE_REGISTRY_AUTH: `mcr.microsoft.com=${FRONT.user}:${FRONT.password}`,
+        CACHE_LOG_LEVEL: 'debug'
+      }
     })
     ;[r1, r2] = herd.nodes as [HerdNode, HerdNode]
     for (const node of herd.nodes) {
@@ -117,16 +153,23 @@ describe('registries through the forward proxy (real names over TLS, two runners
       await writeFile(file, r)
       caFile.set(node.name, file)
     }
-    for (const r of [ghcr, hub, quay]) { await r.settled(); r.clearRequests() }
+    for (const r of [ghcr, hub, quay]) {
+      await r.settled()
+      r.clearRequests()
+    }
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries((herd?.nodes ?? []).map(n => [n.name, n]))) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, Object.fromEntries((herd?.nodes ?? []).map(n => [n.name, n])))
+  })
 
   after(async () => {
     await herd?.destroy()
     await verdaccio?.proc.stop()
     await cdn?.proc.stop()
-    await Promise.all([ghcr, hub, quay].map(async r => { await r?.destroy() }))
+    await Promise.all([ghcr, hub, quay].map(async r => {
+      await r?.destroy()
+    }))
     for (const n of made.reverse()) await n.destroy()
     if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
@@ -160,23 +203,28 @@ describe('registries through the forward proxy (real names over TLS, two runners
     assert.ok((stats.bytes_served ?? 0) >= 512 * 1024, 'the mirror machinery served the pulls')
   })
 
-  it('the second runner\'s pull of the same ghcr.io image comes from the first runner, verified', async () => {
+  it("the second runner's pull of the same ghcr.io image comes from the first runner, verified", async () => {
     const out = join(work, 'pull-r2')
     await pull(r2, 'ghcr.io/org/app:1', out)
     assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(app.allBlobDigests))
-    for (const layer of app.layers) assert.equal(await blobGets(ghcr, layer.digest), 1, `layer ${layer.digest} was fetched upstream once in all`)
+    for (const layer of app.layers) {
+      assert.equal(await blobGets(ghcr, layer.digest), 1, `layer ${layer.digest} was fetched upstream once in all`)
+    }
     const stats = await r2.stats()
     assert.ok((stats.bytes_from_peers ?? 0) >= 512 * 1024, `r2 took the layers from r1 (stats ${JSON.stringify(stats)})`)
   })
 
-  it('a registry that redirects blobs to a CDN, with the fleet\'s CACHE_REGISTRY_AUTH: the sidecar follows the redirects without the Authorization, the client never sees them', async () => {
+  it("a registry that redirects blobs to a CDN, with the fleet's CACHE_REGISTRY_AUTH: the sidecar follows the redirects without the Authorization, the client never sees them", async () => {
     const out = join(work, 'pull-mcr')
     await pull(r1, 'mcr.microsoft.com/dotnet/runtime:1', out)
     assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(dotnet.allBlobDigests))
     const gets = cdn?.cdnGets()
     assert.ok((gets?.all ?? 0) > 0, 'blobs came from the CDN')
-    assert.equal(gets?.withAuthorization, 0, 'the registry\'s credential never went to the CDN')
-    assert.ok(!r1.logs().some(l => l.includes('"proxied request"') && l.includes('"host":"cdn.test"')), 'the client never went to the CDN itself')
+    assert.equal(gets?.withAuthorization, 0, "the registry's credential never went to the CDN")
+    assert.ok(
+      !r1.logs().some(l => l.includes('"proxied request"') && l.includes('"host":"cdn.test"')),
+      'the client never went to the CDN itself'
+    )
   })
 
   it('a private repository cached for credential A is served to A from the private store, and refused to credential B and to anonymous clients', async () => {
@@ -190,39 +238,82 @@ describe('registries through the forward proxy (real names over TLS, two runners
     quay.clearRequests()
     await pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-again'), ALICE)
     await quay.settled()
-    assert.equal(quay.count({ method: 'GET', kind: 'blob' }), 0, 'A\'s second pull read the blobs from the private store')
-    assert.equal(quay.count({ method: 'HEAD', kind: 'blob' }), 0, 'A\'s confirmation is remembered for a while')
+    assert.equal(quay.count({ method: 'GET', kind: 'blob' }), 0, "A's second pull read the blobs from the private store")
+    assert.equal(quay.count({ method: 'HEAD', kind: 'blob' }), 0, "A's confirmation is remembered for a while")
     assert.ok(r1.logs().some(l => l.includes('"host":"quay.io"') && l.includes('"cache":"HIT"')))
-    await assert.rejects(pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-b'), { user: 'bob', password: 'guess' }), /unauthorized|authentication required|401/i)
+    await assert.rejects(
+      pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-b'), { user: 'bob', password: 'guess' }),
+      /unauthorized|authentication required|401/i
+    )
     await assert.rejects(pull(r1, 'quay.io/team/secret:1', join(work, 'pull-secret-anon')), /unauthorized|authentication required|401/i)
     // Asked for by digest, past the manifest: the cached layer is still refused to B and to anonymous.
     const layer = secret.layers[0]?.digest as string
     for (const auth of [['-u', 'bob:guess'], []]) {
-      const r = await r1.netns?.run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '--proxy', PROXY, '--cacert', caFile.get('r1') ?? '', ...auth, `https://quay.io/v2/team/secret/blobs/${layer}`])
+      const r = await r1.netns?.run('curl', [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--max-time',
+        '10',
+        '--proxy',
+        PROXY,
+        '--cacert',
+        caFile.get('r1') ?? '',
+        ...auth,
+        `https://quay.io/v2/team/secret/blobs/${layer}`
+      ])
       assert.equal(r?.stdout, '401', `a cached private layer asked for ${auth.length === 0 ? 'anonymously' : 'as bob'}`)
     }
     // Kept apart: not in the shared store, never announced to peers.
     for (const digest of secret.allBlobDigests) {
       const hex = digest.slice('sha256:'.length)
-      assert.equal(await access(join(r1.dir, 'data', 'blobs', 'sha256', hex.slice(0, 2), hex)).then(() => true, () => false), false, `${digest} is not in the shared store`)
+      assert.equal(
+        await access(join(r1.dir, 'data', 'blobs', 'sha256', hex.slice(0, 2), hex)).then(() => true, () => false),
+        false,
+        `${digest} is not in the shared store`
+      )
       assert.ok(!r1.logs().some(l => l.includes(digest) && l.includes('"msg":"announced"')), `${digest} was not announced`)
     }
-    assert.ok(await access(join(r1.dir, 'data', 'private', 'blobs', 'sha256', layer.slice(7, 9), layer.slice(7))).then(() => true, () => false), 'the layer is in the private store')
+    assert.ok(
+      await access(join(r1.dir, 'data', 'private', 'blobs', 'sha256', layer.slice(7, 9), layer.slice(7))).then(() => true, () => false),
+      'the layer is in the private store'
+    )
     await pull(r2, 'quay.io/team/secret:1', join(work, 'pull-secret-r2'), ALICE)
   })
 
-  it('a client that does not trust the sidecar\'s CA gets an x509 error naming the certificate', async () => {
-    await assert.rejects(skopeoCopy('docker://ghcr.io/org/app:1', `oci:${join(work, 'untrusted')}:x`, {
-      netns: r1.netns?.name, env: { HTTPS_PROXY: PROXY, SSL_CERT_FILE: pki.caFile }
-    }), /x509: certificate signed by unknown authority/)
+  it("a client that does not trust the sidecar's CA gets an x509 error naming the certificate", async () => {
+    await assert.rejects(
+      skopeoCopy('docker://ghcr.io/org/app:1', `oci:${join(work, 'untrusted')}:x`, {
+        netns: r1.netns?.name,
+        env: { HTTPS_PROXY: PROXY, SSL_CERT_FILE: pki.caFile }
+      }),
+      /x509: certificate signed by unknown authority/
+    )
   })
 
   it('npm installs through the proxy: the tarball is stored by digest, a fresh npm cache is a hit, and the other runner gets it from this one', async () => {
     const install = async (node: HerdNode, label: string): Promise<void> => {
       const dir = join(work, `npm-${label}`)
       await mkdir(dir, { recursive: true })
-      const r = await node.netns?.run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--fetch-retries', '0', '--prefix', dir, '--cache', join(dir, '.npm-cache'),
-        '--registry', 'https://registry.npmjs.org/', '--cafile', caFile.get(node.name) ?? '', PACKAGE], {
+      const r = await node.netns?.run('npm', [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--no-package-lock',
+        '--fetch-retries',
+        '0',
+        '--prefix',
+        dir,
+        '--cache',
+        join(dir, '.npm-cache'),
+        '--registry',
+        'https://registry.npmjs.org/',
+        '--cafile',
+        caFile.get(node.name) ?? '',
+        PACKAGE
+      ], {
         env: { PATH: process.env.PATH, HOME: dir, HTTPS_PROXY: PROXY },
         timeoutMs: 90_000
       })
@@ -236,8 +327,10 @@ describe('registries through the forward proxy (real names over TLS, two runners
     const logs = r1.logs().filter(l => l.includes(`/${PACKAGE}/-/`) && l.includes('proxied request'))
     assert.match(logs.at(-1) ?? '', /"cache":"HIT"/)
     // The other runner's job comes later, once r1 announced the URL record (when it was quiet).
-    await waitFor(() => r1.logs().some(l => l.includes(`"key":"rec:url https://registry.npmjs.org/${PACKAGE}/-/`) && l.includes('"msg":"announced"')),
-      { timeoutMs: 40_000, what: 'r1 to announce the URL record' })
+    await waitFor(
+      () => r1.logs().some(l => l.includes(`"key":"rec:url https://registry.npmjs.org/${PACKAGE}/-/`) && l.includes('"msg":"announced"')),
+      { timeoutMs: 40_000, what: 'r1 to announce the URL record' }
+    )
     await install(r2, 'r2')
     await verdaccio?.settled()
     assert.equal(verdaccio?.tarballGets(), 1, 'r2 took the tarball from r1 (its URL record shared inside the swarm key)')
@@ -257,22 +350,52 @@ describe('registries through the forward proxy (real names over TLS, two runners
   })
 
   it('podman with HTTPS_PROXY pulls from ghcr.io through the proxy (the runner already holds the image: served from its store)', async function () {
-    if (await access('/usr/bin/podman').then(() => false, () => true)) { this.skip(); return }
+    if (await access('/usr/bin/podman').then(() => false, () => true)) {
+      this.skip()
+      return
+    }
     const root = join(work, 'podman')
     await mkdir(root, { recursive: true })
     await writeFile(join(root, 'registries.conf'), '')
-    const r = await r2.netns?.run('podman', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none',
-      'pull', '--quiet', 'ghcr.io/org/app:1'], {
-      env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root, CONTAINERS_REGISTRIES_CONF: join(root, 'registries.conf'), HTTPS_PROXY: PROXY, SSL_CERT_FILE: caFile.get('r2') },
+    const r = await r2.netns?.run('podman', [
+      '--root',
+      join(root, 'storage'),
+      '--runroot',
+      join(root, 'run'),
+      '--storage-driver',
+      'vfs',
+      '--cgroup-manager',
+      'cgroupfs',
+      '--events-backend',
+      'none',
+      'pull',
+      '--quiet',
+      'ghcr.io/org/app:1'
+    ], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: root,
+        XDG_RUNTIME_DIR: root,
+        TMPDIR: root,
+        CONTAINERS_REGISTRIES_CONF: join(root, 'registries.conf'),
+        HTTPS_PROXY: PROXY,
+        SSL_CERT_FILE: caFile.get('r2')
+      },
       timeoutMs: 120_000
     })
     assert.equal(r?.code, 0, `podman pull: ${r?.stdout ?? ''}${r?.stderr ?? ''}`)
     const blobs = r2.logs().filter(l => l.includes('"proxied request"') && l.includes('"host":"ghcr.io"') && l.includes('/blobs/'))
-    assert.ok(blobs.length > 0 && blobs.slice(-app.layers.length).every(l => l.includes('"cache":"HIT"')), `podman's blob requests were answered from r2's store:\n${blobs.slice(-4).join('\n')}`)
+    assert.ok(
+      blobs.length > 0 && blobs.slice(-app.layers.length).every(l => l.includes('"cache":"HIT"')),
+      `podman's blob requests were answered from r2's store:\n${blobs.slice(-4).join('\n')}`
+    )
   })
 
   it('dockerd 20.10 with HTTPS_PROXY pulls from ghcr.io and Docker Hub through the proxy', async function () {
-    if (await access(DOCKERD_BIN).then(() => false, () => true)) { this.skip(); return }
+    if (await access(DOCKERD_BIN).then(() => false, () => true)) {
+      this.skip()
+      return
+    }
     const ns = r2.netns as Netns
     const dockerd = await startDockerd(ns, {}, { HTTPS_PROXY: PROXY, SSL_CERT_FILE: caFile.get('r2') })
     try {
@@ -305,14 +428,26 @@ interface Verdaccio {
 
 async function startVerdaccio (ns: Netns, dir: string, pki: TestPki): Promise<Verdaccio> {
   await mkdir(join(dir, 'pkg'), { recursive: true })
-  await writeFile(join(dir, 'config.yaml'), [
-    `storage: ${join(dir, 'storage')}`,
-    'auth:', '  htpasswd:', `    file: ${join(dir, 'htpasswd')}`, '    max_users: 10',
-    'uplinks: {}',
-    'packages:', "  '**':", '    access: $all', '    publish: $authenticated',
-    'https:', `  key: ${pki.keyFile}`, `  cert: ${pki.certFile}`,
-    'log: { type: stdout, format: pretty, level: http }', ''
-  ].join('\n'))
+  await writeFile(
+    join(dir, 'config.yaml'),
+    [
+      `storage: ${join(dir, 'storage')}`,
+      'auth:',
+      '  htpasswd:',
+      `    file: ${join(dir, 'htpasswd')}`,
+      '    max_users: 10',
+      'uplinks: {}',
+      'packages:',
+      "  '**':",
+      '    access: $all',
+      '    publish: $authenticated',
+      'https:',
+      `  key: ${pki.keyFile}`,
+      `  cert: ${pki.certFile}`,
+      'log: { type: stdout, format: pretty, level: http }',
+      ''
+    ].join('\n')
+  )
   let gets = 0
   const marks = new Set<string>()
   const proc = ns.spawn(process.execPath, [VERDACCIO_BIN, '--config', join(dir, 'config.yaml'), '--listen', `https://${NPM}:443`], {
@@ -347,16 +482,39 @@ async function startVerdaccio (ns: Netns, dir: string, pki: TestPki): Promise<Ve
   async function publish (): Promise<void> {
     await waitFor(async () => {
       if (!proc.isRunning()) throw new Error(`verdaccio exited: ${proc.tail(20)}`)
-      return (await ns.run('curl', ['-s', '-o', '/dev/null', '--max-time', '2', '--cacert', pki.caFile, `https://${NPM}/-/ping`])).code === 0
+      return (await ns.run('curl', ['-s', '-o', '/dev/null', '--max-time', '2', '--cacert', pki.caFile, `https://${NPM}/-/ping`])).code ===
+        0
     }, { timeoutMs: 30_000, what: 'verdaccio to answer' })
-    const added = JSON.parse(await curl(['-X', 'PUT', '-H', 'content-type: application/json', '-d', JSON.stringify({ name: 'publisher', password: 'publisher-secret' }), `https://${NPM}/-/user/org.couchdb.user:publisher`])) as { token?: string }
+    const added = JSON.parse(
+      await curl([
+        '-X',
+        'PUT',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({ name: 'publisher', password: 'publisher-secret' }),
+        `https://${NPM}/-/user/org.couchdb.user:publisher`
+      ])
+    ) as { token?: string }
     if (added.token === undefined) throw new Error(`verdaccio did not register the publisher: ${JSON.stringify(added)}`)
     await writeFile(join(dir, 'pkg', 'package.json'), JSON.stringify({ name: PACKAGE, version: '1.0.0', main: 'index.js' }))
     await writeFile(join(dir, 'pkg', 'index.js'), `module.exports = 'p2p-cache demo ${randomBytes(64 * 1024).toString('hex')}'\n`)
     await writeFile(join(dir, 'npmrc'), `//${NPM}/:_authToken=${added.token}\n`)
     // npm trusts its own `cafile`, not NODE_EXTRA_CA_CERTS.
-    const published = await ns.run('npm', ['publish', '--registry', `https://${NPM}/`, '--userconfig', join(dir, 'npmrc'), '--cafile', pki.caFile, '--fetch-retries', '0', join(dir, 'pkg')], {
-      env: { PATH: process.env.PATH, HOME: dir }, timeoutMs: 60_000
+    const published = await ns.run('npm', [
+      'publish',
+      '--registry',
+      `https://${NPM}/`,
+      '--userconfig',
+      join(dir, 'npmrc'),
+      '--cafile',
+      pki.caFile,
+      '--fetch-retries',
+      '0',
+      join(dir, 'pkg')
+    ], {
+      env: { PATH: process.env.PATH, HOME: dir },
+      timeoutMs: 60_000
     })
     if (published.code !== 0) throw new Error(`npm publish: ${published.stdout}${published.stderr}`)
   }

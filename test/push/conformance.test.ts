@@ -23,9 +23,20 @@ const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip'
 
 /** spec.md "Error Codes": a JSON error body's `code` MUST be one of these. */
 const SPEC_ERROR_CODES = new Set([
-  'BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN',
-  'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED',
-  'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS'
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS'
 ])
 
 /** The repository pushed to; the second one receives the mounts (the suite's crossmount namespace). */
@@ -34,8 +45,15 @@ const MOUNT_REPO = 'local/conformance/b'
 /** A repository of its own for tags/list, so its exact contents are known. */
 const TAGS_REPO = 'local/conformance/tags'
 
-interface Descriptor { mediaType: string, digest: string, size: number }
-interface TagList { name: string, tags: string[] }
+interface Descriptor {
+  mediaType: string
+  digest: string
+  size: number
+}
+interface TagList {
+  name: string
+  tags: string[]
+}
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 const descriptor = (mediaType: string, b: Buffer): Descriptor => ({ mediaType, digest: digestOf(b), size: b.byteLength })
@@ -44,7 +62,13 @@ const absentDigest = (): string => digestOf(randomBytes(32))
 
 /** An image config like setup.go's: small, and unique per call through a random author. */
 function configBlob (architecture = 'amd64'): Buffer {
-  return Buffer.from(JSON.stringify({ architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, author: randomBytes(8).toString('hex') }, null, '\t'))
+  return Buffer.from(
+    JSON.stringify(
+      { architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, author: randomBytes(8).toString('hex') },
+      null,
+      '\t'
+    )
+  )
 }
 
 /** A small gzip layer (its content is never looked into by a registry). */
@@ -57,13 +81,21 @@ function layerBlob (): Buffer {
  * means something), the config descriptor carrying `data` and a field the spec does not define.
  */
 function imageManifest (config: Buffer, layers: Buffer[], opts: { mediaTypeField?: boolean, subject?: Descriptor } = {}): Buffer {
-  return Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    ...(opts.mediaTypeField === false ? {} : { mediaType: OCI_MANIFEST }),
-    config: { ...descriptor(OCI_CONFIG, config), data: config.toString('base64'), newUnspecifiedField: Buffer.from('hello world').toString('base64') },
-    layers: layers.map(l => descriptor(OCI_LAYER, l)),
-    ...(opts.subject !== undefined ? { subject: opts.subject } : {})
-  }, null, '\t'))
+  return Buffer.from(JSON.stringify(
+    {
+      schemaVersion: 2,
+      ...(opts.mediaTypeField === false ? {} : { mediaType: OCI_MANIFEST }),
+      config: {
+        ...descriptor(OCI_CONFIG, config),
+        data: config.toString('base64'),
+        newUnspecifiedField: Buffer.from('hello world').toString('base64')
+      },
+      layers: layers.map(l => descriptor(OCI_LAYER, l)),
+      ...(opts.subject !== undefined ? { subject: opts.subject } : {})
+    },
+    null,
+    '\t'
+  ))
 }
 
 function isRecord (v: unknown): v is Record<string, unknown> {
@@ -74,7 +106,10 @@ function isRecord (v: unknown): v is Record<string, unknown> {
 async function tagList (res: Response): Promise<TagList> {
   assert.equal(res.status, 200)
   const body: unknown = await res.json()
-  assert.ok(isRecord(body) && typeof body.name === 'string' && Array.isArray(body.tags) && body.tags.every(t => typeof t === 'string'), `a tags/list body: ${JSON.stringify(body)}`)
+  assert.ok(
+    isRecord(body) && typeof body.name === 'string' && Array.isArray(body.tags) && body.tags.every(t => typeof t === 'string'),
+    `a tags/list body: ${JSON.stringify(body)}`
+  )
   return { name: body.name as string, tags: body.tags as string[] }
 }
 
@@ -130,7 +165,11 @@ describe('OCI distribution-spec conformance: push and content management (local 
   /** POST then PUT ?digest= with the whole blob (the way 04_management_test.go populates). */
   const pushBlob = async (repo: string, blob: Buffer): Promise<string> => {
     const { loc } = await startUpload(repo)
-    const put = await fetch(withDigest(loc, digestOf(blob)), { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob })
+    const put = await fetch(withDigest(loc, digestOf(blob)), {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: blob
+    })
     assert.equal(put.status, 201, `PUT of ${digestOf(blob)}: ${await put.clone().text()}`)
     return digestOf(blob)
   }
@@ -151,7 +190,9 @@ describe('OCI distribution-spec conformance: push and content management (local 
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await sidecar?.destroy()
@@ -181,9 +222,13 @@ describe('OCI distribution-spec conformance: push and content management (local 
       assert.equal((await fetch(at(`/v2/${REPO}/blobs/${absentDigest()}`), { method: 'HEAD' })).status, 404)
     })
 
-    it('a single POST ?digest= with the blob answers 201 with the blob\'s Location, then GET answers 200 with the bytes', async () => {
+    it("a single POST ?digest= with the blob answers 201 with the blob's Location, then GET answers 200 with the bytes", async () => {
       const blob = configBlob()
-      const res = await fetch(at(`/v2/${REPO}/blobs/uploads/?digest=${digestOf(blob)}`), { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: blob })
+      const res = await fetch(at(`/v2/${REPO}/blobs/uploads/?digest=${digestOf(blob)}`), {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: blob
+      })
       // The spec lets a registry without single-POST support answer 202 (an upload session); this
       // one supports it (local-registry.ts startUpload), so 201 is what the spec then requires.
       assert.equal(res.status, 201, await res.clone().text())
@@ -196,7 +241,11 @@ describe('OCI distribution-spec conformance: push and content management (local 
     it('POST for a session, then PUT ?digest= with the whole blob answers 201 with a Location (a config and a layer)', async () => {
       for (const blob of [configBlob(), layerBlob()]) {
         const { loc } = await startUpload(REPO)
-        const put = await fetch(withDigest(loc, digestOf(blob)), { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob })
+        const put = await fetch(withDigest(loc, digestOf(blob)), {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream' },
+          body: blob
+        })
         assert.equal(put.status, 201, await put.clone().text())
         location(put)
         const back = await getBlob(REPO, digestOf(blob))
@@ -219,12 +268,24 @@ describe('OCI distribution-spec conformance: push and content management (local 
       const blob = randomBytes(1024)
       const wrong = absentDigest()
       // single POST
-      await expectError(await fetch(at(`/v2/${REPO}/blobs/uploads/?digest=${wrong}`), { method: 'POST', body: blob }), 400, 'DIGEST_INVALID')
+      await expectError(
+        await fetch(at(`/v2/${REPO}/blobs/uploads/?digest=${wrong}`), { method: 'POST', body: blob }),
+        400,
+        'DIGEST_INVALID'
+      )
       // closing PUT of a session
       const { loc } = await startUpload(REPO)
-      await expectError(await fetch(withDigest(loc, wrong), { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob }), 400, 'DIGEST_INVALID')
+      await expectError(
+        await fetch(withDigest(loc, wrong), { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob }),
+        400,
+        'DIGEST_INVALID'
+      )
       // "if the client provided digest is invalid ... the registry SHOULD respond with 400"
-      await expectError(await fetch(at(`/v2/${REPO}/blobs/uploads/?digest=sha256:not-hex`), { method: 'POST', body: blob }), 400, 'DIGEST_INVALID')
+      await expectError(
+        await fetch(at(`/v2/${REPO}/blobs/uploads/?digest=sha256:not-hex`), { method: 'POST', body: blob }),
+        400,
+        'DIGEST_INVALID'
+      )
       assert.equal((await fetch(at(`/v2/${REPO}/blobs/${wrong}`), { method: 'HEAD' })).status, 404)
       assert.equal((await fetch(at(`/v2/${REPO}/blobs/${digestOf(blob)}`), { method: 'HEAD' })).status, 404)
     })
@@ -239,7 +300,11 @@ describe('OCI distribution-spec conformance: push and content management (local 
       return { blob, first: blob.subarray(0, firstLength), second: blob.subarray(firstLength) }
     }
     const patchChunk = async (loc: URL, chunk: Buffer, start: number): Promise<Response> =>
-      await fetch(loc, { method: 'PATCH', headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + chunk.byteLength - 1}` }, body: chunk })
+      await fetch(loc, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + chunk.byteLength - 1}` },
+        body: chunk
+      })
 
     it('a chunk that does not start where the upload is answers 416', async () => {
       const { res, loc } = await startUpload(REPO)
@@ -254,7 +319,7 @@ describe('OCI distribution-spec conformance: push and content management (local 
       const one = await patchChunk(loc, first, 0)
       assert.equal(one.status, 202, await one.clone().text())
       location(one)
-      assert.equal(one.headers.get('range'), `0-${first.byteLength - 1}`, 'Range ends where the chunk\'s Content-Range ends')
+      assert.equal(one.headers.get('range'), `0-${first.byteLength - 1}`, "Range ends where the chunk's Content-Range ends")
       // The same chunk again is out of order now.
       assert.equal((await patchChunk(loc, first, 0)).status, 416, 'a retried chunk')
       const status = await fetch(loc)
@@ -264,7 +329,10 @@ describe('OCI distribution-spec conformance: push and content management (local 
       const two = await patchChunk(resume, second, first.byteLength)
       assert.equal(two.status, 202, await two.clone().text())
       assert.equal(two.headers.get('range'), `0-${blob.byteLength - 1}`)
-      const put = await fetch(withDigest(location(two), digestOf(blob)), { method: 'PUT', headers: { 'content-type': 'application/octet-stream' } })
+      const put = await fetch(withDigest(location(two), digestOf(blob)), {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' }
+      })
       assert.equal(put.status, 201, await put.clone().text())
       const back = await fetch(location(put))
       assert.equal(back.status, 200)
@@ -336,7 +404,7 @@ describe('OCI distribution-spec conformance: push and content management (local 
       assert.ok(location(res).pathname.startsWith(`/v2/${MOUNT_REPO}/blobs/uploads/`))
     })
 
-    it('mount of another repository\'s blob answers 201 with the blob\'s Location in the target repository, which GET serves', async () => {
+    it("mount of another repository's blob answers 201 with the blob's Location in the target repository, which GET serves", async () => {
       const digest = digestOf(mounted)
       const res = await fetch(at(`/v2/${MOUNT_REPO}/blobs/uploads/?mount=${digest}&from=${REPO}`), { method: 'POST' })
       // The spec allows 202 from a registry that cannot mount; this one mounts what it holds (local-registry.ts).
@@ -354,7 +422,11 @@ describe('OCI distribution-spec conformance: push and content management (local 
       assert.equal(res.status, 202, await res.clone().text())
       const loc = location(res)
       assert.ok(loc.pathname.startsWith(`/v2/${MOUNT_REPO}/blobs/uploads/`))
-      const put = await fetch(withDigest(loc, digestOf(blob)), { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: blob })
+      const put = await fetch(withDigest(loc, digestOf(blob)), {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: blob
+      })
       assert.equal(put.status, 201)
       assert.equal((await getBlob(MOUNT_REPO, digestOf(blob))).status, 200)
     })
@@ -407,7 +479,10 @@ describe('OCI distribution-spec conformance: push and content management (local 
         assert.equal(res.status, 200)
         assert.equal(res.headers.get('content-type'), OCI_MANIFEST)
         assert.equal(res.headers.get('docker-content-digest'), digestOf(manifest))
-        assert.ok(Buffer.from(await res.arrayBuffer()).equals(manifest), `${reference}: the registry MUST store the manifest in the exact byte representation provided`)
+        assert.ok(
+          Buffer.from(await res.arrayBuffer()).equals(manifest),
+          `${reference}: the registry MUST store the manifest in the exact byte representation provided`
+        )
         const head = await fetch(at(`/v2/${REPO}/manifests/${reference}`), { method: 'HEAD', headers: { accept: OCI_MANIFEST } })
         assert.equal(head.status, 200)
         assert.equal(head.headers.get('content-length'), String(manifest.byteLength))
@@ -443,18 +518,24 @@ describe('OCI distribution-spec conformance: push and content management (local 
         await expectManifestCreated(await putManifest(REPO, digestOf(body), body), body)
         children.push({ body, architecture })
       }
-      const index = Buffer.from(JSON.stringify({
-        schemaVersion: 2,
-        mediaType: OCI_INDEX,
-        manifests: children.map(c => ({ ...descriptor(OCI_MANIFEST, c.body), platform: { architecture: c.architecture, os: 'linux' } }))
-      }, null, '  '))
+      const index = Buffer.from(JSON.stringify(
+        {
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: children.map(c => ({ ...descriptor(OCI_MANIFEST, c.body), platform: { architecture: c.architecture, os: 'linux' } }))
+        },
+        null,
+        '  '
+      ))
       await expectManifestCreated(await putManifest(REPO, 'multi', index, OCI_INDEX), index)
       const back = await fetch(at(`/v2/${REPO}/manifests/multi`), { headers: { accept: `${OCI_INDEX}, ${OCI_MANIFEST}` } })
       assert.equal(back.status, 200)
       assert.equal(back.headers.get('content-type'), OCI_INDEX)
       assert.equal(back.headers.get('docker-content-digest'), digestOf(index))
       assert.ok(Buffer.from(await back.arrayBuffer()).equals(index))
-      const child = await fetch(at(`/v2/${REPO}/manifests/${digestOf(children[0]?.body ?? Buffer.alloc(0))}`), { headers: { accept: OCI_MANIFEST } })
+      const child = await fetch(at(`/v2/${REPO}/manifests/${digestOf(children[0]?.body ?? Buffer.alloc(0))}`), {
+        headers: { accept: OCI_MANIFEST }
+      })
       assert.equal(child.status, 200)
     })
 
@@ -483,7 +564,10 @@ describe('OCI distribution-spec conformance: push and content management (local 
       // "the tags MUST be in lexical (i.e. case-insensitive alphanumeric order) or "ASCIIbetical" (Go's sort.Strings) order"
       const ascii = [...TAGS].sort()
       const lexical = [...TAGS].sort((a, b) => a.toLowerCase() < b.toLowerCase() ? -1 : a.toLowerCase() > b.toLowerCase() ? 1 : 0)
-      assert.ok(JSON.stringify(list.tags) === JSON.stringify(ascii) || JSON.stringify(list.tags) === JSON.stringify(lexical), `tags in order: ${JSON.stringify(list.tags)}`)
+      assert.ok(
+        JSON.stringify(list.tags) === JSON.stringify(ascii) || JSON.stringify(list.tags) === JSON.stringify(lexical),
+        `tags in order: ${JSON.stringify(list.tags)}`
+      )
       order = list.tags
     })
 
@@ -503,7 +587,10 @@ describe('OCI distribution-spec conformance: push and content management (local 
           // its absence while tags remain is a regression. When present it MUST be RFC 5988 rel="next".
           assert.ok(link !== null, `page ${page}: a Link header while tags remain`)
         }
-        if (link === null) { next = undefined; continue }
+        if (link === null) {
+          next = undefined
+          continue
+        }
         const m = /^<([^>]+)>;\s*rel="next"$/.exec(link)
         assert.ok(m !== null, `Link ${link} is <url>; rel="next"`)
         next = at(m[1] as string)
@@ -513,9 +600,15 @@ describe('OCI distribution-spec conformance: push and content management (local 
 
     it('last gives the tags after it (not including it), with or without n', async () => {
       const after = order[2] as string
-      assert.deepEqual((await tagList(await fetch(at(`/v2/${TAGS_REPO}/tags/list?last=${encodeURIComponent(after)}`)))).tags, order.slice(3))
+      assert.deepEqual(
+        (await tagList(await fetch(at(`/v2/${TAGS_REPO}/tags/list?last=${encodeURIComponent(after)}`)))).tags,
+        order.slice(3)
+      )
       const from = order[4] as string
-      assert.deepEqual((await tagList(await fetch(at(`/v2/${TAGS_REPO}/tags/list?n=2&last=${encodeURIComponent(from)}`)))).tags, order.slice(5, 7))
+      assert.deepEqual(
+        (await tagList(await fetch(at(`/v2/${TAGS_REPO}/tags/list?n=2&last=${encodeURIComponent(from)}`)))).tags,
+        order.slice(5, 7)
+      )
     })
 
     it('n=0 gives an empty list and no Link header', async () => {
@@ -588,12 +681,20 @@ describe('OCI distribution-spec conformance: push and content management (local 
   })
 
   describe('error bodies', () => {
-    it('are JSON {errors:[{code,message}]} with the spec\'s codes', async () => {
+    it("are JSON {errors:[{code,message}]} with the spec's codes", async () => {
       // Each call checks status, JSON shape and code (see expectError).
-      await expectError(await fetch(at(`/v2/${REPO}/blobs/uploads/${randomBytes(8).toString('hex')}`), { method: 'PATCH', body: randomBytes(10) }), 404, 'BLOB_UPLOAD_UNKNOWN')
+      await expectError(
+        await fetch(at(`/v2/${REPO}/blobs/uploads/${randomBytes(8).toString('hex')}`), { method: 'PATCH', body: randomBytes(10) }),
+        404,
+        'BLOB_UPLOAD_UNKNOWN'
+      )
       await expectError(await fetch(at(`/v2/${REPO}/blobs/uploads/${randomBytes(8).toString('hex')}`)), 404, 'BLOB_UPLOAD_UNKNOWN')
       await expectError(await putManifest(REPO, 'not-json', Buffer.from('{ this is not json')), 400, 'MANIFEST_INVALID')
-      await expectError(await fetch(at('/v2/local/Conformance/blobs/uploads/'), { method: 'POST' }), [400, 404], ['NAME_INVALID', 'NAME_UNKNOWN'])
+      await expectError(
+        await fetch(at('/v2/local/Conformance/blobs/uploads/'), { method: 'POST' }),
+        [400, 404],
+        ['NAME_INVALID', 'NAME_UNKNOWN']
+      )
       await expectError(await getBlob(REPO, absentDigest()), 404, 'BLOB_UNKNOWN')
       await expectError(await fetch(at(`/v2/${REPO}/manifests/${absentDigest()}`)), 404, 'MANIFEST_UNKNOWN')
     })

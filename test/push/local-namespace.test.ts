@@ -29,11 +29,18 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-push-'))
-    image = await buildMultiArchImage(join(work, 'layout'), { tag: '1', architectures: ['amd64', 'arm64'], layers: 2, layerSize: 96 * 1024 })
+    image = await buildMultiArchImage(join(work, 'layout'), {
+      tag: '1',
+      architectures: ['amd64', 'arm64'],
+      layers: 2,
+      layerSize: 96 * 1024
+    })
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1' })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await sidecar?.destroy()
@@ -41,7 +48,11 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
   })
 
   it('skopeo pushes a multi-platform image to local/app:1 and pulls it back, digests unchanged', async () => {
-    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${sidecar.host}/local/app:1`, { all: true, preserveDigests: true, destTlsVerify: false })
+    await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${sidecar.host}/local/app:1`, {
+      all: true,
+      preserveDigests: true,
+      destTlsVerify: false
+    })
     const out = join(work, 'pulled')
     await skopeoCopy(`docker://${sidecar.host}/local/app:1`, `oci:${out}:1`, { all: true, preserveDigests: true, srcTlsVerify: false })
     assert.deepEqual(new Set(await layoutBlobDigests(out)), new Set(image.allBlobDigests))
@@ -57,7 +68,11 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     assert.equal(start.status, 202)
     const location = new URL(start.headers.get('location') ?? '', sidecar.url)
     const half = 30_000
-    const first = await fetch(location, { method: 'PATCH', headers: { 'content-range': `0-${half - 1}`, 'content-type': 'application/octet-stream' }, body: blob.subarray(0, half) })
+    const first = await fetch(location, {
+      method: 'PATCH',
+      headers: { 'content-range': `0-${half - 1}`, 'content-type': 'application/octet-stream' },
+      body: blob.subarray(0, half)
+    })
     assert.equal(first.status, 202)
     assert.equal(first.headers.get('range'), `0-${half - 1}`)
     const wrongStart = await fetch(location, { method: 'PATCH', headers: { 'content-range': '10-20' }, body: blob.subarray(10, 21) })
@@ -81,8 +96,15 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     // A PATCH announcing the whole blob, cut after about half of it.
     await new Promise<void>((resolve, reject) => {
       const socket = connect({ host: '127.0.0.1', port: sidecar.port }, () => {
-        socket.write(`PATCH ${location.pathname} HTTP/1.1\r\nHost: ${sidecar.host}\r\nContent-Type: application/octet-stream\r\nContent-Range: 0-${blob.byteLength - 1}\r\nContent-Length: ${blob.byteLength}\r\n\r\n`)
-        socket.write(blob.subarray(0, 200_000), () => { socket.destroy(); resolve() })
+        socket.write(
+          `PATCH ${location.pathname} HTTP/1.1\r\nHost: ${sidecar.host}\r\nContent-Type: application/octet-stream\r\nContent-Range: 0-${
+            blob.byteLength - 1
+          }\r\nContent-Length: ${blob.byteLength}\r\n\r\n`
+        )
+        socket.write(blob.subarray(0, 200_000), () => {
+          socket.destroy()
+          resolve()
+        })
       })
       socket.on('error', reject)
     })
@@ -97,9 +119,13 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
       last = now
       received = now
       return settled
-    }, { timeoutMs: 10_000, what: 'the cut chunk\'s bytes in the upload' })
+    }, { timeoutMs: 10_000, what: "the cut chunk's bytes in the upload" })
     assert.ok(received <= 200_000, `no more than was sent (${received})`)
-    const rest = await fetch(location, { method: 'PATCH', headers: { 'content-range': `${received}-${blob.byteLength - 1}` }, body: blob.subarray(received) })
+    const rest = await fetch(location, {
+      method: 'PATCH',
+      headers: { 'content-range': `${received}-${blob.byteLength - 1}` },
+      body: blob.subarray(received)
+    })
     assert.equal(rest.status, 202)
     const put = new URL(location)
     put.searchParams.set('digest', digestOf(blob))
@@ -120,40 +146,77 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
     assert.equal(ok.status, 201)
     const mount = await fetch(`${sidecar.url}/v2/local/other/blobs/uploads/?mount=${digestOf(blob)}&from=local/mono`, { method: 'POST' })
     assert.equal(mount.status, 201, 'a blob already here is mounted')
-    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from('no such config')), size: 14 }, layers: [] })
-    const missing = await fetch(`${sidecar.url}/v2/local/mono/manifests/1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(Buffer.from('no such config')), size: 14 },
+      layers: []
+    })
+    const missing = await fetch(`${sidecar.url}/v2/local/mono/manifests/1`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest
+    })
     assert.equal(missing.status, 400)
     assert.match(await missing.text(), /MANIFEST_BLOB_UNKNOWN/)
   })
 
-  it('BuildKit\'s registry cache export (an index of layers and an application/vnd.buildkit.cacheconfig.v0 config) is accepted and served back', async () => {
+  it("BuildKit's registry cache export (an index of layers and an application/vnd.buildkit.cacheconfig.v0 config) is accepted and served back", async () => {
     const push = async (body: Buffer): Promise<string> => {
       const r = await fetch(`${sidecar.url}/v2/local/cache/blobs/uploads/?digest=${digestOf(body)}`, { method: 'POST', body })
       assert.equal(r.status, 201)
       return digestOf(body)
     }
     const layer = Buffer.from('a cached build step')
-    const config = Buffer.from(JSON.stringify({ layers: [{ blob: digestOf(layer), parent: -1 }], records: [{ digest: 'sha256:0', layers: [{ layer: 0 }] }] }))
+    const config = Buffer.from(
+      JSON.stringify({ layers: [{ blob: digestOf(layer), parent: -1 }], records: [{ digest: 'sha256:0', layers: [{ layer: 0 }] }] })
+    )
     const index = JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
       manifests: [
-        { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await push(layer), size: layer.byteLength, annotations: { 'buildkit/createdat': '2026-12-07T00:00:00Z' } },
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          digest: await push(layer),
+          size: layer.byteLength,
+          annotations: { 'buildkit/createdat': '2026-12-07T00:00:00Z' }
+        },
         { mediaType: 'application/vnd.buildkit.cacheconfig.v0', digest: await push(config), size: config.byteLength }
       ]
     })
-    const put = await fetch(`${sidecar.url}/v2/local/cache/manifests/buildcache`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: index })
+    const put = await fetch(`${sidecar.url}/v2/local/cache/manifests/buildcache`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: index
+    })
     assert.equal(put.status, 201)
-    const back = await fetch(`${sidecar.url}/v2/local/cache/manifests/buildcache`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } })
+    const back = await fetch(`${sidecar.url}/v2/local/cache/manifests/buildcache`, {
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' }
+    })
     assert.equal(back.headers.get('content-type'), 'application/vnd.oci.image.index.v1+json')
     assert.equal(await back.text(), index)
   })
 
   it('podman pushes an image it pulled from the local namespace under another name', async function () {
-    if (await access('/usr/bin/podman').then(() => false, () => true)) { this.skip(); return }
+    if (await access('/usr/bin/podman').then(() => false, () => true)) {
+      this.skip()
+      return
+    }
     const root = join(work, 'podman')
     const podman = async (args: string[]): Promise<void> => {
-      const r = await run('podman', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', ...args], {
+      const r = await run('podman', [
+        '--root',
+        join(root, 'storage'),
+        '--runroot',
+        join(root, 'run'),
+        '--storage-driver',
+        'vfs',
+        '--cgroup-manager',
+        'cgroupfs',
+        '--events-backend',
+        'none',
+        ...args
+      ], {
         env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root },
         timeoutMs: 120_000
       })
@@ -167,13 +230,20 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
   })
 
   it('buildah pushes an image it pulled from the local namespace under another name', async function () {
-    if (await access('/usr/bin/buildah').then(() => false, () => true)) { this.skip(); return }
+    if (await access('/usr/bin/buildah').then(() => false, () => true)) {
+      this.skip()
+      return
+    }
     const root = join(work, 'buildah')
     const buildah = async (args: string[]): Promise<void> => {
-      const r = await run('buildah', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args], {
-        env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root },
-        timeoutMs: 120_000
-      })
+      const r = await run(
+        'buildah',
+        ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args],
+        {
+          env: { PATH: process.env.PATH, HOME: root, XDG_RUNTIME_DIR: root, TMPDIR: root },
+          timeoutMs: 120_000
+        }
+      )
       assert.equal(r.code, 0, `buildah ${args.join(' ')}: ${r.stdout}${r.stderr}`)
     }
     await mkdir(root, { recursive: true })
@@ -211,7 +281,10 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
 
   before(async function () {
     const why = await netnsUnavailable() ?? await access(DOCKERD_BIN).then(() => undefined, () => `${DOCKERD_BIN} is missing`)
-    if (why !== undefined) { this.skip(); return }
+    if (why !== undefined) {
+      this.skip()
+      return
+    }
     ns = await Netns.create('p2pc-dpush')
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-dpush-'))
     await buildImage(join(work, 'layout'), { tag: '1', layers: 2, layerSize: 64 * 1024 })
@@ -225,7 +298,9 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
     await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${build.host}/local/app:1`, { destTlsVerify: false, netns: ns.name })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { build, test }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { build, test })
+  })
 
   after(async () => {
     await dockerd?.destroy()
@@ -234,7 +309,7 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
     if (work !== undefined) await rm(work, { recursive: true, force: true })
   })
 
-  it('docker pull, docker push under another name (mounted blobs) on the build job\'s sidecar; docker pull of the pushed tag on a test job\'s', async () => {
+  it("docker pull, docker push under another name (mounted blobs) on the build job's sidecar; docker pull of the pushed tag on a test job's", async () => {
     const run = async (args: string[]): Promise<void> => {
       const r = await dockerd.docker(args)
       assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stdout}${r.stderr}\n${dockerd.tail()}`)
@@ -246,7 +321,7 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
     await run(['rmi', `${build.host}/local/app:1`, `${build.host}/local/app:${sha}`])
     await run(['pull', `${test.host}/local/app:${sha}`])
     const stats = await build.stats()
-    assert.ok((stats.pushes ?? 0) >= 2, 'skopeo\'s push and docker\'s')
+    assert.ok((stats.pushes ?? 0) >= 2, "skopeo's push and docker's")
     assert.ok((stats.replicas_placed ?? 0) >= 3, 'held by the other node before each push was acknowledged')
   })
 })
@@ -269,11 +344,20 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-push-swarm-'))
     v1 = await buildImage(join(work, 'v1'), { tag: '1', layers: 2, layerSize: 128 * 1024 })
     v2 = await buildImage(join(work, 'v2'), { tag: '1', layers: 1, layerSize: 64 * 1024 })
-    herd = await startHerd({ count: 2, env: { CACHE_SWARM_KEY: randomBytes(32).toString('hex'), CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
+    herd = await startHerd({
+      count: 2,
+      env: {
+        CACHE_SWARM_KEY: randomBytes(32).toString('hex'),
+        CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1',
+        CACHE_LOG_LEVEL: 'debug'
+      }
+    })
     ;[a, b] = herd.nodes as [HerdNode, HerdNode]
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { a, b }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { a, b })
+  })
 
   after(async () => {
     await herd?.destroy()
@@ -282,11 +366,16 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
 
   /** Resolves once `node` announced the record of `local/shared:1` (later writes are found at the same provider). */
   const announced = async (node: HerdNode): Promise<void> => {
-    await waitFor(() => node.logs().filter(l => l.includes('"key":"rec:push-tag local/shared:1"') && l.includes('"msg":"announced"')).length >= 1,
-      { timeoutMs: 40_000, what: `${node.name} to announce the tag record` })
+    await waitFor(
+      () => node.logs().filter(l => l.includes('"key":"rec:push-tag local/shared:1"') && l.includes('"msg":"announced"')).length >= 1,
+      { timeoutMs: 40_000, what: `${node.name} to announce the tag record` }
+    )
   }
   const digestOn = async (node: HerdNode): Promise<string | null> => {
-    const r = await fetch(`${node.url}/v2/local/shared/manifests/1`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+    const r = await fetch(`${node.url}/v2/local/shared/manifests/1`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }
+    })
     return r.status === 200 ? r.headers.get('docker-content-digest') : null
   }
 
@@ -303,10 +392,10 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
   it('the newest write of a tag wins on every node; a DELETE is a write too', async () => {
     await skopeoCopy(`oci:${join(work, 'v2')}:1`, `docker://${b.host}/local/shared:1`, { destTlsVerify: false })
     await announced(b)
-    assert.equal(await digestOn(a), v2.manifests[0]?.digest, 'A resolves B\'s newer push')
+    assert.equal(await digestOn(a), v2.manifests[0]?.digest, "A resolves B's newer push")
     assert.equal(await digestOn(b), v2.manifests[0]?.digest)
     assert.equal((await fetch(`${a.url}/v2/local/shared/manifests/1`, { method: 'DELETE' })).status, 202)
-    assert.equal(await digestOn(b), null, 'B sees A\'s newer delete')
+    assert.equal(await digestOn(b), null, "B sees A's newer delete")
   })
 
   it('two runners push the same tag at once: both nodes end with the same digest', async () => {
@@ -315,12 +404,19 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
       skopeoCopy(`oci:${join(work, 'v2')}:1`, `docker://${b.host}/local/race:1`, { destTlsVerify: false })
     ])
     const on = async (node: HerdNode): Promise<string | null> => {
-      const r = await fetch(`${node.url}/v2/local/race/manifests/1`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      const r = await fetch(`${node.url}/v2/local/race/manifests/1`, {
+        method: 'HEAD',
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }
+      })
       return r.status === 200 ? r.headers.get('docker-content-digest') : null
     }
     const [onA, onB] = [await on(a), await on(b)]
     assert.ok(onA !== null && [v1.manifests[0]?.digest, v2.manifests[0]?.digest].includes(onA))
-    assert.equal(onB, onA, 'each push was held by the other node (with its tag record) before it was acknowledged: the newest write wins on both')
+    assert.equal(
+      onB,
+      onA,
+      'each push was held by the other node (with its tag record) before it was acknowledged: the newest write wins on both'
+    )
   })
 })
 
@@ -329,7 +425,7 @@ describe('the local namespace across the swarm (two sidecars, one swarm key)', f
  * uses: HEAD of each blob, POST (with a mount when it knows a source), one streamed PUT, then the
  * manifest. The image comes from one sidecar's local namespace and is pushed to another's.
  */
-describe('containerd\'s pusher (ctr images push --plain-http) into the local namespace', function () {
+describe("containerd's pusher (ctr images push --plain-http) into the local namespace", function () {
   this.timeout(120_000)
   let work: string
   let from: SidecarProcess
@@ -345,7 +441,9 @@ describe('containerd\'s pusher (ctr images push --plain-http) into the local nam
     await skopeoCopy(`oci:${join(work, 'layout')}:1`, `docker://${from.host}/local/app:1`, { destTlsVerify: false })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { from, to }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { from, to })
+  })
 
   after(async () => {
     await containerd?.destroy()
@@ -384,10 +482,18 @@ describe('a push survives its runner: replicas (four sidecars, one swarm key)', 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-push-replica-'))
     image = await buildImage(join(work, 'image'), { tag: '1', layers: 2, layerSize: 256 * 1024 })
-    herd = await startHerd({ count: 4, env: { CACHE_SWARM_KEY: swarmKey, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' } })
+    herd = await startHerd({
+      count: 4,
+      env: { CACHE_SWARM_KEY: swarmKey, CACHE_REGISTRY_UPSTREAMS: 'docker.io=http://127.0.0.1:1', CACHE_LOG_LEVEL: 'debug' }
+    })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, Object.fromEntries([...herd.nodes.map(n => [n.name, n] as const), ...(greedy !== undefined ? [['greedy', greedy] as const] : [])])) })
+  afterEach(function () {
+    dumpLogsIfFailed(
+      this,
+      Object.fromEntries([...herd.nodes.map(n => [n.name, n] as const), ...(greedy !== undefined ? [['greedy', greedy] as const] : [])])
+    )
+  })
 
   after(async () => {
     await greedy?.destroy()
@@ -430,7 +536,7 @@ describe('a push survives its runner: replicas (four sidecars, one swarm key)', 
     assert.deepEqual(new Set(await layoutBlobDigests(fromLast)), new Set(image.allBlobDigests))
   })
 
-  it('a manifest PUT that can\'t get its replicas in time fails with 503 naming CACHE_LOCAL_REPLICAS and CACHE_LOCAL_REPLICA_TIMEOUT, and tags nothing', async () => {
+  it("a manifest PUT that can't get its replicas in time fails with 503 naming CACHE_LOCAL_REPLICAS and CACHE_LOCAL_REPLICA_TIMEOUT, and tags nothing", async () => {
     const alive = herd.nodes.find(n => n.proc.child.exitCode === null && n.proc.child.signalCode === null) as HerdNode
     const port = await freePort()
     greedy = await startSidecar({
@@ -447,8 +553,17 @@ describe('a push survives its runner: replicas (four sidecars, one swarm key)', 
     const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
     const upload = await fetch(`${node.url}/v2/local/greedy/blobs/uploads/?digest=${digestOf(config)}`, { method: 'POST', body: config })
     assert.equal(upload.status, 201)
-    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.byteLength }, layers: [] })
-    const put = await fetch(`${node.url}/v2/local/greedy/manifests/1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.byteLength },
+      layers: []
+    })
+    const put = await fetch(`${node.url}/v2/local/greedy/manifests/1`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest
+    })
     const body = await put.json() as { errors: Array<{ code: string, message: string }> }
     assert.equal(put.status, 503)
     assert.equal(body.errors[0]?.code, 'REPLICAS_UNAVAILABLE')

@@ -40,7 +40,9 @@ describe('a client that leaves mid-download', function () {
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `${proxy.host}=${proxy.url}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await sidecar?.destroy()
@@ -66,7 +68,10 @@ describe('a client that leaves mid-download', function () {
     const digest = await pushBlob(registry.url, REPO, data)
     await readSomeAndLeave(`${sidecar.url}/v2/${REPO}/blobs/${digest}`)
     // The download lingers a few seconds for a client that comes back, then stops.
-    await waitFor(async () => (await readdir(join(sidecar.env.CACHE_DIR ?? '', 'tmp'))).length === 0, { timeoutMs: 20_000, what: 'the temporary file removed' })
+    await waitFor(async () => (await readdir(join(sidecar.env.CACHE_DIR ?? '', 'tmp'))).length === 0, {
+      timeoutMs: 20_000,
+      what: 'the temporary file removed'
+    })
     const passed = proxy.bytesFor(digest)
     assert.ok(passed < data.length, `the upstream transfer stopped early (${passed} of ${data.length} bytes passed)`)
     const res = await fetch(`${sidecar.url}/v2/${REPO}/blobs/${digest}`, { method: 'HEAD' })

@@ -35,14 +35,22 @@ describe('containerd (ctr) pulls through the sidecar as its hosts.toml mirror', 
     registry = reg
     containerd = ctd
     app = await buildImage(join(work, 'layout'), { tag: 'v1', baseLayers: [randomLayer(1024 * 1024)], layers: 2 })
-    multi = await buildMultiArchImage(join(work, 'layout'), { tag: 'multi', architectures: ['amd64', 'arm64'], layers: 1, layerSize: 64 * 1024 })
+    multi = await buildMultiArchImage(join(work, 'layout'), {
+      tag: 'multi',
+      architectures: ['amd64', 'arm64'],
+      layers: 1,
+      layerSize: 64 * 1024
+    })
     await pushLayout(join(work, 'layout'), 'v1', registry.host, 'team/app')
     await pushLayout(join(work, 'layout'), 'multi', registry.host, 'team/multi')
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}` })
     // The registry's own address is never used by containerd: its `server` is a closed port,
     // so a pull can only succeed through the mirror.
     const deadPort = await freePort()
-    await writeHostsToml(hostsDir, registry.host, sidecar.url, { server: `http://127.0.0.1:${deadPort}`, capabilities: ['pull', 'resolve'] })
+    await writeHostsToml(hostsDir, registry.host, sidecar.url, {
+      server: `http://127.0.0.1:${deadPort}`,
+      capabilities: ['pull', 'resolve']
+    })
     appRef = `${registry.host}/team/app:v1`
     multiRef = `${registry.host}/team/multi:multi`
     await registry.settled()
@@ -131,7 +139,9 @@ describe('containerd (ctr) pulls through the sidecar as its hosts.toml mirror', 
     const amd64 = multi.manifests.find(m => m.architecture === 'amd64')
     assert.ok(arm64 !== undefined && amd64 !== undefined)
     const content = new Set(await containerd.contentDigests())
-    for (const d of [multi.manifestDigest, arm64.digest, ...platformBlobs(multi, 'arm64')]) assert.ok(content.has(d), `content store lacks ${d}`)
+    for (const d of [multi.manifestDigest, arm64.digest, ...platformBlobs(multi, 'arm64')]) {
+      assert.ok(content.has(d), `content store lacks ${d}`)
+    }
     for (const l of amd64.layers) assert.ok(!content.has(l.digest), `amd64 layer ${l.digest} was pulled`)
 
     await registry.settled()
@@ -158,10 +168,18 @@ describe('containerd (ctr) pulls through the sidecar as its hosts.toml mirror', 
 
   /** `p2p-cache diagnose --json` against this sidecar and `hosts`: its client.containerd finding. */
   const containerdFinding = async (hosts: string): Promise<{ verdict: string, summary: string, fix?: string }> => {
-    const r = await runCli(['diagnose', '--json', '--http', sidecar.url, '--containerd-hosts', hosts, '--docker-host', `unix://${join(work, 'no-docker.sock')}`], {
-      HOME: work, CACHE_DIR: join(work, 'diagnose'), CACHE_ENABLE_P2P: 'false', CACHE_HTTP_ADDR: sidecar.host,
-      CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`, CACHE_API_UPSTREAMS: `github=${registry.url}`
-    }, { timeoutMs: 60_000 })
+    const r = await runCli(
+      ['diagnose', '--json', '--http', sidecar.url, '--containerd-hosts', hosts, '--docker-host', `unix://${join(work, 'no-docker.sock')}`],
+      {
+        HOME: work,
+        CACHE_DIR: join(work, 'diagnose'),
+        CACHE_ENABLE_P2P: 'false',
+        CACHE_HTTP_ADDR: sidecar.host,
+        CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}`,
+        CACHE_API_UPSTREAMS: `github=${registry.url}`
+      },
+      { timeoutMs: 60_000 }
+    )
     const report = JSON.parse(r.stdout) as { findings: Array<{ check: string, verdict: string, summary: string, fix?: string }> }
     const finding = report.findings.find(f => f.check === 'client.containerd')
     assert.ok(finding, r.stdout.slice(0, 2000))
@@ -171,7 +189,12 @@ describe('containerd (ctr) pulls through the sidecar as its hosts.toml mirror', 
   it('diagnose: containerd mirrors the registry through the sidecar and has reached it; a hosts dir without it is a warning with the fix', async () => {
     const f = await containerdFinding(hostsDir)
     assert.equal(f.verdict, 'ok', f.summary)
-    assert.match(f.summary, new RegExp(`^containerd mirrors ${registry.host.replace(/\./g, '\\.')} through the sidecar; its last request reached the sidecar \\d+ s ago`))
+    assert.match(
+      f.summary,
+      new RegExp(
+        `^containerd mirrors ${registry.host.replace(/\./g, '\\.')} through the sidecar; its last request reached the sidecar \\d+ s ago`
+      )
+    )
     const empty = join(work, 'hosts-empty')
     await mkdir(join(empty, 'docker.io'), { recursive: true })
     const none = await containerdFinding(empty)

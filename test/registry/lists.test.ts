@@ -31,7 +31,12 @@ describe('registry mirror: tags/list and referrers', function () {
     image = await buildImage(join(work, 'img'), { tag: 'v1', layers: 1 })
     await pushLayout(join(work, 'img'), 'v1', registry.host, 'team/app')
     for (const tag of ['v2', 'v3']) {
-      await skopeoCopy(`docker://${registry.host}/team/app:v1`, `docker://${registry.host}/team/app:${tag}`, { srcTlsVerify: false, destTlsVerify: false, all: true, preserveDigests: true })
+      await skopeoCopy(`docker://${registry.host}/team/app:v1`, `docker://${registry.host}/team/app:${tag}`, {
+        srcTlsVerify: false,
+        destTlsVerify: false,
+        all: true,
+        preserveDigests: true
+      })
     }
     // In front of the registry, a proxy that pages tags/list as Docker Hub does (distribution 2.8 doesn't).
     upstream = await startMisbehavingRegistry(registry.url)
@@ -39,7 +44,9 @@ describe('registry mirror: tags/list and referrers', function () {
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${upstream.url}` })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await sidecar?.destroy()
@@ -48,12 +55,12 @@ describe('registry mirror: tags/list and referrers', function () {
     await rm(work, { recursive: true, force: true })
   })
 
-  it('skopeo list-tags through the sidecar lists the upstream\'s tags', async () => {
+  it("skopeo list-tags through the sidecar lists the upstream's tags", async () => {
     const r = await runSkopeo(['list-tags', '--tls-verify=false', `docker://${sidecar.host}/team/app`])
     assert.deepEqual((JSON.parse(r.stdout) as { Tags: string[] }).Tags.sort(), ['v1', 'v2', 'v3'])
   })
 
-  it('?n=2 pages: the upstream\'s absolute Link to the next page becomes the sidecar\'s, and following it ends the list', async () => {
+  it("?n=2 pages: the upstream's absolute Link to the next page becomes the sidecar's, and following it ends the list", async () => {
     const first = await fetch(`${sidecar.url}/v2/team/app/tags/list?n=2`)
     assert.equal(first.status, 200)
     assert.deepEqual((await first.json() as { tags: string[] }).tags, ['v1', 'v2'])
@@ -65,7 +72,7 @@ describe('registry mirror: tags/list and referrers', function () {
     assert.equal(second.headers.get('link'), null)
   })
 
-  it('an unknown repository is the upstream\'s 404 NAME_UNKNOWN', async () => {
+  it("an unknown repository is the upstream's 404 NAME_UNKNOWN", async () => {
     const res = await fetch(`${sidecar.url}/v2/team/nothing/tags/list`)
     assert.equal(res.status, 404)
     assert.equal((await res.json() as { errors: Array<{ code: string }> }).errors[0]?.code, 'NAME_UNKNOWN')
@@ -83,7 +90,11 @@ describe('registry mirror: tags/list and referrers', function () {
     const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [descriptor] }))
     const subject = image.manifests[0]?.configDigest ?? ''
     const fallbackTag = subject.replace(':', '-')
-    const put = await fetch(`${registry.url}/v2/team/app/manifests/${fallbackTag}`, { method: 'PUT', headers: { 'content-type': OCI_INDEX }, body: index })
+    const put = await fetch(`${registry.url}/v2/team/app/manifests/${fallbackTag}`, {
+      method: 'PUT',
+      headers: { 'content-type': OCI_INDEX },
+      body: index
+    })
     assert.equal(put.status, 201, await put.text())
     assert.equal(put.headers.get('docker-content-digest'), sha256(index))
 

@@ -73,7 +73,9 @@ describe('registry mirror (docker-registry upstream, skopeo client)', function (
     await registry.settled()
     const shared = app.layers.filter(l => app2.layers.some(m => m.digest === l.digest))
     assert.equal(shared.length, 2)
-    for (const layer of shared) assert.equal(registry.count({ pathIncludes: `/blobs/${layer.digest}` }), 0, 'shared layer served from the store')
+    for (const layer of shared) {
+      assert.equal(registry.count({ pathIncludes: `/blobs/${layer.digest}` }), 0, 'shared layer served from the store')
+    }
     assert.equal(registry.count({ kind: 'blob', method: 'GET' }), blobGets(app2).length - shared.length)
   })
 
@@ -102,7 +104,9 @@ describe('registry mirror (docker-registry upstream, skopeo client)', function (
     try {
       const got = await pull('team/app', 'v1')
       assert.deepEqual(new Set(got), new Set(app.allBlobDigests))
-      const res = await fetch(`${sidecar.url}/v2/team/app/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      const res = await fetch(`${sidecar.url}/v2/team/app/manifests/v1`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }
+      })
       assert.equal(res.status, 200)
       assert.equal(res.headers.get('docker-content-digest'), app.manifestDigest)
       assert.match(res.headers.get('warning') ?? '', /^110 /)

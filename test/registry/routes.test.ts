@@ -22,8 +22,20 @@ interface OciErrorBody {
 }
 
 const STAT_FIELDS = [
-  'hits', 'misses', 'stores', 'evictions', 'errors', 'current_size', 'hit_rate', 'peer_hits', 'upstream_hits',
-  'bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers', 'peers_connected', 'revalidations_304'
+  'hits',
+  'misses',
+  'stores',
+  'evictions',
+  'errors',
+  'current_size',
+  'hit_rate',
+  'peer_hits',
+  'upstream_hits',
+  'bytes_from_peers',
+  'bytes_from_upstream',
+  'bytes_served_to_peers',
+  'peers_connected',
+  'revalidations_304'
 ]
 
 /**
@@ -43,7 +55,6 @@ async function raw (port: number, method: string, path: string, headers: Record<
     req.end()
   })
 }
-
 
 function parseErrors (body: Buffer | string): OciErrorBody {
   const parsed = JSON.parse(body.toString()) as OciErrorBody
@@ -178,11 +189,13 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal(blobGets(big.digest), 1)
     })
 
-    it('If-Range (RFC 9110 13.1.5): the range applies when it names the blob\'s ETag; a different ETag or a date gets the whole blob with 200', async () => {
+    it("If-Range (RFC 9110 13.1.5): the range applies when it names the blob's ETag; a different ETag or a date gets the whole blob with 200", async () => {
       const match = await fetch(blobUrl(big.digest), { headers: { range: 'bytes=0-99', 'if-range': `"${big.digest}"` } })
       assert.equal(match.status, 206)
       assert.equal((await match.arrayBuffer()).byteLength, 100)
-      for (const ifRange of ['"sha256:0000000000000000000000000000000000000000000000000000000000000000"', 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+      for (
+        const ifRange of ['"sha256:0000000000000000000000000000000000000000000000000000000000000000"', 'Wed, 21 Oct 2015 07:28:00 GMT']
+      ) {
         const other = await fetch(blobUrl(big.digest), { headers: { range: 'bytes=0-99', 'if-range': ifRange } })
         assert.equal(other.status, 200, ifRange)
         assert.equal(other.headers.get('content-range'), null)
@@ -316,7 +329,9 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
 
   describe('unknown content', () => {
     let errorsBefore: number | undefined
-    before(async () => { errorsBefore = (await sidecar.stats()).errors })
+    before(async () => {
+      errorsBefore = (await sidecar.stats()).errors
+    })
     after(async () => {
       // An upstream 404 is an answer, not a failure of the cache.
       assert.equal((await sidecar.stats()).errors, errorsBefore)
@@ -387,10 +402,16 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       for (const { method = 'GET', path, status } of bad) {
         for (const m of method === 'GET' ? ['GET', 'HEAD'] : [method]) {
           const res = await raw(sidecar.port, m, path)
-          if (res.status !== status) failures.push(`${m} ${path.slice(0, 80)}: ${res.status}, expected ${status} ${res.body.toString().slice(0, 200)}`)
+          if (res.status !== status) {
+            failures.push(`${m} ${path.slice(0, 80)}: ${res.status}, expected ${status} ${res.body.toString().slice(0, 200)}`)
+          }
           if (m !== 'HEAD' && res.headers['content-type']?.includes('json') === true && path.startsWith('/v2/') && res.status !== 404) {
             // Errors of the registry API are OCI error bodies.
-            try { parseErrors(res.body) } catch (err) { failures.push(`${m} ${path.slice(0, 80)}: ${(err as Error).message}`) }
+            try {
+              parseErrors(res.body)
+            } catch (err) {
+              failures.push(`${m} ${path.slice(0, 80)}: ${(err as Error).message}`)
+            }
           }
         }
       }
@@ -405,11 +426,20 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal(parseErrors(put.body).errors[0]?.code, 'UNSUPPORTED')
       const digest = await raw(sidecar.port, 'GET', '/v2/team/app/blobs/sha256:abc')
       assert.equal(parseErrors(digest.body).errors[0]?.code, 'DIGEST_INVALID')
-      assert.equal(parseErrors(digest.body).errors[0]?.message, 'malformed digest "sha256:abc": expected sha256: and 64 lowercase hex characters')
+      assert.equal(
+        parseErrors(digest.body).errors[0]?.message,
+        'malformed digest "sha256:abc": expected sha256: and 64 lowercase hex characters'
+      )
       const upper = await raw(sidecar.port, 'GET', `/v2/team/app/manifests/sha256:${'A'.repeat(64)}`)
-      assert.equal(parseErrors(upper.body).errors[0]?.message, `malformed digest "sha256:${'A'.repeat(64)}": expected sha256: and 64 lowercase hex characters`)
+      assert.equal(
+        parseErrors(upper.body).errors[0]?.message,
+        `malformed digest "sha256:${'A'.repeat(64)}": expected sha256: and 64 lowercase hex characters`
+      )
       const sha512 = await raw(sidecar.port, 'GET', `/v2/team/app/manifests/sha512:${'a'.repeat(128)}`)
-      assert.match(parseErrors(sha512.body).errors[0]?.message ?? '', /^unsupported digest algorithm "sha512" in "sha512:a+": only sha256 is supported$/)
+      assert.match(
+        parseErrors(sha512.body).errors[0]?.message ?? '',
+        /^unsupported digest algorithm "sha512" in "sha512:a+": only sha256 is supported$/
+      )
       const name = await raw(sidecar.port, 'GET', '/v2/Team/App/manifests/v1')
       assert.equal(parseErrors(name.body).errors[0]?.code, 'NAME_INVALID')
       const ns = await raw(sidecar.port, 'GET', '/v2/team/app/manifests/v1?ns=other.example')
@@ -421,11 +451,18 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
     it('one line per request at info: method, path, status, bytes, ms, X-Cache, source; no headers', async () => {
       await (await fetch(blobUrl(big.digest))).arrayBuffer()
       const from = sidecar.logs().length
-      const res = await fetch(`${blobUrl(big.digest)}?probe=access-log`, { headers: { authorization: 'Bearer not-for-the-log', range: 'bytes=0-9' } })
+      const res = await fetch(`${blobUrl(big.digest)}?probe=access-log`, {
+        headers: { authorization: 'Bearer not-for-the-log', range: 'bytes=0-9' }
+      })
       assert.equal(res.status, 206)
       await res.arrayBuffer()
-      const line = await waitFor(() => sidecar.logs().slice(from).map(l => JSON.parse(l) as Record<string, unknown>)
-        .find(r => r.msg === 'request' && (r.req as { url?: string } | undefined)?.url?.includes('probe=access-log') === true), { timeoutMs: 5_000, intervalMs: 20, what: 'the access-log line' })
+      const line = await waitFor(() =>
+        sidecar.logs().slice(from).map(l => JSON.parse(l) as Record<string, unknown>)
+          .find(r => r.msg === 'request' && (r.req as { url?: string } | undefined)?.url?.includes('probe=access-log') === true), {
+        timeoutMs: 5_000,
+        intervalMs: 20,
+        what: 'the access-log line'
+      })
       assert.equal(line.level, 30)
       assert.equal(line.component, 'http')
       assert.deepEqual(line.req, { method: 'GET', url: `/v2/team/app/blobs/${big.digest}?probe=access-log` })
@@ -482,7 +519,10 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       const res = await fetch(`${sidecar.url}/v2/team/app/manifests/${app.configDigest}`)
       const contentType = res.headers.get('content-type')
       await res.arrayBuffer()
-      assert.ok(res.status !== 200, `sidecar answered ${res.status} with Content-Type ${JSON.stringify(contentType)} for a config blob requested as a manifest`)
+      assert.ok(
+        res.status !== 200,
+        `sidecar answered ${res.status} with Content-Type ${JSON.stringify(contentType)} for a config blob requested as a manifest`
+      )
     })
 
     it('one blob request failing because the upstream is down counts one error, not two', async () => {

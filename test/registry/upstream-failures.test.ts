@@ -50,7 +50,7 @@ describe('registry mirror: upstream rate limits and dropped connections', functi
     return l
   }
 
-  it('an upstream 429 for content not in the cache is a 429 TOOMANYREQUESTS with the upstream\'s Retry-After, not a 502', async () => {
+  it("an upstream 429 for content not in the cache is a 429 TOOMANYREQUESTS with the upstream's Retry-After, not a 502", async () => {
     const { digest } = layer(0)
     upstream.set({ tooManyRequests: { pathIncludes: digest, retryAfterS: 42 } })
     const res = await fetch(`${sidecar.url}/v2/library/app/blobs/${digest}`, { signal: AbortSignal.timeout(30_000) })
@@ -58,12 +58,18 @@ describe('registry mirror: upstream rate limits and dropped connections', functi
     assert.equal(res.headers.get('retry-after'), '42')
     const body = await res.json() as { errors: Array<{ code: string, message: string }> }
     assert.equal(body.errors[0]?.code, 'TOOMANYREQUESTS')
-    assert.match(body.errors[0]?.message ?? '', /^upstream docker\.io is rate limiting this host \(429\) and the content is not in the cache or on a peer; try again in 42 s, or give the sidecar an account with a higher limit \(CACHE_REGISTRY_AUTH\)$/)
+    assert.match(
+      body.errors[0]?.message ?? '',
+      /^upstream docker\.io is rate limiting this host \(429\) and the content is not in the cache or on a peer; try again in 42 s, or give the sidecar an account with a higher limit \(CACHE_REGISTRY_AUTH\)$/
+    )
   })
 
-  it('Docker Hub\'s ratelimit-limit / ratelimit-remaining are reported per upstream in stats and metrics', async () => {
+  it("Docker Hub's ratelimit-limit / ratelimit-remaining are reported per upstream in stats and metrics", async () => {
     upstream.set({ dockerHubRateLimit: { limit: 100, remaining: 77, windowS: 21600 } })
-    const res = await fetch(`${sidecar.url}/v2/library/app/manifests/v1`, { headers: { accept: image.mediaType }, signal: AbortSignal.timeout(30_000) })
+    const res = await fetch(`${sidecar.url}/v2/library/app/manifests/v1`, {
+      headers: { accept: image.mediaType },
+      signal: AbortSignal.timeout(30_000)
+    })
     assert.equal(res.status, 200)
     await res.arrayBuffer()
     const stats = await sidecar.stats() as unknown as { registry_ratelimit: Record<string, unknown> }
@@ -74,7 +80,7 @@ describe('registry mirror: upstream rate limits and dropped connections', functi
     assert.match(metrics, /^p2p_cache_registry_ratelimit_limit\{upstream="docker\.io"\} 100$/m)
   })
 
-  it('an upstream that drops the connection mid-blob is resumed with a Range: the client\'s transfer completes, one piece', async () => {
+  it("an upstream that drops the connection mid-blob is resumed with a Range: the client's transfer completes, one piece", async () => {
     const { digest, size } = layer(1)
     upstream.set({ dropAfterBytes: { pathIncludes: digest, bytes: 700_000, times: 1 } })
     const res = await fetch(`${sidecar.url}/v2/library/app/blobs/${digest}`, { signal: AbortSignal.timeout(60_000) })
@@ -114,7 +120,9 @@ describe('registry mirror: upstream rate limits and dropped connections', functi
       const get = await fetch(`${fresh.url}/v2/library/app/manifests/v1`, { headers: { accept: image.mediaType } })
       assert.equal(get.headers.get('content-type'), image.mediaType)
       await get.arrayBuffer()
-      const byDigest = await fetch(`${fresh.url}/v2/library/app/manifests/${image.manifestDigest}`, { headers: { accept: image.mediaType } })
+      const byDigest = await fetch(`${fresh.url}/v2/library/app/manifests/${image.manifestDigest}`, {
+        headers: { accept: image.mediaType }
+      })
       assert.equal(byDigest.headers.get('content-type'), image.mediaType)
       await byDigest.arrayBuffer()
       const out = await mkdtemp(join(work, 'pull-generic-'))

@@ -24,7 +24,9 @@ const MB = 1024
 
 function describePull (p: PullRecord): string {
   const f = p.failure
-  return `#${p.id} ${p.kind} ${p.image} via ${p.node} at +${p.startedAt} ms (${p.endedAt - p.startedAt} ms; upstream down: ${String(p.upstreamDown)}; node killed: ${String(p.nodeKilled)}; live holders: ${p.liveHolders.join(',') || 'none'}): ` +
+  return `#${p.id} ${p.kind} ${p.image} via ${p.node} at +${p.startedAt} ms (${p.endedAt - p.startedAt} ms; upstream down: ${
+    String(p.upstreamDown)
+  }; node killed: ${String(p.nodeKilled)}; live holders: ${p.liveHolders.join(',') || 'none'}): ` +
     `${f?.step ?? ''} ${f?.ref ?? ''} ${f?.status ?? ''} ${f?.code ?? ''} ${f?.message.slice(0, 400) ?? ''}`
 }
 
@@ -37,7 +39,10 @@ describe('churn soak: 5 sidecars, kills and upstream outages under random pulls 
     result = await runChurn({ durationMs: CHURN_MS, seed: SEED })
     // Make the start times relative, for the messages.
     const t0 = Math.min(...result.pulls.map(p => p.startedAt))
-    for (const p of result.pulls) { p.endedAt -= t0; p.startedAt -= t0 }
+    for (const p of result.pulls) {
+      p.endedAt -= t0
+      p.startedAt -= t0
+    }
     figures = churnFigures(result)
     process.stdout.write(`      churn figures: ${JSON.stringify(figures)}\n`)
   })
@@ -51,7 +56,12 @@ describe('churn soak: 5 sidecars, kills and upstream outages under random pulls 
   })
 
   it('no sidecar exited on its own (crash)', () => {
-    assert.deepEqual(result.crashes.map(c => `${c.node} at +${c.at} ms (code ${c.code}, signal ${c.signal}):\n${c.tail.split('\n').slice(-15).join('\n')}`), [])
+    assert.deepEqual(
+      result.crashes.map(c =>
+        `${c.node} at +${c.at} ms (code ${c.code}, signal ${c.signal}):\n${c.tail.split('\n').slice(-15).join('\n')}`
+      ),
+      []
+    )
   })
 
   it('no corrupt byte served: every 200 body hashes to the digest asked for', () => {
@@ -64,8 +74,12 @@ describe('churn soak: 5 sidecars, kills and upstream outages under random pulls 
     assert.deepEqual(faults.map(describePull), [], `failures by reason: ${JSON.stringify(figures.failedByReason)}`)
   })
 
-  it('every failure says why: an HTTP status with an OCI error code, a connection error, or skopeo\'s message', () => {
-    const unclear = result.pulls.filter(p => !p.ok && (p.failure === undefined || p.failure.message.trim() === '' || (p.failure.status !== undefined && p.failure.status !== 200 && p.failure.code === undefined)))
+  it("every failure says why: an HTTP status with an OCI error code, a connection error, or skopeo's message", () => {
+    const unclear = result.pulls.filter(p =>
+      !p.ok &&
+      (p.failure === undefined || p.failure.message.trim() === '' ||
+        (p.failure.status !== undefined && p.failure.status !== 200 && p.failure.code === undefined))
+    )
     assert.deepEqual(unclear.map(describePull), [])
   })
 
@@ -79,8 +93,16 @@ describe('churn soak: 5 sidecars, kills and upstream outages under random pulls 
 
   it('reconcile removes nothing on any reopen (after a SIGKILL only tmp/ leftovers; after the final graceful stop nothing at all)', () => {
     const opened = result.reopened
-    assert.equal(opened.filter(o => o.when === 'final').length, result.nodes.length, `a 'store opened' line from every node after the final restart: ${JSON.stringify(opened)}`)
-    assert.equal(opened.filter(o => o.when === 'restart').length, figures.restarts.survived, `a 'store opened' line after every restart: ${JSON.stringify(opened)}`)
+    assert.equal(
+      opened.filter(o => o.when === 'final').length,
+      result.nodes.length,
+      `a 'store opened' line from every node after the final restart: ${JSON.stringify(opened)}`
+    )
+    assert.equal(
+      opened.filter(o => o.when === 'restart').length,
+      figures.restarts.survived,
+      `a 'store opened' line after every restart: ${JSON.stringify(opened)}`
+    )
     for (const o of opened) {
       assert.equal(o.removedFiles, 0, `${o.node} (${o.when}): no blob file removed: ${JSON.stringify(o)}`)
       assert.equal(o.removedRecords, 0, `${o.node} (${o.when}): no index record dropped: ${JSON.stringify(o)}`)
@@ -93,7 +115,10 @@ describe('churn soak: 5 sidecars, kills and upstream outages under random pulls 
       const t = trend(result.samples, node)
       assert.ok(t.n >= 15, `${node}: at least 15 samples (${t.n})`)
       assert.ok(t.last.fds <= t.first.fds + 30, `${node}: fds ${t.first.fds} -> ${t.last.fds} (at most +30)`)
-      assert.ok(t.last.rssKiB <= t.first.rssKiB * 1.5 + 40 * MB, `${node}: RSS ${Math.round(t.first.rssKiB / MB)} -> ${Math.round(t.last.rssKiB / MB)} MB (at most x1.5 + 40 MB)`)
+      assert.ok(
+        t.last.rssKiB <= t.first.rssKiB * 1.5 + 40 * MB,
+        `${node}: RSS ${Math.round(t.first.rssKiB / MB)} -> ${Math.round(t.last.rssKiB / MB)} MB (at most x1.5 + 40 MB)`
+      )
     }
   })
 })

@@ -27,7 +27,9 @@ describe('out of file descriptors', function () {
     try {
       await run('prlimit', ['--version'])
     } catch {
-      console.log('      skipped: needs util-linux prlimit to lower a running process\'s open-file limit; the store\'s open errors are otherwise untested')
+      console.log(
+        "      skipped: needs util-linux prlimit to lower a running process's open-file limit; the store's open errors are otherwise untested"
+      )
       this.skip()
     }
     registry = await startRegistry()
@@ -35,7 +37,9 @@ describe('out of file descriptors', function () {
     pid = sidecar.proc.child.pid as number
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await sidecar?.destroy()
@@ -47,18 +51,24 @@ describe('out of file descriptors', function () {
     const digest = await pushBlob(registry.url, REPO, data)
     const url = `${sidecar.url}/v2/${REPO}/blobs/${digest}`
     assert.equal((await fetchBlob(url)).digest, digest)
-    await waitFor(async () => (await fetch(url, { method: 'HEAD' })).headers.get('x-cache') === 'HIT', { timeoutMs: 10_000, what: 'committed' })
+    await waitFor(async () => (await fetch(url, { method: 'HEAD' })).headers.get('x-cache') === 'HIT', {
+      timeoutMs: 10_000,
+      what: 'committed'
+    })
 
     // One kept-alive connection, opened before the limit drops: the request needs no new socket.
     const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-    const request = async (): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> => await new Promise((resolve, reject) => {
-      get(url, { agent }, res => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }) })
-        res.on('error', reject)
-      }).on('error', reject)
-    })
+    const request = async (): Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: string }> =>
+      await new Promise((resolve, reject) => {
+        get(url, { agent }, res => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() })
+          })
+          res.on('error', reject)
+        }).on('error', reject)
+      })
     assert.equal((await request()).status, 200)
     const { stdout } = await run('prlimit', ['--pid', String(pid), '--nofile', '--output=SOFT,HARD', '--raw', '--noheadings'])
     const [soft, hard] = stdout.trim().split(/\s+/)

@@ -17,7 +17,10 @@ const REPO = 'team/full'
 /** The store's filesystem: a tmpfs this small fills up during the tests' downloads. */
 const FS_BYTES = 48 * MiB
 
-interface Readyz { status: string, store: { full: boolean, free_bytes: number | null } }
+interface Readyz {
+  status: string
+  store: { full: boolean, free_bytes: number | null }
+}
 
 async function readyz (sidecar: SidecarProcess): Promise<Readyz> {
   return await (await fetch(`${sidecar.url}/readyz`)).json() as Readyz
@@ -66,7 +69,11 @@ describe('a full disk under the store', function () {
       await run('mount', ['-t', 'tmpfs', '-o', `size=${FS_BYTES}`, 'p2p-cache-test', mountpoint])
       mounted = true
     } catch (err) {
-      console.log(`      skipped: mounting a small tmpfs for the store needs root (${(err as Error).message.split('\n')[0] ?? ''}); nothing else tests a full disk, so CI runs this as root`)
+      console.log(
+        `      skipped: mounting a small tmpfs for the store needs root (${
+          (err as Error).message.split('\n')[0] ?? ''
+        }); nothing else tests a full disk, so CI runs this as root`
+      )
       this.skip()
     }
     registry = await startRegistry()
@@ -79,7 +86,9 @@ describe('a full disk under the store', function () {
     })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     await sidecar?.destroy()
@@ -91,8 +100,7 @@ describe('a full disk under the store', function () {
 
   const blobUrl = (digest: string): string => `${sidecar.url}/v2/${REPO}/blobs/${digest}`
   const tmpEntries = async (): Promise<string[]> => await readdir(join(mountpoint, 'data', 'tmp'))
-  const xcache = async (digest: string): Promise<string | null> =>
-    (await fetch(blobUrl(digest), { method: 'HEAD' })).headers.get('x-cache')
+  const xcache = async (digest: string): Promise<string | null> => (await fetch(blobUrl(digest), { method: 'HEAD' })).headers.get('x-cache')
 
   it('serves every blob while the filesystem fills, evicts to make room, says it is full, and recovers', async () => {
     const older = randomBytes(6 * MiB)
@@ -100,7 +108,8 @@ describe('a full disk under the store', function () {
     const fits = randomBytes(4 * MiB)
     const large = randomBytes(20 * MiB)
     const [olderDigest, pinnedDigest, fitsDigest, largeDigest] = await Promise.all(
-      [older, pinned, fits, large].map(async data => await pushBlob(registry.url, REPO, data)))
+      [older, pinned, fits, large].map(async data => await pushBlob(registry.url, REPO, data))
+    )
 
     // Two cached blobs; one pinned (PUT /api/cache/pins/...), so eviction may not take it.
     for (const d of [olderDigest!, pinnedDigest!]) {
@@ -118,7 +127,10 @@ describe('a full disk under the store', function () {
     const got = await fetchBlob(blobUrl(fitsDigest!))
     assert.equal(got.status, 200)
     assert.equal(got.digest, fitsDigest)
-    await waitFor(async () => await xcache(fitsDigest!) === 'HIT', { timeoutMs: 10_000, what: 'the 4 MiB blob committed after eviction made room' })
+    await waitFor(async () => await xcache(fitsDigest!) === 'HIT', {
+      timeoutMs: 10_000,
+      what: 'the 4 MiB blob committed after eviction made room'
+    })
     assert.equal(await xcache(olderDigest!), 'MISS', 'the least recently used unpinned blob made room')
     const afterRoom = await sidecar.stats()
     assert.ok(afterRoom.evictions! > before.evictions!, 'counted as an eviction')
@@ -154,17 +166,27 @@ describe('a full disk under the store', function () {
     const manifest = Buffer.from(JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await pushBlob(registry.url, REPO, config), size: config.length },
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: await pushBlob(registry.url, REPO, config),
+        size: config.length
+      },
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: fitsDigest, size: fits.length }]
     }))
-    const pushed = await fetch(`${registry.url}/v2/${REPO}/manifests/v1`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
+    const pushed = await fetch(`${registry.url}/v2/${REPO}/manifests/v1`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest
+    })
     assert.equal(pushed.status, 201)
     const last = await fillUntil(mountpoint, 0, 'filler-rest')
-    const byTag = await fetch(`${sidecar.url}/v2/${REPO}/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+    const byTag = await fetch(`${sidecar.url}/v2/${REPO}/manifests/v1`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' }
+    })
     assert.equal(byTag.status, 200)
     assert.deepEqual(Buffer.from(await byTag.arrayBuffer()), manifest)
     const apiAnswer = await call(`${sidecar.url}/github/repos/acme/public`)
-    assert.equal(apiAnswer.status, 200, 'an API answer is given though it can\'t be stored')
+    assert.equal(apiAnswer.status, 200, "an API answer is given though it can't be stored")
     assert.deepEqual(JSON.parse(apiAnswer.text), gh.body('/repos/acme/public'))
     assert.equal((await fetchBlob(blobUrl(pinnedDigest!))).headers.get('x-cache'), 'HIT')
     await rm(last)

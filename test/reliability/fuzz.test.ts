@@ -83,11 +83,16 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
     await e.peer.dial(sidecarMultiaddr(e), { signal: AbortSignal.timeout(10_000) })
     const providers = async (key: string): Promise<string[]> => {
       const out: string[] = []
-      for await (const p of e.peer.contentRouting.findProviders(recordCid(key), { signal: AbortSignal.timeout(5_000) })) out.push(p.id.toString())
+      for await (const p of e.peer.contentRouting.findProviders(recordCid(key), { signal: AbortSignal.timeout(5_000) })) {
+        out.push(p.id.toString())
+      }
       return out
     }
     const get = async (path: string, accept?: string): Promise<void> => {
-      const res = await fetch(`${e.sidecar.url}/github${path}`, { headers: accept === undefined ? {} : { accept }, signal: AbortSignal.timeout(20_000) })
+      const res = await fetch(`${e.sidecar.url}/github${path}`, {
+        headers: accept === undefined ? {} : { accept },
+        signal: AbortSignal.timeout(20_000)
+      })
       await res.arrayBuffer()
       assert.equal(res.status, 200)
     }
@@ -97,8 +102,10 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
     await get('/repos/acme/public?fuzz-regression=accept', hashAccept)
     await get('/repos/acme/public?fuzz-regression=control')
     // Announced in that order: once the control key is provided, the others would have been.
-    await waitFor(async () => (await providers(apiKey('github /repos/acme/public?fuzz-regression=control', ''))).includes(e.sidecar.peerId),
-      { timeoutMs: 30_000, what: 'the sidecar to provide a valid API key' })
+    await waitFor(
+      async () => (await providers(apiKey('github /repos/acme/public?fuzz-regression=control', ''))).includes(e.sidecar.peerId),
+      { timeoutMs: 30_000, what: 'the sidecar to provide a valid API key' }
+    )
     assert.deepEqual(await providers(apiKey(`github ${longPath}`, '')), [])
     assert.deepEqual(await providers(apiKey('github /repos/acme/public?fuzz-regression=accept', hashAccept)), [])
   })
@@ -108,9 +115,17 @@ describe('fuzz: registry, API cache, peer frames and CACHE_* values (fast-check,
   it('regression: CONNECT gets 405, a malformed pin path 400', async () => {
     const e = env as FuzzEnv
     await checkHttpCase(e, { method: 'CONNECT', target: '127.0.0.1:80', headers: [['host', '127.0.0.1:80']] })
-    const connect = await sendRaw(e.sidecar.port, { method: 'CONNECT', target: 'example.com:443', headers: [['host', 'example.com:443']] }, 10_000)
+    const connect = await sendRaw(
+      e.sidecar.port,
+      { method: 'CONNECT', target: 'example.com:443', headers: [['host', 'example.com:443']] },
+      10_000
+    )
     assert.equal(connect.status, 405)
-    const pin = await sendRaw(e.sidecar.port, { method: 'PUT', target: '/api/cache/pins/%E0%A4%A', headers: [['host', '127.0.0.1']] }, 10_000)
+    const pin = await sendRaw(
+      e.sidecar.port,
+      { method: 'PUT', target: '/api/cache/pins/%E0%A4%A', headers: [['host', '127.0.0.1']] },
+      10_000
+    )
     assert.equal(pin.status, 400)
     assert.match(pin.body.toString(), /invalid digest/)
   })
@@ -129,8 +144,16 @@ describe('fuzz regressions: CACHE_* values', () => {
   // CACHE_MAX_SIZE (an unbounded store) or CACHE_API_MAX_BODY; past 2^53 a number is not what was written.
   it('a size or duration past 2^53 is refused, naming the variable', () => {
     const huge = '9'.repeat(400)
-    for (const [name, value] of [['CACHE_MAX_SIZE', `${huge}GB`], ['CACHE_MAX_SIZE', '9007199254740993'], ['CACHE_API_MAX_BODY', huge],
-      ['CACHE_API_MAX_BODY', '10000000000000000000kB'], ['CACHE_UPSTREAM_TIMEOUT', `${huge}ms`], ['CACHE_EVICT_MIN_AGE', `${huge}d`]] as const) {
+    for (
+      const [name, value] of [
+        ['CACHE_MAX_SIZE', `${huge}GB`],
+        ['CACHE_MAX_SIZE', '9007199254740993'],
+        ['CACHE_API_MAX_BODY', huge],
+        ['CACHE_API_MAX_BODY', '10000000000000000000kB'],
+        ['CACHE_UPSTREAM_TIMEOUT', `${huge}ms`],
+        ['CACHE_EVICT_MIN_AGE', `${huge}d`]
+      ] as const
+    ) {
       const err = checkConfig({ [name]: value })
       assert.ok(err instanceof ConfigError, `${name}=${value.slice(0, 30)}... accepted`)
       assert.equal(err.variable, name)

@@ -15,8 +15,21 @@ import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.j
 import { dumpLogsIfFailed, pushBlob } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import {
-  connectionFlood, holdConnections, percentile, pushManifest, rssPerConnection, seededBytes, selfSignedCert, slowReaders, startDelayProxy,
-  steadyReader, timedGet, trickleRequest, type DelayProxy, type Timed, type Watched
+  connectionFlood,
+  holdConnections,
+  percentile,
+  pushManifest,
+  rssPerConnection,
+  seededBytes,
+  selfSignedCert,
+  slowReaders,
+  startDelayProxy,
+  steadyReader,
+  timedGet,
+  trickleRequest,
+  type DelayProxy,
+  type Timed,
+  type Watched
 } from '../fixtures/overload.js'
 
 const MiB = 1024 * 1024
@@ -90,17 +103,24 @@ describe('overload: many connections, slow readers and slow senders', function (
     small = seededBytes(256 * KiB, 'overload small layer')
     bigDigest = await pushBlob(registry.url, REPO, big)
     smallDigest = await pushBlob(registry.url, REPO, small)
-    manifestDigest = await pushManifest(registry.url, REPO, 'v1', [{ digest: bigDigest, size: BIG }, { digest: smallDigest, size: small.byteLength }])
+    manifestDigest = await pushManifest(registry.url, REPO, 'v1', [
+      { digest: bigDigest, size: BIG },
+      { digest: smallDigest, size: small.byteLength }
+    ])
     // Pulled once through the sidecar: every later GET is a local hit.
     for (const path of [`blobs/${bigDigest}`, `blobs/${smallDigest}`]) {
       const got = await timedGet(`${sidecar.url}/v2/${REPO}/${path}`, res => res.status === 200, { timeoutMs: 60_000 })
       assert.ok(got.ok, `warm-up GET ${path}: ${got.detail ?? ''}`)
     }
-    await waitFor(async () => (await fetch(`${sidecar.url}/v2/${REPO}/blobs/${bigDigest}`, { method: 'HEAD' })).headers.get('x-cache') === 'HIT',
-      { timeoutMs: 20_000, what: 'the large blob stored' })
+    await waitFor(
+      async () => (await fetch(`${sidecar.url}/v2/${REPO}/blobs/${bigDigest}`, { method: 'HEAD' })).headers.get('x-cache') === 'HIT',
+      { timeoutMs: 20_000, what: 'the large blob stored' }
+    )
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
 
   after(async () => {
     if (Object.keys(figures).length > 0) process.stdout.write(`      overload figures: ${JSON.stringify(figures)}\n`)
@@ -114,17 +134,26 @@ describe('overload: many connections, slow readers and slow senders', function (
 
   /** A manifest by tag and the small blob by digest, each checked byte for byte. */
   async function normalClientRound (): Promise<Timed[]> {
-    const manifest = await timedGet(`${sidecar.url}/v2/${REPO}/manifests/v1`,
+    const manifest = await timedGet(
+      `${sidecar.url}/v2/${REPO}/manifests/v1`,
       (res, body) => res.status === 200 && res.headers.get('docker-content-digest') === manifestDigest && sha256(body) === manifestDigest,
-      { timeoutMs: 30_000, headers: MANIFEST_ACCEPT })
-    const blob = await timedGet(`${sidecar.url}/v2/${REPO}/blobs/${smallDigest}`,
+      { timeoutMs: 30_000, headers: MANIFEST_ACCEPT }
+    )
+    const blob = await timedGet(
+      `${sidecar.url}/v2/${REPO}/blobs/${smallDigest}`,
       (res, body) => res.status === 200 && res.headers.get('x-cache') === 'HIT' && sha256(body) === smallDigest,
-      { timeoutMs: 30_000 })
+      { timeoutMs: 30_000 }
+    )
     return [manifest, blob]
   }
 
   it(`serves other clients while ${CONNECTIONS} connections are held, then closes those by the header and idle timeouts`, async () => {
-    const flood = await connectionFlood(watched(), { connections: CONNECTIONS, rounds: 10, serve: normalClientRound, closeWithinMs: Math.max(HEADER_MS, IDLE_MS) + 20_000 })
+    const flood = await connectionFlood(watched(), {
+      connections: CONNECTIONS,
+      rounds: 10,
+      serve: normalClientRound,
+      closeWithinMs: Math.max(HEADER_MS, IDLE_MS) + 20_000
+    })
     const { held, served } = flood
     try {
       const perConnection = rssPerConnection(flood, CONNECTIONS)
@@ -141,13 +170,22 @@ describe('overload: many connections, slow readers and slow senders', function (
         servedP99Ms: Math.round(percentile(served.map(t => t.ms), 99)),
         rssPerConnectionKiB: Math.round(perConnection / KiB * 10) / 10
       })
-      assert.equal(flood.serverHeld, CONNECTIONS, `the sidecar held all ${CONNECTIONS} connections at once (${flood.serverHeld} seen; opening them took ${Math.round(flood.openMs)} ms, the header timeout is ${HEADER_MS} ms)`)
+      assert.equal(
+        flood.serverHeld,
+        CONNECTIONS,
+        `the sidecar held all ${CONNECTIONS} connections at once (${flood.serverHeld} seen; opening them took ${
+          Math.round(flood.openMs)
+        } ms, the header timeout is ${HEADER_MS} ms)`
+      )
       assert.equal(flood.openWhenServing, CONNECTIONS, 'every held connection was still open when the normal client started')
       for (const t of served) {
         assert.ok(t.ok, `served during the overload: ${t.detail ?? ''}`)
         assert.ok(t.ms < LATENCY_BOUND_MS, `answered in ${Math.round(t.ms)} ms (bound ${LATENCY_BOUND_MS} ms)`)
       }
-      assert.ok(perConnection < PER_CONNECTION_BOUND, `RSS per held connection ${Math.round(perConnection / KiB)} KiB < ${PER_CONNECTION_BOUND / KiB} KiB`)
+      assert.ok(
+        perConnection < PER_CONNECTION_BOUND,
+        `RSS per held connection ${Math.round(perConnection / KiB)} KiB < ${PER_CONNECTION_BOUND / KiB} KiB`
+      )
 
       // The server closed every one of them: silent and partial ones at the header timeout (408),
       // kept-alive ones at the idle timeout.
@@ -160,11 +198,18 @@ describe('overload: many connections, slow readers and slow senders', function (
           assert.ok(after >= HEADER_MS - 100, `${c.kind} connection closed after ${Math.round(after)} ms, not before the header timeout`)
           assert.match(c.received(), /^HTTP\/1\.1 408 /, `${c.kind} connection: a 408`)
         }
-        assert.ok(after < Math.max(HEADER_MS, IDLE_MS) + 15_000, `${c.kind} connection closed within the timeouts (${Math.round(after)} ms)`)
+        assert.ok(
+          after < Math.max(HEADER_MS, IDLE_MS) + 15_000,
+          `${c.kind} connection closed within the timeouts (${Math.round(after)} ms)`
+        )
       }
-      figures.closedByHeaderTimeoutWith408 = held.all.filter(c => c.kind !== 'kept-alive' && c.received().startsWith('HTTP/1.1 408 ')).length
+      figures.closedByHeaderTimeoutWith408 =
+        held.all.filter(c => c.kind !== 'kept-alive' && c.received().startsWith('HTTP/1.1 408 ')).length
       figures.closedByIdleTimeout = held.all.filter(c => c.kind === 'kept-alive').length
-      assert.ok(flood.socketsAfter <= flood.socketsBefore + 5, `the sidecar's sockets back to where they were (${flood.socketsBefore} -> ${flood.socketsAfter})`)
+      assert.ok(
+        flood.socketsAfter <= flood.socketsBefore + 5,
+        `the sidecar's sockets back to where they were (${flood.socketsBefore} -> ${flood.socketsAfter})`
+      )
     } finally {
       held.close()
     }
@@ -178,7 +223,9 @@ describe('overload: many connections, slow readers and slow senders', function (
       dropWithinMs: 2 * STALL_MS + 20_000,
       // Others are served while they stall: the whole large blob, and the manifest.
       meanwhile: async () => {
-        const whole = await timedGet(`${sidecar.url}${path}`, (res, body) => res.status === 200 && sha256(body) === bigDigest, { timeoutMs: 60_000 })
+        const whole = await timedGet(`${sidecar.url}${path}`, (res, body) => res.status === 200 && sha256(body) === bigDigest, {
+          timeoutMs: 60_000
+        })
         assert.ok(whole.ok, `the large blob to another client: ${whole.detail ?? ''}`)
         for (const t of await normalClientRound()) {
           assert.ok(t.ok, `served while readers stall: ${t.detail ?? ''}`)
@@ -192,12 +239,22 @@ describe('overload: many connections, slow readers and slow senders', function (
       slowReadersRssGrowthMiB: Math.round(growth / MiB),
       slowReadersDroppedAfterMs: result.droppedAfterMs === undefined ? 'never' : Math.round(result.droppedAfterMs)
     })
-    assert.ok(result.filesWhileStalled >= result.filesBefore + SLOW_READERS, `each stalled reader held a blob file (${result.filesBefore} -> ${result.filesWhileStalled})`)
-    assert.ok(growth < SLOW_READERS_RSS_BOUND,
-      `RSS grew by ${Math.round(growth / MiB)} MiB with ${SLOW_READERS} stalled readers (bound ${SLOW_READERS_RSS_BOUND / MiB} MiB; buffering the blob would be ${SLOW_READERS * BIG / MiB} MiB)`)
+    assert.ok(
+      result.filesWhileStalled >= result.filesBefore + SLOW_READERS,
+      `each stalled reader held a blob file (${result.filesBefore} -> ${result.filesWhileStalled})`
+    )
+    assert.ok(
+      growth < SLOW_READERS_RSS_BOUND,
+      `RSS grew by ${Math.round(growth / MiB)} MiB with ${SLOW_READERS} stalled readers (bound ${
+        SLOW_READERS_RSS_BOUND / MiB
+      } MiB; buffering the blob would be ${SLOW_READERS * BIG / MiB} MiB)`
+    )
     assert.ok(result.droppedAfterMs !== undefined, 'the server dropped the stalled readers and closed their files')
     // Node notices a stop at the timer's next expiry: between one and two stall timeouts after it.
-    assert.ok(result.droppedAfterMs >= STALL_MS - 500, `dropped after ${Math.round(result.droppedAfterMs)} ms: not before the stall timeout`)
+    assert.ok(
+      result.droppedAfterMs >= STALL_MS - 500,
+      `dropped after ${Math.round(result.droppedAfterMs)} ms: not before the stall timeout`
+    )
     assert.ok(result.filesAfter <= result.filesBefore, `blob files open: ${result.filesAfter}, before ${result.filesBefore}`)
     // Each got a cut response: the server ended it before the whole blob.
     for (const d of result.drained) assert.equal(d.complete, false, `a stalled reader's response was cut (${d.bytes} bytes of ${BIG})`)
@@ -215,7 +272,10 @@ describe('overload: many connections, slow readers and slow senders', function (
     Object.assign(figures, { slowLorisClosedAfterMs: Math.round(tooSlow.ms), slowLorisStatus: tooSlow.status ?? 'closed' })
     assert.match(tooSlow.status ?? '', /^HTTP\/1\.1 408 /, 'the too-slow client got 408')
     assert.ok(tooSlow.sent < slowRequest.length, `it was cut before it finished (${tooSlow.sent} of ${slowRequest.length} bytes)`)
-    assert.ok(tooSlow.ms >= HEADER_MS - 100 && tooSlow.ms < HEADER_MS + 5_000, `closed after ${Math.round(tooSlow.ms)} ms, at the header timeout (${HEADER_MS} ms)`)
+    assert.ok(
+      tooSlow.ms >= HEADER_MS - 100 && tooSlow.ms < HEADER_MS + 5_000,
+      `closed after ${Math.round(tooSlow.ms)} ms, at the header timeout (${HEADER_MS} ms)`
+    )
     assert.match(inTime.status ?? '', /^HTTP\/1\.1 200 /, 'the client within the limit was served')
   })
 
@@ -228,17 +288,27 @@ describe('overload: many connections, slow readers and slow senders', function (
     const socket = connect({ host: '127.0.0.1', port: sidecar.port })
     socket.on('error', () => {})
     let text = ''
-    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1')
+    })
     const closed = new Promise<number>(resolve => socket.once('close', () => resolve(performance.now() - t0)))
     const t0 = performance.now()
-    socket.write(`PATCH /reg${location.pathname}${location.search} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: ${MiB}\r\n\r\n0123456789`)
+    socket.write(
+      `PATCH /reg${location.pathname}${location.search} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: ${MiB}\r\n\r\n0123456789`
+    )
     const timer = setTimeout(() => socket.destroy(), STALL_MS + 20_000)
     const ms = await closed
     clearTimeout(timer)
     figures.stalledBodyClosedAfterMs = Math.round(ms)
-    assert.ok(ms >= STALL_MS - 100 && ms < 2 * STALL_MS + 5_000, `closed after ${Math.round(ms)} ms, at the stall timeout (${STALL_MS} ms); got ${JSON.stringify(text.slice(0, 60))}`)
+    assert.ok(
+      ms >= STALL_MS - 100 && ms < 2 * STALL_MS + 5_000,
+      `closed after ${Math.round(ms)} ms, at the stall timeout (${STALL_MS} ms); got ${JSON.stringify(text.slice(0, 60))}`
+    )
     // The log line comes through a pipe: it may arrive after the close.
-    await waitFor(() => sidecar.logs().some(l => l.includes('client stopped sending the request body')), { timeoutMs: 5_000, what: 'the sidecar to say why it closed the connection' })
+    await waitFor(() => sidecar.logs().some(l => l.includes('client stopped sending the request body')), {
+      timeoutMs: 5_000,
+      what: 'the sidecar to say why it closed the connection'
+    })
   })
 
   it('holds HTTPS clients to the same limits: a handshake never started, headers too slow, readers that stop', async () => {
@@ -248,14 +318,30 @@ describe('overload: many connections, slow readers and slow senders', function (
       // TCP only: the TLS handshake never starts.
       trickleRequest('127.0.0.1', httpsPort, '', 1_000, HEADER_MS + 20_000),
       trickleRequest('127.0.0.1', httpsPort, httpsRequest, 150, HEADER_MS + 20_000, ca),
-      slowReaders({ ...watched(), port: httpsPort }, { readers: 4, path, ca, dropWithinMs: 2 * STALL_MS + 20_000, meanwhile: async () => {} })
+      slowReaders(
+        { ...watched(), port: httpsPort },
+        { readers: 4, path, ca, dropWithinMs: 2 * STALL_MS + 20_000, meanwhile: async () => {} }
+      )
     ])
-    Object.assign(figures, { httpsNoHandshakeClosedAfterMs: Math.round(noHandshake.ms), httpsSlowHeadersClosedAfterMs: Math.round(slowHeaders.ms), httpsSlowReadersDroppedAfterMs: dropped.droppedAfterMs === undefined ? 'never' : Math.round(dropped.droppedAfterMs) })
-    assert.ok(noHandshake.ms >= HEADER_MS - 100 && noHandshake.ms < HEADER_MS + 5_000, `a connection that never starts the TLS handshake is closed at the header timeout (${Math.round(noHandshake.ms)} ms)`)
+    Object.assign(figures, {
+      httpsNoHandshakeClosedAfterMs: Math.round(noHandshake.ms),
+      httpsSlowHeadersClosedAfterMs: Math.round(slowHeaders.ms),
+      httpsSlowReadersDroppedAfterMs: dropped.droppedAfterMs === undefined ? 'never' : Math.round(dropped.droppedAfterMs)
+    })
+    assert.ok(
+      noHandshake.ms >= HEADER_MS - 100 && noHandshake.ms < HEADER_MS + 5_000,
+      `a connection that never starts the TLS handshake is closed at the header timeout (${Math.round(noHandshake.ms)} ms)`
+    )
     assert.match(slowHeaders.status ?? '', /^HTTP\/1\.1 408 /, 'too-slow headers over TLS get 408')
-    assert.ok(slowHeaders.ms >= HEADER_MS - 100 && slowHeaders.ms < HEADER_MS + 5_000, `at the header timeout (${Math.round(slowHeaders.ms)} ms)`)
+    assert.ok(
+      slowHeaders.ms >= HEADER_MS - 100 && slowHeaders.ms < HEADER_MS + 5_000,
+      `at the header timeout (${Math.round(slowHeaders.ms)} ms)`
+    )
     assert.ok(dropped.filesWhileStalled >= dropped.filesBefore + 4, 'the TLS readers held blob files while they stalled')
-    assert.ok(dropped.droppedAfterMs !== undefined && dropped.droppedAfterMs >= STALL_MS - 500, `stalled TLS readers dropped at the stall timeout (${String(dropped.droppedAfterMs)} ms)`)
+    assert.ok(
+      dropped.droppedAfterMs !== undefined && dropped.droppedAfterMs >= STALL_MS - 500,
+      `stalled TLS readers dropped at the stall timeout (${String(dropped.droppedAfterMs)} ms)`
+    )
     for (const d of dropped.drained) assert.equal(d.complete, false, `a stalled TLS reader's response was cut (${d.bytes} bytes)`)
   })
 
@@ -263,9 +349,15 @@ describe('overload: many connections, slow readers and slow senders', function (
     const data = seededBytes(64 * KiB, 'overload slow upstream blob')
     const digest = await pushBlob(registry.url, REPO, data)
     const [got, steady] = await Promise.all([
-      timedGet(`${sidecar.url}/v2/${REPO}/blobs/${digest}?ns=slow`, (res, body) => res.status === 200 && sha256(body) === digest, { timeoutMs: 60_000 }),
+      timedGet(`${sidecar.url}/v2/${REPO}/blobs/${digest}?ns=slow`, (res, body) => res.status === 200 && sha256(body) === digest, {
+        timeoutMs: 60_000
+      }),
       // ~256 KiB/s for twice the stall timeout and more: far slower than the blob is served.
-      steadyReader('127.0.0.1', sidecar.port, `/v2/${REPO}/blobs/${bigDigest}`, { bytesPerTick: 64 * KiB, tickMs: 250, durationMs: 2 * STALL_MS + 1_000 })
+      steadyReader('127.0.0.1', sidecar.port, `/v2/${REPO}/blobs/${bigDigest}`, {
+        bytesPerTick: 64 * KiB,
+        tickMs: 250,
+        durationMs: 2 * STALL_MS + 1_000
+      })
     ])
     Object.assign(figures, { slowUpstreamServedAfterMs: Math.round(got.ms), steadyReaderBytes: steady.bytes })
     assert.ok(got.ok, `served from the slow upstream: ${got.detail ?? ''}`)
@@ -280,44 +372,93 @@ describe('overload: the connection bound', function () {
   let sidecar: SidecarProcess
 
   before(async () => {
-    sidecar = await startSidecar({ CACHE_HTTP_MAX_CONNECTIONS: '16', CACHE_HTTP_HEADER_TIMEOUT: '30s', CACHE_HTTP_STALL_TIMEOUT: '30s', CACHE_LOG_LEVEL: 'info' })
+    sidecar = await startSidecar({
+      CACHE_HTTP_MAX_CONNECTIONS: '16',
+      CACHE_HTTP_HEADER_TIMEOUT: '30s',
+      CACHE_HTTP_STALL_TIMEOUT: '30s',
+      CACHE_LOG_LEVEL: 'info'
+    })
   })
 
-  afterEach(function () { dumpLogsIfFailed(this, { sidecar }) })
-  after(async () => { await sidecar?.destroy() })
+  afterEach(function () {
+    dumpLogsIfFailed(this, { sidecar })
+  })
+  after(async () => {
+    await sidecar?.destroy()
+  })
 
   it('closes connections beyond CACHE_HTTP_MAX_CONNECTIONS as they arrive, says so once, and serves again when some end', async () => {
     const held = await holdConnections('127.0.0.1', sidecar.port, 16, 16)
     try {
-      const extra = await Promise.all(Array.from({ length: 4 }, async () => await trickleRequest('127.0.0.1', sidecar.port, 'GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n', 1, 10_000)))
+      const extra = await Promise.all(
+        Array.from(
+          { length: 4 },
+          async () => await trickleRequest('127.0.0.1', sidecar.port, 'GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n', 1, 10_000)
+        )
+      )
       for (const e of extra) {
         assert.equal(e.status, undefined, 'a connection beyond the bound gets no answer')
         assert.ok(e.ms < 5_000, `it is closed at once (${Math.round(e.ms)} ms)`)
       }
-      await waitFor(() => sidecar.logs().filter(l => l.includes('HTTP connection limit reached')).length === 1, { timeoutMs: 5_000, what: 'one warning about the bound' })
+      await waitFor(() => sidecar.logs().filter(l => l.includes('HTTP connection limit reached')).length === 1, {
+        timeoutMs: 5_000,
+        what: 'one warning about the bound'
+      })
       assert.equal(held.closedByServer(), 0, 'the connections within the bound stay open')
     } finally {
       held.close()
     }
-    await waitFor(async () => (await timedGet(`${sidecar.url}/v2/`, res => res.status === 200, { timeoutMs: 5_000 })).ok, { timeoutMs: 10_000, what: 'a request served once the held connections ended' })
+    await waitFor(async () => (await timedGet(`${sidecar.url}/v2/`, res => res.status === 200, { timeoutMs: 5_000 })).ok, {
+      timeoutMs: 10_000,
+      what: 'a request served once the held connections ended'
+    })
   })
 })
 
 describe('overload: the limits as options', () => {
   it('reads CACHE_HTTP_* limits, and refuses values that would disable them with the variable and the expected form', () => {
-    const config = loadConfig({}, { CACHE_HTTP_HEADER_TIMEOUT: '2s', CACHE_HTTP_IDLE_TIMEOUT: '90s', CACHE_HTTP_STALL_TIMEOUT: '5m', CACHE_HTTP_MAX_CONNECTIONS: '512' })
-    assert.deepEqual([config.httpHeaderTimeout, config.httpIdleTimeout, config.httpStallTimeout, config.httpMaxConnections], [2_000, 90_000, 300_000, 512])
+    const config = loadConfig(
+      {},
+      { CACHE_HTTP_HEADER_TIMEOUT: '2s', CACHE_HTTP_IDLE_TIMEOUT: '90s', CACHE_HTTP_STALL_TIMEOUT: '5m', CACHE_HTTP_MAX_CONNECTIONS: '512' }
+    )
+    assert.deepEqual(
+      [config.httpHeaderTimeout, config.httpIdleTimeout, config.httpStallTimeout, config.httpMaxConnections],
+      [2_000, 90_000, 300_000, 512]
+    )
     const defaults = loadConfig({}, {})
-    assert.deepEqual([defaults.httpHeaderTimeout, defaults.httpIdleTimeout, defaults.httpStallTimeout, defaults.httpMaxConnections], [10_000, 65_000, 60_000, 4096])
-    for (const [variable, value] of [['CACHE_HTTP_HEADER_TIMEOUT', '0s'], ['CACHE_HTTP_HEADER_TIMEOUT', '10m'], ['CACHE_HTTP_IDLE_TIMEOUT', '0'], ['CACHE_HTTP_STALL_TIMEOUT', 'never'], ['CACHE_HTTP_MAX_CONNECTIONS', '0']] as const) {
-      assert.throws(() => loadConfig({}, { [variable]: value }), (err: Error) => err instanceof ConfigError && err.message.startsWith(`invalid ${variable}=${JSON.stringify(value)}: expected `), `${variable}=${value}`)
+    assert.deepEqual(
+      [defaults.httpHeaderTimeout, defaults.httpIdleTimeout, defaults.httpStallTimeout, defaults.httpMaxConnections],
+      [10_000, 65_000, 60_000, 4096]
+    )
+    for (
+      const [variable, value] of [
+        ['CACHE_HTTP_HEADER_TIMEOUT', '0s'],
+        ['CACHE_HTTP_HEADER_TIMEOUT', '10m'],
+        ['CACHE_HTTP_IDLE_TIMEOUT', '0'],
+        ['CACHE_HTTP_STALL_TIMEOUT', 'never'],
+        ['CACHE_HTTP_MAX_CONNECTIONS', '0']
+      ] as const
+    ) {
+      assert.throws(
+        () => loadConfig({}, { [variable]: value }),
+        (err: Error) => err instanceof ConfigError && err.message.startsWith(`invalid ${variable}=${JSON.stringify(value)}: expected `),
+        `${variable}=${value}`
+      )
     }
   })
 
   it('lowers the connection bound to what the open-file limit leaves, with a warning naming the fix', () => {
     const lines: string[] = []
-    const log = pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } })
-    const limits = (n: number): string => `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${n}                 ${n}                 files\n`
+    const log = pino(
+      { level: 'warn' },
+      {
+        write: (line: string) => {
+          lines.push(line)
+        }
+      }
+    )
+    const limits = (n: number): string =>
+      `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${n}                 ${n}                 files\n`
     assert.equal(connectionBound(4096, 1, log, limits(1_048_576)), 4096)
     assert.equal(connectionBound(4096, 1, log, undefined), 4096)
     assert.equal(lines.length, 0)

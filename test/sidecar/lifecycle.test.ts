@@ -19,8 +19,14 @@ function resources (): Map<string, number> {
 async function bindable (port: number): Promise<boolean> {
   return await new Promise(resolve => {
     const srv = createServer()
-    srv.once('error', () => { resolve(false) })
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => { srv.close(() => { resolve(true) }) })
+    srv.once('error', () => {
+      resolve(false)
+    })
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
+      srv.close(() => {
+        resolve(true)
+      })
+    })
   })
 }
 
@@ -67,7 +73,9 @@ describe('sidecar lifecycle: a failed start leaves nothing open', function () {
     }
   })
 
-  after(async () => { await rm(dir, { recursive: true, force: true }) })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
 
   const released = async (baseline: Map<string, number>): Promise<void> => {
     await settled(async () => {
@@ -83,13 +91,26 @@ describe('sidecar lifecycle: a failed start leaves nothing open', function () {
     await new Promise(resolve => setImmediate(resolve))
     const baseline = resources()
     const steps: string[] = []
-    const sidecar = await startSidecar(config, log, { onStep: name => { steps.push(name) } })
+    const sidecar = await startSidecar(config, log, {
+      onStep: name => {
+        steps.push(name)
+      }
+    })
     await sidecar.stop()
     await released(baseline)
-    for (const part of ['store', 'private store', 'registry upstreams', 'swarm', 'bucket', 'handoff', 'downloads', 'listeners', 'ready']) assert.ok(steps.includes(part), `${part} is a step (${steps.join(', ')})`)
+    for (const part of ['store', 'private store', 'registry upstreams', 'swarm', 'bucket', 'handoff', 'downloads', 'listeners', 'ready']) {
+      assert.ok(steps.includes(part), `${part} is a step (${steps.join(', ')})`)
+    }
     for (const step of steps) {
       const injected = new Error(`failure injected at ${step}`)
-      await assert.rejects(startSidecar(config, log, { onStep: name => { if (name === step) throw injected } }), (err: unknown) => err === injected)
+      await assert.rejects(
+        startSidecar(config, log, {
+          onStep: name => {
+            if (name === step) throw injected
+          }
+        }),
+        (err: unknown) => err === injected
+      )
       await released(baseline)
     }
     // The same directory and ports once more, whole.

@@ -57,7 +57,9 @@ describe('store survives crashes and disk corruption (sidecar process)', functio
     const dataDir = sidecar.env.CACHE_DIR ?? ''
     const url = `${sidecar.url}/v2/crash/img/blobs/${big.digest}`
     for (let round = 0; round < 3; round++) {
-      const client = fetch(url).then(async res => { for await (const _ of res.body ?? []) { /* drain */ } }).catch(() => {})
+      const client = fetch(url).then(async res => {
+        for await (const _ of res.body ?? []) { /* drain */ }
+      }).catch(() => {})
       // Kill once the blob is partly written to tmp/: that is the state a crash must survive.
       await waitFor(async () => {
         for (const name of await readdir(join(dataDir, 'tmp'))) {
@@ -90,7 +92,10 @@ describe('store survives crashes and disk corruption (sidecar process)', functio
     const url = `${sidecar.url}/v2/crash/img/blobs/${layer.digest}`
     assert.equal((await fetchAndHash(url)).digest, layer.digest)
     // The response ends when the digest verifies; the commit (rename, index) follows it.
-    await waitFor(async () => (await fetch(url, { method: 'HEAD' })).headers.get('x-cache') === 'HIT', { timeoutMs: 5_000, what: 'blob committed' })
+    await waitFor(async () => (await fetch(url, { method: 'HEAD' })).headers.get('x-cache') === 'HIT', {
+      timeoutMs: 5_000,
+      what: 'blob committed'
+    })
     await registry.settled()
     const before = registry.count({ method: 'GET', pathIncludes: layer.digest })
     const hex = layer.digest.slice(7)
@@ -104,7 +109,10 @@ describe('store survives crashes and disk corruption (sidecar process)', functio
     assert.equal(got.cache, 'MISS', 'served from upstream, not from the corrupted file')
     // The registry logs a request once its response is over, which may be after the client had
     // the last byte: wait for the line rather than read the count at once.
-    await waitFor(async () => { await registry.settled(); return registry.count({ method: 'GET', pathIncludes: layer.digest }) >= before + 1 }, { timeoutMs: 10_000, what: 'the re-fetch in the registry log' })
+    await waitFor(async () => {
+      await registry.settled()
+      return registry.count({ method: 'GET', pathIncludes: layer.digest }) >= before + 1
+    }, { timeoutMs: 10_000, what: 'the re-fetch in the registry log' })
     assert.equal(registry.count({ method: 'GET', pathIncludes: layer.digest }), before + 1)
     assert.ok(((await sidecar.stats()).errors ?? 0) > errorsBefore, 'corruption counted as an error')
     assert.equal((await fetchAndHash(url)).cache, 'HIT')
@@ -124,7 +132,9 @@ describe('store survives crashes and disk corruption (sidecar process)', functio
     const res = await fetch(`${sidecar.url}/v2/crash/liar/blobs/${layer.digest}`)
     assert.equal(res.status, 200, 'streaming started before the mismatch could be known')
     const received: Uint8Array[] = []
-    await assert.rejects((async () => { for await (const chunk of res.body ?? []) received.push(chunk as Uint8Array) })())
+    await assert.rejects((async () => {
+      for await (const chunk of res.body ?? []) received.push(chunk as Uint8Array)
+    })())
     assert.ok(Buffer.concat(received).byteLength < layer.size, 'the client never got a complete (wrong) blob')
     await waitFor(async () => ((await sidecar.stats()).errors ?? 0) > (before.errors ?? 0), { timeoutMs: 10_000, what: 'error counted' })
     const after = await sidecar.stats()

@@ -16,7 +16,9 @@ const WRONG = `wr0ng-${randomBytes(12).toString('hex')}`
 const CREDS: Credentials = { user: USER, password: SECRET }
 const basic64 = (user: string, password: string): string => Buffer.from(`${user}:${password}`).toString('base64')
 
-interface OciErrorBody { errors?: Array<{ code?: string, message?: string }> }
+interface OciErrorBody {
+  errors?: Array<{ code?: string, message?: string }>
+}
 
 describe('upstream auth (docker-registry with token or htpasswd auth, skopeo client)', function () {
   this.timeout(60_000)
@@ -47,8 +49,12 @@ describe('upstream auth (docker-registry with token or htpasswd auth, skopeo cli
 
   after(async () => {
     const results = await Promise.allSettled([
-      ...sidecars.map(async s => { await s.destroy() }),
-      registry?.destroy(), basicRegistry?.destroy(), tokens?.close()
+      ...sidecars.map(async s => {
+        await s.destroy()
+      }),
+      registry?.destroy(),
+      basicRegistry?.destroy(),
+      tokens?.close()
     ])
     await rm(work, { recursive: true, force: true })
     for (const r of results) if (r.status === 'rejected') throw r.reason
@@ -87,7 +93,10 @@ describe('upstream auth (docker-registry with token or htpasswd auth, skopeo cli
   it('the fixtures really protect the upstreams', async () => {
     const bearer = await fetch(`${registry.url}/v2/team/app/manifests/v1`, { signal: AbortSignal.timeout(5_000) })
     assert.equal(bearer.status, 401)
-    assert.match(bearer.headers.get('www-authenticate') ?? '', /^Bearer realm="[^"]+\/token",service="[^"]+",scope="repository:team\/app:pull"/)
+    assert.match(
+      bearer.headers.get('www-authenticate') ?? '',
+      /^Bearer realm="[^"]+\/token",service="[^"]+",scope="repository:team\/app:pull"/
+    )
     const basic = await fetch(`${basicRegistry.url}/v2/team/app/manifests/v1`, { signal: AbortSignal.timeout(5_000) })
     assert.equal(basic.status, 401)
     assert.equal(basic.headers.get('www-authenticate'), `Basic realm="${HTPASSWD_REALM}"`)

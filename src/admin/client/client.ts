@@ -102,7 +102,10 @@ export class SidecarClient {
         status: res.statusCode,
         headers,
         body: res.body,
-        header: name => { const v = headers[name]; return Array.isArray(v) ? v[0] : v }
+        header: name => {
+          const v = headers[name]
+          return Array.isArray(v) ? v[0] : v
+        }
       }
     } catch (err) {
       throw this.failure(err, options)
@@ -169,7 +172,9 @@ export class SidecarClient {
    */
   async caCertificate (options: AbortOptions = {}): Promise<string | undefined> {
     const pem = await absentOn404(this.text('/ca.crt', {}, options))
-    if (pem !== undefined && !pem.includes('BEGIN CERTIFICATE')) throw new SidecarBadAnswerError(this.url, 'GET /ca.crt', 'the answer is not a PEM certificate')
+    if (pem !== undefined && !pem.includes('BEGIN CERTIFICATE')) {
+      throw new SidecarBadAnswerError(this.url, 'GET /ca.crt', 'the answer is not a PEM certificate')
+    }
     return pem
   }
 
@@ -219,7 +224,9 @@ export class SidecarClient {
       }
     }
     if (!ok) throw new SidecarStatusError(this.url, describe(path, req), res.status, errorDetail(body))
-    if (body === undefined) throw new SidecarBadAnswerError(this.url, describe(path, req), `the answer is larger than ${MAX_ANSWER_BYTES} bytes`)
+    if (body === undefined) {
+      throw new SidecarBadAnswerError(this.url, describe(path, req), `the answer is larger than ${MAX_ANSWER_BYTES} bytes`)
+    }
     return body
   }
 
@@ -244,7 +251,10 @@ export class SidecarClient {
 }
 
 /** What POST /api/cache/gc and DELETE /api/cache answer. */
-interface RemovalBody { removed?: unknown, current_size?: unknown }
+interface RemovalBody {
+  removed?: unknown
+  current_size?: unknown
+}
 
 function removal (body: RemovalBody): StoreRemoval {
   return {

@@ -21,7 +21,10 @@ export class SidecarUnreachableError extends SidecarError {
 
   constructor (url: string, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause)
-    super(url, `cannot reach a sidecar at ${url} (${reason}); is \`p2p-cache serve\` running? Pass --url or set CACHE_HTTP_ADDR`, { cause, exitCode: EXIT_USAGE })
+    super(url, `cannot reach a sidecar at ${url} (${reason}); is \`p2p-cache serve\` running? Pass --url or set CACHE_HTTP_ADDR`, {
+      cause,
+      exitCode: EXIT_USAGE
+    })
     this.reason = reason
     // undici puts the socket's code on the error itself or on its cause, depending on the stage.
     const e = cause as { code?: unknown, cause?: { code?: unknown } } | undefined

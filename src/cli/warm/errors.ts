@@ -12,4 +12,3 @@ export class UnusableImageError extends P2pCacheError {
     super(message)
   }
 }
-

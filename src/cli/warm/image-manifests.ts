@@ -33,11 +33,14 @@ export function chooseEntries (entries: Descriptor[], choice: PlatformChoice, im
   if (choice.all) return runnable
   const want = choice.platform
   const matches = runnable.filter(e => e.platform !== undefined && platformMatches(want, e.platform))
-  const best = matches.find(e => e.platform !== undefined && platformMatches({ ...want, variant: want.variant ?? '' }, e.platform)) ?? matches[0]
+  const best = matches.find(e => e.platform !== undefined && platformMatches({ ...want, variant: want.variant ?? '' }, e.platform)) ??
+    matches[0]
   if (best !== undefined) return [best]
   const available = runnable.flatMap(e => e.platform === undefined ? [] : [formatPlatform(e.platform)])
-  throw new UnusableImageError(`${image} has no ${formatPlatform(want)} image (it has: ${available.join(', ') || 'no platforms'})`,
-    'pass --platform with one of those, or --all-platforms')
+  throw new UnusableImageError(
+    `${image} has no ${formatPlatform(want)} image (it has: ${available.join(', ') || 'no platforms'})`,
+    'pass --platform with one of those, or --all-platforms'
+  )
 }
 
 /** A single-platform image names its platform only in its config. */
@@ -46,9 +49,10 @@ export function configPlatform (body: Buffer | undefined): Platform | undefined 
   try {
     const c = JSON.parse(body.toString('utf8')) as { os?: unknown, architecture?: unknown, variant?: unknown }
     if (typeof c.os !== 'string' || typeof c.architecture !== 'string') return undefined
-    return typeof c.variant === 'string' ? { os: c.os, architecture: c.architecture, variant: c.variant } : { os: c.os, architecture: c.architecture }
+    return typeof c.variant === 'string'
+      ? { os: c.os, architecture: c.architecture, variant: c.variant }
+      : { os: c.os, architecture: c.architecture }
   } catch {
     return undefined
   }
 }
-

@@ -42,7 +42,9 @@ function sourceText (cache: CacheStatus | undefined, source: string | undefined)
 }
 
 export function itemLine (item: FetchedItem): string {
-  return `${item.image}  ${item.kind.padEnd(8)} ${item.digest.slice(0, 'sha256:'.length + 12)}  ${formatBytes(item.bytes).padStart(10)}  ${sourceText(item.cache, item.source)}`
+  return `${item.image}  ${item.kind.padEnd(8)} ${item.digest.slice(0, 'sha256:'.length + 12)}  ${formatBytes(item.bytes).padStart(10)}  ${
+    sourceText(item.cache, item.source)
+  }`
 }
 
 /** e.g. `alpine:3.20 (linux/amd64): 3 blobs, 3.4 MiB — 0 local, 1 from peers, 2 from upstream — 1.2 s` */
@@ -71,9 +73,15 @@ export class LineReporter implements WarmReporter {
   constructor (private readonly streams: ReporterStreams = PROCESS_STREAMS) {}
   expect (): void {}
   received (): void {}
-  item (item: FetchedItem): void { this.streams.stdout.write(`${itemLine(item)}\n`) }
-  imageDone (s: ImageSummary): void { this.streams.stdout.write(`${summaryLine(s)}\n`) }
-  imageFailed (image: string, message: string, hint: string | undefined): void { this.streams.stderr.write(failureText(image, message, hint)) }
+  item (item: FetchedItem): void {
+    this.streams.stdout.write(`${itemLine(item)}\n`)
+  }
+  imageDone (s: ImageSummary): void {
+    this.streams.stdout.write(`${summaryLine(s)}\n`)
+  }
+  imageFailed (image: string, message: string, hint: string | undefined): void {
+    this.streams.stderr.write(failureText(image, message, hint))
+  }
   finish (): void {}
 }
 
@@ -129,8 +137,12 @@ export class BarReporter implements WarmReporter {
     this.bar.update(this.done, this.payload())
   }
 
-  imageDone (s: ImageSummary): void { this.print(`${summaryLine(s)}\n`, true) }
-  imageFailed (image: string, message: string, hint: string | undefined): void { this.print(failureText(image, message, hint), false) }
+  imageDone (s: ImageSummary): void {
+    this.print(`${summaryLine(s)}\n`, true)
+  }
+  imageFailed (image: string, message: string, hint: string | undefined): void {
+    this.print(failureText(image, message, hint), false)
+  }
 
   finish (): void {
     // A byte count above the manifests' sizes (a descriptor that lied) must not overflow the bar.

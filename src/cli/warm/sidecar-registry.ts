@@ -58,7 +58,12 @@ export class SidecarRegistry {
   }
 
   /** A 200 answer with its body unread; any other is a SidecarAnswerError with the sidecar's OCI code and a hint. */
-  private async get (ref: ImageReference, path: string, query: Record<string, string>, headers: Record<string, string>): Promise<SidecarStream> {
+  private async get (
+    ref: ImageReference,
+    path: string,
+    query: Record<string, string>,
+    headers: Record<string, string>
+  ): Promise<SidecarStream> {
     let res: SidecarStream
     try {
       res = await this.client.stream(path, { headers, query })
@@ -83,7 +88,11 @@ export class SidecarRegistry {
   private transportError (err: unknown, path: string): Error {
     const e = err instanceof SidecarUnreachableError ? err : new SidecarUnreachableError(this.client.url, err)
     if (e.timedOut) {
-      return new Error(`no complete answer from the sidecar within ${this.client.timeoutMs / 1000} s for ${path}; raise --timeout for large layers on a slow link`)
+      return new Error(
+        `no complete answer from the sidecar within ${
+          this.client.timeoutMs / 1000
+        } s for ${path}; raise --timeout for large layers on a slow link`
+      )
     }
     return new Error(`request to the sidecar at ${this.client.url} failed (${e.code ?? e.reason}): ${path}`, { cause: e.cause })
   }
@@ -147,12 +156,13 @@ function hintFor (status: number, code: string, message: string, ref: ImageRefer
   if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN' || code === 'BLOB_UNKNOWN' || status === 404) {
     return `check that ${ref.repository}${ref.digest === undefined ? ':' : '@'}${manifestReference(ref)} exists on ${registry}`
   }
-  if (status === 401 || status === 403) return `give the sidecar credentials for ${registry}: CACHE_REGISTRY_AUTH=<name>=<user>:<token> or CACHE_DOCKER_CONFIG`
+  if (status === 401 || status === 403) {
+    return `give the sidecar credentials for ${registry}: CACHE_REGISTRY_AUTH=<name>=<user>:<token> or CACHE_DOCKER_CONFIG`
+  }
   if (status === 429) return `${registry} is rate-limiting; add credentials (CACHE_REGISTRY_AUTH) or warm again later`
   if (status === 502 || code === 'UPSTREAM_UNAVAILABLE') {
     return `${registry} is unreachable and no cache or peer has the content; check its URL in CACHE_REGISTRY_UPSTREAMS and the sidecar host's network`
   }
-  if (status >= 500) return 'see the sidecar\'s log for the cause'
+  if (status >= 500) return "see the sidecar's log for the cause"
   return undefined
 }
-

@@ -2,8 +2,14 @@ import PQueue from 'p-queue'
 import { formatPlatform, manifestReference, type ImageReference, type Platform } from '../../oci/image-ref.js'
 import { UnusableImageError } from './errors.js'
 import {
-  chooseEntries, configPlatform, ImageManifestSchema, IndexSchema, isIndex,
-  type Descriptor, type ImageManifest, type PlatformChoice
+  chooseEntries,
+  configPlatform,
+  ImageManifestSchema,
+  IndexSchema,
+  isIndex,
+  type Descriptor,
+  type ImageManifest,
+  type PlatformChoice
 } from './image-manifests.js'
 import type { FetchedItem, WarmReporter } from './progress.js'
 import type { BlobAnswer, ManifestAnswer, SidecarRegistry } from './sidecar-registry.js'
@@ -19,7 +25,11 @@ export class Warmer {
   /** A blob shared by several images (or platforms) is read once. */
   private readonly blobs = new Map<string, Promise<BlobAnswer>>()
 
-  constructor (private readonly sidecar: SidecarRegistry, private readonly settings: { concurrency: number, choice: PlatformChoice }, private readonly reporter: WarmReporter) {
+  constructor (
+    private readonly sidecar: SidecarRegistry,
+    private readonly settings: { concurrency: number, choice: PlatformChoice },
+    private readonly reporter: WarmReporter
+  ) {
     this.queue = new PQueue({ concurrency: settings.concurrency })
   }
 
@@ -31,25 +41,43 @@ export class Warmer {
     } catch {
       throw new UnusableImageError(`manifest ${reference} of ${ref.input} is not JSON`)
     }
-    this.reporter.item({ image: ref.input, kind: isIndex(answer.mediaType, json) ? 'index' : 'manifest', digest: answer.digest, bytes: answer.body.byteLength, cache: answer.cache, source: answer.source })
+    this.reporter.item({
+      image: ref.input,
+      kind: isIndex(answer.mediaType, json) ? 'index' : 'manifest',
+      digest: answer.digest,
+      bytes: answer.body.byteLength,
+      cache: answer.cache,
+      source: answer.source
+    })
     return { answer, json }
   }
 
   /** The image manifests to warm under `reference`: itself, or the chosen entries of an index (one level of nesting). */
-  private async manifests (ref: ImageReference, reference: string, platform: Platform | undefined, depth: number): Promise<PlatformManifest[]> {
+  private async manifests (
+    ref: ImageReference,
+    reference: string,
+    platform: Platform | undefined,
+    depth: number
+  ): Promise<PlatformManifest[]> {
     const { answer, json } = await this.fetchManifest(ref, reference)
     if (isIndex(answer.mediaType, json)) {
       if (depth > 1) throw new UnusableImageError(`${ref.input}: indexes nested deeper than two levels are not supported`)
       const index = IndexSchema.safeParse(json)
-      if (!index.success) throw new UnusableImageError(`${ref.input}: the index ${answer.digest} is malformed (${index.error.issues[0]?.message ?? 'invalid'})`)
+      if (!index.success) {
+        throw new UnusableImageError(
+          `${ref.input}: the index ${answer.digest} is malformed (${index.error.issues[0]?.message ?? 'invalid'})`
+        )
+      }
       const entries = chooseEntries(index.data.manifests, this.settings.choice, ref.input)
       const nested = await Promise.all(entries.map(async e => await this.manifests(ref, e.digest, e.platform, depth + 1)))
       return nested.flat()
     }
     const manifest = ImageManifestSchema.safeParse(json)
     if (!manifest.success) {
-      throw new UnusableImageError(`${ref.input}: ${answer.mediaType || 'the manifest'} ${answer.digest} is not an OCI or Docker schema 2 image manifest`,
-        'schema 1 images are not supported; push the image again with a current docker or skopeo')
+      throw new UnusableImageError(
+        `${ref.input}: ${answer.mediaType || 'the manifest'} ${answer.digest} is not an OCI or Docker schema 2 image manifest`,
+        'schema 1 images are not supported; push the image again with a current docker or skopeo'
+      )
     }
     return [{ manifest: manifest.data, platform }]
   }
@@ -60,7 +88,9 @@ export class Warmer {
     if (pending === undefined) {
       this.reporter.expect(d.size)
       pending = this.queue.add(async () => {
-        const answer = await this.sidecar.blob(ref, d, kind === 'config', n => { this.reporter.received(n) })
+        const answer = await this.sidecar.blob(ref, d, kind === 'config', n => {
+          this.reporter.received(n)
+        })
         this.reporter.item({ image: ref.input, kind, digest: d.digest, bytes: answer.bytes, cache: answer.cache, source: answer.source })
         return answer
       })
@@ -83,13 +113,21 @@ export class Warmer {
     const failed = settled.find(s => s.status === 'rejected')
     if (failed !== undefined) throw failed.reason
     const fetched = settled.flatMap(s => s.status === 'fulfilled' ? [s.value] : [])
-    const platforms = manifests.map(m => m.platform ?? configPlatform(fetched.find(f => f.d.digest === m.manifest.config.digest)?.answer.body))
+    const platforms = manifests.map(m =>
+      m.platform ?? configPlatform(fetched.find(f => f.d.digest === m.manifest.config.digest)?.answer.body)
+    )
     this.reporter.imageDone({
       image: ref.input,
       platforms: [...new Set(platforms.flatMap(p => p === undefined ? [] : [formatPlatform(p)]))],
-      blobs: fetched.map(({ d, kind, answer }): FetchedItem => ({ image: ref.input, kind, digest: d.digest, bytes: answer.bytes, cache: answer.cache, source: answer.source })),
+      blobs: fetched.map(({ d, kind, answer }): FetchedItem => ({
+        image: ref.input,
+        kind,
+        digest: d.digest,
+        bytes: answer.bytes,
+        cache: answer.cache,
+        source: answer.source
+      })),
       ms: performance.now() - started
     })
   }
 }
-

@@ -41,16 +41,26 @@ export interface ClaimRequest {
 
 export type ClaimAnswer =
   | { status: 'fetch', leaseMs: number }
-  | { status: 'join', peer: string, addrs: string[], committed: boolean, others?: Array<{ peer: string, addrs: string[] }>, seeder?: { peer: string, addrs: string[] } }
+  | {
+    status: 'join'
+    peer: string
+    addrs: string[]
+    committed: boolean
+    others?: Array<{ peer: string, addrs: string[] }>
+    seeder?: { peer: string, addrs: string[] }
+  }
   | { status: 'ok' }
   | { status: 'bad_request', message: string }
 
 /** 1.2.0: "ask `peer` (at `addrs`), which is closer to the key than I am". Never leaves ClaimService. */
-export interface ClaimRedirect { status: 'redirect', peer: string, addrs: string[] }
+export interface ClaimRedirect {
+  status: 'redirect'
+  peer: string
+  addrs: string[]
+}
 
 /** What a claim stream carries back. */
 export type WireClaimAnswer = ClaimAnswer | ClaimRedirect
-
 
 /** Most holders one claim reports failed (the latest ones). */
 export const MAX_FAILED_REPORTED = 8

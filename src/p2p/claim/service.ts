@@ -8,10 +8,31 @@ import type { P2pNode } from '../node.js'
 import { keyCid } from '../content-id.js'
 import { MAX_REQUEST_BYTES } from '../constants.js'
 import { multiaddr } from '@multiformats/multiaddr'
-import { CLAIM_ANSWERED_MS, CLAIM_COORDINATORS_TRIED, CLAIM_MAX_STREAMS, CLAIM_PATIENT_ASKS, CLAIM_MAX_REDIRECTS, CLAIM_PROTOCOL, CLAIM_PROTOCOL_REDIRECT, CLAIM_PROTOCOL_SWARM, CLAIM_PROTOCOLS, CLAIM_SILENT_MS, CLAIM_TIMEOUT_MS } from './constants.js'
+import {
+  CLAIM_ANSWERED_MS,
+  CLAIM_COORDINATORS_TRIED,
+  CLAIM_MAX_STREAMS,
+  CLAIM_PATIENT_ASKS,
+  CLAIM_MAX_REDIRECTS,
+  CLAIM_PROTOCOL,
+  CLAIM_PROTOCOL_REDIRECT,
+  CLAIM_PROTOCOL_SWARM,
+  CLAIM_PROTOCOLS,
+  CLAIM_SILENT_MS,
+  CLAIM_TIMEOUT_MS
+} from './constants.js'
 import { TtlSet } from '../../clock/ttl-set.js'
 import { closerPeer, coordinatorsOf, isCloser, keyKadId } from './distance.js'
-import { decodeClaimAnswer, decodeClaimRequest, encodeClaimFrame, MAX_ANSWER_MESSAGE_CHARS, type ClaimAnswer, type ClaimRedirect, type ClaimRequest, type WireClaimAnswer } from './frames.js'
+import {
+  decodeClaimAnswer,
+  decodeClaimRequest,
+  encodeClaimFrame,
+  MAX_ANSWER_MESSAGE_CHARS,
+  type ClaimAnswer,
+  type ClaimRedirect,
+  type ClaimRequest,
+  type WireClaimAnswer
+} from './frames.js'
 import { ClaimTable, type Holder } from './table.js'
 import { FrameError } from '../json-frame.js'
 import { exchangeFrame } from '../frame-exchange.js'
@@ -99,13 +120,24 @@ export class ClaimService {
     await node.handle(CLAIM_PROTOCOLS, (stream, connection) => {
       void this.serve(stream, connection)
     }, { maxInboundStreams: CLAIM_MAX_STREAMS, maxOutboundStreams: CLAIM_MAX_STREAMS })
-    this.topologies.push(await node.register(CLAIM_PROTOCOL, {
-      onConnect: peer => { this.speakers.add(peer.toString()) },
-      onDisconnect: peer => { this.speakers.delete(peer.toString()) }
-    }), await node.register(CLAIM_PROTOCOL_REDIRECT, {
-      onConnect: peer => { this.redirectable.add(peer.toString()) },
-      onDisconnect: peer => { this.redirectable.delete(peer.toString()) }
-    }))
+    this.topologies.push(
+      await node.register(CLAIM_PROTOCOL, {
+        onConnect: peer => {
+          this.speakers.add(peer.toString())
+        },
+        onDisconnect: peer => {
+          this.speakers.delete(peer.toString())
+        }
+      }),
+      await node.register(CLAIM_PROTOCOL_REDIRECT, {
+        onConnect: peer => {
+          this.redirectable.add(peer.toString())
+        },
+        onDisconnect: peer => {
+          this.redirectable.delete(peer.toString())
+        }
+      })
+    )
   }
 
   async stop (): Promise<void> {
@@ -133,7 +165,7 @@ export class ClaimService {
     for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
       signal.throwIfAborted()
       if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
-      for (let asks = 0; ; asks++) {
+      for (let asks = 0;; asks++) {
         try {
           const answered = await this.follow(coordinator, request, signal)
           this.answered.add(`${request.key} ${answered.coordinator}`)
@@ -141,8 +173,14 @@ export class ClaimService {
         } catch (err) {
           if (signal.aborted) throw err
           // Not one this claim reports failed: its transfer stalled too, so it is hung (SIGSTOP), not loaded.
-          if (asks < this.patientAsks && request.failed?.includes(coordinator) !== true && this.holdsLeases(request.key, coordinator) && isTimeout(err as Error)) {
-            this.components.log.info({ key: request.key, op: request.op, coordinator, asks: asks + 1 }, 'claim coordinator slow; it answered on this key before and is connected: asking it again')
+          if (
+            asks < this.patientAsks && request.failed?.includes(coordinator) !== true && this.holdsLeases(request.key, coordinator) &&
+            isTimeout(err as Error)
+          ) {
+            this.components.log.info(
+              { key: request.key, op: request.op, coordinator, asks: asks + 1 },
+              'claim coordinator slow; it answered on this key before and is connected: asking it again'
+            )
             continue
           }
           this.unreachable(request, coordinator, err as Error, 'asking the next closest peer')
@@ -246,10 +284,18 @@ export class ClaimService {
     const before = this.table.describe(request.key)
     // Itself: the stored-copy rule above decides (a copy it evicted is not held).
     const connected = (peer: string): boolean => peer !== self && this.components.node.getConnections(peerIdFromString(peer)).length > 0
-    const answer = this.table.decide(await this.holder(from), request, request.op === 'claim' ? await this.providers(from, request.key, signal) : [], connected)
+    const answer = this.table.decide(
+      await this.holder(from),
+      request,
+      request.op === 'claim' ? await this.providers(from, request.key, signal) : [],
+      connected
+    )
     // A second lease on a key the table knew is a second upstream copy: say why (issue 23).
     if (answer.status === 'fetch' && before !== undefined && before.peer !== from) {
-      this.components.log.info({ key: request.key, op: request.op, from, failed: request.failed, before }, 'claim: lease handed to another node')
+      this.components.log.info(
+        { key: request.key, op: request.op, from, failed: request.failed, before },
+        'claim: lease handed to another node'
+      )
     }
     return answer
   }
@@ -287,7 +333,11 @@ export class ClaimService {
     const stream = await this.components.node.dialProtocol(id, protocol, { signal, negotiateFully: false })
     // An older coordinator's decoder refuses fields it does not know.
     const { pieces, direct, ...plain } = request
-    const sent = protocol === CLAIM_PROTOCOL_REDIRECT ? request : protocol === CLAIM_PROTOCOL_SWARM && pieces !== undefined ? { ...plain, pieces } : plain
+    const sent = protocol === CLAIM_PROTOCOL_REDIRECT
+      ? request
+      : protocol === CLAIM_PROTOCOL_SWARM && pieces !== undefined
+      ? { ...plain, pieces }
+      : plain
     return await exchangeFrame(stream, encodeClaimFrame(sent), decodeClaimAnswer, { signal, maxAnswerBytes: MAX_ANSWER_BYTES })
   }
 
@@ -300,7 +350,8 @@ export class ClaimService {
       try {
         const request = decodeClaimRequest((await lp.read({ signal })).subarray())
         // Only a 1.2.0 asker follows a redirect; an older one is answered here.
-        answer = (stream.protocol === CLAIM_PROTOCOL_REDIRECT ? await this.redirect(from, request) : undefined) ?? await this.decide(from, request, signal)
+        answer = (stream.protocol === CLAIM_PROTOCOL_REDIRECT ? await this.redirect(from, request) : undefined) ??
+          await this.decide(from, request, signal)
         // A 1.0.0 asker's decoder refuses fields it does not know.
         if (answer.status === 'join' && stream.protocol === CLAIM_PROTOCOL) {
           delete answer.others
@@ -311,7 +362,10 @@ export class ClaimService {
         // Only a frame that does not decode is the peer's fault; a request that came too late
         // or a stream that broke (a loaded machine, issue 23) is not answered at all.
         if (!(err instanceof FrameError)) {
-          this.components.log.info({ peer: from, err: (err as Error).message }, 'claim request not answered: it did not arrive in time or its stream failed')
+          this.components.log.info(
+            { peer: from, err: (err as Error).message },
+            'claim request not answered: it did not arrive in time or its stream failed'
+          )
           throw err
         }
         this.components.log.warn({ peer: from, err: err.message }, 'bad claim request from peer')

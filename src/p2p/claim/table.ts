@@ -1,6 +1,14 @@
 import type { Digest } from '../../oci/digest.js'
 import type { ClaimAnswer, ClaimRequest } from './frames.js'
-import { CLAIM_CHAIN_FANOUT, CLAIM_DONE_TTL_MS, CLAIM_LAST_HOLDER_REPORTS, CLAIM_LEASE_MS, CLAIM_MEMBERS_MAX, CLAIM_OTHERS_MAX, CLAIM_TABLE_MAX } from './constants.js'
+import {
+  CLAIM_CHAIN_FANOUT,
+  CLAIM_DONE_TTL_MS,
+  CLAIM_LAST_HOLDER_REPORTS,
+  CLAIM_LEASE_MS,
+  CLAIM_MEMBERS_MAX,
+  CLAIM_OTHERS_MAX,
+  CLAIM_TABLE_MAX
+} from './constants.js'
 
 /** A peer that has (or is fetching) a key, as a provider record or a claim names it. */
 export interface Holder {
@@ -86,7 +94,15 @@ export class ClaimTable {
   /** What the table holds for `key` (for logs): the holder, whether committed, ms left, receivers, whether reported. */
   describe (key: Digest): { peer: string, committed: boolean, leftMs: number, members: number, reported: boolean } | undefined {
     const e = this.entries.get(key)
-    return e === undefined ? undefined : { peer: e.peer, committed: e.committed, leftMs: e.until - this.now(), members: e.members?.length ?? 0, reported: e.reported === true }
+    return e === undefined
+      ? undefined
+      : {
+        peer: e.peer,
+        committed: e.committed,
+        leftMs: e.until - this.now(),
+        members: e.members?.length ?? 0,
+        reported: e.reported === true
+      }
   }
 
   /**
@@ -132,12 +148,21 @@ export class ClaimTable {
         if (entry?.peer === from.peer && !entry.committed) this.entries.delete(key)
         return { status: 'ok' }
       case 'done':
-        this.set(key, { ...from, until: now + this.doneTtlMs, committed: true, ...(entry?.members !== undefined ? { members: entry.members.filter(m => m.peer !== from.peer) } : {}) })
+        this.set(key, {
+          ...from,
+          until: now + this.doneTtlMs,
+          committed: true,
+          ...(entry?.members !== undefined ? { members: entry.members.filter(m => m.peer !== from.peer) } : {})
+        })
         return { status: 'ok' }
       case 'claim':
       case 'renew': {
-        if (entry !== undefined && entry.peer !== from.peer && op === 'renew') return { status: 'join', peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
-        const holder = entry !== undefined && entry.peer !== from.peer ? (entry.committed ? this.inTurn(entry, from, failed, providers) : this.inChain(entry, from)) : undefined
+        if (entry !== undefined && entry.peer !== from.peer && op === 'renew') {
+          return { status: 'join', peer: entry.peer, addrs: entry.addrs, committed: entry.committed }
+        }
+        const holder = entry !== undefined && entry.peer !== from.peer
+          ? (entry.committed ? this.inTurn(entry, from, failed, providers) : this.inChain(entry, from))
+          : undefined
         if (entry !== undefined && holder === undefined && entry.reported === true) {
           // Every holder left was reported or is the claimant: the claimant fetches.
           this.entries.delete(key)
@@ -149,12 +174,22 @@ export class ClaimTable {
           // Piece hashes come from the holder itself, not from a receiver relaying its pieces:
           // one liar poisons its followers' hashes, while its own are held to account by all.
           const seeder = holder.peer !== entry.peer && !entry.committed ? { seeder: holderOf(entry) } : {}
-          return { status: 'join', peer: holder.peer, addrs: holder.addrs, committed: entry.committed, ...(others.length > 0 ? { others } : {}), ...seeder }
+          return {
+            status: 'join',
+            peer: holder.peer,
+            addrs: holder.addrs,
+            committed: entry.committed,
+            ...(others.length > 0 ? { others } : {}),
+            ...seeder
+          }
         }
         if (op === 'claim' && entry?.peer !== from.peer) {
           const provider = providers.find(p => p.peer !== from.peer && !failed.has(p.peer))
           if (provider !== undefined) {
-            const others = providers.filter(p => p.peer !== provider.peer && p.peer !== from.peer && !failed.has(p.peer)).slice(0, CLAIM_OTHERS_MAX).map(holderOf)
+            const others = providers.filter(p => p.peer !== provider.peer && p.peer !== from.peer && !failed.has(p.peer)).slice(
+              0,
+              CLAIM_OTHERS_MAX
+            ).map(holderOf)
             return { status: 'join', peer: provider.peer, addrs: provider.addrs, committed: true, ...(others.length > 0 ? { others } : {}) }
           }
         }
@@ -188,11 +223,25 @@ export class ClaimTable {
    * ahead of it in the chain, never to its own followers: two receivers would wait on each other.
    */
   private inChain (entry: Entry, from: Holder): Holder {
-    let best: { holder: Holder, followers: number, bump: () => void } = { holder: entry, followers: entry.followers ?? 0, bump: () => { entry.followers = (entry.followers ?? 0) + 1 } }
+    let best: { holder: Holder, followers: number, bump: () => void } = {
+      holder: entry,
+      followers: entry.followers ?? 0,
+      bump: () => {
+        entry.followers = (entry.followers ?? 0) + 1
+      }
+    }
     if (best.followers >= this.chainFanout) {
       for (const m of entry.members ?? []) {
         if (m.peer === from.peer) break
-        if (m.followers < best.followers) best = { holder: m, followers: m.followers, bump: () => { m.followers++ } }
+        if (m.followers < best.followers) {
+          best = {
+            holder: m,
+            followers: m.followers,
+            bump: () => {
+              m.followers++
+            }
+          }
+        }
         if (best.followers < this.chainFanout) break
       }
     }
@@ -234,7 +283,7 @@ export class ClaimTable {
       if (h.peer !== from.peer && h.peer !== entry.peer && !failed.has(h.peer) && !holders.some(x => x.peer === h.peer)) holders.push(h)
     }
     for (const p of providers) add(p)
-    if (holders.length === 0) for (const m of this.ahead(entry, from)) add(m)
+    if (holders.length === 0) { for (const m of this.ahead(entry, from)) add(m) }
     if (holders.length === 0) return undefined
     const turn = entry.joins ?? 0
     entry.joins = turn + 1

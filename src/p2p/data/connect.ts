@@ -38,11 +38,20 @@ export async function connectData (host: string, offer: DataOffer, timeoutMs: nu
       reject(err)
     }
     let tcpConnected = false
-    socket.once('connect', () => { tcpConnected = true })
+    socket.once('connect', () => {
+      tcpConnected = true
+    })
     const onAbort = (): void => {
-      fail(signal.aborted
-        ? signal.reason as Error
-        : new DataConnectTimeoutError(`no TLS connection to ${host}:${offer.port} within ${timeoutMs} ms${tcpConnected ? ' (the port answered; the handshake was late)' : ''}`, tcpConnected))
+      fail(
+        signal.aborted
+          ? signal.reason as Error
+          : new DataConnectTimeoutError(
+            `no TLS connection to ${host}:${offer.port} within ${timeoutMs} ms${
+              tcpConnected ? ' (the port answered; the handshake was late)' : ''
+            }`,
+            tcpConnected
+          )
+      )
     }
     const onConnect = (): void => {
       cleanup()
@@ -55,7 +64,10 @@ export async function connectData (host: string, offer: DataOffer, timeoutMs: nu
       socket.off('secureConnect', onConnect)
       socket.off('error', fail)
     }
-    if (deadline.aborted) { onAbort(); return }
+    if (deadline.aborted) {
+      onAbort()
+      return
+    }
     deadline.addEventListener('abort', onAbort)
     socket.once('secureConnect', onConnect)
     socket.once('error', fail)

@@ -48,7 +48,10 @@ interface PendingOffer {
 /** The data channel's port is taken and was set explicitly. */
 export class DataListenError extends P2pCacheError {
   constructor (readonly host: string, readonly port: number, cause: Error) {
-    super(`cannot listen on CACHE_P2P_DATA_PORT=${port} (${host}): ${cause.message}. Pick a free port, or CACHE_P2P_DATA_PORT=auto to take any free one`, { exitCode: EXIT_USAGE })
+    super(
+      `cannot listen on CACHE_P2P_DATA_PORT=${port} (${host}): ${cause.message}. Pick a free port, or CACHE_P2P_DATA_PORT=auto to take any free one`,
+      { exitCode: EXIT_USAGE }
+    )
   }
 }
 
@@ -78,7 +81,9 @@ export class DataServer {
         this.identities.set(socket, identity)
         return offer.key
       }
-    }, socket => { this.accept(socket) })
+    }, socket => {
+      this.accept(socket)
+    })
     // A port scan, an expired or unknown ticket: not this node's failure.
     this.server.on('tlsClientError', (err, socket) => {
       this.components.log.debug({ err: err.message, remote: socket.remoteAddress }, 'data channel handshake failed')
@@ -95,7 +100,9 @@ export class DataServer {
   async start (): Promise<void> {
     const bind = async (port: number): Promise<void> => {
       await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error): void => { reject(err) }
+        const onError = (err: Error): void => {
+          reject(err)
+        }
         this.server.once('error', onError)
         this.server.listen(port, this.init.host, () => {
           this.server.off('error', onError)
@@ -106,10 +113,14 @@ export class DataServer {
     try {
       await bind(this.init.port)
     } catch (err) {
-      if (!this.init.anyPortIfTaken || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new DataListenError(this.init.host, this.init.port, err as Error)
+      if (!this.init.anyPortIfTaken || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+        throw new DataListenError(this.init.host, this.init.port, err as Error)
+      }
       await bind(0)
-      this.components.log.warn({ wanted: this.init.port, port: (this.server.address() as { port: number }).port },
-        'the data channel port is taken: using another free port (peers learn it in each offer; publish it, or set CACHE_P2P_DATA_PORT, when peers reach this node through a port mapping)')
+      this.components.log.warn(
+        { wanted: this.init.port, port: (this.server.address() as { port: number }).port },
+        'the data channel port is taken: using another free port (peers learn it in each offer; publish it, or set CACHE_P2P_DATA_PORT, when peers reach this node through a port mapping)'
+      )
     }
     this.boundPort = (this.server.address() as { port: number }).port
   }
@@ -143,7 +154,9 @@ export class DataServer {
     this.sockets.add(socket)
     socket.once('close', () => this.sockets.delete(socket))
     // A reset by the requester is its choice; the transfer's own code sees it as a failed write.
-    socket.on('error', err => { this.components.log.debug({ peer: offer.peer, err: err.message }, 'data channel connection failed') })
+    socket.on('error', err => {
+      this.components.log.debug({ peer: offer.peer, err: err.message }, 'data channel connection failed')
+    })
     offer.take(socket)
   }
 
@@ -154,6 +167,12 @@ export class DataServer {
       offer.expire()
     }
     for (const socket of this.sockets) socket.destroy()
-    if (this.server.listening) await new Promise<void>(resolve => { this.server.close(() => { resolve() }) })
+    if (this.server.listening) {
+      await new Promise<void>(resolve => {
+        this.server.close(() => {
+          resolve()
+        })
+      })
+    }
   }
 }

@@ -10,8 +10,12 @@ export function streamSource (stream: Stream): ByteSource {
     const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
     handlers?.data(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
   }
-  const onClose = (evt: StreamCloseEvent): void => { handlers?.end(evt.error) }
-  const onEnd = (): void => { handlers?.end() }
+  const onClose = (evt: StreamCloseEvent): void => {
+    handlers?.end(evt.error)
+  }
+  const onEnd = (): void => {
+    handlers?.end()
+  }
   return {
     listen: h => {
       handlers = h
@@ -28,8 +32,16 @@ export function streamSource (stream: Stream): ByteSource {
     },
     // A pause() inside a 'message' handler dispatched by resume() is undone by resume itself:
     // defer it, and re-check that the consumer has not drained the queue meanwhile.
-    pause: stillWanted => { queueMicrotask(() => { if (stillWanted() && stream.readStatus === 'readable') stream.pause() }) },
-    resume: () => { if (stream.readStatus === 'paused') stream.resume() },
-    get ended () { return stream.readableEnded ?? false }
+    pause: stillWanted => {
+      queueMicrotask(() => {
+        if (stillWanted() && stream.readStatus === 'readable') stream.pause()
+      })
+    },
+    resume: () => {
+      if (stream.readStatus === 'paused') stream.resume()
+    },
+    get ended () {
+      return stream.readableEnded ?? false
+    }
   }
 }

@@ -2,11 +2,28 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { P2pNode } from '../node.js'
-import { DATA_CHANNEL_PROTOCOLS, DIAL_TIMEOUT_MS, FETCH_PROTOCOL_PIECES, FETCH_PROTOCOLS, IN_PROGRESS_IDLE_MS, MAX_HASHES_PER_ANSWER, MAX_RESPONSE_HEADER_BYTES, PIECE_SIZE } from '../constants.js'
+import {
+  DATA_CHANNEL_PROTOCOLS,
+  DIAL_TIMEOUT_MS,
+  FETCH_PROTOCOL_PIECES,
+  FETCH_PROTOCOLS,
+  IN_PROGRESS_IDLE_MS,
+  MAX_HASHES_PER_ANSWER,
+  MAX_RESPONSE_HEADER_BYTES,
+  PIECE_SIZE
+} from '../constants.js'
 import { DATA_CONNECT_TIMEOUT_MS } from '../data/constants.js'
 import { connectData, DataConnectTimeoutError } from '../data/connect.js'
 import { isDigest } from '../../oci/digest.js'
-import { decodeResponseHeader, encodeFrame, type ApiRecordAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
+import {
+  decodeResponseHeader,
+  encodeFrame,
+  type ApiRecordAnswer,
+  type FetchRequest,
+  type FetchResponseHeader,
+  type RecordAnswer,
+  type TagAnswer
+} from './frames.js'
 import type { Digest } from '../../oci/digest.js'
 import { PeerFetchError } from './errors.js'
 import { receive } from './receive.js'
@@ -73,13 +90,26 @@ function remoteHost (connection: Connection): string | undefined {
  * TLS connection to the address this node reached the peer at. When that port can't be reached, `data.unreachable` is told and the same
  * request goes over libp2p. Throws PeerFetchError for anything the peer did wrong or could not do.
  */
-export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: FetchRequest, opts: FetchOptions, data?: DataChannelUse): Promise<PeerBlob> {
+export async function fetchFromPeer (
+  node: P2pNode,
+  peer: PeerRef,
+  request: FetchRequest,
+  opts: FetchOptions,
+  data?: DataChannelUse
+): Promise<PeerBlob> {
   const name = peer.id.toString()
   const { stream, connection } = await openFetchStream(node, peer, opts)
   try {
-    if (request.pieces === true && stream.protocol !== FETCH_PROTOCOL_PIECES) throw new PeerFetchError(name, 'refused', `speaks ${stream.protocol ?? 'an older fetch protocol'}, without pieces (${FETCH_PROTOCOL_PIECES})`)
+    if (request.pieces === true && stream.protocol !== FETCH_PROTOCOL_PIECES) {
+      throw new PeerFetchError(
+        name,
+        'refused',
+        `speaks ${stream.protocol ?? 'an older fetch protocol'}, without pieces (${FETCH_PROTOCOL_PIECES})`
+      )
+    }
     const host = remoteHost(connection)
-    const askData = data !== undefined && host !== undefined && DATA_CHANNEL_PROTOCOLS.includes(stream.protocol ?? '') && isDigest(request.key) && data.wanted(name)
+    const askData = data !== undefined && host !== undefined && DATA_CHANNEL_PROTOCOLS.includes(stream.protocol ?? '') &&
+      isDigest(request.key) && data.wanted(name)
     const { lp, header } = await exchange(stream, name, askData ? { ...request, data: true } : request, opts)
     const { size, start, length } = header as Required<Pick<typeof header, 'size' | 'start' | 'length'>>
     const wantedStart = request.start ?? 0
@@ -107,7 +137,9 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
     }
     if (header.data !== undefined) {
       if (!askData || host === undefined) throw new PeerFetchError(name, 'protocol', 'offered the data channel unasked')
-      void stream.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { stream.abort(e as Error) })
+      void stream.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => {
+        stream.abort(e as Error)
+      })
       let socket
       try {
         socket = await connectData(host, header.data, Math.min(DATA_CONNECT_TIMEOUT_MS, opts.idleMs), opts.signal)
@@ -139,7 +171,11 @@ export async function fetchFromPeer (node: P2pNode, peer: PeerRef, request: Fetc
       close: (err?: Error) => {
         received.stop()
         if (err !== undefined) raw.abort(err)
-        else void raw.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { raw.abort(e as Error) })
+        else {
+          void raw.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => {
+            raw.abort(e as Error)
+          })
+        }
       }
     }
   } catch (err) {
@@ -166,7 +202,12 @@ async function openFetchStream (node: P2pNode, peer: PeerRef, opts: FetchOptions
  * Sends the request and reads the response header within `opts.idleMs`; a status other than
  * `ok` becomes the PeerFetchError it means (`busy` carries the peer's `have`).
  */
-async function exchange (stream: Stream, name: string, request: FetchRequest, opts: FetchOptions): Promise<{ lp: ReturnType<typeof lpStream<Stream>>, header: FetchResponseHeader }> {
+async function exchange (
+  stream: Stream,
+  name: string,
+  request: FetchRequest,
+  opts: FetchOptions
+): Promise<{ lp: ReturnType<typeof lpStream<Stream>>, header: FetchResponseHeader }> {
   const lp = lpStream(stream, { maxDataLength: MAX_RESPONSE_HEADER_BYTES })
   const headerSignal = AbortSignal.any([opts.signal, AbortSignal.timeout(opts.idleMs)])
   let header
@@ -175,11 +216,20 @@ async function exchange (stream: Stream, name: string, request: FetchRequest, op
     header = decodeResponseHeader((await lp.read({ signal: headerSignal })).subarray())
   } catch (err) {
     const stalled = headerSignal.aborted && !opts.signal.aborted
-    throw new PeerFetchError(name, stalled ? 'stalled' : 'protocol', stalled ? `no answer within ${opts.idleMs} ms` : (err as Error).message)
+    throw new PeerFetchError(
+      name,
+      stalled ? 'stalled' : 'protocol',
+      stalled ? `no answer within ${opts.idleMs} ms` : (err as Error).message
+    )
   }
   if (header.status !== 'ok') {
     const reason = header.status === 'not_found' ? 'not_found' : header.status === 'busy' ? 'busy' : 'refused'
-    throw new PeerFetchError(name, reason, `answered ${header.status}${header.message !== undefined ? `: ${header.message}` : ''}`, header.have)
+    throw new PeerFetchError(
+      name,
+      reason,
+      `answered ${header.status}${header.message !== undefined ? `: ${header.message}` : ''}`,
+      header.have
+    )
   }
   return { lp, header }
 }
@@ -205,20 +255,49 @@ export interface PieceHashAnswer {
  * @throws PeerFetchError: `refused` when the peer speaks no pieces (older version) or uses another
  * piece size; the usual reasons otherwise
  */
-export async function fetchPieceHashes (node: P2pNode, peer: PeerRef, key: Digest, from: number, opts: FetchOptions): Promise<PieceHashAnswer> {
+export async function fetchPieceHashes (
+  node: P2pNode,
+  peer: PeerRef,
+  key: Digest,
+  from: number,
+  opts: FetchOptions
+): Promise<PieceHashAnswer> {
   const name = peer.id.toString()
   const { stream } = await openFetchStream(node, peer, opts)
   try {
-    if (stream.protocol !== FETCH_PROTOCOL_PIECES) throw new PeerFetchError(name, 'refused', `speaks ${stream.protocol ?? 'an older fetch protocol'}, without pieces (${FETCH_PROTOCOL_PIECES})`)
+    if (stream.protocol !== FETCH_PROTOCOL_PIECES) {
+      throw new PeerFetchError(
+        name,
+        'refused',
+        `speaks ${stream.protocol ?? 'an older fetch protocol'}, without pieces (${FETCH_PROTOCOL_PIECES})`
+      )
+    }
     const { header } = await exchange(stream, name, { key, hashes: from }, opts)
     const hashes = header.hashes
-    if (hashes === undefined || header.size === undefined) throw new PeerFetchError(name, 'protocol', 'answered a hashes request without hashes')
-    if (hashes.pieceSize !== PIECE_SIZE) throw new PeerFetchError(name, 'refused', `cuts blobs into pieces of ${hashes.pieceSize} bytes, not ${PIECE_SIZE}`)
-    if (hashes.from !== from) throw new PeerFetchError(name, 'protocol', `answered hashes from piece ${hashes.from} to a request from ${from}`)
+    if (hashes === undefined || header.size === undefined) {
+      throw new PeerFetchError(name, 'protocol', 'answered a hashes request without hashes')
+    }
+    if (hashes.pieceSize !== PIECE_SIZE) {
+      throw new PeerFetchError(name, 'refused', `cuts blobs into pieces of ${hashes.pieceSize} bytes, not ${PIECE_SIZE}`)
+    }
+    if (hashes.from !== from) {
+      throw new PeerFetchError(name, 'protocol', `answered hashes from piece ${hashes.from} to a request from ${from}`)
+    }
     const list = hashes.hex.match(/.{64}/g) ?? []
-    if (list.length > MAX_HASHES_PER_ANSWER || from + list.length > Math.ceil(header.size / PIECE_SIZE)) throw new PeerFetchError(name, 'protocol', `answered ${list.length} hashes from piece ${from} for a blob of ${header.size} bytes`)
-    void stream.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => { stream.abort(e as Error) })
-    return { peer: name, size: header.size, have: Math.min(header.have ?? 0, header.size), from, hashes: list, ...(header.epoch !== undefined ? { epoch: header.epoch } : {}) }
+    if (list.length > MAX_HASHES_PER_ANSWER || from + list.length > Math.ceil(header.size / PIECE_SIZE)) {
+      throw new PeerFetchError(name, 'protocol', `answered ${list.length} hashes from piece ${from} for a blob of ${header.size} bytes`)
+    }
+    void stream.close({ signal: AbortSignal.timeout(opts.idleMs) }).catch(e => {
+      stream.abort(e as Error)
+    })
+    return {
+      peer: name,
+      size: header.size,
+      have: Math.min(header.have ?? 0, header.size),
+      from,
+      hashes: list,
+      ...(header.epoch !== undefined ? { epoch: header.epoch } : {})
+    }
   } catch (err) {
     stream.abort(err as Error)
     throw err instanceof PeerFetchError ? err : new PeerFetchError(name, 'protocol', (err as Error).message)

@@ -5,7 +5,17 @@ import { P2pCacheError } from '../../errors/p2p-cache-error.js'
  * since it handed out piece hashes: the pieces checked against them are suspect, and the peer is
  * not at fault.
  */
-export type PeerFetchFailure = 'dial' | 'not_found' | 'busy' | 'refused' | 'stalled' | 'truncated' | 'protocol' | 'mismatch' | 'too_large' | 'restarted'
+export type PeerFetchFailure =
+  | 'dial'
+  | 'not_found'
+  | 'busy'
+  | 'refused'
+  | 'stalled'
+  | 'truncated'
+  | 'protocol'
+  | 'mismatch'
+  | 'too_large'
+  | 'restarted'
 
 export class PeerFetchError extends P2pCacheError {
   /**

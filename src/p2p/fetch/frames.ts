@@ -111,14 +111,16 @@ export interface TagAnswer {
   resolvedAt: number
 }
 
-
 /** Longest `message` of a response header: the server cuts what it sends to it, the client refuses more. */
 export const MAX_HEADER_MESSAGE_CHARS = 1000
 
 const offset = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 const requestSchema = z.strictObject({
-  key: z.string().max(700).refine(k => isDigest(k) || isTagKey(k) || isApiKey(k) || isRecordKey(k), 'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single>, api:<upstream> <path>#<accept> or rec:<kind> <name>'),
+  key: z.string().max(700).refine(
+    k => isDigest(k) || isTagKey(k) || isApiKey(k) || isRecordKey(k),
+    'key must be sha256:<64 lowercase hex>, tag:<upstream>/<repo>:<tag>#<index|single>, api:<upstream> <path>#<accept> or rec:<kind> <name>'
+  ),
   start: offset.optional(),
   end: offset.optional(),
   data: z.boolean().optional(),
@@ -163,8 +165,10 @@ const headerSchema = z.strictObject({
     from: z.number().int().min(0).max(1 << 30),
     hex: z.string().max(64 * MAX_HASHES_PER_ANSWER).regex(/^(?:[0-9a-f]{64})*$/, 'hashes are 64 lowercase hex characters each')
   }).optional()
-}).refine(h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
-  'an ok header carries size, start and length within size')
+}).refine(
+  h => h.status !== 'ok' || (h.size !== undefined && h.start !== undefined && h.length !== undefined && h.start + h.length <= h.size),
+  'an ok header carries size, start and length within size'
+)
 
 export function encodeFrame (value: FetchRequest | FetchResponseHeader): Uint8Array {
   return encodeJsonFrame(value)

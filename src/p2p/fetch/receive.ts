@@ -18,9 +18,18 @@ import { systemClock, type Clock } from '../../clock/clock.js'
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
  * header are handed back by the length-prefixed reader and re-emitted at once.
  */
-export function receive (source: ByteSource, peer: string, length: number, idleMs: number, signal: AbortSignal, opts: { minRate?: boolean, clock?: Clock } = {}): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
+export function receive (
+  source: ByteSource,
+  peer: string,
+  length: number,
+  idleMs: number,
+  signal: AbortSignal,
+  opts: { minRate?: boolean, clock?: Clock } = {}
+): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
   const queue = new ChunkQueue(source, RECEIVE_HIGH_WATER)
-  const onAbort = (): void => { queue.fail(signal.reason instanceof Error ? signal.reason : new Error('aborted')) }
+  const onAbort = (): void => {
+    queue.fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'))
+  }
   signal.addEventListener('abort', onAbort)
   let timer: NodeJS.Timeout | undefined
   // Also called when the body is never iterated (header-only answers, refused transfers).
@@ -31,7 +40,7 @@ export function receive (source: ByteSource, peer: string, length: number, idleM
   }
   const clock = opts.clock ?? systemClock
   const started = clock.now()
-  const body = (async function * () {
+  const body = (async function* () {
     let delivered = 0
     try {
       while (delivered < length) {
@@ -50,7 +59,9 @@ export function receive (source: ByteSource, peer: string, length: number, idleM
         }
         const error = queue.error
         if (error !== undefined) {
-          throw error instanceof PeerFetchError ? error : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
+          throw error instanceof PeerFetchError
+            ? error
+            : new PeerFetchError(peer, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${error.message}`)
         }
         if (queue.ended || source.ended) {
           throw new PeerFetchError(peer, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)

@@ -23,7 +23,9 @@ export interface BodySink {
  */
 export function streamSink (stream: Stream): BodySink {
   const closed = new AbortController()
-  stream.addEventListener('close', () => { closed.abort(new Error('the stream closed')) }, { once: true })
+  stream.addEventListener('close', () => {
+    closed.abort(new Error('the stream closed'))
+  }, { once: true })
   return {
     send: buf => stream.send(buf),
     onDrain: async ({ signal }) => {
@@ -31,20 +33,33 @@ export function streamSink (stream: Stream): BodySink {
         await once(stream, 'drain', { signal: AbortSignal.any([signal, closed.signal]) })
       }
     },
-    addEventListener: (type, listener) => { stream.addEventListener(type, listener) },
-    removeEventListener: (type, listener) => { stream.removeEventListener(type, listener) }
+    addEventListener: (type, listener) => {
+      stream.addEventListener(type, listener)
+    },
+    removeEventListener: (type, listener) => {
+      stream.removeEventListener(type, listener)
+    }
   }
 }
 
 /** A socket as a BodySink (the data channel). */
 export function socketSink (socket: Socket): BodySink {
   const closed = new AbortController()
-  socket.once('close', () => { closed.abort(new Error('the connection closed')) })
+  socket.once('close', () => {
+    closed.abort(new Error('the connection closed'))
+  })
   return {
     send: buf => socket.write(buf),
-    onDrain: async ({ signal }) => { await once(socket, 'drain', { signal: AbortSignal.any([signal, closed.signal]) }) },
-    addEventListener: (_type, listener) => { if (socket.destroyed) queueMicrotask(listener); else socket.once('close', listener) },
-    removeEventListener: (_type, listener) => { socket.off('close', listener) }
+    onDrain: async ({ signal }) => {
+      await once(socket, 'drain', { signal: AbortSignal.any([signal, closed.signal]) })
+    },
+    addEventListener: (_type, listener) => {
+      if (socket.destroyed) queueMicrotask(listener)
+      else socket.once('close', listener)
+    },
+    removeEventListener: (_type, listener) => {
+      socket.off('close', listener)
+    }
   }
 }
 
@@ -55,7 +70,13 @@ export function socketSink (socket: Socket): BodySink {
  * fails the copy. `sent` counts each chunk (bytes). With `rate`, each chunk waits its turn under
  * the node's upload cap first.
  */
-export async function sendBody (body: Readable, sink: BodySink, idleMs: number, sent: (bytes: number) => void, rate?: UploadRate): Promise<void> {
+export async function sendBody (
+  body: Readable,
+  sink: BodySink,
+  idleMs: number,
+  sent: (bytes: number) => void,
+  rate?: UploadRate
+): Promise<void> {
   const closed = new AbortController()
   const onClose = (): void => {
     closed.abort(new Error('the peer closed the transfer'))

@@ -6,14 +6,32 @@ import type { Logger } from 'pino'
 import type { BlobHandle, StoreReader } from '../../store/roles.js'
 import type { Stats } from '../../metrics/stats.js'
 import type { P2pNode } from '../node.js'
-import { DATA_CHANNEL_PROTOCOLS, FETCH_PROTOCOLS, HASHES_WAIT_MS, IN_PROGRESS_READY_WAIT_MS, MAX_HASHES_PER_ANSWER, MAX_REQUEST_BYTES, PIECE_SIZE, RELAY_FOLLOW_AHEAD } from '../constants.js'
+import {
+  DATA_CHANNEL_PROTOCOLS,
+  FETCH_PROTOCOLS,
+  HASHES_WAIT_MS,
+  IN_PROGRESS_READY_WAIT_MS,
+  MAX_HASHES_PER_ANSWER,
+  MAX_REQUEST_BYTES,
+  PIECE_SIZE,
+  RELAY_FOLLOW_AHEAD
+} from '../constants.js'
 import { StoredPieceHashes } from '../pieces/stored-hashes.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import { DATA_MIN_BYTES } from '../data/constants.js'
 import type { DataServer } from '../data/server.js'
 import { UploadRate } from './upload-rate.js'
 import { sendBody, socketSink, streamSink } from './send-body.js'
-import { decodeRequest, encodeFrame, MAX_HEADER_MESSAGE_CHARS, type ApiRecordAnswer, type FetchRequest, type FetchResponseHeader, type RecordAnswer, type TagAnswer } from './frames.js'
+import {
+  decodeRequest,
+  encodeFrame,
+  MAX_HEADER_MESSAGE_CHARS,
+  type ApiRecordAnswer,
+  type FetchRequest,
+  type FetchResponseHeader,
+  type RecordAnswer,
+  type TagAnswer
+} from './frames.js'
 import { isDigest, type Digest } from '../../oci/digest.js'
 import { FrameError } from '../json-frame.js'
 import { isTagKey, type TagKey } from '../../oci/tag-key.js'
@@ -135,18 +153,24 @@ export class FetchServer {
         return
       }
       log.warn({ err: (err as Error).message }, 'bad fetch request from peer')
-      await reply({ status: 'bad_request', message: (err as Error).message }).catch(e => { stream.abort(e as Error) })
+      await reply({ status: 'bad_request', message: (err as Error).message }).catch(e => {
+        stream.abort(e as Error)
+      })
       return
     }
     const { key } = request
     if (isRecordKey(key)) {
       const record = await this.components.records(key).catch(() => undefined)
-      await reply(record === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, record }).catch(e => { stream.abort(e as Error) })
+      await reply(record === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, record }).catch(e => {
+        stream.abort(e as Error)
+      })
       return
     }
     if (isTagKey(key)) {
       const tag = await this.components.tags(key).catch(() => undefined)
-      await reply(tag === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, tag }).catch(e => { stream.abort(e as Error) })
+      await reply(tag === undefined ? { status: 'not_found' } : { status: 'ok', size: 0, start: 0, length: 0, tag }).catch(e => {
+        stream.abort(e as Error)
+      })
       return
     }
     // An API response: its record in the header, then its body as the bytes (the whole body).
@@ -154,17 +178,23 @@ export class FetchServer {
     if (!isDigest(key)) {
       api = await this.components.apiRecords(key).catch(() => undefined)
       if (api === undefined) {
-        await reply({ status: 'not_found' }).catch(e => { stream.abort(e as Error) })
+        await reply({ status: 'not_found' }).catch(e => {
+          stream.abort(e as Error)
+        })
         return
       }
     }
     const blob = api?.body ?? key as Digest
     if (request.hashes !== undefined) {
-      await this.serveHashes(blob, request.hashes, reply, log).catch(e => { stream.abort(e as Error) })
+      await this.serveHashes(blob, request.hashes, reply, log).catch(e => {
+        stream.abort(e as Error)
+      })
       return
     }
     if (this.uploads >= this.init.maxUploads) {
-      await reply({ status: 'busy', message: `serving ${this.uploads} blobs already` }).catch(e => { stream.abort(e as Error) })
+      await reply({ status: 'busy', message: `serving ${this.uploads} blobs already` }).catch(e => {
+        stream.abort(e as Error)
+      })
       return
     }
     this.uploads++
@@ -202,7 +232,10 @@ export class FetchServer {
       const length = Math.max(0, end - start)
       const pieces = request.pieces === true
       const header: FetchResponseHeader = {
-        status: 'ok', size, start, length,
+        status: 'ok',
+        size,
+        start,
+        length,
         ...(source.mediaType !== undefined ? { mediaType: source.mediaType } : {}),
         ...(source.inProgress ? { inProgress: true } : {}),
         ...(source.relayed === true ? { relayed: true } : {}),
@@ -211,11 +244,25 @@ export class FetchServer {
         ...(api !== undefined ? { api } : {})
       }
       const served = source
-      const data = request.data === true && DATA_CHANNEL_PROTOCOLS.includes(stream.protocol ?? '') && length >= DATA_MIN_BYTES && api === undefined
-        ? this.components.data?.offer(connection.remotePeer.toString(),
-          socket => { void this.sendOverDataChannel(socket, served.stream(start, end, pieces), start, end, log, key, pieces, connection.remotePeer.toString()).finally(() => { void this.finish(served) }) },
-          () => { void this.finish(served) })
-        : undefined
+      const data =
+        request.data === true && DATA_CHANNEL_PROTOCOLS.includes(stream.protocol ?? '') && length >= DATA_MIN_BYTES && api === undefined
+          ? this.components.data?.offer(connection.remotePeer.toString(), socket => {
+            void this.sendOverDataChannel(
+              socket,
+              served.stream(start, end, pieces),
+              start,
+              end,
+              log,
+              key,
+              pieces,
+              connection.remotePeer.toString()
+            ).finally(() => {
+              void this.finish(served)
+            })
+          }, () => {
+            void this.finish(served)
+          })
+          : undefined
       if (data !== undefined) {
         handedOff = true
         await reply({ ...header, data })
@@ -223,7 +270,11 @@ export class FetchServer {
       }
       await lp.write(encodeFrame(header), { signal: AbortSignal.timeout(this.idleTimeoutMs) })
       const raw = lp.unwrap()
-      if (length > 0) await sendBody(source.stream(start, end, pieces), streamSink(raw), this.idleTimeoutMs, n => { stats.inc('bytes_served_to_peers', n) }, this.rate)
+      if (length > 0) {
+        await sendBody(source.stream(start, end, pieces), streamSink(raw), this.idleTimeoutMs, n => {
+          stats.inc('bytes_served_to_peers', n)
+        }, this.rate)
+      }
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
       if (pieces && length > 0) this.servedPieces(connection.remotePeer.toString(), length)
       log.debug({ digest: key, start, length, inProgress: source.inProgress }, 'served blob to peer')
@@ -242,7 +293,10 @@ export class FetchServer {
    * told `busy` and asks again). A download committed between the two lookups is found in the
    * store. The caller releases what it gets.
    */
-  private async lookup (blob: Digest, downloads: boolean): Promise<{ stored: BlobHandle } | { growing: GrowingBlob } | 'pending' | undefined> {
+  private async lookup (
+    blob: Digest,
+    downloads: boolean
+  ): Promise<{ stored: BlobHandle } | { growing: GrowingBlob } | 'pending' | undefined> {
     const stored = await this.components.store.openRead(blob)
     if (stored !== undefined) return { stored }
     if (!downloads) return undefined
@@ -258,7 +312,12 @@ export class FetchServer {
    * download in progress (waiting up to HASHES_WAIT_MS for a next piece). Takes no upload slot:
    * the answer is a header.
    */
-  private async serveHashes (blob: Digest, from: NonNullable<FetchRequest['hashes']>, reply: (header: FetchResponseHeader) => Promise<void>, log: Logger): Promise<void> {
+  private async serveHashes (
+    blob: Digest,
+    from: NonNullable<FetchRequest['hashes']>,
+    reply: (header: FetchResponseHeader) => Promise<void>,
+    log: Logger
+  ): Promise<void> {
     const found = await this.lookup(blob, true)
     if (found === 'pending') {
       await reply({ status: 'busy', message: 'fetching it; the upstream has not answered yet', have: 0 })
@@ -281,7 +340,14 @@ export class FetchServer {
           return
         }
         const size = local.record.size
-        await reply({ status: 'ok', size, start: 0, length: 0, have: size, hashes: { pieceSize: PIECE_SIZE, from, hex: hasher.hex(from, MAX_HASHES_PER_ANSWER) } })
+        await reply({
+          status: 'ok',
+          size,
+          start: 0,
+          length: 0,
+          have: size,
+          hashes: { pieceSize: PIECE_SIZE, from, hex: hasher.hex(from, MAX_HASHES_PER_ANSWER) }
+        })
       } finally {
         await local.release()
       }
@@ -297,7 +363,15 @@ export class FetchServer {
       // Read with the hashes: a copy that starts over replaces both at once.
       const epoch = growing.epoch
       log.debug({ digest: blob, from, count: hex.length / 64 }, 'served piece hashes to peer')
-      await reply({ status: 'ok', size: growing.size, start: 0, length: 0, have: growing.have?.() ?? 0, ...(epoch !== undefined ? { epoch } : {}), hashes: { pieceSize: PIECE_SIZE, from, hex } })
+      await reply({
+        status: 'ok',
+        size: growing.size,
+        start: 0,
+        length: 0,
+        have: growing.have?.() ?? 0,
+        ...(epoch !== undefined ? { epoch } : {}),
+        hashes: { pieceSize: PIECE_SIZE, from, hex }
+      })
     } finally {
       await growing.release()
     }
@@ -316,10 +390,23 @@ export class FetchServer {
   }
 
   /** Sends `body` (bytes [start, end) of a blob) over a data channel connection, then ends it. */
-  private async sendOverDataChannel (socket: TLSSocket, body: Readable, start: number, end: number, log: Logger, key: string, pieces: boolean, peer: string): Promise<void> {
+  private async sendOverDataChannel (
+    socket: TLSSocket,
+    body: Readable,
+    start: number,
+    end: number,
+    log: Logger,
+    key: string,
+    pieces: boolean,
+    peer: string
+  ): Promise<void> {
     try {
-      await sendBody(body, socketSink(socket), this.idleTimeoutMs, n => { this.components.stats.inc('bytes_served_to_peers', n) }, this.rate)
-      await new Promise<void>(resolve => { socket.end(resolve) })
+      await sendBody(body, socketSink(socket), this.idleTimeoutMs, n => {
+        this.components.stats.inc('bytes_served_to_peers', n)
+      }, this.rate)
+      await new Promise<void>(resolve => {
+        socket.end(resolve)
+      })
       if (pieces) this.servedPieces(peer, end - start)
       log.debug({ digest: key, start, length: end - start }, 'served blob to peer over the data channel')
     } catch (err) {
@@ -332,7 +419,9 @@ export class FetchServer {
 /** A stored copy as a transfer's source (the store's byte ranges are inclusive; a source's end is not). */
 function storedSource (local: BlobHandle): GrowingBlob & { size: number, inProgress: boolean } {
   return {
-    size: local.record.size, inProgress: false, release: local.release,
+    size: local.record.size,
+    inProgress: false,
+    release: local.release,
     ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
     stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1)
   }

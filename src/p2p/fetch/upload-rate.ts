@@ -32,7 +32,9 @@ export class UploadRate {
     this.clock = init.clock ?? systemClock
     this.sleep = init.sleep ?? (async (ms, signal) => {
       // With the signal's own reason (why the transfer ended), not a bare AbortError.
-      await delay(ms, undefined, { signal }).catch((err: unknown) => { throw signal.aborted ? signal.reason as Error : err })
+      await delay(ms, undefined, { signal }).catch((err: unknown) => {
+        throw signal.aborted ? signal.reason as Error : err
+      })
     })
   }
 

@@ -6,10 +6,16 @@ import { MAX_RECORD_CHARS } from '../fetch/frames.js'
 import { HOLD_MAX_KEYS, HOLD_MAX_RECORDS } from './constants.js'
 
 /** A digest to hold: a blob, or a manifest with its media type (served with it). */
-export interface HoldKey { digest: Digest, mediaType?: string }
+export interface HoldKey {
+  digest: Digest
+  mediaType?: string
+}
 
 /** A small record to keep too (SwarmRecords): its key and its JSON value. */
-export interface HoldRecord { key: RecordKey, value: string }
+export interface HoldRecord {
+  key: RecordKey
+  value: string
+}
 
 /**
  * `/p2p-cache/hold/1.0.0`: one length-prefixed JSON frame each way on a fresh stream. The asker

@@ -7,7 +7,14 @@ import type { PeerRef } from '../fetch/client.js'
 import { FrameError } from '../json-frame.js'
 import { exchangeFrame } from '../frame-exchange.js'
 import { HOLD_MAX_REQUEST_BYTES, HOLD_MAX_STREAMS, HOLD_PROTOCOL, HOLD_SERVE_MAX_MS } from './constants.js'
-import { decodeHoldAnswer, decodeHoldRequest, encodeHoldFrame, MAX_HOLD_MESSAGE_CHARS, type HoldAnswer, type HoldRequest } from './frames.js'
+import {
+  decodeHoldAnswer,
+  decodeHoldRequest,
+  encodeHoldFrame,
+  MAX_HOLD_MESSAGE_CHARS,
+  type HoldAnswer,
+  type HoldRequest
+} from './frames.js'
 
 /** What this node does with a peer's hold request (the local namespace's replica keeper). */
 export type HoldHandler = (request: HoldRequest, from: PeerRef, signal: AbortSignal) => Promise<HoldAnswer>

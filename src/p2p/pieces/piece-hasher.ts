@@ -56,7 +56,9 @@ export class PieceHasher {
    * @throws Error unless the hasher is at a piece boundary
    */
   known (hash: string, length: number): void {
-    if (this.isFinished || this.inPiece !== 0 || length > this.pieceSize) throw new Error('piece hasher given a known piece off a piece boundary')
+    if (this.isFinished || this.inPiece !== 0 || length > this.pieceSize) {
+      throw new Error('piece hasher given a known piece off a piece boundary')
+    }
     this.done.push(hash)
     if (length < this.pieceSize) this.isFinished = true
   }

@@ -32,7 +32,9 @@ export class StoredPieceHashes {
       })()
       this.entries.set(digest, entry)
       const mine = entry
-      entry.catch(() => { if (this.entries.get(digest) === mine) this.entries.delete(digest) })
+      entry.catch(() => {
+        if (this.entries.get(digest) === mine) this.entries.delete(digest)
+      })
       // Oldest first: a Map iterates in insertion order.
       for (const key of this.entries.keys()) {
         if (this.entries.size <= MAX_ENTRIES) break

@@ -10,7 +10,15 @@ import type { PieceSource, PieceSources } from './piece-sources.js'
 import { setTimeout as delay } from 'node:timers/promises'
 import { Backoff } from '../../clock/backoff.js'
 import { IN_PROGRESS_IDLE_MS } from '../../p2p/constants.js'
-import { HASHES_BATCH_MS, HASHES_IDLE_MS, HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, PIECE_LANES, PROBE_INTERVAL_MS, RUN_PIECES } from './constants.js'
+import {
+  HASHES_BATCH_MS,
+  HASHES_IDLE_MS,
+  HOLDER_BUSY_FIRST_MS,
+  HOLDER_BUSY_MAX_MS,
+  PIECE_LANES,
+  PROBE_INTERVAL_MS,
+  RUN_PIECES
+} from './constants.js'
 
 /** The waits and widths of one piece transfer; defaults from constants.ts (tests shrink them). */
 export interface PieceTiming {
@@ -21,7 +29,12 @@ export interface PieceTiming {
   hashesBatchMs: number
 }
 
-export const DEFAULT_PIECE_TIMING: PieceTiming = { lanes: PIECE_LANES, runPieces: RUN_PIECES, hashesIdleMs: HASHES_IDLE_MS, hashesBatchMs: HASHES_BATCH_MS }
+export const DEFAULT_PIECE_TIMING: PieceTiming = {
+  lanes: PIECE_LANES,
+  runPieces: RUN_PIECES,
+  hashesIdleMs: HASHES_IDLE_MS,
+  hashesBatchMs: HASHES_BATCH_MS
+}
 
 export interface PieceFetchInit {
   network: PeerNetwork
@@ -84,12 +97,20 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
    */
   const otherCopy = (epoch: string | undefined): boolean => epoch !== undefined && epoch !== init.hashEpoch
   const restarted = (peer: string, epoch: string | undefined): PeerFetchError =>
-    new PeerFetchError(peer, 'restarted', `its copy of ${digest} started over (epoch ${epoch ?? 'stored'}, hashes from ${init.hashEpoch ?? 'stored'}); the pieces checked against its hashes are fetched again`)
+    new PeerFetchError(
+      peer,
+      'restarted',
+      `its copy of ${digest} started over (epoch ${epoch ?? 'stored'}, hashes from ${
+        init.hashEpoch ?? 'stored'
+      }); the pieces checked against its hashes are fetched again`
+    )
   const lanes = new Set<Promise<void>>()
   let probing: Promise<void> | undefined
   let fatal: Error | undefined
   let kick: () => void = () => {}
-  const woken = (): void => { kick() }
+  const woken = (): void => {
+    kick()
+  }
 
   const followHashes = async (): Promise<void> => {
     const source = sources.all.find(s => s.name === hashSourceName)
@@ -98,12 +119,17 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
     while (map.hashesKnown < map.count) {
       let answer
       try {
-        answer = await network.pieceHashes(init.hashSource, digest, map.hashesKnown, { signal, idleMs: Math.max(init.idleMs, timing.hashesIdleMs) })
+        answer = await network.pieceHashes(init.hashSource, digest, map.hashesKnown, {
+          signal,
+          idleMs: Math.max(init.idleMs, timing.hashesIdleMs)
+        })
       } catch (err) {
         // Busy (serving CACHE_MAX_UPLOADS, or its copy waits for a source again): alive, asked
         // again, as long as it gets somewhere.
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
-        if (Date.now() - progressAt > IN_PROGRESS_IDLE_MS) throw new PeerFetchError(err.peer, 'stalled', `answered busy with no new piece hash for ${IN_PROGRESS_IDLE_MS} ms`)
+        if (Date.now() - progressAt > IN_PROGRESS_IDLE_MS) {
+          throw new PeerFetchError(err.peer, 'stalled', `answered busy with no new piece hash for ${IN_PROGRESS_IDLE_MS} ms`)
+        }
         stats.inc('peer_busy_answers')
         await delay(pauses.next(), undefined, { signal })
         continue
@@ -112,7 +138,9 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
         progressAt = Date.now()
         pauses = new Backoff(HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS)
       }
-      if (answer.size !== map.size) throw new PeerFetchError(answer.peer, 'protocol', `states ${answer.size} bytes for ${digest}, not the ${map.size} it stated before`)
+      if (answer.size !== map.size) {
+        throw new PeerFetchError(answer.peer, 'protocol', `states ${answer.size} bytes for ${digest}, not the ${map.size} it stated before`)
+      }
       if (otherCopy(answer.epoch)) throw restarted(answer.peer, answer.epoch)
       try {
         map.addHashes(answer.from, answer.hashes)
@@ -134,9 +162,15 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
     source.lanes++
     let next = first
     try {
-      const blob = await network.fetch(source.ref, { key: digest, start: map.start(first), end: map.end(last - 1), pieces: true }, { signal, idleMs: init.idleMs })
+      const blob = await network.fetch(
+        source.ref,
+        { key: digest, start: map.start(first), end: map.end(last - 1), pieces: true },
+        { signal, idleMs: init.idleMs }
+      )
       try {
-        if (blob.size !== map.size) throw new PeerFetchError(blob.peer, 'protocol', `states ${blob.size} bytes for ${digest}, not ${map.size}`)
+        if (blob.size !== map.size) {
+          throw new PeerFetchError(blob.peer, 'protocol', `states ${blob.size} bytes for ${digest}, not ${map.size}`)
+        }
         if (source.name === hashSourceName && otherCopy(blob.epoch)) throw restarted(blob.peer, blob.epoch)
         let piece: Buffer[] = []
         let bytes = 0
@@ -171,17 +205,32 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
       }
     } catch (err) {
       if (signal.aborted) return
-      if (!(err instanceof PeerFetchError) || err.reason === 'restarted') { fatal ??= err as Error; return }
+      if (!(err instanceof PeerFetchError) || err.reason === 'restarted') {
+        fatal ??= err as Error
+        return
+      }
       if (err.reason === 'busy') {
         // Alive and holding the bytes (or getting them): never a failure (issue 23).
         stats.inc('peer_busy_answers')
-        log.debug({ key: digest, peer: source.name, have: err.have, piece: next }, 'holder busy; its pieces are asked of another holder, or of it again after a pause')
+        log.debug(
+          { key: digest, peer: source.name, have: err.have, piece: next },
+          'holder busy; its pieces are asked of another holder, or of it again after a pause'
+        )
         sources.busy(source, err.have)
       } else {
-        log.info({ key: digest, peer: source.name, reason: err.reason, err: err.message, piece: next }, 'piece transfer failed; asking another holder')
+        log.info(
+          { key: digest, peer: source.name, reason: err.reason, err: err.message, piece: next },
+          'piece transfer failed; asking another holder'
+        )
         if (err.reason === 'stalled' || err.reason === 'truncated') sources.faltered(source)
         else sources.failed(source)
-        if (err.reason === 'mismatch' && (mismatched.get(next)?.size ?? 0) >= 2) fatal ??= new PeerFetchError(hashSourceName, 'mismatch', `piece ${next} of ${digest} from two holders disagrees with its piece hash`)
+        if (err.reason === 'mismatch' && (mismatched.get(next)?.size ?? 0) >= 2) {
+          fatal ??= new PeerFetchError(
+            hashSourceName,
+            'mismatch',
+            `piece ${next} of ${digest} from two holders disagrees with its piece hash`
+          )
+        }
       }
     } finally {
       source.lanes--
@@ -212,7 +261,11 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
     const offset = map.start(wanted)
     try {
       // A header-only request: the holder says how far it is (`have`), or is busy.
-      const blob = await network.fetch(source.ref, { key: digest, start: offset, end: offset, pieces: true }, { signal, idleMs: init.idleMs })
+      const blob = await network.fetch(
+        source.ref,
+        { key: digest, start: offset, end: offset, pieces: true },
+        { signal, idleMs: init.idleMs }
+      )
       blob.close()
       // What it said it holds; a stored copy that says nothing holds all of it.
       const have = blob.have ?? (blob.inProgress ? undefined : blob.size)
@@ -235,22 +288,39 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
         if (choice === undefined) break
         const last = map.assign(i, Math.min(timing.runPieces, choice.maxPieces))
         // Woken once the lane is out of `lanes`, so the loop sees it gone.
-        const lane: Promise<void> = runLane(choice.source, i, last).finally(() => { lanes.delete(lane); woken() })
+        const lane: Promise<void> = runLane(choice.source, i, last).finally(() => {
+          lanes.delete(lane)
+          woken()
+        })
         lanes.add(lane)
       }
       const wanted = map.nextMissing()
       if (probing === undefined && lanes.size < timing.lanes && wanted >= 0) {
         const due = sources.probeCandidate(map.size)
-        if (due !== undefined) probing = probe(due, wanted).finally(() => { probing = undefined; woken() })
+        if (due !== undefined) {
+          probing = probe(due, wanted).finally(() => {
+            probing = undefined
+            woken()
+          })
+        }
       }
       if (lanes.size === 0 && probing === undefined && !map.done) {
-        if (!sources.usable) throw new PeerFetchError(hashSourceName, 'not_found', `no holder left to serve the remaining ${map.count - map.doneCount} pieces of ${digest}`)
+        if (!sources.usable) {
+          throw new PeerFetchError(
+            hashSourceName,
+            'not_found',
+            `no holder left to serve the remaining ${map.count - map.doneCount} pieces of ${digest}`
+          )
+        }
       }
       // Until something changes, a holder cools down, or (a backstop) the next probe is due.
       const ready = Math.min(sources.nextReady() ?? Infinity, Date.now() + PROBE_INTERVAL_MS)
       await new Promise<void>(resolve => {
         const timer = setTimeout(resolve, Math.max(1, ready - Date.now()))
-        kick = () => { clearTimeout(timer); resolve() }
+        kick = () => {
+          clearTimeout(timer)
+          resolve()
+        }
         if (fatal !== undefined || map.done) kick()
       })
     }

@@ -112,7 +112,10 @@ export class PieceMap {
       if (this.hashFailure !== undefined) throw this.hashFailure
       signal.throwIfAborted()
       await new Promise<void>(resolve => {
-        const wake = (): void => { signal.removeEventListener('abort', wake); resolve() }
+        const wake = (): void => {
+          signal.removeEventListener('abort', wake)
+          resolve()
+        }
         signal.addEventListener('abort', wake, { once: true })
         this.waiters.push(wake)
         for (const wanted of Array.from(this.wantedListeners)) wanted()

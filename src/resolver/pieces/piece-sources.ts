@@ -1,7 +1,14 @@
 import type { PeerRef } from '../../p2p/fetch/client.js'
 import { IN_PROGRESS_IDLE_MS } from '../../p2p/constants.js'
 import { Backoff } from '../../clock/backoff.js'
-import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MAX_MS, PROBE_INTERVAL_MS } from './constants.js'
+import {
+  HOLDER_BUSY_FIRST_MS,
+  HOLDER_BUSY_MAX_MS,
+  MAX_SOURCE_FAILURES,
+  NAMED_HOLDER_LANES,
+  PROBE_INTERVAL_MAX_MS,
+  PROBE_INTERVAL_MS
+} from './constants.js'
 
 /** One holder of a blob, as a receiver of its pieces sees it. */
 export interface PieceSource {
@@ -149,7 +156,10 @@ export class PieceSources {
     let due: PieceSource | undefined
     for (const s of this.sources) {
       // The seeder's progress comes with its hashes, and it is not asked for runs while the named holder lives.
-      if (s.named || (s.seeder && this.live(this.named)) || !this.ready(s, now) || s.lanes > 0 || now - s.probedAt < s.probeEvery || (s.have ?? 0) >= size) continue
+      if (
+        s.named || (s.seeder && this.live(this.named)) || !this.ready(s, now) || s.lanes > 0 || now - s.probedAt < s.probeEvery ||
+        (s.have ?? 0) >= size
+      ) continue
       if (due === undefined || s.probedAt < due.probedAt) due = s
     }
     if (due !== undefined) due.probedAt = now
@@ -213,7 +223,21 @@ export class PieceSources {
   private add (ref: PeerRef, named: boolean, seeder: boolean): void {
     const name = ref.id.toString()
     if (this.sources.some(s => s.name === name)) return
-    this.sources.push({ ref, name, named, seeder, have: undefined, lanes: 0, coolUntil: 0, gone: false, probedAt: -Infinity, probeEvery: this.probeIntervalMs, failures: 0, progressAt: this.now(), pauses: new Backoff(this.busyFirstMs, this.busyMaxMs, this.random) })
+    this.sources.push({
+      ref,
+      name,
+      named,
+      seeder,
+      have: undefined,
+      lanes: 0,
+      coolUntil: 0,
+      gone: false,
+      probedAt: -Infinity,
+      probeEvery: this.probeIntervalMs,
+      failures: 0,
+      progressAt: this.now(),
+      pauses: new Backoff(this.busyFirstMs, this.busyMaxMs, this.random)
+    })
   }
 
   private live (s: PieceSource): boolean {

@@ -4,18 +4,33 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { SwarmRecords, type RecordTable } from '../../../src/records/swarm-records.js'
-import { cacheEntryKind, entryGroup, entryName, matchEntry, type CacheEntry, type EntryPlace } from '../../../src/actionscache/cache-entries.js'
+import {
+  cacheEntryKind,
+  entryGroup,
+  entryName,
+  matchEntry,
+  type CacheEntry,
+  type EntryPlace
+} from '../../../src/actionscache/cache-entries.js'
 import { sha256Digest } from '../../../src/oci/digest.js'
 import { silentLog } from '../fakes/log.js'
 
-describe('Actions cache entries: GitHub\'s restore order over swarm records', () => {
+describe("Actions cache entries: GitHub's restore order over swarm records", () => {
   let dir: string
   let db: Level<string, unknown>
   let table: RecordTable<CacheEntry>
   const main: EntryPlace = { repository: '1', scope: 'refs/heads/main', version: 'v' }
   const feature: EntryPlace = { ...main, scope: 'refs/heads/feature' }
-  const entry = (key: string, createdAt: number): CacheEntry => ({ key, digest: sha256Digest(Buffer.from(key)), size: 1, createdAt, writer: 'w' })
-  const save = async (place: EntryPlace, key: string, createdAt: number): Promise<void> => { await table.put(entryName(place, key) as string, entry(key, createdAt)) }
+  const entry = (key: string, createdAt: number): CacheEntry => ({
+    key,
+    digest: sha256Digest(Buffer.from(key)),
+    size: 1,
+    createdAt,
+    writer: 'w'
+  })
+  const save = async (place: EntryPlace, key: string, createdAt: number): Promise<void> => {
+    await table.put(entryName(place, key) as string, entry(key, createdAt))
+  }
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cache-entries-unit-'))
@@ -29,15 +44,26 @@ describe('Actions cache entries: GitHub\'s restore order over swarm records', ()
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('the exact key first, then the key and each restore key as a prefix, newest first, scope by scope in the token\'s order', async () => {
+  it("the exact key first, then the key and each restore key as a prefix, newest first, scope by scope in the token's order", async () => {
     await save(main, 'npm-linux-aaa', 1)
     await save(main, 'npm-linux-bbb', 3)
     await save(main, 'npm-other', 9)
     await save(feature, 'npm-linux-ccc', 2)
     assert.equal((await matchEntry(table, [main], 'npm-linux-aaa', []))?.entry.key, 'npm-linux-aaa', 'exact beats newer')
-    assert.deepEqual(await matchEntry(table, [main], 'npm-linux-zzz', ['npm-linux-']).then(m => [m?.entry.key, m?.exact]), ['npm-linux-bbb', false])
-    assert.equal((await matchEntry(table, [main], 'npm-linux-zzz', ['nothing-', 'npm-']))?.entry.key, 'npm-other', 'restore keys in order; the newest of a prefix')
-    assert.equal((await matchEntry(table, [feature, main], 'npm-linux-zzz', ['npm-linux-']))?.scope, 'refs/heads/feature', 'the job\'s own scope first')
+    assert.deepEqual(await matchEntry(table, [main], 'npm-linux-zzz', ['npm-linux-']).then(m => [m?.entry.key, m?.exact]), [
+      'npm-linux-bbb',
+      false
+    ])
+    assert.equal(
+      (await matchEntry(table, [main], 'npm-linux-zzz', ['nothing-', 'npm-']))?.entry.key,
+      'npm-other',
+      'restore keys in order; the newest of a prefix'
+    )
+    assert.equal(
+      (await matchEntry(table, [feature, main], 'npm-linux-zzz', ['npm-linux-']))?.scope,
+      'refs/heads/feature',
+      "the job's own scope first"
+    )
     assert.equal(await matchEntry(table, [main], 'yarn-', ['yarn-']), undefined)
     assert.equal(await matchEntry(table, [{ ...main, repository: '2' }], 'npm-linux-aaa', ['npm-']), undefined, 'another repository')
     assert.equal(await matchEntry(table, [{ ...main, version: 'w' }], 'npm-linux-aaa', ['npm-']), undefined, 'another version')

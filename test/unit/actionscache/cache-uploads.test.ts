@@ -24,7 +24,7 @@ describe('Actions cache uploads: Azure blocks in any order, committed only when 
     await t.dispose()
   })
 
-  it('blocks sent out of order become the archive in the block list\'s order; only finalizing commits it', async () => {
+  it("blocks sent out of order become the archive in the block list's order; only finalizing commits it", async () => {
     const id = await uploads.start(entry)
     await uploads.putBlock(id, 'b', Readable.from([Buffer.from('world')]))
     await uploads.putBlock(id, 'a', Readable.from([Buffer.from('hello ')]))

@@ -43,13 +43,26 @@ class FakeStore implements AdminStore {
 
 const fakeStats: AdminStats = {
   snapshot: () => ({ hits: 3, misses: 1, current_size: 1234 }) as unknown as StatsSnapshot,
-  registry: { metrics: async () => '# HELP p2p_cache_hits_total Hits\np2p_cache_hits_total 3\n', contentType: 'text/plain; version=0.0.4; charset=utf-8' }
+  registry: {
+    metrics: async () => '# HELP p2p_cache_hits_total Hits\np2p_cache_hits_total 3\n',
+    contentType: 'text/plain; version=0.0.4; charset=utf-8'
+  }
 }
 
 /** What sendJson/sendText wrote. */
-interface Answer { status: number, headers: Record<string, unknown>, body: string, json: () => Record<string, unknown> }
+interface Answer {
+  status: number
+  headers: Record<string, unknown>
+  body: string
+  json: () => Record<string, unknown>
+}
 
-function call (routes: AdminRoutes, method: string, path: string, opts: { remote?: string, authorization?: string } = {}): Promise<{ handled: boolean, answer: Answer | undefined }> {
+function call (
+  routes: AdminRoutes,
+  method: string,
+  path: string,
+  opts: { remote?: string, authorization?: string } = {}
+): Promise<{ handled: boolean, answer: Answer | undefined }> {
   const req = {
     method,
     url: path,
@@ -62,7 +75,9 @@ function call (routes: AdminRoutes, method: string, path: string, opts: { remote
       answer = { status, headers, body: '', json: () => JSON.parse(answer?.body ?? '') as Record<string, unknown> }
       return this
     },
-    end (text: string) { if (answer !== undefined) answer.body = text }
+    end (text: string) {
+      if (answer !== undefined) answer.body = text
+    }
   } as unknown as ServerResponse
   return routes.handle(req, res, new URL(path, 'http://sidecar')).then(handled => ({ handled, answer }))
 }
@@ -80,8 +95,15 @@ describe('AdminRoutes: health, stats and the admin calls (docs/design.md §3.3)'
     p2p = undefined
     clients = new ClientLog()
     routes = new AdminRoutes({
-      store, stats: fakeStats, adminToken: TOKEN, isReady: () => ready, clients, log: silentLog(),
-      get p2p () { return p2p }
+      store,
+      stats: fakeStats,
+      adminToken: TOKEN,
+      isReady: () => ready,
+      clients,
+      log: silentLog(),
+      get p2p () {
+        return p2p
+      }
     })
   })
 
@@ -108,7 +130,7 @@ describe('AdminRoutes: health, stats and the admin calls (docs/design.md §3.3)'
     assert.deepEqual(answer?.json().store, { full: true, free_bytes: null }, 'unknown free space is null, not missing')
   })
 
-  it('/metrics is the Prometheus text with its content type; the store\'s space is refreshed first', async () => {
+  it("/metrics is the Prometheus text with its content type; the store's space is refreshed first", async () => {
     const { answer } = await call(routes, 'GET', '/metrics')
     assert.equal(answer?.status, 200)
     assert.equal(answer?.headers['content-type'], fakeStats.registry.contentType)
@@ -126,11 +148,20 @@ describe('AdminRoutes: health, stats and the admin calls (docs/design.md §3.3)'
     assert.equal((answer?.json().clients as Record<string, { requests: number }> | undefined)?.docker?.requests, 1)
   })
 
-  it('/api/p2p is 404 naming CACHE_ENABLE_P2P when the swarm is off, and the node\'s info when on', async () => {
+  it("/api/p2p is 404 naming CACHE_ENABLE_P2P when the swarm is off, and the node's info when on", async () => {
     let { answer } = await call(routes, 'GET', '/api/p2p')
     assert.equal(answer?.status, 404)
     assert.match(String(answer?.json().error), /CACHE_ENABLE_P2P=false/)
-    const info: P2pInfo = { peerId: '12D3KooWx', addrs: [], peers: [], uploads: 0, routingTable: 0, lastPeerHitAt: null, dataPort: null, dataUnreachable: [] }
+    const info: P2pInfo = {
+      peerId: '12D3KooWx',
+      addrs: [],
+      peers: [],
+      uploads: 0,
+      routingTable: 0,
+      lastPeerHitAt: null,
+      dataPort: null,
+      dataUnreachable: []
+    }
     p2p = () => info
     answer = (await call(routes, 'GET', '/api/p2p')).answer
     assert.equal(answer?.status, 200)
@@ -147,7 +178,10 @@ describe('AdminRoutes: health, stats and the admin calls (docs/design.md §3.3)'
 
   it('a remote client without the token gets 403 saying how to be allowed, and nothing is cleared', async () => {
     for (const authorization of [undefined, 'Bearer wrong', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
-      const { answer } = await call(routes, 'DELETE', '/api/cache', { remote: '10.0.0.9', ...(authorization !== undefined ? { authorization } : {}) })
+      const { answer } = await call(routes, 'DELETE', '/api/cache', {
+        remote: '10.0.0.9',
+        ...(authorization !== undefined ? { authorization } : {})
+      })
       assert.equal(answer?.status, 403, String(authorization))
       assert.match(String(answer?.json().error), /loopback, or with Authorization: Bearer <CACHE_ADMIN_TOKEN>/)
     }

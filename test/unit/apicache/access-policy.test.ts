@@ -16,12 +16,19 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
   const scopes = new Scopes(Buffer.from('unit-test-node-secret'))
   let clock: FakeClock
 
-  beforeEach(() => { clock = new FakeClock() })
+  beforeEach(() => {
+    clock = new FakeClock()
+  })
 
-  const policy = (fleet = true): AccessPolicy => new AccessPolicy({ scopes, fleet: new Map(fleet ? [['github', new StaticToken('fleet')]] : []), clock })
-  const request = (path: string, authorization?: string): ApiRequest => ({ upstream, path, headers: authorization === undefined ? {} : { authorization } })
+  const policy = (fleet = true): AccessPolicy =>
+    new AccessPolicy({ scopes, fleet: new Map(fleet ? [['github', new StaticToken('fleet')]] : []), clock })
+  const request = (path: string, authorization?: string): ApiRequest => ({
+    upstream,
+    path,
+    headers: authorization === undefined ? {} : { authorization }
+  })
 
-  it('without a fleet credential every request is the client\'s own scope', () => {
+  it("without a fleet credential every request is the client's own scope", () => {
     const d = policy(false).decide(request('/repos/octo/hello/issues', 'Bearer alice'))
     assert.equal(d.via, 'client')
     assert.equal(d.scope, scopes.of('Bearer alice'))
@@ -29,7 +36,7 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
     assert.equal(d.fleet, undefined)
   })
 
-  it('with one, a path outside a repository is the client\'s; a repository not yet known is `unknown`', () => {
+  it("with one, a path outside a repository is the client's; a repository not yet known is `unknown`", () => {
     const p = policy()
     assert.equal(p.decide(request('/user', 'Bearer alice')).via, 'client')
     const d = p.decide(request('/repos/octo/hello/issues'))
@@ -37,7 +44,7 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
     assert.ok(d.fleet !== undefined)
   })
 
-  it('a public repository: the areas anyone may read go to the fleet\'s copy, the others (hooks) stay the client\'s', () => {
+  it("a public repository: the areas anyone may read go to the fleet's copy, the others (hooks) stay the client's", () => {
     const p = policy()
     p.fleetAnswered(request('/repos/octo/hello'), 200, Buffer.from(PUBLIC_REPO))
     assert.equal(p.decide(request('/repos/octo/hello/issues')).via, 'fleet')
@@ -45,14 +52,14 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
     assert.equal(p.decide(request('/repos/octo/hello/hooks', 'Bearer bob')).via, 'client')
   })
 
-  it('only the repository\'s own resource teaches its visibility', () => {
+  it("only the repository's own resource teaches its visibility", () => {
     const p = policy()
     p.fleetAnswered(request('/repos/octo/hello/issues'), 200, Buffer.from(PUBLIC_REPO))
     p.fleetAnswered(request('/repos/octo/hello?per_page=1'), 200, Buffer.from(PUBLIC_REPO))
     assert.equal(p.decide(request('/repos/octo/hello/issues')).via, 'unknown')
   })
 
-  it('a private repository goes to the fleet\'s copy only for a client that proved access to that area, for ACCESS_PROOF_TTL_MS', () => {
+  it("a private repository goes to the fleet's copy only for a client that proved access to that area, for ACCESS_PROOF_TTL_MS", () => {
     const p = policy()
     p.fleetAnswered(request('/repos/octo/secret'), 200, Buffer.from(PRIVATE_REPO))
     const alice = request('/repos/octo/secret/issues', 'Bearer alice')
@@ -67,7 +74,7 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
     assert.equal(p.decide(alice).via, 'client', 'the proof expired')
   })
 
-  it('a proof needs the client\'s own 2xx: not a HIT, an error, or an anonymous request', () => {
+  it("a proof needs the client's own 2xx: not a HIT, an error, or an anonymous request", () => {
     const p = policy()
     p.fleetAnswered(request('/repos/octo/secret'), 200, Buffer.from(PRIVATE_REPO))
     const alice = request('/repos/octo/secret/issues', 'Bearer alice')
@@ -79,7 +86,7 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
     assert.equal(p.decide(anon).via, 'client')
   })
 
-  it('a repository the fleet can\'t see (404), or learned nothing of, is hidden: never the fleet\'s, even with a proof', () => {
+  it("a repository the fleet can't see (404), or learned nothing of, is hidden: never the fleet's, even with a proof", () => {
     const p = policy()
     p.fleetAnswered(request('/repos/octo/gone'), 404, Buffer.from('{"message":"Not Found"}'))
     const d = p.decide(request('/repos/octo/gone/issues', 'Bearer alice'))
@@ -102,6 +109,10 @@ describe('apicache access-policy: whose copy a request is answered from', () => 
     assert.equal(p.credentialLabel('github', 'Bearer fleet'), 'fleet')
     assert.equal(p.credentialLabel('github', undefined), 'anon')
     assert.equal(p.credentialLabel('github', 'Bearer alice'), scopes.of('Bearer alice').slice(0, 12))
-    assert.equal(p.credentialLabel('other', 'Bearer fleet'), scopes.of('Bearer fleet').slice(0, 12), 'another upstream has no fleet credential')
+    assert.equal(
+      p.credentialLabel('other', 'Bearer fleet'),
+      scopes.of('Bearer fleet').slice(0, 12),
+      'another upstream has no fleet credential'
+    )
   })
 })

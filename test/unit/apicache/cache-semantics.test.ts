@@ -24,34 +24,65 @@ describe('apicache cache-semantics: RFC 9111 for stored API responses', () => {
 
   /** A response stored now under `scope`, as ResponseCache keeps it. */
   function stored (scope: string, headers: Record<string, string>, req = request()): HotEntry {
-    const policy = new semantics.Policy(semantics.policyRequest(req, scope), { status: 200, headers: { date: new Date(clock.now()).toUTCString(), ...headers } }, { shared: scope === 'anon' })
+    const policy = new semantics.Policy(
+      semantics.policyRequest(req, scope),
+      { status: 200, headers: { date: new Date(clock.now()).toUTCString(), ...headers } },
+      { shared: scope === 'anon' }
+    )
     const body = Buffer.from('{}')
-    const record: ApiRecord = { policy: policy.toObject(), status: 200, headers, body: sha256Digest(body), size: 2, scope, accept: '', storedAt: clock.now() }
+    const record: ApiRecord = {
+      policy: policy.toObject(),
+      status: 200,
+      headers,
+      body: sha256Digest(body),
+      size: 2,
+      scope,
+      accept: '',
+      storedAt: clock.now()
+    }
     return { record, body, policy, freshUntil: clock.now() + policy.timeToLive(), varyInKey: varyInKey(headers.vary) }
   }
 
-  it('the policy sees the scope in place of the credential, the upstream\'s host and the normalized Accept', () => {
-    const seen = semantics.policyRequest(request({ authorization: 'Bearer secret', accept: 'application/vnd.github.v3+json', 'x-other': '1' }), 'abc123')
+  it("the policy sees the scope in place of the credential, the upstream's host and the normalized Accept", () => {
+    const seen = semantics.policyRequest(
+      request({ authorization: 'Bearer secret', accept: 'application/vnd.github.v3+json', 'x-other': '1' }),
+      'abc123'
+    )
     assert.equal(seen.url, '/repos/octo/hello')
     assert.equal(seen.method, 'GET')
-    assert.deepEqual(seen.headers, { authorization: 'abc123', host: upstream.url.host, 'x-other': '1' }, 'the default representation\'s names are no Accept at all')
-    assert.equal(semantics.policyRequest(request(), FLEET_SCOPE).headers.authorization, FLEET_SCOPE, 'the fleet\'s request carries its scope though the client sent none')
+    assert.deepEqual(
+      seen.headers,
+      { authorization: 'abc123', host: upstream.url.host, 'x-other': '1' },
+      "the default representation's names are no Accept at all"
+    )
+    assert.equal(
+      semantics.policyRequest(request(), FLEET_SCOPE).headers.authorization,
+      FLEET_SCOPE,
+      "the fleet's request carries its scope though the client sent none"
+    )
     assert.equal(semantics.policyRequest(request(), 'anon').headers.authorization, undefined)
-    assert.equal(semantics.policyRequest(request({ accept: 'application/vnd.github.raw' }), 'anon').headers.accept, 'application/vnd.github.raw')
+    assert.equal(
+      semantics.policyRequest(request({ accept: 'application/vnd.github.raw' }), 'anon').headers.accept,
+      'application/vnd.github.raw'
+    )
   })
 
-  it('a fresh copy answers without asking only when shareable: anonymous, the fleet\'s, or marked public', () => {
+  it("a fresh copy answers without asking only when shareable: anonymous, the fleet's, or marked public", () => {
     const alice = request({ authorization: 'Bearer alice' })
     assert.equal(semantics.servable(stored('anon', { 'cache-control': 'public, max-age=60' }), 'anon', request()), true)
     assert.equal(semantics.servable(stored(FLEET_SCOPE, { 'cache-control': 'private, max-age=60' }), FLEET_SCOPE, alice), true)
-    assert.equal(semantics.servable(stored('abc', { 'cache-control': 'private, max-age=60' }, alice), 'abc', alice), false, 'a credential\'s private copy is revalidated')
+    assert.equal(
+      semantics.servable(stored('abc', { 'cache-control': 'private, max-age=60' }, alice), 'abc', alice),
+      false,
+      "a credential's private copy is revalidated"
+    )
     assert.equal(semantics.servable(stored('abc', { 'cache-control': 'public, max-age=60' }, alice), 'abc', alice), true)
     const copy = stored('anon', { 'cache-control': 'public, max-age=60' })
     clock.advance(61_000)
     assert.equal(semantics.servable(copy, 'anon', request()), false, 'stale')
   })
 
-  it('from memory: the policy\'s verdict is memoized while fresh, unless the request has its own Cache-Control or Pragma', () => {
+  it("from memory: the policy's verdict is memoized while fresh, unless the request has its own Cache-Control or Pragma", () => {
     const entry = stored('anon', { 'cache-control': 'public, max-age=60', vary: 'Accept, Accept-Encoding' })
     assert.equal(entry.varyInKey, true)
     assert.equal(semantics.servableFromMemory(entry, 'anon', request()), true)
@@ -92,7 +123,16 @@ describe('apicache cache-semantics: RFC 9111 for stored API responses', () => {
   })
 
   it('shareable without asking: anon, fleet, or Cache-Control public', () => {
-    const record = (cacheControl: string): ApiRecord => ({ policy: new CachePolicy({ url: '/', headers: {} }, { status: 200, headers: {} }).toObject(), status: 200, headers: { 'cache-control': cacheControl }, body: sha256Digest(Buffer.alloc(0)), size: 0, scope: 'x', accept: '', storedAt: 0 })
+    const record = (cacheControl: string): ApiRecord => ({
+      policy: new CachePolicy({ url: '/', headers: {} }, { status: 200, headers: {} }).toObject(),
+      status: 200,
+      headers: { 'cache-control': cacheControl },
+      body: sha256Digest(Buffer.alloc(0)),
+      size: 0,
+      scope: 'x',
+      accept: '',
+      storedAt: 0
+    })
     assert.equal(shareableWithoutAsking(record('private'), 'anon'), true)
     assert.equal(shareableWithoutAsking(record('private'), FLEET_SCOPE), true)
     assert.equal(shareableWithoutAsking(record('public, max-age=60'), 'abc'), true)
@@ -102,7 +142,10 @@ describe('apicache cache-semantics: RFC 9111 for stored API responses', () => {
   it('policyOn: the system clock uses CachePolicy itself; another clock a class that reads it', () => {
     assert.equal(policyOn(systemClock), CachePolicy)
     const Clocked = policyOn(clock)
-    const policy = new Clocked({ url: '/', headers: {} }, { status: 200, headers: { date: new Date(clock.now()).toUTCString(), 'cache-control': 'max-age=60' } })
+    const policy = new Clocked(
+      { url: '/', headers: {} },
+      { status: 200, headers: { date: new Date(clock.now()).toUTCString(), 'cache-control': 'max-age=60' } }
+    )
     clock.advance(10_000)
     assert.equal(policy.age(), 10, 'ages count on the injected clock')
   })

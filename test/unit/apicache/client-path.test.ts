@@ -9,7 +9,7 @@ import { apiHarness, type ApiHarness } from './harness.js'
 const PATH = '/repos/octo/hello/issues'
 const LAST_MODIFIED = 'Thu, 01 Jan 2026 00:00:00 GMT'
 
-describe('ClientPath: requests answered under the client\'s own credential scope', () => {
+describe("ClientPath: requests answered under the client's own credential scope", () => {
   let h: ApiHarness
   let sent: Array<{ headers: Record<string, string>, options: ApiGetOptions | undefined }>
   let queries: CandidateQuery[]
@@ -23,7 +23,15 @@ describe('ClientPath: requests answered under the client\'s own credential scope
     queries = []
     candidate = undefined
     const semantics = new CacheSemantics({ clock: h.clock })
-    const responses = new ResponseCache({ store: h.store, records: h.records, stats: h.stats, semantics, swarm: { announce: () => {}, withdraw: () => {} }, maxBody: 1234, clock: h.clock })
+    const responses = new ResponseCache({
+      store: h.store,
+      records: h.records,
+      stats: h.stats,
+      semantics,
+      swarm: { announce: () => {}, withdraw: () => {} },
+      maxBody: 1234,
+      clock: h.clock
+    })
     path = new ClientPath({
       client: {
         get: async (upstream: ApiUpstream, p: string, headers: Record<string, string>, signal: AbortSignal, options?: ApiGetOptions) => {
@@ -32,28 +40,39 @@ describe('ClientPath: requests answered under the client\'s own credential scope
         }
       },
       responses,
-      candidates: { find: async query => { queries.push(query); return candidate } },
+      candidates: {
+        find: async query => {
+          queries.push(query)
+          return candidate
+        }
+      },
       semantics,
       maxBody: 1234
     })
   })
-  afterEach(async () => { await h.close() })
+  afterEach(async () => {
+    await h.close()
+  })
 
-  const request = (headers: Record<string, string> = {}): { upstream: ApiUpstream, path: string, headers: Record<string, string> } => ({ upstream: h.upstream, path: PATH, headers })
+  const request = (headers: Record<string, string> = {}): { upstream: ApiUpstream, path: string, headers: Record<string, string> } => ({
+    upstream: h.upstream,
+    path: PATH,
+    headers
+  })
 
-  it('reads the upstream body within maxBody (a longer one is streamed), with the client\'s own credential', async () => {
+  it("reads the upstream body within maxBody (a longer one is streamed), with the client's own credential", async () => {
     const answer = await path.answer(request({ authorization: 'Bearer alice' }), h.scopes.of('Bearer alice'), true)
     assert.equal(answer.status, 200)
     assert.deepEqual(sent.map(s => [s.headers.authorization, s.options?.maxBytes]), [['Bearer alice', 1234]])
   })
 
-  it('asks for a candidate for its scope with the client\'s own credential (no fleet identity), shared or not as told', async () => {
+  it("asks for a candidate for its scope with the client's own credential (no fleet identity), shared or not as told", async () => {
     const scope = h.scopes.of('Bearer alice')
     await path.answer(request({ authorization: 'Bearer alice' }), scope, false)
     assert.deepEqual(queries.map(q => [q.scope, q.identity, q.shared, q.own]), [[scope, undefined, false, undefined]])
   })
 
-  it('a candidate\'s Last-Modified goes upstream (not another token\'s ETag); the 304 is REVALIDATED with its body', async () => {
+  it("a candidate's Last-Modified goes upstream (not another token's ETag); the 304 is REVALIDATED with its body", async () => {
     candidate = { status: 200, headers: { etag: 'W/"theirs"', 'last-modified': LAST_MODIFIED }, body: Buffer.from('[]'), ownEtag: false }
     h.clock.advance(1000)
     const answer = await path.answer(request({ authorization: 'Bearer alice' }), h.scopes.of('Bearer alice'), true)

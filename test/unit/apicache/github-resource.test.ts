@@ -23,11 +23,15 @@ describe('apicache github-resource: what an API path names, for sharing it', () 
 
   it('only the areas anyone may read of a public repository count as public', () => {
     for (const s of ['', 'contents', 'issues', 'pulls', 'releases', 'actions/runs']) assert.equal(publicSection(s), true, s)
-    for (const s of ['hooks', 'keys', 'collaborators', 'actions/secrets', 'actions/runners', 'settings']) assert.equal(publicSection(s), false, s)
+    for (const s of ['hooks', 'keys', 'collaborators', 'actions/secrets', 'actions/runners', 'settings']) {
+      assert.equal(publicSection(s), false, s)
+    }
   })
 
-  it('a repository\'s own resource is /repos/{owner}/{repo} exactly (any case, no query)', () => {
+  it("a repository's own resource is /repos/{owner}/{repo} exactly (any case, no query)", () => {
     assert.equal(repositoryResource('/repos/Octo/Hello'), 'octo/hello')
-    for (const path of ['/repos/octo/hello/issues', '/repos/octo/hello?per_page=1', '/repos/octo/hello/', '/users/octo']) assert.equal(repositoryResource(path), undefined, path)
+    for (const path of ['/repos/octo/hello/issues', '/repos/octo/hello?per_page=1', '/repos/octo/hello/', '/users/octo']) {
+      assert.equal(repositoryResource(path), undefined, path)
+    }
   })
 })

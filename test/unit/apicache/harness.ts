@@ -53,7 +53,11 @@ export async function apiHarness (opts: ApiHarnessOptions = {}): Promise<ApiHarn
   const clock = new FakeClock()
   const fake = new FakeApiUpstream({ clock })
   const dir = await mkdtemp(join(tmpdir(), 'apicache-unit-'))
-  const store = await BlobStore.open({ dir, log: silentLog(), policy: { maxSize: 1 << 30, highWatermark: 0.9, lowWatermark: 0.8, minAgeMs: 0 } })
+  const store = await BlobStore.open({
+    dir,
+    log: silentLog(),
+    policy: { maxSize: 1 << 30, highWatermark: 0.9, lowWatermark: 0.8, minAgeMs: 0 }
+  })
   const records = new ApiRecords(store.db)
   const stats = new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false })
   const scopes = new Scopes(Buffer.from('unit-test-node-secret'))
@@ -72,13 +76,26 @@ export async function apiHarness (opts: ApiHarnessOptions = {}): Promise<ApiHarn
     log: opts.log ?? silentLog(),
     clock
   })
-  const ask = async (path: string, headers: Record<string, string> = {}, signal = new AbortController().signal): Promise<ReceivedAnswer> => {
+  const ask = async (
+    path: string,
+    headers: Record<string, string> = {},
+    signal = new AbortController().signal
+  ): Promise<ReceivedAnswer> => {
     const req = { upstream, path, headers }
     const answer = resolver.hit(req) ?? await resolver.get(req, { signal })
     return await received(answer)
   }
   return {
-    clock, fake, client, upstream, store, records, stats, scopes, resolver, ask,
+    clock,
+    fake,
+    client,
+    upstream,
+    store,
+    records,
+    stats,
+    scopes,
+    resolver,
+    ask,
     close: async () => {
       await http?.close()
       await store.close()
@@ -100,7 +117,11 @@ async function overHttp (fake: FakeApiUpstream): Promise<{ client: ApiClient, cl
   const server: Server = createServer(fake.handler)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
-  const client = new ApiClient({ upstreams: [{ name: 'github', url: new URL(`http://127.0.0.1:${port}`) }], concurrency: 4, timeoutMs: 5000 })
+  const client = new ApiClient({
+    upstreams: [{ name: 'github', url: new URL(`http://127.0.0.1:${port}`) }],
+    concurrency: 4,
+    timeoutMs: 5000
+  })
   return {
     client,
     close: async () => {

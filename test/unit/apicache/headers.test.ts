@@ -3,7 +3,14 @@ import { endToEnd, ifNoneMatchMatches, rewriteUpstreamUrls, withoutRateLimit } f
 
 describe('apicache headers', () => {
   it('endToEnd drops hop-by-hop headers and those the Connection header names (RFC 9110 7.6.1)', () => {
-    const out = endToEnd({ connection: 'keep-alive, X-Trace', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'x-trace': '1', 'proxy-authorization': 'Basic x', etag: '"a"' })
+    const out = endToEnd({
+      connection: 'keep-alive, X-Trace',
+      'keep-alive': 'timeout=5',
+      'transfer-encoding': 'chunked',
+      'x-trace': '1',
+      'proxy-authorization': 'Basic x',
+      etag: '"a"'
+    })
     assert.deepEqual(out, { etag: '"a"' })
   })
 
@@ -13,9 +20,12 @@ describe('apicache headers', () => {
   })
 
   it('rewriteUpstreamUrls replaces every occurrence of the upstream base, nothing else', () => {
-    const link = '<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=3>; rel="last", <https://example.com/y>; rel="other"'
-    assert.equal(rewriteUpstreamUrls(link, 'https://api.github.com', 'http://127.0.0.1:3000/github'),
-      '<http://127.0.0.1:3000/github/x?page=2>; rel="next", <http://127.0.0.1:3000/github/x?page=3>; rel="last", <https://example.com/y>; rel="other"')
+    const link =
+      '<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=3>; rel="last", <https://example.com/y>; rel="other"'
+    assert.equal(
+      rewriteUpstreamUrls(link, 'https://api.github.com', 'http://127.0.0.1:3000/github'),
+      '<http://127.0.0.1:3000/github/x?page=2>; rel="next", <http://127.0.0.1:3000/github/x?page=3>; rel="last", <https://example.com/y>; rel="other"'
+    )
   })
 
   it('ifNoneMatchMatches compares weakly, takes lists and *, and refuses other tags (RFC 9110 13.1.2)', () => {
@@ -28,6 +38,9 @@ describe('apicache headers', () => {
   })
 
   it('withoutRateLimit removes only X-RateLimit-* headers', () => {
-    assert.deepEqual(withoutRateLimit({ 'x-ratelimit-remaining': '1', 'x-ratelimit-reset': '2', 'x-github-request-id': 'r', etag: 'e' }), { 'x-github-request-id': 'r', etag: 'e' })
+    assert.deepEqual(withoutRateLimit({ 'x-ratelimit-remaining': '1', 'x-ratelimit-reset': '2', 'x-github-request-id': 'r', etag: 'e' }), {
+      'x-github-request-id': 'r',
+      etag: 'e'
+    })
   })
 })

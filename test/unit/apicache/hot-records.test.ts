@@ -10,7 +10,10 @@ function entry (size: number): HotEntry {
   const body = Buffer.alloc(size)
   return {
     record: { policy: policy.toObject(), status: 200, headers: {}, body: sha256Digest(body), size, scope: 'anon', accept: '', storedAt: 0 },
-    body, policy, freshUntil: 0, varyInKey: true
+    body,
+    policy,
+    freshUntil: 0,
+    varyInKey: true
   }
 }
 

@@ -10,10 +10,18 @@ const RESOURCE = 'github /repos/octo/hello'
 const BODY = Buffer.from('{"full_name":"octo/hello"}')
 const LAST_MODIFIED = 'Thu, 01 Jan 2026 00:00:00 GMT'
 
-describe('apicache peers: the API cache\'s part in the swarm', () => {
-  const query = (q: Partial<CandidateQuery> = {}): CandidateQuery => ({ resource: RESOURCE, accept: '', scope: 'mine', identity: undefined, own: undefined, shared: true, ...q })
+describe("apicache peers: the API cache's part in the swarm", () => {
+  const query = (q: Partial<CandidateQuery> = {}): CandidateQuery => ({
+    resource: RESOURCE,
+    accept: '',
+    scope: 'mine',
+    identity: undefined,
+    own: undefined,
+    shared: true,
+    ...q
+  })
 
-  it('swarmKey: the record\'s key when a peer can parse it back; none for what peers refuse or misread', () => {
+  it("swarmKey: the record's key when a peer can parse it back; none for what peers refuse or misread", () => {
     assert.equal(swarmKey(RESOURCE, 'application/vnd.github+json'), apiKey(RESOURCE, ''))
     assert.equal(swarmKey(`github /${'p'.repeat(401)}`, ''), undefined, 'path over 400 characters')
     assert.equal(swarmKey(RESOURCE, `a/${'b'.repeat(200)}`), undefined, 'Accept over 200 characters')
@@ -34,10 +42,15 @@ describe('apicache peers: the API cache\'s part in the swarm', () => {
     assert.equal(await alone.candidate(query()), undefined)
   })
 
-  it('a peer\'s record is a candidate with its verified body, revalidated by Last-Modified unless the fleet identity received its ETag', async () => {
+  it("a peer's record is a candidate with its verified body, revalidated by Last-Modified unless the fleet identity received its ETag", async () => {
     const net = await FakePeerNetwork.create()
     const holder = await net.addPeer('a')
-    holder.holdApi(apiKey(RESOURCE, ''), { status: 200, headers: { etag: 'W/"1"', 'last-modified': LAST_MODIFIED }, body: sha256Digest(BODY), validator: 'id-1' }, BODY)
+    holder.holdApi(apiKey(RESOURCE, ''), {
+      status: 200,
+      headers: { etag: 'W/"1"', 'last-modified': LAST_MODIFIED },
+      body: sha256Digest(BODY),
+      validator: 'id-1'
+    }, BODY)
     const peers = new ApiPeers({ peers: peerInit(net), maxBody: 1024 })
     const forClient = await peers.candidate(query())
     assert.equal(forClient?.body.toString(), BODY.toString())
@@ -47,7 +60,7 @@ describe('apicache peers: the API cache\'s part in the swarm', () => {
     assert.equal((await peers.candidate(query({ identity: 'id-2' })))?.ownEtag, false)
   })
 
-  it('a peer\'s record the credential can\'t revalidate (an ETag only, not its own) is refused: no candidate', async () => {
+  it("a peer's record the credential can't revalidate (an ETag only, not its own) is refused: no candidate", async () => {
     const net = await FakePeerNetwork.create()
     const holder = await net.addPeer('a')
     holder.holdApi(apiKey(RESOURCE, ''), { status: 200, headers: { etag: 'W/"1"' }, body: sha256Digest(BODY), validator: 'id-1' }, BODY)
@@ -59,7 +72,12 @@ describe('apicache peers: the API cache\'s part in the swarm', () => {
   it('a body over maxBody is not taken from a peer', async () => {
     const net = await FakePeerNetwork.create()
     const holder = await net.addPeer('a')
-    holder.holdApi(apiKey(RESOURCE, ''), { status: 200, headers: { 'last-modified': LAST_MODIFIED }, body: sha256Digest(BODY), validator: 'id-1' }, BODY)
+    holder.holdApi(apiKey(RESOURCE, ''), {
+      status: 200,
+      headers: { 'last-modified': LAST_MODIFIED },
+      body: sha256Digest(BODY),
+      validator: 'id-1'
+    }, BODY)
     const peers = new ApiPeers({ peers: peerInit(net), maxBody: BODY.byteLength - 1 })
     assert.equal(await peers.candidate(query()), undefined)
   })

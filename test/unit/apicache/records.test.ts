@@ -9,7 +9,8 @@ import { sha256Digest, type Digest } from '../../../src/oci/digest.js'
 import { apiKey } from '../../../src/keys/api-key.js'
 
 function record (scope: string, body: Digest, opts: Partial<ApiRecord> = {}): ApiRecord {
-  const policy = new CachePolicy({ url: '/x', method: 'GET', headers: {} }, { status: 200, headers: { 'cache-control': 'max-age=60' } }).toObject()
+  const policy = new CachePolicy({ url: '/x', method: 'GET', headers: {} }, { status: 200, headers: { 'cache-control': 'max-age=60' } })
+    .toObject()
   return { policy, status: 200, headers: { etag: '"e"' }, body, size: 1, scope, accept: '', storedAt: 1, ...opts }
 }
 

@@ -38,7 +38,7 @@ describe('apicache repository-access: who may be given a stored repository respo
     assert.equal(access.proven('scope1', 'github', 'o/r', 'issues'), false)
   })
 
-  it('visibilityOf reads GitHub\'s repository JSON; anything else is hidden', () => {
+  it("visibilityOf reads GitHub's repository JSON; anything else is hidden", () => {
     assert.equal(visibilityOf(200, Buffer.from('{"private":false}')), 'public')
     assert.equal(visibilityOf(200, Buffer.from('{"visibility":"public"}')), 'public')
     assert.equal(visibilityOf(200, Buffer.from('{"private":true,"visibility":"internal"}')), 'private')

@@ -7,12 +7,16 @@ const ISSUES_BODY = JSON.stringify([{ number: 1, title: 'first issue' }])
 
 describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
   let h: ApiHarness
-  afterEach(async () => { await h.close() })
+  afterEach(async () => {
+    await h.close()
+  })
 
   describe('without a fleet credential', () => {
     beforeEach(async () => {
       h = await apiHarness()
-      h.fake.token('alice').token('bob').repo('octo/hello').resource(ISSUES, { body: ISSUES_BODY }).resource('/user', { body: '{"login":"alice"}' })
+      h.fake.token('alice').token('bob').repo('octo/hello').resource(ISSUES, { body: ISSUES_BODY }).resource('/user', {
+        body: '{"login":"alice"}'
+      })
     })
 
     it('an anonymous response is a MISS, then a fresh HIT without any upstream request', async () => {
@@ -67,14 +71,14 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
       assert.ok(h.fake.log.at(-1)?.headers['if-modified-since'] !== undefined)
     })
 
-    it('a client\'s Cache-Control: no-cache makes even a fresh copy go upstream', async () => {
+    it("a client's Cache-Control: no-cache makes even a fresh copy go upstream", async () => {
       await h.ask(ISSUES)
       const again = await h.ask(ISSUES, { 'cache-control': 'no-cache' })
       assert.equal(again.cache, 'REVALIDATED')
       assert.equal(h.fake.count(), 2)
     })
 
-    it('a credential\'s private copy is never served blind: each request is a (free) 304 with its own ETag', async () => {
+    it("a credential's private copy is never served blind: each request is a (free) 304 with its own ETag", async () => {
       const auth = { authorization: 'Bearer alice' }
       assert.equal((await h.ask(ISSUES, auth)).cache, 'MISS')
       const again = await h.ask(ISSUES, auth)
@@ -83,18 +87,18 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
       assert.equal(h.fake.count('alice'), 2)
     })
 
-    it('another credential gets a stored shared resource only after its own If-Modified-Since 304, never with the other token\'s ETag', async () => {
+    it("another credential gets a stored shared resource only after its own If-Modified-Since 304, never with the other token's ETag", async () => {
       await h.ask(ISSUES, { authorization: 'Bearer alice' })
       const bob = await h.ask(ISSUES, { authorization: 'Bearer bob' })
       assert.equal(bob.cache, 'REVALIDATED')
       assert.equal(bob.body.toString(), ISSUES_BODY)
       const sent = h.fake.log.at(-1)
       assert.equal(sent?.token, 'bob')
-      assert.equal(sent?.headers['if-none-match'], undefined, 'alice\'s ETag would be a charged 200 for bob')
+      assert.equal(sent?.headers['if-none-match'], undefined, "alice's ETag would be a charged 200 for bob")
       assert.ok(sent?.headers['if-modified-since'] !== undefined)
     })
 
-    it('a credential-specific resource (/user) is never revalidated from another credential\'s copy', async () => {
+    it("a credential-specific resource (/user) is never revalidated from another credential's copy", async () => {
       await h.ask('/user', { authorization: 'Bearer alice' })
       const bob = await h.ask('/user', { authorization: 'Bearer bob' })
       assert.equal(bob.cache, 'MISS')
@@ -102,7 +106,7 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
       assert.equal(sent?.conditional, false)
     })
 
-    it('an anonymous client is not given a credential\'s private copy', async () => {
+    it("an anonymous client is not given a credential's private copy", async () => {
       await h.ask(ISSUES, { authorization: 'Bearer alice' })
       const anon = await h.ask(ISSUES)
       assert.notEqual(anon.cache, 'HIT')
@@ -130,8 +134,10 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
       assert.equal(h.fake.count(), 2)
     })
 
-    it('each Accept has its own record; GitHub\'s names of the default media type share one', async () => {
-      h.fake.resource('/repos/octo/hello/contents/a.txt', { body: accept => accept === 'application/vnd.github.raw' ? 'raw bytes' : '{"content":"cmF3IGJ5dGVz"}' })
+    it("each Accept has its own record; GitHub's names of the default media type share one", async () => {
+      h.fake.resource('/repos/octo/hello/contents/a.txt', {
+        body: accept => accept === 'application/vnd.github.raw' ? 'raw bytes' : '{"content":"cmF3IGJ5dGVz"}'
+      })
       const json = await h.ask('/repos/octo/hello/contents/a.txt', { accept: 'application/vnd.github+json' })
       const raw = await h.ask('/repos/octo/hello/contents/a.txt', { accept: 'application/vnd.github.raw' })
       assert.equal(raw.cache, 'MISS')
@@ -165,7 +171,7 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
       assert.deepEqual(await h.records.all('github /repos/octo/nothing'), [])
     })
 
-    it('a refused token gets the upstream\'s 401, nothing stored', async () => {
+    it("a refused token gets the upstream's 401, nothing stored", async () => {
       const answer = await h.ask(ISSUES, { authorization: 'Bearer mallory' })
       assert.equal(answer.status, 401)
       assert.match(answer.body.toString(), /Bad credentials/)
@@ -250,7 +256,7 @@ describe('ApiResolver: RFC 9111 shared cache over the API upstream', () => {
       h.fake.token('alice').repo('octo/hello').resource(BIG, { body: BIG_BODY }).resource(ISSUES, { body: '[]' })
     })
 
-    it('is streamed whole, a MISS with the upstream\'s Content-Length, and never stored', async () => {
+    it("is streamed whole, a MISS with the upstream's Content-Length, and never stored", async () => {
       const first = await h.ask(BIG)
       assert.equal(first.streamed, true)
       assert.equal(first.cache, 'MISS')

@@ -6,7 +6,11 @@ import { ApiRoutes } from '../../../src/apicache/routes.js'
 import { silentLog } from '../fakes/log.js'
 import { apiHarness, type ApiHarness } from './harness.js'
 
-interface Reply { status: number, headers: IncomingHttpHeaders, body: string }
+interface Reply {
+  status: number
+  headers: IncomingHttpHeaders
+  body: string
+}
 
 /** One request on its own connection (no keep-alive socket is left behind). */
 async function call (port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
@@ -14,7 +18,9 @@ async function call (port: number, method: string, path: string, headers: Record
     const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false }, res => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') })
+      })
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -22,11 +28,18 @@ async function call (port: number, method: string, path: string, headers: Record
   })
 }
 
-
 /** ApiRoutes over `client` and the harness's resolver, on an HTTP server on 127.0.0.1. */
-async function serve (h: ApiHarness, client: ConstructorParameters<typeof ApiRoutes>[0]['client']): Promise<{ server: Server, port: number }> {
+async function serve (
+  h: ApiHarness,
+  client: ConstructorParameters<typeof ApiRoutes>[0]['client']
+): Promise<{ server: Server, port: number }> {
   const routes = new ApiRoutes({ client, resolver: h.resolver, stats: h.stats, log: silentLog() })
-  const server = createHttpServer([routes], silentLog(), { headerTimeoutMs: 5000, idleTimeoutMs: 1000, stallTimeoutMs: 5000, maxConnections: 64 })
+  const server = createHttpServer([routes], silentLog(), {
+    headerTimeoutMs: 5000,
+    idleTimeoutMs: 1000,
+    stallTimeoutMs: 5000,
+    maxConnections: 64
+  })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return { server, port: (server.address() as AddressInfo).port }
 }
@@ -41,7 +54,10 @@ describe('ApiRoutes: /<upstream>/<path> through the API cache, over HTTP', () =>
     h.fake.token('alice').repo('octo/hello')
       .resource('/repos/octo/hello/issues', {
         body: '[{"number":1}]',
-        headers: { link: '<https://api.github.com/repos/octo/hello/issues?page=2>; rel="next", <https://api.github.com/repos/octo/hello/issues?page=5>; rel="last"' }
+        headers: {
+          link:
+            '<https://api.github.com/repos/octo/hello/issues?page=2>; rel="next", <https://api.github.com/repos/octo/hello/issues?page=5>; rel="last"'
+        }
       })
       .resource('/repos/octo/hello/moved', { body: '', status: 301, headers: { location: 'https://api.github.com/repositories/42' } })
     ;({ server, port } = await serve(h, h.fake))
@@ -95,16 +111,16 @@ describe('ApiRoutes: /<upstream>/<path> through the API cache, over HTTP', () =>
     assert.equal(h.fake.count(), 0)
   })
 
-  it('a client\'s matching If-None-Match gets a 304 without a body', async () => {
+  it("a client's matching If-None-Match gets a 304 without a body", async () => {
     const first = await call(port, 'GET', '/github/repos/octo/hello/issues')
     const etag = first.headers.etag ?? ''
     const again = await call(port, 'GET', '/github/repos/octo/hello/issues', { 'if-none-match': etag })
     assert.equal(again.status, 304)
     assert.equal(again.body, '')
-    assert.equal(h.fake.log.filter(r => r.conditional).length, 0, 'the client\'s validator is not forwarded upstream')
+    assert.equal(h.fake.log.filter(r => r.conditional).length, 0, "the client's validator is not forwarded upstream")
   })
 
-  it('HEAD answers the headers with the body\'s length and no body', async () => {
+  it("HEAD answers the headers with the body's length and no body", async () => {
     const reply = await call(port, 'HEAD', '/github/repos/octo/hello/issues')
     assert.equal(reply.status, 200)
     assert.equal(reply.headers['content-length'], '14')
@@ -112,7 +128,10 @@ describe('ApiRoutes: /<upstream>/<path> through the API cache, over HTTP', () =>
   })
 
   it('other methods pass through untouched and uncached (x-cache: PASS), their Location rewritten', async () => {
-    const reply = await call(port, 'POST', '/github/repos/octo/hello/issues', { 'content-type': 'application/json', authorization: 'Bearer alice' }, '{"title":"new"}')
+    const reply = await call(port, 'POST', '/github/repos/octo/hello/issues', {
+      'content-type': 'application/json',
+      authorization: 'Bearer alice'
+    }, '{"title":"new"}')
     assert.equal(reply.status, 201)
     assert.equal(reply.headers['x-cache'], 'PASS')
     assert.equal((JSON.parse(reply.body) as { received: string }).received, '{"title":"new"}')
@@ -157,14 +176,14 @@ describe('ApiRoutes: a body over maxBody, streamed through (a real ApiClient)', 
     assert.equal(h.stats.snapshot().bytes_served, BIG_BODY.length)
   })
 
-  it('HEAD answers the headers with the body\'s length and no body', async () => {
+  it("HEAD answers the headers with the body's length and no body", async () => {
     const reply = await call(port, 'HEAD', `/github${BIG}`)
     assert.equal(reply.status, 200)
     assert.equal(reply.headers['content-length'], String(BIG_BODY.length))
     assert.equal(reply.body, '')
   })
 
-  it('a client\'s matching If-None-Match gets a 304 without a body', async () => {
+  it("a client's matching If-None-Match gets a 304 without a body", async () => {
     const first = await call(port, 'GET', `/github${BIG}`)
     const again = await call(port, 'GET', `/github${BIG}`, { 'if-none-match': first.headers.etag ?? '' })
     assert.equal(again.status, 304)

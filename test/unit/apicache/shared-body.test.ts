@@ -15,7 +15,9 @@ function source (): PassThrough {
   return s
 }
 
-const tick = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+const tick = async (): Promise<void> => {
+  await new Promise(resolve => setImmediate(resolve))
+}
 
 describe('apicache shared-body: one upstream body streamed to every caller that shared its request', () => {
   it('each of the sharers reads the whole body, from its first byte', async () => {
@@ -34,7 +36,9 @@ describe('apicache shared-body: one upstream body streamed to every caller that 
     const shared = new SharedBody(src)
     const early = shared.reader(2)
     let seen = ''
-    early.on('data', (chunk: Buffer) => { seen += chunk.toString() })
+    early.on('data', (chunk: Buffer) => {
+      seen += chunk.toString()
+    })
     await tick()
     assert.equal(seen, '', 'nothing flows while a sharer is still to take its reader')
     const late = shared.reader(2)
@@ -99,7 +103,9 @@ describe('apicache shared-body: one upstream body streamed to every caller that 
     const shared = new SharedBody(src)
     const readers = [shared.reader(2), shared.reader(2)]
     src.destroy(new Error('connection reset'))
-    await Promise.all(readers.map(async reader => { await assert.rejects(readAll(reader), /connection reset/) }))
+    await Promise.all(readers.map(async reader => {
+      await assert.rejects(readAll(reader), /connection reset/)
+    }))
   })
 
   it('a reader asked for once the body flows fails instead of missing bytes', async () => {

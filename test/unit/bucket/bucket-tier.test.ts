@@ -17,9 +17,24 @@ import { content, newStats, read, rig, until, type Rig } from '../resolver/setup
 
 const REPO = 'library/alpine'
 
-function tier (bucket: FakeBucket, stats: Stats, store: ConstructorParameters<typeof BucketWriter>[0]['store'], opts: { readTimeoutMs?: number, downMs?: number } = {}): { tier: BucketTier, writer: BucketWriter } {
+function tier (
+  bucket: FakeBucket,
+  stats: Stats,
+  store: ConstructorParameters<typeof BucketWriter>[0]['store'],
+  opts: { readTimeoutMs?: number, downMs?: number } = {}
+): { tier: BucketTier, writer: BucketWriter } {
   const writer = new BucketWriter({ bucket, store, stats, log: silentLog(), retryFirstMs: 1, attempts: 3 })
-  return { writer, tier: new BucketTier({ bucket, writer, stats, log: silentLog(), readTimeoutMs: opts.readTimeoutMs ?? 100, downMs: opts.downMs ?? 60_000 }) }
+  return {
+    writer,
+    tier: new BucketTier({
+      bucket,
+      writer,
+      stats,
+      log: silentLog(),
+      readTimeoutMs: opts.readTimeoutMs ?? 100,
+      downMs: opts.downMs ?? 60_000
+    })
+  }
 }
 
 /** The store's record of `digest` once the download committed it (it commits after its readers had the last byte). */
@@ -36,7 +51,17 @@ describe('bucket URL: CACHE_S3_URL', () => {
   it('takes s3://bucket and s3://bucket/prefix, and refuses what S3 would', () => {
     assert.deepEqual(parseBucketUrl('s3://ci-cache'), { bucket: 'ci-cache', prefix: '' })
     assert.deepEqual(parseBucketUrl('s3://ci-cache/runners/p2p/'), { bucket: 'ci-cache', prefix: 'runners/p2p/' })
-    for (const bad of ['ci-cache', 'http://ci-cache/x', 's3://CI', 's3://ab', 's3://a..b/x', 's3://ci-cache//x', 's3://ci-cache/a/../b', 's3://192.168.1.1/x', 's3://ci-cache/a\\b']) {
+    for (const bad of [
+      'ci-cache',
+      'http://ci-cache/x',
+      's3://CI',
+      's3://ab',
+      's3://a..b/x',
+      's3://ci-cache//x',
+      's3://ci-cache/a/../b',
+      's3://192.168.1.1/x',
+      's3://ci-cache/a\\b'
+    ]) {
       assert.equal(parseBucketUrl(bad), undefined, bad)
     }
   })
@@ -82,7 +107,11 @@ describe('bucket tier: the second tier between the swarm and the upstream (issue
     const digest = r.up.addBlob(REPO, content(200_000).body)
     assert.equal((await read(await r.resolver.open(r.up, REPO, digest))).byteLength, 200_000)
     await until(() => bucket.puts(blobObjectKey(digest)) === 1 && t.writer.depth === 0, 'the upload')
-    assert.deepEqual(bucket.requests.filter(q => q.endsWith(blobObjectKey(digest))), [`GET ${blobObjectKey(digest)}`, `HEAD ${blobObjectKey(digest)}`, `PUT ${blobObjectKey(digest)}`])
+    assert.deepEqual(bucket.requests.filter(q => q.endsWith(blobObjectKey(digest))), [
+      `GET ${blobObjectKey(digest)}`,
+      `HEAD ${blobObjectKey(digest)}`,
+      `PUT ${blobObjectKey(digest)}`
+    ])
     // Queued twice, written once.
     t.tier.uploadBlob(digest)
     await until(() => t.writer.depth === 0, 'the second upload')
@@ -160,7 +189,14 @@ describe('bucket tier: the second tier between the swarm and the upstream (issue
     bucket = new FakeBucket()
     bucket.hang = true
     const stats = newStats()
-    const writer = new BucketWriter({ bucket, store: { openRead: async () => undefined }, stats, log: silentLog(), concurrency: 1, queueMax: 3 })
+    const writer = new BucketWriter({
+      bucket,
+      store: { openRead: async () => undefined },
+      stats,
+      log: silentLog(),
+      concurrency: 1,
+      queueMax: 3
+    })
     for (let i = 0; i < 5; i++) writer.blob(content(10, `q${i}`).digest)
     assert.equal(writer.depth, 3)
     assert.equal(stats.snapshot().s3_uploads_dropped, 2)
@@ -184,7 +220,13 @@ describe('bucket tier: tags and records outlive the fleet', () => {
     bucket = new FakeBucket()
     r = await rig({ p2p: false })
     t = tier(bucket, r.stats, r.t.store)
-    const manifests = new ManifestResolver({ tags: new TagCache(r.t.store.db), stats: r.stats, log: silentLog(), blobs: r.resolver, bucket: t.tier })
+    const manifests = new ManifestResolver({
+      tags: new TagCache(r.t.store.db),
+      stats: r.stats,
+      log: silentLog(),
+      blobs: r.resolver,
+      bucket: t.tier
+    })
     const img = r.up.addImage(REPO, '3')
     await manifests.resolveTag(r.up, REPO, '3', [OCI_MANIFEST])
     await manifests.resolveTag(r.up, REPO, '3', [OCI_MANIFEST])
@@ -194,7 +236,13 @@ describe('bucket tier: tags and records outlive the fleet', () => {
     // A fresh node: an empty index, and the upstream down.
     const fresh = await rig({ p2p: false })
     try {
-      const fm = new ManifestResolver({ tags: new TagCache(fresh.t.store.db), stats: fresh.stats, log: silentLog(), blobs: fresh.resolver, bucket: t.tier })
+      const fm = new ManifestResolver({
+        tags: new TagCache(fresh.t.store.db),
+        stats: fresh.stats,
+        log: silentLog(),
+        blobs: fresh.resolver,
+        bucket: t.tier
+      })
       fresh.up.fault(`/v2/${REPO}/manifests/3`, { kind: 'connection', times: Infinity })
       const resolved = await fm.resolveTag(fresh.up, REPO, '3', [OCI_MANIFEST])
       assert.equal(resolved.digest, img.digest)
@@ -235,9 +283,14 @@ describe('bucket writer: order and deadlines', () => {
       const { body, digest } = content(50_000, 'ordered')
       await r.t.store.put(digest, body, 'test')
       let release!: () => void
-      const gate = new Promise<void>(resolve => { release = resolve })
+      const gate = new Promise<void>(resolve => {
+        release = resolve
+      })
       const slow = Object.assign(Object.create(bucket) as FakeBucket, {
-        put: async (key: string, b: Buffer | NodeJS.ReadableStream, o: object) => { if (key === blobObjectKey(digest)) await gate; return await bucket.put(key, b as Buffer, o) }
+        put: async (key: string, b: Buffer | NodeJS.ReadableStream, o: object) => {
+          if (key === blobObjectKey(digest)) await gate
+          return await bucket.put(key, b as Buffer, o)
+        }
       })
       const writer = new BucketWriter({ bucket: slow, store: r.t.store, stats, log: silentLog() })
       writer.blob(digest)
@@ -258,7 +311,15 @@ describe('bucket writer: order and deadlines', () => {
     const bucket = new FakeBucket()
     bucket.hang = true
     const stats = newStats()
-    const writer = new BucketWriter({ bucket, store: { openRead: async () => undefined }, stats, log: silentLog(), requestTimeoutMs: 20, attempts: 1, concurrency: 1 })
+    const writer = new BucketWriter({
+      bucket,
+      store: { openRead: async () => undefined },
+      stats,
+      log: silentLog(),
+      requestTimeoutMs: 20,
+      attempts: 1,
+      concurrency: 1
+    })
     writer.blob(content(10, 'hang').digest)
     await until(() => writer.depth === 0, 'the hung upload given up')
     assert.equal(stats.snapshot().s3_uploads_dropped, 1)

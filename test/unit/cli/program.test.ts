@@ -10,7 +10,9 @@ type Call = [command: keyof CliActions, ...args: unknown[]]
 /** The real command line with actions that only record their arguments; output and exits are captured. */
 function cli (): { program: Command, calls: Call[], out: () => string, run: (...args: string[]) => Promise<void> } {
   const calls: Call[] = []
-  const record = (name: keyof CliActions) => async (...args: unknown[]): Promise<void> => { calls.push([name, ...args]) }
+  const record = (name: keyof CliActions) => async (...args: unknown[]): Promise<void> => {
+    calls.push([name, ...args])
+  }
   const program = buildProgram({
     serve: record('serve'),
     warm: record('warm'),
@@ -19,14 +21,30 @@ function cli (): { program: Command, calls: Call[], out: () => string, run: (...
     id: record('id'),
     diagnose: record('diagnose'),
     healthcheck: record('healthcheck'),
-    swarmKey: () => { calls.push(['swarmKey']) },
+    swarmKey: () => {
+      calls.push(['swarmKey'])
+    },
     ca: record('ca')
   })
   let out = ''
   for (const command of [program, ...program.commands]) {
-    command.exitOverride().configureOutput({ writeOut: text => { out += text }, writeErr: text => { out += text } })
+    command.exitOverride().configureOutput({
+      writeOut: text => {
+        out += text
+      },
+      writeErr: text => {
+        out += text
+      }
+    })
   }
-  return { program, calls, out: () => out, run: async (...args) => { await program.parseAsync(args, { from: 'user' }) } }
+  return {
+    program,
+    calls,
+    out: () => out,
+    run: async (...args) => {
+      await program.parseAsync(args, { from: 'user' })
+    }
+  }
 }
 
 describe('CLI wiring (commander): what each command is handed, without starting anything', () => {
@@ -36,7 +54,7 @@ describe('CLI wiring (commander): what each command is handed, without starting 
     assert.deepEqual(calls, [['serve', { maxSize: '1GB', httpAddr: '0.0.0.0:1', enableP2p: 'false' }]])
   })
 
-  it('ca: --pem and --url, and the proxy\'s CA files by flag', async () => {
+  it("ca: --pem and --url, and the proxy's CA files by flag", async () => {
     const { calls, run } = cli()
     await run('ca', '--pem', '--url', 'http://127.0.0.1:1', '--proxy-ca-cert', '/x/ca.crt', '--proxy-ca-key', '/x/ca.key')
     assert.deepEqual(calls, [['ca', { proxyCaCert: '/x/ca.crt', proxyCaKey: '/x/ca.key', url: 'http://127.0.0.1:1' }, { pem: true }]])
@@ -109,20 +127,31 @@ describe('CLI wiring (commander): what each command is handed, without starting 
 
   it('a mistyped command gets one line with the closest command and the list of commands', () => {
     const commands = cli().program.commands.map(c => c.name())
-    assert.equal(unknownCommandMessage('statz', commands),
-      `p2p-cache: unknown command "statz" (did you mean "stats"?); commands: ${commands.join(', ')}`)
+    assert.equal(
+      unknownCommandMessage('statz', commands),
+      `p2p-cache: unknown command "statz" (did you mean "stats"?); commands: ${commands.join(', ')}`
+    )
     assert.match(unknownCommandMessage('frobnicate', commands) ?? '', /^p2p-cache: unknown command "frobnicate"; commands: serve, warm/)
-    assert.match(unknownCommandMessage('x'.repeat(500), commands) ?? '', new RegExp(`^p2p-cache: unknown command "${'x'.repeat(50)}";`), 'a long word is cut')
+    assert.match(
+      unknownCommandMessage('x'.repeat(500), commands) ?? '',
+      new RegExp(`^p2p-cache: unknown command "${'x'.repeat(50)}";`),
+      'a long word is cut'
+    )
   })
 
   it('a command, a flag (serve by default), help and nothing at all are not mistakes', () => {
     const commands = cli().program.commands.map(c => c.name())
-    for (const first of ['serve', 'warm', '--max-size', '-V', 'help', undefined]) assert.equal(unknownCommandMessage(first, commands), undefined, first)
+    for (const first of ['serve', 'warm', '--max-size', '-V', 'help', undefined]) {
+      assert.equal(unknownCommandMessage(first, commands), undefined, first)
+    }
   })
 
   it('warns once per CACHE_* variable no option reads, with the one probably meant', () => {
-    assert.deepEqual(unknownVariableWarnings({ CACHE_MAXSIZE: '1GB', CACHE_DIR: '/d', HOME: '/root' }),
-      ['p2p-cache: warning: CACHE_MAXSIZE is not a p2p-cache setting and is ignored (did you mean CACHE_MAX_SIZE?)'])
-    assert.deepEqual(unknownVariableWarnings({ CACHE_QWERTYUIOPASDFG: '1' }), ['p2p-cache: warning: CACHE_QWERTYUIOPASDFG is not a p2p-cache setting and is ignored'])
+    assert.deepEqual(unknownVariableWarnings({ CACHE_MAXSIZE: '1GB', CACHE_DIR: '/d', HOME: '/root' }), [
+      'p2p-cache: warning: CACHE_MAXSIZE is not a p2p-cache setting and is ignored (did you mean CACHE_MAX_SIZE?)'
+    ])
+    assert.deepEqual(unknownVariableWarnings({ CACHE_QWERTYUIOPASDFG: '1' }), [
+      'p2p-cache: warning: CACHE_QWERTYUIOPASDFG is not a p2p-cache setting and is ignored'
+    ])
   })
 })

@@ -16,6 +16,9 @@ describe('localSidecarUrl: the sidecar this host configured, from CACHE_HTTP_ADD
   })
 
   it('a bad CACHE_HTTP_ADDR is the one-line configuration error', () => {
-    assert.throws(() => localSidecarUrl({ CACHE_HTTP_ADDR: 'localhost' }), (err: unknown) => err instanceof ConfigError && err.message.startsWith('invalid CACHE_HTTP_ADDR="localhost"'))
+    assert.throws(
+      () => localSidecarUrl({ CACHE_HTTP_ADDR: 'localhost' }),
+      (err: unknown) => err instanceof ConfigError && err.message.startsWith('invalid CACHE_HTTP_ADDR="localhost"')
+    )
   })
 })

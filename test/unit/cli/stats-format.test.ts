@@ -5,7 +5,20 @@ import { COUNTER_NAMES, type StatsSnapshot } from '../../../src/metrics/stats.js
 /** A snapshot of an idle sidecar, with `over` applied. */
 function snapshot (over: Partial<StatsSnapshot> = {}): StatsSnapshot {
   const counters = Object.fromEntries(COUNTER_NAMES.map(n => [n, 0])) as Record<typeof COUNTER_NAMES[number], number>
-  return { ...counters, current_size: 0, hit_rate: 0, peers_connected: 0, store_full: false, api_ratelimit_remaining: {}, registry_ratelimit: {}, upload_rate: 0, pieces_by_peer: {}, proxy_by_host: {}, s3_queue: 0, ...over }
+  return {
+    ...counters,
+    current_size: 0,
+    hit_rate: 0,
+    peers_connected: 0,
+    store_full: false,
+    api_ratelimit_remaining: {},
+    registry_ratelimit: {},
+    upload_rate: 0,
+    pieces_by_peer: {},
+    proxy_by_host: {},
+    s3_queue: 0,
+    ...over
+  }
 }
 
 /** The value printed on the row labelled `label`. */
@@ -18,20 +31,35 @@ describe('formatStats: `p2p-cache stats` for a person', () => {
   it('names the sidecar, then titled sections with aligned rows', () => {
     const text = formatStats('http://127.0.0.1:9080', snapshot())
     assert.equal(text.split('\n')[0], 'p2p-cache at http://127.0.0.1:9080')
-    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), ['Store', 'Registry', 'Peers', 'Proxy', 'Actions cache', 'Bucket (S3)', 'API', 'HTTP'])
+    assert.deepEqual(text.split('\n').filter(l => /^[A-Z]/.test(l)), [
+      'Store',
+      'Registry',
+      'Peers',
+      'Proxy',
+      'Actions cache',
+      'Bucket (S3)',
+      'API',
+      'HTTP'
+    ])
     const valueColumns = new Set(text.split('\n').filter(l => l.startsWith('  ')).map(l => /^ {2}\S.*?\s{2,}(?=\S)/.exec(l)?.[0].length))
     assert.equal(valueColumns.size, 1, 'every value starts in the same column')
   })
 
   it('the proxy: requests with bytes, tunnels and refusals, the busiest hosts first', () => {
-    const text = formatStats('u', snapshot({
-      proxy_requests: 12, bytes_proxied: 2048, proxy_tunnels: 3, proxy_refused: 1,
-      proxy_by_host: {
-        'github.com': { requests: 0, bytes: 0, tunnels: 3, refused: 0 },
-        'ghcr.io': { requests: 12, bytes: 2048, tunnels: 0, refused: 0 },
-        '169.254.169.254': { requests: 0, bytes: 0, tunnels: 0, refused: 1 }
-      }
-    }))
+    const text = formatStats(
+      'u',
+      snapshot({
+        proxy_requests: 12,
+        bytes_proxied: 2048,
+        proxy_tunnels: 3,
+        proxy_refused: 1,
+        proxy_by_host: {
+          'github.com': { requests: 0, bytes: 0, tunnels: 3, refused: 0 },
+          'ghcr.io': { requests: 12, bytes: 2048, tunnels: 0, refused: 0 },
+          '169.254.169.254': { requests: 0, bytes: 0, tunnels: 0, refused: 1 }
+        }
+      })
+    )
     assert.equal(row(text, 'requests answered'), '12  (2.0 KiB)')
     assert.equal(row(text, 'tunnels / refused'), '3 / 1')
     assert.equal(row(text, 'hosts'), 'ghcr.io 12, github.com 3, 169.254.169.254 0 (1 refused)')
@@ -46,10 +74,22 @@ describe('formatStats: `p2p-cache stats` for a person', () => {
   })
 
   it('shows the hit rate in percent with the counts, sizes in binary units, counts with separators, singular and plural', () => {
-    const text = formatStats('u', snapshot({
-      hits: 1, misses: 2, hit_rate: 0.3333, current_size: 3.4 * 1024 ** 2, stores: 1, evictions: 12345,
-      peer_hits: 2, bytes_from_peers: 2048, bytes_from_peers_data_channel: 1024, upstream_hits: 1, bytes_from_upstream: 0
-    }))
+    const text = formatStats(
+      'u',
+      snapshot({
+        hits: 1,
+        misses: 2,
+        hit_rate: 0.3333,
+        current_size: 3.4 * 1024 ** 2,
+        stores: 1,
+        evictions: 12345,
+        peer_hits: 2,
+        bytes_from_peers: 2048,
+        bytes_from_peers_data_channel: 1024,
+        upstream_hits: 1,
+        bytes_from_upstream: 0
+      })
+    )
     assert.equal(row(text, 'hit rate'), '33.3%  (1 hit, 2 misses)')
     assert.equal(row(text, 'size'), '3.4 MiB')
     assert.equal(row(text, 'stored'), '1 blob')
@@ -65,21 +105,40 @@ describe('formatStats: `p2p-cache stats` for a person', () => {
   })
 
   it('API rate limits: fleet and anonymous buckets by name, client tokens summed up with the lowest', () => {
-    const text = formatStats('u', snapshot({
-      api_ratelimit_remaining: { github: { '3f9a0c1d2e4b': 4998, fleet: 4990, anon: 58, '0a1b2c3d4e5f': 4997 }, ghe: { abcdefabcdef: 10 } }
-    }))
-    assert.equal(row(text, 'rate limit left'), 'github: fleet 4,990, anon 58, 2 client tokens (lowest 4,997); ghe: 1 client token (lowest 10)')
+    const text = formatStats(
+      'u',
+      snapshot({
+        api_ratelimit_remaining: {
+          github: { '3f9a0c1d2e4b': 4998, fleet: 4990, anon: 58, '0a1b2c3d4e5f': 4997 },
+          ghe: { abcdefabcdef: 10 }
+        }
+      })
+    )
+    assert.equal(
+      row(text, 'rate limit left'),
+      'github: fleet 4,990, anon 58, 2 client tokens (lowest 4,997); ghe: 1 client token (lowest 10)'
+    )
   })
 
   it('registry rate limits: remaining, of the limit, per window in hours when whole', () => {
-    const text = formatStats('u', snapshot({
-      registry_ratelimit: { 'docker.io': { remaining: 76, limit: 100, window_s: 21600 }, 'ghcr.io': { remaining: 5, window_s: 90 }, quay: { remaining: 1000 } }
-    }))
+    const text = formatStats(
+      'u',
+      snapshot({
+        registry_ratelimit: {
+          'docker.io': { remaining: 76, limit: 100, window_s: 21600 },
+          'ghcr.io': { remaining: 5, window_s: 90 },
+          quay: { remaining: 1000 }
+        }
+      })
+    )
     assert.equal(row(text, 'upstream rate limit left'), 'docker.io 76 of 100 per 6 h, ghcr.io 5 per 90 s, quay 1,000')
   })
 
   it('shows a field an older or newer server sent under its own name, and tolerates missing newer fields', () => {
-    const old = snapshot({ future_counter: 7, future_map: { a: 1 } } as unknown as Partial<StatsSnapshot>) as unknown as Record<string, unknown>
+    const old = snapshot({ future_counter: 7, future_map: { a: 1 } } as unknown as Partial<StatsSnapshot>) as unknown as Record<
+      string,
+      unknown
+    >
     delete old.store_full_events
     delete old.bytes_passed_through
     delete old.registry_ratelimit

@@ -16,8 +16,10 @@ describe('loadConfig: flags over environment over defaults, and the checks acros
   })
 
   it('names the flag, not the variable, when the bad value came from a flag', () => {
-    assert.equal(configError({ CACHE_MAX_SIZE: '1GB' }, { maxSize: 'lots' }).message,
-      'invalid --max-size="lots": expected a size of at least 1MB like 20GB, 512MiB or 1048576')
+    assert.equal(
+      configError({ CACHE_MAX_SIZE: '1GB' }, { maxSize: 'lots' }).message,
+      'invalid --max-size="lots": expected a size of at least 1MB like 20GB, 512MiB or 1048576'
+    )
   })
 
   it('a variable set but empty is read as empty, not as unset', () => {
@@ -36,20 +38,34 @@ describe('loadConfig: flags over environment over defaults, and the checks acros
   it('listens on every interface at CACHE_P2P_PORT unless CACHE_LISTEN_ADDRS says otherwise', () => {
     assert.deepEqual(loadConfig({}, {}).listenAddrs.map(String), ['/ip4/0.0.0.0/tcp/9000'])
     assert.deepEqual(loadConfig({}, { CACHE_P2P_PORT: '9100' }).listenAddrs.map(String), ['/ip4/0.0.0.0/tcp/9100'])
-    assert.deepEqual(loadConfig({}, { CACHE_P2P_PORT: '9100', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/9200, /ip6/::1/tcp/9200' }).listenAddrs.map(String),
-      ['/ip4/127.0.0.1/tcp/9200', '/ip6/::1/tcp/9200'])
+    assert.deepEqual(
+      loadConfig({}, { CACHE_P2P_PORT: '9100', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/9200, /ip6/::1/tcp/9200' }).listenAddrs.map(String),
+      ['/ip4/127.0.0.1/tcp/9200', '/ip6/::1/tcp/9200']
+    )
   })
 
   describe('eviction watermarks', () => {
-    it('a low watermark at or above the high one is the low one\'s fault', () => {
-      assert.equal(configError({ CACHE_EVICT_LOW_WATERMARK: '95%' }).message, `invalid CACHE_EVICT_LOW_WATERMARK="95%": expected ${OPTIONS.evictLowWatermark.expected}`)
-      assert.match(configError({ CACHE_EVICT_LOW_WATERMARK: '0.9' }).message, /^invalid CACHE_EVICT_LOW_WATERMARK="0\.9"/, 'equal is not below')
-      assert.match(configError({ CACHE_EVICT_LOW_WATERMARK: '60%', CACHE_EVICT_HIGH_WATERMARK: '50%' }).message, /^invalid CACHE_EVICT_LOW_WATERMARK="60%"/)
+    it("a low watermark at or above the high one is the low one's fault", () => {
+      assert.equal(
+        configError({ CACHE_EVICT_LOW_WATERMARK: '95%' }).message,
+        `invalid CACHE_EVICT_LOW_WATERMARK="95%": expected ${OPTIONS.evictLowWatermark.expected}`
+      )
+      assert.match(
+        configError({ CACHE_EVICT_LOW_WATERMARK: '0.9' }).message,
+        /^invalid CACHE_EVICT_LOW_WATERMARK="0\.9"/,
+        'equal is not below'
+      )
+      assert.match(
+        configError({ CACHE_EVICT_LOW_WATERMARK: '60%', CACHE_EVICT_HIGH_WATERMARK: '50%' }).message,
+        /^invalid CACHE_EVICT_LOW_WATERMARK="60%"/
+      )
     })
 
     it('a high watermark set at or below the default low one names the high one and the low default', () => {
-      assert.equal(configError({ CACHE_EVICT_HIGH_WATERMARK: '70%' }).message,
-        'invalid CACHE_EVICT_HIGH_WATERMARK="70%": expected a fraction in (0, 1] above CACHE_EVICT_LOW_WATERMARK (80%), such as 0.9 or 90%')
+      assert.equal(
+        configError({ CACHE_EVICT_HIGH_WATERMARK: '70%' }).message,
+        'invalid CACHE_EVICT_HIGH_WATERMARK="70%": expected a fraction in (0, 1] above CACHE_EVICT_LOW_WATERMARK (80%), such as 0.9 or 90%'
+      )
     })
 
     it('accepts a high watermark below the default low one when the low one is set too', () => {
@@ -73,15 +89,25 @@ describe('loadConfig: flags over environment over defaults, and the checks acros
     })
 
     it('needs a certificate and a key with CACHE_HTTPS_ADDR', () => {
-      assert.equal(configError({ CACHE_HTTPS_ADDR: '127.0.0.1:0' }).message,
-        'invalid CACHE_TLS_CERT="": expected the path of a readable PEM certificate file (required with CACHE_HTTPS_ADDR)')
-      assert.match(configError({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: '/c.pem' }).message, /^invalid CACHE_TLS_KEY="": expected .*required with CACHE_HTTPS_ADDR/)
-      assert.match(configError({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: '/c.pem', CACHE_TLS_KEY: '  ' }).message, /^invalid CACHE_TLS_KEY="  "/)
+      assert.equal(
+        configError({ CACHE_HTTPS_ADDR: '127.0.0.1:0' }).message,
+        'invalid CACHE_TLS_CERT="": expected the path of a readable PEM certificate file (required with CACHE_HTTPS_ADDR)'
+      )
+      assert.match(
+        configError({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: '/c.pem' }).message,
+        /^invalid CACHE_TLS_KEY="": expected .*required with CACHE_HTTPS_ADDR/
+      )
+      assert.match(
+        configError({ CACHE_HTTPS_ADDR: '127.0.0.1:0', CACHE_TLS_CERT: '/c.pem', CACHE_TLS_KEY: '  ' }).message,
+        /^invalid CACHE_TLS_KEY="  "/
+      )
     })
 
     it('a certificate or key without CACHE_HTTPS_ADDR is a forgotten address, not ignored', () => {
-      assert.match(configError({ CACHE_TLS_CERT: '/c.pem', CACHE_TLS_KEY: '/k.pem' }).message,
-        /^invalid CACHE_HTTPS_ADDR="": expected host:port .*only used by the HTTPS listener/)
+      assert.match(
+        configError({ CACHE_TLS_CERT: '/c.pem', CACHE_TLS_KEY: '/k.pem' }).message,
+        /^invalid CACHE_HTTPS_ADDR="": expected host:port .*only used by the HTTPS listener/
+      )
       assert.match(configError({}, { tlsKey: '/k.pem' }).message, /^invalid CACHE_HTTPS_ADDR=""/)
     })
   })
@@ -89,22 +115,33 @@ describe('loadConfig: flags over environment over defaults, and the checks acros
   describe('fleet credentials (CACHE_API_AUTH, CACHE_API_APP)', () => {
     it('a fleet token for an upstream that is not in CACHE_API_UPSTREAMS is an error, the token never shown', () => {
       const err = configError({ CACHE_API_AUTH: 'gitlab=ghp_secretvalue' })
-      assert.equal(err.message, 'invalid CACHE_API_AUTH entry for "gitlab": no such API upstream; expected names of CACHE_API_UPSTREAMS (github)')
+      assert.equal(
+        err.message,
+        'invalid CACHE_API_AUTH entry for "gitlab": no such API upstream; expected names of CACHE_API_UPSTREAMS (github)'
+      )
       assert.ok(!err.message.includes('ghp_secretvalue'))
     })
 
     it('a GitHub App for an unknown upstream, or for one that also has a token, is an error', () => {
-      assert.match(configError({ CACHE_API_APP: 'gitlab=12:34:/k.pem' }).message, /^invalid CACHE_API_APP entry for "gitlab": no such API upstream; expected names of CACHE_API_UPSTREAMS \(github\)$/)
-      assert.equal(configError({ CACHE_API_APP: 'github=12:34:/k.pem', CACHE_API_AUTH: 'github=t0ken' }).message,
-        'invalid CACHE_API_APP entry for "github": also in CACHE_API_AUTH; expected one fleet credential per API upstream: CACHE_API_AUTH or CACHE_API_APP')
+      assert.match(
+        configError({ CACHE_API_APP: 'gitlab=12:34:/k.pem' }).message,
+        /^invalid CACHE_API_APP entry for "gitlab": no such API upstream; expected names of CACHE_API_UPSTREAMS \(github\)$/
+      )
+      assert.equal(
+        configError({ CACHE_API_APP: 'github=12:34:/k.pem', CACHE_API_AUTH: 'github=t0ken' }).message,
+        'invalid CACHE_API_APP entry for "github": also in CACHE_API_AUTH; expected one fleet credential per API upstream: CACHE_API_AUTH or CACHE_API_APP'
+      )
     })
 
     it('one credential per upstream, of either kind, loads', () => {
-      const c = loadConfig({}, {
-        CACHE_API_UPSTREAMS: 'github=https://api.github.com,ghe=https://ghe.example.com/api/v3',
-        CACHE_API_AUTH: 'github=t0ken',
-        CACHE_API_APP: 'ghe=1:2:/k.pem'
-      })
+      const c = loadConfig(
+        {},
+        {
+          CACHE_API_UPSTREAMS: 'github=https://api.github.com,ghe=https://ghe.example.com/api/v3',
+          CACHE_API_AUTH: 'github=t0ken',
+          CACHE_API_APP: 'ghe=1:2:/k.pem'
+        }
+      )
       assert.equal(c.apiAuth.get('github'), 't0ken')
       assert.equal(c.apiApp.get('ghe')?.installationId, 2)
     })
@@ -125,20 +162,34 @@ describe('loadConfig: flags over environment over defaults, and the checks acros
 
     it('a loopback address loads; a shared one needs CACHE_PROXY_ALLOW (no open relay)', () => {
       assert.deepEqual(loadConfig({}, { CACHE_PROXY_ADDR: '127.0.0.1:3128' }).proxyAddr, { host: '127.0.0.1', port: 3128 })
-      assert.match(configError({ CACHE_PROXY_ADDR: '0.0.0.0:3128' }).message, /^invalid CACHE_PROXY_ADDR="0\.0\.0\.0:3128": expected .*CACHE_PROXY_ALLOW.*open relay/)
+      assert.match(
+        configError({ CACHE_PROXY_ADDR: '0.0.0.0:3128' }).message,
+        /^invalid CACHE_PROXY_ADDR="0\.0\.0\.0:3128": expected .*CACHE_PROXY_ALLOW.*open relay/
+      )
       assert.match(configError({}, { proxyAddr: '10.0.0.5:3128' }).message, /^invalid CACHE_PROXY_ADDR/)
-      assert.ok(loadConfig({}, { CACHE_PROXY_ADDR: '0.0.0.0:3128', CACHE_PROXY_ALLOW: 'ghcr.io,*.docker.io' }).proxyAllow.matches('registry-1.docker.io'))
+      assert.ok(
+        loadConfig({}, { CACHE_PROXY_ADDR: '0.0.0.0:3128', CACHE_PROXY_ALLOW: 'ghcr.io,*.docker.io' }).proxyAllow.matches(
+          'registry-1.docker.io'
+        )
+      )
     })
 
     it('a host list entry that is no host is named', () => {
-      assert.equal(configError({ CACHE_PROXY_INTERCEPT: 'ghcr.io,https://quay.io' }).message,
-        'invalid CACHE_PROXY_INTERCEPT entry "https://quay.io": not a host name (ghcr.io), a subdomain pattern (*.example.com) or an IP address; expected comma separated host names, `*.example.com` for subdomains')
+      assert.equal(
+        configError({ CACHE_PROXY_INTERCEPT: 'ghcr.io,https://quay.io' }).message,
+        'invalid CACHE_PROXY_INTERCEPT entry "https://quay.io": not a host name (ghcr.io), a subdomain pattern (*.example.com) or an IP address; expected comma separated host names, `*.example.com` for subdomains'
+      )
     })
 
     it('the CA files come both or neither', () => {
-      assert.equal(configError({ CACHE_PROXY_CA_CERT: '/x/ca.crt' }).message,
-        'invalid CACHE_PROXY_CA_CERT="/x/ca.crt": expected CACHE_PROXY_CA_KEY set too (the CA\'s certificate and key go together), or neither (the sidecar then makes its own CA in CACHE_DIR)')
-      assert.match(configError({}, { proxyCaKey: '/x/ca.key' }).message, /^invalid CACHE_PROXY_CA_KEY="\/x\/ca\.key": expected CACHE_PROXY_CA_CERT set too/)
+      assert.equal(
+        configError({ CACHE_PROXY_CA_CERT: '/x/ca.crt' }).message,
+        'invalid CACHE_PROXY_CA_CERT="/x/ca.crt": expected CACHE_PROXY_CA_KEY set too (the CA\'s certificate and key go together), or neither (the sidecar then makes its own CA in CACHE_DIR)'
+      )
+      assert.match(
+        configError({}, { proxyCaKey: '/x/ca.key' }).message,
+        /^invalid CACHE_PROXY_CA_KEY="\/x\/ca\.key": expected CACHE_PROXY_CA_CERT set too/
+      )
     })
   })
 })

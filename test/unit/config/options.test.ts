@@ -118,20 +118,30 @@ describe('config options: every CACHE_* value, its valid forms and its one-line 
   it('says why an upstream entry is bad: not name=url, listed twice, or not http(s)', () => {
     assert.match(configError({ CACHE_REGISTRY_UPSTREAMS: 'docker.io' }).message, /entry "docker\.io": not name=url;/)
     assert.match(configError({ CACHE_REGISTRY_UPSTREAMS: 'a=http://x,a=http://y' }).message, /entry "a=http:\/\/y": a is listed twice;/)
-    assert.match(configError({ CACHE_REGISTRY_UPSTREAMS: 'a=ftp://x' }).message, /entry "a=ftp:\/\/x": not an http\(s\) URL with a plain name;/)
+    assert.match(
+      configError({ CACHE_REGISTRY_UPSTREAMS: 'a=ftp://x' }).message,
+      /entry "a=ftp:\/\/x": not an http\(s\) URL with a plain name;/
+    )
   })
 
   it('an API upstream may not take a path the sidecar serves itself', () => {
     for (const name of RESERVED_API_NAMES) {
-      assert.match(configError({ CACHE_API_UPSTREAMS: `${name}=https://x` }).message, /the name is reserved or not a plain path segment/, name)
+      assert.match(
+        configError({ CACHE_API_UPSTREAMS: `${name}=https://x` }).message,
+        /the name is reserved or not a plain path segment/,
+        name
+      )
     }
   })
 
   it('reads upstream lists separated by commas or spaces, keeps their order and drops trailing slashes of paths', () => {
-    const c = loadConfig({}, {
-      CACHE_REGISTRY_UPSTREAMS: 'docker.io=https://registry-1.docker.io, ghcr.io=https://ghcr.io/\n127.0.0.1:5001=http://127.0.0.1:5001',
-      CACHE_API_UPSTREAMS: 'github=https://ghe.example.com/api/v3/// gitlab=https://gitlab.com/api'
-    })
+    const c = loadConfig(
+      {},
+      {
+        CACHE_REGISTRY_UPSTREAMS: 'docker.io=https://registry-1.docker.io, ghcr.io=https://ghcr.io/\n127.0.0.1:5001=http://127.0.0.1:5001',
+        CACHE_API_UPSTREAMS: 'github=https://ghe.example.com/api/v3/// gitlab=https://gitlab.com/api'
+      }
+    )
     assert.deepEqual(c.registryUpstreams.map(u => u.name), ['docker.io', 'ghcr.io', '127.0.0.1:5001'])
     assert.equal(c.registryUpstreams[1]?.url.href, 'https://ghcr.io/')
     assert.deepEqual(c.apiUpstreams.map(u => u.url.href), ['https://ghe.example.com/api/v3', 'https://gitlab.com/api'])
@@ -164,7 +174,7 @@ describe('config options: every CACHE_* value, its valid forms and its one-line 
     assert.equal(loadConfig({}, { CACHE_HTTP_HEADER_TIMEOUT: '100ms' }).httpHeaderTimeout, 100)
     assert.equal(loadConfig({}, { CACHE_HTTP_HEADER_TIMEOUT: '5m' }).httpHeaderTimeout, 300_000)
     assert.equal(loadConfig({}, { CACHE_PEER_LOOKUP_TIMEOUT: '10ms' }).peerLookupTimeout, 10)
-    assert.equal(loadConfig({}, { CACHE_UPSTREAM_TIMEOUT: '24d' }).upstreamTimeout, 24 * 86_400_000, 'just under setTimeout\'s limit')
+    assert.equal(loadConfig({}, { CACHE_UPSTREAM_TIMEOUT: '24d' }).upstreamTimeout, 24 * 86_400_000, "just under setTimeout's limit")
     assert.equal(loadConfig({}, { CACHE_EVICT_MIN_AGE: '0s' }).evictMinAge, 0)
     assert.equal(loadConfig({}, { CACHE_HTTP_MAX_CONNECTIONS: '16' }).httpMaxConnections, 16)
     assert.equal(loadConfig({}, { CACHE_MAX_UPLOADS: '1024' }).maxUploads, 1024)
@@ -178,7 +188,10 @@ describe('config options: every CACHE_* value, its valid forms and its one-line 
     assert.equal(loadConfig({}, { CACHE_P2P_MAX_UPLOAD_RATE: 'Unlimited' }).p2pMaxUploadRate, undefined)
     assert.equal(loadConfig({ p2pMaxUploadRate: '1MB' }, { CACHE_P2P_MAX_UPLOAD_RATE: '50MB' }).p2pMaxUploadRate, 1e6, 'the flag wins')
     for (const bad of ['fast', '-1MB', '1KB', '10 MB/s']) {
-      assert.match(configError({ CACHE_P2P_MAX_UPLOAD_RATE: bad }).message, /CACHE_P2P_MAX_UPLOAD_RATE.*unlimited, or a size per second of at least 64KiB/)
+      assert.match(
+        configError({ CACHE_P2P_MAX_UPLOAD_RATE: bad }).message,
+        /CACHE_P2P_MAX_UPLOAD_RATE.*unlimited, or a size per second of at least 64KiB/
+      )
     }
   })
 
@@ -204,11 +217,20 @@ describe('config options: every CACHE_* value, its valid forms and its one-line 
   })
 
   it('never echoes a secret value, and refuses a swarm key that is set but empty instead of running an open swarm', () => {
-    for (const [name, value] of [['CACHE_REGISTRY_AUTH', 'docker.io=nopassword'], ['CACHE_SWARM_KEY', 'f00d'], ['CACHE_SWARM_KEY', '  ']] as const) {
+    for (
+      const [name, value] of [
+        ['CACHE_REGISTRY_AUTH', 'docker.io=nopassword'],
+        ['CACHE_SWARM_KEY', 'f00d'],
+        ['CACHE_SWARM_KEY', '  ']
+      ] as const
+    ) {
       const err = configError({ [name]: value })
       assert.equal(err.message, `invalid ${name} (value not shown): expected ${specOf(name).expected}`)
     }
-    assert.match(configError({ CACHE_SWARM_KEY: '' }).message, /^invalid CACHE_SWARM_KEY \(value not shown\): expected .*unset it for an open swarm/)
+    assert.match(
+      configError({ CACHE_SWARM_KEY: '' }).message,
+      /^invalid CACHE_SWARM_KEY \(value not shown\): expected .*unset it for an open swarm/
+    )
     assert.match(configError({}, { swarmKey: '' }).message, /^invalid --swarm-key \(value not shown\)/)
   })
 
@@ -230,6 +252,9 @@ describe('config options: every CACHE_* value, its valid forms and its one-line 
   it('reads CACHE_API_APP entries as app id, installation id and key file', () => {
     const app = loadConfig({}, { CACHE_API_APP: 'github=12:34:/keys/app.pem' }).apiApp
     assert.deepEqual(app.get('github'), { appId: '12', installationId: 34, privateKeyFile: '/keys/app.pem' })
-    assert.match(configError({ CACHE_API_APP: 'github=1:2:/a.pem github=3:4:/b.pem' }).message, /entry "github=3:4:\/b\.pem": the name is listed twice/)
+    assert.match(
+      configError({ CACHE_API_APP: 'github=1:2:/a.pem github=3:4:/b.pem' }).message,
+      /entry "github=3:4:\/b\.pem": the name is listed twice/
+    )
   })
 })

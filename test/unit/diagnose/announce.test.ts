@@ -4,18 +4,32 @@ import { checkAnnounce, type AnnounceInput } from '../../../src/diagnose/announc
 import type { BootstrapResult } from '../../../src/diagnose/bootstrap.js'
 import type { NetworkFacts } from '../../../src/diagnose/environment.js'
 
-const HOST_NET: NetworkFacts = { container: [], interfaces: [], bridges: [], defaultGateway: undefined, defaultInterface: undefined, mode: 'host', reason: 'test' }
+const HOST_NET: NetworkFacts = {
+  container: [],
+  interfaces: [],
+  bridges: [],
+  defaultGateway: undefined,
+  defaultInterface: undefined,
+  mode: 'host',
+  reason: 'test'
+}
 const BRIDGE_NET: NetworkFacts = {
   container: ['/.dockerenv exists'],
   interfaces: [{ name: 'eth0', address: '172.17.0.2', cidr: '172.17.0.2/16', family: 'IPv4' }],
-  bridges: [], defaultGateway: '172.17.0.1', defaultInterface: 'eth0', mode: 'bridge', reason: 'test'
+  bridges: [],
+  defaultGateway: '172.17.0.1',
+  defaultInterface: 'eth0',
+  mode: 'bridge',
+  reason: 'test'
 }
 
 function peer (host: string, observed?: string): BootstrapResult {
   return { entry: `/ip4/${host}/tcp/9000`, findings: [], malformed: false, host, ...(observed !== undefined ? { observed } : {}) }
 }
 
-function check (over: Partial<Omit<AnnounceInput, 'listen' | 'announce'>> & { listen?: string[], announce?: string[] }): ReturnType<typeof checkAnnounce>[number] {
+function check (
+  over: Partial<Omit<AnnounceInput, 'listen' | 'announce'>> & { listen?: string[], announce?: string[] }
+): ReturnType<typeof checkAnnounce>[number] {
   const findings = checkAnnounce({
     listen: (over.listen ?? ['/ip4/0.0.0.0/tcp/9000']).map(a => multiaddr(a)),
     announce: (over.announce ?? []).map(a => multiaddr(a)),
@@ -31,7 +45,10 @@ describe('diagnose announce: what this node tells peers to dial', () => {
     const f = check({ listen: ['/ip4/127.0.0.1/tcp/9000'], peers: [peer('10.0.0.9', '/ip4/10.0.0.4/tcp/51000')] })
     assert.equal(f.verdict, 'fail')
     assert.match(f.summary, /only loopback is announced \(\/ip4\/127\.0\.0\.1\/tcp\/9000\)/)
-    assert.equal(f.fix, 'listen on all interfaces (CACHE_LISTEN_ADDRS=/ip4/0.0.0.0/tcp/9000) or announce a reachable address: CACHE_ANNOUNCE_ADDRS=/ip4/10.0.0.4/tcp/9000')
+    assert.equal(
+      f.fix,
+      'listen on all interfaces (CACHE_LISTEN_ADDRS=/ip4/0.0.0.0/tcp/9000) or announce a reachable address: CACHE_ANNOUNCE_ADDRS=/ip4/10.0.0.4/tcp/9000'
+    )
   })
 
   it('only loopback announced and no peer to judge by: a warning', () => {
@@ -46,14 +63,20 @@ describe('diagnose announce: what this node tells peers to dial', () => {
     assert.match(f.summary, /every bootstrap peer is on this host/)
   })
 
-  it('a container\'s bridge address (172.17.x) announced: fail, fix publishes the port and announces the host address', () => {
+  it("a container's bridge address (172.17.x) announced: fail, fix publishes the port and announces the host address", () => {
     const f = check({ announce: ['/ip4/172.17.0.2/tcp/9000'], network: BRIDGE_NET, peers: [peer('10.0.0.9', '/ip4/10.0.0.4/tcp/40000')] })
     assert.equal(f.verdict, 'fail')
-    assert.match(f.summary, /the container's address on its bridge network \(172\.17\.0\.2\/16\); other hosts can't dial it \(peers see this node as 10\.0\.0\.4\)/)
-    assert.equal(f.fix, 'run the sidecar with `--network host`, or publish the port and announce the host\'s address: `-p 9000:9000 -e CACHE_ANNOUNCE_ADDRS=/ip4/10.0.0.4/tcp/9000`')
+    assert.match(
+      f.summary,
+      /the container's address on its bridge network \(172\.17\.0\.2\/16\); other hosts can't dial it \(peers see this node as 10\.0\.0\.4\)/
+    )
+    assert.equal(
+      f.fix,
+      "run the sidecar with `--network host`, or publish the port and announce the host's address: `-p 9000:9000 -e CACHE_ANNOUNCE_ADDRS=/ip4/10.0.0.4/tcp/9000`"
+    )
   })
 
-  it('the host\'s address announced from a bridge network is fine', () => {
+  it("the host's address announced from a bridge network is fine", () => {
     const f = check({ announce: ['/ip4/10.0.0.4/tcp/9000'], network: BRIDGE_NET, peers: [peer('10.0.0.9', '/ip4/10.0.0.4/tcp/40000')] })
     assert.equal(f.verdict, 'ok')
     assert.match(f.summary, /announces \/ip4\/10\.0\.0\.4\/tcp\/9000 \(from CACHE_ANNOUNCE_ADDRS\); peers see this node as 10\.0\.0\.4/)

@@ -51,12 +51,14 @@ describe('diagnose bootstrap: one bootstrap address, checked step by step', () =
   const unused = fakeNode({ error: 'must not dial' })
 
   it('malformed addresses are unusable input, and the fix shows the form `p2p-cache id` prints', async () => {
-    for (const [entry, reason] of [
-      ['10.0.0.1:9000', /.+/],
-      ['/ip4/10.0.0.1/tcp/9000/p2p/not-a-peer-id', /"not-a-peer-id" is not a peer ID/],
-      ['/ip4/10.0.0.1/udp/9000', /expected \/ip4\|ip6\|dns4\|dns6\/<host>\/tcp\/<port>/],
-      ['/dnsaddr/bootstrap.example.com', /a \/dnsaddr bootstrap address ends in \/p2p\/<peer id>/]
-    ] as const) {
+    for (
+      const [entry, reason] of [
+        ['10.0.0.1:9000', /.+/],
+        ['/ip4/10.0.0.1/tcp/9000/p2p/not-a-peer-id', /"not-a-peer-id" is not a peer ID/],
+        ['/ip4/10.0.0.1/udp/9000', /expected \/ip4\|ip6\|dns4\|dns6\/<host>\/tcp\/<port>/],
+        ['/dnsaddr/bootstrap.example.com', /a \/dnsaddr bootstrap address ends in \/p2p\/<peer id>/]
+      ] as const
+    ) {
       const result = await checkBootstrapPeer(entry, init(unused.node))
       assert.equal(result.malformed, true, entry)
       const [finding] = result.findings
@@ -115,7 +117,10 @@ describe('diagnose bootstrap: one bootstrap address, checked step by step', () =
     try {
       const { node } = fakeNode({ error: 'protocol selection failed' })
       const keyed = await checkBootstrapPeer(`/ip4/127.0.0.1/tcp/${l.port}`, init(node, true))
-      assert.match(keyed.findings.find(f => f.check === 'bootstrap.libp2p')?.summary ?? '', /this node has CACHE_SWARM_KEY but the peer is not in a private swarm/)
+      assert.match(
+        keyed.findings.find(f => f.check === 'bootstrap.libp2p')?.summary ?? '',
+        /this node has CACHE_SWARM_KEY but the peer is not in a private swarm/
+      )
       const plain = await checkBootstrapPeer(`/ip4/127.0.0.1/tcp/${l.port}`, init(node, false))
       const finding = plain.findings.find(f => f.check === 'bootstrap.libp2p')
       assert.match(finding?.summary ?? '', /libp2p handshake failed after TCP connected: protocol selection failed/)
@@ -135,7 +140,10 @@ describe('diagnose bootstrap: one bootstrap address, checked step by step', () =
       const finding = result.findings.find(f => f.check === 'bootstrap.libp2p')
       assert.equal(finding?.verdict, 'fail')
       assert.match(finding?.summary ?? '', new RegExp(`wrong peer ID: the node at this address is ${actual}, not ${expected}`))
-      assert.match(finding?.fix ?? '', new RegExp(`^use /ip4/127\\.0\\.0\\.1/tcp/${l.port}/p2p/${actual} .*keep identity\\.key on a volume`))
+      assert.match(
+        finding?.fix ?? '',
+        new RegExp(`^use /ip4/127\\.0\\.0\\.1/tcp/${l.port}/p2p/${actual} .*keep identity\\.key on a volume`)
+      )
       assert.equal(result.connection, undefined)
     } finally {
       await l.close()

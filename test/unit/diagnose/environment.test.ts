@@ -13,8 +13,13 @@ function facts (over: Partial<Omit<NetworkFacts, 'mode' | 'reason'>>): NetworkFa
 }
 
 describe('diagnose environment: host or bridge network', () => {
-  it('a container routed through Docker\'s default bridge (172.17.x) is on a bridge network', () => {
-    const f = facts({ container: ['/.dockerenv exists'], interfaces: [lo, iface('eth0', '172.17.0.2/16')], defaultGateway: '172.17.0.1', defaultInterface: 'eth0' })
+  it("a container routed through Docker's default bridge (172.17.x) is on a bridge network", () => {
+    const f = facts({
+      container: ['/.dockerenv exists'],
+      interfaces: [lo, iface('eth0', '172.17.0.2/16')],
+      defaultGateway: '172.17.0.1',
+      defaultInterface: 'eth0'
+    })
     assert.equal(f.mode, 'bridge')
     assert.match(f.reason, /via 172\.17\.0\.1 on eth0 \(172\.17\.0\.2\/16\)/)
   })
@@ -31,8 +36,14 @@ describe('diagnose environment: host or bridge network', () => {
     assert.match(f.reason, /no container evidence; the default route goes via 192\.168\.1\.1 on enp3s0/)
   })
 
-  it('visible bridge devices mean the host\'s own network stack, even in a container', () => {
-    const f = facts({ container: ['/.dockerenv exists'], bridges: ['docker0'], interfaces: [lo, iface('docker0', '172.17.0.1/16')], defaultGateway: '172.17.0.1', defaultInterface: 'docker0' })
+  it("visible bridge devices mean the host's own network stack, even in a container", () => {
+    const f = facts({
+      container: ['/.dockerenv exists'],
+      bridges: ['docker0'],
+      interfaces: [lo, iface('docker0', '172.17.0.1/16')],
+      defaultGateway: '172.17.0.1',
+      defaultInterface: 'docker0'
+    })
     assert.equal(f.mode, 'host')
     assert.match(f.reason, /bridge devices are visible \(docker0\)/)
   })
@@ -47,7 +58,14 @@ describe('diagnose environment: host or bridge network', () => {
   })
 
   it('a bridge network is reported as a fact, pointing at CACHE_ANNOUNCE_ADDRS; a host network lists its addresses', () => {
-    const bridge = environmentFindings(facts({ container: ['/.dockerenv exists'], interfaces: [lo, iface('eth0', '172.17.0.2/16')], defaultGateway: '172.17.0.1', defaultInterface: 'eth0' }))
+    const bridge = environmentFindings(
+      facts({
+        container: ['/.dockerenv exists'],
+        interfaces: [lo, iface('eth0', '172.17.0.2/16')],
+        defaultGateway: '172.17.0.1',
+        defaultInterface: 'eth0'
+      })
+    )
     assert.deepEqual(bridge.map(f => f.verdict), ['ok', 'ok'])
     assert.match(bridge[0]?.summary ?? '', /^in a container \(\/\.dockerenv exists\)/)
     assert.match(bridge[1]?.summary ?? '', /published port and CACHE_ANNOUNCE_ADDRS/)

@@ -13,7 +13,13 @@ describe('diagnose findings: a verdict, what was seen, and the fix', () => {
 
   it('subject and facts appear only when given (the --json output has no undefined keys)', () => {
     const withAll = ok('bootstrap.tcp', 'connects', { rttMs: 1.5 }, '/ip4/10.0.0.1/tcp/9000')
-    assert.deepEqual(withAll, { check: 'bootstrap.tcp', verdict: 'ok', summary: 'connects', subject: '/ip4/10.0.0.1/tcp/9000', facts: { rttMs: 1.5 } })
+    assert.deepEqual(withAll, {
+      check: 'bootstrap.tcp',
+      verdict: 'ok',
+      summary: 'connects',
+      subject: '/ip4/10.0.0.1/tcp/9000',
+      facts: { rttMs: 1.5 }
+    })
     assert.deepEqual(Object.keys(fail('a', 'b', 'c')), ['check', 'verdict', 'summary', 'fix'])
     assert.deepEqual(Object.keys(skip('a', 'b', 'subject')), ['check', 'verdict', 'summary', 'subject'])
   })

@@ -9,7 +9,10 @@ const SECRET = 'ghp_secretsecretsecret123'
 function credential (kind: FleetCredential['kind'], token: string | Error): FleetCredential {
   return {
     kind,
-    authorization: async () => { if (token instanceof Error) throw token; return `Bearer ${token}` },
+    authorization: async () => {
+      if (token instanceof Error) throw token
+      return `Bearer ${token}`
+    },
     rejected: () => {},
     owns: () => false
   }
@@ -37,14 +40,18 @@ describe('diagnose fleet: each API upstream accepts its fleet credential', () =>
 
   after(async () => {
     server.closeAllConnections()
-    await new Promise(resolve => server.close(() => { setImmediate(resolve) }))
+    await new Promise(resolve =>
+      server.close(() => {
+        setImmediate(resolve)
+      })
+    )
   })
 
   function upstream (name: string, path = ''): { name: string, url: URL } {
     return { name, url: new URL(`${base}${path}`) }
   }
 
-  it('an accepted token with room left is ok, stating what is left; GET /rate_limit under the upstream\'s path', async () => {
+  it("an accepted token with room left is ok, stating what is left; GET /rate_limit under the upstream's path", async () => {
     answers.set('good', { status: 200, body: { resources: { core: { limit: 5000, remaining: 4000 } } } })
     const [f] = await checkFleetCredentials([upstream('github.com', '/api/v3/')], new Map([['github.com', credential('token', 'good')]]))
     assert.equal(f?.verdict, 'ok')

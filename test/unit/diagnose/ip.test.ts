@@ -26,7 +26,9 @@ describe('diagnose ip helpers', () => {
   })
 
   it('private is RFC 1918, CGNAT 100.64/10 and IPv6 ULA fc00::/7', () => {
-    for (const a of ['10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '100.64.0.1', 'fd12::1', 'FC00::1']) assert.equal(isPrivate(a), true, a)
+    for (const a of ['10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '100.64.0.1', 'fd12::1', 'FC00::1']) {
+      assert.equal(isPrivate(a), true, a)
+    }
     for (const a of ['172.32.0.1', '8.8.8.8', '100.128.0.1', '2001:db8::1']) assert.equal(isPrivate(a), false, a)
   })
 })

@@ -12,8 +12,19 @@ function byCheck (findings: Finding[], check: string): Finding {
 
 function live (p2pPort: number, dataPort: number | null): LiveSidecar {
   return {
-    url: 'http://127.0.0.1:9080', rttMs: 1, status: { healthz: 200, readyz: 200, v2: 200 },
-    p2p: { peerId: '12D3KooWtest', addrs: [`/ip4/127.0.0.1/tcp/${p2pPort}`], peers: [], uploads: 0, routingTable: 0, lastPeerHitAt: null, dataPort, dataUnreachable: [] }
+    url: 'http://127.0.0.1:9080',
+    rttMs: 1,
+    status: { healthz: 200, readyz: 200, v2: 200 },
+    p2p: {
+      peerId: '12D3KooWtest',
+      addrs: [`/ip4/127.0.0.1/tcp/${p2pPort}`],
+      peers: [],
+      uploads: 0,
+      routingTable: 0,
+      lastPeerHitAt: null,
+      dataPort,
+      dataUnreachable: []
+    }
   }
 }
 
@@ -29,7 +40,11 @@ describe('diagnose listen: the P2P, data channel and HTTP ports can be bound', (
 
   after(async () => {
     // Resolved on the next turn: finishing the hook inside the close callback left mocha's hook timer counted as open.
-    await new Promise(resolve => held.close(() => { setImmediate(resolve) }))
+    await new Promise(resolve =>
+      held.close(() => {
+        setImmediate(resolve)
+      })
+    )
   })
 
   it('free ports (port 0) are ok; a data channel that follows port 0 takes any free port', async () => {

@@ -6,13 +6,29 @@ const URL_ = 'http://127.0.0.1:9080'
 
 function sidecar (over: Partial<LiveSidecar> = {}, p2p: Partial<P2pInfo> | null = {}): LiveSidecar {
   return {
-    url: URL_, rttMs: 1.23, status: { healthz: 200, readyz: 200, v2: 200 },
-    ...(p2p !== null ? { p2p: { peerId: '12D3KooWself', addrs: [], peers: [{ peerId: '12D3KooWother', addrs: [] }], uploads: 0, routingTable: 1, lastPeerHitAt: null, dataPort: 9001, dataUnreachable: [], ...p2p } } : {}),
+    url: URL_,
+    rttMs: 1.23,
+    status: { healthz: 200, readyz: 200, v2: 200 },
+    ...(p2p !== null
+      ? {
+        p2p: {
+          peerId: '12D3KooWself',
+          addrs: [],
+          peers: [{ peerId: '12D3KooWother', addrs: [] }],
+          uploads: 0,
+          routingTable: 1,
+          lastPeerHitAt: null,
+          dataPort: 9001,
+          dataUnreachable: [],
+          ...p2p
+        }
+      }
+      : {}),
     ...over
   }
 }
 
-describe('diagnose live: the running sidecar\'s own view', () => {
+describe("diagnose live: the running sidecar's own view", () => {
   it('no sidecar: a failure when --http named one, else skipped', () => {
     const [explicit] = liveFindings(URL_, undefined, true, false)
     assert.equal(explicit?.verdict, 'fail')
@@ -49,7 +65,9 @@ describe('diagnose live: the running sidecar\'s own view', () => {
   it('the data channel off, or peers whose data port is unreachable, are warnings with the port to open', () => {
     const off = liveFindings(URL_, sidecar({}, { dataPort: null }), false, true).find(f => f.check === 'sidecar.data')
     assert.match(off?.fix ?? '', /unset CACHE_P2P_DATA_PORT=off/)
-    const blocked = liveFindings(URL_, sidecar({}, { dataUnreachable: ['12D3KooWa', '12D3KooWb'] }), false, true).find(f => f.check === 'sidecar.data')
+    const blocked = liveFindings(URL_, sidecar({}, { dataUnreachable: ['12D3KooWa', '12D3KooWb'] }), false, true).find(f =>
+      f.check === 'sidecar.data'
+    )
     assert.equal(blocked?.verdict, 'warn')
     assert.match(blocked?.summary ?? '', /of 2 peers \(12D3KooWa, 12D3KooWb\)/)
     assert.match(blocked?.fix ?? '', /-p 9001:9001/)

@@ -25,7 +25,11 @@ describe('diagnose upstreams: each upstream answers, and the clock agrees with t
 
   after(async () => {
     server.closeAllConnections()
-    await new Promise(resolve => server.close(() => { setImmediate(resolve) }))
+    await new Promise(resolve =>
+      server.close(() => {
+        setImmediate(resolve)
+      })
+    )
   })
 
   it('a registry answering 401 on /v2/ is reachable (any status counts); its Date header is kept', async () => {
@@ -43,7 +47,10 @@ describe('diagnose upstreams: each upstream answers, and the clock agrees with t
     const { findings } = await checkUpstreams([{ name: 'docker.io', url }], [{ name: 'github.com', url }])
     const [registry, api] = findings
     assert.equal(registry?.verdict, 'warn')
-    assert.match(registry?.summary ?? '', /registry upstream docker\.io .* is unreachable \(ECONNREFUSED\): misses can only come from peers/)
+    assert.match(
+      registry?.summary ?? '',
+      /registry upstream docker\.io .* is unreachable \(ECONNREFUSED\): misses can only come from peers/
+    )
     assert.match(registry?.fix ?? '', /correct CACHE_REGISTRY_UPSTREAMS$/)
     assert.match(api?.fix ?? '', /correct CACHE_API_UPSTREAMS$/)
   })

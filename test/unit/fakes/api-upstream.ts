@@ -36,9 +36,18 @@ export interface FakeRequest {
   conditional: boolean
 }
 
-interface Repo { private: boolean, readers: Set<string> }
-interface Stored extends FakeResource { modifiedAt: number, version: number }
-interface Bucket { limit: number, remaining: number }
+interface Repo {
+  private: boolean
+  readers: Set<string>
+}
+interface Stored extends FakeResource {
+  modifiedAt: number
+  version: number
+}
+interface Bucket {
+  limit: number
+  remaining: number
+}
 
 const RATE_LIMIT_ANON = 60
 const RATE_LIMIT_TOKEN = 5000
@@ -102,7 +111,9 @@ export class FakeApiUpstream implements ApiPassUpstreams {
   repo (fullName: string, opts: { private?: boolean, readers?: string[] } = {}): this {
     const isPrivate = opts.private ?? false
     this.repos.set(fullName.toLowerCase(), { private: isPrivate, readers: new Set(opts.readers ?? []) })
-    this.resource(`/repos/${fullName}`, { body: JSON.stringify({ full_name: fullName, private: isPrivate, visibility: isPrivate ? 'private' : 'public' }) })
+    this.resource(`/repos/${fullName}`, {
+      body: JSON.stringify({ full_name: fullName, private: isPrivate, visibility: isPrivate ? 'private' : 'public' })
+    })
     return this
   }
 
@@ -127,7 +138,11 @@ export class FakeApiUpstream implements ApiPassUpstreams {
 
   /** A secondary rate limit (GitHub: 429 or 403 with Retry-After) on the next request. */
   secondaryLimitNext (retryAfterS: number, status: 403 | 429 = 429): this {
-    return this.failNext(status, { 'retry-after': String(retryAfterS) }, '{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}')
+    return this.failNext(
+      status,
+      { 'retry-after': String(retryAfterS) },
+      '{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}'
+    )
   }
 
   /**
@@ -136,10 +151,15 @@ export class FakeApiUpstream implements ApiPassUpstreams {
    */
   hold (): { release: () => void, arrived: (n: number) => Promise<void> } {
     let release!: () => void
-    const promise = new Promise<void>(resolve => { release = resolve })
+    const promise = new Promise<void>(resolve => {
+      release = resolve
+    })
     this.gate = { promise, release }
     return {
-      release: () => { this.gate = undefined; release() },
+      release: () => {
+        this.gate = undefined
+        release()
+      },
       arrived: async n => {
         while (this.held < n) await new Promise<void>(resolve => this.arrivals.push(resolve))
       }
@@ -168,9 +188,15 @@ export class FakeApiUpstream implements ApiPassUpstreams {
       for (const wake of this.arrivals.splice(0)) wake()
       try {
         await new Promise<void>((resolve, reject) => {
-          const onAbort = (): void => { this.aborted++; reject(signal.reason as Error) }
+          const onAbort = (): void => {
+            this.aborted++
+            reject(signal.reason as Error)
+          }
           signal.addEventListener('abort', onAbort, { once: true })
-          void gate.then(() => { signal.removeEventListener('abort', onAbort); resolve() })
+          void gate.then(() => {
+            signal.removeEventListener('abort', onAbort)
+            resolve()
+          })
         })
       } finally {
         this.held--
@@ -188,7 +214,11 @@ export class FakeApiUpstream implements ApiPassUpstreams {
     const answer = JSON.stringify({ method: req.method, path, received: body.toString('utf8'), url: `${upstream.base}${path}` })
     return {
       statusCode: 201,
-      headers: { 'content-type': 'application/json', location: `${upstream.base}${path}/1`, 'content-length': String(Buffer.byteLength(answer)) },
+      headers: {
+        'content-type': 'application/json',
+        location: `${upstream.base}${path}/1`,
+        'content-length': String(Buffer.byteLength(answer))
+      },
       body: Readable.from([Buffer.from(answer)])
     }
   }
@@ -211,12 +241,20 @@ export class FakeApiUpstream implements ApiPassUpstreams {
     const done = (status: number, h: RawHeaders, body: Buffer | string): UpstreamAnswer => {
       this.log.push({ method, path, token, headers, status, conditional })
       const buf = Buffer.from(body)
-      return { status, headers: { date: new Date(this.clock.now()).toUTCString(), 'content-length': String(buf.byteLength), ...h }, body: buf }
+      return {
+        status,
+        headers: { date: new Date(this.clock.now()).toUTCString(), 'content-length': String(buf.byteLength), ...h },
+        body: buf
+      }
     }
     const failure = this.failures.shift()
     if (failure !== undefined) return done(failure.status, { 'content-type': 'application/json', ...failure.headers }, failure.body)
     if (headers.authorization !== undefined && (token === undefined || !this.tokens.has(token))) {
-      return done(401, { 'content-type': 'application/json' }, '{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}')
+      return done(
+        401,
+        { 'content-type': 'application/json' },
+        '{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}'
+      )
     }
     const bucket = token === undefined ? this.anon : this.tokens.get(token) as Bucket
     const limitHeaders = (): Record<string, string> => ({
@@ -227,19 +265,28 @@ export class FakeApiUpstream implements ApiPassUpstreams {
       'x-ratelimit-resource': 'core'
     })
     if (bucket.remaining <= 0) {
-      return done(403, { 'content-type': 'application/json', ...limitHeaders() }, '{"message":"API rate limit exceeded","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}')
+      return done(
+        403,
+        { 'content-type': 'application/json', ...limitHeaders() },
+        '{"message":"API rate limit exceeded","documentation_url":"https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"}'
+      )
     }
     const accept = (headers.accept ?? '').trim()
     const resource = this.visible(path, token) ? this.resources.get(path) : undefined
     if (resource === undefined) {
       bucket.remaining--
-      return done(404, { 'content-type': 'application/json', ...limitHeaders() }, '{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}')
+      return done(
+        404,
+        { 'content-type': 'application/json', ...limitHeaders() },
+        '{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}'
+      )
     }
     const body = bodyOf(resource, accept)
     const tag = resource.etag === false ? undefined : etag(body, token, accept)
     const lastModified = resource.lastModified === false ? undefined : new Date(resource.modifiedAt).toUTCString()
     const cache: Record<string, string> = {
-      'cache-control': resource.cacheControl ?? (token === undefined ? 'public, max-age=60, s-maxage=60' : 'private, max-age=60, s-maxage=60'),
+      'cache-control': resource.cacheControl ??
+        (token === undefined ? 'public, max-age=60, s-maxage=60' : 'private, max-age=60, s-maxage=60'),
       vary: resource.vary ?? 'Accept, Authorization',
       ...(tag !== undefined ? { etag: tag } : {}),
       ...(lastModified !== undefined ? { 'last-modified': lastModified } : {})
@@ -252,7 +299,12 @@ export class FakeApiUpstream implements ApiPassUpstreams {
     // GitHub: a 304 does not count against the rate limit.
     if (notModified && method === 'GET') return done(304, { ...cache, ...limitHeaders() }, '')
     bucket.remaining--
-    return done(resource.status ?? 200, { 'content-type': 'application/json; charset=utf-8', ...cache, ...limitHeaders(), ...resource.headers }, body)
+    return done(resource.status ?? 200, {
+      'content-type': 'application/json; charset=utf-8',
+      ...cache,
+      ...limitHeaders(),
+      ...resource.headers
+    }, body)
   }
 
   /** Paths under a private repository exist only for its readers. */

@@ -2,7 +2,12 @@ import { Readable } from 'node:stream'
 import type { AbortOptions } from '@libp2p/interface'
 import { BucketError, type Bucket, type BucketHead, type BucketObject, type PutOptions } from '../../../src/bucket/bucket.js'
 
-interface StoredObject { body: Buffer, contentType: string | undefined, metadata: Record<string, string>, lastModified: Date }
+interface StoredObject {
+  body: Buffer
+  contentType: string | undefined
+  metadata: Record<string, string>
+  lastModified: Date
+}
 
 /**
  * An in-memory bucket with the faults that hurt the sidecar: `down` (every request fails at
@@ -34,7 +39,11 @@ export class FakeBucket implements Pick<Bucket, 'name' | 'get' | 'head' | 'put' 
     const stall = this.stallAfter
     const body = stall === undefined
       ? Readable.from([o.body])
-      : new Readable({ read () { if (!this.readableEnded && stall > 0) { this.push(o.body.subarray(0, stall)) } } })
+      : new Readable({
+        read () {
+          if (!this.readableEnded && stall > 0) this.push(o.body.subarray(0, stall))
+        }
+      })
     return { size: o.body.byteLength, contentType: o.contentType, metadata: { ...o.metadata }, body }
   }
 
@@ -49,7 +58,12 @@ export class FakeBucket implements Pick<Bucket, 'name' | 'get' | 'head' | 'put' 
     const chunks: Buffer[] = []
     if (Buffer.isBuffer(body)) chunks.push(body)
     else for await (const chunk of body) chunks.push(chunk as Buffer)
-    this.objects.set(key, { body: Buffer.concat(chunks), contentType: options.contentType, metadata: options.metadata ?? {}, lastModified: new Date() })
+    this.objects.set(key, {
+      body: Buffer.concat(chunks),
+      contentType: options.contentType,
+      metadata: options.metadata ?? {},
+      lastModified: new Date()
+    })
   }
 
   async list (prefix: string, limit: number, options: AbortOptions = {}): Promise<string[]> {
@@ -62,7 +76,9 @@ export class FakeBucket implements Pick<Bucket, 'name' | 'get' | 'head' | 'put' 
     if (this.down) throw new BucketError(op, key, undefined, 'ECONNREFUSED')
     if (this.hang) {
       await new Promise<void>((_resolve, reject) => {
-        const fail = (): void => { reject(new BucketError(op, key, undefined, 'no answer in time')) }
+        const fail = (): void => {
+          reject(new BucketError(op, key, undefined, 'no answer in time'))
+        }
         if (options.signal?.aborted === true) fail()
         options.signal?.addEventListener('abort', fail, { once: true })
       })

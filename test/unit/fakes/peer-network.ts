@@ -287,7 +287,7 @@ export class FakePeerNetwork implements PeerNetwork {
     return this.table.decide(holderOf(peer), { op: 'claim', key }, [])
   }
 
-  async * providers (key: SwarmKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async *providers (key: SwarmKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
     this.lookups.push(signal)
     const mode = this.providersMode
     for (const peer of this.peers) {
@@ -299,7 +299,11 @@ export class FakePeerNetwork implements PeerNetwork {
     }
     if (mode.fail !== undefined) throw mode.fail
     if (mode.hang === true) {
-      await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+      await new Promise<void>(resolve => {
+        signal.addEventListener('abort', () => {
+          resolve()
+        }, { once: true })
+      })
       signal.throwIfAborted()
     }
   }
@@ -315,12 +319,18 @@ export class FakePeerNetwork implements PeerNetwork {
     if (behaviour.kind === 'stall' && behaviour.after === undefined) {
       // No header: stalled after idleMs, or the caller's abort (the real client calls that `protocol`).
       const aborted = await sleep(opts.idleMs, opts.signal).then(() => false, () => true)
-      throw new PeerFetchError(name, aborted ? 'protocol' : 'stalled', aborted ? 'This operation was aborted' : `no answer within ${opts.idleMs} ms`)
+      throw new PeerFetchError(
+        name,
+        aborted ? 'protocol' : 'stalled',
+        aborted ? 'This operation was aborted' : `no answer within ${opts.idleMs} ms`
+      )
     }
     if (behaviour.kind === 'busy' && (behaviour.times === undefined || behaviour.times-- > 0)) {
       throw new PeerFetchError(name, 'busy', 'answered busy: serving 1 blobs already')
     }
-    if (request.pieces === true && !peer.pieces) throw new PeerFetchError(name, 'refused', 'speaks /p2p-cache/fetch/1.1.0, without pieces (/p2p-cache/fetch/1.2.0)')
+    if (request.pieces === true && !peer.pieces) {
+      throw new PeerFetchError(name, 'refused', 'speaks /p2p-cache/fetch/1.1.0, without pieces (/p2p-cache/fetch/1.2.0)')
+    }
     const held = peer.lookup(request.key)
     if (held === undefined) throw new PeerFetchError(name, 'not_found', 'answered not_found')
     const base = { peer: name, dataChannel: false }
@@ -369,7 +379,16 @@ export class FakePeerNetwork implements PeerNetwork {
   }
 
   /** The bytes of one transfer, in batches, as the behaviour dictates. */
-  private async * transfer (peer: FakePeer, content: Buffer | GrowingContent, start: number, length: number, idleMs: number, signal: AbortSignal, caller: AbortSignal, spanOnly = false): AsyncGenerator<Buffer[]> {
+  private async *transfer (
+    peer: FakePeer,
+    content: Buffer | GrowingContent,
+    start: number,
+    length: number,
+    idleMs: number,
+    signal: AbortSignal,
+    caller: AbortSignal,
+    spanOnly = false
+  ): AsyncGenerator<Buffer[]> {
     const name = peer.name
     const behaviour = peer.behaviour
     const whole = content instanceof GrowingContent ? content.body : content
@@ -377,7 +396,13 @@ export class FakePeerNetwork implements PeerNetwork {
     let delivered = 0
     const failed = (): PeerFetchError => {
       const reason = caller.reason as unknown
-      return reason instanceof PeerFetchError ? reason : new PeerFetchError(name, 'truncated', `stream failed after ${delivered} of ${length} bytes: ${reason instanceof Error ? reason.message : 'aborted'}`)
+      return reason instanceof PeerFetchError
+        ? reason
+        : new PeerFetchError(
+          name,
+          'truncated',
+          `stream failed after ${delivered} of ${length} bytes: ${reason instanceof Error ? reason.message : 'aborted'}`
+        )
     }
     while (delivered < length) {
       if (caller.aborted) throw failed()
@@ -385,7 +410,9 @@ export class FakePeerNetwork implements PeerNetwork {
       // A piece range short of the blob's end is not held back (the receiver checks piece hashes).
       const readable = content instanceof GrowingContent ? Math.min((spanOnly ? content.have : content.readable) - start, limit) : limit
       if (delivered >= limit || delivered >= readable) {
-        if (behaviour.kind === 'truncate' && delivered >= limit) throw new PeerFetchError(name, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
+        if (behaviour.kind === 'truncate' && delivered >= limit) {
+          throw new PeerFetchError(name, 'truncated', `closed the stream after ${delivered} of ${length} bytes`)
+        }
         // Nothing more comes for now: wait for bytes (a growing holder) or for the idle budget to end.
         const more = content instanceof GrowingContent && behaviour.kind !== 'stall' ? content.changed() : new Promise<void>(() => {})
         const wait = new AbortController()
@@ -394,7 +421,9 @@ export class FakePeerNetwork implements PeerNetwork {
           sleep(idleMs, AbortSignal.any([signal, wait.signal])).then(() => 'idle' as const, () => 'aborted' as const)
         ])
         wait.abort()
-        if (outcome === 'idle') throw new PeerFetchError(name, 'stalled', `sent nothing for ${idleMs} ms (after ${delivered} of ${length} bytes)`)
+        if (outcome === 'idle') {
+          throw new PeerFetchError(name, 'stalled', `sent nothing for ${idleMs} ms (after ${delivered} of ${length} bytes)`)
+        }
         continue
       }
       const batch: Buffer[] = []
@@ -419,14 +448,18 @@ export class FakePeerNetwork implements PeerNetwork {
     const name = ref.id.toString()
     const peer = this.peer(name)
     peer?.hashRequests.push(from)
-    if (peer === undefined || peer.behaviour.kind === 'dead' || opts.signal.aborted) throw new PeerFetchError(name, 'dial', 'could not open a fetch stream: connection refused')
+    if (peer === undefined || peer.behaviour.kind === 'dead' || opts.signal.aborted) {
+      throw new PeerFetchError(name, 'dial', 'could not open a fetch stream: connection refused')
+    }
     if (!peer.pieces) throw new PeerFetchError(name, 'refused', 'speaks /p2p-cache/fetch/1.1.0, without pieces (/p2p-cache/fetch/1.2.0)')
     const behaviour = peer.behaviour
     if (behaviour.kind === 'stall' && behaviour.after === undefined) {
       await sleep(opts.idleMs, opts.signal).catch(() => {})
       throw new PeerFetchError(name, 'stalled', `no answer within ${opts.idleMs} ms`)
     }
-    if (behaviour.kind === 'busy' && (behaviour.times === undefined || behaviour.times-- > 0)) throw new PeerFetchError(name, 'busy', 'answered busy: serving 1 blobs already')
+    if (behaviour.kind === 'busy' && (behaviour.times === undefined || behaviour.times-- > 0)) {
+      throw new PeerFetchError(name, 'busy', 'answered busy: serving 1 blobs already')
+    }
     const held = peer.lookup(key)
     if (held?.type !== 'blob') throw new PeerFetchError(name, 'not_found', 'answered not_found')
     const content = held.body
@@ -446,7 +479,9 @@ export class FakePeerNetwork implements PeerNetwork {
       await Promise.race([content.changed(), sleep(this.opts.hashWaitMs, opts.signal).catch(() => {})])
     }
     const hashes: string[] = []
-    for (let i = from; i < Math.min(count(), from + MAX_HASHES_PER_ANSWER); i++) hashes.push(pieceHash([bytes.subarray(i * PIECE_SIZE, Math.min(size, (i + 1) * PIECE_SIZE))]))
+    for (let i = from; i < Math.min(count(), from + MAX_HASHES_PER_ANSWER); i++) {
+      hashes.push(pieceHash([bytes.subarray(i * PIECE_SIZE, Math.min(size, (i + 1) * PIECE_SIZE))]))
+    }
     return { peer: name, size, have: content instanceof GrowingContent ? content.have : size, from, hashes }
   }
 
@@ -493,7 +528,7 @@ function holderOf (peer: FakePeer): Holder {
   return { peer: peer.name, addrs: peer.addrs }
 }
 
-async function * empty (): AsyncGenerator<Buffer[]> {}
+async function* empty (): AsyncGenerator<Buffer[]> {}
 
 /** Resolves after `ms` (an unref'd timer), rejects with the reason when `signal` aborts first. */
 async function sleep (ms: number, signal: AbortSignal): Promise<void> {

@@ -10,6 +10,13 @@ export interface LogLine {
 /** A logger that keeps its lines in memory, for tests that check what an operator would read. */
 export function recordingLog (level: 'debug' | 'info' | 'warn' = 'debug'): { log: Logger, lines: LogLine[], messages: () => string[] } {
   const lines: LogLine[] = []
-  const log = pino({ level }, { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } })
+  const log = pino(
+    { level },
+    {
+      write: (line: string) => {
+        lines.push(JSON.parse(line) as LogLine)
+      }
+    }
+  )
   return { log, lines, messages: () => lines.map(l => l.msg) }
 }

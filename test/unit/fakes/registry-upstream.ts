@@ -64,7 +64,12 @@ interface Repository {
   blobs: Map<string, Buffer>
 }
 
-interface FaultEntry { method?: 'GET' | 'HEAD', path: string, fault: Fault, left: number }
+interface FaultEntry {
+  method?: 'GET' | 'HEAD'
+  path: string
+  fault: Fault
+  left: number
+}
 
 export interface FakeRegistryUpstreamInit {
   /** The upstream's name, as in CACHE_REGISTRY_UPSTREAMS (default `docker.io`). */
@@ -156,8 +161,21 @@ export class FakeRegistryUpstream implements RegistryUpstream {
    * that many deterministic pseudo-random bytes), and an OCI manifest referring to them, tagged
    * `tag` (unless undefined). `subject` makes it an artifact listed by the referrers API.
    */
-  addImage (repo: string, tag: string | undefined, opts: { layers?: Array<Buffer | number>, config?: object, mediaType?: string, artifactType?: string, subject?: { digest: string, mediaType: string, size: number }, annotations?: Record<string, string> } = {}): FakeImage {
-    const configBody = Buffer.from(JSON.stringify(opts.config ?? { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
+  addImage (
+    repo: string,
+    tag: string | undefined,
+    opts: {
+      layers?: Array<Buffer | number>
+      config?: object
+      mediaType?: string
+      artifactType?: string
+      subject?: { digest: string, mediaType: string, size: number }
+      annotations?: Record<string, string>
+    } = {}
+  ): FakeImage {
+    const configBody = Buffer.from(
+      JSON.stringify(opts.config ?? { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })
+    )
     const config = { digest: this.addBlob(repo, configBody), body: configBody }
     const layers = (opts.layers ?? [1024]).map((l, i) => {
       const body = typeof l === 'number' ? pseudoRandom(l, `${repo}:${tag ?? ''}:${i}`) : l
@@ -179,12 +197,22 @@ export class FakeRegistryUpstream implements RegistryUpstream {
   }
 
   /** An index (OCI by default) in `repo` over `images`, tagged `tag`; returns its digest and body. */
-  addIndex (repo: string, tag: string | undefined, images: FakeImage[], mediaType: string = OCI_INDEX): { digest: `sha256:${string}`, body: Buffer, mediaType: string } {
+  addIndex (
+    repo: string,
+    tag: string | undefined,
+    images: FakeImage[],
+    mediaType: string = OCI_INDEX
+  ): { digest: `sha256:${string}`, body: Buffer, mediaType: string } {
     const platforms = ['amd64', 'arm64', 'arm', 's390x']
     const body = Buffer.from(JSON.stringify({
       schemaVersion: 2,
       mediaType,
-      manifests: images.map((img, i) => ({ mediaType: img.mediaType, digest: img.digest, size: img.manifest.byteLength, platform: { os: 'linux', architecture: platforms[i % platforms.length] } }))
+      manifests: images.map((img, i) => ({
+        mediaType: img.mediaType,
+        digest: img.digest,
+        size: img.manifest.byteLength,
+        platform: { os: 'linux', architecture: platforms[i % platforms.length] }
+      }))
     }))
     return { digest: this.addManifest(repo, body, mediaType, tag), body, mediaType }
   }
@@ -219,7 +247,8 @@ export class FakeRegistryUpstream implements RegistryUpstream {
 
   /** Requests received for `method` on `path` (with or without its query: `path` without one matches both). */
   count (method: 'GET' | 'HEAD', path: string): number {
-    return this.requests.filter(r => r.method === method && (r.path === path || (!path.includes('?') && r.path.split('?')[0] === path))).length
+    return this.requests.filter(r => r.method === method && (r.path === path || (!path.includes('?') && r.path.split('?')[0] === path)))
+      .length
   }
 
   /** Bodies handed out and not yet ended or destroyed. */
@@ -229,7 +258,13 @@ export class FakeRegistryUpstream implements RegistryUpstream {
 
   // ---- RegistryUpstream ----
 
-  async send (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async send (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     const lower: Record<string, string> = {}
     for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v
     this.requests.push({ method, repo, path, headers: lower })
@@ -237,11 +272,21 @@ export class FakeRegistryUpstream implements RegistryUpstream {
     if (this.closed) throw new UpstreamUnavailableError(this.name, `${method} ${path}: client closed`)
     const fault = this.takeFault(method, path.split('?')[0] ?? path)
     if (fault?.kind === 'delay') await this.wait(fault.ms, signal)
-    if (fault?.kind === 'connection') throw new UpstreamUnavailableError(this.name, `${method} ${this.url.origin}${path.split('?')[0] ?? ''}: connect ECONNREFUSED`)
+    if (fault?.kind === 'connection') {
+      throw new UpstreamUnavailableError(this.name, `${method} ${this.url.origin}${path.split('?')[0] ?? ''}: connect ECONNREFUSED`)
+    }
     if (fault?.kind === 'status') {
       const text = fault.body ?? (fault.status === 429 ? errorBody('TOOMANYREQUESTS', 'rate limit exceeded') : `${fault.status} fault`)
-      if (fault.status === 429) throw new UpstreamRateLimitedError(this.name, `${method} ${path} answered 429 ${text.slice(0, 200)}`.trim(), fault.retryAfter)
-      if (fault.status >= 500) throw new UpstreamUnavailableError(this.name, `${method} ${path} answered ${fault.status} ${text.slice(0, 200)}`.trim(), fault.status)
+      if (fault.status === 429) {
+        throw new UpstreamRateLimitedError(this.name, `${method} ${path} answered 429 ${text.slice(0, 200)}`.trim(), fault.retryAfter)
+      }
+      if (fault.status >= 500) {
+        throw new UpstreamUnavailableError(
+          this.name,
+          `${method} ${path} answered ${fault.status} ${text.slice(0, 200)}`.trim(),
+          fault.status
+        )
+      }
       return this.respond(method, fault.status, { 'content-type': JSON_TYPE }, Buffer.from(text), signal)
     }
     const answer = this.answer(method, repo, path, lower)
@@ -250,11 +295,21 @@ export class FakeRegistryUpstream implements RegistryUpstream {
       body = Buffer.from(body)
       body[body.byteLength - 1] = (body[body.byteLength - 1] ?? 0) ^ 0xff
     }
-    const cut = fault?.kind === 'drop' ? { at: fault.afterBytes, how: 'drop' as const } : fault?.kind === 'stall' ? { at: fault.afterBytes ?? 0, how: 'stall' as const } : undefined
+    const cut = fault?.kind === 'drop'
+      ? { at: fault.afterBytes, how: 'drop' as const }
+      : fault?.kind === 'stall'
+      ? { at: fault.afterBytes ?? 0, how: 'stall' as const }
+      : undefined
     return this.respond(method, answer.status, answer.headers, body, signal, cut)
   }
 
-  async sendOk (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async sendOk (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     const res = await this.send(method, repo, path, headers, signal)
     if (res.status < 200 || res.status > 299) {
       const text = method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024)
@@ -275,7 +330,9 @@ export class FakeRegistryUpstream implements RegistryUpstream {
     for (const w of this.waiters) w(new UpstreamUnavailableError(this.name, 'client closed'))
     this.waiters.clear()
     // A body someone reads gets an error (it would otherwise hang); an unread one just goes.
-    for (const b of this.bodies) b.destroy(b.listenerCount('error') > 0 ? new UpstreamUnavailableError(this.name, 'client closed') : undefined)
+    for (const b of this.bodies) {
+      b.destroy(b.listenerCount('error') > 0 ? new UpstreamUnavailableError(this.name, 'client closed') : undefined)
+    }
     this.bodies.clear()
   }
 
@@ -303,29 +360,51 @@ export class FakeRegistryUpstream implements RegistryUpstream {
     await new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
       const done = (err?: Error): void => {
-        if (timer !== undefined) { clearTimeout(timer); this.timers.delete(timer) }
+        if (timer !== undefined) {
+          clearTimeout(timer)
+          this.timers.delete(timer)
+        }
         this.waiters.delete(done)
         signal?.removeEventListener('abort', onAbort)
         if (err !== undefined) reject(err)
         else resolve()
       }
-      const onAbort = (): void => { done(abortReason(signal as AbortSignal)) }
+      const onAbort = (): void => {
+        done(abortReason(signal as AbortSignal))
+      }
       this.waiters.add(done)
       signal?.addEventListener('abort', onAbort, { once: true })
       if (typeof ms === 'number') {
         if (Number.isFinite(ms)) {
-          timer = setTimeout(() => { done() }, ms)
+          timer = setTimeout(() => {
+            done()
+          }, ms)
           this.timers.add(timer)
         }
       } else {
-        ms.then(() => { done() }, () => { done() })
+        ms.then(() => {
+          done()
+        }, () => {
+          done()
+        })
       }
     })
   }
 
-  private answer (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>): { status: number, headers: Record<string, string>, body: Buffer } {
+  private answer (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>
+  ): { status: number, headers: Record<string, string>, body: Buffer } {
     const [pathname = '', query = ''] = path.split('?', 2)
-    if (pathname === '/v2/' || pathname === '/v2') return { status: 200, headers: { 'content-type': JSON_TYPE, 'docker-distribution-api-version': 'registry/2.0' }, body: Buffer.from('{}') }
+    if (pathname === '/v2/' || pathname === '/v2') {
+      return {
+        status: 200,
+        headers: { 'content-type': JSON_TYPE, 'docker-distribution-api-version': 'registry/2.0' },
+        body: Buffer.from('{}')
+      }
+    }
     const r = this.repos.get(repo)
     const prefix = `/v2/${repo}/`
     if (!pathname.startsWith(prefix)) return notFound('NAME_INVALID', `path ${pathname} is not under repository ${repo}`)
@@ -345,7 +424,11 @@ export class FakeRegistryUpstream implements RegistryUpstream {
       }
       return {
         status: 200,
-        headers: { 'content-type': stored.mediaType, 'content-length': String(stored.body.byteLength), ...(this.digestHeader ? { 'docker-content-digest': digest } : {}) },
+        headers: {
+          'content-type': stored.mediaType,
+          'content-length': String(stored.body.byteLength),
+          ...(this.digestHeader ? { 'docker-content-digest': digest } : {})
+        },
         body: stored.body
       }
     }
@@ -353,7 +436,11 @@ export class FakeRegistryUpstream implements RegistryUpstream {
       const digest = m[1] as string
       const blob = r.blobs.get(digest)
       if (blob === undefined) return notFound('BLOB_UNKNOWN', 'blob unknown to registry', { digest })
-      const base = { 'content-type': 'application/octet-stream', 'docker-content-digest': digest, ...(this.ranges ? { 'accept-ranges': 'bytes' } : {}) }
+      const base = {
+        'content-type': 'application/octet-stream',
+        'docker-content-digest': digest,
+        ...(this.ranges ? { 'accept-ranges': 'bytes' } : {})
+      }
       const range = headers.range
       if (range !== undefined && this.ranges && method === 'GET') {
         const rm = /^bytes=(\d+)-(\d*)$/.exec(range.trim())
@@ -361,10 +448,18 @@ export class FakeRegistryUpstream implements RegistryUpstream {
           const start = Number(rm[1])
           const end = rm[2] === '' ? blob.byteLength - 1 : Math.min(Number(rm[2]), blob.byteLength - 1)
           if (start >= blob.byteLength || end < start) {
-            return { status: 416, headers: { 'content-type': JSON_TYPE, 'content-range': `bytes */${blob.byteLength}` }, body: Buffer.from(errorBody('BLOB_UNKNOWN', 'requested range not satisfiable')) }
+            return {
+              status: 416,
+              headers: { 'content-type': JSON_TYPE, 'content-range': `bytes */${blob.byteLength}` },
+              body: Buffer.from(errorBody('BLOB_UNKNOWN', 'requested range not satisfiable'))
+            }
           }
           const part = blob.subarray(start, end + 1)
-          return { status: 206, headers: { ...base, 'content-length': String(part.byteLength), 'content-range': `bytes ${start}-${end}/${blob.byteLength}` }, body: part }
+          return {
+            status: 206,
+            headers: { ...base, 'content-length': String(part.byteLength), 'content-range': `bytes ${start}-${end}/${blob.byteLength}` },
+            body: part
+          }
         }
       }
       return { status: 200, headers: { ...base, 'content-length': String(blob.byteLength) }, body: blob }
@@ -377,7 +472,12 @@ export class FakeRegistryUpstream implements RegistryUpstream {
       const page = n === undefined ? from : from.slice(0, n)
       const more = n !== undefined && from.length > n
       const body = Buffer.from(JSON.stringify({ name: repo, tags: page }))
-      return this.list(headers, body, JSON_TYPE, more ? { link: `</v2/${repo}/tags/list?n=${n ?? ''}&last=${encodeURIComponent(page[page.length - 1] ?? '')}>; rel="next"` } : {})
+      return this.list(
+        headers,
+        body,
+        JSON_TYPE,
+        more ? { link: `</v2/${repo}/tags/list?n=${n ?? ''}&last=${encodeURIComponent(page[page.length - 1] ?? '')}>; rel="next"` } : {}
+      )
     }
     if ((m = /^referrers\/([^/]+)$/.exec(rest)) !== null) {
       const subject = m[1] as string
@@ -385,11 +485,21 @@ export class FakeRegistryUpstream implements RegistryUpstream {
       const manifests: object[] = []
       for (const [digest, stored] of r.manifests) {
         let json: { subject?: { digest?: string }, artifactType?: string, config?: { mediaType?: string }, annotations?: object }
-        try { json = JSON.parse(stored.body.toString('utf8')) as typeof json } catch { continue }
+        try {
+          json = JSON.parse(stored.body.toString('utf8')) as typeof json
+        } catch {
+          continue
+        }
         if (json.subject?.digest !== subject) continue
         const type = json.artifactType ?? json.config?.mediaType
         if (artifactType !== null && type !== artifactType) continue
-        manifests.push({ mediaType: stored.mediaType, digest, size: stored.body.byteLength, ...(type !== undefined ? { artifactType: type } : {}), ...(json.annotations !== undefined ? { annotations: json.annotations } : {}) })
+        manifests.push({
+          mediaType: stored.mediaType,
+          digest,
+          size: stored.body.byteLength,
+          ...(type !== undefined ? { artifactType: type } : {}),
+          ...(json.annotations !== undefined ? { annotations: json.annotations } : {})
+        })
       }
       const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }))
       return this.list(headers, body, OCI_INDEX, artifactType !== null ? { 'oci-filters-applied': 'artifactType' } : {})
@@ -398,13 +508,25 @@ export class FakeRegistryUpstream implements RegistryUpstream {
   }
 
   /** A list answer with an ETag (its digest), 304 when the client has it. */
-  private list (headers: Record<string, string>, body: Buffer, contentType: string, extra: Record<string, string>): { status: number, headers: Record<string, string>, body: Buffer } {
+  private list (
+    headers: Record<string, string>,
+    body: Buffer,
+    contentType: string,
+    extra: Record<string, string>
+  ): { status: number, headers: Record<string, string>, body: Buffer } {
     const etag = `"${sha256(body)}"`
     if (headers['if-none-match'] === etag) return { status: 304, headers: { etag, ...extra }, body: Buffer.alloc(0) }
     return { status: 200, headers: { 'content-type': contentType, 'content-length': String(body.byteLength), etag, ...extra }, body }
   }
 
-  private respond (method: 'GET' | 'HEAD', status: number, headers: Record<string, string>, content: Buffer, signal?: AbortSignal, cut?: { at: number, how: 'drop' | 'stall' }): UpstreamResponse {
+  private respond (
+    method: 'GET' | 'HEAD',
+    status: number,
+    headers: Record<string, string>,
+    content: Buffer,
+    signal?: AbortSignal,
+    cut?: { at: number, how: 'drop' | 'stall' }
+  ): UpstreamResponse {
     const data = method === 'HEAD' ? Buffer.alloc(0) : content
     const headersOut: Record<string, string | undefined> = { ...headers }
     if (method === 'HEAD' && headersOut['content-length'] === undefined) headersOut['content-length'] = String(content.byteLength)
@@ -417,7 +539,9 @@ export class FakeRegistryUpstream implements RegistryUpstream {
     const stalls = cut?.how === 'stall' && cut.at < data.byteLength
     const drops = cut?.how === 'drop' && cut.at < data.byteLength
     const bodies = this.bodies
-    const onAbort = (): void => { body.destroy(abortReason(signal as AbortSignal)) }
+    const onAbort = (): void => {
+      body.destroy(abortReason(signal as AbortSignal))
+    }
     const body = new Readable({
       highWaterMark: this.chunkSize,
       read: () => {

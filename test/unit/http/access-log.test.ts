@@ -14,10 +14,15 @@ describe('accessLog: one line per request, never a header or a body', () => {
   before(async () => {
     const access = accessLog(log)
     assert.ok(access !== undefined)
-    server = createServer((req, res) => { access(req, res); handler(req, res) })
+    server = createServer((req, res) => {
+      access(req, res)
+      handler(req, res)
+    })
     port = await listenLocal(server)
   })
-  after(async () => { await closeServer(server) })
+  after(async () => {
+    await closeServer(server)
+  })
 
   async function get (path: string, headers: Record<string, string> = {}): Promise<LogLine> {
     const before = lines.length
@@ -60,7 +65,9 @@ describe('accessLog: one line per request, never a header or a body', () => {
   })
 
   it('never writes the Authorization or Cookie header of a client', async () => {
-    handler = (_req, res) => { res.end('ok') }
+    handler = (_req, res) => {
+      res.end('ok')
+    }
     const line = await get('/api/cache/stats', { authorization: 'Bearer s3cr3t-token', cookie: 'session=hush' })
     const text = JSON.stringify(line)
     assert.ok(!text.includes('s3cr3t-token'), text)
@@ -69,7 +76,10 @@ describe('accessLog: one line per request, never a header or a body', () => {
   })
 
   it('a server error is logged as a failed request, with its status', async () => {
-    handler = (_req, res) => { res.writeHead(500); res.end() }
+    handler = (_req, res) => {
+      res.writeHead(500)
+      res.end()
+    }
     const line = await get('/boom')
     assert.equal(line.msg, 'request failed')
     assert.deepEqual(line.res, { status: 500 })

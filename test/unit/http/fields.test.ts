@@ -6,7 +6,9 @@ describe('HTTP fields: Content-Length and Content-Type, parsed once', () => {
     assert.equal(contentLength('1024'), 1024)
     assert.equal(contentLength(' 0 '), 0)
     assert.equal(contentLength(['5', '5']), 5)
-    for (const bad of [undefined, '', '-1', '1e3', '12abc', '99999999999999999', ['5', '6']]) assert.equal(contentLength(bad), undefined, String(bad))
+    for (const bad of [undefined, '', '-1', '1e3', '12abc', '99999999999999999', ['5', '6']]) {
+      assert.equal(contentLength(bad), undefined, String(bad))
+    }
   })
 
   it('Content-Type: the media type, lower-cased, without parameters', () => {

@@ -18,7 +18,7 @@ function procLimits (openFiles: string): string {
   ].join('\n')
 }
 
-describe('serverOptions: Node\'s own limits from HttpLimits', () => {
+describe("serverOptions: Node's own limits from HttpLimits", () => {
   it('maps header, idle and handshake timeouts; the request timeout never falls below the header timeout', () => {
     const o = serverOptions(LIMITS)
     assert.equal(o.headersTimeout, 10_000)
@@ -26,7 +26,11 @@ describe('serverOptions: Node\'s own limits from HttpLimits', () => {
     assert.equal(o.handshakeTimeout, 10_000, 'a client that never finishes the TLS handshake is a slow client too')
     assert.equal(o.requestTimeout, REQUEST_TIMEOUT_MS)
     assert.equal(o.maxHeaderSize, 16 * 1024)
-    assert.equal(serverOptions({ ...LIMITS, headerTimeoutMs: REQUEST_TIMEOUT_MS * 2 }).requestTimeout, REQUEST_TIMEOUT_MS * 2, 'Node refuses requestTimeout < headersTimeout')
+    assert.equal(
+      serverOptions({ ...LIMITS, headerTimeoutMs: REQUEST_TIMEOUT_MS * 2 }).requestTimeout,
+      REQUEST_TIMEOUT_MS * 2,
+      'Node refuses requestTimeout < headersTimeout'
+    )
   })
 
   it('checks the timeouts at least 4 times per header timeout, between 25 ms and 1 s', () => {
@@ -51,7 +55,10 @@ describe('connectionBound: connections that fit the open-file limit', () => {
     assert.equal(connectionBound(4096, 2, log, procLimits('1024')), 128)
     assert.equal(lines.length, 1)
     assert.equal(lines[0]?.level, 40)
-    assert.match(lines[0]?.msg ?? '', /CACHE_HTTP_MAX_CONNECTIONS=4096 does not fit this process's open-file limit \(1024\): using 128 per listener/)
+    assert.match(
+      lines[0]?.msg ?? '',
+      /CACHE_HTTP_MAX_CONNECTIONS=4096 does not fit this process's open-file limit \(1024\): using 128 per listener/
+    )
     assert.match(lines[0]?.msg ?? '', /ulimit -n.*--ulimit nofile.*LimitNOFILE/)
   })
 
@@ -69,7 +76,10 @@ function connections (server: Server): number {
 }
 
 /** A server with `limits` applied, as createHttpServer makes it. */
-async function start (limits: Partial<HttpLimits>, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server, port: number, lines: LogLine[] }> {
+async function start (
+  limits: Partial<HttpLimits>,
+  handler: (req: IncomingMessage, res: ServerResponse) => void
+): Promise<{ server: Server, port: number, lines: LogLine[] }> {
   const all = { ...LIMITS, ...limits }
   const { log, lines } = recordingLog()
   const server = createServer(serverOptions(all), handler)
@@ -94,7 +104,9 @@ describe('guardConnections: clients that hold a connection without using it are 
   }
 
   it('a client that does not finish its headers in time gets 408 and is closed', async () => {
-    const s = await start({ headerTimeoutMs: 150 }, (_req, res) => { res.end('ok') })
+    const s = await start({ headerTimeoutMs: 150 }, (_req, res) => {
+      res.end('ok')
+    })
     server = s.server
     const started = Date.now()
     const c = await client(s.port, 'GET / HTTP/1.1\r\nHost: x\r\n')
@@ -105,7 +117,9 @@ describe('guardConnections: clients that hold a connection without using it are 
   })
 
   it('a kept-alive connection with no request is closed after the idle timeout', async () => {
-    const s = await start({ idleTimeoutMs: 150 }, (_req, res) => { res.end('ok') })
+    const s = await start({ idleTimeoutMs: 150 }, (_req, res) => {
+      res.end('ok')
+    })
     server = s.server
     const c = await client(s.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
     await eventually('the response', () => c.received().endsWith('ok'))
@@ -145,7 +159,9 @@ describe('guardConnections: clients that hold a connection without using it are 
     let aborted = false
     const s = await start({ stallTimeoutMs: 100 }, (req, res) => {
       req.on('error', () => {})
-      clientLeft(res).addEventListener('abort', () => { aborted = true })
+      clientLeft(res).addEventListener('abort', () => {
+        aborted = true
+      })
       req.resume()
     })
     server = s.server
@@ -157,7 +173,9 @@ describe('guardConnections: clients that hold a connection without using it are 
 
   it('a client waiting on a slow sidecar (an upstream taking its time) is not cut', async () => {
     const s = await start({ stallTimeoutMs: 60 }, (_req, res) => {
-      setTimeout(() => { res.end('worth the wait') }, 250)
+      setTimeout(() => {
+        res.end('worth the wait')
+      }, 250)
     })
     server = s.server
     const c = await client(s.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
@@ -167,7 +185,9 @@ describe('guardConnections: clients that hold a connection without using it are 
   })
 
   it('a connection that has sent nothing yet is left to the header timeout, not the stall timeout', async () => {
-    const s = await start({ stallTimeoutMs: 40, headerTimeoutMs: 300 }, (_req, res) => { res.end('ok') })
+    const s = await start({ stallTimeoutMs: 40, headerTimeoutMs: 300 }, (_req, res) => {
+      res.end('ok')
+    })
     server = s.server
     const started = Date.now()
     const c = await client(s.port)
@@ -177,7 +197,9 @@ describe('guardConnections: clients that hold a connection without using it are 
   })
 
   it('connections past the bound are closed as they arrive, with one warning per flood; a freed slot is usable again', async () => {
-    const s = await start({ maxConnections: 2 }, (_req, res) => { res.end('ok') })
+    const s = await start({ maxConnections: 2 }, (_req, res) => {
+      res.end('ok')
+    })
     server = s.server
     const keepAlive = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
     const a = await client(s.port, keepAlive)

@@ -14,7 +14,11 @@ export async function listenLocal (server: Server): Promise<number> {
 /** Closes the server and every connection it still has. */
 export async function closeServer (server: Server): Promise<void> {
   if (!server.listening) return
-  const closed = new Promise<void>(resolve => { server.close(() => { resolve() }) })
+  const closed = new Promise<void>(resolve => {
+    server.close(() => {
+      resolve()
+    })
+  })
   server.closeAllConnections()
   await closed
   // The listening handle is released a turn after the close callback.
@@ -33,9 +37,15 @@ export async function rawClient (port: number, text?: string): Promise<RawClient
   const socket = connect(port, '127.0.0.1')
   let data = ''
   socket.setEncoding('latin1')
-  socket.on('data', (chunk: string) => { data += chunk })
+  socket.on('data', (chunk: string) => {
+    data += chunk
+  })
   socket.on('error', () => {})
-  const closed = new Promise<void>(resolve => socket.once('close', () => { resolve() }))
+  const closed = new Promise<void>(resolve =>
+    socket.once('close', () => {
+      resolve()
+    })
+  )
   await once(socket, 'connect')
   if (text !== undefined) socket.write(text)
   return { socket, received: () => data, closed }

@@ -7,7 +7,9 @@ describe('isLoopback: who counts as this host', () => {
   })
 
   it('nothing else: LAN addresses, mapped LAN addresses, names, look-alikes, unknown', () => {
-    for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '0.0.0.0', '::', 'localhost', '127.example.com', '1127.0.0.1', 'fe80::1', '', undefined]) {
+    for (
+      const a of ['10.0.0.1', '::ffff:10.0.0.1', '0.0.0.0', '::', 'localhost', '127.example.com', '1127.0.0.1', 'fe80::1', '', undefined]
+    ) {
       assert.equal(isLoopback(a), false, String(a))
     }
   })

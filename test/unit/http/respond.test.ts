@@ -9,13 +9,19 @@ describe('respond: JSON and text responses', () => {
   let handler: (res: ServerResponse) => void = () => {}
 
   before(async () => {
-    server = createServer((_req, res) => { handler(res) })
+    server = createServer((_req, res) => {
+      handler(res)
+    })
     port = await listenLocal(server)
   })
-  after(async () => { await closeServer(server) })
+  after(async () => {
+    await closeServer(server)
+  })
 
   it('sendJson sends the status, application/json, the byte length (not the character count) and extra headers', async () => {
-    handler = res => { sendJson(res, 429, { error: 'trop de requêtes ✋' }, { 'retry-after': '7' }) }
+    handler = res => {
+      sendJson(res, 429, { error: 'trop de requêtes ✋' }, { 'retry-after': '7' })
+    }
     const res = await fetch(`http://127.0.0.1:${port}/`)
     const body = await res.text()
     assert.equal(res.status, 429)
@@ -26,12 +32,16 @@ describe('respond: JSON and text responses', () => {
   })
 
   it('sendText defaults to text/plain; charset=utf-8 and takes another content type', async () => {
-    handler = res => { sendText(res, 200, 'ok é') }
+    handler = res => {
+      sendText(res, 200, 'ok é')
+    }
     let res = await fetch(`http://127.0.0.1:${port}/`)
     assert.equal(res.headers.get('content-type'), 'text/plain; charset=utf-8')
     assert.equal(res.headers.get('content-length'), '5')
     assert.equal(await res.text(), 'ok é')
-    handler = res => { sendText(res, 200, '# HELP x\n', 'text/plain; version=0.0.4') }
+    handler = res => {
+      sendText(res, 200, '# HELP x\n', 'text/plain; version=0.0.4')
+    }
     res = await fetch(`http://127.0.0.1:${port}/`)
     assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4')
     await res.text()

@@ -12,7 +12,11 @@ import { TEST_CERT, TEST_KEY } from './tls-fixture.js'
 
 const LIMITS: HttpLimits = { headerTimeoutMs: 5000, idleTimeoutMs: 1000, stallTimeoutMs: 5000, maxConnections: 64 }
 
-interface Reply { status: number, headers: IncomingMessage['headers'], body: string }
+interface Reply {
+  status: number
+  headers: IncomingMessage['headers']
+  body: string
+}
 
 async function get (port: number, path: string, method = 'GET'): Promise<Reply> {
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -20,7 +24,9 @@ async function get (port: number, path: string, method = 'GET'): Promise<Reply> 
   })
   let body = ''
   res.setEncoding('utf8')
-  res.on('data', (chunk: string) => { body += chunk })
+  res.on('data', (chunk: string) => {
+    body += chunk
+  })
   await once(res, 'end')
   return { status: res.statusCode ?? 0, headers: res.headers, body }
 }
@@ -58,7 +64,9 @@ describe('createHttpServer: routing, errors, CONNECT', () => {
     server = createHttpServer([failing, group('registry', '/v2/', seen), group('admin', '/api/', seen)], log, LIMITS)
     port = await listenLocal(server)
   })
-  after(async () => { await closeServer(server) })
+  after(async () => {
+    await closeServer(server)
+  })
 
   it('each request goes to the first group that takes it; later groups are not asked', async () => {
     seen.length = 0
@@ -132,14 +140,18 @@ describe('createHttpsServer: the same routes over TLS', () => {
     server = createHttpsServer([tlsAware], { cert: Buffer.from(TEST_CERT), key: Buffer.from(TEST_KEY) }, log, LIMITS)
     port = await listenLocal(server)
   })
-  after(async () => { await closeServer(server) })
+  after(async () => {
+    await closeServer(server)
+  })
 
   it('serves the routes over TLS, and a route can tell it is HTTPS', async () => {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       httpsRequest({ host: '127.0.0.1', port, path: '/', ca: TEST_CERT, agent: false }, resolve).on('error', reject).end()
     })
     let body = ''
-    res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    res.on('data', (chunk: Buffer) => {
+      body += chunk.toString()
+    })
     await once(res, 'end')
     assert.equal(res.statusCode, 200)
     assert.deepEqual(JSON.parse(body), { encrypted: true })
@@ -157,7 +169,9 @@ describe('createHttpsServer: the same routes over TLS', () => {
 
 describe('listen: binding a listener', () => {
   const servers: Server[] = []
-  after(async () => { for (const s of servers) await closeServer(s) })
+  after(async () => {
+    for (const s of servers) await closeServer(s)
+  })
 
   it('returns the bound address, with the real port for port 0', async () => {
     const server = createHttpServer([], recordingLog().log, LIMITS)
@@ -175,7 +189,10 @@ describe('listen: binding a listener', () => {
     servers.push(second)
     await assert.rejects(listen(second, { host: '127.0.0.1', port }, 'CACHE_HTTPS_ADDR'), (err: unknown) => {
       assert.ok(err instanceof ListenError)
-      assert.equal(err.message, `cannot listen on CACHE_HTTPS_ADDR=127.0.0.1:${port}: the port is in use (another sidecar, or another server); pick a free one with CACHE_HTTPS_ADDR`)
+      assert.equal(
+        err.message,
+        `cannot listen on CACHE_HTTPS_ADDR=127.0.0.1:${port}: the port is in use (another sidecar, or another server); pick a free one with CACHE_HTTPS_ADDR`
+      )
       assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE')
       return true
     })

@@ -7,7 +7,7 @@ import { ConfigError } from '../../../src/errors/config-error.js'
 import { loadTlsFiles } from '../../../src/http/tls.js'
 import { TEST_CERT, TEST_KEY } from './tls-fixture.js'
 
-describe('loadTlsFiles: the HTTPS listener\'s certificate and key, checked at start-up', () => {
+describe("loadTlsFiles: the HTTPS listener's certificate and key, checked at start-up", () => {
   let dir: string
   let cert: string
   let key: string
@@ -19,7 +19,9 @@ describe('loadTlsFiles: the HTTPS listener\'s certificate and key, checked at st
     writeFileSync(cert, TEST_CERT)
     writeFileSync(key, TEST_KEY)
   })
-  after(() => { rmSync(dir, { recursive: true, force: true }) })
+  after(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
 
   function file (name: string, content: string): string {
     const path = join(dir, name)
@@ -74,6 +76,11 @@ describe('loadTlsFiles: the HTTPS listener\'s certificate and key, checked at st
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' }
     }).privateKey
-    failsWith(cert, file('other.pem', other), 'CACHE_TLS_KEY', /is not the private key of the certificate in CACHE_TLS_CERT \(.*cert\.pem\)/)
+    failsWith(
+      cert,
+      file('other.pem', other),
+      'CACHE_TLS_KEY',
+      /is not the private key of the certificate in CACHE_TLS_CERT \(.*cert\.pem\)/
+    )
   })
 })

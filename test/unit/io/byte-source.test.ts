@@ -3,15 +3,24 @@ import { PassThrough } from 'node:stream'
 import { readableSource } from '../../../src/io/byte-source.js'
 
 /** What a listener was told, in order. */
-function listener (): { events: string[], errors: Array<Error | undefined>, handlers: { data: (b: Buffer) => void, end: (err?: Error) => void } } {
+function listener (): {
+  events: string[]
+  errors: Array<Error | undefined>
+  handlers: { data: (b: Buffer) => void, end: (err?: Error) => void }
+} {
   const events: string[] = []
   const errors: Array<Error | undefined> = []
   return {
     events,
     errors,
     handlers: {
-      data: b => { events.push(`data:${b.toString()}`) },
-      end: err => { events.push('end'); errors.push(err) }
+      data: b => {
+        events.push(`data:${b.toString()}`)
+      },
+      end: err => {
+        events.push('end')
+        errors.push(err)
+      }
     }
   }
 }

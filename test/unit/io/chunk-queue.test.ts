@@ -44,9 +44,12 @@ describe('ChunkQueue: batches of received chunks with backpressure', () => {
     let queue: ChunkQueue | undefined
     let took = ''
     // A consumer that drains synchronously on each chunk (as a write loop can).
-    source.listen = (h) => {
+    source.listen = h => {
       FakeByteSource.prototype.listen.call(source, {
-        data: b => { h.data(b); took += text(queue?.take() ?? []) },
+        data: b => {
+          h.data(b)
+          took += text(queue?.take() ?? [])
+        },
         end: h.end
       })
     }

@@ -9,7 +9,7 @@ describe('api keys: the swarm-wide name of a cached API response', () => {
     assert.deepEqual(parseApiKey(key), { resource: 'github /repos/o/r/releases?per_page=5', accept: 'application/vnd.github.raw' })
   })
 
-  it('curl and Octokit share one record: no Accept, */* and GitHub\'s default media types all mean the default', () => {
+  it("curl and Octokit share one record: no Accept, */* and GitHub's default media types all mean the default", () => {
     const keys = ['', '*/*', 'application/vnd.github+json', 'application/vnd.github.v3+json', 'Application/VND.GitHub+JSON', ' */ * ']
       .map(accept => apiKey('github /user', accept))
     assert.deepEqual(new Set(keys), new Set(['api:github /user#']))
@@ -24,9 +24,18 @@ describe('api keys: the swarm-wide name of a cached API response', () => {
 
   it('refuses keys a peer could use to smuggle anything else: wrong prefix, bad upstream name, spaces, no path, oversize', () => {
     for (const key of [
-      'apix:github /x#', 'api:github x#', 'api:github /x', 'api:git hub /x#', 'api: /x#', 'api:github /x y#',
-      'api:github /x#a b', `api:${'a'.repeat(65)} /x#`, `api:github /${'x'.repeat(401)}#`, `api:github /x#${'a'.repeat(201)}`,
-      'api:github /x#\n', 'sha256:' + 'a'.repeat(64)
+      'apix:github /x#',
+      'api:github x#',
+      'api:github /x',
+      'api:git hub /x#',
+      'api: /x#',
+      'api:github /x y#',
+      'api:github /x#a b',
+      `api:${'a'.repeat(65)} /x#`,
+      `api:github /${'x'.repeat(401)}#`,
+      `api:github /x#${'a'.repeat(201)}`,
+      'api:github /x#\n',
+      'sha256:' + 'a'.repeat(64)
     ]) {
       assert.equal(isApiKey(key), false, key)
       assert.equal(parseApiKey(key as ApiKey), undefined, key)

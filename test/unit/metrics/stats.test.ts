@@ -132,7 +132,11 @@ describe('Stats: counters shared by the JSON stats and the Prometheus metrics', 
     assert.ok(kept.includes('job39') && !kept.includes('job24'))
     const text = await stats.registry.metrics()
     assert.equal(text.split('\n').filter(l => l.startsWith('p2p_cache_api_ratelimit_remaining{upstream="github"')).length, 16)
-    assert.equal(sample(text, 'p2p_cache_api_ratelimit_remaining{upstream="github",credential="job0"}'), undefined, 'removed from Prometheus too')
+    assert.equal(
+      sample(text, 'p2p_cache_api_ratelimit_remaining{upstream="github",credential="job0"}'),
+      undefined,
+      'removed from Prometheus too'
+    )
     assert.equal(sample(text, 'p2p_cache_api_ratelimit_remaining{upstream="other",credential="anon"}'), 1, 'other upstreams keep theirs')
   })
 

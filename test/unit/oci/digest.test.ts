@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import {
-  DigestMismatchError, DigestVerifier, InvalidDigestError, digestHex, isDigest, parseDigest, sha256Digest, type Digest
+  DigestMismatchError,
+  DigestVerifier,
+  InvalidDigestError,
+  digestHex,
+  isDigest,
+  parseDigest,
+  sha256Digest,
+  type Digest
 } from '../../../src/oci/digest.js'
 
 const EMPTY = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
@@ -51,14 +58,18 @@ describe('DigestVerifier: streamed content checked before it is stored', () => {
     v.update(new Uint8Array())
     v.update(Buffer.from('world'))
     assert.equal(v.length, 11)
-    assert.doesNotThrow(() => { v.verify('upstream') })
+    assert.doesNotThrow(() => {
+      v.verify('upstream')
+    })
   })
 
   it('wrong bytes give DigestMismatchError naming the source, both digests, and that nothing was stored', () => {
     const expected = digestOf('the real layer')
     const v = new DigestVerifier(expected)
     v.update(Buffer.from('a lying peer'))
-    assert.throws(() => { v.verify('peer 12D3KooW') }, (err: unknown) => {
+    assert.throws(() => {
+      v.verify('peer 12D3KooW')
+    }, (err: unknown) => {
       assert.ok(err instanceof DigestMismatchError)
       assert.equal(err.code, 'DIGEST_MISMATCH')
       assert.equal(err.expected, expected)
@@ -74,7 +85,9 @@ describe('DigestVerifier: streamed content checked before it is stored', () => {
   it('a truncated body does not verify: a prefix is not the blob', () => {
     const v = new DigestVerifier(digestOf('complete'))
     v.update(Buffer.from('compl'))
-    assert.throws(() => { v.verify('upstream') }, DigestMismatchError)
+    assert.throws(() => {
+      v.verify('upstream')
+    }, DigestMismatchError)
   })
 
   it('copy() verifies the bytes so far while the original goes on hashing, each unaffected by the other', () => {
@@ -86,14 +99,24 @@ describe('DigestVerifier: streamed content checked before it is stored', () => {
 
     original.update(Buffer.from('def'))
     assert.equal(prefix.length, 3, 'the copy did not see the later bytes')
-    assert.throws(() => { prefix.verify('copy') }, DigestMismatchError, 'the copy holds only "abc"')
-    assert.doesNotThrow(() => { original.verify('original') }, 'finishing the copy left the original usable')
+    assert.throws(
+      () => {
+        prefix.verify('copy')
+      },
+      DigestMismatchError,
+      'the copy holds only "abc"'
+    )
+    assert.doesNotThrow(() => {
+      original.verify('original')
+    }, 'finishing the copy left the original usable')
 
     const other = new DigestVerifier(digestOf('abcxyz'))
     other.update(Buffer.from('abc'))
     const branch = other.copy()
     branch.update(Buffer.from('xyz'))
     assert.equal(other.length, 3, 'bytes given to the copy do not reach the original')
-    assert.doesNotThrow(() => { branch.verify('branch') })
+    assert.doesNotThrow(() => {
+      branch.verify('branch')
+    })
   })
 })

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import {
-  InvalidImageReferenceError, InvalidPlatformError, formatPlatform, hostPlatform, manifestReference, parseImageReference,
-  parsePlatform, platformMatches, type ImageReference
+  InvalidImageReferenceError,
+  InvalidPlatformError,
+  formatPlatform,
+  hostPlatform,
+  manifestReference,
+  parseImageReference,
+  parsePlatform,
+  platformMatches,
+  type ImageReference
 } from '../../../src/oci/image-ref.js'
 
 const DIGEST = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
@@ -28,7 +35,7 @@ describe('parseImageReference: docker-style references, split for the mirror', (
     assert.deepEqual(parts('library/alpine:3.20'), { host: undefined, repository: 'library/alpine', tag: '3.20', digest: undefined })
   })
 
-  it('the first component is a host only with a dot, a colon, or when it is localhost (docker\'s rule)', () => {
+  it("the first component is a host only with a dot, a colon, or when it is localhost (docker's rule)", () => {
     assert.equal(parts('ghcr.io/org/img:tag').host, 'ghcr.io')
     assert.equal(parts('ghcr.io/org/img:tag').repository, 'org/img')
     assert.equal(parts('localhost/x').host, 'localhost')
@@ -38,14 +45,24 @@ describe('parseImageReference: docker-style references, split for the mirror', (
 
   it('a registry port is not mistaken for a tag', () => {
     assert.deepEqual(parts('localhost:5000/x:y'), { host: 'localhost:5000', repository: 'x', tag: 'y', digest: undefined })
-    assert.deepEqual(parts('registry.local:5000/team/app'), { host: 'registry.local:5000', repository: 'team/app', tag: undefined, digest: undefined })
+    assert.deepEqual(parts('registry.local:5000/team/app'), {
+      host: 'registry.local:5000',
+      repository: 'team/app',
+      tag: undefined,
+      digest: undefined
+    })
     assert.deepEqual(parts('[::1]:5000/x:1'), { host: '[::1]:5000', repository: 'x', tag: '1', digest: undefined })
     assert.equal(parts('10.0.0.2:5000/x').host, '10.0.0.2:5000')
   })
 
   it('the host is lowercased and index.docker.io becomes docker.io', () => {
     assert.equal(parts('GHCR.IO/org/img').host, 'ghcr.io')
-    assert.deepEqual(parts('index.docker.io/library/alpine:3'), { host: 'docker.io', repository: 'library/alpine', tag: '3', digest: undefined })
+    assert.deepEqual(parts('index.docker.io/library/alpine:3'), {
+      host: 'docker.io',
+      repository: 'library/alpine',
+      tag: '3',
+      digest: undefined
+    })
     assert.equal(parts('docker.io/library/alpine').host, 'docker.io')
   })
 
@@ -101,15 +118,26 @@ describe('platforms: os/arch[/variant] as in an image index', () => {
 
   it('rejects what is not OS/ARCH[/VARIANT] with an example of the form', () => {
     for (const text of ['linux', 'linux/', 'linux/arm/v7/x', 'linux amd64', '']) {
-      assert.throws(() => parsePlatform(text), (err: unknown) => err instanceof InvalidPlatformError && /e\.g\. linux\/amd64/.test(err.message), text)
+      assert.throws(
+        () => parsePlatform(text),
+        (err: unknown) => err instanceof InvalidPlatformError && /e\.g\. linux\/amd64/.test(err.message),
+        text
+      )
     }
   })
 
   it('matches index entries the way containerd does: arm64 is v8 and arm is v7 when unwritten', () => {
     assert.equal(platformMatches({ os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'arm64' }), true)
     assert.equal(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm' }), true)
-    assert.equal(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' }), false)
-    assert.equal(platformMatches({ os: 'linux', architecture: 'arm' }, { os: 'linux', architecture: 'arm', variant: 'v5' }), true, 'no variant wanted: any does')
+    assert.equal(
+      platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' }),
+      false
+    )
+    assert.equal(
+      platformMatches({ os: 'linux', architecture: 'arm' }, { os: 'linux', architecture: 'arm', variant: 'v5' }),
+      true,
+      'no variant wanted: any does'
+    )
     assert.equal(platformMatches({ os: 'linux', architecture: 'amd64' }, { os: 'windows', architecture: 'amd64' }), false)
     assert.equal(platformMatches({ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }), false)
   })

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict'
 import {
-  DEFAULT_MANIFEST_ACCEPT, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, acceptClass, acceptedTypes, accepts,
-  declaredMediaType, manifestType, manifestTypeOfBody, upstreamAccept
+  DEFAULT_MANIFEST_ACCEPT,
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  acceptClass,
+  acceptedTypes,
+  accepts,
+  declaredMediaType,
+  manifestType,
+  manifestTypeOfBody,
+  upstreamAccept
 } from '../../../src/oci/media-types.js'
 
 function json (value: unknown): Buffer {
@@ -53,7 +63,11 @@ describe('media types: what a manifest body is', () => {
   it('manifestTypeOfBody falls back to the shape: manifests makes an index, config + layers a manifest', () => {
     assert.equal(manifestTypeOfBody(json({ schemaVersion: 2, manifests: [] })), OCI_INDEX)
     assert.equal(manifestTypeOfBody(json({ schemaVersion: 2, config: { digest: 'x' }, layers: [] })), OCI_MANIFEST)
-    assert.equal(manifestTypeOfBody(json({ mediaType: DOCKER_MANIFEST, config: {}, layers: [] })), DOCKER_MANIFEST, 'the declared type wins')
+    assert.equal(
+      manifestTypeOfBody(json({ mediaType: DOCKER_MANIFEST, config: {}, layers: [] })),
+      DOCKER_MANIFEST,
+      'the declared type wins'
+    )
     assert.equal(manifestTypeOfBody(json({ config: null, layers: [] })), undefined)
     assert.equal(manifestTypeOfBody(json({ config: {}, layers: 'x' })), undefined)
     assert.equal(manifestTypeOfBody(Buffer.from('<html>rate limited</html>')), undefined)

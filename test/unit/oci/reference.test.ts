@@ -9,7 +9,9 @@ describe('reference: repository names and tags (distribution grammar)', () => {
   })
 
   it('rejects names that could leave the data dir or are not in the grammar', () => {
-    for (const name of ['', '..', '../etc', '/alpine', 'alpine/', 'a//b', 'a%2fb', 'Alpine', 'a___b', '-a', 'a-', 'a.', '.a', 'a b', 'a:b']) {
+    for (
+      const name of ['', '..', '../etc', '/alpine', 'alpine/', 'a//b', 'a%2fb', 'Alpine', 'a___b', '-a', 'a-', 'a.', '.a', 'a b', 'a:b']
+    ) {
       assert.equal(isRepositoryName(name), false, JSON.stringify(name))
     }
   })

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict'
-import { AddressError, dialableAddrs, parseAddrList, parseAnnounceAddr, parseBootstrapAddr, parseListenAddr, pinnedPeerId, splitList } from '../../../src/p2p/addresses.js'
+import {
+  AddressError,
+  dialableAddrs,
+  parseAddrList,
+  parseAnnounceAddr,
+  parseBootstrapAddr,
+  parseListenAddr,
+  pinnedPeerId,
+  splitList
+} from '../../../src/p2p/addresses.js'
 import { parseSwarmKey, newSwarmKey } from '../../../src/p2p/swarm-key.js'
 import { blobCid, recordCid } from '../../../src/p2p/content-id.js'
 import { parseTagKey, tagKey } from '../../../src/oci/tag-key.js'
@@ -10,9 +19,15 @@ const ID = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
 describe('p2p addresses, keys and content ids', () => {
   it('accepts every bootstrap form the README names', () => {
-    for (const a of [`/ip4/10.0.0.1/tcp/9000/p2p/${ID}`, `/ip6/::1/tcp/9000/p2p/${ID}`, `/dns4/cache-seed/tcp/9000/p2p/${ID}`,
-      `/dns6/seed.example/tcp/9000/p2p/${ID}`, `/dnsaddr/bootstrap.example/p2p/${ID}`,
-      '/dns4/cache-b/tcp/9000', '/ip4/10.0.0.1/tcp/9000']) {
+    for (const a of [
+      `/ip4/10.0.0.1/tcp/9000/p2p/${ID}`,
+      `/ip6/::1/tcp/9000/p2p/${ID}`,
+      `/dns4/cache-seed/tcp/9000/p2p/${ID}`,
+      `/dns6/seed.example/tcp/9000/p2p/${ID}`,
+      `/dnsaddr/bootstrap.example/p2p/${ID}`,
+      '/dns4/cache-b/tcp/9000',
+      '/ip4/10.0.0.1/tcp/9000'
+    ]) {
       assert.equal(parseBootstrapAddr(a).toString(), a)
     }
     assert.equal(parseAddrList(` /ip4/10.0.0.1/tcp/1/p2p/${ID},  /dns4/x/tcp/2/p2p/${ID}\n`, parseBootstrapAddr).length, 2)
@@ -27,16 +42,19 @@ describe('p2p addresses, keys and content ids', () => {
       ['10.0.0.1:9000', /must start with "\/"/]
     ]
     for (const [entry, why] of cases) {
-      assert.throws(() => parseAddrList(`/ip4/10.0.0.2/tcp/1/p2p/${ID},${entry}`, parseBootstrapAddr),
-        (err: unknown) => err instanceof AddressError && err.entry === entry && why.test(err.reason))
+      assert.throws(
+        () => parseAddrList(`/ip4/10.0.0.2/tcp/1/p2p/${ID},${entry}`, parseBootstrapAddr),
+        (err: unknown) => err instanceof AddressError && err.entry === entry && why.test(err.reason)
+      )
     }
     assert.throws(() => parseListenAddr('/dns4/host/tcp/1'), AddressError)
     assert.throws(() => parseAnnounceAddr('/ip4/1.2.3.4/udp/1'), AddressError)
   })
 
   it('prints dialable addresses: announce ones as given, wildcards expanded, /p2p/<id> appended', () => {
-    assert.deepEqual(dialableAddrs([parseListenAddr('/ip4/0.0.0.0/tcp/9000')], [parseAnnounceAddr('/ip4/203.0.113.7/tcp/9000')], ID),
-      [`/ip4/203.0.113.7/tcp/9000/p2p/${ID}`])
+    assert.deepEqual(dialableAddrs([parseListenAddr('/ip4/0.0.0.0/tcp/9000')], [parseAnnounceAddr('/ip4/203.0.113.7/tcp/9000')], ID), [
+      `/ip4/203.0.113.7/tcp/9000/p2p/${ID}`
+    ])
     const expanded = dialableAddrs([parseListenAddr('/ip4/0.0.0.0/tcp/9000')], [], ID)
     assert.ok(expanded.includes(`/ip4/127.0.0.1/tcp/9000/p2p/${ID}`))
     assert.ok(expanded.every(a => !a.includes('0.0.0.0')))
@@ -75,14 +93,21 @@ describe('p2p addresses: listen, announce and bootstrap values', () => {
   })
 
   it('a listen address is an IP and a TCP port, nothing more', () => {
-    for (const ok of ['/ip4/0.0.0.0/tcp/9000', '/ip6/::/tcp/0', '/ip4/127.0.0.1/tcp/65535']) assert.equal(parseListenAddr(ok).toString(), ok)
+    for (const ok of ['/ip4/0.0.0.0/tcp/9000', '/ip6/::/tcp/0', '/ip4/127.0.0.1/tcp/65535']) {
+      assert.equal(parseListenAddr(ok).toString(), ok)
+    }
     for (const bad of ['/dns4/host/tcp/1', '/ip4/1.2.3.4', '/ip4/1.2.3.4/tcp/1/ws', `/ip4/1.2.3.4/tcp/1/p2p/${ID}`, '/tcp/1']) {
-      assert.throws(() => parseListenAddr(bad), (err: unknown) => err instanceof AddressError && err.entry === bad && /\/ip4\/<address>\/tcp\/<port>/.test(err.reason))
+      assert.throws(
+        () => parseListenAddr(bad),
+        (err: unknown) => err instanceof AddressError && err.entry === bad && /\/ip4\/<address>\/tcp\/<port>/.test(err.reason)
+      )
     }
   })
 
   it('an announce address may be a DNS name and may end in its own /p2p/<id>', () => {
-    for (const ok of ['/dns4/runner-7.internal/tcp/9000', '/dns/cache/tcp/1', `/ip4/203.0.113.7/tcp/9000/p2p/${ID}`]) assert.equal(parseAnnounceAddr(ok).toString(), ok)
+    for (const ok of ['/dns4/runner-7.internal/tcp/9000', '/dns/cache/tcp/1', `/ip4/203.0.113.7/tcp/9000/p2p/${ID}`]) {
+      assert.equal(parseAnnounceAddr(ok).toString(), ok)
+    }
     for (const bad of ['/dnsaddr/x.example', '/ip4/1.2.3.4/tcp/1/ws', `/ip4/1.2.3.4/tcp/1/p2p/${ID}/p2p/${ID}`]) {
       assert.throws(() => parseAnnounceAddr(bad), AddressError)
     }
@@ -104,7 +129,7 @@ describe('p2p addresses: listen, announce and bootstrap values', () => {
     assert.deepEqual(dialableAddrs([], announce, ID), [`/ip4/203.0.113.7/tcp/9000/p2p/${ID}`])
   })
 
-  it('dialable addresses: an IPv6 wildcard expands to this machine\'s IPv6 addresses, never link-local ones, non-loopback first', () => {
+  it("dialable addresses: an IPv6 wildcard expands to this machine's IPv6 addresses, never link-local ones, non-loopback first", () => {
     const out = dialableAddrs([parseListenAddr('/ip6/::/tcp/9000')], [], ID)
     const v6 = Object.values(networkInterfaces()).flatMap(l => l ?? []).filter(i => i.family === 'IPv6' && !i.address.startsWith('fe80'))
     assert.equal(out.length, new Set(v6.map(i => i.address)).size)

@@ -12,7 +12,11 @@ const DIGEST_B = `sha256:${'b'.repeat(64)}`
 function fakeNode (): { node: P2pNode, provided: string[] } {
   const provided: string[] = []
   const node = {
-    contentRouting: { provide: async (cid: { toString: () => string }) => { provided.push(cid.toString()) } },
+    contentRouting: {
+      provide: async (cid: { toString: () => string }) => {
+        provided.push(cid.toString())
+      }
+    },
     services: { dht: { routingTable: { size: 1 }, cancelReprovide: async () => {} } }
   }
   return { node: node as unknown as P2pNode, provided }
@@ -59,7 +63,14 @@ describe('Announcer', function () {
   it('once quiet, a long queue goes out batch after batch without waiting for quiet again', async () => {
     const { node, provided } = fakeNode()
     let looks = 0
-    const announcer = new Announcer({ node, log, busy: () => { looks++; return false } })
+    const announcer = new Announcer({
+      node,
+      log,
+      busy: () => {
+        looks++
+        return false
+      }
+    })
     const keys = Array.from({ length: 40 }, (_, i) => `sha256:${i.toString(16).padStart(64, '0')}`)
     for (const key of keys) announcer.announce(key)
     await waitFor(() => provided.length === keys.length ? true : undefined, { timeoutMs: 10_000, what: 'all 40 provides' })

@@ -11,7 +11,15 @@ const YAMUX_WINDOW = 16 * 1024 * 1024
 
 describe('p2p constants: the relations the protocols rely on', () => {
   it('protocols live in the p2p-cache namespace, never the public IPFS one; the newest version is offered first', () => {
-    for (const id of [p2p.KAD_PROTOCOL, p2p.FETCH_PROTOCOL, p2p.FETCH_PROTOCOL_DATA, p2p.FETCH_PROTOCOL_PIECES, p2p.DIALBACK_PROTOCOL, claim.CLAIM_PROTOCOL, claim.CLAIM_PROTOCOL_SWARM]) assert.match(id, /^\/p2p-cache\//)
+    for (const id of [
+      p2p.KAD_PROTOCOL,
+      p2p.FETCH_PROTOCOL,
+      p2p.FETCH_PROTOCOL_DATA,
+      p2p.FETCH_PROTOCOL_PIECES,
+      p2p.DIALBACK_PROTOCOL,
+      claim.CLAIM_PROTOCOL,
+      claim.CLAIM_PROTOCOL_SWARM
+    ]) assert.match(id, /^\/p2p-cache\//)
     assert.deepEqual(p2p.FETCH_PROTOCOLS, [p2p.FETCH_PROTOCOL_PIECES, p2p.FETCH_PROTOCOL_DATA, p2p.FETCH_PROTOCOL])
     assert.deepEqual(p2p.DATA_CHANNEL_PROTOCOLS, [p2p.FETCH_PROTOCOL_PIECES, p2p.FETCH_PROTOCOL_DATA])
   })

@@ -7,7 +7,7 @@ import { tagKey } from '../../../src/oci/tag-key.js'
 import { apiKey } from '../../../src/keys/api-key.js'
 
 describe('content ids: the DHT keys of blobs, tags and API responses', () => {
-  it('a blob\'s CID carries its digest itself, so any provider\'s bytes can be checked against it', () => {
+  it("a blob's CID carries its digest itself, so any provider's bytes can be checked against it", () => {
     const digest = sha256Digest(Buffer.from('layer bytes'))
     const cid = blobCid(digest)
     assert.equal(cid.toString(), CID.parse(cid.toString()).toString(), 'round-trips through its string form')

@@ -14,14 +14,18 @@ describe('json-frame: one JSON object per protocol frame', () => {
 
   it('refuses bytes that are not UTF-8, and text that is not JSON, naming the frame', () => {
     for (const bad of [new Uint8Array([0x7b, 0xff, 0x7d]), bytes('{"n":1'), bytes(''), bytes('undefined')]) {
-      assert.throws(() => decodeJsonFrame(bad, schema, 'test frame'),
-        (err: unknown) => err instanceof FrameError && err.name === 'FrameError' && err.message === 'test frame is not UTF-8 JSON')
+      assert.throws(
+        () => decodeJsonFrame(bad, schema, 'test frame'),
+        (err: unknown) => err instanceof FrameError && err.name === 'FrameError' && err.message === 'test frame is not UTF-8 JSON'
+      )
     }
   })
 
   it('refuses JSON of the wrong shape with what zod found wrong', () => {
-    assert.throws(() => decodeJsonFrame(bytes('{"n":1.5,"s":"x"}'), schema, 'test frame'),
-      (err: unknown) => err instanceof FrameError && err.message.startsWith('bad test frame: ') && /int/i.test(err.message))
+    assert.throws(
+      () => decodeJsonFrame(bytes('{"n":1.5,"s":"x"}'), schema, 'test frame'),
+      (err: unknown) => err instanceof FrameError && err.message.startsWith('bad test frame: ') && /int/i.test(err.message)
+    )
     assert.throws(() => decodeJsonFrame(bytes('[1,2]'), schema, 'test frame'), FrameError)
     assert.throws(() => decodeJsonFrame(bytes('null'), schema, 'test frame'), FrameError)
   })

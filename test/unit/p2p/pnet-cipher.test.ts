@@ -61,12 +61,20 @@ function fakeWasmModule (maxPages = 30): { factory: Parameters<typeof guardPnetC
 
     finalize (): void {}
   }
-  const factory = (_nonce: Uint8Array, key: Uint8Array): { _xor: unknown, update: (input: Uint8Array, output?: Uint8Array) => Uint8Array, finalize: () => void } => {
+  const factory = (
+    _nonce: Uint8Array,
+    key: Uint8Array
+  ): { _xor: unknown, update: (input: Uint8Array, output?: Uint8Array) => Uint8Array, finalize: () => void } => {
     const xor = new WasmXor(key[0] ?? 0)
     return {
       _xor: xor,
-      update: (input, output = new Uint8Array(input.length)) => { if (input.length > 0) xor.update(input, output); return output },
-      finalize: () => { xor.finalize() }
+      update: (input, output = new Uint8Array(input.length)) => {
+        if (input.length > 0) xor.update(input, output)
+        return output
+      },
+      finalize: () => {
+        xor.finalize()
+      }
     }
   }
   return { factory, grows: () => grows, updates }
@@ -86,7 +94,9 @@ function churn (factory: ReturnType<typeof fakeWasmModule>['factory']): void {
 describe('pnet cipher guard (CACHE_SWARM_KEY, issue 16)', () => {
   it('the fake reproduces the crash without the guard: two ciphers grow the shared Memory in turn until its maximum', () => {
     const unguarded = fakeWasmModule()
-    assert.throws(() => { churn(unguarded.factory) }, /Maximum memory size exceeded/)
+    assert.throws(() => {
+      churn(unguarded.factory)
+    }, /Maximum memory size exceeded/)
   })
 
   it('with the guard the same traffic never grows the Memory: big updates go through in XOR_WINDOW pieces', () => {
@@ -114,7 +124,10 @@ describe('pnet cipher guard (CACHE_SWARM_KEY, issue 16)', () => {
     const inner = a._xor as { realloc: (size: number) => void }
     inner.realloc(12 * PAGE)
     assert.equal(fake.grows(), 1)
-    for (let i = 0; i < 50; i++) { b.update(Buffer.alloc(1024)); a.update(Buffer.alloc(1024)) }
+    for (let i = 0; i < 50; i++) {
+      b.update(Buffer.alloc(1024))
+      a.update(Buffer.alloc(1024))
+    }
     assert.equal(fake.grows(), 1)
   })
 
@@ -123,7 +136,13 @@ describe('pnet cipher guard (CACHE_SWARM_KEY, issue 16)', () => {
     assert.equal(guardPnetCipher(fake.factory), 'guarded')
     assert.equal(guardPnetCipher(fake.factory), 'already-guarded')
     let finalized = 0
-    const jsOnly = (): { _xor: unknown, update: (input: Uint8Array) => Uint8Array, finalize: () => void } => ({ _xor: { update: () => {}, finalize: () => {} }, update: i => i, finalize: () => { finalized++ } })
+    const jsOnly = (): { _xor: unknown, update: (input: Uint8Array) => Uint8Array, finalize: () => void } => ({
+      _xor: { update: () => {}, finalize: () => {} },
+      update: i => i,
+      finalize: () => {
+        finalized++
+      }
+    })
     assert.equal(guardPnetCipher(jsOnly), 'not-wasm')
     assert.equal(finalized, 1, 'the probe cipher is finalized')
   })
@@ -133,13 +152,13 @@ describe('pnet cipher guard (CACHE_SWARM_KEY, issue 16)', () => {
       assert.notEqual(guardPnetCipher(), 'not-wasm', 'pnet loads the WebAssembly build the guard is for')
     })
 
-    it('the keystream is the unguarded library\'s: known answer for the first 32 bytes', () => {
+    it("the keystream is the unguarded library's: known answer for the first 32 bytes", () => {
       const x = pnetXsalsa20()(NONCE, KEY)
       assert.equal(Buffer.from(x.update(Buffer.alloc(32))).toString('hex'), KEYSTREAM_32)
       x.finalize()
     })
 
-    it('any chunking, across window edges, gives the unguarded library\'s ciphertext', () => {
+    it("any chunking, across window edges, gives the unguarded library's ciphertext", () => {
       const n = 3 * XOR_WINDOW + 12345
       const p = plaintext(n)
       for (const chunk of [1000, XOR_WINDOW - 1, XOR_WINDOW + 1, n]) {

@@ -15,17 +15,22 @@ function fakeStore (): { store: PeerStore, merges: PeerData[], deletes: number }
       records.set(id.toString(), protocols)
       return { id, protocols: [...protocols], addresses: [], metadata: new Map(), tags: new Map() }
     },
-    delete: async (id: PeerId): Promise<void> => { out.deletes++; records.delete(id.toString()) }
+    delete: async (id: PeerId): Promise<void> => {
+      out.deletes++
+      records.delete(id.toString())
+    }
   } as unknown as PeerStore
   return out
 }
 
-describe('skipRepeatedProtocolMerges: libp2p\'s per-stream peer-store write, once per peer and protocol', () => {
+describe("skipRepeatedProtocolMerges: libp2p's per-stream peer-store write, once per peer and protocol", () => {
   let peer: PeerId
   let now: number
   let events: TypedEventTarget<Libp2pEvents>
 
-  before(async () => { peer = await newPeerId() })
+  before(async () => {
+    peer = await newPeerId()
+  })
   beforeEach(() => {
     now = 1_000_000
     events = new EventTarget() as unknown as TypedEventTarget<Libp2pEvents>
@@ -42,7 +47,7 @@ describe('skipRepeatedProtocolMerges: libp2p\'s per-stream peer-store write, onc
     await f.store.merge(peer, { protocols: ['/a/1'] })
     const again = await f.store.merge(peer, { protocols: ['/a/1'] })
     assert.equal(f.merges.length, 1)
-    assert.deepEqual(again.protocols, ['/a/1'], 'the last real merge\'s record')
+    assert.deepEqual(again.protocols, ['/a/1'], "the last real merge's record")
     await f.store.merge(peer, { protocols: ['/b/1'] })
     assert.equal(f.merges.length, 2)
     await f.store.merge(peer, { protocols: ['/a/1'] })
@@ -61,7 +66,9 @@ describe('skipRepeatedProtocolMerges: libp2p\'s per-stream peer-store write, onc
   it('a change to the record (peer:update), a delete, or PROTOCOL_MERGE_TTL_MS make the next merge real', async () => {
     const f = wrapped()
     await f.store.merge(peer, { protocols: ['/a/1'] })
-    events.dispatchEvent(new CustomEvent('peer:update', { detail: { peer: { id: peer, protocols: [], addresses: [], metadata: new Map(), tags: new Map() } } }))
+    events.dispatchEvent(
+      new CustomEvent('peer:update', { detail: { peer: { id: peer, protocols: [], addresses: [], metadata: new Map(), tags: new Map() } } })
+    )
     await f.store.merge(peer, { protocols: ['/a/1'] })
     assert.equal(f.merges.length, 2, 'after peer:update')
     await f.store.delete(peer)

@@ -8,7 +8,7 @@ function nodeWith (dht: object): P2pNode {
 }
 
 describe('routingTableSize', () => {
-  it('is the size of the single DHT\'s routing table', () => {
+  it("is the size of the single DHT's routing table", () => {
     assert.equal(routingTableSize(nodeWith({ routingTable: { size: 7 } })), 7)
   })
 

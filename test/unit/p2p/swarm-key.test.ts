@@ -20,14 +20,32 @@ describe('swarm keys (CACHE_SWARM_KEY)', () => {
   })
 
   it('the three-line swarm.key text is accepted with LF, CRLF, or literal \\n separators (an env var on one line)', () => {
-    for (const form of [PNET, PNET.replaceAll('\n', '\r\n'), PNET.replaceAll('\n', '\\n'), `\n${PNET}\n\n`, ` /key/swarm/psk/1.0.0/ \n /base16/ \n ${HEX} `]) {
+    for (const form of [
+      PNET,
+      PNET.replaceAll('\n', '\r\n'),
+      PNET.replaceAll('\n', '\\n'),
+      `\n${PNET}\n\n`,
+      ` /key/swarm/psk/1.0.0/ \n /base16/ \n ${HEX} `
+    ]) {
       assert.equal(text(parseSwarmKey(form)), PNET, JSON.stringify(form))
     }
   })
 
   it('anything else is refused (undefined): short or long keys, non-hex, other encodings, extra lines', () => {
-    for (const bad of ['', ' ', 'not-a-key', HEX.slice(1), `${HEX}0`, `${HEX.slice(1)}g`, `0x${HEX.slice(2)}`,
-      `/key/swarm/psk/1.0.0/\n/base64/\n${HEX}`, `/key/swarm/psk/2.0.0/\n/base16/\n${HEX}`, `/base16/\n${HEX}`, `${PNET}\nextra`, `${HEX}\n${HEX}`]) {
+    for (const bad of [
+      '',
+      ' ',
+      'not-a-key',
+      HEX.slice(1),
+      `${HEX}0`,
+      `${HEX.slice(1)}g`,
+      `0x${HEX.slice(2)}`,
+      `/key/swarm/psk/1.0.0/\n/base64/\n${HEX}`,
+      `/key/swarm/psk/2.0.0/\n/base16/\n${HEX}`,
+      `/base16/\n${HEX}`,
+      `${PNET}\nextra`,
+      `${HEX}\n${HEX}`
+    ]) {
       assert.equal(parseSwarmKey(bad), undefined, JSON.stringify(bad))
     }
   })

@@ -15,7 +15,15 @@ const run = promisify(execFile)
 
 /** The certificate a TLS server presents with `ca`'s context for `host`, checked by a client that trusts only the CA. */
 async function handshake (ca: ProxyCa, host: string): Promise<{ ok: boolean, error?: string, subjectAltName?: string }> {
-  const server: Server = createServer({ SNICallback: (name, cb) => { ca.context(name).then(c => { cb(null, c) }, cb) } }, s => { s.end() })
+  const server: Server = createServer({
+    SNICallback: (name, cb) => {
+      ca.context(name).then(c => {
+        cb(null, c)
+      }, cb)
+    }
+  }, s => {
+    s.end()
+  })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
   try {
@@ -24,17 +32,23 @@ async function handshake (ca: ProxyCa, host: string): Promise<{ ok: boolean, err
         resolve({ ok: true, subjectAltName: socket.getPeerX509Certificate()?.subjectAltName })
         socket.end()
       })
-      socket.on('error', err => { resolve({ ok: false, error: err.message }) })
+      socket.on('error', err => {
+        resolve({ ok: false, error: err.message })
+      })
     })
   } finally {
     server.close()
   }
 }
 
-describe('ProxyCa: the proxy\'s CA, name-constrained to the intercept list (issue 24)', () => {
+describe("ProxyCa: the proxy's CA, name-constrained to the intercept list (issue 24)", () => {
   let dir: string
-  beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'proxy-ca-')) })
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'proxy-ca-'))
+  })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
 
   it('made on first start in CACHE_DIR/proxy-ca: key mode 0600, a CA whose name constraints are the intercept list', async () => {
     const { log } = recordingLog('info')
@@ -76,20 +90,49 @@ describe('ProxyCa: the proxy\'s CA, name-constrained to the intercept list (issu
 
   it("the operator's CA (RSA) mints leaves; a key that is not the certificate's, or files that are not PEM, are refused by name", async () => {
     const { log } = recordingLog('info')
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'op.key'), '-out', join(dir, 'op.crt'), '-days', '30', '-subj', '/CN=fleet CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'])
-    const ca = await ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'op.crt'), keyFile: join(dir, 'op.key'), log })
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(dir, 'op.key'),
+      '-out',
+      join(dir, 'op.crt'),
+      '-days',
+      '30',
+      '-subj',
+      '/CN=fleet CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign'
+    ])
+    const ca = await ProxyCa.open({
+      dir,
+      intercept: HostList.parse('ghcr.io'),
+      certFile: join(dir, 'op.crt'),
+      keyFile: join(dir, 'op.key'),
+      log
+    })
     assert.equal(ca.constraints, undefined)
     assert.equal((await handshake(ca, 'ghcr.io')).ok, true)
 
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
     await writeFile(join(dir, 'other.key'), other)
-    await assert.rejects(ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'op.crt'), keyFile: join(dir, 'other.key'), log }),
-      (err: Error) => err instanceof ConfigError && /CACHE_PROXY_CA_KEY.*not the key of the certificate/.test(err.message))
+    await assert.rejects(
+      ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'op.crt'), keyFile: join(dir, 'other.key'), log }),
+      (err: Error) => err instanceof ConfigError && /CACHE_PROXY_CA_KEY.*not the key of the certificate/.test(err.message)
+    )
     await writeFile(join(dir, 'junk.crt'), 'not a certificate')
-    await assert.rejects(ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'junk.crt'), keyFile: join(dir, 'op.key'), log }),
-      (err: Error) => err instanceof ConfigError && /CACHE_PROXY_CA_CERT.*junk\.crt/.test(err.message))
-    await assert.rejects(ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'missing.crt'), keyFile: join(dir, 'op.key'), log }),
-      (err: Error) => err instanceof ConfigError && /unreadable \(ENOENT\)/.test(err.message))
+    await assert.rejects(
+      ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'junk.crt'), keyFile: join(dir, 'op.key'), log }),
+      (err: Error) => err instanceof ConfigError && /CACHE_PROXY_CA_CERT.*junk\.crt/.test(err.message)
+    )
+    await assert.rejects(
+      ProxyCa.open({ dir, intercept: HostList.parse('ghcr.io'), certFile: join(dir, 'missing.crt'), keyFile: join(dir, 'op.key'), log }),
+      (err: Error) => err instanceof ConfigError && /unreadable \(ENOENT\)/.test(err.message)
+    )
   })
 })

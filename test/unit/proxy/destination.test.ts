@@ -35,9 +35,18 @@ describe('proxy destinations: where the proxy never connects', () => {
 
   it('guardedLookup refuses a name that resolves to a forbidden address, with code EPROXYREFUSED', async () => {
     const lookup = guardedLookup(80, () => [])
-    const err = await new Promise<NodeJS.ErrnoException | null>(resolve => { lookup('169.254.169.254', {}, (e) => { resolve(e) }) })
+    const err = await new Promise<NodeJS.ErrnoException | null>(resolve => {
+      lookup('169.254.169.254', {}, e => {
+        resolve(e)
+      })
+    })
     assert.equal(err?.code, 'EPROXYREFUSED')
-    const ok = await new Promise<string>((resolve, reject) => { lookup('127.0.0.1', {}, (e, address) => { if (e !== null) reject(e); else resolve(address as string) }) })
+    const ok = await new Promise<string>((resolve, reject) => {
+      lookup('127.0.0.1', {}, (e, address) => {
+        if (e !== null) reject(e)
+        else resolve(address as string)
+      })
+    })
     assert.equal(ok, '127.0.0.1')
   })
 })

@@ -36,7 +36,18 @@ describe('HostList: CACHE_PROXY_INTERCEPT and CACHE_PROXY_ALLOW', () => {
 
   it('the default list parses and covers the registries registry-mirrors does not', () => {
     const list = HostList.parse(DEFAULT_INTERCEPT)
-    for (const host of ['registry-1.docker.io', 'ghcr.io', 'quay.io', 'gcr.io', 'us.gcr.io', 'us-docker.pkg.dev', 'registry.k8s.io', 'public.ecr.aws', 'mcr.microsoft.com', 'registry.npmjs.org']) {
+    for (const host of [
+      'registry-1.docker.io',
+      'ghcr.io',
+      'quay.io',
+      'gcr.io',
+      'us.gcr.io',
+      'us-docker.pkg.dev',
+      'registry.k8s.io',
+      'public.ecr.aws',
+      'mcr.microsoft.com',
+      'registry.npmjs.org'
+    ]) {
       assert.ok(list.matches(host), host)
     }
   })

@@ -19,7 +19,11 @@ const DIGEST = `sha256:${createHash('sha256').update(BODY).digest('hex')}`
 /** A client whose relay answers from `answer`, recording what it was sent. */
 type Relayed = Array<{ method: string, path: string, headers: Record<string, string> }>
 
-function fakeClient (name: string, origin: string, answer: (path: string, headers: Record<string, string>) => { status: number, body: Buffer }): RegistryClient & { relayed: Relayed } {
+function fakeClient (
+  name: string,
+  origin: string,
+  answer: (path: string, headers: Record<string, string>) => { status: number, body: Buffer }
+): RegistryClient & { relayed: Relayed } {
   const relayed: Relayed = []
   return {
     name,
@@ -28,7 +32,11 @@ function fakeClient (name: string, origin: string, answer: (path: string, header
     relay: async (method: string, path: string, headers: Record<string, string>) => {
       relayed.push({ method, path, headers })
       const a = answer(path, headers)
-      return { status: a.status, headers: { 'content-length': String(a.body.byteLength), 'set-cookie': 'x=1' }, body: Readable.from([a.body]) }
+      return {
+        status: a.status,
+        headers: { 'content-length': String(a.body.byteLength), 'set-cookie': 'x=1' },
+        body: Readable.from([a.body])
+      }
     },
     close: async () => {}
   } as unknown as RegistryClient & { relayed: Relayed }
@@ -50,14 +58,30 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     relayBody = BODY
     privateStore = await openTestStore()
     // The registry lets `Bearer a` read everything, anyone else nothing.
-    client = fakeClient('ghcr.io', 'https://ghcr.io', (_path, headers) => headers.authorization === 'Bearer a' || headers.authorization === 'Bearer client-token' || headers.authorization === undefined ? { status: 200, body: relayBody } : { status: 401, body: Buffer.from('{"errors":[]}') })
-    const upstreams = new ProxyUpstreams({ configured: [client], make: () => { throw new Error('not made') }, credential: () => undefined })
+    client = fakeClient(
+      'ghcr.io',
+      'https://ghcr.io',
+      (_path, headers) =>
+        headers.authorization === 'Bearer a' || headers.authorization === 'Bearer client-token' || headers.authorization === undefined
+          ? { status: 200, body: relayBody }
+          : { status: 401, body: Buffer.from('{"errors":[]}') }
+    )
+    const upstreams = new ProxyUpstreams({
+      configured: [client],
+      make: () => {
+        throw new Error('not made')
+      },
+      credential: () => undefined
+    })
     route = new RegistryIntercept({
       upstreams,
       registry: {
         serve: async (_req, res, url, upstream, refused) => {
           served.push(`${upstream().name} ${url.pathname}`)
-          if (refuse !== undefined && refused !== undefined) { await refused(new UpstreamStatusError('ghcr.io', refuse, '', undefined)); return }
+          if (refuse !== undefined && refused !== undefined) {
+            await refused(new UpstreamStatusError('ghcr.io', refuse, '', undefined))
+            return
+          }
           res.writeHead(200, { 'content-length': 2 })
           res.end('ok')
         }
@@ -67,8 +91,13 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     })
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       route.handle({ host: 'ghcr.io', port: 443 }, req, res).then(done => {
-        if (!done) { res.writeHead(299); res.end('passed through') }
-      }, () => { res.destroy() })
+        if (!done) {
+          res.writeHead(299)
+          res.end('passed through')
+        }
+      }, () => {
+        res.destroy()
+      })
     })
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     port = (server.address() as AddressInfo).port
@@ -79,19 +108,24 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     await privateStore.dispose()
   })
 
-  const get = async (path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string, headers: IncomingMessage['headers'] } | Error> =>
+  const get = async (
+    path: string,
+    headers: Record<string, string> = {}
+  ): Promise<{ status: number, body: string, headers: IncomingMessage['headers'] } | Error> =>
     await new Promise(resolve => {
       const req = request({ host: '127.0.0.1', port, path, headers }, res => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }) })
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers })
+        })
         res.on('error', resolve)
       })
       req.on('error', resolve)
       req.end()
     })
 
-  it('token endpoints, pushes and malformed paths pass through; pulls go to the mirror with the host\'s client', async () => {
+  it("token endpoints, pushes and malformed paths pass through; pulls go to the mirror with the host's client", async () => {
     for (const path of ['/token?scope=repository:org/app:pull', '/v2/org/app/blobs/uploads/', '/v2/../etc/manifests/x']) {
       const r = await get(path)
       assert.ok(!(r instanceof Error) && r.status === 299, path)
@@ -101,7 +135,7 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     assert.deepEqual(served, ['ghcr.io /v2/org/app/manifests/1'])
   })
 
-  it('the API check /v2/ is the registry\'s own answer (its challenge), or 200 from here while the registry is unreachable', async () => {
+  it("the API check /v2/ is the registry's own answer (its challenge), or 200 from here while the registry is unreachable", async () => {
     let down = false
     const relay = client.relay.bind(client)
     client.relay = async (...args: Parameters<RegistryClient['relay']>) => {
@@ -109,14 +143,17 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
       return await relay(...args)
     }
     const up = await get('/v2/', { authorization: 'Bearer b' })
-    assert.ok(!(up instanceof Error) && up.status === 401 && up.body === '{"errors":[]}', 'the registry\'s refusal, as it gave it')
+    assert.ok(!(up instanceof Error) && up.status === 401 && up.body === '{"errors":[]}', "the registry's refusal, as it gave it")
     down = true
     const answered = await get('/v2/')
-    assert.ok(!(answered instanceof Error) && answered.status === 200 && answered.body === '{}' && answered.headers['docker-distribution-api-version'] === 'registry/2.0')
+    assert.ok(
+      !(answered instanceof Error) && answered.status === 200 && answered.body === '{}' &&
+        answered.headers['docker-distribution-api-version'] === 'registry/2.0'
+    )
     assert.deepEqual(served, [], 'the mirror routes were not asked')
   })
 
-  it('a refusal of the sidecar\'s access is relayed with the client\'s Authorization, remembered per repository (not for a 404)', async () => {
+  it("a refusal of the sidecar's access is relayed with the client's Authorization, remembered per repository (not for a 404)", async () => {
     refuse = 401
     const r = await get(`/v2/org/private/blobs/${DIGEST}`, { authorization: 'Bearer client-token', cookie: 'no' })
     assert.ok(!(r instanceof Error))
@@ -141,12 +178,15 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     assert.ok(!(first instanceof Error) && first.status === 200 && first.body === BODY.toString())
     assert.deepEqual(client.relayed.map(r => r.method), ['HEAD', 'GET'])
     // Committed once the answer is complete.
-    await waitFor(async () => await privateStore.store.stat(DIGEST as Digest) !== undefined, { timeoutMs: 5_000, what: 'the blob kept in the private store' })
+    await waitFor(async () => await privateStore.store.stat(DIGEST as Digest) !== undefined, {
+      timeoutMs: 5_000,
+      what: 'the blob kept in the private store'
+    })
     const again = await get(path, { authorization: 'Bearer a' })
     assert.ok(!(again instanceof Error) && again.status === 200 && again.headers['x-cache'] === 'HIT' && again.body === BODY.toString())
-    assert.equal(client.relayed.length, 2, 'A\'s confirmation is remembered: no request upstream')
+    assert.equal(client.relayed.length, 2, "A's confirmation is remembered: no request upstream")
     const b = await get(path, { authorization: 'Bearer b' })
-    assert.ok(!(b instanceof Error) && b.status === 401, 'B gets the registry\'s own refusal')
+    assert.ok(!(b instanceof Error) && b.status === 401, "B gets the registry's own refusal")
     assert.deepEqual(client.relayed.slice(2).map(r => `${r.method} ${r.headers.authorization ?? ''}`), ['HEAD Bearer b', 'GET Bearer b'])
   })
 
@@ -162,7 +202,10 @@ describe('registry interception: the mirror for what the sidecar may read, a rel
     const made: Upstream[] = []
     const upstreams = new ProxyUpstreams({
       configured: [],
-      make: (u) => { made.push(u); return fakeClient(u.name, u.url.href, () => ({ status: 200, body: BODY })) },
+      make: u => {
+        made.push(u)
+        return fakeClient(u.name, u.url.href, () => ({ status: 200, body: BODY }))
+      },
       credential: () => undefined,
       max: 2
     })

@@ -10,8 +10,16 @@ describe('CACHE_PROXY_PATTERNS: which URLs are immutable downloads', () => {
     assert.ok(defaults.matches('registry.npmjs.org', '/@types/node/-/node-20.1.0.tgz'))
     assert.ok(defaults.matches('files.pythonhosted.org', '/packages/ab/cd/ef/requests-2.31.0-py3-none-any.whl'))
     assert.ok(defaults.matches('proxy.golang.org', '/github.com/pkg/errors/@v/v0.9.1.zip'))
-    for (const [host, path] of [['registry.npmjs.org', '/left-pad'], ['registry.npmjs.org', '/@types%2fnode'], ['proxy.golang.org', '/github.com/pkg/errors/@v/list'],
-      ['proxy.golang.org', '/github.com/pkg/errors/@v/v0.9.1.mod'], ['pypi.org', '/simple/requests/'], ['evil.example', '/left-pad/-/left-pad-1.3.0.tgz']] as const) {
+    for (
+      const [host, path] of [
+        ['registry.npmjs.org', '/left-pad'],
+        ['registry.npmjs.org', '/@types%2fnode'],
+        ['proxy.golang.org', '/github.com/pkg/errors/@v/list'],
+        ['proxy.golang.org', '/github.com/pkg/errors/@v/v0.9.1.mod'],
+        ['pypi.org', '/simple/requests/'],
+        ['evil.example', '/left-pad/-/left-pad-1.3.0.tgz']
+      ] as const
+    ) {
       assert.equal(defaults.matches(host, path), false, `${host}${path}`)
     }
   })
@@ -27,7 +35,11 @@ describe('CACHE_PROXY_PATTERNS: which URLs are immutable downloads', () => {
 
   it('an entry that is not host/path is refused, naming it; an empty list matches nothing', () => {
     for (const bad of ['registry.npmjs.org', 'bad host/x', 'a.example/x?y=1', '/only/a/path']) {
-      assert.throws(() => UrlPatterns.parse(bad), (err: Error) => err instanceof RangeError && err.message.includes('is not host/path'), bad)
+      assert.throws(
+        () => UrlPatterns.parse(bad),
+        (err: Error) => err instanceof RangeError && err.message.includes('is not host/path'),
+        bad
+      )
     }
     assert.ok(UrlPatterns.parse('').empty)
   })

@@ -14,8 +14,12 @@ class FakeHolders implements ReplicaNetwork {
   readonly asked: Array<{ peer: string, request: HoldRequest }> = []
   answer: (peer: string, request: HoldRequest) => Promise<HoldAnswer> = async () => ({ status: 'held' })
   constructor (public peers: string[], public connected = peers.length) {}
-  peersConnected (): number { return this.connected }
-  async holders (): Promise<string[]> { return [...this.peers] }
+  peersConnected (): number {
+    return this.connected
+  }
+  async holders (): Promise<string[]> {
+    return [...this.peers]
+  }
   async hold (peer: string, request: HoldRequest): Promise<HoldAnswer> {
     this.asked.push({ peer, request })
     return await this.answer(peer, request)
@@ -30,7 +34,14 @@ describe('replicator: a push is placed on other nodes before it is acknowledged'
   })
 
   const replicator = (network: ReplicaNetwork | undefined, replicas: number | undefined, timeoutMs = 2_000): Replicator =>
-    new Replicator({ network, replicas, timeoutMs, ttlMs: 60_000, stats: new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false }), log: silentLog() })
+    new Replicator({
+      network,
+      replicas,
+      timeoutMs,
+      ttlMs: 60_000,
+      stats: new Stats({ currentSize: () => 0, peersConnected: () => 0, storeFull: () => false }),
+      log: silentLog()
+    })
 
   it('auto: one replica with peers, on the peer closest to the repository; every push to it lands there; keys already placed are not sent again', async () => {
     const net = new FakeHolders(peers)
@@ -61,24 +72,32 @@ describe('replicator: a push is placed on other nodes before it is acknowledged'
     assert.deepEqual(new Set(held), new Set([order[1], order[2]]))
   })
 
-  it('a push that can\'t be placed on every holder sends its tag to none', async () => {
+  it("a push that can't be placed on every holder sends its tag to none", async () => {
     const net = new FakeHolders(peers.slice(0, 1))
-    await assert.rejects(replicator(net, 2, 1_100).place('local/app', [{ digest: d('x') }], [{ key: 'rec:push-tag local/app:v1', value: '{}' }]), ReplicaPlacementError)
+    await assert.rejects(
+      replicator(net, 2, 1_100).place('local/app', [{ digest: d('x') }], [{ key: 'rec:push-tag local/app:v1', value: '{}' }]),
+      ReplicaPlacementError
+    )
     assert.ok(net.asked.every(a => a.request.records === undefined))
   })
 
-  it('fails with ReplicaPlacementError naming the holders\' answers when too few can be placed in time', async () => {
+  it("fails with ReplicaPlacementError naming the holders' answers when too few can be placed in time", async () => {
     const net = new FakeHolders(peers.slice(0, 1))
     net.answer = async () => ({ status: 'failed', message: 'peer went away' })
-    await assert.rejects(replicator(net, 1, 1_200).place('local/app', [{ digest: d('x') }], []),
-      (err: Error) => err instanceof ReplicaPlacementError && /0 of 1 replicas placed within 1 s/.test(err.message) && /peer went away/.test(err.message))
+    await assert.rejects(
+      replicator(net, 1, 1_200).place('local/app', [{ digest: d('x') }], []),
+      (err: Error) =>
+        err instanceof ReplicaPlacementError && /0 of 1 replicas placed within 1 s/.test(err.message) && /peer went away/.test(err.message)
+    )
     assert.ok(net.asked.length >= 2, 'asked again while the deadline allowed')
   })
 
   it('a blob uploaded early goes ahead (prefetch); the manifest PUT waits for it instead of sending it again', async () => {
     const net = new FakeHolders(peers)
     let release: () => void = () => {}
-    const slow = new Promise<void>(resolve => { release = resolve })
+    const slow = new Promise<void>(resolve => {
+      release = resolve
+    })
     net.answer = async (_peer, request) => {
       if (request.keys.some(k => k.digest === d('big'))) await slow
       return { status: 'held' }
@@ -97,7 +116,10 @@ describe('replicator: a push is placed on other nodes before it is acknowledged'
     const net = new FakeHolders(peers)
     let first = true
     net.answer = async () => {
-      if (first) { first = false; return { status: 'failed', message: 'reset' } }
+      if (first) {
+        first = false
+        return { status: 'failed', message: 'reset' }
+      }
       return { status: 'held' }
     }
     const r = replicator(net, 1)

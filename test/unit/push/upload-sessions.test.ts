@@ -27,7 +27,10 @@ describe('upload sessions: bounded, expiring, verified before commit', () => {
   it('chunks append in order; the digest decides; a session belongs to its repository', async () => {
     const id = await uploads.start('local/a')
     assert.equal(await uploads.append('local/a', id, Readable.from([Buffer.from('hello ')])), 6)
-    await assert.rejects(uploads.append('local/a', id, Readable.from([Buffer.from('x')]), { start: 3 }), (err: OciError) => err.status === 416)
+    await assert.rejects(
+      uploads.append('local/a', id, Readable.from([Buffer.from('x')]), { start: 3 }),
+      (err: OciError) => err.status === 416
+    )
     assert.equal(uploads.offset('local/b', id), undefined, 'another repository does not see it')
     await uploads.append('local/a', id, Readable.from([Buffer.from('world')]), { start: 6 })
     await uploads.finish('local/a', id, sha256Digest(Buffer.from('hello world')))
@@ -52,7 +55,7 @@ describe('upload sessions: bounded, expiring, verified before commit', () => {
     const c = await uploads.start('local/c')
     assert.equal(uploads.size, 1, 'the two idle sessions expired')
     assert.equal(uploads.offset('local/a', a), undefined)
-    assert.equal((await readdir(t.store.layout.tmp)).length, 1, 'only the new session\'s file is left')
+    assert.equal((await readdir(t.store.layout.tmp)).length, 1, "only the new session's file is left")
     await uploads.cancel('local/c', c)
     assert.deepEqual(await readdir(t.store.layout.tmp), [])
   })
@@ -67,10 +70,16 @@ describe('upload sessions: bounded, expiring, verified before commit', () => {
       await small.store.keepUntil(sha256Digest(kept), storeClock.now() + 1000)
       assert.equal(await bounded.room(), 4000)
       const announced = await bounded.start('local/a')
-      await assert.rejects(bounded.append('local/a', announced, Readable.from([]), { length: 4001 }), (err: OciError) => err.status === 507 && err.code === 'DENIED' && /CACHE_MAX_SIZE/.test(err.message))
+      await assert.rejects(
+        bounded.append('local/a', announced, Readable.from([]), { length: 4001 }),
+        (err: OciError) => err.status === 507 && err.code === 'DENIED' && /CACHE_MAX_SIZE/.test(err.message)
+      )
       assert.equal(bounded.offset('local/a', announced), undefined, 'the session ended')
       const streamed = await bounded.start('local/a')
-      await assert.rejects(bounded.append('local/a', streamed, Readable.from([Buffer.alloc(3000), Buffer.alloc(3000)])), (err: OciError) => err.status === 507)
+      await assert.rejects(
+        bounded.append('local/a', streamed, Readable.from([Buffer.alloc(3000), Buffer.alloc(3000)])),
+        (err: OciError) => err.status === 507
+      )
       assert.deepEqual(await readdir(small.store.layout.tmp), [], 'its bytes were dropped')
       assert.ok(await small.store.stat(sha256Digest(kept)) !== undefined, 'the kept blob is still there')
       storeClock.advance(1001)

@@ -10,7 +10,9 @@ describe('FakeRegistryUpstream: behaves like RegistryClient where the resolvers 
   const digest = up.addBlob('r', body)
   const path = `/v2/r/blobs/${digest}`
 
-  after(async () => { await up.close() })
+  after(async () => {
+    await up.close()
+  })
 
   async function read (stream: NodeJS.ReadableStream): Promise<Buffer> {
     const chunks: Buffer[] = []
@@ -20,17 +22,28 @@ describe('FakeRegistryUpstream: behaves like RegistryClient where the resolvers 
 
   it('429 throws UpstreamRateLimitedError with Retry-After; 5xx and connection failures UpstreamUnavailableError', async () => {
     up.fault(path, { kind: 'status', status: 429, retryAfter: '7' })
-    await assert.rejects(up.send('GET', 'r', path, {}), (err: unknown) => err instanceof UpstreamRateLimitedError && err.retryAfter === '7' && err.status === 429)
+    await assert.rejects(
+      up.send('GET', 'r', path, {}),
+      (err: unknown) => err instanceof UpstreamRateLimitedError && err.retryAfter === '7' && err.status === 429
+    )
     up.fault(path, { kind: 'status', status: 503, times: 2 })
-    for (let i = 0; i < 2; i++) await assert.rejects(up.send('GET', 'r', path, {}), (err: unknown) => err instanceof UpstreamUnavailableError && err.status === 503)
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(up.send('GET', 'r', path, {}), (err: unknown) => err instanceof UpstreamUnavailableError && err.status === 503)
+    }
     up.fault(path, { kind: 'connection' })
-    await assert.rejects(up.send('GET', 'r', path, {}), (err: unknown) => err instanceof UpstreamUnavailableError && err.status === undefined)
+    await assert.rejects(
+      up.send('GET', 'r', path, {}),
+      (err: unknown) => err instanceof UpstreamUnavailableError && err.status === undefined
+    )
     assert.deepEqual(await read((await up.sendOk('GET', 'r', path, {})).body), body, 'faults are spent')
   })
 
   it('sendOk throws UpstreamStatusError with the OCI error body; HEAD has none', async () => {
     const missing = `/v2/r/blobs/${sha256('missing')}`
-    await assert.rejects(up.sendOk('GET', 'r', missing, {}), (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && /BLOB_UNKNOWN/.test(err.body))
+    await assert.rejects(
+      up.sendOk('GET', 'r', missing, {}),
+      (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && /BLOB_UNKNOWN/.test(err.body)
+    )
     await assert.rejects(up.sendOk('HEAD', 'r', missing, {}), (err: unknown) => err instanceof UpstreamStatusError && err.body === '')
   })
 
@@ -38,7 +51,12 @@ describe('FakeRegistryUpstream: behaves like RegistryClient where the resolvers 
     up.fault(path, { kind: 'drop', afterBytes: 5000 })
     const dropped = (await up.sendOk('GET', 'r', path, {})).body
     let got = 0
-    await assert.rejects((async () => { for await (const c of dropped) got += (c as Buffer).byteLength })(), /other side closed/)
+    await assert.rejects(
+      (async () => {
+        for await (const c of dropped) got += (c as Buffer).byteLength
+      })(),
+      /other side closed/
+    )
     assert.equal(got, 5000)
     up.fault(path, { kind: 'corrupt' })
     const bad = await read((await up.sendOk('GET', 'r', path, {})).body)
@@ -62,9 +80,17 @@ describe('FakeRegistryUpstream: behaves like RegistryClient where the resolvers 
 
   it('delayed headers wait for the given promise, and an abort ends the wait', async () => {
     let release!: () => void
-    up.fault(path, { kind: 'delay', ms: new Promise<void>(resolve => { release = resolve }) })
+    up.fault(path, {
+      kind: 'delay',
+      ms: new Promise<void>(resolve => {
+        release = resolve
+      })
+    })
     let answered = false
-    const pending = up.send('HEAD', 'r', path, {}).then(r => { answered = true; return r })
+    const pending = up.send('HEAD', 'r', path, {}).then(r => {
+      answered = true
+      return r
+    })
     await new Promise(resolve => setImmediate(resolve))
     assert.equal(answered, false)
     release()

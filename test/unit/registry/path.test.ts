@@ -22,9 +22,18 @@ describe('parseRegistryPath: the OCI distribution pull-API paths', () => {
   })
 
   it('manifests by tag and by digest, with multi-component names', () => {
-    assert.deepEqual(parseRegistryPath('/v2/library/alpine/manifests/3.20'), { kind: 'manifest', name: 'library/alpine', reference: '3.20' })
+    assert.deepEqual(parseRegistryPath('/v2/library/alpine/manifests/3.20'), {
+      kind: 'manifest',
+      name: 'library/alpine',
+      reference: '3.20'
+    })
     assert.deepEqual(parseRegistryPath('/v2/a/b/c-d/manifests/latest'), { kind: 'manifest', name: 'a/b/c-d', reference: 'latest' })
-    assert.deepEqual(parseRegistryPath(`/v2/alpine/manifests/${DIGEST}`), { kind: 'manifest', name: 'alpine', reference: DIGEST, digest: DIGEST })
+    assert.deepEqual(parseRegistryPath(`/v2/alpine/manifests/${DIGEST}`), {
+      kind: 'manifest',
+      name: 'alpine',
+      reference: DIGEST,
+      digest: DIGEST
+    })
   })
 
   it('blobs, tags/list and referrers', () => {
@@ -44,7 +53,13 @@ describe('parseRegistryPath: the OCI distribution pull-API paths', () => {
   })
 
   it('names that could leave the data directory are refused with NAME_INVALID', () => {
-    for (const bad of ['/v2/../etc/manifests/latest', '/v2/a/%2e%2e/manifests/latest', '/v2/a%2fb/manifests/latest', '/v2/Alpine/manifests/latest', '/v2//alpine/manifests/latest']) {
+    for (const bad of [
+      '/v2/../etc/manifests/latest',
+      '/v2/a/%2e%2e/manifests/latest',
+      '/v2/a%2fb/manifests/latest',
+      '/v2/Alpine/manifests/latest',
+      '/v2//alpine/manifests/latest'
+    ]) {
       const err = ociError(() => parseRegistryPath(bad))
       assert.equal(err.status, 400, bad)
       assert.equal(err.code, 'NAME_INVALID', bad)
@@ -60,7 +75,13 @@ describe('parseRegistryPath: the OCI distribution pull-API paths', () => {
   })
 
   it('a malformed sha256 digest is DIGEST_INVALID, saying the expected form', () => {
-    for (const path of [`/v2/a/blobs/sha256:${'A'.repeat(64)}`, '/v2/a/blobs/sha256:abc', '/v2/a/blobs/latest', `/v2/a/manifests/sha256:${'g'.repeat(64)}`, '/v2/a/referrers/nope']) {
+    for (const path of [
+      `/v2/a/blobs/sha256:${'A'.repeat(64)}`,
+      '/v2/a/blobs/sha256:abc',
+      '/v2/a/blobs/latest',
+      `/v2/a/manifests/sha256:${'g'.repeat(64)}`,
+      '/v2/a/referrers/nope'
+    ]) {
       const err = ociError(() => parseRegistryPath(path))
       assert.equal(err.status, 400, path)
       assert.equal(err.code, 'DIGEST_INVALID', path)
@@ -82,6 +103,10 @@ describe('parseRegistryPath: the OCI distribution pull-API paths', () => {
       assert.equal(err.code, 'TAG_INVALID', tag)
       assert.match(err.message, /expected \[A-Za-z0-9_\]\[A-Za-z0-9_.-\]\{0,127\}/)
     }
-    assert.deepEqual(parseRegistryPath(`/v2/alpine/manifests/${'x'.repeat(128)}`), { kind: 'manifest', name: 'alpine', reference: 'x'.repeat(128) })
+    assert.deepEqual(parseRegistryPath(`/v2/alpine/manifests/${'x'.repeat(128)}`), {
+      kind: 'manifest',
+      name: 'alpine',
+      reference: 'x'.repeat(128)
+    })
   })
 })

@@ -24,7 +24,11 @@ async function until (check: () => Promise<boolean>, what: string): Promise<void
   }
 }
 
-interface Answer { status: number, headers: Record<string, string | string[] | undefined>, body: Buffer }
+interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+}
 
 /** Whether the client saw a complete response, or the connection was cut mid-body. */
 type Outcome = { complete: true, answer: Answer } | { complete: false, error: Error }
@@ -74,8 +78,12 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
         res.on('error', reject)
-        res.on('aborted', () => { reject(new Error('response aborted')) })
-        res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }) })
+        res.on('aborted', () => {
+          reject(new Error('response aborted'))
+        })
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) })
+        })
       })
       req.on('error', reject)
       req.end()
@@ -120,7 +128,11 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     assert.equal(a.headers['x-cache'], 'MISS')
     assert.equal(a.headers['x-cache-source'], 'docker.io')
     assert.equal(hub.count('HEAD', '/v2/library/tagpull/manifests/v1'), 1)
-    assert.equal(hub.count('GET', '/v2/library/tagpull/manifests/v1'), 0, 'the tag is not downloaded (HEADs do not count against pull limits)')
+    assert.equal(
+      hub.count('GET', '/v2/library/tagpull/manifests/v1'),
+      0,
+      'the tag is not downloaded (HEADs do not count against pull limits)'
+    )
     assert.equal(hub.count('GET', `/v2/library/tagpull/manifests/${img.digest}`), 1)
   })
 
@@ -135,7 +147,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     assert.equal(hub.count('GET', `/v2/library/headonly/manifests/${img.digest}`), 0)
   })
 
-  it('Accept is negotiated: the client\'s types go upstream; an index only to a client that accepts one', async () => {
+  it("Accept is negotiated: the client's types go upstream; an index only to a client that accepts one", async () => {
     const amd = hub.addImage('library/multi', undefined, { layers: [10] })
     const arm = hub.addImage('library/multi', undefined, { layers: [11] })
     const index = hub.addIndex('library/multi', 'v1', [amd, arm])
@@ -226,7 +238,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     assert.equal(hit.headers['x-cache'], 'HIT')
   })
 
-  it('unknown manifests, blobs and repositories get the upstream\'s OCI error (404)', async () => {
+  it("unknown manifests, blobs and repositories get the upstream's OCI error (404)", async () => {
     hub.addImage('library/known', 'v1')
     const tag = await call('/v2/known/manifests/nope')
     assert.equal(tag.status, 404)
@@ -238,7 +250,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     assert.equal(repo.status, 404)
     assert.equal(ociCode(repo), 'NAME_UNKNOWN')
     const byTag = await call('/v2/never/manifests/latest')
-    assert.equal(byTag.status, 404, 'the upstream HEAD has no body: the code is the endpoint\'s')
+    assert.equal(byTag.status, 404, "the upstream HEAD has no body: the code is the endpoint's")
     assert.equal(ociCode(byTag), 'MANIFEST_UNKNOWN')
     const head = await call(`/v2/known/blobs/${sha256('absent')}`, {}, 'HEAD')
     assert.equal(head.status, 404)
@@ -323,7 +335,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     await until(async () => await t.store.stat(digest) !== undefined, 'the blob is stored after the resume')
   })
 
-  it('?ns= sends the request to the named upstream, without Docker Hub\'s library/ prefix', async () => {
+  it("?ns= sends the request to the named upstream, without Docker Hub's library/ prefix", async () => {
     const img = ghcr.addImage('alpine', 'v1')
     const a = await call('/v2/alpine/manifests/v1?ns=ghcr.io')
     assert.equal(a.status, 200)
@@ -354,7 +366,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     assert.equal(hub.requests.length, before)
   })
 
-  it('tags/list passes the upstream\'s list through; its next-page Link points at the sidecar, ns kept', async () => {
+  it("tags/list passes the upstream's list through; its next-page Link points at the sidecar, ns kept", async () => {
     const img = ghcr.addImage('org/tags', 'a')
     ghcr.tag('org/tags', 'b', img.digest)
     ghcr.tag('org/tags', 'c', img.digest)
@@ -406,7 +418,12 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     assert.equal(empty.status, 200)
     assert.deepEqual(JSON.parse(empty.body.toString()), { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] })
     const listed = { mediaType: OCI_MANIFEST, digest: sha256('sig'), size: 3, artifactType: 'application/vnd.dev.cosign' }
-    hub.addManifest('library/fallback', { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [listed] }, OCI_INDEX, img.digest.replace(':', '-'))
+    hub.addManifest(
+      'library/fallback',
+      { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [listed] },
+      OCI_INDEX,
+      img.digest.replace(':', '-')
+    )
     hub.fault(path, { kind: 'status', status: 404, body: '' })
     const fallback = await call(`/v2/fallback/referrers/${img.digest}`)
     assert.deepEqual((JSON.parse(fallback.body.toString()) as { manifests: unknown[] }).manifests, [listed])

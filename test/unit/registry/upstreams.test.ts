@@ -23,7 +23,10 @@ describe('UpstreamSet: which upstream a request goes to (?ns=)', () => {
       assert.ok(err instanceof OciError)
       assert.equal(err.status, 400)
       assert.equal(err.code, 'UNSUPPORTED')
-      assert.match(err.message, /unknown registry namespace ns=quay\.io: add it to CACHE_REGISTRY_UPSTREAMS as quay\.io=https:\/\/quay\.io \(configured: docker\.io, ghcr\.io\)/)
+      assert.match(
+        err.message,
+        /unknown registry namespace ns=quay\.io: add it to CACHE_REGISTRY_UPSTREAMS as quay\.io=https:\/\/quay\.io \(configured: docker\.io, ghcr\.io\)/
+      )
       return true
     })
   })
@@ -61,7 +64,7 @@ describe('upstreamRepository and upstreamEntryFor', () => {
     assert.equal(upstreamRepository(lookalike, 'alpine'), 'alpine')
   })
 
-  it('Docker Hub\'s entry points at registry-1.docker.io, where its API is', () => {
+  it("Docker Hub's entry points at registry-1.docker.io, where its API is", () => {
     assert.equal(upstreamEntryFor('docker.io'), 'docker.io=https://registry-1.docker.io')
     assert.equal(upstreamEntryFor('registry.example.com:5000'), 'registry.example.com:5000=https://registry.example.com:5000')
   })

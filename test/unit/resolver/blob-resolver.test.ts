@@ -8,7 +8,9 @@ const SIZE = 200_000
 
 describe('BlobResolver: local store, then the swarm, then the upstream', () => {
   let r: Rig
-  afterEach(async () => { await r.dispose() })
+  afterEach(async () => {
+    await r.dispose()
+  })
 
   it('a miss is fetched from the upstream once for concurrent readers, then is a local hit', async () => {
     r = await rig({ p2p: false })
@@ -47,13 +49,16 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     r = await rig()
     const { digest } = content(10, 'missing')
     r.up.addBlob(REPO, 'something else')
-    await assert.rejects(r.resolver.open(r.up, REPO, digest), (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && /BLOB_UNKNOWN/.test(err.body))
+    await assert.rejects(
+      r.resolver.open(r.up, REPO, digest),
+      (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && /BLOB_UNKNOWN/.test(err.body)
+    )
     assert.equal(await r.resolver.stored(digest), false)
     assert.ok(r.net.forgotten.includes(digest))
     await until(() => r.net.claimsOf('release').length === 1, 'the lease to be released')
   })
 
-  it('HEAD: from a peer\'s header without fetching the bytes, else from the upstream', async () => {
+  it("HEAD: from a peer's header without fetching the bytes, else from the upstream", async () => {
     r = await rig()
     const { body } = content(5000)
     const digest = r.up.addBlob(REPO, body)
@@ -93,7 +98,11 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     const { body } = content(SIZE)
     const digest = r.up.addBlob(REPO, body)
     r.up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'stall', afterBytes: 50_000 })
-    assert.equal(await r.resolver.inProgress(digest, AbortSignal.timeout(50)), undefined, 'no download, no answer: a peer request never starts one')
+    assert.equal(
+      await r.resolver.inProgress(digest, AbortSignal.timeout(50)),
+      undefined,
+      'no download, no answer: a peer request never starts one'
+    )
     const client = new AbortController()
     const own = await r.resolver.open(r.up, REPO, digest, { signal: client.signal })
     await until(() => r.up.bytesSent >= 50_000, 'the first bytes')
@@ -105,7 +114,9 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     // Bytes 0-998 come at once; the span's last byte waits until the whole blob verified.
     const stream = forPeer.stream(0, 1000)
     const got: Buffer[] = []
-    stream.on('data', (c: Buffer) => { got.push(c) })
+    stream.on('data', (c: Buffer) => {
+      got.push(c)
+    })
     await until(() => Buffer.concat(got).byteLength === 999, 'all but the last byte of the span')
     await new Promise(resolve => setTimeout(resolve, 20))
     assert.ok(Buffer.concat(got).equals(body.subarray(0, 999)), 'byte 999 is held back')
@@ -120,7 +131,12 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     const { body } = content(1000)
     const digest = r.up.addBlob(REPO, body)
     let answer!: () => void
-    r.up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'delay', ms: new Promise<void>(resolve => { answer = resolve }) })
+    r.up.fault(`/v2/${REPO}/blobs/${digest}`, {
+      kind: 'delay',
+      ms: new Promise<void>(resolve => {
+        answer = resolve
+      })
+    })
     const opening = r.resolver.open(r.up, REPO, digest)
     await until(() => r.up.requests.length === 1, 'the upstream request')
     assert.equal(await r.resolver.inProgress(digest, AbortSignal.timeout(20)), 'pending')

@@ -97,7 +97,11 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
   async function stored (digest: Digest): Promise<Buffer | undefined> {
     const h = await t.store.openRead(digest)
     if (h === undefined) return undefined
-    try { return await h.read() } finally { await h.release() }
+    try {
+      return await h.read()
+    } finally {
+      await h.release()
+    }
   }
 
   /** A holder still downloading `digest` (it holds the claim), speaking pieces. */
@@ -120,7 +124,11 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.equal(d.verified, false)
     assert.equal(d.servesPeers, true, 'a receiver of verified pieces serves them on')
     const signal = new AbortController().signal
-    assert.equal(await d.pieceHashes(0, 100, signal), sha(body.subarray(0, MiB)) + sha(body.subarray(MiB, 2 * MiB)), 'the hashes of the pieces written so far')
+    assert.equal(
+      await d.pieceHashes(0, 100, signal),
+      sha(body.subarray(0, MiB)) + sha(body.subarray(MiB, 2 * MiB)),
+      'the hashes of the pieces written so far'
+    )
     assert.equal(await d.pieceHashes(1, 1, signal), sha(body.subarray(MiB, 2 * MiB)))
     // A hashes request past them waits for the next piece.
     const next = d.pieceHashes(2, 100, signal)
@@ -132,7 +140,11 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.equal(record.size, SIZE)
     assert.ok((await stored(digest))?.equals(body), 'the verified blob is stored')
     assert.equal(d.verified, true)
-    assert.equal(await d.pieceHashes(0, 100, signal), [0, 1, 2, 3].map(i => sha(body.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)))).join(''), 'every piece hash once verified')
+    assert.equal(
+      await d.pieceHashes(0, 100, signal),
+      [0, 1, 2, 3].map(i => sha(body.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)))).join(''),
+      'every piece hash once verified'
+    )
     assert.ok(holder.hashRequests.length > 0, 'piece hashes were asked of the holder')
     assert.ok(holder.requests.length > 0 && holder.requests.every(q => q.pieces === true), 'every request was for pieces')
     assert.equal(up.count('GET', path), 0, 'the upstream was never asked')
@@ -172,7 +184,7 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     await d.done
   })
 
-  it('a reader of pieces over a span short of the blob\'s end gets the whole span without waiting for the end', async () => {
+  it("a reader of pieces over a span short of the blob's end gets the whole span without waiting for the end", async () => {
     const { body, digest } = blob()
     const { growing } = await fetchingHolder(body, digest)
     growing.release(2 * MiB)
@@ -182,7 +194,9 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.ok(d.retain())
     let plainGot = 0
     try {
-      const plain = readAll(d.reader(0, 2 * MiB), total => { plainGot = total })
+      const plain = readAll(d.reader(0, 2 * MiB), total => {
+        plainGot = total
+      })
       const span = await readAll(d.reader(0, 2 * MiB, true, true))
       assert.ok(span.equals(body.subarray(0, 2 * MiB)), 'the whole span')
       assert.equal(d.verified, false, 'before the blob verified')
@@ -245,9 +259,10 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     const seeder = (await net.addPeer('seeder')).holdBlob(digest, growing).speaksPieces()
     net.claimMode = {
       kind: 'custom',
-      answer: req => req.op === 'claim'
-        ? { status: 'join', peer: named.name, addrs: named.addrs, committed: false, seeder: { peer: seeder.name, addrs: seeder.addrs } }
-        : { status: 'ok' }
+      answer: req =>
+        req.op === 'claim'
+          ? { status: 'join', peer: named.name, addrs: named.addrs, committed: false, seeder: { peer: seeder.name, addrs: seeder.addrs } }
+          : { status: 'ok' }
     }
     const d = start(digest)
     // Pieces can be written only once the seeder has their hashes.
@@ -262,7 +277,10 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.ok(seeder.hashRequests.length > 0, 'hashes from the seeder')
     assert.deepEqual(named.hashRequests, [], 'no hashes from the named holder')
     // A request for no bytes (start = end) is a probe of its progress, not a run of pieces.
-    assert.ok(seeder.requests.every(q => q.start === q.end), `no pieces from the seeder while the named holder is live (${JSON.stringify(seeder.requests)})`)
+    assert.ok(
+      seeder.requests.every(q => q.start === q.end),
+      `no pieces from the seeder while the named holder is live (${JSON.stringify(seeder.requests)})`
+    )
     assert.deepEqual(named.requests.filter(q => q.start !== q.end).map(q => q.start), [0, 2 * MiB], 'every run from the named holder')
     assert.ok(named.requests.every(q => q.pieces === true))
     assert.equal(up.count('GET', path), 0)
@@ -276,14 +294,18 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     const other = (await net.addPeer('other')).holdBlob(digest, body).speaksPieces()
     net.claimMode = {
       kind: 'custom',
-      answer: req => req.op === 'claim'
-        ? { status: 'join', peer: named.name, addrs: named.addrs, committed: true, others: [{ peer: other.name, addrs: other.addrs }] }
-        : { status: 'ok' }
+      answer: req =>
+        req.op === 'claim'
+          ? { status: 'join', peer: named.name, addrs: named.addrs, committed: true, others: [{ peer: other.name, addrs: other.addrs }] }
+          : { status: 'ok' }
     }
     const d = start(digest)
     await d.done
     assert.ok((await stored(digest))?.equals(body))
-    assert.ok(other.requests.some(q => q.pieces === true && (q.end ?? BIG) > (q.start ?? 0)), `the other holder served a run (${JSON.stringify(other.requests)})`)
+    assert.ok(
+      other.requests.some(q => q.pieces === true && (q.end ?? BIG) > (q.start ?? 0)),
+      `the other holder served a run (${JSON.stringify(other.requests)})`
+    )
     assert.ok(named.requests.some(q => q.pieces === true && (q.end ?? BIG) > (q.start ?? 0)))
     assert.deepEqual(other.hashRequests, [], 'hashes come from the named holder alone')
     assert.equal(up.count('GET', path), 0)
@@ -298,17 +320,32 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     // The liar is the seeder (the hash source); the honest holders send the pieces.
     net.claimMode = {
       kind: 'custom',
-      answer: req => req.op === 'claim'
-        ? { status: 'join', peer: named.name, addrs: named.addrs, committed: false, seeder: { peer: liar.name, addrs: liar.addrs }, others: [{ peer: other.name, addrs: other.addrs }] }
-        : { status: 'ok' }
+      answer: req =>
+        req.op === 'claim'
+          ? {
+            status: 'join',
+            peer: named.name,
+            addrs: named.addrs,
+            committed: false,
+            seeder: { peer: liar.name, addrs: liar.addrs },
+            others: [{ peer: other.name, addrs: other.addrs }]
+          }
+          : { status: 'ok' }
     }
     const d = start(digest)
     await d.done
     assert.ok((await stored(digest))?.equals(body), 'the right blob is stored')
-    assert.equal(liar.hashRequests.filter(from => from === 0).length, 1, `one round of pieces vouched for by the liar (hash requests from ${JSON.stringify(liar.hashRequests)})`)
+    assert.equal(
+      liar.hashRequests.filter(from => from === 0).length,
+      1,
+      `one round of pieces vouched for by the liar (hash requests from ${JSON.stringify(liar.hashRequests)})`
+    )
     assert.ok(net.claims.slice(1).every(c => c.request.failed?.includes(liar.name) === true), 'every later claim reports it')
     assert.equal(up.count('GET', path), 0, 'the holders the coordinator kept naming with the liar failed; another provider served it')
-    assert.ok([named, other].some(h => h.requests.some(q => q.pieces !== true && q.hashes === undefined)), 'a whole copy from a holder, nothing the liar vouched for kept')
+    assert.ok(
+      [named, other].some(h => h.requests.some(q => q.pieces !== true && q.hashes === undefined)),
+      'a whole copy from a holder, nothing the liar vouched for kept'
+    )
   })
 
   it('a hash source whose hashes and bytes are consistently wrong: the digest check fails, it is deny-listed, the blob comes from the upstream', async () => {
@@ -323,7 +360,11 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.deepEqual(net.claims[1]?.request.failed, [liar.name], 'the next claim reports it')
     assert.equal(d.cache, 'MISS')
     assert.equal(up.count('GET', path), 1)
-    assert.equal(up.requests.find(q => q.path === path)?.headers.range, undefined, 'the upstream is asked for the whole blob: nothing of the liar\'s is kept')
+    assert.equal(
+      up.requests.find(q => q.path === path)?.headers.range,
+      undefined,
+      "the upstream is asked for the whole blob: nothing of the liar's is kept"
+    )
     const s = stats.snapshot()
     assert.equal(s.peers_denied, 1)
     assert.equal(s.peer_hits, 0)

@@ -11,7 +11,9 @@ const SIZE = 200_000
 
 describe('BlobDownload: one fetch per digest across the swarm, verified before anything is whole', () => {
   let r: Rig
-  afterEach(async () => { await r.dispose() })
+  afterEach(async () => {
+    await r.dispose()
+  })
 
   /** A blob the upstream has, and its path there. */
   function upstreamBlob (size = SIZE, seed?: string): { body: Buffer, digest: `sha256:${string}`, path: string } {
@@ -26,7 +28,11 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     for (;;) {
       const h = await r.t.store.openRead(digest)
       if (h !== undefined) {
-        try { return await h.read() } finally { await h.release() }
+        try {
+          return await h.read()
+        } finally {
+          await h.release()
+        }
       }
       if (Date.now() > deadline) return undefined
       await new Promise(resolve => setTimeout(resolve, 5))
@@ -139,7 +145,7 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     assert.ok((await stored(digest))?.equals(body), 'the right bytes are stored')
   })
 
-  it('the claim says join a peer still downloading it: the bytes follow that peer\'s download', async () => {
+  it("the claim says join a peer still downloading it: the bytes follow that peer's download", async () => {
     r = await rig()
     const { body, digest, path } = upstreamBlob()
     const growing = new GrowingContent(body)
@@ -179,14 +185,20 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     r.net.holdClaim(holder, digest)
     const opening = r.resolver.open(r.up, REPO, digest)
     // The joiner reports it failed; its lease runs, so the coordinator names it again.
-    await until(() => r.net.claims.filter(c => c.request.failed?.includes(holder.name) === true).length >= 2, 'two reports the coordinator did not believe')
-    assert.ok(r.net.claims.every(c => c.answer?.status === 'join'), 'never a lease while the holder\'s runs')
+    await until(
+      () => r.net.claims.filter(c => c.request.failed?.includes(holder.name) === true).length >= 2,
+      'two reports the coordinator did not believe'
+    )
+    assert.ok(r.net.claims.every(c => c.answer?.status === 'join'), "never a lease while the holder's runs")
     holder.behave({ kind: 'honest' })
     const src = await opening
     assert.equal(src.origin, holder.name)
     assert.ok((await read(src)).equals(body))
     assert.equal(r.up.count('GET', path), 0)
-    assert.ok(r.net.claims.every(c => (c.request.failed?.length ?? 0) <= 1), 'a holder is reported once per claim, however often it is named')
+    assert.ok(
+      r.net.claims.every(c => (c.request.failed?.length ?? 0) <= 1),
+      'a holder is reported once per claim, however often it is named'
+    )
   })
 
   it('a fetching holder whose lease lapsed (it stopped renewing) is taken over', async () => {
@@ -245,16 +257,25 @@ describe('BlobDownload: one fetch per digest across the swarm, verified before a
     r = await rig()
     const { body, digest, path } = upstreamBlob()
     const peer = (await r.net.addPeer('flaky', { kind: 'truncate', after: 30_000 })).holdBlob(digest, body)
-    r.net.claimMode = { kind: 'custom', answer: req => req.op === 'claim' ? { status: 'join', peer: peer.name, addrs: [], committed: true } : { status: 'ok' } }
+    r.net.claimMode = {
+      kind: 'custom',
+      answer: req => req.op === 'claim' ? { status: 'join', peer: peer.name, addrs: [], committed: true } : { status: 'ok' }
+    }
     const src = await r.resolver.open(r.up, REPO, digest)
     assert.ok((await read(src)).equals(body))
-    assert.ok(r.net.claims.filter(c => c.request.op === 'claim').length > MAX_PEER_ATTEMPTS + 1, 'more rounds than MAX_PEER_ATTEMPTS, each with bytes')
+    assert.ok(
+      r.net.claims.filter(c => c.request.op === 'claim').length > MAX_PEER_ATTEMPTS + 1,
+      'more rounds than MAX_PEER_ATTEMPTS, each with bytes'
+    )
     assert.equal(r.up.count('GET', path), 0)
   })
 
   it('the upstream is unreachable: a provider that has it serves the miss', async () => {
     r = await rig()
-    r.net.claimMode = { kind: 'custom', answer: req => req.op === 'claim' || req.op === 'renew' ? { status: 'fetch', leaseMs: 1000 } : { status: 'ok' } }
+    r.net.claimMode = {
+      kind: 'custom',
+      answer: req => req.op === 'claim' || req.op === 'renew' ? { status: 'fetch', leaseMs: 1000 } : { status: 'ok' }
+    }
     const { body, digest, path } = upstreamBlob()
     r.up.fault(path, { kind: 'connection' })
     const peer = (await r.net.addPeer('provider')).holdBlob(digest, body)

@@ -24,11 +24,23 @@ function follow (stream: Readable): Follower {
   const chunks: Buffer[] = []
   let got = 0
   const done = new Promise<{ body: Buffer, error: Error | undefined }>(resolve => {
-    stream.on('data', (c: Buffer) => { chunks.push(c); got += c.byteLength })
-    stream.on('end', () => { resolve({ body: Buffer.concat(chunks), error: undefined }) })
-    stream.on('error', err => { resolve({ body: Buffer.concat(chunks), error: err }) })
+    stream.on('data', (c: Buffer) => {
+      chunks.push(c)
+      got += c.byteLength
+    })
+    stream.on('end', () => {
+      resolve({ body: Buffer.concat(chunks), error: undefined })
+    })
+    stream.on('error', err => {
+      resolve({ body: Buffer.concat(chunks), error: err })
+    })
   })
-  return { get got () { return got }, done }
+  return {
+    get got () {
+      return got
+    },
+    done
+  }
 }
 
 /** Long enough for a woken reader to have read what it may. */
@@ -42,7 +54,7 @@ function sha (bytes: Uint8Array): string {
 
 /** A `rest` that must not be asked for (the store never filled). */
 // oxlint-disable-next-line require-yield -- it throws before any byte: that is the point
-const NO_REST: RestOfBlob = async function * () {
+const NO_REST: RestOfBlob = async function* () {
   throw new Error('rest asked for')
 }
 
@@ -67,7 +79,15 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
 
   /** A file for `body`'s digest, made (restarted once) and with its size known. */
   async function fileOf (body: Buffer, init: Partial<GrowingFileInit> = {}): Promise<GrowingFile> {
-    const f = new GrowingFile({ digest: sha256Digest(body), store: t.store, stats, log: silentLog(), hashPieces: true, rest: NO_REST, ...init })
+    const f = new GrowingFile({
+      digest: sha256Digest(body),
+      store: t.store,
+      stats,
+      log: silentLog(),
+      hashPieces: true,
+      rest: NO_REST,
+      ...init
+    })
     files.push(f)
     await f.restart()
     f.size = body.byteLength
@@ -110,12 +130,12 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
     const p = await pieces.done
     assert.equal(p.error, undefined)
     assert.ok(p.body.equals(body.subarray(0, 100_000)), 'served at once, the file not verified')
-    await until(() => plain.got === 100_000 - 1, 'the plain reader\'s span but its last byte')
+    await until(() => plain.got === 100_000 - 1, "the plain reader's span but its last byte")
     await f.append([body.subarray(200_000)], false)
-    await until(() => blobEnd.got === SIZE - 100_000 - 1, 'the pieces reader up to the blob\'s last byte')
+    await until(() => blobEnd.got === SIZE - 100_000 - 1, "the pieces reader up to the blob's last byte")
     await settle()
-    assert.equal(plain.got, 100_000 - 1, 'the span\'s last byte is held back')
-    assert.equal(blobEnd.got, SIZE - 100_000 - 1, 'the blob\'s own last byte is held back from a pieces reader')
+    assert.equal(plain.got, 100_000 - 1, "the span's last byte is held back")
+    assert.equal(blobEnd.got, SIZE - 100_000 - 1, "the blob's own last byte is held back from a pieces reader")
     f.verify('test')
     f.complete()
     assert.ok((await plain.done).body.equals(body.subarray(0, 100_000)))
@@ -140,7 +160,11 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
     assert.deepEqual([...f.aheadOffsets()], [])
     assert.equal(f.peerBytes, body.byteLength)
     assert.ok((await hashes).startsWith(sha(piece(0))), 'a waiter for piece hashes wakes once piece 0 is in')
-    assert.equal(await f.pieceHashes(0, 10, signal), [0, 1, 2].map(i => sha(piece(i))).join(''), 'known hashes kept, the piece without one hashed')
+    assert.equal(
+      await f.pieceHashes(0, 10, signal),
+      [0, 1, 2].map(i => sha(piece(i))).join(''),
+      'known hashes kept, the piece without one hashed'
+    )
     await f.writePiece(PIECE_SIZE, [piece(1)], sha(piece(1)))
     assert.equal(f.written, body.byteLength, 'a piece already written is ignored')
     f.verify('test')
@@ -153,7 +177,11 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
     const wrong = Buffer.from(body)
     wrong[10] = (wrong[10] ?? 0) ^ 0xff
     let restarts = 0
-    const f = await fileOf(body, { onRestart: () => { restarts++ } })
+    const f = await fileOf(body, {
+      onRestart: () => {
+        restarts++
+      }
+    })
     assert.equal(restarts, 1, 'the first file is a restart too')
     const cut = follow(f.reader(0, undefined))
     const waiting = follow(f.reader(200_000, undefined))
@@ -215,7 +243,9 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
             return writer
           },
           makeRoom: async () => 0,
-          markFull: () => { marked++ },
+          markFull: () => {
+            marked++
+          },
           commit: async (writer, source, meta) => await t.store.commit(writer, source, meta)
         }
       }
@@ -226,7 +256,7 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
       const asked: number[] = []
       return {
         asked,
-        rest: async function * (from: number, verifier: DigestVerifier) {
+        rest: async function* (from: number, verifier: DigestVerifier) {
           asked.push(from)
           for (let at = from; at < body.byteLength; at += 30_000) {
             const chunk = body.subarray(at, Math.min(body.byteLength, at + 30_000))
@@ -239,11 +269,16 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
       }
     }
 
-    it('readers get the rest streamed through, its end once the whole digest verified; a peer\'s reader is cut', async () => {
+    it("readers get the rest streamed through, its end once the whole digest verified; a peer's reader is cut", async () => {
       const body = pseudoRandom(SIZE, 'full')
       const { store, marked } = fullAfter(150_000)
       let open!: () => void
-      const { rest, asked } = restOf(body, new Promise<void>(resolve => { open = resolve }))
+      const { rest, asked } = restOf(
+        body,
+        new Promise<void>(resolve => {
+          open = resolve
+        })
+      )
       const f = await fileOf(body, { store, rest })
       const reader = follow(f.reader(0, undefined))
       const later = follow(f.reader(120_000, undefined))
@@ -257,7 +292,7 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
       // What the download does when its source fails.
       f.fail(full)
       f.wake()
-      assert.equal((await peer.done).error, full, 'nothing is fetched on a peer\'s behalf')
+      assert.equal((await peer.done).error, full, "nothing is fetched on a peer's behalf")
       // The rest comes in 30 kB chunks: the last one, [280000, 300000), is held until the digest verified.
       await until(() => reader.got === SIZE - 20_000 && later.got === SIZE - 120_000 - 20_000, 'every chunk but the last')
       await settle()

@@ -80,21 +80,36 @@ describe('ListCache: tags/list and referrers, revalidated each time, stale while
 
   it("the upstream's own error (404) goes to the client as it is, and a stored answer does not hide it", async () => {
     const lists = new ListCache(t.store.db, { stats: newStats(), log: silentLog() })
-    await assert.rejects(lists.get(up, 'library/nothing', '/v2/library/nothing/tags/list', JSON_ACCEPT),
-      (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && /NAME_UNKNOWN/.test(err.body))
+    await assert.rejects(
+      lists.get(up, 'library/nothing', '/v2/library/nothing/tags/list', JSON_ACCEPT),
+      (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && /NAME_UNKNOWN/.test(err.body)
+    )
     await lists.get(up, 'library/alpine', '/v2/library/alpine/tags/list', JSON_ACCEPT)
     up.fault('/v2/library/alpine/tags/list', { kind: 'status', status: 401 })
-    await assert.rejects(lists.get(up, 'library/alpine', '/v2/library/alpine/tags/list', JSON_ACCEPT), (err: unknown) => err instanceof UpstreamStatusError && err.status === 401)
+    await assert.rejects(
+      lists.get(up, 'library/alpine', '/v2/library/alpine/tags/list', JSON_ACCEPT),
+      (err: unknown) => err instanceof UpstreamStatusError && err.status === 401
+    )
   })
 
   it('a list above 4 MiB is refused with a 502 that says so', async () => {
     const lists = new ListCache(t.store.db, { stats: newStats(), log: silentLog() })
     const huge: RegistryUpstream = {
-      name: 'huge.example', url: new URL('https://huge.example'),
-      send: async () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.alloc(4 * 1024 * 1024 + 1, 0x20)]) }),
-      sendOk: async () => { throw new Error('not used') },
+      name: 'huge.example',
+      url: new URL('https://huge.example'),
+      send: async () => ({
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: Readable.from([Buffer.alloc(4 * 1024 * 1024 + 1, 0x20)])
+      }),
+      sendOk: async () => {
+        throw new Error('not used')
+      },
       close: async () => {}
     }
-    await assert.rejects(lists.get(huge, 'a/b', '/v2/a/b/tags/list', JSON_ACCEPT), (err: unknown) => err instanceof OciError && err.status === 502 && /larger than 4194304 bytes/.test(err.message))
+    await assert.rejects(
+      lists.get(huge, 'a/b', '/v2/a/b/tags/list', JSON_ACCEPT),
+      (err: unknown) => err instanceof OciError && err.status === 502 && /larger than 4194304 bytes/.test(err.message)
+    )
   })
 })

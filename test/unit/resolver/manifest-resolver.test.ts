@@ -14,7 +14,13 @@ const OCI_ACCEPT = [OCI_MANIFEST, OCI_INDEX]
 
 /** A registry (or proxy) that serves every manifest as application/octet-stream, whatever the Accept. */
 class GenericTypeUpstream extends FakeRegistryUpstream {
-  override async send (method: 'GET' | 'HEAD', repo: string, path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  override async send (
+    method: 'GET' | 'HEAD',
+    repo: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal
+  ): Promise<UpstreamResponse> {
     const manifest = path.includes('/manifests/')
     const res = await super.send(method, repo, path, manifest ? { ...headers, accept: '*/*' } : headers, signal)
     if (manifest && res.status === 200) res.headers['content-type'] = 'application/octet-stream'
@@ -26,12 +32,20 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
   let r: Rig
   let tags: TagCache
   let manifests: ManifestResolver
-  afterEach(async () => { await r.dispose() })
+  afterEach(async () => {
+    await r.dispose()
+  })
 
   async function setup (opts: { p2p?: boolean, lingerMs?: number } = {}): Promise<void> {
     r = await rig(opts)
     tags = new TagCache(r.t.store.db)
-    manifests = new ManifestResolver({ tags, stats: r.stats, log: silentLog(), blobs: r.resolver, peers: opts.p2p === false ? undefined : peerInit(r.net, { stats: r.stats }) })
+    manifests = new ManifestResolver({
+      tags,
+      stats: r.stats,
+      log: silentLog(),
+      blobs: r.resolver,
+      peers: opts.p2p === false ? undefined : peerInit(r.net, { stats: r.stats })
+    })
   }
 
   it('resolves a tag with one HEAD (not counted against pull limits), remembers and announces it', async () => {
@@ -70,11 +84,13 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     assert.equal(r.up.count('GET', `/v2/${REPO}/manifests/3`), 1)
   })
 
-  it('a generic Content-Type says nothing: the media type is the manifest body\'s', async () => {
+  it("a generic Content-Type says nothing: the media type is the manifest body's", async () => {
     await setup()
     await r.up.close()
     r.up = new GenericTypeUpstream()
-    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: 'sha256:' + 'a'.repeat(64), size: 1 }, layers: [] }))
+    const body = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_MANIFEST, config: { digest: 'sha256:' + 'a'.repeat(64), size: 1 }, layers: [] })
+    )
     const digest = r.up.addManifest(REPO, body, DOCKER_MANIFEST, 'generic')
     const resolved = await manifests.resolveTag(r.up, REPO, 'generic', [])
     assert.equal(resolved.digest, digest)
@@ -100,10 +116,21 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     await setup()
     const img = r.up.addImage(REPO, '3')
     const key = tagKey('docker.io', REPO, '3', 'index')
-    const peer = (await r.net.addPeer('p')).holdTag(key, { digest: img.digest, mediaType: OCI_MANIFEST, size: img.manifest.byteLength, resolvedAt: 1_700_000_000_000 })
+    const peer = (await r.net.addPeer('p')).holdTag(key, {
+      digest: img.digest,
+      mediaType: OCI_MANIFEST,
+      size: img.manifest.byteLength,
+      resolvedAt: 1_700_000_000_000
+    })
     r.up.fault(`/v2/${REPO}/manifests/3`, { kind: 'connection', times: 2 })
     const resolved = await manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT)
-    assert.deepEqual(resolved, { digest: img.digest, mediaType: OCI_MANIFEST, size: img.manifest.byteLength, staleSince: 1_700_000_000_000, peer: peer.name })
+    assert.deepEqual(resolved, {
+      digest: img.digest,
+      mediaType: OCI_MANIFEST,
+      size: img.manifest.byteLength,
+      staleSince: 1_700_000_000_000,
+      peer: peer.name
+    })
     assert.deepEqual(peer.requests, [{ key, start: 0, end: 0 }])
     // Kept: the next pull during the outage needs no peer.
     const again = await manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT)
@@ -112,7 +139,7 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     assert.equal(peer.fetches, 1)
   })
 
-  it('the upstream down and nobody knows the tag: the upstream\'s error is what the client gets', async () => {
+  it("the upstream down and nobody knows the tag: the upstream's error is what the client gets", async () => {
     await setup()
     r.up.addImage(REPO, '3')
     r.up.fault(`/v2/${REPO}/manifests/3`, { kind: 'connection' })
@@ -133,7 +160,10 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     r.up.addImage(REPO, '3')
     await manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT)
     r.up.untag(REPO, '3')
-    await assert.rejects(manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT), (err: unknown) => err instanceof UpstreamStatusError && err.status === 404)
+    await assert.rejects(
+      manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT),
+      (err: unknown) => err instanceof UpstreamStatusError && err.status === 404
+    )
   })
 
   it('a manifest by digest is fetched once, verified, and kept with its media type', async () => {
@@ -166,8 +196,13 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     const wrong = (await r.net.addPeer('wrong')).holdBlob(img.digest, img.manifest, OCI_INDEX)
     // The response that followed the peer's bytes is cut before its last byte (its client retries).
     await manifests.get(r.up, REPO, img.digest).then(
-      got => { assert.equal(got.mediaType, OCI_MANIFEST) },
-      (err: Error) => { assert.match(err.message, /retry the request/) })
+      got => {
+        assert.equal(got.mediaType, OCI_MANIFEST)
+      },
+      (err: Error) => {
+        assert.match(err.message, /retry the request/)
+      }
+    )
     const m = await manifests.get(r.up, REPO, img.digest)
     assert.equal(m.mediaType, OCI_MANIFEST)
     assert.ok(m.body.equals(img.manifest))

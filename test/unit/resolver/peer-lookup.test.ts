@@ -89,11 +89,16 @@ describe('tryProviders: peers first, within a budget, then the upstream', () => 
     assert.deepEqual(tried, ['a', 'b', 'c'], 'the denied peer is not an attempt; three others are')
   })
 
-  it('an error that is not the peer\'s (the local disk) propagates, and the lookup is stopped', async () => {
+  it("an error that is not the peer's (the local disk) propagates, and the lookup is stopped", async () => {
     const net = await FakePeerNetwork.create()
     await holders(net, 'a', 'b')
     const disk = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })
-    await assert.rejects(tryProviders(peerInit(net), digest, {}, async () => { throw disk }), disk)
+    await assert.rejects(
+      tryProviders(peerInit(net), digest, {}, async () => {
+        throw disk
+      }),
+      disk
+    )
     assert.equal(net.fetchCounts().b, 0)
     assert.ok(net.lookups[0]?.aborted)
   })
@@ -144,7 +149,9 @@ describe('tryProviders: peers first, within a budget, then the upstream', () => 
     slow?.behave({ kind: 'stall' })
     const caller = new AbortController()
     const pending = tryProviders(peerInit(net), digest, { signal: caller.signal }, fetchAll(net, 5000))
-    setImmediate(() => { caller.abort(new Error('shutting down')) })
+    setImmediate(() => {
+      caller.abort(new Error('shutting down'))
+    })
     await assert.rejects(pending, PeerFetchError)
     assert.equal(net.fetchCounts().fast, 0)
   })

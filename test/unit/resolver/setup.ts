@@ -18,8 +18,17 @@ export function newStats (): Stats {
 }
 
 /** The swarm side of a resolver with millisecond budgets. */
-export function peerInit (swarm: PeerNetwork, opts: { lookupTimeoutMs?: number, idleMs?: number, stats?: Stats, log?: Logger } = {}): PeerLookupInit {
-  return { swarm, lookupTimeoutMs: opts.lookupTimeoutMs ?? 200, idleMs: opts.idleMs ?? 40, stats: opts.stats ?? newStats(), log: opts.log ?? silentLog() }
+export function peerInit (
+  swarm: PeerNetwork,
+  opts: { lookupTimeoutMs?: number, idleMs?: number, stats?: Stats, log?: Logger } = {}
+): PeerLookupInit {
+  return {
+    swarm,
+    lookupTimeoutMs: opts.lookupTimeoutMs ?? 200,
+    idleMs: opts.idleMs ?? 40,
+    stats: opts.stats ?? newStats(),
+    log: opts.log ?? silentLog()
+  }
 }
 
 /** `size` deterministic bytes and their digest. */
@@ -48,18 +57,57 @@ export interface Rig {
 }
 
 /** Millisecond waits for the swarm side of a download. */
-export const FAST_TIMING: Partial<DownloadTiming> = { busyRetryFirstMs: 5, busyRetryMaxMs: 20, claimRenewMs: 10, claimTimeoutMs: 30, hashesBusyMs: 300 }
+export const FAST_TIMING: Partial<DownloadTiming> = {
+  busyRetryFirstMs: 5,
+  busyRetryMaxMs: 20,
+  claimRenewMs: 10,
+  claimTimeoutMs: 30,
+  hashesBusyMs: 300
+}
 
-export async function rig (opts: { p2p?: boolean, idleMs?: number, lookupTimeoutMs?: number, lingerMs?: number, maxSize?: number, now?: () => number, bucket?: BucketTier } = {}): Promise<Rig> {
+export async function rig (
+  opts: {
+    p2p?: boolean
+    idleMs?: number
+    lookupTimeoutMs?: number
+    lingerMs?: number
+    maxSize?: number
+    now?: () => number
+    bucket?: BucketTier
+  } = {}
+): Promise<Rig> {
   const t = await openTestStore({ policy: { maxSize: opts.maxSize ?? 10_000_000 } })
   const up = new FakeRegistryUpstream()
-  const net = await FakePeerNetwork.create({ claimTimeoutMs: 20, inProgressIdleMs: 500, ...(opts.now !== undefined ? { now: opts.now } : {}) })
+  const net = await FakePeerNetwork.create({
+    claimTimeoutMs: 20,
+    inProgressIdleMs: 500,
+    ...(opts.now !== undefined ? { now: opts.now } : {})
+  })
   const stats = newStats()
   const log = silentLog(process.env.DEBUG_LOG === '1' ? 'debug' : 'silent')
-  const peers = opts.p2p === false ? undefined : peerInit(net, { stats, log, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}), ...(opts.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: opts.lookupTimeoutMs } : {}) })
-  const resolver = new BlobResolver({ store: t.store, stats, log, peers, bucket: opts.bucket, lingerMs: opts.lingerMs ?? 0, timing: FAST_TIMING })
+  const peers = opts.p2p === false
+    ? undefined
+    : peerInit(net, {
+      stats,
+      log,
+      ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}),
+      ...(opts.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: opts.lookupTimeoutMs } : {})
+    })
+  const resolver = new BlobResolver({
+    store: t.store,
+    stats,
+    log,
+    peers,
+    bucket: opts.bucket,
+    lingerMs: opts.lingerMs ?? 0,
+    timing: FAST_TIMING
+  })
   return {
-    t, up, net, stats, resolver,
+    t,
+    up,
+    net,
+    stats,
+    resolver,
     dispose: async () => {
       await resolver.drain(200)
       await up.close()

@@ -12,12 +12,16 @@ function work (): { start: (signal: AbortSignal) => Flight<string>, finish: () =
       signal = s
       const done = new Promise<void>((resolve, reject) => {
         finish = resolve
-        s.addEventListener('abort', () => { reject(s.reason as Error) })
+        s.addEventListener('abort', () => {
+          reject(s.reason as Error)
+        })
       })
       done.catch(() => {})
       return { value: 'value', done }
     },
-    finish: () => { finish() },
+    finish: () => {
+      finish()
+    },
     aborted: () => signal?.aborted === true,
     starts: () => starts
   }
@@ -76,7 +80,9 @@ describe('SingleFlight: one piece of work per key, shared by its callers', () =>
     const stuck = work()
     flights.join('a', quick.start)
     flights.join('b', stuck.start)
-    setTimeout(() => { quick.finish() }, 5)
+    setTimeout(() => {
+      quick.finish()
+    }, 5)
     await flights.drain(new Error('shutting down'), 50)
     assert.equal(quick.aborted(), false)
     assert.equal(stuck.aborted(), true)

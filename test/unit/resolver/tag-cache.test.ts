@@ -10,13 +10,23 @@ const record: TagRecord = { digest: content(10).digest, mediaType: OCI_INDEX, si
 
 /** A root whose `put` fails with `err` (a full disk, a broken index). */
 function failingRoot (err: Error): Level<string, unknown> {
-  return { sublevel: () => ({ put: async () => { throw err } }) } as unknown as Level<string, unknown>
+  return {
+    sublevel: () => ({
+      put: async () => {
+        throw err
+      }
+    })
+  } as unknown as Level<string, unknown>
 }
 
 describe('TagCache: the last digest each tag resolved to', () => {
   let t: TestStore
-  before(async () => { t = await openTestStore() })
-  after(async () => { await t.dispose() })
+  before(async () => {
+    t = await openTestStore()
+  })
+  after(async () => {
+    await t.dispose()
+  })
 
   it('keeps one record per upstream, repository, tag and Accept class', async () => {
     const tags = new TagCache(t.store.db)

@@ -84,7 +84,14 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const announced: Array<{ key: string, now: boolean | undefined }> = []
     // The file's pass-through asks the source for the rest, as BlobDownload wires it.
     let source: UpstreamSource | undefined
-    const file = new GrowingFile({ digest, store: t.store, stats, log, hashPieces: false, rest: (from, verifier, s) => (source as UpstreamSource).rest(from, verifier, s) })
+    const file = new GrowingFile({
+      digest,
+      store: t.store,
+      stats,
+      log,
+      hashPieces: false,
+      rest: (from, verifier, s) => (source as UpstreamSource).rest(from, verifier, s)
+    })
     files.push(file)
     source = new UpstreamSource({
       client: up,
@@ -93,11 +100,21 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
       kind,
       stats,
       log,
-      swarm: { announce: (key, opts) => { announced.push({ key, now: opts?.now }) }, isDenied: peer => denied.has(peer) },
+      swarm: {
+        announce: (key, opts) => {
+          announced.push({ key, now: opts?.now })
+        },
+        isDenied: peer => denied.has(peer)
+      },
       sink: {
         file,
-        sourced: answer => { answers.push(answer); file.size = answer.size },
-        setMediaType: mediaType => { mediaTypes.push(mediaType) }
+        sourced: answer => {
+          answers.push(answer)
+          file.size = answer.size
+        },
+        setMediaType: mediaType => {
+          mediaTypes.push(mediaType)
+        }
       }
     })
     await file.restart()
@@ -142,7 +159,10 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'drop', afterBytes: 10_000, times: MAX_UPSTREAM_RESUMES })
     const r = await rig(digest)
     await r.source.fetch(signal)
-    assert.deepEqual(up.requests.map(q => q.headers.range), [undefined, ...Array.from({ length: MAX_UPSTREAM_RESUMES }, (_, i) => `bytes=${(i + 1) * 10_000}-`)])
+    assert.deepEqual(up.requests.map(q => q.headers.range), [
+      undefined,
+      ...Array.from({ length: MAX_UPSTREAM_RESUMES }, (_, i) => `bytes=${(i + 1) * 10_000}-`)
+    ])
     assert.equal(r.file.verified, true)
     assert.ok((await r.file.readWritten()).equals(body))
   })
@@ -177,14 +197,23 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const { body, digest, path } = upstreamBlob({ ranges: false })
     up.fault(path, { kind: 'drop', afterBytes: 50_000 })
     let answer!: () => void
-    up.fault(path, { kind: 'delay', ms: new Promise<void>(resolve => { answer = resolve }) })
+    up.fault(path, {
+      kind: 'delay',
+      ms: new Promise<void>(resolve => {
+        answer = resolve
+      })
+    })
     const r = await rig(digest)
     const epoch = r.file.epoch
     let had = 0
     const stream = r.file.reader(0, undefined)
-    stream.on('data', (c: Buffer) => { had += c.byteLength })
+    stream.on('data', (c: Buffer) => {
+      had += c.byteLength
+    })
     const reader = new Promise<Error | undefined>(resolve => {
-      stream.on('end', () => { resolve(undefined) })
+      stream.on('end', () => {
+        resolve(undefined)
+      })
       stream.on('error', resolve)
     })
     const fetching = r.source.fetch(signal)
@@ -267,16 +296,21 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     }
 
     for (const ranges of [true, false]) {
-      it(ranges ? 'a GET with a Range from the byte asked, hashed on from the file\'s digest state' : 'a 200 to the Range: the bytes before the one asked are skipped', async () => {
-        const { body, digest } = upstreamBlob({ ranges })
-        const r = await rig(digest)
-        const verifier = new DigestVerifier(digest)
-        verifier.update(body.subarray(0, 70_000))
-        assert.ok((await collect(r.source, 70_000, verifier)).equals(body.subarray(70_000)))
-        assert.equal(up.requests[0]?.headers.range, 'bytes=70000-')
-        assert.equal(stats.snapshot().bytes_passed_through, SIZE - 70_000)
-        assert.equal(stats.snapshot().bytes_from_upstream, SIZE - 70_000, 'skipped bytes are not counted')
-      })
+      it(
+        ranges
+          ? "a GET with a Range from the byte asked, hashed on from the file's digest state"
+          : 'a 200 to the Range: the bytes before the one asked are skipped',
+        async () => {
+          const { body, digest } = upstreamBlob({ ranges })
+          const r = await rig(digest)
+          const verifier = new DigestVerifier(digest)
+          verifier.update(body.subarray(0, 70_000))
+          assert.ok((await collect(r.source, 70_000, verifier)).equals(body.subarray(70_000)))
+          assert.equal(up.requests[0]?.headers.range, 'bytes=70000-')
+          assert.equal(stats.snapshot().bytes_passed_through, SIZE - 70_000)
+          assert.equal(stats.snapshot().bytes_from_upstream, SIZE - 70_000, 'skipped bytes are not counted')
+        }
+      )
     }
 
     it('wrong bytes: every chunk is yielded, then the digest mismatch is thrown (the caller holds the last one back)', async () => {
@@ -286,14 +320,23 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
       const verifier = new DigestVerifier(digest)
       verifier.update(body.subarray(0, 70_000))
       let got = 0
-      await assert.rejects((async () => { for await (const c of r.source.rest(70_000, verifier, signal)) got += c.byteLength })(), DigestMismatchError)
+      await assert.rejects(
+        (async () => {
+          for await (const c of r.source.rest(70_000, verifier, signal)) got += c.byteLength
+        })(),
+        DigestMismatchError
+      )
       assert.equal(got, SIZE - 70_000)
       assert.equal(stats.snapshot().bytes_passed_through, 0)
     })
   })
 
   describe('rangeAnswer: how the upstream answered a GET from a byte', () => {
-    const res = (status: number, contentRange?: string): UpstreamResponse => ({ status, headers: { 'content-range': contentRange }, body: Readable.from([]) })
+    const res = (status: number, contentRange?: string): UpstreamResponse => ({
+      status,
+      headers: { 'content-range': contentRange },
+      body: Readable.from([])
+    })
 
     it('206 from that byte: the rest, with the whole size', () => {
       assert.deepEqual(rangeAnswer('up', res(206, 'bytes 100-199/200'), 100), { whole: false, total: 200 })
@@ -304,7 +347,12 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     })
 
     it('anything else is the upstream failing: a 206 from another byte, without a Content-Range, another 2xx', () => {
-      assert.throws(() => rangeAnswer('up', res(206, 'bytes 0-199/200'), 100), (err: Error) => err instanceof UpstreamUnavailableError && /answered 206 with Content-Range bytes 0-199\/200 to a request from byte 100/.test(err.message))
+      assert.throws(
+        () => rangeAnswer('up', res(206, 'bytes 0-199/200'), 100),
+        (err: Error) =>
+          err instanceof UpstreamUnavailableError &&
+          /answered 206 with Content-Range bytes 0-199\/200 to a request from byte 100/.test(err.message)
+      )
       assert.throws(() => rangeAnswer('up', res(206), 100), /answered 206 with Content-Range \(none\)/)
       assert.throws(() => rangeAnswer('up', res(204), 100), UpstreamUnavailableError)
     })

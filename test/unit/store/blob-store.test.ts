@@ -31,7 +31,17 @@ async function put (store: BlobStore, data: Buffer): Promise<Digest> {
 /** A logger whose lines the test reads. */
 function capturingLog (): { log: Logger, lines: Array<{ level: number, msg: string }> } {
   const lines: Array<{ level: number, msg: string }> = []
-  return { log: pino({ level: 'debug' }, { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } }), lines }
+  return {
+    log: pino(
+      { level: 'debug' },
+      {
+        write: (line: string) => {
+          lines.push(JSON.parse(line) as { level: number, msg: string })
+        }
+      }
+    ),
+    lines
+  }
 }
 
 /** What writes look like on a full filesystem: the next `failures` writers fail as BlobWriter does on ENOSPC. */
@@ -63,17 +73,27 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
     events.corrupt = []
     t = await openTestStore({
       clock,
-      onCommit: d => { events.commits.push(d) },
-      onDelete: d => { events.deletes.push(d) },
-      onEvict: (d, size) => { events.evictions.push([d, size]) },
-      onCorrupt: d => { events.corrupt.push(d) },
+      onCommit: d => {
+        events.commits.push(d)
+      },
+      onDelete: d => {
+        events.deletes.push(d)
+      },
+      onEvict: (d, size) => {
+        events.evictions.push([d, size])
+      },
+      onCorrupt: d => {
+        events.corrupt.push(d)
+      },
       ...options,
       policy: { maxSize: 10_000, ...options.policy }
     })
     return t.store
   }
 
-  afterEach(async () => { await t?.dispose() })
+  afterEach(async () => {
+    await t?.dispose()
+  })
 
   describe('writing and reading', () => {
     it('put stores a body that reads back whole and by byte range, with its media type and size', async () => {
@@ -94,7 +114,9 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
         const chunks: Buffer[] = []
         for await (const chunk of handle.stream(100, 199)) chunks.push(chunk as Buffer)
         assert.deepEqual(Buffer.concat(chunks), body.subarray(100, 200), 'the end of a range is inclusive, as in HTTP')
-      } finally { await handle.release() }
+      } finally {
+        await handle.release()
+      }
     })
 
     it('commits only verified content, and leaves nothing behind on a mismatch', async () => {
@@ -155,7 +177,9 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
       const body = randomBytes(2000)
       const digest = sha256Digest(body)
       const writers = await Promise.all([1, 2, 3].map(async () => await store.createWriter(digest)))
-      await Promise.all(writers.map(async w => { await w.write(body) }))
+      await Promise.all(writers.map(async w => {
+        await w.write(body)
+      }))
       await Promise.all(writers.map(async (w, i) => await store.commit(w, `peer ${i}`)))
       assert.equal(store.size, 2000)
       assert.equal(await store.delete(digest), true)
@@ -239,7 +263,9 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
         assert.equal(await store.clear(), 2)
         assert.equal(store.size, 100)
         assert.deepEqual(await handle?.read(), await readFile(blobPath(store.layout, reading)))
-      } finally { await handle?.release() }
+      } finally {
+        await handle?.release()
+      }
       assert.equal(await store.clear(), 1)
       assert.equal(store.size, 0)
     })
@@ -286,7 +312,10 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
     it('over CACHE_MAX_SIZE with only recent blobs, evicts some anyway and warns to raise the bound', async () => {
       const { log, lines } = capturingLog()
       const store = await open({ log, policy: { minAgeMs: 10 * MINUTE } })
-      for (let i = 0; i < 4; i++) { await write(store, randomBytes(3000)); clock.advance(1) }
+      for (let i = 0; i < 4; i++) {
+        await write(store, randomBytes(3000))
+        clock.advance(1)
+      }
       await store.evict()
       assert.equal(store.size, 9000)
       assert.ok(lines.some(l => l.level === 40 && /raise CACHE_MAX_SIZE/.test(l.msg)))
@@ -324,7 +353,9 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
         assert.deepEqual(events.evictions.map(([d]) => d), [old, young])
         assert.equal(await store.makeRoom(1), 0, 'nothing else may go')
         assert.equal(store.size, 2000)
-      } finally { await handle?.release() }
+      } finally {
+        await handle?.release()
+      }
     })
   })
 
@@ -336,7 +367,16 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
       fillFilesystem(t, 1)
       const body = randomBytes(500)
       const digest = await put(store, body)
-      assert.deepEqual(await store.openRead(digest).then(async h => { try { return await h?.read() } finally { await h?.release() } }), body)
+      assert.deepEqual(
+        await store.openRead(digest).then(async h => {
+          try {
+            return await h?.read()
+          } finally {
+            await h?.release()
+          }
+        }),
+        body
+      )
       assert.equal(await store.stat(old), undefined)
       assert.deepEqual(events.evictions, [[old, 1000]])
       assert.equal(store.full, false)
@@ -379,7 +419,7 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
     })
   })
 
-  describe('files changed behind the store\'s back', () => {
+  describe("files changed behind the store's back", () => {
     it('a file that no longer matches its digest is removed and reported, and the blob is missing', async () => {
       const store = await open()
       const data = randomBytes(4096)
@@ -414,8 +454,14 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
       const handle = await store.openRead(digest)
       try {
         assert.deepEqual(await handle?.read(), data)
-      } finally { await handle?.release() }
-      assert.equal((await store.stat(digest))?.mtimeMs, (await stat(path)).mtimeMs, 'the new mtime is recorded: no hashing on the next read')
+      } finally {
+        await handle?.release()
+      }
+      assert.equal(
+        (await store.stat(digest))?.mtimeMs,
+        (await stat(path)).mtimeMs,
+        'the new mtime is recorded: no hashing on the next read'
+      )
       assert.deepEqual(events.corrupt, [])
     })
 
@@ -457,7 +503,7 @@ describe('BlobStore: content-addressed files plus a level index (docs/design.md 
       assert.equal(reopened.size, 1000 + a.size)
     })
 
-    it('reopening reconciles: tmp leftovers go, a verified orphan is indexed, a lost file\'s record is dropped', async () => {
+    it("reopening reconciles: tmp leftovers go, a verified orphan is indexed, a lost file's record is dropped", async () => {
       const store = await open()
       const kept = await put(store, randomBytes(1000))
       const lost = await put(store, randomBytes(1000))

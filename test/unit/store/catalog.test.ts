@@ -18,10 +18,23 @@ describe('BlobCatalog: the index, changed one digest at a time', () => {
     size = 0
     deleted = []
     const index: BlobIndex = t.store.db.sublevel('catalog-test', { valueEncoding: 'json' })
-    catalog = new BlobCatalog({ layout: t.store.layout, index, space: { adjust: bytes => { size += bytes } }, onDelete: d => { deleted.push(d) } })
+    catalog = new BlobCatalog({
+      layout: t.store.layout,
+      index,
+      space: {
+        adjust: bytes => {
+          size += bytes
+        }
+      },
+      onDelete: d => {
+        deleted.push(d)
+      }
+    })
   })
 
-  afterEach(async () => { await t.dispose() })
+  afterEach(async () => {
+    await t.dispose()
+  })
 
   it('runs the changes of one digest one after the other, in the order asked, and others alongside', async () => {
     const order: string[] = []
@@ -31,16 +44,27 @@ describe('BlobCatalog: the index, changed one digest at a time', () => {
       order.push(`${name} end`)
     }
     await Promise.all([
-      catalog.exclusive(a, async () => { await step('a1', 20) }),
-      catalog.exclusive(a, async () => { await step('a2', 1) }),
-      catalog.exclusive(b, async () => { await step('b', 5) })
+      catalog.exclusive(a, async () => {
+        await step('a1', 20)
+      }),
+      catalog.exclusive(a, async () => {
+        await step('a2', 1)
+      }),
+      catalog.exclusive(b, async () => {
+        await step('b', 5)
+      })
     ])
     assert.deepEqual(order.filter(s => s.startsWith('a')), ['a1 start', 'a1 end', 'a2 start', 'a2 end'])
     assert.ok(order.indexOf('b start') < order.indexOf('a1 end'), 'another digest does not wait')
   })
 
   it('a change that fails does not hold up the next one', async () => {
-    await assert.rejects(catalog.exclusive(a, async () => { throw new Error('boom') }), /boom/)
+    await assert.rejects(
+      catalog.exclusive(a, async () => {
+        throw new Error('boom')
+      }),
+      /boom/
+    )
     assert.equal(await catalog.exclusive(a, async () => 'next'), 'next')
   })
 

@@ -12,7 +12,7 @@ describe('store errors', () => {
       assert.equal(isNoSpace(sysError('EDQUOT')), true)
     })
 
-    it('recognises LevelDB\'s message-only IO errors, also when wrapped as a cause', () => {
+    it("recognises LevelDB's message-only IO errors, also when wrapped as a cause", () => {
       assert.equal(isNoSpace(new Error('IO error: /cache/index/000005.log: No space left on device')), true)
       const wrapped = new Error('Database failed to open', { cause: new Error('IO error: Disk quota exceeded') })
       assert.equal(isNoSpace(wrapped), true)
@@ -62,6 +62,10 @@ describe('store errors', () => {
     const err = new StoreUnavailableError('x', '/cache', sysError('EIO'))
     assert.match(err.message, /\(EIO\): check the disk/)
     assert.doesNotMatch(err.message, /ulimit/)
-    assert.match(new StoreUnavailableError('x', '/cache', new Error('boom')).message, /\(boom\)/, 'without a code, the message says what failed')
+    assert.match(
+      new StoreUnavailableError('x', '/cache', new Error('boom')).message,
+      /\(boom\)/,
+      'without a code, the message says what failed'
+    )
   })
 })

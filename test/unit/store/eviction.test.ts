@@ -90,7 +90,7 @@ describe('planRoom: what goes when the filesystem itself is full', () => {
 })
 
 describe('lruEvictable', () => {
-  it('orders by last access and leaves the caller\'s list as it was', () => {
+  it("orders by last access and leaves the caller's list as it was", () => {
     const all = [c('a', 1, 30), c('b', 1, 10, true), c('c', 1, 20), c('d', 1, 5)]
     const before = names(all)
     assert.deepEqual(names(lruEvictable(all, d => d.startsWith('sha256:d'), now)), ['c', 'a'])
@@ -98,7 +98,7 @@ describe('lruEvictable', () => {
   })
 })
 
-describe('kept blobs (keepUntil: the local namespace\'s CACHE_LOCAL_TTL)', () => {
+describe("kept blobs (keepUntil: the local namespace's CACHE_LOCAL_TTL)", () => {
   const kept = (name: string, size: number, accessedAt: number, keepUntil: number): Candidate => {
     const candidate = c(name, size, accessedAt)
     return { ...candidate, record: { ...candidate.record, keepUntil } }
@@ -107,7 +107,7 @@ describe('kept blobs (keepUntil: the local namespace\'s CACHE_LOCAL_TTL)', () =>
   it('are never chosen while kept, not even past the hard bound or on a full filesystem, and are chosen like the rest once the time has passed', () => {
     const all = [kept('a', 4 * MB, 1, now + 1), c('b', 4 * MB, 2), kept('c', 4 * MB, 3, now)]
     const plan = planEviction(all, 12 * MB, policy, now, nobodyReads)
-    assert.deepEqual(names(plan.victims), ['b', 'c'], 'a is kept one more ms; c\'s time is up')
+    assert.deepEqual(names(plan.victims), ['b', 'c'], "a is kept one more ms; c's time is up")
     assert.deepEqual(names(planRoom(all, 100 * MB, nobodyReads, now)), ['b', 'c'])
     assert.deepEqual(names(lruEvictable(all, nobodyReads, now + 1)), ['a', 'b', 'c'])
   })

@@ -16,7 +16,7 @@ describe('Leases: which blobs are being read or written', () => {
     assert.equal(leases.held(a), false)
   })
 
-  it('releasing the same lease twice does not free another reader\'s lease', () => {
+  it("releasing the same lease twice does not free another reader's lease", () => {
     const leases = new Leases()
     const first = leases.acquire(a)
     leases.acquire(a)

@@ -122,7 +122,7 @@ describe('reconcile: index and files agree after any stop', () => {
     assert.deepEqual(await keys(), [])
   })
 
-  it('hashFile gives the digest of a file\'s content', async () => {
+  it("hashFile gives the digest of a file's content", async () => {
     const data = randomBytes(3 * 1024 * 1024)
     const digest = await blobFile(data)
     assert.equal(await hashFile(blobPath(layout, digest)), digest)
@@ -137,7 +137,9 @@ describe('freeForOpen: room for the index on a full filesystem', () => {
     layout = storeLayout(dir)
     await mkdir(layout.tmp, { recursive: true })
   })
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
 
   async function file (size: number, mtimeSeconds: number): Promise<Digest> {
     const data = randomBytes(size)

@@ -20,17 +20,23 @@ describe('BlobWriter: a blob is written to tmp/, verified, then moved into place
     dir = await mkdtemp(join(tmpdir(), 'p2p-cache-unit-writer-'))
     finished = 0
   })
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
 
   async function create (digest: Digest): Promise<BlobWriter> {
-    return await BlobWriter.create(digest, join(dir, 'tmp-file'), dir, () => { finished++ })
+    return await BlobWriter.create(digest, join(dir, 'tmp-file'), dir, () => {
+      finished++
+    })
   }
 
   /** A writer over a real file whose `writev` the test replaces (full disk, short writes). */
   async function withFile (digest: Digest, patch: (file: FileHandle) => void): Promise<BlobWriter> {
     const file = await open(join(dir, 'tmp-file'), 'wx')
     patch(file)
-    return new BlobWriter(digest, join(dir, 'tmp-file'), dir, file, () => { finished++ })
+    return new BlobWriter(digest, join(dir, 'tmp-file'), dir, file, () => {
+      finished++
+    })
   }
 
   it('commits what it was given, in single chunks and vectors, under the final path', async () => {
@@ -67,7 +73,9 @@ describe('BlobWriter: a blob is written to tmp/, verified, then moved into place
     const body = randomBytes(100)
     const bad = await create(sha256Digest(randomBytes(100)))
     await bad.write(body)
-    assert.throws(() => { bad.verify('peer 10.0.0.1') }, DigestMismatchError)
+    assert.throws(() => {
+      bad.verify('peer 10.0.0.1')
+    }, DigestMismatchError)
     await bad.abort()
 
     const good = await create(sha256Digest(body))
@@ -131,7 +139,10 @@ describe('BlobWriter: a blob is written to tmp/, verified, then moved into place
     await writer.abort()
     assert.deepEqual(await readdir(dir), [])
     assert.equal(finished, 1)
-    await assert.rejects(writer.write(Buffer.from('more')), (err: Error) => err instanceof StoreError && /after it was committed or aborted/.test(err.message))
+    await assert.rejects(
+      writer.write(Buffer.from('more')),
+      (err: Error) => err instanceof StoreError && /after it was committed or aborted/.test(err.message)
+    )
   })
 
   it('a second commit is refused without touching the committed blob', async () => {
@@ -146,9 +157,9 @@ describe('BlobWriter: a blob is written to tmp/, verified, then moved into place
   })
 
   it('does not clobber a temporary file that already exists', async () => {
-    await writeFile(join(dir, 'tmp-file'), 'another writer\'s bytes')
+    await writeFile(join(dir, 'tmp-file'), "another writer's bytes")
     await assert.rejects(create(sha256Digest(Buffer.from('x'))), { code: 'EEXIST' })
-    assert.equal(await readFile(join(dir, 'tmp-file'), 'utf8'), 'another writer\'s bytes')
+    assert.equal(await readFile(join(dir, 'tmp-file'), 'utf8'), "another writer's bytes")
   })
 
   it('hashState is a copy: hashing the rest of a blob through it leaves the writer unchanged', async () => {

@@ -17,7 +17,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     fake.token('alice').repo('octo/hello')
     handler = fake.handler
     notes = []
-    server = createServer((req, res) => { handler(req, res) })
+    server = createServer((req, res) => {
+      handler(req, res)
+    })
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     port = (server.address() as AddressInfo).port
   })
@@ -34,7 +36,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
       upstreams: [{ name: 'github', url: new URL(`http://127.0.0.1:${port}${path}`) }],
       concurrency,
       timeoutMs: 2000,
-      onRateLimit: (upstream, authorization, remaining) => { notes.push([upstream, authorization, remaining]) }
+      onRateLimit: (upstream, authorization, remaining) => {
+        notes.push([upstream, authorization, remaining])
+      }
     })
     client = c
     return c
@@ -46,7 +50,7 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     assert.equal(c.upstream('gitlab'), undefined)
   })
 
-  it('GET reads the whole answer, sets Host to the upstream\'s and reports X-RateLimit-Remaining per credential', async () => {
+  it("GET reads the whole answer, sets Host to the upstream's and reports X-RateLimit-Remaining per credential", async () => {
     const c = open()
     const up = c.upstream('github')
     assert.ok(up !== undefined)
@@ -84,7 +88,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
   it('no more than `concurrency` requests are in flight to one upstream; the rest wait in its queue', async () => {
     const held: ServerResponse[] = []
     let arrived!: () => void
-    const two = new Promise<void>(resolve => { arrived = resolve })
+    const two = new Promise<void>(resolve => {
+      arrived = resolve
+    })
     handler = (_req, res) => {
       held.push(res)
       if (held.length === 2) arrived()
@@ -97,7 +103,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     await two
     assert.equal(up.queue.pending, 2)
     assert.equal(up.queue.size, 3)
-    handler = (_req, res) => { res.end('late') }
+    handler = (_req, res) => {
+      res.end('late')
+    }
     for (const res of held.splice(0)) res.end('first')
     const answers = await all
     assert.equal(answers.filter(a => a.body.toString() === 'first').length, 2)
@@ -106,9 +114,14 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
 
   it('a request aborted while it waits in the queue is never sent', async () => {
     let release!: () => void
-    const gate = new Promise<void>(resolve => { release = resolve })
+    const gate = new Promise<void>(resolve => {
+      release = resolve
+    })
     let seen = 0
-    handler = (_req, res) => { seen++; void gate.then(() => res.end('ok')) }
+    handler = (_req, res) => {
+      seen++
+      void gate.then(() => res.end('ok'))
+    }
     const c = open(1)
     const up = c.upstream('github')
     assert.ok(up !== undefined)
@@ -132,7 +145,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     }
 
     it('a body within maxBytes is read whole', async () => {
-      handler = (_req, res) => { res.end('x'.repeat(16)) }
+      handler = (_req, res) => {
+        res.end('x'.repeat(16))
+      }
       const c = open()
       const up = c.upstream('github')
       assert.ok(up !== undefined)
@@ -147,7 +162,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
         // Chunked (no Content-Length): only counting the bytes finds it too long.
         res.write('a'.repeat(10))
         res.write('b'.repeat(10))
-        finish = () => { res.end('c'.repeat(10)) }
+        finish = () => {
+          res.end('c'.repeat(10))
+        }
       }
       const c = open()
       const up = c.upstream('github')
@@ -164,7 +181,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
       handler = (_req, res) => {
         res.writeHead(200, { 'content-length': '40' })
         res.flushHeaders()
-        finish = () => { res.end('z'.repeat(40)) }
+        finish = () => {
+          res.end('z'.repeat(40))
+        }
       }
       const c = open()
       const up = c.upstream('github')
@@ -177,7 +196,9 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
 
     it('destroying an oversize body ends the upstream request', async () => {
       let closed!: () => void
-      const upstreamClosed = new Promise<void>(resolve => { closed = resolve })
+      const upstreamClosed = new Promise<void>(resolve => {
+        closed = resolve
+      })
       handler = (_req, res) => {
         res.on('close', closed)
         res.write('y'.repeat(64))
@@ -192,11 +213,15 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     })
   })
 
-  it('pass streams another method\'s body through and hands the answer\'s body over unread', async () => {
+  it("pass streams another method's body through and hands the answer's body over unread", async () => {
     handler = (req, res) => {
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', () => { res.writeHead(201, { 'x-ratelimit-remaining': '41' }).end(`${req.method ?? ''} ${req.url ?? ''} ${req.headers.host ?? ''} ${Buffer.concat(chunks).toString()}`) })
+      req.on('end', () => {
+        res.writeHead(201, { 'x-ratelimit-remaining': '41' }).end(
+          `${req.method ?? ''} ${req.url ?? ''} ${req.headers.host ?? ''} ${Buffer.concat(chunks).toString()}`
+        )
+      })
     }
     const c = open()
     const up = c.upstream('github')
@@ -204,17 +229,32 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
     // An incoming request to stream: a loopback server hands us one.
     const inbound = createServer((req, res) => {
       void (async () => {
-        const answer = await c.pass(req, up, '/repos/octo/hello/issues', { 'content-type': 'application/json', 'content-length': String(req.headers['content-length']), authorization: 'Bearer alice' })
+        const answer = await c.pass(req, up, '/repos/octo/hello/issues', {
+          'content-type': 'application/json',
+          'content-length': String(req.headers['content-length']),
+          authorization: 'Bearer alice'
+        })
         res.end(`${answer.statusCode} ${await answer.body.text()}`)
       })()
     })
     await new Promise<void>(resolve => inbound.listen(0, '127.0.0.1', resolve))
     try {
       const text = await new Promise<string>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: (inbound.address() as AddressInfo).port, method: 'POST', path: '/', agent: false, headers: { 'content-type': 'application/json' } }, res => {
+        const req = request({
+          host: '127.0.0.1',
+          port: (inbound.address() as AddressInfo).port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: { 'content-type': 'application/json' }
+        }, res => {
           let s = ''
-          res.on('data', (c: Buffer) => { s += c.toString() })
-          res.on('end', () => { resolve(s) })
+          res.on('data', (c: Buffer) => {
+            s += c.toString()
+          })
+          res.on('end', () => {
+            resolve(s)
+          })
         })
         req.on('error', reject)
         req.end('{"title":"x"}')
@@ -229,29 +269,54 @@ describe('ApiClient: the HTTP client of the API upstreams', () => {
 
   it('pass: options.signal aborts the upstream request', async () => {
     let arrived!: () => void
-    const upstreamReached = new Promise<void>(resolve => { arrived = resolve })
+    const upstreamReached = new Promise<void>(resolve => {
+      arrived = resolve
+    })
     let closed!: () => void
-    const upstreamClosed = new Promise<void>(resolve => { closed = resolve })
+    const upstreamClosed = new Promise<void>(resolve => {
+      closed = resolve
+    })
     // The upstream never answers: only the signal ends the request.
-    handler = (req, res) => { res.on('close', closed); req.resume(); arrived() }
+    handler = (req, res) => {
+      res.on('close', closed)
+      req.resume()
+      arrived()
+    }
     const c = open()
     const up = c.upstream('github')
     assert.ok(up !== undefined)
     const inbound = createServer((req, res) => {
       const left = new AbortController()
-      void upstreamReached.then(() => { left.abort(new Error('client left')) })
+      void upstreamReached.then(() => {
+        left.abort(new Error('client left'))
+      })
       c.pass(req, up, '/repos/octo/hello/issues', { 'content-length': '0' }, { signal: left.signal }).then(
-        () => { res.end('answered') },
-        (err: Error) => { res.end(`rejected: ${err.message}`) }
+        () => {
+          res.end('answered')
+        },
+        (err: Error) => {
+          res.end(`rejected: ${err.message}`)
+        }
       )
     })
     await new Promise<void>(resolve => inbound.listen(0, '127.0.0.1', resolve))
     try {
       const text = await new Promise<string>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: (inbound.address() as AddressInfo).port, method: 'POST', path: '/', agent: false, headers: { 'content-length': '0' } }, res => {
+        const req = request({
+          host: '127.0.0.1',
+          port: (inbound.address() as AddressInfo).port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: { 'content-length': '0' }
+        }, res => {
           let s = ''
-          res.on('data', (chunk: Buffer) => { s += chunk.toString() })
-          res.on('end', () => { resolve(s) })
+          res.on('data', (chunk: Buffer) => {
+            s += chunk.toString()
+          })
+          res.on('end', () => {
+            resolve(s)
+          })
         })
         req.on('error', reject)
         req.end()

@@ -34,13 +34,17 @@ describe('upstream body-batches: a response body as batches of chunks', () => {
     const body = new PassThrough()
     const batches = bodyBatches(body, 1024)
     setImmediate(() => body.destroy(new Error('socket hang up')))
-    await assert.rejects(async () => { for await (const _ of batches) { /* drain */ } }, /socket hang up/)
+    await assert.rejects(async () => {
+      for await (const _ of batches) { /* drain */ }
+    }, /socket hang up/)
   })
 
   it('a body that closes before its end is an error, not a short body', async () => {
     const body = new PassThrough()
     body.write('partial')
     setImmediate(() => body.destroy())
-    await assert.rejects(async () => { for await (const _ of bodyBatches(body, 1024)) { /* drain */ } }, /closed before the end/)
+    await assert.rejects(async () => {
+      for await (const _ of bodyBatches(body, 1024)) { /* drain */ }
+    }, /closed before the end/)
   })
 })

@@ -3,10 +3,13 @@ import { parseChallenge } from '../../../src/upstream/challenge.js'
 
 describe('upstream challenge: WWW-Authenticate parsing (RFC 7235)', () => {
   it('a Bearer challenge gives its scheme in lower case and its auth-params', () => {
-    assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"'), {
-      scheme: 'bearer',
-      params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' }
-    })
+    assert.deepEqual(
+      parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"'),
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' }
+      }
+    )
   })
 
   it('quoted values keep their commas and escaped quotes; names are case-insensitive', () => {

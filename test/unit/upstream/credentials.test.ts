@@ -9,7 +9,12 @@ import type { Credential, Upstream } from '../../../src/upstream/upstream.js'
 
 function captured (): { log: Logger, text: () => string } {
   const lines: string[] = []
-  const out = new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString('utf8')); cb() } })
+  const out = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'))
+      cb()
+    }
+  })
   return { log: pino<never>({ level: 'warn' }, out), text: () => lines.join('') }
 }
 
@@ -43,14 +48,22 @@ describe('upstream credentials: CACHE_REGISTRY_AUTH and docker config.json', () 
 
   it('reads username/password fields, and Docker Hub under its v1 index URL', async () => {
     const path = await config({ auths: { 'https://index.docker.io/v1/': { username: 'hub', password: 'pw' } } })
-    const out = resolveCredentials([up('docker.io', 'https://registry-1.docker.io')], new Map(), loadDockerConfig(path, captured().log), captured().log)
+    const out = resolveCredentials(
+      [up('docker.io', 'https://registry-1.docker.io')],
+      new Map(),
+      loadDockerConfig(path, captured().log),
+      captured().log
+    )
     assert.deepEqual(out.get('docker.io'), { username: 'hub', password: 'pw' })
   })
 
   it('CACHE_REGISTRY_AUTH wins over the config file; naming an unknown upstream is warned about', async () => {
     const path = await config({ auths: { 'ghcr.io': { auth: b64('file:pw') } } })
     const log = captured()
-    const explicit = new Map<string, Credential>([['ghcr.io', { username: 'env', password: 'x' }], ['quay.io', { username: 'q', password: 'y' }]])
+    const explicit = new Map<string, Credential>([
+      ['ghcr.io', { username: 'env', password: 'x' }],
+      ['quay.io', { username: 'q', password: 'y' }]
+    ])
     const out = resolveCredentials([up('ghcr.io', 'https://ghcr.io')], explicit, loadDockerConfig(path, log.log), log.log)
     assert.deepEqual(out.get('ghcr.io'), { username: 'env', password: 'x' })
     assert.equal(out.has('quay.io'), false)
@@ -80,7 +93,12 @@ describe('upstream credentials: CACHE_REGISTRY_AUTH and docker config.json', () 
   it('the default path follows DOCKER_CONFIG', async () => {
     await config({ auths: { 'ghcr.io': { auth: b64('a:b') } } })
     process.env.DOCKER_CONFIG = dir
-    assert.deepEqual(resolveCredentials([up('ghcr.io', 'https://ghcr.io')], new Map(), loadDockerConfig('', captured().log), captured().log).get('ghcr.io'), { username: 'a', password: 'b' })
+    assert.deepEqual(
+      resolveCredentials([up('ghcr.io', 'https://ghcr.io')], new Map(), loadDockerConfig('', captured().log), captured().log).get(
+        'ghcr.io'
+      ),
+      { username: 'a', password: 'b' }
+    )
   })
 
   it('an `auth` without a colon is skipped; a credsStore alone says to use CACHE_REGISTRY_AUTH', async () => {
@@ -94,7 +112,11 @@ describe('upstream credentials: CACHE_REGISTRY_AUTH and docker config.json', () 
     for (const content of ['null', '[1]', '{"auths":{"ghcr.io":null}}', '{"auths":{"ghcr.io":{"auth":5}}}']) {
       const path = await config(content)
       const log = captured()
-      assert.equal(resolveCredentials([up('ghcr.io', 'https://ghcr.io')], new Map(), loadDockerConfig(path, log.log), log.log).size, 0, content)
+      assert.equal(
+        resolveCredentials([up('ghcr.io', 'https://ghcr.io')], new Map(), loadDockerConfig(path, log.log), log.log).size,
+        0,
+        content
+      )
       if (content !== '{"auths":{"ghcr.io":{"auth":5}}}') assert.ok(log.text().includes(path), content)
     }
   })

@@ -5,13 +5,19 @@ import type { AddressInfo } from 'node:net'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FleetCredentialError, GitHubAppInstallation, StaticToken, loadFleetCredentials, validatorIdentity } from '../../../src/upstream/fleet-credential.js'
+import {
+  FleetCredentialError,
+  GitHubAppInstallation,
+  StaticToken,
+  loadFleetCredentials,
+  validatorIdentity
+} from '../../../src/upstream/fleet-credential.js'
 import { ConfigError } from '../../../src/errors/config-error.js'
 import { FakeClock } from '../fakes/clock.js'
 
 const HOUR = 3_600_000
 
-describe('upstream fleet-credential: the operator\'s own API credential', () => {
+describe("upstream fleet-credential: the operator's own API credential", () => {
   it('a static token is sent as Bearer and owns only its own header', async () => {
     const t = new StaticToken('ghp_x')
     assert.equal(await t.authorization(), 'Bearer ghp_x')
@@ -29,7 +35,11 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
   })
 
   describe('GitHub App installation tokens (against a local stand-in of the token endpoint)', () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } })
+    const { privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' }
+    })
     let server: Server
     let base: string
     let clock: FakeClock
@@ -46,7 +56,12 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
         minted.push({ url: req.url ?? '', authorization: req.headers.authorization })
         const answer = (): void => {
           const body = status === 201
-            ? JSON.stringify({ token: `ghs_${minted.length}`, expires_at: new Date(clock.now() + HOUR).toISOString(), permissions: { contents: 'read' }, repository_selection: 'all' })
+            ? JSON.stringify({
+              token: `ghs_${minted.length}`,
+              expires_at: new Date(clock.now() + HOUR).toISOString(),
+              permissions: { contents: 'read' },
+              repository_selection: 'all'
+            })
             : JSON.stringify({ message: 'A JSON web token could not be decoded' })
           res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body)
         }
@@ -66,7 +81,7 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
       return new GitHubAppInstallation({ upstream: 'github', baseUrl: base, appId: '12345', installationId: 678, privateKey, clock })
     }
 
-    it('mints an installation token with the app\'s JWT, and reuses it while it is young', async () => {
+    it("mints an installation token with the app's JWT, and reuses it while it is young", async () => {
       const cred = app()
       const signal = new AbortController().signal
       assert.equal(await cred.authorization(signal), 'Bearer ghs_1')
@@ -84,7 +99,7 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
       await cred.authorization(signal)
       clock.advance(HOUR - 5 * 60_000)
       assert.equal(await cred.authorization(signal), 'Bearer ghs_2')
-      assert.equal(cred.owns('Bearer ghs_1'), true, 'a late rate-limit note of the old token is still the fleet\'s')
+      assert.equal(cred.owns('Bearer ghs_1'), true, "a late rate-limit note of the old token is still the fleet's")
     })
 
     it('a refused token is replaced at the next call; concurrent callers share one mint', async () => {
@@ -95,7 +110,9 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
       assert.equal(await cred.authorization(signal), first, 'rejecting another header changes nothing')
       cred.rejected(first)
       let release!: () => void
-      gate = new Promise(resolve => { release = resolve })
+      gate = new Promise(resolve => {
+        release = resolve
+      })
       const both = Promise.all([cred.authorization(signal), cred.authorization(signal)])
       release()
       assert.deepEqual(await both, ['Bearer ghs_2', 'Bearer ghs_2'])
@@ -106,7 +123,10 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
       status = 401
       await assert.rejects(app().authorization(new AbortController().signal), (err: unknown) => {
         assert.ok(err instanceof FleetCredentialError)
-        assert.match(err.message, /fleet credential for API upstream github: could not mint an installation token for app 12345, installation 678 \(upstream answered 401\): check the app id, the installation id and the private key in CACHE_API_APP/)
+        assert.match(
+          err.message,
+          /fleet credential for API upstream github: could not mint an installation token for app 12345, installation 678 \(upstream answered 401\): check the app id, the installation id and the private key in CACHE_API_APP/
+        )
         assert.ok(!err.message.includes('PRIVATE KEY'))
         return true
       })
@@ -124,29 +144,50 @@ describe('upstream fleet-credential: the operator\'s own API credential', () => 
 
   describe('loadFleetCredentials', () => {
     let dir: string
-    beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'fleet-unit-')) })
-    afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'fleet-unit-'))
+    })
+    afterEach(async () => {
+      await rm(dir, { recursive: true, force: true })
+    })
     const upstreams = [{ name: 'github', url: new URL('https://api.github.com/') }]
 
     it('gives a static token per CACHE_API_AUTH entry and an app per CACHE_API_APP entry', async () => {
       const key = join(dir, 'app.pem')
-      await writeFile(key, generateKeyPairSync('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey)
-      const out = loadFleetCredentials(upstreams, new Map([['ghes', 't']]), new Map([['github', { appId: '1', installationId: 2, privateKeyFile: key }]]))
+      await writeFile(
+        key,
+        generateKeyPairSync('ec', {
+          namedCurve: 'P-256',
+          privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+          publicKeyEncoding: { type: 'spki', format: 'pem' }
+        }).privateKey
+      )
+      const out = loadFleetCredentials(
+        upstreams,
+        new Map([['ghes', 't']]),
+        new Map([['github', { appId: '1', installationId: 2, privateKeyFile: key }]])
+      )
       assert.equal(out.get('ghes')?.kind, 'token')
       assert.equal(out.get('github')?.kind, 'github-app')
     })
 
     it('an unreadable key file is a ConfigError naming CACHE_API_APP, the file and the errno', () => {
       const missing = join(dir, 'missing.pem')
-      assert.throws(() => loadFleetCredentials(upstreams, new Map(), new Map([['github', { appId: '1', installationId: 2, privateKeyFile: missing }]])), (err: unknown) =>
-        err instanceof ConfigError && err.message.includes('CACHE_API_APP') && err.message.includes(JSON.stringify(missing)) && err.message.includes('ENOENT'))
+      assert.throws(
+        () => loadFleetCredentials(upstreams, new Map(), new Map([['github', { appId: '1', installationId: 2, privateKeyFile: missing }]])),
+        (err: unknown) =>
+          err instanceof ConfigError && err.message.includes('CACHE_API_APP') && err.message.includes(JSON.stringify(missing)) &&
+          err.message.includes('ENOENT')
+      )
     })
 
     it('a file that is not a PEM private key says where to get one', async () => {
       const bad = join(dir, 'bad.pem')
       await writeFile(bad, 'not a key')
-      assert.throws(() => loadFleetCredentials(upstreams, new Map(), new Map([['github', { appId: '1', installationId: 2, privateKeyFile: bad }]])),
-        /invalid CACHE_API_APP file ".*bad\.pem" is not a PEM private key \(generate one on the app's settings page\)/)
+      assert.throws(
+        () => loadFleetCredentials(upstreams, new Map(), new Map([['github', { appId: '1', installationId: 2, privateKeyFile: bad }]])),
+        /invalid CACHE_API_APP file ".*bad\.pem" is not a PEM private key \(generate one on the app's settings page\)/
+      )
     })
   })
 })

@@ -12,7 +12,9 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
 /** A node:http server on 127.0.0.1 whose handler each test sets; it records what it was sent. */
 class Stand {
-  handler: Handler = (_req, res) => { res.writeHead(500).end() }
+  handler: Handler = (_req, res) => {
+    res.writeHead(500).end()
+  }
   readonly seen: Array<{ method: string, url: string, authorization: string | undefined, host: string | undefined }> = []
   private readonly server: Server
   port = 0
@@ -24,7 +26,9 @@ class Stand {
     })
   }
 
-  get origin (): string { return `http://127.0.0.1:${this.port}` }
+  get origin (): string {
+    return `http://127.0.0.1:${this.port}`
+  }
 
   async start (): Promise<this> {
     await new Promise<void>(resolve => this.server.listen(0, '127.0.0.1', resolve))
@@ -59,7 +63,9 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
       timeoutMs: 2000,
       log: silentLog(),
       clock,
-      onRateLimit: (_name, limit) => { limits.push(limit) }
+      onRateLimit: (_name, limit) => {
+        limits.push(limit)
+      }
     })
     client = opened
     return opened
@@ -72,12 +78,22 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
       const url = new URL(req.url ?? '/', stand.origin)
       if (url.pathname === '/token') {
         minted++
-        json(res, 200, { token: `t${minted}`, expires_in: expiresIn, scope: url.searchParams.getAll('scope').join(' '), basic: req.headers.authorization ?? null })
+        json(res, 200, {
+          token: `t${minted}`,
+          expires_in: expiresIn,
+          scope: url.searchParams.getAll('scope').join(' '),
+          basic: req.headers.authorization ?? null
+        })
         return
       }
       if (req.headers.authorization?.startsWith('Bearer t') !== true) {
         const repo = url.pathname.split('/').slice(2, -2).join('/')
-        json(res, 401, { errors: [{ code: 'UNAUTHORIZED' }] }, { 'www-authenticate': `Bearer realm="${stand.origin}/token",service="reg.test",scope="repository:${repo}:pull"` })
+        json(
+          res,
+          401,
+          { errors: [{ code: 'UNAUTHORIZED' }] },
+          { 'www-authenticate': `Bearer realm="${stand.origin}/token",service="reg.test",scope="repository:${repo}:pull"` }
+        )
         return
       }
       json(res, 200, { schemaVersion: 2, token: req.headers.authorization })
@@ -151,7 +167,9 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
   })
 
   it('a 401 without a usable challenge is returned as is, and sendOk makes it an UpstreamStatusError with the body', async () => {
-    stand.handler = (_req, res) => { json(res, 401, { errors: [{ code: 'DENIED', message: 'no way' }] }) }
+    stand.handler = (_req, res) => {
+      json(res, 401, { errors: [{ code: 'DENIED', message: 'no way' }] })
+    }
     const client = open()
     const res = await client.send('GET', 'library/alpine', MANIFEST, {})
     assert.equal(res.status, 401)
@@ -166,13 +184,25 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
   })
 
   it('sendOk on a HEAD that fails has an empty body (there is none to read)', async () => {
-    stand.handler = (_req, res) => { res.writeHead(404, { 'content-type': 'application/json' }).end() }
+    stand.handler = (_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json' }).end()
+    }
     const client = open()
-    await assert.rejects(client.sendOk('HEAD', 'library/alpine', MANIFEST, {}), (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && err.body === '')
+    await assert.rejects(
+      client.sendOk('HEAD', 'library/alpine', MANIFEST, {}),
+      (err: unknown) => err instanceof UpstreamStatusError && err.status === 404 && err.body === ''
+    )
   })
 
   it('a 429 is an UpstreamRateLimitedError with the Retry-After; rate-limit headers are reported', async () => {
-    stand.handler = (_req, res) => { json(res, 429, { errors: [{ code: 'TOOMANYREQUESTS' }] }, { 'retry-after': '120', 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600' }) }
+    stand.handler = (_req, res) => {
+      json(
+        res,
+        429,
+        { errors: [{ code: 'TOOMANYREQUESTS' }] },
+        { 'retry-after': '120', 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600' }
+      )
+    }
     const client = open()
     await assert.rejects(client.send('GET', 'library/alpine', MANIFEST, {}), (err: unknown) => {
       assert.ok(err instanceof UpstreamRateLimitedError)
@@ -185,38 +215,58 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
     assert.deepEqual(limits, [{ remaining: 0, limit: 100, windowS: 21600 }])
   })
 
-  it('Docker Hub\'s ratelimit-remaining on a 200 is reported', async () => {
-    stand.handler = (_req, res) => { json(res, 200, {}, { 'ratelimit-remaining': '76;w=21600', 'ratelimit-limit': '100;w=21600' }) }
+  it("Docker Hub's ratelimit-remaining on a 200 is reported", async () => {
+    stand.handler = (_req, res) => {
+      json(res, 200, {}, { 'ratelimit-remaining': '76;w=21600', 'ratelimit-limit': '100;w=21600' })
+    }
     const client = open()
     ;(await client.send('GET', 'library/alpine', MANIFEST, {})).body.resume()
     assert.deepEqual(limits, [{ remaining: 76, limit: 100, windowS: 21600 }])
   })
 
   it('a 5xx is an UpstreamUnavailableError with its status and the start of the body', async () => {
-    stand.handler = (_req, res) => { res.writeHead(503).end('maintenance') }
+    stand.handler = (_req, res) => {
+      res.writeHead(503).end('maintenance')
+    }
     const client = open()
-    await assert.rejects(client.send('GET', 'library/alpine', MANIFEST, {}), (err: unknown) =>
-      err instanceof UpstreamUnavailableError && !(err instanceof UpstreamRateLimitedError) && err.status === 503 && /503 maintenance/.test(err.message) && /upstream reg unavailable/.test(err.message))
+    await assert.rejects(
+      client.send('GET', 'library/alpine', MANIFEST, {}),
+      (err: unknown) =>
+        err instanceof UpstreamUnavailableError && !(err instanceof UpstreamRateLimitedError) && err.status === 503 &&
+        /503 maintenance/.test(err.message) && /upstream reg unavailable/.test(err.message)
+    )
   })
 
   it('a refused connection is an UpstreamUnavailableError naming the target', async () => {
     await stand.stop()
     const client = open()
-    await assert.rejects(client.send('GET', 'library/alpine', MANIFEST, {}), (err: unknown) =>
-      err instanceof UpstreamUnavailableError && err.status === undefined && err.message.includes(`127.0.0.1:${stand.port}${MANIFEST}`))
+    await assert.rejects(
+      client.send('GET', 'library/alpine', MANIFEST, {}),
+      (err: unknown) =>
+        err instanceof UpstreamUnavailableError && err.status === undefined && err.message.includes(`127.0.0.1:${stand.port}${MANIFEST}`)
+    )
     stand = await new Stand().start()
   })
 
   it('a token server that answers 429 or 5xx makes the request unavailable; one that refuses leaves the 401', async () => {
     let tokenStatus = 429
     stand.handler = (req, res) => {
-      if ((req.url ?? '').startsWith('/token')) { json(res, tokenStatus, {}, { 'retry-after': '9' }); return }
+      if ((req.url ?? '').startsWith('/token')) {
+        json(res, tokenStatus, {}, { 'retry-after': '9' })
+        return
+      }
       json(res, 401, {}, { 'www-authenticate': `Bearer realm="${stand.origin}/token",service="reg"` })
     }
     const client = open()
-    await assert.rejects(client.send('GET', 'library/alpine', MANIFEST, {}), (err: unknown) => err instanceof UpstreamRateLimitedError && err.retryAfter === '9')
+    await assert.rejects(
+      client.send('GET', 'library/alpine', MANIFEST, {}),
+      (err: unknown) => err instanceof UpstreamRateLimitedError && err.retryAfter === '9'
+    )
     tokenStatus = 502
-    await assert.rejects(client.send('GET', 'library/alpine', MANIFEST, {}), (err: unknown) => err instanceof UpstreamUnavailableError && err.status === 502)
+    await assert.rejects(
+      client.send('GET', 'library/alpine', MANIFEST, {}),
+      (err: unknown) => err instanceof UpstreamUnavailableError && err.status === 502
+    )
     tokenStatus = 403
     const res = await client.send('GET', 'library/alpine', MANIFEST, {})
     assert.equal(res.status, 401)
@@ -234,7 +284,9 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
       }
       registry(req, res)
     }
-    storage.handler = (_req, res) => { res.writeHead(200, { 'content-length': '5' }).end('bytes') }
+    storage.handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': '5' }).end('bytes')
+    }
     const client = open()
     const res = await client.send('GET', 'library/alpine', blob, {})
     assert.equal(res.status, 200)
@@ -243,7 +295,9 @@ describe('RegistryClient: the pull API of one upstream registry', () => {
   })
 
   it('a redirect loop ends with an UpstreamUnavailableError after 5 hops', async () => {
-    stand.handler = (req, res) => { res.writeHead(302, { location: `${req.url ?? '/'}x` }).end() }
+    stand.handler = (req, res) => {
+      res.writeHead(302, { location: `${req.url ?? '/'}x` }).end()
+    }
     const client = open()
     await assert.rejects(client.send('GET', 'library/alpine', MANIFEST, {}), /more than 5 redirects/)
     assert.equal(stand.seen.length, 6)

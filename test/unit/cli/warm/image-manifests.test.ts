@@ -1,12 +1,26 @@
 import assert from 'node:assert/strict'
-import { chooseEntries, configPlatform, DescriptorSchema, ImageManifestSchema, IndexSchema, isIndex, type Descriptor } from '../../../../src/cli/warm/image-manifests.js'
+import {
+  chooseEntries,
+  configPlatform,
+  DescriptorSchema,
+  ImageManifestSchema,
+  IndexSchema,
+  isIndex,
+  type Descriptor
+} from '../../../../src/cli/warm/image-manifests.js'
 import { UnusableImageError } from '../../../../src/cli/warm/errors.js'
 import { DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../../../../src/oci/media-types.js'
 
 const digest = (c: string): `sha256:${string}` => `sha256:${c.repeat(64)}`
 
 function entry (platform: Descriptor['platform'], c: string, annotations?: Record<string, string>): Descriptor {
-  return { mediaType: OCI_MANIFEST, digest: digest(c), size: 100, ...(platform !== undefined ? { platform } : {}), ...(annotations !== undefined ? { annotations } : {}) }
+  return {
+    mediaType: OCI_MANIFEST,
+    digest: digest(c),
+    size: 100,
+    ...(platform !== undefined ? { platform } : {}),
+    ...(annotations !== undefined ? { annotations } : {})
+  }
 }
 
 const amd64 = entry({ os: 'linux', architecture: 'amd64' }, 'a')
@@ -35,7 +49,11 @@ describe('warm: reading image indexes and manifests', () => {
   it('an exact variant wins; without a variant asked for, the normal one (arm/v7, arm64/v8) is preferred, else any', () => {
     assert.deepEqual(chooseEntries(INDEX, { all: false, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } }, 'img'), [armV7])
     assert.deepEqual(chooseEntries(INDEX, { all: false, platform: { os: 'linux', architecture: 'arm', variant: 'v6' } }, 'img'), [armV6])
-    assert.deepEqual(chooseEntries(INDEX, { all: false, platform: { os: 'linux', architecture: 'arm' } }, 'img'), [armV7], 'arm means arm/v7')
+    assert.deepEqual(
+      chooseEntries(INDEX, { all: false, platform: { os: 'linux', architecture: 'arm' } }, 'img'),
+      [armV7],
+      'arm means arm/v7'
+    )
     assert.deepEqual(chooseEntries([armV6], { all: false, platform: { os: 'linux', architecture: 'arm' } }, 'img'), [armV6], 'else any arm')
     assert.deepEqual(chooseEntries(INDEX, { all: false, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }, 'img'), [arm64])
   })
@@ -46,17 +64,30 @@ describe('warm: reading image indexes and manifests', () => {
   })
 
   it('a platform the image lacks is an error listing what it has and what to pass', () => {
-    assert.throws(() => chooseEntries(INDEX, { all: false, platform: { os: 'windows', architecture: 'amd64' } }, 'alpine:3.20'), (err: unknown) => {
-      assert.ok(err instanceof UnusableImageError)
-      assert.equal(err.message, 'alpine:3.20 has no windows/amd64 image (it has: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8)')
-      assert.equal(err.hint, 'pass --platform with one of those, or --all-platforms')
-      return true
-    })
-    assert.throws(() => chooseEntries([attestation], { all: false, platform: { os: 'linux', architecture: 'amd64' } }, 'x'), /\(it has: no platforms\)$/)
+    assert.throws(
+      () => chooseEntries(INDEX, { all: false, platform: { os: 'windows', architecture: 'amd64' } }, 'alpine:3.20'),
+      (err: unknown) => {
+        assert.ok(err instanceof UnusableImageError)
+        assert.equal(
+          err.message,
+          'alpine:3.20 has no windows/amd64 image (it has: linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64/v8)'
+        )
+        assert.equal(err.hint, 'pass --platform with one of those, or --all-platforms')
+        return true
+      }
+    )
+    assert.throws(
+      () => chooseEntries([attestation], { all: false, platform: { os: 'linux', architecture: 'amd64' } }, 'x'),
+      /\(it has: no platforms\)$/
+    )
   })
 
-  it('reads a single-platform image\'s platform from its config, or nothing from a config that is not one', () => {
-    assert.deepEqual(configPlatform(Buffer.from('{"os":"linux","architecture":"arm","variant":"v7","rootfs":{}}')), { os: 'linux', architecture: 'arm', variant: 'v7' })
+  it("reads a single-platform image's platform from its config, or nothing from a config that is not one", () => {
+    assert.deepEqual(configPlatform(Buffer.from('{"os":"linux","architecture":"arm","variant":"v7","rootfs":{}}')), {
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v7'
+    })
     assert.deepEqual(configPlatform(Buffer.from('{"os":"linux","architecture":"amd64"}')), { os: 'linux', architecture: 'amd64' })
     assert.equal(configPlatform(undefined), undefined)
     assert.equal(configPlatform(Buffer.from('not json')), undefined)

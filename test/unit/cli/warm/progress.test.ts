@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
-import { BarReporter, itemLine, LineReporter, summaryLine, type FetchedItem, type ReporterStreams, type WarmReporter } from '../../../../src/cli/warm/progress.js'
+import {
+  BarReporter,
+  itemLine,
+  LineReporter,
+  summaryLine,
+  type FetchedItem,
+  type ReporterStreams,
+  type WarmReporter
+} from '../../../../src/cli/warm/progress.js'
 
 /** A stream that keeps what is written; `tty` makes it look like a terminal of `columns` columns. */
 class Capture extends Writable {
@@ -38,7 +46,11 @@ describe('warm progress: what a person sees while images are warmed', () => {
     assert.match(itemLine(item({ kind: 'manifest', cache: 'HIT', source: 'local' })), /manifest sha256:0123456789ab .* HIT local$/)
     assert.match(itemLine(item({ cache: 'PEER', source: '12D3KooWpeer' })), /PEER 12D3KooWpeer$/)
     assert.match(itemLine(item({ cache: 'PEER', source: undefined })), /PEER$/)
-    assert.match(itemLine(item({ cache: undefined, source: undefined })), /no X-Cache header$/, 'a proxy in between that drops the header is visible')
+    assert.match(
+      itemLine(item({ cache: undefined, source: undefined })),
+      /no X-Cache header$/,
+      'a proxy in between that drops the header is visible'
+    )
   })
 
   it('a summary per image counts blobs by where they came from, with total size and time', () => {
@@ -49,8 +61,14 @@ describe('warm progress: what a person sees while images are warmed', () => {
       ms: 1234
     })
     assert.equal(line, 'alpine:3.20 (linux/amd64): 3 blobs, 4.0 KiB — 1 local, 1 from peers, 1 from upstream — 1.2 s')
-    assert.equal(summaryLine({ image: 'x', platforms: [], blobs: [item({ bytes: 0 })], ms: 50 }), 'x: 1 blob, 0 B — 0 local, 0 from peers, 1 from upstream — 0.1 s')
-    assert.match(summaryLine({ image: 'x', platforms: ['linux/amd64', 'linux/arm64/v8'], blobs: [], ms: 0 }), /^x \(linux\/amd64, linux\/arm64\/v8\): 0 blobs, 0 B/)
+    assert.equal(
+      summaryLine({ image: 'x', platforms: [], blobs: [item({ bytes: 0 })], ms: 50 }),
+      'x: 1 blob, 0 B — 0 local, 0 from peers, 1 from upstream — 0.1 s'
+    )
+    assert.match(
+      summaryLine({ image: 'x', platforms: ['linux/amd64', 'linux/arm64/v8'], blobs: [], ms: 0 }),
+      /^x \(linux\/amd64, linux\/arm64\/v8\): 0 blobs, 0 B/
+    )
   })
 
   it('without a terminal: items and summaries on stdout, a failure and its hint on stderr', () => {
@@ -63,9 +81,16 @@ describe('warm progress: what a person sees while images are warmed', () => {
     reporter.imageFailed('node:20', 'the sidecar answered 404 MANIFEST_UNKNOWN: no such tag', 'check the tag')
     reporter.imageFailed('x:1', 'boom', undefined)
     reporter.finish()
-    assert.deepEqual(s.stdout.text.split('\n'), [itemLine(item()), 'alpine:3.20: 1 blob, 3.4 MiB — 0 local, 0 from peers, 1 from upstream — 1.0 s', ''])
-    assert.equal(s.stderr.text, 'p2p-cache: warm node:20 failed: the sidecar answered 404 MANIFEST_UNKNOWN: no such tag\n  hint: check the tag\n' +
-      'p2p-cache: warm x:1 failed: boom\n')
+    assert.deepEqual(s.stdout.text.split('\n'), [
+      itemLine(item()),
+      'alpine:3.20: 1 blob, 3.4 MiB — 0 local, 0 from peers, 1 from upstream — 1.0 s',
+      ''
+    ])
+    assert.equal(
+      s.stderr.text,
+      'p2p-cache: warm node:20 failed: the sidecar answered 404 MANIFEST_UNKNOWN: no such tag\n  hint: check the tag\n' +
+        'p2p-cache: warm x:1 failed: boom\n'
+    )
   })
 
   it('on a terminal: a bar of bytes on stderr, summaries on stdout when stdout is not that terminal', () => {

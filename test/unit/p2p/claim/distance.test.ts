@@ -21,24 +21,36 @@ describe('claim coordinators: XOR distance between Kademlia ids', () => {
     peers = await Promise.all(Array.from({ length: 8 }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
   })
 
-  it('kad ids are sha256 of the multihash, as kad-dht computes them: a digest\'s is over 0x12 0x20 + its bytes', () => {
+  it("kad ids are sha256 of the multihash, as kad-dht computes them: a digest's is over 0x12 0x20 + its bytes", () => {
     assert.deepEqual(Buffer.from(keyKadId(KEY)), sha256(Buffer.concat([Buffer.from([0x12, 0x20]), Buffer.from('ab'.repeat(32), 'hex')])))
     const peer = peers[0] as string
     assert.deepEqual(Buffer.from(peerKadId(peer)), sha256(peerIdFromString(peer).toMultihash().bytes))
-    assert.notDeepEqual(keyKadId(tagKey('docker.io', 'library/alpine', '3', 'index')), keyKadId(tagKey('docker.io', 'library/alpine', '3', 'single')))
+    assert.notDeepEqual(
+      keyKadId(tagKey('docker.io', 'library/alpine', '3', 'index')),
+      keyKadId(tagKey('docker.io', 'library/alpine', '3', 'single'))
+    )
   })
 
   it('compareDistance is the big-endian XOR metric: the first differing byte decides', () => {
     const target = new Uint8Array([0b1010_0000, 0])
     assert.equal(compareDistance(target, target, target), 0)
-    assert.ok(compareDistance(target, new Uint8Array([0b1010_0000, 0xff]), new Uint8Array([0b1011_0000, 0])) < 0, 'a high byte outweighs every low byte')
-    assert.ok(compareDistance(target, new Uint8Array([0b0010_0000, 0]), new Uint8Array([0b1110_0000, 0])) > 0, 'the top bit is the farthest')
+    assert.ok(
+      compareDistance(target, new Uint8Array([0b1010_0000, 0xff]), new Uint8Array([0b1011_0000, 0])) < 0,
+      'a high byte outweighs every low byte'
+    )
+    assert.ok(
+      compareDistance(target, new Uint8Array([0b0010_0000, 0]), new Uint8Array([0b1110_0000, 0])) > 0,
+      'the top bit is the farthest'
+    )
   })
 
   it('the coordinator is the candidate nearest the key, and the rest follow by distance', () => {
     for (const key of [KEY, `sha256:${'01'.repeat(32)}` as Digest, tagKey('ghcr.io', 'o/r', 'v1', 'index')]) {
       const target = keyKadId(key)
-      const byBrute = [...peers].sort((x, y) => { const d = distance(peerKadId(x), target) - distance(peerKadId(y), target); return d < 0n ? -1 : d > 0n ? 1 : 0 })
+      const byBrute = [...peers].sort((x, y) => {
+        const d = distance(peerKadId(x), target) - distance(peerKadId(y), target)
+        return d < 0n ? -1 : d > 0n ? 1 : 0
+      })
       assert.deepEqual(coordinatorsOf(key, peers), byBrute)
     }
   })

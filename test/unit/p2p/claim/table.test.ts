@@ -36,12 +36,21 @@ describe('claims: who fetches a digest from the upstream', () => {
     const table = new ClaimTable({ leaseMs: 20_000, now: () => now })
     table.decide(a, { op: 'claim', key: KEY }, [])
     now = 15_000
-    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
+    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]), {
+      status: 'join',
+      peer: 'PeerA',
+      addrs: a.addrs,
+      committed: false
+    })
     assert.equal(table.decide(a, { op: 'renew', key: KEY }, []).status, 'fetch', 'the holder renews at 15 000: its lease runs to 35 000')
     now = 34_999
     assert.equal(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, []).status, 'join')
     now = 35_000
-    assert.equal(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]).status, 'fetch', 'lapsed: the reporter fetches; the failed holder\'s provider record is skipped too')
+    assert.equal(
+      table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a]).status,
+      'fetch',
+      "lapsed: the reporter fetches; the failed holder's provider record is skipped too"
+    )
     assert.equal((table.decide(c, { op: 'claim', key: KEY }, []) as { peer: string }).peer, 'PeerB')
   })
 
@@ -73,8 +82,20 @@ describe('claims: who fetches a digest from the upstream', () => {
     const d = { peer: 'PeerD', addrs: [] }
     table.decide(a, { op: 'claim', key: KEY }, [])
     // While A fetches, joiners form a chain (CLAIM_CHAIN_FANOUT 1): B reads from A, C from B.
-    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerA', addrs: a.addrs, committed: false })
-    assert.deepEqual(table.decide(c, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerB', addrs: b.addrs, committed: false, others: [{ peer: 'PeerA', addrs: a.addrs }], seeder: { peer: 'PeerA', addrs: a.addrs } })
+    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, pieces: true }, []), {
+      status: 'join',
+      peer: 'PeerA',
+      addrs: a.addrs,
+      committed: false
+    })
+    assert.deepEqual(table.decide(c, { op: 'claim', key: KEY, pieces: true }, []), {
+      status: 'join',
+      peer: 'PeerB',
+      addrs: b.addrs,
+      committed: false,
+      others: [{ peer: 'PeerA', addrs: a.addrs }],
+      seeder: { peer: 'PeerA', addrs: a.addrs }
+    })
     table.decide(a, { op: 'done', key: KEY }, [])
     const named = (from: typeof a, failed?: string[]): string | undefined => {
       const answer = table.decide(from, { op: 'claim', key: KEY, ...(failed !== undefined ? { failed } : {}) }, [a, b, c])
@@ -109,7 +130,10 @@ describe('claims: who fetches a digest from the upstream', () => {
   })
 
   it('malformed frames are FrameErrors that say what was wrong', () => {
-    assert.throws(() => decodeClaimRequest(new TextEncoder().encode('{"op":"steal","key":"x"}')), (err: Error) => err instanceof FrameError && /bad claim request/.test(err.message))
+    assert.throws(
+      () => decodeClaimRequest(new TextEncoder().encode('{"op":"steal","key":"x"}')),
+      (err: Error) => err instanceof FrameError && /bad claim request/.test(err.message)
+    )
     assert.throws(() => decodeClaimAnswer(new Uint8Array([0xff, 0xfe])), /not UTF-8 JSON/)
     assert.throws(() => decodeClaimRequest(encodeClaimFrame({ op: 'claim', key: KEY, failed: Array(9).fill('Qm') })), FrameError)
     assert.deepEqual(decodeClaimRequest(encodeClaimFrame({ op: 'claim', key: KEY })), { op: 'claim', key: KEY })
@@ -163,7 +187,12 @@ describe('ClaimTable: leases, takeovers and expiry on a FakeClock', () => {
 
   it('a committed holder reported failed is skipped too: the reporter fetches, or joins a provider that did not fail', () => {
     table.decide(a, { op: 'done', key: KEY }, [])
-    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a, c]), { status: 'join', peer: 'PeerC', addrs: [], committed: true })
+    assert.deepEqual(table.decide(b, { op: 'claim', key: KEY, failed: ['PeerA'] }, [a, c]), {
+      status: 'join',
+      peer: 'PeerC',
+      addrs: [],
+      committed: true
+    })
     assert.equal(table.decide(b, { op: 'claim', key: other, failed: ['PeerA', 'PeerC'] }, [a, c]).status, 'fetch')
   })
 
@@ -221,8 +250,20 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
   it('while A fetches, B joins A, C joins B, D joins C; others are the fetching holder and earlier members, never the claimant nor the named one', () => {
     const table = new ClaimTable({ now: () => 0 })
     assert.equal(table.decide(A, { op: 'claim', key: KEY, pieces: true }, []).status, 'fetch')
-    assert.deepEqual(table.decide(B, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerA', addrs: A.addrs, committed: false }, 'nobody else yet: no others')
-    assert.deepEqual(table.decide(C, { op: 'claim', key: KEY, pieces: true }, []), { status: 'join', peer: 'PeerB', addrs: B.addrs, committed: false, others: [{ peer: 'PeerA', addrs: A.addrs }], seeder: { peer: 'PeerA', addrs: A.addrs } })
+    assert.deepEqual(table.decide(B, { op: 'claim', key: KEY, pieces: true }, []), {
+      status: 'join',
+      peer: 'PeerA',
+      addrs: A.addrs,
+      committed: false
+    }, 'nobody else yet: no others')
+    assert.deepEqual(table.decide(C, { op: 'claim', key: KEY, pieces: true }, []), {
+      status: 'join',
+      peer: 'PeerB',
+      addrs: B.addrs,
+      committed: false,
+      others: [{ peer: 'PeerA', addrs: A.addrs }],
+      seeder: { peer: 'PeerA', addrs: A.addrs }
+    })
     assert.deepEqual(join(table, D), { peer: 'PeerC', others: ['PeerA', 'PeerB'] })
     assert.deepEqual(join(table, E), { peer: 'PeerD', others: ['PeerA', 'PeerB', 'PeerC'] })
   })
@@ -338,7 +379,12 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     table.decide(A, { op: 'claim', key: other }, [])
     table.decide(A, { op: 'done', key: other }, [])
     // A manifest's joiner timed out on a loaded holder: asked again first (CLAIM_LAST_HOLDER_REPORTS 2)...
-    assert.deepEqual(table.decide(B, { op: 'claim', key: other, failed: ['PeerA'] }, [A]), { status: 'join', peer: 'PeerA', addrs: A.addrs, committed: true })
+    assert.deepEqual(table.decide(B, { op: 'claim', key: other, failed: ['PeerA'] }, [A]), {
+      status: 'join',
+      peer: 'PeerA',
+      addrs: A.addrs,
+      committed: true
+    })
     // ...and a second report (this joiner again, or another) hands out the lease.
     assert.equal(table.decide(C, { op: 'claim', key: other, failed: ['PeerA'] }, [A]).status, 'fetch')
   })
@@ -374,7 +420,11 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     let last: { peer: string, others: string[] } | undefined
     for (const m of members) last = join(table, m)
     assert.equal(last?.others.length, CLAIM_OTHERS_MAX)
-    assert.deepEqual(last?.others, ['PeerA', ...members.slice(0, CLAIM_OTHERS_MAX - 1).map(m => m.peer)], 'the fetching holder first, then the earliest members')
+    assert.deepEqual(
+      last?.others,
+      ['PeerA', ...members.slice(0, CLAIM_OTHERS_MAX - 1).map(m => m.peer)],
+      'the fetching holder first, then the earliest members'
+    )
   })
 
   it('provider records as others are capped at CLAIM_OTHERS_MAX too', () => {
@@ -390,11 +440,20 @@ describe('ClaimTable: joiners form a chain while the key is fetched, and learn t
     const table = new ClaimTable({ now: () => 0 })
     table.decide(A, { op: 'claim', key: KEY, pieces: true }, [])
     const answers: ClaimAnswer[] = []
-    const members = Array.from({ length: CLAIM_OTHERS_MAX + 4 }, (_, i) => ({ peer: `Member${BASE58[i] as string}`, addrs: [`/ip4/10.0.0.2/tcp/${4001 + i}`] }))
+    const members = Array.from({ length: CLAIM_OTHERS_MAX + 4 }, (_, i) => ({
+      peer: `Member${BASE58[i] as string}`,
+      addrs: [`/ip4/10.0.0.2/tcp/${4001 + i}`]
+    }))
     for (const m of members) answers.push(table.decide(m, { op: 'claim', key: KEY, pieces: true }, []))
     assert.equal((answers.at(-1) as { others: unknown[] }).others.length, CLAIM_OTHERS_MAX)
     for (const answer of answers) assert.deepEqual(decodeClaimAnswer(encodeClaimFrame(answer)), answer)
-    const tooMany = { status: 'join', peer: 'PeerA', addrs: [], committed: false, others: members.slice(0, CLAIM_OTHERS_MAX + 1).map(m => ({ peer: m.peer, addrs: [] })) } satisfies ClaimAnswer
+    const tooMany = {
+      status: 'join',
+      peer: 'PeerA',
+      addrs: [],
+      committed: false,
+      others: members.slice(0, CLAIM_OTHERS_MAX + 1).map(m => ({ peer: m.peer, addrs: [] }))
+    } satisfies ClaimAnswer
     assert.throws(() => decodeClaimAnswer(encodeClaimFrame(tooMany)), FrameError)
     const justEnough = { ...tooMany, others: tooMany.others.slice(0, CLAIM_OTHERS_MAX) }
     assert.deepEqual(decodeClaimAnswer(encodeClaimFrame(justEnough)), justEnough)

@@ -18,8 +18,12 @@ async function holdPort (): Promise<Server> {
 const portOf = (server: Server): number => (server.address() as { port: number }).port
 
 describe('data channel address (CACHE_P2P_DATA_PORT)', () => {
-  it('auto is the first listen address\'s port + 1 on its host, or any free port after taking it fails', () => {
-    assert.deepEqual(dataChannelAddress([multiaddr('/ip4/10.0.0.5/tcp/9000'), multiaddr('/ip4/0.0.0.0/tcp/7000')], 'auto'), { host: '10.0.0.5', port: 9001, anyPortIfTaken: true })
+  it("auto is the first listen address's port + 1 on its host, or any free port after taking it fails", () => {
+    assert.deepEqual(dataChannelAddress([multiaddr('/ip4/10.0.0.5/tcp/9000'), multiaddr('/ip4/0.0.0.0/tcp/7000')], 'auto'), {
+      host: '10.0.0.5',
+      port: 9001,
+      anyPortIfTaken: true
+    })
     assert.deepEqual(dataChannelAddress([multiaddr('/ip6/::/tcp/9000')], 'auto'), { host: '::', port: 9001, anyPortIfTaken: true })
   })
 
@@ -30,7 +34,11 @@ describe('data channel address (CACHE_P2P_DATA_PORT)', () => {
   })
 
   it('a number is exactly that port, with no fallback; off is no data channel', () => {
-    assert.deepEqual(dataChannelAddress([multiaddr('/ip4/10.0.0.5/tcp/9000')], 4100), { host: '10.0.0.5', port: 4100, anyPortIfTaken: false })
+    assert.deepEqual(dataChannelAddress([multiaddr('/ip4/10.0.0.5/tcp/9000')], 4100), {
+      host: '10.0.0.5',
+      port: 4100,
+      anyPortIfTaken: false
+    })
     assert.equal(dataChannelAddress([multiaddr('/ip4/10.0.0.5/tcp/9000')], 'off'), undefined)
   })
 })
@@ -53,13 +61,20 @@ describe('DataServer and connectData: one-time pre-shared keys over TLS 1.3 on 1
   function offer (): { offer: DataOffer, taken: Promise<TLSSocket>, expired: () => boolean } {
     let expired = false
     let take!: (s: TLSSocket) => void
-    const taken = new Promise<TLSSocket>(resolve => { take = resolve })
-    const made = server.offer('PeerA', s => { sockets.push(s); take(s) }, () => { expired = true })
+    const taken = new Promise<TLSSocket>(resolve => {
+      take = resolve
+    })
+    const made = server.offer('PeerA', s => {
+      sockets.push(s)
+      take(s)
+    }, () => {
+      expired = true
+    })
     assert.ok(made !== undefined)
     return { offer: made, taken, expired: () => expired }
   }
 
-  it('the requester with the offer\'s key gets that transfer: bytes flow from the server\'s socket to it', async () => {
+  it("the requester with the offer's key gets that transfer: bytes flow from the server's socket to it", async () => {
     const o = offer()
     assert.equal(o.offer.port, server.port)
     assert.match(o.offer.ticket, /^[0-9a-f]{32}$/)
@@ -79,7 +94,9 @@ describe('DataServer and connectData: one-time pre-shared keys over TLS 1.3 on 1
     await assert.rejects(connectData('127.0.0.1', { ...o.offer, key: 'ab'.repeat(32) }, 2_000, never))
     await assert.rejects(connectData('127.0.0.1', { ...o.offer, ticket: 'cd'.repeat(16) }, 2_000, never))
     let takenEarly = false
-    void o.taken.then(() => { takenEarly = true })
+    void o.taken.then(() => {
+      takenEarly = true
+    })
     await new Promise(resolve => setImmediate(resolve))
     assert.equal(takenEarly, false)
     assert.equal(o.expired(), false)
@@ -136,14 +153,20 @@ describe('connectData: failures leave nothing open', () => {
     const holder = await holdPort()
     const port = portOf(holder)
     await new Promise(resolve => holder.close(resolve))
-    await assert.rejects(connectData('127.0.0.1', { port, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, never),
-      (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED')
+    await assert.rejects(
+      connectData('127.0.0.1', { port, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, never),
+      (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED'
+    )
   })
 
   it('a port that accepts but never completes TLS times out with host, port and budget in the message, as reachable, and closes the connection', async () => {
     let closed!: Promise<void>
     const silent = createServer(socket => {
-      closed = new Promise(resolve => socket.once('close', () => { resolve() }))
+      closed = new Promise(resolve =>
+        socket.once('close', () => {
+          resolve()
+        })
+      )
       socket.on('error', () => {}).resume()
     })
     await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
@@ -164,6 +187,9 @@ describe('connectData: failures leave nothing open', () => {
   it('an already aborted signal rejects at once with its reason', async () => {
     const ac = new AbortController()
     ac.abort(new Error('the client left'))
-    await assert.rejects(connectData('127.0.0.1', { port: 9, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, ac.signal), /the client left/)
+    await assert.rejects(
+      connectData('127.0.0.1', { port: 9, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, ac.signal),
+      /the client left/
+    )
   })
 })

@@ -8,7 +8,16 @@ import { FakeMessageStream } from '../../fakes/message-stream.js'
 function recorder (): ByteSourceHandlers & { bytes: Buffer[], ends: Array<Error | undefined> } {
   const bytes: Buffer[] = []
   const ends: Array<Error | undefined> = []
-  return { bytes, ends, data: buf => { bytes.push(buf) }, end: err => { ends.push(err) } }
+  return {
+    bytes,
+    ends,
+    data: buf => {
+      bytes.push(buf)
+    },
+    end: err => {
+      ends.push(err)
+    }
+  }
 }
 
 describe('streamSource: a libp2p message stream as a ByteSource', () => {
@@ -32,7 +41,13 @@ describe('streamSource: a libp2p message stream as a ByteSource', () => {
     const stream = new FakeMessageStream()
     const source = streamSource(stream)
     let received = 0
-    source.listen({ data: buf => { received += buf.length; source.pause(() => true) }, end: () => {} })
+    source.listen({
+      data: buf => {
+        received += buf.length
+        source.pause(() => true)
+      },
+      end: () => {}
+    })
     source.pause(() => true)
     await Promise.resolve()
     stream.peerSends(Buffer.alloc(5))
@@ -55,7 +70,7 @@ describe('streamSource: a libp2p message stream as a ByteSource', () => {
     source.unlisten()
   })
 
-  it('reports the end of the peer\'s bytes, and a failed transport with its error', () => {
+  it("reports the end of the peer's bytes, and a failed transport with its error", () => {
     const ended = new FakeMessageStream()
     const source = streamSource(ended)
     const r = recorder()

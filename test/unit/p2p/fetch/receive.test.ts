@@ -82,7 +82,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
     await failsWith(done, 'truncated', /closed the stream after 3 of 10 bytes/)
   })
 
-  it('a reset or a failed connection mid-body is truncated too, with the transport\'s error', async () => {
+  it("a reset or a failed connection mid-body is truncated too, with the transport's error", async () => {
     const reset = new FakeMessageStream()
     const a = receive(streamSource(reset), 'PeerA', 10, 1_000, never)
     reset.peerSends(Buffer.from('abc'))

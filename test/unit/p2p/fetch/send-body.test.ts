@@ -77,13 +77,17 @@ describe('sendBody: serving a blob to a peer with backpressure', () => {
 
   it('an empty body sends nothing and ends', async () => {
     const stream = new FakeMessageStream()
-    await sendBody(Readable.from([]), streamSink(stream), 1_000, () => { assert.fail('no bytes to count') })
+    await sendBody(Readable.from([]), streamSink(stream), 1_000, () => {
+      assert.fail('no bytes to count')
+    })
     assert.equal(stream.sentBytes().length, 0)
   })
 
   it('socketSink: a close listener added to a socket already destroyed is still called', async () => {
     const socket = new Socket()
     socket.destroy()
-    await new Promise<void>(resolve => { socketSink(socket).addEventListener('close', resolve) })
+    await new Promise<void>(resolve => {
+      socketSink(socket).addEventListener('close', resolve)
+    })
   })
 })

@@ -24,7 +24,10 @@ function capped (bytesPerSecond: number): { rate: UploadRate, clock: FakeClock, 
 function memorySink (): BodySink & { bytes: number } {
   const sink = {
     bytes: 0,
-    send: (buf: Uint8Array) => { sink.bytes += buf.byteLength; return true },
+    send: (buf: Uint8Array) => {
+      sink.bytes += buf.byteLength
+      return true
+    },
     onDrain: async () => {},
     addEventListener: () => {},
     removeEventListener: () => {}
@@ -49,7 +52,9 @@ describe('UploadRate: the node-wide cap on bytes served to peers (CACHE_P2P_MAX_
   it('concurrent uploads share the one rate', async () => {
     const { rate, clock } = capped(2_000_000)
     const never = new AbortController().signal
-    const upload = async (): Promise<void> => { for (let i = 0; i < 30; i++) await rate.take(100_000, never) }
+    const upload = async (): Promise<void> => {
+      for (let i = 0; i < 30; i++) await rate.take(100_000, never)
+    }
     await Promise.all([upload(), upload(), upload()])
     assert.ok(9_000_000 / (clock.now() / 1000) <= 2_200_000, `3 uploads of 3 MB in ${clock.now()} ms`)
   })
@@ -74,7 +79,9 @@ describe('UploadRate: the node-wide cap on bytes served to peers (CACHE_P2P_MAX_
     const sink = memorySink()
     const body = Readable.from(Array.from({ length: 20 }, () => Buffer.alloc(100_000)))
     let counted = 0
-    await sendBody(body, sink, 1_000, n => { counted += n }, rate)
+    await sendBody(body, sink, 1_000, n => {
+      counted += n
+    }, rate)
     assert.equal(sink.bytes, 2_000_000)
     assert.equal(counted, 2_000_000)
     assert.ok(clock.now() >= 2_000 - UPLOAD_BURST_MS - 100, `2 MB at 1 MB/s took ${clock.now()} ms`)

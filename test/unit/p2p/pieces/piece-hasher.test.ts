@@ -6,7 +6,9 @@ import { hashPieces, pieceCount, pieceHash, PieceHasher } from '../../../../src/
 /** The sha256 (hex) of each `pieceSize` slice of `body`, the last one possibly shorter. */
 function expectedHashes (body: Uint8Array, pieceSize: number): string[] {
   const out: string[] = []
-  for (let at = 0; at < body.byteLength; at += pieceSize) out.push(createHash('sha256').update(body.subarray(at, at + pieceSize)).digest('hex'))
+  for (let at = 0; at < body.byteLength; at += pieceSize) {
+    out.push(createHash('sha256').update(body.subarray(at, at + pieceSize)).digest('hex'))
+  }
   return out
 }
 
@@ -29,7 +31,7 @@ function cut (body: Uint8Array, lengths: number[]): Uint8Array[] {
   return chunks
 }
 
-async function * chunksOf (chunks: Uint8Array[]): AsyncIterable<Uint8Array> {
+async function* chunksOf (chunks: Uint8Array[]): AsyncIterable<Uint8Array> {
   for (const c of chunks) {
     await Promise.resolve()
     yield c
@@ -119,7 +121,9 @@ describe('piece hashes: the sha256 of each piece of a blob (fetch/1.2.0, issue 2
     const hasher = new PieceHasher(4)
     hasher.update(Buffer.from('abc'))
     hasher.finish()
-    assert.throws(() => { hasher.update(Buffer.from('d')) }, /after finish/)
+    assert.throws(() => {
+      hasher.update(Buffer.from('d'))
+    }, /after finish/)
     assert.equal(hasher.count, 1)
   })
 
@@ -174,8 +178,8 @@ describe('piece hashes: the sha256 of each piece of a blob (fetch/1.2.0, issue 2
     assert.equal(hasher.hex(0, 10), '')
   })
 
-  it('hashPieces passes on the stream\'s error', async () => {
-    async function * failing (): AsyncIterable<Uint8Array> {
+  it("hashPieces passes on the stream's error", async () => {
+    async function* failing (): AsyncIterable<Uint8Array> {
       yield Buffer.from('abcd')
       throw new Error('disk read failed')
     }
@@ -206,6 +210,8 @@ describe('PieceHasher.known: a piece checked on receipt is not hashed again', ()
     const off = new PieceHasher(4)
     off.update(Buffer.from('ab'))
     assert.equal(off.aligned, false)
-    assert.throws(() => { off.known('b'.repeat(64), 4) }, /boundary/)
+    assert.throws(() => {
+      off.known('b'.repeat(64), 4)
+    }, /boundary/)
   })
 })

@@ -11,7 +11,9 @@ import { openTestStore, type TestStore } from '../../fakes/store.js'
 /** The sha256 (hex) of each PIECE_SIZE slice of `body`, concatenated. */
 function expectedHex (body: Uint8Array): string {
   let out = ''
-  for (let at = 0; at < body.byteLength; at += PIECE_SIZE) out += createHash('sha256').update(body.subarray(at, at + PIECE_SIZE)).digest('hex')
+  for (let at = 0; at < body.byteLength; at += PIECE_SIZE) {
+    out += createHash('sha256').update(body.subarray(at, at + PIECE_SIZE)).digest('hex')
+  }
   return out
 }
 
@@ -19,7 +21,13 @@ function expectedHex (body: Uint8Array): string {
 function counted (handle: BlobHandle): { handle: BlobHandle, streams: () => number } {
   let n = 0
   return {
-    handle: { ...handle, stream: (start?: number, end?: number) => { n++; return handle.stream(start, end) } },
+    handle: {
+      ...handle,
+      stream: (start?: number, end?: number) => {
+        n++
+        return handle.stream(start, end)
+      }
+    },
     streams: () => n
   }
 }
@@ -32,11 +40,16 @@ function memoryHandle (digest: Digest, body: Uint8Array | Error): { handle: Blob
     stream: () => {
       n++
       if (body instanceof Error) {
-        return Readable.from((async function * () { yield Buffer.from('ab'); throw body })()) as unknown as ReadStream
+        return Readable.from((async function* () {
+          yield Buffer.from('ab')
+          throw body
+        })()) as unknown as ReadStream
       }
       return Readable.from([Buffer.from(body)]) as unknown as ReadStream
     },
-    read: async () => { throw new Error('not used') },
+    read: async () => {
+      throw new Error('not used')
+    },
     release: async () => {}
   } as unknown as BlobHandle
   return { handle, streams: () => n }
@@ -46,7 +59,9 @@ describe('StoredPieceHashes: piece hashes of stored blobs, read once and kept', 
   let t: TestStore
   const handles: BlobHandle[] = []
 
-  beforeEach(async () => { t = await openTestStore({ policy: { maxSize: 20_000_000 } }) })
+  beforeEach(async () => {
+    t = await openTestStore({ policy: { maxSize: 20_000_000 } })
+  })
   afterEach(async () => {
     for (const h of handles.splice(0)) await h.release()
     await t.dispose()
@@ -85,7 +100,11 @@ describe('StoredPieceHashes: piece hashes of stored blobs, read once and kept', 
     const h = await storeBlob(body)
     const c = counted(h)
     const hashes = new StoredPieceHashes()
-    const answers = await Promise.all([hashes.of(c.handle.digest, async () => c.handle), hashes.of(c.handle.digest, async () => c.handle), hashes.of(c.handle.digest, async () => c.handle)])
+    const answers = await Promise.all([
+      hashes.of(c.handle.digest, async () => c.handle),
+      hashes.of(c.handle.digest, async () => c.handle),
+      hashes.of(c.handle.digest, async () => c.handle)
+    ])
     assert.equal(c.streams(), 1)
     assert.equal(answers[0], answers[1])
     assert.equal(answers[1], answers[2])
@@ -145,7 +164,13 @@ describe('StoredPieceHashes: piece hashes of stored blobs, read once and kept', 
     const hasher = await new StoredPieceHashes().of(digest, async () => {
       const h = await t.store.openRead(digest)
       assert.ok(h !== undefined)
-      return { ...h, release: async () => { released++; await h.release() } }
+      return {
+        ...h,
+        release: async () => {
+          released++
+          await h.release()
+        }
+      }
     })
     assert.equal(hasher.hex(0, 1), expectedHex(body))
     assert.equal(released, 1)

@@ -43,7 +43,7 @@ function peerError (peer: FakePeer, reason: PeerFetchError['reason']): (err: unk
   }
 }
 
-describe('fetchPieces: a blob\'s pieces from several holders at once, each verified before it is written (issue 23)', () => {
+describe("fetchPieces: a blob's pieces from several holders at once, each verified before it is written (issue 23)", () => {
   let net: FakePeerNetwork
   let body: Buffer
   let digest: Digest
@@ -95,8 +95,17 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
    * 0.5: ties go to the first listed, pauses are exactly 100, 200, 400... ms. `opts.seeder`: the
    * one of `others` fetching the blob (picked last); `opts.init`: PieceSources overrides.
    */
-  function sourcesOf (named: FakePeer, others: FakePeer[] = [], known: FakePeer[] = [], opts: { seeder?: FakePeer, init?: Partial<PieceSourcesInit> } = {}): PieceSources {
-    const sources = new PieceSources(named.ref, others.map(o => o.ref), { isDenied: peer => net.isDenied(peer), random: () => 0.5, ...opts.init }, opts.seeder?.name)
+  function sourcesOf (
+    named: FakePeer,
+    others: FakePeer[] = [],
+    known: FakePeer[] = [],
+    opts: { seeder?: FakePeer, init?: Partial<PieceSourcesInit> } = {}
+  ): PieceSources {
+    const sources = new PieceSources(named.ref, others.map(o => o.ref), {
+      isDenied: peer => net.isDenied(peer),
+      random: () => 0.5,
+      ...opts.init
+    }, opts.seeder?.name)
     for (const k of known) sources.served(sourceOf(sources, k), body.byteLength)
     return sources
   }
@@ -119,7 +128,11 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
    * after the hash source's first answer, see BlobDownload.fromPieces), so no hashes request is
    * made; `preload` an array: those hashes instead of the right ones.
    */
-  function run (hashSource: FakePeer, sources: PieceSources, opts: { preload?: boolean | string[], idleMs?: number, network?: PeerNetwork } = {}): Run {
+  function run (
+    hashSource: FakePeer,
+    sources: PieceSources,
+    opts: { preload?: boolean | string[], idleMs?: number, network?: PeerNetwork } = {}
+  ): Run {
     const map = new PieceMap(body.byteLength)
     if (opts.preload === true) map.addHashes(0, hashes)
     else if (Array.isArray(opts.preload)) map.addHashes(0, opts.preload)
@@ -164,7 +177,7 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     assert.equal(r.stats.snapshot().bytes_from_peers, body.byteLength)
   }
 
-  it('writes every piece, each checked against the hash source\'s hashes (followed from piece 0)', async () => {
+  it("writes every piece, each checked against the hash source's hashes (followed from piece 0)", async () => {
     blob()
     const h = await holder('h')
     const r = run(h, sourcesOf(h))
@@ -185,7 +198,11 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     await r.promise
     assertWhole(r)
     for (const p of [a, b, c]) assert.ok(p.requests.every(q => q.pieces === true), `${p.label} was asked for pieces`)
-    assert.deepEqual(a.requests.map(q => q.start), [0], 'the named holder: the first run (NAMED_HOLDER_LANES, one lane following its download)')
+    assert.deepEqual(
+      a.requests.map(q => q.start),
+      [0],
+      'the named holder: the first run (NAMED_HOLDER_LANES, one lane following its download)'
+    )
     assert.deepEqual(b.requests.map(q => q.start), [2 * MiB], 'the second run: the first other holder known to have it')
     assert.deepEqual(c.requests.map(q => q.start), [4 * MiB], 'the third run: the next other holder (one transfer each)')
     assert.equal(r.maxOpen, 3, 'the three runs were open at once')
@@ -214,10 +231,21 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     const r = run(h, sourcesOf(liar, [h], [h], { seeder: h }))
     const outcome = await r.promise
     assertWhole(r)
-    assert.deepEqual(liar.requests.map(q => q.start), [0], 'the liar was asked for the first run (its one lane); after the wrong piece it is not asked again')
-    assert.ok(h.requests.some(q => q.start === MiB && q.end !== q.start), 'piece 1 was asked of the hash source (the only other holder, the seeder: the named holder is gone)')
+    assert.deepEqual(
+      liar.requests.map(q => q.start),
+      [0],
+      'the liar was asked for the first run (its one lane); after the wrong piece it is not asked again'
+    )
+    assert.ok(
+      h.requests.some(q => q.start === MiB && q.end !== q.start),
+      'piece 1 was asked of the hash source (the only other holder, the seeder: the named holder is gone)'
+    )
     // A request for no bytes (start = end) is a probe; the others are runs.
-    assert.deepEqual(h.requests.filter(q => q.end !== q.start).map(q => q.start), [MiB, 3 * MiB], 'the seeder\'s runs: none before the liar was gone (pieces 2-3 were not asked of it meanwhile), then the rest from piece 1')
+    assert.deepEqual(
+      h.requests.filter(q => q.end !== q.start).map(q => q.start),
+      [MiB, 3 * MiB],
+      "the seeder's runs: none before the liar was gone (pieces 2-3 were not asked of it meanwhile), then the rest from piece 1"
+    )
     assert.deepEqual([...outcome.suspects], [liar.name])
     assert.equal(net.isDenied(liar.name), false, 'the caller deny-lists suspects once the blob verified')
     assert.equal(net.denied.size, 0)
@@ -238,7 +266,7 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     // A few turns of the loop: pieces 2-3 are free to ask for, only the seeder has them.
     await new Promise(resolve => setTimeout(resolve, 50))
     assert.deepEqual(r.writes, [0], 'piece 1 waits on the named holder, pieces 2-3 on nobody')
-    assert.equal(net.openTransfers, 1, 'one transfer: the named holder\'s lane')
+    assert.equal(net.openTransfers, 1, "one transfer: the named holder's lane")
     growing.release()
     growing.finish()
     const outcome = await r.promise
@@ -260,7 +288,7 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     assert.ok(!r.writes.includes(MiB), 'the wrong piece was not written')
   })
 
-  it('two holders sending the same piece against the hash source\'s hash: the hash source is the one at fault (mismatch)', async () => {
+  it("two holders sending the same piece against the hash source's hash: the hash source is the one at fault (mismatch)", async () => {
     blob()
     // Its hashes are of its own wrong copy (piece 1); it is asked for hashes only.
     const h = await holder('h', { kind: 'liar', at: 1.5 * MiB })
@@ -298,7 +326,10 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
     assertWhole(r)
     assert.equal(stuck.requests[0]?.start, 0, 'the stalling holder had the first run')
     assert.ok(other.requests.some(q => q.start === 0), 'the first run was asked of the other holder')
-    assert.ok(h.requests.every(q => q.end === q.start), 'no run of the seeder: the stalling named holder cools off, it is not gone (at most a probe)')
+    assert.ok(
+      h.requests.every(q => q.end === q.start),
+      'no run of the seeder: the stalling named holder cools off, it is not gone (at most a probe)'
+    )
     assert.equal(sourceOf(sources, stuck).gone, false, 'one stall: it cools off')
     assert.equal(outcome.suspects.size, 0, 'a stall is no lie')
     assert.equal(net.isDenied(stuck.name), false)
@@ -414,14 +445,22 @@ describe('fetchPieces: a blob\'s pieces from several holders at once, each verif
       providers: (key, signal) => net.providers(key, signal),
       fetch: async (ref, request, o) => await net.fetch(ref, request, o),
       pieceHashes: async (ref, key, from, o) => {
-        if (++calls === 2) throw new PeerFetchError(ref.id.toString(), 'busy', 'answered busy: fetching it; the upstream has not answered yet', 0)
+        if (++calls === 2) {
+          throw new PeerFetchError(ref.id.toString(), 'busy', 'answered busy: fetching it; the upstream has not answered yet', 0)
+        }
         return await net.pieceHashes(ref, key, from, o)
       },
       claim: async (request, signal, to) => await net.claim(request, signal, to),
-      deny: (peer, reason) => { net.deny(peer, reason) },
+      deny: (peer, reason) => {
+        net.deny(peer, reason)
+      },
       isDenied: peer => net.isDenied(peer),
-      announce: key => { net.announce(key) },
-      forget: key => { net.forget(key) }
+      announce: key => {
+        net.announce(key)
+      },
+      forget: key => {
+        net.forget(key)
+      }
     }
     const r = run(h, sourcesOf(h), { network })
     await until(() => calls >= 2, 'the second hashes request', 1000)

@@ -14,12 +14,20 @@ function doneList (map: PieceMap): number[] {
 /** Settles within a few turns of the event loop: 'pending' if it has not. */
 async function state<T> (p: Promise<T>): Promise<{ value: T } | { error: unknown } | 'pending'> {
   let out: { value: T } | { error: unknown } | 'pending' = 'pending'
-  p.then(value => { out = { value } }, (error: unknown) => { out = { error } })
-  for (let i = 0; i < 5; i++) await new Promise<void>(resolve => { setImmediate(resolve) })
+  p.then(value => {
+    out = { value }
+  }, (error: unknown) => {
+    out = { error }
+  })
+  for (let i = 0; i < 5; i++) {
+    await new Promise<void>(resolve => {
+      setImmediate(resolve)
+    })
+  }
   return out
 }
 
-describe('PieceMap: a receiver\'s view of a blob cut into pieces (issue 23)', () => {
+describe("PieceMap: a receiver's view of a blob cut into pieces (issue 23)", () => {
   describe('geometry', () => {
     it('count, start, end and length, the short last piece included', () => {
       const map = new PieceMap(10, 4)
@@ -195,16 +203,22 @@ describe('PieceMap: a receiver\'s view of a blob cut into pieces (issue 23)', ()
     it('addHashes with a gap after the known ones is a RangeError, and adds nothing', () => {
       const map = new PieceMap(20, 4)
       map.addHashes(0, [H(0)])
-      assert.throws(() => { map.addHashes(2, [H(2)]) }, RangeError)
+      assert.throws(() => {
+        map.addHashes(2, [H(2)])
+      }, RangeError)
       assert.equal(map.hashesKnown, 1)
     })
 
     it('more hashes than pieces is a RangeError, and adds nothing', () => {
       const map = new PieceMap(10, 4)
-      assert.throws(() => { map.addHashes(0, [H(0), H(1), H(2), H(3)]) }, RangeError)
+      assert.throws(() => {
+        map.addHashes(0, [H(0), H(1), H(2), H(3)])
+      }, RangeError)
       assert.equal(map.hashesKnown, 0)
       map.addHashes(0, [H(0), H(1)])
-      assert.throws(() => { map.addHashes(1, [H(1), H(2), H(3)]) }, RangeError)
+      assert.throws(() => {
+        map.addHashes(1, [H(1), H(2), H(3)])
+      }, RangeError)
       assert.equal(map.hashesKnown, 2)
     })
 
@@ -269,19 +283,21 @@ describe('PieceMap: a receiver\'s view of a blob cut into pieces (issue 23)', ()
       assert.equal(await other, H(1))
     })
 
-    it('hashWanted: the follower\'s pause ends after its time, at once when a piece waits for a hash, or when one starts waiting', async () => {
+    it("hashWanted: the follower's pause ends after its time, at once when a piece waits for a hash, or when one starts waiting", async () => {
       const map = new PieceMap(4 * 1024, 1024)
       const signal = new AbortController().signal
       const t0 = performance.now()
       await map.hashWanted(30, signal)
       assert.ok(performance.now() - t0 >= 25, 'nobody waits: the whole pause')
       let resolved = false
-      const pause = map.hashWanted(60_000, signal).then(() => { resolved = true })
+      const pause = map.hashWanted(60_000, signal).then(() => {
+        resolved = true
+      })
       await new Promise(resolve => setImmediate(resolve))
       assert.equal(resolved, false)
       const waiting = map.hash(0, signal)
       await pause
-      assert.equal(resolved, true, 'a transfer waiting for piece 0\'s hash ends the pause')
+      assert.equal(resolved, true, "a transfer waiting for piece 0's hash ends the pause")
       await map.hashWanted(60_000, signal)
       map.addHashes(0, [H(0)])
       assert.equal(await waiting, H(0))

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict'
 import type { PeerRef } from '../../../../src/p2p/fetch/client.js'
-import { HOLDER_BUSY_FIRST_MS, HOLDER_BUSY_MAX_MS, MAX_SOURCE_FAILURES, NAMED_HOLDER_LANES, PROBE_INTERVAL_MAX_MS, PROBE_INTERVAL_MS } from '../../../../src/resolver/pieces/constants.js'
+import {
+  HOLDER_BUSY_FIRST_MS,
+  HOLDER_BUSY_MAX_MS,
+  MAX_SOURCE_FAILURES,
+  NAMED_HOLDER_LANES,
+  PROBE_INTERVAL_MAX_MS,
+  PROBE_INTERVAL_MS
+} from '../../../../src/resolver/pieces/constants.js'
 import { PieceSources, type PieceSource, type PieceSourcesInit } from '../../../../src/resolver/pieces/piece-sources.js'
 import { newPeerId } from '../../fakes/peer-network.js'
 
@@ -63,9 +70,17 @@ describe('PieceSources: which holder is asked for the next run of pieces (issue 
 
     it('the holder given as the seeder is marked seeder; the named holder never is', () => {
       const s = sources([o1, o2], {}, id(o2))
-      assert.deepEqual(s.all.map(x => [x.name, x.named, x.seeder]), [[id(named), true, false], [id(o1), false, false], [id(o2), false, true]])
+      assert.deepEqual(s.all.map(x => [x.name, x.named, x.seeder]), [
+        [id(named), true, false],
+        [id(o1), false, false],
+        [id(o2), false, true]
+      ])
       const namedSeeds = sources([o1], {}, id(named))
-      assert.deepEqual(namedSeeds.all.map(x => x.seeder), [false, false], 'the named holder fetching it itself is the named holder, not "the seeder"')
+      assert.deepEqual(
+        namedSeeds.all.map(x => x.seeder),
+        [false, false],
+        'the named holder fetching it itself is the named holder, not "the seeder"'
+      )
       const absent = sources([o1], {}, id(o3))
       assert.deepEqual(absent.all.map(x => x.seeder), [false, false], 'a seeder not among the holders marks nobody')
     })
@@ -78,7 +93,7 @@ describe('PieceSources: which holder is asked for the next run of pieces (issue 
         assert.deepEqual(pick(s), { peer: id(named), maxPieces: Infinity })
         s.named.lanes++
       }
-      assert.equal(pick(s), undefined, 'the others\' progress is unknown: they are probed, not asked')
+      assert.equal(pick(s), undefined, "the others' progress is unknown: they are probed, not asked")
       s.named.lanes--
       assert.deepEqual(pick(s, 8), { peer: id(named), maxPieces: Infinity })
     })
@@ -102,7 +117,11 @@ describe('PieceSources: which holder is asked for the next run of pieces (issue 
       const s = sources()
       s.served(of(s, o2), PIECE)
       for (let lane = 0; lane < NAMED_HOLDER_LANES; lane++) {
-        assert.deepEqual(pick(s), { peer: id(named), maxPieces: Infinity }, `lane ${lane + 1}: the named holder (it follows its own download)`)
+        assert.deepEqual(
+          pick(s),
+          { peer: id(named), maxPieces: Infinity },
+          `lane ${lane + 1}: the named holder (it follows its own download)`
+        )
         s.named.lanes++
       }
       assert.deepEqual(pick(s), { peer: id(o2), maxPieces: 1 }, 'the named holder is full: the holder known to have piece 0')
@@ -324,7 +343,7 @@ describe('PieceSources: which holder is asked for the next run of pieces (issue 
       assert.equal(src.have, 12)
     })
 
-    it('a busy holder\'s pauses double up to HOLDER_BUSY_MAX_MS', () => {
+    it("a busy holder's pauses double up to HOLDER_BUSY_MAX_MS", () => {
       const s = sources([o1])
       const src = of(s, o1)
       const pauses: number[] = []
