@@ -7,7 +7,7 @@ import { discard } from '../upstream/registry-client.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { Stats } from '../metrics/stats.js'
 import { BlobDownload, type DownloadKind, type DownloadTiming } from './download.js'
-import type { BlobSource, CacheStatus } from './source.js'
+import { storedSource, type BlobSource, type CacheStatus } from './source.js'
 import { tryProviders, type PeerLookupInit } from './peer-lookup.js'
 import { SingleFlight } from './single-flight.js'
 import { BUCKET_ORIGIN, type BucketTier } from '../bucket/bucket-tier.js'
@@ -71,14 +71,7 @@ export class BlobResolver {
       if (local !== undefined && (kind === 'blob' || local.record.mediaType !== undefined)) {
         stats.inc('hits')
         log.info({ digest, kind, size: local.record.size, cache: 'HIT' }, `${kind} hit`)
-        return {
-          cache: 'HIT',
-          origin: 'local',
-          size: local.record.size,
-          ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
-          stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
-          release: local.release
-        }
+        return storedSource(local)
       }
       await local?.release()
       if (tries === 1) stats.inc('misses')

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import type { BlobHandle } from '../store/roles.js'
 
 export type CacheStatus = 'HIT' | 'MISS' | 'PEER'
 
@@ -23,4 +24,16 @@ export interface BlobSource {
   readonly epoch?: string
   /** A download in progress: its piece hashes (see BlobDownload.pieceHashes). */
   pieceHashes?: (from: number, max: number, signal: AbortSignal) => Promise<string>
+}
+
+/** A blob of this node's store as a source: a local HIT, read from its file; `release` ends the read lease. */
+export function storedSource (local: BlobHandle): BlobSource {
+  return {
+    cache: 'HIT',
+    origin: 'local',
+    size: local.record.size,
+    ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
+    stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
+    release: local.release
+  }
 }

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
 import type { BlobStore } from '../store/blob-store.js'
 import type { BlobResolver } from './blob-resolver.js'
-import type { BlobSource } from './source.js'
+import { storedSource, type BlobSource } from './source.js'
 import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
 import { UpstreamStatusError } from '../upstream/errors.js'
 
@@ -27,16 +27,7 @@ export class SwarmBlobs {
    */
   async open (repo: string, digest: Digest, missing: () => Error): Promise<BlobSource> {
     const local = await this.init.store.openRead(digest)
-    if (local !== undefined) {
-      return {
-        cache: 'HIT',
-        origin: 'local',
-        size: local.record.size,
-        ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
-        stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),
-        release: local.release
-      }
-    }
+    if (local !== undefined) return storedSource(local)
     if (this.init.blobs === undefined) throw missing()
     try {
       return await this.init.blobs.open(this.nowhere, repo, digest)
