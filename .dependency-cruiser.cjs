@@ -11,11 +11,11 @@ const LAYERS = [
   ['records'], // small records over the swarm
   ['registry', 'apicache', 'proxy', 'push', 'actionscache', 'admin'], // fronts
   ['config'], // the option table (parsers of the fronts' and sources' values)
-  ['sidecar', 'diagnose'], // wiring (src/sidecar.ts) and the checks
+  ['sidecar', 'diagnose'], // wiring (src/sidecar/) and the checks
   ['cli']
 ]
 
-const folder = name => name === 'sidecar' ? '^src/sidecar[.]ts$' : `^src/${name}/`
+const folder = name => `^src/${name}/`
 const above = i => LAYERS.slice(i + 1).flat()
 
 module.exports = {

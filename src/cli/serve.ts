@@ -1,6 +1,6 @@
 import { loadConfig, type ConfigSource } from '../config/load.js'
 import { createLogger } from '../log/logger.js'
-import { startSidecar } from '../sidecar.js'
+import { startSidecar } from '../sidecar/sidecar.js'
 
 export async function serveCommand (flags: ConfigSource): Promise<void> {
   const config = loadConfig(flags)

@@ -73,7 +73,7 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
     }
   })
 
-  it('the P2P port in use: one line naming CACHE_LISTEN_ADDRS, exit 2', async () => {
+  it("the P2P port in use: one short line naming the port, the other sidecar's data channel (P2P port + 1) as a likely holder, and the fix; exit 2", async () => {
     const { port, server } = await busyPort()
     try {
       const r = await runCli(['serve'], {
@@ -84,7 +84,18 @@ describe('CLI: start-up errors and usage mistakes, one line each', function () {
       })
       assert.equal(r.code, 2, r.stderr)
       assert.equal(lines(r.stderr).length, 1, r.stderr)
-      assert.match(r.stderr, /^p2p-cache: could not start the peer-to-peer node on \/ip4\/127\.0\.0\.1\/tcp\/\d+: .*CACHE_LISTEN_ADDRS/)
+      assert.match(
+        r.stderr,
+        new RegExp(`^p2p-cache: could not start the peer-to-peer node: TCP port ${port} \\(127\\.0\\.0\\.1\\) is already in use`)
+      )
+      assert.match(
+        r.stderr,
+        new RegExp(`data channel, which takes the P2P port \\+ 1 \\(a sidecar with CACHE_P2P_PORT=${port - 1} holds ${port} too\\)`)
+      )
+      assert.match(r.stderr, /CACHE_P2P_PORT=\d+, or CACHE_LISTEN_ADDRS\), or run without peers with CACHE_ENABLE_P2P=false/)
+      // Not libp2p's advice (faultTolerance) nor a stack.
+      assert.doesNotMatch(r.stderr, /faultTolerance|\s+at\s|node_modules/)
+      assert.ok(r.stderr.length < 500, `${r.stderr.length} characters`)
     } finally {
       server.close()
     }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { loadConfig } from '../../src/config/load.js'
-import { startSidecar } from '../../src/sidecar.js'
+import { startSidecar } from '../../src/sidecar/sidecar.js'
 import { freePort } from '../fixtures/ports.js'
 
 /** The resources keeping the event loop alive, by type (sockets, servers, timers, file handles...). */
