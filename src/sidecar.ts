@@ -211,10 +211,10 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
         apiRecords,
         // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
         records: async key => await swarmRecords?.answer(key),
-        inProgress: async (digest, signal) => await blobs?.inProgress(digest, signal),
+        inProgress: async (digest, options) => await blobs?.inProgress(digest, options),
         downloading: () => blobs?.downloading ?? 0,
-        hold: async (request, from, signal) =>
-          keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, signal)
+        hold: async (request, from, options) =>
+          keeper === undefined ? { status: 'refused', message: 'starting' } : await keeper.hold(request, from, options)
       }, log.child({ component: 'p2p' })), async s => {
       await s.stop()
     })
@@ -270,8 +270,8 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
       store,
       records: swarmRecords,
       peers,
-      provideNow: async (keys, signal) => {
-        await announcing.provideNow(keys, signal)
+      provideNow: async (keys, options) => {
+        await announcing.provideNow(keys, options)
       },
       ttlMs: config.localTtl,
       stats,
@@ -308,8 +308,8 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     uploads: cacheUploads,
     blobs: new SwarmBlobs({ store, blobs }),
     self,
-    provideNow: swarm === undefined ? undefined : async (keys, signal) => {
-      await swarm?.provideNow(keys, signal)
+    provideNow: swarm === undefined ? undefined : async (keys, options) => {
+      await swarm?.provideNow(keys, options)
     },
     bucket,
     stats,

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
@@ -94,8 +95,8 @@ export class DownloadIntercept implements InterceptRoute {
       this.init.log.warn({ host: target.host, err: (err as Error).message }, 'url record lookup failed')
       return undefined
     })
-    if (record !== undefined && await this.serveStored(client, path, name, record.value, res, signal)) return true
-    const first = this.learn(client, target, path, name, req, res, signal)
+    if (record !== undefined && await this.serveStored(client, path, name, record.value, res, { signal })) return true
+    const first = this.learn(client, target, path, name, req, res, { signal })
     this.learning.set(
       name,
       first.then(() => {}, () => {}).finally(() => {
@@ -116,8 +117,9 @@ export class DownloadIntercept implements InterceptRoute {
     name: string,
     record: UrlRecord,
     res: ServerResponse,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<boolean> {
+    const { signal } = options
     let source
     try {
       source = await this.init.blobs.open(new DownloadUpstream(client, path), 'download', record.digest, { signal })
@@ -160,8 +162,9 @@ export class DownloadIntercept implements InterceptRoute {
     name: string,
     req: IncomingMessage,
     res: ServerResponse,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<void> {
+    const { signal } = options
     // No Accept-Encoding: the bytes stored are the file itself, not a transfer encoding of it.
     const up = await client.relay('GET', path, pickFields(req.headers, ['accept', 'user-agent']), signal)
     res.writeHead(up.status, { ...pickFields(up.headers, DOWNLOAD_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -182,7 +183,7 @@ export class RegistryIntercept implements InterceptRoute {
     const keep = method === 'GET' && digest !== undefined && headers.authorization !== undefined && headers.range === undefined
       ? this.init.privateStore
       : undefined
-    if (keep !== undefined && digest !== undefined && await this.confirm(client, route, digest, headers, signal)) {
+    if (keep !== undefined && digest !== undefined && await this.confirm(client, route, digest, headers, { signal })) {
       const local = await keep.openRead(digest)
       if (local !== undefined) {
         try {
@@ -255,8 +256,9 @@ export class RegistryIntercept implements InterceptRoute {
     route: Exclude<RegistryRoute, { kind: 'base' }>,
     digest: Digest,
     headers: Record<string, string>,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<boolean> {
+    const { signal } = options
     const credential = createHash('sha256').update('p2p-cache credential\0').update(headers.authorization ?? '').digest('hex').slice(0, 32)
     const key = `${credential} ${client.name}/${route.name}@${digest}`
     if (this.confirmed.has(key)) return true

@@ -245,7 +245,7 @@ export class RecordTable<T> {
       peers,
       key,
       { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) },
-      async (peer, attempt) => {
+      async (peer, { signal: attempt }) => {
         const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
         answer.close()
         let value: T | undefined
@@ -311,7 +311,7 @@ export class RecordTable<T> {
         peers,
         key,
         { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) },
-        async (peer, attempt) => {
+        async (peer, { signal: attempt }) => {
           const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
           answer.close()
           const names = answer.record === undefined ? undefined : parseListing(answer.record.value, group)
@@ -343,7 +343,7 @@ export class RecordTable<T> {
     this.init.bucket?.writeRecord(this.kind.kind, name, value, storedAt, opts.after !== undefined ? { after: opts.after } : {})
     const swarm = this.init.peers?.swarm
     if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) {
-      await swarm.provideNow(keys, opts.announced).catch(() => {})
+      await swarm.provideNow(keys, { signal: opts.announced }).catch(() => {})
     }
   }
 

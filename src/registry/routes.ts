@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
@@ -81,10 +82,10 @@ export class RegistryRoutes {
       const client = upstream()
       const repo = upstreamRepository(client, route.name)
       const left = clientLeft(res)
-      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left)
-      else if (route.kind === 'tags') await this.tags(res, client, repo, url, head, left)
-      else if (route.kind === 'referrers') await this.referrers(res, client, repo, route.digest, url, head, left)
-      else await this.blob(req, res, client, repo, route.digest, head, left)
+      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, { signal: left })
+      else if (route.kind === 'tags') await this.tags(res, client, repo, url, head, { signal: left })
+      else if (route.kind === 'referrers') await this.referrers(res, client, repo, route.digest, url, head, { signal: left })
+      else await this.blob(req, res, client, repo, route.digest, head, { signal: left })
     } catch (err) {
       if (refused !== undefined && !res.headersSent && err instanceof UpstreamStatusError && REFUSALS.has(err.status)) await refused(err)
       else this.fail(res, err, head, url)
@@ -98,8 +99,9 @@ export class RegistryRoutes {
     repo: string,
     reference: string,
     head: boolean,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<void> {
+    const { signal } = options
     const accept = acceptedTypes(req.headers.accept)
     const headers: Record<string, string> = { ...API_VERSION }
     let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
@@ -152,8 +154,9 @@ export class RegistryRoutes {
     repo: string,
     digest: `sha256:${string}`,
     head: boolean,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<void> {
+    const { signal } = options
     const common = {
       ...API_VERSION,
       'docker-content-digest': digest,
@@ -196,8 +199,9 @@ export class RegistryRoutes {
     repo: string,
     url: URL,
     head: boolean,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<void> {
+    const { signal } = options
     const query = new URLSearchParams(url.searchParams)
     query.delete('ns')
     const q = query.toString()
@@ -220,8 +224,9 @@ export class RegistryRoutes {
     digest: Digest,
     url: URL,
     head: boolean,
-    signal: AbortSignal
+    options: Required<AbortOptions>
   ): Promise<void> {
+    const { signal } = options
     const artifactType = url.searchParams.get('artifactType') ?? undefined
     const fetchIndex = async (path: string): Promise<ListAnswer | undefined> => {
       try {

@@ -120,7 +120,8 @@ export class BlobResolver {
    * has no source yet when `signal` aborts (the peer is told `busy` and asks again); undefined
    * when there is none, it failed, or it reads from a peer itself (see BlobDownload.servesPeers).
    */
-  async inProgress (digest: Digest, signal: AbortSignal): Promise<BlobSource | 'pending' | undefined> {
+  async inProgress (digest: Digest, options: Required<AbortOptions>): Promise<BlobSource | 'pending' | undefined> {
+    const { signal } = options
     let pending = false
     for (const kind of ['blob', 'manifest'] as const) {
       const share = this.downloads.joinExisting(`${kind} ${digest}`, signal)
@@ -176,7 +177,7 @@ export class BlobResolver {
       const found = await tryProviders(peers, digest, {
         budgetMs: peers.lookupTimeoutMs + peers.idleMs,
         ...(options.signal !== undefined ? { signal: options.signal } : {})
-      }, async (peer, signal) => {
+      }, async (peer, { signal }) => {
         const blob = await peers.swarm.fetch(peer, { key: digest, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
         blob.close()
         return { cache: 'PEER' as const, origin: blob.peer, size: blob.size }
@@ -228,6 +229,6 @@ function readerOf (active: BlobDownload, size: number | undefined, release: () =
     get epoch () {
       return active.epoch
     },
-    pieceHashes: async (from, max, signal) => await active.pieceHashes(from, max, signal)
+    pieceHashes: async (from, max, options) => await active.pieceHashes(from, max, options)
   }
 }

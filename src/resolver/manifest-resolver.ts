@@ -140,7 +140,7 @@ export class ManifestResolver {
     const peers = this.init.peers
     if (peers === undefined) return undefined
     const key = tagKey(upstream, repo, tag, klass)
-    const found = await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, signal) => {
+    const found = await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, { signal }) => {
       const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
       answer.close()
       if (answer.tag === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered tag ${key} without a tag record`)
