@@ -169,7 +169,7 @@ export class ApiResolver {
         return answer
       })
       return { value: flight, done: flight.answer }
-    }, options.signal)
+    }, options)
     const flight = share.value
     flight.sharers++
     try {

@@ -91,7 +91,7 @@ export class DownloadIntercept implements InterceptRoute {
     const path = `${url.pathname}${url.search}`
     const signal = clientLeft(res)
     await this.learning.get(name)
-    const record = await this.init.records.find(name, signal).catch((err: unknown) => {
+    const record = await this.init.records.find(name, { signal }).catch((err: unknown) => {
       this.init.log.warn({ host: target.host, err: (err as Error).message }, 'url record lookup failed')
       return undefined
     })
@@ -117,12 +117,11 @@ export class DownloadIntercept implements InterceptRoute {
     name: string,
     record: UrlRecord,
     res: ServerResponse,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<boolean> {
-    const { signal } = options
     let source
     try {
-      source = await this.init.blobs.open(new DownloadUpstream(client, path), 'download', record.digest, { signal })
+      source = await this.init.blobs.open(new DownloadUpstream(client, path), 'download', record.digest, options)
     } catch (err) {
       if (!(err instanceof DigestMismatchError || err instanceof UpstreamStatusError)) throw err
       this.init.log.warn(
@@ -162,11 +161,10 @@ export class DownloadIntercept implements InterceptRoute {
     name: string,
     req: IncomingMessage,
     res: ServerResponse,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<void> {
-    const { signal } = options
     // No Accept-Encoding: the bytes stored are the file itself, not a transfer encoding of it.
-    const up = await client.relay('GET', path, pickFields(req.headers, ['accept', 'user-agent']), signal)
+    const up = await client.relay('GET', path, pickFields(req.headers, ['accept', 'user-agent']), options)
     res.writeHead(up.status, { ...pickFields(up.headers, DOWNLOAD_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
     if (!storable(up)) {
       await pipeline(up.body, res)
@@ -230,13 +228,13 @@ class DownloadUpstream implements RegistryUpstream {
     _repo: string,
     _path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
     // The query may hold a token: errors name the path only, without the body.
     return await availableOrThrow(
       this.name,
       `${method} ${this.path.split('?')[0] ?? ''}`,
-      await this.client.relay(method, this.path, headers, signal),
+      await this.client.relay(method, this.path, headers, options),
       false
     )
   }
@@ -246,9 +244,9 @@ class DownloadUpstream implements RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
-    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
+    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, options))
   }
 
   async close (): Promise<void> {}

@@ -132,7 +132,7 @@ export class RegistryIntercept implements InterceptRoute {
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
     let up: UpstreamResponse | undefined
     try {
-      up = await client.relay(method, req.url ?? '/v2/', pickFields(req.headers, RELAYED_REQUEST), clientLeft(res))
+      up = await client.relay(method, req.url ?? '/v2/', pickFields(req.headers, RELAYED_REQUEST), { signal: clientLeft(res) })
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
     }
@@ -202,7 +202,7 @@ export class RegistryIntercept implements InterceptRoute {
         return
       }
     }
-    const up = await client.relay(method, req.url ?? '/', headers, signal)
+    const up = await client.relay(method, req.url ?? '/', headers, { signal })
     res.writeHead(up.status, { ...pickFields(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
     if (method === 'HEAD') {
       discard(up.body)
@@ -256,14 +256,13 @@ export class RegistryIntercept implements InterceptRoute {
     route: Exclude<RegistryRoute, { kind: 'base' }>,
     digest: Digest,
     headers: Record<string, string>,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<boolean> {
-    const { signal } = options
     const credential = createHash('sha256').update('p2p-cache credential\0').update(headers.authorization ?? '').digest('hex').slice(0, 32)
     const key = `${credential} ${client.name}/${route.name}@${digest}`
     if (this.confirmed.has(key)) return true
     const kind = route.kind === 'manifest' ? 'manifests' : 'blobs'
-    const head = await client.relay('HEAD', `/v2/${route.name}/${kind}/${digest}`, headers, signal)
+    const head = await client.relay('HEAD', `/v2/${route.name}/${kind}/${digest}`, headers, options)
     discard(head.body)
     if (head.status < 200 || head.status > 299) return false
     this.confirmed.add(key)

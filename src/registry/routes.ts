@@ -99,14 +99,13 @@ export class RegistryRoutes {
     repo: string,
     reference: string,
     head: boolean,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<void> {
-    const { signal } = options
     const accept = acceptedTypes(req.headers.accept)
     const headers: Record<string, string> = { ...API_VERSION }
     let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
     if (digest === undefined) {
-      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, { signal })
+      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, options)
       digest = tag.digest
       if (tag.staleSince !== undefined) {
         headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${
@@ -133,7 +132,7 @@ export class RegistryRoutes {
         return
       }
     }
-    const manifest = await this.init.manifests.get(client, repo, digest, { signal })
+    const manifest = await this.init.manifests.get(client, repo, digest, options)
     res.writeHead(200, {
       ...headers,
       'content-type': manifest.mediaType,
@@ -154,9 +153,8 @@ export class RegistryRoutes {
     repo: string,
     digest: `sha256:${string}`,
     head: boolean,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<void> {
-    const { signal } = options
     const common = {
       ...API_VERSION,
       'docker-content-digest': digest,
@@ -165,7 +163,7 @@ export class RegistryRoutes {
       'content-type': 'application/octet-stream'
     }
     if (head) {
-      const info = await this.init.blobs.head(client, repo, digest, { signal })
+      const info = await this.init.blobs.head(client, repo, digest, options)
       res.writeHead(200, {
         ...common,
         ...(info.size !== undefined ? { 'content-length': info.size } : {}),
@@ -175,7 +173,7 @@ export class RegistryRoutes {
       res.end()
       return
     }
-    const source = await this.init.blobs.open(client, repo, digest, { signal })
+    const source = await this.init.blobs.open(client, repo, digest, options)
     try {
       await sendBlob(req, res, source, {
         etag: common.etag,
@@ -199,13 +197,12 @@ export class RegistryRoutes {
     repo: string,
     url: URL,
     head: boolean,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<void> {
-    const { signal } = options
     const query = new URLSearchParams(url.searchParams)
     query.delete('ns')
     const q = query.toString()
-    const answer = await this.init.lists.get(client, repo, `/v2/${repo}/tags/list${q === '' ? '' : `?${q}`}`, 'application/json', signal)
+    const answer = await this.init.lists.get(client, repo, `/v2/${repo}/tags/list${q === '' ? '' : `?${q}`}`, 'application/json', options)
     const headers: Record<string, string> = { 'content-type': answer.contentType }
     if (answer.link !== undefined) headers.link = sidecarLink(answer.link, client, url.searchParams.get('ns'))
     this.sendList(res, answer, headers, head)
@@ -224,13 +221,12 @@ export class RegistryRoutes {
     digest: Digest,
     url: URL,
     head: boolean,
-    options: Required<AbortOptions>
+    options: AbortOptions = {}
   ): Promise<void> {
-    const { signal } = options
     const artifactType = url.searchParams.get('artifactType') ?? undefined
     const fetchIndex = async (path: string): Promise<ListAnswer | undefined> => {
       try {
-        return await this.init.lists.get(client, repo, path, OCI_INDEX, signal)
+        return await this.init.lists.get(client, repo, path, OCI_INDEX, options)
       } catch (err) {
         if (err instanceof UpstreamStatusError && [400, 404, 405].includes(err.status)) return undefined
         throw err

@@ -90,7 +90,7 @@ export class BlobResolver {
           timing: this.init.timing
         })
         return { value: download, done: download.done }
-      }, opts.signal)
+      }, { signal: opts.signal })
       const active = share.value
       if (!active.retain()) {
         // It finished between the store lookup and the join: the store has it now (or it failed).
@@ -124,7 +124,7 @@ export class BlobResolver {
     const { signal } = options
     let pending = false
     for (const kind of ['blob', 'manifest'] as const) {
-      const share = this.downloads.joinExisting(`${kind} ${digest}`, signal)
+      const share = this.downloads.joinExisting(`${kind} ${digest}`, { signal })
       if (share === undefined) continue
       const active = share.value
       if (!active.retain()) {
@@ -186,7 +186,7 @@ export class BlobResolver {
     }
     let res
     try {
-      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {}, options.signal)
+      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {}, options)
     } catch (err) {
       // The upstream is down: the bucket can still say the size (its GET will serve the bytes).
       const size = err instanceof UpstreamUnavailableError && options.signal?.aborted !== true

@@ -355,7 +355,6 @@ export class GrowingFile implements SourceFile {
     stop: number | undefined,
     options: Required<AbortOptions>
   ): AsyncGenerator<Buffer> {
-    const { signal } = options
     const digest = this.init.digest
     const file = this.readFile
     const last = stop ?? Infinity
@@ -378,7 +377,7 @@ export class GrowingFile implements SourceFile {
     let at = from.written
     // One chunk is held until the next arrives: the last one waits until `rest` verified the digest.
     let held: Buffer | undefined
-    for await (const chunk of this.init.rest(from.written, verifier, { signal })) {
+    for await (const chunk of this.init.rest(from.written, verifier, options)) {
       const chunkStart = at
       at += chunk.byteLength
       const lo = Math.max(pos, chunkStart)

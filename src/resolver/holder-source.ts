@@ -206,9 +206,8 @@ export class HolderSource {
    * @throws the file's errors (the local disk), the signal's reason
    */
   async fromProviders (options: Required<AbortOptions>): Promise<boolean> {
-    const { signal } = options
     const { peers, digest } = this.init
-    return await tryProviders(peers, digest, { signal }, async (p, attempt) => {
+    return await tryProviders(peers, digest, options, async (p, attempt) => {
       await this.fromPeer(p, attempt)
       return true
     }) === true

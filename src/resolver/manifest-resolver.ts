@@ -77,7 +77,7 @@ export class ManifestResolver {
     const klass = acceptClass(accept)
     const headers = { accept: upstreamAccept(accept) }
     try {
-      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers, options.signal)
+      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers, options)
       discard(res.body)
       let digest = res.headers['docker-content-digest']
       let mediaType = res.headers['content-type'] ?? ''
@@ -226,7 +226,7 @@ export class ManifestResolver {
     accept: string,
     options: AbortOptions
   ): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
-    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept }, options.signal)
+    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept }, options)
     const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
     if (body === undefined) {
       throw new OciError(

@@ -95,7 +95,7 @@ export class UpstreamSource {
       const resumeAt = file.written
       const headers: Record<string, string> = manifest ? { accept: DEFAULT_MANIFEST_ACCEPT } : {}
       if (resumeAt > 0) headers.range = `bytes=${resumeAt}-`
-      const res = await client.sendOk('GET', repo, `/v2/${repo}/${manifest ? 'manifests' : 'blobs'}/${digest}`, headers, signal)
+      const res = await client.sendOk('GET', repo, `/v2/${repo}/${manifest ? 'manifests' : 'blobs'}/${digest}`, headers, { signal })
       try {
         let size = contentLength(res.headers['content-length'])
         if (resumeAt > 0) {
@@ -180,12 +180,11 @@ export class UpstreamSource {
    * @throws UpstreamStatusError, UpstreamUnavailableError, DigestMismatchError, the signal's reason
    */
   async *rest (from: number, verifier: DigestVerifier, options: Required<AbortOptions>): AsyncGenerator<Buffer> {
-    const { signal } = options
     const { client, repo, digest, stats, kind } = this.init
     // A manifest comes whole (registries need not serve ranges of one), a blob from where the file ends.
     const res = kind === 'manifest'
-      ? await client.sendOk('GET', repo, `/v2/${repo}/manifests/${digest}`, { accept: DEFAULT_MANIFEST_ACCEPT }, signal)
-      : await client.sendOk('GET', repo, `/v2/${repo}/blobs/${digest}`, { range: `bytes=${from}-` }, signal)
+      ? await client.sendOk('GET', repo, `/v2/${repo}/manifests/${digest}`, { accept: DEFAULT_MANIFEST_ACCEPT }, options)
+      : await client.sendOk('GET', repo, `/v2/${repo}/blobs/${digest}`, { range: `bytes=${from}-` }, options)
     try {
       // A 200 is the whole blob again: the bytes the file has are skipped.
       let skip = rangeAnswer(client.name, res, from).whole ? from : 0
