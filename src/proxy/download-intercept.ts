@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { z } from 'zod'
 import { DigestMismatchError, isDigest, type Digest } from '../oci/digest.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreWriter } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import { clientLeft } from '../http/client-left.js'
 import { UpstreamStatusError } from '../upstream/errors.js'
@@ -47,7 +47,7 @@ export interface DownloadInterceptInit {
   upstreams: ProxyUpstreams
   /** Stored bytes, peers' copies and verified downloads by digest (the mirror's). */
   blobs: Pick<BlobResolver, 'open'>
-  store: Pick<BlobStore, 'createWriter' | 'commit'>
+  store: Pick<StoreWriter, 'createWriter' | 'commit'>
   records: RecordTable<UrlRecord>
   /** The bucket (CACHE_S3_URL): a URL's first download is uploaded to it (its record goes with records.put). */
   bucket?: Pick<BucketTier, 'uploadBlob'> | undefined

@@ -17,7 +17,7 @@ import { pickFields } from './header-fields.js'
 import type { InterceptRoute } from './proxy-server.js'
 import type { ProxyUpstreams } from './proxy-upstreams.js'
 import { CONFIRMED_ACCESS_MS, REFUSED_REPOSITORY_MS } from './constants.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import { storeTee } from './store-tee.js'
 import { createHash } from 'node:crypto'
 
@@ -29,7 +29,7 @@ export interface RegistryInterceptInit {
    * Content read with a client's own credentials (CACHE_DIR/private): a store of its own, never
    * announced, served only to a credential the registry confirmed. Undefined: relayed uncached.
    */
-  privateStore?: Pick<BlobStore, 'openRead' | 'createWriter' | 'commit'> | undefined
+  privateStore?: (Pick<StoreReader, 'openRead'> & Pick<StoreWriter, 'createWriter' | 'commit'>) | undefined
   /** How long a repository the sidecar's access was refused is relayed without trying again (ms). */
   refusedMs?: number
   /** How long a credential's confirmed access to a digest is trusted (ms). */

@@ -2,7 +2,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreKeeping, StoreReader, StoreWriter } from '../store/roles.js'
 import { StoreFullError } from '../store/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
@@ -14,7 +14,7 @@ import { fetchVerified } from '../resolver/peer-fetch.js'
 import type { PeerLookupInit } from '../resolver/peer-lookup.js'
 
 export interface ReplicaKeeperInit {
-  store: Pick<BlobStore, 'stat' | 'createWriter' | 'commit' | 'keepUntil' | 'keptBytes' | 'maxSize'>
+  store: Pick<StoreReader, 'stat' | 'maxSize'> & Pick<StoreWriter, 'createWriter' | 'commit'> & StoreKeeping
   records: Pick<SwarmRecords, 'accept'>
   /** The verified peer fetch's context. */
   peers: PeerLookupInit

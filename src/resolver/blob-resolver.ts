@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { AbortOptions } from '@libp2p/interface'
 import { raceSignal } from 'race-signal'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import { discard } from '../upstream/registry-client.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { Stats } from '../metrics/stats.js'
@@ -15,7 +15,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.js'
 import { contentLength } from '../http/fields.js'
 
 export interface BlobResolverInit {
-  store: BlobStore
+  store: Pick<StoreReader, 'stat' | 'openRead' | 'maxSize'> & Pick<StoreWriter, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
   stats: Stats
   log: Logger
   /** The swarm, when CACHE_ENABLE_P2P is on. */

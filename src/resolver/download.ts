@@ -2,7 +2,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import type { BlobRecord } from '../store/record.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
@@ -30,7 +30,8 @@ export interface BlobDownloadInit {
   kind: DownloadKind
   repo: string
   client: RegistryUpstream
-  store: BlobStore
+  /** Read (`stat`, the size bound) and written through the growing file. */
+  store: Pick<StoreReader, 'stat' | 'maxSize'> & Pick<StoreWriter, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
   stats: Stats
   log: Logger
   /** Ask the swarm first; undefined = upstream only (CACHE_ENABLE_P2P=false). */

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest, DigestVerifier } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreWriter } from '../store/roles.js'
 import type { BlobRecord } from '../store/record.js'
 import type { BlobWriter } from '../store/writer.js'
 import { StoreFullError } from '../store/errors.js'
@@ -26,7 +26,7 @@ export type RestOfBlob = (from: number, verifier: DigestVerifier, options: Requi
 export interface GrowingFileInit {
   digest: Digest
   /** Makes the temporary file, makes room when the filesystem is full, commits the blob. */
-  store: Pick<BlobStore, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
+  store: Pick<StoreWriter, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
   stats: Stats
   log: Logger
   /**

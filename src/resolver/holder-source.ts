@@ -5,7 +5,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType } from '../oci/media-types.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
@@ -59,7 +59,7 @@ export interface HolderSourceInit {
   digest: Digest
   kind: DownloadKind
   /** Its `maxSize` (CACHE_MAX_SIZE, bytes) bounds what a peer may announce. */
-  store: Pick<BlobStore, 'maxSize'>
+  store: Pick<StoreReader, 'maxSize'>
   stats: Stats
   log: Logger
   /** The download the bytes go to. */
