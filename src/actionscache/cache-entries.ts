@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { isDigest, type Digest } from '../oci/digest.js'
@@ -82,20 +83,20 @@ export async function matchEntry (
   places: EntryPlace[],
   key: string,
   restoreKeys: string[],
-  signal?: AbortSignal
+  options: AbortOptions = {}
 ): Promise<Match | undefined> {
   for (const place of places) {
     const exactName = entryName(place, key)
-    const exact = exactName === undefined ? undefined : await table.find(exactName, signal)
+    const exact = exactName === undefined ? undefined : await table.find(exactName, options)
     if (exact !== undefined) return { entry: exact.value, scope: place.scope, exact: true }
     const group = entryGroup(place)
     let names: string[] | undefined
     for (const prefix of [key, ...restoreKeys]) {
-      names ??= await table.names(group, MAX_PREFIX_CANDIDATES, signal)
+      names ??= await table.names(group, MAX_PREFIX_CANDIDATES, options)
       const wanted = `${group}:${escapeKey(prefix)}`
       let best: CacheEntry | undefined
       for (const name of names.filter(n => n.startsWith(wanted))) {
-        const found = await table.find(name, signal)
+        const found = await table.find(name, options)
         if (found !== undefined && (best === undefined || found.value.createdAt > best.createdAt)) best = found.value
       }
       if (best !== undefined) return { entry: best, scope: place.scope, exact: false }

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreWriter } from '../store/roles.js'
 import type { BlobWriter } from '../store/writer.js'
 import { systemClock, type Clock } from '../clock/clock.js'
 import type { EntryPlace } from './cache-entries.js'
@@ -39,7 +39,7 @@ interface Upload {
 }
 
 export interface CacheUploadsInit {
-  store: Pick<BlobStore, 'createWriter' | 'commit' | 'layout'>
+  store: Pick<StoreWriter, 'createWriter' | 'commit' | 'layout'>
   log: Logger
   clock?: Clock
   idleMs?: number

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -33,7 +34,7 @@ export interface ActionsCacheRoutesInit {
   /** This node's peer ID (an entry's writer). */
   self: string
   /** Announces an archive on the DHT and resolves once done (Swarm.provideNow); undefined without P2P. */
-  provideNow?: ((keys: Digest[], signal: AbortSignal) => Promise<void>) | undefined
+  provideNow?: ((keys: Digest[], options?: AbortOptions) => Promise<void>) | undefined
   /** The bucket (CACHE_S3_URL): saved archives are uploaded to it. */
   bucket?: Pick<BucketTier, 'uploadBlob'> | undefined
   stats: Pick<Stats, 'inc'>
@@ -156,7 +157,7 @@ export class ActionsCacheRoutes {
         { key: req.key, digest: blob.digest, size: blob.size, createdAt: this.now(), writer: this.init.self },
         { announced, after: [blob.digest] }
       ),
-      this.init.provideNow?.([blob.digest], announced).catch(() => {})
+      this.init.provideNow?.([blob.digest], { signal: announced }).catch(() => {})
     ])
     this.init.stats.inc('actions_cache_saves')
     this.init.log.info({ key: req.key, scope: place.scope, size: blob.size, digest: blob.digest }, 'actions cache entry saved')

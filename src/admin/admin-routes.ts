@@ -2,13 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { ClientLog } from '../http/client-log.js'
 import { isDigest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreAdmin } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import { isAdminRequest } from './admin-request.js'
 import { sendJson, sendText } from '../http/respond.js'
 
-/** What the admin routes use of the store (BlobStore; a fake in unit tests). */
-export type AdminStore = Pick<BlobStore, 'space' | 'clear' | 'evict' | 'setPinned' | 'size'>
+/** What the admin routes use of the store (its admin role; a fake in unit tests). */
+export type AdminStore = Pick<StoreAdmin, 'space' | 'clear' | 'evict' | 'setPinned' | 'size'>
 
 /** What the admin routes use of the stats (Stats; a fake in unit tests). */
 export type AdminStats = Pick<Stats, 'snapshot'> & { registry: Pick<Stats['registry'], 'metrics' | 'contentType'> }
@@ -25,7 +25,7 @@ export interface AdminRoutesInit {
   /** The proxy's CA certificate, PEM (GET /ca.crt); undefined when the proxy is off (CACHE_PROXY_ADDR unset). */
   proxyCa?: string | undefined
   /** The proxy's store of content read with clients' own credentials: emptied with the cache. */
-  privateStore?: Pick<BlobStore, 'clear'> | undefined
+  privateStore?: Pick<StoreAdmin, 'clear'> | undefined
   log: Logger
 }
 

@@ -39,9 +39,12 @@ export class ClientPath {
     if (stored !== undefined && semantics.servable(stored, scope, req)) return semantics.hit(stored)
     const candidate = await this.init.candidates.find({ resource, accept, scope, identity: undefined, own: stored, shared }, options)
     const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, candidate.ownEtag)
-    const res = await this.init.client.get(req.upstream, req.path, { ...req.headers, ...conditional }, signal, {
-      maxBytes: this.init.maxBody
-    })
+    const res = await this.init.client.get(
+      req.upstream,
+      req.path,
+      { ...req.headers, ...conditional },
+      { signal, maxBytes: this.init.maxBody }
+    )
     if (res.status === 304 && candidate !== undefined && conditional !== undefined) {
       return await responses.revalidated(resource, scope, policyRequest, candidate, res, undefined, options)
     }

@@ -61,7 +61,7 @@ export class FleetPath {
       this.init.access.fleetAnswered(req, stored.record.status, stored.body)
       return semantics.hit(stored)
     }
-    const authorization = await this.authorization(upstream.name, fleet, signal)
+    const authorization = await this.authorization(upstream.name, fleet, { signal })
     const identity = validatorIdentity(authorization)
     const headers = { ...req.headers }
     delete headers.authorization
@@ -72,7 +72,7 @@ export class FleetPath {
     const conditional = candidate === undefined ? undefined : conditionalHeaders(candidate.headers, candidate.ownEtag)
     // A repository's own resource is read whole even above the bound: its visibility is in it.
     const maxBytes = repositoryResource(path) === undefined ? this.init.maxBody : Math.max(this.init.maxBody, VISIBILITY_MAX_BYTES)
-    const res = await this.init.client.get(upstream, path, { ...headers, authorization, ...conditional }, signal, { maxBytes })
+    const res = await this.init.client.get(upstream, path, { ...headers, authorization, ...conditional }, { signal, maxBytes })
     if (res.status === 401 || (res.status === 403 && res.headers['x-ratelimit-remaining'] === '0')) {
       discardAnswer(res)
       if (res.status === 401) fleet.rejected(authorization)
@@ -103,9 +103,9 @@ export class FleetPath {
    * The fleet credential's `Authorization` (a GitHub App mints an installation token).
    * @throws FleetUnusable when it can't be had (reported), AbortError
    */
-  private async authorization (upstream: string, fleet: FleetCredential, signal: AbortSignal): Promise<string> {
+  private async authorization (upstream: string, fleet: FleetCredential, options: AbortOptions = {}): Promise<string> {
     try {
-      return await fleet.authorization(signal)
+      return await fleet.authorization(options)
     } catch (err) {
       if (!(err instanceof FleetCredentialError)) throw err
       this.warn(upstream, err.message)

@@ -49,7 +49,7 @@ export class ApiPeers implements PeerCandidates, SwarmPresence {
       peers,
       key,
       { signal: options.signal, budgetMs: peers.lookupTimeoutMs + 2 * peers.idleMs },
-      async (peer, attempt) => {
+      async (peer, { signal: attempt }) => {
         let sink: MemorySink | undefined
         const blob = await fetchVerified(peers, peer, {
           request: { key },

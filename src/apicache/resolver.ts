@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { AbortOptions } from '@libp2p/interface'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import type { Digest } from '../oci/digest.js'
 import { normalizeAccept } from '../keys/api-key.js'
@@ -24,7 +24,7 @@ import { FLEET_SCOPE, VISIBILITY_ACCEPT } from './constants.js'
 
 export interface ApiResolverInit {
   client: ApiUpstreams
-  store: BlobStore
+  store: Pick<StoreReader, 'stat' | 'openRead'> & Pick<StoreWriter, 'put'>
   records: ApiRecords
   scopes: Scopes
   /** Fleet credentials by API upstream name (CACHE_API_AUTH, CACHE_API_APP). */
@@ -169,7 +169,7 @@ export class ApiResolver {
         return answer
       })
       return { value: flight, done: flight.answer }
-    }, options.signal)
+    }, options)
     const flight = share.value
     flight.sharers++
     try {

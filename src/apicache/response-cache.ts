@@ -1,6 +1,6 @@
 import type CachePolicy from 'http-cache-semantics'
 import type { AbortOptions } from '@libp2p/interface'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import type { Clock } from '../clock/clock.js'
 import { sha256Digest, type Digest } from '../oci/digest.js'
@@ -23,7 +23,7 @@ export interface SwarmPresence {
 }
 
 export interface ResponseCacheInit {
-  store: BlobStore
+  store: Pick<StoreReader, 'stat' | 'openRead'> & Pick<StoreWriter, 'put'>
   records: ApiRecords
   stats: Stats
   semantics: CacheSemantics

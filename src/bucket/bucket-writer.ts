@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { StoreReader } from '../store/roles.js'
@@ -164,7 +165,7 @@ export class BucketWriter {
       this.waiting.delete(key)
       const controller = new AbortController()
       this.running.set(key, controller)
-      void this.run(job, controller.signal).finally(() => {
+      void this.run(job, { signal: controller.signal }).finally(() => {
         this.running.delete(key)
         const next = this.retrying.has(key) ? undefined : this.again.get(key)
         if (next !== undefined) {
@@ -182,10 +183,10 @@ export class BucketWriter {
     return this.waiting.has(key) || this.running.has(key) || this.retrying.has(key)
   }
 
-  private async run (job: UploadJob, signal: AbortSignal): Promise<void> {
+  private async run (job: UploadJob, options: Required<AbortOptions>): Promise<void> {
     const { stats, log } = this.init
     try {
-      const bytes = job.what === 'blob' ? await this.putBlob(job, signal) : await this.putRecord(job, signal)
+      const bytes = job.what === 'blob' ? await this.putBlob(job, options) : await this.putRecord(job, options)
       if (bytes !== undefined) {
         stats.inc('s3_uploads')
         stats.inc('s3_bytes_written', bytes)
@@ -226,7 +227,8 @@ export class BucketWriter {
   }
 
   /** The blob's bytes when written; undefined when the bucket had it or the store no longer does. */
-  private async putBlob (job: Extract<UploadJob, { what: 'blob' }>, signal: AbortSignal): Promise<number | undefined> {
+  private async putBlob (job: Extract<UploadJob, { what: 'blob' }>, options: Required<AbortOptions>): Promise<number | undefined> {
+    const { signal } = options
     const { bucket, store } = this.init
     if (!job.replace && await bucket.head(job.key, { signal: this.deadline(signal, 0) }) !== undefined) return undefined
     const handle = await store.openRead(job.digest)
@@ -244,7 +246,8 @@ export class BucketWriter {
     }
   }
 
-  private async putRecord (job: Extract<UploadJob, { what: 'record' }>, signal: AbortSignal): Promise<number | undefined> {
+  private async putRecord (job: Extract<UploadJob, { what: 'record' }>, options: Required<AbortOptions>): Promise<number | undefined> {
+    const { signal } = options
     const { bucket } = this.init
     if (job.unlessSame !== undefined) {
       const head = await bucket.head(job.key, { signal: this.deadline(signal, 0) })

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises'
 import { connect } from 'node:net'
-import type { Connection, IdentifyResult, PeerId } from '@libp2p/interface'
+import type { AbortOptions, Connection, IdentifyResult, PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { AddressError, parseBootstrapAddr, pinnedPeerId } from '../p2p/addresses.js'
 import { FETCH_PROTOCOL, KAD_PROTOCOL } from '../p2p/constants.js'
@@ -28,7 +28,7 @@ export interface BootstrapCheckInit {
   node: P2pNode
   /** Whether this node has CACHE_SWARM_KEY. */
   swarmKey: boolean
-  identified: (peer: PeerId, signal: AbortSignal) => Promise<IdentifyResult | undefined>
+  identified: (peer: PeerId, options: Required<AbortOptions>) => Promise<IdentifyResult | undefined>
   signal: AbortSignal
 }
 
@@ -94,7 +94,7 @@ export async function checkBootstrapPeer (entry: string, init: BootstrapCheckIni
   }
   result.host = host
 
-  const tcp = await tcpProbe(host, port, init.signal)
+  const tcp = await tcpProbe(host, port, { signal: init.signal })
   if (tcp.error !== undefined) {
     const fixes: Record<string, string> = {
       ECONNREFUSED:
@@ -220,7 +220,7 @@ async function dialPeer (
     )
   }
 
-  const id = await init.identified(connection.remotePeer, AbortSignal.any([signal, AbortSignal.timeout(IDENTIFY_TIMEOUT_MS)]))
+  const id = await init.identified(connection.remotePeer, { signal: AbortSignal.any([signal, AbortSignal.timeout(IDENTIFY_TIMEOUT_MS)]) })
   if (id === undefined) {
     findings.push(
       warn(
@@ -270,7 +270,8 @@ interface TcpProbe {
 }
 
 /** One TCP connection with its RTT; listens briefly to learn whether the peer speaks pnet first. */
-async function tcpProbe (host: string, port: number, signal: AbortSignal): Promise<TcpProbe> {
+async function tcpProbe (host: string, port: number, options: Required<AbortOptions>): Promise<TcpProbe> {
+  const { signal } = options
   return await new Promise(resolve => {
     const started = performance.now()
     const socket = connect({ host, port, signal })

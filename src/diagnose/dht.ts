@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Connection, PrivateKey } from '@libp2p/interface'
+import type { AbortOptions, Connection, PrivateKey } from '@libp2p/interface'
 import { KAD_PROTOCOL } from '../p2p/constants.js'
 import { recordCid } from '../p2p/content-id.js'
 import { createP2pNode, type P2pNode } from '../p2p/node.js'
@@ -26,7 +26,7 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
   const { probe, connections } = init
   if (connections.length === 0) return [skip('dht.routing-table', 'no bootstrap peer connected; nothing to check the DHT against')]
   const signal = AbortSignal.any([init.signal, AbortSignal.timeout(DHT_TIMEOUT_MS)])
-  const size = await routingTableAfterConnect(probe, connections, signal)
+  const size = await routingTableAfterConnect(probe, connections, { signal })
   if (size === 0) {
     // What identify recorded for each peer tells a peer without the protocol from one the DHT didn't take in.
     const peers = await Promise.all(connections.map(async c => {
@@ -60,7 +60,7 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
     const via = connections[0] as Connection
     // remoteAddr already ends in /p2p/<id>.
     await finder.dial(via.remoteAddr, { signal })
-    await waitForTable(finder, signal)
+    await waitForTable(finder, { signal })
     const looked = performance.now()
     for await (const event of finder.services.dht.findProviders(cid, { signal })) {
       if (event.name === 'PROVIDER' && event.providers.some(p => p.id.equals(probe.peerId))) {
@@ -103,18 +103,20 @@ export async function checkDht (init: DhtCheckInit): Promise<Finding[]> {
  * runs the protocol, table empty). After a first wait, redial each peer once: the fresh
  * identify queues the check again.
  */
-async function routingTableAfterConnect (probe: P2pNode, connections: Connection[], signal: AbortSignal): Promise<number> {
-  const first = await waitForTable(probe, AbortSignal.any([signal, AbortSignal.timeout(ROUTING_TABLE_RETRY_MS)]))
+async function routingTableAfterConnect (probe: P2pNode, connections: Connection[], options: Required<AbortOptions>): Promise<number> {
+  const { signal } = options
+  const first = await waitForTable(probe, { signal: AbortSignal.any([signal, AbortSignal.timeout(ROUTING_TABLE_RETRY_MS)]) })
   if (first > 0 || signal.aborted) return first
   for (const c of connections) {
     await c.close().catch(() => {})
     await probe.dial(c.remoteAddr, { signal }).catch(() => {})
   }
-  return await waitForTable(probe, signal)
+  return await waitForTable(probe, { signal })
 }
 
 /** The routing table fills right after identify; wait for it rather than sleep. */
-async function waitForTable (node: P2pNode, signal: AbortSignal): Promise<number> {
+async function waitForTable (node: P2pNode, options: Required<AbortOptions>): Promise<number> {
+  const { signal } = options
   while (!signal.aborted) {
     const size = routingTableSize(node)
     if (size > 0) return size

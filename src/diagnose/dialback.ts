@@ -41,7 +41,7 @@ export async function checkDialback (input: DialbackInput): Promise<Finding[]> {
       const answer = await requestDialback(
         helper.connection,
         addr,
-        AbortSignal.any([input.signal, AbortSignal.timeout(DIALBACK_TIMEOUT_MS * 2)])
+        { signal: AbortSignal.any([input.signal, AbortSignal.timeout(DIALBACK_TIMEOUT_MS * 2)]) }
       )
       const facts = { peer, addr: a.text, status: answer.status, rttMs: answer.rttMs ?? null, message: answer.message ?? null }
       if (answer.status === 'ok') {

@@ -27,7 +27,7 @@ async function checkOne (upstream: Upstream, credential: FleetCredential): Promi
   const url = `${upstream.url.href.replace(/\/+$/, '')}/rate_limit`
   let authorization: string
   try {
-    authorization = await credential.authorization(AbortSignal.timeout(HTTP_TIMEOUT_MS))
+    authorization = await credential.authorization({ signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
   } catch (err) {
     const reason = err instanceof FleetCredentialError ? err.message : (err as Error).message
     return warn(check, `${reason}; clients' own credentials are used meanwhile`, `correct ${variable} for ${upstream.name}`, {

@@ -1,5 +1,5 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { IdentifyResult, PeerId } from '@libp2p/interface'
+import type { AbortOptions, IdentifyResult, PeerId } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/options.js'
 import { createP2pNode, type P2pNode } from '../p2p/node.js'
@@ -149,12 +149,12 @@ async function startProbe (config: Config, sidecarRunning: boolean): Promise<{ n
 }
 
 /** Identify runs on every new connection; resolves with its result for `peer` (or undefined when aborted). */
-function identifyWaiter (node: P2pNode): (peer: PeerId, signal: AbortSignal) => Promise<IdentifyResult | undefined> {
+function identifyWaiter (node: P2pNode): (peer: PeerId, options: Required<AbortOptions>) => Promise<IdentifyResult | undefined> {
   const results = new Map<string, IdentifyResult>()
   node.addEventListener('peer:identify', evt => {
     results.set(evt.detail.peerId.toString(), evt.detail)
   })
-  return async (peer, signal) => {
+  return async (peer, { signal }) => {
     while (!signal.aborted) {
       const found = results.get(peer.toString())
       if (found !== undefined) return found

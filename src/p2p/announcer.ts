@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { P2pNode } from './node.js'
 import { keyCid } from './content-id.js'
@@ -94,16 +95,16 @@ export class Announcer {
    * ended (one that failed, or found no peers, is parked and retried as usual): a replica is
    * findable before its holder says it holds it.
    */
-  async provideNow (keys: string[], signal: AbortSignal): Promise<void> {
+  async provideNow (keys: string[], options: AbortOptions = {}): Promise<void> {
     if (routingTableSize(this.components.node) === 0) {
       for (const key of keys) this.park(key)
       return
     }
-    const stop = AbortSignal.any([signal, this.controller.signal])
+    const signal = options.signal === undefined ? this.controller.signal : AbortSignal.any([options.signal, this.controller.signal])
     await Promise.all(keys.map(async key => {
       this.queue.delete(key)
       this.urgent.delete(key)
-      await this.provide(key, stop)
+      await this.provide(key, { signal })
     }))
   }
 
@@ -128,7 +129,8 @@ export class Announcer {
    * Returns once the node has been quiet (not `busy`) for ANNOUNCE_QUIET_MS, a key in the queue
    * is urgent, or the oldest one has waited ANNOUNCE_MAX_DEFER_MS.
    */
-  private async quiet (signal: AbortSignal): Promise<void> {
+  private async quiet (options: Required<AbortOptions>): Promise<void> {
+    const { signal } = options
     const busy = this.components.busy
     if (busy === undefined) return
     while (!signal.aborted && this.urgent.size === 0) {
@@ -147,10 +149,10 @@ export class Announcer {
   }
 
   /** One provide, bounded by PROVIDE_TIMEOUT_MS; a failure parks the key (backing off). */
-  private async provide (key: string, signal: AbortSignal): Promise<void> {
+  private async provide (key: string, options: Required<AbortOptions>): Promise<void> {
     const { node, log } = this.components
     try {
-      await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
+      await node.contentRouting.provide(keyCid(key), { signal: AbortSignal.any([options.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)]) })
       this.announced++
       this.announcedAt.set(key, Date.now())
       this.backoff.reset()
@@ -198,7 +200,7 @@ export class Announcer {
     const { node } = this.components
     const signal = this.controller.signal
     while (this.queue.size > 0 && !signal.aborted) {
-      await this.quiet(signal)
+      await this.quiet({ signal })
       if (signal.aborted) return
       const batch = [...new Set([...this.urgent, ...this.queue.keys()])].slice(0, ANNOUNCE_CONCURRENCY)
       for (const d of batch) {
@@ -218,7 +220,7 @@ export class Announcer {
       }
       signal.addEventListener('abort', onStop)
       await Promise.all(batch.map(async key => {
-        await this.provide(key, batchStop.signal)
+        await this.provide(key, { signal: batchStop.signal })
       }))
       signal.removeEventListener('abort', onStop)
       if (this.queue.size > 0) await new Promise(resolve => setTimeout(resolve, ANNOUNCE_BATCH_PAUSE_MS))

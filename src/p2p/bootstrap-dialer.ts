@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Backoff } from '../clock/backoff.js'
-import type { PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
@@ -56,7 +56,7 @@ export class BootstrapDialer {
         failures = 0
         backoff.reset()
         delay = BOOTSTRAP_RETRY_MIN_MS
-        await this.disconnected(id, signal)
+        await this.disconnected(id, { signal })
         continue
       }
       try {
@@ -92,8 +92,9 @@ export class BootstrapDialer {
     }
   }
 
-  private async disconnected (id: PeerId, signal: AbortSignal): Promise<void> {
+  private async disconnected (id: PeerId, options: Required<AbortOptions>): Promise<void> {
     const { node } = this.components
+    const { signal } = options
     await new Promise<void>(resolve => {
       const done = (): void => {
         node.removeEventListener('peer:disconnect', onDisconnect)

@@ -1,4 +1,4 @@
-import type { Connection, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
@@ -97,7 +97,8 @@ export class DialbackServer {
 }
 
 /** Asks the peer on `connection` to dial `addr` (this node's, with /p2p/<id>) back. */
-export async function requestDialback (connection: Connection, addr: string, signal: AbortSignal): Promise<DialbackAnswer> {
+export async function requestDialback (connection: Connection, addr: string, options: Required<AbortOptions>): Promise<DialbackAnswer> {
+  const { signal } = options
   const stream = await connection.newStream(DIALBACK_PROTOCOL, { signal })
   return await exchangeFrame(stream, encodeJsonFrame({ addr }), bytes => decodeJsonFrame(bytes, answerSchema, 'dial-back answer'), {
     signal,

@@ -1,4 +1,4 @@
-import type { PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
@@ -25,7 +25,7 @@ import type { RecordKey } from '../keys/record-key.js'
 import type { ApiKey } from '../keys/api-key.js'
 import type { TagKey } from '../oci/tag-key.js'
 import { FetchServer, type GrowingBlob } from './fetch/server.js'
-import { ClaimService, type CoordinatedAnswer } from './claim/service.js'
+import { ClaimService, type ClaimOptions, type CoordinatedAnswer } from './claim/service.js'
 import type { ClaimRequest } from './claim/frames.js'
 import { DialbackServer } from './dialback.js'
 import { HoldService, type HoldHandler } from './hold/service.js'
@@ -54,7 +54,7 @@ export interface SwarmComponents {
   /** Answers peers' record keys (SwarmRecords) of the kinds this node shares. */
   records: (key: RecordKey) => Promise<RecordAnswer | undefined>
   /** This node's download of a digest in progress, served to peers as it arrives. */
-  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
+  inProgress: (digest: Digest, options: Required<AbortOptions>) => Promise<GrowingBlob | 'pending' | undefined>
   /** Blob downloads running in this node now (announcements wait while there are any). */
   downloading?: () => number
   /** Keeps what a peer asks this node to hold (replicas of pushes); undefined = refuse. */
@@ -190,12 +190,12 @@ export class Swarm {
    * or a denied peer. An empty routing table is an immediate miss instead of a query that waits
    * for a peer.
    */
-  async *providers (key: Digest | TagKey | ApiKey | RecordKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async *providers (key: Digest | TagKey | ApiKey | RecordKey, options: AbortOptions = {}): AsyncGenerator<PeerRef> {
     if (routingTableSize(this.node) === 0) return
     const seen = new Set<string>()
     // The DHT itself, not libp2p's content-routing facade, which merges every router and
     // writes each result to the peer store before yielding it.
-    for await (const event of this.node.services.dht.findProviders(keyCid(key), { signal })) {
+    for await (const event of this.node.services.dht.findProviders(keyCid(key), { signal: options.signal })) {
       if (event.name !== 'PROVIDER') continue
       for (const provider of event.providers) {
         const id = provider.id.toString()
@@ -219,8 +219,8 @@ export class Swarm {
    * Asks the coordinator of `request.key` who fetches it (see ClaimService.ask); undefined when
    * no coordinator answered.
    */
-  async claim (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
-    return await this.claims.ask(request, signal, to)
+  async claim (request: ClaimRequest, options: ClaimOptions): Promise<CoordinatedAnswer | undefined> {
+    return await this.claims.ask(request, options)
   }
 
   /**
@@ -237,13 +237,13 @@ export class Swarm {
   }
 
   /** Asks `peer` to hold `request` (see HoldService.ask). */
-  async hold (peer: string, request: HoldRequest, signal: AbortSignal): Promise<HoldAnswer> {
-    return await this.holds.ask(peer, request, signal)
+  async hold (peer: string, request: HoldRequest, options: Required<AbortOptions>): Promise<HoldAnswer> {
+    return await this.holds.ask(peer, request, options)
   }
 
   /** Provides `keys` on the DHT now and waits for it (see Announcer.provideNow). */
-  async provideNow (keys: Array<Digest | RecordKey>, signal: AbortSignal): Promise<void> {
-    await this.announcer.provideNow(keys, signal)
+  async provideNow (keys: Array<Digest | RecordKey>, options: AbortOptions = {}): Promise<void> {
+    await this.announcer.provideNow(keys, options)
   }
 
   /** The peer sent bytes that did not match: don't ask it again for a while. */

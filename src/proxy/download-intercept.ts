@@ -1,10 +1,11 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import { DigestMismatchError, isDigest, type Digest } from '../oci/digest.js'
 import type { BlobResolver } from '../resolver/blob-resolver.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreWriter } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import { clientLeft } from '../http/client-left.js'
 import { UpstreamStatusError } from '../upstream/errors.js'
@@ -46,7 +47,7 @@ export interface DownloadInterceptInit {
   upstreams: ProxyUpstreams
   /** Stored bytes, peers' copies and verified downloads by digest (the mirror's). */
   blobs: Pick<BlobResolver, 'open'>
-  store: Pick<BlobStore, 'createWriter' | 'commit'>
+  store: Pick<StoreWriter, 'createWriter' | 'commit'>
   records: RecordTable<UrlRecord>
   /** The bucket (CACHE_S3_URL): a URL's first download is uploaded to it (its record goes with records.put). */
   bucket?: Pick<BucketTier, 'uploadBlob'> | undefined
@@ -90,12 +91,12 @@ export class DownloadIntercept implements InterceptRoute {
     const path = `${url.pathname}${url.search}`
     const signal = clientLeft(res)
     await this.learning.get(name)
-    const record = await this.init.records.find(name, signal).catch((err: unknown) => {
+    const record = await this.init.records.find(name, { signal }).catch((err: unknown) => {
       this.init.log.warn({ host: target.host, err: (err as Error).message }, 'url record lookup failed')
       return undefined
     })
-    if (record !== undefined && await this.serveStored(client, path, name, record.value, res, signal)) return true
-    const first = this.learn(client, target, path, name, req, res, signal)
+    if (record !== undefined && await this.serveStored(client, path, name, record.value, res, { signal })) return true
+    const first = this.learn(client, target, path, name, req, res, { signal })
     this.learning.set(
       name,
       first.then(() => {}, () => {}).finally(() => {
@@ -116,11 +117,11 @@ export class DownloadIntercept implements InterceptRoute {
     name: string,
     record: UrlRecord,
     res: ServerResponse,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<boolean> {
     let source
     try {
-      source = await this.init.blobs.open(new DownloadUpstream(client, path), 'download', record.digest, { signal })
+      source = await this.init.blobs.open(new DownloadUpstream(client, path), 'download', record.digest, options)
     } catch (err) {
       if (!(err instanceof DigestMismatchError || err instanceof UpstreamStatusError)) throw err
       this.init.log.warn(
@@ -160,10 +161,10 @@ export class DownloadIntercept implements InterceptRoute {
     name: string,
     req: IncomingMessage,
     res: ServerResponse,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<void> {
     // No Accept-Encoding: the bytes stored are the file itself, not a transfer encoding of it.
-    const up = await client.relay('GET', path, pickFields(req.headers, ['accept', 'user-agent']), signal)
+    const up = await client.relay('GET', path, pickFields(req.headers, ['accept', 'user-agent']), options)
     res.writeHead(up.status, { ...pickFields(up.headers, DOWNLOAD_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
     if (!storable(up)) {
       await pipeline(up.body, res)
@@ -227,13 +228,13 @@ class DownloadUpstream implements RegistryUpstream {
     _repo: string,
     _path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
     // The query may hold a token: errors name the path only, without the body.
     return await availableOrThrow(
       this.name,
       `${method} ${this.path.split('?')[0] ?? ''}`,
-      await this.client.relay(method, this.path, headers, signal),
+      await this.client.relay(method, this.path, headers, options),
       false
     )
   }
@@ -243,9 +244,9 @@ class DownloadUpstream implements RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
-    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
+    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, options))
   }
 
   async close (): Promise<void> {}

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -16,7 +17,7 @@ import { pickFields } from './header-fields.js'
 import type { InterceptRoute } from './proxy-server.js'
 import type { ProxyUpstreams } from './proxy-upstreams.js'
 import { CONFIRMED_ACCESS_MS, REFUSED_REPOSITORY_MS } from './constants.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import { storeTee } from './store-tee.js'
 import { createHash } from 'node:crypto'
 
@@ -28,7 +29,7 @@ export interface RegistryInterceptInit {
    * Content read with a client's own credentials (CACHE_DIR/private): a store of its own, never
    * announced, served only to a credential the registry confirmed. Undefined: relayed uncached.
    */
-  privateStore?: Pick<BlobStore, 'openRead' | 'createWriter' | 'commit'> | undefined
+  privateStore?: (Pick<StoreReader, 'openRead'> & Pick<StoreWriter, 'createWriter' | 'commit'>) | undefined
   /** How long a repository the sidecar's access was refused is relayed without trying again (ms). */
   refusedMs?: number
   /** How long a credential's confirmed access to a digest is trusted (ms). */
@@ -131,7 +132,7 @@ export class RegistryIntercept implements InterceptRoute {
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET'
     let up: UpstreamResponse | undefined
     try {
-      up = await client.relay(method, req.url ?? '/v2/', pickFields(req.headers, RELAYED_REQUEST), clientLeft(res))
+      up = await client.relay(method, req.url ?? '/v2/', pickFields(req.headers, RELAYED_REQUEST), { signal: clientLeft(res) })
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
     }
@@ -182,7 +183,7 @@ export class RegistryIntercept implements InterceptRoute {
     const keep = method === 'GET' && digest !== undefined && headers.authorization !== undefined && headers.range === undefined
       ? this.init.privateStore
       : undefined
-    if (keep !== undefined && digest !== undefined && await this.confirm(client, route, digest, headers, signal)) {
+    if (keep !== undefined && digest !== undefined && await this.confirm(client, route, digest, headers, { signal })) {
       const local = await keep.openRead(digest)
       if (local !== undefined) {
         try {
@@ -201,7 +202,7 @@ export class RegistryIntercept implements InterceptRoute {
         return
       }
     }
-    const up = await client.relay(method, req.url ?? '/', headers, signal)
+    const up = await client.relay(method, req.url ?? '/', headers, { signal })
     res.writeHead(up.status, { ...pickFields(up.headers, RELAYED_RESPONSE), 'x-cache': 'MISS', 'x-cache-source': target.host })
     if (method === 'HEAD') {
       discard(up.body)
@@ -255,13 +256,13 @@ export class RegistryIntercept implements InterceptRoute {
     route: Exclude<RegistryRoute, { kind: 'base' }>,
     digest: Digest,
     headers: Record<string, string>,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<boolean> {
     const credential = createHash('sha256').update('p2p-cache credential\0').update(headers.authorization ?? '').digest('hex').slice(0, 32)
     const key = `${credential} ${client.name}/${route.name}@${digest}`
     if (this.confirmed.has(key)) return true
     const kind = route.kind === 'manifest' ? 'manifests' : 'blobs'
-    const head = await client.relay('HEAD', `/v2/${route.name}/${kind}/${digest}`, headers, signal)
+    const head = await client.relay('HEAD', `/v2/${route.name}/${kind}/${digest}`, headers, options)
     discard(head.body)
     if (head.status < 200 || head.status > 299) return false
     this.confirmed.add(key)

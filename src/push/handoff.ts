@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader } from '../store/roles.js'
 import type { RecordTable } from '../records/swarm-records.js'
 import type { HoldKey, HoldRecord } from '../p2p/hold/frames.js'
 import type { LocalTag } from './local-registry.js'
@@ -9,7 +9,7 @@ import type { Replicator } from './replicator.js'
 const MAX_TAGS_HANDED_OFF = 4096
 
 export interface HandOffInit {
-  store: Pick<BlobStore, 'entries'>
+  store: Pick<StoreReader, 'entries'>
   tags: RecordTable<LocalTag>
   replicas: Pick<Replicator, 'place'>
   /** This node's peer ID: what it keeps goes to the peers closest to it. */

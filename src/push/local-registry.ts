@@ -6,7 +6,7 @@ import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
 import { INDEX_TYPES, MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_MANIFEST, manifestTypeOfBody } from '../oci/media-types.js'
 import { isRepositoryName, isTag } from '../oci/reference.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreKeeping, StoreReader, StoreWriter } from '../store/roles.js'
 import { StoreFullError } from '../store/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { RecordKind, RecordTable } from '../records/swarm-records.js'
@@ -62,7 +62,7 @@ const localTagSchema = z.object({
 export interface LocalRegistryInit {
   /** CACHE_LOCAL_NAMESPACE: the first path component of repositories that accept pushes. */
   namespace: string
-  store: Pick<BlobStore, 'stat' | 'openRead' | 'put' | 'keepUntil'>
+  store: Pick<StoreReader, 'stat' | 'openRead'> & Pick<StoreWriter, 'put'> & Pick<StoreKeeping, 'keepUntil'>
   /** What is not stored here comes from peers (verified, single-flighted); undefined: this store only. */
   blobs?: Pick<BlobResolver, 'open'> | undefined
   uploads: UploadSessions

@@ -1,7 +1,8 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES } from '../oci/media-types.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreKeeping, StoreReader, StoreWriter } from '../store/roles.js'
 import { StoreFullError } from '../store/errors.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
@@ -13,12 +14,12 @@ import { fetchVerified } from '../resolver/peer-fetch.js'
 import type { PeerLookupInit } from '../resolver/peer-lookup.js'
 
 export interface ReplicaKeeperInit {
-  store: Pick<BlobStore, 'stat' | 'createWriter' | 'commit' | 'keepUntil' | 'keptBytes' | 'maxSize'>
+  store: Pick<StoreReader, 'stat' | 'maxSize'> & Pick<StoreWriter, 'createWriter' | 'commit'> & StoreKeeping
   records: Pick<SwarmRecords, 'accept'>
   /** The verified peer fetch's context. */
   peers: PeerLookupInit
   /** Announces keys on the DHT and resolves when that is done (Swarm.provideNow). */
-  provideNow: (keys: Array<Digest | RecordKey>, signal: AbortSignal) => Promise<void>
+  provideNow: (keys: Array<Digest | RecordKey>, options?: AbortOptions) => Promise<void>
   /** CACHE_LOCAL_TTL (ms): the longest a replica is kept against eviction, whatever the asker says. */
   ttlMs: number
   stats: Pick<Stats, 'inc'>
@@ -37,7 +38,7 @@ export class ReplicaKeeper {
   constructor (private readonly init: ReplicaKeeperInit) {}
 
   /** Serves one hold request from `from` (see HoldRequest); never throws for the peer's faults. */
-  async hold (request: HoldRequest, from: PeerRef, signal: AbortSignal): Promise<HoldAnswer> {
+  async hold (request: HoldRequest, from: PeerRef, options: Required<AbortOptions>): Promise<HoldAnswer> {
     const { store, records, stats, log } = this.init
     const now = (this.init.now ?? Date.now)()
     const keepUntil = Math.min(request.keepUntil, now + this.init.ttlMs)
@@ -47,7 +48,7 @@ export class ReplicaKeeper {
     try {
       for (const key of request.keys) {
         if (await store.stat(key.digest) === undefined) {
-          const size = await this.fetch(key.digest, key.mediaType, from, signal, kept)
+          const size = await this.fetch(key.digest, key.mediaType, from, kept, options)
           kept += size
           fetched += size
         }
@@ -70,7 +71,7 @@ export class ReplicaKeeper {
       }
       recordKeys.push(...keys)
     }
-    await this.init.provideNow([...request.keys.map(k => k.digest), ...new Set(recordKeys)], signal)
+    await this.init.provideNow([...request.keys.map(k => k.digest), ...new Set(recordKeys)], options)
     stats.inc('replicas_held', request.keys.length)
     log.info({
       peer: from.id.toString(),
@@ -83,14 +84,20 @@ export class ReplicaKeeper {
   }
 
   /** `digest` from `from` into the store; returns its size. @throws PeerFetchError, StoreFullError */
-  private async fetch (digest: Digest, mediaType: string | undefined, from: PeerRef, signal: AbortSignal, kept: number): Promise<number> {
+  private async fetch (
+    digest: Digest,
+    mediaType: string | undefined,
+    from: PeerRef,
+    kept: number,
+    options: Required<AbortOptions>
+  ): Promise<number> {
     const { store, peers } = this.init
     const manifest = mediaType !== undefined && MANIFEST_TYPES.includes(mediaType)
     const writer = await store.createWriter(digest)
     try {
       const blob = await fetchVerified(peers, from, {
         request: { key: digest },
-        signal,
+        signal: options.signal,
         maxSize: Math.min(manifest ? MAX_MANIFEST_BYTES : store.maxSize, store.maxSize - kept),
         open: () => ({
           write: async chunks => {

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { raceSignal } from 'race-signal'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -17,7 +18,7 @@ export interface ReplicaNetwork {
   /** Connected peers that keep replicas, by peer ID. */
   holders: () => Promise<string[]>
   /** Asks `peer` to hold `request`. Rejects when it can't be asked (unreachable, gone). */
-  hold: (peer: string, request: HoldRequest, signal: AbortSignal) => Promise<HoldAnswer>
+  hold: (peer: string, request: HoldRequest, options: Required<AbortOptions>) => Promise<HoldAnswer>
 }
 
 export interface ReplicatorInit {
@@ -72,7 +73,7 @@ export class Replicator {
       if (want === 0 || network === undefined) return
       const signal = AbortSignal.timeout(EAGER_REPLICA_MS)
       const peers = coordinatorsOf(repository, await network.holders()).slice(0, want)
-      await Promise.all(peers.map(async peer => await this.holdOn(peer, [key], signal)))
+      await Promise.all(peers.map(async peer => await this.holdOn(peer, [key], { signal })))
     })().catch((err: Error) => {
       this.init.log.debug({ digest: key.digest, err: err.message }, 'early replica not placed; the manifest PUT tries again')
     })
@@ -89,7 +90,7 @@ export class Replicator {
     repository: string,
     keys: HoldKey[],
     records: HoldRecord[],
-    options: { signal?: AbortSignal, timeoutMs?: number } = {}
+    options: AbortOptions & { timeoutMs?: number } = {}
   ): Promise<string[]> {
     const want = this.wanted()
     const network = this.init.network
@@ -108,7 +109,7 @@ export class Replicator {
       const lanes = Array.from({ length: Math.min(want - placed.length, candidates.length) }, async () => {
         for (let peer = candidates.shift(); peer !== undefined && placed.length < want; peer = candidates.shift()) {
           try {
-            await this.holdOn(peer, keys, signal)
+            await this.holdOn(peer, keys, { signal })
             placed.push(peer)
             failures.delete(peer)
             return
@@ -129,7 +130,7 @@ export class Replicator {
     if (placed.length >= want && records.length > 0) {
       try {
         await Promise.all(placed.map(async peer => {
-          await this.holdRecords(peer, records, signal)
+          await this.holdRecords(peer, records, { signal })
         }))
       } catch (err) {
         if (options.signal?.aborted === true) throw err
@@ -158,7 +159,8 @@ export class Replicator {
    * way is waited for, the rest is asked in requests of at most HOLD_MAX_KEYS.
    * @throws Error naming the peer's answer, or the signal's reason
    */
-  private async holdOn (peer: string, keys: HoldKey[], signal: AbortSignal): Promise<void> {
+  private async holdOn (peer: string, keys: HoldKey[], options: Required<AbortOptions>): Promise<void> {
+    const { signal } = options
     const now = (this.init.now ?? Date.now)()
     const waiting: Array<{ key: HoldKey, held: Promise<boolean> }> = []
     const missing: HoldKey[] = []
@@ -172,21 +174,21 @@ export class Replicator {
     waiting.forEach((w, i) => {
       if (settled[i] === false) missing.push(w.key)
     })
-    for (let i = 0; i < missing.length; i += HOLD_MAX_KEYS) await this.ask(peer, missing.slice(i, i + HOLD_MAX_KEYS), [], signal)
+    for (let i = 0; i < missing.length; i += HOLD_MAX_KEYS) await this.ask(peer, missing.slice(i, i + HOLD_MAX_KEYS), [], options)
   }
 
   /** Makes `peer` keep `records`, in requests of at most HOLD_MAX_RECORDS. @throws as holdOn */
-  private async holdRecords (peer: string, records: HoldRecord[], signal: AbortSignal): Promise<void> {
-    for (let i = 0; i < records.length; i += HOLD_MAX_RECORDS) await this.ask(peer, [], records.slice(i, i + HOLD_MAX_RECORDS), signal)
+  private async holdRecords (peer: string, records: HoldRecord[], options: Required<AbortOptions>): Promise<void> {
+    for (let i = 0; i < records.length; i += HOLD_MAX_RECORDS) await this.ask(peer, [], records.slice(i, i + HOLD_MAX_RECORDS), options)
   }
 
   /** One hold request; its keys are remembered as placed on `peer` when it answers `held`. */
-  private async ask (peer: string, keys: HoldKey[], records: HoldRecord[], signal: AbortSignal): Promise<void> {
+  private async ask (peer: string, keys: HoldKey[], records: HoldRecord[], options: Required<AbortOptions>): Promise<void> {
     const network = this.init.network
     if (network === undefined) return
     const now = (this.init.now ?? Date.now)()
     const request: HoldRequest = { keys, keepUntil: now + this.init.ttlMs, ...(records.length > 0 ? { records } : {}) }
-    const answer = network.hold(peer, request, signal).then(a => {
+    const answer = network.hold(peer, request, options).then(a => {
       if (a.status !== 'held') throw new Error(`${a.status}: ${a.message}`)
     })
     const held = answer.then(() => true, () => false)

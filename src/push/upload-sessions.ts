@@ -3,13 +3,13 @@ import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreKeeping, StoreReader, StoreWriter } from '../store/roles.js'
 import type { BlobWriter } from '../store/writer.js'
 import { systemClock, type Clock } from '../clock/clock.js'
 import { MAX_UPLOAD_SESSIONS, UPLOAD_IDLE_MS, UPLOAD_SWEEP_MS } from './constants.js'
 
 export interface UploadSessionsInit {
-  store: Pick<BlobStore, 'createWriter' | 'commit' | 'keptBytes' | 'maxSize'>
+  store: Pick<StoreWriter, 'createWriter' | 'commit'> & Pick<StoreKeeping, 'keptBytes'> & Pick<StoreReader, 'maxSize'>
   /** Sessions open at once, at most (default MAX_UPLOAD_SESSIONS). */
   maxSessions?: number
   /** A session untouched this long expires (default UPLOAD_IDLE_MS). */

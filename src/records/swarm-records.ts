@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Level } from 'level'
 import type { Logger } from 'pino'
 import { parseRecordKey, recordKey, type RecordKey } from '../keys/record-key.js'
@@ -234,7 +235,8 @@ export class RecordTable<T> {
    * here (up to NEWEST_OF answers within the lookup budget) and the newest write is kept and
    * returned. Peers that fail or answer wrongly are skipped.
    */
-  async find (name: string, signal?: AbortSignal): Promise<StoredRecord<T> | undefined> {
+  async find (name: string, options: AbortOptions = {}): Promise<StoredRecord<T> | undefined> {
+    const { signal } = options
     const own = await this.get(name)
     const peers = this.init.peers
     const newer = this.kind.newer
@@ -245,7 +247,7 @@ export class RecordTable<T> {
       peers,
       key,
       { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) },
-      async (peer, attempt) => {
+      async (peer, { signal: attempt }) => {
         const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
         answer.close()
         let value: T | undefined
@@ -298,7 +300,8 @@ export class RecordTable<T> {
    * decides whether it is listed; a name only peers know is listed as they say. Eventually
    * consistent: a peer that has not seen a deletion yet still lists the name.
    */
-  async names (group: string, limit: number, signal?: AbortSignal): Promise<string[]> {
+  async names (group: string, limit: number, options: AbortOptions = {}): Promise<string[]> {
+    const { signal } = options
     const listed = this.kind.listed
     if (listed === undefined) throw new Error(`records of kind ${this.kind.kind} are not listed`)
     const known = new Map<string, boolean>()
@@ -311,7 +314,7 @@ export class RecordTable<T> {
         peers,
         key,
         { budgetMs: peers.lookupTimeoutMs + peers.idleMs, ...(signal !== undefined ? { signal } : {}) },
-        async (peer, attempt) => {
+        async (peer, { signal: attempt }) => {
           const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal: attempt, idleMs: peers.idleMs })
           answer.close()
           const names = answer.record === undefined ? undefined : parseListing(answer.record.value, group)
@@ -343,7 +346,7 @@ export class RecordTable<T> {
     this.init.bucket?.writeRecord(this.kind.kind, name, value, storedAt, opts.after !== undefined ? { after: opts.after } : {})
     const swarm = this.init.peers?.swarm
     if (opts.announced !== undefined && keys.length > 0 && swarm?.provideNow !== undefined) {
-      await swarm.provideNow(keys, opts.announced).catch(() => {})
+      await swarm.provideNow(keys, { signal: opts.announced }).catch(() => {})
     }
   }
 

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
@@ -81,10 +82,10 @@ export class RegistryRoutes {
       const client = upstream()
       const repo = upstreamRepository(client, route.name)
       const left = clientLeft(res)
-      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, left)
-      else if (route.kind === 'tags') await this.tags(res, client, repo, url, head, left)
-      else if (route.kind === 'referrers') await this.referrers(res, client, repo, route.digest, url, head, left)
-      else await this.blob(req, res, client, repo, route.digest, head, left)
+      if (route.kind === 'manifest') await this.manifest(req, res, client, repo, route.reference, head, { signal: left })
+      else if (route.kind === 'tags') await this.tags(res, client, repo, url, head, { signal: left })
+      else if (route.kind === 'referrers') await this.referrers(res, client, repo, route.digest, url, head, { signal: left })
+      else await this.blob(req, res, client, repo, route.digest, head, { signal: left })
     } catch (err) {
       if (refused !== undefined && !res.headersSent && err instanceof UpstreamStatusError && REFUSALS.has(err.status)) await refused(err)
       else this.fail(res, err, head, url)
@@ -98,13 +99,13 @@ export class RegistryRoutes {
     repo: string,
     reference: string,
     head: boolean,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<void> {
     const accept = acceptedTypes(req.headers.accept)
     const headers: Record<string, string> = { ...API_VERSION }
     let digest = reference.startsWith('sha256:') ? reference as `sha256:${string}` : undefined
     if (digest === undefined) {
-      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, { signal })
+      const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, options)
       digest = tag.digest
       if (tag.staleSince !== undefined) {
         headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${
@@ -131,7 +132,7 @@ export class RegistryRoutes {
         return
       }
     }
-    const manifest = await this.init.manifests.get(client, repo, digest, { signal })
+    const manifest = await this.init.manifests.get(client, repo, digest, options)
     res.writeHead(200, {
       ...headers,
       'content-type': manifest.mediaType,
@@ -152,7 +153,7 @@ export class RegistryRoutes {
     repo: string,
     digest: `sha256:${string}`,
     head: boolean,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<void> {
     const common = {
       ...API_VERSION,
@@ -162,7 +163,7 @@ export class RegistryRoutes {
       'content-type': 'application/octet-stream'
     }
     if (head) {
-      const info = await this.init.blobs.head(client, repo, digest, { signal })
+      const info = await this.init.blobs.head(client, repo, digest, options)
       res.writeHead(200, {
         ...common,
         ...(info.size !== undefined ? { 'content-length': info.size } : {}),
@@ -172,7 +173,7 @@ export class RegistryRoutes {
       res.end()
       return
     }
-    const source = await this.init.blobs.open(client, repo, digest, { signal })
+    const source = await this.init.blobs.open(client, repo, digest, options)
     try {
       await sendBlob(req, res, source, {
         etag: common.etag,
@@ -196,12 +197,12 @@ export class RegistryRoutes {
     repo: string,
     url: URL,
     head: boolean,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<void> {
     const query = new URLSearchParams(url.searchParams)
     query.delete('ns')
     const q = query.toString()
-    const answer = await this.init.lists.get(client, repo, `/v2/${repo}/tags/list${q === '' ? '' : `?${q}`}`, 'application/json', signal)
+    const answer = await this.init.lists.get(client, repo, `/v2/${repo}/tags/list${q === '' ? '' : `?${q}`}`, 'application/json', options)
     const headers: Record<string, string> = { 'content-type': answer.contentType }
     if (answer.link !== undefined) headers.link = sidecarLink(answer.link, client, url.searchParams.get('ns'))
     this.sendList(res, answer, headers, head)
@@ -220,12 +221,12 @@ export class RegistryRoutes {
     digest: Digest,
     url: URL,
     head: boolean,
-    signal: AbortSignal
+    options: AbortOptions = {}
   ): Promise<void> {
     const artifactType = url.searchParams.get('artifactType') ?? undefined
     const fetchIndex = async (path: string): Promise<ListAnswer | undefined> => {
       try {
-        return await this.init.lists.get(client, repo, path, OCI_INDEX, signal)
+        return await this.init.lists.get(client, repo, path, OCI_INDEX, options)
       } catch (err) {
         if (err instanceof UpstreamStatusError && [400, 404, 405].includes(err.status)) return undefined
         throw err

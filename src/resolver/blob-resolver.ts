@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { AbortOptions } from '@libp2p/interface'
 import { raceSignal } from 'race-signal'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import { discard } from '../upstream/registry-client.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { Stats } from '../metrics/stats.js'
@@ -15,7 +15,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.js'
 import { contentLength } from '../http/fields.js'
 
 export interface BlobResolverInit {
-  store: BlobStore
+  store: Pick<StoreReader, 'stat' | 'openRead' | 'maxSize'> & Pick<StoreWriter, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
   stats: Stats
   log: Logger
   /** The swarm, when CACHE_ENABLE_P2P is on. */
@@ -90,7 +90,7 @@ export class BlobResolver {
           timing: this.init.timing
         })
         return { value: download, done: download.done }
-      }, opts.signal)
+      }, { signal: opts.signal })
       const active = share.value
       if (!active.retain()) {
         // It finished between the store lookup and the join: the store has it now (or it failed).
@@ -120,10 +120,11 @@ export class BlobResolver {
    * has no source yet when `signal` aborts (the peer is told `busy` and asks again); undefined
    * when there is none, it failed, or it reads from a peer itself (see BlobDownload.servesPeers).
    */
-  async inProgress (digest: Digest, signal: AbortSignal): Promise<BlobSource | 'pending' | undefined> {
+  async inProgress (digest: Digest, options: Required<AbortOptions>): Promise<BlobSource | 'pending' | undefined> {
+    const { signal } = options
     let pending = false
     for (const kind of ['blob', 'manifest'] as const) {
-      const share = this.downloads.joinExisting(`${kind} ${digest}`, signal)
+      const share = this.downloads.joinExisting(`${kind} ${digest}`, { signal })
       if (share === undefined) continue
       const active = share.value
       if (!active.retain()) {
@@ -176,7 +177,7 @@ export class BlobResolver {
       const found = await tryProviders(peers, digest, {
         budgetMs: peers.lookupTimeoutMs + peers.idleMs,
         ...(options.signal !== undefined ? { signal: options.signal } : {})
-      }, async (peer, signal) => {
+      }, async (peer, { signal }) => {
         const blob = await peers.swarm.fetch(peer, { key: digest, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
         blob.close()
         return { cache: 'PEER' as const, origin: blob.peer, size: blob.size }
@@ -185,7 +186,7 @@ export class BlobResolver {
     }
     let res
     try {
-      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {}, options.signal)
+      res = await client.sendOk('HEAD', repo, `/v2/${repo}/blobs/${digest}`, {}, options)
     } catch (err) {
       // The upstream is down: the bucket can still say the size (its GET will serve the bytes).
       const size = err instanceof UpstreamUnavailableError && options.signal?.aborted !== true
@@ -228,6 +229,6 @@ function readerOf (active: BlobDownload, size: number | undefined, release: () =
     get epoch () {
       return active.epoch
     },
-    pieceHashes: async (from, max, signal) => await active.pieceHashes(from, max, signal)
+    pieceHashes: async (from, max, options) => await active.pieceHashes(from, max, options)
   }
 }

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType, manifestTypeOfBody } from '../oci/media-types.js'
@@ -43,7 +44,8 @@ export class BucketSource {
    * called; false when the bucket has no good copy (the file is then empty again).
    * @throws the file's errors (the local disk, StoreFullError), the signal's reason
    */
-  async fetch (signal: AbortSignal): Promise<boolean> {
+  async fetch (options: Required<AbortOptions>): Promise<boolean> {
+    const { signal } = options
     const { bucket, digest, kind, stats, log, sink } = this.init
     const file = sink.file
     if (file.written > 0) await file.restart()

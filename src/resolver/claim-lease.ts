@@ -56,12 +56,15 @@ export class ClaimLease {
   private async renew (): Promise<void> {
     const request = { op: 'renew' as const, key: this.key }
     const { timeoutMs } = this.timing
-    const answer = await this.swarm.claim(request, AbortSignal.timeout(timeoutMs), this.coordinator).catch(() => undefined) ??
-      await this.swarm.claim(request, AbortSignal.timeout(timeoutMs * 2)).catch(() => undefined)
+    const answer =
+      await this.swarm.claim(request, { signal: AbortSignal.timeout(timeoutMs), to: this.coordinator }).catch(() => undefined) ??
+        await this.swarm.claim(request, { signal: AbortSignal.timeout(timeoutMs * 2) }).catch(() => undefined)
     if (answer !== undefined) this.coordinator = answer.coordinator
   }
 
   private tell (op: ClaimOp): void {
-    void this.swarm.claim({ op, key: this.key }, AbortSignal.timeout(this.timing.timeoutMs), this.coordinator).catch(() => {})
+    void this.swarm.claim({ op, key: this.key }, { signal: AbortSignal.timeout(this.timing.timeoutMs), to: this.coordinator }).catch(
+      () => {}
+    )
   }
 }

@@ -1,7 +1,8 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader, StoreWriter } from '../store/roles.js'
 import type { BlobRecord } from '../store/record.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
@@ -29,7 +30,8 @@ export interface BlobDownloadInit {
   kind: DownloadKind
   repo: string
   client: RegistryUpstream
-  store: BlobStore
+  /** Read (`stat`, the size bound) and written through the growing file. */
+  store: Pick<StoreReader, 'stat' | 'maxSize'> & Pick<StoreWriter, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
   stats: Stats
   log: Logger
   /** Ask the swarm first; undefined = upstream only (CACHE_ENABLE_P2P=false). */
@@ -103,7 +105,7 @@ export class BlobDownload {
       stats,
       log,
       hashPieces: peers !== undefined && kind === 'blob',
-      rest: (from, verifier, signal) => this.upstream.rest(from, verifier, signal),
+      rest: (from, verifier, options) => this.upstream.rest(from, verifier, options),
       onRestart: () => {
         this.forgetSource()
       }
@@ -188,8 +190,8 @@ export class BlobDownload {
    * Up to `max` piece hashes of the bytes written, from piece `from` (concatenated hex); waits
    * for the next piece when there is none yet, until `signal` aborts (then '').
    */
-  async pieceHashes (from: number, max: number, signal: AbortSignal): Promise<string> {
-    return await this.file.pieceHashes(from, max, signal)
+  async pieceHashes (from: number, max: number, options: Required<AbortOptions>): Promise<string> {
+    return await this.file.pieceHashes(from, max, options)
   }
 
   /**
@@ -229,7 +231,7 @@ export class BlobDownload {
     let lease: ClaimLease | undefined
     try {
       await this.file.restart()
-      if (this.holders !== undefined) lease = await this.holders.fromSwarm(signal)
+      if (this.holders !== undefined) lease = await this.holders.fromSwarm({ signal })
       if (!this.verified) {
         if (lease === undefined) await this.fromUpstreamOrPeers()
         else {
@@ -268,12 +270,12 @@ export class BlobDownload {
    */
   private async fromUpstreamOrPeers (): Promise<void> {
     const { signal } = this.init
-    if (this.bucket !== undefined && await this.bucket.fetch(signal)) return
+    if (this.bucket !== undefined && await this.bucket.fetch({ signal })) return
     try {
-      await this.upstream.fetch(signal)
+      await this.upstream.fetch({ signal })
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError) || this.holders === undefined || signal.aborted) throw err
-      if (!await this.holders.fromProviders(signal)) throw err
+      if (!await this.holders.fromProviders({ signal })) throw err
     }
   }
 

@@ -1,9 +1,10 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { randomBytes } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { Digest, DigestVerifier } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreWriter } from '../store/roles.js'
 import type { BlobRecord } from '../store/record.js'
 import type { BlobWriter } from '../store/writer.js'
 import { StoreFullError } from '../store/errors.js'
@@ -19,13 +20,13 @@ const READ_CHUNK = 1024 * 1024
  * generator verifies the whole digest before it returns (DigestMismatchError). `signal` aborts
  * when the reader is destroyed. See UpstreamSource.rest.
  */
-export type RestOfBlob = (from: number, verifier: DigestVerifier, signal: AbortSignal) => AsyncGenerator<Buffer>
+export type RestOfBlob = (from: number, verifier: DigestVerifier, options: Required<AbortOptions>) => AsyncGenerator<Buffer>
 
 /** What a GrowingFile needs: the digest it fills, the store it writes to, and where readers get the rest once the store is full. */
 export interface GrowingFileInit {
   digest: Digest
   /** Makes the temporary file, makes room when the filesystem is full, commits the blob. */
-  store: Pick<BlobStore, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
+  store: Pick<StoreWriter, 'createWriter' | 'makeRoom' | 'markFull' | 'commit'>
   stats: Stats
   log: Logger
   /**
@@ -180,7 +181,8 @@ export class GrowingFile implements SourceFile {
    * Up to `max` piece hashes of the bytes written, from piece `from` (concatenated hex); waits
    * for the next piece when there is none yet, until `signal` aborts (then '').
    */
-  async pieceHashes (from: number, max: number, signal: AbortSignal): Promise<string> {
+  async pieceHashes (from: number, max: number, options: Required<AbortOptions>): Promise<string> {
+    const { signal } = options
     while (this.hasher.count <= from && this.failure === undefined && !signal.aborted && !(this.isVerified && this.hasher.finished)) {
       await new Promise<void>(resolve => {
         const wake = (): void => {
@@ -268,7 +270,7 @@ export class GrowingFile implements SourceFile {
               stream.destroy(this.failure)
               return
             }
-            passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size, left.signal)
+            passing ??= this.passThroughChunks(this.passThrough, pos, end ?? this.size, { signal: left.signal })
             const next = await passing.next()
             if (stream.destroyed) return
             if (next.done === true) {
@@ -347,7 +349,12 @@ export class GrowingFile implements SourceFile {
    * `signal` aborts when the reader is destroyed (its client left).
    * @throws what `rest` throws (UpstreamUnavailableError, an upstream's OciError, DigestMismatchError)
    */
-  private async *passThroughChunks (from: PassThrough, pos: number, stop: number | undefined, signal: AbortSignal): AsyncGenerator<Buffer> {
+  private async *passThroughChunks (
+    from: PassThrough,
+    pos: number,
+    stop: number | undefined,
+    options: Required<AbortOptions>
+  ): AsyncGenerator<Buffer> {
     const digest = this.init.digest
     const file = this.readFile
     const last = stop ?? Infinity
@@ -370,7 +377,7 @@ export class GrowingFile implements SourceFile {
     let at = from.written
     // One chunk is held until the next arrives: the last one waits until `rest` verified the digest.
     let held: Buffer | undefined
-    for await (const chunk of this.init.rest(from.written, verifier, signal)) {
+    for await (const chunk of this.init.rest(from.written, verifier, options)) {
       const chunkStart = at
       at += chunk.byteLength
       const lo = Math.max(pos, chunkStart)

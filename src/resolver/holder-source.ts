@@ -1,10 +1,11 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { setTimeout as delay } from 'node:timers/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
 import { MANIFEST_TYPES, MAX_MANIFEST_BYTES, declaredMediaType } from '../oci/media-types.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader } from '../store/roles.js'
 import type { Stats } from '../metrics/stats.js'
 import type { PeerRef } from '../p2p/fetch/client.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
@@ -58,7 +59,7 @@ export interface HolderSourceInit {
   digest: Digest
   kind: DownloadKind
   /** Its `maxSize` (CACHE_MAX_SIZE, bytes) bounds what a peer may announce. */
-  store: Pick<BlobStore, 'maxSize'>
+  store: Pick<StoreReader, 'maxSize'>
   stats: Stats
   log: Logger
   /** The download the bytes go to. */
@@ -90,7 +91,8 @@ export class HolderSource {
    * every other provider the DHT knows failed).
    * @throws the file's errors (the local disk), the signal's reason
    */
-  async fromSwarm (signal: AbortSignal): Promise<ClaimLease | undefined> {
+  async fromSwarm (options: Required<AbortOptions>): Promise<ClaimLease | undefined> {
+    const { signal } = options
     const { peers, stats, log, digest, kind, sink, timing } = this.init
     const self = peers.swarm.peerId.toString()
     const failed: string[] = []
@@ -102,16 +104,19 @@ export class HolderSource {
     const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let round = 0; round <= MAX_PEER_ATTEMPTS && !sink.file.verified; round++) {
       const asked = performance.now()
-      const claimed = await peers.swarm.claim({
-        op: 'claim',
-        key: digest,
-        ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}),
-        ...(kind === 'blob' ? { pieces: true } : {})
-      }, signal)
+      const claimed = await peers.swarm.claim(
+        {
+          op: 'claim',
+          key: digest,
+          ...(failed.length > 0 ? { failed: failed.slice(-MAX_FAILED_REPORTED) } : {}),
+          ...(kind === 'blob' ? { pieces: true } : {})
+        },
+        { signal }
+      )
       const claimMs = Math.round((performance.now() - asked) * 10) / 10
       if (claimed === undefined) {
         // No coordinator reachable: the provider records the DHT has, then the upstream.
-        if (!await this.fromProviders(signal)) {
+        if (!await this.fromProviders({ signal })) {
           log.info({ key: digest }, 'no claim coordinator answered and no provider served it: asking the upstream without a lease')
         }
         return undefined
@@ -160,7 +165,7 @@ export class HolderSource {
         const seeder = answer.seeder !== undefined && answer.seeder.peer !== self
           ? { id: peerIdFromString(answer.seeder.peer), multiaddrs: parseAddrs(answer.seeder.addrs) }
           : named
-        if (!await this.fromPieces(named, others, seeder, signal)) await this.fromNamedPeer(named, signal)
+        if (!await this.fromPieces(named, others, seeder, { signal })) await this.fromNamedPeer(named, { signal })
         stats.inc('upstream_fetches_saved')
       } catch (err) {
         if (!(err instanceof PeerFetchError) || signal.aborted) throw err
@@ -179,8 +184,8 @@ export class HolderSource {
       // only runners hold has no upstream: the DHT's other providers first.
       const exclude = new Set([self, ...failed, ...distrusted])
       if (
-        await tryProviders(peers, digest, { signal, exclude }, async (p, s) => {
-          await this.fromPeer(p, s)
+        await tryProviders(peers, digest, { signal, exclude }, async (p, attempt) => {
+          await this.fromPeer(p, attempt)
           return true
         }) === true
       ) return undefined
@@ -200,10 +205,10 @@ export class HolderSource {
    * delivered, false when none could (the upstream is then the answer).
    * @throws the file's errors (the local disk), the signal's reason
    */
-  async fromProviders (signal: AbortSignal): Promise<boolean> {
+  async fromProviders (options: Required<AbortOptions>): Promise<boolean> {
     const { peers, digest } = this.init
-    return await tryProviders(peers, digest, { signal }, async (p, s) => {
-      await this.fromPeer(p, s)
+    return await tryProviders(peers, digest, options, async (p, attempt) => {
+      await this.fromPeer(p, attempt)
       return true
     }) === true
   }
@@ -214,21 +219,22 @@ export class HolderSource {
    * again after a pause (see BUSY_RETRY_MAX_MS): busy is never a failure. Throws the named
    * holder's other failures (dead, stalled, lying).
    */
-  private async fromNamedPeer (peer: PeerRef, signal: AbortSignal): Promise<void> {
+  private async fromNamedPeer (peer: PeerRef, options: Required<AbortOptions>): Promise<void> {
+    const { signal } = options
     const { peers, digest, stats, log, timing } = this.init
     const named = peer.id.toString()
     const self = peers.swarm.peerId.toString()
     const pauses = new Backoff(timing.busyRetryFirstMs, timing.busyRetryMaxMs)
     for (let busy = 1;; busy++) {
       try {
-        await this.fromPeer(peer, signal)
+        await this.fromPeer(peer, { signal })
         return
       } catch (err) {
         if (!(err instanceof PeerFetchError) || err.reason !== 'busy') throw err
       }
       stats.inc('peer_busy_answers')
-      const other = await tryProviders(peers, digest, { signal, exclude: new Set([named, self]) }, async (p, s) => {
-        await this.fromPeer(p, s)
+      const other = await tryProviders(peers, digest, { signal, exclude: new Set([named, self]) }, async (p, attempt) => {
+        await this.fromPeer(p, attempt)
         return true
       })
       if (other === true) return
@@ -248,7 +254,8 @@ export class HolderSource {
    * one) and the file starts over.
    * @throws PeerFetchError of the hash source, or of the last holder, when the pieces can't be had
    */
-  private async fromPieces (named: PeerRef, others: PeerRef[], seeder: PeerRef, signal: AbortSignal): Promise<boolean> {
+  private async fromPieces (named: PeerRef, others: PeerRef[], seeder: PeerRef, options: Required<AbortOptions>): Promise<boolean> {
+    const { signal } = options
     const { peers, store, stats, digest, kind, log, sink, timing } = this.init
     const file = sink.file
     if (kind !== 'blob') return false
@@ -344,7 +351,8 @@ export class HolderSource {
    * Fetches what is still missing from one peer, streaming it into the file; verified at the end.
    * @throws PeerFetchError (the file started over when the bytes did not verify), the file's errors
    */
-  private async fromPeer (peer: PeerRef, signal: AbortSignal): Promise<void> {
+  private async fromPeer (peer: PeerRef, options: Required<AbortOptions>): Promise<void> {
+    const { signal } = options
     const { peers, store, stats, digest, kind, sink } = this.init
     const file = sink.file
     // Appended from `written` on: pieces written ahead are overwritten, not adopted.

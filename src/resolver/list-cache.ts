@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Level } from 'level'
 import type { Logger } from 'pino'
 import type { Stats } from '../metrics/stats.js'
@@ -49,7 +50,7 @@ export class ListCache {
    * @throws UpstreamStatusError for the upstream's own non-2xx answer (404...), UpstreamUnavailableError
    *   when it can't answer and nothing is stored, OciError when the list is larger than MAX_LIST_BYTES
    */
-  async get (client: RegistryUpstream, repo: string, path: string, accept: string, signal?: AbortSignal): Promise<ListAnswer> {
+  async get (client: RegistryUpstream, repo: string, path: string, accept: string, options: AbortOptions = {}): Promise<ListAnswer> {
     const key = `${client.name} ${path}#${accept}`
     const stored = await this.db.get(key)
     try {
@@ -58,7 +59,7 @@ export class ListCache {
         repo,
         path,
         { accept, ...(stored?.etag !== undefined ? { 'if-none-match': stored.etag } : {}) },
-        signal
+        options
       )
       if (res.status === 304 && stored !== undefined) {
         discard(res.body)

@@ -77,7 +77,7 @@ export class ManifestResolver {
     const klass = acceptClass(accept)
     const headers = { accept: upstreamAccept(accept) }
     try {
-      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers, options.signal)
+      const res = await client.sendOk('HEAD', repo, `/v2/${repo}/manifests/${tag}`, headers, options)
       discard(res.body)
       let digest = res.headers['docker-content-digest']
       let mediaType = res.headers['content-type'] ?? ''
@@ -140,7 +140,7 @@ export class ManifestResolver {
     const peers = this.init.peers
     if (peers === undefined) return undefined
     const key = tagKey(upstream, repo, tag, klass)
-    const found = await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, signal) => {
+    const found = await tryProviders(peers, key, { budgetMs: peers.lookupTimeoutMs + peers.idleMs }, async (peer, { signal }) => {
       const answer = await peers.swarm.fetch(peer, { key, start: 0, end: 0 }, { signal, idleMs: peers.idleMs })
       answer.close()
       if (answer.tag === undefined) throw new PeerFetchError(answer.peer, 'protocol', `answered tag ${key} without a tag record`)
@@ -226,7 +226,7 @@ export class ManifestResolver {
     accept: string,
     options: AbortOptions
   ): Promise<{ digest: Digest, mediaType: string, body: Buffer }> {
-    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept }, options.signal)
+    const res = await client.sendOk('GET', repo, `/v2/${repo}/manifests/${reference}`, { accept }, options)
     const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
     if (body === undefined) {
       throw new OciError(

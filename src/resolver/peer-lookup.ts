@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
@@ -39,7 +40,7 @@ export async function tryProviders<T> (
   init: PeerLookupInit,
   key: Digest | TagKey | ApiKey | RecordKey,
   opts: TryOptions,
-  attempt: (peer: PeerRef, signal: AbortSignal) => Promise<T | undefined>
+  attempt: (peer: PeerRef, options: Required<AbortOptions>) => Promise<T | undefined>
 ): Promise<T | undefined> {
   const { swarm, log } = init
   const caller = opts.signal ?? new AbortController().signal
@@ -52,7 +53,7 @@ export async function tryProviders<T> (
     budget.abort(new Error(`peers took longer than ${opts.budgetMs ?? 0} ms`))
   }, opts.budgetMs)
   const attemptSignal = AbortSignal.any([caller, budget.signal])
-  const providers = swarm.providers(key, AbortSignal.any([attemptSignal, lookup.signal]))
+  const providers = swarm.providers(key, { signal: AbortSignal.any([attemptSignal, lookup.signal]) })
   let attempts = 0
   let result: T | undefined
   try {
@@ -72,7 +73,7 @@ export async function tryProviders<T> (
       if (swarm.isDenied(peer.id.toString()) || opts.exclude?.has(peer.id.toString()) === true) continue
       attempts++
       try {
-        result = await attempt(peer, attemptSignal)
+        result = await attempt(peer, { signal: attemptSignal })
       } catch (err) {
         if (!(err instanceof PeerFetchError)) throw err
         if (caller.aborted) throw err

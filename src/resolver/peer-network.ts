@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Digest } from '../oci/digest.js'
 import type { TagKey } from '../oci/tag-key.js'
 import type { ApiKey } from '../keys/api-key.js'
@@ -5,7 +6,7 @@ import type { RecordKey } from '../keys/record-key.js'
 import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../p2p/fetch/client.js'
 import type { FetchRequest } from '../p2p/fetch/frames.js'
 import type { ClaimRequest } from '../p2p/claim/frames.js'
-import type { CoordinatedAnswer } from '../p2p/claim/service.js'
+import type { ClaimOptions, CoordinatedAnswer } from '../p2p/claim/service.js'
 
 /** A key the swarm announces and looks up: a blob digest, a resolved tag, an API record. */
 export type SwarmKey = Digest | TagKey | ApiKey | RecordKey
@@ -17,8 +18,8 @@ export type SwarmKey = Digest | TagKey | ApiKey | RecordKey
 export interface PeerNetwork {
   /** This node's peer ID (its string form names it in claims). */
   readonly peerId: { toString: () => string }
-  /** Providers of `key` found on the DHT, in the order found; ends when the lookup does or `signal` aborts. */
-  providers: (key: SwarmKey, signal: AbortSignal) => AsyncGenerator<PeerRef>
+  /** Providers of `key` found on the DHT, in the order found; ends when the lookup does or `options.signal` aborts. */
+  providers: (key: SwarmKey, options?: AbortOptions) => AsyncGenerator<PeerRef>
   /**
    * Bytes [start, end) of `request.key` from `peer` over the fetch protocol (docs/design.md §3.4).
    * @throws PeerFetchError (dial, not_found, busy, stalled, refused, truncated)
@@ -31,11 +32,11 @@ export interface PeerNetwork {
    */
   pieceHashes: (peer: PeerRef, key: Digest, from: number, opts: FetchOptions) => Promise<PieceHashAnswer>
   /**
-   * A claim on a cold key to its coordinator (the closest peer to the key, or `to`): "fetch"
-   * (this node goes upstream) or "join" (read from the peer named). Undefined when no
+   * A claim on a cold key to its coordinator (the closest peer to the key, or `options.to`):
+   * "fetch" (this node goes upstream) or "join" (read from the peer named). Undefined when no
    * coordinator answered in time.
    */
-  claim: (request: ClaimRequest, signal: AbortSignal, to?: string) => Promise<CoordinatedAnswer | undefined>
+  claim: (request: ClaimRequest, options: ClaimOptions) => Promise<CoordinatedAnswer | undefined>
   /** Sets a peer aside for a while (it sent bytes that did not match their digest). */
   deny: (peer: string, reason: string) => void
   isDenied: (peer: string) => boolean
@@ -44,5 +45,5 @@ export interface PeerNetwork {
   /** Stops providing `key` (it left the store). */
   forget: (key: SwarmKey) => void
   /** Provides `keys` now and resolves once that is done (a write other nodes must find at once); optional in fakes. */
-  provideNow?: (keys: Array<Digest | RecordKey>, signal: AbortSignal) => Promise<void>
+  provideNow?: (keys: Array<Digest | RecordKey>, options?: AbortOptions) => Promise<void>
 }

@@ -1,3 +1,5 @@
+import type { AbortOptions } from '@libp2p/interface'
+
 /** What `start` returns: the shared value, and when the work behind it is over. */
 export interface Flight<T> {
   value: T
@@ -30,7 +32,7 @@ interface Entry<T> {
 
 /**
  * Concurrent requests for one key share one piece of work (a download, an upstream request).
- * Each caller holds a share; a caller that leaves (its `signal` aborts, or it releases) stops
+ * Each caller holds a share; a caller that leaves (its `options.signal` aborts, or it releases) stops
  * only its own part: the work is aborted once no share is left, and goes on for the others.
  * The flight leaves the map when its `done` settles, so a later join starts afresh.
  */
@@ -46,8 +48,11 @@ export class SingleFlight<K, T> {
     return this.flights.size
   }
 
-  /** Joins the flight for `key`, starting it with `start(signal)` when there is none. */
-  join (key: K, start: (signal: AbortSignal) => Flight<T>, signal?: AbortSignal): Share<T> {
+  /**
+   * Joins the flight for `key`, starting it with `start(signal)` when there is none: `signal`
+   * is the flight's own, aborted once no share is left (or at `drain`).
+   */
+  join (key: K, start: (signal: AbortSignal) => Flight<T>, options: AbortOptions = {}): Share<T> {
     let entry = this.live(key)
     const started = entry === undefined
     if (entry === undefined) {
@@ -64,7 +69,7 @@ export class SingleFlight<K, T> {
       }
       created.flight.done.then(settle, settle)
     }
-    return this.share(entry, started, signal)
+    return this.share(entry, started, options)
   }
 
   /** The value of the flight for `key`, without joining it. */
@@ -73,9 +78,9 @@ export class SingleFlight<K, T> {
   }
 
   /** A share of the flight for `key` if one is running; never starts one. */
-  joinExisting (key: K, signal?: AbortSignal): Share<T> | undefined {
+  joinExisting (key: K, options: AbortOptions = {}): Share<T> | undefined {
     const entry = this.live(key)
-    return entry === undefined ? undefined : this.share(entry, false, signal)
+    return entry === undefined ? undefined : this.share(entry, false, options)
   }
 
   /**
@@ -100,7 +105,8 @@ export class SingleFlight<K, T> {
     return entry === undefined || entry.controller.signal.aborted ? undefined : entry
   }
 
-  private share (entry: Entry<T>, started: boolean, signal: AbortSignal | undefined): Share<T> {
+  private share (entry: Entry<T>, started: boolean, options: AbortOptions): Share<T> {
+    const { signal } = options
     entry.shares++
     clearTimeout(entry.linger)
     entry.linger = undefined

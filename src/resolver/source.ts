@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Readable } from 'node:stream'
 import type { BlobHandle } from '../store/roles.js'
 
@@ -23,7 +24,7 @@ export interface BlobSource {
   /** A download in progress: which copy (see BlobDownload.epoch). */
   readonly epoch?: string
   /** A download in progress: its piece hashes (see BlobDownload.pieceHashes). */
-  pieceHashes?: (from: number, max: number, signal: AbortSignal) => Promise<string>
+  pieceHashes?: (from: number, max: number, options: Required<AbortOptions>) => Promise<string>
 }
 
 /** A blob of this node's store as a source: a local HIT, read from its file; `release` ends the read lease. */

@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
-import type { BlobStore } from '../store/blob-store.js'
+import type { StoreReader } from '../store/roles.js'
 import type { BlobResolver } from './blob-resolver.js'
 import { storedSource, type BlobSource } from './source.js'
 import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
 import { UpstreamStatusError } from '../upstream/errors.js'
 
 export interface SwarmBlobsInit {
-  store: Pick<BlobStore, 'openRead'>
+  store: Pick<StoreReader, 'openRead'>
   /** Peers (verified, single-flighted); undefined without P2P: this store only. */
   blobs?: Pick<BlobResolver, 'open'> | undefined
 }

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest, type DigestVerifier } from '../oci/digest.js'
 import { DEFAULT_MANIFEST_ACCEPT, MANIFEST_TYPES, MAX_MANIFEST_BYTES, manifestTypeOfBody } from '../oci/media-types.js'
@@ -76,7 +77,8 @@ export class UpstreamSource {
    * than MAX_MANIFEST_BYTES, DigestMismatchError, StoreFullError and the file's other errors,
    * the signal's reason
    */
-  async fetch (signal: AbortSignal): Promise<void> {
+  async fetch (options: Required<AbortOptions>): Promise<void> {
+    const { signal } = options
     const { client, repo, stats, digest, kind, log, sink } = this.init
     const file = sink.file
     const manifest = kind === 'manifest'
@@ -93,7 +95,7 @@ export class UpstreamSource {
       const resumeAt = file.written
       const headers: Record<string, string> = manifest ? { accept: DEFAULT_MANIFEST_ACCEPT } : {}
       if (resumeAt > 0) headers.range = `bytes=${resumeAt}-`
-      const res = await client.sendOk('GET', repo, `/v2/${repo}/${manifest ? 'manifests' : 'blobs'}/${digest}`, headers, signal)
+      const res = await client.sendOk('GET', repo, `/v2/${repo}/${manifest ? 'manifests' : 'blobs'}/${digest}`, headers, { signal })
       try {
         let size = contentLength(res.headers['content-length'])
         if (resumeAt > 0) {
@@ -177,12 +179,12 @@ export class UpstreamSource {
    * returns. Counts `bytes_from_upstream`, and `bytes_passed_through` once verified.
    * @throws UpstreamStatusError, UpstreamUnavailableError, DigestMismatchError, the signal's reason
    */
-  async *rest (from: number, verifier: DigestVerifier, signal: AbortSignal): AsyncGenerator<Buffer> {
+  async *rest (from: number, verifier: DigestVerifier, options: Required<AbortOptions>): AsyncGenerator<Buffer> {
     const { client, repo, digest, stats, kind } = this.init
     // A manifest comes whole (registries need not serve ranges of one), a blob from where the file ends.
     const res = kind === 'manifest'
-      ? await client.sendOk('GET', repo, `/v2/${repo}/manifests/${digest}`, { accept: DEFAULT_MANIFEST_ACCEPT }, signal)
-      : await client.sendOk('GET', repo, `/v2/${repo}/blobs/${digest}`, { range: `bytes=${from}-` }, signal)
+      ? await client.sendOk('GET', repo, `/v2/${repo}/manifests/${digest}`, { accept: DEFAULT_MANIFEST_ACCEPT }, options)
+      : await client.sendOk('GET', repo, `/v2/${repo}/blobs/${digest}`, { range: `bytes=${from}-` }, options)
     try {
       // A 200 is the whole blob again: the bytes the file has are skipped.
       let skip = rangeAnswer(client.name, res, from).whole ? from : 0

@@ -61,8 +61,8 @@ export function localNamespace (config: Config, life: Lifecycle, late: LateBound
       store,
       records: parts.records,
       peers: parts.peers,
-      provideNow: async (keys, signal) => {
-        await swarm.provideNow(keys, signal)
+      provideNow: async (keys, options) => {
+        await swarm.provideNow(keys, options)
       },
       ttlMs: config.localTtl,
       stats,

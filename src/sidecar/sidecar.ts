@@ -113,10 +113,10 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
       apiRecords,
       // The resolver comes after the swarm (it needs it): peers asking before then find nothing in progress.
       records: async key => await late.records?.answer(key),
-      inProgress: async (digest, signal) => await late.blobs?.inProgress(digest, signal),
+      inProgress: async (digest, options) => await late.blobs?.inProgress(digest, options),
       downloading: () => late.blobs?.downloading ?? 0,
-      hold: async (request, from, signal) =>
-        late.keeper === undefined ? { status: 'refused', message: 'starting' } : await late.keeper.hold(request, from, signal)
+      hold: async (request, from, options) =>
+        late.keeper === undefined ? { status: 'refused', message: 'starting' } : await late.keeper.hold(request, from, options)
     }, log.child({ component: 'p2p' })), async s => {
     await s.stop()
   })
@@ -163,8 +163,8 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     uploads: cacheUploads,
     blobs: new SwarmBlobs({ store, blobs }),
     self,
-    provideNow: swarm === undefined ? undefined : async (keys, signal) => {
-      await swarm.provideNow(keys, signal)
+    provideNow: swarm === undefined ? undefined : async (keys, options) => {
+      await swarm.provideNow(keys, options)
     },
     bucket,
     stats,

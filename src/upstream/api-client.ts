@@ -42,8 +42,8 @@ export interface OversizeAnswer {
 /** What `ApiUpstreams.get` resolves with. */
 export type ApiGetAnswer = UpstreamAnswer | OversizeAnswer
 
-/** How much of an answer's body `ApiUpstreams.get` reads into memory. */
-export interface ApiGetOptions {
+/** How much of an answer's body `ApiUpstreams.get` reads into memory; `signal` aborts the request. */
+export interface ApiGetOptions extends AbortOptions {
   /**
    * Bytes of body read into memory at most: a longer body (or one whose `Content-Length` says
    * so) comes back as an OversizeAnswer, read no further. Default: no bound.
@@ -67,14 +67,13 @@ export interface ApiUpstreams {
   upstream: (name: string) => ApiUpstream | undefined
   /**
    * GET `<upstream><path>` with `headers`, the body read whole up to `options.maxBytes` (past
-   * it: an OversizeAnswer); `signal` aborts it.
+   * it: an OversizeAnswer); `options.signal` aborts it.
    * @throws connection and timeout errors, AbortError
    */
   get: (
     upstream: ApiUpstream,
     path: string,
     headers: Record<string, string>,
-    signal: AbortSignal,
     options?: ApiGetOptions
   ) => Promise<ApiGetAnswer>
 }
@@ -143,9 +142,9 @@ export class ApiClient implements ApiPassUpstreams {
     upstream: ApiUpstream,
     path: string,
     headers: Record<string, string>,
-    signal: AbortSignal,
     options: ApiGetOptions = {}
   ): Promise<ApiGetAnswer> {
+    const { signal } = options
     return await upstream.queue.add(async (): Promise<ApiGetAnswer> => {
       const res = await request(`${upstream.base}${path}`, {
         method: 'GET',

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { createHash, createPrivateKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createAppAuth } from '@octokit/auth-app'
@@ -20,7 +21,7 @@ export interface FleetCredential {
    * The `Authorization` header value to send now (minted or refreshed when needed).
    * @throws FleetCredentialError when a GitHub App token can't be minted
    */
-  authorization: (signal: AbortSignal) => Promise<string>
+  authorization: (options?: AbortOptions) => Promise<string>
   /** The upstream refused `authorization` (401): the next call mints a new one if it can. */
   rejected: (authorization: string) => void
   /** Whether `authorization` is one this credential gave out (rate-limit labels). */
@@ -100,13 +101,13 @@ export class GitHubAppInstallation implements FleetCredential {
     })
   }
 
-  async authorization (signal: AbortSignal): Promise<string> {
+  async authorization (options: AbortOptions = {}): Promise<string> {
     const current = this.current
     if (current !== undefined && this.clock.now() < current.refreshAt) return current.header
     this.minting ??= this.mint().finally(() => {
       this.minting = undefined
     })
-    return await raceSignal(this.minting, signal)
+    return await raceSignal(this.minting, options.signal)
   }
 
   rejected (authorization: string): void {

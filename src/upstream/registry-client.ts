@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { RegistryUpstream, UpstreamResponse } from './registry-upstream.js'
 import { Agent, request, type Dispatcher } from 'undici'
 import { trustOptions } from './trust.js'
@@ -107,18 +108,18 @@ export class RegistryClient implements RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
     const scope = `repository:${repo}:pull`
     const base = this.init.upstream.url
     const url = new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`)
-    let res = await this.exchange(method, url, { ...headers, ...this.cachedAuth(scope) }, signal)
+    let res = await this.exchange(method, url, { ...headers, ...this.cachedAuth(scope) }, options)
     if (res.statusCode === 401) {
       const challenge = parseChallenge(header(res.headers, 'www-authenticate'))
       await res.body.dump()
-      const auth = challenge === undefined ? undefined : await this.answer(challenge, scope, signal)
-      if (auth !== undefined) res = await this.exchange(method, url, { ...headers, authorization: auth }, signal)
-      else res = await this.exchange(method, url, headers, signal)
+      const auth = challenge === undefined ? undefined : await this.answer(challenge, scope, options)
+      if (auth !== undefined) res = await this.exchange(method, url, { ...headers, authorization: auth }, options)
+      else res = await this.exchange(method, url, headers, options)
     }
     this.noteRateLimit(res.headers)
     return await availableOrThrow(this.name, `${method} ${path}`, {
@@ -135,9 +136,14 @@ export class RegistryClient implements RegistryUpstream {
    * status is returned, 5xx too: the forward proxy relays it.
    * @throws UpstreamUnavailableError when the upstream can't be reached, AbortError
    */
-  async relay (method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+  async relay (
+    method: 'GET' | 'HEAD',
+    path: string,
+    headers: Record<string, string>,
+    options: AbortOptions = {}
+  ): Promise<UpstreamResponse> {
     const base = this.init.upstream.url
-    const res = await this.exchange(method, new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`), headers, signal)
+    const res = await this.exchange(method, new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${path}`), headers, options)
     return { status: res.statusCode, headers: flatHeaders(res.headers), body: res.body }
   }
 
@@ -147,9 +153,9 @@ export class RegistryClient implements RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
-    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, signal))
+    return await okOrThrow(this.name, method, await this.send(method, repo, path, headers, options))
   }
 
   async close (): Promise<void> {
@@ -178,7 +184,7 @@ export class RegistryClient implements RegistryUpstream {
     return {}
   }
 
-  private async answer (challenge: Challenge, scope: string, signal?: AbortSignal): Promise<string | undefined> {
+  private async answer (challenge: Challenge, scope: string, options: AbortOptions = {}): Promise<string | undefined> {
     if (challenge.scheme === 'basic') {
       if (this.init.credential === undefined) return undefined
       this.basicPreferred = true
@@ -191,7 +197,7 @@ export class RegistryClient implements RegistryUpstream {
     for (const s of wanted.split(' ')) realm.searchParams.append('scope', s)
     const headers: Record<string, string> = {}
     if (this.init.credential !== undefined) headers.authorization = basic(this.init.credential)
-    const res = await this.exchange('GET', realm, headers, signal)
+    const res = await this.exchange('GET', realm, headers, options)
     const text = await res.body.text()
     if (res.statusCode !== 200) {
       this.log.warn({ status: res.statusCode, realm: realm.origin + realm.pathname }, 'token request refused')
@@ -220,8 +226,9 @@ export class RegistryClient implements RegistryUpstream {
     method: 'GET' | 'HEAD',
     url: URL,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<Dispatcher.ResponseData> {
+    const { signal } = options
     let target = url
     let sendHeaders: Record<string, string> = { 'user-agent': USER_AGENT, ...headers }
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {

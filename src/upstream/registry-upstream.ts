@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import type { Readable } from 'node:stream'
 
 /** An upstream answer: headers lower-cased, one value each; the body still to be read (or discarded). */
@@ -25,7 +26,7 @@ export interface RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options?: AbortOptions
   ) => Promise<UpstreamResponse>
   /** Like `send`, but a non-2xx answer throws UpstreamStatusError. */
   sendOk: (
@@ -33,7 +34,7 @@ export interface RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options?: AbortOptions
   ) => Promise<UpstreamResponse>
   close: () => Promise<void>
 }

@@ -81,14 +81,14 @@ describe('claim patience: a slow coordinator that answered on the key before is 
       what: 'the asker sees both others speak the claim protocol'
     })
 
-    const first = await asker.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(10_000))
+    const first = await asker.claims.ask({ op: 'claim', key, pieces: true }, { signal: AbortSignal.timeout(10_000) })
     assert.equal(first?.coordinator, coordinator.id)
     assert.equal(first?.answer.status, 'fetch')
 
     // Loaded: its next answer takes two of the asker's timeouts and a bit.
     coordinator.slowUntil = Date.now() + 2.5 * (ASKER.timeoutMs ?? 0)
     const nextCalls = next.storedCalls
-    const again = await asker.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(10_000))
+    const again = await asker.claims.ask({ op: 'claim', key, pieces: true }, { signal: AbortSignal.timeout(10_000) })
     assert.equal(again?.coordinator, coordinator.id, 'the coordinator that holds the lease answered')
     assert.equal(again?.answer.status, 'fetch', 'the same decision: the asker still holds the lease')
     assert.equal(next.storedCalls, nextCalls, 'the next closest was never asked')
@@ -96,7 +96,10 @@ describe('claim patience: a slow coordinator that answered on the key before is 
     // A claim that reports the coordinator failed (it stalled a transfer too: hung, not loaded)
     // goes to the next closest after one timeout.
     coordinator.slowUntil = Date.now() + 2.5 * (ASKER.timeoutMs ?? 0)
-    const reported = await asker.claims.ask({ op: 'claim', key, pieces: true, failed: [coordinator.id] }, AbortSignal.timeout(10_000))
+    const reported = await asker.claims.ask(
+      { op: 'claim', key, pieces: true, failed: [coordinator.id] },
+      { signal: AbortSignal.timeout(10_000) }
+    )
     assert.equal(reported?.coordinator, next.id)
   })
 })

@@ -84,11 +84,11 @@ describe('claim redirects: askers with different views reach one coordinator', f
   })
 
   it('a node with no entry for the key redirects the claim to the closer peer, which grants the lease', async () => {
-    const got = await farthest.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(20_000), middle.id)
+    const got = await farthest.claims.ask({ op: 'claim', key, pieces: true }, { signal: AbortSignal.timeout(20_000), to: middle.id })
     assert.equal(got?.coordinator, closest.id, "answered by the closest node, through the middle one's redirect")
     assert.equal(got?.answer.status, 'fetch')
     // The middle node asks the coordinator in its own view: the same one, which names the holder.
-    const second = await middle.claims.ask({ op: 'claim', key, pieces: true }, AbortSignal.timeout(20_000))
+    const second = await middle.claims.ask({ op: 'claim', key, pieces: true }, { signal: AbortSignal.timeout(20_000) })
     assert.equal(second?.coordinator, closest.id)
     assert.equal(second?.answer.status, 'join')
     assert.equal(second?.answer.status === 'join' ? second.answer.peer : undefined, farthest.id)
@@ -106,17 +106,20 @@ describe('claim redirects: askers with different views reach one coordinator', f
   it('a node that holds the key answers itself (it names itself)', async () => {
     const held = keyOfClosest()
     middle.has.add(held)
-    const got = await farthest.claims.ask({ op: 'claim', key: held, pieces: true }, AbortSignal.timeout(20_000), middle.id)
+    const got = await farthest.claims.ask({ op: 'claim', key: held, pieces: true }, { signal: AbortSignal.timeout(20_000), to: middle.id })
     assert.equal(got?.coordinator, middle.id)
     assert.equal(got?.answer.status === 'join' ? got.answer.peer : got?.answer.status, middle.id)
   })
 
   it('a direct request is answered, and the entry it made keeps later claims on the key there', async () => {
     const k = keyOfClosest()
-    const direct = await farthest.claims.ask({ op: 'claim', key: k, pieces: true, direct: true }, AbortSignal.timeout(20_000), middle.id)
+    const direct = await farthest.claims.ask(
+      { op: 'claim', key: k, pieces: true, direct: true },
+      { signal: AbortSignal.timeout(20_000), to: middle.id }
+    )
     assert.equal(direct?.coordinator, middle.id)
     assert.equal(direct?.answer.status, 'fetch')
-    const again = await closest.claims.ask({ op: 'claim', key: k, pieces: true }, AbortSignal.timeout(20_000), middle.id)
+    const again = await closest.claims.ask({ op: 'claim', key: k, pieces: true }, { signal: AbortSignal.timeout(20_000), to: middle.id })
     assert.equal(again?.coordinator, middle.id, 'not redirected: it has an entry')
     assert.equal(again?.answer.status === 'join' ? again.answer.peer : again?.answer.status, farthest.id)
   })
@@ -127,7 +130,7 @@ describe('claim redirects: askers with different views reach one coordinator', f
     try {
       // Whether the middle node redirects (and the farthest falls back to asking it directly) or
       // already knows the closest stopped speaking the protocol, the middle node answers.
-      const got = await farthest.claims.ask({ op: 'claim', key: k, pieces: true }, AbortSignal.timeout(30_000), middle.id)
+      const got = await farthest.claims.ask({ op: 'claim', key: k, pieces: true }, { signal: AbortSignal.timeout(30_000), to: middle.id })
       assert.equal(got?.coordinator, middle.id)
       assert.equal(got?.answer.status, 'fetch')
     } finally {

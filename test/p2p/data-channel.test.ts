@@ -210,7 +210,7 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     await once(junk, 'close')
     // A well-formed TLS 1.3 handshake with a key nobody offered.
     const forged = { port: info.dataPort, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }
-    await assert.rejects(connectData('127.0.0.1', forged, 5_000, AbortSignal.timeout(10_000)))
+    await assert.rejects(connectData('127.0.0.1', forged, 5_000, { signal: AbortSignal.timeout(10_000) }))
     // A real offer is good for one connection only.
     client ??= await createP2pNode({
       privateKey: await generateKeyPair('Ed25519'),
@@ -230,14 +230,18 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
     // Done with the stream (the bytes come on the data channel): closed here rather than left open
     // for the node to reset later (a StreamResetError surfaced in this test once in CI).
     await stream.close().catch(() => {})
-    const first = await connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000))
+    const first = await connectData('127.0.0.1', header.data, 5_000, { signal: AbortSignal.timeout(10_000) })
     const chunks: Buffer[] = []
     first.on('data', (c: Buffer) => {
       chunks.push(c)
     })
     await once(first, 'end')
     assert.equal(digestOf(Buffer.concat(chunks)), blobs.large.digest)
-    await assert.rejects(connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000)), Error, 'a used key is refused')
+    await assert.rejects(
+      connectData('127.0.0.1', header.data, 5_000, { signal: AbortSignal.timeout(10_000) }),
+      Error,
+      'a used key is refused'
+    )
     first.destroy()
     assert.equal(await (await fetch(`${A.url}/healthz`)).status, 200)
     assert.equal((await p2pStats(A)).bytes_served_to_peers > 0, true)
@@ -270,14 +274,17 @@ describe('p2p data channel: large peer transfers over a direct TLS connection', 
       let socket: TLSSocket | undefined
       let stalled: ReturnType<typeof receive> | undefined
       if (header.data !== undefined) {
-        socket = await connectData('127.0.0.1', header.data, 5_000, AbortSignal.timeout(10_000))
+        socket = await connectData('127.0.0.1', header.data, 5_000, { signal: AbortSignal.timeout(10_000) })
         socket.pause()
       } else {
         // A receiver of this product whose consumer stops: receive() queues up to
         // RECEIVE_HIGH_WATER and pauses the stream, so yamux stops granting window.
         // (A bare pause() right after unwrap() does not hold: unwrap re-emits the bytes that came
         // with the header and resumes the stream.)
-        stalled = receive(streamSource(lp.unwrap()), A.peerId, header.length ?? 0, 60_000, AbortSignal.timeout(60_000), { minRate: false })
+        stalled = receive(streamSource(lp.unwrap()), A.peerId, header.length ?? 0, 60_000, {
+          signal: AbortSignal.timeout(60_000),
+          minRate: false
+        })
       }
       const served = await settled(servedBy, `A's bytes_served_to_peers to stop moving (${overDataChannel ? 'data channel' : 'libp2p'})`) -
         served0

@@ -37,7 +37,7 @@ describe('dial-back protocol', function () {
 
   const ask = async (addr: string): Promise<Awaited<ReturnType<typeof requestDialback>>> => {
     const connection = await node.dial(parseBootstrapAddr(sidecar.bootstrapAddr), { signal: AbortSignal.timeout(5_000) })
-    return await requestDialback(connection, addr, AbortSignal.timeout(15_000))
+    return await requestDialback(connection, addr, { signal: AbortSignal.timeout(15_000) })
   }
 
   it('dials the asking node back on its own address', async () => {

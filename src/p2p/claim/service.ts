@@ -1,4 +1,4 @@
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { CID } from 'multiformats/cid'
@@ -55,6 +55,11 @@ export interface ClaimServiceInit {
   timeoutMs?: number
   /** Asks again of a slow coordinator that answered the key before (CLAIM_PATIENT_ASKS). */
   patientAsks?: number
+}
+
+/** A claim's options: `signal` ends it (only its abort throws); `to` pins the coordinator (a holder renewing with the one that granted its lease). */
+export interface ClaimOptions extends Required<AbortOptions> {
+  to?: string | undefined
 }
 
 export interface CoordinatedAnswer {
@@ -153,21 +158,22 @@ export class ClaimService {
    * (issue 23), and a coordinator that answered on the key before and is still connected is
    * loaded, not gone: it is asked again first (CLAIM_PATIENT_ASKS; a claim asked twice gets the
    * same decision), unless the claim reports it failed (it also stalled a transfer: hung). A
-   * coordinator's redirect is followed (see `follow`). `to` pins the coordinator (a holder
+   * coordinator's redirect is followed (see `follow`). `options.to` pins the coordinator (a holder
    * renewing with the one that granted its lease). Undefined: nobody answered; the caller falls
-   * back to a provider lookup. Throws only when `signal` aborts.
+   * back to a provider lookup. Throws only when `options.signal` aborts.
    */
-  async ask (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
+  async ask (request: ClaimRequest, options: ClaimOptions): Promise<CoordinatedAnswer | undefined> {
+    const { signal, to } = options
     const self = this.components.node.peerId.toString()
     const closest = to !== undefined ? [to] : await this.coordinators(request.key)
     const quiet = (c: string): boolean => this.silent.has(`${request.key} ${c}`)
     const candidates = [...closest.filter(c => !quiet(c)), ...closest.filter(quiet)]
     for (const coordinator of candidates.slice(0, CLAIM_COORDINATORS_TRIED)) {
       signal.throwIfAborted()
-      if (coordinator === self) return { answer: await this.decide(self, request, signal), coordinator }
+      if (coordinator === self) return { answer: await this.decide(self, request, { signal }), coordinator }
       for (let asks = 0;; asks++) {
         try {
-          const answered = await this.follow(coordinator, request, signal)
+          const answered = await this.follow(coordinator, request, { signal })
           this.answered.add(`${request.key} ${answered.coordinator}`)
           return answered
         } catch (err) {
@@ -202,17 +208,18 @@ export class ClaimService {
    * answer (or is known silent on the key, or is no closer), the last node that redirected is
    * asked to answer itself (`direct`). Throws what sending to `coordinator` throws.
    */
-  private async follow (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<CoordinatedAnswer> {
+  private async follow (coordinator: string, request: ClaimRequest, options: Required<AbortOptions>): Promise<CoordinatedAnswer> {
+    const { signal } = options
     const self = this.components.node.peerId.toString()
     const budget = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)])
     let at = coordinator
-    let answer = await this.send(at, request, budget())
+    let answer = await this.send(at, request, { signal: budget() })
     for (let hops = 0; answer.status === 'redirect'; hops++) {
       const next = answer.peer
       if (hops < CLAIM_MAX_REDIRECTS && next !== self && isCloser(request.key, next, at) && !this.silent.has(`${request.key} ${next}`)) {
         await this.learn(next, answer.addrs)
         try {
-          answer = await this.send(next, request, budget())
+          answer = await this.send(next, request, { signal: budget() })
           at = next
           continue
         } catch (err) {
@@ -220,7 +227,7 @@ export class ClaimService {
           this.unreachable(request, next, err as Error, `asking ${at}, which redirected to it, to answer itself`)
         }
       }
-      answer = await this.send(at, { ...request, direct: true }, budget())
+      answer = await this.send(at, { ...request, direct: true }, { signal: budget() })
       if (answer.status === 'redirect') throw new Error(`peer ${at} redirected a direct claim request`)
     }
     return { answer, coordinator: at }
@@ -273,7 +280,7 @@ export class ClaimService {
     return coordinatorsOf(key, [...candidates])
   }
 
-  private async decide (from: string, request: ClaimRequest, signal: AbortSignal): Promise<ClaimAnswer> {
+  private async decide (from: string, request: ClaimRequest, options: AbortOptions = {}): Promise<ClaimAnswer> {
     const self = this.components.node.peerId.toString()
     // A joiner that reports this node failed while this node answers, and has the key: its
     // transfer timed out on a loaded machine. It is named again rather than handed a lease
@@ -287,7 +294,7 @@ export class ClaimService {
     const answer = this.table.decide(
       await this.holder(from),
       request,
-      request.op === 'claim' ? await this.providers(from, request.key, signal) : [],
+      request.op === 'claim' ? await this.providers(from, request.key, options) : [],
       connected
     )
     // A second lease on a key the table knew is a second upstream copy: say why (issue 23).
@@ -311,20 +318,21 @@ export class ClaimService {
    * Who else can serve `key`: this node when it has it, then the provider records it holds (it
    * is near the key, so it has them if anyone does).
    */
-  private async providers (from: string, key: Digest, signal: AbortSignal): Promise<Holder[]> {
+  private async providers (from: string, key: Digest, options: AbortOptions = {}): Promise<Holder[]> {
     const { node } = this.components
     const out: Holder[] = []
     const self = node.peerId.toString()
     if (from !== self && await this.components.stored(key).catch(() => false)) out.push({ peer: self, addrs: [] })
     const dht = node.services.dht as unknown as KadInternals
     try {
-      const ids = await dht.providers?.getProviders?.(keyCid(key), { signal }) ?? []
+      const ids = await dht.providers?.getProviders?.(keyCid(key), options) ?? []
       for (const id of ids) if (!id.equals(node.peerId)) out.push(await this.holder(id.toString()))
     } catch {}
     return out
   }
 
-  private async send (coordinator: string, request: ClaimRequest, signal: AbortSignal): Promise<WireClaimAnswer> {
+  private async send (coordinator: string, request: ClaimRequest, options: Required<AbortOptions>): Promise<WireClaimAnswer> {
+    const { signal } = options
     // negotiateFully false: the protocol name goes with the request, one round trip less; so
     // the version is picked from what identify said the coordinator speaks.
     const id = peerIdFromString(coordinator)
@@ -351,7 +359,7 @@ export class ClaimService {
         const request = decodeClaimRequest((await lp.read({ signal })).subarray())
         // Only a 1.2.0 asker follows a redirect; an older one is answered here.
         answer = (stream.protocol === CLAIM_PROTOCOL_REDIRECT ? await this.redirect(from, request) : undefined) ??
-          await this.decide(from, request, signal)
+          await this.decide(from, request, { signal })
         // A 1.0.0 asker's decoder refuses fields it does not know.
         if (answer.status === 'join' && stream.protocol === CLAIM_PROTOCOL) {
           delete answer.others

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { connect, type TLSSocket } from 'node:tls'
 import { DATA_TLS_CIPHERS } from './constants.js'
 import type { DataOffer } from './server.js'
@@ -19,7 +20,8 @@ export class DataConnectTimeoutError extends P2pCacheError {
  * one-time key. Rejects (and leaves nothing open) on a refused or unreachable port, a failed
  * handshake, `timeoutMs` (DataConnectTimeoutError) or `signal`.
  */
-export async function connectData (host: string, offer: DataOffer, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket> {
+export async function connectData (host: string, offer: DataOffer, timeoutMs: number, options: Required<AbortOptions>): Promise<TLSSocket> {
+  const { signal } = options
   const psk = Buffer.from(offer.key, 'hex')
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
   return await new Promise<TLSSocket>((resolve, reject) => {

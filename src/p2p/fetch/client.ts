@@ -142,7 +142,7 @@ export async function fetchFromPeer (
       })
       let socket
       try {
-        socket = await connectData(host, header.data, Math.min(DATA_CONNECT_TIMEOUT_MS, opts.idleMs), opts.signal)
+        socket = await connectData(host, header.data, Math.min(DATA_CONNECT_TIMEOUT_MS, opts.idleMs), { signal: opts.signal })
       } catch (err) {
         if (opts.signal.aborted) throw err
         // A late handshake on a port that answered is load, not a closed port: only this
@@ -150,7 +150,7 @@ export async function fetchFromPeer (
         if (!(err instanceof DataConnectTimeoutError && err.portReachable)) data.unreachable(name, err as Error)
         return await fetchFromPeer(node, peer, request, opts)
       }
-      const received = receive(readableSource(socket), name, length, idleMs, opts.signal, { minRate: !inProgress })
+      const received = receive(readableSource(socket), name, length, idleMs, { signal: opts.signal, minRate: !inProgress })
       return {
         ...answer,
         dataChannel: true,
@@ -163,7 +163,7 @@ export async function fetchFromPeer (
       }
     }
     const raw = lp.unwrap()
-    const received = receive(streamSource(raw), name, length, idleMs, opts.signal, { minRate: !inProgress })
+    const received = receive(streamSource(raw), name, length, idleMs, { signal: opts.signal, minRate: !inProgress })
     return {
       ...answer,
       dataChannel: false,

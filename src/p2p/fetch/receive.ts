@@ -1,8 +1,16 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { PEER_MIN_RATE, PEER_RATE_GRACE_MS, RECEIVE_HIGH_WATER } from '../constants.js'
 import type { ByteSource } from '../../io/byte-source.js'
 import { ChunkQueue } from '../../io/chunk-queue.js'
 import { PeerFetchError } from './errors.js'
 import { systemClock, type Clock } from '../../clock/clock.js'
+
+export interface ReceiveOptions extends Required<AbortOptions> {
+  /** False: no PEER_MIN_RATE check (a download in progress sends as fast as it gets the bytes). */
+  minRate?: boolean
+  /** Times the average rate; default the system clock. */
+  clock?: Clock
+}
 
 /**
  * Yields exactly `length` bytes from a transport (a libp2p stream or the data channel's socket),
@@ -12,7 +20,7 @@ import { systemClock, type Clock } from '../../clock/clock.js'
  * sender (yamux window, TCP window); it resumes when the consumer takes the batch.
  * Completion is counted in bytes, not taken from close events, which can fire while data is
  * still buffered. No data for `idleMs`, or (unless `minRate` is false) less than PEER_MIN_RATE
- * on average after a grace period, fails with reason `stalled`. `opts.clock` (default the system
+ * on average after a grace period, fails with reason `stalled`; `opts.signal` ends it. `opts.clock` (default the system
  * clock) times that average; the idle budget is a timer.
  *
  * Listeners are attached at the call, not at the first `next()`: bytes that arrived with the
@@ -23,9 +31,9 @@ export function receive (
   peer: string,
   length: number,
   idleMs: number,
-  signal: AbortSignal,
-  opts: { minRate?: boolean, clock?: Clock } = {}
+  opts: ReceiveOptions
 ): { body: AsyncGenerator<Buffer[]>, stop: () => void } {
+  const { signal } = opts
   const queue = new ChunkQueue(source, RECEIVE_HIGH_WATER)
   const onAbort = (): void => {
     queue.fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'))

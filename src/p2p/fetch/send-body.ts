@@ -86,7 +86,7 @@ export async function sendBody (
   try {
     for await (const chunk of body) {
       const buf = chunk as Buffer
-      await rate?.take(buf.byteLength, closed.signal)
+      await rate?.take(buf.byteLength, { signal: closed.signal })
       sent(buf.byteLength)
       if (!sink.send(buf)) await sink.onDrain({ signal: AbortSignal.timeout(idleMs) })
     }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
-import type { Connection, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
 import type { BlobHandle, StoreReader } from '../../store/roles.js'
@@ -68,7 +68,7 @@ export interface GrowingBlob {
    * Up to `max` piece hashes from piece `from` on (concatenated hex), waiting until `signal`
    * aborts for the first one when there is none yet (then the empty string).
    */
-  pieceHashes?: (from: number, max: number, signal: AbortSignal) => Promise<string>
+  pieceHashes?: (from: number, max: number, options: Required<AbortOptions>) => Promise<string>
 }
 
 export interface FetchServerComponents {
@@ -86,7 +86,7 @@ export interface FetchServerComponents {
    * docs/design.md §3.4), once its size is known; `pending` when it has no source yet as `signal` aborts;
    * undefined when there is none.
    */
-  inProgress: (digest: Digest, signal: AbortSignal) => Promise<GrowingBlob | 'pending' | undefined>
+  inProgress: (digest: Digest, options: Required<AbortOptions>) => Promise<GrowingBlob | 'pending' | undefined>
   /** The data channel, when enabled: large transfers to peers that ask for it go over it. */
   data?: DataServer | undefined
   log: Logger
@@ -300,7 +300,9 @@ export class FetchServer {
     const stored = await this.components.store.openRead(blob)
     if (stored !== undefined) return { stored }
     if (!downloads) return undefined
-    const growing = await this.components.inProgress(blob, AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS)).catch(() => undefined)
+    const growing = await this.components.inProgress(blob, { signal: AbortSignal.timeout(IN_PROGRESS_READY_WAIT_MS) }).catch(() =>
+      undefined
+    )
     if (growing === 'pending') return 'pending'
     if (growing !== undefined) return { growing }
     const committed = await this.components.store.openRead(blob)
@@ -359,7 +361,7 @@ export class FetchServer {
         await reply({ status: 'not_found' })
         return
       }
-      const hex = await growing.pieceHashes(from, MAX_HASHES_PER_ANSWER, AbortSignal.timeout(HASHES_WAIT_MS))
+      const hex = await growing.pieceHashes(from, MAX_HASHES_PER_ANSWER, { signal: AbortSignal.timeout(HASHES_WAIT_MS) })
       // Read with the hashes: a copy that starts over replaces both at once.
       const epoch = growing.epoch
       log.debug({ digest: blob, from, count: hex.length / 64 }, 'served piece hashes to peer')

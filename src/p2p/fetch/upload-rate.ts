@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { setTimeout as delay } from 'node:timers/promises'
 import { systemClock, type Clock } from '../../clock/clock.js'
 
@@ -12,7 +13,7 @@ export interface UploadRateInit {
   bytesPerSecond: number
   clock?: Clock
   /** Waits `ms` (tests move a FakeClock instead). */
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+  sleep?: (ms: number, options: Required<AbortOptions>) => Promise<void>
 }
 
 /**
@@ -25,12 +26,12 @@ export class UploadRate {
   /** When the bytes booked so far may all have been sent (epoch ms). */
   private next = 0
   private readonly clock: Clock
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  private readonly sleep: (ms: number, options: Required<AbortOptions>) => Promise<void>
 
   constructor (private readonly init: UploadRateInit) {
     if (!(init.bytesPerSecond > 0)) throw new RangeError(`upload rate must be positive, got ${init.bytesPerSecond}`)
     this.clock = init.clock ?? systemClock
-    this.sleep = init.sleep ?? (async (ms, signal) => {
+    this.sleep = init.sleep ?? (async (ms, { signal }) => {
       // With the signal's own reason (why the transfer ended), not a bare AbortError.
       await delay(ms, undefined, { signal }).catch((err: unknown) => {
         throw signal.aborted ? signal.reason as Error : err
@@ -40,12 +41,12 @@ export class UploadRate {
 
   /**
    * Waits until `bytes` more may be sent without exceeding the rate (beyond a UPLOAD_BURST_MS
-   * burst). Rejects when `signal` aborts (the peer left); the time booked is then not given back.
+   * burst). Rejects when `options.signal` aborts (the peer left); the time booked is then not given back.
    */
-  async take (bytes: number, signal: AbortSignal): Promise<void> {
+  async take (bytes: number, options: Required<AbortOptions>): Promise<void> {
     const now = this.clock.now()
     this.next = Math.max(this.next, now - UPLOAD_BURST_MS) + bytes * 1000 / this.init.bytesPerSecond
     const wait = this.next - now - UPLOAD_BURST_MS
-    if (wait > 0) await this.sleep(wait, signal)
+    if (wait > 0) await this.sleep(wait, options)
   }
 }

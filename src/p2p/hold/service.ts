@@ -1,4 +1,4 @@
-import type { Connection, Stream } from '@libp2p/interface'
+import type { AbortOptions, Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Logger } from 'pino'
@@ -17,7 +17,7 @@ import {
 } from './frames.js'
 
 /** What this node does with a peer's hold request (the local namespace's replica keeper). */
-export type HoldHandler = (request: HoldRequest, from: PeerRef, signal: AbortSignal) => Promise<HoldAnswer>
+export type HoldHandler = (request: HoldRequest, from: PeerRef, options: Required<AbortOptions>) => Promise<HoldAnswer>
 
 export interface HoldServiceComponents {
   node: P2pNode
@@ -44,9 +44,10 @@ export class HoldService {
 
   /**
    * Asks `peer` (a peer ID, connected) to hold `request`; resolves with its answer. Rejects when
-   * the peer can't be reached, does not speak the protocol, or `signal` aborts first.
+   * the peer can't be reached, does not speak the protocol, or `options.signal` aborts first.
    */
-  async ask (peer: string, request: HoldRequest, signal: AbortSignal): Promise<HoldAnswer> {
+  async ask (peer: string, request: HoldRequest, options: Required<AbortOptions>): Promise<HoldAnswer> {
+    const { signal } = options
     const stream = await this.components.node.dialProtocol(peerIdFromString(peer), HOLD_PROTOCOL, { signal })
     return await exchangeFrame(stream, encodeHoldFrame(request), decodeHoldAnswer, { signal, maxAnswerBytes: MAX_ANSWER_BYTES })
   }
@@ -61,7 +62,7 @@ export class HoldService {
         const request = decodeHoldRequest((await lp.read({ signal })).subarray())
         answer = this.components.hold === undefined
           ? { status: 'refused', message: 'this node keeps no replicas' }
-          : await this.components.hold(request, from, signal)
+          : await this.components.hold(request, from, { signal })
       } catch (err) {
         if (!(err instanceof FrameError)) throw err
         this.components.log.warn({ peer: from.id.toString(), err: err.message }, 'bad hold request from peer')

@@ -14,7 +14,7 @@ export class StoredPieceHashes {
   private readonly entries = new Map<Digest, Promise<PieceHasher>>()
 
   /**
-   * The hashes of stored blob `digest`; `open` opens it (BlobStore.openRead) when they must be
+   * The hashes of stored blob `digest`; `open` opens it (StoreReader.openRead) when they must be
    * computed: that read holds its own handle, so it outlives the request that started it.
    * @throws Error when the blob is no longer stored, or its file can't be read
    */

@@ -149,7 +149,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
       }
       if (source !== undefined) sources.served(source, answer.have)
       woken()
-      if (map.hashesKnown < map.count) await map.hashWanted(timing.hashesBatchMs, signal)
+      if (map.hashesKnown < map.count) await map.hashWanted(timing.hashesBatchMs, { signal })
     }
   }
   const hashes = followHashes().catch((err: Error) => {
@@ -182,7 +182,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
               piece.push(take)
               bytes += take.byteLength
               if (bytes < map.length(next)) continue
-              const expected = await map.hash(next, signal)
+              const expected = await map.hash(next, { signal })
               if (pieceHash(piece) !== expected) throw mismatch(source, next)
               await init.write(map.start(next), piece, expected)
               map.complete(next)

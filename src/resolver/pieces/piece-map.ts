@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { PIECE_SIZE } from '../../p2p/constants.js'
 
 const MISSING = 0
@@ -105,7 +106,8 @@ export class PieceMap {
    * The hash of piece `i`, once the hash source sent it; rejects when `signal` aborts or the hash
    * source failed (`failHashes`).
    */
-  async hash (i: number, signal: AbortSignal): Promise<string> {
+  async hash (i: number, options: Required<AbortOptions>): Promise<string> {
+    const { signal } = options
     for (;;) {
       const known = this.hashes[i]
       if (known !== undefined) return known
@@ -128,7 +130,8 @@ export class PieceMap {
    * meanwhile), or when `signal` aborts: the hash follower's pause between requests, so hashes
    * are asked for in batches unless a verified piece is held up by one.
    */
-  async hashWanted (ms: number, signal: AbortSignal): Promise<void> {
+  async hashWanted (ms: number, options: Required<AbortOptions>): Promise<void> {
+    const { signal } = options
     if (this.waiters.length > 0 || signal.aborted) return
     await new Promise<void>(resolve => {
       const done = (): void => {

@@ -34,9 +34,9 @@ describe("ClientPath: requests answered under the client's own credential scope"
     })
     path = new ClientPath({
       client: {
-        get: async (upstream: ApiUpstream, p: string, headers: Record<string, string>, signal: AbortSignal, options?: ApiGetOptions) => {
+        get: async (upstream: ApiUpstream, p: string, headers: Record<string, string>, options?: ApiGetOptions) => {
           sent.push({ headers, options })
-          return await h.fake.get(upstream, p, headers, signal)
+          return await h.fake.get(upstream, p, headers, options)
         }
       },
       responses,

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, RequestListener } from 'node:http'
 import { Readable } from 'node:stream'
@@ -177,7 +178,8 @@ export class FakeApiUpstream implements ApiPassUpstreams {
     return r === undefined ? undefined : etag(bodyOf(r, accept), token, accept)
   }
 
-  async get (upstream: ApiUpstream, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamAnswer> {
+  async get (upstream: ApiUpstream, path: string, headers: Record<string, string>, options: AbortOptions = {}): Promise<UpstreamAnswer> {
+    const signal = options.signal ?? new AbortController().signal
     if (upstream !== this.api) throw new Error(`fake upstream ${this.api.name} asked for ${upstream.name}`)
     signal.throwIfAborted()
     const err = this.errors.shift()

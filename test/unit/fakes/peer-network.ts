@@ -1,5 +1,5 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerNetwork, SwarmKey } from '../../../src/resolver/peer-network.js'
@@ -7,7 +7,7 @@ import type { FetchOptions, PeerBlob, PeerRef, PieceHashAnswer } from '../../../
 import { pieceHash } from '../../../src/p2p/pieces/piece-hasher.js'
 import type { ApiRecordAnswer, FetchRequest, RecordAnswer, TagAnswer } from '../../../src/p2p/fetch/frames.js'
 import type { ClaimAnswer, ClaimRequest } from '../../../src/p2p/claim/frames.js'
-import type { CoordinatedAnswer } from '../../../src/p2p/claim/service.js'
+import type { ClaimOptions, CoordinatedAnswer } from '../../../src/p2p/claim/service.js'
 import { ClaimTable, type Holder } from '../../../src/p2p/claim/table.js'
 import { PeerFetchError } from '../../../src/p2p/fetch/errors.js'
 import { IN_PROGRESS_IDLE_MS, MAX_HASHES_PER_ANSWER, PIECE_SIZE } from '../../../src/p2p/constants.js'
@@ -287,7 +287,8 @@ export class FakePeerNetwork implements PeerNetwork {
     return this.table.decide(holderOf(peer), { op: 'claim', key }, [])
   }
 
-  async *providers (key: SwarmKey, signal: AbortSignal): AsyncGenerator<PeerRef> {
+  async *providers (key: SwarmKey, options: AbortOptions = {}): AsyncGenerator<PeerRef> {
+    const signal = options.signal ?? new AbortController().signal
     this.lookups.push(signal)
     const mode = this.providersMode
     for (const peer of this.peers) {
@@ -485,7 +486,8 @@ export class FakePeerNetwork implements PeerNetwork {
     return { peer: name, size, have: content instanceof GrowingContent ? content.have : size, from, hashes }
   }
 
-  async claim (request: ClaimRequest, signal: AbortSignal, to?: string): Promise<CoordinatedAnswer | undefined> {
+  async claim (request: ClaimRequest, options: ClaimOptions): Promise<CoordinatedAnswer | undefined> {
+    const { signal, to } = options
     signal.throwIfAborted()
     const mode = this.claimMode
     let answer: ClaimAnswer | undefined

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { RegistryUpstream, UpstreamResponse } from '../../../src/upstream/registry-upstream.js'
@@ -263,8 +264,9 @@ export class FakeRegistryUpstream implements RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
+    const { signal } = options
     const lower: Record<string, string> = {}
     for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v
     this.requests.push({ method, repo, path, headers: lower })
@@ -308,9 +310,9 @@ export class FakeRegistryUpstream implements RegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options: AbortOptions = {}
   ): Promise<UpstreamResponse> {
-    const res = await this.send(method, repo, path, headers, signal)
+    const res = await this.send(method, repo, path, headers, options)
     if (res.status < 200 || res.status > 299) {
       const text = method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024)
       if (method === 'HEAD') res.body.destroy()

@@ -61,7 +61,7 @@ describe('replica keeper: holds what a pusher asks, verified, kept against evict
         keepUntil: t.clock.now() + 10 * 60_000
       },
       pusher.ref,
-      AbortSignal.timeout(5_000)
+      { signal: AbortSignal.timeout(5_000) }
     )
     assert.deepEqual(answer, { status: 'held' })
     assert.ok(
@@ -76,7 +76,7 @@ describe('replica keeper: holds what a pusher asks, verified, kept against evict
     )
     const before = pusher.fetches
     assert.deepEqual(
-      await keeper().hold({ keys: [{ digest: sha256Digest(layer) }], keepUntil: 1 }, pusher.ref, AbortSignal.timeout(5_000)),
+      await keeper().hold({ keys: [{ digest: sha256Digest(layer) }], keepUntil: 1 }, pusher.ref, { signal: AbortSignal.timeout(5_000) }),
       { status: 'held' }
     )
     assert.equal(pusher.fetches, before, 'what it has is not fetched again')
@@ -88,7 +88,7 @@ describe('replica keeper: holds what a pusher asks, verified, kept against evict
     const lied = await keeper().hold(
       { keys: [{ digest: sha256Digest(layer) }], keepUntil: t.clock.now() + 1000 },
       liar.ref,
-      AbortSignal.timeout(5_000)
+      { signal: AbortSignal.timeout(5_000) }
     )
     assert.equal(lied.status, 'failed')
     assert.equal(await t.store.stat(sha256Digest(layer)), undefined)
@@ -100,7 +100,7 @@ describe('replica keeper: holds what a pusher asks, verified, kept against evict
     const full = await keeper().hold(
       { keys: [{ digest: sha256Digest(layer) }], keepUntil: t.clock.now() + 1000 },
       honest.ref,
-      AbortSignal.timeout(5_000)
+      { signal: AbortSignal.timeout(5_000) }
     )
     assert.equal(full.status, 'refused')
     assert.equal(await t.store.stat(sha256Digest(layer)), undefined)

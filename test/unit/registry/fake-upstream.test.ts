@@ -67,7 +67,7 @@ describe('FakeRegistryUpstream: behaves like RegistryClient where the resolvers 
   it('a stalled body sends nothing more until its request is aborted, then errors with the reason', async () => {
     up.fault(path, { kind: 'stall', afterBytes: 2048 })
     const ac = new AbortController()
-    const res = await up.sendOk('GET', 'r', path, {}, ac.signal)
+    const res = await up.sendOk('GET', 'r', path, {}, { signal: ac.signal })
     const chunks: Buffer[] = []
     res.body.on('data', (c: Buffer) => chunks.push(c))
     await new Promise(resolve => setImmediate(resolve))
@@ -97,7 +97,7 @@ describe('FakeRegistryUpstream: behaves like RegistryClient where the resolvers 
     assert.equal((await pending).headers['content-length'], String(body.byteLength))
     up.fault(path, { kind: 'delay', ms: Infinity })
     const ac = new AbortController()
-    const waiting = up.send('GET', 'r', path, {}, ac.signal)
+    const waiting = up.send('GET', 'r', path, {}, { signal: ac.signal })
     ac.abort(new Error('gave up'))
     await assert.rejects(waiting, /gave up/)
   })

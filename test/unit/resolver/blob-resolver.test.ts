@@ -99,7 +99,7 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     const digest = r.up.addBlob(REPO, body)
     r.up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'stall', afterBytes: 50_000 })
     assert.equal(
-      await r.resolver.inProgress(digest, AbortSignal.timeout(50)),
+      await r.resolver.inProgress(digest, { signal: AbortSignal.timeout(50) }),
       undefined,
       'no download, no answer: a peer request never starts one'
     )
@@ -108,7 +108,7 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     await until(() => r.up.bytesSent >= 50_000, 'the first bytes')
     // Sent by the upstream is not yet written here: the announcement follows the first write.
     await until(() => r.net.announced.includes(digest), 'announced while it arrives')
-    const forPeer = await r.resolver.inProgress(digest, AbortSignal.timeout(500))
+    const forPeer = await r.resolver.inProgress(digest, { signal: AbortSignal.timeout(500) })
     assert.ok(forPeer !== undefined && forPeer !== 'pending')
     assert.equal(forPeer.size, SIZE)
     // Bytes 0-998 come at once; the span's last byte waits until the whole blob verified.
@@ -139,7 +139,7 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     })
     const opening = r.resolver.open(r.up, REPO, digest)
     await until(() => r.up.requests.length === 1, 'the upstream request')
-    assert.equal(await r.resolver.inProgress(digest, AbortSignal.timeout(20)), 'pending')
+    assert.equal(await r.resolver.inProgress(digest, { signal: AbortSignal.timeout(20) }), 'pending')
     answer()
     assert.ok((await read(await opening)).equals(body))
   })
@@ -153,7 +153,7 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
     growing.release(100_000)
     const src = await r.resolver.open(r.up, REPO, digest)
     assert.equal(src.cache, 'PEER')
-    assert.equal(await r.resolver.inProgress(digest, AbortSignal.timeout(50)), undefined)
+    assert.equal(await r.resolver.inProgress(digest, { signal: AbortSignal.timeout(50) }), undefined)
     const reading = read(src)
     growing.release()
     growing.finish()

@@ -125,13 +125,13 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.equal(d.servesPeers, true, 'a receiver of verified pieces serves them on')
     const signal = new AbortController().signal
     assert.equal(
-      await d.pieceHashes(0, 100, signal),
+      await d.pieceHashes(0, 100, { signal }),
       sha(body.subarray(0, MiB)) + sha(body.subarray(MiB, 2 * MiB)),
       'the hashes of the pieces written so far'
     )
-    assert.equal(await d.pieceHashes(1, 1, signal), sha(body.subarray(MiB, 2 * MiB)))
+    assert.equal(await d.pieceHashes(1, 1, { signal }), sha(body.subarray(MiB, 2 * MiB)))
     // A hashes request past them waits for the next piece.
-    const next = d.pieceHashes(2, 100, signal)
+    const next = d.pieceHashes(2, 100, { signal })
     growing.release(MiB)
     assert.equal(await next, sha(body.subarray(2 * MiB, 3 * MiB)))
     growing.release()
@@ -141,7 +141,7 @@ describe('BlobDownload in pieces: a joined blob comes piece by piece from its ho
     assert.ok((await stored(digest))?.equals(body), 'the verified blob is stored')
     assert.equal(d.verified, true)
     assert.equal(
-      await d.pieceHashes(0, 100, signal),
+      await d.pieceHashes(0, 100, { signal }),
       [0, 1, 2, 3].map(i => sha(body.subarray(i * MiB, Math.min(SIZE, (i + 1) * MiB)))).join(''),
       'every piece hash once verified'
     )

@@ -154,14 +154,14 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
     await settle()
     assert.equal(reader.got, 0, 'a reader never sees bytes written ahead')
     const signal = new AbortController().signal
-    const hashes = f.pieceHashes(0, 10, signal)
+    const hashes = f.pieceHashes(0, 10, { signal })
     await f.writePiece(0, [piece(0)], sha(piece(0)))
     assert.equal(f.written, body.byteLength, 'piece 0 and the two ahead of it, in order')
     assert.deepEqual([...f.aheadOffsets()], [])
     assert.equal(f.peerBytes, body.byteLength)
     assert.ok((await hashes).startsWith(sha(piece(0))), 'a waiter for piece hashes wakes once piece 0 is in')
     assert.equal(
-      await f.pieceHashes(0, 10, signal),
+      await f.pieceHashes(0, 10, { signal }),
       [0, 1, 2].map(i => sha(piece(i))).join(''),
       'known hashes kept, the piece without one hashed'
     )
@@ -216,7 +216,7 @@ describe('GrowingFile: readers follow the temporary file as it grows, and never 
     await f.append([body.subarray(0, 100_000)], false)
     const reader = follow(f.reader(0, undefined))
     await until(() => reader.got === 100_000 - 1, 'bytes')
-    const hashes = f.pieceHashes(0, 1, new AbortController().signal)
+    const hashes = f.pieceHashes(0, 1, { signal: new AbortController().signal })
     const err = new Error('upstream went away')
     f.fail(err)
     f.wake()

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import assert from 'node:assert/strict'
 import { ManifestResolver } from '../../../src/resolver/manifest-resolver.js'
 import { TagCache } from '../../../src/resolver/tag-cache.js'
@@ -19,10 +20,10 @@ class GenericTypeUpstream extends FakeRegistryUpstream {
     repo: string,
     path: string,
     headers: Record<string, string>,
-    signal?: AbortSignal
+    options?: AbortOptions
   ): Promise<UpstreamResponse> {
     const manifest = path.includes('/manifests/')
-    const res = await super.send(method, repo, path, manifest ? { ...headers, accept: '*/*' } : headers, signal)
+    const res = await super.send(method, repo, path, manifest ? { ...headers, accept: '*/*' } : headers, options)
     if (manifest && res.status === 200) res.headers['content-type'] = 'application/octet-stream'
     return res
   }

@@ -1,3 +1,4 @@
+import type { AbortOptions } from '@libp2p/interface'
 import assert from 'node:assert/strict'
 import { tryProviders } from '../../../src/resolver/peer-lookup.js'
 import { PeerFetchError } from '../../../src/p2p/fetch/errors.js'
@@ -11,7 +12,7 @@ const { body, digest } = content(1000)
 
 /** An attempt that fetches the whole blob from the peer and returns its label. */
 function fetchAll (net: FakePeerNetwork, idleMs = 40) {
-  return async (peer: PeerRef, signal: AbortSignal): Promise<string> => {
+  return async (peer: PeerRef, { signal }: Required<AbortOptions>): Promise<string> => {
     const blob = await net.fetch(peer, { key: digest }, { signal, idleMs })
     try {
       for await (const _ of blob.body) {}

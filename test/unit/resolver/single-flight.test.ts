@@ -47,7 +47,7 @@ describe('SingleFlight: one piece of work per key, shared by its callers', () =>
     const flights = new SingleFlight<string, string>()
     const w = work()
     const left = new AbortController()
-    flights.join('k', w.start, left.signal)
+    flights.join('k', w.start, { signal: left.signal })
     const stays = flights.join('k', w.start)
     left.abort()
     assert.equal(w.aborted(), false, 'another caller still reads it')

@@ -125,7 +125,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const { body, digest, path } = upstreamBlob()
     const r = await rig(digest)
     const reader = readAll(r.file.reader(0, undefined))
-    await r.source.fetch(signal)
+    await r.source.fetch({ signal })
     assert.equal(r.file.verified, true)
     assert.equal(r.file.written, SIZE)
     assert.ok((await reader).body.equals(body))
@@ -142,7 +142,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const r = await rig(digest)
     const epoch = r.file.epoch
     const reader = readAll(r.file.reader(0, undefined))
-    await r.source.fetch(signal)
+    await r.source.fetch({ signal })
     const got = await reader
     assert.equal(got.error, undefined)
     assert.ok(got.body.equals(body))
@@ -158,7 +158,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const { body, digest } = upstreamBlob()
     up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'drop', afterBytes: 10_000, times: MAX_UPSTREAM_RESUMES })
     const r = await rig(digest)
-    await r.source.fetch(signal)
+    await r.source.fetch({ signal })
     assert.deepEqual(up.requests.map(q => q.headers.range), [
       undefined,
       ...Array.from({ length: MAX_UPSTREAM_RESUMES }, (_, i) => `bytes=${(i + 1) * 10_000}-`)
@@ -172,7 +172,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'drop', afterBytes: 10_000, times: MAX_UPSTREAM_RESUMES + 1 })
     const r = await rig(digest)
     const reader = readAll(r.file.reader(0, undefined))
-    await assert.rejects(r.source.fetch(signal), /other side closed/)
+    await assert.rejects(r.source.fetch({ signal }), /other side closed/)
     assert.equal(up.requests.length, MAX_UPSTREAM_RESUMES + 1)
     assert.equal(r.file.written, 10_000 * (MAX_UPSTREAM_RESUMES + 1))
     assert.equal(r.file.verified, false)
@@ -189,7 +189,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     up.fault(path, { kind: 'drop', afterBytes: 50_000 })
     up.fault(path, { kind: 'drop', afterBytes: 0 })
     const r = await rig(digest)
-    await assert.rejects(r.source.fetch(signal), /other side closed/)
+    await assert.rejects(r.source.fetch({ signal }), /other side closed/)
     assert.deepEqual(up.requests.map(q => q.headers.range), [undefined, 'bytes=50000-'])
   })
 
@@ -216,7 +216,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
       })
       stream.on('error', resolve)
     })
-    const fetching = r.source.fetch(signal)
+    const fetching = r.source.fetch({ signal })
     await until(() => had > 0 && up.requests.length === 2, 'the reader to have bytes and the resume to be asked')
     answer()
     await fetching
@@ -236,7 +236,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const r = await rig(digest)
     await r.file.append([Buffer.alloc(50_000, 7)], true)
     r.file.contributors.add('peer-a')
-    await r.source.fetch(signal)
+    await r.source.fetch({ signal })
     assert.deepEqual(up.requests.map(q => q.headers.range), ['bytes=50000-', undefined])
     assert.equal(r.file.verified, true)
     assert.equal(r.file.peerBytes, 0)
@@ -253,7 +253,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     r.file.contributors.add('liar')
     denied.add('liar')
     const epoch = r.file.epoch
-    await r.source.fetch(signal)
+    await r.source.fetch({ signal })
     assert.deepEqual(up.requests.map(q => q.headers.range), [undefined], 'one GET of the whole blob, no Range')
     assert.notEqual(r.file.epoch, epoch, 'a new copy')
     assert.ok((await r.file.readWritten()).equals(body))
@@ -265,7 +265,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     up.fault(`/v2/${REPO}/blobs/${digest}`, { kind: 'corrupt', times: Infinity })
     const r = await rig(digest)
     await r.file.append([Buffer.alloc(50_000, 7)], true)
-    await assert.rejects(r.source.fetch(signal), DigestMismatchError)
+    await assert.rejects(r.source.fetch({ signal }), DigestMismatchError)
     assert.deepEqual(up.requests.map(q => q.headers.range), ['bytes=50000-', undefined])
   })
 
@@ -274,7 +274,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const digest = up.addManifest(REPO, manifest, OCI_MANIFEST)
     const r = await rig(digest, 'manifest')
     await r.file.append([Buffer.from('{"from":"a peer"')], true)
-    await r.source.fetch(signal)
+    await r.source.fetch({ signal })
     assert.equal(up.requests[0]?.headers.range, undefined, 'a manifest is never asked for in ranges')
     assert.match(up.requests[0]?.headers.accept ?? '', /application\/vnd\.oci\.image\.manifest\.v1\+json/)
     assert.deepEqual(r.answers, [{ size: manifest.byteLength, cache: 'MISS', origin: up.name, mediaType: OCI_MANIFEST }])
@@ -284,14 +284,14 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
     const big = Buffer.alloc(MAX_MANIFEST_BYTES + 1, 0x20)
     const bigDigest = up.addManifest(REPO, big, OCI_MANIFEST)
     const b = await rig(bigDigest, 'manifest')
-    const err = await b.source.fetch(signal).then(() => undefined, (e: Error) => e)
+    const err = await b.source.fetch({ signal }).then(() => undefined, (e: Error) => e)
     assert.ok(err instanceof OciError && err.code === 'MANIFEST_INVALID' && err.status === 502, `got ${String(err)}`)
   })
 
   describe('rest: the end of the blob past the file, not stored (for readers once the store is full)', () => {
     async function collect (source: UpstreamSource, from: number, verifier: DigestVerifier): Promise<Buffer> {
       const chunks: Buffer[] = []
-      for await (const c of source.rest(from, verifier, signal)) chunks.push(c)
+      for await (const c of source.rest(from, verifier, { signal })) chunks.push(c)
       return Buffer.concat(chunks)
     }
 
@@ -322,7 +322,7 @@ describe('UpstreamSource: one GET into the growing file, resumed with a Range wh
       let got = 0
       await assert.rejects(
         (async () => {
-          for await (const c of r.source.rest(70_000, verifier, signal)) got += c.byteLength
+          for await (const c of r.source.rest(70_000, verifier, { signal })) got += c.byteLength
         })(),
         DigestMismatchError
       )

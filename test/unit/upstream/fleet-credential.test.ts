@@ -84,11 +84,11 @@ describe("upstream fleet-credential: the operator's own API credential", () => {
     it("mints an installation token with the app's JWT, and reuses it while it is young", async () => {
       const cred = app()
       const signal = new AbortController().signal
-      assert.equal(await cred.authorization(signal), 'Bearer ghs_1')
+      assert.equal(await cred.authorization({ signal }), 'Bearer ghs_1')
       assert.equal(minted[0]?.url, '/app/installations/678/access_tokens')
       assert.match(minted[0]?.authorization ?? '', /^bearer eyJ/i)
       clock.advance(54 * 60_000)
-      assert.equal(await cred.authorization(signal), 'Bearer ghs_1')
+      assert.equal(await cred.authorization({ signal }), 'Bearer ghs_1')
       assert.equal(minted.length, 1)
       assert.equal(cred.owns('Bearer ghs_1'), true)
     })
@@ -96,24 +96,24 @@ describe("upstream fleet-credential: the operator's own API credential", () => {
     it('replaces the token 5 minutes before it expires (FakeClock), and keeps owning the old one', async () => {
       const cred = app()
       const signal = new AbortController().signal
-      await cred.authorization(signal)
+      await cred.authorization({ signal })
       clock.advance(HOUR - 5 * 60_000)
-      assert.equal(await cred.authorization(signal), 'Bearer ghs_2')
+      assert.equal(await cred.authorization({ signal }), 'Bearer ghs_2')
       assert.equal(cred.owns('Bearer ghs_1'), true, "a late rate-limit note of the old token is still the fleet's")
     })
 
     it('a refused token is replaced at the next call; concurrent callers share one mint', async () => {
       const cred = app()
       const signal = new AbortController().signal
-      const first = await cred.authorization(signal)
+      const first = await cred.authorization({ signal })
       cred.rejected('Bearer someone-else')
-      assert.equal(await cred.authorization(signal), first, 'rejecting another header changes nothing')
+      assert.equal(await cred.authorization({ signal }), first, 'rejecting another header changes nothing')
       cred.rejected(first)
       let release!: () => void
       gate = new Promise(resolve => {
         release = resolve
       })
-      const both = Promise.all([cred.authorization(signal), cred.authorization(signal)])
+      const both = Promise.all([cred.authorization({ signal }), cred.authorization({ signal })])
       release()
       assert.deepEqual(await both, ['Bearer ghs_2', 'Bearer ghs_2'])
       assert.equal(minted.length, 2)
@@ -121,7 +121,7 @@ describe("upstream fleet-credential: the operator's own API credential", () => {
 
     it('a mint the endpoint refuses is a FleetCredentialError naming the app, the installation, the status and what to check', async () => {
       status = 401
-      await assert.rejects(app().authorization(new AbortController().signal), (err: unknown) => {
+      await assert.rejects(app().authorization({ signal: new AbortController().signal }), (err: unknown) => {
         assert.ok(err instanceof FleetCredentialError)
         assert.match(
           err.message,
@@ -135,7 +135,7 @@ describe("upstream fleet-credential: the operator's own API credential", () => {
     it('a caller that gives up stops waiting for the mint', async () => {
       gate = new Promise(() => {})
       const left = new AbortController()
-      const pending = app().authorization(left.signal)
+      const pending = app().authorization({ signal: left.signal })
       left.abort(new Error('client left'))
       await assert.rejects(pending, /client left/)
       server.closeAllConnections()

@@ -79,7 +79,7 @@ describe('DataServer and connectData: one-time pre-shared keys over TLS 1.3 on 1
     assert.equal(o.offer.port, server.port)
     assert.match(o.offer.ticket, /^[0-9a-f]{32}$/)
     assert.match(o.offer.key, /^[0-9a-f]{64}$/)
-    const client = await connectData('127.0.0.1', o.offer, 2_000, never)
+    const client = await connectData('127.0.0.1', o.offer, 2_000, { signal: never })
     sockets.push(client)
     assert.equal(client.getProtocol(), 'TLSv1.3')
     const served = await o.taken
@@ -91,8 +91,8 @@ describe('DataServer and connectData: one-time pre-shared keys over TLS 1.3 on 1
 
   it('a wrong key or an unknown ticket fails the handshake; the offer is not taken', async () => {
     const o = offer()
-    await assert.rejects(connectData('127.0.0.1', { ...o.offer, key: 'ab'.repeat(32) }, 2_000, never))
-    await assert.rejects(connectData('127.0.0.1', { ...o.offer, ticket: 'cd'.repeat(16) }, 2_000, never))
+    await assert.rejects(connectData('127.0.0.1', { ...o.offer, key: 'ab'.repeat(32) }, 2_000, { signal: never }))
+    await assert.rejects(connectData('127.0.0.1', { ...o.offer, ticket: 'cd'.repeat(16) }, 2_000, { signal: never }))
     let takenEarly = false
     void o.taken.then(() => {
       takenEarly = true
@@ -104,9 +104,9 @@ describe('DataServer and connectData: one-time pre-shared keys over TLS 1.3 on 1
 
   it('an offer serves one connection: the same ticket a second time is refused', async () => {
     const o = offer()
-    sockets.push(await connectData('127.0.0.1', o.offer, 2_000, never))
+    sockets.push(await connectData('127.0.0.1', o.offer, 2_000, { signal: never }))
     await o.taken
-    await assert.rejects(connectData('127.0.0.1', o.offer, 2_000, never))
+    await assert.rejects(connectData('127.0.0.1', o.offer, 2_000, { signal: never }))
   })
 
   it('stop expires the offers nobody took, and no offer is made after it', async () => {
@@ -154,7 +154,7 @@ describe('connectData: failures leave nothing open', () => {
     const port = portOf(holder)
     await new Promise(resolve => holder.close(resolve))
     await assert.rejects(
-      connectData('127.0.0.1', { port, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, never),
+      connectData('127.0.0.1', { port, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, { signal: never }),
       (err: NodeJS.ErrnoException) => err.code === 'ECONNREFUSED'
     )
   })
@@ -172,12 +172,18 @@ describe('connectData: failures leave nothing open', () => {
     await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
     try {
       const port = portOf(silent)
-      await assert.rejects(connectData('127.0.0.1', { port, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 50, never), (err: Error) => {
-        assert.match(err.message, new RegExp(`no TLS connection to 127\\.0\\.0\\.1:${port} within 50 ms`))
-        // The port answered: a late handshake is load, and must not mark the port unreachable.
-        assert.ok(err instanceof DataConnectTimeoutError && err.portReachable, 'a timeout after the TCP connect says the port is reachable')
-        return true
-      })
+      await assert.rejects(
+        connectData('127.0.0.1', { port, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 50, { signal: never }),
+        (err: Error) => {
+          assert.match(err.message, new RegExp(`no TLS connection to 127\\.0\\.0\\.1:${port} within 50 ms`))
+          // The port answered: a late handshake is load, and must not mark the port unreachable.
+          assert.ok(
+            err instanceof DataConnectTimeoutError && err.portReachable,
+            'a timeout after the TCP connect says the port is reachable'
+          )
+          return true
+        }
+      )
       await closed
     } finally {
       await new Promise(resolve => silent.close(resolve))
@@ -188,7 +194,7 @@ describe('connectData: failures leave nothing open', () => {
     const ac = new AbortController()
     ac.abort(new Error('the client left'))
     await assert.rejects(
-      connectData('127.0.0.1', { port: 9, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, ac.signal),
+      connectData('127.0.0.1', { port: 9, ticket: 'ab'.repeat(16), key: 'cd'.repeat(32) }, 2_000, { signal: ac.signal }),
       /the client left/
     )
   })

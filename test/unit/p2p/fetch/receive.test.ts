@@ -32,7 +32,7 @@ async function failsWith (promise: Promise<unknown>, reason: PeerFetchFailure, w
 describe('receive: exactly `length` bytes from a peer, with backpressure and failure reasons', () => {
   it('delivers the announced bytes in order, including those that came with the header before iteration', async () => {
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 10, 1_000, never)
+    const { body } = receive(streamSource(stream), 'PeerA', 10, 1_000, { signal: never })
     stream.peerSends(Buffer.from('0123'))
     const done = collect(body)
     stream.peerSends(Buffer.from('456'))
@@ -43,7 +43,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
 
   it('a length of 0 ends at once without waiting for the peer', async () => {
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 0, 1_000, never)
+    const { body } = receive(streamSource(stream), 'PeerA', 0, 1_000, { signal: never })
     assert.equal((await collect(body)).length, 0)
   })
 
@@ -51,7 +51,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
     const stream = new FakeMessageStream()
     const chunk = (i: number): Buffer => Buffer.alloc(MiB, i)
     const total = Math.ceil(RECEIVE_HIGH_WATER / MiB) + 2
-    const { body } = receive(streamSource(stream), 'PeerA', total * MiB, 1_000, never)
+    const { body } = receive(streamSource(stream), 'PeerA', total * MiB, 1_000, { signal: never })
     for (let i = 0; i < total - 1; i++) stream.peerSends(chunk(i))
     await Promise.resolve()
     assert.equal(stream.pausedByReader, true, 'the peer was told to stop sending')
@@ -68,14 +68,14 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
 
   it('a peer that sends nothing for idleMs is stalled, with how far it got', async () => {
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 10, 20, never)
+    const { body } = receive(streamSource(stream), 'PeerA', 10, 20, { signal: never })
     stream.peerSends(Buffer.from('abc'))
     await failsWith(collect(body), 'stalled', /sent nothing for 20 ms \(after 3 of 10 bytes\)/)
   })
 
   it('a peer that closes its side early has truncated the body', async () => {
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 10, 1_000, never)
+    const { body } = receive(streamSource(stream), 'PeerA', 10, 1_000, { signal: never })
     stream.peerSends(Buffer.from('abc'))
     const done = collect(body)
     stream.peerEnds()
@@ -84,14 +84,14 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
 
   it("a reset or a failed connection mid-body is truncated too, with the transport's error", async () => {
     const reset = new FakeMessageStream()
-    const a = receive(streamSource(reset), 'PeerA', 10, 1_000, never)
+    const a = receive(streamSource(reset), 'PeerA', 10, 1_000, { signal: never })
     reset.peerSends(Buffer.from('abc'))
     const doneA = collect(a.body)
     reset.peerResets()
     await failsWith(doneA, 'truncated', /after 3 of 10 bytes/)
 
     const broken = new FakeMessageStream()
-    const b = receive(streamSource(broken), 'PeerA', 10, 1_000, never)
+    const b = receive(streamSource(broken), 'PeerA', 10, 1_000, { signal: never })
     const doneB = collect(b.body)
     broken.transportFails(new Error('connection reset by peer'))
     await failsWith(doneB, 'truncated', /stream failed after 0 of 10 bytes: connection reset by peer/)
@@ -99,7 +99,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
 
   it('a peer that sends more than it announced breaks the protocol', async () => {
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 4, 1_000, never)
+    const { body } = receive(streamSource(stream), 'PeerA', 4, 1_000, { signal: never })
     stream.peerSends(Buffer.from('abcdef'))
     await failsWith(collect(body), 'protocol', /sent more than the 4 bytes it announced/)
   })
@@ -107,7 +107,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
   it('after the grace period, a peer trickling below PEER_MIN_RATE is stalled (a stored copy)', async () => {
     const clock = new FakeClock()
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 100, 1_000, never, { clock })
+    const { body } = receive(streamSource(stream), 'PeerA', 100, 1_000, { signal: never, clock })
     stream.peerSends(Buffer.alloc(10))
     assert.equal((await body.next()).done, false)
     clock.advance(PEER_RATE_GRACE_MS + 1)
@@ -118,7 +118,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
   it('a download in progress (minRate false) may be slow as long as it is not silent', async () => {
     const clock = new FakeClock()
     const stream = new FakeMessageStream()
-    const { body } = receive(streamSource(stream), 'PeerA', 20, 1_000, never, { clock, minRate: false })
+    const { body } = receive(streamSource(stream), 'PeerA', 20, 1_000, { signal: never, clock, minRate: false })
     stream.peerSends(Buffer.alloc(10))
     assert.equal((await body.next()).done, false)
     clock.advance(10 * PEER_RATE_GRACE_MS)
@@ -129,7 +129,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
   it('an abort ends the wait at once with its reason, and lets go of the stream', async () => {
     const stream = new FakeMessageStream()
     const ac = new AbortController()
-    const { body } = receive(streamSource(stream), 'PeerA', 10, 60_000, ac.signal)
+    const { body } = receive(streamSource(stream), 'PeerA', 10, 60_000, { signal: ac.signal })
     const done = collect(body)
     await Promise.resolve()
     ac.abort(new Error('the client left'))
@@ -140,7 +140,7 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
   it('stop() without reading (a header-only answer) lets go of the stream and resumes it if it was paused', async () => {
     const stream = new FakeMessageStream()
     const ownCloseListeners = stream.listenerCount('close')
-    const { stop } = receive(streamSource(stream), 'PeerA', RECEIVE_HIGH_WATER * 2, 1_000, never)
+    const { stop } = receive(streamSource(stream), 'PeerA', RECEIVE_HIGH_WATER * 2, 1_000, { signal: never })
     stream.peerSends(Buffer.alloc(RECEIVE_HIGH_WATER))
     await Promise.resolve()
     assert.equal(stream.readStatus, 'paused')
@@ -152,14 +152,14 @@ describe('receive: exactly `length` bytes from a peer, with backpressure and fai
 
   it('works the same over a socket-like Readable (the data channel)', async () => {
     const socket = new PassThrough()
-    const { body } = receive(readableSource(socket), 'PeerA', 6, 1_000, never)
+    const { body } = receive(readableSource(socket), 'PeerA', 6, 1_000, { signal: never })
     socket.write('abc')
     const done = collect(body)
     socket.end('def')
     assert.equal((await done).toString(), 'abcdef')
 
     const cut = new PassThrough()
-    const r = receive(readableSource(cut), 'PeerA', 6, 1_000, never)
+    const r = receive(readableSource(cut), 'PeerA', 6, 1_000, { signal: never })
     cut.write('abc')
     const failed = collect(r.body)
     cut.destroy()

@@ -11,7 +11,7 @@ function capped (bytesPerSecond: number): { rate: UploadRate, clock: FakeClock, 
   const rate = new UploadRate({
     bytesPerSecond,
     clock,
-    sleep: async (ms, signal) => {
+    sleep: async (ms, { signal }) => {
       signal.throwIfAborted()
       slept.push(ms)
       clock.advance(ms)
@@ -40,7 +40,7 @@ describe('UploadRate: the node-wide cap on bytes served to peers (CACHE_P2P_MAX_
     const { rate, clock } = capped(1_000_000)
     const never = new AbortController().signal
     for (let sent = 0; sent < 5_000_000; sent += 64 * 1024) {
-      await rate.take(64 * 1024, never)
+      await rate.take(64 * 1024, { signal: never })
       const allowed = 1_000_000 * (clock.now() + UPLOAD_BURST_MS) / 1000
       assert.ok(sent + 64 * 1024 <= allowed + 64 * 1024, `at ${clock.now()} ms, ${sent + 64 * 1024} bytes, allowed ${allowed}`)
     }
@@ -53,7 +53,7 @@ describe('UploadRate: the node-wide cap on bytes served to peers (CACHE_P2P_MAX_
     const { rate, clock } = capped(2_000_000)
     const never = new AbortController().signal
     const upload = async (): Promise<void> => {
-      for (let i = 0; i < 30; i++) await rate.take(100_000, never)
+      for (let i = 0; i < 30; i++) await rate.take(100_000, { signal: never })
     }
     await Promise.all([upload(), upload(), upload()])
     assert.ok(9_000_000 / (clock.now() / 1000) <= 2_200_000, `3 uploads of 3 MB in ${clock.now()} ms`)
@@ -61,7 +61,7 @@ describe('UploadRate: the node-wide cap on bytes served to peers (CACHE_P2P_MAX_
 
   it('an idle node may send a burst at once; a rate that is not positive is refused', async () => {
     const { rate, slept } = capped(1_000_000)
-    await rate.take(40_000, new AbortController().signal)
+    await rate.take(40_000, { signal: new AbortController().signal })
     assert.deepEqual(slept, [], '40 ms worth is within the 50 ms burst')
     assert.throws(() => new UploadRate({ bytesPerSecond: 0 }), RangeError)
   })
@@ -69,7 +69,7 @@ describe('UploadRate: the node-wide cap on bytes served to peers (CACHE_P2P_MAX_
   it('a wait ends when the peer leaves', async () => {
     const rate = new UploadRate({ bytesPerSecond: 1000 })
     const left = new AbortController()
-    const waiting = rate.take(1_000_000, left.signal)
+    const waiting = rate.take(1_000_000, { signal: left.signal })
     left.abort(new Error('the peer closed the transfer'))
     await assert.rejects(waiting, /the peer closed the transfer/)
   })

@@ -442,7 +442,7 @@ describe("fetchPieces: a blob's pieces from several holders at once, each verifi
     let calls = 0
     const network: PeerNetwork = {
       peerId: net.peerId,
-      providers: (key, signal) => net.providers(key, signal),
+      providers: (key, options) => net.providers(key, options),
       fetch: async (ref, request, o) => await net.fetch(ref, request, o),
       pieceHashes: async (ref, key, from, o) => {
         if (++calls === 2) {
@@ -450,7 +450,7 @@ describe("fetchPieces: a blob's pieces from several holders at once, each verifi
         }
         return await net.pieceHashes(ref, key, from, o)
       },
-      claim: async (request, signal, to) => await net.claim(request, signal, to),
+      claim: async (request, options) => await net.claim(request, options),
       deny: (peer, reason) => {
         net.deny(peer, reason)
       },

@@ -225,12 +225,12 @@ describe("PieceMap: a receiver's view of a blob cut into pieces (issue 23)", () 
     it('hash(i) of a known hash resolves at once', async () => {
       const map = new PieceMap(10, 4)
       map.addHashes(0, [H(0), H(1), H(2)])
-      assert.equal(await map.hash(2, new AbortController().signal), H(2))
+      assert.equal(await map.hash(2, { signal: new AbortController().signal }), H(2))
     })
 
     it('hash(i) waits for the hash and resolves when it is added later', async () => {
       const map = new PieceMap(20, 4)
-      const waiting = map.hash(2, new AbortController().signal)
+      const waiting = map.hash(2, { signal: new AbortController().signal })
       assert.equal(await state(waiting), 'pending')
       map.addHashes(0, [H(0), H(1)])
       assert.equal(await state(waiting), 'pending', 'hashes before piece 2 are not enough')
@@ -241,42 +241,42 @@ describe("PieceMap: a receiver's view of a blob cut into pieces (issue 23)", () 
     it('several waiters for different pieces each resolve with their own hash', async () => {
       const map = new PieceMap(20, 4)
       const signal = new AbortController().signal
-      const waiting = [map.hash(0, signal), map.hash(3, signal), map.hash(0, signal)]
+      const waiting = [map.hash(0, { signal }), map.hash(3, { signal }), map.hash(0, { signal })]
       map.addHashes(0, [H(0), H(1), H(2), H(3)])
       assert.deepEqual(await Promise.all(waiting), [H(0), H(3), H(0)])
     })
 
     it('hash(i) rejects with the error failHashes gives, now and for later calls', async () => {
       const map = new PieceMap(20, 4)
-      const waiting = map.hash(1, new AbortController().signal)
+      const waiting = map.hash(1, { signal: new AbortController().signal })
       const failure = new Error('hash source gone')
       map.failHashes(failure)
       await assert.rejects(waiting, (err: unknown) => err === failure)
-      await assert.rejects(map.hash(4, new AbortController().signal), (err: unknown) => err === failure)
+      await assert.rejects(map.hash(4, { signal: new AbortController().signal }), (err: unknown) => err === failure)
     })
 
     it('hashes known before failHashes still resolve', async () => {
       const map = new PieceMap(20, 4)
       map.addHashes(0, [H(0)])
       map.failHashes(new Error('hash source gone'))
-      assert.equal(await map.hash(0, new AbortController().signal), H(0))
+      assert.equal(await map.hash(0, { signal: new AbortController().signal }), H(0))
     })
 
     it('hash(i) rejects when its signal aborts, waiting or already aborted', async () => {
       const map = new PieceMap(20, 4)
       const ac = new AbortController()
-      const waiting = map.hash(1, ac.signal)
+      const waiting = map.hash(1, { signal: ac.signal })
       assert.equal(await state(waiting), 'pending')
       ac.abort(new Error('transfer ended'))
       await assert.rejects(waiting, /transfer ended/)
-      await assert.rejects(map.hash(1, AbortSignal.abort()), (err: Error) => err.name === 'AbortError')
+      await assert.rejects(map.hash(1, { signal: AbortSignal.abort() }), (err: Error) => err.name === 'AbortError')
     })
 
     it('an aborted waiter does not keep others from their hash', async () => {
       const map = new PieceMap(20, 4)
       const ac = new AbortController()
-      const aborted = map.hash(1, ac.signal)
-      const other = map.hash(1, new AbortController().signal)
+      const aborted = map.hash(1, { signal: ac.signal })
+      const other = map.hash(1, { signal: new AbortController().signal })
       ac.abort()
       await assert.rejects(aborted)
       map.addHashes(0, [H(0), H(1)])
@@ -287,22 +287,22 @@ describe("PieceMap: a receiver's view of a blob cut into pieces (issue 23)", () 
       const map = new PieceMap(4 * 1024, 1024)
       const signal = new AbortController().signal
       const t0 = performance.now()
-      await map.hashWanted(30, signal)
+      await map.hashWanted(30, { signal })
       assert.ok(performance.now() - t0 >= 25, 'nobody waits: the whole pause')
       let resolved = false
-      const pause = map.hashWanted(60_000, signal).then(() => {
+      const pause = map.hashWanted(60_000, { signal }).then(() => {
         resolved = true
       })
       await new Promise(resolve => setImmediate(resolve))
       assert.equal(resolved, false)
-      const waiting = map.hash(0, signal)
+      const waiting = map.hash(0, { signal })
       await pause
       assert.equal(resolved, true, "a transfer waiting for piece 0's hash ends the pause")
-      await map.hashWanted(60_000, signal)
+      await map.hashWanted(60_000, { signal })
       map.addHashes(0, [H(0)])
       assert.equal(await waiting, H(0))
       const aborted = new AbortController()
-      const long = map.hashWanted(60_000, aborted.signal)
+      const long = map.hashWanted(60_000, { signal: aborted.signal })
       aborted.abort()
       await long
     })
