@@ -3,7 +3,8 @@
 # (Debian's docker-registry) as upstream, skopeo, podman, buildah and containerd's ctr as clients,
 # iproute2 and iptables for network namespaces, gh (the GitHub CLI) as an API
 # client, docker-compose (v1, parses compose files without an engine) to validate
-# docker-compose.ci.yml, and Debian's docker.io (dockerd 20.10), the engine most runners
+# docker-compose.ci.yml, promtool (Debian's prometheus) to check examples/prometheus and the
+# PromQL of examples/grafana, and Debian's docker.io (dockerd 20.10), the engine most runners
 # use, which the tests start themselves inside a network namespace. Idempotent; needs root
 # (CI runs as root).
 set -euo pipefail
@@ -20,6 +21,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v gh >/dev/null 2>&1 || need+=(gh)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 

@@ -54,8 +54,9 @@ async function shellSources (): Promise<ShellSource[]> {
       }
     }
     if (file.endsWith('.yml')) {
-      const wf = parseYaml(text) as { jobs: Record<string, { steps: Array<{ name?: string, run?: string }> }> }
-      for (const [id, job] of Object.entries(wf.jobs)) {
+      // Workflows have jobs; prometheus.yml has none (grafana.test.ts checks it).
+      const wf = parseYaml(text) as { jobs?: Record<string, { steps: Array<{ name?: string, run?: string }> }> }
+      for (const [id, job] of Object.entries(wf.jobs ?? {})) {
         for (const step of job.steps) {
           // ${{ ... }} is replaced by the runner before bash sees the script.
           if (step.run !== undefined) {
