@@ -4,6 +4,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createServer } from 'node:net'
+import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
 import { ensureTools, installHint, missingTools, type Tool } from '../../scripts/demo/tools.js'
 
@@ -90,6 +92,15 @@ function servedByPull (stdout: string): Map<number, string[]> {
   return pulls
 }
 
+/** Whether 127.0.0.1:`port` can be listened on now. */
+function canListen (port: number): Promise<boolean> {
+  return new Promise(resolve => {
+    const srv = createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)))
+  })
+}
+
 describe('npm run demo', function () {
   this.timeout(240_000)
   let tmp: string
@@ -135,6 +146,31 @@ describe('npm run demo', function () {
     for (const name of ['bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers']) assert.equal(stat(name).length, 3, name)
     assert.match(out, /upstream served 5 blob downloads for 4 pulls/)
 
+    await assertNothingLeft(tmp)
+  })
+
+  it("runs beside the quickstart's sidecar (`npm start`: HTTP 127.0.0.1:9080, P2P 9000, data channel 9001)", async () => {
+    // The quickstart's ports, held by a real sidecar as `npm start` runs it (P2P on loopback
+    // only). A port already taken (a CI host's own sidecar?) is the same situation for the demo.
+    let quickstart: SidecarProcess | undefined
+    if (await canListen(9080) && await canListen(9000) && await canListen(9001)) {
+      quickstart = await startSidecar({ CACHE_ENABLE_P2P: 'true', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/9000' }, { port: 9080 })
+    }
+    try {
+      for (const port of [9080, 9000, 9001]) assert.equal(await canListen(port), false, `127.0.0.1:${port} is taken during the run`)
+      const run = start('npm', ['run', 'demo', '--silent'], tmp)
+      const { code } = await run.exited
+      const out = run.stdout()
+      assert.equal(code, 0, `exit ${String(code)}\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr()}`)
+      assert.match(out, /upstream served 5 blob downloads for 4 pulls/)
+      // None of the demo's sidecars is on a quickstart port.
+      for (const port of [9080, 9000, 9001]) {
+        assert.doesNotMatch(out, new RegExp(`127\\.0\\.0\\.1[:/]tcp/${port}\\b|127\\.0\\.0\\.1:${port}\\b`))
+      }
+      if (quickstart !== undefined) assert.equal(quickstart.proc.isRunning(), true, 'the quickstart sidecar still runs')
+    } finally {
+      await quickstart?.destroy()
+    }
     await assertNothingLeft(tmp)
   })
 
