@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -252,13 +252,62 @@ describe('npm run demo', function () {
       const res = await ensureTools({ pathVar: '/usr/bin', isRoot: true, installScript: script, tools: fake, print: l => lines.push(l) })
       assert.match(
         lines[0] ?? '',
-        /missing docker-registry .*; running as root, so installing them from Debian's packages with .*install\.sh/
+        /missing docker-registry .*; running as root, so installing docker-registry and skopeo .*: bash .*install\.sh docker-registry skopeo$/
       )
       assert.equal(res.ok, false)
       if (res.ok) return
       assert.equal(res.code, 2)
       assert.match(res.message, /still missing/)
       assert.match(res.message, /apt-get install -y docker-registry skopeo/)
+    })
+
+    it('as root: the packages it announces are the ones it gives the install script, and no others', async () => {
+      const bin = join(tmp, 'bin')
+      const tools: Tool[] = [
+        { command: join(bin, 'docker-registry'), pkg: 'docker-registry', role: 'the upstream registry' },
+        { command: join(bin, 'skopeo'), pkg: 'skopeo', role: 'the client' }
+      ]
+      // A stand-in install script: records its arguments and "installs" each named package.
+      const args = join(tmp, 'args')
+      const script = join(tmp, 'install.sh')
+      await writeFile(
+        script,
+        `mkdir -p ${bin}; for p in "$@"; do echo "$p" >> ${args}; printf '#!/bin/sh\\n' > ${bin}/$p; chmod +x ${bin}/$p; done\n`
+      )
+      const lines: string[] = []
+      const res = await ensureTools({ pathVar: '/usr/bin', isRoot: true, installScript: script, tools, print: l => lines.push(l) })
+      assert.deepEqual(res, { ok: true }, lines.join('\n'))
+      const given = (await readFile(args, 'utf8')).trim().split('\n')
+      assert.deepEqual(given, ['docker-registry', 'skopeo'])
+      const announced = /installing (.+) \(with what they depend on\)/.exec(lines[0] ?? '')?.[1]?.split(' and ')
+      assert.deepEqual(announced, given, lines[0])
+      assert.equal(lines.at(-1), `demo: installed ${given.join(' and ')}`)
+    })
+
+    it('scripts/install-test-deps.sh given package names considers only those (no apt-get without root)', async () => {
+      // An empty PATH but for an `id` that says "not root": the script names what it would
+      // install and stops before apt-get.
+      const bin = join(tmp, 'bin')
+      await mkdir(bin)
+      await writeFile(join(bin, 'id'), '#!/bin/sh\necho 1000\n', { mode: 0o755 })
+      const script = join(ROOT, 'scripts/install-test-deps.sh')
+      const run = (args: string[]): Promise<{ code: number | null, stderr: string }> =>
+        new Promise(resolve => {
+          execFile('/bin/bash', [script, ...args], { env: { PATH: bin } }, (err, _stdout, stderr) => {
+            resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stderr })
+          })
+        })
+      const two = await run(['docker-registry', 'skopeo'])
+      assert.equal(two.code, 1, two.stderr)
+      assert.match(two.stderr, /^install-test-deps: missing docker-registry skopeo; run this script as root/)
+      const all = await run([])
+      assert.match(
+        all.stderr,
+        /missing docker-registry skopeo podman buildah containerd iproute2 iptables openssl apache2-utils gh docker-compose/
+      )
+      const unknown = await run(['docker-registry', 'not-a-test-package'])
+      assert.equal(unknown.code, 2)
+      assert.match(unknown.stderr, /not-a-test-package is not one of the test packages/)
     })
   })
 })
