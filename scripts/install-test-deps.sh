@@ -4,26 +4,47 @@
 # iproute2 and iptables for network namespaces, gh (the GitHub CLI) as an API
 # client, docker-compose (v1, parses compose files without an engine) to validate
 # docker-compose.ci.yml, promtool (Debian's prometheus) to check examples/prometheus and the
-# PromQL of examples/grafana, and Debian's docker.io (dockerd 20.10), the engine most runners
-# use, which the tests start themselves inside a network namespace. Idempotent; needs root
-# (CI runs as root).
+# PromQL of examples/grafana, Debian's chromium for the status page's browser test (driven by
+# playwright-core, which downloads no browser of its own), and Debian's docker.io (dockerd
+# 20.10), the engine most runners use, which the tests start themselves inside a network
+# namespace. Idempotent; needs root (CI runs as root).
+#
+# Usage: install-test-deps.sh [PACKAGE...]. With package names (from the list below), only those
+# are checked and installed: `npm run demo` passes exactly the ones it lacks, and says so.
 set -euo pipefail
 
+all=(docker-registry skopeo podman buildah containerd iproute2 iptables openssl apache2-utils gh docker-compose prometheus chromium docker.io util-linux)
+
+# Whether the Debian package's tool is there (the command the tests run).
+present () {
+  case "$1" in
+    docker-registry) command -v docker-registry ;;
+    skopeo) command -v skopeo ;;
+    podman) command -v podman ;;
+    buildah) command -v buildah ;;
+    containerd) command -v ctr ;;
+    iproute2) command -v ip ;;
+    iptables) command -v iptables ;;
+    openssl) command -v openssl ;;
+    apache2-utils) command -v htpasswd ;;
+    gh) command -v gh ;;
+    docker-compose) command -v docker-compose ;;
+    prometheus) command -v promtool ;;
+    chromium) command -v chromium ;;
+    docker.io) [ -x /usr/sbin/dockerd ] ;;
+    util-linux) command -v nsenter ;;
+  esac
+} >/dev/null 2>&1
+
+if [ $# -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
 need=()
-command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
-command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
-command -v podman >/dev/null 2>&1 || need+=(podman)
-command -v buildah >/dev/null 2>&1 || need+=(buildah)
-command -v ctr >/dev/null 2>&1 || need+=(containerd)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
-command -v iptables >/dev/null 2>&1 || need+=(iptables)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
-command -v gh >/dev/null 2>&1 || need+=(gh)
-command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-[ -x /usr/sbin/dockerd ] || need+=(docker.io)
-command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+for pkg in "${wanted[@]}"; do
+  if [[ " ${all[*]} " != *" $pkg "* ]]; then
+    echo "install-test-deps: $pkg is not one of the test packages (${all[*]})" >&2
+    exit 2
+  fi
+  present "$pkg" || need+=("$pkg")
+done
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: all present"

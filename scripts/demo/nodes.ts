@@ -1,6 +1,8 @@
 /**
- * Three sidecars as separate `p2p-cache serve` processes, all on 127.0.0.1: HTTP and libp2p on
- * free ports, each with its own CACHE_DIR, P2P on. Each node's identity is made first with
+ * Three sidecars as separate `p2p-cache serve` processes, all on 127.0.0.1: HTTP, libp2p and the
+ * data channel (libp2p's port + 1, or any free one) on free ports, each with its own CACHE_DIR,
+ * P2P on: no default port (9080, 9000, 9001) is used, so the demo runs beside the quickstart's
+ * `npm start`. Each node's identity is made first with
  * `p2p-cache id --json`, so all three share one CACHE_BOOTSTRAP_PEERS list (a node skips its own
  * entry), as runners do, and start at once.
  */
@@ -24,6 +26,8 @@ interface Identity {
   name: string
   dir: string
   listen: string
+  /** The HTTP port `serve` will listen on: `id` is given the same CACHE_HTTP_ADDR. */
+  httpPort: number
   peerId: string
   p2pAddr: string
 }
@@ -33,9 +37,17 @@ async function identity (root: string, name: string): Promise<Identity> {
   const dir = join(root, name)
   await mkdir(dir, { recursive: true })
   const port = await freePort()
+  const httpPort = await freePort()
   const listen = `/ip4/127.0.0.1/tcp/${port}`
-  // The same CACHE_DIR startSidecar gives `serve` (<dir>/data), so serve finds this identity.
-  const res = await runCli(['id', '--json'], { HOME: dir, CACHE_DIR: join(dir, 'data'), CACHE_LISTEN_ADDRS: listen })
+  // The same CACHE_DIR and CACHE_HTTP_ADDR startSidecar gives `serve` (<dir>/data), so serve
+  // finds this identity. Without CACHE_HTTP_ADDR, `id` would ask a sidecar on the default
+  // 127.0.0.1:9080 (the quickstart's `npm start`) who it is, and refuse to make a new identity.
+  const res = await runCli(['id', '--json'], {
+    HOME: dir,
+    CACHE_DIR: join(dir, 'data'),
+    CACHE_LISTEN_ADDRS: listen,
+    CACHE_HTTP_ADDR: `127.0.0.1:${httpPort}`
+  })
   if (res.code !== 0) throw new Error(`p2p-cache id --json for sidecar ${name} exited ${res.code}: ${res.stderr.trim()}`)
   const out = JSON.parse(res.stdout) as { peerId?: unknown, addrs?: unknown }
   const addrs = Array.isArray(out.addrs) ? out.addrs.filter((a): a is string => typeof a === 'string') : []
@@ -43,7 +55,7 @@ async function identity (root: string, name: string): Promise<Identity> {
   if (typeof out.peerId !== 'string' || p2pAddr === undefined) {
     throw new Error(`p2p-cache id --json for sidecar ${name} printed no ${listen}/p2p/<id> address: ${res.stdout.trim()}`)
   }
-  return { name, dir, listen, peerId: out.peerId, p2pAddr }
+  return { name, dir, listen, httpPort, peerId: out.peerId, p2pAddr }
 }
 
 export interface StartNodesOptions {
@@ -71,7 +83,7 @@ export async function startNodes (opts: StartNodesOptions): Promise<DemoNode[]> 
         // debug: the announcer's 'announced' records are the evidence that a node's blobs can be found.
         CACHE_LOG_LEVEL: 'debug'
       },
-      { dir: id.dir }
+      { dir: id.dir, port: id.httpPort }
     )
     const pid = sidecar.proc.child.pid ?? -1
     const node: DemoNode = { name: id.name, sidecar, peerId: id.peerId, p2pAddr: id.p2pAddr, pid }

@@ -1,7 +1,7 @@
 /**
  * The system tools the demo drives for real: Debian's docker-registry (the upstream) and skopeo
  * (the client). Missing ones are named with the command that installs them; as root the demo
- * installs them itself with scripts/install-test-deps.sh, as the test suite does.
+ * installs them itself with scripts/install-test-deps.sh, given just those packages.
  */
 import { spawn } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
@@ -79,20 +79,22 @@ export async function ensureTools (opts: EnsureToolsOptions): Promise<ToolCheck>
   const missing = missingTools(opts.pathVar, tools)
   if (missing.length === 0) return { ok: true }
   if (!opts.isRoot) return { ok: false, code: 2, message: installHint(missing) }
+  // One list for what is said and what is installed: the script installs exactly the packages
+  // it is given (without names it would install everything the test suite uses).
+  const packages = missing.map(t => t.pkg)
   opts.print(
-    `demo: missing ${
-      describeMissing(missing)
-    }; running as root, so installing them from Debian's packages with ${opts.installScript} (apt-get)`
+    `demo: missing ${describeMissing(missing)}; running as root, so installing ${
+      packages.join(' and ')
+    } (with what they depend on) from Debian's packages: bash ${opts.installScript} ${packages.join(' ')}`
   )
   const code = await new Promise<number>(resolve => {
-    const child = spawn('bash', [opts.installScript], { stdio: ['ignore', 'inherit', 'inherit'] })
+    const child = spawn('bash', [opts.installScript, ...packages], { stdio: ['ignore', 'inherit', 'inherit'] })
     child.once('error', err => {
       opts.print(`demo: could not run bash: ${err.message}`)
       resolve(127)
     })
     child.once('exit', (c, signal) => resolve(c ?? (signal !== null ? 128 : 1)))
   })
-  // The script also installs the rest of the test tools; what matters here is ours.
   const still = missingTools(opts.pathVar, tools)
   if (still.length > 0) {
     return {
@@ -102,6 +104,6 @@ export async function ensureTools (opts: EnsureToolsOptions): Promise<ToolCheck>
         `Install by hand: apt-get install -y ${still.map(t => t.pkg).join(' ')}`
     }
   }
-  opts.print(`demo: installed ${missing.map(t => t.pkg).join(', ')}`)
+  opts.print(`demo: installed ${packages.join(' and ')}`)
   return { ok: true }
 }

@@ -26,6 +26,8 @@ export interface ApiCacheAnswer {
   body: Buffer | Readable
   /** The peer whose copy a 304 confirmed. */
   peer?: string
+  /** A HIT: when the copy was stored (its record's storedAt), for X-Cache-Date. */
+  storedAt?: number
 }
 
 /** `<upstream> <path?query>`: what records, in-memory entries and swarm keys are keyed by. */

@@ -72,7 +72,7 @@ export class CacheSemantics {
       headers = withoutRateLimit(stored.policy.responseHeaders() as HeaderMap)
       stored.hitHeaders = { second, headers }
     }
-    return { cache: 'HIT', status: stored.record.status, headers, body: stored.body }
+    return { cache: 'HIT', status: stored.record.status, headers, body: stored.body, storedAt: stored.record.storedAt }
   }
 }
 

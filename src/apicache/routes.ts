@@ -8,6 +8,7 @@ import type { ApiPassUpstreams, ApiUpstream } from '../upstream/api-client.js'
 import { endToEnd, ifNoneMatchMatches, rewriteUpstreamUrls, type HeaderMap } from './headers.js'
 import type { ApiResolver } from './resolver.js'
 import { discardAnswer, type ApiCacheAnswer } from './answer.js'
+import { cacheDateHeader } from '../http/cache-date.js'
 
 export interface ApiRoutesInit {
   client: ApiPassUpstreams
@@ -128,7 +129,8 @@ export class ApiRoutes {
     const { body } = answer
     const headers = this.clientHeaders(answer.headers, upstream, sidecarBase, {
       'x-cache': answer.cache,
-      'x-cache-source': answer.cache === 'HIT' ? 'local' : answer.peer ?? upstream.name
+      'x-cache-source': answer.cache === 'HIT' ? 'local' : answer.peer ?? upstream.name,
+      ...cacheDateHeader(answer.cache, answer.storedAt)
     })
     const etag = answer.headers.etag
     const ifNoneMatch = req.headers['if-none-match']

@@ -13,8 +13,6 @@ export interface LiveSidecar {
   stats?: Record<string, unknown>
   /** GET /api/cache/clients: the registry clients it has seen, by family. */
   clients?: Record<string, ClientSeen>
-  /** The sidecar's Date header, for the clock check. */
-  date?: string
   rttMs: number
 }
 
@@ -46,8 +44,7 @@ export async function findSidecar (url: string): Promise<LiveSidecar | undefined
     status: { healthz: healthz.status, readyz: readyz?.status ?? 0, v2: v2?.status ?? 0 },
     ...(p2p !== undefined ? { p2p } : {}),
     ...(stats !== undefined ? { stats } : {}),
-    ...(clients?.clients !== undefined ? { clients: clients.clients } : {}),
-    ...(healthz.date !== undefined ? { date: healthz.date } : {})
+    ...(clients?.clients !== undefined ? { clients: clients.clients } : {})
   }
 }
 

@@ -111,7 +111,7 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   findings.push(...await checkFleetCredentials(config.apiUpstreams, fleet))
   const storedBytes = typeof live?.stats?.current_size === 'number' ? live.stats.current_size : undefined
   findings.push(...await checkStorage(config.dir, config.maxSize, storedBytes))
-  findings.push(checkClock([...upstreams.dates, ...(live?.date !== undefined ? [live.date] : [])]))
+  findings.push(checkClock(upstreams.dates))
 
   const unusable = peers.some(p => p.malformed) && opts.bootstrap !== undefined
   const { verdict, exitCode, counts } = verdictOf(findings, unusable)

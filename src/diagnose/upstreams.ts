@@ -3,15 +3,22 @@ import type { Upstream } from '../upstream/upstream.js'
 import { ok, skip, warn, type Finding } from './finding.js'
 import { CLOCK_SKEW_WARN_MS, HTTP_TIMEOUT_MS } from './constants.js'
 
+/** A server's Date header, for the clock check. */
+export interface ServerDate {
+  /** The upstream's name. */
+  server: string
+  date: string
+}
+
 export interface UpstreamCheck {
   findings: Finding[]
   /** Date headers seen, for the clock check. */
-  dates: string[]
+  dates: ServerDate[]
 }
 
 /** Each upstream answers HTTP at all (any status: a registry's /v2/ says 401 without a token). */
 export async function checkUpstreams (registries: Upstream[], apis: Upstream[]): Promise<UpstreamCheck> {
-  const dates: string[] = []
+  const dates: ServerDate[] = []
   const probe = async (kind: 'registry' | 'api', upstream: Upstream): Promise<Finding> => {
     const url = kind === 'registry'
       ? new URL('v2/', upstream.url.href.endsWith('/') ? upstream.url : `${upstream.url.href}/`).href
@@ -21,7 +28,7 @@ export async function checkUpstreams (registries: Upstream[], apis: Upstream[]):
     try {
       const res = await request(url, { method: 'GET', signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) })
       await res.body.dump()
-      if (typeof res.headers.date === 'string') dates.push(res.headers.date)
+      if (typeof res.headers.date === 'string') dates.push({ server: upstream.name, date: res.headers.date })
       return ok(
         `upstream.${kind}`,
         `${kind} upstream ${upstream.name} answers ${res.statusCode} in ${(performance.now() - started).toFixed(0)} ms`,
@@ -47,22 +54,42 @@ export async function checkUpstreams (registries: Upstream[], apis: Upstream[]):
   return { findings, dates }
 }
 
-/** The clock against HTTP Date headers seen (upstreams, the sidecar): skew breaks tokens and TLS. */
-export function checkClock (dates: string[]): Finding {
+/**
+ * The clock against the upstreams' HTTP Date headers: skew breaks tokens and TLS. Only servers
+ * on other hosts count: the running sidecar's Date comes from this host's own clock, so agreeing
+ * with it proves nothing. With no Date header to compare with, the check is skipped and says so.
+ */
+export function checkClock (dates: ServerDate[]): Finding {
   const now = Date.now()
-  const skews = dates.map(d => Date.parse(d)).filter(t => Number.isFinite(t)).map(t => now - t)
-  if (skews.length === 0) return skip('clock', `no server Date header to compare with; local time ${new Date(now).toISOString()}`)
+  const seen = dates.flatMap(d => {
+    const t = Date.parse(d.date)
+    return Number.isFinite(t) ? [{ server: d.server, skewMs: now - t }] : []
+  })
+  if (seen.length === 0) {
+    return skip(
+      'clock',
+      `the clock could not be compared: no upstream answered with a valid Date header (see upstream.*); local time ${
+        new Date(now).toISOString()
+      }`
+    )
+  }
+  const skews = seen.map(s => s.skewMs)
   const worst = skews.reduce((a, b) => Math.abs(b) > Math.abs(a) ? b : a)
-  const facts = { localTime: new Date(now).toISOString(), skewMs: worst }
+  const servers = [...new Set(seen.map(s => s.server))]
+  const facts = { localTime: new Date(now).toISOString(), skewMs: worst, servers }
   if (Math.abs(worst) > CLOCK_SKEW_WARN_MS) {
     return warn(
       'clock',
-      `the clock is ${Math.round(Math.abs(worst) / 1000)} s ${
-        worst > 0 ? 'ahead of' : 'behind'
-      } the servers' Date headers: registry tokens and TLS certificates may be rejected`,
+      `the clock is ${Math.round(Math.abs(worst) / 1000)} s ${worst > 0 ? 'ahead of' : 'behind'} the Date headers of ${
+        servers.join(', ')
+      }: registry tokens and TLS certificates may be rejected`,
       'sync the clock (NTP: `timedatectl set-ntp true` on the host)',
       facts
     )
   }
-  return ok('clock', `the clock agrees with the servers' Date headers (within ${Math.round(Math.abs(worst) / 1000)} s)`, facts)
+  return ok(
+    'clock',
+    `the clock agrees with the Date headers of ${servers.join(', ')} (within ${Math.round(Math.abs(worst) / 1000)} s)`,
+    facts
+  )
 }

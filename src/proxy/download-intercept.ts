@@ -19,6 +19,7 @@ import type { ProxyUpstreams } from './proxy-upstreams.js'
 import type { UrlPatterns } from './url-patterns.js'
 import { storeTee } from './store-tee.js'
 import type { BucketTier } from '../bucket/bucket-tier.js'
+import { cacheDateHeader } from '../http/cache-date.js'
 
 /** What a URL on CACHE_PROXY_PATTERNS served: the sha256 of its bytes, their size and type. */
 export interface UrlRecord {
@@ -137,7 +138,8 @@ export class DownloadIntercept implements InterceptRoute {
         'content-length': source.size ?? record.size,
         etag: `"${record.digest}"`,
         'x-cache': source.cache,
-        'x-cache-source': source.origin
+        'x-cache-source': source.origin,
+        ...cacheDateHeader(source.cache, source.storedAt)
       })
       const body = source.stream(0, source.size)
       body.on('data', (chunk: Buffer) => {

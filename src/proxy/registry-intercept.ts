@@ -20,6 +20,7 @@ import { CONFIRMED_ACCESS_MS, REFUSED_REPOSITORY_MS } from './constants.js'
 import type { StoreReader, StoreWriter } from '../store/roles.js'
 import { storeTee } from './store-tee.js'
 import { createHash } from 'node:crypto'
+import { cacheDateHeader } from '../http/cache-date.js'
 
 export interface RegistryInterceptInit {
   upstreams: ProxyUpstreams
@@ -193,7 +194,8 @@ export class RegistryIntercept implements InterceptRoute {
             'docker-content-digest': digest,
             etag: `"${digest}"`,
             'x-cache': 'HIT',
-            'x-cache-source': 'local (private)'
+            'x-cache-source': 'local (private)',
+            ...cacheDateHeader('HIT', local.record.createdAt)
           })
           await pipeline(local.stream(), res)
         } finally {

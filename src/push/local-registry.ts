@@ -21,6 +21,7 @@ import { leftMidRequest } from '../http/client-left.js'
 import { ReplicaPlacementError, type Replicator } from './replicator.js'
 import type { BucketTier } from '../bucket/bucket-tier.js'
 import { contentLength, mediaTypeOf } from '../http/fields.js'
+import { cacheDateHeader } from '../http/cache-date.js'
 
 /** What a tag of the local namespace points at, and who wrote it when (the newest write wins). */
 export interface LocalTag {
@@ -383,7 +384,8 @@ export class LocalRegistry {
         'docker-content-digest': digest,
         etag: `"${digest}"`,
         'x-cache': source.cache,
-        'x-cache-source': source.origin
+        'x-cache-source': source.origin,
+        ...cacheDateHeader(source.cache, source.storedAt)
       })
       res.end(head ? undefined : body)
     } finally {
@@ -428,7 +430,8 @@ export class LocalRegistry {
           ...(source.size !== undefined ? { 'content-length': source.size } : {}),
           etag: `"${digest}"`,
           'x-cache': source.cache,
-          'x-cache-source': source.origin
+          'x-cache-source': source.origin,
+          ...cacheDateHeader(source.cache, source.storedAt)
         })
         res.end()
         return

@@ -16,6 +16,7 @@ import { parseRegistryPath } from './path.js'
 import { sendBlob } from '../http/send-blob.js'
 import { upstreamRepository, type UpstreamSet } from './upstreams.js'
 import { StoreUnavailableError } from '../store/errors.js'
+import { cacheDateHeader } from '../http/cache-date.js'
 
 export interface RegistryRoutesInit {
   upstreams: UpstreamSet
@@ -117,7 +118,8 @@ export class RegistryRoutes {
       if (head && tag.staleSince === undefined && tag.size !== undefined) {
         // A HEAD by tag needs only the upstream's answer; no manifest download. X-Cache says
         // what a GET would: HIT when the manifest is stored here.
-        const local = await this.init.blobs.stored(tag.digest)
+        const storedAt = await this.init.blobs.storedAt(tag.digest)
+        const local = storedAt !== undefined
         this.init.stats.inc(local ? 'hits' : 'misses')
         res.writeHead(200, {
           ...headers,
@@ -126,7 +128,8 @@ export class RegistryRoutes {
           'docker-content-digest': tag.digest,
           etag: `"${tag.digest}"`,
           'x-cache': local ? 'HIT' : 'MISS',
-          'x-cache-source': local ? 'local' : client.name
+          'x-cache-source': local ? 'local' : client.name,
+          ...cacheDateHeader(local ? 'HIT' : 'MISS', storedAt)
         })
         res.end()
         return
@@ -140,7 +143,8 @@ export class RegistryRoutes {
       'docker-content-digest': manifest.digest,
       etag: `"${manifest.digest}"`,
       'x-cache': manifest.cache,
-      'x-cache-source': manifest.origin
+      'x-cache-source': manifest.origin,
+      ...cacheDateHeader(manifest.cache, manifest.storedAt)
     })
     res.end(head ? undefined : manifest.body)
     if (!head) this.init.stats.inc('bytes_served', manifest.body.byteLength)
@@ -168,7 +172,8 @@ export class RegistryRoutes {
         ...common,
         ...(info.size !== undefined ? { 'content-length': info.size } : {}),
         'x-cache': info.cache,
-        'x-cache-source': info.origin
+        'x-cache-source': info.origin,
+        ...cacheDateHeader(info.cache, info.storedAt)
       })
       res.end()
       return
@@ -255,7 +260,8 @@ export class RegistryRoutes {
       ...headers,
       'content-length': answer.body.byteLength,
       'x-cache': stale ? 'HIT' : answer.cache,
-      'x-cache-source': answer.origin
+      'x-cache-source': answer.origin,
+      ...cacheDateHeader(stale ? 'HIT' : answer.cache, answer.storedAt)
     })
     res.end(head ? undefined : answer.body)
     if (!head) this.init.stats.inc('bytes_served', answer.body.byteLength)

@@ -158,6 +158,11 @@ export class BlobResolver {
     return await this.init.store.stat(digest) !== undefined
   }
 
+  /** When `digest` was stored in the local store (its record's createdAt, ms), or undefined when it is not there now. */
+  async storedAt (digest: Digest): Promise<number | undefined> {
+    return (await this.init.store.stat(digest))?.createdAt
+  }
+
   /**
    * Blob size without fetching it (HEAD): the store, a peer's header, the upstream, or (the
    * upstream down) the bucket. @throws the upstream's errors; the signal's reason
@@ -167,10 +172,10 @@ export class BlobResolver {
     repo: string,
     digest: Digest,
     options: AbortOptions = {}
-  ): Promise<{ cache: CacheStatus, origin: string, size: number | undefined }> {
+  ): Promise<{ cache: CacheStatus, origin: string, size: number | undefined, storedAt?: number }> {
     await this.settle('blob', digest)
     const record = await this.init.store.stat(digest)
-    if (record !== undefined) return { cache: 'HIT', origin: 'local', size: record.size }
+    if (record !== undefined) return { cache: 'HIT', origin: 'local', size: record.size, storedAt: record.createdAt }
     const peers = this.init.peers
     if (peers !== undefined) {
       // A header-only request (empty range): the peer states the size; nothing is stored.

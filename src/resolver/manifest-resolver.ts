@@ -35,6 +35,8 @@ export interface Manifest {
   body: Buffer
   cache: CacheStatus
   origin: string
+  /** A HIT: when this node stored it (ms since the epoch). */
+  storedAt?: number
 }
 
 export interface ManifestResolverInit {
@@ -213,7 +215,14 @@ export class ManifestResolver {
       const chunks: Buffer[] = []
       for await (const chunk of source.stream(0, undefined)) chunks.push(chunk as Buffer)
       const body = Buffer.concat(chunks)
-      return { digest, mediaType: manifestType(source.mediaType, body) ?? '', body, cache: source.cache, origin: source.origin }
+      return {
+        digest,
+        mediaType: manifestType(source.mediaType, body) ?? '',
+        body,
+        cache: source.cache,
+        origin: source.origin,
+        ...(source.storedAt !== undefined ? { storedAt: source.storedAt } : {})
+      }
     } finally {
       await source.release()
     }

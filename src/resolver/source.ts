@@ -9,6 +9,8 @@ export interface BlobSource {
   cache: CacheStatus
   /** `local`, or the upstream / peer name. */
   origin: string
+  /** A HIT: when this node stored the blob (its record's createdAt), for X-Cache-Date. */
+  storedAt?: number
   size: number | undefined
   mediaType?: string
   /**
@@ -32,6 +34,7 @@ export function storedSource (local: BlobHandle): BlobSource {
   return {
     cache: 'HIT',
     origin: 'local',
+    storedAt: local.record.createdAt,
     size: local.record.size,
     ...(local.record.mediaType !== undefined ? { mediaType: local.record.mediaType } : {}),
     stream: (start, end) => local.stream(start, end === undefined ? undefined : end - 1),

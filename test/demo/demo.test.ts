@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createServer } from 'node:net'
+import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { waitFor } from '../fixtures/wait.js'
 import { ensureTools, installHint, missingTools, type Tool } from '../../scripts/demo/tools.js'
 
@@ -90,6 +92,15 @@ function servedByPull (stdout: string): Map<number, string[]> {
   return pulls
 }
 
+/** Whether 127.0.0.1:`port` can be listened on now. */
+function canListen (port: number): Promise<boolean> {
+  return new Promise(resolve => {
+    const srv = createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)))
+  })
+}
+
 describe('npm run demo', function () {
   this.timeout(240_000)
   let tmp: string
@@ -135,6 +146,31 @@ describe('npm run demo', function () {
     for (const name of ['bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers']) assert.equal(stat(name).length, 3, name)
     assert.match(out, /upstream served 5 blob downloads for 4 pulls/)
 
+    await assertNothingLeft(tmp)
+  })
+
+  it("runs beside the quickstart's sidecar (`npm start`: HTTP 127.0.0.1:9080, P2P 9000, data channel 9001)", async () => {
+    // The quickstart's ports, held by a real sidecar as `npm start` runs it (P2P on loopback
+    // only). A port already taken (a CI host's own sidecar?) is the same situation for the demo.
+    let quickstart: SidecarProcess | undefined
+    if (await canListen(9080) && await canListen(9000) && await canListen(9001)) {
+      quickstart = await startSidecar({ CACHE_ENABLE_P2P: 'true', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/9000' }, { port: 9080 })
+    }
+    try {
+      for (const port of [9080, 9000, 9001]) assert.equal(await canListen(port), false, `127.0.0.1:${port} is taken during the run`)
+      const run = start('npm', ['run', 'demo', '--silent'], tmp)
+      const { code } = await run.exited
+      const out = run.stdout()
+      assert.equal(code, 0, `exit ${String(code)}\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr()}`)
+      assert.match(out, /upstream served 5 blob downloads for 4 pulls/)
+      // None of the demo's sidecars is on a quickstart port.
+      for (const port of [9080, 9000, 9001]) {
+        assert.doesNotMatch(out, new RegExp(`127\\.0\\.0\\.1[:/]tcp/${port}\\b|127\\.0\\.0\\.1:${port}\\b`))
+      }
+      if (quickstart !== undefined) assert.equal(quickstart.proc.isRunning(), true, 'the quickstart sidecar still runs')
+    } finally {
+      await quickstart?.destroy()
+    }
     await assertNothingLeft(tmp)
   })
 
@@ -216,13 +252,62 @@ describe('npm run demo', function () {
       const res = await ensureTools({ pathVar: '/usr/bin', isRoot: true, installScript: script, tools: fake, print: l => lines.push(l) })
       assert.match(
         lines[0] ?? '',
-        /missing docker-registry .*; running as root, so installing them from Debian's packages with .*install\.sh/
+        /missing docker-registry .*; running as root, so installing docker-registry and skopeo .*: bash .*install\.sh docker-registry skopeo$/
       )
       assert.equal(res.ok, false)
       if (res.ok) return
       assert.equal(res.code, 2)
       assert.match(res.message, /still missing/)
       assert.match(res.message, /apt-get install -y docker-registry skopeo/)
+    })
+
+    it('as root: the packages it announces are the ones it gives the install script, and no others', async () => {
+      const bin = join(tmp, 'bin')
+      const tools: Tool[] = [
+        { command: join(bin, 'docker-registry'), pkg: 'docker-registry', role: 'the upstream registry' },
+        { command: join(bin, 'skopeo'), pkg: 'skopeo', role: 'the client' }
+      ]
+      // A stand-in install script: records its arguments and "installs" each named package.
+      const args = join(tmp, 'args')
+      const script = join(tmp, 'install.sh')
+      await writeFile(
+        script,
+        `mkdir -p ${bin}; for p in "$@"; do echo "$p" >> ${args}; printf '#!/bin/sh\\n' > ${bin}/$p; chmod +x ${bin}/$p; done\n`
+      )
+      const lines: string[] = []
+      const res = await ensureTools({ pathVar: '/usr/bin', isRoot: true, installScript: script, tools, print: l => lines.push(l) })
+      assert.deepEqual(res, { ok: true }, lines.join('\n'))
+      const given = (await readFile(args, 'utf8')).trim().split('\n')
+      assert.deepEqual(given, ['docker-registry', 'skopeo'])
+      const announced = /installing (.+) \(with what they depend on\)/.exec(lines[0] ?? '')?.[1]?.split(' and ')
+      assert.deepEqual(announced, given, lines[0])
+      assert.equal(lines.at(-1), `demo: installed ${given.join(' and ')}`)
+    })
+
+    it('scripts/install-test-deps.sh given package names considers only those (no apt-get without root)', async () => {
+      // An empty PATH but for an `id` that says "not root": the script names what it would
+      // install and stops before apt-get.
+      const bin = join(tmp, 'bin')
+      await mkdir(bin)
+      await writeFile(join(bin, 'id'), '#!/bin/sh\necho 1000\n', { mode: 0o755 })
+      const script = join(ROOT, 'scripts/install-test-deps.sh')
+      const run = (args: string[]): Promise<{ code: number | null, stderr: string }> =>
+        new Promise(resolve => {
+          execFile('/bin/bash', [script, ...args], { env: { PATH: bin } }, (err, _stdout, stderr) => {
+            resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stderr })
+          })
+        })
+      const two = await run(['docker-registry', 'skopeo'])
+      assert.equal(two.code, 1, two.stderr)
+      assert.match(two.stderr, /^install-test-deps: missing docker-registry skopeo; run this script as root/)
+      const all = await run([])
+      assert.match(
+        all.stderr,
+        /missing docker-registry skopeo podman buildah containerd iproute2 iptables openssl apache2-utils gh docker-compose/
+      )
+      const unknown = await run(['docker-registry', 'not-a-test-package'])
+      assert.equal(unknown.code, 2)
+      assert.match(unknown.stderr, /not-a-test-package is not one of the test packages/)
     })
   })
 })

@@ -66,6 +66,19 @@ function parseErrors (body: Buffer | string): OciErrorBody {
   return parsed
 }
 
+/**
+ * X-Cache-Date of a HIT: an HTTP-date (IMF-fixdate) of when the sidecar stored the copy: not
+ * before `since` (to the second: the header has no milliseconds) and not in the future.
+ */
+function assertCacheDate (value: string | null, since: number, what: string): void {
+  assert.match(value ?? '', /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/, `${what}: X-Cache-Date`)
+  const at = Date.parse(value ?? '')
+  assert.ok(
+    at >= Math.floor(since / 1000) * 1000 && at <= Date.now(),
+    `${what}: X-Cache-Date ${value ?? ''} is after the test started, not in the future`
+  )
+}
+
 describe('registry routes (fetch against the sidecar, docker-registry upstream)', function () {
   this.timeout(60_000)
   let work: string
@@ -90,7 +103,11 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
   const blobUrl = (digest: string, repo = 'team/app'): string => `${sidecar.url}/v2/${repo}/blobs/${digest}`
   const blobGets = (digest: string): number => registry.count({ method: 'GET', pathIncludes: `/blobs/${digest}` })
 
+  /** Nothing the sidecar stores is older. */
+  let suiteStarted: number
+
   before(async () => {
+    suiteStarted = Date.now()
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-routes-'))
     registry = await startRegistry()
     big = randomLayer(3 * 1024 * 1024)
@@ -143,12 +160,14 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
 
   describe('blobs', () => {
     it('a cold blob whose first request is a Range request gets 206 with the right bytes, one upstream GET', async () => {
+      const started = Date.now()
       const res = await fetch(blobUrl(big.digest), { headers: { range: 'bytes=1000-1999' } })
       assert.equal(res.status, 206)
       assert.equal(res.headers.get('content-range'), `bytes 1000-1999/${big.size}`)
       assert.equal(res.headers.get('content-length'), '1000')
       assert.equal(res.headers.get('x-cache'), 'MISS')
       assert.equal(res.headers.get('x-cache-source'), registry.host)
+      assert.equal(res.headers.get('x-cache-date'), null, 'a MISS serves no stored copy')
       assert.equal(res.headers.get('docker-content-digest'), big.digest)
       assert.ok(Buffer.from(await res.arrayBuffer()).equals(big.data.subarray(1000, 2000)))
       await registry.settled()
@@ -158,6 +177,7 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal(full.status, 200)
       assert.equal(full.headers.get('x-cache'), 'HIT')
       assert.equal(full.headers.get('x-cache-source'), 'local')
+      assertCacheDate(full.headers.get('x-cache-date'), started, 'GET hit')
       assert.equal(full.headers.get('content-length'), String(big.size))
       const body = Buffer.from(await full.arrayBuffer())
       assert.equal(sha256(body), big.digest)
@@ -248,6 +268,7 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       assert.equal(warm.headers.get('docker-content-digest'), small.digest)
       assert.equal(warm.headers.get('x-cache'), 'HIT')
       assert.equal(warm.headers.get('x-cache-source'), 'local')
+      assertCacheDate(warm.headers.get('x-cache-date'), suiteStarted, 'HEAD blob hit')
       await registry.settled()
       assert.equal(blobGets(small.digest), 1)
       assert.equal(registry.count({ method: 'HEAD', pathIncludes: `/blobs/${small.digest}` }), 1, 'warm HEAD stays local')
@@ -309,6 +330,7 @@ describe('registry routes (fetch against the sidecar, docker-registry upstream)'
       const head = await fetch(`${sidecar.url}/v2/team/app/manifests/v1`, { method: 'HEAD', headers: { accept: MT_OCI_MANIFEST } })
       assert.equal(head.headers.get('x-cache'), 'HIT')
       assert.equal(head.headers.get('x-cache-source'), 'local')
+      assertCacheDate(head.headers.get('x-cache-date'), suiteStarted, 'HEAD by tag hit')
       const after = await sidecar.stats()
       assert.equal((after.hits ?? 0) - (before.hits ?? 0), 1)
     })

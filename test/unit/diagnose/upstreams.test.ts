@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { checkClock, checkUpstreams } from '../../../src/diagnose/upstreams.js'
+import { checkClock, checkUpstreams, type ServerDate } from '../../../src/diagnose/upstreams.js'
 
 describe('diagnose upstreams: each upstream answers, and the clock agrees with them', () => {
   let server: Server
@@ -56,14 +56,33 @@ describe('diagnose upstreams: each upstream answers, and the clock agrees with t
   })
 
   it('the clock: skipped without a Date header, ok within a minute, a warning beyond with the NTP fix', () => {
-    assert.equal(checkClock([]).verdict, 'skip')
-    assert.equal(checkClock(['not a date']).verdict, 'skip')
-    assert.equal(checkClock([new Date(Date.now() - 5_000).toUTCString()]).verdict, 'ok')
-    const ahead = checkClock([new Date(Date.now() - 300_000).toUTCString()])
+    const at = (server: string, ms: number): ServerDate => ({ server, date: new Date(Date.now() + ms).toUTCString() })
+    assert.equal(checkClock([{ server: 'docker.io', date: 'not a date' }]).verdict, 'skip')
+    const near = checkClock([at('docker.io', -5_000)])
+    assert.equal(near.verdict, 'ok')
+    assert.match(near.summary, /^the clock agrees with the Date headers of docker\.io \(within [56] s\)$/)
+    assert.deepEqual(near.facts?.servers, ['docker.io'])
+    const ahead = checkClock([at('docker.io', -300_000)])
     assert.equal(ahead.verdict, 'warn')
-    assert.match(ahead.summary, /the clock is 30\d s ahead of the servers' Date headers/)
+    assert.match(ahead.summary, /the clock is 30\d s ahead of the Date headers of docker\.io/)
     assert.match(ahead.fix ?? '', /timedatectl set-ntp true/)
-    const behind = checkClock([new Date(Date.now() + 5_000).toUTCString(), new Date(Date.now() + 120_000).toUTCString()])
-    assert.match(behind.summary, /behind/, 'the worst skew decides')
+    const behind = checkClock([at('docker.io', 5_000), at('github', 120_000)])
+    assert.match(behind.summary, /behind the Date headers of docker\.io, github/, 'the worst skew decides')
+  })
+
+  it('the clock: no upstream answered, so it could not be compared: skipped, never "agrees"', async () => {
+    const url = new URL(`http://127.0.0.1:${closedPort}`)
+    const { dates } = await checkUpstreams([{ name: 'docker.io', url }], [{ name: 'github', url }])
+    assert.deepEqual(dates, [])
+    const clock = checkClock(dates)
+    assert.equal(clock.verdict, 'skip')
+    assert.match(clock.summary, /^the clock could not be compared: no upstream answered with a valid Date header/)
+    assert.doesNotMatch(clock.summary, /agree/)
+  })
+
+  it('the clock: an upstream that answered is named with its Date header', async () => {
+    const { dates } = await checkUpstreams([{ name: 'mirror', url: new URL(`http://127.0.0.1:${port}`) }], [])
+    assert.deepEqual(dates.map(d => d.server), ['mirror'])
+    assert.equal(checkClock(dates).verdict, 'ok')
   })
 })

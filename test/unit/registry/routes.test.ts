@@ -14,6 +14,8 @@ import { TagCache } from '../../../src/resolver/tag-cache.js'
 import { FakeRegistryUpstream, pseudoRandom, sha256 } from '../fakes/registry-upstream.js'
 import { silentLog } from '../fakes/log.js'
 import { openTestStore, type TestStore } from '../fakes/store.js'
+import { FakeClock } from '../fakes/clock.js'
+import { waitFor } from '../../fixtures/wait.js'
 
 /** Polls `check` until it holds, failing with `what` after 2 s. */
 async function until (check: () => Promise<boolean>, what: string): Promise<void> {
@@ -40,9 +42,10 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
   let blobs: BlobResolver
   let server: Server
   let port: number
+  const clock = new FakeClock()
 
   before(async () => {
-    t = await openTestStore({ policy: { maxSize: 100_000_000 } })
+    t = await openTestStore({ policy: { maxSize: 100_000_000 }, clock })
     hub = new FakeRegistryUpstream({ name: 'docker.io', url: 'https://registry-1.docker.io', chunkSize: 4096 })
     ghcr = new FakeRegistryUpstream({ name: 'ghcr.io', url: 'https://ghcr.io', chunkSize: 4096 })
     const log = silentLog()
@@ -96,6 +99,14 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     } catch (err) {
       return { complete: false, error: err as Error }
     }
+  }
+
+  /** X-Cache-Date: an HTTP-date (IMF-fixdate) not before `since` (to the second) and not in the future. */
+  function assertCacheDate (a: Answer, since: number, what: string): void {
+    const value = String(a.headers['x-cache-date'])
+    assert.match(value, /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/, what)
+    const at = Date.parse(value)
+    assert.ok(at >= Math.floor(since / 1000) * 1000 && at <= Date.now(), `${what}: ${value} is between the test's start and now`)
   }
 
   function ociCode (a: Answer): string {
@@ -175,15 +186,37 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
   it('a second pull by digest (manifest and blobs) is served from the store without touching the upstream', async () => {
     const img = hub.addImage('library/repull', 'v1', { layers: [50_000, 3000] })
     const paths = [`/v2/repull/manifests/${img.digest}`, ...[img.config, ...img.layers].map(b => `/v2/repull/blobs/${b.digest}`)]
-    for (const p of paths) assert.equal((await call(p)).headers['x-cache'], 'MISS', p)
+    // The store's clock (a FakeClock) says when each copy was stored; serving happens later.
+    const storedAt = new Date(clock.now()).toUTCString()
+    for (const p of paths) {
+      const a = await call(p)
+      assert.equal(a.headers['x-cache'], 'MISS', p)
+      assert.equal(a.headers['x-cache-date'], undefined, `${p}: no stored copy, no X-Cache-Date`)
+    }
+    // A blob fetched on a miss is committed just after the client's last byte.
+    const digests = [img.digest, img.config.digest, ...img.layers.map(l => l.digest)]
+    await waitFor(async () => (await Promise.all(digests.map(async d => await blobs.stored(d)))).every(Boolean), {
+      timeoutMs: 5_000,
+      intervalMs: 10,
+      what: 'the pulled blobs to be committed'
+    })
+    clock.advance(3_600_000)
     const before = hub.requests.length
     for (const p of paths) {
       const a = await call(p)
       assert.equal(a.status, 200, p)
       assert.equal(a.headers['x-cache'], 'HIT', p)
       assert.equal(a.headers['x-cache-source'], 'local', p)
+      assert.equal(a.headers['x-cache-date'], storedAt, `${p}: when it was stored, not when served`)
+      const head = await call(p, {}, 'HEAD')
+      assert.equal(head.headers['x-cache'], 'HIT', `HEAD ${p}`)
+      assert.equal(head.headers['x-cache-date'], a.headers['x-cache-date'], `HEAD ${p}: the same stored copy`)
     }
     assert.equal(hub.requests.length, before, 'no upstream request')
+    // A HEAD by tag asks the upstream what the tag points to; the manifest is stored here.
+    const byTag = await call('/v2/repull/manifests/v1', {}, 'HEAD')
+    assert.equal(byTag.headers['x-cache'], 'HIT')
+    assert.equal(byTag.headers['x-cache-date'], storedAt)
     const layer = await call(`/v2/repull/blobs/${img.layers[0]?.digest ?? ''}`)
     assert.deepEqual(layer.body, img.layers[0]?.body)
   })
@@ -381,6 +414,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
 
   it('tags/list is revalidated with the ETag, and served stale while the upstream is down', async () => {
     hub.addImage('library/listed', 'v1')
+    const started = Date.now()
     const first = await call('/v2/listed/tags/list')
     assert.equal(first.headers['x-cache'], 'MISS')
     const again = await call('/v2/listed/tags/list')
@@ -391,6 +425,7 @@ describe('RegistryRoutes: the OCI pull API over a real store and resolvers, with
     const stale = await call('/v2/listed/tags/list')
     assert.equal(stale.status, 200)
     assert.equal(stale.headers['x-cache'], 'HIT')
+    assertCacheDate(stale, started, 'stale tags/list')
     assert.match(String(stale.headers.warning), /Response is Stale/)
     assert.deepEqual(stale.body, first.body)
   })

@@ -36,13 +36,14 @@ describe('BlobResolver: local store, then the swarm, then the upstream', () => {
   it('a stored blob is served without asking the upstream or the swarm', async () => {
     r = await rig()
     const { body, digest } = content(1000)
-    await r.t.store.put(digest, body, 'test')
+    const stored = await r.t.store.put(digest, body, 'test')
     const src = await r.resolver.open(r.up, REPO, digest)
     assert.equal(src.cache, 'HIT')
+    assert.equal(src.storedAt, stored.createdAt, 'when it was stored, for X-Cache-Date')
     assert.ok((await read(src)).equals(body))
     assert.equal(r.up.requests.length, 0)
     assert.equal(r.net.claims.length, 0)
-    assert.deepEqual(await r.resolver.head(r.up, REPO, digest), { cache: 'HIT', origin: 'local', size: 1000 })
+    assert.deepEqual(await r.resolver.head(r.up, REPO, digest), { cache: 'HIT', origin: 'local', size: 1000, storedAt: stored.createdAt })
   })
 
   it("the upstream's 404 is passed on, nothing is stored, and the swarm stops announcing it", async () => {
