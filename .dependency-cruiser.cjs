@@ -9,7 +9,7 @@ const LAYERS = [
   ['store', 'upstream', 'p2p', 'bucket'], // sources
   ['resolver'], // local store → peers → bucket → upstream
   ['records'], // small records over the swarm
-  ['registry', 'apicache', 'proxy', 'push', 'actionscache', 'admin'], // fronts
+  ['registry', 'apicache', 'proxy', 'push', 'actionscache', 'admin', 'ui'], // fronts
   ['config'], // the option table (parsers of the fronts' and sources' values)
   ['sidecar', 'diagnose'], // wiring (src/sidecar/) and the checks
   ['cli']

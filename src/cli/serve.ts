@@ -1,11 +1,13 @@
 import { loadConfig, type ConfigSource } from '../config/load.js'
 import { createLogger } from '../log/logger.js'
+import { RecentWarnings } from '../log/recent-warnings.js'
 import { startSidecar } from '../sidecar/sidecar.js'
 
 export async function serveCommand (flags: ConfigSource): Promise<void> {
   const config = loadConfig(flags)
-  const log = createLogger(config.logLevel)
-  const sidecar = await startSidecar(config, log)
+  const warnings = new RecentWarnings()
+  const log = createLogger(config.logLevel, warnings)
+  const sidecar = await startSidecar(config, log, { warnings })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

@@ -32,6 +32,12 @@ export interface DiagnoseOptions {
   dockerHost?: string
   /** containerd's hosts directory; default /etc/containerd/certs.d. */
   containerdHosts?: string
+  /**
+   * `reachability`: only what says whether peers can reach this node and it them (this host's
+   * network, the listen addresses, bootstrap peers, announced addresses, dial-back, the DHT, the
+   * running sidecar's view); the status page runs that. Default `all`.
+   */
+  scope?: 'all' | 'reachability'
   signal?: AbortSignal
 }
 
@@ -100,6 +106,9 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   }
 
   findings.push(...liveFindings(httpUrl, live, opts.http !== undefined, entries.length > 0))
+  if (opts.scope === 'reachability') {
+    return report(started, findings, peers.some(p => p.malformed) && opts.bootstrap !== undefined, probe, live, network)
+  }
   // The clients of this host: is the sidecar their mirror, and have they reached it?
   findings.push(await checkDocker(opts.dockerHost ?? defaultDockerHost(), httpUrl, live?.clients))
   findings.push(await checkContainerd(opts.containerdHosts ?? DEFAULT_CONTAINERD_HOSTS, httpUrl, live?.clients))
@@ -113,7 +122,17 @@ export async function diagnose (config: Config, opts: DiagnoseOptions = {}): Pro
   findings.push(...await checkStorage(config.dir, config.maxSize, storedBytes))
   findings.push(checkClock(upstreams.dates))
 
-  const unusable = peers.some(p => p.malformed) && opts.bootstrap !== undefined
+  return report(started, findings, peers.some(p => p.malformed) && opts.bootstrap !== undefined, probe, live, network)
+}
+
+function report (
+  started: number,
+  findings: Finding[],
+  unusable: boolean,
+  probe: P2pNode | undefined,
+  live: Awaited<ReturnType<typeof findSidecar>>,
+  network: Awaited<ReturnType<typeof networkFacts>>
+): Report {
   const { verdict, exitCode, counts } = verdictOf(findings, unusable)
   return {
     schema: REPORT_SCHEMA,

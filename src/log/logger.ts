@@ -1,5 +1,37 @@
 import { pino, type Logger, type Level } from 'pino'
+import type { RecentWarnings } from './recent-warnings.js'
 
-export function createLogger (level: Level | 'silent'): Logger {
-  return pino({ name: 'p2p-cache', level, base: { pid: process.pid } })
+const LEVEL_NAMES: Record<number, 'warn' | 'error' | 'fatal'> = { 40: 'warn', 50: 'error', 60: 'fatal' }
+
+/**
+ * The sidecar's logger: JSON lines on stdout. With `warnings`, each warning or error logged
+ * (pino level ≥ 40, at any configured level that lets it through) is also kept there.
+ */
+export function createLogger (level: Level | 'silent', warnings?: RecentWarnings): Logger {
+  return pino({
+    name: 'p2p-cache',
+    level,
+    base: { pid: process.pid },
+    ...(warnings === undefined ? {} : {
+      hooks: {
+        logMethod (args: unknown[], method: (...a: unknown[]) => void, levelValue: number) {
+          const name = LEVEL_NAMES[levelValue]
+          if (name !== undefined) {
+            const [first, second] = args
+            const msg = typeof first === 'string' ? first : typeof second === 'string' ? second : ''
+            const bindings = this.bindings() as { component?: unknown }
+            const own = typeof first === 'object' && first !== null ? (first as { component?: unknown }).component : undefined
+            const component = own ?? bindings.component
+            warnings.add({
+              time: new Date().toISOString(),
+              level: name,
+              msg,
+              component: typeof component === 'string' ? component : undefined
+            })
+          }
+          method.apply(this, args)
+        }
+      }
+    })
+  })
 }

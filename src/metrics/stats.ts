@@ -1,6 +1,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { PeerPieces, RecentRate, type PeerPieceCounts } from './peer-pieces.js'
 import { ProxyHosts, type ProxyHostCounts } from './proxy-hosts.js'
+import { PeerTraffic } from './peer-traffic.js'
+import { ImagePulls } from './image-pulls.js'
 
 /** Counters named as in docs/design.md §3.3; the JSON stats and Prometheus metrics read the same numbers. */
 export const COUNTER_NAMES = [
@@ -149,6 +151,10 @@ export class Stats {
   lastPeerHitAt: Date | undefined
   /** Pieces moved with each peer (see PeerPieces). */
   readonly peerPieces = new PeerPieces()
+  /** Bytes exchanged with each peer (see PeerTraffic). */
+  readonly peerTraffic = new PeerTraffic()
+  /** Pulls and sizes per image (see ImagePulls). */
+  readonly imagePulls = new ImagePulls()
   private readonly uploadRate = new RecentRate()
   private readonly proxyHosts = new ProxyHosts()
   private readonly proxyHostCounter: Counter
@@ -279,6 +285,11 @@ export class Stats {
     } else {
       this.inc(what === 'tunnels' ? 'proxy_tunnels' : 'proxy_refused')
     }
+  }
+
+  /** The counters' values now (not a copy: read, don't keep). */
+  get counts (): Readonly<Record<CounterName, number>> {
+    return this.values
   }
 
   inc (name: CounterName, by = 1): void {

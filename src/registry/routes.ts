@@ -108,6 +108,7 @@ export class RegistryRoutes {
     if (digest === undefined) {
       const tag = await this.init.manifests.resolveTag(client, repo, reference, accept, options)
       digest = tag.digest
+      this.init.stats.imagePulls.tagged(`${client.name}/${repo}`, reference)
       if (tag.staleSince !== undefined) {
         headers.warning = `110 p2p-cache "Response is Stale: upstream unavailable, tag resolved at ${
           new Date(tag.staleSince).toISOString()
@@ -147,7 +148,10 @@ export class RegistryRoutes {
       ...cacheDateHeader(manifest.cache, manifest.storedAt)
     })
     res.end(head ? undefined : manifest.body)
-    if (!head) this.init.stats.inc('bytes_served', manifest.body.byteLength)
+    if (!head) {
+      this.init.stats.inc('bytes_served', manifest.body.byteLength)
+      this.init.stats.imagePulls.pulled(`${client.name}/${repo}`, manifest.body)
+    }
   }
 
   private async blob (

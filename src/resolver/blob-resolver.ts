@@ -28,6 +28,22 @@ export interface BlobResolverInit {
   timing?: Partial<DownloadTiming>
 }
 
+/** One download in progress (BlobResolver.transfers). */
+export interface Transfer {
+  digest: Digest
+  kind: DownloadKind
+  repo: string
+  source: 'peer' | 's3' | 'upstream'
+  /** The peer's ID when the bytes come from a peer. */
+  from: string | undefined
+  /** Bytes received so far. */
+  written: number
+  /** The whole size, once a source stated it. */
+  size: number | undefined
+  /** ISO 8601. */
+  startedAt: string
+}
+
 export interface OpenOptions {
   /** `manifest`: fetched from /manifests/ with its media type, and a stored copy without one is a miss. */
   kind?: DownloadKind
@@ -149,6 +165,23 @@ export class BlobResolver {
   }
 
   /** Downloads (blobs and manifests) running in this node now. */
+  /**
+   * The downloads running now, for the status page: what, from where (`peer` with the peer's
+   * ID, `s3`, or `upstream`), bytes so far and the whole size once known.
+   */
+  transfers (): Transfer[] {
+    return this.downloads.values().map(d => ({
+      digest: d.digest,
+      kind: d.what.kind,
+      repo: d.what.repo,
+      source: d.cache === 'PEER' ? 'peer' : d.fromBucket ? 's3' : 'upstream',
+      from: d.cache === 'PEER' ? d.origin : undefined,
+      written: d.written,
+      size: d.size,
+      startedAt: new Date(d.startedAt).toISOString()
+    }))
+  }
+
   get downloading (): number {
     return this.downloads.size
   }

@@ -75,6 +75,8 @@ export class BlobDownload {
 
   readonly done: Promise<BlobRecord>
   readonly digest: Digest
+  /** When it started (ms since the epoch): the status page's transfers. */
+  readonly startedAt = Date.now()
   /** Where the bytes come from: a peer (origin = its id) or the upstream. */
   cache: 'PEER' | 'MISS' = 'MISS'
   origin: string
@@ -145,6 +147,11 @@ export class BlobDownload {
       this.release()
     })
     this.done.catch(() => {})
+  }
+
+  /** The repository it was asked for (`upstream/name` as the client named it) and what it is. */
+  get what (): { repo: string, kind: DownloadKind } {
+    return { repo: this.init.repo, kind: this.init.kind }
   }
 
   /** Whole size in bytes, once a source stated it. */

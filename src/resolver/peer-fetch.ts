@@ -62,6 +62,7 @@ export async function fetchVerified (peers: PeerLookupInit, peer: PeerRef, opts:
       let bytes = 0
       for (const b of batch) bytes += b.byteLength
       stats.inc('bytes_from_peers', bytes)
+      stats.peerTraffic.add(blob.peer, 'received', bytes)
       if (blob.dataChannel) stats.inc('bytes_from_peers_data_channel', bytes)
     }
   } catch (err) {

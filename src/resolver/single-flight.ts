@@ -48,6 +48,11 @@ export class SingleFlight<K, T> {
     return this.flights.size
   }
 
+  /** The values of the flights still running (not yet settled), oldest first. */
+  values (): T[] {
+    return [...this.flights.values()].filter(e => !e.over).map(e => e.flight.value)
+  }
+
   /**
    * Joins the flight for `key`, starting it with `start(signal)` when there is none: `signal`
    * is the flight's own, aborted once no share is left (or at `drain`).

@@ -40,6 +40,12 @@ import { apiCache } from './api-cache.js'
 import { proxyServer } from './proxy.js'
 import { listenAll } from './listeners.js'
 import { DOWNLOAD_DRAIN_MS } from './constants.js'
+import { Reachability } from './reachability.js'
+import { RecentWarnings } from '../log/recent-warnings.js'
+import { HitHistory } from '../ui/hit-history.js'
+import { Status } from '../ui/status.js'
+import { UiRoutes } from '../ui/ui-routes.js'
+import { sidecarUrlFor } from '../http/sidecar-url.js'
 
 export { P2pStartError } from './swarm.js'
 
@@ -58,6 +64,8 @@ export interface Sidecar {
 export interface StartOptions {
   /** Called with each part's name as it starts (see Lifecycle): tests inject a failure at a step. */
   onStep?: (name: string) => void
+  /** Where the logger keeps the last warnings (createLogger's), for the status page. */
+  warnings?: RecentWarnings
 }
 
 /**
@@ -73,7 +81,7 @@ export async function startSidecar (config: Config, log: Logger, opts: StartOpti
   const upstreamCa = await loadUpstreamCa(config.upstreamCaFile)
   const life = new Lifecycle(log, opts.onStep)
   try {
-    return await wire(config, log, life, { tls, fleet, upstreamCa })
+    return await wire(config, log, life, { tls, fleet, upstreamCa, warnings: opts.warnings ?? new RecentWarnings() })
   } catch (err) {
     await life.stop()
     throw err
@@ -85,10 +93,11 @@ interface Preloaded {
   tls: ReturnType<typeof loadTlsFiles> | undefined
   fleet: ReturnType<typeof loadFleetCredentials>
   upstreamCa: Awaited<ReturnType<typeof loadUpstreamCa>>
+  warnings: RecentWarnings
 }
 
 /** The layers bottom up: sources (store, upstreams, swarm, bucket), resolvers, fronts, listeners. */
-async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet, upstreamCa }: Preloaded): Promise<Sidecar> {
+async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet, upstreamCa, warnings }: Preloaded): Promise<Sidecar> {
   let ready = false
   let shared: BlobStore | undefined
   const late: LateBound = {}
@@ -181,6 +190,30 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     privateStore,
     ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
   })
+  // The status page. The hit history copies five counters every 10 s from the start; the
+  // reachability checks run only when a page asks, at most every 10 minutes.
+  let httpUrl: string | undefined
+  const history = new HitHistory(() => stats.counts)
+  history.start()
+  life.add('hit history', () => {
+    history.stop()
+  })
+  const reachability = new Reachability(config, () => httpUrl, log.child({ component: 'ui' }))
+  life.add('reachability', async () => {
+    await reachability.stop()
+  })
+  const ui = new UiRoutes({
+    status: new Status({
+      stats,
+      store,
+      history,
+      transfers: () => blobs.transfers(),
+      ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {}),
+      reachability,
+      warnings: () => warnings.list()
+    }),
+    log: log.child({ component: 'ui' })
+  })
   const apiRoutes = apiCache(config, life, late, {
     store,
     records: apiRecords,
@@ -207,7 +240,7 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
   })
 
   // Listeners.
-  const routes = [admin, local.registry, registry, actionsCache, apiRoutes]
+  const routes = [admin, ui, local.registry, registry, actionsCache, apiRoutes]
   const limits: HttpLimits = {
     headerTimeoutMs: config.httpHeaderTimeout,
     idleTimeoutMs: config.httpIdleTimeout,
@@ -243,6 +276,10 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
       ? undefined
       : { server: createHttpsServer(routes, tls, log, limits), addr: config.httpsAddr },
     proxy
+  })
+  httpUrl = sidecarUrlFor(httpAddr)
+  life.add('status pages', () => {
+    ui.close()
   })
   ownPorts.push(
     ...[httpAddr, httpsAddr, proxyAddr, swarm?.dataPort !== undefined ? { port: swarm.dataPort } : undefined].flatMap(a =>

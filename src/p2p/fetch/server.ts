@@ -133,7 +133,8 @@ export class FetchServer {
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const { stats } = this.components
-    const log = this.components.log.child({ peer: connection.remotePeer.toString() })
+    const peer = connection.remotePeer.toString()
+    const log = this.components.log.child({ peer })
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const reply = async (header: FetchResponseHeader): Promise<void> => {
       // A message longer than the header schema allows would make the whole answer undecodable.
@@ -273,6 +274,7 @@ export class FetchServer {
       if (length > 0) {
         await sendBody(source.stream(start, end, pieces), streamSink(raw), this.idleTimeoutMs, n => {
           stats.inc('bytes_served_to_peers', n)
+          stats.peerTraffic.add(peer, 'sent', n)
         }, this.rate)
       }
       await raw.close({ signal: AbortSignal.timeout(this.idleTimeoutMs) })
@@ -405,6 +407,7 @@ export class FetchServer {
     try {
       await sendBody(body, socketSink(socket), this.idleTimeoutMs, n => {
         this.components.stats.inc('bytes_served_to_peers', n)
+        this.components.stats.peerTraffic.add(peer, 'sent', n)
       }, this.rate)
       await new Promise<void>(resolve => {
         socket.end(resolve)

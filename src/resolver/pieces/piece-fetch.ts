@@ -189,6 +189,7 @@ export async function fetchPieces (init: PieceFetchInit): Promise<PieceOutcome> 
               stats.inc('pieces_from_peers')
               stats.peerPieces.add(source.name, 'received', 1, bytes)
               stats.inc('bytes_from_peers', bytes)
+              stats.peerTraffic.add(source.name, 'received', bytes)
               if (blob.dataChannel) stats.inc('bytes_from_peers_data_channel', bytes)
               if (blob.relayed === true) stats.inc('bytes_from_partial_holders', bytes)
               sources.served(source, map.end(next))
