@@ -5,8 +5,11 @@
 # client, docker-compose (v1, parses compose files without an engine) to validate
 # docker-compose.ci.yml, and Debian's docker.io (dockerd 20.10), the engine most runners
 # use, which the tests start themselves inside a network namespace. Idempotent; needs root
-# (CI runs as root).
+# (CI runs as root). First it fetches the Node.js LTS releases the tests also run the sidecar
+# under (scripts/install-test-node.sh; no root needed).
 set -euo pipefail
+
+bash "$(dirname "$0")/install-test-node.sh"
 
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
