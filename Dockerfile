@@ -2,7 +2,8 @@
 #   docker build -t p2p-cache .
 #   docker run -d --network host -v p2p-cache:/data p2p-cache
 #   docker run --rm --network host -v p2p-cache:/data p2p-cache diagnose
-# The runtime is the current Node.js LTS; the CLI needs Node.js >= 20.18.
+# The runtime is Node.js 24, the newest LTS line the tests run the sidecar under
+# (scripts/test-node-versions.txt); package.json engines allows 20.19+, 22.12+ and 24.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 # --- build: compile TypeScript, then drop dev dependencies -----------------------------------

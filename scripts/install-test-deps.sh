@@ -7,7 +7,9 @@
 # PromQL of examples/grafana, Debian's chromium for the status page's browser test (driven by
 # playwright-core, which downloads no browser of its own), and Debian's docker.io (dockerd
 # 20.10), the engine most runners use, which the tests start themselves inside a network
-# namespace. Idempotent; needs root (CI runs as root).
+# namespace. Idempotent; needs root (CI runs as root). Without arguments it first fetches the
+# Node.js LTS releases the tests also run the sidecar under (scripts/install-test-node.sh; no
+# root needed).
 #
 # Usage: install-test-deps.sh [PACKAGE...]. With package names (from the list below), only those
 # are checked and installed: `npm run demo` passes exactly the ones it lacks, and says so.
@@ -36,7 +38,12 @@ present () {
   esac
 } >/dev/null 2>&1
 
-if [ $# -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
+if [ $# -gt 0 ]; then
+  wanted=("$@")
+else
+  wanted=("${all[@]}")
+  bash "$(dirname "$0")/install-test-node.sh"
+fi
 need=()
 for pkg in "${wanted[@]}"; do
   if [[ " ${all[*]} " != *" $pkg "* ]]; then

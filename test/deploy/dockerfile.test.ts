@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../src/config/load.js'
 import { OPTIONS } from '../../src/config/options.js'
 import { spawnManaged, type ManagedProcess } from '../fixtures/child.js'
+import { TEST_NODE_VERSIONS } from '../fixtures/node-releases.js'
 import { run } from '../fixtures/netns.js'
 import { freePort } from '../fixtures/ports.js'
 import { waitFor } from '../fixtures/wait.js'
@@ -86,7 +87,12 @@ describe('Dockerfile (checked without a Docker engine)', function () {
     assert.equal(build.from, runtime.from)
     const image = parsed.args.find(a => a.args.startsWith('NODE_IMAGE='))?.args.split('=')[1] ?? ''
     assert.match(image, /^node:\d+-bookworm-slim$/, 'a slim glibc Node.js image (classic-level ships glibc prebuilds)')
-    assert.ok(Number(/\d+/.exec(image)?.[0]) >= 20, 'Node.js >= 20 (package.json engines)')
+    const newest = Math.max(...TEST_NODE_VERSIONS.map(v => Number(v.split('.')[0])))
+    assert.equal(
+      Number(/\d+/.exec(image)?.[0]),
+      newest,
+      'the newest LTS line the tests run the sidecar under (test/deploy/node-lts.test.ts)'
+    )
   })
 
   it('runs as an unprivileged user, with the contract the README promises', () => {
