@@ -1,20 +1,20 @@
-import { pino, type Logger, type Level } from 'pino'
+import { pino, type DestinationStream, type Logger, type LoggerOptions, type Level } from 'pino'
 import type { RecentWarnings } from './recent-warnings.js'
 
 const LEVEL_NAMES: Record<number, 'warn' | 'error' | 'fatal'> = { 40: 'warn', 50: 'error', 60: 'fatal' }
 
 /**
- * The sidecar's logger: JSON lines on stdout. With `warnings`, each warning or error logged
- * (pino level ≥ 40, at any configured level that lets it through) is also kept there.
+ * The sidecar's logger: JSON lines on stdout (or `destination`). With `warnings`, each warning or
+ * error logged (pino level ≥ 40, at any configured level that lets it through) is also kept there.
  */
-export function createLogger (level: Level | 'silent', warnings?: RecentWarnings): Logger {
-  return pino({
+export function createLogger (level: Level | 'silent', warnings?: RecentWarnings, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     name: 'p2p-cache',
     level,
     base: { pid: process.pid },
     ...(warnings === undefined ? {} : {
       hooks: {
-        logMethod (args: unknown[], method: (...a: unknown[]) => void, levelValue: number) {
+        logMethod (args, method, levelValue) {
           const name = LEVEL_NAMES[levelValue]
           if (name !== undefined) {
             const [first, second] = args
@@ -33,5 +33,6 @@ export function createLogger (level: Level | 'silent', warnings?: RecentWarnings
         }
       }
     })
-  })
+  }
+  return destination === undefined ? pino(options) : pino(options, destination)
 }
