@@ -1,6 +1,9 @@
 import type { Config } from '../config/options.js'
 import { TWIRP_SERVICE } from '../actionscache/constants.js'
 import { fail, ok, skip, warn, type Finding } from './finding.js'
+import { request } from 'undici'
+import { readJsonBounded } from '../io/bounded-body.js'
+import { MAX_ANSWER_BYTES } from './constants.js'
 
 /** How long the cache service may take to answer the check's lookup. */
 const LOOKUP_TIMEOUT_MS = 3_000
@@ -19,15 +22,15 @@ export async function checkActionsCache (config: Config, httpUrl: string, stats:
   }.`
   const findings: Finding[] = []
   try {
-    const r = await fetch(url, {
+    const r = await request(url, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ key: 'p2p-cache-diagnose', version: '1' }),
       signal: AbortSignal.timeout(LOOKUP_TIMEOUT_MS)
     })
-    const body = await r.json().catch(() => undefined) as { ok?: unknown } | undefined
-    if (r.status !== 200 || typeof body?.ok !== 'boolean') {
-      throw new Error(`answered ${r.status} ${JSON.stringify(body ?? null).slice(0, 100)}`)
+    const body = await readJsonBounded(r.body, MAX_ANSWER_BYTES).catch(() => undefined) as { ok?: unknown } | undefined
+    if (r.statusCode !== 200 || typeof body?.ok !== 'boolean') {
+      throw new Error(`answered ${r.statusCode} ${JSON.stringify(body ?? null).slice(0, 100)}`)
     }
     findings.push(ok('actions-cache.service', `the Actions cache service answers at ${httpUrl}/twirp/…`, { url }))
   } catch (err) {

@@ -295,7 +295,8 @@ async function tcpProbe (host: string, port: number, options: Required<AbortOpti
       }, PNET_SNIFF_MS)
     })
     socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk])
+      // Only the first bytes tell (a 24-byte nonce): a flood is not kept.
+      if (received.length <= 24) received = Buffer.concat([received, chunk]).subarray(0, 25)
     })
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (rttMs === 0) done({ rttMs: 0, error: err.code ?? err.message })

@@ -3,6 +3,7 @@ import type { Config } from '../config/options.js'
 import { Bucket } from '../bucket/bucket.js'
 import { formatBucketUrl } from '../bucket/bucket-url.js'
 import { fail, ok, skip, warn, type Finding } from './finding.js'
+import { readBounded } from '../io/bounded-body.js'
 
 /** How long each bucket request of the check may take. */
 const REQUEST_TIMEOUT_MS = 10_000
@@ -67,9 +68,8 @@ export async function checkBucket (config: Config, stats: Record<string, unknown
       const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
       await bucket.put(key, probe, { contentType: 'text/plain', signal })
       const back = await bucket.get(key, { signal })
-      const chunks: Buffer[] = []
-      if (back !== undefined) { for await (const c of back.body) chunks.push(c as Buffer) }
-      if (!Buffer.concat(chunks).equals(probe)) {
+      const read = back === undefined ? Buffer.alloc(0) : await readBounded(back.body, probe.byteLength) ?? Buffer.alloc(0)
+      if (!read.equals(probe)) {
         throw new Error(back === undefined ? 'the object written was not there' : 'the object read back differs from the one written')
       }
       findings.push(ok('bucket.writable', `${url} takes a write and gives it back (${key})`, { key }))

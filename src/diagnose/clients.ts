@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { Client } from 'undici'
 import type { ClientSeen } from '../http/client-log.js'
 import { ok, skip, warn, type Finding } from './finding.js'
-import { HTTP_TIMEOUT_MS } from './constants.js'
+import { HTTP_TIMEOUT_MS, MAX_ANSWER_BYTES } from './constants.js'
+import { readJsonBounded } from '../io/bounded-body.js'
 
 /** Where diagnose looks for the registry clients of this host. */
 export interface ClientLocations {
@@ -144,8 +145,8 @@ async function dockerMirrors (dockerHost: string): Promise<string[]> {
       await res.body.dump()
       throw new Error(`GET /info answered ${res.statusCode}`)
     }
-    const info = await res.body.json() as { RegistryConfig?: { Mirrors?: unknown } }
-    const mirrors = info.RegistryConfig?.Mirrors
+    const info = await readJsonBounded(res.body, MAX_ANSWER_BYTES) as { RegistryConfig?: { Mirrors?: unknown } } | undefined
+    const mirrors = info?.RegistryConfig?.Mirrors
     return Array.isArray(mirrors) ? mirrors.filter((m): m is string => typeof m === 'string') : []
   } finally {
     await client.close()

@@ -13,3 +13,6 @@ export const ROUTING_TABLE_RETRY_MS = 3_000
 export const DIALBACK_TIMEOUT_MS = 5_000
 /** Clock skew (against an upstream's Date header) worth a warning: tokens and TLS start failing. */
 export const CLOCK_SKEW_WARN_MS = 60_000
+
+/** The most of an answer a check reads (a docker /info, a GitHub API object, a Twirp answer). */
+export const MAX_ANSWER_BYTES = 1024 * 1024

@@ -2,7 +2,8 @@ import { request } from 'undici'
 import type { Upstream } from '../upstream/upstream.js'
 import { FleetCredentialError, type FleetCredential } from '../upstream/fleet-credential.js'
 import { ok, warn, type Finding } from './finding.js'
-import { HTTP_TIMEOUT_MS } from './constants.js'
+import { HTTP_TIMEOUT_MS, MAX_ANSWER_BYTES } from './constants.js'
+import { readJsonBounded } from '../io/bounded-body.js'
 
 /** Below this share of its limit left, the fleet credential's bucket is reported as nearly spent. */
 const LOW_RATE_LIMIT = 0.1
@@ -42,7 +43,7 @@ async function checkOne (upstream: Upstream, credential: FleetCredential): Promi
       signal: AbortSignal.timeout(HTTP_TIMEOUT_MS)
     })
     status = res.statusCode
-    body = await res.body.json().catch(() => undefined)
+    body = await readJsonBounded(res.body, MAX_ANSWER_BYTES).catch(() => undefined)
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
     return warn(

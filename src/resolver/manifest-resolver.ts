@@ -3,7 +3,7 @@ import type { AbortOptions } from '@libp2p/interface'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { acceptClass, accepts, INDEX_TYPES, MANIFEST_TYPES, manifestType, MAX_MANIFEST_BYTES, upstreamAccept } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
-import { discard, readBounded } from '../upstream/registry-client.js'
+import { discard, readBounded } from '../io/bounded-body.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import type { Stats } from '../metrics/stats.js'
@@ -213,7 +213,19 @@ export class ManifestResolver {
         )
       }
       const chunks: Buffer[] = []
-      for await (const chunk of source.stream(0, undefined)) chunks.push(chunk as Buffer)
+      let bytes = 0
+      for await (const chunk of source.stream(0, undefined)) {
+        bytes += (chunk as Buffer).byteLength
+        // A source that stated no size is held to the bound as the bytes come.
+        if (bytes > MAX_MANIFEST_BYTES) {
+          throw new OciError(
+            502,
+            'MANIFEST_INVALID',
+            `${source.origin} sent more than ${MAX_MANIFEST_BYTES} bytes of manifest for ${repo}@${digest}`
+          )
+        }
+        chunks.push(chunk as Buffer)
+      }
       const body = Buffer.concat(chunks)
       return {
         digest,

@@ -4,7 +4,7 @@ import { DigestMismatchError, type Digest, type DigestVerifier } from '../oci/di
 import { DEFAULT_MANIFEST_ACCEPT, MANIFEST_TYPES, MAX_MANIFEST_BYTES, manifestTypeOfBody } from '../oci/media-types.js'
 import { OciError } from '../oci/errors.js'
 import { StoreFullError } from '../store/errors.js'
-import { discard } from '../upstream/registry-client.js'
+import { discard } from '../io/bounded-body.js'
 import type { RegistryUpstream, UpstreamResponse } from '../upstream/registry-upstream.js'
 import { UpstreamUnavailableError } from '../upstream/errors.js'
 import { parseContentRange } from '../upstream/content-range.js'

@@ -1,8 +1,8 @@
 import type { AbortOptions } from '@libp2p/interface'
 import type { RegistryUpstream, UpstreamResponse } from './registry-upstream.js'
+import { discard, readBounded, readLimited } from '../io/bounded-body.js'
 import { Agent, request, type Dispatcher } from 'undici'
 import { trustOptions } from './trust.js'
-import type { Readable } from 'node:stream'
 import type { LookupFunction } from 'node:net'
 import type { Logger } from 'pino'
 import type { Credential, Upstream } from './upstream.js'
@@ -46,6 +46,8 @@ const USER_AGENT = 'p2p-cache/0.1 (+registry mirror)'
 const BODY_HIGH_WATER = 1024 * 1024
 /** Token lifetime when the token server does not say (distribution's documented default). */
 const DEFAULT_TOKEN_TTL_S = 60
+/** A token server's answer is a small JSON object (a JWT inside): past this, it is not one. */
+const MAX_TOKEN_ANSWER_BYTES = 1024 * 1024
 
 function header (headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
   const v = headers[name]
@@ -198,7 +200,8 @@ export class RegistryClient implements RegistryUpstream {
     const headers: Record<string, string> = {}
     if (this.init.credential !== undefined) headers.authorization = basic(this.init.credential)
     const res = await this.exchange('GET', realm, headers, options)
-    const text = await res.body.text()
+    // Bounded: the token server is the upstream's, not ours.
+    const text = (await readBounded(res.body, MAX_TOKEN_ANSWER_BYTES))?.toString('utf8') ?? ''
     if (res.statusCode !== 200) {
       this.log.warn({ status: res.statusCode, realm: realm.origin + realm.pathname }, 'token request refused')
       if (res.statusCode === 429) {
@@ -287,40 +290,4 @@ export async function okOrThrow (upstream: string, method: 'GET' | 'HEAD', res: 
     method === 'HEAD' ? '' : await readLimited(res.body, 64 * 1024),
     res.headers['content-type']
   )
-}
-
-/** Drops a response body we don't need. undici emits 'error' on destroy, so listen first. */
-export function discard (body: Readable): void {
-  body.on('error', () => {})
-  body.destroy()
-}
-
-/** The whole body, or undefined (and the rest discarded) once it passes `limit` bytes. */
-export async function readBounded (body: Readable, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).byteLength
-    if (size > limit) {
-      discard(body)
-      return undefined
-    }
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
-}
-
-export async function readLimited (body: Readable, limit: number): Promise<string> {
-  const chunks: Buffer[] = []
-  let n = 0
-  for await (const chunk of body) {
-    const buf = chunk as Buffer
-    if (n + buf.byteLength > limit) {
-      discard(body)
-      break
-    }
-    chunks.push(buf)
-    n += buf.byteLength
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }

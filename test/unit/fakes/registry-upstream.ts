@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { RegistryUpstream, UpstreamResponse } from '../../../src/upstream/registry-upstream.js'
 import { UpstreamRateLimitedError, UpstreamStatusError, UpstreamUnavailableError } from '../../../src/upstream/errors.js'
-import { readLimited } from '../../../src/upstream/registry-client.js'
+import { readLimited } from '../../../src/io/bounded-body.js'
 import { DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from '../../../src/oci/media-types.js'
 
 /** `sha256:<hex>` of `data`. */
