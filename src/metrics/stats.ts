@@ -165,6 +165,12 @@ export class Stats {
       peersConnected: () => number
       storeFull: () => boolean
       bucketQueue?: () => number
+      /** CACHE_MAX_SIZE, bytes. */
+      maxSize?: () => number
+      /** Blob downloads running now (from peers, the bucket or upstreams). */
+      downloads?: () => number
+      /** Blobs being sent to peers now. */
+      uploads?: () => number
     }
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'p2p_cache_process_' })
@@ -182,6 +188,30 @@ export class Stats {
       registers: [this.registry],
       collect () {
         this.set(gauges.currentSize())
+      }
+    })
+    new Gauge({
+      name: 'p2p_cache_max_size_bytes',
+      help: "The store's bound (CACHE_MAX_SIZE)",
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.maxSize?.() ?? 0)
+      }
+    })
+    new Gauge({
+      name: 'p2p_cache_downloads_in_progress',
+      help: 'Blob downloads running now, from peers, the bucket or upstreams',
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.downloads?.() ?? 0)
+      }
+    })
+    new Gauge({
+      name: 'p2p_cache_uploads_to_peers_in_progress',
+      help: 'Blobs being sent to peers now',
+      registers: [this.registry],
+      collect () {
+        this.set(gauges.uploads?.() ?? 0)
       }
     })
     new Gauge({

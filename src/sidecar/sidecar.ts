@@ -105,7 +105,10 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     currentSize: () => shared?.size ?? 0,
     peersConnected: () => late.swarm?.peersConnected() ?? 0,
     storeFull: () => shared?.full ?? false,
-    bucketQueue: () => late.writer?.depth ?? 0
+    bucketQueue: () => late.writer?.depth ?? 0,
+    maxSize: () => config.maxSize,
+    downloads: () => late.blobs?.downloading ?? 0,
+    uploads: () => late.swarm?.uploads ?? 0
   })
   // Sources.
   const { store, privateStore, proxyCa } = await openStores(config, log, life, late, stats)
