@@ -42,4 +42,12 @@ describe('README', () => {
     const documented = rows.map(r => /^\| `(p2p_cache_[a-z0-9_]+)/.exec(r)?.[1]).sort()
     assert.deepEqual(documented, exported)
   })
+
+  it('states the test time in the words .ci/run checks against each run (issue 29: it said 10 minutes, a fresh clone took 12)', async () => {
+    const text = await readme()
+    const stated = /([\d,]+) tests in about (\d+) minutes on a fresh two-core clone/.exec(text)
+    assert.ok(stated !== null, 'the Development section says "<N> tests in about <M> minutes on a fresh two-core clone"')
+    const run = await readFile(new URL('../../.ci/run', import.meta.url), 'utf8')
+    assert.ok(run.includes("'tests in about [0-9]+ minutes on a fresh two-core clone'"), '.ci/run compares its time with that sentence')
+  })
 })
