@@ -5,7 +5,7 @@ import type { ApiRecords, StoredResponse } from './records.js'
 import { conditionalHeaders } from './cache-semantics.js'
 
 /** A stored response that can be revalidated: this node's (any scope) or a peer's. */
-export interface Candidate {
+export interface RevalidationCandidate {
   status: number
   headers: HeaderMap
   body: Buffer
@@ -49,7 +49,7 @@ export interface StoredBodies {
 /** Copies the swarm holds (ApiPeers). */
 export interface PeerCandidates {
   /** A peer's copy for `query` that `query.identity` can revalidate, its body verified; undefined: none found in time. */
-  candidate: (query: CandidateQuery, options?: AbortOptions) => Promise<Candidate | undefined>
+  candidate: (query: CandidateQuery, options?: AbortOptions) => Promise<RevalidationCandidate | undefined>
 }
 
 export interface CandidateSearchInit {
@@ -71,7 +71,7 @@ export class CandidateSearch {
    * The candidate for `query`; undefined: the request goes upstream unconditionally.
    * @throws the blob store's and the swarm's local errors; AbortError
    */
-  async find (query: CandidateQuery, options: AbortOptions = {}): Promise<Candidate | undefined> {
+  async find (query: CandidateQuery, options: AbortOptions = {}): Promise<RevalidationCandidate | undefined> {
     const { own, identity } = query
     if (own !== undefined) {
       const { status, headers, validator } = own.record
@@ -82,7 +82,7 @@ export class CandidateSearch {
   }
 
   /** Another scope's record for this Accept that `query.identity` can revalidate, with its body. */
-  private async otherScopes (query: CandidateQuery, options: AbortOptions): Promise<Candidate | undefined> {
+  private async otherScopes (query: CandidateQuery, options: AbortOptions): Promise<RevalidationCandidate | undefined> {
     const { identity } = query
     for (const record of await this.init.records.all(query.resource)) {
       if (record.scope === query.scope || record.accept !== query.accept) continue

@@ -4,7 +4,7 @@ import { tryProviders, type PeerLookupInit } from '../resolver/peer-lookup.js'
 import { fetchVerified, MemorySink } from '../resolver/peer-fetch.js'
 import { PeerFetchError } from '../p2p/fetch/errors.js'
 import { conditionalHeaders } from './cache-semantics.js'
-import type { Candidate, CandidateQuery, PeerCandidates } from './candidate-search.js'
+import type { RevalidationCandidate, CandidateQuery, PeerCandidates } from './candidate-search.js'
 import type { SwarmPresence } from './response-cache.js'
 
 export interface ApiPeersInit {
@@ -39,7 +39,7 @@ export class ApiPeers implements PeerCandidates, SwarmPresence {
    * against the digest the peer named. Undefined: no peer had one within the lookup budget.
    * @throws AbortError when `options.signal` aborts; local errors (not a peer's)
    */
-  async candidate (query: CandidateQuery, options: AbortOptions = {}): Promise<Candidate | undefined> {
+  async candidate (query: CandidateQuery, options: AbortOptions = {}): Promise<RevalidationCandidate | undefined> {
     const peers = this.init.peers
     const key = swarmKey(query.resource, query.accept)
     if (peers === undefined || key === undefined) return undefined

@@ -11,7 +11,7 @@ import { endToEnd, type HeaderMap } from './headers.js'
 import type { ApiRecord, ApiRecords, StoredResponse } from './records.js'
 import { HotRecords, type HotEntry } from './hot-records.js'
 import { varyInKey, type CacheSemantics } from './cache-semantics.js'
-import type { Candidate } from './candidate-search.js'
+import type { RevalidationCandidate } from './candidate-search.js'
 import type { ApiCacheAnswer } from './answer.js'
 
 /** Where stored records are made known to other nodes (ApiPeers). */
@@ -90,7 +90,7 @@ export class ResponseCache {
     resource: string,
     scope: string,
     request: CachePolicy.Request,
-    candidate: Candidate,
+    candidate: RevalidationCandidate,
     res: { headers: RawHeaders },
     validator: string | undefined,
     _options: AbortOptions = {}

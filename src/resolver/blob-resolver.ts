@@ -164,7 +164,6 @@ export class BlobResolver {
     return pending ? 'pending' : undefined
   }
 
-  /** Downloads (blobs and manifests) running in this node now. */
   /**
    * The downloads running now, for the status page: what, from where (`peer` with the peer's
    * ID, `s3`, or `upstream`), bytes so far and the whole size once known.
@@ -182,6 +181,7 @@ export class BlobResolver {
     }))
   }
 
+  /** Downloads (blobs and manifests) running in this node now. */
   get downloading (): number {
     return this.downloads.size
   }

@@ -10,13 +10,13 @@ export interface EvictionPolicy {
   minAgeMs: number
 }
 
-export interface Candidate {
+export interface EvictionCandidate {
   digest: Digest
   record: BlobRecord
 }
 
 export interface EvictionPlan {
-  victims: Candidate[]
+  victims: EvictionCandidate[]
   /** True when recently used blobs had to go to respect maxSize. */
   overrodeMinAge: boolean
 }
@@ -28,7 +28,7 @@ export interface EvictionPlan {
  * `force` (gc) prunes down to the low watermark even below the high one.
  */
 export function planEviction (
-  candidates: Candidate[],
+  candidates: EvictionCandidate[],
   currentSize: number,
   policy: EvictionPolicy,
   now: number,
@@ -65,8 +65,13 @@ export function planEviction (
  * Victims to free `bytes` on a full filesystem: least recently used first, any age, never
  * pinned, kept or in-use blobs. Fewer than asked when nothing else may go.
  */
-export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest: Digest) => boolean, now: number): Candidate[] {
-  const victims: Candidate[] = []
+export function planRoom (
+  candidates: EvictionCandidate[],
+  bytes: number,
+  inUse: (digest: Digest) => boolean,
+  now: number
+): EvictionCandidate[] {
+  const victims: EvictionCandidate[] = []
   let freed = 0
   for (const c of lruEvictable(candidates, inUse, now)) {
     if (freed >= bytes) break
@@ -77,7 +82,7 @@ export function planRoom (candidates: Candidate[], bytes: number, inUse: (digest
 }
 
 /** The blobs eviction may take at `now` (ms), least recently used first: not pinned, kept or in use. */
-export function lruEvictable (candidates: Candidate[], inUse: (digest: Digest) => boolean, now: number): Candidate[] {
+export function lruEvictable (candidates: EvictionCandidate[], inUse: (digest: Digest) => boolean, now: number): EvictionCandidate[] {
   return candidates
     .filter(c => c.record.pinned !== true && (c.record.keepUntil ?? 0) <= now && !inUse(c.digest))
     .sort((a, b) => a.record.accessedAt - b.record.accessedAt)

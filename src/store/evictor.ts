@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { Clock } from '../clock/clock.js'
 import type { Digest } from '../oci/digest.js'
 import type { BlobCatalog } from './catalog.js'
-import { planEviction, planRoom, type Candidate, type EvictionPolicy } from './eviction.js'
+import { planEviction, planRoom, type EvictionCandidate, type EvictionPolicy } from './eviction.js'
 import type { Leases } from './leases.js'
 import type { SpaceAccount } from './space-account.js'
 
@@ -95,15 +95,15 @@ export class Evictor {
   }
 
   /** Every indexed blob with its record: what eviction chooses from. */
-  private async candidates (): Promise<Candidate[]> {
-    const candidates: Candidate[] = []
+  private async candidates (): Promise<EvictionCandidate[]> {
+    const candidates: EvictionCandidate[] = []
     for await (const [digest, record] of this.init.catalog.entries()) candidates.push({ digest, record })
     return candidates
   }
 
   /** Deletes the `victims` still not in use (each counted as an eviction); returns those removed. */
-  private async removeVictims (victims: Candidate[]): Promise<Candidate[]> {
-    const removed: Candidate[] = []
+  private async removeVictims (victims: EvictionCandidate[]): Promise<EvictionCandidate[]> {
+    const removed: EvictionCandidate[] = []
     for (const victim of victims) {
       if (this.init.leases.held(victim.digest) || !await this.init.catalog.delete(victim.digest)) continue
       removed.push(victim)

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { ClientPath } from '../../../src/apicache/client-path.js'
 import { CacheSemantics } from '../../../src/apicache/cache-semantics.js'
 import { ResponseCache } from '../../../src/apicache/response-cache.js'
-import type { Candidate, CandidateQuery } from '../../../src/apicache/candidate-search.js'
+import type { RevalidationCandidate, CandidateQuery } from '../../../src/apicache/candidate-search.js'
 import type { ApiGetOptions, ApiUpstream } from '../../../src/upstream/api-client.js'
 import { apiHarness, type ApiHarness } from './harness.js'
 
@@ -13,7 +13,7 @@ describe("ClientPath: requests answered under the client's own credential scope"
   let h: ApiHarness
   let sent: Array<{ headers: Record<string, string>, options: ApiGetOptions | undefined }>
   let queries: CandidateQuery[]
-  let candidate: Candidate | undefined
+  let candidate: RevalidationCandidate | undefined
   let path: ClientPath
 
   beforeEach(async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { lruEvictable, planEviction, planRoom, type Candidate, type EvictionPolicy } from '../../../src/store/eviction.js'
+import { lruEvictable, planEviction, planRoom, type EvictionCandidate, type EvictionPolicy } from '../../../src/store/eviction.js'
 import type { Digest } from '../../../src/oci/digest.js'
 
 const MB = 1_000_000
@@ -8,14 +8,14 @@ const policy: EvictionPolicy = { maxSize: 10 * MB, highWatermark: 0.9, lowWaterm
 const nobodyReads = (): boolean => false
 
 /** A blob named by one letter (the 8th character of its digest), last accessed at `accessedAt`. */
-function c (name: string, size: number, accessedAt: number, pinned = false): Candidate {
+function c (name: string, size: number, accessedAt: number, pinned = false): EvictionCandidate {
   return {
     digest: `sha256:${name.padEnd(64, '0')}` as Digest,
     record: { size, accessedAt, createdAt: 0, mtimeMs: 0, ...(pinned ? { pinned } : {}) }
   }
 }
 
-function names (victims: Candidate[]): string[] {
+function names (victims: EvictionCandidate[]): string[] {
   return victims.map(v => v.digest[7] ?? '?')
 }
 
@@ -99,7 +99,7 @@ describe('lruEvictable', () => {
 })
 
 describe("kept blobs (keepUntil: the local namespace's CACHE_LOCAL_TTL)", () => {
-  const kept = (name: string, size: number, accessedAt: number, keepUntil: number): Candidate => {
+  const kept = (name: string, size: number, accessedAt: number, keepUntil: number): EvictionCandidate => {
     const candidate = c(name, size, accessedAt)
     return { ...candidate, record: { ...candidate.record, keepUntil } }
   }
