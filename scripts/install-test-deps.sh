@@ -38,12 +38,13 @@ present () {
   esac
 } >/dev/null 2>&1
 
-if [ $# -gt 0 ]; then
-  wanted=("$@")
-else
-  wanted=("${all[@]}")
-  bash "$(dirname "$0")/install-test-node.sh"
-fi
+if [ $# -gt 0 ]; then wanted=("$@"); else wanted=("${all[@]}"); fi
+
+# Without arguments (the test suite's own call), also the Node.js releases it runs the sidecar
+# under; after the packages, so that a missing one is said first.
+node_releases () {
+  if [ $# -eq 0 ]; then "$BASH" "${BASH_SOURCE[0]%/*}/install-test-node.sh"; fi
+}
 need=()
 for pkg in "${wanted[@]}"; do
   if [[ " ${all[*]} " != *" $pkg "* ]]; then
@@ -55,6 +56,7 @@ done
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-test-deps: all present"
+  node_releases "$@"
   exit 0
 fi
 
@@ -72,3 +74,4 @@ trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}"
 echo "install-test-deps: installed ${need[*]}"
+node_releases "$@"

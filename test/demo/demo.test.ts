@@ -112,11 +112,30 @@ describe('npm run demo', function () {
     await rm(tmp, { recursive: true, force: true })
   })
 
-  it('pulls from the upstream, then from peers, then locally; prints the stats; exits 0 and leaves nothing behind', async () => {
-    const run = start('npm', ['run', 'demo', '--silent'], tmp)
-    const { code } = await run.exited
-    const out = run.stdout()
-    assert.equal(code, 0, `exit ${String(code)}\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr()}`)
+  it("pulls from the upstream, then from peers, then locally; prints the stats; exits 0 and leaves nothing behind; beside the quickstart's sidecar", async () => {
+    // The quickstart's ports (`npm start`: HTTP 127.0.0.1:9080, P2P 9000, data channel 9001), held
+    // by a real sidecar as `npm start` runs it (P2P on loopback only) for the whole run (issue 29:
+    // the demo failed beside it). A port already taken (a CI host's own sidecar?) is the same
+    // situation for the demo. One run of the demo checks both: it is the suite's heaviest file.
+    let quickstart: SidecarProcess | undefined
+    if (await canListen(9080) && await canListen(9000) && await canListen(9001)) {
+      quickstart = await startSidecar({ CACHE_ENABLE_P2P: 'true', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/9000' }, { port: 9080 })
+    }
+    let out: string
+    try {
+      for (const port of [9080, 9000, 9001]) assert.equal(await canListen(port), false, `127.0.0.1:${port} is taken during the run`)
+      const run = start('npm', ['run', 'demo', '--silent'], tmp)
+      const { code } = await run.exited
+      out = run.stdout()
+      assert.equal(code, 0, `exit ${String(code)}\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr()}`)
+      // None of the demo's sidecars is on a quickstart port.
+      for (const port of [9080, 9000, 9001]) {
+        assert.doesNotMatch(out, new RegExp(`127\\.0\\.0\\.1[:/]tcp/${port}\\b|127\\.0\\.0\\.1:${port}\\b`))
+      }
+      if (quickstart !== undefined) assert.equal(quickstart.proc.isRunning(), true, 'the quickstart sidecar still runs')
+    } finally {
+      await quickstart?.destroy()
+    }
     // oxlint-disable-next-line no-control-regex -- the escape character is what is looked for
     assert.doesNotMatch(out, /\u001b\[/, 'no escape codes when stdout is not a terminal')
 
@@ -146,31 +165,6 @@ describe('npm run demo', function () {
     for (const name of ['bytes_from_peers', 'bytes_from_upstream', 'bytes_served_to_peers']) assert.equal(stat(name).length, 3, name)
     assert.match(out, /upstream served 5 blob downloads for 4 pulls/)
 
-    await assertNothingLeft(tmp)
-  })
-
-  it("runs beside the quickstart's sidecar (`npm start`: HTTP 127.0.0.1:9080, P2P 9000, data channel 9001)", async () => {
-    // The quickstart's ports, held by a real sidecar as `npm start` runs it (P2P on loopback
-    // only). A port already taken (a CI host's own sidecar?) is the same situation for the demo.
-    let quickstart: SidecarProcess | undefined
-    if (await canListen(9080) && await canListen(9000) && await canListen(9001)) {
-      quickstart = await startSidecar({ CACHE_ENABLE_P2P: 'true', CACHE_LISTEN_ADDRS: '/ip4/127.0.0.1/tcp/9000' }, { port: 9080 })
-    }
-    try {
-      for (const port of [9080, 9000, 9001]) assert.equal(await canListen(port), false, `127.0.0.1:${port} is taken during the run`)
-      const run = start('npm', ['run', 'demo', '--silent'], tmp)
-      const { code } = await run.exited
-      const out = run.stdout()
-      assert.equal(code, 0, `exit ${String(code)}\n--- stdout ---\n${out}\n--- stderr ---\n${run.stderr()}`)
-      assert.match(out, /upstream served 5 blob downloads for 4 pulls/)
-      // None of the demo's sidecars is on a quickstart port.
-      for (const port of [9080, 9000, 9001]) {
-        assert.doesNotMatch(out, new RegExp(`127\\.0\\.0\\.1[:/]tcp/${port}\\b|127\\.0\\.0\\.1:${port}\\b`))
-      }
-      if (quickstart !== undefined) assert.equal(quickstart.proc.isRunning(), true, 'the quickstart sidecar still runs')
-    } finally {
-      await quickstart?.destroy()
-    }
     await assertNothingLeft(tmp)
   })
 

@@ -111,7 +111,7 @@ describe('p2p identity: `p2p-cache id`, persistence, bootstrap values', function
           CACHE_LISTEN_ADDRS: `/ip4/127.0.0.1/tcp/${await freePort()}`,
           ...extra
         },
-        { timeoutMs: 10_000 }
+        { timeoutMs: 30_000 }
       )
     }
 
