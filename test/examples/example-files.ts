@@ -55,7 +55,8 @@ export function dockerCommands (script: string): string[] {
 
 /** `bash -n`: the script parses. */
 export async function bashSyntax (script: string): Promise<RunResult> {
-  return await run('bash', ['-n', '-c', script], { timeoutMs: 10_000 })
+  // run()'s 30 s: a loaded 2-core CI run once took over 10 s to start bash.
+  return await run('bash', ['-n', '-c', script])
 }
 
 /**
@@ -63,11 +64,9 @@ export async function bashSyntax (script: string): Promise<RunResult> {
  * command would run with.
  */
 export async function shellWords (command: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
-  const r = await run('bash', ['-c', `set -- ${command}\nprintf '%s\\0' "$@"`], {
-    env: { PATH: process.env.PATH, ...env },
-    timeoutMs: 10_000
-  })
-  if (r.code !== 0) throw new Error(`cannot expand ${command}: ${r.stderr}`)
+  // run()'s 30 s: a loaded 2-core CI run once took over 10 s to start bash.
+  const r = await run('bash', ['-c', `set -- ${command}\nprintf '%s\\0' "$@"`], { env: { PATH: process.env.PATH, ...env } })
+  if (r.code !== 0) throw new Error(`cannot expand ${command}: ${r.code === -1 ? 'bash was killed after 30 s' : r.stderr}`)
   return r.stdout.split('\0').slice(0, -1)
 }
 
