@@ -88,7 +88,7 @@ describe('examples/api/gh.sh', function () {
   let env: NodeJS.ProcessEnv = {}
 
   before(async function () {
-    const ghCheck = await run('gh', ['--version'], { timeoutMs: 10_000 })
+    const ghCheck = await run('gh', ['--version'])
     const why = await netnsUnavailable() ??
       (ghCheck.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)')
     if (why !== undefined) {

@@ -115,7 +115,7 @@ export async function dockerClientCheck (command: string, env: NodeJS.ProcessEnv
 
 /** Why the docker client checks can't run here, or undefined when they can. */
 export async function dockerClientMissing (): Promise<string | undefined> {
-  return (await run('docker', ['--version'], { timeoutMs: 10_000 })).code === 0 ? undefined : 'no docker client on PATH'
+  return (await run('docker', ['--version'])).code === 0 ? undefined : 'no docker client on PATH'
 }
 
 /** `docker run --env-file` semantics: NAME=value lines taken verbatim, `#` lines and blank lines skipped. */

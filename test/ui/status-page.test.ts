@@ -230,6 +230,6 @@ describe('the status page (GET /ui) in a browser', function () {
     await waitFor(async () => {
       const r = await fetch(`${a.url}/api/status/events`, { method: 'HEAD' })
       return r.status === 200
-    }, { timeoutMs: 5_000, what: 'the stream to be released' })
+    }, { timeoutMs: 15_000, what: 'the stream to be released' })
   })
 })
