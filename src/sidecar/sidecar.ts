@@ -182,6 +182,7 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     stats,
     log: cacheLog
   })
+  const p2p = swarm === undefined ? undefined : p2pInfo(swarm, stats)
   const admin = new AdminRoutes({
     store,
     stats,
@@ -191,7 +192,7 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
     clients: clientLog,
     proxyCa: proxyCa?.certPem,
     privateStore,
-    ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {})
+    ...(p2p !== undefined ? { p2p } : {})
   })
   // The status page. The hit history copies five counters every 10 s from the start; the
   // reachability checks run only when a page asks, at most every 10 minutes.
@@ -211,7 +212,7 @@ async function wire (config: Config, log: Logger, life: Lifecycle, { tls, fleet,
       store,
       history,
       transfers: () => blobs.transfers(),
-      ...(swarm !== undefined ? { p2p: p2pInfo(swarm, stats) } : {}),
+      ...(p2p !== undefined ? { p2p } : {}),
       reachability,
       warnings: () => warnings.list()
     }),

@@ -21,6 +21,9 @@ const PAGE = new URL('./status.html', import.meta.url)
 export class UiRoutes {
   private page: Promise<Buffer> | undefined
   private readonly live = new Set<ServerResponse>()
+  /** One timer and one view per tick for all the pages following (not one each). */
+  private timer: NodeJS.Timeout | undefined
+  private pushing = false
 
   constructor (private readonly init: UiRoutesInit) {}
 
@@ -67,31 +70,34 @@ export class UiRoutes {
       res.end()
       return
     }
-    this.live.add(res)
-    let timer: NodeJS.Timeout | undefined = undefined
-    let sending = false
-    const push = async (): Promise<void> => {
-      if (sending) return
-      sending = true
-      try {
-        res.write(`event: status\ndata: ${JSON.stringify(await this.init.status.view())}\n\n`)
-      } catch (err) {
-        this.init.log.warn({ err: (err as Error).message }, 'status page: could not build the status')
-      } finally {
-        sending = false
-      }
-    }
     const closed = new Promise<void>(resolve => {
       res.once('close', resolve)
     })
-    await push()
-    timer = setInterval(() => {
-      void push()
+    this.live.add(res)
+    await this.push([res])
+    this.timer ??= setInterval(() => {
+      void this.push(this.live)
     }, STATUS_PUSH_MS)
     await closed
-    clearInterval(timer)
-    timer = undefined
     this.live.delete(res)
+    if (this.live.size === 0) {
+      clearInterval(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  /** Builds the status once and sends it to `pages` (a tick still building is not doubled). */
+  private async push (pages: Iterable<ServerResponse>): Promise<void> {
+    if (this.pushing) return
+    this.pushing = true
+    try {
+      const event = `event: status\ndata: ${JSON.stringify(await this.init.status.view())}\n\n`
+      for (const res of pages) if (!res.writableEnded) res.write(event)
+    } catch (err) {
+      this.init.log.warn({ err: (err as Error).message }, 'status page: could not build the status')
+    } finally {
+      this.pushing = false
+    }
   }
 
   /** Ends the pages following the status (at shutdown: the listeners then close at once). */
