@@ -99,7 +99,9 @@ export class ManifestResolver {
       const classes = INDEX_TYPES.includes(resolved.mediaType) ? [klass] : ['index', 'single']
       for (const c of classes) {
         await this.init.tags.set(client.name, repo, tag, c, record)
-        this.init.peers?.swarm.announce(tagKey(client.name, repo, tag, c))
+        // At once, not when the node is next quiet: this key is what a peer needs during an
+        // outage, and a node mid-pull can stay busy for the whole deferral (30 s).
+        this.init.peers?.swarm.announce(tagKey(client.name, repo, tag, c), { now: true })
         this.toBucket(`${client.name}/${repo}:${tag}#${c}`, record)
       }
       return resolved
@@ -151,6 +153,8 @@ export class ManifestResolver {
     if (found !== undefined) {
       const { peer, ...record } = found
       await this.init.tags.set(upstream, repo, tag, klass, record)
+      // One more holder of the record for the rest of the outage (the one asked may leave).
+      peers.swarm.announce(key, { now: true })
     }
     return found
   }

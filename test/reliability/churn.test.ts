@@ -27,7 +27,8 @@ function describePull (p: PullRecord): string {
   return `#${p.id} ${p.kind} ${p.image} via ${p.node} at +${p.startedAt} ms (${p.endedAt - p.startedAt} ms; upstream down: ${
     String(p.upstreamDown)
   }; node killed: ${String(p.nodeKilled)}; live holders: ${p.liveHolders.join(',') || 'none'}): ` +
-    `${f?.step ?? ''} ${f?.ref ?? ''} ${f?.status ?? ''} ${f?.code ?? ''} ${f?.message.slice(0, 400) ?? ''}`
+    `${f?.step ?? ''} ${f?.ref ?? ''} ${f?.status ?? ''} ${f?.code ?? ''} ${f?.message.slice(0, 400) ?? ''}` +
+    (p.log !== undefined ? `\n  ${p.node} logged:\n    ${p.log.map(l => l.slice(0, 500)).join('\n    ')}` : '')
 }
 
 describe('churn soak: 5 sidecars, kills and upstream outages under random pulls (issue 16)', function () {

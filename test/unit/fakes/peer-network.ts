@@ -230,6 +230,8 @@ export async function newPeerId (): Promise<PeerId> {
 export class FakePeerNetwork implements PeerNetwork {
   readonly peers: FakePeer[] = []
   readonly announced: SwarmKey[] = []
+  /** Of `announced`, the keys announced with `now` (not waiting for a quiet moment). */
+  readonly announcedNow: SwarmKey[] = []
   readonly forgotten: SwarmKey[] = []
   readonly denied = new Map<string, string>()
   readonly claims: ClaimCall[] = []
@@ -512,8 +514,9 @@ export class FakePeerNetwork implements PeerNetwork {
     return this.denied.has(peer)
   }
 
-  announce (key: SwarmKey): void {
+  announce (key: SwarmKey, opts: { now?: boolean } = {}): void {
     this.announced.push(key)
+    if (opts.now === true) this.announcedNow.push(key)
   }
 
   forget (key: SwarmKey): void {

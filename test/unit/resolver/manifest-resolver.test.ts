@@ -49,7 +49,7 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     })
   }
 
-  it('resolves a tag with one HEAD (not counted against pull limits), remembers and announces it', async () => {
+  it('resolves a tag with one HEAD (not counted against pull limits), remembers and announces it at once', async () => {
     await setup()
     const img = r.up.addImage(REPO, '3')
     const resolved = await manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT)
@@ -58,7 +58,8 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     // A single manifest is the answer for clients that take an index and for those that don't.
     for (const klass of ['index', 'single']) {
       assert.equal((await tags.get('docker.io', REPO, '3', klass))?.digest, img.digest)
-      assert.ok(r.net.announced.includes(tagKey('docker.io', REPO, '3', klass)))
+      // Now, not at the node's next quiet moment: a peer needs it when the upstream goes down.
+      assert.ok(r.net.announcedNow.includes(tagKey('docker.io', REPO, '3', klass)))
     }
   })
 
@@ -113,7 +114,7 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
     assert.equal(r.stats.snapshot().stale_tags_served, 1)
   })
 
-  it('the upstream down and no resolution here: a tag a peer resolved is used, flagged, and kept', async () => {
+  it('the upstream down and no resolution here: a tag a peer resolved is used, flagged, kept and announced', async () => {
     await setup()
     const img = r.up.addImage(REPO, '3')
     const key = tagKey('docker.io', REPO, '3', 'index')
@@ -133,6 +134,8 @@ describe('ManifestResolver: tags by HEAD, manifests by digest, the last resoluti
       peer: peer.name
     })
     assert.deepEqual(peer.requests, [{ key, start: 0, end: 0 }])
+    // This node holds it too now, for the rest of the outage.
+    assert.deepEqual(r.net.announcedNow, [key])
     // Kept: the next pull during the outage needs no peer.
     const again = await manifests.resolveTag(r.up, REPO, '3', OCI_ACCEPT)
     assert.equal(again.digest, img.digest)
