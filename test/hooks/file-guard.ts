@@ -9,8 +9,10 @@
  *   with what was running, instead of eating CI's time. Override with TEST_FILE_TIMEOUT_MS.
  *
  * Works in serial and parallel mode: in parallel mode each worker runs one file per root suite.
+ * TEST_FILE_TIMES=<path> appends each file's wall time (ms, tab, file) to that file: which files
+ * make the suite long.
  */
-import { readFileSync } from 'node:fs'
+import { appendFileSync, readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 import { Server, Socket } from 'node:net'
 import { ChildProcess } from 'node:child_process'
@@ -169,7 +171,9 @@ function guard (file: string, first: Suite, last: Suite): void {
   let before: Counts = new Map()
   let beforeChildren = new Set<number>()
   let timer: NodeJS.Timeout | undefined
+  let startedAt = 0
   first.beforeAll(`file guard: start ${name}`, async function () {
+    startedAt = Date.now()
     // Mocha arms the hook's own timer once the hook returned its promise: both snapshots are taken
     // a turn later, so each counts that one timer.
     await nextTurn()
@@ -190,6 +194,8 @@ function guard (file: string, first: Suite, last: Suite): void {
   hooks.unshift(hooks.pop())
   last.afterAll(`file guard: ${name} left nothing running`, async function () {
     clearTimeout(timer)
+    const times = process.env.TEST_FILE_TIMES
+    if (times !== undefined && times !== '') appendFileSync(times, `${Date.now() - startedAt}\t${name}\n`)
     await nextTurn()
     const deadline = Date.now() + SETTLE_MS
     let found = leaks(before, beforeChildren)
