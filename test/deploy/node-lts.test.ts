@@ -138,8 +138,13 @@ describe('the sidecar under each current Node.js LTS line', function () {
         assert.deepEqual(new Set(await layoutBlobDigests(fromB)), new Set(image.allBlobDigests))
         await registry.settled()
         assert.equal(registry.count({ kind: 'blob' }), 0, 'B fetched no blob from the upstream')
-        const statsB = await p2pStats(b)
-        assert.equal(statsB.peer_hits, image.allBlobDigests.length, `B had the manifest and every blob from A: ${JSON.stringify(statsB)}`)
+        // Counted when each is committed, which can come a moment after skopeo had its last byte.
+        const statsB = await waitFor(async () => {
+          const s = await p2pStats(b)
+          return s.peer_hits === image.allBlobDigests.length && s
+        }, { timeoutMs: 10_000, what: 'B to count the manifest and every blob as from A' }).catch(async (err: unknown) => {
+          throw new Error(`${String(err)}: ${JSON.stringify(await p2pStats(b))}`)
+        })
         assert.ok((statsB['bytes_from_peers_data_channel'] ?? 0) >= 3 * MiB / 2, 'the large layer came over the data channel')
         // Nor a warning: a deprecation or experimental-feature notice of this release would show here.
         assert.deepEqual([...warnLines(a.logs()), ...warnLines(b.logs())], [])
