@@ -114,8 +114,11 @@ describe('p2p swarm: three sidecars share what one pulled', function () {
     const nb = node(b, 'B')
     const got = await pull(nb, 'swarm/app', app.manifestDigest)
     assert.deepEqual(new Set(got), new Set(app.allBlobDigests))
-    const stats = await p2pStats(nb)
-    assert.ok(stats.peer_hits > 0, `B peer_hits ${stats.peer_hits}`)
+    // Counted at commit, a moment after the client's last byte.
+    const stats = await waitFor(async () => {
+      const s = await p2pStats(nb)
+      return s.peer_hits > 0 && s
+    }, { timeoutMs: 10_000, what: 'B to count a peer hit' })
     assert.equal(stats.upstream_hits, 0)
     assert.ok(stats.bytes_from_peers > 0, `B bytes_from_peers ${stats.bytes_from_peers}`)
     assert.equal(stats.bytes_from_upstream, 0)
@@ -136,8 +139,11 @@ describe('p2p swarm: three sidecars share what one pulled', function () {
 
     const got = await pull(nc, 'swarm/app', app.manifestDigest)
     assert.deepEqual(new Set(got), new Set(app.allBlobDigests))
-    const stats = await p2pStats(nc)
-    assert.ok(stats.peer_hits > 0, `C peer_hits ${stats.peer_hits}`)
+    // Counted at commit, a moment after the client's last byte.
+    const stats = await waitFor(async () => {
+      const s = await p2pStats(nc)
+      return s.peer_hits > 0 && s
+    }, { timeoutMs: 10_000, what: 'C to count a peer hit' })
     assert.equal(stats.upstream_hits, 0)
     assert.ok(stats.bytes_from_peers > 0, `C bytes_from_peers ${stats.bytes_from_peers}`)
     assert.equal(stats.bytes_from_upstream, 0)
