@@ -11,6 +11,7 @@ import { call, ISSUES_PATH, startFakeGitHub, type FakeGitHub } from '../fixtures
 import { startFakeGitHubProcess, type FakeGitHubProcess } from '../fixtures/fake-github-child.js'
 import { freePort } from '../fixtures/ports.js'
 import { must, Netns, netnsUnavailable, run, type RunResult } from '../fixtures/netns.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /** A token the fake knows (it may read acme/private); shaped like a real one, never valid anywhere. */
 const TOKEN = 'ghp_p2pCacheGhCliTest0123456789abcdefAB'
@@ -192,8 +193,7 @@ describe('API cache: the gh CLI through the sidecar', function () {
   before(async function () {
     const why = await netnsUnavailable() ?? await ghMissing()
     if (why !== undefined) {
-      console.log(`      skipped: ${why} (gh must run in a network namespace with only loopback)`)
-      this.skip()
+      skipUnlessCi(this, `${why} (gh must run in a network namespace with only loopback)`)
     }
     ns = await Netns.create('p2pc-gh')
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-gh-'))
@@ -298,6 +298,6 @@ describe('API cache: the gh CLI through the sidecar', function () {
 })
 
 async function ghMissing (): Promise<string | undefined> {
-  const r = await run('gh', ['--version'], { timeoutMs: 10_000 })
+  const r = await run('gh', ['--version'])
   return r.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)'
 }

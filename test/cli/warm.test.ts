@@ -11,6 +11,7 @@ import { freePort } from '../fixtures/ports.js'
 import { dumpLogsIfFailed, p2pStats, startSwarmNode, stopAll, waitForPeers, type SwarmNode } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { parseImageReference, parsePlatform, platformMatches, InvalidImageReferenceError } from '../../src/oci/image-ref.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /** This machine's architecture in OCI names (what warm picks from an index by default). */
 const HOST_ARCH = process.arch === 'x64' ? 'amd64' : process.arch
@@ -198,8 +199,7 @@ describe('CLI: warm', function () {
       })
     })
     if (!script) {
-      console.log('      skipped: util-linux `script` (runs the CLI under a pseudo-terminal) is not installed')
-      this.skip()
+      skipUnlessCi(this, 'util-linux `script` (runs the CLI under a pseudo-terminal) is not installed')
     }
     const quote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`
     const cmd = [process.execPath, CLI, 'warm', '--url', sidecar.url, 'warm/tty:v1'].map(quote).join(' ')

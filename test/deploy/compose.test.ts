@@ -10,6 +10,7 @@ import { bridge, netnsUnavailable, run, veth, Netns } from '../fixtures/netns.js
 import { CLI } from '../fixtures/sidecar-process.js'
 import { buildTopology, H1, startNsSidecar, type NsSidecar, type Topology } from '../fixtures/topology.js'
 import { waitFor } from '../fixtures/wait.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const FILE = join(ROOT, 'docker-compose.ci.yml')
@@ -174,8 +175,7 @@ describe('docker-compose.ci.yml', function () {
     before(async function () {
       const why = await netnsUnavailable()
       if (why !== undefined) {
-        console.log(`      skipped: ${why} (CI runs as root and runs these)`)
-        this.skip()
+        skipUnlessCi(this, why)
       }
     })
 

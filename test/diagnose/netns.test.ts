@@ -7,6 +7,7 @@ import { Ajv } from 'ajv'
 import { netnsUnavailable, type Netns } from '../fixtures/netns.js'
 import { CLI } from '../fixtures/sidecar-process.js'
 import { buildTopology, C1, H1, H2, startNsSidecar, type NsSidecar, type Topology } from '../fixtures/topology.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /**
  * `p2p-cache diagnose` on emulated hosts (network namespaces built by the test, docs/design.md §5): a
@@ -43,8 +44,7 @@ describe('diagnose on emulated hosts (network namespaces)', function () {
   before(async function () {
     const why = await netnsUnavailable()
     if (why !== undefined) {
-      console.log(`      skipped: ${why} (CI runs as root and runs these)`)
-      this.skip()
+      skipUnlessCi(this, why)
     }
     // Formats (date-time) are documentation here; ajv-formats would be a package for one field.
     const ajv = new Ajv({ allErrors: true, validateFormats: false })

@@ -10,6 +10,7 @@ import { startFakeGitHubProcess, type FakeGitHubProcess } from '../fixtures/fake
 import { freePort } from '../fixtures/ports.js'
 import { must, Netns, netnsUnavailable, run, type RunResult } from '../fixtures/netns.js'
 import { examplePath, readExample } from './example-files.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /** Shaped like a GitHub token, known only to the fake (which lets it read acme/private). */
 const TOKEN = 'ghp_p2pCacheExamplesTest0123456789abcdefA'
@@ -92,8 +93,7 @@ describe('examples/api/gh.sh', function () {
     const why = await netnsUnavailable() ??
       (ghCheck.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)')
     if (why !== undefined) {
-      console.log(`      skipped: ${why} (gh must run in a network namespace with only loopback)`)
-      this.skip()
+      skipUnlessCi(this, `${why} (gh must run in a network namespace with only loopback)`)
     }
     ns = await Netns.create('p2pc-exgh')
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-ex-gh-'))

@@ -10,6 +10,7 @@ import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
 import { Netns, netnsUnavailable } from '../fixtures/netns.js'
 import { startDockerd, DOCKERD_BIN, type Dockerd } from '../fixtures/dockerd.js'
 import { readExample } from './example-files.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 const REPO = 'library/p2pcache-engine'
 const TAG = '1.0'
@@ -33,7 +34,7 @@ describe('a real Docker engine (dockerd 20.10) with examples/docker/daemon.json'
     const why = await netnsUnavailable() ??
       await access(DOCKERD_BIN).then(() => undefined, () => `${DOCKERD_BIN} is missing (scripts/install-test-deps.sh installs docker.io)`)
     if (why !== undefined) {
-      this.skip()
+      skipUnlessCi(this, why)
       return
     }
     ns = await Netns.create('p2pc-dockerd')

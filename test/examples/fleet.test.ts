@@ -9,6 +9,7 @@ import { CLI, cliNodeFlags, runCli } from '../fixtures/sidecar-process.js'
 import { PEER_ID_RE, warnLines } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { dockerClientCheck, dockerClientMissing, parseEnvFile, readExample } from './example-files.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /** A CACHE_BOOTSTRAP_PEERS entry of the example: a seed's IP, port and the placeholder for its ID. */
 interface Seed {
@@ -89,8 +90,7 @@ describe('examples/fleet: one env file for every host', function () {
     before(async function () {
       const why = await netnsUnavailable()
       if (why !== undefined) {
-        console.log(`      skipped: ${why} (the fleet runs on hosts emulated by network namespaces)`)
-        this.skip()
+        skipUnlessCi(this, `${why} (the fleet runs on hosts emulated by network namespaces)`)
       }
       const lan = await Netns.create('p2pc-fleet-lan')
       namespaces.push(lan)
@@ -181,8 +181,7 @@ describe('examples/fleet: one env file for every host', function () {
     it('the filled-in file is one docker accepts as an --env-file', async function () {
       const why = await dockerClientMissing()
       if (why !== undefined) {
-        console.log(`      skipped: ${why}`)
-        this.skip()
+        skipUnlessCi(this, why)
       }
       const dir = await mkdtemp(join(tmpdir(), 'p2p-cache-ex-fleet-'))
       try {

@@ -8,6 +8,7 @@ import { run } from '../fixtures/netns.js'
 import { startSidecar } from '../fixtures/sidecar-process.js'
 import { readExample } from './example-files.js'
 import { COUNTER_CALLS, counterWindows, metricFamilies, metricUses, selectableSeries } from './promql.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 interface DatasourceRef {
   type?: string
@@ -241,8 +242,7 @@ describe('examples/grafana and examples/prometheus', function () {
   it('every expression is valid PromQL (promtool check rules, Grafana variables filled in)', async function () {
     const why = await promtoolMissing()
     if (why !== undefined) {
-      console.log(`      skipped: ${why}`)
-      this.skip()
+      skipUnlessCi(this, why)
     }
     const fill = (expr: string): string =>
       expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '6h').replaceAll('$instance', '.*')
@@ -276,8 +276,7 @@ describe('examples/grafana and examples/prometheus', function () {
   it('prometheus.yml and its commented file_sd variant pass promtool check config', async function () {
     const why = await promtoolMissing()
     if (why !== undefined) {
-      console.log(`      skipped: ${why}`)
-      this.skip()
+      skipUnlessCi(this, why)
     }
     const dir = await mkdtemp(join(tmpdir(), 'p2p-cache-ex-prometheus-'))
     try {

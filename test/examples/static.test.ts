@@ -22,6 +22,7 @@ import {
   shellBlocks,
   shellWords
 } from './example-files.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /** A piece of shell found in the examples, named by where it is. */
 interface ShellSource {
@@ -110,8 +111,7 @@ describe('examples/: static checks', function () {
   it('every docker command is accepted by the real docker client (checked without a daemon)', async function () {
     const why = await dockerClientMissing()
     if (why !== undefined) {
-      console.log(`      skipped: ${why}`)
-      this.skip()
+      skipUnlessCi(this, why)
     }
     let checked = 0
     for (const { where, script } of sources) {
@@ -183,13 +183,11 @@ describe('examples/: static checks', function () {
 
   it('fleet/p2p-cache.service passes systemd-analyze verify', async function () {
     if ((await run('systemd-analyze', ['--version'])).code !== 0) {
-      console.log('      skipped: systemd-analyze is not installed')
-      this.skip()
+      skipUnlessCi(this, 'systemd-analyze is not installed')
     }
     const docker = (await run('bash', ['-c', 'command -v docker'])).stdout.trim()
     if (docker === '') {
-      console.log('      skipped: no docker client on PATH (systemd-analyze checks that ExecStart is executable)')
-      this.skip()
+      skipUnlessCi(this, 'no docker client on PATH (systemd-analyze checks that ExecStart is executable)')
     }
     const dir = await mkdtemp(join(tmpdir(), 'p2p-cache-unit-'))
     try {

@@ -25,6 +25,7 @@ import { pushLayout } from '../fixtures/skopeo.js'
 import { dumpLogsIfFailed } from '../fixtures/swarm.js'
 import { startThrottleProxy, type ThrottleProxy } from '../fixtures/throttle-proxy.js'
 import { waitFor } from '../fixtures/wait.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /**
  * Issue 12: a herd of runners pulling one cold image costs the upstream one copy (swarm-wide
@@ -239,8 +240,7 @@ describe('herd: many runners pulling one cold image cost the upstream one copy (
     before(async function () {
       const why = await netnsUnavailable()
       if (why !== undefined) {
-        console.log(`      skipped: ${why} (CI runs as root and runs these)`)
-        this.skip()
+        skipUnlessCi(this, why)
       }
     })
 

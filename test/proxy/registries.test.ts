@@ -15,6 +15,7 @@ import { startDockerd, DOCKERD_BIN } from '../fixtures/dockerd.js'
 import type { ManagedProcess } from '../fixtures/child.js'
 import { waitFor } from '../fixtures/wait.js'
 import { startCdnFront, type CdnFront } from '../fixtures/cdn-front.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 /**
  * Issue 24, registries through the forward proxy, with real names over TLS: the Debian
@@ -68,7 +69,7 @@ describe('registries through the forward proxy (real names over TLS, two runners
     const why = await netnsUnavailable() ??
       await access('/usr/bin/skopeo').then(() => undefined, () => 'skopeo is missing (scripts/install-test-deps.sh installs it)')
     if (why !== undefined) {
-      this.skip()
+      skipUnlessCi(this, why)
       return
     }
     work = await mkdtemp(join(tmpdir(), 'p2p-cache-proxy-registries-'))
@@ -351,7 +352,7 @@ describe('registries through the forward proxy (real names over TLS, two runners
 
   it('podman with HTTPS_PROXY pulls from ghcr.io through the proxy (the runner already holds the image: served from its store)', async function () {
     if (await access('/usr/bin/podman').then(() => false, () => true)) {
-      this.skip()
+      skipUnlessCi(this, '/usr/bin/podman is missing (scripts/install-test-deps.sh installs it)')
       return
     }
     const root = join(work, 'podman')
@@ -393,7 +394,7 @@ describe('registries through the forward proxy (real names over TLS, two runners
 
   it('dockerd 20.10 with HTTPS_PROXY pulls from ghcr.io and Docker Hub through the proxy', async function () {
     if (await access(DOCKERD_BIN).then(() => false, () => true)) {
-      this.skip()
+      skipUnlessCi(this, `${DOCKERD_BIN} is missing (scripts/install-test-deps.sh installs docker.io)`)
       return
     }
     const ns = r2.netns as Netns

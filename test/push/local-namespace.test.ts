@@ -14,6 +14,7 @@ import { startHerd, type Herd, type HerdNode } from '../fixtures/herd.js'
 import { waitFor } from '../fixtures/wait.js'
 import { startContainerd, type Containerd } from '../fixtures/containerd.js'
 import { freePort } from '../fixtures/ports.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
@@ -199,7 +200,7 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
 
   it('podman pushes an image it pulled from the local namespace under another name', async function () {
     if (await access('/usr/bin/podman').then(() => false, () => true)) {
-      this.skip()
+      skipUnlessCi(this, '/usr/bin/podman is missing (scripts/install-test-deps.sh installs it)')
       return
     }
     const root = join(work, 'podman')
@@ -231,7 +232,7 @@ describe('the local namespace accepts pushes (OCI distribution push API)', funct
 
   it('buildah pushes an image it pulled from the local namespace under another name', async function () {
     if (await access('/usr/bin/buildah').then(() => false, () => true)) {
-      this.skip()
+      skipUnlessCi(this, '/usr/bin/buildah is missing (scripts/install-test-deps.sh installs it)')
       return
     }
     const root = join(work, 'buildah')
@@ -282,7 +283,7 @@ describe('dockerd pushes to and pulls from the local namespace', function () {
   before(async function () {
     const why = await netnsUnavailable() ?? await access(DOCKERD_BIN).then(() => undefined, () => `${DOCKERD_BIN} is missing`)
     if (why !== undefined) {
-      this.skip()
+      skipUnlessCi(this, why)
       return
     }
     ns = await Netns.create('p2pc-dpush')

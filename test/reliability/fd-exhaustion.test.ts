@@ -8,6 +8,7 @@ import { startRegistry, type Registry } from '../fixtures/registry.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, fetchBlob, pushBlob } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 const run = promisify(execFile)
 const REPO = 'team/fds'
@@ -27,10 +28,10 @@ describe('out of file descriptors', function () {
     try {
       await run('prlimit', ['--version'])
     } catch {
-      console.log(
-        "      skipped: needs util-linux prlimit to lower a running process's open-file limit; the store's open errors are otherwise untested"
+      skipUnlessCi(
+        this,
+        "needs util-linux prlimit to lower a running process's open-file limit; the store's open errors are otherwise untested"
       )
-      this.skip()
     }
     registry = await startRegistry()
     sidecar = await startSidecar({ CACHE_REGISTRY_UPSTREAMS: `${registry.host}=${registry.url}` })

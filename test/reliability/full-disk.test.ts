@@ -10,6 +10,7 @@ import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.j
 import { dumpLogsIfFailed, fetchBlob, pushBlob } from '../fixtures/swarm.js'
 import { waitFor } from '../fixtures/wait.js'
 import { call, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
+import { skipUnlessCi } from '../fixtures/skip.js'
 
 const run = promisify(execFile)
 const MiB = 1024 * 1024
@@ -69,12 +70,10 @@ describe('a full disk under the store', function () {
       await run('mount', ['-t', 'tmpfs', '-o', `size=${FS_BYTES}`, 'p2p-cache-test', mountpoint])
       mounted = true
     } catch (err) {
-      console.log(
-        `      skipped: mounting a small tmpfs for the store needs root (${
-          (err as Error).message.split('\n')[0] ?? ''
-        }); nothing else tests a full disk, so CI runs this as root`
+      skipUnlessCi(
+        this,
+        `mounting a small tmpfs for the store needs root (${(err as Error).message.split('\n')[0] ?? ''}); nothing else tests a full disk`
       )
-      this.skip()
     }
     registry = await startRegistry()
     gh = await startFakeGitHub({ tokens: {} })
