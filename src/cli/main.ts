@@ -3,33 +3,40 @@
 // sidecar holds ~25 MB less, at no measured throughput cost. `npm start` passes the same flag.
 import '../p2p/polyfill.js'
 import { buildProgram, unknownCommandMessage, unknownVariableWarnings } from './program.js'
-import { serveCommand } from './serve.js'
-import { statsCommand } from './stats.js'
-import { gcCommand } from './gc.js'
-import { idCommand } from './id.js'
-import { diagnoseCommand } from './diagnose.js'
-import { warmCommand } from './warm.js'
-import { healthcheckCommand } from './healthcheck.js'
-import { caCommand } from './ca.js'
 import { EXIT_FAILURE, P2pCacheError } from '../errors/p2p-cache-error.js'
 import { newSwarmKey } from '../p2p/swarm-key.js'
 
+// Each command's module is loaded when that command runs: `serve` pulls in libp2p, level and the
+// AWS SDK, which `healthcheck` (a container's HEALTHCHECK, every few seconds), `stats`, `id` or
+// `--version` have no use for.
 const program = buildProgram({
-  serve: serveCommand,
-  warm: async (images, flags) => {
-    process.exitCode = await warmCommand(images, flags)
+  serve: async flags => {
+    await (await import('./serve.js')).serveCommand(flags)
   },
-  stats: statsCommand,
-  gc: gcCommand,
-  id: idCommand,
-  diagnose: diagnoseCommand,
+  warm: async (images, flags) => {
+    process.exitCode = await (await import('./warm.js')).warmCommand(images, flags)
+  },
+  stats: async opts => {
+    await (await import('./stats.js')).statsCommand(opts)
+  },
+  gc: async flags => {
+    await (await import('./gc.js')).gcCommand(flags)
+  },
+  id: async (flags, opts) => {
+    await (await import('./id.js')).idCommand(flags, opts)
+  },
+  diagnose: async (flags, opts) => {
+    await (await import('./diagnose.js')).diagnoseCommand(flags, opts)
+  },
   healthcheck: async opts => {
-    process.exitCode = await healthcheckCommand(opts)
+    process.exitCode = await (await import('./healthcheck.js')).healthcheckCommand(opts)
   },
   swarmKey: () => {
     process.stdout.write(`${newSwarmKey()}\n`)
   },
-  ca: caCommand
+  ca: async (flags, opts) => {
+    await (await import('./ca.js')).caCommand(flags, opts)
+  }
 })
 
 // A mistyped command is not an argument to the default `serve`: say so (usage error, exit 2).
