@@ -1,3 +1,4 @@
+import { INDEX_TYPES } from '../oci/media-types.js'
 import { RecentMap } from './recent-map.js'
 
 /** One image as the status page lists it. */
@@ -32,10 +33,13 @@ export class ImagePulls {
   }
 
   /**
-   * A client fetched an image manifest of `image` (OCI image spec §image manifest): one pull, of
-   * the config and layer sizes it states. A body that is not an image manifest counts nothing.
+   * A client fetched a manifest of `image` whose Content-Type is `mediaType`. An image manifest
+   * (OCI image spec §image manifest) is one pull, of the config and layer sizes it states; an
+   * index is not parsed (a pull goes on to one of its manifests), and a body that is not an image
+   * manifest counts nothing.
    */
-  pulled (image: string, manifest: Buffer): void {
+  pulled (image: string, manifest: Buffer, mediaType: string): void {
+    if (INDEX_TYPES.includes(mediaType)) return
     const bytes = imageBytes(manifest)
     if (bytes === undefined) return
     const counts = this.byImage.touch(image, () => ({ pulls: 0, bytes: 0, tag: undefined, last_at: 0 }))

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { DigestMismatchError, type Digest } from '../oci/digest.js'
 import { OciError } from '../oci/errors.js'
-import { acceptedTypes, INDEX_TYPES, OCI_INDEX } from '../oci/media-types.js'
+import { acceptedTypes, OCI_INDEX } from '../oci/media-types.js'
 import type { ListAnswer, ListCache } from '../resolver/list-cache.js'
 import type { RegistryUpstream } from '../upstream/registry-upstream.js'
 import type { ClientLog } from '../http/client-log.js'
@@ -150,8 +150,7 @@ export class RegistryRoutes {
     res.end(head ? undefined : manifest.body)
     if (!head) {
       this.init.stats.inc('bytes_served', manifest.body.byteLength)
-      // A pull fetches one image manifest; an index is not parsed for it.
-      if (!INDEX_TYPES.includes(manifest.mediaType)) this.init.stats.imagePulls.pulled(`${client.name}/${repo}`, manifest.body)
+      this.init.stats.imagePulls.pulled(`${client.name}/${repo}`, manifest.body, manifest.mediaType)
     }
   }
 

@@ -5,6 +5,7 @@ import { ImagePulls } from '../../../src/metrics/image-pulls.js'
 import { PeerTraffic } from '../../../src/metrics/peer-traffic.js'
 import { Stats } from '../../../src/metrics/stats.js'
 import type { Digest } from '../../../src/oci/digest.js'
+import { OCI_INDEX, OCI_MANIFEST } from '../../../src/oci/media-types.js'
 import type { BlobRecord } from '../../../src/store/record.js'
 import { HitHistory } from '../../../src/ui/hit-history.js'
 import { Status, type ReachabilityView } from '../../../src/ui/status.js'
@@ -17,10 +18,10 @@ describe('status page data (issue 29)', () => {
   it('ImagePulls: a pull is a GET of an image manifest, sized config + layers; an index counts nothing; the tag names it', () => {
     const pulls = new ImagePulls(() => 1000)
     pulls.tagged('docker.io/library/alpine', '3.20')
-    pulls.pulled('docker.io/library/alpine', Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] })))
-    pulls.pulled('docker.io/library/alpine', manifest(100, [1000, 2000]))
-    pulls.pulled('docker.io/library/alpine', manifest(100, [1000, 2000]))
-    pulls.pulled('docker.io/library/busybox', Buffer.from('not json'))
+    pulls.pulled('docker.io/library/alpine', Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] })), OCI_INDEX)
+    pulls.pulled('docker.io/library/alpine', manifest(100, [1000, 2000]), OCI_MANIFEST)
+    pulls.pulled('docker.io/library/alpine', manifest(100, [1000, 2000]), OCI_MANIFEST)
+    pulls.pulled('docker.io/library/busybox', Buffer.from('not json'), OCI_MANIFEST)
     assert.deepEqual(pulls.snapshot(), { 'docker.io/library/alpine': { pulls: 2, bytes: 3100, tag: '3.20', last_at: 1000 } })
   })
 
@@ -63,9 +64,9 @@ describe('status page data (issue 29)', () => {
     stats.inc('bytes_served', 1000)
     stats.inc('bytes_from_upstream', 400)
     stats.peerTraffic.add('Gone', 'received', 50)
-    stats.imagePulls.pulled('r/small', manifest(1, [10]))
-    stats.imagePulls.pulled('r/small', manifest(1, [10]))
-    stats.imagePulls.pulled('r/big', manifest(1, [1000]))
+    stats.imagePulls.pulled('r/small', manifest(1, [10]), OCI_MANIFEST)
+    stats.imagePulls.pulled('r/small', manifest(1, [10]), OCI_MANIFEST)
+    stats.imagePulls.pulled('r/big', manifest(1, [1000]), OCI_MANIFEST)
     const records: Array<[Digest, BlobRecord]> = [
       ['sha256:a' as Digest, { size: 100, pinned: true } as BlobRecord],
       ['sha256:b' as Digest, { size: 200 } as BlobRecord]
