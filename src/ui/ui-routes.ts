@@ -74,9 +74,10 @@ export class UiRoutes {
       res.once('close', resolve)
     })
     this.live.add(res)
-    await this.push([res])
+    // To every page: one that joins while a status is being built gets that one when it is sent.
+    await this.push()
     this.timer ??= setInterval(() => {
-      void this.push(this.live)
+      void this.push()
     }, STATUS_PUSH_MS)
     await closed
     this.live.delete(res)
@@ -86,13 +87,13 @@ export class UiRoutes {
     }
   }
 
-  /** Builds the status once and sends it to `pages` (a tick still building is not doubled). */
-  private async push (pages: Iterable<ServerResponse>): Promise<void> {
+  /** Builds the status once and sends it to every live page (one still being built is not doubled). */
+  private async push (): Promise<void> {
     if (this.pushing) return
     this.pushing = true
     try {
       const event = `event: status\ndata: ${JSON.stringify(await this.init.status.view())}\n\n`
-      for (const res of pages) if (!res.writableEnded) res.write(event)
+      for (const res of this.live) if (!res.writableEnded) res.write(event)
     } catch (err) {
       this.init.log.warn({ err: (err as Error).message }, 'status page: could not build the status')
     } finally {
