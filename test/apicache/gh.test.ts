@@ -8,9 +8,9 @@ import { join } from 'node:path'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
 import { call, ISSUES_PATH, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
-import { startFakeGitHubProcess, type FakeGitHubProcess } from '../fixtures/fake-github-child.js'
+import { ghMissing, startFakeGitHubProcess, type FakeGitHubProcess } from '../fixtures/fake-github-child.js'
 import { freePort } from '../fixtures/ports.js'
-import { must, Netns, netnsUnavailable, run, type RunResult } from '../fixtures/netns.js'
+import { must, Netns, netnsUnavailable, type RunResult } from '../fixtures/netns.js'
 import { skipUnlessCi } from '../fixtures/skip.js'
 
 /** A token the fake knows (it may read acme/private); shaped like a real one, never valid anywhere. */
@@ -296,8 +296,3 @@ describe('API cache: the gh CLI through the sidecar', function () {
     assert.equal(await upstream().count({ method: 'POST', path: '/graphql' }), 1)
   })
 })
-
-async function ghMissing (): Promise<string | undefined> {
-  const r = await run('gh', ['--version'])
-  return r.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)'
-}

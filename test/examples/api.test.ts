@@ -6,7 +6,7 @@ import { OPTIONS } from '../../src/config/options.js'
 import { startSidecar, type SidecarProcess } from '../fixtures/sidecar-process.js'
 import { dumpLogsIfFailed, stopAll } from '../fixtures/swarm.js'
 import { ISSUES_PATH, startFakeGitHub, type FakeGitHub } from '../fixtures/fake-github.js'
-import { startFakeGitHubProcess, type FakeGitHubProcess } from '../fixtures/fake-github-child.js'
+import { ghMissing, startFakeGitHubProcess, type FakeGitHubProcess } from '../fixtures/fake-github-child.js'
 import { freePort } from '../fixtures/ports.js'
 import { must, Netns, netnsUnavailable, run, type RunResult } from '../fixtures/netns.js'
 import { examplePath, readExample } from './example-files.js'
@@ -89,9 +89,7 @@ describe('examples/api/gh.sh', function () {
   let env: NodeJS.ProcessEnv = {}
 
   before(async function () {
-    const ghCheck = await run('gh', ['--version'])
-    const why = await netnsUnavailable() ??
-      (ghCheck.code === 0 ? undefined : 'the gh CLI is not installed (scripts/install-test-deps.sh installs it)')
+    const why = await netnsUnavailable() ?? await ghMissing()
     if (why !== undefined) {
       skipUnlessCi(this, `${why} (gh must run in a network namespace with only loopback)`)
     }
